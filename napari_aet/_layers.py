@@ -1,0 +1,96 @@
+"""Conversions between the stage types and napari layer-data tuples (no napari import needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .atoms import AtomModel
+from .io import TiltSeries
+
+#: Default displayed atom diameter [A] (about half the Pt nearest-neighbour distance).
+ATOM_POINT_SIZE_A = 1.2
+
+_STACKING_COLORS = {"fcc": "#3a86ff", "hcp": "#ff006e", "other": "#8d99ae"}
+
+
+def tilt_series_layer_data(ts: TiltSeries, name: str | None = None) -> tuple:
+    """``(data, kwargs, "image")`` for a tilt series: scale ``(1, px, px)`` and angles in
+    ``metadata``."""
+    px = ts.pixel_size_A
+    meta: dict[str, Any] = {
+        "napari_aet_type": "tilt_series",
+        "angles_deg": None if ts.angles_deg is None else [float(a) for a in ts.angles_deg],
+        "pixel_size_A": px,
+        "source": ts.source,
+        "file_metadata": ts.metadata,
+    }
+    kwargs = {
+        "name": name or "tilt series",
+        "scale": (1.0, px or 1.0, px or 1.0),
+        "metadata": meta,
+        "colormap": "gray",
+        "axis_labels": ("tilt", "y", "x"),
+        "units": ("", "angstrom", "angstrom") if px else None,
+    }
+    if kwargs["units"] is None:
+        kwargs.pop("units")
+    return (ts.data, kwargs, "image")
+
+
+def tilt_series_from_layer(data, metadata: dict, scale=None) -> TiltSeries:
+    """Rebuild a :class:`TiltSeries` from an Image layer's data and metadata."""
+    arr = np.asarray(data)
+    if arr.ndim != 3:
+        raise ValueError(
+            f"the layer has {arr.ndim} dimensions; a tilt series layer is (n_tilts, rows, cols)"
+        )
+    px = metadata.get("pixel_size_A")
+    if px is None and scale is not None and float(scale[-1]) != 1.0:
+        px = float(scale[-1])
+    ang = metadata.get("angles_deg")
+    return TiltSeries(
+        arr.astype(np.float32, copy=False),
+        None if ang is None else np.asarray(ang, np.float64),
+        None if px is None else float(px),
+        str(metadata.get("source", "")),
+        dict(metadata.get("file_metadata", {})),
+    )
+
+
+def _color_column(features: pd.DataFrame) -> str | None:
+    for c in ("stacking", "layer", "intensity"):
+        if c in features.columns:
+            return c
+    return None
+
+
+def atoms_layer_data(model: AtomModel, name: str | None = None) -> tuple:
+    """``(data, kwargs, "points")``: coordinates in Angstrom (world units), features table."""
+    feats = model.features.reset_index(drop=True)
+    kwargs: dict[str, Any] = {
+        "name": name or "atoms",
+        "features": feats,
+        "size": ATOM_POINT_SIZE_A,
+        "metadata": {"napari_aet_type": "atom_model", "atom_model_metadata": model.metadata},
+        "border_width": 0,
+        "out_of_slice_display": False,
+        "axis_labels": ("z", "y", "x"),
+        "units": ("angstrom", "angstrom", "angstrom"),
+    }
+    col = _color_column(feats)
+    if col == "stacking":
+        kwargs["face_color"] = [_STACKING_COLORS.get(str(v), "#8d99ae") for v in feats[col]]
+    elif col is not None and pd.api.types.is_numeric_dtype(feats[col]):
+        kwargs["face_color"] = {"feature": col, "colormap": "viridis"}
+    return (model.positions.copy(), kwargs, "points")
+
+
+def atoms_from_layer(data, features=None, metadata: dict | None = None) -> AtomModel:
+    """Rebuild an :class:`AtomModel` from a Points layer's data (Angstrom) and features."""
+    pos = np.asarray(data, dtype=np.float64)
+    feats = pd.DataFrame(features) if features is not None else pd.DataFrame()
+    meta = dict((metadata or {}).get("atom_model_metadata", {}))
+    return AtomModel(pos, feats, meta)

@@ -1,0 +1,44 @@
+"""napari reader contribution: tilt series (TIFF, MRC, HDF5, NPY) and atom models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._layers import atoms_layer_data, tilt_series_layer_data
+from .io import (
+    ATOM_SUFFIXES,
+    TILT_SERIES_SUFFIXES,
+    is_atom_model_file,
+    read_atoms,
+    read_tilt_series,
+)
+
+
+def napari_get_reader(path):
+    """Return a reader for ``path`` if napari-aet can read it, else None (never raises)."""
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    p = Path(str(path))
+    suffix = p.suffix.lower()
+    if suffix in ATOM_SUFFIXES and is_atom_model_file(p):
+        return _read_atoms_layer
+    if suffix in TILT_SERIES_SUFFIXES and suffix != ".csv":
+        return _read_tilt_series_layer
+    return None
+
+
+def _one(path):
+    return path[0] if isinstance(path, (list, tuple)) else path
+
+
+def _read_tilt_series_layer(path):
+    path = _one(path)
+    ts = read_tilt_series(path)
+    return [tilt_series_layer_data(ts, name=Path(path).stem)]
+
+
+def _read_atoms_layer(path):
+    path = _one(path)
+    return [atoms_layer_data(read_atoms(path), name=Path(path).stem)]

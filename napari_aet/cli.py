@@ -1,0 +1,211 @@
+"""The ``napari-aet`` command line: one subcommand per stage (headless, no Qt)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+
+
+class _Bar:
+    """tqdm progress bar behind the stages' ``progress(done, total, message)`` callback."""
+
+    def __init__(self, desc: str, quiet: bool):
+        self.desc = desc
+        self.quiet = quiet
+        self.bar = None
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.desc, unit="step", file=sys.stderr)
+        self.bar.n = done
+        if message:
+            self.bar.set_postfix_str(message, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _add_simulate(sub) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="simulate a particle and its ADF-STEM tilt series (writes series, angles, truth)",
+        description="Simulate a nanoparticle and its tilt series. Writes the tilt series with "
+        "its angles, the true atoms (truth_atoms.csv), the true angles and shifts "
+        "(truth.json) and a montage figure.",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument(
+        "--sample",
+        action="store_true",
+        help="the built-in sample: twinned Pt nanodumbbell, 21 tilts, 256 px at 0.358 A "
+        "(other structure options are ignored)",
+    )
+    p.add_argument(
+        "--structure", default="twinned dumbbell", choices=["twinned dumbbell", "fcc", "amorphous"]
+    )
+    p.add_argument("--element", default="Pt", help="chemical symbol (default Pt)")
+    p.add_argument("--radius", type=float, default=15.0, help="particle radius [A]")
+    p.add_argument("--shape", default="blob", choices=["blob", "sphere", "convex"])
+    p.add_argument("--vacancies", type=float, default=0.0, help="vacancy fraction (0-1)")
+    p.add_argument("--jitter", type=float, default=0.022, help="thermal jitter sd [A]")
+    p.add_argument("--angles", default="-70:70:7", help="tilt angles [deg], list or start:stop:step")
+    p.add_argument("--pixel-size", type=float, default=0.358, help="pixel size [A]")
+    p.add_argument("--size", type=int, default=256, help="image size [pixels]")
+    p.add_argument("--blur", type=float, default=0.45, help="Gaussian probe blur sd [A]")
+    p.add_argument(
+        "--dose", type=float, default=1.61e5 / 21, help="dose per image [e/A^2]; 0 = no noise"
+    )
+    p.add_argument("--angle-error", type=float, default=0.0, help="tilt-angle error sd [deg]")
+    p.add_argument("--shift-error", type=float, default=0.0, help="max image shift [px]")
+    p.add_argument("--tilt-axis-angle", type=float, default=0.0, help="in-plane tilt-axis angle [deg]")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", default="h5", choices=["h5", "mrc", "tif", "npy"])
+    p.add_argument("--no-figure", action="store_true", help="skip the montage figure")
+    p.set_defaults(func=_cmd_simulate)
+
+
+def _cmd_simulate(args) -> int:
+    from .io import TiltSeries, write_angles, write_atoms, write_tilt_series
+    from .io._angles import parse_angles
+    from .simulate import build_structure, simulate_tilt_series, twinned_pt_nanodumbbell
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    bar = _Bar("simulate", args.quiet)
+    try:
+        if args.sample:
+            sim = twinned_pt_nanodumbbell()
+            label = "Twinned Pt nanodumbbell (simulated)"
+        else:
+            atoms = build_structure(
+                args.structure,
+                element=args.element,
+                radius_A=args.radius,
+                shape=args.shape,
+                vacancy_fraction=args.vacancies,
+                jitter_A=args.jitter,
+                shape_px=(args.size, args.size),
+                pixel_size_A=args.pixel_size,
+                seed=args.seed,
+            )
+            sim = simulate_tilt_series(
+                atoms,
+                parse_angles(args.angles),
+                pixel_size_A=args.pixel_size,
+                shape_px=(args.size, args.size),
+                blur_sigma_A=args.blur,
+                element=args.element,
+                dose_e_per_A2=args.dose or None,
+                angle_error_deg=args.angle_error,
+                shift_error_px=args.shift_error,
+                tilt_axis_angle_deg=args.tilt_axis_angle,
+                seed=args.seed,
+                progress=bar,
+            )
+            label = f"Simulated {args.element} {args.structure}"
+    finally:
+        bar.close()
+    prov = {"napari_aet_version": __version__, "command": "simulate", **sim.settings}
+    ts = TiltSeries(sim.data, sim.angles_deg, sim.pixel_size_A, "simulated", {})
+    files = write_tilt_series(out / f"tilt_series.{args.format}", ts, provenance=prov)
+    write_angles(out / "angles.txt", sim.angles_deg)
+    truth_atoms = sim.truth.atoms
+    truth_atoms.metadata = {**truth_atoms.metadata, "provenance": prov}
+    write_atoms(out / "truth_atoms.csv", truth_atoms)
+    truth = {
+        "true_angles_deg": np.asarray(sim.truth.angles_deg).tolist(),
+        "nominal_angles_deg": np.asarray(sim.angles_deg).tolist(),
+        "shifts_px_row_col": np.asarray(sim.truth.shifts_px).tolist(),
+        "tilt_axis_angle_deg": sim.truth.tilt_axis_angle_deg,
+        "n_atoms": truth_atoms.n_atoms,
+        "pixel_size_A": sim.pixel_size_A,
+        "settings": prov,
+    }
+    (out / "truth.json").write_text(json.dumps(truth, indent=2, default=str))
+    written = [*files, out / "angles.txt", out / "truth_atoms.csv", out / "truth.json"]
+    if not args.no_figure:
+        from .figures import tilt_series_montage
+
+        fig = tilt_series_montage(
+            sim.data, sim.angles_deg, pixel_size_A=sim.pixel_size_A, title=label
+        )
+        (out / "figures").mkdir(exist_ok=True)
+        fig_path = out / "figures" / "tilt_series.png"
+        fig.savefig(fig_path, dpi=150)
+        written.append(fig_path)
+    if not args.quiet:
+        print(f"{label}: {truth_atoms.n_atoms} atoms, {len(sim.angles_deg)} images of "
+              f"{sim.data.shape[1]} x {sim.data.shape[2]} px at {sim.pixel_size_A} A")
+        for f in written:
+            print(f"  wrote {f}")
+    return 0
+
+
+def _add_info(sub) -> None:
+    p = sub.add_parser("info", help="describe a tilt-series or atom file")
+    p.add_argument("path", type=Path)
+    p.add_argument("--dataset", default=None, help="HDF5 dataset path of the tilt series")
+    p.set_defaults(func=_cmd_info)
+
+
+def _cmd_info(args) -> int:
+    from .io import is_atom_model_file, read_atoms, read_tilt_series
+
+    if is_atom_model_file(args.path):
+        m = read_atoms(args.path)
+        print(f"{args.path}: atom model, {m.n_atoms} atoms")
+        print(f"  features: {', '.join(m.features.columns) or 'none'}")
+        return 0
+    ts = read_tilt_series(args.path, dataset=args.dataset)
+    print(f"{args.path}: tilt series {ts.data.shape} ({ts.metadata.get('format')})")
+    px = f"{ts.pixel_size_A:g} A ({ts.metadata.get('pixel_size_source')})" if ts.pixel_size_A else "unknown"
+    print(f"  pixel size: {px}")
+    if ts.angles_deg is None:
+        print("  angles: unknown (give --angles or a sidecar .tlt file)")
+    else:
+        a = ts.angles_deg
+        print(f"  angles: {len(a)} from {a.min():g} to {a.max():g} deg ({ts.metadata.get('angles_source')})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-aet",
+        description="Atomic electron tomography: tilt series to 3D atomic structure, headless.",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-aet {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_simulate(sub)
+    _add_info(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, KeyError, FileNotFoundError, OSError, MemoryError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"napari-aet {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Figures for papers: montages, panels, colour and scale bars (matplotlib, no Qt)."""
+
+from ._montage import add_scale_bar, tilt_series_montage
+
+__all__ = ["add_scale_bar", "tilt_series_montage"]

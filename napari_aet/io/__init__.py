@@ -1,0 +1,29 @@
+"""Reading and writing tilt series, tilt angles and atom models (no Qt, no napari)."""
+
+from ._angles import find_angle_sidecar, parse_angles, read_angles, write_angles
+from ._atom_files import ATOM_SUFFIXES, is_atom_model_file, read_atoms, write_atoms
+from ._tilt_series import (
+    TILT_SERIES_SUFFIXES,
+    TiltSeries,
+    TiltSeriesFileError,
+    read_tilt_series,
+    validate_angles,
+    write_tilt_series,
+)
+
+__all__ = [
+    "ATOM_SUFFIXES",
+    "TILT_SERIES_SUFFIXES",
+    "TiltSeries",
+    "TiltSeriesFileError",
+    "find_angle_sidecar",
+    "is_atom_model_file",
+    "parse_angles",
+    "read_angles",
+    "read_atoms",
+    "read_tilt_series",
+    "validate_angles",
+    "write_angles",
+    "write_atoms",
+    "write_tilt_series",
+]

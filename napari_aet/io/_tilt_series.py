@@ -1,0 +1,474 @@
+"""Read and write tilt series: TIFF/OME-TIFF, MRC, HDF5 and NPY, with angles and pixel size."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._angles import find_angle_sidecar, parse_angles, read_angles, write_angles
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".ali", ".rec", ".map")
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
+NPY_SUFFIXES = (".npy",)
+TILT_SERIES_SUFFIXES = TIFF_SUFFIXES + MRC_SUFFIXES + HDF5_SUFFIXES + NPY_SUFFIXES
+
+#: Dataset names tried, in order, when an HDF5 file has several 3D datasets.
+HDF5_DATA_NAMES = ("tilt_series", "data", "projections", "images", "tiltseries")
+HDF5_ANGLE_NAMES = ("angles_deg", "angles", "tilt_angles", "tilt_angles_deg", "theta")
+
+_UNIT_TO_A = {
+    "a": 1.0,
+    "å": 1.0,
+    "angstrom": 1.0,
+    "\\u00c5": 1.0,
+    "nm": 10.0,
+    "nanometer": 10.0,
+    "um": 1e4,
+    "µm": 1e4,
+    "micron": 1e4,
+    "micrometer": 1e4,
+    "pm": 0.01,
+    "m": 1e10,
+}
+
+
+class TiltSeriesFileError(ValueError):
+    """A file that exists but is not a usable tilt series; the message says why and what to do."""
+
+
+@dataclass
+class TiltSeries:
+    """A tilt series with its geometry.
+
+    Attributes
+    ----------
+    data : ndarray of float32, shape (n_tilts, rows, cols)
+        The images; the tilt axis is (nominally) the vertical image axis.
+    angles_deg : ndarray of shape (n_tilts,) or None
+        Tilt angle of each image [degrees]; None when not known yet.
+    pixel_size_A : float or None
+        Pixel size [A]; None when not known yet.
+    source : str
+        Where the data came from.
+    metadata : dict
+        Provenance: file format, dataset path, where angles and pixel size came from.
+    """
+
+    data: np.ndarray
+    angles_deg: np.ndarray | None = None
+    pixel_size_A: float | None = None
+    source: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_tilts(self) -> int:
+        return int(self.data.shape[0])
+
+
+def _unit_factor(unit: str | None) -> float | None:
+    if unit is None:
+        return None
+    return _UNIT_TO_A.get(str(unit).strip().lower())
+
+
+# ---------------------------------------------------------------------------------- readers
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, float | None, dict]:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:
+        data = tf.asarray()
+        px = None
+        meta: dict[str, Any] = {"format": "TIFF"}
+        if tf.is_ome and tf.ome_metadata:
+            meta["format"] = "OME-TIFF"
+            px = _ome_pixel_size(tf.ome_metadata)
+        if px is None and tf.imagej_metadata is not None:
+            ij = tf.imagej_metadata
+            unit = ij.get("unit")
+            page = tf.pages[0]
+            res = page.tags.get("XResolution")
+            factor = _unit_factor(unit)
+            if res is not None and factor is not None:
+                num, den = res.value
+                if num > 0:
+                    px = den / num * factor
+    return data, px, meta
+
+
+def _ome_pixel_size(xml: str) -> float | None:
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None
+    for el in root.iter():
+        if el.tag.endswith("Pixels") and "PhysicalSizeX" in el.attrib:
+            unit = el.attrib.get("PhysicalSizeXUnit", "µm")
+            factor = _unit_factor(unit)
+            if factor is None:
+                return None
+            return float(el.attrib["PhysicalSizeX"]) * factor
+    return None
+
+
+def _read_mrc(path: Path) -> tuple[np.ndarray, float | None, dict]:
+    import mrcfile
+
+    with mrcfile.open(path, permissive=True, mode="r") as mrc:
+        if mrc.data is None:
+            raise TiltSeriesFileError(f"{path}: the MRC file has no data block")
+        data = np.asarray(mrc.data)
+        vx = float(mrc.voxel_size.x)
+    return data, (round(vx, 6) if vx > 0 else None), {"format": "MRC"}
+
+
+def _list_datasets(h5) -> list[tuple[str, tuple]]:
+    import h5py
+
+    out = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            out.append((name, obj.shape))
+
+    h5.visititems(visit)
+    return out
+
+
+def _read_hdf5(path: Path, dataset: str | None, angles_dataset: str | None):
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        sets = _list_datasets(h5)
+        listing = ", ".join(f"'{n}' {s}" for n, s in sets) or "none"
+        if dataset is None:
+            three_d = [n for n, s in sets if len(s) == 3]
+            named = [n for n in three_d if n.split("/")[-1].lower() in HDF5_DATA_NAMES]
+            if named:
+                dataset = named[0]
+            elif len(three_d) == 1:
+                dataset = three_d[0]
+            elif not three_d:
+                raise TiltSeriesFileError(
+                    f"{path} holds no 3D dataset that could be a tilt series (datasets: "
+                    f"{listing}); pass dataset='path/in/file' to choose one"
+                )
+            else:
+                raise TiltSeriesFileError(
+                    f"{path} holds several 3D datasets ({', '.join(three_d)}); pass "
+                    "dataset='path/in/file' to say which is the tilt series"
+                )
+        if dataset not in h5 or not isinstance(h5[dataset], h5py.Dataset):
+            raise KeyError(
+                f"dataset {dataset!r} is not in {path}; datasets in the file: {listing}. "
+                "Pass dataset= with one of those paths"
+            )
+        dset = h5[dataset]
+        data = dset[()]
+        px = None
+        for obj in (dset, h5):
+            for key in ("pixel_size_A", "pixel_size_angstrom", "pixel_size"):
+                if key in obj.attrs:
+                    factor = 1.0
+                    if key == "pixel_size":
+                        unit = obj.attrs.get("pixel_size_unit", "A")
+                        unit = unit.decode() if isinstance(unit, bytes) else unit
+                        factor = _unit_factor(unit) or 1.0
+                    px = float(np.asarray(obj.attrs[key]).ravel()[0]) * factor
+                    break
+            if px is not None:
+                break
+        angles = None
+        angle_src = None
+        if angles_dataset is not None:
+            if angles_dataset not in h5:
+                raise KeyError(
+                    f"angles dataset {angles_dataset!r} is not in {path}; datasets: {listing}"
+                )
+            angles = np.asarray(h5[angles_dataset][()], dtype=np.float64).ravel()
+            angle_src = f"{path}:{angles_dataset}"
+        else:
+            for obj in (dset, h5):
+                for key in HDF5_ANGLE_NAMES:
+                    if key in obj.attrs:
+                        angles = np.asarray(obj.attrs[key], dtype=np.float64).ravel()
+                        angle_src = f"{path}:@{key}"
+                        break
+                if angles is not None:
+                    break
+            if angles is None:
+                parent = dataset.rsplit("/", 1)[0] if "/" in dataset else ""
+                for key in HDF5_ANGLE_NAMES:
+                    for cand in (f"{parent}/{key}" if parent else key, key):
+                        if cand in h5 and isinstance(h5[cand], h5py.Dataset):
+                            angles = np.asarray(h5[cand][()], dtype=np.float64).ravel()
+                            angle_src = f"{path}:{cand}"
+                            break
+                    if angles is not None:
+                        break
+        prov = {}
+        if "provenance" in h5.attrs:
+            try:
+                prov = json.loads(h5.attrs["provenance"])
+            except (TypeError, ValueError):
+                prov = {}
+    meta = {"format": "HDF5", "dataset": dataset, "provenance": prov}
+    if angle_src:
+        meta["angles_source"] = angle_src
+    return data, px, meta, angles
+
+
+def read_tilt_series(
+    path: str | Path,
+    *,
+    dataset: str | None = None,
+    angles=None,
+    angles_dataset: str | None = None,
+    pixel_size_A: float | None = None,
+    nan_policy: str = "raise",
+) -> TiltSeries:
+    """Read a tilt series ``(n_tilts, rows, cols)`` with its tilt angles and pixel size.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TIFF/OME-TIFF, MRC (``.mrc .mrcs .st .ali``), HDF5 (``.h5 .hdf5``) or NPY file.
+    dataset : str, optional
+        HDF5 only: path of the image stack inside the file. Default: a 3D dataset named like
+        ``tilt_series``/``data``, or the only 3D dataset.
+    angles : str, Path, sequence of float or None
+        Tilt angles [degrees]: a text file, a typed string (``"-70:70:7"``), or numbers. Default:
+        from the HDF5 file, else from a sidecar ``stem.tlt``/``stem.rawtlt``/``stem.txt``, else
+        left unknown (None).
+    angles_dataset : str, optional
+        HDF5 only: path of the angles inside the file.
+    pixel_size_A : float, optional
+        Pixel size [A]. Overrides the file's metadata when given; else read from OME-TIFF,
+        ImageJ TIFF, MRC header or HDF5 attributes (``pixel_size_A``).
+    nan_policy : {"raise", "fill"}
+        What to do with NaN or infinite pixels: raise an error, or replace them by the median
+        of their image.
+
+    Returns
+    -------
+    TiltSeries
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If the file cannot be read as a tilt series (wrong dimensionality, NaNs with
+        ``nan_policy="raise"``, angle count that does not match the images).
+    KeyError
+        If a named HDF5 dataset is missing (the message lists those present).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"tilt-series file {path} does not exist")
+    if nan_policy not in ("raise", "fill"):
+        raise ValueError("nan_policy must be 'raise' or 'fill'")
+    suffix = path.suffix.lower()
+    file_angles = None
+    try:
+        if suffix in TIFF_SUFFIXES:
+            data, px, meta = _read_tiff(path)
+        elif suffix in MRC_SUFFIXES:
+            data, px, meta = _read_mrc(path)
+        elif suffix in HDF5_SUFFIXES:
+            data, px, meta, file_angles = _read_hdf5(path, dataset, angles_dataset)
+        elif suffix in NPY_SUFFIXES:
+            data, px, meta = np.load(path, allow_pickle=False), None, {"format": "NPY"}
+        else:
+            raise TiltSeriesFileError(
+                f"{path.name}: unsupported file type {suffix!r}; tilt series can be read from "
+                f"{', '.join(TILT_SERIES_SUFFIXES)}"
+            )
+    except (KeyError, TiltSeriesFileError):
+        raise
+    except Exception as err:  # noqa: BLE001 - any reader failure becomes one clear message
+        raise ValueError(
+            f"could not read {path} as a tilt series ({type(err).__name__}: {err}); "
+            "is the file complete and of the type its suffix says?"
+        ) from err
+
+    data = _validate_stack(np.asarray(data), path, nan_policy, meta)
+
+    angle_source = meta.get("angles_source")
+    if angles is not None:
+        if isinstance(angles, (str, Path)) and Path(str(angles)).exists():
+            ang = read_angles(angles)
+            angle_source = str(angles)
+        elif isinstance(angles, str):
+            ang = parse_angles(angles)
+            angle_source = "typed"
+        else:
+            ang = np.asarray(angles, dtype=np.float64).ravel()
+            angle_source = "given"
+    elif file_angles is not None:
+        ang = file_angles
+    else:
+        side = find_angle_sidecar(path)
+        ang = read_angles(side) if side is not None else None
+        angle_source = str(side) if side is not None else None
+    if ang is not None:
+        ang = validate_angles(ang, data.shape[0], where=angle_source or "the given angles")
+    meta["angles_source"] = angle_source
+    if pixel_size_A is not None:
+        if not np.isfinite(pixel_size_A) or pixel_size_A <= 0:
+            raise ValueError(f"pixel_size_A must be a positive number of Angstrom, got {pixel_size_A}")
+        meta["pixel_size_source"] = "given"
+        if px is not None and abs(px - pixel_size_A) > 1e-6 * pixel_size_A:
+            meta["pixel_size_in_file_A"] = px
+        px = float(pixel_size_A)
+    elif px is not None:
+        meta["pixel_size_source"] = "file"
+    return TiltSeries(data, ang, None if px is None else float(px), str(path), meta)
+
+
+def validate_angles(angles, n_images: int, *, where: str = "the angles") -> np.ndarray:
+    """Check that there is one finite angle per image; return them as float64 [degrees]."""
+    ang = np.asarray(angles, dtype=np.float64).ravel()
+    if ang.size != n_images:
+        raise ValueError(
+            f"{where} give {ang.size} tilt angles but the stack has {n_images} images; "
+            "give exactly one angle per image, in stack order"
+        )
+    if not np.all(np.isfinite(ang)):
+        raise ValueError(f"{where} contain NaN or infinite tilt angles")
+    if np.any(np.abs(ang) > 90):
+        raise ValueError(
+            f"{where} contain angles beyond +-90 degrees ({ang.min():.1f}..{ang.max():.1f}); "
+            "tilt angles are expected in degrees, not radians or indices"
+        )
+    return ang
+
+
+def _validate_stack(data: np.ndarray, path, nan_policy: str, meta: dict) -> np.ndarray:
+    if data.ndim > 3:
+        squeezed = np.squeeze(data)
+        if squeezed.ndim == 3:
+            data = squeezed
+    if data.ndim == 2:
+        raise ValueError(
+            f"{path} holds a single 2D image of shape {data.shape}; a tilt series is a stack "
+            "(n_tilts, rows, cols). Stack the images into one file (one image per tilt)"
+        )
+    if data.ndim != 3:
+        raise ValueError(
+            f"{path} holds an array of shape {data.shape}; a tilt series must be 3D "
+            "(n_tilts, rows, cols)"
+        )
+    if not (np.issubdtype(data.dtype, np.number) and not np.iscomplexobj(data)):
+        raise ValueError(f"{path}: tilt-series pixels must be real numbers, got {data.dtype}")
+    if data.shape[0] < 2 or min(data.shape[1:]) < 8:
+        raise ValueError(
+            f"{path}: shape {data.shape} is not a tilt series (need >= 2 images of >= 8 x 8 "
+            "pixels, stacked along the first axis)"
+        )
+    data = data.astype(np.float32, copy=False)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        which = np.nonzero(bad.any(axis=(1, 2)))[0]
+        if nan_policy == "raise":
+            raise ValueError(
+                f"{path}: {int(bad.sum())} pixels are NaN or infinite (in images "
+                f"{which.tolist()[:10]}); pass nan_policy='fill' to replace them by each "
+                "image's median, or fix the file"
+            )
+        data = data.copy()
+        for i in which:
+            good = data[i][~bad[i]]
+            data[i][bad[i]] = np.median(good) if good.size else 0.0
+        meta["nan_filled_pixels"] = int(bad.sum())
+    return data
+
+
+# ---------------------------------------------------------------------------------- writers
+
+
+def _atomic_target(path: Path):
+    """Temporary file in the target's folder; moved over the target only when complete."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def write_tilt_series(
+    path: str | Path,
+    tilt_series: TiltSeries,
+    *,
+    provenance: dict | None = None,
+) -> list[Path]:
+    """Write a tilt series; returns the files written.
+
+    ``.h5``/``.hdf5`` keep everything in one file (``tilt_series``, ``angles_deg``, attributes
+    ``pixel_size_A`` and ``provenance`` JSON). ``.mrc``, ``.tif`` (ImageJ-compatible, pixel
+    size in A) and ``.npy`` get the angles in a sidecar ``.tlt``. Each file is written to a
+    temporary name first, so a failure never leaves a half-written file over a good one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    data = np.asarray(tilt_series.data, dtype=np.float32)
+    px = tilt_series.pixel_size_A
+    ang = tilt_series.angles_deg
+    prov = dict(provenance or tilt_series.metadata.get("provenance") or {})
+    written = [path]
+    tmp = _atomic_target(path)
+    try:
+        if suffix in HDF5_SUFFIXES:
+            import h5py
+
+            with h5py.File(tmp, "w") as h5:
+                d = h5.create_dataset("tilt_series", data=data, chunks=(1, *data.shape[1:]))
+                d.attrs["axes"] = "tilt,row,col"
+                if px is not None:
+                    h5.attrs["pixel_size_A"] = px
+                if ang is not None:
+                    h5.create_dataset("angles_deg", data=np.asarray(ang, np.float64))
+                h5.attrs["provenance"] = json.dumps(prov, default=str)
+                h5.attrs["napari_aet_type"] = "tilt_series"
+        elif suffix in MRC_SUFFIXES:
+            import mrcfile
+
+            with mrcfile.new(tmp, overwrite=True) as mrc:
+                mrc.set_data(data)
+                mrc.set_image_stack()
+                if px is not None:
+                    mrc.voxel_size = px
+        elif suffix in TIFF_SUFFIXES:
+            import tifffile
+
+            kw = {}
+            if px is not None:
+                kw = {"resolution": (1.0 / px, 1.0 / px), "metadata": {"unit": "A", "axes": "ZYX"}}
+            else:
+                kw = {"metadata": {"axes": "ZYX"}}
+            tifffile.imwrite(tmp, data, imagej=True, **kw)
+        elif suffix in NPY_SUFFIXES:
+            with open(tmp, "wb") as fh:
+                np.save(fh, data)
+        else:
+            raise ValueError(
+                f"cannot write a tilt series as {suffix!r}; use one of .h5, .mrc, .tif, .npy"
+            )
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    if ang is not None and suffix not in HDF5_SUFFIXES:
+        side = path.with_suffix(".tlt")
+        write_angles(side, ang)
+        written.append(side)
+    return written

@@ -1,0 +1,478 @@
+"""Structure builders: fcc crystals, twinned particles, amorphous particles, shapes, defects.
+
+All positions are ``(z, y, x)`` in Angstrom. Builders return plain arrays; the tilt-series
+simulator wraps them in an :class:`~napari_aet.atoms.AtomModel` with per-atom truth features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
+
+#: Lattice constant of Pt at room temperature [A] (the study's reference value).
+PT_LATTICE_CONSTANT_A = 3.912
+
+_FCC_BASIS = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]], dtype=np.float64)
+
+
+def _rng(seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+def _as_rotation(orientation) -> np.ndarray:
+    """Orientation as a 3x3 matrix acting on ``(z, y, x)`` column vectors."""
+    if orientation is None:
+        return np.eye(3)
+    m = np.asarray(orientation, dtype=np.float64)
+    if m.shape != (3, 3) or not np.allclose(m @ m.T, np.eye(3), atol=1e-6):
+        raise ValueError("orientation must be a 3x3 rotation matrix (orthonormal) in (z, y, x)")
+    return m
+
+
+def fcc_lattice(
+    lattice_constant_A: float,
+    extent_A: float,
+    *,
+    orientation: np.ndarray | None = None,
+    center_A: np.ndarray | tuple = (0.0, 0.0, 0.0),
+) -> np.ndarray:
+    """Sites of an fcc lattice filling a sphere of radius ``extent_A``.
+
+    Parameters
+    ----------
+    lattice_constant_A : float
+        Cubic lattice constant [A].
+    extent_A : float
+        Radius [A] of the sphere around ``center_A`` that is filled.
+    orientation : ndarray of shape (3, 3), optional
+        Rotation applied to the crystal (crystal axes to lab ``(z, y, x)``).
+    center_A : array-like of shape (3,)
+        Where the lattice origin (an atom) is placed [A].
+
+    Returns
+    -------
+    ndarray of shape (N, 3)
+        Site positions ``(z, y, x)`` [A].
+    """
+    if lattice_constant_A <= 0 or extent_A <= 0:
+        raise ValueError("lattice_constant_A and extent_A must be positive (Angstrom)")
+    n = int(np.ceil(extent_A * np.sqrt(3) / lattice_constant_A)) + 1
+    g = np.arange(-n, n + 1, dtype=np.float64)
+    cells = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 1, 3)
+    pts = ((cells + _FCC_BASIS[None]) * lattice_constant_A).reshape(-1, 3)
+    pts = pts[np.linalg.norm(pts, axis=1) <= extent_A]
+    rot = _as_rotation(orientation)
+    return pts @ rot.T + np.asarray(center_A, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# shapes
+
+
+def _unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.normal(size=(n, 3))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def blob_mask(
+    points_A: np.ndarray,
+    *,
+    radius_A: float,
+    center_A=(0.0, 0.0, 0.0),
+    roughness: float = 0.15,
+    n_lobes: int = 6,
+    lobe_width: float = 0.5,
+    seed=None,
+) -> np.ndarray:
+    """Inside-test for a smooth random 'blobby' shape.
+
+    The surface radius along unit direction ``u`` is
+    ``R * (1 + roughness * sum_k w_k exp(-(1 - u.n_k) / lobe_width))`` with random directions
+    ``n_k`` and weights ``w_k`` in [-1, 1]; ``roughness=0`` gives a sphere.
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+    """
+    rng = _rng(seed)
+    d = np.asarray(points_A, dtype=np.float64) - np.asarray(center_A, dtype=np.float64)
+    r = np.linalg.norm(d, axis=1)
+    u = d / np.maximum(r, 1e-12)[:, None]
+    normals = _unit_vectors(rng, n_lobes)
+    weights = rng.uniform(-1.0, 1.0, n_lobes)
+    bumps = np.exp(-(1.0 - u @ normals.T) / lobe_width) @ weights
+    return r <= radius_A * (1.0 + roughness * bumps)
+
+
+def convex_mask(
+    points_A: np.ndarray,
+    *,
+    radius_A: float,
+    center_A=(0.0, 0.0, 0.0),
+    orientation: np.ndarray | None = None,
+    truncation_100: float = 1.1,
+    jitter: float = 0.05,
+    n_random_planes: int = 6,
+    seed=None,
+) -> np.ndarray:
+    """Inside-test for a convex, faceted (truncated-octahedron-like) random shape.
+
+    {111} planes sit at ``radius_A`` from the centre, {100} planes at ``truncation_100 *
+    radius_A``, each plane distance perturbed by ``jitter`` (a fraction), plus
+    ``n_random_planes`` random cuts; directions are in the crystal frame given by
+    ``orientation``.
+    """
+    rng = _rng(seed)
+    rot = _as_rotation(orientation)
+    n111 = np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)]) / np.sqrt(3)
+    n100 = np.vstack([np.eye(3), -np.eye(3)])
+    normals = [n111 @ rot.T, n100 @ rot.T, _unit_vectors(rng, n_random_planes)]
+    dists = [
+        radius_A * (1 + jitter * rng.uniform(-1, 1, 8)),
+        truncation_100 * radius_A * (1 + jitter * rng.uniform(-1, 1, 6)),
+        radius_A * rng.uniform(1.0, 1.25, n_random_planes),
+    ]
+    nrm = np.vstack(normals)
+    dist = np.concatenate(dists)
+    d = np.asarray(points_A, dtype=np.float64) - np.asarray(center_A, dtype=np.float64)
+    return np.all(d @ nrm.T <= dist[None, :], axis=1)
+
+
+def shape_mask(points_A: np.ndarray, shape: str, **kwargs) -> np.ndarray:
+    """Dispatch to :func:`blob_mask` (``"blob"``, ``"sphere"``) or :func:`convex_mask`."""
+    if shape == "sphere":
+        kwargs = {k: v for k, v in kwargs.items() if k in ("radius_A", "center_A")}
+        return blob_mask(points_A, roughness=0.0, **kwargs)
+    if shape == "blob":
+        return blob_mask(points_A, **kwargs)
+    if shape == "convex":
+        return convex_mask(points_A, **kwargs)
+    raise ValueError(f"unknown shape {shape!r}; choose 'sphere', 'blob' or 'convex'")
+
+
+def fcc_particle(
+    *,
+    lattice_constant_A: float = PT_LATTICE_CONSTANT_A,
+    radius_A: float = 15.0,
+    shape: str = "blob",
+    orientation: np.ndarray | None = None,
+    seed=None,
+    **shape_kwargs,
+) -> np.ndarray:
+    """A single-crystal fcc particle of a random shape centred at the origin [A]."""
+    rng = _rng(seed)
+    if orientation is None:
+        orientation = Rotation.random(random_state=rng.integers(2**31)).as_matrix()
+    pts = fcc_lattice(lattice_constant_A, radius_A * 1.6, orientation=orientation)
+    if shape == "convex":
+        shape_kwargs.setdefault("orientation", orientation)
+    return pts[shape_mask(pts, shape, radius_A=radius_A, seed=rng, **shape_kwargs)]
+
+
+# --------------------------------------------------------------------------------------------
+# (111) stacking: twinned particles
+
+
+_ABC_OFFSET = {"A": 0.0, "B": 1.0 / 3.0, "C": 2.0 / 3.0}
+
+
+def stacking_sequence(
+    n_below: int, n_above: int, *, fault: str = "extrinsic", start: str = "A"
+) -> str:
+    """Labels of the (111) layers from bottom to top, with a fault after ``n_below`` layers.
+
+    ``fault`` is ``"none"`` (perfect fcc ``ABCABC``), ``"twin"`` (mirror: ``ABCAB C BACBA``,
+    one hcp layer), ``"intrinsic"`` (one layer removed: ``ABCAB ABC``, two hcp layers) or ``"extrinsic"`` (one layer inserted: ``...AB A CAB...``,
+    the study's nanodumbbell: the inserted layer sits between two hcp twin-boundary layers).
+    With ``"extrinsic"`` the inserted interface layer is at index ``n_below``.
+    """
+    order = "ABC"
+    i0 = order.index(start)
+    below = "".join(order[(i0 + i) % 3] for i in range(n_below))
+    last = order.index(below[-1]) if below else i0 - 1
+    if fault == "none":
+        above = "".join(order[(last + 1 + i) % 3] for i in range(n_above))
+        return below + above
+    if fault == "twin":
+        above = "".join(order[(last - 1 - i) % 3] for i in range(n_above))
+        return below + above
+    if fault == "intrinsic":
+        above = "".join(order[(last + 2 + i) % 3] for i in range(n_above))
+        return below + above
+    if fault == "extrinsic":
+        inserted = order[(last - 1) % 3]  # ... B [A] C ...: same letter as two layers below
+        above = "".join(order[(last + 1 + i) % 3] for i in range(n_above))
+        return below + inserted + above
+    raise ValueError(f"unknown fault {fault!r}; choose 'none', 'twin', 'intrinsic', 'extrinsic'")
+
+
+@dataclass
+class StackedStructure:
+    """Atoms of a (111)-stacked particle with per-atom truth.
+
+    Attributes
+    ----------
+    positions : ndarray of shape (N, 3)
+        ``(z, y, x)`` [A].
+    layer : ndarray of int, shape (N,)
+        Layer index along the stacking normal; 0 at the interface (fault) layer.
+    abc : ndarray of str, shape (N,)
+        Stacking letter of each atom's layer.
+    stacking : ndarray of str, shape (N,)
+        ``"fcc"`` or ``"hcp"`` from the letters of the neighbouring layers (``"other"`` at the
+        first and last layer).
+    cluster : ndarray of int, shape (N,)
+        0 below the interface, 1 above it (the interface layer counts as 0).
+    normal : ndarray of shape (3,)
+        Unit stacking normal [111] in lab ``(z, y, x)``.
+    """
+
+    positions: np.ndarray
+    layer: np.ndarray
+    abc: np.ndarray
+    stacking: np.ndarray
+    cluster: np.ndarray
+    normal: np.ndarray
+    sequence: str
+    interface_index: int
+
+
+def _layer_stacking(seq: str) -> list[str]:
+    out = []
+    for i, s in enumerate(seq):
+        if i == 0 or i == len(seq) - 1:
+            out.append("other")
+        else:
+            out.append("hcp" if seq[i - 1] == seq[i + 1] else "fcc")
+    return out
+
+
+def stacked_particle(
+    sequence: str,
+    *,
+    lattice_constant_A: float = PT_LATTICE_CONSTANT_A,
+    interface_index: int | None = None,
+    twist_deg: float = 0.0,
+    normal=(0.0, 1.0, 0.0),
+    in_plane_angle_deg: float = 0.0,
+    inside=None,
+    lateral_extent_A: float = 40.0,
+) -> StackedStructure:
+    """Build (111) layers with a given A/B/C sequence, optionally twisting the upper part.
+
+    Parameters
+    ----------
+    sequence : str
+        Layer letters from bottom to top, e.g. from :func:`stacking_sequence`.
+    lattice_constant_A : float
+        fcc lattice constant [A]; in-plane bond ``a / sqrt(2)``, layer spacing ``a / sqrt(3)``.
+    interface_index : int, optional
+        Index of the interface layer (layer feature 0 there). Default: the middle layer.
+    twist_deg : float
+        Rotation [degrees] of every layer above the interface about the stacking normal through
+        the particle axis (the relative twist of the two clusters).
+    normal : array-like of shape (3,)
+        Stacking direction in lab ``(z, y, x)``.
+    in_plane_angle_deg : float
+        Rotation of the hexagonal net about the normal.
+    inside : callable, optional
+        ``inside(points) -> bool mask`` that carves the shape; default keeps everything within
+        ``lateral_extent_A`` of the axis.
+    lateral_extent_A : float
+        Half-width [A] of the generated layers before carving.
+    """
+    seq = sequence.upper()
+    if not seq or set(seq) - set("ABC"):
+        raise ValueError("sequence must be a non-empty string of the letters A, B, C")
+    for i in range(1, len(seq)):
+        if seq[i] == seq[i - 1]:
+            raise ValueError(f"layers {i - 1} and {i} are both {seq[i]!r}: not a close packing")
+    if interface_index is None:
+        interface_index = len(seq) // 2
+    a = lattice_constant_A
+    bond = a / np.sqrt(2.0)
+    spacing = a / np.sqrt(3.0)
+    nvec = np.asarray(normal, dtype=np.float64)
+    nvec = nvec / np.linalg.norm(nvec)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(nvec[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
+    e1 = np.cross(nvec, helper)
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(nvec, e1)
+    ang = np.deg2rad(in_plane_angle_deg)
+    e1, e2 = np.cos(ang) * e1 + np.sin(ang) * e2, -np.sin(ang) * e1 + np.cos(ang) * e2
+    a1 = bond * e1
+    a2 = bond * (0.5 * e1 + np.sqrt(3) / 2 * e2)
+    m = int(np.ceil(lateral_extent_A / bond * 1.3)) + 2
+    ii, jj = np.meshgrid(np.arange(-m, m + 1), np.arange(-m, m + 1), indexing="ij")
+    net = ii.reshape(-1, 1) * a1 + jj.reshape(-1, 1) * a2
+    stack_labels = _layer_stacking(seq)
+    twist = Rotation.from_rotvec(np.deg2rad(twist_deg) * nvec).as_matrix()
+    pos, layer, abc, stk, clu = [], [], [], [], []
+    for k, letter in enumerate(seq):
+        off = _ABC_OFFSET[letter] * (a1 + a2)
+        p = net + off + (k - interface_index) * spacing * nvec
+        inplane = p - np.outer(p @ nvec, nvec)
+        p = p[np.linalg.norm(inplane, axis=1) <= lateral_extent_A]
+        if k > interface_index and twist_deg:
+            p = p @ twist.T
+        pos.append(p)
+        nk = len(p)
+        layer.append(np.full(nk, k - interface_index))
+        abc.append(np.full(nk, letter))
+        stk.append(np.full(nk, stack_labels[k]))
+        clu.append(np.full(nk, int(k > interface_index)))
+    positions = np.vstack(pos)
+    arrays = [np.concatenate(x) for x in (layer, abc, stk, clu)]
+    keep = np.ones(len(positions), bool) if inside is None else np.asarray(inside(positions))
+    return StackedStructure(
+        positions[keep],
+        arrays[0][keep].astype(np.int64),
+        arrays[1][keep],
+        arrays[2][keep],
+        arrays[3][keep].astype(np.int64),
+        nvec,
+        seq,
+        interface_index,
+    )
+
+
+def twinned_dumbbell(
+    *,
+    lattice_constant_A: float = PT_LATTICE_CONSTANT_A,
+    radius_bottom_A: float = 18.5,
+    radius_top_A: float = 17.5,
+    center_distance_A: float = 29.0,
+    fault: str = "extrinsic",
+    twist_deg: float = 1.6,
+    normal=(0.25, 0.95, 0.2),
+    in_plane_angle_deg: float = 17.0,
+    roughness: float = 0.08,
+    seed=None,
+) -> StackedStructure:
+    """Two coalesced clusters that share (111) faces, with a stacking fault between them.
+
+    The clusters are blobby spheres centred at ``-/+ center_distance_A / 2`` along the stacking
+    normal; the layer sequence is fcc in each cluster with a ``fault`` at the interface (the
+    study's nanodumbbell: ``"extrinsic"``, one inserted layer, two hcp twin-boundary layers),
+    and the top cluster twisted by ``twist_deg`` about the normal.
+    """
+    rng = _rng(seed)
+    spacing = lattice_constant_A / np.sqrt(3.0)
+    half = center_distance_A / 2.0
+    n_below = int(np.ceil((half + radius_bottom_A * 1.3) / spacing))
+    n_above = int(np.ceil((half + radius_top_A * 1.3) / spacing))
+    seq = stacking_sequence(n_below, n_above, fault=fault)
+    interface = n_below if fault == "extrinsic" else n_below - 1
+    nvec = np.asarray(normal, float) / np.linalg.norm(normal)
+    # fix the shape's random numbers before building so that the seed alone decides it
+    seed_bottom, seed_top = rng.integers(2**31, size=2)
+
+    def inside(p):
+        # Layer 0 is at the origin; the clusters sit either side of it.
+        bottom = blob_mask(
+            p,
+            radius_A=radius_bottom_A,
+            center_A=-half * nvec,
+            roughness=roughness,
+            seed=seed_bottom,
+        )
+        top = blob_mask(
+            p, radius_A=radius_top_A, center_A=half * nvec, roughness=roughness, seed=seed_top
+        )
+        return bottom | top
+
+    return stacked_particle(
+        seq,
+        lattice_constant_A=lattice_constant_A,
+        interface_index=interface,
+        twist_deg=twist_deg,
+        normal=nvec,
+        in_plane_angle_deg=in_plane_angle_deg,
+        inside=inside,
+        lateral_extent_A=max(radius_bottom_A, radius_top_A) * 1.4,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# amorphous
+
+
+def amorphous_particle(
+    *,
+    radius_A: float = 15.0,
+    min_distance_A: float = 2.0,
+    number_density_per_A3: float = 0.95 * 4 / PT_LATTICE_CONSTANT_A**3,
+    shape: str = "blob",
+    seed=None,
+    max_rounds: int = 400,
+    **shape_kwargs,
+) -> np.ndarray:
+    """Random close-ish packing with a minimum distance, carved to a shape.
+
+    Random sequential addition in batches: candidates are drawn uniformly, and a candidate is
+    accepted if it is at least ``min_distance_A`` from every accepted atom and from earlier
+    candidates of its batch. Stops at the target ``number_density_per_A3`` (default 95 % of Pt
+    fcc density) or when additions stall.
+    """
+    rng = _rng(seed)
+    if min_distance_A <= 0 or radius_A <= 0:
+        raise ValueError("radius_A and min_distance_A must be positive (Angstrom)")
+    box = radius_A * 1.6
+    volume = (2 * box) ** 3
+    # the shape is decided on a fixed cloud so that its random numbers are independent of RSA
+    shape_seed = int(rng.integers(2**31))
+
+    def inside(p):
+        return shape_mask(p, shape, radius_A=radius_A, seed=shape_seed, **shape_kwargs)
+
+    target = int(number_density_per_A3 * volume)
+    accepted = np.empty((0, 3))
+    batch = max(2000, target // 20)
+    stalled = 0
+    for _ in range(max_rounds):
+        cand = rng.uniform(-box, box, size=(batch, 3))
+        if len(accepted):
+            d, _ = cKDTree(accepted).query(cand, k=1, distance_upper_bound=min_distance_A)
+            cand = cand[np.isinf(d)]
+        if len(cand):
+            pairs = cKDTree(cand).query_pairs(min_distance_A, output_type="ndarray")
+            drop = np.zeros(len(cand), bool)
+            if len(pairs):
+                # keep the earlier of each close pair (greedy, like sequential addition)
+                drop[np.maximum(pairs[:, 0], pairs[:, 1])] = True
+            new = cand[~drop]
+            accepted = np.vstack([accepted, new])
+            stalled = stalled + 1 if len(new) < batch * 0.002 else 0
+        if len(accepted) >= target or stalled > 5:
+            break
+    accepted = accepted[:target]
+    return accepted[inside(accepted)]
+
+
+# --------------------------------------------------------------------------------------------
+# defects and jitter
+
+
+def apply_point_defects(
+    n_atoms: int, *, vacancy_fraction: float = 0.0, seed=None
+) -> np.ndarray:
+    """Boolean keep-mask that removes a random ``vacancy_fraction`` of the atoms."""
+    if not 0.0 <= vacancy_fraction < 1.0:
+        raise ValueError("vacancy_fraction must be in [0, 1)")
+    rng = _rng(seed)
+    keep = np.ones(n_atoms, bool)
+    n_vac = int(round(vacancy_fraction * n_atoms))
+    if n_vac:
+        keep[rng.choice(n_atoms, n_vac, replace=False)] = False
+    return keep
+
+
+def thermal_jitter(positions_A: np.ndarray, *, sigma_A: float, seed=None) -> np.ndarray:
+    """Displace each atom by an isotropic Gaussian of standard deviation ``sigma_A`` per axis."""
+    if sigma_A < 0:
+        raise ValueError("sigma_A must be >= 0 Angstrom")
+    rng = _rng(seed)
+    return positions_A + rng.normal(scale=sigma_A, size=positions_A.shape)

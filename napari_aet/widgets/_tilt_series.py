@@ -1,0 +1,113 @@
+"""Dock widget "Tilt-series geometry": type or load tilt angles and set the pixel size."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import (
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    create_widget,
+)
+
+from ..io import parse_angles, read_angles, validate_angles
+
+if TYPE_CHECKING:
+    import napari
+
+
+class TiltSeriesWidget(Container):
+    """Attach tilt angles [degrees] and a pixel size [A] to a tilt-series Image layer.
+
+    Angles are typed (``-70:70:7`` or a list) or read from a ``.tlt``/``.rawtlt``/``.txt`` file;
+    they must match the number of images. The layer's ``scale`` follows the pixel size.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self.layer = create_widget(annotation="napari.layers.Image", label="tilt series")
+        self.angles = LineEdit(label="angles (deg)", value="")
+        self.angles.tooltip = "e.g. -70:70:7 or -70, -63, ... (one per image)"
+        self.angles_file = FileEdit(label="or angles file", mode="r", filter="*.tlt *.rawtlt *.txt")
+        self.pixel_size = FloatSpinBox(
+            label="pixel size (A)", value=0.358, min=0.001, max=1000.0, step=0.001
+        )
+        self.apply_button = PushButton(text="Apply")
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.layer,
+                self.angles,
+                self.angles_file,
+                self.pixel_size,
+                self.apply_button,
+                self.status,
+            ]
+        )
+        self.layer.changed.connect(self._show_layer)
+        self.apply_button.changed.connect(self.apply)
+        viewer.layers.events.inserted.connect(self._refresh)
+        viewer.layers.events.removed.connect(self._refresh)
+        self._show_layer()
+
+    def _refresh(self, event=None) -> None:
+        self.layer.reset_choices()
+
+    def _show_layer(self, event=None) -> None:
+        layer = self.layer.value
+        if layer is None:
+            self.status.value = "Open a tilt series (File > Open) or load the sample."
+            return
+        ang = layer.metadata.get("angles_deg")
+        px = layer.metadata.get("pixel_size_A")
+        if ang is not None:
+            a = np.asarray(ang)
+            self.angles.value = ", ".join(f"{v:g}" for v in a)
+        if px:
+            self.pixel_size.value = float(px)
+        n = layer.data.shape[0] if layer.data.ndim == 3 else 0
+        self.status.value = (
+            f"{n} images; angles {'set' if ang is not None else 'missing'}; "
+            f"pixel size {'%.4g A' % px if px else 'missing'}"
+        )
+
+    def apply(self, event=None) -> bool:
+        """Validate and store the angles and pixel size on the layer. Returns True on success."""
+        layer = self.layer.value
+        if layer is None:
+            self.status.value = "No tilt-series layer selected."
+            return False
+        try:
+            if layer.data.ndim != 3:
+                raise ValueError(
+                    f"layer {layer.name!r} is {layer.data.ndim}D; a tilt series is "
+                    "(n_tilts, rows, cols)"
+                )
+            text = self.angles.value.strip()
+            fpath = self.angles_file.value
+            if text:
+                ang = parse_angles(text)
+            elif fpath and str(fpath) not in ("", ".") and fpath.is_file():
+                ang = read_angles(fpath)
+            else:
+                raise ValueError("type the tilt angles or choose an angles file")
+            ang = validate_angles(ang, layer.data.shape[0], where="the angles")
+        except (ValueError, OSError) as err:
+            self.status.value = f"Not applied: {err}"
+            return False
+        px = float(self.pixel_size.value)
+        layer.metadata = {
+            **layer.metadata,
+            "napari_aet_type": "tilt_series",
+            "angles_deg": [float(a) for a in ang],
+            "pixel_size_A": px,
+        }
+        layer.scale = (1.0, px, px)
+        self.status.value = f"Applied: {len(ang)} angles {ang.min():g}..{ang.max():g} deg, {px:g} A"
+        return True
