@@ -60,7 +60,9 @@ def _add_simulate(sub) -> None:
     p.add_argument("--shape", default="blob", choices=["blob", "sphere", "convex"])
     p.add_argument("--vacancies", type=float, default=0.0, help="vacancy fraction (0-1)")
     p.add_argument("--jitter", type=float, default=0.022, help="thermal jitter sd [A]")
-    p.add_argument("--angles", default="-70:70:7", help="tilt angles [deg], list or start:stop:step")
+    p.add_argument(
+        "--angles", default="-70:70:7", help="tilt angles [deg], list or start:stop:step"
+    )
     p.add_argument("--pixel-size", type=float, default=0.358, help="pixel size [A]")
     p.add_argument("--size", type=int, default=256, help="image size [pixels]")
     p.add_argument("--blur", type=float, default=0.45, help="Gaussian probe blur sd [A]")
@@ -69,7 +71,9 @@ def _add_simulate(sub) -> None:
     )
     p.add_argument("--angle-error", type=float, default=0.0, help="tilt-angle error sd [deg]")
     p.add_argument("--shift-error", type=float, default=0.0, help="max image shift [px]")
-    p.add_argument("--tilt-axis-angle", type=float, default=0.0, help="in-plane tilt-axis angle [deg]")
+    p.add_argument(
+        "--tilt-axis-angle", type=float, default=0.0, help="in-plane tilt-axis angle [deg]"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", default="h5", choices=["h5", "mrc", "tif", "npy"])
     p.add_argument("--no-figure", action="store_true", help="skip the montage figure")
@@ -146,8 +150,10 @@ def _cmd_simulate(args) -> int:
         fig.savefig(fig_path, dpi=150)
         written.append(fig_path)
     if not args.quiet:
-        print(f"{label}: {truth_atoms.n_atoms} atoms, {len(sim.angles_deg)} images of "
-              f"{sim.data.shape[1]} x {sim.data.shape[2]} px at {sim.pixel_size_A} A")
+        print(
+            f"{label}: {truth_atoms.n_atoms} atoms, {len(sim.angles_deg)} images of "
+            f"{sim.data.shape[1]} x {sim.data.shape[2]} px at {sim.pixel_size_A} A"
+        )
         for f in written:
             print(f"  wrote {f}")
     return 0
@@ -170,13 +176,18 @@ def _cmd_info(args) -> int:
         return 0
     ts = read_tilt_series(args.path, dataset=args.dataset)
     print(f"{args.path}: tilt series {ts.data.shape} ({ts.metadata.get('format')})")
-    px = f"{ts.pixel_size_A:g} A ({ts.metadata.get('pixel_size_source')})" if ts.pixel_size_A else "unknown"
+    px = (
+        f"{ts.pixel_size_A:g} A ({ts.metadata.get('pixel_size_source')})"
+        if ts.pixel_size_A
+        else "unknown"
+    )
     print(f"  pixel size: {px}")
     if ts.angles_deg is None:
-        print("  angles: unknown (give --angles or a sidecar .tlt file)")
+        print("  angles: unknown (none in the file and no sidecar .tlt/.rawtlt/.txt beside it)")
     else:
         a = ts.angles_deg
-        print(f"  angles: {len(a)} from {a.min():g} to {a.max():g} deg ({ts.metadata.get('angles_source')})")
+        src = ts.metadata.get("angles_source")
+        print(f"  angles: {len(a)} from {a.min():g} to {a.max():g} deg ({src})")
     return 0
 
 
@@ -193,9 +204,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NEGATIVE_VALUE_OPTIONS = ("--angles", "--tilt-axis-angle")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """Let ``--angles -70:70:7`` work: argparse would read ``-70:70:7`` as an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if (
+            a in _NEGATIVE_VALUE_OPTIONS
+            and i + 1 < len(argv)
+            and argv[i + 1][:1] == "-"
+            and (argv[i + 1][1:2].isdigit() or argv[i + 1][1:2] == ".")
+        ):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(_join_negative_values(argv))
     if args.command is None:
         parser.print_help()
         return 2

@@ -16,9 +16,7 @@ def add_scale_bar(ax, *, length_A: float, pixel_size_A: float, label: str | None
     bar = length_A / pixel_size_A
     left = min(x0, x1) + 0.06 * width_px
     bottom = max(y0, y1) - 0.08 * height_px
-    ax.add_patch(
-        Rectangle((left, bottom), bar, 0.02 * height_px, color="white", lw=0, zorder=5)
-    )
+    ax.add_patch(Rectangle((left, bottom), bar, 0.02 * height_px, color="white", lw=0, zorder=5))
     text = label or (f"{length_A / 10:g} nm" if length_A >= 10 else f"{length_A:g} Å")
     ax.text(
         left + bar / 2,
@@ -88,6 +86,7 @@ def tilt_series_montage(
             add_scale_bar(ax, length_A=scale_bar_A, pixel_size_A=pixel_size_A)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93 if title else 0.99,
-                        wspace=0.03, hspace=0.03)
+    fig.subplots_adjust(
+        left=0.01, right=0.99, bottom=0.01, top=0.93 if title else 0.99, wspace=0.03, hspace=0.03
+    )
     return fig

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..atoms import COORDINATE_COLUMNS, AtomModel, _coerce_features
+from ..atoms import COORDINATE_COLUMNS, KNOWN_FEATURES, AtomModel, _coerce_features
 
 ATOM_SUFFIXES = (".csv", ".xyz", ".h5", ".hdf5")
 _CSV_META_PREFIX = "# napari-aet-metadata: "
@@ -110,7 +110,9 @@ def _xyz_writer(model, meta):
                 vals = [species[i], f"{zyx[i, 2]:.6f}", f"{zyx[i, 1]:.6f}", f"{zyx[i, 0]:.6f}"]
                 for n, t in props:
                     v = rest[n].iat[i]
-                    vals.append(f"{v:.6g}" if t == "R" else str(int(v)) if t == "I" else str(v) or "_")
+                    vals.append(
+                        f"{v:.6g}" if t == "R" else str(int(v)) if t == "I" else str(v) or "_"
+                    )
                 fh.write(" ".join(vals) + "\n")
 
     return write
@@ -172,7 +174,11 @@ def _read_csv(path: Path) -> AtomModel:
             continue
         else:
             body_lines.append(line)
-    frame = pd.read_csv(io.StringIO("".join(body_lines)), keep_default_na=False, na_values=[""])
+    header = [c.strip() for c in body_lines[0].strip().split(",")] if body_lines else []
+    text_cols = {c: str for c in header if KNOWN_FEATURES.get(c) == "str"}
+    frame = pd.read_csv(
+        io.StringIO("".join(body_lines)), dtype=text_cols, keep_default_na=False, na_values=[""]
+    )
     frame.columns = [str(c).strip() for c in frame.columns]
     return AtomModel.from_frame(frame, meta)
 
@@ -210,9 +216,7 @@ def _read_xyz(path: Path) -> AtomModel:
             cols[name] = [conv(b[0]) if not (typ == "S" and b[0] == "_") else "" for b in block]
     if pos is None:
         raise ValueError("the XYZ Properties have no 'pos' field")
-    meta = {
-        k2: v for k2, v in info.items() if k2 not in ("Properties", "napari_aet_axes", "pbc")
-    }
+    meta = {k2: v for k2, v in info.items() if k2 not in ("Properties", "napari_aet_axes", "pbc")}
     for k2, v in list(meta.items()):
         for conv in (int, float):
             try:

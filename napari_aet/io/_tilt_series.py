@@ -326,7 +326,9 @@ def read_tilt_series(
     meta["angles_source"] = angle_source
     if pixel_size_A is not None:
         if not np.isfinite(pixel_size_A) or pixel_size_A <= 0:
-            raise ValueError(f"pixel_size_A must be a positive number of Angstrom, got {pixel_size_A}")
+            raise ValueError(
+                f"pixel_size_A must be a positive number of Angstrom, got {pixel_size_A}"
+            )
         meta["pixel_size_source"] = "given"
         if px is not None and abs(px - pixel_size_A) > 1e-6 * pixel_size_A:
             meta["pixel_size_in_file_A"] = px

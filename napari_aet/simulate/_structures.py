@@ -185,8 +185,9 @@ def stacking_sequence(
     """Labels of the (111) layers from bottom to top, with a fault after ``n_below`` layers.
 
     ``fault`` is ``"none"`` (perfect fcc ``ABCABC``), ``"twin"`` (mirror: ``ABCAB C BACBA``,
-    one hcp layer), ``"intrinsic"`` (one layer removed: ``ABCAB ABC``, two hcp layers) or ``"extrinsic"`` (one layer inserted: ``...AB A CAB...``,
-    the study's nanodumbbell: the inserted layer sits between two hcp twin-boundary layers).
+    one hcp layer), ``"intrinsic"`` (one layer removed: ``ABCAB ABC``, two hcp layers) or
+    ``"extrinsic"`` (one layer inserted: ``...AB A CAB...``, the study's nanodumbbell: the
+    inserted layer sits between two hcp twin-boundary layers).
     With ``"extrinsic"`` the inserted interface layer is at index ``n_below``.
     """
     order = "ABC"
@@ -242,7 +243,7 @@ class StackedStructure:
 
 def _layer_stacking(seq: str) -> list[str]:
     out = []
-    for i, s in enumerate(seq):
+    for i in range(len(seq)):
         if i == 0 or i == len(seq) - 1:
             out.append("other")
         else:
@@ -456,9 +457,7 @@ def amorphous_particle(
 # defects and jitter
 
 
-def apply_point_defects(
-    n_atoms: int, *, vacancy_fraction: float = 0.0, seed=None
-) -> np.ndarray:
+def apply_point_defects(n_atoms: int, *, vacancy_fraction: float = 0.0, seed=None) -> np.ndarray:
     """Boolean keep-mask that removes a random ``vacancy_fraction`` of the atoms."""
     if not 0.0 <= vacancy_fraction < 1.0:
         raise ValueError("vacancy_fraction must be in [0, 1)")

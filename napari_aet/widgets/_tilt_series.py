@@ -74,7 +74,7 @@ class TiltSeriesWidget(Container):
         n = layer.data.shape[0] if layer.data.ndim == 3 else 0
         self.status.value = (
             f"{n} images; angles {'set' if ang is not None else 'missing'}; "
-            f"pixel size {'%.4g A' % px if px else 'missing'}"
+            f"pixel size {f'{px:.4g} A' if px else 'missing'}"
         )
 
     def apply(self, event=None) -> bool:

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+
+from napari_aet.io import TiltSeries, write_atoms, write_tilt_series
+
+
+def test_manifest_contributions_resolve():
+    import npe2
+
+    pm = npe2.PluginManager.instance()
+    pm.discover()
+    mf = pm.get_manifest("napari-aet")
+    c = mf.contributions
+    assert {w.display_name for w in c.widgets} >= {"1. Tilt-series geometry"}
+    assert {s.key for s in c.sample_data} == {"nanodumbbell", "nanodumbbell_truth"}
+    assert len(c.readers) == 1 and "*.mrc" in c.readers[0].filename_patterns
+    assert {tuple(w.layer_types) for w in c.writers} == {("points",), ("image",)}
+    # every command's python_name imports
+    for cmd in c.commands:
+        assert cmd.exec is not None
+        pm.commands.get(cmd.id)
+
+
+def test_reader_returns_none_for_foreign_files(tmp_path):
+    from napari_aet._reader import napari_get_reader
+
+    other = tmp_path / "table.csv"
+    other.write_text("a,b\n1,2\n")
+    assert napari_get_reader(str(other)) is None
+    assert napari_get_reader(str(tmp_path / "photo.jpg")) is None
+    assert napari_get_reader([str(other), str(other)]) is None
+
+
+def test_reader_gives_layers_with_metadata(tmp_path, sample):
+    from napari_aet._reader import napari_get_reader
+
+    p = tmp_path / "s.h5"
+    write_tilt_series(p, TiltSeries(sample.data[:3], sample.angles_deg[:3], 0.358))
+    ((data, kwargs, kind),) = napari_get_reader(str(p))(str(p))
+    assert kind == "image" and data.shape == (3, 256, 256)
+    assert kwargs["scale"] == (1.0, 0.358, 0.358)
+    assert kwargs["metadata"]["angles_deg"] == [-70.0, -63.0, -56.0]
+    q = write_atoms(tmp_path / "atoms.csv", sample.truth.atoms)
+    ((pdata, pkw, pkind),) = napari_get_reader(str(q))(str(q))
+    assert pkind == "points" and pdata.shape == (sample.truth.atoms.n_atoms, 3)
+    assert {"layer", "stacking", "cluster"} <= set(pkw["features"].columns)
+
+
+def test_sample_opens_in_viewer_and_layers_save(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-aet", "nanodumbbell")
+    layer = viewer.layers["nanodumbbell tilt series"]
+    assert layer.data.shape == (21, 256, 256)
+    assert len(layer.metadata["angles_deg"]) == 21
+    assert tuple(layer.scale) == pytest.approx((1.0, 0.358, 0.358))
+    out = tmp_path / "saved.h5"
+    viewer.layers.save(str(out), selected=False, plugin="napari-aet")
+    from napari_aet.io import read_tilt_series
+
+    back = read_tilt_series(out)
+    np.testing.assert_allclose(back.angles_deg, np.linspace(-70, 70, 21))
+    viewer.layers.clear()
+    viewer.open_sample("napari-aet", "nanodumbbell_truth")
+    pts = viewer.layers[0]
+    assert "stacking" in pts.features.columns
+    pts_out = tmp_path / "atoms.xyz"
+    viewer.layers.save(str(pts_out), plugin="napari-aet")
+    from napari_aet.io import read_atoms
+
+    assert read_atoms(pts_out).n_atoms == len(pts.data)
+
+
+def test_tilt_series_widget_sets_angles_and_refuses_mismatch(make_napari_viewer):
+    from napari_aet.widgets import TiltSeriesWidget
+
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.zeros((5, 16, 16), np.float32), name="raw")
+    w = TiltSeriesWidget(viewer)
+    w.layer.value = layer
+    w.angles.value = "-60:60:20"  # 7 angles for 5 images
+    assert w.apply() is False
+    assert "7 tilt angles but the stack has 5" in w.status.value
+    assert "angles_deg" not in layer.metadata
+    w.angles.value = "-60:60:30"
+    w.pixel_size.value = 0.5
+    assert w.apply() is True
+    assert layer.metadata["angles_deg"] == [-60, -30, 0, 30, 60]
+    assert tuple(layer.scale) == (1.0, 0.5, 0.5)
+
+
+def test_simulate_widget_adds_a_tilt_series(make_napari_viewer, qtbot):
+    from napari_aet.widgets import SimulateWidget
+
+    viewer = make_napari_viewer()
+    w = SimulateWidget(viewer)
+    w.radius.value = 5.0
+    w.size_px.value = 48
+    w.angles.value = "-60:60:60"
+    w.add_truth.value = True
+    with qtbot.waitSignal(w.run().finished, timeout=30000):
+        pass
+    img = viewer.layers["simulated fcc"]
+    assert img.data.shape == (3, 48, 48)
+    assert img.metadata["angles_deg"] == [-60.0, 0.0, 60.0]
+    assert len(viewer.layers["true atoms"].data) > 10
+    w.angles.value = "-60, oops"
+    assert w.run() is None and "Not started" in w.status.value

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+
+from napari_aet.simulate import (
+    atomic_number,
+    kirkland_parameters,
+    projected_potential_profile,
+    scattering_factor,
+)
+from napari_aet.simulate._potentials import A0_E_VOLT_A2
+
+ELEMENTS = ["Pt", "Au", "Pd", "Ag", "Ni", "Fe", "Co"]
+
+
+@pytest.mark.parametrize("element", ELEMENTS)
+def test_projected_potential_integrates_to_forward_scattering(element):
+    # The plane integral of the projected potential is its transform at q = 0:
+    # 2 pi a0 e f_e(0); the Gaussian blur does not change it.
+    r = np.linspace(0, 25, 5001)
+    v = projected_potential_profile(element, r, blur_sigma_A=0.45)
+    total = np.trapezoid(2 * np.pi * r * v, r)
+    expected = 2 * np.pi * A0_E_VOLT_A2 * scattering_factor(element, np.zeros(1))[0]
+    assert total == pytest.approx(expected, rel=2e-3)
+
+
+def test_heavier_atoms_scatter_more():
+    f0 = {el: scattering_factor(el, np.zeros(1))[0] for el in ELEMENTS}
+    z = {el: atomic_number(el) for el in ELEMENTS}
+    assert z["Pt"] == 78 and z["Au"] == 79 and z["Fe"] == 26
+    assert f0["Pt"] > f0["Pd"] > f0["Ni"]
+    assert f0["Au"] > f0["Ag"]
+
+
+def test_blur_lowers_peak_and_spreads():
+    r = np.array([0.0, 1.0])
+    sharp = projected_potential_profile("Pt", r, blur_sigma_A=0.3)
+    wide = projected_potential_profile("Pt", r, blur_sigma_A=0.8)
+    assert sharp[0] > wide[0]
+    assert wide[1] / wide[0] > sharp[1] / sharp[0]
+
+
+def test_table_values_pt():
+    p = kirkland_parameters("Pt")
+    assert p.shape == (12,)
+    assert p[0] == pytest.approx(0.98469794)  # a1 of Pt in Kirkland's Table C.4
+
+
+def test_unknown_element_message():
+    with pytest.raises(ValueError, match="chemical symbol"):
+        kirkland_parameters("Xx")
+    with pytest.raises(ValueError, match="blur_sigma_A"):
+        projected_potential_profile("Pt", np.zeros(1), blur_sigma_A=0)
