@@ -189,8 +189,6 @@ def genfire(
         raise ValueError(
             f"projections must be a stack (n_images, rows, cols); got shape {proj.shape}"
         )
-    if not np.all(np.isfinite(proj)):
-        raise ValueError("projections contain NaN or infinite values; clean the tilt series first")
     n_img, rows, cols = proj.shape
     row_dirs, col_dirs, beam_dirs = projection_axes(angles_deg, euler_deg=euler_deg)
     if len(row_dirs) != n_img:
@@ -211,6 +209,11 @@ def genfire(
     need = estimate_genfire_memory(n_img, rows, cols, oversampling=oversampling,
                                    interpolation=interpolation)  # fmt: skip
     _check_device_memory(need, dev, n_img, rows, cols, oversampling, interpolation)
+    if not np.all(np.isfinite(proj)):
+        raise ValueError(
+            "projections contain NaN or infinite values; read the series with "
+            "nan_policy='fill' or clean it first"
+        )
 
     small = (cols, rows, cols)
     big = (_padded(cols, oversampling), _padded(rows, oversampling), _padded(cols, oversampling))

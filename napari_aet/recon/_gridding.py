@@ -77,22 +77,31 @@ def _in_grid(kz, ky, kx, grid_shape):
     )  # fmt: skip
 
 
-def _combine(parts, grid_shape, device) -> GriddedData:
-    """Distance-weighted mean per grid point: sum(w v) / sum(w), w = 1 / max(d, 1e-3)."""
+def _combine(parts, grid_shape, device, resolution_circle: bool = True) -> GriddedData:
+    """Distance-weighted mean per grid point: ``sum(w v) / sum(w)`` with ``w = 1 / (d^2 + 1e-5)``
+    (inverse squared distance, as in the original GENFIRE code); grid points beyond the
+    Nyquist sphere (0.5 cycles per pixel) are dropped when ``resolution_circle``."""
     if not parts:
         raise ValueError("no measured Fourier values fell on the grid; check the angles")
     idx = torch.cat([p[0] for p in parts])
     val = torch.cat([p[1] for p in parts])
     dist = torch.cat([p[2] for p in parts])
+    if resolution_circle:
+        nz, ny, nx = grid_shape
+        g = GriddedData(idx, val, dist, grid_shape).signed_frequencies().to(torch.float64)
+        n = torch.tensor([nz, ny, nx], dtype=torch.float64, device=device)
+        keep = ((g / n) ** 2).sum(dim=1) <= 0.25
+        idx, val, dist = idx[keep], val[keep], dist[keep]
     uniq, inv = torch.unique(idx, return_inverse=True)
-    w = 1.0 / dist.clamp(min=1e-3)
+    w = 1.0 / (dist.to(torch.float64) ** 2 + 1e-5)
     num = torch.zeros(len(uniq), dtype=torch.complex64, device=device)
-    den = torch.zeros(len(uniq), dtype=torch.float32, device=device)
-    num.index_add_(0, inv, (val * w).to(torch.complex64))
-    den.index_add_(0, inv, w.to(torch.float32))
+    den = torch.zeros(len(uniq), dtype=torch.float64, device=device)
+    num = num.to(torch.complex128)
+    num.index_add_(0, inv, val.to(torch.complex128) * w)
+    den.index_add_(0, inv, w)
     dmin = torch.full((len(uniq),), float("inf"), device=device)
     dmin = dmin.scatter_reduce(0, inv, dist.to(torch.float32), reduce="amin")
-    return GriddedData(uniq, num / den, dmin, grid_shape)
+    return GriddedData(uniq, (num / den).to(torch.complex64), dmin, grid_shape)
 
 
 def grid_fft(

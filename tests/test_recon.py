@@ -1,0 +1,161 @@
+import threading
+
+import numpy as np
+import pytest
+import torch
+from skimage.feature import peak_local_max
+
+from napari_aet._progress import Cancelled
+from napari_aet.recon import (
+    dense_projection_dft,
+    estimate_genfire_memory,
+    genfire,
+    grid_dft,
+    grid_fft,
+    projection_axes,
+    projection_dft,
+    visual_hull_support,
+)
+from napari_aet.simulate import rotation_center_A, simulate_tilt_series
+
+N = 48
+PX = 0.5
+# an asymmetric three-atom object: a mirrored reconstruction cannot match it
+OFFSETS = np.array([[4.0, -3.0, 2.0], [-5.0, 6.0, 1.0], [0.0, 0.0, -6.0]])
+
+
+@pytest.fixture(scope="module")
+def three_atoms():
+    atoms = rotation_center_A((N, N), PX) + OFFSETS
+    angles = np.linspace(-70, 70, 29)
+    sim = simulate_tilt_series(
+        atoms, angles, pixel_size_A=PX, shape_px=(N, N), dose_e_per_A2=None, blur_sigma_A=0.5
+    )
+    return atoms, angles, sim.data
+
+
+def _peaks_A(vol, n=3):
+    return np.array(sorted((peak_local_max(vol, min_distance=3, num_peaks=n) * PX).tolist()))
+
+
+@pytest.mark.parametrize("interpolation", ["fft", "dft"])
+def test_reconstruction_recovers_atoms_unmirrored(three_atoms, interpolation):
+    atoms, angles, data = three_atoms
+    res = genfire(data, angles, iterations=40, interpolation=interpolation, support="box")
+    assert res.volume.shape == (N, N, N)
+    np.testing.assert_allclose(_peaks_A(res.volume), np.array(sorted(atoms.tolist())), atol=PX)
+    # a mirror along the beam would put the atoms at 2c - z: far from the truth
+    mirrored = atoms.copy()
+    mirrored[:, 0] = 2 * rotation_center_A((N, N), PX)[0] - mirrored[:, 0]
+    assert np.abs(_peaks_A(res.volume) - np.array(sorted(mirrored.tolist()))).max() > 2.0
+    # errors and R-free fall
+    assert res.errors[-1] < 0.5 * res.errors[1]
+    assert res.rfree[-1] < res.rfree[1]
+    assert res.settings["interpolation"] == interpolation
+
+
+def test_euler_geometry_dual_axis(three_atoms):
+    atoms = three_atoms[0]
+    angles = np.linspace(-60, 60, 13)
+    a = simulate_tilt_series(atoms, angles, pixel_size_A=PX, shape_px=(N, N),
+                             dose_e_per_A2=None, blur_sigma_A=0.5)  # fmt: skip
+    b = simulate_tilt_series(atoms, angles, pixel_size_A=PX, shape_px=(N, N),
+                             dose_e_per_A2=None, blur_sigma_A=0.5,
+                             tilt_axis_angle_deg=90.0)  # fmt: skip
+    # simulate's in-plane tilt-axis angle a is Euler phi = -a
+    euler = np.concatenate(
+        [
+            np.stack([0 * angles, angles, 0 * angles], 1),
+            np.stack([-90 + 0 * angles, angles, 0 * angles], 1),
+        ]  # fmt: skip
+    )
+    data = np.concatenate([a.data, b.data])
+    for interp in ("fft", "dft"):
+        res = genfire(data, euler_deg=euler, iterations=30, interpolation=interp, support="box")
+        np.testing.assert_allclose(_peaks_A(res.volume), np.array(sorted(atoms.tolist())), atol=PX)
+
+
+def test_single_axis_equals_euler_with_zero_phi_psi():
+    ang = np.array([-40.0, 10.0, 55.0])
+    r1, c1, b1 = projection_axes(ang)
+    r2, c2, b2 = projection_axes(euler_deg=np.stack([0 * ang, ang, 0 * ang], 1))
+    np.testing.assert_allclose(r1, r2)
+    np.testing.assert_allclose(c1, c2)
+    np.testing.assert_allclose(np.einsum("ij,ij->i", c1, b1), 0, atol=1e-12)
+
+
+def test_dft_gridding_matches_dense_dft():
+    rng = np.random.default_rng(0)
+    img = rng.normal(size=(1, 20, 16)).astype(np.float32)
+    r, c, b = projection_axes([23.0])
+    grid_shape = (32, 40, 32)
+    g = grid_dft(torch.as_tensor(img), r, c, b, grid_shape, radius=0.3)
+    assert len(g.index) > 100
+    k = g.signed_frequencies().numpy().astype(float)
+    f3 = k / np.array(grid_shape)
+    f_row, f_col = f3 @ r[0], f3 @ c[0]
+    ref = dense_projection_dft(img[0], f_row, f_col)
+    np.testing.assert_allclose(g.values.numpy(), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    # and the NUFFT alone
+    np.testing.assert_allclose(projection_dft(img[0], f_row, f_col), ref, rtol=1e-4,
+                               atol=1e-4 * np.abs(ref).max())  # fmt: skip
+
+
+def test_fft_gridding_at_zero_tilt_is_the_padded_dft():
+    rng = np.random.default_rng(1)
+    img = rng.normal(size=(1, 16, 16)).astype(np.float32)
+    r, c, _ = projection_axes([0.0])
+    grid_shape = (32, 32, 32)
+    g = grid_fft(torch.as_tensor(img), r, c, grid_shape, radius=0.3)
+    k = g.signed_frequencies().numpy().astype(float)
+    assert np.all(k[:, 0] == 0)  # the zero-tilt slice is the kz = 0 plane
+    ref = dense_projection_dft(img[0], k[:, 1] / 32, k[:, 2] / 32)
+    np.testing.assert_allclose(g.values.numpy(), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_auto_support_holds_every_atom(sample):
+    sim = simulate_tilt_series(sample.truth.atoms, sample.angles_deg, seed=2)
+    r, c, _ = projection_axes(sample.angles_deg)
+    sup = visual_hull_support(sim.data, r, c, (256, 256, 256)).numpy()
+    idx = np.round(sample.truth.atoms.positions / sample.pixel_size_A).astype(int)
+    assert sup[idx[:, 0], idx[:, 1], idx[:, 2]].all()
+    assert sup.mean() < 0.15  # and it is much smaller than the box
+
+
+def test_memory_check_refuses_impossible_request():
+    huge = np.broadcast_to(np.zeros((1, 1, 1), np.float32), (21, 4096, 4096))
+    with pytest.raises(MemoryError, match="oversampling|Bin the images"):
+        genfire(huge, np.linspace(-70, 70, 21), oversampling=4, iterations=1)
+    assert estimate_genfire_memory(21, 256, 256, oversampling=2) < 4e9
+
+
+def test_bad_inputs(three_atoms):
+    _, angles, data = three_atoms
+    with pytest.raises(ValueError, match="one per image"):
+        genfire(data, angles[:-1], iterations=1)
+    with pytest.raises(ValueError, match="n_images, rows, cols"):
+        genfire(data[0], angles, iterations=1)
+    bad = data.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="nan_policy"):
+        genfire(bad, angles, iterations=1)
+    with pytest.raises(ValueError, match="either angles_deg"):
+        genfire(data, iterations=1)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA"):
+            genfire(data, angles, iterations=1, device="cuda")
+
+
+def test_cancel_stops_without_result(three_atoms):
+    _, angles, data = three_atoms
+    ev = threading.Event()
+    seen = []
+
+    def progress(done, total, msg):
+        seen.append(done)
+        if "iteration 3" in msg:
+            ev.set()
+
+    with pytest.raises(Cancelled):
+        genfire(data, angles, iterations=50, progress=progress, cancel=ev, support="box")
+    assert len(seen) < 40
