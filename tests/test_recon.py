@@ -57,17 +57,24 @@ def test_reconstruction_recovers_atoms_unmirrored(three_atoms, interpolation):
 def test_euler_geometry_dual_axis(three_atoms):
     atoms = three_atoms[0]
     angles = np.linspace(-60, 60, 13)
-    a = simulate_tilt_series(atoms, angles, pixel_size_A=PX, shape_px=(N, N),
-                             dose_e_per_A2=None, blur_sigma_A=0.5)  # fmt: skip
-    b = simulate_tilt_series(atoms, angles, pixel_size_A=PX, shape_px=(N, N),
-                             dose_e_per_A2=None, blur_sigma_A=0.5,
-                             tilt_axis_angle_deg=90.0)  # fmt: skip
+    a = simulate_tilt_series(
+        atoms, angles, pixel_size_A=PX, shape_px=(N, N), dose_e_per_A2=None, blur_sigma_A=0.5
+    )
+    b = simulate_tilt_series(
+        atoms,
+        angles,
+        pixel_size_A=PX,
+        shape_px=(N, N),
+        dose_e_per_A2=None,
+        blur_sigma_A=0.5,
+        tilt_axis_angle_deg=90.0,
+    )
     # simulate's in-plane tilt-axis angle a is Euler phi = -a
     euler = np.concatenate(
         [
             np.stack([0 * angles, angles, 0 * angles], 1),
             np.stack([-90 + 0 * angles, angles, 0 * angles], 1),
-        ]  # fmt: skip
+        ]
     )
     data = np.concatenate([a.data, b.data])
     for interp in ("fft", "dft"):
@@ -97,8 +104,9 @@ def test_dft_gridding_matches_dense_dft():
     ref = dense_projection_dft(img[0], f_row, f_col)
     np.testing.assert_allclose(g.values.numpy(), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
     # and the NUFFT alone
-    np.testing.assert_allclose(projection_dft(img[0], f_row, f_col), ref, rtol=1e-4,
-                               atol=1e-4 * np.abs(ref).max())  # fmt: skip
+    np.testing.assert_allclose(
+        projection_dft(img[0], f_row, f_col), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max()
+    )
 
 
 def test_fft_gridding_at_zero_tilt_is_the_padded_dft():

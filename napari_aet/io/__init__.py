@@ -10,6 +10,7 @@ from ._tilt_series import (
     validate_angles,
     write_tilt_series,
 )
+from ._volume import VOLUME_SUFFIXES, read_volume, write_volume
 
 __all__ = [
     "ATOM_SUFFIXES",
@@ -26,4 +27,7 @@ __all__ = [
     "write_angles",
     "write_atoms",
     "write_tilt_series",
+    "VOLUME_SUFFIXES",
+    "read_volume",
+    "write_volume",
 ]

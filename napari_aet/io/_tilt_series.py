@@ -127,7 +127,7 @@ def _read_mrc(path: Path) -> tuple[np.ndarray, float | None, dict]:
     with mrcfile.open(path, permissive=True, mode="r") as mrc:
         if mrc.data is None:
             raise TiltSeriesFileError(f"{path}: the MRC file has no data block")
-        data = np.asarray(mrc.data)
+        data = np.array(mrc.data)  # a writable copy, not the file's buffer
         vx = float(mrc.voxel_size.x)
     return data, (round(vx, 6) if vx > 0 else None), {"format": "MRC"}
 

@@ -32,7 +32,8 @@ class GenfireResult:
     support : ndarray of bool, shape like ``volume``
     settings : dict
     timings_s : dict
-        ``gridding``, ``per_iteration`` (mean) and ``total`` [seconds].
+        ``gridding``, ``per_iteration`` (median after the first), ``mean_iteration`` and
+        ``total`` [seconds].
     """
 
     volume: np.ndarray
@@ -63,8 +64,11 @@ def estimate_genfire_memory(
     interpolation: str = "fft",
 ) -> int:
     """Peak bytes of :func:`genfire` (grid, transforms, measured values, volume)."""
-    nz, ny, nx = (_padded(cols, oversampling), _padded(rows, oversampling),
-                  _padded(cols, oversampling))  # fmt: skip
+    nz, ny, nx = (
+        _padded(cols, oversampling),
+        _padded(rows, oversampling),
+        _padded(cols, oversampling),
+    )
     half = nz * ny * (nx // 2 + 1) * 8  # complex64 half spectrum
     # forward pass intermediates (cols, rows->Ny, Nxh) and (cols, rows, Nxh); inverse likewise
     inter = cols * ny * (nx // 2 + 1) * 8 + cols * rows * (nx // 2 + 1) * 8
@@ -86,9 +90,8 @@ def _padded(n: int, oversampling: float) -> int:
 class _PrunedFFT:
     """rfftn of a small cube zero-padded to the big grid, and its inverse cropped to the cube.
 
-    The object occupies indices ``[0, n)`` of each padded axis; padding is implicit (``n=``) so
-    only the needed transforms run: lines that are all zero are never transformed and
-    real-space output outside the cube is never computed.
+    The object occupies indices ``[0, n)`` of each padded axis; the padding is implicit
+    (``s=``), and the inverse stops transforming along x for rows outside the cube.
     """
 
     def __init__(self, small: tuple[int, int, int], big: tuple[int, int, int]):
@@ -96,16 +99,14 @@ class _PrunedFFT:
         self.big = big
 
     def forward(self, vol: torch.Tensor) -> torch.Tensor:
-        nz, ny, nx = self.big
-        a = torch.fft.rfft(vol, n=nx, dim=2)
-        a = torch.fft.fft(a, n=ny, dim=1)
-        return torch.fft.fft(a, n=nz, dim=0)
+        # one multi-dimensional call with implicit padding measured fastest on CPU (MKL) and
+        # GPU (cuFFT) against three 1D passes
+        return torch.fft.rfftn(vol, s=self.big)
 
     def inverse(self, spec: torch.Tensor) -> torch.Tensor:
         sz, sy, sx = self.small
-        nz, ny, nx = self.big
-        a = torch.fft.ifft(spec, dim=0)[:sz]
-        a = torch.fft.ifft(a, dim=1)[:, :sy]
+        nx = self.big[2]
+        a = torch.fft.ifftn(spec, dim=(0, 1))[:sz, :sy]
         return torch.fft.irfft(a, n=nx, dim=2)[:, :, :sx]
 
 
@@ -206,8 +207,9 @@ def genfire(
         raise ValueError("interpolation_radius must be in (0, 1] grid units")
     dev = resolve_device(device)
 
-    need = estimate_genfire_memory(n_img, rows, cols, oversampling=oversampling,
-                                   interpolation=interpolation)  # fmt: skip
+    need = estimate_genfire_memory(
+        n_img, rows, cols, oversampling=oversampling, interpolation=interpolation
+    )
     _check_device_memory(need, dev, n_img, rows, cols, oversampling, interpolation)
     if not np.all(np.isfinite(proj)):
         raise ValueError(
@@ -217,15 +219,24 @@ def genfire(
 
     small = (cols, rows, cols)
     big = (_padded(cols, oversampling), _padded(rows, oversampling), _padded(cols, oversampling))
-    ptorch = torch.as_tensor(proj, dtype=torch.float32, device=dev)
+    ptorch = torch.from_numpy(np.array(proj, dtype=np.float32)).to(dev)
 
     t0 = time.perf_counter()
     if interpolation == "fft":
-        grid = grid_fft(ptorch, row_dirs, col_dirs, big, radius=radius, progress=progress,
-                        cancel=cancel)  # fmt: skip
+        grid = grid_fft(
+            ptorch, row_dirs, col_dirs, big, radius=radius, progress=progress, cancel=cancel
+        )
     else:
-        grid = grid_dft(ptorch, row_dirs, col_dirs, beam_dirs, big, radius=radius,
-                        progress=progress, cancel=cancel)  # fmt: skip
+        grid = grid_dft(
+            ptorch,
+            row_dirs,
+            col_dirs,
+            beam_dirs,
+            big,
+            radius=radius,
+            progress=progress,
+            cancel=cancel,
+        )
     meas = _to_padded_convention(grid, small)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -234,8 +245,9 @@ def genfire(
     # support
     if isinstance(support, str):
         if support == "auto":
-            sup = visual_hull_support(proj, row_dirs, col_dirs, small,
-                                      margin_px=support_margin_px, device=dev)  # fmt: skip
+            sup = visual_hull_support(
+                proj, row_dirs, col_dirs, small, margin_px=support_margin_px, device=dev
+            )
         elif support == "box":
             sup = torch.ones(small, dtype=torch.bool, device=dev)
         else:
@@ -267,7 +279,9 @@ def genfire(
     errors = np.full(iterations, np.nan)
     rfree = np.full(iterations, np.nan)
     t_it = time.perf_counter()
+    it_times = []
     for it in range(iterations):
+        t_one = time.perf_counter()
         check_cancel(cancel, "the GENFIRE reconstruction")
         spec = fft.forward(rho)
         calc_w = spec[idx_w]
@@ -281,9 +295,16 @@ def genfire(
         rho.mul_(sup)
         if positivity:
             rho.clamp_(min=0)
-        report(progress, it + 1, iterations,
-               f"iteration {it + 1}: error {err:.4f}" + (f", R-free {rfree[it]:.4f}"
-                                                        if n_free else ""))  # fmt: skip
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        it_times.append(time.perf_counter() - t_one)
+        report(
+            progress,
+            it + 1,
+            iterations,
+            f"iteration {it + 1}: error {err:.4f}"
+            + (f", R-free {rfree[it]:.4f}" if n_free else ""),
+        )
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     t_iter = (time.perf_counter() - t_it) / max(iterations, 1)
@@ -307,7 +328,8 @@ def genfire(
     }
     timings = {
         "gridding": t_grid,
-        "per_iteration": t_iter,
+        "per_iteration": float(np.median(it_times[1:])) if len(it_times) > 1 else t_iter,
+        "mean_iteration": t_iter,
         "total": time.perf_counter() - t_start,
     }
     return GenfireResult(volume, errors, rfree, sup.cpu().numpy(), settings, timings)
@@ -330,8 +352,9 @@ def _to_padded_convention(grid: GriddedData, small: tuple[int, int, int]) -> tor
 
 def _check_device_memory(need, dev, n_img, rows, cols, oversampling, interpolation) -> None:
     def fits(os_):
-        return estimate_genfire_memory(n_img, rows, cols, oversampling=os_,
-                                       interpolation=interpolation)  # fmt: skip
+        return estimate_genfire_memory(
+            n_img, rows, cols, oversampling=os_, interpolation=interpolation
+        )
 
     def largest(avail):
         best = None
@@ -352,7 +375,7 @@ def _check_device_memory(need, dev, n_img, rows, cols, oversampling, interpolati
                     f"The largest oversampling that fits is {best:g}."
                     if best
                     else "Bin the images (fewer pixels) to make it fit."
-                )  # fmt: skip
+                )
             )
     else:
         from .._memory import available_memory_bytes
@@ -366,5 +389,5 @@ def _check_device_memory(need, dev, n_img, rows, cols, oversampling, interpolati
                 f"The largest oversampling that fits is {best:g}."
                 if best
                 else "Bin the images (fewer pixels) or use a GPU."
-            ),  # fmt: skip
+            ),
         )

@@ -71,10 +71,13 @@ def _to_half_space(kz, ky, kx, vals):
 def _in_grid(kz, ky, kx, grid_shape):
     nz, ny, nx = grid_shape
     return (
-        (kz >= -(nz // 2)) & (kz <= (nz - 1) // 2)
-        & (ky >= -(ny // 2)) & (ky <= (ny - 1) // 2)
-        & (kx >= -(nx // 2)) & (kx <= nx // 2)
-    )  # fmt: skip
+        (kz >= -(nz // 2))
+        & (kz <= (nz - 1) // 2)
+        & (ky >= -(ny // 2))
+        & (ky <= (ny - 1) // 2)
+        & (kx >= -(nx // 2))
+        & (kx <= nx // 2)
+    )
 
 
 def _combine(parts, grid_shape, device, resolution_circle: bool = True) -> GriddedData:
@@ -94,11 +97,14 @@ def _combine(parts, grid_shape, device, resolution_circle: bool = True) -> Gridd
         idx, val, dist = idx[keep], val[keep], dist[keep]
     uniq, inv = torch.unique(idx, return_inverse=True)
     w = 1.0 / (dist.to(torch.float64) ** 2 + 1e-5)
-    num = torch.zeros(len(uniq), dtype=torch.complex64, device=device)
+    # real and imaginary parts accumulated separately in float64 (portable across devices)
+    re = torch.zeros(len(uniq), dtype=torch.float64, device=device)
+    im = torch.zeros(len(uniq), dtype=torch.float64, device=device)
     den = torch.zeros(len(uniq), dtype=torch.float64, device=device)
-    num = num.to(torch.complex128)
-    num.index_add_(0, inv, val.to(torch.complex128) * w)
+    re.index_add_(0, inv, val.real.to(torch.float64) * w)
+    im.index_add_(0, inv, val.imag.to(torch.float64) * w)
     den.index_add_(0, inv, w)
+    num = torch.complex(re, im)
     dmin = torch.full((len(uniq),), float("inf"), device=device)
     dmin = dmin.scatter_reduce(0, inv, dist.to(torch.float32), reduce="amin")
     return GriddedData(uniq, (num / den).to(torch.complex64), dmin, grid_shape)

@@ -1,0 +1,211 @@
+"""Dock widget "Reconstruct (GENFIRE)": tilt-series layer in, tomogram layer out."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
+from qtpy.QtCore import QObject, Signal
+
+from .._layers import tilt_series_from_layer
+from .._progress import Cancelled
+from ..recon import genfire
+
+if TYPE_CHECKING:
+    import napari
+
+
+class _Relay(QObject):
+    """Carries progress from the worker thread to the GUI thread (queued signal)."""
+
+    progress = Signal(int, int, str)
+
+
+class ReconWidget(Container):
+    """GENFIRE reconstruction of the selected tilt series, in a worker thread.
+
+    The tilt-series layer must carry its angles and pixel size (see the *Tilt-series geometry*
+    widget). The tomogram is added as a 3D Image layer with ``scale = pixel size``; the error and
+    R-free curves are plotted below the form. A failed or cancelled run adds nothing.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self.layer = create_widget(annotation="napari.layers.Image", label="tilt series")
+        self.iterations = SpinBox(label="iterations", value=100, min=1, max=100000)
+        self.oversampling = FloatSpinBox(label="oversampling", value=2.0, min=1.0, max=8.0)
+        self.interpolation = ComboBox(label="gridding", choices=["fft", "dft"], value="fft")
+        self.radius = FloatSpinBox(
+            label="interp. radius (voxels)", value=0.3, min=0.01, max=1.0, step=0.05
+        )
+        self.support = ComboBox(label="support", choices=["auto", "box"], value="auto")
+        self.positivity = CheckBox(label="positivity", value=True)
+        self.rfree = FloatSpinBox(label="R-free fraction", value=0.05, min=0.0, max=0.5, step=0.01)
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.run_button = PushButton(text="Reconstruct")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.layer,
+                self.iterations,
+                self.oversampling,
+                self.interpolation,
+                self.radius,
+                self.support,
+                self.positivity,
+                self.rfree,
+                self.device,
+                self.run_button,
+                self.cancel_button,
+                self.status,
+            ]
+        )
+        self._cancel = threading.Event()
+        self._relay = _Relay()
+        self._relay.progress.connect(self._on_progress)
+        self._pbar = None
+        self.worker = None
+        self.result = None
+        self._canvas = None
+        self.interpolation.changed.connect(self._default_radius)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
+        viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
+        self._add_plot()
+
+    def _add_plot(self) -> None:
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self._figure = Figure(figsize=(3.6, 2.4), layout="constrained")
+        self._canvas = FigureCanvasQTAgg(self._figure)
+        self._canvas.setMinimumHeight(200)
+        self.native.layout().addWidget(self._canvas)
+
+    def _default_radius(self, value) -> None:
+        self.radius.value = 0.3 if value == "fft" else 0.1
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        from napari.utils import progress
+
+        if self._pbar is None or self._pbar.total != total:
+            if self._pbar is not None:
+                self._pbar.close()
+            self._pbar = progress(total=total, desc="GENFIRE")
+        self._pbar.n = done
+        self._pbar.set_description(message)
+        self.status.value = message
+
+    def cancel(self, event=None) -> None:
+        self._cancel.set()
+        self.status.value = "Cancelling..."
+
+    def run(self, event=None):
+        """Start the reconstruction; returns the worker (None if the input is not usable)."""
+        from napari.qt.threading import create_worker
+
+        layer = self.layer.value
+        try:
+            if layer is None:
+                raise ValueError("choose a tilt-series layer")
+            ts = tilt_series_from_layer(layer.data, layer.metadata, layer.scale)
+            if ts.angles_deg is None:
+                raise ValueError("the layer has no tilt angles; set them in 'Tilt-series geometry'")
+            if len(ts.angles_deg) != ts.n_tilts:
+                raise ValueError(
+                    f"{len(ts.angles_deg)} angles for {ts.n_tilts} images; fix the geometry"
+                )
+        except ValueError as err:
+            self.status.value = f"Not started: {err}"
+            return None
+        params = dict(
+            iterations=int(self.iterations.value),
+            oversampling=float(self.oversampling.value),
+            interpolation=self.interpolation.value,
+            interpolation_radius=float(self.radius.value),
+            support=self.support.value,
+            positivity=bool(self.positivity.value),
+            rfree_fraction=float(self.rfree.value),
+            device=self.device.value,
+        )
+        self._cancel.clear()
+        relay = self._relay
+
+        def work():
+            try:
+                return genfire(
+                    ts.data,
+                    ts.angles_deg,
+                    progress=lambda d, t, m: relay.progress.emit(d, t, m),
+                    cancel=self._cancel,
+                    **params,
+                )
+            except Cancelled:
+                return None  # a cancelled run has no result
+
+        worker = create_worker(work)
+        worker.returned.connect(lambda res: self._done(res, ts, layer.name))
+        worker.errored.connect(self._failed)
+        worker.finished.connect(self._finished)
+        self.run_button.enabled = False
+        self.cancel_button.enabled = True
+        self.status.value = "Gridding..."
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def _done(self, res, ts, source_name: str) -> None:
+        if res is None or self._cancel.is_set():
+            self.status.value = "Cancelled; nothing was added."
+            return
+        self.result = res
+        px = ts.pixel_size_A or 1.0
+        self._viewer.add_image(
+            res.volume,
+            name=f"{source_name} GENFIRE",
+            scale=(px, px, px),
+            colormap="inferno",
+            metadata={
+                "napari_aet_type": "tomogram",
+                "voxel_size_A": ts.pixel_size_A,
+                "recon_settings": res.settings,
+                "errors": res.errors.tolist(),
+                "rfree": res.rfree.tolist(),
+            },
+        )
+        self._plot(res.errors, res.rfree)
+        t = res.timings_s
+        self.status.value = (
+            f"Done on {res.settings['device']}: error {res.errors[-1]:.4f}, "
+            f"R-free {res.rfree[-1]:.4f}; {t['per_iteration']:.2f} s/iteration"
+        )
+
+    def _plot(self, errors, rfree) -> None:
+        from ..figures import plot_recon_errors
+
+        self._figure.clear()
+        plot_recon_errors(errors, rfree, ax=self._figure.add_subplot(), title=None)
+        self._canvas.draw_idle()
+
+    def _failed(self, err) -> None:
+        self.status.value = f"Failed: {err}"
+
+    def _finished(self) -> None:
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self.run_button.enabled = True
+        self.cancel_button.enabled = False

@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+
+from napari_aet.cli import main
+from napari_aet.io import TiltSeries, read_volume, write_tilt_series
+from napari_aet.simulate import rotation_center_A, simulate_tilt_series
+
+N = 40
+PX = 0.5
+
+
+@pytest.fixture(scope="module")
+def small_series(tmp_path_factory):
+    atoms = rotation_center_A((N, N), PX) + np.array([[3.0, -2.0, 2.5], [-4.0, 4.0, -1.0]])
+    angles = np.linspace(-70, 70, 21)
+    sim = simulate_tilt_series(atoms, angles, pixel_size_A=PX, shape_px=(N, N), seed=0)
+    path = tmp_path_factory.mktemp("series") / "tilts.mrc"
+    write_tilt_series(path, TiltSeries(sim.data, angles, PX))
+    return path, atoms, sim
+
+
+def test_cli_recon_writes_tomogram_with_provenance(small_series, tmp_path):
+    path, atoms, _ = small_series
+    out = tmp_path / "rec"
+    rc = main(
+        ["-q", "recon", str(path), "--iterations", "15", "--support", "box", "--out", str(out)]
+    )
+    assert rc == 0
+    vol, vx, prov = read_volume(out / "tomogram.h5")
+    assert vol.shape == (N, N, N) and vx == pytest.approx(PX)
+    assert prov["iterations"] == 15 and prov["command"] == "recon"
+    assert len(prov["angles_deg"]) == 21
+    peak = np.unravel_index(np.argmax(vol), vol.shape)
+    d = np.linalg.norm(atoms - np.array(peak) * PX, axis=1).min()
+    assert d <= PX * 1.5
+    errors = np.loadtxt(out / "recon_errors.csv", delimiter=",", skiprows=1)
+    assert errors.shape == (15, 3) and errors[-1, 1] < errors[1, 1]
+    assert (out / "figures" / "recon_errors.png").stat().st_size > 5000
+
+
+def test_cli_recon_needs_angles(tmp_path, capsys):
+    p = tmp_path / "noangles.npy"
+    np.save(p, np.zeros((5, 16, 16), np.float32))
+    assert main(["recon", str(p), "--pixel-size", "0.4", "--out", str(tmp_path / "o")]) == 1
+    assert "--angles" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "tomogram.h5").exists()
+
+
+def test_recon_widget_adds_tomogram(make_napari_viewer, qtbot, small_series):
+    from napari_aet._layers import tilt_series_layer_data
+    from napari_aet.io import read_tilt_series
+    from napari_aet.widgets import ReconWidget
+
+    path, atoms, _ = small_series
+    viewer = make_napari_viewer()
+    data, kw, _ = tilt_series_layer_data(read_tilt_series(path), name="tilts")
+    viewer.add_image(data, **kw)
+    w = ReconWidget(viewer)
+    w.layer.value = viewer.layers["tilts"]
+    w.iterations.value = 10
+    w.support.value = "box"
+    w.interpolation.value = "dft"
+    assert w.radius.value == pytest.approx(0.1)
+    with qtbot.waitSignal(w.run().finished, timeout=60000):
+        pass
+    tomo = viewer.layers["tilts GENFIRE"]
+    assert tomo.data.shape == (N, N, N)
+    assert tuple(tomo.scale) == pytest.approx((PX, PX, PX))
+    assert tomo.metadata["recon_settings"]["interpolation"] == "dft"
+    assert len(w._figure.axes[0].lines) == 2  # error and R-free curves
+    assert "Done" in w.status.value
+
+
+def test_recon_widget_refuses_layer_without_angles(make_napari_viewer):
+    from napari_aet.widgets import ReconWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((4, 16, 16), np.float32), name="raw")
+    w = ReconWidget(viewer)
+    w.layer.value = viewer.layers["raw"]
+    assert w.run() is None
+    assert "no tilt angles" in w.status.value
+    assert len(viewer.layers) == 1
+
+
+def test_recon_widget_cancel_adds_nothing(make_napari_viewer, qtbot, small_series):
+    from napari_aet._layers import tilt_series_layer_data
+    from napari_aet.io import read_tilt_series
+    from napari_aet.widgets import ReconWidget
+
+    path, _, _ = small_series
+    viewer = make_napari_viewer()
+    data, kw, _ = tilt_series_layer_data(read_tilt_series(path), name="tilts")
+    viewer.add_image(data, **kw)
+    w = ReconWidget(viewer)
+    w.layer.value = viewer.layers["tilts"]
+    w.iterations.value = 100000
+    w.support.value = "box"
+    worker = w.run()
+    qtbot.waitUntil(lambda: "iteration" in w.status.value, timeout=30000)
+    with qtbot.waitSignal(worker.finished, timeout=30000):
+        w.cancel()
+    assert "Cancelled" in w.status.value
+    assert [layer.name for layer in viewer.layers] == ["tilts"]
