@@ -101,6 +101,8 @@ class ReconWidget(Container):
     def _on_progress(self, done: int, total: int, message: str) -> None:
         from napari.utils import progress
 
+        if self._cancel.is_set():
+            return
         if self._pbar is None or self._pbar.total != total:
             if self._pbar is not None:
                 self._pbar.close()
@@ -207,5 +209,7 @@ class ReconWidget(Container):
         if self._pbar is not None:
             self._pbar.close()
             self._pbar = None
+        if self._cancel.is_set():
+            self.status.value = "Cancelled; nothing was added."
         self.run_button.enabled = True
         self.cancel_button.enabled = False
