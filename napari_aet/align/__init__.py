@@ -1,0 +1,30 @@
+"""Tilt-series preprocessing and alignment (no Qt, no napari)."""
+
+from ._pipeline import AlignmentResult, align_tilt_series
+from ._preprocess import bm3d_available, denoise, lowpass_filter, subtract_background
+from ._projection_matching import ProjectionMatchingResult, projection_matching
+from ._reproject import reproject
+from ._shifts import (
+    apply_alignment,
+    axis_matrix,
+    center_of_mass_offsets,
+    common_line_offsets,
+    estimate_tilt_axis_angle,
+)
+
+__all__ = [
+    "AlignmentResult",
+    "ProjectionMatchingResult",
+    "align_tilt_series",
+    "apply_alignment",
+    "axis_matrix",
+    "bm3d_available",
+    "center_of_mass_offsets",
+    "common_line_offsets",
+    "denoise",
+    "estimate_tilt_axis_angle",
+    "lowpass_filter",
+    "projection_matching",
+    "reproject",
+    "subtract_background",
+]

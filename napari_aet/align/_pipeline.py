@@ -1,0 +1,203 @@
+"""The whole preprocessing and alignment chain, each step switchable."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .._progress import check_cancel, report
+from ._preprocess import denoise, lowpass_filter, subtract_background
+from ._projection_matching import projection_matching
+from ._shifts import (
+    apply_alignment,
+    axis_matrix,
+    center_of_mass_offsets,
+    common_line_offsets,
+    estimate_tilt_axis_angle,
+)
+
+
+@dataclass
+class AlignmentResult:
+    """An aligned tilt series and the corrections that made it.
+
+    Attributes
+    ----------
+    data : ndarray of float32, shape (n, rows, cols)
+        Preprocessed images resampled into the aligned frame (tilt axis vertical through the
+        centre column, images registered).
+    angles_deg : ndarray of shape (n,)
+        Tilt angles after refinement (equal to the input when angles are not refined).
+    angle_corrections_deg : ndarray of shape (n,)
+        ``angles_deg - input angles``.
+    shifts_px : ndarray of shape (n, 2)
+        ``(d_row, d_col)`` of each raw image's content from where it should be, in raw pixel
+        coordinates (what :func:`apply_alignment` undoes).
+    tilt_axis_angle_deg : float
+        In-plane angle of the tilt axis in the raw images [degrees].
+    background : ndarray of shape (n, 3) or None
+        Fitted background plane ``(a, b, c)`` per image.
+    steps : dict
+        Which steps ran and with which settings (JSON-serialisable).
+    rounds : list of dict
+        Projection-matching history (changes per round, mean correlation).
+    """
+
+    data: np.ndarray
+    angles_deg: np.ndarray
+    angle_corrections_deg: np.ndarray
+    shifts_px: np.ndarray
+    tilt_axis_angle_deg: float
+    background: np.ndarray | None = None
+    steps: dict = field(default_factory=dict)
+    rounds: list = field(default_factory=list)
+
+    def corrections_table(self) -> str:
+        """CSV text: one row per image with its angle correction and shift."""
+        lines = [
+            "index,angle_in_deg,angle_refined_deg,angle_correction_deg,shift_row_px,shift_col_px"
+        ]
+        for i in range(len(self.angles_deg)):
+            a0 = self.angles_deg[i] - self.angle_corrections_deg[i]
+            lines.append(
+                f"{i},{a0:.4f},{self.angles_deg[i]:.4f},{self.angle_corrections_deg[i]:.4f},"
+                f"{self.shifts_px[i, 0]:.4f},{self.shifts_px[i, 1]:.4f}"
+            )
+        return "\n".join(lines) + "\n"
+
+
+def align_tilt_series(
+    data,
+    angles_deg,
+    *,
+    pixel_size_A: float,
+    background: str | None = "plane",
+    denoise_method: str | None = None,
+    noise: str = "poisson",
+    lowpass_diameter_inv_A: float | None = 2.08,
+    lowpass_edge_inv_A: float = 0.05,
+    center_of_mass: bool = True,
+    common_line: bool = True,
+    tilt_axis: str | float | None = "estimate",
+    tilt_axis_search_deg: float = 20.0,
+    refine: bool = True,
+    refine_angles: bool = False,
+    refine_rounds: int = 3,
+    recon_iterations: int = 20,
+    oversampling: float = 2.0,
+    device: str = "auto",
+    progress=None,
+    cancel=None,
+) -> AlignmentResult:
+    """Preprocess and align a single-axis tilt series.
+
+    Steps, in order (each switchable): background subtraction (robust plane outside the
+    particle), denoising (BM3D or non-local means on Anscombe-transformed counts), circular
+    low-pass filter [1/A], coarse centring by centre of mass, estimation of the tilt axis's
+    in-plane angle (common-line condition), centre of mass perpendicular to the axis and
+    common-line registration along it, then projection-matching refinement of shifts (and,
+    optionally, angles) against GENFIRE reconstructions.
+
+    Parameters
+    ----------
+    data : ndarray of shape (n, rows, cols)
+        Raw tilt series.
+    angles_deg : array-like of shape (n,)
+        Nominal tilt angles [degrees].
+    pixel_size_A : float
+        Pixel size [A] (for the low-pass filter).
+    background : {"plane", "offset", None}
+    denoise_method : {"auto", "bm3d", "nlmeans", None}
+        None (default) skips denoising; the study used BM3D.
+    noise : {"poisson", "gaussian"}
+        Noise model for denoising.
+    lowpass_diameter_inv_A : float or None
+        Diameter of the pass band [1/A] (the study: 2.08); None skips the filter.
+    lowpass_edge_inv_A : float
+        Width of the cosine edge [1/A] (the study: 0.05).
+    center_of_mass, common_line : bool
+        Coarse registration perpendicular to and along the tilt axis.
+    tilt_axis : "estimate", float or None
+        Estimate the in-plane tilt-axis angle, take a known one [degrees], or assume vertical.
+    refine : bool
+        Projection-matching refinement of shifts.
+    refine_angles : bool
+        Also refine tilt angles in projection matching (see docs/methods.md for its limits).
+    refine_rounds, recon_iterations, oversampling
+        Projection-matching settings.
+    """
+    arr = np.asarray(data, np.float32)
+    if arr.ndim != 3:
+        raise ValueError(f"expected a tilt series (n_images, rows, cols); got shape {arr.shape}")
+    ang = np.asarray(angles_deg, np.float64).ravel()
+    if len(ang) != len(arr):
+        raise ValueError(f"{len(ang)} angles for {len(arr)} images; give one angle per image")
+    steps: dict = {"stage": "align"}
+    total = 6
+    bg_params = None
+    work = arr
+    if background:
+        check_cancel(cancel, "alignment")
+        work, bg_params = subtract_background(work, method=background)
+        steps["background"] = {"method": background}
+    report(progress, 1, total, "background subtracted")
+    if denoise_method:
+        check_cancel(cancel, "alignment")
+        work, used = denoise(work, method=denoise_method, noise=noise)
+        steps["denoise"] = {"method": used, "noise": noise}
+    report(progress, 2, total, "denoised")
+    if lowpass_diameter_inv_A:
+        work = lowpass_filter(work, pixel_size_A=pixel_size_A,
+                              cutoff_diameter_inv_A=lowpass_diameter_inv_A,
+                              edge_width_inv_A=lowpass_edge_inv_A)  # fmt: skip
+        steps["lowpass"] = {"diameter_inv_A": lowpass_diameter_inv_A,
+                            "edge_inv_A": lowpass_edge_inv_A}  # fmt: skip
+    report(progress, 3, total, "filtered")
+    n = len(work)
+    s = np.zeros((n, 2))
+    if center_of_mass:
+        s = center_of_mass_offsets(work)
+    alpha = 0.0
+    if tilt_axis == "estimate":
+        check_cancel(cancel, "alignment")
+        alpha = estimate_tilt_axis_angle(apply_alignment(work, shifts_px=s),
+                                         search_range_deg=tilt_axis_search_deg)  # fmt: skip
+        steps["tilt_axis"] = {"estimated_deg": alpha}
+    elif tilt_axis is not None:
+        alpha = float(tilt_axis)
+        steps["tilt_axis"] = {"given_deg": alpha}
+    report(progress, 4, total, f"tilt axis at {alpha:+.3f} deg")
+    m = axis_matrix(alpha)
+    if center_of_mass or common_line:
+        aligned = apply_alignment(work, tilt_axis_angle_deg=alpha, shifts_px=s)
+        d = np.zeros((n, 2))
+        if center_of_mass:
+            d[:, 1] = center_of_mass_offsets(aligned)[:, 1]
+            steps["center_of_mass"] = True
+        if common_line:
+            d[:, 0] = common_line_offsets(aligned)
+            steps["common_line"] = True
+        elif center_of_mass:
+            d[:, 0] = center_of_mass_offsets(aligned)[:, 0]
+        s = s + d @ m.T
+    report(progress, 5, total, "coarse alignment done")
+    rounds = []
+    new_ang = ang.copy()
+    if refine:
+        res = projection_matching(work, ang, shifts_px=s, tilt_axis_angle_deg=alpha,
+                                  rounds=refine_rounds, recon_iterations=recon_iterations,
+                                  oversampling=oversampling, refine_angles=refine_angles,
+                                  device=device, cancel=cancel)  # fmt: skip
+        s, new_ang = res.shifts_px, res.angles_deg
+        rounds = [asdict(r) for r in res.rounds]
+        steps["projection_matching"] = {
+            "rounds_run": len(res.rounds),
+            "converged": res.converged,
+            "refine_angles": refine_angles,
+            "recon_iterations": recon_iterations,
+            "oversampling": oversampling,
+        }
+    aligned = apply_alignment(work, tilt_axis_angle_deg=alpha, shifts_px=s)
+    report(progress, 6, total, "aligned")
+    return AlignmentResult(aligned, new_ang, new_ang - ang, s, alpha, bg_params, steps, rounds)

@@ -1,0 +1,171 @@
+"""Projection-matching refinement of image shifts and tilt angles against a reconstruction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._progress import check_cancel, report
+from ._reproject import reproject
+from ._shifts import apply_alignment, axis_matrix
+
+
+@dataclass
+class RefinementRound:
+    """What one round of projection matching changed."""
+
+    max_shift_change_px: float
+    rms_shift_change_px: float
+    max_angle_change_deg: float
+    rms_angle_change_deg: float
+    mean_correlation: float
+
+
+@dataclass
+class ProjectionMatchingResult:
+    """Refined geometry: shifts in raw coordinates and tilt angles, with the round history."""
+
+    shifts_px: np.ndarray
+    angles_deg: np.ndarray
+    rounds: list[RefinementRound] = field(default_factory=list)
+    converged: bool = False
+
+
+def _register(reference: np.ndarray, moving: np.ndarray, upsample: int = 20):
+    """``(d, cc)``: offset ``d`` (row, col) with ``moving(p + d) ~ reference(p)``, and the
+    normalized correlation after that shift."""
+    from scipy import ndimage
+    from skimage.registration import phase_cross_correlation
+
+    shift, _, _ = phase_cross_correlation(
+        reference, moving, upsample_factor=upsample, normalization=None
+    )
+    d = -np.asarray(shift, np.float64)
+    moved = ndimage.shift(moving, -d, order=1, mode="constant")
+    a = reference - reference.mean()
+    b = moved - moved.mean()
+    cc = float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-30))
+    return d, cc
+
+
+def _fourier_shift(img: np.ndarray, shift) -> np.ndarray:
+    """Image moved by ``shift`` (row, col) [pixels], exactly (periodic) via the Fourier domain."""
+    from scipy import ndimage
+
+    return np.fft.ifftn(ndimage.fourier_shift(np.fft.fftn(img), shift)).real
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-30))
+
+
+def _remove_object_translation(d_col: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
+    """Remove the part of column offsets that a translation of the object explains,
+    ``tx cos(theta) + tz sin(theta)``: it moves the reconstruction, not the images' errors."""
+    th = np.deg2rad(angles_deg)
+    a = np.column_stack([np.cos(th), np.sin(th)])
+    coef, *_ = np.linalg.lstsq(a, d_col, rcond=None)
+    return d_col - a @ coef
+
+
+def projection_matching(
+    raw,
+    angles_deg,
+    *,
+    shifts_px=None,
+    tilt_axis_angle_deg: float = 0.0,
+    rounds: int = 4,
+    recon_iterations: int = 20,
+    oversampling: float = 2.0,
+    angle_step_deg: float = 0.5,
+    max_angle_change_deg: float = 1.0,
+    refine_angles: bool = True,
+    shift_tol_px: float = 0.05,
+    angle_tol_deg: float = 0.02,
+    device: str = "auto",
+    progress=None,
+    cancel=None,
+) -> ProjectionMatchingResult:
+    """Refine per-image shifts and tilt angles by matching re-projections of a reconstruction.
+
+    Each round reconstructs the current aligned series with GENFIRE, re-projects it at each
+    image's angle and at ``+- angle_step_deg``, takes the angle at the vertex of a parabola
+    through the three correlations and the shift that registers the image to the re-projection
+    at that angle (sub-pixel phase correlation). Gauge freedoms are fixed each round: angle
+    corrections have zero mean (the mean of the nominal angles is kept), offsets along the axis
+    have zero mean, and column offsets explained by a translation of the object are removed.
+    Stops when every change is below ``shift_tol_px`` and ``angle_tol_deg``.
+
+    Parameters
+    ----------
+    raw : ndarray of shape (n, rows, cols)
+        Preprocessed (background-free) images in the raw frame.
+    angles_deg : array-like of shape (n,)
+        Starting tilt angles [degrees].
+    shifts_px : ndarray of shape (n, 2), optional
+        Starting shifts in raw coordinates (from the coarse alignment).
+    tilt_axis_angle_deg : float
+        In-plane tilt-axis angle [degrees] (from :func:`estimate_tilt_axis_angle`).
+    rounds : int
+        Maximum number of rounds.
+    recon_iterations, oversampling
+        GENFIRE settings of each round's reconstruction.
+    """
+    from ..recon import genfire
+
+    arr = np.asarray(raw, np.float32)
+    n = len(arr)
+    ang = np.asarray(angles_deg, np.float64).copy()
+    s = np.zeros((n, 2)) if shifts_px is None else np.asarray(shifts_px, np.float64).copy()
+    m = axis_matrix(tilt_axis_angle_deg)
+    history: list[RefinementRound] = []
+    converged = False
+    for r in range(rounds):
+        check_cancel(cancel, "projection matching")
+        aligned = apply_alignment(arr, tilt_axis_angle_deg=tilt_axis_angle_deg, shifts_px=s)
+        vol = genfire(aligned, ang, iterations=recon_iterations, oversampling=oversampling,
+                      support="auto", rfree_fraction=0.0, device=device,
+                      cancel=cancel).volume  # fmt: skip
+        d = np.zeros((n, 2))
+        dang = np.zeros(n)
+        ccs = np.zeros(n)
+        for i in range(n):
+            check_cancel(cancel, "projection matching")
+            d0, _ = _register(reproject(vol, [ang[i]])[0], aligned[i])
+            if refine_angles:
+                # correlations at a fixed shift over a symmetric set of trial angles; the
+                # vertex of a least-squares parabola is the angle correction
+                offs = angle_step_deg * np.arange(-2, 3)
+                proj = reproject(vol, ang[i] + offs)
+                moved = _fourier_shift(aligned[i], -d0)
+                c = np.array([_ncc(p, moved) for p in proj])
+                a2, a1, _ = np.polyfit(offs, c, 2)
+                delta = -a1 / (2 * a2) if a2 < 0 else offs[int(np.argmax(c))]
+                dang[i] = float(np.clip(delta, -max_angle_change_deg, max_angle_change_deg))
+                best = reproject(vol, [ang[i] + dang[i]])[0]
+                d[i], ccs[i] = _register(best, aligned[i])
+            else:
+                d[i] = d0
+                ccs[i] = _ncc(reproject(vol, [ang[i]])[0], _fourier_shift(aligned[i], -d0))
+            report(progress, r * n + i + 1, rounds * n, f"round {r + 1}: image {i + 1}/{n}")
+        if refine_angles:
+            dang -= dang.mean()
+        d[:, 0] -= d[:, 0].mean()
+        d[:, 1] = _remove_object_translation(d[:, 1], ang + dang)
+        s += d @ m.T  # offsets measured in the aligned frame -> raw coordinates
+        ang += dang
+        rnd = RefinementRound(
+            float(np.abs(d).max()),
+            float(np.sqrt((d**2).sum(axis=1).mean())),
+            float(np.abs(dang).max()),
+            float(np.sqrt((dang**2).mean())),
+            float(ccs.mean()),
+        )
+        history.append(rnd)
+        if rnd.max_shift_change_px < shift_tol_px and rnd.max_angle_change_deg < angle_tol_deg:
+            converged = True
+            break
+    return ProjectionMatchingResult(s, ang, history, converged)

@@ -1,0 +1,149 @@
+"""Rigid alignment of tilt-series images: apply, centre of mass, common line, tilt axis."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage, optimize
+
+
+def axis_matrix(tilt_axis_angle_deg: float) -> np.ndarray:
+    """2x2 matrix on ``(row, col)`` taking axis-aligned coordinates to raw-image coordinates.
+
+    A tilt axis at ``a`` degrees from vertical (counter-clockwise as displayed) runs along
+    ``(cos a, sin a)`` in ``(row, col)``.
+    """
+    a = np.deg2rad(tilt_axis_angle_deg)
+    return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+
+
+def apply_alignment(
+    raw, *, tilt_axis_angle_deg: float = 0.0, shifts_px=None, order: int = 3
+) -> np.ndarray:
+    """Resample raw images into the aligned frame in one interpolation.
+
+    The aligned image is ``A(p) = raw(M p + c + s)``: ``M`` rotates the tilt axis to vertical
+    (:func:`axis_matrix`), ``c`` is the centre pixel ``(rows // 2, cols // 2)`` and ``s`` the
+    image's shift ``(d_row, d_col)`` [pixels] in raw coordinates, i.e. where the content sits
+    relative to where it should. Outside the raw image the value is 0.
+    """
+    arr = np.asarray(raw, dtype=np.float32)
+    n, rows, cols = arr.shape
+    s = np.zeros((n, 2)) if shifts_px is None else np.asarray(shifts_px, np.float64)
+    m = axis_matrix(tilt_axis_angle_deg)
+    c = np.array([rows // 2, cols // 2], np.float64)
+    out = np.empty_like(arr)
+    for i in range(n):
+        offset = c - m @ c + s[i]
+        if tilt_axis_angle_deg == 0 and order > 1:
+            out[i] = ndimage.shift(arr[i], -s[i], order=order, mode="constant", prefilter=True)
+        else:
+            out[i] = ndimage.affine_transform(arr[i], m, offset=offset, order=order,
+                                              mode="constant")  # fmt: skip
+    return out
+
+
+def center_of_mass_offsets(data) -> np.ndarray:
+    """``(d_row, d_col)`` of each image's centre of mass (positive part) from the centre pixel."""
+    arr = np.clip(np.asarray(data, np.float64), 0, None)
+    n, rows, cols = arr.shape
+    tot = arr.sum(axis=(1, 2))
+    if np.any(tot <= 0):
+        raise ValueError("an image has no positive intensity; subtract the background first")
+    r = (arr.sum(axis=2) * np.arange(rows)).sum(axis=1) / tot - rows // 2
+    c = (arr.sum(axis=1) * np.arange(cols)).sum(axis=1) / tot - cols // 2
+    return np.stack([r, c], axis=1)
+
+
+def _shift_1d(ref: np.ndarray, line: np.ndarray, upsample: int = 50) -> float:
+    """Sub-pixel offset ``d`` with ``line(t + d) ~ ref(t)`` by upsampled cross-correlation."""
+    from skimage.registration import phase_cross_correlation
+
+    shift, _, _ = phase_cross_correlation(
+        ref[None, :], line[None, :], upsample_factor=upsample, normalization=None
+    )
+    return float(-shift[1])
+
+
+def common_line_offsets(data, *, iterations: int = 3) -> np.ndarray:
+    """Offsets along the tilt axis (rows) from the common line.
+
+    For a single-axis series the projection of every image onto the tilt axis (the sum over
+    columns) is the same line: the object projected onto the axis. Each image's line is
+    registered to the mean line (updated ``iterations`` times); the offsets have zero mean
+    (an overall shift along the axis is the object's position, not an error).
+    """
+    arr = np.asarray(data, np.float64)
+    lines = arr.sum(axis=2)
+    d = np.zeros(len(lines))
+    for _ in range(iterations):
+        shifted = np.array([ndimage.shift(ln, -di, order=3, mode="constant") for ln, di in
+                            zip(lines, d, strict=True)])  # fmt: skip
+        ref = shifted.mean(axis=0)
+        d = np.array([_shift_1d(ref, ln) for ln in lines])
+        d -= d.mean()
+    return d
+
+
+def _axis_lines(arr: np.ndarray, angle_deg: float, n_bins: int) -> np.ndarray:
+    """Projection of every image onto a line at ``angle_deg`` (linear binning, 1 px bins)."""
+    n, rows, cols = arr.shape
+    a = np.deg2rad(angle_deg)
+    rr, cc = np.mgrid[0:rows, 0:cols]
+    t = (rr - rows // 2) * np.cos(a) + (cc - cols // 2) * np.sin(a) + n_bins // 2
+    t0 = np.floor(t).astype(np.int64)
+    w1 = t - t0
+    ok0 = (t0 >= 0) & (t0 < n_bins)
+    ok1 = (t0 + 1 >= 0) & (t0 + 1 < n_bins)
+    out = np.empty((n, n_bins))
+    for i in range(n):
+        img = arr[i]
+        out[i] = np.bincount(t0[ok0], weights=(img * (1 - w1))[ok0], minlength=n_bins)[:n_bins]
+        out[i] += np.bincount(t0[ok1] + 1, weights=(img * w1)[ok1], minlength=n_bins)[:n_bins]
+    return out
+
+
+def _line_disagreement(arr: np.ndarray, angle_deg: float, n_bins: int) -> float:
+    # shot noise is white along the line, the common-line signal is not: smooth before comparing
+    lines = ndimage.gaussian_filter1d(_axis_lines(arr, angle_deg, n_bins), 2.0, axis=1)
+    # align each line by its centroid before comparing (shifts along the axis are free)
+    t = np.arange(n_bins)
+    com = (lines * t).sum(axis=1) / lines.sum(axis=1)
+    aligned = np.array([ndimage.shift(ln, n_bins // 2 - ci, order=1, mode="constant")
+                        for ln, ci in zip(lines, com, strict=True)])  # fmt: skip
+    mean = aligned.mean(axis=0)
+    return float(((aligned - mean) ** 2).sum() / (len(aligned) * (mean**2).sum()))
+
+
+def estimate_tilt_axis_angle(
+    data,
+    *,
+    search_range_deg: float = 20.0,
+    step_deg: float = 1.0,
+    tol_deg: float = 0.005,
+    margin_px: float | None = 6.0,
+) -> float:
+    """In-plane angle [degrees] of the tilt axis from vertical, by the common-line condition.
+
+    Only along the true tilt axis are the images' projections onto the axis the same line for
+    every tilt. The disagreement between the lines is scanned over
+    ``+-search_range_deg`` and its minimum refined (bounded Brent search). Background-free,
+    roughly centred images work best.
+    """
+    from ..recon._support import projection_masks
+
+    arr = np.clip(np.asarray(data, np.float64), 0, None)
+    # background pixels only add noise to the lines: keep each image's (widened) foreground
+    if margin_px is not None:
+        arr = arr * projection_masks(arr, smooth_px=2.0, margin_px=margin_px)
+    n_bins = int(np.ceil(np.hypot(*arr.shape[1:]))) + 4
+    grid = np.arange(-search_range_deg, search_range_deg + 1e-9, step_deg)
+    scores = [_line_disagreement(arr, a, n_bins) for a in grid]
+    k = int(np.argmin(scores))
+    lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    res = optimize.minimize_scalar(
+        lambda a: _line_disagreement(arr, a, n_bins),
+        bounds=(lo, hi),
+        method="bounded",
+        options={"xatol": tol_deg},
+    )
+    return float(res.x)

@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+
+from napari_aet.align import (
+    align_tilt_series,
+    apply_alignment,
+    bm3d_available,
+    center_of_mass_offsets,
+    common_line_offsets,
+    denoise,
+    estimate_tilt_axis_angle,
+    lowpass_filter,
+    reproject,
+    subtract_background,
+)
+from napari_aet.simulate import build_structure, simulate_tilt_series
+
+PX = 0.358
+ANGLES = np.linspace(-70, 70, 21)
+
+
+def _gauge_free_residual(est, truth, angles):
+    """RMS shift error after removing what no alignment can know: the object's position
+    along the axis and its translation (tx cos + tz sin) across it."""
+    d = np.asarray(est) - np.asarray(truth)
+    d[:, 0] -= d[:, 0].mean()
+    th = np.deg2rad(angles)
+    a = np.column_stack([np.cos(th), np.sin(th)])
+    coef, *_ = np.linalg.lstsq(a, d[:, 1], rcond=None)
+    d[:, 1] -= a @ coef
+    return float(np.sqrt((d**2).sum(axis=1).mean()))
+
+
+@pytest.fixture(scope="module")
+def particle():
+    return build_structure("fcc", radius_A=14, shape_px=(128, 128), pixel_size_A=PX, seed=3)
+
+
+def test_lowpass_keeps_low_and_removes_high_frequencies():
+    n = 128
+    x = np.arange(n)
+    low = np.sin(2 * np.pi * 20 * x / n)  # 20 / (n px) = 0.44 1/A, inside the 1.04 1/A radius
+    high = np.sin(2 * np.pi * 55 * x / n)  # 1.20 1/A, outside
+    img = np.tile(low + high, (n, 1))[None].astype(np.float32)
+    out = lowpass_filter(img, pixel_size_A=PX, cutoff_diameter_inv_A=2.08, edge_width_inv_A=0.05)
+    np.testing.assert_allclose(out[0], np.tile(low, (n, 1)), atol=1e-4)
+
+
+def test_background_plane_is_recovered(particle):
+    sim = simulate_tilt_series(particle, ANGLES[:3], shape_px=(128, 128), seed=0)
+    rr, cc = np.mgrid[0:128, 0:128] - 64
+    plane = 20.0 + 0.05 * rr - 0.08 * cc
+    out, params = subtract_background(sim.data + plane[None])
+    np.testing.assert_allclose(params[:, 1:], [[0.05, -0.08]] * 3, atol=0.01)
+    np.testing.assert_allclose(params[:, 0], 20.0 + sim.data[:, :10, :10].mean(), atol=1.0)
+    assert abs(np.median(out[:, :20, :20])) < 1.0
+
+
+def test_apply_alignment_undoes_shift_and_axis_rotation(particle):
+    clean = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None)
+    moved = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None,
+                                 shift_error_px=3, tilt_axis_angle_deg=4.0, seed=2)  # fmt: skip
+    back = apply_alignment(moved.data, tilt_axis_angle_deg=4.0, shifts_px=moved.truth.shifts_px)
+    for k in range(len(ANGLES)):
+        assert np.corrcoef(back[k].ravel(), clean.data[k].ravel())[0, 1] > 0.995
+
+
+def test_center_of_mass_and_common_line_find_known_shifts(particle):
+    sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None,
+                               shift_error_px=3, seed=5)  # fmt: skip
+    truth = sim.truth.shifts_px
+    com = center_of_mass_offsets(sim.data)
+    # along the axis every image's centre of mass moves with its shift alone
+    np.testing.assert_allclose(com[:, 0] - com[:, 0].mean(), truth[:, 0] - truth[:, 0].mean(),
+                               atol=0.05)  # fmt: skip
+    dy = common_line_offsets(sim.data)
+    np.testing.assert_allclose(dy, truth[:, 0] - truth[:, 0].mean(), atol=0.05)
+
+
+def test_tilt_axis_angle_is_found(particle):
+    sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None,
+                               tilt_axis_angle_deg=3.0)  # fmt: skip
+    assert estimate_tilt_axis_angle(sim.data) == pytest.approx(3.0, abs=0.05)
+    sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None,
+                               tilt_axis_angle_deg=-6.0)  # fmt: skip
+    assert estimate_tilt_axis_angle(sim.data) == pytest.approx(-6.0, abs=0.05)
+
+
+def test_reprojection_matches_the_simulator_convention():
+    atoms = build_structure("fcc", radius_A=6, shape_px=(48, 48), pixel_size_A=0.5, seed=0)
+    zz, yy, xx = np.mgrid[0:48, 0:48, 0:48] * 0.5
+    vol = np.zeros((48, 48, 48))
+    for z, y, x in atoms.positions:
+        vol += np.exp(-((zz - z) ** 2 + (yy - y) ** 2 + (xx - x) ** 2) / (2 * 0.5**2))
+    sim = simulate_tilt_series(atoms, [-50.0, 20.0], pixel_size_A=0.5, shape_px=(48, 48),
+                               dose_e_per_A2=None, blur_sigma_A=0.5)  # fmt: skip
+    proj = reproject(vol, [-50.0, 20.0])
+    for k in range(2):
+        assert np.corrcoef(proj[k].ravel(), sim.data[k].ravel())[0, 1] > 0.97
+    mirrored = reproject(vol, [50.0, -20.0])
+    assert np.corrcoef(mirrored[0].ravel(), sim.data[0].ravel())[0, 1] < 0.9
+
+
+@pytest.mark.parametrize("method", ["nlmeans", "bm3d"])
+def test_denoising_brings_counts_closer_to_the_truth(particle, method):
+    if method == "bm3d" and not bm3d_available():
+        pytest.skip("bm3d is not installed")
+    sim = simulate_tilt_series(particle, ANGLES[:2], shape_px=(128, 128), seed=1)
+    out, used = denoise(sim.data, method=method)
+    assert used == method
+    err_before = np.mean((sim.data - sim.truth.noiseless) ** 2)
+    err_after = np.mean((out - sim.truth.noiseless) ** 2)
+    assert err_after < 0.5 * err_before
+
+
+def test_full_alignment_on_a_realistic_series(particle):
+    rng = np.random.default_rng(0)
+    errors = rng.uniform(-0.4, 0.4, len(ANGLES))
+    sim = simulate_tilt_series(particle, ANGLES + errors, shape_px=(128, 128), seed=4,
+                               shift_error_px=3, tilt_axis_angle_deg=3.0,
+                               background_counts=25)  # fmt: skip
+    res = align_tilt_series(sim.data, ANGLES, pixel_size_A=PX, refine=True, refine_rounds=2,
+                            recon_iterations=15)  # fmt: skip
+    assert res.tilt_axis_angle_deg == pytest.approx(3.0, abs=0.3)
+    before = _gauge_free_residual(np.zeros_like(sim.truth.shifts_px), sim.truth.shifts_px, ANGLES)
+    after = _gauge_free_residual(res.shifts_px, sim.truth.shifts_px, ANGLES)
+    assert before > 1.0 and after < 0.3
+    assert res.data.shape == sim.data.shape
+    assert "index,angle_in_deg" in res.corrections_table()
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="one angle per image"):
+        align_tilt_series(np.zeros((3, 32, 32)), [0, 1], pixel_size_A=PX)
+    bad = np.ones((3, 32, 32), np.float32)
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="nan_policy"):
+        subtract_background(bad)
+    with pytest.raises(ValueError, match="method"):
+        denoise(np.ones((2, 16, 16)), method="median")
