@@ -297,6 +297,116 @@ def _cmd_recon(args) -> int:
     return 0
 
 
+def _add_align(sub) -> None:
+    p = sub.add_parser(
+        "align",
+        help="preprocess and align a tilt series (background, denoise, low-pass, shifts, axis)",
+        description="Preprocess and align a tilt series. Writes aligned_tilt_series.h5 (with the "
+        "refined angles), alignment.csv (per-image angle corrections and shifts) and "
+        "alignment.json (every setting, the tilt-axis angle, the refinement history) into --out.",
+    )
+    _add_series_input(p)
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--background", default="plane", choices=["plane", "offset", "none"])
+    p.add_argument(
+        "--denoise",
+        default="none",
+        choices=["none", "auto", "bm3d", "nlmeans"],
+        help="denoising (the study used BM3D)",
+    )
+    p.add_argument("--noise", default="poisson", choices=["poisson", "gaussian"])
+    p.add_argument(
+        "--lowpass",
+        type=float,
+        default=2.08,
+        help="low-pass pass-band diameter [1/A] (0 = off; the study: 2.08)",
+    )
+    p.add_argument("--lowpass-edge", type=float, default=0.05, help="filter edge width [1/A]")
+    p.add_argument("--no-com", action="store_true", help="skip centre-of-mass alignment")
+    p.add_argument("--no-common-line", action="store_true", help="skip common-line alignment")
+    p.add_argument(
+        "--tilt-axis",
+        default="estimate",
+        help="'estimate', 'none' (vertical), or a known in-plane angle [deg]",
+    )
+    p.add_argument("--no-refine", action="store_true", help="skip projection matching")
+    p.add_argument("--refine-angles", action="store_true", help="also refine tilt angles")
+    p.add_argument("--rounds", type=int, default=3, help="projection-matching rounds")
+    p.add_argument("--recon-iterations", type=int, default=20)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=_cmd_align)
+
+
+def _cmd_align(args) -> int:
+    from .align import align_tilt_series
+    from .io import TiltSeries, write_angles, write_tilt_series
+
+    ts = _load_series(args)
+    tilt_axis = args.tilt_axis
+    if tilt_axis not in ("estimate", "none"):
+        try:
+            tilt_axis = float(tilt_axis)
+        except ValueError as err:
+            raise ValueError(
+                "--tilt-axis must be 'estimate', 'none' or a number of degrees"
+            ) from err
+    bar = _Bar("align", args.quiet)
+    try:
+        res = align_tilt_series(
+            ts.data,
+            ts.angles_deg,
+            pixel_size_A=ts.pixel_size_A,
+            background=None if args.background == "none" else args.background,
+            denoise_method=None if args.denoise == "none" else args.denoise,
+            noise=args.noise,
+            lowpass_diameter_inv_A=args.lowpass or None,
+            lowpass_edge_inv_A=args.lowpass_edge,
+            center_of_mass=not args.no_com,
+            common_line=not args.no_common_line,
+            tilt_axis=None if tilt_axis == "none" else tilt_axis,
+            refine=not args.no_refine,
+            refine_angles=args.refine_angles,
+            refine_rounds=args.rounds,
+            recon_iterations=args.recon_iterations,
+            device=args.device,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    prov = {
+        "napari_aet_version": __version__,
+        "command": "align",
+        "input": str(args.tilts),
+        **res.steps,
+        "tilt_axis_angle_deg": res.tilt_axis_angle_deg,
+    }
+    aligned = TiltSeries(res.data, res.angles_deg, ts.pixel_size_A, str(args.tilts), {})
+    write_tilt_series(out / "aligned_tilt_series.h5", aligned, provenance=prov)
+    write_angles(out / "aligned_angles.txt", res.angles_deg)
+    (out / "alignment.csv").write_text(res.corrections_table())
+    info = {
+        **prov,
+        "pixel_size_A": ts.pixel_size_A,
+        "angles_in_deg": [float(a) for a in ts.angles_deg],
+        "angles_refined_deg": [float(a) for a in res.angles_deg],
+        "shifts_px_row_col": np.asarray(res.shifts_px).tolist(),
+        "background_plane": None if res.background is None else res.background.tolist(),
+        "refinement_rounds": res.rounds,
+    }
+    (out / "alignment.json").write_text(json.dumps(info, indent=2, default=float))
+    if not args.quiet:
+        s = np.asarray(res.shifts_px)
+        print(
+            f"aligned {len(s)} images: tilt axis {res.tilt_axis_angle_deg:+.3f} deg, shifts up to "
+            f"{np.abs(s).max():.2f} px, angle corrections up to "
+            f"{np.abs(res.angle_corrections_deg).max():.3f} deg"
+        )
+        print(f"  wrote {out / 'aligned_tilt_series.h5'}, alignment.csv, alignment.json")
+    return 0
+
+
 def _add_info(sub) -> None:
     p = sub.add_parser("info", help="describe a tilt-series or atom file")
     p.add_argument("path", type=Path)
@@ -338,12 +448,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_simulate(sub)
+    _add_align(sub)
     _add_recon(sub)
     _add_info(sub)
     return parser
 
 
-_NEGATIVE_VALUE_OPTIONS = ("--angles", "--tilt-axis-angle")
+_NEGATIVE_VALUE_OPTIONS = ("--angles", "--tilt-axis-angle", "--tilt-axis")
 
 
 def _join_negative_values(argv: list[str]) -> list[str]:

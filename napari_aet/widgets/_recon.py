@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import (
@@ -15,20 +14,13 @@ from magicgui.widgets import (
     SpinBox,
     create_widget,
 )
-from qtpy.QtCore import QObject, Signal
 
 from .._layers import tilt_series_from_layer
-from .._progress import Cancelled
 from ..recon import genfire
+from ._runner import StageRunner
 
 if TYPE_CHECKING:
     import napari
-
-
-class _Relay(QObject):
-    """Carries progress from the worker thread to the GUI thread (queued signal)."""
-
-    progress = Signal(int, int, str)
 
 
 class ReconWidget(Container):
@@ -72,16 +64,13 @@ class ReconWidget(Container):
                 self.status,
             ]
         )
-        self._cancel = threading.Event()
-        self._relay = _Relay()
-        self._relay.progress.connect(self._on_progress)
-        self._pbar = None
-        self.worker = None
         self.result = None
+        self._source = None
+        self.runner = StageRunner("GENFIRE", self._set_status, self._done, self._busy)
         self._canvas = None
         self.interpolation.changed.connect(self._default_radius)
         self.run_button.changed.connect(self.run)
-        self.cancel_button.changed.connect(self.cancel)
+        self.cancel_button.changed.connect(self.runner.cancel)
         viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
         viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
         self._add_plot()
@@ -98,27 +87,22 @@ class ReconWidget(Container):
     def _default_radius(self, value) -> None:
         self.radius.value = 0.3 if value == "fft" else 0.1
 
-    def _on_progress(self, done: int, total: int, message: str) -> None:
-        from napari.utils import progress
+    def _set_status(self, text: str) -> None:
+        self.status.value = text
 
-        if self._cancel.is_set():
-            return
-        if self._pbar is None or self._pbar.total != total:
-            if self._pbar is not None:
-                self._pbar.close()
-            self._pbar = progress(total=total, desc="GENFIRE")
-        self._pbar.n = done
-        self._pbar.set_description(message)
-        self.status.value = message
+    def _busy(self, busy: bool) -> None:
+        self.run_button.enabled = not busy
+        self.cancel_button.enabled = busy
 
     def cancel(self, event=None) -> None:
-        self._cancel.set()
-        self.status.value = "Cancelling..."
+        self.runner.cancel()
+
+    @property
+    def worker(self):
+        return self.runner.worker
 
     def run(self, event=None):
         """Start the reconstruction; returns the worker (None if the input is not usable)."""
-        from napari.qt.threading import create_worker
-
         layer = self.layer.value
         try:
             if layer is None:
@@ -143,36 +127,16 @@ class ReconWidget(Container):
             rfree_fraction=float(self.rfree.value),
             device=self.device.value,
         )
-        self._cancel.clear()
-        relay = self._relay
-
-        def work():
-            try:
-                return genfire(
-                    ts.data,
-                    ts.angles_deg,
-                    progress=lambda d, t, m: relay.progress.emit(d, t, m),
-                    cancel=self._cancel,
-                    **params,
-                )
-            except Cancelled:
-                return None  # a cancelled run has no result
-
-        worker = create_worker(work)
-        worker.returned.connect(lambda res: self._done(res, ts, layer.name))
-        worker.errored.connect(self._failed)
-        worker.finished.connect(self._finished)
-        self.run_button.enabled = False
-        self.cancel_button.enabled = True
+        self._source = (layer.name, ts)
         self.status.value = "Gridding..."
-        self.worker = worker
-        worker.start()
-        return worker
+        return self.runner.start(
+            lambda progress, cancel: genfire(
+                ts.data, ts.angles_deg, progress=progress, cancel=cancel, **params
+            )
+        )
 
-    def _done(self, res, ts, source_name: str) -> None:
-        if res is None or self._cancel.is_set():
-            self.status.value = "Cancelled; nothing was added."
-            return
+    def _done(self, res) -> None:
+        source_name, ts = self._source
         self.result = res
         px = ts.pixel_size_A or 1.0
         self._viewer.add_image(
@@ -201,15 +165,3 @@ class ReconWidget(Container):
         self._figure.clear()
         plot_recon_errors(errors, rfree, ax=self._figure.add_subplot(), title=None)
         self._canvas.draw_idle()
-
-    def _failed(self, err) -> None:
-        self.status.value = f"Failed: {err}"
-
-    def _finished(self) -> None:
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
-        if self._cancel.is_set():
-            self.status.value = "Cancelled; nothing was added."
-        self.run_button.enabled = True
-        self.cancel_button.enabled = False

@@ -1,0 +1,163 @@
+"""Dock widget "Preprocess and align": switchable steps, aligned layer out, corrections table."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
+from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
+
+from .._layers import tilt_series_from_layer, tilt_series_layer_data
+from ..align import align_tilt_series
+from ..io import TiltSeries
+from ._runner import StageRunner
+
+if TYPE_CHECKING:
+    import napari
+
+
+class AlignWidget(Container):
+    """Preprocess and align the selected tilt series in a worker thread.
+
+    The raw layer is never modified: the result is a new layer ``<name> aligned`` with the
+    refined angles in its metadata; *Undo to raw* removes the layers this widget made.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self.layer = create_widget(annotation="napari.layers.Image", label="tilt series")
+        self.background = ComboBox(label="background", choices=["plane", "offset", "none"],
+                                   value="plane")  # fmt: skip
+        self.denoise = ComboBox(label="denoise", choices=["none", "auto", "bm3d", "nlmeans"],
+                                value="none")  # fmt: skip
+        self.lowpass = FloatSpinBox(label="low-pass diameter (1/A)", value=2.08, min=0.0,
+                                    max=20.0, step=0.01)  # fmt: skip
+        self.lowpass_edge = FloatSpinBox(label="low-pass edge (1/A)", value=0.05, min=0.0,
+                                         max=1.0, step=0.01)  # fmt: skip
+        self.center_of_mass = CheckBox(label="centre of mass", value=True)
+        self.common_line = CheckBox(label="common line", value=True)
+        self.tilt_axis = ComboBox(label="tilt axis", choices=["estimate", "vertical"],
+                                  value="estimate")  # fmt: skip
+        self.refine = CheckBox(label="projection matching", value=True)
+        self.refine_angles = CheckBox(label="refine angles", value=False)
+        self.rounds = SpinBox(label="rounds", value=3, min=1, max=20)
+        self.run_button = PushButton(text="Align")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.undo_button = PushButton(text="Undo to raw", enabled=False)
+        self.status = Label(value="")
+        self.extend([self.layer, self.background, self.denoise, self.lowpass, self.lowpass_edge,
+                     self.center_of_mass, self.common_line, self.tilt_axis, self.refine,
+                     self.refine_angles, self.rounds, self.run_button, self.cancel_button,
+                     self.undo_button, self.status])  # fmt: skip
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(
+            ["angle (deg)", "correction (deg)", "shift row (px)", "shift col (px)"]
+        )
+        self.table.setMinimumHeight(180)
+        self.native.layout().addWidget(self.table)
+        self._made: list[str] = []
+        self._source = None
+        self.result = None
+        self.runner = StageRunner("Aligning", self._set_status, self._done, self._busy)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.runner.cancel)
+        self.undo_button.changed.connect(self.undo)
+        viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
+        viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
+
+    def _set_status(self, text: str) -> None:
+        self.status.value = text
+
+    def _busy(self, busy: bool) -> None:
+        self.run_button.enabled = not busy
+        self.cancel_button.enabled = busy
+
+    def run(self, event=None):
+        """Start the alignment; returns the worker (None when the input is not usable)."""
+        layer = self.layer.value
+        try:
+            if layer is None:
+                raise ValueError("choose a tilt-series layer")
+            ts = tilt_series_from_layer(layer.data, layer.metadata, layer.scale)
+            if ts.angles_deg is None or ts.pixel_size_A is None:
+                raise ValueError(
+                    "the layer needs tilt angles and a pixel size; set them in "
+                    "'Tilt-series geometry'"
+                )
+        except ValueError as err:
+            self.status.value = f"Not started: {err}"
+            return None
+        opts = dict(
+            pixel_size_A=ts.pixel_size_A,
+            background=None if self.background.value == "none" else self.background.value,
+            denoise_method=None if self.denoise.value == "none" else self.denoise.value,
+            lowpass_diameter_inv_A=float(self.lowpass.value) or None,
+            lowpass_edge_inv_A=float(self.lowpass_edge.value),
+            center_of_mass=bool(self.center_of_mass.value),
+            common_line=bool(self.common_line.value),
+            tilt_axis="estimate" if self.tilt_axis.value == "estimate" else None,
+            refine=bool(self.refine.value),
+            refine_angles=bool(self.refine_angles.value),
+            refine_rounds=int(self.rounds.value),
+        )
+        self._source = (layer.name, ts)
+        self.status.value = "Aligning..."
+        return self.runner.start(
+            lambda progress, cancel: align_tilt_series(
+                ts.data, ts.angles_deg, progress=progress, cancel=cancel, **opts
+            )
+        )
+
+    def _done(self, res) -> None:
+        name, ts = self._source
+        self.result = res
+        out = TiltSeries(res.data, res.angles_deg, ts.pixel_size_A, f"{name} aligned",
+                         {"alignment": res.steps})  # fmt: skip
+        data, kw, _ = tilt_series_layer_data(out, name=f"{name} aligned")
+        kw["metadata"]["alignment"] = {
+            "tilt_axis_angle_deg": res.tilt_axis_angle_deg,
+            "shifts_px": np.asarray(res.shifts_px).tolist(),
+            "angle_corrections_deg": np.asarray(res.angle_corrections_deg).tolist(),
+            "steps": res.steps,
+        }
+        new = self._viewer.add_image(data, **kw)
+        self._made.append(new.name)
+        self._fill_table(res)
+        self.undo_button.enabled = True
+        s = np.asarray(res.shifts_px)
+        self.status.value = (
+            f"Aligned: tilt axis {res.tilt_axis_angle_deg:+.3f} deg, shifts up to "
+            f"{np.abs(s).max():.2f} px"
+        )
+
+    def _fill_table(self, res) -> None:
+        n = len(res.angles_deg)
+        self.table.setRowCount(n)
+        for i in range(n):
+            vals = [res.angles_deg[i], res.angle_corrections_deg[i], res.shifts_px[i, 0],
+                    res.shifts_px[i, 1]]  # fmt: skip
+            for j, v in enumerate(vals):
+                self.table.setItem(i, j, QTableWidgetItem(f"{v:.3f}"))
+
+    def undo(self, event=None) -> None:
+        """Remove the layers this widget made and select the raw series again."""
+        for name in self._made:
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+        self._made.clear()
+        self.table.setRowCount(0)
+        self.undo_button.enabled = False
+        if self._source and self._source[0] in self._viewer.layers:
+            self.layer.value = self._viewer.layers[self._source[0]]
+        self.status.value = "Back to the raw series."

@@ -1,0 +1,94 @@
+"""Running a stage in a worker thread with napari's progress bar and a cancel flag."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from qtpy.QtCore import QObject, Signal
+
+from .._progress import Cancelled
+
+
+class _Relay(QObject):
+    """Carries progress from the worker thread to the GUI thread (queued signal)."""
+
+    progress = Signal(int, int, str)
+
+
+class StageRunner:
+    """Runs ``func(progress=..., cancel=...)`` in a worker; results of a cancelled run are dropped.
+
+    Parameters
+    ----------
+    title : str
+        Label of napari's progress bar.
+    on_status : callable(str)
+        Receives progress messages and the final state.
+    on_result : callable(result)
+        Called in the GUI thread with the stage's result (never for a cancelled run).
+    on_busy : callable(bool)
+        Called with True when a run starts and False when it ends (enable/disable buttons).
+    """
+
+    def __init__(self, title: str, on_status: Callable, on_result: Callable, on_busy: Callable):
+        self.title = title
+        self.on_status = on_status
+        self.on_result = on_result
+        self.on_busy = on_busy
+        self.cancel_event = threading.Event()
+        self.relay = _Relay()
+        self.relay.progress.connect(self._on_progress)
+        self._pbar = None
+        self.worker = None
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        from napari.utils import progress
+
+        if self.cancel_event.is_set():
+            return
+        if self._pbar is None or self._pbar.total != total:
+            if self._pbar is not None:
+                self._pbar.close()
+            self._pbar = progress(total=total, desc=self.title)
+        self._pbar.n = done
+        self._pbar.set_description(message)
+        self.on_status(message)
+
+    def start(self, func: Callable):
+        from napari.qt.threading import create_worker
+
+        self.cancel_event.clear()
+        relay, cancel = self.relay, self.cancel_event
+
+        def work():
+            try:
+                return func(progress=lambda d, t, m: relay.progress.emit(d, t, m), cancel=cancel)
+            except Cancelled:
+                return None  # a cancelled run has no result
+
+        worker = create_worker(work)
+        worker.returned.connect(self._returned)
+        worker.errored.connect(lambda err: self.on_status(f"Failed: {err}"))
+        worker.finished.connect(self._finished)
+        self.on_busy(True)
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+        self.on_status("Cancelling...")
+
+    def _returned(self, result) -> None:
+        if result is None or self.cancel_event.is_set():
+            return
+        self.on_result(result)
+
+    def _finished(self) -> None:
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self.on_busy(False)
+        if self.cancel_event.is_set():
+            self.on_status("Cancelled; nothing was added.")

@@ -1,0 +1,77 @@
+import json
+
+import numpy as np
+import pytest
+
+from napari_aet.cli import main
+from napari_aet.io import TiltSeries, read_tilt_series, write_tilt_series
+from napari_aet.simulate import build_structure, simulate_tilt_series
+
+PX = 0.358
+ANGLES = np.linspace(-70, 70, 15)
+
+
+@pytest.fixture(scope="module")
+def shifted_series(tmp_path_factory):
+    atoms = build_structure("fcc", radius_A=12, shape_px=(96, 96), pixel_size_A=PX, seed=1)
+    sim = simulate_tilt_series(atoms, ANGLES, shape_px=(96, 96), seed=2, shift_error_px=3,
+                               tilt_axis_angle_deg=2.0, background_counts=10)  # fmt: skip
+    path = tmp_path_factory.mktemp("al") / "raw.h5"
+    write_tilt_series(path, TiltSeries(sim.data, ANGLES, PX))
+    return path, sim
+
+
+def _rms_residual(est, truth):
+    d = np.asarray(est) - truth
+    d -= d.mean(axis=0)
+    th = np.deg2rad(ANGLES)
+    a = np.column_stack([np.cos(th), np.sin(th)])
+    coef, *_ = np.linalg.lstsq(a, d[:, 1], rcond=None)
+    d[:, 1] -= a @ coef
+    return float(np.sqrt((d**2).sum(axis=1).mean()))
+
+
+def test_cli_align_writes_series_and_corrections(shifted_series, tmp_path):
+    path, sim = shifted_series
+    out = tmp_path / "aligned"
+    assert main(["-q", "align", str(path), "--rounds", "1", "--recon-iterations", "10",
+                 "--out", str(out)]) == 0  # fmt: skip
+    ts = read_tilt_series(out / "aligned_tilt_series.h5")
+    assert ts.data.shape == sim.data.shape and ts.pixel_size_A == pytest.approx(PX)
+    info = json.loads((out / "alignment.json").read_text())
+    assert info["tilt_axis_angle_deg"] == pytest.approx(2.0, abs=0.5)
+    assert _rms_residual(info["shifts_px_row_col"], sim.truth.shifts_px) < 0.4
+    rows = (out / "alignment.csv").read_text().strip().splitlines()
+    assert len(rows) == len(ANGLES) + 1 and rows[0].startswith("index,angle_in_deg")
+
+
+def test_cli_align_rejects_bad_tilt_axis(shifted_series, tmp_path, capsys):
+    path, _ = shifted_series
+    assert main(["align", str(path), "--tilt-axis", "north", "--out", str(tmp_path / "x")]) == 1
+    assert "--tilt-axis" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_align_widget_adds_aligned_layer_table_and_undo(make_napari_viewer, qtbot,
+                                                        shifted_series):  # fmt: skip
+    from napari_aet._layers import tilt_series_layer_data
+    from napari_aet.widgets import AlignWidget
+
+    path, sim = shifted_series
+    viewer = make_napari_viewer()
+    data, kw, _ = tilt_series_layer_data(read_tilt_series(path), name="raw")
+    viewer.add_image(data, **kw)
+    w = AlignWidget(viewer)
+    w.layer.value = viewer.layers["raw"]
+    w.refine.value = False
+    with qtbot.waitSignal(w.run().finished, timeout=60000):
+        pass
+    assert "raw aligned" in viewer.layers
+    aligned = viewer.layers["raw aligned"]
+    assert aligned.metadata["angles_deg"] == pytest.approx(list(ANGLES))
+    assert w.table.rowCount() == len(ANGLES)
+    assert _rms_residual(w.result.shifts_px, sim.truth.shifts_px) < 0.5
+    np.testing.assert_array_equal(viewer.layers["raw"].data, data)  # raw untouched
+    w.undo()
+    assert [layer.name for layer in viewer.layers] == ["raw"]
+    assert w.table.rowCount() == 0
