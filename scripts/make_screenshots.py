@@ -13,6 +13,37 @@ from pathlib import Path
 OUT = Path(__file__).resolve().parent.parent / "docs" / "images"
 
 
+def _wait(worker) -> None:
+    from qtpy.QtWidgets import QApplication
+
+    done = []
+    worker.finished.connect(lambda: done.append(True))
+    while not done:
+        QApplication.processEvents()
+        time.sleep(0.05)
+
+
+def _align_screenshot(viewer) -> None:
+    """Align the sample (shifts, angle errors) in the 'Preprocess and align' widget."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer.layers.clear()
+    for w in list(viewer.window._dock_widgets):
+        viewer.window.remove_dock_widget(viewer.window._dock_widgets[w])
+    viewer.dims.ndisplay = 2
+    viewer.open_sample("napari-aet", "nanodumbbell")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-aet", "2. Preprocess and align")
+    widget.layer.value = viewer.layers["nanodumbbell tilt series"]
+    widget.rounds.value = 1
+    _wait(widget.run())
+    viewer.layers["nanodumbbell tilt series"].visible = False
+    viewer.dims.set_current_step(0, 3)
+    viewer.reset_view()
+    QApplication.processEvents()
+    viewer.screenshot(str(OUT / "align_widget.png"), canvas_only=False)
+    viewer.window.remove_dock_widget(widget.native.parent())
+
+
 def _recon_screenshot(viewer) -> None:
     """Reconstruct an aligned simulation of the sample in the GENFIRE widget; 3D view."""
     import numpy as np
@@ -32,12 +63,7 @@ def _recon_screenshot(viewer) -> None:
     _, widget = viewer.window.add_plugin_dock_widget("napari-aet", "3. Reconstruct (GENFIRE)")
     widget.layer.value = viewer.layers["aligned tilt series"]
     widget.iterations.value = 50
-    worker = widget.run()
-    done = []
-    worker.finished.connect(lambda: done.append(True))
-    while not done:
-        QApplication.processEvents()
-        time.sleep(0.05)
+    _wait(widget.run())
     viewer.layers["aligned tilt series"].visible = False
     tomo = viewer.layers["aligned tilt series GENFIRE"]
     viewer.dims.ndisplay = 3
@@ -85,6 +111,7 @@ def main() -> int:
         viewer.camera.zoom *= 0.85
         QApplication.processEvents()
         viewer.screenshot(str(OUT / "sample_true_atoms_3d.png"), canvas_only=True)
+        _align_screenshot(viewer)
         _recon_screenshot(viewer)
         viewer.close()
         print(f"wrote screenshots to {OUT}")

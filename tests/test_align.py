@@ -58,31 +58,42 @@ def test_background_plane_is_recovered(particle):
 
 def test_apply_alignment_undoes_shift_and_axis_rotation(particle):
     clean = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None)
-    moved = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None,
-                                 shift_error_px=3, tilt_axis_angle_deg=4.0, seed=2)  # fmt: skip
+    moved = simulate_tilt_series(
+        particle,
+        ANGLES,
+        shape_px=(128, 128),
+        dose_e_per_A2=None,
+        shift_error_px=3,
+        tilt_axis_angle_deg=4.0,
+        seed=2,
+    )
     back = apply_alignment(moved.data, tilt_axis_angle_deg=4.0, shifts_px=moved.truth.shifts_px)
     for k in range(len(ANGLES)):
         assert np.corrcoef(back[k].ravel(), clean.data[k].ravel())[0, 1] > 0.995
 
 
 def test_center_of_mass_and_common_line_find_known_shifts(particle):
-    sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None,
-                               shift_error_px=3, seed=5)  # fmt: skip
+    sim = simulate_tilt_series(
+        particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None, shift_error_px=3, seed=5
+    )
     truth = sim.truth.shifts_px
     com = center_of_mass_offsets(sim.data)
     # along the axis every image's centre of mass moves with its shift alone
-    np.testing.assert_allclose(com[:, 0] - com[:, 0].mean(), truth[:, 0] - truth[:, 0].mean(),
-                               atol=0.05)  # fmt: skip
+    np.testing.assert_allclose(
+        com[:, 0] - com[:, 0].mean(), truth[:, 0] - truth[:, 0].mean(), atol=0.05
+    )
     dy = common_line_offsets(sim.data)
     np.testing.assert_allclose(dy, truth[:, 0] - truth[:, 0].mean(), atol=0.05)
 
 
 def test_tilt_axis_angle_is_found(particle):
-    sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None,
-                               tilt_axis_angle_deg=3.0)  # fmt: skip
+    sim = simulate_tilt_series(
+        particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None, tilt_axis_angle_deg=3.0
+    )
     assert estimate_tilt_axis_angle(sim.data) == pytest.approx(3.0, abs=0.05)
-    sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None,
-                               tilt_axis_angle_deg=-6.0)  # fmt: skip
+    sim = simulate_tilt_series(
+        particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None, tilt_axis_angle_deg=-6.0
+    )
     assert estimate_tilt_axis_angle(sim.data) == pytest.approx(-6.0, abs=0.05)
 
 
@@ -92,8 +103,14 @@ def test_reprojection_matches_the_simulator_convention():
     vol = np.zeros((48, 48, 48))
     for z, y, x in atoms.positions:
         vol += np.exp(-((zz - z) ** 2 + (yy - y) ** 2 + (xx - x) ** 2) / (2 * 0.5**2))
-    sim = simulate_tilt_series(atoms, [-50.0, 20.0], pixel_size_A=0.5, shape_px=(48, 48),
-                               dose_e_per_A2=None, blur_sigma_A=0.5)  # fmt: skip
+    sim = simulate_tilt_series(
+        atoms,
+        [-50.0, 20.0],
+        pixel_size_A=0.5,
+        shape_px=(48, 48),
+        dose_e_per_A2=None,
+        blur_sigma_A=0.5,
+    )
     proj = reproject(vol, [-50.0, 20.0])
     for k in range(2):
         assert np.corrcoef(proj[k].ravel(), sim.data[k].ravel())[0, 1] > 0.97
@@ -116,11 +133,18 @@ def test_denoising_brings_counts_closer_to_the_truth(particle, method):
 def test_full_alignment_on_a_realistic_series(particle):
     rng = np.random.default_rng(0)
     errors = rng.uniform(-0.4, 0.4, len(ANGLES))
-    sim = simulate_tilt_series(particle, ANGLES + errors, shape_px=(128, 128), seed=4,
-                               shift_error_px=3, tilt_axis_angle_deg=3.0,
-                               background_counts=25)  # fmt: skip
-    res = align_tilt_series(sim.data, ANGLES, pixel_size_A=PX, refine=True, refine_rounds=2,
-                            recon_iterations=15)  # fmt: skip
+    sim = simulate_tilt_series(
+        particle,
+        ANGLES + errors,
+        shape_px=(128, 128),
+        seed=4,
+        shift_error_px=3,
+        tilt_axis_angle_deg=3.0,
+        background_counts=25,
+    )
+    res = align_tilt_series(
+        sim.data, ANGLES, pixel_size_A=PX, refine=True, refine_rounds=2, recon_iterations=15
+    )
     assert res.tilt_axis_angle_deg == pytest.approx(3.0, abs=0.3)
     before = _gauge_free_residual(np.zeros_like(sim.truth.shifts_px), sim.truth.shifts_px, ANGLES)
     after = _gauge_free_residual(res.shifts_px, sim.truth.shifts_px, ANGLES)

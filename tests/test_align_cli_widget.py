@@ -14,8 +14,15 @@ ANGLES = np.linspace(-70, 70, 15)
 @pytest.fixture(scope="module")
 def shifted_series(tmp_path_factory):
     atoms = build_structure("fcc", radius_A=12, shape_px=(96, 96), pixel_size_A=PX, seed=1)
-    sim = simulate_tilt_series(atoms, ANGLES, shape_px=(96, 96), seed=2, shift_error_px=3,
-                               tilt_axis_angle_deg=2.0, background_counts=10)  # fmt: skip
+    sim = simulate_tilt_series(
+        atoms,
+        ANGLES,
+        shape_px=(96, 96),
+        seed=2,
+        shift_error_px=3,
+        tilt_axis_angle_deg=2.0,
+        background_counts=10,
+    )
     path = tmp_path_factory.mktemp("al") / "raw.h5"
     write_tilt_series(path, TiltSeries(sim.data, ANGLES, PX))
     return path, sim
@@ -34,8 +41,22 @@ def _rms_residual(est, truth):
 def test_cli_align_writes_series_and_corrections(shifted_series, tmp_path):
     path, sim = shifted_series
     out = tmp_path / "aligned"
-    assert main(["-q", "align", str(path), "--rounds", "1", "--recon-iterations", "10",
-                 "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "-q",
+                "align",
+                str(path),
+                "--rounds",
+                "1",
+                "--recon-iterations",
+                "10",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     ts = read_tilt_series(out / "aligned_tilt_series.h5")
     assert ts.data.shape == sim.data.shape and ts.pixel_size_A == pytest.approx(PX)
     info = json.loads((out / "alignment.json").read_text())
@@ -52,8 +73,7 @@ def test_cli_align_rejects_bad_tilt_axis(shifted_series, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-def test_align_widget_adds_aligned_layer_table_and_undo(make_napari_viewer, qtbot,
-                                                        shifted_series):  # fmt: skip
+def test_align_widget_adds_aligned_layer_table_and_undo(make_napari_viewer, qtbot, shifted_series):
     from napari_aet._layers import tilt_series_layer_data
     from napari_aet.widgets import AlignWidget
 

@@ -148,11 +148,16 @@ def align_tilt_series(
         steps["denoise"] = {"method": used, "noise": noise}
     report(progress, 2, total, "denoised")
     if lowpass_diameter_inv_A:
-        work = lowpass_filter(work, pixel_size_A=pixel_size_A,
-                              cutoff_diameter_inv_A=lowpass_diameter_inv_A,
-                              edge_width_inv_A=lowpass_edge_inv_A)  # fmt: skip
-        steps["lowpass"] = {"diameter_inv_A": lowpass_diameter_inv_A,
-                            "edge_inv_A": lowpass_edge_inv_A}  # fmt: skip
+        work = lowpass_filter(
+            work,
+            pixel_size_A=pixel_size_A,
+            cutoff_diameter_inv_A=lowpass_diameter_inv_A,
+            edge_width_inv_A=lowpass_edge_inv_A,
+        )
+        steps["lowpass"] = {
+            "diameter_inv_A": lowpass_diameter_inv_A,
+            "edge_inv_A": lowpass_edge_inv_A,
+        }
     report(progress, 3, total, "filtered")
     n = len(work)
     s = np.zeros((n, 2))
@@ -161,8 +166,9 @@ def align_tilt_series(
     alpha = 0.0
     if tilt_axis == "estimate":
         check_cancel(cancel, "alignment")
-        alpha = estimate_tilt_axis_angle(apply_alignment(work, shifts_px=s),
-                                         search_range_deg=tilt_axis_search_deg)  # fmt: skip
+        alpha = estimate_tilt_axis_angle(
+            apply_alignment(work, shifts_px=s), search_range_deg=tilt_axis_search_deg
+        )
         steps["tilt_axis"] = {"estimated_deg": alpha}
     elif tilt_axis is not None:
         alpha = float(tilt_axis)
@@ -185,10 +191,18 @@ def align_tilt_series(
     rounds = []
     new_ang = ang.copy()
     if refine:
-        res = projection_matching(work, ang, shifts_px=s, tilt_axis_angle_deg=alpha,
-                                  rounds=refine_rounds, recon_iterations=recon_iterations,
-                                  oversampling=oversampling, refine_angles=refine_angles,
-                                  device=device, cancel=cancel)  # fmt: skip
+        res = projection_matching(
+            work,
+            ang,
+            shifts_px=s,
+            tilt_axis_angle_deg=alpha,
+            rounds=refine_rounds,
+            recon_iterations=recon_iterations,
+            oversampling=oversampling,
+            refine_angles=refine_angles,
+            device=device,
+            cancel=cancel,
+        )
         s, new_ang = res.shifts_px, res.angles_deg
         rounds = [asdict(r) for r in res.rounds]
         steps["projection_matching"] = {

@@ -145,8 +145,9 @@ def denoise(
 
             y = bm3d.bm3d(x, sigma_psd=s)
         else:
-            y = denoise_nl_means(x, h=0.8 * s, sigma=s, patch_size=5, patch_distance=6,
-                                 fast_mode=True)  # fmt: skip
+            y = denoise_nl_means(
+                x, h=0.8 * s, sigma=s, patch_size=5, patch_distance=6, fast_mode=True
+            )
         out[i] = _inverse_anscombe(y) if noise == "poisson" else y
         report(progress, i + 1, len(arr), f"denoising image {i + 1}/{len(arr)} ({method})")
     return out, method

@@ -126,9 +126,16 @@ def projection_matching(
     for r in range(rounds):
         check_cancel(cancel, "projection matching")
         aligned = apply_alignment(arr, tilt_axis_angle_deg=tilt_axis_angle_deg, shifts_px=s)
-        vol = genfire(aligned, ang, iterations=recon_iterations, oversampling=oversampling,
-                      support="auto", rfree_fraction=0.0, device=device,
-                      cancel=cancel).volume  # fmt: skip
+        vol = genfire(
+            aligned,
+            ang,
+            iterations=recon_iterations,
+            oversampling=oversampling,
+            support="auto",
+            rfree_fraction=0.0,
+            device=device,
+            cancel=cancel,
+        ).volume
         d = np.zeros((n, 2))
         dang = np.zeros(n)
         ccs = np.zeros(n)

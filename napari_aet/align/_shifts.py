@@ -37,8 +37,9 @@ def apply_alignment(
         if tilt_axis_angle_deg == 0 and order > 1:
             out[i] = ndimage.shift(arr[i], -s[i], order=order, mode="constant", prefilter=True)
         else:
-            out[i] = ndimage.affine_transform(arr[i], m, offset=offset, order=order,
-                                              mode="constant")  # fmt: skip
+            out[i] = ndimage.affine_transform(
+                arr[i], m, offset=offset, order=order, mode="constant"
+            )
     return out
 
 
@@ -76,8 +77,12 @@ def common_line_offsets(data, *, iterations: int = 3) -> np.ndarray:
     lines = arr.sum(axis=2)
     d = np.zeros(len(lines))
     for _ in range(iterations):
-        shifted = np.array([ndimage.shift(ln, -di, order=3, mode="constant") for ln, di in
-                            zip(lines, d, strict=True)])  # fmt: skip
+        shifted = np.array(
+            [
+                ndimage.shift(ln, -di, order=3, mode="constant")
+                for ln, di in zip(lines, d, strict=True)
+            ]
+        )
         ref = shifted.mean(axis=0)
         d = np.array([_shift_1d(ref, ln) for ln in lines])
         d -= d.mean()
@@ -108,8 +113,12 @@ def _line_disagreement(arr: np.ndarray, angle_deg: float, n_bins: int) -> float:
     # align each line by its centroid before comparing (shifts along the axis are free)
     t = np.arange(n_bins)
     com = (lines * t).sum(axis=1) / lines.sum(axis=1)
-    aligned = np.array([ndimage.shift(ln, n_bins // 2 - ci, order=1, mode="constant")
-                        for ln, ci in zip(lines, com, strict=True)])  # fmt: skip
+    aligned = np.array(
+        [
+            ndimage.shift(ln, n_bins // 2 - ci, order=1, mode="constant")
+            for ln, ci in zip(lines, com, strict=True)
+        ]
+    )
     mean = aligned.mean(axis=0)
     return float(((aligned - mean) ** 2).sum() / (len(aligned) * (mean**2).sum()))
 

@@ -37,18 +37,23 @@ class AlignWidget(Container):
         super().__init__(labels=True)
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Image", label="tilt series")
-        self.background = ComboBox(label="background", choices=["plane", "offset", "none"],
-                                   value="plane")  # fmt: skip
-        self.denoise = ComboBox(label="denoise", choices=["none", "auto", "bm3d", "nlmeans"],
-                                value="none")  # fmt: skip
-        self.lowpass = FloatSpinBox(label="low-pass diameter (1/A)", value=2.08, min=0.0,
-                                    max=20.0, step=0.01)  # fmt: skip
-        self.lowpass_edge = FloatSpinBox(label="low-pass edge (1/A)", value=0.05, min=0.0,
-                                         max=1.0, step=0.01)  # fmt: skip
+        self.background = ComboBox(
+            label="background", choices=["plane", "offset", "none"], value="plane"
+        )
+        self.denoise = ComboBox(
+            label="denoise", choices=["none", "auto", "bm3d", "nlmeans"], value="none"
+        )
+        self.lowpass = FloatSpinBox(
+            label="low-pass diameter (1/A)", value=2.08, min=0.0, max=20.0, step=0.01
+        )
+        self.lowpass_edge = FloatSpinBox(
+            label="low-pass edge (1/A)", value=0.05, min=0.0, max=1.0, step=0.01
+        )
         self.center_of_mass = CheckBox(label="centre of mass", value=True)
         self.common_line = CheckBox(label="common line", value=True)
-        self.tilt_axis = ComboBox(label="tilt axis", choices=["estimate", "vertical"],
-                                  value="estimate")  # fmt: skip
+        self.tilt_axis = ComboBox(
+            label="tilt axis", choices=["estimate", "vertical"], value="estimate"
+        )
         self.refine = CheckBox(label="projection matching", value=True)
         self.refine_angles = CheckBox(label="refine angles", value=False)
         self.rounds = SpinBox(label="rounds", value=3, min=1, max=20)
@@ -56,10 +61,25 @@ class AlignWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.undo_button = PushButton(text="Undo to raw", enabled=False)
         self.status = Label(value="")
-        self.extend([self.layer, self.background, self.denoise, self.lowpass, self.lowpass_edge,
-                     self.center_of_mass, self.common_line, self.tilt_axis, self.refine,
-                     self.refine_angles, self.rounds, self.run_button, self.cancel_button,
-                     self.undo_button, self.status])  # fmt: skip
+        self.extend(
+            [
+                self.layer,
+                self.background,
+                self.denoise,
+                self.lowpass,
+                self.lowpass_edge,
+                self.center_of_mass,
+                self.common_line,
+                self.tilt_axis,
+                self.refine,
+                self.refine_angles,
+                self.rounds,
+                self.run_button,
+                self.cancel_button,
+                self.undo_button,
+                self.status,
+            ]
+        )
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(
             ["angle (deg)", "correction (deg)", "shift row (px)", "shift col (px)"]
@@ -122,8 +142,9 @@ class AlignWidget(Container):
     def _done(self, res) -> None:
         name, ts = self._source
         self.result = res
-        out = TiltSeries(res.data, res.angles_deg, ts.pixel_size_A, f"{name} aligned",
-                         {"alignment": res.steps})  # fmt: skip
+        out = TiltSeries(
+            res.data, res.angles_deg, ts.pixel_size_A, f"{name} aligned", {"alignment": res.steps}
+        )
         data, kw, _ = tilt_series_layer_data(out, name=f"{name} aligned")
         kw["metadata"]["alignment"] = {
             "tilt_axis_angle_deg": res.tilt_axis_angle_deg,
@@ -145,8 +166,12 @@ class AlignWidget(Container):
         n = len(res.angles_deg)
         self.table.setRowCount(n)
         for i in range(n):
-            vals = [res.angles_deg[i], res.angle_corrections_deg[i], res.shifts_px[i, 0],
-                    res.shifts_px[i, 1]]  # fmt: skip
+            vals = [
+                res.angles_deg[i],
+                res.angle_corrections_deg[i],
+                res.shifts_px[i, 0],
+                res.shifts_px[i, 1],
+            ]
             for j, v in enumerate(vals):
                 self.table.setItem(i, j, QTableWidgetItem(f"{v:.3f}"))
 
