@@ -13,36 +13,19 @@ Usage: python benchmarks/bench_align.py [--rounds 3] [--recon-iterations 30]
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
+from _common import machine
 from scipy import ndimage
 
 TRUE_AXIS_DEG = 3.0
 
 
-def _machine() -> str:
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
-
-
 def gauge_free_shift_rms(est, truth, angles):
-    d = np.asarray(est, float) - np.asarray(truth, float)
-    d[:, 0] -= d[:, 0].mean()
-    th = np.deg2rad(angles)
-    a = np.column_stack([np.cos(th), np.sin(th)])
-    coef, *_ = np.linalg.lstsq(a, d[:, 1], rcond=None)
-    d[:, 1] -= a @ coef
+    from napari_aet.align import gauge_free_shift_error
+
+    d = gauge_free_shift_error(est, truth, angles)
     return float(np.sqrt((d**2).sum(axis=1).mean()))
 
 
@@ -134,7 +117,7 @@ def main() -> None:
     ncc_raw = registered_ncc(vol_raw, truth)
     ncc_al = registered_ncc(vol_al, truth)
     print(
-        f"Machine: {_machine()}; 21 images of 256 x 256 px at 0.358 A, study dose, shifts "
+        f"Machine: {machine()}; 21 images of 256 x 256 px at 0.358 A, study dose, shifts "
         f"+-3 px, tilt axis {TRUE_AXIS_DEG} deg, angle errors uniform +-0.4 deg "
         f"(RMS {angle_rms(nominal, true_angles):.3f}), background 20 counts"
     )

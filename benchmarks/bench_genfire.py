@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -27,22 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import machine
 
 HERE = Path(__file__).resolve().parent
 ENV = HERE / ".genfire-env"
-
-
-def _machine() -> str:
-    cpu = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores"
 
 
 def ensure_original_env() -> Path:
@@ -147,7 +134,7 @@ def main() -> None:
     n = data.shape[1]
     mask = visual_hull_support(data, r, c, (n, n, n)).numpy()
     print(
-        f"Machine: {_machine()}; {len(angles)} images of {n} x {n} px, oversampling "
+        f"Machine: {machine()}; {len(angles)} images of {n} x {n} px, oversampling "
         f"{args.oversampling}, FFT interpolation radius 0.3, {args.iterations} iterations"
     )
     print()

@@ -6,12 +6,11 @@ Run: `make bench` or `.venv/bin/python benchmarks/bench_simulate.py`. Prints a M
 
 from __future__ import annotations
 
-import os
-import platform
 import resource
 import time
 
 import numpy as np
+from _common import machine
 
 from napari_aet.simulate import (
     build_structure,
@@ -20,19 +19,6 @@ from napari_aet.simulate import (
     thermal_jitter,
     twinned_dumbbell,
 )
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def run_case(name: str, positions: np.ndarray, n_tilts: int = 21, size: int = 256) -> dict:
@@ -65,7 +51,7 @@ def main() -> None:
     amo = build_structure("amorphous", radius_A=24.0, shape="sphere", seed=2)
     rows.append(run_case("amorphous sphere", amo.positions))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"Machine: {_machine()}")
+    print(f"Machine: {machine()}")
     print()
     print("| case | atoms | images | seconds | target | max counts |")
     print("|---|---:|---|---:|---|---:|")

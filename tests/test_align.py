@@ -9,6 +9,7 @@ from napari_aet.align import (
     common_line_offsets,
     denoise,
     estimate_tilt_axis_angle,
+    gauge_free_shift_error,
     lowpass_filter,
     reproject,
     subtract_background,
@@ -20,14 +21,7 @@ ANGLES = np.linspace(-70, 70, 21)
 
 
 def _gauge_free_residual(est, truth, angles):
-    """RMS shift error after removing what no alignment can know: the object's position
-    along the axis and its translation (tx cos + tz sin) across it."""
-    d = np.asarray(est) - np.asarray(truth)
-    d[:, 0] -= d[:, 0].mean()
-    th = np.deg2rad(angles)
-    a = np.column_stack([np.cos(th), np.sin(th)])
-    coef, *_ = np.linalg.lstsq(a, d[:, 1], rcond=None)
-    d[:, 1] -= a @ coef
+    d = gauge_free_shift_error(est, truth, angles)
     return float(np.sqrt((d**2).sum(axis=1).mean()))
 
 

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from napari_aet.align import gauge_free_shift_error
 from napari_aet.cli import main
 from napari_aet.io import TiltSeries, read_tilt_series, write_tilt_series
 from napari_aet.simulate import build_structure, simulate_tilt_series
@@ -29,12 +30,7 @@ def shifted_series(tmp_path_factory):
 
 
 def _rms_residual(est, truth):
-    d = np.asarray(est) - truth
-    d -= d.mean(axis=0)
-    th = np.deg2rad(ANGLES)
-    a = np.column_stack([np.cos(th), np.sin(th)])
-    coef, *_ = np.linalg.lstsq(a, d[:, 1], rcond=None)
-    d[:, 1] -= a @ coef
+    d = gauge_free_shift_error(est, truth, ANGLES)
     return float(np.sqrt((d**2).sum(axis=1).mean()))
 
 

@@ -10,6 +10,7 @@ from ._shifts import (
     center_of_mass_offsets,
     common_line_offsets,
     estimate_tilt_axis_angle,
+    gauge_free_shift_error,
 )
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "common_line_offsets",
     "denoise",
     "estimate_tilt_axis_angle",
+    "gauge_free_shift_error",
     "lowpass_filter",
     "projection_matching",
     "reproject",
