@@ -39,3 +39,29 @@ def plot_recon_errors(errors, rfree=None, *, ax=None, title: str | None = "GENFI
     if title:
         ax.set_title(title, fontsize=9)
     return fig
+
+
+def plot_trace_histogram(intensities, threshold: float, *, ax=None, bins: int = 80):
+    """Histogram of candidate intensities with the atom / non-atom threshold.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        fig = Figure(figsize=(4.2, 3.0), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    v = np.asarray(intensities, float)
+    ax.hist(
+        v[v < threshold], bins=bins, range=(v.min(), v.max()), color="#8d99ae", label="non-atoms"
+    )
+    ax.hist(v[v >= threshold], bins=bins, range=(v.min(), v.max()), color="#3a86ff", label="atoms")
+    ax.axvline(threshold, color="#d62728", lw=1.5, label=f"threshold {threshold:.3g}")
+    ax.set_xlabel("integrated intensity")
+    ax.set_ylabel("candidates")
+    ax.legend(frameon=False, fontsize=8)
+    return fig

@@ -29,6 +29,7 @@ from ._tilt_series import (
     rotation_center_A,
     simulate_tilt_series,
 )
+from ._volume import render_atom_volume
 
 __all__ = [
     "LATTICE_CONSTANTS_A",
@@ -48,6 +49,7 @@ __all__ = [
     "fcc_particle",
     "kirkland_parameters",
     "project_positions",
+    "render_atom_volume",
     "projected_potential_profile",
     "rotation_center_A",
     "scattering_factor",

@@ -1,0 +1,12 @@
+"""Atom tracing and the editable atom model (no Qt, no napari)."""
+
+from ._editable import EditableAtomModel, default_autosave_path
+from ._tracer import TraceResult, fit_peaks, trace_atoms
+
+__all__ = [
+    "EditableAtomModel",
+    "TraceResult",
+    "default_autosave_path",
+    "fit_peaks",
+    "trace_atoms",
+]

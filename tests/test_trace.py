@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+
+from napari_aet.analysis import compare_atom_models
+from napari_aet.atoms import AtomModel
+from napari_aet.cli import main
+from napari_aet.io import read_atoms, write_volume
+from napari_aet.simulate import build_structure, render_atom_volume
+from napari_aet.trace import EditableAtomModel, fit_peaks, trace_atoms
+
+PX = 0.358
+
+
+@pytest.fixture(scope="module")
+def known_tomogram():
+    m = build_structure("fcc", radius_A=12, shape_px=(96, 96), pixel_size_A=PX, seed=0)
+    vol = render_atom_volume(m.positions, (96, 96, 96), voxel_size_A=PX, sigma_A=0.5)
+    rng = np.random.default_rng(0)
+    vol = vol / vol.max() + rng.normal(scale=0.05, size=vol.shape).astype(np.float32)
+    return m, vol
+
+
+def test_fit_peaks_recovers_subvoxel_centre():
+    zz, yy, xx = np.mgrid[0:15, 0:15, 0:15]
+    c = np.array([7.3, 6.8, 7.15])
+    vol = 5.0 * np.exp(-((zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2) / (2 * 1.4**2))
+    pos, h, res = fit_peaks(vol, np.array([[7, 7, 7]]))
+    np.testing.assert_allclose(pos[0], c, atol=1e-6)
+    assert h[0] == pytest.approx(5.0, rel=1e-6)
+    assert res[0] < 1e-9
+
+
+def test_tracer_finds_the_known_atoms(known_tomogram):
+    m, vol = known_tomogram
+    res = trace_atoms(vol, voxel_size_A=PX)
+    c = compare_atom_models(m.positions, res.atoms.positions, radius_A=1.0)
+    assert c.found_fraction == 1.0
+    assert c.false_fraction == 0.0
+    assert c.rmsd_A < 0.05
+    assert set(res.atoms.features.columns) == {"intensity", "peak_height", "fit_residual", "manual"}
+    assert (res.atoms.features["manual"] == 0).all()
+    assert res.candidates["is_atom"].sum() == res.atoms.n_atoms
+
+
+def test_fit_accept_subtract_recovers_a_faint_close_neighbour():
+    # a bright atom and a faint one 2.5 A away, both blurred (0.9 A): the faint one is only a
+    # shoulder of the bright one, but a maximum of the residual after it is subtracted
+    pos = np.array([[10.0, 10.0, 10.0], [10.0, 10.0, 12.5]])
+    vol = render_atom_volume(pos, (56, 56, 56), voxel_size_A=PX, sigma_A=0.9, weights=[1.0, 0.5])
+    one = trace_atoms(vol, voxel_size_A=PX, smooth_sigma_A=0, max_rounds=1, threshold=0)
+    three = trace_atoms(vol, voxel_size_A=PX, smooth_sigma_A=0, max_rounds=3, threshold=0)
+    assert one.atoms.n_atoms == 1
+    assert three.atoms.n_atoms == 2
+    c = compare_atom_models(pos, three.atoms.positions, radius_A=0.5)
+    assert c.n_common == 2
+
+
+def test_threshold_modes_and_bad_input(known_tomogram):
+    m, vol = known_tomogram
+    none = trace_atoms(vol, voxel_size_A=PX, threshold=1e9)
+    assert none.atoms.n_atoms == 0 and len(none.candidates) > 0
+    otsu = trace_atoms(vol, voxel_size_A=PX, threshold="otsu")
+    assert otsu.settings["threshold_mode"] == "otsu"
+    with pytest.raises(ValueError, match="3D"):
+        trace_atoms(vol[0], voxel_size_A=PX)
+    with pytest.raises(ValueError, match="positive"):
+        trace_atoms(vol, voxel_size_A=0)
+
+
+def test_editable_model_edits_log_undo_redo_and_autosave(tmp_path):
+    base = AtomModel(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]))
+    path = tmp_path / "atoms.autosave.h5"
+    ed = EditableAtomModel(base, path)
+    i = ed.add([7.0, 8.0, 9.0])
+    assert i == 2 and ed.n_atoms == 3 and ed.model.features["manual"].tolist() == [0, 0, 1]
+    ed.remove(0)
+    ed.move(0, [4.5, 5.0, 6.0])
+    assert ed.n_manual_added == 1 and ed.n_manual_removed == 1
+    assert [e["action"] for e in ed.edit_log] == ["add", "remove", "move"]
+    assert all("time" in e for e in ed.edit_log)
+    # autosave after every edit: reopening gives the same model, counts and log
+    back = EditableAtomModel.restore(path)
+    np.testing.assert_allclose(back.positions, ed.positions)
+    assert back.n_manual_added == 1 and back.n_manual_removed == 1
+    assert [e["action"] for e in back.edit_log] == ["add", "remove", "move"]
+    # undo the move and the removal, then redo the removal
+    assert ed.undo() and ed.undo()
+    np.testing.assert_allclose(ed.positions, [[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+    assert ed.n_manual_removed == 0
+    assert ed.redo()
+    np.testing.assert_allclose(ed.positions, [[4, 5, 6], [7, 8, 9]])
+    assert ed.n_manual_removed == 1
+    assert ed.edit_log[-1]["action"] == "redo" and ed.edit_log[-2]["action"].startswith("undo")
+    assert not EditableAtomModel(AtomModel(np.zeros((0, 3)))).undo()
+    # counts reach every file written from the model
+    from napari_aet.io import write_atoms
+
+    p = write_atoms(tmp_path / "out.csv", ed.to_atom_model())
+    meta = read_atoms(p).metadata
+    assert meta["n_manual_added"] == 1 and meta["n_manual_removed"] == 1
+    with pytest.raises(IndexError):
+        ed.remove(10)
+
+
+def test_compare_models_counts():
+    ref = np.array([[0, 0, 0], [3, 0, 0], [6, 0, 0.0]])
+    test = np.array([[0.1, 0, 0], [3, 0.2, 0], [20, 0, 0.0]])
+    c = compare_atom_models(ref, test, radius_A=1.0)
+    assert c.n_common == 2
+    assert c.found_fraction == pytest.approx(2 / 3)
+    assert c.false_fraction == pytest.approx(1 / 3)
+    assert c.identification_error == pytest.approx(2 / 3)
+    assert c.rmsd_A == pytest.approx(np.sqrt((0.01 + 0.04) / 2))
+
+
+def test_cli_trace(known_tomogram, tmp_path):
+    m, vol = known_tomogram
+    tomo = write_volume(tmp_path / "tomo.h5", vol, voxel_size_A=PX)
+    out = tmp_path / "tr"
+    assert main(["-q", "trace", str(tomo), "--out", str(out)]) == 0
+    atoms = read_atoms(out / "atoms.csv")
+    assert atoms.n_atoms == m.n_atoms
+    assert atoms.metadata["provenance"]["command"] == "trace"
+    assert read_atoms(out / "atoms.h5").n_atoms == m.n_atoms
+    assert (out / "figures" / "trace_histogram.png").stat().st_size > 5000
