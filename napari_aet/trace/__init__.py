@@ -1,6 +1,7 @@
 """Atom tracing and the editable atom model (no Qt, no napari)."""
 
 from ._editable import EditableAtomModel, default_autosave_path
+from ._picking import nearest_to_ray, pick_along_ray, pick_near_point
 from ._tracer import TraceResult, fit_peaks, trace_atoms
 
 __all__ = [
@@ -8,5 +9,8 @@ __all__ = [
     "TraceResult",
     "default_autosave_path",
     "fit_peaks",
+    "nearest_to_ray",
+    "pick_along_ray",
+    "pick_near_point",
     "trace_atoms",
 ]

@@ -4,5 +4,6 @@ from ._align import AlignWidget
 from ._recon import ReconWidget
 from ._simulate import SimulateWidget
 from ._tilt_series import TiltSeriesWidget
+from ._trace import TraceWidget
 
-__all__ = ["AlignWidget", "ReconWidget", "SimulateWidget", "TiltSeriesWidget"]
+__all__ = ["AlignWidget", "ReconWidget", "SimulateWidget", "TiltSeriesWidget", "TraceWidget"]

@@ -1,0 +1,281 @@
+"""Dock widget "Trace atoms": trace, show the class histogram, and edit atoms by clicking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
+
+from .._layers import ATOM_POINT_SIZE_A
+from ..trace import (
+    EditableAtomModel,
+    default_autosave_path,
+    nearest_to_ray,
+    pick_along_ray,
+    pick_near_point,
+    trace_atoms,
+)
+from ._runner import StageRunner
+
+if TYPE_CHECKING:
+    import napari
+
+#: Largest distance [A] between a click (or the view ray) and an atom it removes.
+REMOVE_TOLERANCE_A = 1.5
+
+
+class TraceWidget(Container):
+    """Trace atoms in a tomogram layer and correct them by hand.
+
+    *Add* mode: a click puts an atom at the tomogram's intensity maximum along the view ray
+    (3D view) or near the click (slice view), refined to sub-voxel. *Remove* mode: a click
+    removes the atom nearest the ray (or the click). Shift+A / Shift+D / Shift+Q switch the
+    modes, Ctrl+Z undoes and Ctrl+Shift+Z redoes. Every edit is logged and autosaved next to
+    the data (or in the cache folder), and *Restore autosave* reopens it.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self.layer = create_widget(annotation="napari.layers.Image", label="tomogram")
+        self.smooth = FloatSpinBox(
+            label="smoothing sigma (A)", value=0.3, min=0.0, max=3.0, step=0.05
+        )
+        self.min_distance = FloatSpinBox(
+            label="min distance (A)", value=2.0, min=0.5, max=10.0, step=0.1
+        )
+        self.radius = FloatSpinBox(
+            label="integration radius (A)", value=0.8, min=0.2, max=3.0, step=0.1
+        )
+        self.threshold_mode = ComboBox(
+            label="threshold", choices=["auto", "otsu", "value"], value="auto"
+        )
+        self.threshold_value = FloatSpinBox(label="threshold value", value=0.0, min=-1e12, max=1e12)
+        self.rounds = SpinBox(label="fit-accept-subtract rounds", value=3, min=1, max=10)
+        self.point_size = FloatSpinBox(
+            label="point size (A)", value=ATOM_POINT_SIZE_A, min=0.1, max=5.0, step=0.1
+        )
+        self.run_button = PushButton(text="Trace")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.mode = ComboBox(label="edit mode", choices=["off", "add", "remove"], value="off")
+        self.undo_button = PushButton(text="Undo (Ctrl+Z)")
+        self.redo_button = PushButton(text="Redo (Ctrl+Shift+Z)")
+        self.restore_button = PushButton(text="Restore autosave")
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.layer,
+                self.smooth,
+                self.min_distance,
+                self.radius,
+                self.threshold_mode,
+                self.threshold_value,
+                self.rounds,
+                self.point_size,
+                self.run_button,
+                self.cancel_button,
+                self.mode,
+                self.undo_button,
+                self.redo_button,
+                self.restore_button,
+                self.status,
+            ]
+        )
+        self._add_plot()
+        self.model: EditableAtomModel | None = None
+        self.points = None
+        self.result = None
+        self.runner = StageRunner("Tracing", self._set_status, self._done, self._busy)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.runner.cancel)
+        self.undo_button.changed.connect(self.undo)
+        self.redo_button.changed.connect(self.redo)
+        self.restore_button.changed.connect(self.restore_autosave)
+        self.point_size.changed.connect(self._resize_points)
+        viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
+        viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
+        viewer.mouse_drag_callbacks.append(self._on_click)
+        viewer.bind_key("Control-Z", lambda v: self.undo(), overwrite=True)
+        viewer.bind_key("Control-Shift-Z", lambda v: self.redo(), overwrite=True)
+        viewer.bind_key("Shift-A", lambda v: setattr(self.mode, "value", "add"), overwrite=True)
+        viewer.bind_key("Shift-D", lambda v: setattr(self.mode, "value", "remove"), overwrite=True)
+        viewer.bind_key("Shift-Q", lambda v: setattr(self.mode, "value", "off"), overwrite=True)
+
+    # ------------------------------------------------------------------ tracing
+    def _add_plot(self) -> None:
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self._figure = Figure(figsize=(3.6, 2.4), layout="constrained")
+        self._canvas = FigureCanvasQTAgg(self._figure)
+        self._canvas.setMinimumHeight(200)
+        self.native.layout().addWidget(self._canvas)
+
+    def _set_status(self, text: str) -> None:
+        self.status.value = text
+
+    def _busy(self, busy: bool) -> None:
+        self.run_button.enabled = not busy
+        self.cancel_button.enabled = busy
+
+    def _voxel_size(self, layer) -> float:
+        return float(layer.metadata.get("voxel_size_A") or layer.scale[-1])
+
+    def run(self, event=None):
+        """Trace the selected tomogram in a worker; returns the worker (None if unusable)."""
+        layer = self.layer.value
+        if layer is None or layer.data.ndim != 3:
+            self.status.value = "Not started: choose a 3D tomogram layer"
+            return None
+        thr = self.threshold_mode.value
+        if thr == "value":
+            thr = float(self.threshold_value.value)
+        vol = np.asarray(layer.data)
+        opts = dict(
+            voxel_size_A=self._voxel_size(layer),
+            smooth_sigma_A=float(self.smooth.value),
+            min_distance_A=float(self.min_distance.value),
+            integration_radius_A=float(self.radius.value),
+            threshold=thr,
+            max_rounds=int(self.rounds.value),
+        )
+        self.status.value = "Tracing..."
+        return self.runner.start(
+            lambda progress, cancel: trace_atoms(vol, progress=progress, cancel=cancel, **opts)
+        )
+
+    def _autosave_path(self) -> Path:
+        layer = self.layer.value
+        src = getattr(layer, "source", None)
+        path = getattr(src, "path", None) or (layer.metadata.get("source") if layer else None)
+        return default_autosave_path(path, f"{layer.name if layer else 'atoms'}")
+
+    def _done(self, res) -> None:
+        self.result = res
+        self._plot(res)
+        self._attach(EditableAtomModel(res.atoms, self._autosave_path()))
+        self.model.autosave()
+        self.status.value = (
+            f"{res.atoms.n_atoms} atoms from {len(res.candidates)} candidates "
+            f"(threshold {res.threshold:.4g}); autosaved to {self.model.autosave_path.name}"
+        )
+
+    def _plot(self, res) -> None:
+        from ..figures import plot_trace_histogram
+
+        self._figure.clear()
+        plot_trace_histogram(
+            res.candidates["intensity"], res.threshold, ax=self._figure.add_subplot()
+        )
+        self._canvas.draw_idle()
+
+    # ------------------------------------------------------------------ the atom layer
+    def _attach(self, model: EditableAtomModel) -> None:
+        self.model = model
+        name = f"{self.layer.value.name} atoms" if self.layer.value else "atoms"
+        if self.points is None or self.points not in self._viewer.layers:
+            self.points = self._viewer.add_points(
+                np.zeros((0, 3)),
+                name=name,
+                size=float(self.point_size.value),
+                face_color="#3a86ff",
+                border_width=0,
+                out_of_slice_display=False,
+                metadata={"napari_aet_type": "atom_model"},
+            )
+        self._sync()
+
+    def _sync(self) -> None:
+        m = self.model.model
+        self.points.data = m.positions.copy()
+        self.points.features = m.features.reset_index(drop=True)
+        manual = m.features["manual"].to_numpy().astype(bool)
+        colors = np.where(manual[:, None], [[1.0, 0.6, 0.0, 1.0]], [[0.23, 0.53, 1.0, 1.0]])
+        if len(colors):
+            self.points.face_color = colors
+        self.points.size = float(self.point_size.value)
+        self.points.metadata["atom_model_metadata"] = dict(m.metadata)
+        self.points.metadata["autosave_path"] = str(self.model.autosave_path)
+
+    def _resize_points(self, value) -> None:
+        if self.points is not None:
+            self.points.size = float(value)
+
+    def restore_autosave(self, event=None) -> bool:
+        """Reopen the autosaved model of the selected tomogram, if there is one."""
+        path = self._autosave_path()
+        if not path.exists():
+            self.status.value = f"No autosave at {path}"
+            return False
+        self._attach(EditableAtomModel.restore(path))
+        m = self.model
+        self.status.value = (
+            f"Restored {m.n_atoms} atoms ({m.n_manual_added} added, {m.n_manual_removed} "
+            "removed by hand)"
+        )
+        return True
+
+    # ------------------------------------------------------------------ editing
+    def undo(self, event=None) -> None:
+        if self.model is not None and self.model.undo():
+            self._sync()
+            self.status.value = "Undone."
+
+    def redo(self, event=None) -> None:
+        if self.model is not None and self.model.redo():
+            self._sync()
+            self.status.value = "Redone."
+
+    def _on_click(self, viewer, event):
+        if self.mode.value == "off" or self.model is None or self.layer.value is None:
+            return
+        tomo = self.layer.value
+        dims = list(event.dims_displayed)
+        vol = np.asarray(tomo.data)
+        px = self._voxel_size(tomo)
+        if len(dims) == 3:
+            start, end = tomo.get_ray_intersections(
+                event.position, event.view_direction, dims, world=True
+            )
+            if start is None or end is None:
+                return
+            if self.mode.value == "add":
+                p = pick_along_ray(vol, start, end)
+                if p is not None:
+                    self.add_atom(np.asarray(tomo.data_to_world(p)))
+            else:
+                a = np.asarray(tomo.data_to_world(start))
+                b = np.asarray(tomo.data_to_world(end))
+                i = nearest_to_ray(self.model.positions, a, b, max_distance=REMOVE_TOLERANCE_A)
+                if i is not None:
+                    self.remove_atom(i)
+        else:
+            click = np.asarray(event.position, float)[-3:]
+            if self.mode.value == "add":
+                p = pick_near_point(vol, np.asarray(tomo.world_to_data(click)), radius_vox=1.0 / px)
+                self.add_atom(np.asarray(tomo.data_to_world(p)))
+            else:
+                i = self.model.nearest(click, max_distance_A=REMOVE_TOLERANCE_A)
+                if i is not None:
+                    self.remove_atom(i)
+
+    def add_atom(self, position_A) -> int:
+        i = self.model.add(position_A)
+        self._sync()
+        self.status.value = f"Added atom {i} at {np.round(position_A, 2).tolist()} A"
+        return i
+
+    def remove_atom(self, index: int) -> None:
+        p = self.model.remove(index)
+        self._sync()
+        self.status.value = f"Removed the atom at {np.round(p, 2).tolist()} A"
