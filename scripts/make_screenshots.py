@@ -80,6 +80,32 @@ def _recon_screenshot(viewer) -> None:
     viewer.screenshot(str(OUT / "recon_genfire_slice.png"), canvas_only=True)
 
 
+def _trace_screenshot(viewer) -> None:
+    """Trace the GENFIRE tomogram left by _recon_screenshot; atoms over the tomogram slice."""
+    from qtpy.QtWidgets import QApplication
+
+    for w in list(viewer.window._dock_widgets):
+        viewer.window.remove_dock_widget(viewer.window._dock_widgets[w])
+    tomo = viewer.layers["aligned tilt series GENFIRE"]
+    _, widget = viewer.window.add_plugin_dock_widget("napari-aet", "4. Trace atoms")
+    widget.layer.value = tomo
+    _wait(widget.run())
+    viewer.dims.ndisplay = 2
+    tomo.rendering = "mip"
+    widget.points.out_of_slice_display = False
+    widget.points.size = 1.0
+    viewer.dims.set_current_step(0, tomo.data.shape[0] // 2)
+    viewer.reset_view()
+    QApplication.processEvents()
+    viewer.screenshot(str(OUT / "trace_widget.png"), canvas_only=False)
+    viewer.dims.ndisplay = 3
+    tomo.visible = False
+    viewer.camera.angles = (0, -40, 80)
+    viewer.reset_view()
+    QApplication.processEvents()
+    viewer.screenshot(str(OUT / "traced_atoms_3d.png"), canvas_only=True)
+
+
 def main() -> int:
     display = None
     if not os.environ.get("DISPLAY"):
@@ -113,6 +139,7 @@ def main() -> int:
         viewer.screenshot(str(OUT / "sample_true_atoms_3d.png"), canvas_only=True)
         _align_screenshot(viewer)
         _recon_screenshot(viewer)
+        _trace_screenshot(viewer)
         viewer.close()
         print(f"wrote screenshots to {OUT}")
     finally:

@@ -100,5 +100,5 @@ def test_recon_widget_cancel_adds_nothing(make_napari_viewer, qtbot, small_serie
     qtbot.waitUntil(lambda: "iteration" in w.status.value, timeout=30000)
     with qtbot.waitSignal(worker.finished, timeout=30000):
         w.cancel()
-    assert "Cancelled" in w.status.value
+    qtbot.waitUntil(lambda: "Cancelled" in w.status.value, timeout=5000)
     assert [layer.name for layer in viewer.layers] == ["tilts"]
