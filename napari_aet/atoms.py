@@ -28,6 +28,7 @@ KNOWN_FEATURES: dict[str, str] = {
     "q6": "float64",
     "surface": "int8",
     "facet": "str",
+    "local_structure": "str",
     "exx": "float64",
     "eyy": "float64",
     "ezz": "float64",

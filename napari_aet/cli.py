@@ -488,6 +488,65 @@ def _cmd_trace(args) -> int:
     return 0
 
 
+def _add_analyze(sub) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="structure analysis of an atom model: (111) layers, stacking, twist, Q4/Q6",
+        description="Analyse an atom model (CSV, XYZ or HDF5). Writes atoms.csv and atoms.h5 with "
+        "the features layer, abc, stacking, cluster, q4, q6, local_structure, analysis.json and "
+        "figures/q4_q6.png into --out.",
+    )
+    p.add_argument("atoms", type=Path, help="atom model file")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--cutoff", type=float, default=3.416, help="BOO neighbour cutoff [A]")
+    p.set_defaults(func=_cmd_analyze)
+
+
+def _cmd_analyze(args) -> int:
+    from .analysis import analyze_structure
+    from .figures import layer_groups, plot_q4_q6
+    from .io import read_atoms, write_atoms
+
+    model = read_atoms(args.atoms)
+    bar = _Bar("analyze", args.quiet)
+    try:
+        res = analyze_structure(model, cutoff_A=args.cutoff, progress=bar)
+    finally:
+        bar.close()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "napari_aet_version": __version__,
+        "command": "analyze",
+        "input": str(args.atoms),
+        **res.summary,
+    }
+    write_atoms(out / "atoms.csv", res.model)
+    write_atoms(out / "atoms.h5", res.model)
+    (out / "analysis.json").write_text(json.dumps(summary, indent=2, default=float))
+    f = res.model.features
+    groups = layer_groups(f["layer"].to_numpy(), res.stacking.twin_boundaries)
+    (out / "figures").mkdir(exist_ok=True)
+    fig = plot_q4_q6(
+        f["q4"],
+        f["q6"],
+        groups,
+        ideal_fcc=summary["boo"]["ideal_fcc_q4_q6"],
+        ideal_hcp=summary["boo"]["ideal_hcp_q4_q6"],
+    )
+    fig.savefig(out / "figures" / "q4_q6.png", dpi=150)
+    if not args.quiet:
+        rot = summary["relative_rotation_deg"]
+        print(
+            f"{summary['n_layers']} (111) layers; interface "
+            f"{'found' if summary['interface_layer'] is not None else 'none'}, twin boundaries "
+            f"at layers {summary['twin_boundary_layers']}; relative rotation {rot:.2f} deg; "
+            f"lattice constant {summary['lattice_constant_A']:.3f} A"
+        )
+        print(f"  wrote {out / 'analysis.json'}, atoms.csv, atoms.h5")
+    return 0
+
+
 def _add_info(sub) -> None:
     p = sub.add_parser("info", help="describe a tilt-series or atom file")
     p.add_argument("path", type=Path)
@@ -532,6 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_align(sub)
     _add_recon(sub)
     _add_trace(sub)
+    _add_analyze(sub)
     _add_info(sub)
     return parser
 

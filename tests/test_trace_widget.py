@@ -114,8 +114,8 @@ def test_keyboard_modes_undo_and_autosave_restore(traced, make_napari_viewer):
     from napari_aet.widgets import TraceWidget
 
     w2 = TraceWidget(viewer)
-    w2.layer.value = viewer.layers["tomo"]
-    assert w2.restore_autosave()
+    w2.layer.value = viewer.layers["tomo"]  # selecting the data restores its autosave
+    assert w2.model is not None and "Restored" in w2.status.value
     np.testing.assert_allclose(w2.model.positions, w.model.positions)
     assert w2.model.n_manual_removed == 1
     assert [e["action"] for e in w2.model.edit_log][0] == "remove"

@@ -1,6 +1,20 @@
 """Figures for papers: montages, panels, colour and scale bars (matplotlib, no Qt)."""
 
-from ._curves import plot_recon_errors, plot_trace_histogram
+from ._curves import (
+    STUDY_LAYER_COLORS,
+    layer_groups,
+    plot_q4_q6,
+    plot_recon_errors,
+    plot_trace_histogram,
+)
 from ._montage import add_scale_bar, tilt_series_montage
 
-__all__ = ["add_scale_bar", "plot_recon_errors", "plot_trace_histogram", "tilt_series_montage"]
+__all__ = [
+    "STUDY_LAYER_COLORS",
+    "layer_groups",
+    "plot_q4_q6",
+    "add_scale_bar",
+    "plot_recon_errors",
+    "plot_trace_histogram",
+    "tilt_series_montage",
+]

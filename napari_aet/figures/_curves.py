@@ -65,3 +65,58 @@ def plot_trace_histogram(intensities, threshold: float, *, ax=None, bins: int = 
     ax.set_ylabel("candidates")
     ax.legend(frameon=False, fontsize=8)
     return fig
+
+
+#: The study's colours: interface red, upper twin boundary yellow, lower green.
+STUDY_LAYER_COLORS = {
+    "interface": "#e63946",
+    "upper twin boundary": "#f4d35e",
+    "lower twin boundary": "#2a9d8f",
+    "bottom cluster": "#457b9d",
+    "top cluster": "#a8dadc",
+}
+
+
+def layer_groups(layer, twin_boundaries) -> np.ndarray:
+    """Group name of each atom for the study's colour preset."""
+    layer = np.asarray(layer)
+    tb = sorted(twin_boundaries)
+    out = np.where(layer > 0, "top cluster", "bottom cluster").astype(object)
+    if tb:
+        out[layer == 0] = "interface"
+        out[layer == tb[-1]] = "upper twin boundary"
+        if len(tb) > 1:
+            out[layer == tb[0]] = "lower twin boundary"
+    return out.astype(str)
+
+
+def plot_q4_q6(q4, q6, groups, *, ideal_fcc=None, ideal_hcp=None, ax=None):
+    """The Q4-Q6 map of every atom coloured by layer group, with the ideal fcc and hcp points."""
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        fig = Figure(figsize=(4.2, 3.4), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    groups = np.asarray(groups)
+    for name, color in STUDY_LAYER_COLORS.items():
+        sel = groups == name
+        if sel.any():
+            ax.scatter(
+                np.asarray(q4)[sel],
+                np.asarray(q6)[sel],
+                s=4,
+                color=color,
+                label=name,
+                alpha=0.7,
+                lw=0,
+            )
+    for pt, lab in ((ideal_fcc, "ideal fcc"), (ideal_hcp, "ideal hcp")):
+        if pt is not None:
+            ax.plot(*pt, "kx", ms=8, mew=2)
+            ax.annotate(lab, pt, textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xlabel("Q4 (averaged)")
+    ax.set_ylabel("Q6 (averaged)")
+    ax.legend(frameon=False, fontsize=7, markerscale=3)
+    return fig

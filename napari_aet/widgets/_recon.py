@@ -144,6 +144,7 @@ class ReconWidget(Container):
             name=f"{source_name} GENFIRE",
             scale=(px, px, px),
             colormap="inferno",
+            units=("angstrom", "angstrom", "angstrom"),
             metadata={
                 "napari_aet_type": "tomogram",
                 "voxel_size_A": ts.pixel_size_A,

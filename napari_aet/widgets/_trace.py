@@ -102,6 +102,7 @@ class TraceWidget(Container):
         self.redo_button.changed.connect(self.redo)
         self.restore_button.changed.connect(self.restore_autosave)
         self.point_size.changed.connect(self._resize_points)
+        self.layer.changed.connect(self._maybe_restore)
         viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
         viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
         viewer.mouse_drag_callbacks.append(self._on_click)
@@ -110,6 +111,7 @@ class TraceWidget(Container):
         viewer.bind_key("Shift-A", lambda v: setattr(self.mode, "value", "add"), overwrite=True)
         viewer.bind_key("Shift-D", lambda v: setattr(self.mode, "value", "remove"), overwrite=True)
         viewer.bind_key("Shift-Q", lambda v: setattr(self.mode, "value", "off"), overwrite=True)
+        self._maybe_restore()
 
     # ------------------------------------------------------------------ tracing
     def _add_plot(self) -> None:
@@ -192,6 +194,7 @@ class TraceWidget(Container):
                 border_width=0,
                 out_of_slice_display=False,
                 metadata={"napari_aet_type": "atom_model"},
+                units=("angstrom", "angstrom", "angstrom"),
             )
         self._sync()
 
@@ -210,6 +213,11 @@ class TraceWidget(Container):
     def _resize_points(self, value) -> None:
         if self.points is not None:
             self.points.size = float(value)
+
+    def _maybe_restore(self, event=None) -> None:
+        """Reopening data with an autosaved model brings the model (and its edits) back."""
+        if self.model is None and self.layer.value is not None and self._autosave_path().exists():
+            self.restore_autosave()
 
     def restore_autosave(self, event=None) -> bool:
         """Reopen the autosaved model of the selected tomogram, if there is one."""
