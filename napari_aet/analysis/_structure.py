@@ -62,6 +62,15 @@ def analyze_structure(
     tb = np.isin(st.layer, st.twin_boundaries)
     interface = (st.layer == 0) & (st.interface_layer is not None)
     others = ~tb & ~interface
+    orient = {L["index"]: L["orientation_deg"] for L in st.layers}
+
+    def _rot(a, b):
+        if orient.get(a) is None or orient.get(b) is None:
+            return None
+        d = np.deg2rad(orient[a] - orient[b])
+        return float(np.rad2deg(np.angle(np.exp(6j * d)) / 6))
+
+    tbs = sorted(st.twin_boundaries)
     summary = {
         "n_atoms": int(model.n_atoms),
         "stacking_normal_zyx": [float(v) for v in st.normal],
@@ -73,6 +82,10 @@ def analyze_structure(
         "interface_layer": 0 if st.interface_layer is not None else None,
         "twin_boundary_layers": st.twin_boundaries,
         "relative_rotation_deg": st.relative_rotation_deg,
+        "interface_rotation_deg": {
+            "to_upper_twin_boundary": _rot(tbs[-1], 0) if tbs else None,
+            "to_lower_twin_boundary": _rot(0, tbs[0]) if len(tbs) > 1 else None,
+        },
         "layers": st.layers,
         "boo": {
             "cutoff_A": cutoff_A,

@@ -3,7 +3,15 @@
 from ._align import AlignWidget
 from ._recon import ReconWidget
 from ._simulate import SimulateWidget
+from ._structure import StructureWidget
 from ._tilt_series import TiltSeriesWidget
 from ._trace import TraceWidget
 
-__all__ = ["AlignWidget", "ReconWidget", "SimulateWidget", "TiltSeriesWidget", "TraceWidget"]
+__all__ = [
+    "AlignWidget",
+    "ReconWidget",
+    "SimulateWidget",
+    "StructureWidget",
+    "TiltSeriesWidget",
+    "TraceWidget",
+]

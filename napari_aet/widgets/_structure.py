@@ -1,0 +1,183 @@
+"""Dock widget "Structure": stacking analysis of an atom layer, colouring, layer table, Q4-Q6."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, create_widget
+from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
+
+from .._layers import atoms_from_layer
+from ..analysis import analyze_structure
+from ..figures import STUDY_LAYER_COLORS, layer_groups, plot_q4_q6
+from ._runner import StageRunner
+
+if TYPE_CHECKING:
+    import napari
+
+_STACKING_COLORS = {"fcc": "#3a86ff", "hcp": "#ff006e", "other": "#8d99ae"}
+
+
+def parse_layer_selection(text: str) -> set[int] | None:
+    """``"-1:1"`` or ``"-1, 0, 1"`` -> {-1, 0, 1}; empty -> None (all layers)."""
+    text = text.strip()
+    if not text:
+        return None
+    out: set[int] = set()
+    for tok in text.replace(";", ",").split(","):
+        tok = tok.strip()
+        if not tok:
+            continue
+        if ":" in tok[1:]:
+            i = tok.index(":", 1)
+            a, b = int(tok[:i]), int(tok[i + 1 :])
+            out.update(range(min(a, b), max(a, b) + 1))
+        else:
+            out.add(int(tok))
+    return out
+
+
+class StructureWidget(Container):
+    """Analyse the (111) stacking of an atom layer and colour it.
+
+    Colour presets: the study's (interface red, upper twin boundary yellow, lower green, the two
+    clusters in blues), or any feature (layer, stacking, cluster, local structure, Q4, Q6). The
+    layer table lists each (111) layer; *show layers* keeps only chosen layers visible (e.g.
+    ``-1:1`` for the interface and both twin boundaries).
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self.layer = create_widget(annotation="napari.layers.Points", label="atoms")
+        self.run_button = PushButton(text="Analyze")
+        self.color_by = ComboBox(
+            label="colour by",
+            choices=["study preset", "layer", "stacking", "cluster", "local_structure", "q4", "q6"],
+            value="study preset",
+        )
+        self.show_layers = LineEdit(label="show layers", value="")
+        self.show_layers.tooltip = "e.g. -1:1 or -1, 0, 1; empty shows all"
+        self.status = Label(value="")
+        self.extend([self.layer, self.run_button, self.color_by, self.show_layers, self.status])
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(
+            ["layer", "A/B/C", "stacking", "atoms", "orientation (deg)"]
+        )
+        self.table.setMinimumHeight(160)
+        self.native.layout().addWidget(self.table)
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        self._figure = Figure(figsize=(3.6, 2.8), layout="constrained")
+        self._canvas = FigureCanvasQTAgg(self._figure)
+        self._canvas.setMinimumHeight(220)
+        self.native.layout().addWidget(self._canvas)
+        self.result = None
+        self._target = None
+        self.runner = StageRunner("Structure", self._set_status, self._done, self._busy)
+        self.run_button.changed.connect(self.run)
+        self.color_by.changed.connect(lambda v: self.recolor())
+        self.show_layers.changed.connect(lambda v: self.apply_layer_selection())
+        viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
+        viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
+
+    def _set_status(self, text: str) -> None:
+        self.status.value = text
+
+    def _busy(self, busy: bool) -> None:
+        self.run_button.enabled = not busy
+
+    def run(self, event=None):
+        layer = self.layer.value
+        if layer is None or len(layer.data) < 10:
+            self.status.value = "Not started: choose an atom layer with at least 10 atoms"
+            return None
+        model = atoms_from_layer(layer.data, layer.features, layer.metadata)
+        self._target = layer
+        self.status.value = "Analysing..."
+        return self.runner.start(
+            lambda progress, cancel: analyze_structure(model, progress=progress)
+        )
+
+    def _done(self, res) -> None:
+        self.result = res
+        layer = self._target
+        layer.features = res.model.features.reset_index(drop=True)
+        layer.metadata["structure_analysis"] = res.summary
+        self._fill_table(res.summary["layers"])
+        self.recolor()
+        self._plot()
+        s = res.summary
+        self.status.value = (
+            f"{s['n_layers']} layers; twin boundaries {s['twin_boundary_layers']}; rotation "
+            f"between clusters {s['relative_rotation_deg']:.2f} deg"
+        )
+
+    def _fill_table(self, layers) -> None:
+        self.table.setRowCount(len(layers))
+        for i, L in enumerate(layers):
+            o = L["orientation_deg"]
+            vals = [
+                L["index"],
+                L["abc"],
+                L["stacking"],
+                L["n_atoms"],
+                "" if o is None else f"{o:.2f}",
+            ]
+            for j, v in enumerate(vals):
+                self.table.setItem(i, j, QTableWidgetItem(str(v)))
+
+    def colors(self) -> np.ndarray:
+        """RGBA per atom for the chosen colouring."""
+        from matplotlib import colormaps
+        from matplotlib.colors import to_rgba
+
+        f = self._target.features
+        mode = self.color_by.value
+        if mode == "study preset":
+            g = layer_groups(f["layer"].to_numpy(), self.result.stacking.twin_boundaries)
+            return np.array([to_rgba(STUDY_LAYER_COLORS[x]) for x in g])
+        if mode in ("stacking", "local_structure"):
+            return np.array([to_rgba(_STACKING_COLORS.get(str(x), "#8d99ae")) for x in f[mode]])
+        v = f[mode].to_numpy(dtype=float)
+        lo, hi = np.nanmin(v), np.nanmax(v)
+        t = (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
+        cmap = colormaps["tab20" if mode in ("layer", "cluster") else "viridis"]
+        if mode == "layer":
+            t = (f[mode].to_numpy() % 20) / 19.0
+        return cmap(t)
+
+    def recolor(self) -> None:
+        if self.result is None or self._target is None:
+            return
+        self._target.face_color = self.colors()
+
+    def apply_layer_selection(self) -> None:
+        if self.result is None or self._target is None:
+            return
+        try:
+            sel = parse_layer_selection(self.show_layers.value)
+        except ValueError:
+            self.status.value = "Layers: give numbers or ranges like -1:1"
+            return
+        lay = self._target.features["layer"].to_numpy()
+        shown = np.ones(len(lay), bool) if sel is None else np.isin(lay, sorted(sel))
+        self._target.shown = shown
+        self.status.value = f"Showing {int(shown.sum())} of {len(shown)} atoms"
+
+    def _plot(self) -> None:
+        f = self._target.features
+        s = self.result.summary
+        g = layer_groups(f["layer"].to_numpy(), self.result.stacking.twin_boundaries)
+        self._figure.clear()
+        plot_q4_q6(
+            f["q4"],
+            f["q6"],
+            g,
+            ideal_fcc=s["boo"]["ideal_fcc_q4_q6"],
+            ideal_hcp=s["boo"]["ideal_hcp_q4_q6"],
+            ax=self._figure.add_subplot(),
+        )
+        self._canvas.draw_idle()

@@ -1,0 +1,105 @@
+import json
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from napari_aet.analysis import analyze_stacking, analyze_structure, nearest_neighbour_distance
+from napari_aet.atoms import AtomModel
+from napari_aet.cli import main
+from napari_aet.io import read_atoms, write_atoms
+from napari_aet.simulate import (
+    fcc_particle,
+    stacked_particle,
+    stacking_sequence,
+    thermal_jitter,
+    twinned_dumbbell,
+)
+
+
+def test_perfect_fcc_in_random_orientation():
+    rot = Rotation.from_euler("zyx", [33, -21, 47], degrees=True).as_matrix()
+    pts = fcc_particle(
+        lattice_constant_A=3.912, radius_A=14, shape="sphere", orientation=rot, seed=0
+    )
+    st = analyze_stacking(pts)
+    # the found normal is one of the crystal's four <111> directions
+    normals = np.array([[1, 1, 1], [1, 1, -1], [1, -1, 1], [-1, 1, 1]]) / np.sqrt(3) @ rot.T
+    assert np.abs(normals @ st.normal).max() == pytest.approx(1.0, abs=1e-5)
+    assert st.interface_layer is None and st.twin_boundaries == []
+    inner = st.stacking[st.stacking != "other"]
+    assert set(inner) == {"fcc"}
+    assert nearest_neighbour_distance(pts) * np.sqrt(2) == pytest.approx(3.912, abs=0.001)
+
+
+def test_hcp_crystal_is_labelled_hcp():
+    s = stacked_particle("ABABABABAB", lattice_constant_A=3.912, lateral_extent_A=12)
+    st = analyze_stacking(s.positions)
+    inner = st.stacking[st.stacking != "other"]
+    assert len(inner) > 0.6 * len(st.stacking) and set(inner) == {"hcp"}
+
+
+@pytest.mark.parametrize("fault, n_tb", [("extrinsic", 2), ("twin", 1)])
+def test_fault_layers_are_found_where_they_were_built(fault, n_tb):
+    s = twinned_dumbbell(
+        fault=fault,
+        twist_deg=0.0,
+        radius_bottom_A=14,
+        radius_top_A=13,
+        center_distance_A=22,
+        seed=2,
+    )
+    st = analyze_stacking(s.positions)
+    assert abs(st.normal @ s.normal) == pytest.approx(1.0, abs=1e-4)
+    assert len(st.twin_boundaries) == n_tb
+    # the analysis's layer 0 is the built interface layer, hcp exactly at the twin boundaries
+    if fault == "extrinsic":
+        sign = 1 if st.normal @ s.normal > 0 else -1
+        np.testing.assert_array_equal(st.layer, sign * s.layer)
+        assert sorted(st.twin_boundaries) == [-1, 1]
+    hcp_layers = {int(v) for v in np.unique(st.layer[st.stacking == "hcp"])}
+    assert hcp_layers == set(st.twin_boundaries)
+
+
+def test_known_twist_is_recovered_with_jitter():
+    s = twinned_dumbbell(twist_deg=1.6, seed=5)
+    pos = thermal_jitter(s.positions, sigma_A=0.1, seed=1)
+    st = analyze_stacking(pos)
+    assert abs(st.relative_rotation_deg) == pytest.approx(1.6, abs=0.05)
+
+
+def test_structure_analysis_on_the_sample_truth(sample, tmp_path):
+    atoms = sample.truth.atoms
+    res = analyze_structure(AtomModel(atoms.positions))
+    f = res.model.features
+    truth = atoms.features
+    sign = 1 if np.corrcoef(f["layer"], truth["layer"])[0, 1] > 0 else -1
+    assert (f["layer"].to_numpy() * sign == truth["layer"].to_numpy()).mean() == 1.0
+    assert (f["stacking"].to_numpy() == truth["stacking"].to_numpy()).mean() >= 0.98
+    assert res.summary["relative_rotation_deg"] == pytest.approx(1.6, abs=0.1)
+    assert sorted(res.summary["twin_boundary_layers"]) == [-1, 1]
+    assert res.summary["lattice_constant_A"] == pytest.approx(3.912, abs=0.01)
+    boo = res.summary["boo"]
+    assert boo["others_to_fcc"] < boo["interface_to_fcc"]
+    assert {"q4", "q6", "local_structure", "abc", "cluster"} <= set(f.columns)
+    # the CLI writes features into the atom files and the summary into analysis.json
+    src = write_atoms(tmp_path / "in.csv", AtomModel(atoms.positions))
+    assert main(["-q", "analyze", str(src), "--out", str(tmp_path / "an")]) == 0
+    summary = json.loads((tmp_path / "an" / "analysis.json").read_text())
+    assert summary["relative_rotation_deg"] == pytest.approx(1.6, abs=0.1)
+    back = read_atoms(tmp_path / "an" / "atoms.csv")
+    assert set(back.features["stacking"]) <= {"fcc", "hcp", "other"}
+    assert (tmp_path / "an" / "figures" / "q4_q6.png").stat().st_size > 5000
+
+
+def test_stacking_sequence_helper_matches_analysis_labels():
+    seq = stacking_sequence(6, 6, fault="intrinsic")
+    s = stacked_particle(seq, lattice_constant_A=3.912, lateral_extent_A=12)
+    st = analyze_stacking(s.positions)
+    assert len(st.twin_boundaries) == 2
+    assert abs(st.twin_boundaries[1] - st.twin_boundaries[0]) == 1
+
+
+def test_too_few_atoms():
+    with pytest.raises(ValueError, match="at least 10"):
+        analyze_stacking(np.zeros((3, 3)))

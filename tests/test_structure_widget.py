@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from napari_aet._layers import atoms_layer_data
+from napari_aet.atoms import AtomModel
+from napari_aet.figures import STUDY_LAYER_COLORS
+from napari_aet.widgets._structure import parse_layer_selection
+
+
+def test_parse_layer_selection():
+    assert parse_layer_selection("-1:1") == {-1, 0, 1}
+    assert parse_layer_selection("-3, 0; 2") == {-3, 0, 2}
+    assert parse_layer_selection(" ") is None
+    with pytest.raises(ValueError):
+        parse_layer_selection("a:b")
+
+
+def test_structure_widget_colours_tables_and_filters(make_napari_viewer, qtbot, sample):
+    from matplotlib.colors import to_rgba
+
+    from napari_aet.widgets import StructureWidget
+
+    viewer = make_napari_viewer()
+    data, kw, _ = atoms_layer_data(AtomModel(sample.truth.atoms.positions), name="atoms")
+    layer = viewer.add_points(data, **kw)
+    w = StructureWidget(viewer)
+    w.layer.value = layer
+    with qtbot.waitSignal(w.run().finished, timeout=60000):
+        pass
+    f = layer.features
+    assert {"layer", "abc", "stacking", "cluster", "q4", "q6"} <= set(f.columns)
+    assert w.table.rowCount() == w.result.summary["n_layers"]
+    interface = f["layer"].to_numpy() == 0
+    np.testing.assert_allclose(
+        layer.face_color[interface], [to_rgba(STUDY_LAYER_COLORS["interface"])] * interface.sum()
+    )
+    w.color_by.value = "stacking"
+    hcp = f["stacking"].to_numpy() == "hcp"
+    assert hcp.any()
+    np.testing.assert_allclose(layer.face_color[hcp][0], to_rgba("#ff006e"))
+    w.show_layers.value = "-1:1"
+    assert layer.shown.sum() == np.isin(f["layer"], [-1, 0, 1]).sum()
+    w.show_layers.value = ""
+    assert layer.shown.all()
+    assert layer.metadata["structure_analysis"]["relative_rotation_deg"] == pytest.approx(
+        1.6, abs=0.1
+    )
