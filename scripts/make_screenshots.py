@@ -80,6 +80,28 @@ def _recon_screenshot(viewer) -> None:
     viewer.screenshot(str(OUT / "recon_genfire_slice.png"), canvas_only=True)
 
 
+def _structure_screenshot(viewer) -> None:
+    """The sample's true atoms analysed and coloured with the study's preset."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer.layers.clear()
+    for w in list(viewer.window._dock_widgets):
+        viewer.window.remove_dock_widget(viewer.window._dock_widgets[w])
+    viewer.open_sample("napari-aet", "nanodumbbell_truth")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-aet", "5. Structure")
+    widget.layer.value = viewer.layers[0]
+    _wait(widget.run())
+    viewer.dims.ndisplay = 3
+    viewer.camera.angles = (0, -40, 80)
+    viewer.reset_view()
+    QApplication.processEvents()
+    viewer.screenshot(str(OUT / "structure_widget.png"), canvas_only=False)
+    widget.show_layers.value = "-1:1"
+    QApplication.processEvents()
+    viewer.screenshot(str(OUT / "structure_interface_layers.png"), canvas_only=True)
+    viewer.window.remove_dock_widget(widget.native.parent())
+
+
 def _trace_screenshot(viewer) -> None:
     """Trace the GENFIRE tomogram left by _recon_screenshot; atoms over the tomogram slice."""
     from qtpy.QtWidgets import QApplication
@@ -138,6 +160,7 @@ def main() -> int:
         QApplication.processEvents()
         viewer.screenshot(str(OUT / "sample_true_atoms_3d.png"), canvas_only=True)
         _align_screenshot(viewer)
+        _structure_screenshot(viewer)
         _recon_screenshot(viewer)
         _trace_screenshot(viewer)
         viewer.close()

@@ -40,13 +40,14 @@ class StageRunner:
         self.relay = _Relay()
         self.relay.progress.connect(self._on_progress)
         self._pbar = None
+        self._returned_flag = False
         self.worker = None
 
     def _on_progress(self, done: int, total: int, message: str) -> None:
         from napari.utils import progress
 
-        if self.cancel_event.is_set():
-            return
+        if self.cancel_event.is_set() or self._returned_flag:
+            return  # a late progress message must not overwrite the final status
         if self._pbar is None or self._pbar.total != total:
             if self._pbar is not None:
                 self._pbar.close()
@@ -59,6 +60,7 @@ class StageRunner:
         from napari.qt.threading import create_worker
 
         self.cancel_event.clear()
+        self._returned_flag = False
         relay, cancel = self.relay, self.cancel_event
 
         def work():
@@ -81,6 +83,7 @@ class StageRunner:
         self.on_status("Cancelling...")
 
     def _returned(self, result) -> None:
+        self._returned_flag = True
         if result is None or self.cancel_event.is_set():
             return
         self.on_result(result)

@@ -165,6 +165,7 @@ class StructureWidget(Container):
         lay = self._target.features["layer"].to_numpy()
         shown = np.ones(len(lay), bool) if sel is None else np.isin(lay, sorted(sel))
         self._target.shown = shown
+        self._target.refresh()
         self.status.value = f"Showing {int(shown.sum())} of {len(shown)} atoms"
 
     def _plot(self) -> None:
