@@ -535,6 +535,9 @@ def _cmd_analyze(args) -> int:
         ideal_hcp=summary["boo"]["ideal_hcp_q4_q6"],
     )
     fig.savefig(out / "figures" / "q4_q6.png", dpi=150)
+    from .figures import plot_layer_rmsd
+
+    plot_layer_rmsd(summary["layers"]).savefig(out / "figures" / "layer_rmsd.png", dpi=150)
     if not args.quiet:
         rot = summary["relative_rotation_deg"]
         print(

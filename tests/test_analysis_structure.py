@@ -103,3 +103,53 @@ def test_stacking_sequence_helper_matches_analysis_labels():
 def test_too_few_atoms():
     with pytest.raises(ValueError, match="at least 10"):
         analyze_stacking(np.zeros((3, 3)))
+
+
+def test_fcc_lattice_fit_recovers_constant_orientation_and_noise():
+    from napari_aet.analysis._lattice import fit_fcc_lattice
+
+    rot = Rotation.from_euler("zyx", [33, -21, 47], degrees=True).as_matrix()
+    pts = fcc_particle(
+        lattice_constant_A=3.912, radius_A=14, shape="sphere", orientation=rot, seed=0
+    )
+    noisy = thermal_jitter(pts, sigma_A=0.03, seed=1)
+    start = Rotation.from_rotvec([0.02, -0.01, 0.015]).as_matrix() @ rot
+    fit = fit_fcc_lattice(noisy, lattice_constant_A=3.85, rotation=start)
+    assert len(fit.assigned) == len(pts)
+    assert fit.lattice_constant_A == pytest.approx(3.912, abs=0.002)
+    assert fit.rmsd_A == pytest.approx(np.sqrt(3) * 0.03, rel=0.1)
+    # exact data: exact lattice constant
+    exact = fit_fcc_lattice(pts, lattice_constant_A=3.85, rotation=start)
+    assert exact.lattice_constant_A == pytest.approx(3.912, abs=1e-6)
+
+
+def test_hexagonal_layer_fit_and_2d_rmsd():
+    from napari_aet.analysis._lattice import fit_hexagonal_layer
+
+    b, th = 2.766, np.deg2rad(12.0)
+    a1 = b * np.array([np.cos(th), np.sin(th)])
+    a2 = b * np.array([np.cos(th + np.pi / 3), np.sin(th + np.pi / 3)])
+    ij = np.array([[i, j] for i in range(-6, 7) for j in range(-6, 7) if abs(i + j) <= 6])
+    pts = ij @ np.stack([a1, a2]) + np.array([1.0, -2.0])
+    fit = fit_hexagonal_layer(pts, bond_A=2.7, orientation_rad=th + 0.02)
+    assert len(fit.assigned) == len(pts)
+    assert fit.bond_length_A == pytest.approx(b, abs=1e-9)
+    assert fit.orientation_deg % 60 == pytest.approx(12.0, abs=1e-6)
+    noisy = pts + np.random.default_rng(0).normal(scale=0.05, size=pts.shape)
+    assert fit_hexagonal_layer(noisy, bond_A=2.7, orientation_rad=th).rmsd_A == pytest.approx(
+        0.05 * np.sqrt(2), rel=0.15
+    )
+
+
+def test_sample_lattice_fits_and_layer_rmsd(sample):
+    res = analyze_structure(AtomModel(sample.truth.atoms.positions))
+    fits = {c["cluster"]: c for c in res.summary["lattice_fits"]}
+    assert fits[1]["assigned_fraction"] > 0.99
+    # the bottom cluster holds the fault layers, which sit off its fcc lattice
+    assert 0.9 < fits[0]["assigned_fraction"] < 1.0
+    for c in fits.values():
+        assert c["lattice_constant_A"] == pytest.approx(3.912, abs=0.005)
+        assert c["rmsd_A"] == pytest.approx(np.sqrt(3) * 0.05, rel=0.15)
+    big = [L for L in res.summary["layers"] if L["n_atoms"] > 50]
+    assert all(L["rmsd_2d_A"] == pytest.approx(0.05 * np.sqrt(2), rel=0.25) for L in big)
+    assert res.model.features["surface"].sum() == res.summary["n_surface_atoms"] > 0

@@ -6,10 +6,12 @@ import copy
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from .._progress import report
 from ..atoms import AtomModel
 from ._boo import _ideal, classify_local_structure, steinhardt_q4_q6
+from ._lattice import fcc_rotation_from_stacking, fit_fcc_lattice, fit_hexagonal_layer
 from ._stacking import StackingResult, analyze_stacking, nearest_neighbour_distance
 
 
@@ -27,6 +29,13 @@ def _boo_distance(q4, q6, kind: str) -> float:
     if not len(q4):
         return float("nan")
     return float(np.linalg.norm(np.stack([q4, q6], 1) - ref, axis=1).mean())
+
+
+def _basis(normal):
+    helper = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
+    e1 = np.cross(normal, helper)
+    e1 /= np.linalg.norm(e1)
+    return e1, np.cross(normal, e1)
 
 
 def analyze_structure(
@@ -63,6 +72,69 @@ def analyze_structure(
     interface = (st.layer == 0) & (st.interface_layer is not None)
     others = ~tb & ~interface
     orient = {L["index"]: L["orientation_deg"] for L in st.layers}
+    report(progress, 2, 3, "lattice fits")
+    tree = cKDTree(pos)
+    coordination = np.array([len(x) - 1 for x in tree.query_ball_point(pos, 1.2 * d_nn)])
+    surface = coordination < 11  # fewer than 11 of the 12 fcc neighbours
+    f["surface"] = surface.astype(np.int8)
+    e1, e2 = _basis(st.normal)
+    centre = pos.mean(axis=0)
+    for L in st.layers:
+        sel = np.nonzero(st.layer == L["index"])[0]
+        L.update(
+            rmsd_2d_A=None, rmsd_2d_surface_A=None, rmsd_2d_core_A=None, assigned_fraction_2d=None
+        )
+        if len(sel) < 7 or L["orientation_deg"] is None:
+            continue
+        xy = np.stack([(pos[sel] - centre) @ e1, (pos[sel] - centre) @ e2], axis=1)
+        fit = fit_hexagonal_layer(xy, bond_A=d_nn, orientation_rad=np.deg2rad(L["orientation_deg"]))
+        surf = surface[sel][fit.assigned]
+        r = fit.residuals_A
+        L.update(
+            rmsd_2d_A=fit.rmsd_A,
+            rmsd_2d_surface_A=float(np.sqrt((r[surf] ** 2).mean())) if surf.any() else None,
+            rmsd_2d_core_A=float(np.sqrt((r[~surf] ** 2).mean())) if (~surf).any() else None,
+            assigned_fraction_2d=len(fit.assigned) / len(sel),
+            bond_length_2d_A=fit.bond_length_A,
+        )
+    assigned_flag = np.zeros(len(pos), np.int8)
+    clusters = []
+    for cl in np.unique(st.cluster):
+        sel = np.nonzero(st.cluster == cl)[0]
+        if len(sel) < 20:
+            continue
+        lay = [
+            L
+            for L in st.layers
+            if L["orientation_deg"] is not None
+            and ((L["index"] > 0) == bool(cl))
+            and L["index"] != 0
+        ]
+        if not lay:
+            continue
+        w = np.array([L["n_atoms"] for L in lay], float)
+        th = np.angle((np.exp(6j * np.deg2rad([L["orientation_deg"] for L in lay])) * w).sum()) / 6
+        best = None
+        for extra in (0.0, np.pi / 3):  # the two twin variants about [111]
+            e = np.cos(th + extra) * e1 + np.sin(th + extra) * e2
+            fit = fit_fcc_lattice(
+                pos[sel],
+                lattice_constant_A=d_nn * np.sqrt(2),
+                rotation=fcc_rotation_from_stacking(st.normal, e),
+            )
+            if best is None or len(fit.assigned) > len(best.assigned):
+                best = fit
+        assigned_flag[sel[best.assigned]] = 1
+        clusters.append(
+            {
+                "cluster": int(cl),
+                "n_atoms": int(len(sel)),
+                "assigned_fraction": len(best.assigned) / len(sel),
+                "rmsd_A": best.rmsd_A,
+                "lattice_constant_A": best.lattice_constant_A,
+            }
+        )
+    f["lattice_assigned"] = assigned_flag
 
     def _rot(a, b):
         if orient.get(a) is None or orient.get(b) is None:
@@ -87,6 +159,8 @@ def analyze_structure(
             "to_lower_twin_boundary": _rot(0, tbs[0]) if len(tbs) > 1 else None,
         },
         "layers": st.layers,
+        "lattice_fits": clusters,
+        "n_surface_atoms": int(surface.sum()),
         "boo": {
             "cutoff_A": cutoff_A,
             "twin_boundaries_to_hcp": _boo_distance(q4[tb], q6[tb], "hcp"),

@@ -3,6 +3,7 @@
 from ._curves import (
     STUDY_LAYER_COLORS,
     layer_groups,
+    plot_layer_rmsd,
     plot_q4_q6,
     plot_recon_errors,
     plot_trace_histogram,
@@ -12,6 +13,7 @@ from ._montage import add_scale_bar, tilt_series_montage
 __all__ = [
     "STUDY_LAYER_COLORS",
     "layer_groups",
+    "plot_layer_rmsd",
     "plot_q4_q6",
     "add_scale_bar",
     "plot_recon_errors",

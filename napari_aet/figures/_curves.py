@@ -120,3 +120,27 @@ def plot_q4_q6(q4, q6, groups, *, ideal_fcc=None, ideal_hcp=None, ax=None):
     ax.set_ylabel("Q6 (averaged)")
     ax.legend(frameon=False, fontsize=7, markerscale=3)
     return fig
+
+
+def plot_layer_rmsd(layers, *, ax=None):
+    """2D RMSD of each (111) layer against its fitted hexagonal lattice, surface and core."""
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        fig = Figure(figsize=(4.2, 3.0), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    for key, label, color in (
+        ("rmsd_2d_surface_A", "surface", "#e76f51"),
+        ("rmsd_2d_core_A", "core", "#264653"),
+    ):
+        pts = [(L["index"], L[key]) for L in layers if L.get(key) is not None]
+        if pts:
+            x, y = np.array(pts).T
+            ax.plot(x, 100 * y, "o-", ms=3, color=color, label=label)
+    ax.axvline(0, color="#e63946", lw=0.8, ls="--")
+    ax.set_xlabel("(111) layer (0 = interface)")
+    ax.set_ylabel("2D RMSD (pm)")
+    ax.legend(frameon=False, fontsize=8)
+    return fig

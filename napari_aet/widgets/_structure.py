@@ -10,13 +10,17 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from .._layers import atoms_from_layer
 from ..analysis import analyze_structure
-from ..figures import STUDY_LAYER_COLORS, layer_groups, plot_q4_q6
+from ..figures import STUDY_LAYER_COLORS, layer_groups, plot_layer_rmsd, plot_q4_q6
 from ._runner import StageRunner
 
 if TYPE_CHECKING:
     import napari
 
 _STACKING_COLORS = {"fcc": "#3a86ff", "hcp": "#ff006e", "other": "#8d99ae"}
+
+
+def _fmt(v) -> str:
+    return "" if v is None else f"{v:.3f}"
 
 
 def parse_layer_selection(text: str) -> set[int] | None:
@@ -61,18 +65,26 @@ class StructureWidget(Container):
         self.show_layers.tooltip = "e.g. -1:1 or -1, 0, 1; empty shows all"
         self.status = Label(value="")
         self.extend([self.layer, self.run_button, self.color_by, self.show_layers, self.status])
-        self.table = QTableWidget(0, 5)
+        self.table = QTableWidget(0, 7)
         self.table.setHorizontalHeaderLabels(
-            ["layer", "A/B/C", "stacking", "atoms", "orientation (deg)"]
+            [
+                "layer",
+                "A/B/C",
+                "stacking",
+                "atoms",
+                "orientation (deg)",
+                "2D RMSD surface (A)",
+                "2D RMSD core (A)",
+            ]
         )
         self.table.setMinimumHeight(160)
         self.native.layout().addWidget(self.table)
         from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
         from matplotlib.figure import Figure
 
-        self._figure = Figure(figsize=(3.6, 2.8), layout="constrained")
+        self._figure = Figure(figsize=(3.6, 5.0), layout="constrained")
         self._canvas = FigureCanvasQTAgg(self._figure)
-        self._canvas.setMinimumHeight(220)
+        self._canvas.setMinimumHeight(380)
         self.native.layout().addWidget(self._canvas)
         self.result = None
         self._target = None
@@ -125,6 +137,8 @@ class StructureWidget(Container):
                 L["stacking"],
                 L["n_atoms"],
                 "" if o is None else f"{o:.2f}",
+                _fmt(L.get("rmsd_2d_surface_A")),
+                _fmt(L.get("rmsd_2d_core_A")),
             ]
             for j, v in enumerate(vals):
                 self.table.setItem(i, j, QTableWidgetItem(str(v)))
@@ -173,12 +187,14 @@ class StructureWidget(Container):
         s = self.result.summary
         g = layer_groups(f["layer"].to_numpy(), self.result.stacking.twin_boundaries)
         self._figure.clear()
+        ax1, ax2 = self._figure.subplots(2, 1)
         plot_q4_q6(
             f["q4"],
             f["q6"],
             g,
             ideal_fcc=s["boo"]["ideal_fcc_q4_q6"],
             ideal_hcp=s["boo"]["ideal_hcp_q4_q6"],
-            ax=self._figure.add_subplot(),
+            ax=ax1,
         )
+        plot_layer_rmsd(s["layers"], ax=ax2)
         self._canvas.draw_idle()

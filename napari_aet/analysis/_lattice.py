@@ -1,0 +1,210 @@
+"""Lattice fits by search-and-assign: 2D hexagonal per (111) layer, 3D fcc per cluster."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+_HEX_STEPS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [1, -1], [-1, 1]])
+_FCC_STEPS = (
+    np.array(
+        [[a, b, 0] for a in (-1, 1) for b in (-1, 1)]
+        + [[a, 0, b] for a in (-1, 1) for b in (-1, 1)]
+        + [[0, a, b] for a in (-1, 1) for b in (-1, 1)]
+    )
+    * 0.5
+)  # nearest-neighbour steps of fcc in cubic lattice units
+
+
+def _search_and_assign(positions, start, predict, steps, tol_A):
+    """Grow an assignment of atoms to lattice sites from ``start`` through neighbour steps.
+
+    ``predict(site)`` gives a site's position; an unassigned atom within ``tol_A`` of it is
+    assigned. Returns ``{atom_index: site}``.
+    """
+    tree = cKDTree(positions)
+    start_site = np.zeros(steps.shape[1])
+    assigned = {int(start): start_site}
+    taken_sites = {tuple(np.round(start_site * 2).astype(int))}
+    queue = deque([start_site])
+    while queue:
+        site = queue.popleft()
+        for st in steps:
+            nxt = site + st
+            key = tuple(np.round(nxt * 2).astype(int))
+            if key in taken_sites:
+                continue
+            d, j = tree.query(predict(nxt), distance_upper_bound=tol_A)
+            if np.isfinite(d) and int(j) not in assigned:
+                assigned[int(j)] = nxt
+                taken_sites.add(key)
+                queue.append(nxt)
+    return assigned
+
+
+@dataclass
+class HexLayerFit:
+    """2D hexagonal lattice fitted to one (111) layer."""
+
+    assigned: np.ndarray  # atom indices (into the layer's atoms)
+    residuals_A: np.ndarray  # in-plane distance of each assigned atom from its site
+    origin: np.ndarray
+    a1: np.ndarray
+    a2: np.ndarray
+
+    @property
+    def bond_length_A(self) -> float:
+        return float(np.linalg.norm(self.a1))
+
+    @property
+    def orientation_deg(self) -> float:
+        return float(np.rad2deg(np.arctan2(self.a1[1], self.a1[0])))
+
+    @property
+    def rmsd_A(self) -> float:
+        return float(np.sqrt((self.residuals_A**2).mean())) if len(self.residuals_A) else np.nan
+
+
+def fit_hexagonal_layer(
+    points_2d,
+    *,
+    bond_A: float,
+    orientation_rad: float = 0.0,
+    tol_A: float = 0.7,
+    max_iter: int = 50,
+    converge_A: float = 1e-5,
+) -> HexLayerFit:
+    """Search-and-assign 2D hexagonal fit of one layer (the study's 2D RMSD procedure).
+
+    From the atom nearest the layer's centre, neighbour sites of the current lattice are
+    searched for atoms within ``tol_A`` (0.7 A in the study), the lattice (origin, orientation,
+    bond length: linear least squares in ``origin`` and ``(b cos, b sin)``) is fitted to the
+    assigned atoms, and both steps repeat until the lattice vectors change by less than
+    ``converge_A`` in total.
+    """
+    p = np.asarray(points_2d, np.float64)
+    c = p.mean(axis=0)
+    start = int(np.argmin(np.linalg.norm(p - c, axis=1)))
+    origin = p[start].copy()
+    cs = bond_A * np.array([np.cos(orientation_rad), np.sin(orientation_rad)])
+    h = np.sqrt(3) / 2
+
+    def vecs(cs_):
+        a1 = cs_.copy()
+        a2 = np.array([0.5 * cs_[0] - h * cs_[1], 0.5 * cs_[1] + h * cs_[0]])
+        return a1, a2
+
+    for _ in range(max_iter):
+        a1, a2 = vecs(cs)
+        o0 = origin
+        assigned = _search_and_assign(
+            p, start, lambda s, o0=o0, a1=a1, a2=a2: o0 + s[0] * a1 + s[1] * a2, _HEX_STEPS, tol_A
+        )
+        idx = np.array(list(assigned))
+        ij = np.array([assigned[k] for k in idx])
+        # p = o + i a1 + j a2, linear in (ox, oy, c, s)
+        i, j = ij[:, 0], ij[:, 1]
+        rows = np.zeros((2 * len(idx), 4))
+        rows[0::2, 0] = 1
+        rows[1::2, 1] = 1
+        rows[0::2, 2] = i + 0.5 * j
+        rows[0::2, 3] = -h * j
+        rows[1::2, 2] = h * j
+        rows[1::2, 3] = i + 0.5 * j
+        sol, *_ = np.linalg.lstsq(rows, p[idx].reshape(-1), rcond=None)
+        new_origin, new_cs = sol[:2], sol[2:]
+        n1, n2 = vecs(new_cs)
+        change = np.abs(n1 - a1).sum() + np.abs(n2 - a2).sum()
+        origin, cs = new_origin, new_cs
+        if change < converge_A:
+            break
+    a1, a2 = vecs(cs)
+    fitted = origin + ij[:, :1] * a1 + ij[:, 1:] * a2
+    res = np.linalg.norm(p[idx] - fitted, axis=1)
+    return HexLayerFit(idx, res, origin, a1, a2)
+
+
+def _umeyama(src: np.ndarray, dst: np.ndarray):
+    """Similarity transform ``dst ~ s R src + t`` by least squares (Umeyama 1991)."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    cov = b.T @ a / len(src)
+    u, d, vt = np.linalg.svd(cov)
+    sgn = np.eye(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sgn[2, 2] = -1
+    r = u @ sgn @ vt
+    s = np.trace(np.diag(d) @ sgn) / (a**2).sum(axis=1).mean()
+    t = mu_d - s * r @ mu_s
+    return s, r, t
+
+
+@dataclass
+class FccFit:
+    """3D fcc lattice fitted to a cluster."""
+
+    assigned: np.ndarray  # atom indices (into the given positions)
+    sites: np.ndarray  # lattice sites of the assigned atoms, cubic units
+    lattice_constant_A: float
+    rotation: np.ndarray  # crystal (cubic) axes -> lab (z, y, x)
+    origin_A: np.ndarray
+    displacements_A: np.ndarray  # assigned atom minus its fitted site
+
+    @property
+    def rmsd_A(self) -> float:
+        d = self.displacements_A
+        return float(np.sqrt((d**2).sum(axis=1).mean())) if len(d) else np.nan
+
+    def site_positions(self, sites) -> np.ndarray:
+        return self.origin_A + self.lattice_constant_A * np.asarray(sites) @ self.rotation.T
+
+
+def fit_fcc_lattice(
+    positions_A,
+    *,
+    lattice_constant_A: float,
+    rotation: np.ndarray,
+    tol_A: float = 0.7,
+    max_iter: int = 50,
+    converge_A: float = 1e-5,
+) -> FccFit:
+    """Search-and-assign 3D fcc lattice fit (the study's procedure for strain).
+
+    From the atom nearest the centre, the 12 nearest-neighbour sites of the current lattice are
+    searched for atoms within ``tol_A``; origin, orientation and lattice constant are fitted to
+    the assigned atoms (similarity transform); both steps repeat until the lattice vectors change
+    by less than ``converge_A``.
+    """
+    p = np.asarray(positions_A, np.float64)
+    start = int(np.argmin(np.linalg.norm(p - p.mean(0), axis=1)))
+    a, rot, origin = float(lattice_constant_A), np.asarray(rotation, float), p[start].copy()
+    for _ in range(max_iter):
+        o0, a0, r0 = origin, a, rot
+        assigned = _search_and_assign(
+            p, start, lambda s, o0=o0, a0=a0, r0=r0: o0 + a0 * (r0 @ s), _FCC_STEPS, tol_A
+        )
+        idx = np.array(list(assigned))
+        sites = np.array([assigned[k] for k in idx])
+        s, r, t = _umeyama(sites, p[idx])
+        change = np.abs(s * r - a * rot).sum()
+        a, rot, origin = float(s), r, t
+        if change < converge_A:
+            break
+    fitted = origin + a * sites @ rot.T
+    return FccFit(idx, sites, a, rot, origin, p[idx] - fitted)
+
+
+def fcc_rotation_from_stacking(normal, bond_dir) -> np.ndarray:
+    """Crystal-to-lab rotation that puts [111] on ``normal`` and [1 -1 0] on ``bond_dir``."""
+    n = np.asarray(normal, float) / np.linalg.norm(normal)
+    e = np.asarray(bond_dir, float)
+    e = e - (e @ n) * n
+    e /= np.linalg.norm(e)
+    lab = np.stack([n, e, np.cross(n, e)], axis=1)
+    nc = np.array([1.0, 1.0, 1.0]) / np.sqrt(3)
+    ec = np.array([1.0, -1.0, 0.0]) / np.sqrt(2)
+    crys = np.stack([nc, ec, np.cross(nc, ec)], axis=1)
+    return lab @ crys.T
