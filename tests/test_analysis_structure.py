@@ -153,3 +153,15 @@ def test_sample_lattice_fits_and_layer_rmsd(sample):
     big = [L for L in res.summary["layers"] if L["n_atoms"] > 50]
     assert all(L["rmsd_2d_A"] == pytest.approx(0.05 * np.sqrt(2), rel=0.25) for L in big)
     assert res.model.features["surface"].sum() == res.summary["n_surface_atoms"] > 0
+
+
+def test_user_selected_clusters(sample):
+    atoms = sample.truth.atoms
+    truth_cluster = atoms.features["cluster"].to_numpy()
+    # a user selection equal to the truth gives the same twist as the automatic split
+    res = analyze_structure(AtomModel(atoms.positions), clusters=truth_cluster)
+    assert res.summary["relative_rotation_deg"] == pytest.approx(1.6, abs=0.1)
+    np.testing.assert_array_equal(res.model.features["cluster"], truth_cluster)
+    assert len(res.summary["lattice_fits"]) == 2
+    with pytest.raises(ValueError, match="0 or 1"):
+        analyze_structure(AtomModel(atoms.positions), clusters=np.full(atoms.n_atoms, 2))

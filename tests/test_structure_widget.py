@@ -42,6 +42,28 @@ def test_structure_widget_colours_tables_and_filters(make_napari_viewer, qtbot, 
     assert layer.shown.sum() == np.isin(f["layer"], [-1, 0, 1]).sum()
     w.show_layers.value = ""
     assert layer.shown.all()
+    w.view_along_stacking()
+    assert viewer.dims.ndisplay == 3
+    view = np.asarray(viewer.camera.view_direction)
+    assert abs(view @ w.result.stacking.normal) == pytest.approx(1.0, abs=1e-3)
     assert layer.metadata["structure_analysis"]["relative_rotation_deg"] == pytest.approx(
         1.6, abs=0.1
     )
+
+
+def test_structure_widget_user_selected_cluster(make_napari_viewer, qtbot, sample):
+    from napari_aet.widgets import StructureWidget
+
+    viewer = make_napari_viewer()
+    data, kw, _ = atoms_layer_data(AtomModel(sample.truth.atoms.positions), name="atoms")
+    layer = viewer.add_points(data, **kw)
+    w = StructureWidget(viewer)
+    w.layer.value = layer
+    assert w.run_with_selection() is None and "Select atoms" in w.status.value
+    top = np.nonzero(sample.truth.atoms.features["cluster"].to_numpy() == 1)[0]
+    layer.selected_data = set(top.tolist())
+    with qtbot.waitSignal(w.run_with_selection().finished, timeout=60000):
+        pass
+    np.testing.assert_array_equal(np.nonzero(layer.features["cluster"].to_numpy())[0], top)
+    rot = layer.metadata["structure_analysis"]["relative_rotation_deg"]
+    assert rot == pytest.approx(1.6, abs=0.1)

@@ -38,8 +38,44 @@ def _basis(normal):
     return e1, np.cross(normal, e1)
 
 
+def _bond_orientation(pos, normal, d_nn) -> float:
+    """6-fold mean in-plane orientation [rad] of the nearest-neighbour bonds of ``pos``."""
+    e1, e2 = _basis(np.asarray(normal, float))
+    pairs = cKDTree(pos).query_pairs(1.2 * d_nn, output_type="ndarray")
+    if not len(pairs):
+        return float("nan")
+    b = pos[pairs[:, 1]] - pos[pairs[:, 0]]
+    b = b[np.abs(b @ normal) < 0.3 * d_nn]
+    if not len(b):
+        return float("nan")
+    return float(np.angle(np.exp(6j * np.arctan2(b @ e2, b @ e1)).mean()) / 6)
+
+
+def cluster_rotation_deg(positions_A, normal, clusters, *, d_nn: float) -> float:
+    """Rotation [degrees] of cluster 1's hexagonal nets relative to cluster 0's about ``normal``,
+    from the 6-fold mean orientation of the in-plane nearest-neighbour bonds inside each."""
+    pos = np.asarray(positions_A, float)
+    e1, e2 = _basis(np.asarray(normal, float))
+    pairs = cKDTree(pos).query_pairs(1.2 * d_nn, output_type="ndarray")
+    b = pos[pairs[:, 1]] - pos[pairs[:, 0]]
+    in_plane = np.abs(b @ normal) < 0.3 * d_nn
+    means = []
+    for c in (0, 1):
+        sel = in_plane & (clusters[pairs[:, 0]] == c) & (clusters[pairs[:, 1]] == c)
+        if not sel.any():
+            return float("nan")
+        ang = np.arctan2(b[sel] @ e2, b[sel] @ e1)
+        means.append(np.angle(np.exp(6j * ang).mean()) / 6)
+    return float(np.rad2deg(np.angle(np.exp(6j * (means[1] - means[0]))) / 6))
+
+
 def analyze_structure(
-    model: AtomModel, *, cutoff_A: float = 3.416, normal=None, progress=None
+    model: AtomModel,
+    *,
+    cutoff_A: float = 3.416,
+    normal=None,
+    clusters=None,
+    progress=None,
 ) -> StructureAnalysis:
     """Stacking layers, A/B/C and fcc/hcp labels, interface and twin boundaries, clusters, the
     twist between clusters, and Steinhardt Q4/Q6 for every atom.
@@ -51,8 +87,15 @@ def analyze_structure(
     twin-boundary layers, ``relative_rotation_deg`` between the clusters about [111], a table of
     layers, and the BOO distances the study quotes (twin boundaries to ideal hcp, interface and
     the other layers to ideal fcc).
+
+    ``clusters`` (0/1 per atom), when given, replaces the split at the interface, e.g. a
+    selection the user drew; the lattice fits and ``relative_rotation_deg`` then use it.
     """
     pos = model.positions
+    if clusters is not None:
+        clusters = np.asarray(clusters, dtype=np.int64).ravel()
+        if clusters.shape != (model.n_atoms,) or not set(np.unique(clusters)) <= {0, 1}:
+            raise ValueError("clusters must hold 0 or 1 for every atom")
     report(progress, 0, 3, "stacking")
     st = analyze_stacking(pos, normal=normal)
     report(progress, 1, 3, "bond orientational order")
@@ -63,11 +106,15 @@ def analyze_structure(
     f["layer"] = st.layer
     f["abc"] = st.abc
     f["stacking"] = st.stacking
+    if clusters is not None:
+        st.cluster = clusters
     f["cluster"] = st.cluster
     f["q4"] = q4
     f["q6"] = q6
     f["local_structure"] = local
     d_nn = nearest_neighbour_distance(pos)
+    if clusters is not None:
+        st.relative_rotation_deg = cluster_rotation_deg(pos, st.normal, clusters, d_nn=d_nn)
     tb = np.isin(st.layer, st.twin_boundaries)
     interface = (st.layer == 0) & (st.interface_layer is not None)
     others = ~tb & ~interface
@@ -103,17 +150,9 @@ def analyze_structure(
         sel = np.nonzero(st.cluster == cl)[0]
         if len(sel) < 20:
             continue
-        lay = [
-            L
-            for L in st.layers
-            if L["orientation_deg"] is not None
-            and ((L["index"] > 0) == bool(cl))
-            and L["index"] != 0
-        ]
-        if not lay:
+        th = _bond_orientation(pos[sel], st.normal, d_nn)
+        if not np.isfinite(th):
             continue
-        w = np.array([L["n_atoms"] for L in lay], float)
-        th = np.angle((np.exp(6j * np.deg2rad([L["orientation_deg"] for L in lay])) * w).sum()) / 6
         best = None
         for extra in (0.0, np.pi / 3):  # the two twin variants about [111]
             e = np.cos(th + extra) * e1 + np.sin(th + extra) * e2

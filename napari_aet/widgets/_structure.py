@@ -63,8 +63,19 @@ class StructureWidget(Container):
         )
         self.show_layers = LineEdit(label="show layers", value="")
         self.show_layers.tooltip = "e.g. -1:1 or -1, 0, 1; empty shows all"
+        self.view_button = PushButton(text="View along [111]")
+        self.select_button = PushButton(text="Analyze with selected atoms as cluster 1")
         self.status = Label(value="")
-        self.extend([self.layer, self.run_button, self.color_by, self.show_layers, self.status])
+        self.extend(
+            [
+                self.layer,
+                self.run_button,
+                self.color_by,
+                self.show_layers,
+                self.view_button,
+                self.status,
+            ]
+        )
         self.table = QTableWidget(0, 7)
         self.table.setHorizontalHeaderLabels(
             [
@@ -92,6 +103,8 @@ class StructureWidget(Container):
         self.run_button.changed.connect(self.run)
         self.color_by.changed.connect(lambda v: self.recolor())
         self.show_layers.changed.connect(lambda v: self.apply_layer_selection())
+        self.view_button.changed.connect(self.view_along_stacking)
+        self.select_button.changed.connect(self.run_with_selection)
         viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
         viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
 
@@ -101,7 +114,17 @@ class StructureWidget(Container):
     def _busy(self, busy: bool) -> None:
         self.run_button.enabled = not busy
 
-    def run(self, event=None):
+    def run_with_selection(self, event=None):
+        """Analyse with the atoms selected in the layer as cluster 1 and the rest as cluster 0."""
+        layer = self.layer.value
+        if layer is None or not layer.selected_data:
+            self.status.value = "Select atoms first (the layer's selection tool)"
+            return None
+        clusters = np.zeros(len(layer.data), np.int64)
+        clusters[sorted(layer.selected_data)] = 1
+        return self.run(clusters=clusters)
+
+    def run(self, event=None, *, clusters=None):
         layer = self.layer.value
         if layer is None or len(layer.data) < 10:
             self.status.value = "Not started: choose an atom layer with at least 10 atoms"
@@ -110,7 +133,7 @@ class StructureWidget(Container):
         self._target = layer
         self.status.value = "Analysing..."
         return self.runner.start(
-            lambda progress, cancel: analyze_structure(model, progress=progress)
+            lambda progress, cancel: analyze_structure(model, clusters=clusters, progress=progress)
         )
 
     def _done(self, res) -> None:
@@ -181,6 +204,18 @@ class StructureWidget(Container):
         self._target.shown = shown
         self._target.refresh()
         self.status.value = f"Showing {int(shown.sum())} of {len(shown)} atoms"
+
+    def view_along_stacking(self, event=None) -> None:
+        """Turn the 3D camera to look down the stacking direction [111]."""
+        if self.result is None:
+            self.status.value = "Analyse first"
+            return
+        n = np.asarray(self.result.stacking.normal, float)
+        helper = np.array([1.0, 0.0, 0.0]) if abs(n[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
+        up = np.cross(n, helper)
+        self._viewer.dims.ndisplay = 3
+        self._viewer.camera.set_view_direction(tuple(n), tuple(up / np.linalg.norm(up)))
+        self.status.value = "Viewing along [111]"
 
     def _plot(self) -> None:
         f = self._target.features
