@@ -65,6 +65,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--recon-iterations", type=int, default=30)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--only-model", action="store_true", help="run only the model-based case")
     args = ap.parse_args()
     from napari_aet.align import align_tilt_series
     from napari_aet.recon import genfire
@@ -84,11 +86,18 @@ def main() -> None:
     )
     rows = []
     results = {}
-    for label, kw in [
+    cases = [
         ("coarse only (COM, common line, axis)", dict(refine=False)),
         ("+ projection matching, shifts", dict(refine=True, refine_angles=False)),
         ("+ projection matching, shifts and angles", dict(refine=True, refine_angles=True)),
-    ]:
+        (
+            "+ projection matching, angles from a traced model",
+            dict(refine=True, refine_angles=True, angle_method="model"),
+        ),
+    ]
+    if args.only_model:
+        cases = cases[-1:]
+    for label, kw in cases:
         t0 = time.perf_counter()
         res = align_tilt_series(
             sim.data,
@@ -96,6 +105,7 @@ def main() -> None:
             pixel_size_A=sim.pixel_size_A,
             refine_rounds=args.rounds,
             recon_iterations=args.recon_iterations,
+            device=args.device,
             **kw,
         )
         dt = time.perf_counter() - t0
@@ -111,9 +121,10 @@ def main() -> None:
         )
     raw_rms = gauge_free_shift_rms(np.zeros((21, 2)), sim.truth.shifts_px, nominal)
     truth = truth_volume(s.truth.atoms.positions, (256, 256, 256), sim.pixel_size_A)
-    best = results["+ projection matching, shifts"]
-    vol_raw = genfire(sim.data, nominal, iterations=args.recon_iterations).volume
-    vol_al = genfire(best.data, best.angles_deg, iterations=args.recon_iterations).volume
+    best = results.get("+ projection matching, shifts") or results[cases[-1][0]]
+    it = args.recon_iterations
+    vol_raw = genfire(sim.data, nominal, iterations=it, device=args.device).volume
+    vol_al = genfire(best.data, best.angles_deg, iterations=it, device=args.device).volume
     ncc_raw = registered_ncc(vol_raw, truth)
     ncc_al = registered_ncc(vol_al, truth)
     print(

@@ -331,6 +331,12 @@ def _add_align(sub) -> None:
     )
     p.add_argument("--no-refine", action="store_true", help="skip projection matching")
     p.add_argument("--refine-angles", action="store_true", help="also refine tilt angles")
+    p.add_argument(
+        "--angle-method",
+        default="tomogram",
+        choices=["tomogram", "model"],
+        help="score trial angles against the tomogram or a traced atom model",
+    )
     p.add_argument("--rounds", type=int, default=3, help="projection-matching rounds")
     p.add_argument("--recon-iterations", type=int, default=20)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -366,6 +372,7 @@ def _cmd_align(args) -> int:
             tilt_axis=None if tilt_axis == "none" else tilt_axis,
             refine=not args.no_refine,
             refine_angles=args.refine_angles,
+            angle_method=args.angle_method,
             refine_rounds=args.rounds,
             recon_iterations=args.recon_iterations,
             device=args.device,

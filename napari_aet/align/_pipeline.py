@@ -83,6 +83,7 @@ def align_tilt_series(
     tilt_axis_search_deg: float = 20.0,
     refine: bool = True,
     refine_angles: bool = False,
+    angle_method: str = "tomogram",
     refine_rounds: int = 3,
     recon_iterations: int = 20,
     oversampling: float = 2.0,
@@ -124,6 +125,10 @@ def align_tilt_series(
         Projection-matching refinement of shifts.
     refine_angles : bool
         Also refine tilt angles in projection matching (see docs/methods.md for its limits).
+    angle_method : {"tomogram", "model"}
+        Score trial angles against re-projections of the tomogram, or against projections of
+        an atom model traced in it (needs atomic resolution; see
+        :func:`projection_matching`).
     refine_rounds, recon_iterations, oversampling
         Projection-matching settings.
     """
@@ -200,6 +205,8 @@ def align_tilt_series(
             recon_iterations=recon_iterations,
             oversampling=oversampling,
             refine_angles=refine_angles,
+            angle_method=angle_method,
+            pixel_size_A=pixel_size_A,
             device=device,
             cancel=cancel,
         )
@@ -209,6 +216,7 @@ def align_tilt_series(
             "rounds_run": len(res.rounds),
             "converged": res.converged,
             "refine_angles": refine_angles,
+            "angle_method": angle_method,
             "recon_iterations": recon_iterations,
             "oversampling": oversampling,
         }

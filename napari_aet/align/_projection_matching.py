@@ -62,6 +62,22 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-30))
 
 
+def _model_projections(positions_A, angles_deg, shape_px, pixel_size_A, blur_A):
+    """Projections of a traced atom model (Gaussian-blurred Pt potentials) at given angles."""
+    from ..simulate._tilt_series import project_positions, render_projection
+
+    el = np.full(len(positions_A), "Pt")
+    out = []
+    for a in np.atleast_1d(angles_deg):
+        rc = project_positions(positions_A, a, shape_px=tuple(shape_px), pixel_size_A=pixel_size_A)
+        out.append(
+            render_projection(
+                rc, el, shape_px=tuple(shape_px), pixel_size_A=pixel_size_A, blur_sigma_A=blur_A
+            )
+        )
+    return np.array(out)
+
+
 def _remove_object_translation(d_col: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
     """Remove the part of column offsets that a translation of the object explains,
     ``tx cos(theta) + tz sin(theta)``: it moves the reconstruction, not the images' errors."""
@@ -83,6 +99,9 @@ def projection_matching(
     angle_step_deg: float = 0.5,
     max_angle_change_deg: float = 1.0,
     refine_angles: bool = True,
+    angle_method: str = "tomogram",
+    pixel_size_A: float | None = None,
+    model_blur_A: float = 0.45,
     shift_tol_px: float = 0.05,
     angle_tol_deg: float = 0.02,
     device: str = "auto",
@@ -98,6 +117,12 @@ def projection_matching(
     corrections have zero mean (the mean of the nominal angles is kept), offsets along the axis
     have zero mean, and column offsets explained by a translation of the object are removed.
     Stops when every change is below ``shift_tol_px`` and ``angle_tol_deg``.
+
+    ``angle_method="model"`` scores the trial angles against projections of an atom model
+    traced in each round's tomogram instead of re-projections of the tomogram itself: an atom
+    model carries no missing-wedge artifacts and was not fitted to each image at its own angle,
+    so it is free of the bias that makes tomogram-based angle refinement stall. It needs
+    ``pixel_size_A`` and atomic resolution.
 
     Parameters
     ----------
@@ -116,6 +141,10 @@ def projection_matching(
     """
     from ..recon import genfire
 
+    if angle_method not in ("tomogram", "model"):
+        raise ValueError("angle_method must be 'tomogram' or 'model'")
+    if angle_method == "model" and refine_angles and not pixel_size_A:
+        raise ValueError("angle_method='model' needs pixel_size_A (to trace atoms)")
     arr = np.asarray(raw, np.float32)
     n = len(arr)
     ang = np.asarray(angles_deg, np.float64).copy()
@@ -139,6 +168,11 @@ def projection_matching(
         d = np.zeros((n, 2))
         dang = np.zeros(n)
         ccs = np.zeros(n)
+        model = None
+        if refine_angles and angle_method == "model":
+            from ..trace import trace_atoms
+
+            model = trace_atoms(vol, voxel_size_A=pixel_size_A).atoms.positions
         for i in range(n):
             check_cancel(cancel, "projection matching")
             d0, _ = _register(reproject(vol, [ang[i]])[0], aligned[i])
@@ -146,7 +180,12 @@ def projection_matching(
                 # correlations at a fixed shift over a symmetric set of trial angles; the
                 # vertex of a least-squares parabola is the angle correction
                 offs = angle_step_deg * np.arange(-2, 3)
-                proj = reproject(vol, ang[i] + offs)
+                if model is not None:
+                    proj = _model_projections(
+                        model, ang[i] + offs, arr.shape[1:], pixel_size_A, model_blur_A
+                    )
+                else:
+                    proj = reproject(vol, ang[i] + offs)
                 moved = _fourier_shift(aligned[i], -d0)
                 c = np.array([_ncc(p, moved) for p in proj])
                 a2, a1, _ = np.polyfit(offs, c, 2)
