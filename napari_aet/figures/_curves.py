@@ -5,6 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 
+def _figure_axes(ax, figsize):
+    """``(figure, axes)``: the given axes and its figure, or a new figure of ``figsize``."""
+    if ax is not None:
+        return ax.figure, ax
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, layout="constrained")
+    return fig, fig.add_subplot()
+
+
 def plot_recon_errors(errors, rfree=None, *, ax=None, title: str | None = "GENFIRE convergence"):
     """Plot the Fourier error and R-free against the iteration number.
 
@@ -20,13 +30,7 @@ def plot_recon_errors(errors, rfree=None, *, ax=None, title: str | None = "GENFI
     -------
     matplotlib.figure.Figure
     """
-    from matplotlib.figure import Figure
-
-    if ax is None:
-        fig = Figure(figsize=(4.2, 3.0), layout="constrained")
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
+    fig, ax = _figure_axes(ax, (4.2, 3.0))
     e = np.asarray(errors, dtype=float)
     it = np.arange(1, len(e) + 1)
     ax.plot(it[1:], e[1:], label="error (enforced points)", color="#1f77b4")
@@ -48,13 +52,7 @@ def plot_trace_histogram(intensities, threshold: float, *, ax=None, bins: int = 
     -------
     matplotlib.figure.Figure
     """
-    from matplotlib.figure import Figure
-
-    if ax is None:
-        fig = Figure(figsize=(4.2, 3.0), layout="constrained")
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
+    fig, ax = _figure_axes(ax, (4.2, 3.0))
     v = np.asarray(intensities, float)
     ax.hist(
         v[v < threshold], bins=bins, range=(v.min(), v.max()), color="#8d99ae", label="non-atoms"
@@ -92,13 +90,7 @@ def layer_groups(layer, twin_boundaries) -> np.ndarray:
 
 def plot_q4_q6(q4, q6, groups, *, ideal_fcc=None, ideal_hcp=None, ax=None):
     """The Q4-Q6 map of every atom coloured by layer group, with the ideal fcc and hcp points."""
-    from matplotlib.figure import Figure
-
-    if ax is None:
-        fig = Figure(figsize=(4.2, 3.4), layout="constrained")
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
+    fig, ax = _figure_axes(ax, (4.2, 3.4))
     groups = np.asarray(groups)
     for name, color in STUDY_LAYER_COLORS.items():
         sel = groups == name
@@ -124,13 +116,7 @@ def plot_q4_q6(q4, q6, groups, *, ideal_fcc=None, ideal_hcp=None, ax=None):
 
 def plot_layer_rmsd(layers, *, ax=None):
     """2D RMSD of each (111) layer against its fitted hexagonal lattice, surface and core."""
-    from matplotlib.figure import Figure
-
-    if ax is None:
-        fig = Figure(figsize=(4.2, 3.0), layout="constrained")
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
+    fig, ax = _figure_axes(ax, (4.2, 3.0))
     for key, label, color in (
         ("rmsd_2d_surface_A", "surface", "#e76f51"),
         ("rmsd_2d_core_A", "core", "#264653"),

@@ -20,13 +20,13 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 from .._layers import tilt_series_from_layer, tilt_series_layer_data
 from ..align import align_tilt_series
 from ..io import TiltSeries
-from ._runner import StageRunner
+from ._runner import StageRunner, StageWidgetMixin
 
 if TYPE_CHECKING:
     import napari
 
 
-class AlignWidget(Container):
+class AlignWidget(StageWidgetMixin, Container):
     """Preprocess and align the selected tilt series in a worker thread.
 
     The raw layer is never modified: the result is a new layer ``<name> aligned`` with the
@@ -95,13 +95,6 @@ class AlignWidget(Container):
         self.undo_button.changed.connect(self.undo)
         viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
         viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
-
-    def _set_status(self, text: str) -> None:
-        self.status.value = text
-
-    def _busy(self, busy: bool) -> None:
-        self.run_button.enabled = not busy
-        self.cancel_button.enabled = busy
 
     def run(self, event=None):
         """Start the alignment; returns the worker (None when the input is not usable)."""

@@ -17,13 +17,13 @@ from magicgui.widgets import (
 
 from .._layers import tilt_series_from_layer
 from ..recon import genfire
-from ._runner import StageRunner
+from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas
 
 if TYPE_CHECKING:
     import napari
 
 
-class ReconWidget(Container):
+class ReconWidget(StageWidgetMixin, Container):
     """GENFIRE reconstruction of the selected tilt series, in a worker thread.
 
     The tilt-series layer must carry its angles and pixel size (see the *Tilt-series geometry*
@@ -73,26 +73,10 @@ class ReconWidget(Container):
         self.cancel_button.changed.connect(self.runner.cancel)
         viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
         viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
-        self._add_plot()
-
-    def _add_plot(self) -> None:
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        self._figure = Figure(figsize=(3.6, 2.4), layout="constrained")
-        self._canvas = FigureCanvasQTAgg(self._figure)
-        self._canvas.setMinimumHeight(200)
-        self.native.layout().addWidget(self._canvas)
+        self._figure, self._canvas = add_plot_canvas(self)
 
     def _default_radius(self, value) -> None:
         self.radius.value = 0.3 if value == "fft" else 0.1
-
-    def _set_status(self, text: str) -> None:
-        self.status.value = text
-
-    def _busy(self, busy: bool) -> None:
-        self.run_button.enabled = not busy
-        self.cancel_button.enabled = busy
 
     def cancel(self, event=None) -> None:
         self.runner.cancel()

@@ -95,3 +95,27 @@ class StageRunner:
         self.on_busy(False)
         if self.cancel_event.is_set():
             self.on_status("Cancelled; nothing was added.")
+
+
+def add_plot_canvas(container, *, figsize=(3.6, 2.4), min_height: int = 200):
+    """A matplotlib figure embedded at the bottom of a magicgui container."""
+    from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=figsize, layout="constrained")
+    canvas = FigureCanvasQTAgg(figure)
+    canvas.setMinimumHeight(min_height)
+    container.native.layout().addWidget(canvas)
+    return figure, canvas
+
+
+class StageWidgetMixin:
+    """Status label and run/cancel buttons wired to a :class:`StageRunner`."""
+
+    def _set_status(self, text: str) -> None:
+        self.status.value = text
+
+    def _busy(self, busy: bool) -> None:
+        self.run_button.enabled = not busy
+        if hasattr(self, "cancel_button"):
+            self.cancel_button.enabled = busy

@@ -11,7 +11,7 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 from .._layers import atoms_from_layer
 from ..analysis import analyze_structure
 from ..figures import STUDY_LAYER_COLORS, layer_groups, plot_layer_rmsd, plot_q4_q6
-from ._runner import StageRunner
+from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas
 
 if TYPE_CHECKING:
     import napari
@@ -42,7 +42,7 @@ def parse_layer_selection(text: str) -> set[int] | None:
     return out
 
 
-class StructureWidget(Container):
+class StructureWidget(StageWidgetMixin, Container):
     """Analyse the (111) stacking of an atom layer and colour it.
 
     Colour presets: the study's (interface red, upper twin boundary yellow, lower green, the two
@@ -90,13 +90,7 @@ class StructureWidget(Container):
         )
         self.table.setMinimumHeight(160)
         self.native.layout().addWidget(self.table)
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        self._figure = Figure(figsize=(3.6, 5.0), layout="constrained")
-        self._canvas = FigureCanvasQTAgg(self._figure)
-        self._canvas.setMinimumHeight(380)
-        self.native.layout().addWidget(self._canvas)
+        self._figure, self._canvas = add_plot_canvas(self, figsize=(3.6, 5.0), min_height=380)
         self.result = None
         self._target = None
         self.runner = StageRunner("Structure", self._set_status, self._done, self._busy)
@@ -107,12 +101,6 @@ class StructureWidget(Container):
         self.select_button.changed.connect(self.run_with_selection)
         viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
         viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
-
-    def _set_status(self, text: str) -> None:
-        self.status.value = text
-
-    def _busy(self, busy: bool) -> None:
-        self.run_button.enabled = not busy
 
     def run_with_selection(self, event=None):
         """Analyse with the atoms selected in the layer as cluster 1 and the rest as cluster 0."""

@@ -25,7 +25,7 @@ from ..trace import (
     pick_near_point,
     trace_atoms,
 )
-from ._runner import StageRunner
+from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas
 
 if TYPE_CHECKING:
     import napari
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 REMOVE_TOLERANCE_A = 1.5
 
 
-class TraceWidget(Container):
+class TraceWidget(StageWidgetMixin, Container):
     """Trace atoms in a tomogram layer and correct them by hand.
 
     *Add* mode: a click puts an atom at the tomogram's intensity maximum along the view ray
@@ -91,7 +91,7 @@ class TraceWidget(Container):
                 self.status,
             ]
         )
-        self._add_plot()
+        self._figure, self._canvas = add_plot_canvas(self)
         self.model: EditableAtomModel | None = None
         self.points = None
         self.result = None
@@ -114,22 +114,6 @@ class TraceWidget(Container):
         self._maybe_restore()
 
     # ------------------------------------------------------------------ tracing
-    def _add_plot(self) -> None:
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-        from matplotlib.figure import Figure
-
-        self._figure = Figure(figsize=(3.6, 2.4), layout="constrained")
-        self._canvas = FigureCanvasQTAgg(self._figure)
-        self._canvas.setMinimumHeight(200)
-        self.native.layout().addWidget(self._canvas)
-
-    def _set_status(self, text: str) -> None:
-        self.status.value = text
-
-    def _busy(self, busy: bool) -> None:
-        self.run_button.enabled = not busy
-        self.cancel_button.enabled = busy
-
     def _voxel_size(self, layer) -> float:
         return float(layer.metadata.get("voxel_size_A") or layer.scale[-1])
 
