@@ -38,6 +38,12 @@ class _Bar:
         if self.bar is not None:
             self.bar.close()
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def _add_simulate(sub) -> None:
     p = sub.add_parser(
@@ -89,8 +95,7 @@ def _cmd_simulate(args) -> int:
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    bar = _Bar("simulate", args.quiet)
-    try:
+    with _Bar("simulate", args.quiet) as bar:
         if args.sample:
             sim = twinned_pt_nanodumbbell()
             label = "Twinned Pt nanodumbbell (simulated)"
@@ -121,8 +126,6 @@ def _cmd_simulate(args) -> int:
                 progress=bar,
             )
             label = f"Simulated {args.element} {args.structure}"
-    finally:
-        bar.close()
     prov = {"napari_aet_version": __version__, "command": "simulate", **sim.settings}
     ts = TiltSeries(sim.data, sim.angles_deg, sim.pixel_size_A, "simulated", {})
     files = write_tilt_series(out / f"tilt_series.{args.format}", ts, provenance=prov)
@@ -237,8 +240,7 @@ def _cmd_recon(args) -> int:
         sp = Path(support)
         support = np.load(sp) if sp.suffix == ".npy" else read_volume(sp)[0]
         support = np.asarray(support) != 0
-    bar = _Bar("GENFIRE", args.quiet)
-    try:
+    with _Bar("GENFIRE", args.quiet) as bar:
         res = genfire(
             ts.data,
             ts.angles_deg,
@@ -252,8 +254,6 @@ def _cmd_recon(args) -> int:
             device=args.device,
             progress=bar,
         )
-    finally:
-        bar.close()
     prov = {
         "napari_aet_version": __version__,
         "command": "recon",
@@ -356,8 +356,7 @@ def _cmd_align(args) -> int:
             raise ValueError(
                 "--tilt-axis must be 'estimate', 'none' or a number of degrees"
             ) from err
-    bar = _Bar("align", args.quiet)
-    try:
+    with _Bar("align", args.quiet) as bar:
         res = align_tilt_series(
             ts.data,
             ts.angles_deg,
@@ -378,8 +377,6 @@ def _cmd_align(args) -> int:
             device=args.device,
             progress=bar,
         )
-    finally:
-        bar.close()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     prov = {
@@ -453,8 +450,7 @@ def _cmd_trace(args) -> int:
             thr = float(thr)
         except ValueError as err:
             raise ValueError("--threshold must be 'auto', 'otsu' or a number") from err
-    bar = _Bar("trace", args.quiet)
-    try:
+    with _Bar("trace", args.quiet) as bar:
         res = trace_atoms(
             vol,
             voxel_size_A=vx,
@@ -465,8 +461,6 @@ def _cmd_trace(args) -> int:
             max_rounds=args.rounds,
             progress=bar,
         )
-    finally:
-        bar.close()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     prov = {
@@ -515,11 +509,8 @@ def _cmd_analyze(args) -> int:
     from .io import read_atoms, write_atoms
 
     model = read_atoms(args.atoms)
-    bar = _Bar("analyze", args.quiet)
-    try:
+    with _Bar("analyze", args.quiet) as bar:
         res = analyze_structure(model, cutoff_A=args.cutoff, progress=bar)
-    finally:
-        bar.close()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     summary = {
