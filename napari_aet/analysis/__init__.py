@@ -9,9 +9,11 @@ from ._stacking import (
     nearest_neighbour_distance,
 )
 from ._structure import StructureAnalysis, analyze_structure
+from ._validate import RFactorResult, r_factor
 
 __all__ = [
     "ModelComparison",
+    "RFactorResult",
     "StackingResult",
     "StructureAnalysis",
     "analyze_stacking",
@@ -20,5 +22,6 @@ __all__ = [
     "compare_atom_models",
     "find_stacking_direction",
     "nearest_neighbour_distance",
+    "r_factor",
     "steinhardt_q4_q6",
 ]

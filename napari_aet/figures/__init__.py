@@ -5,6 +5,7 @@ from ._curves import (
     layer_groups,
     plot_layer_rmsd,
     plot_q4_q6,
+    plot_r_factors,
     plot_recon_errors,
     plot_trace_histogram,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "layer_groups",
     "plot_layer_rmsd",
     "plot_q4_q6",
+    "plot_r_factors",
     "add_scale_bar",
     "plot_recon_errors",
     "plot_trace_histogram",

@@ -130,3 +130,15 @@ def plot_layer_rmsd(layers, *, ax=None):
     ax.set_ylabel("2D RMSD (pm)")
     ax.legend(frameon=False, fontsize=8)
     return fig
+
+
+def plot_r_factors(angles_deg, r_per_image, *, ax=None):
+    """R-factor of every image against its tilt angle, with the mean."""
+    fig, ax = _figure_axes(ax, (4.2, 3.0))
+    r = np.asarray(r_per_image, float)
+    ax.plot(angles_deg, r, "o-", ms=4, color="#264653")
+    ax.axhline(r.mean(), color="#e76f51", ls="--", lw=1, label=f"mean {r.mean():.3f}")
+    ax.set_xlabel("tilt angle (deg)")
+    ax.set_ylabel("R-factor")
+    ax.legend(frameon=False, fontsize=8)
+    return fig

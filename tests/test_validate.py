@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from napari_aet.analysis import r_factor
+from napari_aet.simulate import build_structure, simulate_tilt_series
+
+PX = 0.358
+ANGLES = np.linspace(-70, 70, 7)
+
+
+@pytest.fixture(scope="module")
+def model_and_series():
+    m = build_structure("fcc", radius_A=9, shape_px=(96, 96), pixel_size_A=PX, seed=0)
+    clean = simulate_tilt_series(m, ANGLES, shape_px=(96, 96), dose_e_per_A2=None)
+    noisy = simulate_tilt_series(m, ANGLES, shape_px=(96, 96), seed=1)
+    return m, clean, noisy
+
+
+def test_true_model_on_noiseless_series_has_zero_r(model_and_series):
+    m, clean, _ = model_and_series
+    res = r_factor(m.positions, clean.data, ANGLES, pixel_size_A=PX)
+    assert res.r_mean < 1e-6
+    # the scale is the counts per unit of potential the simulator used
+    np.testing.assert_allclose(res.scales, res.scales[0], rtol=1e-6)  # float32 images
+    assert np.abs(res.residuals).max() < 1e-3 * clean.data.max()
+
+
+def test_noise_and_model_errors_raise_r(model_and_series):
+    m, _, noisy = model_and_series
+    good = r_factor(m.positions, noisy.data, ANGLES, pixel_size_A=PX)
+    # shot noise alone: the R-factor is the mean absolute Poisson deviation over the mean
+    lam = noisy.truth.noiseless
+    expected = (np.sqrt(2 / np.pi) * np.sqrt(lam)).sum(axis=(1, 2)) / lam.sum(axis=(1, 2))
+    np.testing.assert_allclose(good.r_per_image, expected, rtol=0.15)
+    rng = np.random.default_rng(3)
+    displaced = m.positions + rng.normal(scale=0.3, size=m.positions.shape)
+    missing = m.positions[: int(0.9 * m.n_atoms)]
+    worse = r_factor(displaced, noisy.data, ANGLES, pixel_size_A=PX)
+    fewer = r_factor(missing, noisy.data, ANGLES, pixel_size_A=PX)
+    assert worse.r_mean > good.r_mean + 0.02
+    assert fewer.r_mean > good.r_mean + 0.02
+    shared = r_factor(m.positions, noisy.data, ANGLES, pixel_size_A=PX, per_image_scale=False)
+    assert np.ptp(shared.scales) == 0
+
+
+def test_bad_input(model_and_series):
+    m, clean, _ = model_and_series
+    with pytest.raises(ValueError, match="one per image"):
+        r_factor(m.positions, clean.data, ANGLES[:-1], pixel_size_A=PX)
+    with pytest.raises(ValueError, match="n_images"):
+        r_factor(m.positions, clean.data[0], ANGLES, pixel_size_A=PX)
+
+
+def test_cli_validate(model_and_series, tmp_path):
+    import json
+
+    from napari_aet.cli import main
+    from napari_aet.io import TiltSeries, write_atoms, write_tilt_series
+
+    m, clean, _ = model_and_series
+    atoms = write_atoms(tmp_path / "atoms.csv", m)
+    series = write_tilt_series(tmp_path / "s.h5", TiltSeries(clean.data, ANGLES, PX))[0]
+    out = tmp_path / "val"
+    assert main(["-q", "validate", str(atoms), str(series), "--out", str(out)]) == 0
+    info = json.loads((out / "rfactor.json").read_text())
+    assert info["r_mean"] < 1e-4 and len(info["r_per_image"]) == len(ANGLES)
+    assert (out / "figures" / "r_factor.png").stat().st_size > 5000
+    assert (out / "projections.h5").exists()
