@@ -6,10 +6,12 @@ PY := .venv/bin/python
 setup:
 	@bash scripts/setup.sh
 
-# The main job on the built-in sample: simulate the twinned Pt nanodumbbell, write its tilt
-# series, angles, truth and a montage figure into out/sample.
+# The main job on the built-in sample: simulate the twinned Pt nanodumbbell (tilt series,
+# angles, truth, montage in out/sample), then run the whole pipeline on it (align, GENFIRE,
+# trace, analyze, validate) into out/sample/run: atoms.csv, analysis.json, figures/.
 demo: setup
 	$(PY) -m napari_aet.cli simulate --sample --out out/sample
+	$(PY) -m napari_aet.cli run out/sample/tilt_series.h5 --out out/sample/run
 
 # The test suite (headless: pytest-xvfb starts a virtual display for the napari tests).
 test: setup

@@ -548,84 +548,6 @@ def _cmd_analyze(args) -> int:
     return 0
 
 
-def _add_validate(sub) -> None:
-    p = sub.add_parser(
-        "validate",
-        help="R-factors of an atom model against the aligned tilt series",
-        description="Forward-project an atom model at the series' angles (Kirkland potentials, "
-        "Gaussian blur), scale by least squares and report R = sum|I_meas - I_calc| / "
-        "sum|I_meas| per image. Writes rfactor.json, projections.h5 (calculated and residual "
-        "stacks) and figures/r_factor.png, figures/calculated.png into --out.",
-    )
-    p.add_argument("atoms", type=Path, help="atom model file (z, y, x in A, volume frame)")
-    _add_series_input(p)
-    p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--blur", type=float, default=0.45, help="Gaussian broadening sigma [A]")
-    p.add_argument("--element", default="Pt")
-    p.add_argument("--shared-scale", action="store_true", help="one scale for all images")
-    p.set_defaults(func=_cmd_validate)
-
-
-def _cmd_validate(args) -> int:
-    from .analysis import r_factor
-    from .figures import plot_r_factors, tilt_series_montage
-    from .io import read_atoms
-
-    model = read_atoms(args.atoms)
-    ts = _load_series(args)
-    with _Bar("validate", args.quiet) as bar:
-        res = r_factor(
-            model.positions,
-            ts.data,
-            ts.angles_deg,
-            pixel_size_A=ts.pixel_size_A,
-            blur_sigma_A=args.blur,
-            element=args.element,
-            per_image_scale=not args.shared_scale,
-            progress=bar,
-        )
-    out: Path = args.out
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    info = {
-        "napari_aet_version": __version__,
-        "command": "validate",
-        "atoms": str(args.atoms),
-        "tilts": str(args.tilts),
-        "blur_sigma_A": args.blur,
-        "element": args.element,
-        "r_mean": res.r_mean,
-        "r_per_image": res.r_per_image.tolist(),
-        "angles_deg": [float(a) for a in ts.angles_deg],
-        "scales": res.scales.tolist(),
-    }
-    (out / "rfactor.json").write_text(json.dumps(info, indent=2))
-    import h5py
-
-    tmp = out / ".projections.h5.tmp"
-    with h5py.File(tmp, "w") as h5:
-        h5.create_dataset("calculated", data=res.calculated, compression="gzip")
-        h5.create_dataset("residuals", data=res.residuals, compression="gzip")
-        h5.create_dataset("angles_deg", data=ts.angles_deg)
-        h5.attrs["pixel_size_A"] = ts.pixel_size_A
-    tmp.replace(out / "projections.h5")
-    plot_r_factors(ts.angles_deg, res.r_per_image).savefig(
-        out / "figures" / "r_factor.png", dpi=150
-    )
-    tilt_series_montage(
-        res.calculated,
-        ts.angles_deg,
-        pixel_size_A=ts.pixel_size_A,
-        title="Forward projections of the atom model",
-    ).savefig(out / "figures" / "calculated.png", dpi=150)
-    if not args.quiet:
-        print(
-            f"mean R-factor {res.r_mean:.4f} over {len(res.r_per_image)} images "
-            f"(min {res.r_per_image.min():.4f}, max {res.r_per_image.max():.4f})"
-        )
-        print(f"  wrote {out / 'rfactor.json'}, projections.h5, figures/")
-    return 0
-
-
 def _add_info(sub) -> None:
     p = sub.add_parser("info", help="describe a tilt-series or atom file")
     p.add_argument("path", type=Path)
@@ -671,7 +593,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recon(sub)
     _add_trace(sub)
     _add_analyze(sub)
-    _add_validate(sub)
+    from ._cli_pipeline import add_run, add_validate
+
+    add_validate(sub)
+    add_run(sub)
     _add_info(sub)
     return parser
 
@@ -709,6 +634,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, KeyError, FileNotFoundError, OSError, MemoryError, RuntimeError) as err:
+        # StageFailed (a RuntimeError) lands here too: finished stages are kept
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"napari-aet {args.command}: error: {msg}", file=sys.stderr)
         return 1

@@ -1,0 +1,165 @@
+"""``napari-aet validate`` and ``napari-aet run`` (split from cli.py to keep modules small)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import __version__
+from .cli import _add_series_input, _Bar, _load_series
+
+
+def add_validate(sub) -> None:
+    p = sub.add_parser(
+        "validate",
+        help="R-factors of an atom model against the aligned tilt series",
+        description="Forward-project an atom model at the series' angles (Kirkland potentials, "
+        "Gaussian blur), scale by least squares and report R = sum|I_meas - I_calc| / "
+        "sum|I_meas| per image. Writes rfactor.json, projections.h5 (calculated and residual "
+        "stacks) and figures/r_factor.png, figures/calculated.png into --out.",
+    )
+    p.add_argument("atoms", type=Path, help="atom model file (z, y, x in A, volume frame)")
+    _add_series_input(p)
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--blur", type=float, default=0.45, help="Gaussian broadening sigma [A]")
+    p.add_argument("--element", default="Pt")
+    p.add_argument("--shared-scale", action="store_true", help="one scale for all images")
+    p.set_defaults(func=_cmd_validate)
+
+
+def _cmd_validate(args) -> int:
+    from .analysis import r_factor
+    from .figures import plot_r_factors, tilt_series_montage
+    from .io import read_atoms
+
+    model = read_atoms(args.atoms)
+    ts = _load_series(args)
+    with _Bar("validate", args.quiet) as bar:
+        res = r_factor(
+            model.positions,
+            ts.data,
+            ts.angles_deg,
+            pixel_size_A=ts.pixel_size_A,
+            blur_sigma_A=args.blur,
+            element=args.element,
+            per_image_scale=not args.shared_scale,
+            progress=bar,
+        )
+    out: Path = args.out
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    info = {
+        "napari_aet_version": __version__,
+        "command": "validate",
+        "atoms": str(args.atoms),
+        "tilts": str(args.tilts),
+        "blur_sigma_A": args.blur,
+        "element": args.element,
+        "r_mean": res.r_mean,
+        "r_per_image": res.r_per_image.tolist(),
+        "angles_deg": [float(a) for a in ts.angles_deg],
+        "scales": res.scales.tolist(),
+    }
+    (out / "rfactor.json").write_text(json.dumps(info, indent=2))
+    import h5py
+
+    tmp = out / ".projections.h5.tmp"
+    with h5py.File(tmp, "w") as h5:
+        h5.create_dataset("calculated", data=res.calculated, compression="gzip")
+        h5.create_dataset("residuals", data=res.residuals, compression="gzip")
+        h5.create_dataset("angles_deg", data=ts.angles_deg)
+        h5.attrs["pixel_size_A"] = ts.pixel_size_A
+    tmp.replace(out / "projections.h5")
+    plot_r_factors(ts.angles_deg, res.r_per_image).savefig(
+        out / "figures" / "r_factor.png", dpi=150
+    )
+    tilt_series_montage(
+        res.calculated,
+        ts.angles_deg,
+        pixel_size_A=ts.pixel_size_A,
+        title="Forward projections of the atom model",
+    ).savefig(out / "figures" / "calculated.png", dpi=150)
+    if not args.quiet:
+        print(
+            f"mean R-factor {res.r_mean:.4f} over {len(res.r_per_image)} images "
+            f"(min {res.r_per_image.min():.4f}, max {res.r_per_image.max():.4f})"
+        )
+        print(f"  wrote {out / 'rfactor.json'}, projections.h5, figures/")
+    return 0
+
+
+def add_run(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="the whole pipeline: align, recon, trace, analyze, validate (resumable, batch)",
+        description="Run every stage on a tilt series into --out (each stage in its folder; "
+        "atoms.csv, analysis.json and figures/ at the top; pipeline.json and run.log record "
+        "what ran). A rerun resumes after the last finished stage. Several inputs (paths, "
+        "globs, or a .txt list) run as a batch on Dask, one folder each.",
+    )
+    p.add_argument("tilts", nargs="+", help="tilt series, globs, or a .txt file listing them")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--angles", default=None, help="angles file or list/range [deg]")
+    p.add_argument("--pixel-size", type=float, default=None, help="pixel size [A]")
+    p.add_argument("--dataset", default=None, help="HDF5 dataset of the tilt series")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--recon-iterations", type=int, default=100)
+    p.add_argument("--oversampling", type=float, default=2.0)
+    p.add_argument("--interpolation", default="fft", choices=["fft", "dft"])
+    p.add_argument("--denoise", default=None, choices=["auto", "bm3d", "nlmeans"])
+    p.add_argument("--no-refine", action="store_true", help="skip projection matching")
+    p.add_argument("--no-resume", action="store_true", help="rerun every stage")
+    p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
+    p.add_argument("--workers", type=int, default=1, help="LocalCluster workers (batch)")
+    p.set_defaults(func=_cmd_run)
+
+
+def _expand_inputs(items: list[str]) -> list[str]:
+    import glob
+
+    out: list[str] = []
+    for it in items:
+        if it.endswith(".txt") and Path(it).is_file():
+            lines = Path(it).read_text().splitlines()
+            out += [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+        elif any(ch in it for ch in "*?["):
+            out += sorted(glob.glob(it))
+        else:
+            out.append(it)
+    if not out:
+        raise ValueError("no tilt series matched the inputs")
+    return out
+
+
+def _cmd_run(args) -> int:
+    from .pipeline import run_batch, run_pipeline
+
+    inputs = _expand_inputs(args.tilts)
+    opts = dict(
+        angles=args.angles,
+        pixel_size_A=args.pixel_size,
+        dataset=args.dataset,
+        device=args.device,
+        recon_iterations=args.recon_iterations,
+        oversampling=args.oversampling,
+        interpolation=args.interpolation,
+        denoise=args.denoise,
+        refine=not args.no_refine,
+        resume=not args.no_resume,
+        quiet=args.quiet,
+    )
+    if len(inputs) == 1 and args.scheduler is None:
+        summary = run_pipeline(inputs[0], args.out, **opts)
+        if not args.quiet:
+            print(
+                f"pipeline done: {summary.get('n_atoms_traced')} atoms, mean R-factor "
+                f"{summary.get('r_factor_mean', float('nan')):.4f}, twin boundaries "
+                f"{summary.get('twin_boundary_layers')}; results in {args.out}"
+            )
+        return 0
+    results = run_batch(inputs, args.out, scheduler=args.scheduler, n_workers=args.workers, **opts)
+    failed = {k: v for k, v in results.items() if v != "ok"}
+    if not args.quiet:
+        print(f"batch: {len(results) - len(failed)} of {len(results)} succeeded")
+        for k, v in failed.items():
+            print(f"  FAILED {k}: {v}")
+    return 1 if failed else 0

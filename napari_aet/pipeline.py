@@ -1,0 +1,234 @@
+"""The whole pipeline, headless: align -> recon -> trace -> analyze -> validate, resumable.
+
+Each stage runs the same code as its ``napari-aet`` subcommand, into its own folder under the
+output directory; ``pipeline.json`` records the finished stages with the arguments that made
+them, so a rerun skips what is done and unchanged and resumes after a failure. The stages'
+key outputs are gathered at the top of the output folder: ``atoms.csv``, ``analysis.json`` and
+``figures/``. No Qt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__
+
+STAGES = ("align", "recon", "trace", "analyze", "validate")
+
+
+class StageFailed(RuntimeError):
+    """A stage ended with an error; the stages before it are kept."""
+
+
+def _stage_args(stage: str, tilts: Path, out: Path, opts: dict) -> list[str]:
+    series = []
+    if opts.get("angles") is not None:
+        series.append(f"--angles={opts['angles']}")  # '=' keeps '-70:70:7' a value
+    if opts.get("pixel_size_A") is not None:
+        series += ["--pixel-size", str(opts["pixel_size_A"])]
+    if opts.get("dataset"):
+        series += ["--dataset", str(opts["dataset"])]
+    aligned = out / "align" / "aligned_tilt_series.h5"
+    dev = ["--device", opts.get("device", "auto")]
+    if stage == "align":
+        a = [
+            "align",
+            str(tilts),
+            *series,
+            "--out",
+            str(out / "align"),
+            *dev,
+            "--rounds",
+            str(opts.get("align_rounds", 2)),
+        ]
+        if not opts.get("refine", True):
+            a.append("--no-refine")
+        if opts.get("denoise"):
+            a += ["--denoise", opts["denoise"]]
+        return a
+    if stage == "recon":
+        return [
+            "recon",
+            str(aligned),
+            "--out",
+            str(out / "recon"),
+            *dev,
+            "--iterations",
+            str(opts.get("recon_iterations", 100)),
+            "--oversampling",
+            str(opts.get("oversampling", 2.0)),
+            "--interpolation",
+            opts.get("interpolation", "fft"),
+        ]
+    if stage == "trace":
+        return ["trace", str(out / "recon" / "tomogram.h5"), "--out", str(out / "trace")]
+    if stage == "analyze":
+        return ["analyze", str(out / "trace" / "atoms.csv"), "--out", str(out / "analyze")]
+    if stage == "validate":
+        return [
+            "validate",
+            str(out / "analyze" / "atoms.csv"),
+            str(aligned),
+            "--out",
+            str(out / "validate"),
+        ]
+    raise ValueError(f"unknown stage {stage!r}")
+
+
+def _gather(out: Path) -> dict:
+    """Top-level results: atoms.csv, analysis.json (analysis + R-factors), figures/."""
+    summary: dict = {"napari_aet_version": __version__}
+    if (out / "analyze" / "atoms.csv").exists():
+        shutil.copyfile(out / "analyze" / "atoms.csv", out / "atoms.csv")
+    if (out / "analyze" / "analysis.json").exists():
+        summary.update(json.loads((out / "analyze" / "analysis.json").read_text()))
+    if (out / "validate" / "rfactor.json").exists():
+        r = json.loads((out / "validate" / "rfactor.json").read_text())
+        summary["r_factor_mean"] = r["r_mean"]
+        summary["r_factor_per_image"] = r["r_per_image"]
+    if (out / "trace" / "trace.json").exists():
+        t = json.loads((out / "trace" / "trace.json").read_text())
+        summary["n_atoms_traced"] = t.get("n_atoms")
+        summary["n_manual_added"] = 0
+        summary["n_manual_removed"] = 0
+    if (out / "align" / "alignment.json").exists():
+        a = json.loads((out / "align" / "alignment.json").read_text())
+        summary["tilt_axis_angle_deg"] = a.get("tilt_axis_angle_deg")
+    (out / "figures").mkdir(exist_ok=True)
+    for stage in STAGES:
+        fig_dir = out / stage / "figures"
+        if fig_dir.is_dir():
+            for f in fig_dir.glob("*.png"):
+                shutil.copyfile(f, out / "figures" / f"{stage}_{f.name}")
+    (out / "analysis.json").write_text(json.dumps(summary, indent=2, default=float))
+    return summary
+
+
+def run_pipeline(tilts, out_dir, *, resume: bool = True, quiet: bool = True, **opts) -> dict:
+    """Run every stage on one tilt series into ``out_dir``; returns the gathered summary.
+
+    Parameters
+    ----------
+    tilts : path
+        Raw tilt series (any format ``read_tilt_series`` takes).
+    out_dir : path
+        Output folder (created). ``pipeline.json`` and ``run.log`` record what ran.
+    resume : bool
+        Skip stages that finished before with the same arguments (and whose folder exists).
+    **opts
+        ``angles``, ``pixel_size_A``, ``dataset``, ``device``, ``recon_iterations``,
+        ``oversampling``, ``interpolation``, ``refine``, ``align_rounds``, ``denoise``.
+
+    Raises
+    ------
+    StageFailed
+        When a stage fails; the finished stages and their outputs stay in place.
+    """
+    from .cli import main as cli_main
+
+    tilts = Path(tilts)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    log = logging.getLogger(f"napari_aet.run.{out}")
+    log.setLevel(logging.INFO)
+    handler = logging.FileHandler(out / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    state_path = out / "pipeline.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {}
+    state.setdefault("stages", {})
+    state.update(
+        {
+            "napari_aet_version": __version__,
+            "input": str(tilts),
+            "settings": {k: v for k, v in opts.items()},
+        }
+    )
+    try:
+        for stage in STAGES:
+            args = _stage_args(stage, tilts, out, opts)
+            done = state["stages"].get(stage)
+            if resume and done and done.get("args") == args and (out / stage).is_dir():
+                log.info("%s: already done, skipped", stage)
+                continue
+            log.info("%s: napari-aet %s", stage, " ".join(args))
+            t0 = time.perf_counter()
+            rc = cli_main((["-q"] if quiet else []) + args)
+            dt = time.perf_counter() - t0
+            if rc != 0:
+                log.error("%s failed (exit %d) after %.1f s", stage, rc, dt)
+                raise StageFailed(
+                    f"stage {stage!r} failed; see {out / 'run.log'} and the "
+                    "message above. Finished stages are kept; rerun to resume."
+                )
+            # later stages depend on this one: forget them
+            for later in STAGES[STAGES.index(stage) + 1 :]:
+                state["stages"].pop(later, None)
+            state["stages"][stage] = {
+                "args": args,
+                "seconds": dt,
+                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+            state_path.write_text(json.dumps(state, indent=2))
+            log.info("%s: done in %.1f s", stage, dt)
+        summary = _gather(out)
+        summary["pipeline"] = state
+        (out / "analysis.json").write_text(json.dumps(summary, indent=2, default=float))
+        log.info("pipeline finished")
+        return summary
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def run_batch(
+    inputs, out_dir, *, scheduler: str | None = None, n_workers: int = 1, **opts
+) -> dict[str, str]:
+    """Run the pipeline on many tilt series with Dask, one output folder each.
+
+    A LocalCluster (``n_workers`` processes) unless ``scheduler`` names a running
+    ``dask.distributed`` scheduler. Failures are isolated: returns ``{input: "ok" or the
+    error}``.
+    """
+    from dask.distributed import Client, LocalCluster
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = {}
+    for p in map(Path, inputs):
+        stem = p.name.split(".")[0]
+        name, k = stem, 1
+        while name in names.values():
+            k += 1
+            name = f"{stem}_{k}"
+        names[str(p)] = name
+
+    def one(path: str, name: str) -> str:
+        try:
+            run_pipeline(path, out / name, **opts)
+            return "ok"
+        except Exception as err:  # noqa: BLE001 - one failure must not stop the batch
+            return f"{type(err).__name__}: {err}"
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        futures = {p: client.submit(one, p, n, pure=False) for p, n in names.items()}
+        results = {p: f.result() for p, f in futures.items()}
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    (out / "batch.json").write_text(json.dumps(results, indent=2))
+    return results
