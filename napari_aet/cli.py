@@ -500,6 +500,7 @@ def _add_analyze(sub) -> None:
     p.add_argument("atoms", type=Path, help="atom model file")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--cutoff", type=float, default=3.416, help="BOO neighbour cutoff [A]")
+    p.add_argument("--strain", action="store_true", help="also per-atom strain (exx ... eyz)")
     p.set_defaults(func=_cmd_analyze)
 
 
@@ -510,7 +511,7 @@ def _cmd_analyze(args) -> int:
 
     model = read_atoms(args.atoms)
     with _Bar("analyze", args.quiet) as bar:
-        res = analyze_structure(model, cutoff_A=args.cutoff, progress=bar)
+        res = analyze_structure(model, cutoff_A=args.cutoff, strain=args.strain, progress=bar)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     summary = {

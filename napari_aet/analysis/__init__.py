@@ -8,6 +8,7 @@ from ._stacking import (
     find_stacking_direction,
     nearest_neighbour_distance,
 )
+from ._strain import StrainResult, strain_map
 from ._structure import StructureAnalysis, analyze_structure
 from ._validate import RFactorResult, r_factor
 
@@ -15,6 +16,7 @@ __all__ = [
     "ModelComparison",
     "RFactorResult",
     "StackingResult",
+    "StrainResult",
     "StructureAnalysis",
     "analyze_stacking",
     "analyze_structure",
@@ -24,4 +26,5 @@ __all__ = [
     "nearest_neighbour_distance",
     "r_factor",
     "steinhardt_q4_q6",
+    "strain_map",
 ]

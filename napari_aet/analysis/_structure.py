@@ -75,6 +75,8 @@ def analyze_structure(
     cutoff_A: float = 3.416,
     normal=None,
     clusters=None,
+    strain: bool = False,
+    strain_sigma_A: float = 2.7,
     progress=None,
 ) -> StructureAnalysis:
     """Stacking layers, A/B/C and fcc/hcp labels, interface and twin boundaries, clusters, the
@@ -87,6 +89,10 @@ def analyze_structure(
     twin-boundary layers, ``relative_rotation_deg`` between the clusters about [111], a table of
     layers, and the BOO distances the study quotes (twin boundaries to ideal hcp, interface and
     the other layers to ideal fcc).
+
+    With ``strain``, the six strain components (``exx`` ... ``eyz``, lab frame) of every atom
+    assigned to its cluster's lattice come from the displacements smoothed by a
+    ``strain_sigma_A`` Gaussian (:func:`strain_map`); unassigned atoms get NaN.
 
     ``clusters`` (0/1 per atom), when given, replaces the split at the interface, e.g. a
     selection the user drew; the lattice fits and ``relative_rotation_deg`` then use it.
@@ -164,6 +170,19 @@ def analyze_structure(
             if best is None or len(fit.assigned) > len(best.assigned):
                 best = fit
         assigned_flag[sel[best.assigned]] = 1
+        if strain:
+            from ._strain import strain_map
+
+            st_res = strain_map(
+                pos[sel[best.assigned]],
+                best.displacements_A,
+                sigma_A=strain_sigma_A,
+                grid_spacing_A=None,
+            )
+            for name, vals in st_res.per_atom.items():
+                if name not in f.columns:
+                    f[name] = np.nan
+                f.loc[sel[best.assigned], name] = vals
         clusters.append(
             {
                 "cluster": int(cl),
