@@ -66,3 +66,30 @@ def test_unstrained_particle_and_features(crystal):
     f = res.model.features
     for k in ("exx", "eyy", "ezz", "exy", "exz", "eyz"):
         assert np.nanmax(np.abs(f[k])) < 1e-9
+
+
+def test_facets_of_a_cube_and_local_lattice_constant():
+    from napari_aet.analysis._lattice import fit_fcc_lattice
+    from napari_aet.analysis._surface import facet_sets, local_lattice_constants
+
+    half = 4
+    g = np.arange(-2 * half, 2 * half + 1) / 2.0
+    cube = np.array([[x, y, z] for x in g for y in g for z in g if round(2 * (x + y + z)) % 2 == 0])
+    pts = 3.912 * cube @ ROT.T
+    fs = facet_sets(pts, rotation=ROT, lattice_constant_A=3.912)
+    on_face = np.abs(cube).max(axis=1) == half
+    np.testing.assert_array_equal(fs["100"], on_face)  # the six {100} faces, nothing else
+    # a uniformly expanded crystal has that lattice constant at every atom
+    fit = fit_fcc_lattice(1.02 * pts, lattice_constant_A=3.912, rotation=ROT)
+    a_loc = local_lattice_constants(
+        (1.02 * pts)[fit.assigned], fit.sites, lattice_constant_A=fit.lattice_constant_A
+    )
+    assert np.nanmax(np.abs(a_loc - 1.02 * 3.912)) < 1e-9
+    assert np.isnan(a_loc).sum() == 8  # the corners have only 3 neighbours
+
+
+def test_local_strain_feature(crystal):
+    res = analyze_structure(AtomModel(1.01 * crystal), strain=True)
+    f = res.model.features
+    assert np.nanmedian(f["local_strain"]) == pytest.approx(0.01, abs=1e-9)
+    assert set(f["facet"]) <= {"111", "100", ""} and (f["facet"] != "").any()

@@ -77,6 +77,7 @@ def analyze_structure(
     clusters=None,
     strain: bool = False,
     strain_sigma_A: float = 2.7,
+    reference_lattice_constant_A: float = 3.912,
     progress=None,
 ) -> StructureAnalysis:
     """Stacking layers, A/B/C and fcc/hcp labels, interface and twin boundaries, clusters, the
@@ -92,7 +93,10 @@ def analyze_structure(
 
     With ``strain``, the six strain components (``exx`` ... ``eyz``, lab frame) of every atom
     assigned to its cluster's lattice come from the displacements smoothed by a
-    ``strain_sigma_A`` Gaussian (:func:`strain_map`); unassigned atoms get NaN.
+    ``strain_sigma_A`` Gaussian (:func:`strain_map`); unassigned atoms get NaN. It also adds
+    ``a_local`` (local fcc fit to each atom and its neighbours), ``local_strain`` against
+    ``reference_lattice_constant_A`` (3.912 A: bulk Pt; give your metal's) and ``facet``
+    (``100``, ``111`` or empty, from each cluster's reference planes).
 
     ``clusters`` (0/1 per atom), when given, replaces the split at the interface, e.g. a
     selection the user drew; the lattice fits and ``relative_rotation_deg`` then use it.
@@ -183,6 +187,24 @@ def analyze_structure(
                 if name not in f.columns:
                     f[name] = np.nan
                 f.loc[sel[best.assigned], name] = vals
+            from ._surface import facet_sets, local_lattice_constants
+
+            a_loc = local_lattice_constants(
+                pos[sel[best.assigned]], best.sites, lattice_constant_A=best.lattice_constant_A
+            )
+            for name in ("a_local", "local_strain"):
+                if name not in f.columns:
+                    f[name] = np.nan
+            f.loc[sel[best.assigned], "a_local"] = a_loc
+            a_ref = reference_lattice_constant_A
+            f.loc[sel[best.assigned], "local_strain"] = (a_loc - a_ref) / a_ref
+            fs = facet_sets(
+                pos[sel], rotation=best.rotation, lattice_constant_A=best.lattice_constant_A
+            )
+            if "facet" not in f.columns:
+                f["facet"] = ""
+            lab = np.where(fs["100"], "100", np.where(fs["111"], "111", ""))
+            f.loc[sel, "facet"] = lab
         clusters.append(
             {
                 "cluster": int(cl),
