@@ -67,3 +67,33 @@ def test_structure_widget_user_selected_cluster(make_napari_viewer, qtbot, sampl
     np.testing.assert_array_equal(np.nonzero(layer.features["cluster"].to_numpy())[0], top)
     rot = layer.metadata["structure_analysis"]["relative_rotation_deg"]
     assert rot == pytest.approx(1.6, abs=0.1)
+
+
+def test_structure_widget_strain_colouring(make_napari_viewer, qtbot):
+    from matplotlib.colors import to_rgba
+
+    from napari_aet.simulate import fcc_particle
+    from napari_aet.widgets import StructureWidget
+
+    viewer = make_napari_viewer()
+    pts = fcc_particle(radius_A=12, shape="sphere", seed=0)
+    c = pts.mean(0)
+    e = np.diag([0.0, -0.01, 0.01])  # (z, y, x): eyy -1 %, exx +1 %
+    data, kw, _ = atoms_layer_data(AtomModel(c + (pts - c) @ (np.eye(3) + e).T), name="atoms")
+    layer = viewer.add_points(data, **kw)
+    w = StructureWidget(viewer)
+    w.layer.value = layer
+    w.strain.value = True
+    with qtbot.waitSignal(w.run().finished, timeout=60000):
+        pass
+    f = layer.features
+    core = np.linalg.norm(layer.data - c, axis=1) < 4
+    assert np.nanmedian(f["exx"][core]) == pytest.approx(0.01, abs=1e-3)
+    w.color_by.value = "exx"
+    # positive exx is red in the diverging map
+    rgba = layer.face_color[core][0]
+    assert rgba[0] > rgba[2]
+    w.color_by.value = "facet"
+    faceted = f["facet"].to_numpy() == "111"
+    assert faceted.any()
+    np.testing.assert_allclose(layer.face_color[faceted][0], to_rgba("#e9c46a"))

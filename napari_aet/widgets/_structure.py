@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, LineEdit, PushButton, create_widget
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    Label,
+    LineEdit,
+    PushButton,
+    create_widget,
+)
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from .._layers import atoms_from_layer
@@ -17,6 +25,7 @@ if TYPE_CHECKING:
     import napari
 
 _STACKING_COLORS = {"fcc": "#3a86ff", "hcp": "#ff006e", "other": "#8d99ae"}
+_FACET_COLORS = {"111": "#e9c46a", "100": "#2a9d8f"}
 
 
 def _fmt(v) -> str:
@@ -58,9 +67,27 @@ class StructureWidget(StageWidgetMixin, Container):
         self.run_button = PushButton(text="Analyze")
         self.color_by = ComboBox(
             label="colour by",
-            choices=["study preset", "layer", "stacking", "cluster", "local_structure", "q4", "q6"],
+            choices=[
+                "study preset",
+                "layer",
+                "stacking",
+                "cluster",
+                "local_structure",
+                "q4",
+                "q6",
+                "facet",
+                "local_strain",
+                "a_local",
+                "exx",
+                "eyy",
+                "ezz",
+                "exy",
+                "exz",
+                "eyz",
+            ],
             value="study preset",
         )
+        self.strain = CheckBox(label="strain, facets, local strain", value=False)
         self.show_layers = LineEdit(label="show layers", value="")
         self.show_layers.tooltip = "e.g. -1:1 or -1, 0, 1; empty shows all"
         self.view_button = PushButton(text="View along [111]")
@@ -69,6 +96,7 @@ class StructureWidget(StageWidgetMixin, Container):
         self.extend(
             [
                 self.layer,
+                self.strain,
                 self.run_button,
                 self.color_by,
                 self.show_layers,
@@ -118,10 +146,13 @@ class StructureWidget(StageWidgetMixin, Container):
             self.status.value = "Not started: choose an atom layer with at least 10 atoms"
             return None
         model = atoms_from_layer(layer.data, layer.features, layer.metadata)
+        strain = bool(self.strain.value)
         self._target = layer
         self.status.value = "Analysing..."
         return self.runner.start(
-            lambda progress, cancel: analyze_structure(model, clusters=clusters, progress=progress)
+            lambda progress, cancel: analyze_structure(
+                model, clusters=clusters, strain=strain, progress=progress
+            )
         )
 
     def _done(self, res) -> None:
@@ -164,15 +195,25 @@ class StructureWidget(StageWidgetMixin, Container):
         if mode == "study preset":
             g = layer_groups(f["layer"].to_numpy(), self.result.stacking.twin_boundaries)
             return np.array([to_rgba(STUDY_LAYER_COLORS[x]) for x in g])
-        if mode in ("stacking", "local_structure"):
-            return np.array([to_rgba(_STACKING_COLORS.get(str(x), "#8d99ae")) for x in f[mode]])
+        if mode not in f.columns:
+            self.status.value = f"No '{mode}' yet: tick 'strain, facets, local strain' and analyse"
+            return np.tile(to_rgba("#8d99ae"), (len(f), 1))
+        if mode in ("stacking", "local_structure", "facet"):
+            table = _FACET_COLORS if mode == "facet" else _STACKING_COLORS
+            return np.array([to_rgba(table.get(str(x), "#8d99ae")) for x in f[mode]])
         v = f[mode].to_numpy(dtype=float)
-        lo, hi = np.nanmin(v), np.nanmax(v)
-        t = (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
-        cmap = colormaps["tab20" if mode in ("layer", "cluster") else "viridis"]
-        if mode == "layer":
-            t = (f[mode].to_numpy() % 20) / 19.0
-        return cmap(t)
+        if mode in ("layer", "cluster"):
+            return colormaps["tab20"]((np.nan_to_num(v) % 20) / 19.0)
+        # strain-like features: symmetric diverging scale around 0, NaN (unassigned) grey
+        lim = np.nanpercentile(np.abs(v), 99) if np.isfinite(v).any() else 1.0
+        if mode in ("q4", "q6", "a_local"):
+            lo, hi = np.nanmin(v), np.nanmax(v)
+            t = (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
+            rgba = colormaps["viridis"](np.nan_to_num(t))
+        else:
+            rgba = colormaps["RdBu_r"](0.5 + 0.5 * np.clip(np.nan_to_num(v) / (lim or 1.0), -1, 1))
+        rgba[~np.isfinite(v)] = to_rgba("#8d99ae")
+        return rgba
 
     def recolor(self) -> None:
         if self.result is None or self._target is None:
