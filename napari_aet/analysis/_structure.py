@@ -51,6 +51,33 @@ def _bond_orientation(pos, normal, d_nn) -> float:
     return float(np.angle(np.exp(6j * np.arctan2(b @ e2, b @ e1)).mean()) / 6)
 
 
+def fit_cluster_lattices(pos, normal, cluster, *, d_nn: float):
+    """Search-and-assign fcc fit of every cluster; yields ``(cluster, atom indices, FccFit)``.
+
+    Each fit starts from the stacking normal and the cluster's in-plane bond orientation and
+    tries both twin variants about [111], keeping the one that assigns more atoms.
+    """
+    e1, e2 = _basis(np.asarray(normal, float))
+    for cl in np.unique(cluster):
+        sel = np.nonzero(cluster == cl)[0]
+        if len(sel) < 20:
+            continue
+        th = _bond_orientation(pos[sel], normal, d_nn)
+        if not np.isfinite(th):
+            continue
+        best = None
+        for extra in (0.0, np.pi / 3):  # the two twin variants about [111]
+            e = np.cos(th + extra) * e1 + np.sin(th + extra) * e2
+            fit = fit_fcc_lattice(
+                pos[sel],
+                lattice_constant_A=d_nn * np.sqrt(2),
+                rotation=fcc_rotation_from_stacking(normal, e),
+            )
+            if best is None or len(fit.assigned) > len(best.assigned):
+                best = fit
+        yield int(cl), sel, best
+
+
 def cluster_rotation_deg(positions_A, normal, clusters, *, d_nn: float) -> float:
     """Rotation [degrees] of cluster 1's hexagonal nets relative to cluster 0's about ``normal``,
     from the 6-fold mean orientation of the in-plane nearest-neighbour bonds inside each."""
@@ -156,23 +183,7 @@ def analyze_structure(
         )
     assigned_flag = np.zeros(len(pos), np.int8)
     clusters = []
-    for cl in np.unique(st.cluster):
-        sel = np.nonzero(st.cluster == cl)[0]
-        if len(sel) < 20:
-            continue
-        th = _bond_orientation(pos[sel], st.normal, d_nn)
-        if not np.isfinite(th):
-            continue
-        best = None
-        for extra in (0.0, np.pi / 3):  # the two twin variants about [111]
-            e = np.cos(th + extra) * e1 + np.sin(th + extra) * e2
-            fit = fit_fcc_lattice(
-                pos[sel],
-                lattice_constant_A=d_nn * np.sqrt(2),
-                rotation=fcc_rotation_from_stacking(st.normal, e),
-            )
-            if best is None or len(fit.assigned) > len(best.assigned):
-                best = fit
+    for cl, sel, best in fit_cluster_lattices(pos, st.normal, st.cluster, d_nn=d_nn):
         assigned_flag[sel[best.assigned]] = 1
         if strain:
             from ._strain import strain_map
