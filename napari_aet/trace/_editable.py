@@ -148,6 +148,14 @@ class EditableAtomModel:
         self._log("move", p, index, from_z=old[0], from_y=old[1], from_x=old[2])
         self._commit(before)
 
+    def log_review(self, action: str, position_A) -> None:
+        """Record a review decision that does not change the atoms (e.g. ``accept``); the
+        count ``n_reviewed`` is kept in the metadata."""
+        self._log(action, np.asarray(position_A, np.float64).reshape(3))
+        self.model.metadata["n_reviewed"] = int(self.model.metadata.get("n_reviewed", 0)) + 1
+        self.model.metadata["edit_log"] = list(self.edit_log)
+        self.autosave()
+
     def nearest(self, position_A, *, max_distance_A: float = np.inf) -> int | None:
         """Index of the atom nearest ``position_A`` within ``max_distance_A``, else None."""
         if not self.n_atoms:

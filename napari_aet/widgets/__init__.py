@@ -2,6 +2,7 @@
 
 from ._align import AlignWidget
 from ._recon import ReconWidget
+from ._review import ReviewWidget
 from ._simulate import SimulateWidget
 from ._structure import StructureWidget
 from ._tilt_series import TiltSeriesWidget
@@ -10,6 +11,7 @@ from ._trace import TraceWidget
 __all__ = [
     "AlignWidget",
     "ReconWidget",
+    "ReviewWidget",
     "SimulateWidget",
     "StructureWidget",
     "TiltSeriesWidget",

@@ -1,0 +1,217 @@
+"""Dock widget "Review": walk the analyst through the most doubtful atoms, one key per decision."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import Container, Label, PushButton, create_widget
+from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
+
+from .._layers import atoms_from_layer
+from ..trace import EditableAtomModel, default_autosave_path, pick_near_point, review_atoms
+from ._runner import StageRunner, StageWidgetMixin
+
+if TYPE_CHECKING:
+    import napari
+
+#: Keys: next, previous, accept, remove, add here, move to maximum.
+REVIEW_KEYS = {
+    "next": "Shift-N",
+    "previous": "Shift-P",
+    "accept": "Shift-K",
+    "remove": "Shift-X",
+    "add": "Shift-H",
+    "move": "Shift-M",
+}
+
+
+class ReviewWidget(StageWidgetMixin, Container):
+    """Rank the traced atoms (and empty lattice sites) by doubt and review them in order.
+
+    *Next*/*Previous* (Shift+N / Shift+P) centre the camera on the item and zoom in (in a slice
+    view the slice goes to the item). Decisions, one key each: *Accept* (Shift+K), *Remove*
+    (Shift+X), *Add here* (Shift+H: an atom at the tomogram maximum near a missing-atom
+    candidate), *Move to maximum* (Shift+M). Every decision is logged in the atom model and
+    autosaved; reviewed items stay reviewed when the list is rebuilt.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self.tomogram = create_widget(annotation="napari.layers.Image", label="tomogram")
+        self.atoms = create_widget(annotation="napari.layers.Points", label="atoms")
+        self.run_button = PushButton(text="Rank by doubt")
+        buttons = {k: PushButton(text=f"{k.capitalize()} ({v})") for k, v in REVIEW_KEYS.items()}
+        self.buttons = buttons
+        self.status = Label(value="")
+        self.extend([self.tomogram, self.atoms, self.run_button, *buttons.values(), self.status])
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["kind", "score", "reviewed", "reasons"])
+        self.table.setMinimumHeight(180)
+        self.native.layout().addWidget(self.table)
+        self.items = None
+        self.current = -1
+        self.model: EditableAtomModel | None = None
+        self.reviewed: set[int] = set()
+        self.runner = StageRunner("Ranking", self._set_status, self._done, self._busy)
+        self.run_button.changed.connect(self.run)
+        actions = {
+            "next": self.next,
+            "previous": self.previous,
+            "accept": self.accept,
+            "remove": self.remove,
+            "add": self.add_here,
+            "move": self.move_to_max,
+        }
+        for k, f in actions.items():
+            buttons[k].changed.connect(lambda v=None, f=f: f())
+            viewer.bind_key(REVIEW_KEYS[k], lambda v, f=f: f(), overwrite=True)
+        for layer_widget in (self.tomogram, self.atoms):
+            viewer.layers.events.inserted.connect(lambda e, w=layer_widget: w.reset_choices())
+            viewer.layers.events.removed.connect(lambda e, w=layer_widget: w.reset_choices())
+
+    # ------------------------------------------------------------------ ranking
+    def _voxel(self) -> float:
+        t = self.tomogram.value
+        return float(t.metadata.get("voxel_size_A") or t.scale[-1])
+
+    def run(self, event=None):
+        tomo, pts = self.tomogram.value, self.atoms.value
+        if tomo is None or pts is None or len(pts.data) < 10:
+            self.status.value = "Not started: choose a tomogram and an atom layer"
+            return None
+        vol = np.asarray(tomo.data)
+        pos = np.asarray(pts.data, float)
+        px = self._voxel()
+        meta = pts.metadata.get("atom_model_metadata", {})
+        self.model = EditableAtomModel(
+            atoms_from_layer(pts.data, pts.features, pts.metadata),
+            default_autosave_path(meta.get("source"), f"{pts.name}"),
+        )
+        self.status.value = "Ranking..."
+        return self.runner.start(lambda progress, cancel: review_atoms(pos, vol, voxel_size_A=px))
+
+    def _done(self, review) -> None:
+        self.items = review.table
+        done = self.model.model.metadata.get("reviewed_positions", [])
+        if done:
+            d = np.array(done)
+            xyz = self.items[["z", "y", "x"]].to_numpy()
+            dist = np.linalg.norm(xyz[:, None, :] - d[None], axis=2).min(axis=1)
+            self.reviewed = set(np.nonzero(dist < 0.1)[0].tolist())
+        self._fill_table()
+        self.current = -1
+        self._progress()
+
+    def _fill_table(self) -> None:
+        t = self.items
+        n = min(len(t), 500)
+        self.table.setRowCount(n)
+        for i in range(n):
+            r = t.iloc[i]
+            vals = [
+                r["kind"],
+                f"{r['score']:.2f}",
+                "yes" if i in self.reviewed else "",
+                r["reasons"],
+            ]
+            for j, v in enumerate(vals):
+                self.table.setItem(i, j, QTableWidgetItem(str(v)))
+
+    def _progress(self) -> None:
+        self.status.value = f"reviewed {len(self.reviewed)} / {len(self.items)}"
+
+    # ------------------------------------------------------------------ navigation
+    def _go(self, i: int) -> None:
+        if self.items is None or not len(self.items):
+            return
+        self.current = int(np.clip(i, 0, len(self.items) - 1))
+        r = self.items.iloc[self.current]
+        p = np.array([r["z"], r["y"], r["x"]])
+        v = self._viewer
+        v.camera.center = tuple(p)
+        v.camera.zoom = max(v.camera.zoom, 8.0)
+        if v.dims.ndisplay == 2:
+            step = list(v.dims.current_step)
+            step[0] = int(round(p[0] / self._voxel()))
+            v.dims.current_step = tuple(step)
+        self.table.selectRow(self.current)
+        self.status.value = (
+            f"item {self.current + 1}: {r['kind']}, score {r['score']:.2f} "
+            f"({r['reasons'] or 'no strong reason'})"
+        )
+
+    def next(self) -> None:
+        self._go(self.current + 1)
+
+    def previous(self) -> None:
+        self._go(self.current - 1)
+
+    # ------------------------------------------------------------------ decisions
+    def _item_position(self) -> np.ndarray | None:
+        if self.items is None or self.current < 0:
+            return None
+        r = self.items.iloc[self.current]
+        return np.array([r["z"], r["y"], r["x"]])
+
+    def _decided(self, action: str, p: np.ndarray, *, log: bool = True) -> None:
+        meta = self.model.model.metadata
+        if log:
+            self.model.log_review(action, p)
+        else:  # add/remove/move logged themselves; count the decision
+            meta["n_reviewed"] = int(meta.get("n_reviewed", 0)) + 1
+        meta.setdefault("reviewed_positions", []).append([float(v) for v in p])
+        self.reviewed.add(self.current)
+        self.model.autosave()
+        self._sync_points()
+        self._fill_table()
+        self._progress()
+        self.next()
+
+    def _sync_points(self) -> None:
+        pts = self.atoms.value
+        m = self.model.model
+        pts.data = m.positions.copy()
+        pts.features = m.features.reset_index(drop=True)
+        pts.metadata["atom_model_metadata"] = dict(m.metadata)
+
+    def accept(self) -> None:
+        p = self._item_position()
+        if p is not None:
+            self._decided("accept", p)
+
+    def remove(self) -> None:
+        p = self._item_position()
+        if p is None:
+            return
+        i = self.model.nearest(p, max_distance_A=0.1)
+        if i is None:
+            self.status.value = "No atom here to remove"
+            return
+        self.model.remove(i)
+        self._decided("remove", p, log=False)
+
+    def add_here(self) -> None:
+        p = self._item_position()
+        if p is None:
+            return
+        px = self._voxel()
+        vol = np.asarray(self.tomogram.value.data)
+        q = pick_near_point(vol, p / px, radius_vox=0.7 / px) * px
+        self.model.add(q)
+        self._decided("add", q, log=False)
+
+    def move_to_max(self) -> None:
+        p = self._item_position()
+        if p is None:
+            return
+        i = self.model.nearest(p, max_distance_A=0.1)
+        if i is None:
+            self.status.value = "No atom here to move"
+            return
+        px = self._voxel()
+        vol = np.asarray(self.tomogram.value.data)
+        q = pick_near_point(vol, p / px, radius_vox=1.0 / px) * px
+        self.model.move(i, q)
+        self._decided("move", p, log=False)

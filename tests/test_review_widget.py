@@ -1,0 +1,62 @@
+import numpy as np
+from scipy.spatial import cKDTree
+
+from napari_aet.simulate import build_structure, render_atom_volume
+
+PX = 0.4
+
+
+def _press(viewer, name):
+    for key, func in viewer.keymap.items():
+        if str(key) == name.replace("-", "+"):
+            func(viewer)
+            return
+    raise AssertionError(f"no binding {name}")
+
+
+def test_review_walks_the_doubtful_items_with_keys(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("NAPARI_AET_CACHE", str(tmp_path))
+    from napari_aet.widgets import ReviewWidget
+
+    truth = build_structure(
+        "fcc", radius_A=11, shape_px=(80, 80), pixel_size_A=PX, seed=2, jitter_A=0.0
+    ).positions
+    vol = render_atom_volume(truth, (80, 80, 80), voxel_size_A=PX, sigma_A=0.5)
+    c = truth.mean(axis=0)
+    inner = np.argsort(np.linalg.norm(truth - c, axis=1))
+    removed, duplicated = inner[3], inner[10]
+    keep = np.setdiff1d(np.arange(len(truth)), [removed])
+    atoms = np.vstack([truth[keep], truth[duplicated] + [0.0, 0.0, 1.1]])
+    viewer = make_napari_viewer()
+    viewer.add_image(vol, name="tomo", scale=(PX, PX, PX))
+    viewer.add_points(atoms, name="atoms", size=1.0)
+    w = ReviewWidget(viewer)
+    w.tomogram.value = viewer.layers["tomo"]
+    w.atoms.value = viewer.layers["atoms"]
+    with qtbot.waitSignal(w.run().finished, timeout=60000):
+        pass
+    assert "reviewed 0 /" in w.status.value
+    kinds = w.items["kind"].tolist()[:4]
+    assert "missing" in kinds  # the empty site is among the first items
+    _press(viewer, "Shift-N")  # to the first item; each decision moves on to the next
+    for _ in range(4):
+        item = w.items.iloc[w.current]
+        p = np.array([item["z"], item["y"], item["x"]])
+        np.testing.assert_allclose(viewer.camera.center, p)
+        if item["kind"] == "missing":
+            _press(viewer, "Shift-H")
+        elif np.linalg.norm(p - (truth[duplicated] + [0, 0, 1.1])) < 0.1:
+            _press(viewer, "Shift-X")
+        else:
+            _press(viewer, "Shift-K")
+    m = w.model
+    assert m.n_manual_added == 1 and m.n_manual_removed == 1
+    assert m.model.metadata["n_reviewed"] == 4
+    d, _ = cKDTree(m.positions).query(truth)
+    assert d.max() < 0.1  # every true atom is there again, the duplicate gone
+    assert len(m.positions) == len(truth)
+    assert {e["action"] for e in m.edit_log} >= {"add", "remove", "accept"}
+    assert m.autosave_path.exists()
+    assert len(viewer.layers["atoms"].data) == len(truth)
