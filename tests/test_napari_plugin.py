@@ -105,3 +105,25 @@ def test_simulate_widget_adds_a_tilt_series(make_napari_viewer, qtbot):
     assert len(viewer.layers["true atoms"].data) > 10
     w.angles.value = "-60, oops"
     assert w.run() is None and "Not started" in w.status.value
+
+
+def test_widgets_pick_up_the_previous_steps_layer(make_napari_viewer):
+    from napari_aet.widgets import ReconWidget, ReviewWidget, StructureWidget, TraceWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((3, 16, 16)), name="raw", metadata={"napari_aet_type": "tilt_series"})
+    recon, trace = ReconWidget(viewer), TraceWidget(viewer)
+    structure, review = StructureWidget(viewer), ReviewWidget(viewer)
+    viewer.add_image(np.zeros((8, 8, 8)), name="other")
+    aligned = viewer.add_image(
+        np.zeros((3, 16, 16)), name="raw aligned", metadata={"napari_aet_type": "tilt_series"}
+    )
+    tomo = viewer.add_image(
+        np.zeros((16, 16, 16)), name="tomo", metadata={"napari_aet_type": "tomogram"}
+    )
+    atoms = viewer.add_points(
+        np.zeros((3, 3)), name="atoms", metadata={"napari_aet_type": "atom_model"}
+    )
+    assert recon.layer.value is aligned
+    assert trace.layer.value is tomo and review.tomogram.value is tomo
+    assert structure.layer.value is atoms and review.atoms.value is atoms

@@ -17,7 +17,7 @@ from magicgui.widgets import (
 
 from .._layers import tilt_series_from_layer
 from ..recon import genfire
-from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas
+from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers
 
 if TYPE_CHECKING:
     import napari
@@ -72,6 +72,7 @@ class ReconWidget(StageWidgetMixin, Container):
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.runner.cancel)
         viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
+        follow_new_layers(viewer, self.layer, ("tilt_series",))
         viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
         self._figure, self._canvas = add_plot_canvas(self)
 

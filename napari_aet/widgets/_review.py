@@ -10,7 +10,7 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from .._layers import atoms_from_layer
 from ..trace import EditableAtomModel, default_autosave_path, pick_near_point, review_atoms
-from ._runner import StageRunner, StageWidgetMixin
+from ._runner import StageRunner, StageWidgetMixin, follow_new_layers
 
 if TYPE_CHECKING:
     import napari
@@ -67,6 +67,8 @@ class ReviewWidget(StageWidgetMixin, Container):
         for k, f in actions.items():
             buttons[k].changed.connect(lambda v=None, f=f: f())
             viewer.bind_key(REVIEW_KEYS[k], lambda v, f=f: f(), overwrite=True)
+        follow_new_layers(viewer, self.tomogram, ("tomogram",))
+        follow_new_layers(viewer, self.atoms, ("atom_model",))
         for layer_widget in (self.tomogram, self.atoms):
             viewer.layers.events.inserted.connect(lambda e, w=layer_widget: w.reset_choices())
             viewer.layers.events.removed.connect(lambda e, w=layer_widget: w.reset_choices())

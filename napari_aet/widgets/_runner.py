@@ -119,3 +119,19 @@ class StageWidgetMixin:
         self.run_button.enabled = not busy
         if hasattr(self, "cancel_button"):
             self.cancel_button.enabled = busy
+
+
+def follow_new_layers(viewer, layer_widget, kinds: tuple[str, ...]) -> None:
+    """Select each newly added layer whose ``metadata["napari_aet_type"]`` is one of ``kinds``
+    in ``layer_widget``: a step picks up the previous step's result by default."""
+
+    def on_insert(event) -> None:
+        layer = event.value
+        layer_widget.reset_choices()
+        if layer.metadata.get("napari_aet_type") in kinds:
+            try:
+                layer_widget.value = layer
+            except ValueError:  # not a choice of this widget (another layer type)
+                pass
+
+    viewer.layers.events.inserted.connect(on_insert)

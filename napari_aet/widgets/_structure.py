@@ -19,7 +19,7 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 from .._layers import atoms_from_layer
 from ..analysis import analyze_structure
 from ..figures import STUDY_LAYER_COLORS, layer_groups, plot_layer_rmsd, plot_q4_q6
-from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas
+from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers
 
 if TYPE_CHECKING:
     import napari
@@ -128,6 +128,7 @@ class StructureWidget(StageWidgetMixin, Container):
         self.view_button.changed.connect(self.view_along_stacking)
         self.select_button.changed.connect(self.run_with_selection)
         viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
+        follow_new_layers(viewer, self.layer, ("atom_model",))
         viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
 
     def run_with_selection(self, event=None):

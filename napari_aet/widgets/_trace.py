@@ -25,7 +25,7 @@ from ..trace import (
     pick_near_point,
     trace_atoms,
 )
-from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas
+from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers
 
 if TYPE_CHECKING:
     import napari
@@ -104,6 +104,7 @@ class TraceWidget(StageWidgetMixin, Container):
         self.point_size.changed.connect(self._resize_points)
         self.layer.changed.connect(self._maybe_restore)
         viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
+        follow_new_layers(viewer, self.layer, ("tomogram",))
         viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
         viewer.mouse_drag_callbacks.append(self._on_click)
         viewer.bind_key("Control-Z", lambda v: self.undo(), overwrite=True)
