@@ -8,6 +8,8 @@ import numpy as np
 from scipy import optimize
 from scipy.spatial import cKDTree
 
+from .._geometry import in_plane_basis
+
 
 def nearest_neighbour_distance(positions_A: np.ndarray) -> float:
     """Nearest-neighbour bond length [A]: the median of all first-shell distances.
@@ -108,13 +110,6 @@ def find_stacking_direction(
     return n, best_s
 
 
-def _in_plane_basis(normal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    helper = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
-    e1 = np.cross(normal, helper)
-    e1 /= np.linalg.norm(e1)
-    return e1, np.cross(normal, e1)
-
-
 @dataclass
 class StackingResult:
     """Layers along the stacking direction and their labels.
@@ -196,7 +191,7 @@ def analyze_stacking(positions_A, *, normal=None, min_layer_atoms: int = 3) -> S
     k -= k.min()
     n_layers = int(k.max()) + 1
     # in-plane bonds (both atoms in the same layer, at nearest-neighbour distance)
-    e1, e2 = _in_plane_basis(n)
+    e1, e2 = in_plane_basis(n)
     tree = cKDTree(pos)
     pairs = tree.query_pairs(d_nn * 1.2, output_type="ndarray")
     same = k[pairs[:, 0]] == k[pairs[:, 1]]

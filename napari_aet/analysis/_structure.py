@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .._geometry import in_plane_basis
 from .._progress import report
 from ..atoms import AtomModel
 from ._boo import _ideal, classify_local_structure, steinhardt_q4_q6
@@ -31,16 +32,9 @@ def _boo_distance(q4, q6, kind: str) -> float:
     return float(np.linalg.norm(np.stack([q4, q6], 1) - ref, axis=1).mean())
 
 
-def _basis(normal):
-    helper = np.array([1.0, 0.0, 0.0]) if abs(normal[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
-    e1 = np.cross(normal, helper)
-    e1 /= np.linalg.norm(e1)
-    return e1, np.cross(normal, e1)
-
-
 def _bond_orientation(pos, normal, d_nn) -> float:
     """6-fold mean in-plane orientation [rad] of the nearest-neighbour bonds of ``pos``."""
-    e1, e2 = _basis(np.asarray(normal, float))
+    e1, e2 = in_plane_basis(normal)
     pairs = cKDTree(pos).query_pairs(1.2 * d_nn, output_type="ndarray")
     if not len(pairs):
         return float("nan")
@@ -57,7 +51,7 @@ def fit_cluster_lattices(pos, normal, cluster, *, d_nn: float):
     Each fit starts from the stacking normal and the cluster's in-plane bond orientation and
     tries both twin variants about [111], keeping the one that assigns more atoms.
     """
-    e1, e2 = _basis(np.asarray(normal, float))
+    e1, e2 = in_plane_basis(normal)
     for cl in np.unique(cluster):
         sel = np.nonzero(cluster == cl)[0]
         if len(sel) < 20:
@@ -82,17 +76,10 @@ def cluster_rotation_deg(positions_A, normal, clusters, *, d_nn: float) -> float
     """Rotation [degrees] of cluster 1's hexagonal nets relative to cluster 0's about ``normal``,
     from the 6-fold mean orientation of the in-plane nearest-neighbour bonds inside each."""
     pos = np.asarray(positions_A, float)
-    e1, e2 = _basis(np.asarray(normal, float))
-    pairs = cKDTree(pos).query_pairs(1.2 * d_nn, output_type="ndarray")
-    b = pos[pairs[:, 1]] - pos[pairs[:, 0]]
-    in_plane = np.abs(b @ normal) < 0.3 * d_nn
-    means = []
-    for c in (0, 1):
-        sel = in_plane & (clusters[pairs[:, 0]] == c) & (clusters[pairs[:, 1]] == c)
-        if not sel.any():
-            return float("nan")
-        ang = np.arctan2(b[sel] @ e2, b[sel] @ e1)
-        means.append(np.angle(np.exp(6j * ang).mean()) / 6)
+    clusters = np.asarray(clusters)
+    means = [_bond_orientation(pos[clusters == c], normal, d_nn) for c in (0, 1)]
+    if not all(np.isfinite(means)):
+        return float("nan")
     return float(np.rad2deg(np.angle(np.exp(6j * (means[1] - means[0]))) / 6))
 
 
@@ -161,7 +148,7 @@ def analyze_structure(
     coordination = np.array([len(x) - 1 for x in tree.query_ball_point(pos, 1.2 * d_nn)])
     surface = coordination < 11  # fewer than 11 of the 12 fcc neighbours
     f["surface"] = surface.astype(np.int8)
-    e1, e2 = _basis(st.normal)
+    e1, e2 = in_plane_basis(st.normal)
     centre = pos.mean(axis=0)
     for L in st.layers:
         sel = np.nonzero(st.layer == L["index"])[0]

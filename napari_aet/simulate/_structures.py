@@ -12,6 +12,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from .._geometry import in_plane_basis
+
 #: Lattice constant of Pt at room temperature [A] (the study's reference value).
 PT_LATTICE_CONSTANT_A = 3.912
 
@@ -298,10 +300,7 @@ def stacked_particle(
     spacing = a / np.sqrt(3.0)
     nvec = np.asarray(normal, dtype=np.float64)
     nvec = nvec / np.linalg.norm(nvec)
-    helper = np.array([1.0, 0.0, 0.0]) if abs(nvec[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
-    e1 = np.cross(nvec, helper)
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(nvec, e1)
+    e1, e2 = in_plane_basis(nvec)
     ang = np.deg2rad(in_plane_angle_deg)
     e1, e2 = np.cos(ang) * e1 + np.sin(ang) * e2, -np.sin(ang) * e1 + np.cos(ang) * e2
     a1 = bond * e1

@@ -16,6 +16,7 @@ from magicgui.widgets import (
 )
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
+from .._geometry import in_plane_basis
 from .._layers import atoms_from_layer
 from ..analysis import analyze_structure
 from ..figures import STUDY_LAYER_COLORS, layer_groups, plot_layer_rmsd, plot_q4_q6
@@ -241,10 +242,9 @@ class StructureWidget(StageWidgetMixin, Container):
             self.status.value = "Analyse first"
             return
         n = np.asarray(self.result.stacking.normal, float)
-        helper = np.array([1.0, 0.0, 0.0]) if abs(n[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
-        up = np.cross(n, helper)
+        up, _ = in_plane_basis(n)
         self._viewer.dims.ndisplay = 3
-        self._viewer.camera.set_view_direction(tuple(n), tuple(up / np.linalg.norm(up)))
+        self._viewer.camera.set_view_direction(tuple(n), tuple(up))
         self.status.value = "Viewing along [111]"
 
     def _plot(self) -> None:

@@ -1,0 +1,19 @@
+"""Small geometric helpers shared by the stages."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def in_plane_basis(normal) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors ``(e1, e2)`` spanning the plane normal to ``normal`` (``e2 = n x e1``).
+
+    The choice is deterministic for a given normal, so every stage that uses it (the twinned
+    particle builder, the stacking analysis, the layer fits) agrees on in-plane angles.
+    """
+    n = np.asarray(normal, dtype=np.float64)
+    n = n / np.linalg.norm(n)
+    helper = np.array([1.0, 0.0, 0.0]) if abs(n[0]) < 0.9 else np.array([0.0, 0.0, 1.0])
+    e1 = np.cross(n, helper)
+    e1 /= np.linalg.norm(e1)
+    return e1, np.cross(n, e1)
