@@ -18,3 +18,36 @@ def machine() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def sample_series_and_tomogram(
+    tomogram=None,
+    *,
+    iterations: int = 100,
+    oversampling: float = 2.0,
+    interpolation: str = "fft",
+    device: str = "auto",
+):
+    """The built-in sample, its aligned series (true atoms at the nominal angles, seed 11) and a
+    GENFIRE tomogram of it: loaded from ``tomogram`` (.npy) when that exists, else
+    reconstructed (and saved there when a path is given)."""
+    import numpy as np
+
+    from napari_aet.recon import genfire
+    from napari_aet.simulate import simulate_tilt_series, twinned_pt_nanodumbbell
+
+    s = twinned_pt_nanodumbbell()
+    sim = simulate_tilt_series(s.truth.atoms, s.angles_deg, seed=11)
+    if tomogram is not None and tomogram.exists():
+        return s, sim, np.load(tomogram)
+    vol = genfire(
+        sim.data,
+        s.angles_deg,
+        iterations=iterations,
+        oversampling=oversampling,
+        interpolation=interpolation,
+        device=device,
+    ).volume
+    if tomogram is not None:
+        np.save(tomogram, vol)
+    return s, sim, vol

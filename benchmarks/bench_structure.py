@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import machine
+from _common import machine, sample_series_and_tomogram
 
 
 def main() -> None:
@@ -24,17 +24,10 @@ def main() -> None:
     args = ap.parse_args()
     from napari_aet.analysis import analyze_structure, compare_atom_models
     from napari_aet.atoms import AtomModel
-    from napari_aet.recon import genfire
-    from napari_aet.simulate import simulate_tilt_series, twinned_pt_nanodumbbell
     from napari_aet.trace import trace_atoms
 
-    s = twinned_pt_nanodumbbell()
+    s, _, vol = sample_series_and_tomogram(args.tomogram, iterations=args.iterations)
     truth = s.truth.atoms
-    if args.tomogram and args.tomogram.exists():
-        vol = np.load(args.tomogram)
-    else:
-        sim = simulate_tilt_series(truth, s.angles_deg, seed=11)
-        vol = genfire(sim.data, s.angles_deg, iterations=args.iterations).volume
     traced = trace_atoms(vol, voxel_size_A=0.358).atoms
     rows = []
     for label, model in (("true atoms", AtomModel(truth.positions)), ("traced atoms", traced)):

@@ -14,8 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-from _common import machine
+from _common import machine, sample_series_and_tomogram
 
 
 def main() -> None:
@@ -27,26 +26,16 @@ def main() -> None:
     ap.add_argument("--tomogram", type=Path, default=None, help="reuse a saved reconstruction")
     args = ap.parse_args()
     from napari_aet.analysis import compare_atom_models
-    from napari_aet.recon import genfire
-    from napari_aet.simulate import simulate_tilt_series, twinned_pt_nanodumbbell
     from napari_aet.trace import trace_atoms
 
-    s = twinned_pt_nanodumbbell()
+    s, _, vol = sample_series_and_tomogram(
+        args.tomogram,
+        iterations=args.iterations,
+        oversampling=args.oversampling,
+        interpolation=args.interpolation,
+        device=args.device,
+    )
     truth = s.truth.atoms.positions
-    if args.tomogram and args.tomogram.exists():
-        vol = np.load(args.tomogram)
-    else:
-        sim = simulate_tilt_series(s.truth.atoms, s.angles_deg, seed=11)
-        vol = genfire(
-            sim.data,
-            s.angles_deg,
-            iterations=args.iterations,
-            oversampling=args.oversampling,
-            interpolation=args.interpolation,
-            device=args.device,
-        ).volume
-        if args.tomogram:
-            np.save(args.tomogram, vol)
     print(
         f"Machine: {machine()}; tomogram {vol.shape} at 0.358 A (GENFIRE, {args.iterations} "
         f"iterations, oversampling {args.oversampling:g}, {args.interpolation.upper()} "

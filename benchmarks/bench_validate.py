@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import machine
+from _common import machine, sample_series_and_tomogram
 
 
 def main() -> None:
@@ -24,16 +24,9 @@ def main() -> None:
     ap.add_argument("--tomogram", type=Path, default=None)
     args = ap.parse_args()
     from napari_aet.analysis import r_factor
-    from napari_aet.recon import genfire
-    from napari_aet.simulate import simulate_tilt_series, twinned_pt_nanodumbbell
     from napari_aet.trace import trace_atoms
 
-    s = twinned_pt_nanodumbbell()
-    sim = simulate_tilt_series(s.truth.atoms, s.angles_deg, seed=11)
-    if args.tomogram and args.tomogram.exists():
-        vol = np.load(args.tomogram)
-    else:
-        vol = genfire(sim.data, s.angles_deg, iterations=args.iterations).volume
+    s, sim, vol = sample_series_and_tomogram(args.tomogram, iterations=args.iterations)
     traced = trace_atoms(vol, voxel_size_A=0.358).atoms.positions
     truth = s.truth.atoms.positions
     keep = np.random.default_rng(0).permutation(len(truth))[: int(0.9 * len(truth))]

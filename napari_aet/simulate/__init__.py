@@ -1,6 +1,7 @@
 """Structures, projected potentials and tilt-series synthesis (no Qt, no napari)."""
 
 from ._build import LATTICE_CONSTANTS_A, STRUCTURES, build_structure
+from ._errors import InjectedErrors, inject_model_errors
 from ._potentials import (
     atomic_number,
     kirkland_parameters,
@@ -32,6 +33,8 @@ from ._tilt_series import (
 from ._volume import render_atom_volume
 
 __all__ = [
+    "InjectedErrors",
+    "inject_model_errors",
     "LATTICE_CONSTANTS_A",
     "STRUCTURES",
     "build_structure",

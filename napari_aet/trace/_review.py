@@ -38,6 +38,22 @@ class ReviewList:
         n = max(1, int(np.ceil(fraction * len(self.table))))
         return self.table.iloc[:n]
 
+    def injected_hits(self, injected, fraction: float) -> dict[str, int]:
+        """How many known errors (:class:`~napari_aet.simulate.InjectedErrors`) rank in the
+        first ``fraction`` of the list: displaced and duplicated atoms by index, removed atoms
+        by a missing-atom candidate within 0.7 A."""
+        top = self.top_fraction(fraction)
+        atoms = top[top.kind == "atom"]["index"].to_numpy()
+        cand = top[top.kind == "missing"][["z", "y", "x"]].to_numpy()
+        missing = 0
+        if len(cand) and len(injected.removed_A):
+            missing = int((cKDTree(cand).query(injected.removed_A)[0] < 0.7).sum())
+        return {
+            "displaced": int(np.isin(injected.displaced, atoms).sum()),
+            "duplicated": int(np.isin(injected.duplicates, atoms).sum()),
+            "removed": missing,
+        }
+
 
 _REASONS = {
     "doubt_close_pair": "closer to a neighbour than the bond length allows",
