@@ -6,16 +6,8 @@ from napari_aet.simulate import build_structure, render_atom_volume
 PX = 0.4
 
 
-def _press(viewer, name):
-    for key, func in viewer.keymap.items():
-        if str(key) == name.replace("-", "+"):
-            func(viewer)
-            return
-    raise AssertionError(f"no binding {name}")
-
-
 def test_review_walks_the_doubtful_items_with_keys(
-    make_napari_viewer, qtbot, tmp_path, monkeypatch
+    make_napari_viewer, qtbot, tmp_path, monkeypatch, press_key
 ):
     monkeypatch.setenv("NAPARI_AET_CACHE", str(tmp_path))
     from napari_aet.widgets import ReviewWidget
@@ -40,17 +32,17 @@ def test_review_walks_the_doubtful_items_with_keys(
     assert "reviewed 0 /" in w.status.value
     kinds = w.items["kind"].tolist()[:4]
     assert "missing" in kinds  # the empty site is among the first items
-    _press(viewer, "Shift-N")  # to the first item; each decision moves on to the next
+    press_key(viewer, "Shift-N")  # to the first item; each decision moves on to the next
     for _ in range(4):
         item = w.items.iloc[w.current]
         p = np.array([item["z"], item["y"], item["x"]])
         np.testing.assert_allclose(viewer.camera.center, p)
         if item["kind"] == "missing":
-            _press(viewer, "Shift-H")
+            press_key(viewer, "Shift-H")
         elif np.linalg.norm(p - (truth[duplicated] + [0, 0, 1.1])) < 0.1:
-            _press(viewer, "Shift-X")
+            press_key(viewer, "Shift-X")
         else:
-            _press(viewer, "Shift-K")
+            press_key(viewer, "Shift-K")
     m = w.model
     assert m.n_manual_added == 1 and m.n_manual_removed == 1
     assert m.model.metadata["n_reviewed"] == 4

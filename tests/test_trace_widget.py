@@ -32,14 +32,6 @@ def _click(viewer, position, view_direction=(1.0, 0.0, 0.0), dims=(0, 1, 2)):
     mouse_press_callbacks(viewer, ReadOnlyWrapper(event, exceptions=("handled",)))
 
 
-def _press_key(viewer, name):
-    for key, func in viewer.keymap.items():
-        if str(key) == name.replace("Control", "Ctrl").replace("-", "+"):
-            func(viewer)
-            return
-    raise AssertionError(f"no binding for {name}: {[str(k) for k in viewer.keymap]}")
-
-
 @pytest.fixture
 def traced(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_AET_CACHE", str(tmp_path))
@@ -93,20 +85,20 @@ def test_ray_picking_in_3d_and_slice_view(traced):
     assert w.model.n_manual_added == 3 and w.model.n_manual_removed == 3
 
 
-def test_keyboard_modes_undo_and_autosave_restore(traced, make_napari_viewer):
+def test_keyboard_modes_undo_and_autosave_restore(traced, press_key):
     viewer, w = traced
-    _press_key(viewer, "Shift-A")
+    press_key(viewer, "Shift-A")
     assert w.mode.value == "add"
-    _press_key(viewer, "Shift-D")
+    press_key(viewer, "Shift-D")
     assert w.mode.value == "remove"
     viewer.dims.ndisplay = 3
     _click(viewer, (0.0, 8.0, 8.0))
     assert len(w.points.data) == 3
-    _press_key(viewer, "Control-Z")
+    press_key(viewer, "Control-Z")
     assert len(w.points.data) == 4
-    _press_key(viewer, "Control-Shift-Z")
+    press_key(viewer, "Control-Shift-Z")
     assert len(w.points.data) == 3
-    _press_key(viewer, "Shift-Q")
+    press_key(viewer, "Shift-Q")
     assert w.mode.value == "off"
     _click(viewer, (0.0, 9.0, 12.0))  # edit mode off: nothing happens
     assert len(w.points.data) == 3

@@ -178,6 +178,12 @@ class ReviewWidget(StageWidgetMixin, Container):
         pts.features = m.features.reset_index(drop=True)
         pts.metadata["atom_model_metadata"] = dict(m.metadata)
 
+    def _maximum_near(self, p_A: np.ndarray, radius_A: float) -> np.ndarray:
+        """Sub-voxel tomogram maximum [A] within ``radius_A`` of a point."""
+        px = self._voxel()
+        vol = np.asarray(self.tomogram.value.data)
+        return pick_near_point(vol, p_A / px, radius_vox=radius_A / px) * px
+
     def accept(self) -> None:
         p = self._item_position()
         if p is not None:
@@ -198,9 +204,7 @@ class ReviewWidget(StageWidgetMixin, Container):
         p = self._item_position()
         if p is None:
             return
-        px = self._voxel()
-        vol = np.asarray(self.tomogram.value.data)
-        q = pick_near_point(vol, p / px, radius_vox=0.7 / px) * px
+        q = self._maximum_near(p, 0.7)
         self.model.add(q)
         self._decided("add", q, log=False)
 
@@ -212,8 +216,6 @@ class ReviewWidget(StageWidgetMixin, Container):
         if i is None:
             self.status.value = "No atom here to move"
             return
-        px = self._voxel()
-        vol = np.asarray(self.tomogram.value.data)
-        q = pick_near_point(vol, p / px, radius_vox=1.0 / px) * px
+        q = self._maximum_near(p, 1.0)
         self.model.move(i, q)
         self._decided("move", p, log=False)
