@@ -46,17 +46,23 @@ def test_cli_recon_needs_angles(tmp_path, capsys):
     assert not (tmp_path / "o" / "tomogram.h5").exists()
 
 
-def test_recon_widget_adds_tomogram(make_napari_viewer, qtbot, small_series):
+@pytest.fixture
+def recon_on_series(make_napari_viewer, small_series):
+    """A viewer with the small series as a tilt-series layer and a ReconWidget on it."""
     from napari_aet._layers import tilt_series_layer_data
     from napari_aet.io import read_tilt_series
     from napari_aet.widgets import ReconWidget
 
-    path, atoms, _ = small_series
     viewer = make_napari_viewer()
-    data, kw, _ = tilt_series_layer_data(read_tilt_series(path), name="tilts")
+    data, kw, _ = tilt_series_layer_data(read_tilt_series(small_series[0]), name="tilts")
     viewer.add_image(data, **kw)
     w = ReconWidget(viewer)
     w.layer.value = viewer.layers["tilts"]
+    return viewer, w
+
+
+def test_recon_widget_adds_tomogram(recon_on_series, qtbot):
+    viewer, w = recon_on_series
     w.iterations.value = 10
     w.support.value = "box"
     w.interpolation.value = "dft"
@@ -83,17 +89,8 @@ def test_recon_widget_refuses_layer_without_angles(make_napari_viewer):
     assert len(viewer.layers) == 1
 
 
-def test_recon_widget_cancel_adds_nothing(make_napari_viewer, qtbot, small_series):
-    from napari_aet._layers import tilt_series_layer_data
-    from napari_aet.io import read_tilt_series
-    from napari_aet.widgets import ReconWidget
-
-    path, _, _ = small_series
-    viewer = make_napari_viewer()
-    data, kw, _ = tilt_series_layer_data(read_tilt_series(path), name="tilts")
-    viewer.add_image(data, **kw)
-    w = ReconWidget(viewer)
-    w.layer.value = viewer.layers["tilts"]
+def test_recon_widget_cancel_adds_nothing(recon_on_series, qtbot):
+    viewer, w = recon_on_series
     w.iterations.value = 100000
     w.support.value = "box"
     worker = w.run()
