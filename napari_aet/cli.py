@@ -594,8 +594,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recon(sub)
     _add_trace(sub)
     _add_analyze(sub)
+    from ._cli_augment import add_augment, add_train
     from ._cli_pipeline import add_run, add_validate
 
+    add_augment(sub)
+    add_train(sub)
     add_validate(sub)
     add_run(sub)
     _add_info(sub)
@@ -629,6 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(_join_negative_values(argv))
+    args.argv = argv  # the exact command, for provenance
     if args.command is None:
         parser.print_help()
         return 2

@@ -9,7 +9,7 @@ from ._curves import (
     plot_recon_errors,
     plot_trace_histogram,
 )
-from ._montage import add_scale_bar, tilt_series_montage
+from ._montage import add_scale_bar, tilt_series_montage, volume_slices_figure
 
 __all__ = [
     "STUDY_LAYER_COLORS",
@@ -21,4 +21,5 @@ __all__ = [
     "plot_recon_errors",
     "plot_trace_histogram",
     "tilt_series_montage",
+    "volume_slices_figure",
 ]

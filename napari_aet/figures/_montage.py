@@ -90,3 +90,72 @@ def tilt_series_montage(
         left=0.01, right=0.99, bottom=0.01, top=0.93 if title else 0.99, wspace=0.03, hspace=0.03
     )
     return fig
+
+
+def volume_slices_figure(
+    volumes: dict,
+    *,
+    voxel_size_A: float | None = None,
+    center=None,
+    thickness_px: int = 1,
+    scale_bar_A: float = 10.0,
+    title: str | None = None,
+    panel_size_in: float = 2.2,
+):
+    """Central slices (xy, xz, yz) of several volumes side by side, one row per volume.
+
+    Parameters
+    ----------
+    volumes : dict of name -> ndarray of shape (z, y, x)
+        Volumes of the same shape (e.g. raw and augmented tomograms).
+    voxel_size_A : float, optional
+        Draws a ``scale_bar_A`` bar on the first panel of each row.
+    center : (int, int, int), optional
+        Voxel the slices go through; default the centre of mass of the first volume.
+    thickness_px : int
+        Slabs of this many voxels are averaged (1: single slices).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.figure import Figure
+    from scipy import ndimage
+
+    names = list(volumes)
+    if not names:
+        raise ValueError("no volumes to show")
+    first = np.asarray(volumes[names[0]], np.float32)
+    if center is None:
+        w = np.clip(first, 0, None)
+        c = ndimage.center_of_mass(w) if w.sum() > 0 else np.array(first.shape) / 2
+        center = [int(round(v)) for v in c]
+    cz, cy, cx = center
+    h = max(0, thickness_px // 2)
+    fig = Figure(figsize=(3 * panel_size_in, len(names) * panel_size_in), dpi=150)
+    axes = fig.subplots(len(names), 3, squeeze=False)
+    for r, name in enumerate(names):
+        v = np.asarray(volumes[name], np.float32)
+        if v.shape != first.shape:
+            raise ValueError(f"{name!r} has shape {v.shape}, the first volume {first.shape}")
+        views = {
+            "xy (along z)": v[max(cz - h, 0) : cz + h + 1].mean(0),
+            "xz (along y)": v[:, max(cy - h, 0) : cy + h + 1].mean(1),
+            "yz (along x)": v[:, :, max(cx - h, 0) : cx + h + 1].mean(2),
+        }
+        for c, (view, img) in enumerate(views.items()):
+            ax = axes[r, c]
+            lo, hi = np.percentile(img, [1, 99.8])
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(view, fontsize=8)
+            if c == 0:
+                ax.set_ylabel(name, fontsize=9)
+                if voxel_size_A:
+                    add_scale_bar(ax, length_A=scale_bar_A, pixel_size_A=voxel_size_A)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

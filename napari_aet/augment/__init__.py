@@ -1,0 +1,40 @@
+"""Neural augmentation: a 3D U-Net that removes missing-wedge and noise artifacts (no Qt).
+
+``generate_training_set`` simulates training pairs (GENFIRE input, Gaussian-atom target) on
+Dask; ``train_unet`` trains; ``augment_volume`` applies shipped or own weights to any tomogram.
+"""
+
+from ._data import (
+    TRAINING_STRUCTURES,
+    TrainingDataSettings,
+    generate_training_set,
+    make_training_pair,
+    write_shard,
+)
+from ._infer import AugmentResult, augment_volume, predict_tiled
+from ._model import UNet3D
+from ._normalise import atom_peak_scale, gaussian_target, normalise_tomogram
+from ._train import TrainResult, plot_learning_curve, train_unet
+from ._weights import SHIPPED_WEIGHTS, load_weights, save_weights, shipped_weights
+
+__all__ = [
+    "AugmentResult",
+    "SHIPPED_WEIGHTS",
+    "TRAINING_STRUCTURES",
+    "TrainResult",
+    "TrainingDataSettings",
+    "UNet3D",
+    "atom_peak_scale",
+    "augment_volume",
+    "gaussian_target",
+    "generate_training_set",
+    "load_weights",
+    "make_training_pair",
+    "normalise_tomogram",
+    "plot_learning_curve",
+    "predict_tiled",
+    "save_weights",
+    "shipped_weights",
+    "train_unet",
+    "write_shard",
+]

@@ -1,0 +1,102 @@
+"""Weights files of the U-Net: the shipped ones in ``resources/`` and the user's own.
+
+A weights file is ``torch.save`` of a plain dict (loadable with ``weights_only=True``):
+``format``, ``config`` (the :class:`UNet3D` arguments), ``state_dict``, ``voxel_size_A`` (the
+sampling the network was trained at), ``normalisation`` and ``provenance`` (how it was made).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ._model import UNet3D
+
+WEIGHTS_FORMAT = "napari-aet-unet/1"
+
+#: Shipped weights: name -> file in ``napari_aet/resources``.
+SHIPPED_WEIGHTS = {"fcc": "unet-fcc.pt", "amorphous": "unet-amorphous.pt"}
+
+
+def resources_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "resources"
+
+
+def shipped_weights() -> dict[str, Path]:
+    """The shipped weights that are present: ``{name: path}``."""
+    out = {}
+    for name, fname in SHIPPED_WEIGHTS.items():
+        p = resources_dir() / fname
+        if p.exists():
+            out[name] = p
+    return out
+
+
+def save_weights(path, model: UNet3D, *, voxel_size_A: float, provenance: dict) -> Path:
+    """Write a weights file (atomically)."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": WEIGHTS_FORMAT,
+        "config": dict(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "voxel_size_A": float(voxel_size_A),
+        "normalisation": "atom_peak",
+        "provenance": json.dumps(provenance, default=str),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".pt", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_weights(weights="fcc", *, device="cpu") -> tuple[UNet3D, dict]:
+    """Load a U-Net: a shipped name (``"fcc"``, ``"amorphous"``) or a weights file path.
+
+    Returns the model (eval mode, on ``device``) and the file's metadata
+    (``voxel_size_A``, ``normalisation``, ``provenance``, ``source``).
+    """
+    if isinstance(weights, str) and weights in SHIPPED_WEIGHTS:
+        p = resources_dir() / SHIPPED_WEIGHTS[weights]
+        if not p.exists():
+            raise FileNotFoundError(
+                f"the shipped {weights!r} weights are not in {p.parent}; train your own with "
+                "`napari-aet train` and pass the file"
+            )
+    else:
+        p = Path(weights)
+        if not p.exists():
+            raise FileNotFoundError(
+                f"weights file {p} not found; use a shipped name "
+                f"({', '.join(SHIPPED_WEIGHTS)}) or the output of `napari-aet train`"
+            )
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling problem means "not ours"
+        raise ValueError(f"{p} is not a napari-aet weights file ({err})") from err
+    if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
+        raise ValueError(
+            f"{p} is not a napari-aet weights file (expected format {WEIGHTS_FORMAT!r}); "
+            "a training checkpoint? pass the weights.pt written by `napari-aet train`"
+        )
+    model = UNet3D(**payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    model.eval().to(device)
+    meta = {
+        "voxel_size_A": float(payload["voxel_size_A"]),
+        "normalisation": payload["normalisation"],
+        "provenance": json.loads(payload["provenance"]),
+        "source": str(p),
+        "config": dict(payload["config"]),
+    }
+    return model, meta

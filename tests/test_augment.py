@@ -1,0 +1,223 @@
+"""U-Net augmentation: training data, model, training, tiled inference, shipped weights, CLI."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from napari_aet.augment import (
+    TrainingDataSettings,
+    UNet3D,
+    atom_peak_scale,
+    augment_volume,
+    gaussian_target,
+    generate_training_set,
+    load_weights,
+    make_training_pair,
+    predict_tiled,
+    save_weights,
+    shipped_weights,
+    train_unet,
+)
+from napari_aet.cli import main
+
+TINY = TrainingDataSettings(box_px=48, radius_min_A=3.0, radius_max_A=4.5, iterations=15)
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny-set")
+    shards = generate_training_set(
+        out, n_samples=6, settings=TINY, samples_per_shard=2, n_workers=0
+    )
+    return out, shards
+
+
+def test_gaussian_target_peaks_at_one_on_each_atom():
+    pos = np.array([[10.0, 10.0, 10.0], [10.0, 10.0, 16.0]]) * 0.358
+    y = gaussian_target(pos, (24, 24, 24), voxel_size_A=0.358, sigma_A=0.45)
+    assert y[10, 10, 10] == pytest.approx(1.0, abs=0.02)
+    assert y[10, 10, 16] == pytest.approx(1.0, abs=0.02)
+    assert y[10, 10, 13] < 0.2
+
+
+def test_atom_peak_scale_ignores_fill_fraction_and_gain():
+    pos = np.stack(np.meshgrid(*[np.arange(8, 40, 6)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    big = gaussian_target(pos * 0.358, (48, 48, 48), voxel_size_A=0.358)
+    few = gaussian_target(pos[:20] * 0.358, (48, 48, 48), voxel_size_A=0.358)
+    for vol in (big, few):
+        off, scale = atom_peak_scale(7.0 * vol + 3.0, voxel_size_A=0.358)
+        assert off == pytest.approx(3.0, abs=0.05)
+        assert scale == pytest.approx(7.0, rel=0.05)
+    with pytest.raises(ValueError, match="no peaks"):
+        atom_peak_scale(np.zeros((16, 16, 16)), voxel_size_A=0.358)
+
+
+def test_training_pair_is_aligned_with_its_target():
+    x, y, info = make_training_pair(TINY, 3)
+    assert x.shape == y.shape == (48, 48, 48)
+    assert info["n_atoms"] > 5
+    # the tomogram correlates with the target best without a shift
+    ncc = [np.corrcoef(x.ravel(), np.roll(y, s, axis=2).ravel())[0, 1] for s in (-2, 0, 2)]
+    assert ncc[1] > max(ncc[0], ncc[2]) + 0.1
+
+
+def test_settings_refuse_a_particle_larger_than_the_box():
+    with pytest.raises(ValueError, match="do not fit"):
+        TrainingDataSettings(box_px=48, radius_max_A=9.0).validate()
+    with pytest.raises(ValueError, match="unknown training structure"):
+        TrainingDataSettings(structure="bcc").validate()
+
+
+def test_generation_writes_shards_and_resumes(tiny_set, tmp_path):
+    out, shards = tiny_set
+    assert len(shards) == 3 and all(p.exists() for p in shards)
+    with h5py.File(shards[0]) as h5:
+        assert h5["input"].shape == (2, 48, 48, 48)
+        assert h5["target"].shape == (2, 48, 48, 48)
+        assert len(json.loads(h5.attrs["samples"])) == 2
+    # a rerun finds every shard done and makes nothing new
+    stamp = [p.stat().st_mtime_ns for p in shards]
+    generate_training_set(out, n_samples=6, settings=TINY, samples_per_shard=2, n_workers=0)
+    assert [p.stat().st_mtime_ns for p in shards] == stamp
+    with pytest.raises(ValueError, match="other settings"):
+        generate_training_set(
+            out,
+            n_samples=6,
+            settings=TrainingDataSettings(box_px=48, radius_min_A=3.0, radius_max_A=4.0),
+            samples_per_shard=2,
+            n_workers=0,
+        )
+
+
+def test_generation_on_a_dask_local_cluster(tmp_path):
+    settings = TrainingDataSettings(box_px=48, radius_min_A=3.0, radius_max_A=4.0, iterations=5)
+    shards = generate_training_set(
+        tmp_path, n_samples=2, settings=settings, samples_per_shard=1, n_workers=1
+    )
+    assert [p.name for p in shards] == ["shard-00000.h5", "shard-00001.h5"]
+    with h5py.File(shards[1]) as h5:
+        assert json.loads(h5.attrs["samples"])[0]["seed"] == 1
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 32), (37, 40, 29)])
+def test_unet_keeps_the_shape_of_any_volume(shape):
+    torch.manual_seed(0)
+    model = UNet3D(depth=2, width=4).eval()
+    out = predict_tiled(model, np.random.default_rng(0).random(shape, np.float32), tile_px=32)
+    assert out.shape == shape
+    assert np.all(out >= 0)  # ReLU output
+
+
+def test_blended_tiles_match_a_whole_volume_pass(tiny_training):
+    model, _ = load_weights(tiny_training[0] / "weights.pt")
+    x = np.concatenate([make_training_pair(TINY, s)[0] for s in (5, 6)], axis=2)  # 48x48x96
+    whole = predict_tiled(model, x, tile_px=96)
+    tiled = predict_tiled(model, x, tile_px=32, overlap_px=16)
+    assert whole.max() > 0.1 and whole.std() > 0.01  # a trained response, not a constant
+    assert np.abs(tiled - whole).max() < 0.05 * whole.max()
+    assert np.sqrt(np.mean((tiled - whole) ** 2)) < 0.01 * whole.max()
+    # and the tiling really split the volume (otherwise the test proves nothing)
+    calls = []
+    predict_tiled(model, x, tile_px=32, overlap_px=16, progress=lambda d, t, m: calls.append(t))
+    assert calls[-1] == 2 * 2 * 5
+
+
+KW = dict(crop_px=32, depth=2, width=4, learning_rate=2e-3, steps_per_epoch=10, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def tiny_training(tiny_set, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny-train")
+    return out, train_unet(tiny_set[0], out, epochs=3, device="cpu", **KW)
+
+
+def test_tiny_training_lowers_the_loss_and_resumes(tiny_set, tiny_training):
+    out, res = tiny_training
+    h = res.history
+    assert h["epoch"] == [1, 2, 3]
+    assert h["train_loss"][-1] < 0.7 * h["train_loss"][0]
+    assert h["val_loss"][-1] < h["val_loss"][0]
+    assert (out / "learning_curve.png").stat().st_size > 5000
+    model, meta = load_weights(out / "weights.pt")
+    assert meta["voxel_size_A"] == pytest.approx(0.358)
+    assert meta["provenance"]["training"]["n_val"] == 1
+    # resume: one more epoch continues the history instead of starting over
+    res2 = train_unet(tiny_set[0], out, epochs=4, device="cpu", **KW)
+    assert res2.history["epoch"] == [1, 2, 3, 4]
+    assert res2.history["train_loss"][:3] == h["train_loss"]
+    with pytest.raises(ValueError, match="other settings"):
+        train_unet(tiny_set[0], out, epochs=6, device="cpu", **{**KW, "width": 8})
+
+
+def test_weights_file_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="napari-aet train"):
+        load_weights(tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    torch.save({"hello": 1}, bad)
+    with pytest.raises(ValueError, match="not a napari-aet weights file"):
+        load_weights(bad)
+
+
+def test_augment_resamples_other_voxel_sizes(tmp_path):
+    torch.manual_seed(0)
+    model = UNet3D(depth=2, width=4)
+    path = save_weights(tmp_path / "w.pt", model, voxel_size_A=0.358, provenance={"x": 1})
+    x, _, _ = make_training_pair(TINY, 2)
+    res = augment_volume(x[:40, :44, :36], voxel_size_A=0.30, weights=path, device="cpu")
+    assert res.volume.shape == (40, 44, 36)
+    assert res.settings["resampled"] is True
+    same = augment_volume(x, voxel_size_A=0.358, weights=path, device="cpu")
+    assert same.settings["resampled"] is False
+
+
+@pytest.mark.skipif(not shipped_weights(), reason="no shipped weights in resources/")
+@pytest.mark.parametrize("name", ["fcc", "amorphous"])
+def test_shipped_weights_improve_a_held_in_example(name):
+    if name not in shipped_weights():
+        pytest.skip(f"no shipped {name} weights")
+    model, meta = load_weights(name)
+    prov = meta["provenance"]
+    assert prov["data"]["structure"] == name
+    settings = TrainingDataSettings(**{**prov["data"], "shapes": tuple(prov["data"]["shapes"])})
+    x, y, _ = make_training_pair(settings, 0)  # sample 0 of data seed 0: a training sample
+    out = augment_volume(x, voxel_size_A=settings.pixel_size_A, weights=name, device="cpu")
+    mse_raw = float(np.mean((x - y) ** 2))
+    mse_aug = float(np.mean((out.volume - y) ** 2))
+    assert mse_aug < 0.7 * mse_raw
+
+
+def test_cli_augment_writes_the_tomogram_with_provenance(tmp_path):
+    from napari_aet.io import read_volume, write_volume
+
+    torch.manual_seed(0)
+    w = save_weights(tmp_path / "w.pt", UNet3D(depth=2, width=4), voxel_size_A=0.358, provenance={})
+    x, _, _ = make_training_pair(TINY, 4)
+    write_volume(tmp_path / "tomo.h5", 5 * x, voxel_size_A=0.358)
+    rc = main(["-q", "augment", str(tmp_path / "tomo.h5"), "--out", str(tmp_path / "aug"),
+               "--weights", str(w), "--tile", "32", "--device", "cpu"])  # fmt: skip
+    assert rc == 0
+    vol, vx, prov = read_volume(tmp_path / "aug" / "tomogram_augmented.h5")
+    assert vol.shape == x.shape and vx == pytest.approx(0.358)
+    assert prov["command"] == "augment" and prov["weights"] == str(w)
+    assert (tmp_path / "aug" / "figures" / "augment_slices.png").stat().st_size > 10000
+    assert main(["-q", "augment", str(tmp_path / "tomo.h5"), "--out", str(tmp_path / "x"),
+                 "--weights", str(tmp_path / "nope.pt")]) == 1  # fmt: skip
+    assert not (tmp_path / "x" / "tomogram_augmented.h5").exists()
+
+
+def test_cli_train_generates_and_trains(tmp_path):
+    rc = main(["-q", "train", "--data", str(tmp_path / "d"), "--generate", "3", "--workers", "0",
+               "--box", "48", "--radius-min", "3", "--radius-max", "4", "--gen-iterations", "5",
+               "--out", str(tmp_path / "t"), "--epochs", "1", "--crop", "32", "--depth", "2",
+               "--width", "4", "--steps", "2", "--device", "cpu"])  # fmt: skip
+    assert rc == 0
+    prov = json.loads((tmp_path / "t" / "provenance.json").read_text())
+    assert prov["data"]["n_samples"] == 3 and prov["epochs_done"] == 1
+    assert (
+        prov["command"].startswith("napari-aet -q train --data")
+        and "--generate 3" in prov["command"]
+    )
+    assert (tmp_path / "t" / "weights.pt").exists()
