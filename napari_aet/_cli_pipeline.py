@@ -106,6 +106,12 @@ def add_run(sub) -> None:
     p.add_argument("--oversampling", type=float, default=2.0)
     p.add_argument("--interpolation", default="fft", choices=["fft", "dft"])
     p.add_argument("--denoise", default=None, choices=["auto", "bm3d", "nlmeans"])
+    p.add_argument(
+        "--augment",
+        default="none",
+        help="U-Net weights applied before tracing: 'fcc', 'amorphous', a weights.pt, or "
+        "'none' (trace the raw GENFIRE tomogram)",
+    )
     p.add_argument("--no-refine", action="store_true", help="skip projection matching")
     p.add_argument("--no-resume", action="store_true", help="rerun every stage")
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
@@ -143,6 +149,7 @@ def _cmd_run(args) -> int:
         oversampling=args.oversampling,
         interpolation=args.interpolation,
         denoise=args.denoise,
+        augment=args.augment,
         refine=not args.no_refine,
         resume=not args.no_resume,
         quiet=args.quiet,

@@ -595,11 +595,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trace(sub)
     _add_analyze(sub)
     from ._cli_augment import add_augment, add_train
+    from ._cli_figures import add_figures
     from ._cli_pipeline import add_run, add_validate
 
     add_augment(sub)
     add_train(sub)
     add_validate(sub)
+    add_figures(sub)
     add_run(sub)
     _add_info(sub)
     return parser

@@ -1,4 +1,4 @@
-"""The whole pipeline, headless: align -> recon -> trace -> analyze -> validate, resumable.
+"""The whole pipeline, headless: align -> recon -> augment -> trace -> analyze -> validate.
 
 Each stage runs the same code as its ``napari-aet`` subcommand, into its own folder under the
 output directory; ``pipeline.json`` records the finished stages with the arguments that made
@@ -18,7 +18,16 @@ from pathlib import Path
 
 from . import __version__
 
-STAGES = ("align", "recon", "trace", "analyze", "validate")
+STAGES = ("align", "recon", "augment", "trace", "analyze", "validate")
+
+
+def _augments(opts: dict) -> bool:
+    return str(opts.get("augment") or "none").lower() != "none"
+
+
+def stages_for(opts: dict) -> tuple[str, ...]:
+    """The stages a run with ``opts`` goes through (``augment`` only with weights)."""
+    return tuple(s for s in STAGES if s != "augment" or _augments(opts))
 
 
 class StageFailed(RuntimeError):
@@ -65,8 +74,23 @@ def _stage_args(stage: str, tilts: Path, out: Path, opts: dict) -> list[str]:
             "--interpolation",
             opts.get("interpolation", "fft"),
         ]
+    if stage == "augment":
+        return [
+            "augment",
+            str(out / "recon" / "tomogram.h5"),
+            "--out",
+            str(out / "augment"),
+            "--weights",
+            str(opts["augment"]),
+            *dev,
+        ]
     if stage == "trace":
-        return ["trace", str(out / "recon" / "tomogram.h5"), "--out", str(out / "trace")]
+        tomo = (
+            out / "augment" / "tomogram_augmented.h5"
+            if _augments(opts)
+            else out / "recon" / "tomogram.h5"
+        )
+        return ["trace", str(tomo), "--out", str(out / "trace")]
     if stage == "analyze":
         return ["analyze", str(out / "trace" / "atoms.csv"), "--out", str(out / "analyze")]
     if stage == "validate":
@@ -122,7 +146,9 @@ def run_pipeline(tilts, out_dir, *, resume: bool = True, quiet: bool = True, **o
         Skip stages that finished before with the same arguments (and whose folder exists).
     **opts
         ``angles``, ``pixel_size_A``, ``dataset``, ``device``, ``recon_iterations``,
-        ``oversampling``, ``interpolation``, ``refine``, ``align_rounds``, ``denoise``.
+        ``oversampling``, ``interpolation``, ``refine``, ``align_rounds``, ``denoise``,
+        ``augment`` (U-Net weights: ``"fcc"``, ``"amorphous"``, a file, or ``"none"`` to trace
+        the raw GENFIRE tomogram).
 
     Raises
     ------
@@ -150,7 +176,8 @@ def run_pipeline(tilts, out_dir, *, resume: bool = True, quiet: bool = True, **o
         }
     )
     try:
-        for stage in STAGES:
+        stages = stages_for(opts)
+        for stage in stages:
             args = _stage_args(stage, tilts, out, opts)
             done = state["stages"].get(stage)
             if resume and done and done.get("args") == args and (out / stage).is_dir():

@@ -210,6 +210,7 @@ def analyze_structure(
                 "assigned_fraction": len(best.assigned) / len(sel),
                 "rmsd_A": best.rmsd_A,
                 "lattice_constant_A": best.lattice_constant_A,
+                "rotation_crystal_to_lab": np.asarray(best.rotation).tolist(),
             }
         )
     f["lattice_assigned"] = assigned_flag

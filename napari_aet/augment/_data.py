@@ -121,11 +121,12 @@ class TrainingDataSettings:
         return d
 
 
-def make_training_pair(settings: TrainingDataSettings, seed: int):
+def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atoms=False):
     """One ``(input, target, info)`` sample: normalised GENFIRE tomogram, Gaussian-atom target.
 
     Both are float32 ``(box, box, box)`` volumes in the simulator's frame (rotation centre at
-    voxel ``box // 2``), at ``settings.pixel_size_A``. ``info`` holds the sample's draws.
+    voxel ``box // 2``), at ``settings.pixel_size_A``. ``info`` holds the sample's draws. With
+    ``return_atoms`` the true positions ``(N, 3)`` [A] come fourth (for test particles).
     """
     from ..recon import genfire
     from ..simulate import build_structure, simulate_tilt_series
@@ -199,6 +200,8 @@ def make_training_pair(settings: TrainingDataSettings, seed: int):
         "n_atoms": int(len(atoms)),
         "angle_errors_deg": errors.tolist(),
     }
+    if return_atoms:
+        return x, y, info, np.asarray(atoms, np.float64)
     return x, y, info
 
 

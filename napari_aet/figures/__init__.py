@@ -10,8 +10,32 @@ from ._curves import (
     plot_trace_histogram,
 )
 from ._montage import add_scale_bar, tilt_series_montage, volume_slices_figure
+from ._panels import (
+    ABC_COLORS,
+    atoms_3d_figure,
+    crystal_direction_projections,
+    facet_map_figure,
+    measured_vs_reprojected_figure,
+    project_model_along,
+    save_figure,
+    stacking_layers_figure,
+    strain_slices_figure,
+)
+from ._report import RUN_FIGURES, make_run_figures, write_html_report
 
 __all__ = [
+    "ABC_COLORS",
+    "RUN_FIGURES",
+    "atoms_3d_figure",
+    "crystal_direction_projections",
+    "facet_map_figure",
+    "make_run_figures",
+    "measured_vs_reprojected_figure",
+    "project_model_along",
+    "save_figure",
+    "stacking_layers_figure",
+    "strain_slices_figure",
+    "write_html_report",
     "STUDY_LAYER_COLORS",
     "layer_groups",
     "plot_layer_rmsd",

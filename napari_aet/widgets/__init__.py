@@ -1,6 +1,7 @@
 """napari dock widgets: forms and wiring only; the work is done by the stage functions."""
 
 from ._align import AlignWidget
+from ._augment import AugmentWidget
 from ._recon import ReconWidget
 from ._review import ReviewWidget
 from ._simulate import SimulateWidget
@@ -10,6 +11,7 @@ from ._trace import TraceWidget
 
 __all__ = [
     "AlignWidget",
+    "AugmentWidget",
     "ReconWidget",
     "ReviewWidget",
     "SimulateWidget",

@@ -1,0 +1,57 @@
+"""``napari-aet figures``: every figure of a finished run and an HTML report, headless."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .cli import _Bar
+
+
+def add_figures(sub) -> None:
+    from .figures import RUN_FIGURES
+
+    p = sub.add_parser(
+        "figures",
+        help="publication figures and an HTML report of a finished run",
+        description="Draw the figures of a `napari-aet run` output folder (or a folder with "
+        "atoms.csv and analysis.json) into DIR/figures and write DIR/report.html. Figures: "
+        + ", ".join(RUN_FIGURES)
+        + ". A figure whose data the run lacks is skipped with the reason.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="DIR", help="run output folder")
+    p.add_argument("--out", type=Path, default=None, help="figures folder (default DIR/figures)")
+    p.add_argument("--only", default=None, help="comma-separated figure names")
+    p.add_argument("--formats", default="png,svg,pdf", help="comma-separated: png, svg, pdf")
+    p.add_argument("--dpi", type=int, default=300, help="PNG resolution")
+    p.add_argument("--strain-component", default="exx", help="exx, eyy, ezz, exy, exz, eyz")
+    p.add_argument("--layer", type=int, default=None, help="middle layer of the [111] panel")
+    p.add_argument("--no-report", action="store_true", help="skip report.html")
+    p.set_defaults(func=_cmd_figures)
+
+
+def _cmd_figures(args) -> int:
+    from .figures import make_run_figures, write_html_report
+
+    if not args.run_dir.is_dir():
+        raise FileNotFoundError(f"{args.run_dir} is not a folder; pass a run output folder")
+    only = [s.strip() for s in args.only.split(",")] if args.only else None
+    formats = [s.strip() for s in args.formats.split(",") if s.strip()]
+    with _Bar("figures", args.quiet) as bar:
+        res = make_run_figures(
+            args.run_dir,
+            args.out,
+            figures=only,
+            formats=formats,
+            dpi=args.dpi,
+            strain_component=args.strain_component,
+            center_layer=args.layer,
+            progress=bar,
+        )
+    page = None if args.no_report else write_html_report(args.run_dir, res)
+    if not args.quiet:
+        print(f"wrote {len(res['written'])} figures to {res['out_dir']}")
+        for name, why in res["skipped"].items():
+            print(f"  skipped {name}: {why}")
+        if page:
+            print(f"  report: {page}")
+    return 0

@@ -1,0 +1,269 @@
+"""Every figure of a finished run, in the formats asked for, and an HTML report around them."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: Figures :func:`make_run_figures` knows, in report order, with their captions.
+RUN_FIGURES = {
+    "atoms_stacking": "Atoms coloured by local (111) stacking (fcc, hcp, other).",
+    "atoms_layers": "Atoms coloured by (111) layer index (0 = interface).",
+    "crystal_projections": "Forward projections of the model along crystal directions of "
+    "cluster 0's fitted lattice, and along lab z.",
+    "layers_111": "The three (111) layers around the interface viewed along the stacking "
+    "normal; hexagons join the in-plane neighbours of a central atom.",
+    "layer_rmsd": "Per-layer 2D RMSD of the hexagonal-net fits.",
+    "q4_q6": "Local bond-orientational order (averaged Q4, Q6) by layer group.",
+    "strain_slices": "Central slabs coloured by a strain component (lab frame).",
+    "facet_strain": "Surface atoms on {111} and {100} facets coloured by local strain.",
+    "r_factor": "R-factor per tilt between the measured images and the model's projections.",
+    "measured_vs_reprojected": "Measured, reprojected and residual images at five tilts.",
+}
+
+
+def _load_run(run_dir: Path) -> dict:
+    from ..io import read_atoms
+
+    d: dict = {"run": run_dir}
+    for cand in (run_dir / "atoms.csv", run_dir / "analyze" / "atoms.csv"):
+        if cand.exists():
+            d["atoms"] = read_atoms(cand)
+            break
+    else:
+        raise FileNotFoundError(
+            f"no atoms.csv in {run_dir} (or its analyze/ folder): point at a `napari-aet run` "
+            "output folder, or run `napari-aet analyze` first"
+        )
+    for cand in (run_dir / "analysis.json", run_dir / "analyze" / "analysis.json"):
+        if cand.exists():
+            d["analysis"] = json.loads(cand.read_text())
+            break
+    else:
+        d["analysis"] = {}
+    proj = run_dir / "validate" / "projections.h5"
+    aligned = run_dir / "align" / "aligned_tilt_series.h5"
+    if proj.exists() and aligned.exists():
+        import h5py
+
+        from ..io import read_tilt_series
+
+        with h5py.File(proj, "r") as h5:
+            d["calculated"] = h5["calculated"][()]
+            d["angles_deg"] = h5["angles_deg"][()]
+            d["pixel_size_A"] = float(h5.attrs["pixel_size_A"])
+        d["measured"] = read_tilt_series(aligned).data
+    rf = run_dir / "validate" / "rfactor.json"
+    if rf.exists():
+        d["rfactor"] = json.loads(rf.read_text())
+    return d
+
+
+def make_run_figures(
+    run_dir,
+    out_dir=None,
+    *,
+    figures=None,
+    formats=("png",),
+    dpi: int = 300,
+    strain_component: str = "exx",
+    center_layer: int | None = None,
+    progress=None,
+) -> dict:
+    """Write the figures of a finished run (``napari-aet run`` or ``analyze`` + ``validate``).
+
+    Parameters
+    ----------
+    run_dir : path
+        Run output folder (``atoms.csv``, ``analysis.json``, ``align/``, ``validate/``).
+    out_dir : path, optional
+        Where the figures go; default ``run_dir/figures``.
+    figures : list of str, optional
+        Names from :data:`RUN_FIGURES`; default all that the run's data allow.
+    formats : sequence of {"png", "svg", "pdf"}
+    dpi : int
+        Resolution of PNG files.
+    strain_component : str
+        Component for the strain slices (``exx`` ... ``eyz``).
+    center_layer : int, optional
+        Middle layer of the [111] panel; default the interface (layer 0).
+
+    Returns
+    -------
+    dict
+        ``{"written": {name: [paths]}, "skipped": {name: reason}}``.
+    """
+    from . import layer_groups, plot_layer_rmsd, plot_q4_q6, plot_r_factors
+    from ._panels import (
+        atoms_3d_figure,
+        crystal_direction_projections,
+        facet_map_figure,
+        measured_vs_reprojected_figure,
+        save_figure,
+        stacking_layers_figure,
+        strain_slices_figure,
+    )
+
+    run = Path(run_dir)
+    out = Path(out_dir) if out_dir else run / "figures"
+    wanted = list(figures or RUN_FIGURES)
+    unknown = [f for f in wanted if f not in RUN_FIGURES]
+    if unknown:
+        raise ValueError(f"unknown figures {unknown}; choose from {', '.join(RUN_FIGURES)}")
+    d = _load_run(run)
+    atoms, summary = d["atoms"], d["analysis"]
+    f = atoms.features
+    p = atoms.positions
+    written, skipped = {}, {}
+
+    def need(cols):
+        missing = [c for c in cols if c not in f.columns]
+        if missing:
+            raise LookupError(f"the model has no {', '.join(missing)}: run the analysis")
+
+    def build(name):
+        if name == "atoms_stacking":
+            need(["stacking"])
+            colors = {"fcc": "#1f77b4", "hcp": "#d62728", "other": "#bbbbbb"}
+            return atoms_3d_figure(p, f["stacking"], categories=colors, title="Local stacking")
+        if name == "atoms_layers":
+            need(["layer"])
+            return atoms_3d_figure(p, f["layer"], label="(111) layer", cmap="twilight")
+        if name == "crystal_projections":
+            fits = summary.get("lattice_fits") or []
+            rot = fits[0].get("rotation_crystal_to_lab") if fits else None
+            if rot is None:
+                raise LookupError("no fitted cluster lattice in analysis.json")
+            return crystal_direction_projections(p, np.asarray(rot))
+        if name == "layers_111":
+            need(["layer"])
+            normal = summary.get("stacking_normal_zyx")
+            if normal is None:
+                raise LookupError("no stacking normal in analysis.json")
+            k = 0 if center_layer is None else int(center_layer)
+            return stacking_layers_figure(
+                p,
+                f["layer"],
+                normal,
+                center_layer=k,
+                abc=f["abc"] if "abc" in f.columns else None,
+                stacking=f["stacking"] if "stacking" in f.columns else None,
+            )
+        if name == "layer_rmsd":
+            if not summary.get("layers"):
+                raise LookupError("no per-layer fits in analysis.json")
+            return plot_layer_rmsd(summary["layers"])
+        if name == "q4_q6":
+            need(["q4", "q6", "layer"])
+            groups = layer_groups(f["layer"].to_numpy(), summary.get("twin_boundary_layers", []))
+            boo = summary.get("boo", {})
+            return plot_q4_q6(
+                f["q4"],
+                f["q6"],
+                groups,
+                ideal_fcc=boo.get("ideal_fcc_q4_q6"),
+                ideal_hcp=boo.get("ideal_hcp_q4_q6"),
+            )
+        if name == "strain_slices":
+            need([strain_component])
+            return strain_slices_figure(p, f[strain_component], component=strain_component)
+        if name == "facet_strain":
+            need(["local_strain", "facet"])
+            return facet_map_figure(p, f["local_strain"], f["facet"])
+        if name == "r_factor":
+            if "rfactor" not in d:
+                raise LookupError("no validate/rfactor.json")
+            r = d["rfactor"]
+            return plot_r_factors(r["angles_deg"], r["r_per_image"])
+        if name == "measured_vs_reprojected":
+            if "calculated" not in d:
+                raise LookupError("no validate/projections.h5 and align/aligned_tilt_series.h5")
+            return measured_vs_reprojected_figure(
+                d["measured"], d["calculated"], d["angles_deg"], pixel_size_A=d["pixel_size_A"]
+            )
+        raise AssertionError(name)
+
+    for i, name in enumerate(wanted):
+        try:
+            fig = build(name)
+        except (LookupError, ValueError) as err:
+            skipped[name] = str(err).strip("'\"")
+            continue
+        fig = getattr(fig, "figure", fig)  # plot_* helpers may return an Axes' figure
+        written[name] = [str(x) for x in save_figure(fig, out / name, formats=formats, dpi=dpi)]
+        if progress is not None:
+            progress(i + 1, len(wanted), name)
+    return {"written": written, "skipped": skipped, "out_dir": str(out)}
+
+
+def _numbers_table(summary: dict) -> str:
+    keys = [
+        ("n_atoms_traced", "atoms traced"),
+        ("n_atoms", "atoms analysed"),
+        ("lattice_constant_A", "lattice constant (Å)"),
+        ("n_layers", "(111) layers"),
+        ("twin_boundary_layers", "twin-boundary layers"),
+        ("relative_rotation_deg", "relative rotation of the clusters (°)"),
+        ("r_factor_mean", "mean R-factor"),
+        ("tilt_axis_angle_deg", "tilt-axis angle (°)"),
+        ("n_surface_atoms", "surface atoms"),
+    ]
+    rows = []
+    for k, label in keys:
+        if k in summary and summary[k] is not None:
+            v = summary[k]
+            v = f"{v:.4g}" if isinstance(v, float) else v
+            rows.append(f"<tr><td>{html.escape(label)}</td><td>{html.escape(str(v))}</td></tr>")
+    for key, val in (summary.get("counts") or {}).items():
+        rows.append(f"<tr><td>{html.escape(key)} atoms</td><td>{val}</td></tr>")
+    return "<table>" + "".join(rows) + "</table>"
+
+
+def write_html_report(run_dir, figures_result: dict, *, path=None, title=None) -> Path:
+    """An HTML page with the run's key numbers, every written figure and its caption, and the
+    full ``analysis.json`` (collapsed). Figures are linked relative to the page."""
+    run = Path(run_dir)
+    page = Path(path) if path else run / "report.html"
+    summary = {}
+    for cand in (run / "analysis.json", run / "analyze" / "analysis.json"):
+        if cand.exists():
+            summary = json.loads(cand.read_text())
+            break
+    rf = run / "validate" / "rfactor.json"
+    if "r_factor_mean" not in summary and rf.exists():
+        summary["r_factor_mean"] = json.loads(rf.read_text())["r_mean"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title or 'napari-aet report')}</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;}"
+        "img{max-width:100%;border:1px solid #ddd}td{padding:2px 12px}"
+        "figure{margin:2em 0}figcaption{color:#444}</style></head><body>",
+        f"<h1>{html.escape(title or 'napari-aet report')}</h1>",
+        f"<p>Run folder: <code>{html.escape(str(run.resolve()))}</code>; napari-aet "
+        f"{html.escape(str(summary.get('napari_aet_version', '?')))}</p>",
+        "<h2>Key numbers</h2>",
+        _numbers_table(summary),
+        "<h2>Figures</h2>",
+    ]
+    for name, paths in figures_result.get("written", {}).items():
+        png = next((q for q in paths if q.endswith(".png")), None)
+        rel = {q: html.escape(os.path.relpath(q, page.parent)) for q in paths}
+        others = " ".join(f"<a href='{rel[q]}'>{Path(q).suffix[1:].upper()}</a>" for q in paths)
+        img = f"<img src='{rel[png]}' alt='{html.escape(name)}'>" if png else ""
+        parts.append(
+            f"<figure>{img}<figcaption><b>{html.escape(name)}</b>: "
+            f"{html.escape(RUN_FIGURES.get(name, ''))} {others}</figcaption></figure>"
+        )
+    for name, why in figures_result.get("skipped", {}).items():
+        parts.append(f"<p><i>{html.escape(name)} not drawn: {html.escape(why)}</i></p>")
+    parts += [
+        "<h2>analysis.json</h2><details><summary>show</summary><pre>",
+        html.escape(json.dumps(summary, indent=2, default=str)),
+        "</pre></details></body></html>",
+    ]
+    page.write_text("\n".join(parts), encoding="utf-8")
+    return page

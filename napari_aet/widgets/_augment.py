@@ -1,0 +1,150 @@
+"""Dock widget "Augment (U-Net)": tomogram layer in, augmented tomogram layer beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
+
+from ..augment import SHIPPED_WEIGHTS, augment_volume, shipped_weights
+from ._runner import StageRunner, StageWidgetMixin, follow_new_layers
+
+if TYPE_CHECKING:
+    import napari
+
+USER_FILE = "weights file..."
+
+
+def layer_voxel_size_A(layer) -> float | None:
+    """The voxel size [A] of an image layer: its metadata, else its (isotropic) scale."""
+    vs = layer.metadata.get("voxel_size_A")
+    if vs:
+        return float(vs)
+    scale = tuple(float(s) for s in layer.scale)
+    if len(set(scale)) == 1 and scale[0] != 1.0:
+        return scale[0]
+    return None
+
+
+class AugmentWidget(StageWidgetMixin, Container):
+    """Clean a tomogram with the 3D U-Net (shipped fcc / amorphous weights or a user file).
+
+    Runs in a worker thread with progress per tile; the augmented tomogram is added beside the
+    raw one with the same scale (and becomes the Trace widget's default input). A failed or
+    cancelled run adds nothing.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self.layer = create_widget(annotation="napari.layers.Image", label="tomogram")
+        names = [n for n in SHIPPED_WEIGHTS if n in shipped_weights()]
+        self.weights = ComboBox(
+            label="weights", choices=[*names, USER_FILE], value=names[0] if names else USER_FILE
+        )
+        self.weights_file = FileEdit(label="weights file", filter="*.pt", mode="r")
+        self.tile = SpinBox(label="tile (voxels)", value=96, min=16, max=512, step=8)
+        self.overlap = SpinBox(label="overlap (voxels)", value=16, min=0, max=128, step=4)
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.run_button = PushButton(text="Augment")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.layer,
+                self.weights,
+                self.weights_file,
+                self.tile,
+                self.overlap,
+                self.device,
+                self.run_button,
+                self.cancel_button,
+                self.status,
+            ]
+        )
+        self.result = None
+        self._source = None
+        self.runner = StageRunner("U-Net", self._set_status, self._done, self._busy)
+        self.weights.changed.connect(self._show_file)
+        self._show_file(self.weights.value)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.runner.cancel)
+        follow_new_layers(viewer, self.layer, ("tomogram",))
+        viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
+
+    def _show_file(self, value) -> None:
+        self.weights_file.visible = value == USER_FILE
+
+    def cancel(self, event=None) -> None:
+        self.runner.cancel()
+
+    @property
+    def worker(self):
+        return self.runner.worker
+
+    def run(self, event=None):
+        """Start the augmentation; returns the worker (None if the input is not usable)."""
+        layer = self.layer.value
+        try:
+            if layer is None:
+                raise ValueError("choose a tomogram layer")
+            if layer.ndim != 3:
+                raise ValueError(f"{layer.name!r} is not a 3D tomogram")
+            vs = layer_voxel_size_A(layer)
+            if vs is None:
+                raise ValueError(
+                    f"{layer.name!r} has no voxel size: set the layer scale in Angstrom"
+                )
+            if self.weights.value == USER_FILE:
+                weights = Path(self.weights_file.value)
+                if not weights.is_file():
+                    raise ValueError("choose a weights file (.pt from 'napari-aet train')")
+            else:
+                weights = self.weights.value
+        except ValueError as err:
+            self.status.value = f"Not started: {err}"
+            return None
+        data = layer.data
+        params = dict(
+            voxel_size_A=vs,
+            weights=weights,
+            tile_px=int(self.tile.value),
+            overlap_px=int(self.overlap.value),
+            device=self.device.value,
+        )
+        self._source = (layer, vs)
+        self.status.value = "Loading the network..."
+        return self.runner.start(
+            lambda progress, cancel: augment_volume(
+                data, progress=progress, cancel=cancel, **params
+            )
+        )
+
+    def _done(self, res) -> None:
+        layer, vs = self._source
+        self.result = res
+        self._viewer.add_image(
+            res.volume,
+            name=f"{layer.name} U-Net",
+            scale=tuple(layer.scale),
+            translate=tuple(layer.translate),
+            colormap="inferno",
+            units=getattr(layer, "units", None),
+            metadata={
+                "napari_aet_type": "tomogram",
+                "voxel_size_A": vs,
+                "augmented": True,
+                "augment_settings": res.settings,
+                "source_layer": layer.name,
+            },
+        )
+        self.status.value = f"Done on {res.settings['device']} in {res.seconds:.1f} s"

@@ -1,0 +1,94 @@
+"""Publication figures of a run, `napari-aet figures`, and the HTML report."""
+
+import json
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+from napari_aet.analysis import analyze_structure
+from napari_aet.cli import main
+from napari_aet.figures import (
+    RUN_FIGURES,
+    crystal_direction_projections,
+    project_model_along,
+    stacking_layers_figure,
+)
+from napari_aet.io import TiltSeries, write_atoms, write_tilt_series
+from napari_aet.simulate import build_structure, simulate_tilt_series
+
+PX = 0.358
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run folder as `napari-aet run` leaves it: atoms.csv + analysis.json with strain,
+    the aligned series and the validate outputs."""
+    out = tmp_path_factory.mktemp("run")
+    atoms = build_structure("twinned dumbbell", radius_A=9.0, shape_px=(96, 96), seed=3)
+    res = analyze_structure(atoms, strain=True)
+    write_atoms(out / "atoms.csv", res.model)
+    (out / "analysis.json").write_text(json.dumps(res.summary, default=float))
+    angles = np.linspace(-60, 60, 7)
+    sim = simulate_tilt_series(atoms, angles, shape_px=(96, 96), seed=0)
+    write_tilt_series(out / "align" / "aligned_tilt_series.h5", TiltSeries(sim.data, angles, PX))
+    aligned = str(out / "align" / "aligned_tilt_series.h5")
+    rc = main(["-q", "validate", str(out / "atoms.csv"), aligned, "--out", str(out / "validate")])
+    assert rc == 0
+    return out
+
+
+def test_projection_along_a_crystal_direction_shows_columns():
+    # a perfect fcc cube seen along [001] stacks atoms into columns: few bright pixels;
+    # along a generic direction they spread out
+    a = 3.912
+    g = np.arange(6) * a
+    pos = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    pos = np.vstack(
+        [pos, pos + [0, a / 2, a / 2], pos + [a / 2, 0, a / 2], pos + [a / 2, a / 2, 0]]
+    )
+    along, _ = project_model_along(pos, [1, 0, 0])
+    generic, _ = project_model_along(pos, [1, 0.37, 0.21])
+    single, _ = project_model_along(pos[:1], [1, 0, 0])
+    assert along.max() == pytest.approx(6 * single.max(), rel=0.02)  # 6 atoms per column
+    assert generic.max() < 0.6 * along.max()
+    fig = crystal_direction_projections(pos, np.eye(3)[:, ::-1])
+    assert len(fig.axes) == 4
+
+
+def test_stacking_panel_refuses_absent_layers(run_dir):
+    from napari_aet.io import read_atoms
+
+    m = read_atoms(run_dir / "atoms.csv")
+    normal = json.loads((run_dir / "analysis.json").read_text())["stacking_normal_zyx"]
+    with pytest.raises(ValueError, match="no atoms in layers"):
+        stacking_layers_figure(m.positions, m.features["layer"], normal, center_layer=999)
+
+
+def test_cli_figures_writes_every_figure_and_the_report(run_dir):
+    rc = main(["-q", "figures", str(run_dir), "--formats", "png,svg,pdf", "--dpi", "100"])
+    assert rc == 0
+    fig_dir = run_dir / "figures"
+    for name in RUN_FIGURES:
+        png = fig_dir / f"{name}.png"
+        assert png.exists(), name
+        img = mpimg.imread(png)
+        assert img.shape[0] > 150 and img.shape[1] > 150, name
+        assert img[..., :3].std() > 0.02, f"{name} is blank"
+        assert (fig_dir / f"{name}.svg").stat().st_size > 1000
+        assert (fig_dir / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
+    page = (run_dir / "report.html").read_text()
+    assert page.count("<img ") == len(RUN_FIGURES)
+    assert "mean R-factor" in page and "twin-boundary layers" in page
+
+
+def test_cli_figures_skips_what_the_run_lacks(tmp_path, run_dir, capsys):
+    (tmp_path / "atoms.csv").write_bytes((run_dir / "atoms.csv").read_bytes())
+    rc = main(["figures", str(tmp_path), "--formats", "png", "--dpi", "60"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "skipped r_factor" in out and "skipped measured_vs_reprojected" in out
+    assert (tmp_path / "figures" / "atoms_stacking.png").exists()
+    assert main(["figures", str(tmp_path / "none")]) == 1
+    assert main(["figures", str(tmp_path), "--formats", "gif"]) == 1
+    assert main(["figures", str(tmp_path), "--only", "nope"]) == 1
