@@ -113,6 +113,8 @@ def add_run(sub) -> None:
         "'none' (trace the raw GENFIRE tomogram)",
     )
     p.add_argument("--no-refine", action="store_true", help="skip projection matching")
+    p.add_argument("--no-strain", action="store_true", help="analyze without the strain maps")
+    p.add_argument("--figure-formats", default="png,svg,pdf", help="png, svg, pdf (comma list)")
     p.add_argument("--no-resume", action="store_true", help="rerun every stage")
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
     p.add_argument("--workers", type=int, default=1, help="LocalCluster workers (batch)")
@@ -150,6 +152,8 @@ def _cmd_run(args) -> int:
         interpolation=args.interpolation,
         denoise=args.denoise,
         augment=args.augment,
+        strain=not args.no_strain,
+        figure_formats=args.figure_formats,
         refine=not args.no_refine,
         resume=not args.no_resume,
         quiet=args.quiet,

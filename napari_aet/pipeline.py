@@ -1,4 +1,4 @@
-"""The whole pipeline, headless: align -> recon -> augment -> trace -> analyze -> validate.
+"""The whole pipeline, headless: align, recon, augment, trace, analyze, validate, figures.
 
 Each stage runs the same code as its ``napari-aet`` subcommand, into its own folder under the
 output directory; ``pipeline.json`` records the finished stages with the arguments that made
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import __version__
 
-STAGES = ("align", "recon", "augment", "trace", "analyze", "validate")
+STAGES = ("align", "recon", "augment", "trace", "analyze", "validate", "figures")
 
 
 def _augments(opts: dict) -> bool:
@@ -92,7 +92,13 @@ def _stage_args(stage: str, tilts: Path, out: Path, opts: dict) -> list[str]:
         )
         return ["trace", str(tomo), "--out", str(out / "trace")]
     if stage == "analyze":
-        return ["analyze", str(out / "trace" / "atoms.csv"), "--out", str(out / "analyze")]
+        return [
+            "analyze",
+            str(out / "trace" / "atoms.csv"),
+            "--out",
+            str(out / "analyze"),
+            *(["--strain"] if opts.get("strain", True) else []),
+        ]
     if stage == "validate":
         return [
             "validate",
@@ -101,6 +107,8 @@ def _stage_args(stage: str, tilts: Path, out: Path, opts: dict) -> list[str]:
             "--out",
             str(out / "validate"),
         ]
+    if stage == "figures":
+        return ["figures", str(out), "--formats", opts.get("figure_formats", "png,svg,pdf")]
     raise ValueError(f"unknown stage {stage!r}")
 
 
@@ -183,6 +191,8 @@ def run_pipeline(tilts, out_dir, *, resume: bool = True, quiet: bool = True, **o
             if resume and done and done.get("args") == args and (out / stage).is_dir():
                 log.info("%s: already done, skipped", stage)
                 continue
+            if stage == "figures":
+                _gather(out)  # the figures read the gathered atoms.csv and analysis.json
             log.info("%s: napari-aet %s", stage, " ".join(args))
             t0 = time.perf_counter()
             rc = cli_main((["-q"] if quiet else []) + args)

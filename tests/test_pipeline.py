@@ -34,7 +34,7 @@ def series(tmp_path_factory):
     return out / "tilt_series.h5"
 
 
-OPTS = dict(recon_iterations=15, align_rounds=1)
+OPTS = dict(recon_iterations=15, align_rounds=1, figure_formats="png")
 
 
 def test_run_writes_everything_and_resumes(series, tmp_path):
@@ -46,14 +46,17 @@ def test_run_writes_everything_and_resumes(series, tmp_path):
     assert {"layer", "stacking", "q4", "intensity"} <= set(atoms.features.columns)
     data = json.loads((out / "analysis.json").read_text())
     assert 0 < data["r_factor_mean"] < 0.5 and data["n_atoms_traced"] == atoms.n_atoms
-    assert set(summary["pipeline"]["stages"]) == {"align", "recon", "trace", "analyze", "validate"}
+    stages = {"align", "recon", "trace", "analyze", "validate", "figures"}
+    assert set(summary["pipeline"]["stages"]) == stages
     assert (out / "figures" / "validate_r_factor.png").exists()
+    assert (out / "figures" / "layers_111.png").exists() and (out / "report.html").exists()
+    assert "exx" in atoms.features.columns  # the analysis includes strain
     log_before = (out / "run.log").read_text()
     run_pipeline(series, out, **OPTS)
     new = (out / "run.log").read_text()[len(log_before) :]
-    assert new.count("already done, skipped") == 5
+    assert new.count("already done, skipped") == 6
     # a changed setting reruns that stage and those after it, not the ones before
-    run_pipeline(series, out, recon_iterations=16, align_rounds=1)
+    run_pipeline(series, out, **{**OPTS, "recon_iterations": 16})
     newer = (out / "run.log").read_text()[len(log_before) + len(new) :]
     assert "align: already done" in newer and "recon: napari-aet recon" in newer
 
