@@ -21,7 +21,7 @@ from ._panels import (
     stacking_layers_figure,
     strain_slices_figure,
 )
-from ._report import RUN_FIGURES, make_run_figures, write_html_report
+from ._report import RUN_FIGURES, load_run, make_figures, make_run_figures, write_html_report
 
 __all__ = [
     "ABC_COLORS",
@@ -29,6 +29,8 @@ __all__ = [
     "atoms_3d_figure",
     "crystal_direction_projections",
     "facet_map_figure",
+    "load_run",
+    "make_figures",
     "make_run_figures",
     "measured_vs_reprojected_figure",
     "project_model_along",

@@ -26,7 +26,9 @@ RUN_FIGURES = {
 }
 
 
-def _load_run(run_dir: Path) -> dict:
+def load_run(run_dir) -> dict:
+    """The data of a run folder that the figures need (see :func:`make_figures`)."""
+    run_dir = Path(run_dir)
     from ..io import read_atoms
 
     d: dict = {"run": run_dir}
@@ -63,9 +65,19 @@ def _load_run(run_dir: Path) -> dict:
     return d
 
 
-def make_run_figures(
-    run_dir,
-    out_dir=None,
+def make_run_figures(run_dir, out_dir=None, **kwargs) -> dict:
+    """Write the figures of a finished run (``napari-aet run`` or ``analyze`` + ``validate``).
+
+    ``run_dir`` holds ``atoms.csv``, ``analysis.json``, ``align/`` and ``validate/``; the
+    figures go to ``out_dir`` (default ``run_dir/figures``). Keywords as :func:`make_figures`.
+    """
+    run = Path(run_dir)
+    return make_figures(load_run(run), Path(out_dir) if out_dir else run / "figures", **kwargs)
+
+
+def make_figures(
+    data: dict,
+    out_dir,
     *,
     figures=None,
     formats=("png",),
@@ -74,16 +86,17 @@ def make_run_figures(
     center_layer: int | None = None,
     progress=None,
 ) -> dict:
-    """Write the figures of a finished run (``napari-aet run`` or ``analyze`` + ``validate``).
+    """Write the figures that ``data`` allows.
 
     Parameters
     ----------
-    run_dir : path
-        Run output folder (``atoms.csv``, ``analysis.json``, ``align/``, ``validate/``).
-    out_dir : path, optional
-        Where the figures go; default ``run_dir/figures``.
+    data : dict
+        ``atoms`` (AtomModel with the analysis features) and ``analysis`` (the analysis
+        summary) at least; ``rfactor`` (rfactor.json content), ``measured``, ``calculated``,
+        ``angles_deg``, ``pixel_size_A`` for the validation figures (see :func:`load_run`).
+    out_dir : path
     figures : list of str, optional
-        Names from :data:`RUN_FIGURES`; default all that the run's data allow.
+        Names from :data:`RUN_FIGURES`; default all.
     formats : sequence of {"png", "svg", "pdf"}
     dpi : int
         Resolution of PNG files.
@@ -95,7 +108,7 @@ def make_run_figures(
     Returns
     -------
     dict
-        ``{"written": {name: [paths]}, "skipped": {name: reason}}``.
+        ``{"written": {name: [paths]}, "skipped": {name: reason}, "out_dir": str}``.
     """
     from . import layer_groups, plot_layer_rmsd, plot_q4_q6, plot_r_factors
     from ._panels import (
@@ -108,14 +121,13 @@ def make_run_figures(
         strain_slices_figure,
     )
 
-    run = Path(run_dir)
-    out = Path(out_dir) if out_dir else run / "figures"
+    out = Path(out_dir)
     wanted = list(figures or RUN_FIGURES)
     unknown = [f for f in wanted if f not in RUN_FIGURES]
     if unknown:
         raise ValueError(f"unknown figures {unknown}; choose from {', '.join(RUN_FIGURES)}")
-    d = _load_run(run)
-    atoms, summary = d["atoms"], d["analysis"]
+    d = data
+    atoms, summary = d["atoms"], d.get("analysis") or {}
     f = atoms.features
     p = atoms.positions
     written, skipped = {}, {}

@@ -2,6 +2,7 @@
 
 from ._align import AlignWidget
 from ._augment import AugmentWidget
+from ._figures import FiguresWidget
 from ._recon import ReconWidget
 from ._review import ReviewWidget
 from ._simulate import SimulateWidget
@@ -12,6 +13,7 @@ from ._trace import TraceWidget
 __all__ = [
     "AlignWidget",
     "AugmentWidget",
+    "FiguresWidget",
     "ReconWidget",
     "ReviewWidget",
     "SimulateWidget",

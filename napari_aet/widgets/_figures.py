@@ -1,0 +1,260 @@
+"""Dock widget "Figures and export": paper figures, 3D-view screenshots, atom-model export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    Select,
+    SpinBox,
+    create_widget,
+)
+
+from .._layers import atoms_from_layer
+from ..figures import RUN_FIGURES, make_figures, write_html_report
+from ._runner import StageRunner, StageWidgetMixin, follow_new_layers
+
+if TYPE_CHECKING:
+    import napari
+
+CURRENT = "current colours"
+ATOM_FORMATS = {"CSV": ".csv", "extended XYZ": ".xyz", "HDF5": ".h5"}
+
+
+def compose_view_figure(
+    image: np.ndarray,
+    *,
+    label: str | None = None,
+    cmap: str | None = None,
+    limits: tuple[float, float] | None = None,
+    title: str | None = None,
+    dpi: int = 300,
+):
+    """A screenshot with a colour bar (when coloured by a number) as a matplotlib figure."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    h, w = image.shape[:2]
+    fig = Figure(figsize=(w / dpi * 1.18, h / dpi), dpi=dpi)
+    ax = fig.add_axes((0.0, 0.0, 0.84, 1.0))
+    ax.imshow(image)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=8)
+    if label and cmap and limits:
+        cax = fig.add_axes((0.87, 0.15, 0.025, 0.7))
+        sm = ScalarMappable(norm=Normalize(*limits), cmap=cmap)
+        cb = fig.colorbar(sm, cax=cax)
+        cb.set_label(label, fontsize=7)
+        cb.ax.tick_params(labelsize=6)
+    return fig
+
+
+class FiguresWidget(StageWidgetMixin, Container):
+    """Export figures of the analysed atom model, a 3D view with colour and scale bars, and the
+    model itself (CSV, extended XYZ or HDF5, with every feature).
+
+    The figures are those of ``napari-aet figures`` drawn from the layer's features and the
+    analysis stored by the *Structure* widget; they run in a worker thread. The 3D view is
+    napari's own canvas (shown viewer) with its scale bar, plus a colour bar.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self.layer = create_widget(annotation="napari.layers.Points", label="atoms")
+        # 3D view
+        self.color_by = ComboBox(label="colour by", choices=self._features)
+        self.colormap = ComboBox(
+            label="colormap", choices=["RdBu_r", "viridis", "magma", "twilight"], value="RdBu_r"
+        )
+        self.centered = CheckBox(label="centre colours at zero", value=True)
+        self.width_px = SpinBox(label="image width (px)", value=1600, min=200, max=8000)
+        self.view_path = FileEdit(label="3D view file", mode="w", value="figures/view3d.png")
+        self.view_button = PushButton(text="Save 3D view")
+        # figures
+        self.figures = Select(label="figures", choices=list(RUN_FIGURES), value=list(RUN_FIGURES))
+        self.png = CheckBox(label="PNG", value=True)
+        self.svg = CheckBox(label="SVG", value=False)
+        self.pdf = CheckBox(label="PDF", value=False)
+        self.dpi = SpinBox(label="dpi", value=300, min=50, max=1200)
+        self.strain_component = ComboBox(
+            label="strain component",
+            choices=["exx", "eyy", "ezz", "exy", "exz", "eyz"],
+            value="exx",
+        )
+        self.folder = FileEdit(label="figures folder", mode="d", value="figures")
+        self.run_button = PushButton(text="Export figures")
+        # atoms
+        self.atom_format = ComboBox(label="atom file", choices=list(ATOM_FORMATS), value="CSV")
+        self.atom_path = FileEdit(label="atom model file", mode="w", value="atoms.csv")
+        self.atoms_button = PushButton(text="Export atom model")
+        self.scale_bar_A = FloatSpinBox(label="scale bar (A)", value=10.0, min=1, max=1000)
+        self.status = Label(value="")
+        self.extend(
+            [
+                self.layer,
+                self.color_by,
+                self.colormap,
+                self.centered,
+                self.width_px,
+                self.view_path,
+                self.view_button,
+                self.figures,
+                self.png,
+                self.svg,
+                self.pdf,
+                self.dpi,
+                self.strain_component,
+                self.folder,
+                self.run_button,
+                self.atom_format,
+                self.atom_path,
+                self.atoms_button,
+                self.status,
+            ]
+        )
+        self.runner = StageRunner("figures", self._set_status, self._done, self._busy)
+        self.result = None
+        self.view_button.changed.connect(self.save_view)
+        self.run_button.changed.connect(self.run)
+        self.atoms_button.changed.connect(self.export_atoms)
+        self.atom_format.changed.connect(self._suffix)
+        self.layer.changed.connect(lambda v: self.color_by.reset_choices())
+        follow_new_layers(viewer, self.layer, ("atom_model",))
+        viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
+
+    def _features(self, widget=None) -> list[str]:
+        layer = getattr(self, "layer", None)
+        layer = layer.value if layer is not None else None
+        if layer is None:
+            return [CURRENT]
+        return [CURRENT, *[str(c) for c in layer.features.columns]]
+
+    def _suffix(self, fmt) -> None:
+        p = Path(self.atom_path.value)
+        self.atom_path.value = p.with_suffix(ATOM_FORMATS[fmt])
+
+    def _model(self):
+        layer = self.layer.value
+        if layer is None or len(layer.data) == 0:
+            raise ValueError("choose an atom layer")
+        return layer, atoms_from_layer(layer.data, layer.features, layer.metadata)
+
+    # -- export atoms ---------------------------------------------------------------------
+    def export_atoms(self, event=None):
+        from ..io import write_atoms
+
+        try:
+            _, model = self._model()
+            path = Path(self.atom_path.value)
+            if path.suffix.lower() not in (".csv", ".xyz", ".h5", ".hdf5"):
+                path = path.with_suffix(ATOM_FORMATS[self.atom_format.value])
+            write_atoms(path, model)
+        except (ValueError, OSError) as err:
+            self.status.value = f"Not exported: {err}"
+            return None
+        n_feat = model.features.shape[1]
+        self.status.value = f"Wrote {model.n_atoms} atoms with {n_feat} features to {path}"
+        return path
+
+    # -- 3D view ----------------------------------------------------------------------------
+    def save_view(self, event=None):
+        """Screenshot of the 3D canvas, coloured as chosen, with scale and colour bars."""
+        from ..figures import save_figure
+
+        try:
+            layer, model = self._model()
+        except ValueError as err:
+            self.status.value = f"Not saved: {err}"
+            return None
+        v = self._viewer
+        label = cmap = limits = None
+        feat = self.color_by.value
+        if feat != CURRENT:
+            vals = np.asarray(layer.features[feat])
+            if not np.issubdtype(vals.dtype, np.number):
+                self.status.value = f"Not saved: {feat!r} is not numeric; pick a number feature"
+                return None
+            finite = vals[np.isfinite(vals)]
+            if not finite.size:
+                self.status.value = f"Not saved: {feat!r} has no finite values"
+                return None
+            if self.centered.value:
+                lim = float(np.percentile(np.abs(finite), 98)) or 1.0
+                limits = (-lim, lim)
+            else:
+                limits = (float(np.percentile(finite, 2)), float(np.percentile(finite, 98)))
+            cmap = self.colormap.value
+            from matplotlib import colormaps
+
+            span = limits[1] - limits[0] or 1.0
+            norm = np.clip((np.nan_to_num(vals, nan=limits[0]) - limits[0]) / span, 0, 1)
+            layer.face_color = colormaps[cmap](norm)
+            label = feat
+        if v.dims.ndisplay != 3:
+            v.dims.ndisplay = 3
+            v.reset_view()
+        v.scale_bar.visible = True
+        img = v.screenshot(canvas_only=True, flash=False)
+        scale = int(self.width_px.value) / max(1, img.shape[1])
+        if scale > 1.05:  # render the canvas larger rather than upsampling pixels
+            img = v.screenshot(canvas_only=True, scale=scale, flash=False)
+        dpi = int(self.dpi.value)
+        fig = compose_view_figure(img, label=label, cmap=cmap, limits=limits, dpi=dpi)
+        path = Path(self.view_path.value)
+        fmts = [path.suffix.lstrip(".").lower() or "png"]
+        written = save_figure(fig, path.with_suffix(""), formats=fmts, dpi=dpi)
+        self.status.value = f"Wrote {written[0]} ({img.shape[1]} x {img.shape[0]} px)"
+        return written[0]
+
+    # -- figures ------------------------------------------------------------------------------
+    def run(self, event=None):
+        try:
+            layer, model = self._model()
+            names = list(self.figures.value)
+            if not names:
+                raise ValueError("pick at least one figure")
+            boxes = (("png", self.png), ("svg", self.svg), ("pdf", self.pdf))
+            formats = [f for f, box in boxes if box.value]
+            if not formats:
+                raise ValueError("pick at least one format (PNG, SVG, PDF)")
+        except ValueError as err:
+            self.status.value = f"Not started: {err}"
+            return None
+        summary = dict(layer.metadata.get("structure_analysis") or {})
+        data = {"atoms": model, "analysis": summary}
+        out = Path(self.folder.value)
+        kw = dict(
+            figures=names,
+            formats=formats,
+            dpi=int(self.dpi.value),
+            strain_component=self.strain_component.value,
+        )
+
+        def work(progress, cancel):
+            res = make_figures(data, out, progress=progress, **kw)
+            (out / "analysis.json").write_text(json.dumps(summary, indent=2, default=float))
+            res["report"] = str(write_html_report(out, res, path=out / "report.html"))
+            return res
+
+        self.status.value = "Drawing..."
+        return self.runner.start(work)
+
+    def _done(self, res) -> None:
+        self.result = res
+        msg = f"Wrote {len(res['written'])} figures and report.html to {res['out_dir']}"
+        if res["skipped"]:
+            msg += "; skipped: " + "; ".join(f"{k} ({v})" for k, v in res["skipped"].items())
+        self.status.value = msg
