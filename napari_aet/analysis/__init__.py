@@ -2,6 +2,13 @@
 
 from ._boo import classify_local_structure, steinhardt_q4_q6
 from ._compare import ModelComparison, compare_atom_models
+from ._precision import (
+    MultisliceSettings,
+    PrecisionResult,
+    multislice_tilt_series,
+    plot_deviation_histogram,
+    precision_analysis,
+)
 from ._stacking import (
     StackingResult,
     analyze_stacking,
@@ -13,6 +20,11 @@ from ._structure import StructureAnalysis, analyze_structure
 from ._validate import RFactorResult, r_factor
 
 __all__ = [
+    "MultisliceSettings",
+    "PrecisionResult",
+    "multislice_tilt_series",
+    "plot_deviation_histogram",
+    "precision_analysis",
     "ModelComparison",
     "RFactorResult",
     "StackingResult",
