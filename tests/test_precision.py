@@ -62,3 +62,24 @@ def test_multislice_images_put_atoms_where_the_projection_geometry_says():
             local = img[r - 1 : r + 2, c - 1 : c + 2]
             assert local.max() > 0.5 * img.max()
         assert img[0:2, 0:2].mean() < 0.05 * img.max()  # vacuum is dark
+
+
+def test_cli_precision_writes_the_comparison(tmp_path):
+    import json
+
+    from napari_aet.cli import main
+    from napari_aet.io import TiltSeries, write_atoms, write_tilt_series
+
+    atoms = build_structure("fcc", radius_A=6.0, shape_px=(56, 56), seed=4)
+    write_atoms(tmp_path / "atoms.csv", atoms)
+    angles = np.linspace(-70, 70, 15)
+    write_tilt_series(
+        tmp_path / "t.h5", TiltSeries(np.zeros((15, 56, 56), np.float32), angles, 0.358)
+    )
+    rc = main(["-q", "precision", str(tmp_path / "atoms.csv"), str(tmp_path / "t.h5"), "--out",
+               str(tmp_path / "p"), "--simulator", "kirkland", "--iterations", "30"])  # fmt: skip
+    assert rc == 0
+    info = json.loads((tmp_path / "p" / "precision.json").read_text())
+    assert info["results"]["raw"]["n_model"] == atoms.n_atoms
+    assert info["results"]["raw"]["identification_error"] < 0.05
+    assert (tmp_path / "p" / "figures" / "deviation_histogram.png").exists()
