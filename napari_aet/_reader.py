@@ -12,6 +12,7 @@ from .io import (
     read_atoms,
     read_tilt_series,
 )
+from .session import is_session_file, read_session
 
 
 def napari_get_reader(path):
@@ -22,6 +23,8 @@ def napari_get_reader(path):
         path = path[0]
     p = Path(str(path))
     suffix = p.suffix.lower()
+    if is_session_file(p):
+        return _read_session_layers
     if suffix in ATOM_SUFFIXES and is_atom_model_file(p):
         return _read_atoms_layer
     if suffix in TILT_SERIES_SUFFIXES and suffix != ".csv":
@@ -42,3 +45,7 @@ def _read_tilt_series_layer(path):
 def _read_atoms_layer(path):
     path = _one(path)
     return [atoms_layer_data(read_atoms(path), name=Path(path).stem)]
+
+
+def _read_session_layers(path):
+    return read_session(_one(path))

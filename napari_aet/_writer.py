@@ -16,3 +16,10 @@ def write_tilt_series_layer(path: str, data, attributes: dict) -> list[str]:
     """Write an Image layer as a tilt series, with its angles and pixel size."""
     ts = tilt_series_from_layer(data, attributes.get("metadata") or {}, attributes.get("scale"))
     return [str(p) for p in write_tilt_series(path, ts)]
+
+
+def write_session_layers(path: str, layer_data: list) -> list[str]:
+    """Write several layers as a napari-aet session (``.aet.h5``)."""
+    from .session import write_session
+
+    return [str(write_session(path, layer_data))]

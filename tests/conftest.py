@@ -1,5 +1,6 @@
 import os
 import tempfile
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -29,3 +30,26 @@ def press_key():
         raise AssertionError(f"no binding for {name}: {[str(k) for k in viewer.keymap]}")
 
     return press
+
+
+@dataclass
+class _MouseEvent:
+    """A vispy-like mouse event in world coordinates (as napari's own tests build them)."""
+
+    position: tuple
+    view_direction: tuple
+    dims_displayed: list
+    type: str = "mouse_press"
+    is_dragging: bool = False
+    modifiers: list = field(default_factory=list)
+    button: int = 1
+    handled: bool = False
+
+
+def click(viewer, position, view_direction=(1.0, 0.0, 0.0), dims=(0, 1, 2)):
+    """Dispatch a mouse press through the viewer's callbacks, as a canvas click would."""
+    from napari.utils._proxies import ReadOnlyWrapper
+    from napari.utils.interactions import mouse_press_callbacks
+
+    event = _MouseEvent(tuple(position), tuple(view_direction), list(dims))
+    mouse_press_callbacks(viewer, ReadOnlyWrapper(event, exceptions=("handled",)))

@@ -1,35 +1,11 @@
-from dataclasses import dataclass, field
-
 import numpy as np
 import pytest
+from conftest import click as _click
 
 from napari_aet.simulate import render_atom_volume
 
 PX = 0.5
 ATOMS = np.array([[8.0, 8.0, 8.0], [8.0, 8.0, 11.0], [12.0, 9.0, 8.5], [10.5, 12.0, 12.0]])
-
-
-@dataclass
-class _MouseEvent:
-    """A vispy-like mouse event in world coordinates (as napari's own tests build them)."""
-
-    position: tuple
-    view_direction: tuple
-    dims_displayed: list
-    type: str = "mouse_press"
-    is_dragging: bool = False
-    modifiers: list = field(default_factory=list)
-    button: int = 1
-    handled: bool = False
-
-
-def _click(viewer, position, view_direction=(1.0, 0.0, 0.0), dims=(0, 1, 2)):
-    """Dispatch a mouse press through the viewer's callbacks, as a canvas click would."""
-    from napari.utils._proxies import ReadOnlyWrapper
-    from napari.utils.interactions import mouse_press_callbacks
-
-    event = _MouseEvent(tuple(position), tuple(view_direction), list(dims))
-    mouse_press_callbacks(viewer, ReadOnlyWrapper(event, exceptions=("handled",)))
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
-    FloatSpinBox,
     Label,
     PushButton,
     Select,
@@ -100,7 +99,12 @@ class FiguresWidget(StageWidgetMixin, Container):
         self.atom_format = ComboBox(label="atom file", choices=list(ATOM_FORMATS), value="CSV")
         self.atom_path = FileEdit(label="atom model file", mode="w", value="atoms.csv")
         self.atoms_button = PushButton(text="Export atom model")
-        self.scale_bar_A = FloatSpinBox(label="scale bar (A)", value=10.0, min=1, max=1000)
+        # session
+        self.session_path = FileEdit(
+            label="session file", mode="w", filter="*.aet.h5", value="analysis.aet.h5"
+        )
+        self.save_session_button = PushButton(text="Save session")
+        self.open_session_button = PushButton(text="Open session")
         self.status = Label(value="")
         self.extend(
             [
@@ -122,6 +126,9 @@ class FiguresWidget(StageWidgetMixin, Container):
                 self.atom_format,
                 self.atom_path,
                 self.atoms_button,
+                self.session_path,
+                self.save_session_button,
+                self.open_session_button,
                 self.status,
             ]
         )
@@ -130,10 +137,25 @@ class FiguresWidget(StageWidgetMixin, Container):
         self.view_button.changed.connect(self.save_view)
         self.run_button.changed.connect(self.run)
         self.atoms_button.changed.connect(self.export_atoms)
+        self.save_session_button.changed.connect(self.save_session)
+        self.open_session_button.changed.connect(self.open_session)
         self.atom_format.changed.connect(self._suffix)
-        self.layer.changed.connect(lambda v: self.color_by.reset_choices())
+        self._watched = None
+        self.layer.changed.connect(self._watch_features)
         follow_new_layers(viewer, self.layer, ("atom_model",))
         viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
+
+    def _watch_features(self, layer=None) -> None:
+        """Keep *colour by* in step with the layer's features (they grow with each analysis)."""
+        if self._watched is not None and hasattr(self._watched.events, "features"):
+            self._watched.events.features.disconnect(self._refresh_features)
+        self._watched = self.layer.value
+        if self._watched is not None and hasattr(self._watched.events, "features"):
+            self._watched.events.features.connect(self._refresh_features)
+        self._refresh_features()
+
+    def _refresh_features(self, event=None) -> None:
+        self.color_by.reset_choices()
 
     def _features(self, widget=None) -> list[str]:
         layer = getattr(self, "layer", None)
@@ -168,6 +190,43 @@ class FiguresWidget(StageWidgetMixin, Container):
         n_feat = model.features.shape[1]
         self.status.value = f"Wrote {model.n_atoms} atoms with {n_feat} features to {path}"
         return path
+
+    # -- session ---------------------------------------------------------------------------
+    def save_session(self, event=None):
+        """Save every image and points layer (data, display, metadata, features)."""
+        from ..session import layer_tuples, write_session
+
+        layers = [
+            la for la in self._viewer.layers if type(la).__name__.lower() in ("image", "points")
+        ]
+        others = [la.name for la in self._viewer.layers if la not in layers]
+        if not layers:
+            self.status.value = "Not saved: no image or points layers"
+            return None
+        try:
+            path = write_session(self.session_path.value, layer_tuples(layers))
+        except (ValueError, OSError) as err:
+            self.status.value = f"Not saved: {err}"
+            return None
+        msg = f"Saved {len(layers)} layers to {path}"
+        if others:
+            msg += f" (not kept: {', '.join(others)})"
+        self.status.value = msg
+        return path
+
+    def open_session(self, event=None):
+        """Add the layers of a session file to the viewer."""
+        from ..session import read_session
+
+        try:
+            tuples = read_session(self.session_path.value)
+        except (ValueError, OSError) as err:
+            self.status.value = f"Not opened: {err}"
+            return None
+        for data, attrs, kind in tuples:
+            getattr(self._viewer, f"add_{kind}")(data, **attrs)
+        self.status.value = f"Opened {len(tuples)} layers from {self.session_path.value}"
+        return tuples
 
     # -- 3D view ----------------------------------------------------------------------------
     def save_view(self, event=None):

@@ -192,7 +192,11 @@ class TraceWidget(StageWidgetMixin, Container):
         if len(colors):
             self.points.face_color = colors
         self.points.size = float(self.point_size.value)
-        self.points.metadata["atom_model_metadata"] = dict(m.metadata)
+        # the edit log travels with the layer (sessions, File > Save)
+        self.points.metadata["atom_model_metadata"] = {
+            **dict(m.metadata),
+            "edit_log": list(self.model.edit_log),
+        }
         self.points.metadata["autosave_path"] = str(self.model.autosave_path)
 
     def _resize_points(self, value) -> None:
