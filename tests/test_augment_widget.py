@@ -43,7 +43,7 @@ def test_augment_widget_adds_the_augmented_tomogram_beside_the_raw(tomogram_view
     assert tuple(out.scale) == pytest.approx((0.358,) * 3)
     assert out.metadata["napari_aet_type"] == "tomogram" and out.metadata["augmented"]
     assert out.metadata["augment_settings"]["tile_px"] == 32
-    qtbot.waitUntil(lambda: "Done" in w.status.value, timeout=5000)
+    qtbot.waitUntil(lambda: "Done" in w.status.value, timeout=30000)
 
 
 def test_augment_widget_refuses_bad_input(tomogram_viewer, tmp_path):

@@ -37,7 +37,7 @@ def test_figures_widget_exports_figures_and_report(widget, tmp_path, qtbot):
     w.dpi.value = 80
     with qtbot.waitSignal(w.run().finished, timeout=60000):
         pass
-    qtbot.waitUntil(lambda: "Wrote 3 figures" in w.status.value, timeout=5000)
+    qtbot.waitUntil(lambda: "Wrote 3 figures" in w.status.value, timeout=30000)
     for name in ("layers_111", "strain_slices", "crystal_projections"):
         img = mpimg.imread(tmp_path / "figs" / f"{name}.png")
         assert img[..., :3].std() > 0.02

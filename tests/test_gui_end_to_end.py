@@ -88,7 +88,7 @@ def test_simulate_align_recon_trace_edit_analyze_export_and_reopen(
     figures.figures.value = ["atoms_stacking", "layers_111", "strain_slices"]
     figures.dpi.value = 80
     _run(qtbot, figures)
-    qtbot.waitUntil(lambda: "Wrote 3 figures" in figures.status.value, timeout=10000)
+    qtbot.waitUntil(lambda: "Wrote 3 figures" in figures.status.value, timeout=30000)
     for name in ("atoms_stacking", "layers_111", "strain_slices"):
         assert mpimg.imread(tmp_path / "figs" / f"{name}.png")[..., :3].std() > 0.02
     figures.view_path.value = tmp_path / "view.png"
