@@ -208,6 +208,7 @@ def add_run(sub) -> None:
     )
     p.add_argument("--no-refine", action="store_true", help="skip projection matching")
     p.add_argument("--no-strain", action="store_true", help="analyze without the strain maps")
+    p.add_argument("--orr", default=None, help="strain -> ORR activity table (see analyze)")
     p.add_argument("--figure-formats", default="png,svg,pdf", help="png, svg, pdf (comma list)")
     p.add_argument("--no-resume", action="store_true", help="rerun every stage")
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
@@ -247,6 +248,7 @@ def _cmd_run(args) -> int:
         denoise=args.denoise,
         augment=args.augment,
         strain=not args.no_strain,
+        orr=args.orr,
         figure_formats=args.figure_formats,
         refine=not args.no_refine,
         resume=not args.no_resume,

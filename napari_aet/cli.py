@@ -500,7 +500,19 @@ def _add_analyze(sub) -> None:
     p.add_argument("atoms", type=Path, help="atom model file")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--cutoff", type=float, default=3.416, help="BOO neighbour cutoff [A]")
-    p.add_argument("--strain", action="store_true", help="also per-atom strain (exx ... eyz)")
+    p.add_argument(
+        "--strain",
+        action="store_true",
+        help="also per-atom strain (exx ... eyz), facets, local strain and a per-facet summary",
+    )
+    p.add_argument(
+        "--orr",
+        type=Path,
+        default=None,
+        metavar="TABLE",
+        help="strain -> ORR activity table (CSV facet,strain,activity with a '# source:' "
+        "line; see docs/methods.md); adds orr_activity (needs --strain)",
+    )
     p.set_defaults(func=_cmd_analyze)
 
 
@@ -511,7 +523,11 @@ def _cmd_analyze(args) -> int:
 
     model = read_atoms(args.atoms)
     with _Bar("analyze", args.quiet) as bar:
-        res = analyze_structure(model, cutoff_A=args.cutoff, strain=args.strain, progress=bar)
+        if args.orr is not None and not args.strain:
+            raise ValueError("--orr needs --strain (the activity comes from the local strain)")
+        res = analyze_structure(
+            model, cutoff_A=args.cutoff, strain=args.strain, orr_relation=args.orr, progress=bar
+        )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     summary = {

@@ -98,6 +98,7 @@ def _stage_args(stage: str, tilts: Path, out: Path, opts: dict) -> list[str]:
             "--out",
             str(out / "analyze"),
             *(["--strain"] if opts.get("strain", True) else []),
+            *(["--orr", str(opts["orr"])] if opts.get("orr") else []),
         ]
     if stage == "validate":
         return [

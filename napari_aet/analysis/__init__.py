@@ -2,6 +2,13 @@
 
 from ._boo import classify_local_structure, steinhardt_q4_q6
 from ._compare import ModelComparison, compare_atom_models
+from ._orr import (
+    OrrRelation,
+    facet_summary,
+    gaussian_map,
+    orr_activity,
+    read_orr_relation,
+)
 from ._precision import (
     MultisliceSettings,
     PrecisionResult,
@@ -20,6 +27,11 @@ from ._structure import StructureAnalysis, analyze_structure
 from ._validate import RFactorResult, r_factor
 
 __all__ = [
+    "OrrRelation",
+    "facet_summary",
+    "gaussian_map",
+    "orr_activity",
+    "read_orr_relation",
     "MultisliceSettings",
     "PrecisionResult",
     "multislice_tilt_series",

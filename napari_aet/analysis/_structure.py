@@ -25,6 +25,12 @@ class StructureAnalysis:
     summary: dict = field(default_factory=dict)
 
 
+def _facets(features) -> dict:
+    from ._orr import facet_summary
+
+    return facet_summary(features)
+
+
 def _boo_distance(q4, q6, kind: str) -> float:
     ref = np.array(_ideal(kind, True))
     if not len(q4):
@@ -92,6 +98,7 @@ def analyze_structure(
     strain: bool = False,
     strain_sigma_A: float = 2.7,
     reference_lattice_constant_A: float = 3.912,
+    orr_relation=None,
     progress=None,
 ) -> StructureAnalysis:
     """Stacking layers, A/B/C and fcc/hcp labels, interface and twin boundaries, clusters, the
@@ -111,6 +118,10 @@ def analyze_structure(
     ``a_local`` (local fcc fit to each atom and its neighbours), ``local_strain`` against
     ``reference_lattice_constant_A`` (3.912 A: bulk Pt; give your metal's) and ``facet``
     (``100``, ``111`` or empty, from each cluster's reference planes).
+
+    ``orr_relation`` (an :class:`OrrRelation` or the path of its CSV table), with ``strain``,
+    adds ``orr_activity`` (log10 of j / j_Pt(111)) on {111} and {100} facet atoms; the summary
+    then has per-facet means and spreads of local strain and activity under ``facets``.
 
     ``clusters`` (0/1 per atom), when given, replaces the split at the interface, e.g. a
     selection the user drew; the lattice fits and ``relative_rotation_deg`` then use it.
@@ -214,6 +225,17 @@ def analyze_structure(
             }
         )
     f["lattice_assigned"] = assigned_flag
+    orr_source = None
+    if strain and orr_relation is not None:
+        from ._orr import OrrRelation, orr_activity, read_orr_relation
+
+        rel = (
+            orr_relation
+            if isinstance(orr_relation, OrrRelation)
+            else read_orr_relation(orr_relation)
+        )
+        f["orr_activity"] = orr_activity(f, rel) if "facet" in f.columns else np.nan
+        orr_source = rel.source
 
     def _rot(a, b):
         if orient.get(a) is None or orient.get(b) is None:
@@ -248,6 +270,8 @@ def analyze_structure(
             "ideal_fcc_q4_q6": list(_ideal("fcc", True)),
             "ideal_hcp_q4_q6": list(_ideal("hcp", True)),
         },
+        "facets": _facets(f) if strain else {},
+        "orr_relation_source": orr_source,
         "counts": {
             "fcc": int((st.stacking == "fcc").sum()),
             "hcp": int((st.stacking == "hcp").sum()),
