@@ -6,6 +6,7 @@ from ._figures import FiguresWidget
 from ._recon import ReconWidget
 from ._review import ReviewWidget
 from ._simulate import SimulateWidget
+from ._strain import StrainWidget
 from ._structure import StructureWidget
 from ._tilt_series import TiltSeriesWidget
 from ._trace import TraceWidget
@@ -17,6 +18,7 @@ __all__ = [
     "ReconWidget",
     "ReviewWidget",
     "SimulateWidget",
+    "StrainWidget",
     "StructureWidget",
     "TiltSeriesWidget",
     "TraceWidget",
