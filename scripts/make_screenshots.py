@@ -128,6 +128,84 @@ def _trace_screenshot(viewer) -> None:
     viewer.screenshot(str(OUT / "traced_atoms_3d.png"), canvas_only=True)
 
 
+def _clear(viewer) -> None:
+    viewer.layers.clear()
+    for w in list(viewer.window._dock_widgets):
+        viewer.window.remove_dock_widget(viewer.window._dock_widgets[w])
+
+
+def _strain_screenshot(viewer) -> None:
+    """Local strain on the {111} and {100} facets of the sample's true atoms."""
+    from qtpy.QtWidgets import QApplication
+
+    _clear(viewer)
+    viewer.open_sample("napari-aet", "nanodumbbell_truth")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-aet", "5b. Strain and ORR")
+    widget.layer.value = viewer.layers[0]
+    _wait(widget.run())
+    QApplication.processEvents()
+    widget.color_by.value = "local_strain"
+    widget.facets.value = "{111} and {100}"
+    viewer.dims.ndisplay = 3
+    viewer.camera.angles = (0, -40, 80)
+    viewer.reset_view()
+    QApplication.processEvents()
+    viewer.screenshot(str(OUT / "strain_widget.png"), canvas_only=False)
+
+
+def _augment_screenshot(viewer) -> None:
+    """The U-Net on the GENFIRE tomogram left by _recon_screenshot: raw and augmented slices."""
+    from qtpy.QtWidgets import QApplication
+
+    from napari_aet.augment import shipped_weights
+
+    if "fcc" not in shipped_weights():
+        print("no shipped weights: skipped the augment screenshot")
+        return
+    for w in list(viewer.window._dock_widgets):
+        viewer.window.remove_dock_widget(viewer.window._dock_widgets[w])
+    tomo = viewer.layers["aligned tilt series GENFIRE"]
+    _, widget = viewer.window.add_plugin_dock_widget("napari-aet", "3b. Augment (U-Net)")
+    widget.layer.value = tomo
+    _wait(widget.run())
+    QApplication.processEvents()
+    aug = viewer.layers[tomo.name + " U-Net"]
+    viewer.dims.ndisplay = 2
+    for layer in viewer.layers:
+        layer.visible = layer in (tomo, aug)
+    viewer.grid.enabled = True
+    viewer.dims.set_current_step(1, tomo.data.shape[1] // 2)
+    viewer.dims.order = (1, 0, 2)  # an xz slice: the missing wedge's elongation along z
+    viewer.reset_view()
+    QApplication.processEvents()
+    viewer.screenshot(str(OUT / "augment_widget.png"), canvas_only=False)
+    viewer.grid.enabled = False
+    viewer.dims.order = (0, 1, 2)
+    for layer in viewer.layers:
+        layer.visible = True
+
+
+def _figures_screenshot(viewer) -> None:
+    """The Figures and export widget on the analysed true atoms."""
+    from qtpy.QtWidgets import QApplication
+
+    _clear(viewer)
+    viewer.open_sample("napari-aet", "nanodumbbell_truth")
+    _, structure = viewer.window.add_plugin_dock_widget("napari-aet", "5. Structure")
+    structure.layer.value = viewer.layers[0]
+    structure.strain.value = True
+    _wait(structure.run())
+    QApplication.processEvents()
+    viewer.window.remove_dock_widget(structure.native.parent())
+    _, widget = viewer.window.add_plugin_dock_widget("napari-aet", "6. Figures and export")
+    widget.layer.value = viewer.layers[0]
+    viewer.dims.ndisplay = 3
+    viewer.camera.angles = (0, -40, 80)
+    viewer.reset_view()
+    QApplication.processEvents()
+    viewer.screenshot(str(OUT / "figures_widget.png"), canvas_only=False)
+
+
 def main() -> int:
     display = None
     if not os.environ.get("DISPLAY"):
@@ -159,10 +237,19 @@ def main() -> int:
         viewer.camera.zoom *= 0.85
         QApplication.processEvents()
         viewer.screenshot(str(OUT / "sample_true_atoms_3d.png"), canvas_only=True)
-        _align_screenshot(viewer)
-        _structure_screenshot(viewer)
-        _recon_screenshot(viewer)
-        _trace_screenshot(viewer)
+        only = set(sys.argv[1].split(",")) if len(sys.argv) > 1 else None
+        steps = {
+            "align": _align_screenshot,
+            "structure": _structure_screenshot,
+            "strain": _strain_screenshot,
+            "figures": _figures_screenshot,
+            "recon": _recon_screenshot,
+            "augment": _augment_screenshot,
+            "trace": _trace_screenshot,
+        }
+        for name, step in steps.items():
+            if only is None or name in only or (name == "recon" and "augment" in only):
+                step(viewer)
         viewer.close()
         print(f"wrote screenshots to {OUT}")
     finally:
