@@ -184,7 +184,7 @@ def _cuda() -> bool:
 def add_run(sub) -> None:
     p = sub.add_parser(
         "run",
-        help="the whole pipeline: align, recon, trace, analyze, validate (resumable, batch)",
+        help="the whole pipeline: align, recon, augment, trace, analyze, validate, figures",
         description="Run every stage on a tilt series into --out (each stage in its folder; "
         "atoms.csv, analysis.json and figures/ at the top; pipeline.json and run.log record "
         "what ran). A rerun resumes after the last finished stage. Several inputs (paths, "
@@ -202,9 +202,9 @@ def add_run(sub) -> None:
     p.add_argument("--denoise", default=None, choices=["auto", "bm3d", "nlmeans"])
     p.add_argument(
         "--augment",
-        default="none",
-        help="U-Net weights applied before tracing: 'fcc', 'amorphous', a weights.pt, or "
-        "'none' (trace the raw GENFIRE tomogram)",
+        default="fcc",
+        help="U-Net weights applied before tracing: 'fcc' (default, shipped), 'amorphous', "
+        "a weights.pt, or 'none' (trace the raw GENFIRE tomogram)",
     )
     p.add_argument("--no-refine", action="store_true", help="skip projection matching")
     p.add_argument("--no-strain", action="store_true", help="analyze without the strain maps")
