@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 
 from . import __version__
-from .cli import _Bar
+from .cli import _Bar, _read_tomogram
 
 
 def add_augment(sub) -> None:
@@ -37,12 +37,9 @@ def add_augment(sub) -> None:
 def _cmd_augment(args) -> int:
     from .augment import augment_volume
     from .figures import volume_slices_figure
-    from .io import read_volume, write_volume
+    from .io import write_volume
 
-    vol, vx, prov_in = read_volume(args.tomogram, dataset=args.dataset)
-    vx = args.voxel_size or vx
-    if vx is None:
-        raise ValueError(f"{args.tomogram} carries no voxel size; pass --voxel-size (Angstrom)")
+    vol, vx, prov_in = _read_tomogram(args)
     with _Bar("U-Net", args.quiet) as bar:
         res = augment_volume(
             vol,

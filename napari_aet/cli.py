@@ -436,14 +436,22 @@ def _add_trace(sub) -> None:
     p.set_defaults(func=_cmd_trace)
 
 
-def _cmd_trace(args) -> int:
-    from .io import read_volume, write_atoms
-    from .trace import trace_atoms
+def _read_tomogram(args):
+    """``(volume, voxel size [A], provenance)`` of ``args.tomogram`` (--dataset, --voxel-size)."""
+    from .io import read_volume
 
     vol, vx, prov_in = read_volume(args.tomogram, dataset=args.dataset)
     vx = args.voxel_size or vx
     if vx is None:
         raise ValueError(f"{args.tomogram} carries no voxel size; pass --voxel-size (Angstrom)")
+    return vol, vx, prov_in
+
+
+def _cmd_trace(args) -> int:
+    from .io import write_atoms
+    from .trace import trace_atoms
+
+    vol, vx, prov_in = _read_tomogram(args)
     thr = args.threshold
     if thr not in ("auto", "otsu"):
         try:

@@ -84,13 +84,6 @@ class AugmentWidget(StageWidgetMixin, Container):
     def _show_file(self, value) -> None:
         self.weights_file.visible = value == USER_FILE
 
-    def cancel(self, event=None) -> None:
-        self.runner.cancel()
-
-    @property
-    def worker(self):
-        return self.runner.worker
-
     def run(self, event=None):
         """Start the augmentation; returns the worker (None if the input is not usable)."""
         layer = self.layer.value

@@ -79,13 +79,6 @@ class ReconWidget(StageWidgetMixin, Container):
     def _default_radius(self, value) -> None:
         self.radius.value = 0.3 if value == "fft" else 0.1
 
-    def cancel(self, event=None) -> None:
-        self.runner.cancel()
-
-    @property
-    def worker(self):
-        return self.runner.worker
-
     def run(self, event=None):
         """Start the reconstruction; returns the worker (None if the input is not usable)."""
         layer = self.layer.value

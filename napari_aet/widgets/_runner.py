@@ -112,6 +112,13 @@ def add_plot_canvas(container, *, figsize=(3.6, 2.4), min_height: int = 200):
 class StageWidgetMixin:
     """Status label and run/cancel buttons wired to a :class:`StageRunner`."""
 
+    def cancel(self, event=None) -> None:
+        self.runner.cancel()
+
+    @property
+    def worker(self):
+        return self.runner.worker
+
     def _set_status(self, text: str) -> None:
         self.status.value = text
 
