@@ -48,13 +48,15 @@ class StageRunner:
 
         if self.cancel_event.is_set() or self._returned_flag:
             return  # a late progress message must not overwrite the final status
+        # the status first: updating napari's progress bar can process pending events, the
+        # result among them, whose final status must then win
+        self.on_status(message)
         if self._pbar is None or self._pbar.total != total:
             if self._pbar is not None:
                 self._pbar.close()
             self._pbar = progress(total=total, desc=self.title)
         self._pbar.n = done
         self._pbar.set_description(message)
-        self.on_status(message)
 
     def start(self, func: Callable):
         from napari.qt.threading import create_worker
