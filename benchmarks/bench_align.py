@@ -66,7 +66,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--recon-iterations", type=int, default=30)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--only-model", action="store_true", help="run only the model-based case")
+    ap.add_argument("--only-model", action="store_true", help="run only the model-based cases")
+    ap.add_argument("--weights", default="fcc", help="U-Net weights for the augmented model case")
     args = ap.parse_args()
     from napari_aet.align import align_tilt_series
     from napari_aet.recon import genfire
@@ -94,9 +95,13 @@ def main() -> None:
             "+ projection matching, angles from a traced model",
             dict(refine=True, refine_angles=True, angle_method="model"),
         ),
+        (
+            "+ projection matching, angles from a model traced after the U-Net",
+            dict(refine=True, refine_angles=True, angle_method="model", model_weights=args.weights),
+        ),
     ]
     if args.only_model:
-        cases = cases[-1:]
+        cases = cases[-2:]
     for label, kw in cases:
         t0 = time.perf_counter()
         res = align_tilt_series(

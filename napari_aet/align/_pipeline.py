@@ -84,6 +84,7 @@ def align_tilt_series(
     refine: bool = True,
     refine_angles: bool = False,
     angle_method: str = "tomogram",
+    model_weights=None,
     refine_rounds: int = 3,
     recon_iterations: int = 20,
     oversampling: float = 2.0,
@@ -129,6 +130,9 @@ def align_tilt_series(
         Score trial angles against re-projections of the tomogram, or against projections of
         an atom model traced in it (needs atomic resolution; see
         :func:`projection_matching`).
+    model_weights : str or path, optional
+        With ``angle_method="model"``: U-Net weights; the model is traced in the augmented
+        tomogram.
     refine_rounds, recon_iterations, oversampling
         Projection-matching settings.
     """
@@ -206,6 +210,7 @@ def align_tilt_series(
             oversampling=oversampling,
             refine_angles=refine_angles,
             angle_method=angle_method,
+            model_weights=model_weights,
             pixel_size_A=pixel_size_A,
             device=device,
             cancel=cancel,
@@ -217,6 +222,7 @@ def align_tilt_series(
             "converged": res.converged,
             "refine_angles": refine_angles,
             "angle_method": angle_method,
+            "model_weights": None if model_weights is None else str(model_weights),
             "recon_iterations": recon_iterations,
             "oversampling": oversampling,
         }

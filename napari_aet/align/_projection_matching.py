@@ -102,6 +102,7 @@ def projection_matching(
     angle_method: str = "tomogram",
     pixel_size_A: float | None = None,
     model_blur_A: float = 0.45,
+    model_weights=None,
     shift_tol_px: float = 0.05,
     angle_tol_deg: float = 0.02,
     device: str = "auto",
@@ -122,7 +123,9 @@ def projection_matching(
     traced in each round's tomogram instead of re-projections of the tomogram itself: an atom
     model carries no missing-wedge artifacts and was not fitted to each image at its own angle,
     so it is free of the bias that makes tomogram-based angle refinement stall. It needs
-    ``pixel_size_A`` and atomic resolution.
+    ``pixel_size_A`` and atomic resolution. With ``model_weights`` (U-Net weights, see
+    :func:`napari_aet.augment.augment_volume`) the atoms are traced in the augmented tomogram,
+    a more accurate model.
 
     Parameters
     ----------
@@ -172,7 +175,14 @@ def projection_matching(
         if refine_angles and angle_method == "model":
             from ..trace import trace_atoms
 
-            model = trace_atoms(vol, voxel_size_A=pixel_size_A).atoms.positions
+            src = vol
+            if model_weights is not None:
+                from ..augment import augment_volume
+
+                src = augment_volume(
+                    vol, voxel_size_A=pixel_size_A, weights=model_weights, device=device
+                ).volume
+            model = trace_atoms(src, voxel_size_A=pixel_size_A).atoms.positions
         for i in range(n):
             check_cancel(cancel, "projection matching")
             d0, _ = _register(reproject(vol, [ang[i]])[0], aligned[i])
