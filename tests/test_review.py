@@ -29,3 +29,21 @@ def test_inject_model_errors_bookkeeping():
     np.testing.assert_allclose(to_truth[others], 0.0, atol=1e-12)
     gone = np.linalg.norm(inj.positions[:, None] - inj.removed_A[None], axis=2)
     assert gone.min() > 1.0  # the removed atoms are not in the model any more
+
+
+def test_disagreement_between_raw_and_augmented_tracing():
+    from napari_aet.trace import doubt_scores
+
+    # a small cubic cloud: the "other" model lacks atom 5 and has one atom this model lacks
+    g = np.arange(0, 5) * 2.8
+    pos = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3) + 5.0
+    other = np.vstack([np.delete(pos, 5, axis=0), [[30.0, 30.0, 30.0]]])
+    vol = render_atom_volume(pos, (64, 64, 64), voxel_size_A=0.5, sigma_A=0.5)
+    res = doubt_scores(pos, vol, voxel_size_A=0.5, other_positions_A=other, bond_A=2.8)
+    t = res.table
+    top2 = t.iloc[:2]
+    assert set(top2["kind"]) == {"atom", "missing"}
+    assert int(top2[top2.kind == "atom"]["index"].iloc[0]) == 5
+    np.testing.assert_allclose(top2[top2.kind == "missing"][["z", "y", "x"]].to_numpy()[0], 30.0)
+    assert "other tomogram" in top2.iloc[0]["reasons"]
+    assert (t[t.kind == "atom"]["doubt_disagree"] > 0).sum() == 1

@@ -17,6 +17,7 @@ DOUBT_WEIGHTS = {
     "doubt_intensity": 0.6,
     "doubt_fit": 0.4,
     "doubt_missing": 1.0,
+    "doubt_disagree": 0.8,
 }
 
 
@@ -62,6 +63,7 @@ _REASONS = {
     "doubt_intensity": "intensity near the atom/non-atom threshold",
     "doubt_fit": "poor Gaussian fit",
     "doubt_missing": "empty lattice site with intensity (missed atom?)",
+    "doubt_disagree": "not traced in the other tomogram (raw vs augmented)",
 }
 
 
@@ -75,6 +77,7 @@ def doubt_scores(
     threshold: float | None = None,
     bond_A: float | None = None,
     layer_deviation_A=None,
+    other_positions_A=None,
 ) -> ReviewList:
     """Rank traced atoms, and lattice sites without an atom, by how likely they are wrong.
 
@@ -90,7 +93,11 @@ def doubt_scores(
     - ``doubt_intensity``: integrated intensity close to the classification threshold;
     - ``doubt_fit``: Gaussian-fit residual far above the median (robust z-score / 6);
     - ``doubt_missing`` (candidates): lattice sites with no atom within 0.7 A, surrounded by
-      atoms, where the tomogram is at least half as bright as at a typical atom.
+      atoms, where the tomogram is at least half as bright as at a typical atom;
+    - ``doubt_disagree``: with ``other_positions_A`` (the atoms traced in the other tomogram,
+      e.g. the augmented one when these come from the raw one), an atom without a partner
+      there within 0.7 A scores 1 (0.35 A: 0.5); the other model's atoms without a partner
+      here become candidates (``kind`` ``missing``) with this signal.
 
     The score is the largest weighted signal (:data:`DOUBT_WEIGHTS`) plus a tenth of the other
     weighted signals.
@@ -159,7 +166,33 @@ def doubt_scores(
         }
     )
     atoms.insert(atoms.columns.get_loc("doubt_lattice"), "doubt_layer", layer_dev)
+    atoms["doubt_disagree"] = 0.0
     rows = [atoms]
+    if other_positions_A is not None and len(other_positions_A):
+        other = np.asarray(other_positions_A, float).reshape(-1, 3)
+        d_o, _ = cKDTree(other).query(pos)
+        atoms["doubt_disagree"] = np.clip(d_o / 0.7, 0, 1)
+        d_h, _ = tree.query(other)
+        extra = other[d_h > 0.7]
+        if len(extra):
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "kind": "missing",
+                        "index": -1,
+                        "z": extra[:, 0],
+                        "y": extra[:, 1],
+                        "x": extra[:, 2],
+                        "doubt_close_pair": 0.0,
+                        "doubt_layer": 0.0,
+                        "doubt_lattice": 0.0,
+                        "doubt_intensity": 0.0,
+                        "doubt_fit": 0.0,
+                        "doubt_missing": 0.0,
+                        "doubt_disagree": 1.0,
+                    }
+                )
+            )
     if lattice_sites_A is not None:
         sites = np.asarray(lattice_sites_A, float).reshape(-1, 3)
         dd, _ = tree.query(sites, distance_upper_bound=0.7)
@@ -187,6 +220,7 @@ def doubt_scores(
                     "doubt_intensity": 0.0,
                     "doubt_fit": 0.0,
                     "doubt_missing": miss[keep],
+                    "doubt_disagree": 0.0,
                 }
             )
             rows.append(cand)
@@ -216,10 +250,16 @@ def empty_sites_of_fit(fit, radius_sites: int = 1) -> np.ndarray:
 
 
 def review_atoms(
-    positions_A, volume, *, voxel_size_A: float, threshold: float | None = None
+    positions_A,
+    volume,
+    *,
+    voxel_size_A: float,
+    threshold: float | None = None,
+    other_positions_A=None,
 ) -> ReviewList:
     """:func:`doubt_scores` with the lattice signals from the stacking analysis and a
-    search-and-assign fcc fit of each cluster (the crystal-analysis stage's fits)."""
+    search-and-assign fcc fit of each cluster (the crystal-analysis stage's fits);
+    ``other_positions_A``: atoms traced in the other tomogram (raw vs augmented)."""
     from ..analysis._stacking import analyze_stacking, nearest_neighbour_distance
     from ..analysis._structure import fit_cluster_lattices
 
@@ -239,4 +279,5 @@ def review_atoms(
         site_of_atom=site_of_atom,
         threshold=threshold,
         bond_A=d_nn,
+        other_positions_A=other_positions_A,
     )

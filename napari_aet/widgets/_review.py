@@ -41,11 +41,20 @@ class ReviewWidget(StageWidgetMixin, Container):
         self._viewer = viewer
         self.tomogram = create_widget(annotation="napari.layers.Image", label="tomogram")
         self.atoms = create_widget(annotation="napari.layers.Points", label="atoms")
+        self.other = create_widget(
+            annotation="napari.layers.Points",
+            label="compare with (optional)",
+            options={"nullable": True, "tooltip": "atoms traced in the other tomogram "
+                     "(raw vs augmented): disagreements rank high"},
+        )  # fmt: skip
+        self.other.value = None
         self.run_button = PushButton(text="Rank by doubt")
         buttons = {k: PushButton(text=f"{k.capitalize()} ({v})") for k, v in REVIEW_KEYS.items()}
         self.buttons = buttons
         self.status = Label(value="")
-        self.extend([self.tomogram, self.atoms, self.run_button, *buttons.values(), self.status])
+        self.extend(
+            [self.tomogram, self.atoms, self.other, self.run_button, *buttons.values(), self.status]
+        )
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["kind", "score", "reviewed", "reasons"])
         self.table.setMinimumHeight(180)
@@ -92,7 +101,15 @@ class ReviewWidget(StageWidgetMixin, Container):
             default_autosave_path(meta.get("source"), f"{pts.name}"),
         )
         self.status.value = "Ranking..."
-        return self.runner.start(lambda progress, cancel: review_atoms(pos, vol, voxel_size_A=px))
+        other = self.other.value
+        other_pos = None
+        if other is not None and other is not pts and len(other.data):
+            other_pos = np.asarray(other.data, float).copy()
+        return self.runner.start(
+            lambda progress, cancel: review_atoms(
+                pos, vol, voxel_size_A=px, other_positions_A=other_pos
+            )
+        )
 
     def _done(self, review) -> None:
         self.items = review.table
