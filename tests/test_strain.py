@@ -92,4 +92,6 @@ def test_local_strain_feature(crystal):
     res = analyze_structure(AtomModel(1.01 * crystal), strain=True)
     f = res.model.features
     assert np.nanmedian(f["local_strain"]) == pytest.approx(0.01, abs=1e-9)
+    # the 2.7 A average of a uniform field is that field, at every atom with neighbours
+    assert np.nanmax(np.abs(f["local_strain_smoothed"] - 0.01)) < 1e-9
     assert set(f["facet"]) <= {"111", "100", ""} and (f["facet"] != "").any()

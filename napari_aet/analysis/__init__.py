@@ -8,6 +8,7 @@ from ._orr import (
     gaussian_map,
     orr_activity,
     read_orr_relation,
+    smooth_per_atom,
 )
 from ._precision import (
     MultisliceSettings,
@@ -32,6 +33,7 @@ __all__ = [
     "gaussian_map",
     "orr_activity",
     "read_orr_relation",
+    "smooth_per_atom",
     "MultisliceSettings",
     "PrecisionResult",
     "multislice_tilt_series",

@@ -157,18 +157,36 @@ def gaussian_map(positions_A, values, *, sigma_A: float = 2.7, spacing_A: float 
     axes = [np.arange(lo[k], hi[k] + spacing_A, spacing_A) for k in range(3)]
     shape = tuple(len(a) for a in axes)
     pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
-    tree = cKDTree(p)
-    num = np.zeros(len(pts))
-    den = np.zeros(len(pts))
-    near, _ = tree.query(pts, distance_upper_bound=1.5 * sigma_A)
+    near, _ = cKDTree(p).query(pts, distance_upper_bound=1.5 * sigma_A)
     inside = np.nonzero(np.isfinite(near))[0]
-    for start in range(0, len(inside), 20000):
-        idx = inside[start : start + 20000]
-        m = cKDTree(pts[idx]).sparse_distance_matrix(tree, 3 * sigma_A, output_type="coo_matrix")
+    num = np.full(len(pts), np.nan)
+    num[inside] = _gaussian_average(pts[inside], p, v, sigma_A)
+    return num.reshape(shape).astype(np.float32), lo
+
+
+def _gaussian_average(points, positions, values, sigma_A: float) -> np.ndarray:
+    """``sum w v / sum w`` at each point over the atoms within 3 sigma (NaN where none)."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(positions)
+    out = np.full(len(points), np.nan)
+    for start in range(0, len(points), 20000):
+        chunk = points[start : start + 20000]
+        m = cKDTree(chunk).sparse_distance_matrix(tree, 3 * sigma_A, output_type="coo_matrix")
         w = np.exp(-(m.data**2) / (2 * sigma_A**2))
-        num[idx] = np.bincount(m.row, weights=w * v[m.col], minlength=len(idx))
-        den[idx] = np.bincount(m.row, weights=w, minlength=len(idx))
-    grid = np.full(len(pts), np.nan)
-    good = den > 0
-    grid[good] = num[good] / den[good]
-    return grid.reshape(shape).astype(np.float32), lo
+        num = np.bincount(m.row, weights=w * values[m.col], minlength=len(chunk))
+        den = np.bincount(m.row, weights=w, minlength=len(chunk))
+        good = den > 0
+        out[start : start + len(chunk)][good] = num[good] / den[good]
+    return out
+
+
+def smooth_per_atom(positions_A, values, *, sigma_A: float = 2.7) -> np.ndarray:
+    """Per-atom values averaged over the atoms around each one with a Gaussian of ``sigma_A``
+    (the study's 2.7 A kernel); atoms with NaN values do not contribute."""
+    p = np.asarray(positions_A, float)
+    v = np.asarray(values, float)
+    ok = np.isfinite(v)
+    if not ok.any():
+        return np.full(len(p), np.nan)
+    return _gaussian_average(p, p[ok], v[ok], sigma_A)

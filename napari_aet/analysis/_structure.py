@@ -116,7 +116,8 @@ def analyze_structure(
     assigned to its cluster's lattice come from the displacements smoothed by a
     ``strain_sigma_A`` Gaussian (:func:`strain_map`); unassigned atoms get NaN. It also adds
     ``a_local`` (local fcc fit to each atom and its neighbours), ``local_strain`` against
-    ``reference_lattice_constant_A`` (3.912 A: bulk Pt; give your metal's) and ``facet``
+    ``reference_lattice_constant_A`` (3.912 A: bulk Pt; give your metal's), the same averaged
+    over the atoms with the ``strain_sigma_A`` Gaussian (``local_strain_smoothed``) and ``facet``
     (``100``, ``111`` or empty, from each cluster's reference planes).
 
     ``orr_relation`` (an :class:`OrrRelation` or the path of its CSV table), with ``strain``,
@@ -225,6 +226,10 @@ def analyze_structure(
             }
         )
     f["lattice_assigned"] = assigned_flag
+    if strain and "local_strain" in f.columns:
+        from ._orr import smooth_per_atom
+
+        f["local_strain_smoothed"] = smooth_per_atom(pos, f["local_strain"], sigma_A=strain_sigma_A)
     orr_source = None
     if strain and orr_relation is not None:
         from ._orr import OrrRelation, orr_activity, read_orr_relation

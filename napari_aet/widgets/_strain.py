@@ -23,7 +23,17 @@ from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_
 if TYPE_CHECKING:
     import napari
 
-COMPONENTS = ("local_strain", "orr_activity", "exx", "eyy", "ezz", "exy", "exz", "eyz")
+COMPONENTS = (
+    "local_strain",
+    "local_strain_smoothed",
+    "orr_activity",
+    "exx",
+    "eyy",
+    "ezz",
+    "exy",
+    "exz",
+    "eyz",
+)
 FILTERS = {
     "all atoms": None,
     "all surface": "surface",
