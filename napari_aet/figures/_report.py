@@ -21,6 +21,8 @@ RUN_FIGURES = {
     "q4_q6": "Local bond-orientational order (averaged Q4, Q6) by layer group.",
     "strain_slices": "Central slabs coloured by a strain component (lab frame).",
     "facet_strain": "Surface atoms on {111} and {100} facets coloured by local strain.",
+    "facet_orr": "Surface atoms on {111} and {100} facets coloured by ORR activity, "
+    "log10(j / j_Pt(111)), from the relation table given to the analysis.",
     "r_factor": "R-factor per tilt between the measured images and the model's projections.",
     "measured_vs_reprojected": "Measured, reprojected and residual images at five tilts.",
 }
@@ -186,6 +188,12 @@ def make_figures(
         if name == "facet_strain":
             need(["local_strain", "facet"])
             return facet_map_figure(p, f["local_strain"], f["facet"])
+        if name == "facet_orr":
+            if "orr_activity" not in f.columns:
+                raise LookupError("no orr_activity: analyze with --strain --orr TABLE")
+            return facet_map_figure(
+                p, f["orr_activity"], f["facet"], label="ORR log10(j / j_Pt(111))"
+            )
         if name == "r_factor":
             if "rfactor" not in d:
                 raise LookupError("no validate/rfactor.json")
