@@ -52,3 +52,34 @@ def test_review_walks_the_doubtful_items_with_keys(
     assert {e["action"] for e in m.edit_log} >= {"add", "remove", "accept"}
     assert m.autosave_path.exists()
     assert len(viewer.layers["atoms"].data) == len(truth)
+
+
+def test_review_shows_a_slab_around_the_item_in_3d(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("NAPARI_AET_CACHE", str(tmp_path))
+    from napari_aet.widgets import ReviewWidget
+
+    truth = build_structure("fcc", radius_A=8, shape_px=(64, 64), pixel_size_A=PX, seed=1).positions
+    viewer = make_napari_viewer()
+    viewer.add_image(render_atom_volume(truth, (64,) * 3, voxel_size_A=PX), name="tomo",
+                     scale=(PX, PX, PX))  # fmt: skip
+    viewer.add_points(truth, name="atoms", size=1.0)
+    w = ReviewWidget(viewer)
+    w.tomogram.value, w.atoms.value = viewer.layers["tomo"], viewer.layers["atoms"]
+    with qtbot.waitSignal(w.run().finished, timeout=60000):
+        pass
+    viewer.dims.ndisplay = 3
+    w.slab.value = 6.0
+    w.next()
+    item = w.items.iloc[w.current]
+    p = np.array([item["z"], item["y"], item["x"]])
+    planes = viewer.layers["tomo"].experimental_clipping_planes
+    assert len(planes) == 2
+    # the two planes sit 3 A (7.5 voxels) either side of the item along the line of sight
+    pos = np.array([pl.position for pl in planes]) * PX
+    np.testing.assert_allclose(np.linalg.norm(pos - p, axis=1), 3.0, atol=1e-6)
+    assert len(viewer.layers["atoms"].experimental_clipping_planes) == 2
+    w.slab.value = 0.0
+    w.next()
+    assert len(viewer.layers["tomo"].experimental_clipping_planes) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import Container, Label, PushButton, create_widget
+from magicgui.widgets import Container, FloatSpinBox, Label, PushButton, create_widget
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from .._layers import atoms_from_layer
@@ -48,12 +48,23 @@ class ReviewWidget(StageWidgetMixin, Container):
                      "(raw vs augmented): disagreements rank high"},
         )  # fmt: skip
         self.other.value = None
+        self.slab = FloatSpinBox(
+            label="3D slab (A, 0 = off)", value=8.0, min=0.0, max=100.0, step=1.0
+        )
         self.run_button = PushButton(text="Rank by doubt")
         buttons = {k: PushButton(text=f"{k.capitalize()} ({v})") for k, v in REVIEW_KEYS.items()}
         self.buttons = buttons
         self.status = Label(value="")
         self.extend(
-            [self.tomogram, self.atoms, self.other, self.run_button, *buttons.values(), self.status]
+            [
+                self.tomogram,
+                self.atoms,
+                self.other,
+                self.slab,
+                self.run_button,
+                *buttons.values(),
+                self.status,
+            ]
         )
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["kind", "score", "reviewed", "reasons"])
@@ -155,11 +166,33 @@ class ReviewWidget(StageWidgetMixin, Container):
             step = list(v.dims.current_step)
             step[0] = int(round(p[0] / self._voxel()))
             v.dims.current_step = tuple(step)
+        else:
+            self._slab_around(p)
         self.table.selectRow(self.current)
         self.status.value = (
             f"item {self.current + 1}: {r['kind']}, score {r['score']:.2f} "
             f"({r['reasons'] or 'no strong reason'})"
         )
+
+    def _slab_around(self, p) -> None:
+        """In 3D, clip the tomogram and the atoms to a slab across the line of sight through
+        the item (``slab`` A thick), so the item is not hidden behind the rest."""
+        half = float(self.slab.value) / 2
+        d = np.asarray(self._viewer.camera.view_direction, float)[-3:]
+        d = d / (np.linalg.norm(d) or 1.0)
+        for layer in (self.tomogram.value, self.atoms.value):
+            if layer is None:
+                continue
+            if half <= 0:
+                layer.experimental_clipping_planes = []
+                continue
+            c = np.asarray(layer.world_to_data(p), float)[-3:]
+            scale = np.asarray(layer.scale, float)[-3:]
+            step = half / scale  # A -> data units along each axis
+            layer.experimental_clipping_planes = [
+                {"position": tuple(c - d * step), "normal": tuple(d), "enabled": True},
+                {"position": tuple(c + d * step), "normal": tuple(-d), "enabled": True},
+            ]
 
     def next(self) -> None:
         self._go(self.current + 1)
