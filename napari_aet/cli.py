@@ -514,6 +514,12 @@ def _add_analyze(sub) -> None:
         help="also per-atom strain (exx ... eyz), facets, local strain and a per-facet summary",
     )
     p.add_argument(
+        "--strain-frame",
+        default="lab",
+        choices=["lab", "crystal"],
+        help="strain components on the lab axes or each cluster's cubic axes",
+    )
+    p.add_argument(
         "--orr",
         type=Path,
         default=None,
@@ -534,7 +540,12 @@ def _cmd_analyze(args) -> int:
         if args.orr is not None and not args.strain:
             raise ValueError("--orr needs --strain (the activity comes from the local strain)")
         res = analyze_structure(
-            model, cutoff_A=args.cutoff, strain=args.strain, orr_relation=args.orr, progress=bar
+            model,
+            cutoff_A=args.cutoff,
+            strain=args.strain,
+            strain_frame=args.strain_frame,
+            orr_relation=args.orr,
+            progress=bar,
         )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -95,3 +95,39 @@ def test_local_strain_feature(crystal):
     # the 2.7 A average of a uniform field is that field, at every atom with neighbours
     assert np.nanmax(np.abs(f["local_strain_smoothed"] - 0.01)) < 1e-9
     assert set(f["facet"]) <= {"111", "100", ""} and (f["facet"] != "").any()
+
+
+def test_facets_of_a_cuboctahedron():
+    from napari_aet.analysis._surface import facet_sets
+
+    # fcc sites (units of a/2, even coordinate sum) inside |x|,|y|,|z| <= 8 and
+    # |x|+|y|+|z| <= 12: six {100} squares (25 atoms) and eight {111} hexagons (61 atoms),
+    # each above the study's 20-atom minimum for a reference plane
+    g = np.arange(-8, 9)
+    s = np.array([[x, y, z] for x in g for y in g for z in g if (x + y + z) % 2 == 0])
+    s = s[np.abs(s).sum(1) <= 12]
+    pts = 3.912 / 2 * s @ ROT.T
+    fs = facet_sets(pts, rotation=ROT, lattice_constant_A=3.912)
+    on100 = np.abs(s).max(1) == 8
+    on111 = np.abs(s).sum(1) == 12
+    np.testing.assert_array_equal(fs["100"], on100)
+    np.testing.assert_array_equal(fs["111"], on111)
+    assert on100.sum() > 20 and on111.sum() > 20
+
+
+def test_strain_in_the_crystal_frame_of_the_analysis(crystal):
+    # a traceless strain on the cubic axes: +0.8 % along one, -0.8 % along another. The
+    # analysis fits its own lattice, whose cubic axes may be any permutation of the original
+    # ones, so the normal components must be {+0.8, -0.8, 0} % in some order, shears zero
+    e_lab = ROT @ np.diag([0.008, -0.008, 0.0]) @ ROT.T
+    pts = _strained(crystal, e_lab)
+    res = analyze_structure(AtomModel(pts), strain=True, strain_frame="crystal")
+    f = res.model.features
+    core = np.linalg.norm(pts - pts.mean(0), axis=1) < 6
+    med = {k: np.nanmedian(f[k][core]) for k in ("exx", "eyy", "ezz", "exy", "exz", "eyz")}
+    np.testing.assert_allclose(
+        sorted([med["exx"], med["eyy"], med["ezz"]]), [-0.008, 0.0, 0.008], atol=5e-4
+    )
+    assert max(abs(med[k]) for k in ("exy", "exz", "eyz")) < 5e-4
+    lab = analyze_structure(AtomModel(pts), strain=True).model.features
+    assert abs(np.nanmedian(lab["eyz"][core])) > 1e-3  # in the lab frame the shear shows

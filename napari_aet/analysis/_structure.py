@@ -97,6 +97,7 @@ def analyze_structure(
     clusters=None,
     strain: bool = False,
     strain_sigma_A: float = 2.7,
+    strain_frame: str = "lab",
     reference_lattice_constant_A: float = 3.912,
     orr_relation=None,
     progress=None,
@@ -112,7 +113,9 @@ def analyze_structure(
     layers, and the BOO distances the study quotes (twin boundaries to ideal hcp, interface and
     the other layers to ideal fcc).
 
-    With ``strain``, the six strain components (``exx`` ... ``eyz``, lab frame) of every atom
+    With ``strain``, the six strain components (``exx`` ... ``eyz``; ``strain_frame`` "lab",
+    or "crystal": on the cubic axes of each cluster's fitted lattice, ``exx`` along [100]) of
+    every atom
     assigned to its cluster's lattice come from the displacements smoothed by a
     ``strain_sigma_A`` Gaussian (:func:`strain_map`); unassigned atoms get NaN. It also adds
     ``a_local`` (local fcc fit to each atom and its neighbours), ``local_strain`` against
@@ -191,6 +194,8 @@ def analyze_structure(
                 pos[sel[best.assigned]],
                 best.displacements_A,
                 sigma_A=strain_sigma_A,
+                rotation=best.rotation,
+                frame=strain_frame,
                 grid_spacing_A=None,
             )
             for name, vals in st_res.per_atom.items():

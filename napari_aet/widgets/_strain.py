@@ -71,6 +71,7 @@ class StrainWidget(StageWidgetMixin, Container):
         self.a_ref = FloatSpinBox(
             label="reference a (A)", value=3.912, min=2.0, max=7.0, step=0.001
         )
+        self.frame = ComboBox(label="strain axes", choices=["lab", "crystal"], value="lab")
         self.orr_table = FileEdit(label="ORR relation (CSV)", mode="r", filter="*.csv", value="")
         self.run_button = PushButton(text="Compute strain (and ORR)")
         self.color_by = ComboBox(label="colour by", choices=list(COMPONENTS), value="local_strain")
@@ -82,6 +83,7 @@ class StrainWidget(StageWidgetMixin, Container):
             [
                 self.layer,
                 self.a_ref,
+                self.frame,
                 self.orr_table,
                 self.run_button,
                 self.color_by,
@@ -114,6 +116,7 @@ class StrainWidget(StageWidgetMixin, Container):
             return None
         model = atoms_from_layer(layer.data, layer.features, layer.metadata)
         a_ref = float(self.a_ref.value)
+        frame = self.frame.value
         self._target = layer
         self.status.value = "Computing..."
         return self.runner.start(
@@ -121,6 +124,7 @@ class StrainWidget(StageWidgetMixin, Container):
                 model,
                 strain=True,
                 orr_relation=orr,
+                strain_frame=frame,
                 reference_lattice_constant_A=a_ref,
                 progress=progress,
             )
