@@ -11,14 +11,55 @@ def test_manifest_contributions_resolve():
     pm.discover()
     mf = pm.get_manifest("napari-aet")
     c = mf.contributions
-    assert {w.display_name for w in c.widgets} >= {"1. Tilt-series geometry"}
+    assert {w.display_name for w in c.widgets} >= {
+        "1. Tilt-series geometry",
+        "3b. Augment (U-Net)",
+        "5b. Strain and ORR",
+        "6. Figures and export",
+    }
     assert {s.key for s in c.sample_data} == {"nanodumbbell", "nanodumbbell_truth"}
     assert len(c.readers) == 1 and "*.mrc" in c.readers[0].filename_patterns
-    assert {tuple(w.layer_types) for w in c.writers} == {("points",), ("image",)}
+    assert {tuple(w.layer_types) for w in c.writers} == {
+        ("points",),
+        ("image",),
+        ("image*", "points*"),  # the session writer
+    }
     # every command's python_name imports
     for cmd in c.commands:
         assert cmd.exec is not None
         pm.commands.get(cmd.id)
+
+
+def test_session_round_trip_through_the_reader_and_writer(tmp_path):
+    import pandas as pd
+
+    from napari_aet._reader import napari_get_reader
+    from napari_aet._writer import write_session_layers
+
+    img = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    pts = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    feats = pd.DataFrame({"layer": [0, 1], "stacking": ["fcc", "hcp"], "q6": [0.5, 0.45]})
+    layers = [
+        (img, {"name": "tomo", "scale": (0.4, 0.4, 0.4), "colormap": "inferno",
+               "metadata": {"napari_aet_type": "tomogram", "angles_deg": np.array([1.0])}},
+         "image"),
+        (pts, {"name": "atoms", "features": feats, "size": 1.2,
+               "metadata": {"atom_model_metadata": {"edit_log": [{"action": "add"}]}}},
+         "points"),
+    ]  # fmt: skip
+    (path,) = write_session_layers(str(tmp_path / "s.aet.h5"), layers)
+    reader = napari_get_reader(path)
+    assert reader is not None
+    back = reader(path)
+    assert [(a["name"], t) for _, a, t in back] == [("tomo", "image"), ("atoms", "points")]
+    np.testing.assert_array_equal(back[0][0], img)
+    assert back[0][1]["scale"] == [0.4, 0.4, 0.4] and back[0][1]["colormap"] == "inferno"
+    assert back[0][1]["metadata"]["angles_deg"] == [1.0]
+    pd.testing.assert_frame_equal(back[1][1]["features"], feats, check_dtype=False)
+    assert back[1][1]["metadata"]["atom_model_metadata"]["edit_log"] == [{"action": "add"}]
+    with pytest.raises(ValueError, match="image and points"):
+        write_session_layers(str(tmp_path / "x.aet.h5"), [(img, {"name": "s"}, "shapes")])
+    assert not (tmp_path / "x.aet.h5").exists()
 
 
 def test_reader_returns_none_for_foreign_files(tmp_path):
