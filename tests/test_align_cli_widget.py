@@ -80,7 +80,7 @@ def test_align_widget_adds_aligned_layer_table_and_undo(make_napari_viewer, qtbo
     w = AlignWidget(viewer)
     w.layer.value = viewer.layers["raw"]
     w.refine.value = False
-    with qtbot.waitSignal(w.run().finished, timeout=60000):
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
         pass
     assert "raw aligned" in viewer.layers
     aligned = viewer.layers["raw aligned"]

@@ -36,7 +36,7 @@ def tomogram_viewer(make_napari_viewer, tmp_path):
 
 def test_augment_widget_adds_the_augmented_tomogram_beside_the_raw(tomogram_viewer, qtbot):
     viewer, w = tomogram_viewer
-    with qtbot.waitSignal(w.run().finished, timeout=60000):
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
         pass
     out = viewer.layers["tomo U-Net"]
     assert out.data.shape == (40, 40, 40)

@@ -35,7 +35,7 @@ def test_figures_widget_exports_figures_and_report(widget, tmp_path, qtbot):
     w.figures.value = ["layers_111", "strain_slices", "crystal_projections", "r_factor"]
     w.svg.value = True
     w.dpi.value = 80
-    with qtbot.waitSignal(w.run().finished, timeout=60000):
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
         pass
     qtbot.waitUntil(lambda: "Wrote 3 figures" in w.status.value, timeout=30000)
     for name in ("layers_111", "strain_slices", "crystal_projections"):

@@ -138,7 +138,7 @@ def test_simulate_widget_adds_a_tilt_series(make_napari_viewer, qtbot):
     w.size_px.value = 48
     w.angles.value = "-60:60:60"
     w.add_truth.value = True
-    with qtbot.waitSignal(w.run().finished, timeout=30000):
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
         pass
     img = viewer.layers["simulated fcc"]
     assert img.data.shape == (3, 48, 48)

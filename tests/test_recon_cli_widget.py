@@ -67,7 +67,7 @@ def test_recon_widget_adds_tomogram(recon_on_series, qtbot):
     w.support.value = "box"
     w.interpolation.value = "dft"
     assert w.radius.value == pytest.approx(0.1)
-    with qtbot.waitSignal(w.run().finished, timeout=60000):
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
         pass
     tomo = viewer.layers["tilts GENFIRE"]
     assert tomo.data.shape == (N, N, N)

@@ -27,7 +27,7 @@ def test_review_walks_the_doubtful_items_with_keys(
     w = ReviewWidget(viewer)
     w.tomogram.value = viewer.layers["tomo"]
     w.atoms.value = viewer.layers["atoms"]
-    with qtbot.waitSignal(w.run().finished, timeout=60000):
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
         pass
     assert "reviewed 0 /" in w.status.value
     kinds = w.items["kind"].tolist()[:4]
@@ -67,7 +67,7 @@ def test_review_shows_a_slab_around_the_item_in_3d(
     viewer.add_points(truth, name="atoms", size=1.0)
     w = ReviewWidget(viewer)
     w.tomogram.value, w.atoms.value = viewer.layers["tomo"], viewer.layers["atoms"]
-    with qtbot.waitSignal(w.run().finished, timeout=60000):
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
         pass
     viewer.dims.ndisplay = 3
     w.slab.value = 6.0

@@ -35,7 +35,7 @@ def widget(make_napari_viewer, tmp_path):
 
 def test_strain_widget_computes_colours_filters_and_maps(widget, qtbot):
     viewer, w = widget
-    with qtbot.waitSignal(w.run().finished, timeout=60000):
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
         pass
     qtbot.waitUntil(lambda: w.result is not None, timeout=30000)
     assert w.status.value.startswith("Done"), w.status.value

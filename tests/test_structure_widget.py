@@ -25,7 +25,7 @@ def test_structure_widget_colours_tables_and_filters(make_napari_viewer, qtbot, 
     layer = viewer.add_points(data, **kw)
     w = StructureWidget(viewer)
     w.layer.value = layer
-    with qtbot.waitSignal(w.run().finished, timeout=60000):
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
         pass
     f = layer.features
     assert {"layer", "abc", "stacking", "cluster", "q4", "q6"} <= set(f.columns)
@@ -62,7 +62,7 @@ def test_structure_widget_user_selected_cluster(make_napari_viewer, qtbot, sampl
     assert w.run_with_selection() is None and "Select atoms" in w.status.value
     top = np.nonzero(sample.truth.atoms.features["cluster"].to_numpy() == 1)[0]
     layer.selected_data = set(top.tolist())
-    with qtbot.waitSignal(w.run_with_selection().finished, timeout=60000):
+    with qtbot.waitSignal(w.run_with_selection().finished, timeout=120000):
         pass
     np.testing.assert_array_equal(np.nonzero(layer.features["cluster"].to_numpy())[0], top)
     rot = layer.metadata["structure_analysis"]["relative_rotation_deg"]
@@ -84,7 +84,7 @@ def test_structure_widget_strain_colouring(make_napari_viewer, qtbot):
     w = StructureWidget(viewer)
     w.layer.value = layer
     w.strain.value = True
-    with qtbot.waitSignal(w.run().finished, timeout=60000):
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
         pass
     f = layer.features
     core = np.linalg.norm(layer.data - c, axis=1) < 4

@@ -18,7 +18,7 @@ def traced(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     viewer.add_image(vol, name="tomo", scale=(PX, PX, PX))
     w = TraceWidget(viewer)
     w.layer.value = viewer.layers["tomo"]
-    with qtbot.waitSignal(w.run().finished, timeout=30000):
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
         pass
     return viewer, w
 
