@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from . import __version__
@@ -136,6 +137,14 @@ def _cmd_precision(args) -> int:
         potential_sampling_A=args.potential_sampling,
         device="gpu" if gpu else "cpu",
     )
+    if args.simulator == "multislice" and not gpu and not args.quiet:
+        probes = int(ts.data.shape[0] * ts.data.shape[1] * ts.data.shape[2] * args.frozen_phonons)
+        print(
+            f"multislice on the CPU: {probes:,} probe positions x slices; a full 256 x 256 "
+            "series takes hours here. Use --device cuda, or --simulator kirkland for a quick "
+            "estimate.",
+            file=sys.stderr,
+        )
     with _Bar("precision", args.quiet) as bar:
         res = precision_analysis(
             model.positions,
