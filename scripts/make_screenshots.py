@@ -177,6 +177,7 @@ def _augment_screenshot(viewer) -> None:
     viewer.dims.set_current_step(1, tomo.data.shape[1] // 2)
     viewer.dims.order = (1, 0, 2)  # an xz slice: the missing wedge's elongation along z
     viewer.reset_view()
+    viewer.camera.zoom *= 2.4
     QApplication.processEvents()
     viewer.screenshot(str(OUT / "augment_widget.png"), canvas_only=False)
     viewer.grid.enabled = False
