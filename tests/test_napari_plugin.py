@@ -17,6 +17,8 @@ def test_manifest_contributions_resolve():
         "5b. Strain and ORR",
         "6. Figures and export",
     }
+    names = [w.display_name for w in c.widgets]
+    assert names == sorted(names)  # the menu lists them in workflow order
     assert {s.key for s in c.sample_data} == {"nanodumbbell", "nanodumbbell_truth"}
     assert len(c.readers) == 1 and "*.mrc" in c.readers[0].filename_patterns
     assert {tuple(w.layer_types) for w in c.writers} == {
