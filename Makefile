@@ -21,7 +21,10 @@ lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 
 bench: setup
-	$(PY) benchmarks/bench_simulate.py
+	$(PY) -m napari_aet.cli bench simulate
+	$(PY) -m napari_aet.cli bench strain
+	$(PY) -m napari_aet.cli bench augment
+	$(PY) -m napari_aet.cli bench run
 
 screenshots: setup
 	$(PY) scripts/make_screenshots.py

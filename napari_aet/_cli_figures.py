@@ -55,3 +55,41 @@ def _cmd_figures(args) -> int:
         if page:
             print(f"  report: {page}")
     return 0
+
+
+def add_bench(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="run a benchmark script of the source checkout (benchmarks/bench_NAME.py)",
+        description="Run benchmarks/bench_NAME.py with this Python; the table it prints goes "
+        "to docs/benchmarks.md with the machine. The scripts ship with the source repository, "
+        "not with the installed package. Arguments after NAME go to the script.",
+    )
+    p.add_argument("name", nargs="?", default=None, help="benchmark name (see --list)")
+    p.add_argument("--list", action="store_true", help="list the benchmarks")
+    p.add_argument("script_args", nargs="*", help="arguments for the script (after --)")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _benchmarks_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _cmd_bench(args) -> int:
+    import subprocess
+    import sys
+
+    folder = _benchmarks_dir()
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            "the benchmark scripts ship with the source repository (benchmarks/); run from a "
+            "clone of napari-aet"
+        )
+    names = sorted(p.stem[len("bench_") :] for p in folder.glob("bench_*.py"))
+    if args.list or args.name is None:
+        print("\n".join(names))
+        return 0
+    if args.name not in names:
+        raise ValueError(f"no benchmark {args.name!r}; choose one of {', '.join(names)}")
+    cmd = [sys.executable, f"bench_{args.name}.py", *args.script_args]
+    return subprocess.call(cmd, cwd=folder)

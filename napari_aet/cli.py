@@ -630,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trace(sub)
     _add_analyze(sub)
     from ._cli_augment import add_augment, add_train
-    from ._cli_figures import add_figures
+    from ._cli_figures import add_bench, add_figures
     from ._cli_pipeline import add_precision, add_run, add_validate
 
     add_augment(sub)
@@ -638,6 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_validate(sub)
     add_precision(sub)
     add_figures(sub)
+    add_bench(sub)
     add_run(sub)
     _add_info(sub)
     return parser

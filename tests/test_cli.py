@@ -64,3 +64,13 @@ def test_info_and_errors(tmp_path, capsys):
     np.save(p, np.zeros((16, 16), np.float32))
     assert main(["info", str(p)]) == 1
     assert "2D" in capsys.readouterr().err
+
+
+def test_bench_lists_the_scripts_and_refuses_unknown_ones(capsys):
+    from napari_aet.cli import main
+
+    assert main(["bench", "--list"]) == 0
+    names = capsys.readouterr().out.split()
+    assert {"augment", "run", "strain", "genfire", "trace"} <= set(names)
+    assert main(["bench", "nope"]) == 1
+    assert "choose one of" in capsys.readouterr().err
