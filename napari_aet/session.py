@@ -11,12 +11,13 @@ work on napari's layer-data tuples, so the file opens with *File > Open* and sav
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from . import __version__
+from ._files import replace_when_done
 
 SESSION_SUFFIX = ".aet.h5"
 SESSION_FORMAT = "napari-aet-session/1"
@@ -61,14 +62,10 @@ def write_session(path, layer_data: list[tuple]) -> Path:
         raise ValueError(
             f"sessions keep image and points layers; remove or convert {', '.join(skipped)}"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".h5", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp):
         with h5py.File(tmp, "w") as h5:
             h5.attrs["format"] = SESSION_FORMAT
-            from . import __version__
-
             h5.attrs["napari_aet_version"] = __version__
             for i, (data, attrs, kind) in enumerate(layer_data):
                 g = h5.create_group(f"layers/{i:03d}")
@@ -100,11 +97,8 @@ def write_session(path, layer_data: list[tuple]) -> Path:
                                 fg[f"{j:03d}"].attrs["text"] = True
                             else:
                                 fg.create_dataset(f"{j:03d}", data=col.to_numpy())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return replace_when_done(path, write)
 
 
 def read_session(path) -> list[tuple]:

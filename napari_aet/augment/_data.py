@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .._files import replace_when_done
 from .._progress import check_cancel, is_cancelled, report
 from ._normalise import gaussian_target, normalise_tomogram
 
@@ -221,20 +221,16 @@ def write_shard(path: Path, settings: TrainingDataSettings, seeds) -> str:
         xs.append(x.astype(np.float16))
         ys.append(y.astype(np.float16))
         infos.append(info)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".h5", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp):
         with h5py.File(tmp, "w") as h5:
             h5.create_dataset("input", data=np.stack(xs), chunks=(1, *xs[0].shape))
             h5.create_dataset("target", data=np.stack(ys), chunks=(1, *ys[0].shape))
             h5.attrs["voxel_size_A"] = settings.pixel_size_A
             h5.attrs["settings"] = json.dumps(settings.to_json())
             h5.attrs["samples"] = json.dumps(infos)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    replace_when_done(path, write)
     return str(path)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._files import replace_when_done
 from .._progress import check_cancel, report
 from ._model import UNet3D
 from ._weights import save_weights
@@ -101,10 +101,8 @@ def _find_shards(data) -> list[Path]:
 
 
 def _save_checkpoint(path: Path, payload: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".pt", dir=path.parent)
-    os.close(fd)
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+
+    replace_when_done(path, lambda tmp: torch.save(payload, tmp))
 
 
 def plot_learning_curve(history: dict, path) -> Path:

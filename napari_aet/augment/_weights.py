@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .._files import replace_when_done
 from ._model import UNet3D
 
 WEIGHTS_FORMAT = "napari-aet-unet/1"
@@ -36,11 +37,7 @@ def shipped_weights() -> dict[str, Path]:
 
 def save_weights(path, model: UNet3D, *, voxel_size_A: float, provenance: dict) -> Path:
     """Write a weights file (atomically)."""
-    import os
-    import tempfile
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": WEIGHTS_FORMAT,
         "config": dict(model.config),
@@ -49,15 +46,7 @@ def save_weights(path, model: UNet3D, *, voxel_size_A: float, provenance: dict) 
         "normalisation": "atom_peak",
         "provenance": json.dumps(provenance, default=str),
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".pt", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return replace_when_done(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_weights(weights="fcc", *, device="cpu") -> tuple[UNet3D, dict]:

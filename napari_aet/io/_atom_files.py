@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shlex
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from .._files import replace_when_done
 from ..atoms import COORDINATE_COLUMNS, KNOWN_FEATURES, AtomModel, _coerce_features
 
 ATOM_SUFFIXES = (".csv", ".xyz", ".h5", ".hdf5")
@@ -28,18 +27,6 @@ def _stamp(model: AtomModel) -> dict:
     if "manual" in model.features.columns:
         meta.setdefault("n_manual", int(np.asarray(model.features["manual"]).astype(bool).sum()))
     return meta
-
-
-def _replace_when_done(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def write_atoms(path: str | Path, model: AtomModel) -> Path:
@@ -62,7 +49,7 @@ def write_atoms(path: str | Path, model: AtomModel) -> Path:
         writer = _h5_writer(model, meta)
     else:
         raise ValueError(f"cannot write atoms as {suffix!r}; use one of {', '.join(ATOM_SUFFIXES)}")
-    _replace_when_done(path, writer)
+    replace_when_done(path, writer)
     return path
 
 
