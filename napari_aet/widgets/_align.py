@@ -20,7 +20,7 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 from .._layers import tilt_series_from_layer, tilt_series_layer_data
 from ..align import align_tilt_series
 from ..io import TiltSeries
-from ._runner import StageRunner, StageWidgetMixin
+from ._runner import StageRunner, StageWidgetMixin, follow_new_layers
 
 if TYPE_CHECKING:
     import napari
@@ -93,8 +93,7 @@ class AlignWidget(StageWidgetMixin, Container):
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.runner.cancel)
         self.undo_button.changed.connect(self.undo)
-        viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
-        viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
+        follow_new_layers(viewer, self.layer, ())  # keeps the choices current, selects nothing
 
     def run(self, event=None):
         """Start the alignment; returns the worker (None when the input is not usable)."""

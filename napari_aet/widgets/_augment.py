@@ -79,7 +79,6 @@ class AugmentWidget(StageWidgetMixin, Container):
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.runner.cancel)
         follow_new_layers(viewer, self.layer, ("tomogram",))
-        viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
 
     def _show_file(self, value) -> None:
         self.weights_file.visible = value == USER_FILE

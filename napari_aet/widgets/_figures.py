@@ -143,7 +143,6 @@ class FiguresWidget(StageWidgetMixin, Container):
         self._watched = None
         self.layer.changed.connect(self._watch_features)
         follow_new_layers(viewer, self.layer, ("atom_model",))
-        viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
 
     def _watch_features(self, layer=None) -> None:
         """Keep *colour by* in step with the layer's features (they grow with each analysis)."""

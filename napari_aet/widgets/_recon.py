@@ -71,9 +71,7 @@ class ReconWidget(StageWidgetMixin, Container):
         self.interpolation.changed.connect(self._default_radius)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.runner.cancel)
-        viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
         follow_new_layers(viewer, self.layer, ("tilt_series",))
-        viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
         self._figure, self._canvas = add_plot_canvas(self)
 
     def _default_radius(self, value) -> None:

@@ -89,9 +89,7 @@ class ReviewWidget(StageWidgetMixin, Container):
             viewer.bind_key(REVIEW_KEYS[k], lambda v, f=f: f(), overwrite=True)
         follow_new_layers(viewer, self.tomogram, ("tomogram",))
         follow_new_layers(viewer, self.atoms, ("atom_model",))
-        for layer_widget in (self.tomogram, self.atoms):
-            viewer.layers.events.inserted.connect(lambda e, w=layer_widget: w.reset_choices())
-            viewer.layers.events.removed.connect(lambda e, w=layer_widget: w.reset_choices())
+        follow_new_layers(viewer, self.other, ())
 
     # ------------------------------------------------------------------ ranking
     def _voxel(self) -> float:

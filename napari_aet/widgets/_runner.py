@@ -131,8 +131,9 @@ class StageWidgetMixin:
 
 
 def follow_new_layers(viewer, layer_widget, kinds: tuple[str, ...]) -> None:
-    """Select each newly added layer whose ``metadata["napari_aet_type"]`` is one of ``kinds``
-    in ``layer_widget``: a step picks up the previous step's result by default."""
+    """Keep ``layer_widget``'s choices in step with the viewer's layers, and select each newly
+    added layer whose ``metadata["napari_aet_type"]`` is one of ``kinds``: a step picks up the
+    previous step's result by default (``kinds=()`` only keeps the choices current)."""
 
     def on_insert(event) -> None:
         layer = event.value
@@ -144,3 +145,4 @@ def follow_new_layers(viewer, layer_widget, kinds: tuple[str, ...]) -> None:
                 pass
 
     viewer.layers.events.inserted.connect(on_insert)
+    viewer.layers.events.removed.connect(lambda event: layer_widget.reset_choices())

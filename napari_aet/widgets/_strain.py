@@ -101,7 +101,6 @@ class StrainWidget(StageWidgetMixin, Container):
         self.facets.changed.connect(lambda v: self.recolor())
         self.map_button.changed.connect(self.add_map)
         follow_new_layers(viewer, self.layer, ("atom_model",))
-        viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
         self._figure, self._canvas = add_plot_canvas(self, figsize=(3.6, 1.9), min_height=160)
 
     def run(self, event=None):

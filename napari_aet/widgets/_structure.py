@@ -128,9 +128,7 @@ class StructureWidget(StageWidgetMixin, Container):
         self.show_layers.changed.connect(lambda v: self.apply_layer_selection())
         self.view_button.changed.connect(self.view_along_stacking)
         self.select_button.changed.connect(self.run_with_selection)
-        viewer.layers.events.inserted.connect(lambda e: self.layer.reset_choices())
         follow_new_layers(viewer, self.layer, ("atom_model",))
-        viewer.layers.events.removed.connect(lambda e: self.layer.reset_choices())
 
     def run_with_selection(self, event=None):
         """Analyse with the atoms selected in the layer as cluster 1 and the rest as cluster 0."""
