@@ -17,7 +17,9 @@ def _figure(figsize, dpi=150):
     return Figure(figsize=figsize, dpi=dpi)
 
 
-def _diverging_limits(values) -> float:
+def diverging_limit(values) -> float:
+    """Half-width of a colour scale centred at zero: the 98th percentile of ``|values|``
+    (finite ones), 1 when there are none or all are zero."""
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
     lim = float(np.percentile(np.abs(v), 98)) if v.size else 1.0
@@ -203,7 +205,7 @@ def strain_slices_figure(
     if not ok.any():
         raise ValueError(f"no finite {component} values: run the analysis with strain first")
     c = np.median(p[ok], axis=0)
-    lim = _diverging_limits(v)
+    lim = diverging_limit(v)
     fig = _figure((10, 3.4))
     axes = fig.subplots(1, 3)
     sc = None
@@ -269,7 +271,7 @@ def atoms_3d_figure(
         v = np.asarray(values, float)
         kw = {}
         if diverging:
-            lim = _diverging_limits(v)
+            lim = diverging_limit(v)
             kw = {"vmin": -lim, "vmax": lim}
         kw["cmap"] = cmap or ("RdBu_r" if diverging else "viridis")
         sc = ax.scatter(*p[:, ::-1].T, s=size, c=v, depthshade=True, edgecolors="none", **kw)

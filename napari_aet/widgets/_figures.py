@@ -20,7 +20,7 @@ from magicgui.widgets import (
 )
 
 from .._layers import atoms_from_layer
-from ..figures import RUN_FIGURES, make_figures, write_html_report
+from ..figures import RUN_FIGURES, diverging_limit, make_figures, write_html_report
 from ._runner import StageRunner, StageWidgetMixin, follow_new_layers
 
 if TYPE_CHECKING:
@@ -250,7 +250,7 @@ class FiguresWidget(StageWidgetMixin, Container):
                 self.status.value = f"Not saved: {feat!r} has no finite values"
                 return None
             if self.centered.value:
-                lim = float(np.percentile(np.abs(finite), 98)) or 1.0
+                lim = diverging_limit(finite)
                 limits = (-lim, lim)
             else:
                 limits = (float(np.percentile(finite, 2)), float(np.percentile(finite, 98)))

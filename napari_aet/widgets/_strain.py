@@ -18,6 +18,7 @@ from magicgui.widgets import (
 
 from .._layers import atoms_from_layer
 from ..analysis import analyze_structure, gaussian_map
+from ..figures import diverging_limit
 from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers
 
 if TYPE_CHECKING:
@@ -168,8 +169,7 @@ class StrainWidget(StageWidgetMixin, Container):
         v = f[name].to_numpy(float)
         shown = self._mask(f)
         vals = v[shown & np.isfinite(v)]
-        lim = float(np.percentile(np.abs(vals), 98)) if vals.size else 1.0
-        lim = lim or 1.0
+        lim = diverging_limit(vals)
         self.limits = (-lim, lim)
         rgba = colormaps["RdBu_r"](np.clip((np.nan_to_num(v) + lim) / (2 * lim), 0, 1))
         rgba[~np.isfinite(v)] = NAN_COLOR
