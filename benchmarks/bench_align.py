@@ -92,11 +92,11 @@ def main() -> None:
         ("+ projection matching, shifts", dict(refine=True, refine_angles=False)),
         ("+ projection matching, shifts and angles", dict(refine=True, refine_angles=True)),
         (
-            "+ projection matching, angles from a traced model",
+            "+ projection matching, angles by joint refinement of a traced atom model",
             dict(refine=True, refine_angles=True, angle_method="model"),
         ),
         (
-            "+ projection matching, angles from a model traced after the U-Net",
+            "+ projection matching, joint refinement of a model traced after the U-Net",
             dict(refine=True, refine_angles=True, angle_method="model", model_weights=args.weights),
         ),
     ]

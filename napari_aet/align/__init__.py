@@ -1,5 +1,6 @@
 """Tilt-series preprocessing and alignment (no Qt, no napari)."""
 
+from ._model_refinement import ModelRefinementResult, refine_atomic_model
 from ._pipeline import AlignmentResult, align_tilt_series
 from ._preprocess import bm3d_available, denoise, lowpass_filter, subtract_background
 from ._projection_matching import ProjectionMatchingResult, projection_matching
@@ -15,6 +16,7 @@ from ._shifts import (
 
 __all__ = [
     "AlignmentResult",
+    "ModelRefinementResult",
     "ProjectionMatchingResult",
     "align_tilt_series",
     "apply_alignment",
@@ -27,6 +29,7 @@ __all__ = [
     "gauge_free_shift_error",
     "lowpass_filter",
     "projection_matching",
+    "refine_atomic_model",
     "reproject",
     "subtract_background",
 ]

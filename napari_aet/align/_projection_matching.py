@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._progress import check_cancel, report
+from ._model_refinement import ModelRefinementResult
 from ._reproject import reproject
 from ._shifts import apply_alignment, axis_matrix
 
@@ -24,12 +25,14 @@ class RefinementRound:
 
 @dataclass
 class ProjectionMatchingResult:
-    """Refined geometry: shifts in raw coordinates and tilt angles, with the round history."""
+    """Refined geometry: shifts in raw coordinates and tilt angles, with the round history
+    (and, with ``angle_method="model"``, the last round's refined atom model)."""
 
     shifts_px: np.ndarray
     angles_deg: np.ndarray
     rounds: list[RefinementRound] = field(default_factory=list)
     converged: bool = False
+    model: ModelRefinementResult | None = None
 
 
 def _register(reference: np.ndarray, moving: np.ndarray, upsample: int = 20):
@@ -62,20 +65,63 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-30))
 
 
-def _model_projections(positions_A, angles_deg, shape_px, pixel_size_A, blur_A):
-    """Projections of a traced atom model (Gaussian-blurred Pt potentials) at given angles."""
-    from ..simulate._tilt_series import project_positions, render_projection
+def _match_to_tomogram(vol, aligned, ang, refine_angles, step_deg, max_change_deg, tick, cancel):
+    """Per image: the offset registering it to the tomogram's re-projection and, optionally,
+    the angle at the vertex of a parabola through the correlations at trial angles."""
+    n = len(aligned)
+    d = np.zeros((n, 2))
+    dang = np.zeros(n)
+    ccs = np.zeros(n)
+    for i in range(n):
+        check_cancel(cancel, "projection matching")
+        d0, _ = _register(reproject(vol, [ang[i]])[0], aligned[i])
+        if refine_angles:
+            # correlations at a fixed shift over a symmetric set of trial angles; the vertex
+            # of a least-squares parabola is the angle correction
+            offs = step_deg * np.arange(-2, 3)
+            proj = reproject(vol, ang[i] + offs)
+            moved = _fourier_shift(aligned[i], -d0)
+            c = np.array([_ncc(p, moved) for p in proj])
+            a2, a1, _ = np.polyfit(offs, c, 2)
+            delta = -a1 / (2 * a2) if a2 < 0 else offs[int(np.argmax(c))]
+            dang[i] = float(np.clip(delta, -max_change_deg, max_change_deg))
+            best = reproject(vol, [ang[i] + dang[i]])[0]
+            d[i], ccs[i] = _register(best, aligned[i])
+        else:
+            d[i] = d0
+            ccs[i] = _ncc(reproject(vol, [ang[i]])[0], _fourier_shift(aligned[i], -d0))
+        tick(i)
+    return d, dang, ccs
 
-    el = np.full(len(positions_A), "Pt")
-    out = []
-    for a in np.atleast_1d(angles_deg):
-        rc = project_positions(positions_A, a, shape_px=tuple(shape_px), pixel_size_A=pixel_size_A)
-        out.append(
-            render_projection(
-                rc, el, shape_px=tuple(shape_px), pixel_size_A=pixel_size_A, blur_sigma_A=blur_A
-            )
+
+def _refine_traced_model(vol, aligned, ang, pixel_size_A, weights, max_change_deg, device, cancel):
+    """Trace atoms in the tomogram (after the U-Net when ``weights`` are given) and refine
+    them jointly with the angles and offsets against the images."""
+    from ..trace import trace_atoms
+    from ._model_refinement import refine_atomic_model
+
+    src = vol
+    if weights is not None:
+        from ..augment import augment_volume
+
+        src = augment_volume(vol, voxel_size_A=pixel_size_A, weights=weights, device=device).volume
+    check_cancel(cancel, "projection matching")
+    atoms = trace_atoms(src, voxel_size_A=pixel_size_A, cancel=cancel).atoms
+    if atoms.n_atoms < 4:
+        raise ValueError(
+            f"only {atoms.n_atoms} atoms were traced in the tomogram: angle refinement against "
+            "an atom model needs atomic resolution (use angle_method='tomogram' or "
+            "refine_angles=False for this series)"
         )
-    return np.array(out)
+    return refine_atomic_model(
+        aligned,
+        ang,
+        atoms.positions,
+        pixel_size_A=pixel_size_A,
+        max_angle_change_deg=max_change_deg,
+        device=device,
+        cancel=cancel,
+    )
 
 
 def _remove_object_translation(d_col: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
@@ -101,7 +147,6 @@ def projection_matching(
     refine_angles: bool = True,
     angle_method: str = "tomogram",
     pixel_size_A: float | None = None,
-    model_blur_A: float = 0.45,
     model_weights=None,
     shift_tol_px: float = 0.05,
     angle_tol_deg: float = 0.02,
@@ -119,13 +164,14 @@ def projection_matching(
     have zero mean, and column offsets explained by a translation of the object are removed.
     Stops when every change is below ``shift_tol_px`` and ``angle_tol_deg``.
 
-    ``angle_method="model"`` scores the trial angles against projections of an atom model
-    traced in each round's tomogram instead of re-projections of the tomogram itself: an atom
-    model carries no missing-wedge artifacts and was not fitted to each image at its own angle,
-    so it is free of the bias that makes tomogram-based angle refinement stall. It needs
-    ``pixel_size_A`` and atomic resolution. With ``model_weights`` (U-Net weights, see
-    :func:`napari_aet.augment.augment_volume`) the atoms are traced in the augmented tomogram,
-    a more accurate model.
+    ``angle_method="model"`` (recommended at atomic resolution) instead traces the atoms in
+    each round's tomogram and refines that atom model jointly with every image's angle and
+    offset by least squares against the images (:func:`refine_atomic_model`). An atom model
+    has no missing-wedge artifacts, and refining its positions at the same time removes the
+    bias a traced model inherits from the angles it was reconstructed at; tomogram-based angle
+    scoring stalls on exactly that bias. It needs ``pixel_size_A`` and atomic resolution. With
+    ``model_weights`` (U-Net weights, see :func:`napari_aet.augment.augment_volume`) the atoms
+    are traced in the augmented tomogram (fewer missed and false atoms to start from).
 
     Parameters
     ----------
@@ -141,6 +187,20 @@ def projection_matching(
         Maximum number of rounds.
     recon_iterations, oversampling
         GENFIRE settings of each round's reconstruction.
+    angle_step_deg : float
+        Trial-angle spacing of the tomogram method [degrees].
+    max_angle_change_deg : float
+        Bound on each angle correction per round [degrees].
+    refine_angles : bool
+        Refine tilt angles as well as shifts.
+    angle_method : {"tomogram", "model"}
+    pixel_size_A : float, optional
+        Pixel size [A]; needed by the model method.
+    model_weights : str or path, optional
+        U-Net weights for the model method.
+    shift_tol_px, angle_tol_deg : float
+        Convergence: stop when every change of a round is below both.
+    device : {"auto", "cpu", "cuda"}
     """
     from ..recon import genfire
 
@@ -155,6 +215,7 @@ def projection_matching(
     m = axis_matrix(tilt_axis_angle_deg)
     history: list[RefinementRound] = []
     converged = False
+    model = None
     for r in range(rounds):
         check_cancel(cancel, "projection matching")
         aligned = apply_alignment(arr, tilt_axis_angle_deg=tilt_axis_angle_deg, shifts_px=s)
@@ -168,45 +229,25 @@ def projection_matching(
             device=device,
             cancel=cancel,
         ).volume
-        d = np.zeros((n, 2))
-        dang = np.zeros(n)
-        ccs = np.zeros(n)
-        model = None
         if refine_angles and angle_method == "model":
-            from ..trace import trace_atoms
-
-            src = vol
-            if model_weights is not None:
-                from ..augment import augment_volume
-
-                src = augment_volume(
-                    vol, voxel_size_A=pixel_size_A, weights=model_weights, device=device
-                ).volume
-            model = trace_atoms(src, voxel_size_A=pixel_size_A).atoms.positions
-        for i in range(n):
-            check_cancel(cancel, "projection matching")
-            d0, _ = _register(reproject(vol, [ang[i]])[0], aligned[i])
-            if refine_angles:
-                # correlations at a fixed shift over a symmetric set of trial angles; the
-                # vertex of a least-squares parabola is the angle correction
-                offs = angle_step_deg * np.arange(-2, 3)
-                if model is not None:
-                    proj = _model_projections(
-                        model, ang[i] + offs, arr.shape[1:], pixel_size_A, model_blur_A
-                    )
-                else:
-                    proj = reproject(vol, ang[i] + offs)
-                moved = _fourier_shift(aligned[i], -d0)
-                c = np.array([_ncc(p, moved) for p in proj])
-                a2, a1, _ = np.polyfit(offs, c, 2)
-                delta = -a1 / (2 * a2) if a2 < 0 else offs[int(np.argmax(c))]
-                dang[i] = float(np.clip(delta, -max_angle_change_deg, max_angle_change_deg))
-                best = reproject(vol, [ang[i] + dang[i]])[0]
-                d[i], ccs[i] = _register(best, aligned[i])
-            else:
-                d[i] = d0
-                ccs[i] = _ncc(reproject(vol, [ang[i]])[0], _fourier_shift(aligned[i], -d0))
-            report(progress, r * n + i + 1, rounds * n, f"round {r + 1}: image {i + 1}/{n}")
+            model = _refine_traced_model(
+                vol, aligned, ang, pixel_size_A, model_weights, max_angle_change_deg, device, cancel
+            )
+            d, dang, ccs = model.offsets_px, model.angle_corrections_deg, model.image_correlation
+            report(progress, (r + 1) * n, rounds * n, f"round {r + 1}: model refined")
+        else:
+            d, dang, ccs = _match_to_tomogram(
+                vol,
+                aligned,
+                ang,
+                refine_angles,
+                angle_step_deg,
+                max_angle_change_deg,
+                lambda i, r=r: report(
+                    progress, r * n + i + 1, rounds * n, f"round {r + 1}: image {i + 1}/{n}"
+                ),
+                cancel,
+            )
         if refine_angles:
             dang -= dang.mean()
         d[:, 0] -= d[:, 0].mean()
@@ -224,4 +265,4 @@ def projection_matching(
         if rnd.max_shift_change_px < shift_tol_px and rnd.max_angle_change_deg < angle_tol_deg:
             converged = True
             break
-    return ProjectionMatchingResult(s, ang, history, converged)
+    return ProjectionMatchingResult(s, ang, history, converged, model)

@@ -1,0 +1,370 @@
+"""Joint refinement of an atom model and the tilt-series geometry against the measured images.
+
+An atom model traced from a tomogram is a far better reference for the images than the
+tomogram itself (no missing-wedge artifacts), but it inherits the tomogram's distortions: a
+model traced at wrong angles is a little wrong in just the way that makes the wrong angles
+look right. Refining the atom positions together with each image's tilt angle and shift, by
+least squares on every pixel of every image, removes that bias: each atom is seen in all
+images, each image's angle by all atoms, and only the gauge freedoms (the mean angle, the
+object's position) are left undetermined, and fixed.
+
+The image model is ``b_i + s_i * sum_a w_a g_sigma(p - P_i(r_a) - d_i)``: a Gaussian of
+fitted width ``sigma`` per atom (with its own amplitude ``w_a``, so a false atom can fade),
+projected at angle ``theta_i + delta_i`` (:func:`napari_aet.simulate.project_positions`'s
+convention), displaced by the image's offset ``d_i``, scaled and offset per image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._memory import check_memory
+from .._progress import check_cancel, report
+
+#: Widths [A] of the Gaussian shoulders the image model adds to each atom's Gaussian core.
+TAIL_WIDTHS_A = (0.5, 1.0, 2.0)
+
+
+@dataclass
+class ModelRefinementResult:
+    """Refined atom model and geometry.
+
+    Attributes
+    ----------
+    positions_A : ndarray of shape (n_atoms, 3)
+        Refined ``(z, y, x)`` positions [A] in the volume frame.
+    amplitudes : ndarray of shape (n_atoms,)
+        Refined per-atom amplitudes (image units; a false atom tends to 0).
+    angles_deg : ndarray of shape (n_images,)
+        Refined tilt angles [degrees] (their mean equals the input's mean).
+    angle_corrections_deg : ndarray of shape (n_images,)
+    offsets_px : ndarray of shape (n_images, 2)
+        ``(d_row, d_col)`` [pixels] by which each image's content sits from the refined model's
+        projection, in the frame of the images given (gauge-free: zero mean along the axis, no
+        part explained by a translation of the object).
+    sigma_A : float
+        Fitted width of the atoms' image [A].
+    image_scale, image_offset : ndarray of shape (n_images,)
+    image_correlation : ndarray of shape (n_images,)
+        Normalized correlation of each image with the refined model's image of it.
+    residual : list of float
+        Relative residual ``||model - data|| / ||data||`` after each block of iterations.
+    """
+
+    positions_A: np.ndarray
+    amplitudes: np.ndarray
+    angles_deg: np.ndarray
+    angle_corrections_deg: np.ndarray
+    offsets_px: np.ndarray
+    sigma_A: float
+    image_scale: np.ndarray
+    image_offset: np.ndarray
+    image_correlation: np.ndarray
+    residual: list = field(default_factory=list)
+
+
+def _fix_gauge(positions_A, angles_deg, corrections_deg, offsets_px, pixel_size_A, rows, cols):
+    """The same images with the gauges fixed: zero-mean angle corrections (the model rotated
+    about the tilt axis instead), zero-mean row offsets and no column offsets that a
+    translation of the object explains (the model translated instead)."""
+    from ..simulate._tilt_series import rotation_center_A
+
+    m = float(corrections_deg.mean())
+    da = corrections_deg - m
+    center = rotation_center_A((rows, cols), pixel_size_A)
+    d = positions_A - center
+    c, s = np.cos(np.deg2rad(m)), np.sin(np.deg2rad(m))
+    z = -d[:, 2] * s + d[:, 0] * c
+    x = d[:, 2] * c + d[:, 0] * s
+    off = offsets_px.copy()
+    ty = off[:, 0].mean()
+    off[:, 0] -= ty
+    th = np.deg2rad(angles_deg + da)
+    a = np.column_stack([np.cos(th), np.sin(th)])
+    (tx, tz), *_ = np.linalg.lstsq(a, off[:, 1], rcond=None)
+    off[:, 1] -= a @ np.array([tx, tz])
+    moved = np.column_stack(
+        [z + tz * pixel_size_A, d[:, 1] + ty * pixel_size_A, x + tx * pixel_size_A]
+    )
+    return moved + center, da, off
+
+
+class _Renderer:
+    """Differentiable Gaussian splatting of projected atoms into a batch of images."""
+
+    def __init__(self, shape, pixel_size_A, radius_px, torch, device):
+        self.torch = torch
+        self.rows, self.cols = shape
+        self.px = float(pixel_size_A)
+        self.offs = torch.arange(-radius_px, radius_px + 1, device=device, dtype=torch.float32)
+        from ..simulate._tilt_series import rotation_center_A
+
+        self.center = torch.as_tensor(
+            rotation_center_A((self.rows, self.cols), self.px), dtype=torch.float32, device=device
+        )
+        self.rc = torch.tensor([self.rows // 2, self.cols // 2], dtype=torch.float32, device=device)
+
+    def coords(self, pos, theta_rad, offsets):
+        """(n_img, n_atoms) row and column pixel coordinates."""
+        d = (pos - self.center) / self.px
+        cos = self.torch.cos(theta_rad)[:, None]
+        sin = self.torch.sin(theta_rad)[:, None]
+        row = d[None, :, 1] + self.rc[0] + offsets[:, 0:1]
+        col = d[None, :, 2] * cos + d[None, :, 0] * sin + self.rc[1] + offsets[:, 1:2]
+        return row, col
+
+    def render(self, row, col, amp, sigma_px):
+        """Images (n_img, rows, cols) of unit-offset Gaussians with amplitudes ``amp``."""
+        t = self.torch
+        n = row.shape[0]
+        br = t.floor(row.detach())
+        bc = t.floor(col.detach())
+        pr = br[..., None] + self.offs  # (n, N, K)
+        pc = bc[..., None] + self.offs
+        inv = 1.0 / (2.0 * sigma_px * sigma_px)
+        gr = t.exp(-((pr - row[..., None]) ** 2) * inv)
+        gc = t.exp(-((pc - col[..., None]) ** 2) * inv)
+        gr = gr * ((pr >= 0) & (pr < self.rows))
+        gc = gc * ((pc >= 0) & (pc < self.cols))
+        vals = amp[None, :, None, None] * gr[..., :, None] * gc[..., None, :]
+        ir = pr.clamp(0, self.rows - 1).long()
+        ic = pc.clamp(0, self.cols - 1).long()
+        img_index = t.arange(n, device=row.device)[:, None, None, None] * (self.rows * self.cols)
+        idx = img_index + ir[..., :, None] * self.cols + ic[..., None, :]
+        out = t.zeros(n * self.rows * self.cols, device=row.device, dtype=vals.dtype)
+        out = out.index_add(0, idx.reshape(-1), vals.reshape(-1))
+        return out.reshape(n, self.rows, self.cols)
+
+
+def refine_atomic_model(
+    images,
+    angles_deg,
+    positions_A,
+    *,
+    pixel_size_A: float,
+    refine_positions: bool = True,
+    refine_angles: bool = True,
+    refine_offsets: bool = True,
+    sigma_A: float = 0.5,
+    iterations: int = 60,
+    max_angle_change_deg: float = 2.0,
+    device: str = "auto",
+    progress=None,
+    cancel=None,
+) -> ModelRefinementResult:
+    """Refine atom positions, per-image tilt angles and offsets against aligned images.
+
+    Least squares over every pixel (L-BFGS, automatic differentiation with torch, GPU when
+    there is one). Gauges are fixed by construction: angle corrections have zero mean (a
+    common offset is a rotation of the model), offsets along the tilt axis have zero mean and
+    column offsets have no part ``tx cos(theta) + tz sin(theta)`` (a translation of the model).
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_images, rows, cols)
+        Background-free images in the aligned frame (tilt axis vertical through the centre
+        column), as :func:`align_tilt_series` returns them.
+    angles_deg : array-like of shape (n_images,)
+        Current tilt angles [degrees].
+    positions_A : ndarray of shape (n_atoms, 3)
+        Starting ``(z, y, x)`` atom positions [A] in the volume frame, e.g. traced from a
+        tomogram of these images.
+    pixel_size_A : float
+        Pixel size [A].
+    refine_positions, refine_angles, refine_offsets : bool
+        Which unknowns move. The atoms' amplitudes, the width and the per-image scale and
+        offset are always fitted.
+    sigma_A : float
+        Starting width of an atom's image [A] (probe, thermal motion and filtering together).
+    iterations : int
+        L-BFGS iterations.
+    max_angle_change_deg : float
+        Bound on each angle correction; a larger one means the model and images disagree.
+    device : {"auto", "cpu", "cuda"}
+
+    Returns
+    -------
+    ModelRefinementResult
+    """
+    import torch
+
+    from ..recon._genfire import resolve_device
+
+    img = np.asarray(images, np.float32)
+    if img.ndim != 3:
+        raise ValueError(f"expected images (n_images, rows, cols); got shape {img.shape}")
+    ang0 = np.asarray(angles_deg, np.float64).ravel()
+    if len(ang0) != len(img):
+        raise ValueError(f"{len(ang0)} angles for {len(img)} images; give one angle per image")
+    pos0 = np.asarray(positions_A, np.float64)
+    if pos0.ndim != 2 or pos0.shape[1] != 3 or len(pos0) == 0:
+        raise ValueError(f"positions_A must be a non-empty (n_atoms, 3) array; got {pos0.shape}")
+    if not np.all(np.isfinite(img)) or not np.all(np.isfinite(pos0)):
+        raise ValueError("images and positions must be finite (no NaN or inf)")
+    if pixel_size_A <= 0 or sigma_A <= 0:
+        raise ValueError("pixel_size_A and sigma_A must be positive")
+    n, rows, cols = img.shape
+    radius = int(np.ceil(4.0 * sigma_A / pixel_size_A))
+    k = 2 * radius + 1
+    # the splat values, their indices and the autograd copies (~6 arrays of n*N*K*K)
+    check_memory(n * len(pos0) * k * k * 4 * 8, what="atomic-model refinement")
+    dev = resolve_device(device)
+    f32 = torch.float32
+    data = torch.as_tensor(img, dtype=f32, device=dev)
+    ren = _Renderer((rows, cols), pixel_size_A, radius, torch, dev)
+    theta0 = torch.as_tensor(np.deg2rad(ang0), dtype=f32, device=dev)
+
+    # every unknown is ``start + step * u`` with ``u`` optimised: ``step`` (one per group, from
+    # a stochastic estimate of the Gauss-Newton diagonal) makes the problem well conditioned,
+    # although one angle moves thousands of atoms and one position moves one atom
+    log_sigma0 = float(np.log(sigma_A / pixel_size_A))
+    fr = torch.fft.fftfreq(rows, device=dev)[:, None]
+    fc = torch.fft.rfftfreq(cols, device=dev)[None, :]
+    tails_hat = torch.stack(
+        [
+            torch.exp(-2 * np.pi**2 * (w / pixel_size_A) ** 2 * (fr**2 + fc**2))
+            for w in TAIL_WIDTHS_A
+        ]
+    ).to(f32)
+    pos_t = torch.as_tensor(pos0, dtype=f32, device=dev)
+    groups = {
+        "pos": (len(pos0), 3),
+        "angle": (n,),
+        "offset": (n, 2),
+        "amp": (len(pos0),),
+        "scale": (n,),
+        "bias": (n,),
+        "sigma": (),
+        "tails": (len(TAIL_WIDTHS_A),),
+    }
+    moving = {"pos": refine_positions, "angle": refine_angles, "offset": refine_offsets}
+    u = {
+        g: torch.zeros(shape, dtype=f32, device=dev, requires_grad=True)
+        for g, shape in groups.items()
+    }
+    step = {g: 1.0 for g in groups}
+
+    def unknowns():
+        pos = pos_t + step["pos"] * u["pos"]
+        dang = step["angle"] * u["angle"]
+        off = step["offset"] * u["offset"]
+        return pos, dang, off
+
+    def geometry(dang, off):
+        # gauges are left free while optimising (flat directions cost L-BFGS nothing, slow
+        # collective modes of thousands of atoms would) and fixed on the result
+        da = max_angle_change_deg * torch.tanh(dang / max_angle_change_deg)
+        return theta0 + torch.deg2rad(da), off, da
+
+    def model():
+        pos, dang, off = unknowns()
+        th, o, _ = geometry(dang, off)
+        row, col = ren.coords(pos, th, o)
+        sigma = torch.exp(log_sigma0 + step["sigma"] * u["sigma"])
+        amp = a0 * (1.0 + step["amp"] * u["amp"])
+        imgs = ren.render(row, col, amp, sigma)
+        # broad shoulders of the atoms' image (the projected potential's tails, probe tails):
+        # the Gaussian core convolved with 1 + sum_k w_k g(s_k), via the FFT
+        kern = 1.0 + (step["tails"] * u["tails"])[:, None, None].mul(tails_hat).sum(dim=0)
+        imgs = torch.fft.irfft2(torch.fft.rfft2(imgs) * kern, s=(rows, cols))
+        ls = step["scale"] * u["scale"]
+        scale = torch.exp(ls - ls.mean())
+        return scale[:, None, None] * imgs + (bias0 + step["bias"] * u["bias"])[:, None, None]
+
+    # linear start: one amplitude for all atoms and an offset per image
+    with torch.no_grad():
+        pos, dang, off = unknowns()
+        th, o, _ = geometry(dang, off)
+        row, col = ren.coords(pos, th, o)
+        base = ren.render(row, col, torch.ones(len(pos0), device=dev), np.exp(log_sigma0))
+        bm = base.mean(dim=(1, 2))
+        dm = data.mean(dim=(1, 2))
+        bc = base - bm[:, None, None]
+        a0 = float((bc * (data - dm[:, None, None])).sum() / (bc**2).sum().clamp_min(1e-12))
+        if not a0 > 0:
+            raise ValueError(
+                "the atom model does not match the images (no positive correlation): check "
+                "that the positions come from a tomogram of these images, in the same frame"
+            )
+        bias0 = dm - a0 * bm
+    norm = float((data**2).sum())
+    gen = torch.Generator(device=dev).manual_seed(0)
+    diag = {g: 0.0 for g in groups}
+    probes = 4
+    for _ in range(probes):
+        v = torch.randint(0, 2, data.shape, generator=gen, device=dev).to(f32) * 2 - 1
+        grads = torch.autograd.grad((model() * v).sum(), [u[g] for g in groups])
+        for g, gr in zip(groups, grads, strict=True):
+            diag[g] += float((gr**2).mean()) / probes
+    for g in groups:
+        step[g] = float(np.sqrt(norm / (2.0 * diag[g]))) if diag[g] > 0 else 1.0
+    # stages: the image model alone (profile, amplitudes, per-image scale and offset) with
+    # the geometry held, then the offsets, then everything. Letting angles move while the
+    # profile is still wrong sends them where they compensate for the profile instead.
+    nuisance = ["amp", "scale", "bias", "sigma", "tails"]
+    stages = [
+        (nuisance, 10),
+        (nuisance + (["offset"] if refine_offsets else []), 10),
+        ([g for g in groups if moving.get(g, True)], iterations),
+    ]
+    residual = []
+    total = sum(max(1, int(np.ceil(it / 10))) for _, it in stages)
+    done = 0
+    for names, its in stages:
+        opt = torch.optim.LBFGS(
+            [u[g] for g in names],
+            lr=1.0,
+            max_iter=10,
+            history_size=20,
+            line_search_fn="strong_wolfe",
+        )
+
+        def closure(opt=opt):
+            opt.zero_grad()
+            loss = ((model() - data) ** 2).sum() / norm
+            loss.backward()
+            return loss
+
+        for _ in range(max(1, int(np.ceil(its / 10)))):
+            check_cancel(cancel, "atomic-model refinement")
+            loss = opt.step(closure)
+            residual.append(float(np.sqrt(float(loss.detach()))))
+            done += 1
+            report(progress, done, total, f"model refinement: residual {residual[-1]:.4f}")
+    with torch.no_grad():
+        pos, dang, off = unknowns()
+        _, o, da = geometry(dang, off)
+        ls = step["scale"] * u["scale"]
+        scale = torch.exp(ls - ls.mean())
+        amp = a0 * (1.0 + step["amp"] * u["amp"])
+        sigma_px = float(torch.exp(log_sigma0 + step["sigma"] * u["sigma"]))
+        bias = bias0 + step["bias"] * u["bias"]
+        fit = model() - bias[:, None, None]
+        fc = fit - fit.mean(dim=(1, 2), keepdim=True)
+        dc = data - data.mean(dim=(1, 2), keepdim=True)
+        ncc = (fc * dc).sum(dim=(1, 2)) / torch.sqrt(
+            (fc**2).sum(dim=(1, 2)) * (dc**2).sum(dim=(1, 2))
+        ).clamp_min(1e-30)
+    positions, da_np, offsets = _fix_gauge(
+        pos.cpu().numpy().astype(np.float64),
+        ang0,
+        da.cpu().numpy().astype(np.float64),
+        o.cpu().numpy().astype(np.float64),
+        pixel_size_A,
+        rows,
+        cols,
+    )
+    return ModelRefinementResult(
+        positions_A=positions,
+        amplitudes=amp.cpu().numpy().astype(np.float64),
+        angles_deg=ang0 + da_np,
+        angle_corrections_deg=da_np,
+        offsets_px=offsets,
+        sigma_A=sigma_px * pixel_size_A,
+        image_scale=scale.cpu().numpy().astype(np.float64),
+        image_offset=bias.cpu().numpy().astype(np.float64),
+        image_correlation=ncc.cpu().numpy().astype(np.float64),
+        residual=residual,
+    )

@@ -1,0 +1,97 @@
+"""Joint refinement of an atom model with the tilt angles and image offsets (known answers)."""
+
+import numpy as np
+import pytest
+
+from napari_aet.align import gauge_free_shift_error, projection_matching, refine_atomic_model
+from napari_aet.simulate import build_structure, simulate_tilt_series
+
+PX = 0.358
+ANGLES = np.linspace(-70, 70, 21)
+
+
+def _angle_rms(est, truth):
+    e = np.asarray(est) - np.asarray(truth)
+    return float(np.sqrt(((e - e.mean()) ** 2).mean()))
+
+
+@pytest.fixture(scope="module")
+def particle():
+    return build_structure("fcc", radius_A=14, shape_px=(128, 128), pixel_size_A=PX, seed=3)
+
+
+@pytest.fixture(scope="module")
+def series(particle):
+    errors = np.random.default_rng(1).uniform(-0.4, 0.4, len(ANGLES))
+    sim = simulate_tilt_series(
+        particle, ANGLES + errors, shape_px=(128, 128), seed=2, shift_error_px=1.0
+    )
+    return sim
+
+
+def test_angles_offsets_positions_and_a_false_atom_are_recovered(particle, series):
+    rng = np.random.default_rng(5)
+    truth = particle.positions
+    start = truth + rng.normal(0, 0.15, truth.shape)  # a traced model's errors (~26 pm)
+    # one false atom in empty space inside the field of view
+    false_atom = truth.mean(axis=0) + np.array([0.0, 0.0, 1.0]) * (np.ptp(truth[:, 2]) / 2 + 6)
+    start = np.vstack([start, false_atom])
+    res = refine_atomic_model(series.data, ANGLES, start, pixel_size_A=PX, iterations=60)
+    before = _angle_rms(ANGLES, series.truth.angles_deg)
+    after = _angle_rms(res.angles_deg, series.truth.angles_deg)
+    assert before > 0.18 and after < 0.12
+    assert abs(res.angle_corrections_deg.mean()) < 1e-6  # gauge: mean angle kept
+    shift_err = gauge_free_shift_error(res.offsets_px, series.truth.shifts_px, ANGLES)
+    assert np.sqrt((shift_err**2).sum(axis=1).mean()) < 0.1
+    err0 = np.sqrt(((start[:-1] - truth) ** 2).sum(axis=1).mean())
+    moved = res.positions_A[:-1] - truth
+    moved -= moved.mean(axis=0)  # the model's position is a gauge too
+    assert np.sqrt((moved**2).sum(axis=1).mean()) < 0.5 * err0
+    real = np.median(res.amplitudes[:-1])
+    assert res.amplitudes[-1] < 0.3 * real
+    assert 0.3 < res.sigma_A < 1.0
+    assert res.image_correlation.min() > 0.8
+    assert res.residual[-1] < res.residual[0]
+
+
+def test_model_refinement_checks_its_input(series, particle):
+    with pytest.raises(ValueError, match="one angle per image"):
+        refine_atomic_model(series.data, ANGLES[:3], particle.positions, pixel_size_A=PX)
+    with pytest.raises(ValueError, match="n_atoms, 3"):
+        refine_atomic_model(series.data, ANGLES, particle.positions[:, :2], pixel_size_A=PX)
+    far = particle.positions + np.array([0.0, 0.0, 60.0])  # every atom off the images
+    with pytest.raises(ValueError, match="does not match the images"):
+        refine_atomic_model(series.data, ANGLES, far, pixel_size_A=PX, iterations=1)
+
+
+def test_projection_matching_with_the_model_method_reduces_the_angle_error(series):
+    with pytest.raises(ValueError, match="pixel_size_A"):
+        projection_matching(series.data, ANGLES, angle_method="model")
+    with pytest.raises(ValueError, match="angle_method"):
+        projection_matching(series.data, ANGLES, angle_method="oracle")
+    res = projection_matching(
+        series.data, ANGLES, angle_method="model", pixel_size_A=PX, rounds=2, recon_iterations=20
+    )
+    assert abs((res.angles_deg - ANGLES).mean()) < 1e-6
+    before = _angle_rms(ANGLES, series.truth.angles_deg)
+    assert _angle_rms(res.angles_deg, series.truth.angles_deg) < 0.5 * before
+    assert res.model is not None and len(res.rounds) >= 1
+
+
+def test_gauge_fixing_keeps_every_projected_atom_in_place():
+    from napari_aet.align._model_refinement import _fix_gauge
+    from napari_aet.simulate._tilt_series import project_positions
+
+    rng = np.random.default_rng(0)
+    pos = rng.uniform(10, 35, (50, 3))
+    corr = rng.normal(0.3, 0.2, len(ANGLES))  # a common part: a rotation of the model
+    off = rng.normal(0.5, 1.0, (len(ANGLES), 2))  # a common part: a translation
+    new_pos, new_corr, new_off = _fix_gauge(pos, ANGLES, corr, off, PX, 128, 128)
+    assert abs(new_corr.mean()) < 1e-12 and abs(new_off[:, 0].mean()) < 1e-12
+    th = np.deg2rad(ANGLES + new_corr)
+    assert np.abs(np.column_stack([np.cos(th), np.sin(th)]).T @ new_off[:, 1]).max() < 1e-9
+    for i, a in enumerate(ANGLES):
+        kw = dict(shape_px=(128, 128), pixel_size_A=PX)
+        before = project_positions(pos, a + corr[i], shift_px=off[i], **kw)
+        after = project_positions(new_pos, a + new_corr[i], shift_px=new_off[i], **kw)
+        np.testing.assert_allclose(after, before, atol=1e-9)
