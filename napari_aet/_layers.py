@@ -94,3 +94,14 @@ def atoms_from_layer(data, features=None, metadata: dict | None = None) -> AtomM
     feats = pd.DataFrame(features) if features is not None else pd.DataFrame()
     meta = dict((metadata or {}).get("atom_model_metadata", {}))
     return AtomModel(pos, feats, meta)
+
+
+def layer_voxel_size_A(layer) -> float | None:
+    """The voxel size [A] of an image layer: its metadata, else its (isotropic) scale."""
+    vs = layer.metadata.get("voxel_size_A")
+    if vs:
+        return float(vs)
+    scale = tuple(float(s) for s in layer.scale)
+    if len(set(scale)) == 1 and scale[0] != 1.0:
+        return scale[0]
+    return None

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._files import replace_when_done
 from ._angles import find_angle_sidecar, parse_angles, read_angles, write_angles
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -399,13 +398,6 @@ def _validate_stack(data: np.ndarray, path, nan_policy: str, meta: dict) -> np.n
 # ---------------------------------------------------------------------------------- writers
 
 
-def _atomic_target(path: Path):
-    """Temporary file in the target's folder; moved over the target only when complete."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def write_tilt_series(
     path: str | Path,
     tilt_series: TiltSeries,
@@ -427,8 +419,12 @@ def write_tilt_series(
     ang = tilt_series.angles_deg
     prov = dict(provenance or tilt_series.metadata.get("provenance") or {})
     written = [path]
-    tmp = _atomic_target(path)
-    try:
+    if suffix not in TILT_SERIES_SUFFIXES:
+        raise ValueError(
+            f"cannot write a tilt series as {suffix!r}; use one of .h5, .mrc, .tif, .npy"
+        )
+
+    def write(tmp: Path) -> None:
         if suffix in HDF5_SUFFIXES:
             import h5py
 
@@ -461,14 +457,8 @@ def write_tilt_series(
         elif suffix in NPY_SUFFIXES:
             with open(tmp, "wb") as fh:
                 np.save(fh, data)
-        else:
-            raise ValueError(
-                f"cannot write a tilt series as {suffix!r}; use one of .h5, .mrc, .tif, .npy"
-            )
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    replace_when_done(path, write)
     if ang is not None and suffix not in HDF5_SUFFIXES:
         side = path.with_suffix(".tlt")
         write_angles(side, ang)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .._files import replace_when_done
 
 VOLUME_SUFFIXES = (".h5", ".hdf5", ".mrc", ".rec", ".tif", ".tiff")
 
@@ -30,10 +30,12 @@ def write_volume(
     if vol.ndim != 3:
         raise ValueError(f"a volume must be 3D (z, y, x); got shape {vol.shape}")
     suffix = path.suffix.lower()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
+    if suffix not in VOLUME_SUFFIXES:
+        raise ValueError(
+            f"cannot write a volume as {suffix!r}; use one of {', '.join(VOLUME_SUFFIXES)}"
+        )
+
+    def write(tmp: Path) -> None:
         if suffix in (".h5", ".hdf5"):
             import h5py
 
@@ -66,15 +68,8 @@ def write_volume(
                     "metadata": {"axes": "ZYX", "spacing": voxel_size_A, "unit": "A"},
                 }
             tifffile.imwrite(tmp, vol, imagej=True, **kw)
-        else:
-            raise ValueError(
-                f"cannot write a volume as {suffix!r}; use one of {', '.join(VOLUME_SUFFIXES)}"
-            )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+
+    return replace_when_done(path, write)
 
 
 def read_volume(

@@ -15,6 +15,7 @@ from magicgui.widgets import (
     create_widget,
 )
 
+from .._layers import layer_voxel_size_A
 from ..augment import SHIPPED_WEIGHTS, augment_volume, shipped_weights
 from ._runner import StageRunner, StageWidgetMixin, follow_new_layers
 
@@ -22,17 +23,6 @@ if TYPE_CHECKING:
     import napari
 
 USER_FILE = "weights file..."
-
-
-def layer_voxel_size_A(layer) -> float | None:
-    """The voxel size [A] of an image layer: its metadata, else its (isotropic) scale."""
-    vs = layer.metadata.get("voxel_size_A")
-    if vs:
-        return float(vs)
-    scale = tuple(float(s) for s in layer.scale)
-    if len(set(scale)) == 1 and scale[0] != 1.0:
-        return scale[0]
-    return None
 
 
 class AugmentWidget(StageWidgetMixin, Container):

@@ -8,7 +8,7 @@ import numpy as np
 from magicgui.widgets import Container, FloatSpinBox, Label, PushButton, create_widget
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
-from .._layers import atoms_from_layer
+from .._layers import atoms_from_layer, layer_voxel_size_A
 from ..trace import EditableAtomModel, default_autosave_path, pick_near_point, review_atoms
 from ._runner import StageRunner, StageWidgetMixin, follow_new_layers
 
@@ -71,6 +71,7 @@ class ReviewWidget(StageWidgetMixin, Container):
         self.table.setMinimumHeight(180)
         self.native.layout().addWidget(self.table)
         self.items = None
+        self.voxel_A = 1.0  # set from the tomogram when a review starts
         self.current = -1
         self.model: EditableAtomModel | None = None
         self.reviewed: set[int] = set()
@@ -92,18 +93,20 @@ class ReviewWidget(StageWidgetMixin, Container):
         follow_new_layers(viewer, self.other, ())
 
     # ------------------------------------------------------------------ ranking
-    def _voxel(self) -> float:
-        t = self.tomogram.value
-        return float(t.metadata.get("voxel_size_A") or t.scale[-1])
-
     def run(self, event=None):
         tomo, pts = self.tomogram.value, self.atoms.value
         if tomo is None or pts is None or len(pts.data) < 10:
             self.status.value = "Not started: choose a tomogram and an atom layer"
             return None
+        px = layer_voxel_size_A(tomo)
+        if px is None:
+            self.status.value = (
+                f"Not started: {tomo.name!r} has no voxel size; set the layer scale in Angstrom"
+            )
+            return None
+        self.voxel_A = px
         vol = np.asarray(tomo.data)
         pos = np.asarray(pts.data, float)
-        px = self._voxel()
         meta = pts.metadata.get("atom_model_metadata", {})
         self.model = EditableAtomModel(
             atoms_from_layer(pts.data, pts.features, pts.metadata),
@@ -162,7 +165,7 @@ class ReviewWidget(StageWidgetMixin, Container):
         v.camera.zoom = max(v.camera.zoom, 8.0)
         if v.dims.ndisplay == 2:
             step = list(v.dims.current_step)
-            step[0] = int(round(p[0] / self._voxel()))
+            step[0] = int(round(p[0] / self.voxel_A))
             v.dims.current_step = tuple(step)
         else:
             self._slab_around(p)
@@ -228,7 +231,7 @@ class ReviewWidget(StageWidgetMixin, Container):
 
     def _maximum_near(self, p_A: np.ndarray, radius_A: float) -> np.ndarray:
         """Sub-voxel tomogram maximum [A] within ``radius_A`` of a point."""
-        px = self._voxel()
+        px = self.voxel_A
         vol = np.asarray(self.tomogram.value.data)
         return pick_near_point(vol, p_A / px, radius_vox=radius_A / px) * px
 

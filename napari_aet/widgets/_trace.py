@@ -16,7 +16,7 @@ from magicgui.widgets import (
     create_widget,
 )
 
-from .._layers import ATOM_POINT_SIZE_A
+from .._layers import ATOM_POINT_SIZE_A, layer_voxel_size_A
 from ..trace import (
     EditableAtomModel,
     default_autosave_path,
@@ -113,21 +113,24 @@ class TraceWidget(StageWidgetMixin, Container):
         self._maybe_restore()
 
     # ------------------------------------------------------------------ tracing
-    def _voxel_size(self, layer) -> float:
-        return float(layer.metadata.get("voxel_size_A") or layer.scale[-1])
-
     def run(self, event=None):
         """Trace the selected tomogram in a worker; returns the worker (None if unusable)."""
         layer = self.layer.value
         if layer is None or layer.data.ndim != 3:
             self.status.value = "Not started: choose a 3D tomogram layer"
             return None
+        voxel = layer_voxel_size_A(layer)
+        if voxel is None:
+            self.status.value = (
+                f"Not started: {layer.name!r} has no voxel size; set the layer scale in Angstrom"
+            )
+            return None
         thr = self.threshold_mode.value
         if thr == "value":
             thr = float(self.threshold_value.value)
         vol = np.asarray(layer.data)
         opts = dict(
-            voxel_size_A=self._voxel_size(layer),
+            voxel_size_A=voxel,
             smooth_sigma_A=float(self.smooth.value),
             min_distance_A=float(self.min_distance.value),
             integration_radius_A=float(self.radius.value),
@@ -237,7 +240,9 @@ class TraceWidget(StageWidgetMixin, Container):
         tomo = self.layer.value
         dims = list(event.dims_displayed)
         vol = np.asarray(tomo.data)
-        px = self._voxel_size(tomo)
+        px = layer_voxel_size_A(tomo)
+        if px is None:
+            return
         if len(dims) == 3:
             start, end = tomo.get_ray_intersections(
                 event.position, event.view_direction, dims, world=True
