@@ -330,12 +330,19 @@ def _add_align(sub) -> None:
         help="'estimate', 'none' (vertical), or a known in-plane angle [deg]",
     )
     p.add_argument("--no-refine", action="store_true", help="skip projection matching")
-    p.add_argument("--refine-angles", action="store_true", help="also refine tilt angles")
+    p.add_argument(
+        "--refine-angles",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also refine tilt angles (default: on)",
+    )
     p.add_argument(
         "--angle-method",
-        default="tomogram",
-        choices=["tomogram", "model"],
-        help="score trial angles against the tomogram or a traced atom model",
+        default="model",
+        choices=["model", "tomogram"],
+        help="'model' (default): refine a traced atom model jointly with the angles and shifts "
+        "(atomic resolution; falls back to shifts only, with a note, when atoms are not "
+        "resolved); 'tomogram': score trial angles against the tomogram's re-projections",
     )
     p.add_argument("--rounds", type=int, default=3, help="projection-matching rounds")
     p.add_argument("--recon-iterations", type=int, default=20)

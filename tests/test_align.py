@@ -143,6 +143,12 @@ def test_full_alignment_on_a_realistic_series(particle):
     before = _gauge_free_residual(np.zeros_like(sim.truth.shifts_px), sim.truth.shifts_px, ANGLES)
     after = _gauge_free_residual(res.shifts_px, sim.truth.shifts_px, ANGLES)
     assert before > 1.0 and after < 0.3
+    # the default angle refinement (joint atom-model fit) lowers the angle error
+    e0 = errors - errors.mean()
+    e1 = res.angles_deg - sim.truth.angles_deg
+    e1 -= e1.mean()
+    assert np.sqrt((e1**2).mean()) < 0.6 * np.sqrt((e0**2).mean())
+    assert res.steps["projection_matching"]["angle_method"] == "model"
     assert res.data.shape == sim.data.shape
     assert "index,angle_in_deg" in res.corrections_table()
 

@@ -95,3 +95,13 @@ def test_gauge_fixing_keeps_every_projected_atom_in_place():
         before = project_positions(pos, a + corr[i], shift_px=off[i], **kw)
         after = project_positions(new_pos, a + new_corr[i], shift_px=new_off[i], **kw)
         np.testing.assert_allclose(after, before, atol=1e-9)
+
+
+def test_model_method_refines_shifts_only_when_atoms_are_not_resolved(particle):
+    # a 4 A blur: blobs, not atoms; the traced "model" fits them but must not set the angles
+    sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), seed=2, blur_sigma_A=4.0)
+    res = projection_matching(
+        sim.data, ANGLES, angle_method="model", pixel_size_A=PX, rounds=1, recon_iterations=10
+    )
+    assert np.all(res.angles_deg == ANGLES)
+    assert res.notes and "not resolved" in res.notes[0]

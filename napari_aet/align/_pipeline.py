@@ -82,8 +82,8 @@ def align_tilt_series(
     tilt_axis: str | float | None = "estimate",
     tilt_axis_search_deg: float = 20.0,
     refine: bool = True,
-    refine_angles: bool = False,
-    angle_method: str = "tomogram",
+    refine_angles: bool = True,
+    angle_method: str = "model",
     model_weights=None,
     refine_rounds: int = 3,
     recon_iterations: int = 20,
@@ -125,11 +125,13 @@ def align_tilt_series(
     refine : bool
         Projection-matching refinement of shifts.
     refine_angles : bool
-        Also refine tilt angles in projection matching (see docs/methods.md for its limits).
-    angle_method : {"tomogram", "model"}
-        Score trial angles against re-projections of the tomogram, or against projections of
-        an atom model traced in it (needs atomic resolution; see
-        :func:`projection_matching`).
+        Also refine tilt angles in projection matching.
+    angle_method : {"model", "tomogram"}
+        "model": trace atoms in each round's tomogram and refine that atom model jointly with
+        every image's angle and shift (:func:`refine_atomic_model`; needs atomic resolution,
+        and refines shifts only, with a note in ``steps``, where atoms are not resolved).
+        "tomogram": score trial angles against the tomogram's re-projections (biased by the
+        missing wedge; see docs/methods.md).
     model_weights : str or path, optional
         With ``angle_method="model"``: U-Net weights; the model is traced in the augmented
         tomogram.
@@ -225,6 +227,7 @@ def align_tilt_series(
             "model_weights": None if model_weights is None else str(model_weights),
             "recon_iterations": recon_iterations,
             "oversampling": oversampling,
+            "notes": res.notes,
         }
     aligned = apply_alignment(work, tilt_axis_angle_deg=alpha, shifts_px=s)
     report(progress, 6, total, "aligned")

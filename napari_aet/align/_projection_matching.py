@@ -11,6 +11,28 @@ from ._model_refinement import ModelRefinementResult
 from ._reproject import reproject
 from ._shifts import apply_alignment, axis_matrix
 
+#: Below this median image correlation an atom model is not trusted to refine angles.
+MIN_MODEL_CORRELATION = 0.5
+#: Above this fitted width [A] the atoms are not resolved: angles from such a model are not
+#: trusted (resolved atoms image with a width of ~0.4-0.8 A: probe, thermal motion, filter).
+MAX_ATOM_SIGMA_A = 1.0
+
+
+def _untrusted(fitted, max_change_deg: float) -> str:
+    """Why a refined atom model should not set the angles ('' when it may)."""
+    med = float(np.median(fitted.image_correlation))
+    if med < MIN_MODEL_CORRELATION:
+        return f"the atom model fits the images poorly (median correlation {med:.2f})"
+    if fitted.sigma_A > MAX_ATOM_SIGMA_A:
+        return (
+            f"the atoms are not resolved (fitted width {fitted.sigma_A:.2f} A > "
+            f"{MAX_ATOM_SIGMA_A} A)"
+        )
+    at_bound = np.abs(fitted.angle_corrections_deg) > 0.95 * max_change_deg
+    if at_bound.mean() > 0.1:
+        return f"{int(at_bound.sum())} angle corrections ran to the bound of {max_change_deg} deg"
+    return ""
+
 
 @dataclass
 class RefinementRound:
@@ -33,6 +55,7 @@ class ProjectionMatchingResult:
     rounds: list[RefinementRound] = field(default_factory=list)
     converged: bool = False
     model: ModelRefinementResult | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def _register(reference: np.ndarray, moving: np.ndarray, upsample: int = 20):
@@ -169,7 +192,11 @@ def projection_matching(
     offset by least squares against the images (:func:`refine_atomic_model`). An atom model
     has no missing-wedge artifacts, and refining its positions at the same time removes the
     bias a traced model inherits from the angles it was reconstructed at; tomogram-based angle
-    scoring stalls on exactly that bias. It needs ``pixel_size_A`` and atomic resolution. With
+    scoring stalls on exactly that bias. It needs ``pixel_size_A`` and atomic resolution: a
+    round where no atoms are traced, where the refined model correlates with the images below
+    ``MIN_MODEL_CORRELATION`` (median), where its atoms are wider than ``MAX_ATOM_SIGMA_A``
+    (not resolved) or where many corrections run to ``max_angle_change_deg``, refines shifts
+    only and says so in ``notes``. With
     ``model_weights`` (U-Net weights, see :func:`napari_aet.augment.augment_volume`) the atoms
     are traced in the augmented tomogram (fewer missed and false atoms to start from).
 
@@ -216,6 +243,7 @@ def projection_matching(
     history: list[RefinementRound] = []
     converged = False
     model = None
+    notes: list[str] = []
     for r in range(rounds):
         check_cancel(cancel, "projection matching")
         aligned = apply_alignment(arr, tilt_axis_angle_deg=tilt_axis_angle_deg, shifts_px=s)
@@ -229,10 +257,22 @@ def projection_matching(
             device=device,
             cancel=cancel,
         ).volume
+        fitted = None
         if refine_angles and angle_method == "model":
-            model = _refine_traced_model(
-                vol, aligned, ang, pixel_size_A, model_weights, max_angle_change_deg, device, cancel
-            )
+            try:
+                fitted = _refine_traced_model(
+                    vol, aligned, ang, pixel_size_A, model_weights, max_angle_change_deg, device,
+                    cancel,
+                )  # fmt: skip
+            except ValueError as err:
+                notes.append(f"round {r + 1}: no atom model ({err}); shifts only")
+            else:
+                why = _untrusted(fitted, max_angle_change_deg)
+                if why:
+                    notes.append(f"round {r + 1}: {why}; shifts only")
+                    fitted = None
+        if fitted is not None:
+            model = fitted
             d, dang, ccs = model.offsets_px, model.angle_corrections_deg, model.image_correlation
             report(progress, (r + 1) * n, rounds * n, f"round {r + 1}: model refined")
         else:
@@ -240,7 +280,7 @@ def projection_matching(
                 vol,
                 aligned,
                 ang,
-                refine_angles,
+                refine_angles and angle_method == "tomogram",
                 angle_step_deg,
                 max_angle_change_deg,
                 lambda i, r=r: report(
@@ -265,4 +305,4 @@ def projection_matching(
         if rnd.max_shift_change_px < shift_tol_px and rnd.max_angle_change_deg < angle_tol_deg:
             converged = True
             break
-    return ProjectionMatchingResult(s, ang, history, converged, model)
+    return ProjectionMatchingResult(s, ang, history, converged, model, notes)

@@ -55,7 +55,14 @@ class AlignWidget(StageWidgetMixin, Container):
             label="tilt axis", choices=["estimate", "vertical"], value="estimate"
         )
         self.refine = CheckBox(label="projection matching", value=True)
-        self.refine_angles = CheckBox(label="refine angles", value=False)
+        self.refine_angles = CheckBox(label="refine angles", value=True)
+        self.angle_method = ComboBox(
+            label="angles from",
+            choices=[("atom model (joint fit)", "model"), ("tomogram re-projections", "tomogram")],
+            value="model",
+            tooltip="atom model: trace atoms each round and refine them with every image's "
+            "angle and shift (atomic resolution; shifts only, with a note, otherwise)",
+        )
         self.rounds = SpinBox(label="rounds", value=3, min=1, max=20)
         self.run_button = PushButton(text="Align")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -73,6 +80,7 @@ class AlignWidget(StageWidgetMixin, Container):
                 self.tilt_axis,
                 self.refine,
                 self.refine_angles,
+                self.angle_method,
                 self.rounds,
                 self.run_button,
                 self.cancel_button,
@@ -121,6 +129,7 @@ class AlignWidget(StageWidgetMixin, Container):
             tilt_axis="estimate" if self.tilt_axis.value == "estimate" else None,
             refine=bool(self.refine.value),
             refine_angles=bool(self.refine_angles.value),
+            angle_method=str(self.angle_method.value),
             refine_rounds=int(self.rounds.value),
         )
         self._source = (layer.name, ts)
@@ -149,9 +158,12 @@ class AlignWidget(StageWidgetMixin, Container):
         self._fill_table(res)
         self.undo_button.enabled = True
         s = np.asarray(res.shifts_px)
+        notes = res.steps.get("projection_matching", {}).get("notes") or []
         self.status.value = (
             f"Aligned: tilt axis {res.tilt_axis_angle_deg:+.3f} deg, shifts up to "
-            f"{np.abs(s).max():.2f} px"
+            f"{np.abs(s).max():.2f} px, angle corrections up to "
+            f"{np.abs(res.angle_corrections_deg).max():.3f} deg"
+            + (f" ({'; '.join(notes)})" if notes else "")
         )
 
     def _fill_table(self, res) -> None:
