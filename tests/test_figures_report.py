@@ -94,3 +94,18 @@ def test_cli_figures_skips_what_the_run_lacks(tmp_path, run_dir, capsys):
     assert main(["figures", str(tmp_path / "none")]) == 1
     assert main(["figures", str(tmp_path), "--formats", "gif"]) == 1
     assert main(["figures", str(tmp_path), "--only", "nope"]) == 1
+
+
+def test_values_to_rgba_maps_limits_clips_and_greys_missing_values():
+    from matplotlib import colormaps
+
+    from napari_aet.figures import values_to_rgba
+    from napari_aet.figures._panels import NAN_COLOR
+
+    rgba = values_to_rgba([-0.02, 0.0, 0.02, 0.5, np.nan], (-0.02, 0.02), "RdBu_r")
+    cmap = colormaps["RdBu_r"]
+    np.testing.assert_allclose(rgba[0], cmap(0.0))
+    np.testing.assert_allclose(rgba[1], cmap(0.5))
+    np.testing.assert_allclose(rgba[2], cmap(1.0))
+    np.testing.assert_allclose(rgba[3], cmap(1.0))  # clipped
+    np.testing.assert_allclose(rgba[4], NAN_COLOR)

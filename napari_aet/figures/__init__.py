@@ -21,6 +21,7 @@ from ._panels import (
     save_figure,
     stacking_layers_figure,
     strain_slices_figure,
+    values_to_rgba,
 )
 from ._report import RUN_FIGURES, load_run, make_figures, make_run_figures, write_html_report
 
@@ -30,6 +31,7 @@ __all__ = [
     "atoms_3d_figure",
     "crystal_direction_projections",
     "diverging_limit",
+    "values_to_rgba",
     "facet_map_figure",
     "load_run",
     "make_figures",

@@ -26,6 +26,23 @@ def diverging_limit(values) -> float:
     return lim if lim > 0 else 1.0
 
 
+#: Colour of atoms whose value is missing (NaN): neutral grey, on every colour scale.
+NAN_COLOR = (0.75, 0.75, 0.75, 1.0)
+
+
+def values_to_rgba(values, limits, cmap: str = "RdBu_r") -> np.ndarray:
+    """RGBA ``(n, 4)`` of ``values`` on a matplotlib colour map over ``limits`` (clipped at
+    both ends); missing values (NaN, inf) are :data:`NAN_COLOR`."""
+    from matplotlib import colormaps
+
+    v = np.asarray(values, float)
+    lo, hi = float(limits[0]), float(limits[1])
+    t = np.clip((np.nan_to_num(v, nan=lo, posinf=hi, neginf=lo) - lo) / ((hi - lo) or 1.0), 0, 1)
+    rgba = colormaps[cmap](t)
+    rgba[~np.isfinite(v)] = NAN_COLOR
+    return rgba
+
+
 def project_model_along(
     positions_A,
     direction_lab,

@@ -20,7 +20,13 @@ from magicgui.widgets import (
 )
 
 from .._layers import atoms_from_layer
-from ..figures import RUN_FIGURES, diverging_limit, make_figures, write_html_report
+from ..figures import (
+    RUN_FIGURES,
+    diverging_limit,
+    make_figures,
+    values_to_rgba,
+    write_html_report,
+)
 from ._runner import StageRunner, StageWidgetMixin, follow_new_layers
 
 if TYPE_CHECKING:
@@ -255,11 +261,7 @@ class FiguresWidget(StageWidgetMixin, Container):
             else:
                 limits = (float(np.percentile(finite, 2)), float(np.percentile(finite, 98)))
             cmap = self.colormap.value
-            from matplotlib import colormaps
-
-            span = limits[1] - limits[0] or 1.0
-            norm = np.clip((np.nan_to_num(vals, nan=limits[0]) - limits[0]) / span, 0, 1)
-            layer.face_color = colormaps[cmap](norm)
+            layer.face_color = values_to_rgba(vals, limits, cmap)
             label = feat
         if v.dims.ndisplay != 3:
             v.dims.ndisplay = 3

@@ -18,7 +18,7 @@ from magicgui.widgets import (
 
 from .._layers import atoms_from_layer
 from ..analysis import analyze_structure, gaussian_map
-from ..figures import diverging_limit
+from ..figures import diverging_limit, values_to_rgba
 from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ FILTERS = {
     "{100}": ("100",),
     "{111} and {100}": ("111", "100"),
 }
-NAN_COLOR = (0.75, 0.75, 0.75, 1.0)
 
 
 def diverging_colormap(name: str = "RdBu_r"):
@@ -156,8 +155,6 @@ class StrainWidget(StageWidgetMixin, Container):
 
     def recolor(self) -> None:
         """Colour the atoms by the chosen quantity (diverging, centred at zero) and filter."""
-        from matplotlib import colormaps
-
         layer = self.layer.value
         if layer is None:
             return
@@ -171,9 +168,7 @@ class StrainWidget(StageWidgetMixin, Container):
         vals = v[shown & np.isfinite(v)]
         lim = diverging_limit(vals)
         self.limits = (-lim, lim)
-        rgba = colormaps["RdBu_r"](np.clip((np.nan_to_num(v) + lim) / (2 * lim), 0, 1))
-        rgba[~np.isfinite(v)] = NAN_COLOR
-        layer.face_color = rgba
+        layer.face_color = values_to_rgba(v, (-lim, lim), "RdBu_r")
         layer.shown = shown
         self._plot(name, vals, lim)
 
