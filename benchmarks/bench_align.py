@@ -7,7 +7,7 @@ the object's position along the axis and its translation across it), the tilt-ax
 the tilt-angle error RMS (after removing the common offset), and how close the GENFIRE
 tomograms from the raw and the aligned series are to the truth (NCC after 3D registration).
 
-Usage: python benchmarks/bench_align.py [--rounds 3] [--recon-iterations 30]
+Usage: python benchmarks/bench_align.py [--rounds 3] [--recon-iterations 30] [--cases a,b]
 """
 
 from __future__ import annotations
@@ -66,7 +66,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--recon-iterations", type=int, default=30)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--only-model", action="store_true", help="run only the model-based cases")
+    ap.add_argument(
+        "--cases",
+        default="coarse,shifts,tomogram,model,model-unet",
+        help="comma-separated cases: coarse, shifts, tomogram, model, model-unet",
+    )
     ap.add_argument("--weights", default="fcc", help="U-Net weights for the augmented model case")
     args = ap.parse_args()
     from napari_aet.align import align_tilt_series
@@ -87,21 +91,27 @@ def main() -> None:
     )
     rows = []
     results = {}
-    cases = [
-        ("coarse only (COM, common line, axis)", dict(refine=False)),
-        ("+ projection matching, shifts", dict(refine=True, refine_angles=False)),
-        ("+ projection matching, shifts and angles", dict(refine=True, refine_angles=True)),
-        (
-            "+ projection matching, angles by joint refinement of a traced atom model",
+    all_cases = {
+        "coarse": ("coarse only (COM, common line, axis)", dict(refine=False)),
+        "shifts": ("+ projection matching, shifts", dict(refine=True, refine_angles=False)),
+        "tomogram": (
+            "+ projection matching, angles from tomogram re-projections",
+            dict(refine=True, refine_angles=True, angle_method="tomogram"),
+        ),
+        "model": (
+            "+ projection matching, joint refinement of a traced atom model (default)",
             dict(refine=True, refine_angles=True, angle_method="model"),
         ),
-        (
+        "model-unet": (
             "+ projection matching, joint refinement of a model traced after the U-Net",
             dict(refine=True, refine_angles=True, angle_method="model", model_weights=args.weights),
         ),
-    ]
-    if args.only_model:
-        cases = cases[-2:]
+    }
+    keys = [k.strip() for k in args.cases.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in all_cases]
+    if unknown:
+        raise SystemExit(f"unknown case(s) {unknown}; choose from {list(all_cases)}")
+    cases = [all_cases[k] for k in keys]
     for label, kw in cases:
         t0 = time.perf_counter()
         res = align_tilt_series(
@@ -126,7 +136,9 @@ def main() -> None:
         )
     raw_rms = gauge_free_shift_rms(np.zeros((21, 2)), sim.truth.shifts_px, nominal)
     truth = truth_volume(s.truth.atoms.positions, (256, 256, 256), sim.pixel_size_A)
-    best = results.get("+ projection matching, shifts") or results[cases[-1][0]]
+    # the tomogram from the default alignment (else the last case run)
+    best_label = all_cases["model"][0] if all_cases["model"][0] in results else cases[-1][0]
+    best = results[best_label]
     it = args.recon_iterations
     vol_raw = genfire(sim.data, nominal, iterations=it, device=args.device).volume
     vol_al = genfire(best.data, best.angles_deg, iterations=it, device=args.device).volume
@@ -149,7 +161,7 @@ def main() -> None:
     print()
     print(
         f"GENFIRE ({args.recon_iterations} iterations) tomogram vs truth, NCC after 3D "
-        f"registration: raw series {ncc_raw:.4f}, aligned series {ncc_al:.4f}"
+        f"registration: raw series {ncc_raw:.4f}, aligned series ({best_label}) {ncc_al:.4f}"
     )
 
 

@@ -58,6 +58,9 @@ def test_cli_align_writes_series_and_corrections(shifted_series, tmp_path):
     info = json.loads((out / "alignment.json").read_text())
     assert info["tilt_axis_angle_deg"] == pytest.approx(2.0, abs=0.5)
     assert _rms_residual(info["shifts_px_row_col"], sim.truth.shifts_px) < 0.4
+    pm = info["projection_matching"]
+    assert pm["refine_angles"] and pm["angle_method"] == "model" and "notes" in pm
+    assert len(info["angles_refined_deg"]) == len(ANGLES)
     rows = (out / "alignment.csv").read_text().strip().splitlines()
     assert len(rows) == len(ANGLES) + 1 and rows[0].startswith("index,angle_in_deg")
 

@@ -10,7 +10,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FloatSpinBox,
-    Label,
     PushButton,
     SpinBox,
     create_widget,
@@ -20,7 +19,7 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 from .._layers import tilt_series_from_layer, tilt_series_layer_data
 from ..align import align_tilt_series
 from ..io import TiltSeries
-from ._runner import StageRunner, StageWidgetMixin, follow_new_layers
+from ._runner import StageRunner, StageWidgetMixin, follow_new_layers, status_label
 
 if TYPE_CHECKING:
     import napari
@@ -67,7 +66,7 @@ class AlignWidget(StageWidgetMixin, Container):
         self.run_button = PushButton(text="Align")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.undo_button = PushButton(text="Undo to raw", enabled=False)
-        self.status = Label(value="")
+        self.status = status_label()
         self.extend(
             [
                 self.layer,

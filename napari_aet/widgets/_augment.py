@@ -9,7 +9,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
-    Label,
     PushButton,
     SpinBox,
     create_widget,
@@ -17,7 +16,7 @@ from magicgui.widgets import (
 
 from .._layers import layer_voxel_size_A
 from ..augment import SHIPPED_WEIGHTS, augment_volume, shipped_weights
-from ._runner import StageRunner, StageWidgetMixin, follow_new_layers
+from ._runner import StageRunner, StageWidgetMixin, follow_new_layers, status_label
 
 if TYPE_CHECKING:
     import napari
@@ -47,7 +46,7 @@ class AugmentWidget(StageWidgetMixin, Container):
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self.run_button = PushButton(text="Augment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(value="")
+        self.status = status_label()
         self.extend(
             [
                 self.layer,

@@ -12,7 +12,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
-    Label,
     PushButton,
     Select,
     SpinBox,
@@ -27,7 +26,7 @@ from ..figures import (
     values_to_rgba,
     write_html_report,
 )
-from ._runner import StageRunner, StageWidgetMixin, follow_new_layers
+from ._runner import StageRunner, StageWidgetMixin, follow_new_layers, status_label
 
 if TYPE_CHECKING:
     import napari
@@ -111,7 +110,7 @@ class FiguresWidget(StageWidgetMixin, Container):
         )
         self.save_session_button = PushButton(text="Save session")
         self.open_session_button = PushButton(text="Open session")
-        self.status = Label(value="")
+        self.status = status_label()
         self.extend(
             [
                 self.layer,

@@ -9,7 +9,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FloatSpinBox,
-    Label,
     PushButton,
     SpinBox,
     create_widget,
@@ -17,7 +16,7 @@ from magicgui.widgets import (
 
 from .._layers import tilt_series_from_layer
 from ..recon import genfire
-from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers
+from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers, status_label
 
 if TYPE_CHECKING:
     import napari
@@ -47,7 +46,7 @@ class ReconWidget(StageWidgetMixin, Container):
         self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
         self.run_button = PushButton(text="Reconstruct")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(value="")
+        self.status = status_label()
         self.extend(
             [
                 self.layer,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import Container, FloatSpinBox, Label, PushButton, create_widget
+from magicgui.widgets import Container, FloatSpinBox, PushButton, create_widget
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from .._layers import atoms_from_layer, layer_voxel_size_A
 from ..trace import EditableAtomModel, default_autosave_path, pick_near_point, review_atoms
-from ._runner import StageRunner, StageWidgetMixin, follow_new_layers
+from ._runner import StageRunner, StageWidgetMixin, follow_new_layers, status_label
 
 if TYPE_CHECKING:
     import napari
@@ -54,7 +54,7 @@ class ReviewWidget(StageWidgetMixin, Container):
         self.run_button = PushButton(text="Rank by doubt")
         buttons = {k: PushButton(text=f"{k.capitalize()} ({v})") for k, v in REVIEW_KEYS.items()}
         self.buttons = buttons
-        self.status = Label(value="")
+        self.status = status_label()
         self.extend(
             [
                 self.tomogram,

@@ -111,6 +111,15 @@ def add_plot_canvas(container, *, figsize=(3.6, 2.4), min_height: int = 200):
     return figure, canvas
 
 
+def status_label():
+    """A status line that wraps long messages instead of widening the dock."""
+    from magicgui.widgets import Label
+
+    label = Label(value="")
+    label.native.setWordWrap(True)
+    return label
+
+
 class StageWidgetMixin:
     """Status label and run/cancel buttons wired to a :class:`StageRunner`."""
 

@@ -11,7 +11,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FloatSpinBox,
-    Label,
     LineEdit,
     PushButton,
     SpinBox,
@@ -20,6 +19,7 @@ from magicgui.widgets import (
 from .._layers import atoms_layer_data, tilt_series_layer_data
 from ..io import TiltSeries, parse_angles
 from ..simulate import build_structure, simulate_tilt_series
+from ._runner import status_label
 
 if TYPE_CHECKING:
     import napari
@@ -48,7 +48,7 @@ class SimulateWidget(Container):
         self.add_truth = CheckBox(label="add true atoms", value=False)
         self.run_button = PushButton(text="Simulate")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
-        self.status = Label(value="")
+        self.status = status_label()
         self.extend(
             [
                 self.structure,

@@ -11,7 +11,6 @@ from magicgui.widgets import (
     Container,
     FileEdit,
     FloatSpinBox,
-    Label,
     PushButton,
     create_widget,
 )
@@ -19,7 +18,7 @@ from magicgui.widgets import (
 from .._layers import atoms_from_layer
 from ..analysis import analyze_structure, gaussian_map
 from ..figures import diverging_limit, values_to_rgba
-from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers
+from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers, status_label
 
 if TYPE_CHECKING:
     import napari
@@ -78,7 +77,7 @@ class StrainWidget(StageWidgetMixin, Container):
         self.facets = ComboBox(label="show", choices=list(FILTERS), value="all atoms")
         self.sigma = FloatSpinBox(label="map sigma (A)", value=2.7, min=0.5, max=10.0)
         self.map_button = PushButton(text="Add smoothed 3D map")
-        self.status = Label(value="")
+        self.status = status_label()
         self.extend(
             [
                 self.layer,

@@ -9,7 +9,6 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
-    Label,
     LineEdit,
     PushButton,
     create_widget,
@@ -20,7 +19,7 @@ from .._geometry import in_plane_basis
 from .._layers import atoms_from_layer
 from ..analysis import analyze_structure
 from ..figures import STUDY_LAYER_COLORS, layer_groups, plot_layer_rmsd, plot_q4_q6
-from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers
+from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers, status_label
 
 if TYPE_CHECKING:
     import napari
@@ -93,7 +92,7 @@ class StructureWidget(StageWidgetMixin, Container):
         self.show_layers.tooltip = "e.g. -1:1 or -1, 0, 1; empty shows all"
         self.view_button = PushButton(text="View along [111]")
         self.select_button = PushButton(text="Analyze with selected atoms as cluster 1")
-        self.status = Label(value="")
+        self.status = status_label()
         self.extend(
             [
                 self.layer,

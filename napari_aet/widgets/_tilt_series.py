@@ -9,13 +9,13 @@ from magicgui.widgets import (
     Container,
     FileEdit,
     FloatSpinBox,
-    Label,
     LineEdit,
     PushButton,
     create_widget,
 )
 
 from ..io import parse_angles, read_angles, validate_angles
+from ._runner import status_label
 
 if TYPE_CHECKING:
     import napari
@@ -39,7 +39,7 @@ class TiltSeriesWidget(Container):
             label="pixel size (A)", value=0.358, min=0.001, max=1000.0, step=0.001
         )
         self.apply_button = PushButton(text="Apply")
-        self.status = Label(value="")
+        self.status = status_label()
         self.extend(
             [
                 self.layer,

@@ -10,7 +10,6 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FloatSpinBox,
-    Label,
     PushButton,
     SpinBox,
     create_widget,
@@ -25,7 +24,7 @@ from ..trace import (
     pick_near_point,
     trace_atoms,
 )
-from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers
+from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers, status_label
 
 if TYPE_CHECKING:
     import napari
@@ -71,7 +70,7 @@ class TraceWidget(StageWidgetMixin, Container):
         self.undo_button = PushButton(text="Undo (Ctrl+Z)")
         self.redo_button = PushButton(text="Redo (Ctrl+Shift+Z)")
         self.restore_button = PushButton(text="Restore autosave")
-        self.status = Label(value="")
+        self.status = status_label()
         self.extend(
             [
                 self.layer,
