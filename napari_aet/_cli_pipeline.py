@@ -88,6 +88,85 @@ def _cmd_validate(args) -> int:
     return 0
 
 
+def add_refine(sub) -> None:
+    p = sub.add_parser(
+        "refine",
+        help="refine traced atom positions against the aligned tilt series",
+        description="Least-squares refinement of every traced atom's position (and amplitude) "
+        "against every pixel of the aligned tilt series, the angles and offsets held (or "
+        "also refined, --geometry). Writes atoms.csv / atoms.h5 (refined positions, features "
+        "refine_shift_A and refine_amplitude added), refine.json and "
+        "figures/refine_shifts.png into --out. When the refined model cannot be trusted (poor "
+        "fit, unresolved atoms) the traced positions are written unchanged and refine.json "
+        "says why.",
+    )
+    p.add_argument("atoms", type=Path, help="traced atoms (z, y, x in A, volume frame)")
+    _add_series_input(p)
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--iterations", type=int, default=60, help="L-BFGS iterations")
+    p.add_argument("--geometry", action="store_true", help="also refine angles and offsets")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=_cmd_refine)
+
+
+def _cmd_refine(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io import read_atoms, write_atoms
+    from .trace import refine_atom_positions
+
+    atoms = read_atoms(args.atoms)
+    ts = _load_series(args)
+    with _Bar("refine", args.quiet) as bar:
+        refined, info = refine_atom_positions(
+            atoms,
+            ts.data,
+            ts.angles_deg,
+            pixel_size_A=ts.pixel_size_A,
+            iterations=args.iterations,
+            refine_geometry=args.geometry,
+            device=args.device,
+            progress=bar,
+        )
+    out: Path = args.out
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    prov = {
+        "napari_aet_version": __version__,
+        "command": "refine",
+        "atoms": str(args.atoms),
+        "tilts": str(args.tilts),
+        **info,
+    }
+    refined.metadata["provenance"] = prov
+    write_atoms(out / "atoms.csv", refined)
+    write_atoms(out / "atoms.h5", refined)
+    (out / "refine.json").write_text(json.dumps(prov, indent=2, default=float))
+    fig, ax = plt.subplots(figsize=(4.5, 3.2), layout="constrained")
+    if "refine_shift_A" in refined.features:
+        ax.hist(100 * refined.features["refine_shift_A"], bins=60, color="0.3")
+        ax.set_xlabel("refinement shift (pm)")
+        ax.set_ylabel("atoms")
+        ax.set_title(f"{refined.n_atoms} atoms, median {100 * info['shift_A_median']:.1f} pm")
+    else:
+        ax.text(0.5, 0.5, f"not refined:\n{info['not_refined']}", ha="center", wrap=True)
+        ax.set_axis_off()
+    fig.savefig(out / "figures" / "refine_shifts.png", dpi=150)
+    plt.close(fig)
+    if not args.quiet:
+        if "not_refined" in info:
+            print(f"positions kept as traced: {info['not_refined']}", file=sys.stderr)
+        else:
+            print(
+                f"refined {refined.n_atoms} atoms: median shift {100 * info['shift_A_median']:.1f}"
+                f" pm, residual {info['residual_start']:.4f} -> {info['residual_end']:.4f}"
+            )
+        print(f"  wrote {out / 'atoms.csv'}, atoms.h5, refine.json, figures/refine_shifts.png")
+    return 0
+
+
 def add_precision(sub) -> None:
     p = sub.add_parser(
         "precision",
@@ -216,6 +295,11 @@ def add_run(sub) -> None:
         "a weights.pt, or 'none' (trace the raw GENFIRE tomogram)",
     )
     p.add_argument("--no-refine", action="store_true", help="skip projection matching")
+    p.add_argument(
+        "--no-refine-model",
+        action="store_true",
+        help="analyze the traced positions as they are (skip the refine stage)",
+    )
     p.add_argument("--no-strain", action="store_true", help="analyze without the strain maps")
     p.add_argument("--orr", default=None, help="strain -> ORR activity table (see analyze)")
     p.add_argument("--figure-formats", default="png,svg,pdf", help="png, svg, pdf (comma list)")
@@ -257,6 +341,7 @@ def _cmd_run(args) -> int:
         denoise=args.denoise,
         augment=args.augment,
         strain=not args.no_strain,
+        refine_model=not args.no_refine_model,
         orr=args.orr,
         figure_formats=args.figure_formats,
         refine=not args.no_refine,

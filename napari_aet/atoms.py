@@ -38,6 +38,8 @@ KNOWN_FEATURES: dict[str, str] = {
     "a_local": "float64",
     "local_strain": "float64",
     "orr_activity": "float64",
+    "refine_shift_A": "float64",
+    "refine_amplitude": "float64",
 }
 
 COORDINATE_COLUMNS = ("z", "y", "x")

@@ -638,10 +638,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analyze(sub)
     from ._cli_augment import add_augment, add_train
     from ._cli_figures import add_bench, add_figures
-    from ._cli_pipeline import add_precision, add_run, add_validate
+    from ._cli_pipeline import add_precision, add_refine, add_run, add_validate
 
     add_augment(sub)
     add_train(sub)
+    add_refine(sub)
     add_validate(sub)
     add_precision(sub)
     add_figures(sub)

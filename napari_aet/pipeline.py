@@ -1,4 +1,5 @@
-"""The whole pipeline, headless: align, recon, augment, trace, analyze, validate, figures.
+"""The whole pipeline, headless: align, recon, augment, trace, refine, analyze, validate,
+figures.
 
 Each stage runs the same code as its ``napari-aet`` subcommand, into its own folder under the
 output directory; ``pipeline.json`` records the finished stages with the arguments that made
@@ -18,16 +19,22 @@ from pathlib import Path
 
 from . import __version__
 
-STAGES = ("align", "recon", "augment", "trace", "analyze", "validate", "figures")
+STAGES = ("align", "recon", "augment", "trace", "refine", "analyze", "validate", "figures")
 
 
 def _augments(opts: dict) -> bool:
     return str(opts.get("augment") or "none").lower() != "none"
 
 
+def _refines(opts: dict) -> bool:
+    return bool(opts.get("refine_model", True))
+
+
 def stages_for(opts: dict) -> tuple[str, ...]:
-    """The stages a run with ``opts`` goes through (``augment`` only with weights)."""
-    return tuple(s for s in STAGES if s != "augment" or _augments(opts))
+    """The stages a run with ``opts`` goes through (``augment`` only with weights, ``refine``
+    unless ``refine_model`` is false)."""
+    skip = {s for s, on in (("augment", _augments(opts)), ("refine", _refines(opts))) if not on}
+    return tuple(s for s in STAGES if s not in skip)
 
 
 class StageFailed(RuntimeError):
@@ -91,10 +98,19 @@ def _stage_args(stage: str, tilts: Path, out: Path, opts: dict) -> list[str]:
             else out / "recon" / "tomogram.h5"
         )
         return ["trace", str(tomo), "--out", str(out / "trace")]
+    if stage == "refine":
+        return [
+            "refine",
+            str(out / "trace" / "atoms.csv"),
+            str(aligned),
+            "--out",
+            str(out / "refine"),
+            *dev,
+        ]
     if stage == "analyze":
         return [
             "analyze",
-            str(out / "trace" / "atoms.csv"),
+            str(out / ("refine" if _refines(opts) else "trace") / "atoms.csv"),
             "--out",
             str(out / "analyze"),
             *(["--strain"] if opts.get("strain", True) else []),
@@ -157,7 +173,8 @@ def run_pipeline(tilts, out_dir, *, resume: bool = True, quiet: bool = True, **o
         ``angles``, ``pixel_size_A``, ``dataset``, ``device``, ``recon_iterations``,
         ``oversampling``, ``interpolation``, ``refine``, ``align_rounds``, ``denoise``,
         ``augment`` (U-Net weights: ``"fcc"``, ``"amorphous"``, a file, or ``"none"`` to trace
-        the raw GENFIRE tomogram).
+        the raw GENFIRE tomogram), ``refine_model`` (refine the traced positions against the
+        aligned series; default True).
 
     Raises
     ------

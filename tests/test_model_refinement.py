@@ -105,3 +105,45 @@ def test_model_method_refines_shifts_only_when_atoms_are_not_resolved(particle):
     )
     assert np.all(res.angles_deg == ANGLES)
     assert res.notes and "not resolved" in res.notes[0]
+
+
+def test_refine_atom_positions_moves_atoms_to_the_truth_and_flags_a_false_one(particle):
+    from napari_aet.atoms import AtomModel
+    from napari_aet.trace import refine_atom_positions
+
+    sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), seed=6)
+    rng = np.random.default_rng(2)
+    truth = particle.positions
+    start = truth + rng.normal(0, 0.12, truth.shape)
+    false_atom = truth.mean(axis=0) + np.array([0.0, 0.0, np.ptp(truth[:, 2]) / 2 + 6])
+    model = AtomModel(np.vstack([start, false_atom]))
+    refined, info = refine_atom_positions(model, sim.data, ANGLES, pixel_size_A=PX)
+    assert "not_refined" not in info
+    err0 = np.sqrt(((start - truth) ** 2).sum(axis=1).mean())
+    err1 = np.sqrt(((refined.positions[:-1] - truth) ** 2).sum(axis=1).mean())
+    assert err1 < 0.5 * err0  # the model's frame is the images': no registration needed
+    f = refined.features
+    assert f["refine_amplitude"].iloc[-1] < 0.3 < f["refine_amplitude"].iloc[:-1].min()
+    np.testing.assert_allclose(
+        f["refine_shift_A"], np.linalg.norm(refined.positions - model.positions, axis=1)
+    )
+    assert refined.metadata["refinement"]["n_amplitude_below_0.3"] >= 1
+
+
+def test_refine_cli_keeps_traced_positions_when_atoms_are_not_resolved(particle, tmp_path):
+    import json
+
+    from napari_aet.atoms import AtomModel
+    from napari_aet.cli import main
+    from napari_aet.io import TiltSeries, read_atoms, write_atoms, write_tilt_series
+
+    sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), seed=2, blur_sigma_A=4.0)
+    write_tilt_series(tmp_path / "blurred.h5", TiltSeries(sim.data, ANGLES, PX))
+    write_atoms(tmp_path / "atoms.csv", AtomModel(particle.positions))
+    out = tmp_path / "refined"
+    argv = ["-q", "refine", str(tmp_path / "atoms.csv"), str(tmp_path / "blurred.h5")]
+    assert main([*argv, "--iterations", "20", "--out", str(out)]) == 0
+    info = json.loads((out / "refine.json").read_text())
+    assert "not resolved" in info["not_refined"]
+    np.testing.assert_allclose(read_atoms(out / "atoms.csv").positions, particle.positions)
+    assert (out / "figures" / "refine_shifts.png").stat().st_size > 5000

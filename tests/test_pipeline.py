@@ -46,15 +46,16 @@ def test_run_writes_everything_and_resumes(series, tmp_path):
     assert {"layer", "stacking", "q4", "intensity"} <= set(atoms.features.columns)
     data = json.loads((out / "analysis.json").read_text())
     assert 0 < data["r_factor_mean"] < 0.5 and data["n_atoms_traced"] == atoms.n_atoms
-    stages = {"align", "recon", "trace", "analyze", "validate", "figures"}
+    stages = {"align", "recon", "trace", "refine", "analyze", "validate", "figures"}
     assert set(summary["pipeline"]["stages"]) == stages
     assert (out / "figures" / "validate_r_factor.png").exists()
     assert (out / "figures" / "layers_111.png").exists() and (out / "report.html").exists()
     assert "exx" in atoms.features.columns  # the analysis includes strain
+    assert "refine_shift_A" in atoms.features.columns  # analysed after the refine stage
     log_before = (out / "run.log").read_text()
     run_pipeline(series, out, **OPTS)
     new = (out / "run.log").read_text()[len(log_before) :]
-    assert new.count("already done, skipped") == 6
+    assert new.count("already done, skipped") == 7
     # a changed setting reruns that stage and those after it, not the ones before
     run_pipeline(series, out, **{**OPTS, "recon_iterations": 16})
     newer = (out / "run.log").read_text()[len(log_before) + len(new) :]

@@ -1,6 +1,6 @@
 """Tilt-series preprocessing and alignment (no Qt, no napari)."""
 
-from ._model_refinement import ModelRefinementResult, refine_atomic_model
+from ._model_refinement import ModelRefinementResult, refine_atomic_model, why_untrusted
 from ._pipeline import AlignmentResult, align_tilt_series
 from ._preprocess import bm3d_available, denoise, lowpass_filter, subtract_background
 from ._projection_matching import ProjectionMatchingResult, projection_matching
@@ -30,6 +30,7 @@ __all__ = [
     "lowpass_filter",
     "projection_matching",
     "refine_atomic_model",
+    "why_untrusted",
     "reproject",
     "subtract_background",
 ]

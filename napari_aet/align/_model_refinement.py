@@ -25,6 +25,14 @@ from .._progress import check_cancel, report
 
 #: Widths [A] of the Gaussian shoulders the image model adds to each atom's Gaussian core.
 TAIL_WIDTHS_A = (0.5, 1.0, 2.0)
+#: Width [A] of the narrow Gaussians atoms are splatted as (at least 0.7 px); the rest of the
+#: core's width is fitted as a convolution.
+SPLAT_SIGMA_A = 0.3
+#: Below this median image correlation a refined atom model is not trusted.
+MIN_MODEL_CORRELATION = 0.5
+#: Above this fitted width [A] the atoms are not resolved and a refined model is not trusted
+#: (resolved atoms image with a width of ~0.4-0.8 A: probe, thermal motion, filtering).
+MAX_ATOM_SIGMA_A = 0.9
 
 
 @dataclass
@@ -63,6 +71,28 @@ class ModelRefinementResult:
     image_offset: np.ndarray
     image_correlation: np.ndarray
     residual: list = field(default_factory=list)
+
+
+def why_untrusted(result: ModelRefinementResult, *, max_angle_change_deg: float | None = None):
+    """Why a refined atom model should not be used ('' when it may): it fits the images
+    poorly, its atoms are not resolved, or (with ``max_angle_change_deg``) more than 10 % of
+    its angle corrections ran to the bound."""
+    med = float(np.median(result.image_correlation))
+    if med < MIN_MODEL_CORRELATION:
+        return f"the atom model fits the images poorly (median correlation {med:.2f})"
+    if result.sigma_A > MAX_ATOM_SIGMA_A:
+        return (
+            f"the atoms are not resolved (fitted width {result.sigma_A:.2f} A > "
+            f"{MAX_ATOM_SIGMA_A} A)"
+        )
+    if max_angle_change_deg:
+        at_bound = np.abs(result.angle_corrections_deg) > 0.95 * max_angle_change_deg
+        if at_bound.mean() > 0.1:
+            return (
+                f"{int(at_bound.sum())} angle corrections ran to the bound of "
+                f"{max_angle_change_deg} deg"
+            )
+    return ""
 
 
 def _fix_gauge(positions_A, angles_deg, corrections_deg, offsets_px, pixel_size_A, rows, cols):
@@ -206,7 +236,11 @@ def refine_atomic_model(
     if pixel_size_A <= 0 or sigma_A <= 0:
         raise ValueError("pixel_size_A and sigma_A must be positive")
     n, rows, cols = img.shape
-    radius = int(np.ceil(4.0 * sigma_A / pixel_size_A))
+    # atoms are splatted as narrow Gaussians in a small window; all further broadening (the
+    # fitted core width and the shoulders) is one convolution in Fourier space, so no width
+    # is cut off by the window
+    splat_A = max(SPLAT_SIGMA_A, 0.7 * pixel_size_A)
+    radius = int(np.ceil(3.5 * splat_A / pixel_size_A))
     k = 2 * radius + 1
     # the splat values, their indices and the autograd copies (~6 arrays of n*N*K*K)
     check_memory(n * len(pos0) * k * k * 4 * 8, what="atomic-model refinement")
@@ -219,9 +253,12 @@ def refine_atomic_model(
     # every unknown is ``start + step * u`` with ``u`` optimised: ``step`` (one per group, from
     # a stochastic estimate of the Gauss-Newton diagonal) makes the problem well conditioned,
     # although one angle moves thousands of atoms and one position moves one atom
-    log_sigma0 = float(np.log(sigma_A / pixel_size_A))
+    splat_px = splat_A / pixel_size_A
+    extra_A = np.sqrt(max(sigma_A**2 - splat_A**2, 0.1**2))
+    log_sigma0 = float(np.log(extra_A / pixel_size_A))
     fr = torch.fft.fftfreq(rows, device=dev)[:, None]
     fc = torch.fft.rfftfreq(cols, device=dev)[None, :]
+    f2 = (fr**2 + fc**2).to(f32)
     tails_hat = torch.stack(
         [
             torch.exp(-2 * np.pi**2 * (w / pixel_size_A) ** 2 * (fr**2 + fc**2))
@@ -258,17 +295,20 @@ def refine_atomic_model(
         da = max_angle_change_deg * torch.tanh(dang / max_angle_change_deg)
         return theta0 + torch.deg2rad(da), off, da
 
+    def broaden(imgs, extra_px, tails):
+        """The splatted images convolved with the core's extra width and the shoulders:
+        ``g(extra) * (1 + sum_k w_k g(s_k))``, in Fourier space."""
+        kern = torch.exp(-2 * np.pi**2 * extra_px**2 * f2)
+        kern = kern * (1.0 + tails[:, None, None].mul(tails_hat).sum(dim=0))
+        return torch.fft.irfft2(torch.fft.rfft2(imgs) * kern, s=(rows, cols))
+
     def model():
         pos, dang, off = unknowns()
         th, o, _ = geometry(dang, off)
         row, col = ren.coords(pos, th, o)
-        sigma = torch.exp(log_sigma0 + step["sigma"] * u["sigma"])
+        extra = torch.exp(log_sigma0 + step["sigma"] * u["sigma"])
         amp = a0 * (1.0 + step["amp"] * u["amp"])
-        imgs = ren.render(row, col, amp, sigma)
-        # broad shoulders of the atoms' image (the projected potential's tails, probe tails):
-        # the Gaussian core convolved with 1 + sum_k w_k g(s_k), via the FFT
-        kern = 1.0 + (step["tails"] * u["tails"])[:, None, None].mul(tails_hat).sum(dim=0)
-        imgs = torch.fft.irfft2(torch.fft.rfft2(imgs) * kern, s=(rows, cols))
+        imgs = broaden(ren.render(row, col, amp, splat_px), extra, step["tails"] * u["tails"])
         ls = step["scale"] * u["scale"]
         scale = torch.exp(ls - ls.mean())
         return scale[:, None, None] * imgs + (bias0 + step["bias"] * u["bias"])[:, None, None]
@@ -278,7 +318,11 @@ def refine_atomic_model(
         pos, dang, off = unknowns()
         th, o, _ = geometry(dang, off)
         row, col = ren.coords(pos, th, o)
-        base = ren.render(row, col, torch.ones(len(pos0), device=dev), np.exp(log_sigma0))
+        base = broaden(
+            ren.render(row, col, torch.ones(len(pos0), device=dev), splat_px),
+            torch.tensor(np.exp(log_sigma0), dtype=f32, device=dev),
+            torch.zeros(len(TAIL_WIDTHS_A), dtype=f32, device=dev),
+        )
         bm = base.mean(dim=(1, 2))
         dm = data.mean(dim=(1, 2))
         bc = base - bm[:, None, None]
@@ -339,7 +383,8 @@ def refine_atomic_model(
         ls = step["scale"] * u["scale"]
         scale = torch.exp(ls - ls.mean())
         amp = a0 * (1.0 + step["amp"] * u["amp"])
-        sigma_px = float(torch.exp(log_sigma0 + step["sigma"] * u["sigma"]))
+        extra_px = float(torch.exp(log_sigma0 + step["sigma"] * u["sigma"]))
+        sigma_px = float(np.hypot(splat_px, extra_px))
         bias = bias0 + step["bias"] * u["bias"]
         fit = model() - bias[:, None, None]
         fc = fit - fit.mean(dim=(1, 2), keepdim=True)

@@ -7,31 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._progress import check_cancel, report
-from ._model_refinement import ModelRefinementResult
+from ._model_refinement import (
+    ModelRefinementResult,
+    why_untrusted,
+)
 from ._reproject import reproject
 from ._shifts import apply_alignment, axis_matrix
-
-#: Below this median image correlation an atom model is not trusted to refine angles.
-MIN_MODEL_CORRELATION = 0.5
-#: Above this fitted width [A] the atoms are not resolved: angles from such a model are not
-#: trusted (resolved atoms image with a width of ~0.4-0.8 A: probe, thermal motion, filter).
-MAX_ATOM_SIGMA_A = 1.0
-
-
-def _untrusted(fitted, max_change_deg: float) -> str:
-    """Why a refined atom model should not set the angles ('' when it may)."""
-    med = float(np.median(fitted.image_correlation))
-    if med < MIN_MODEL_CORRELATION:
-        return f"the atom model fits the images poorly (median correlation {med:.2f})"
-    if fitted.sigma_A > MAX_ATOM_SIGMA_A:
-        return (
-            f"the atoms are not resolved (fitted width {fitted.sigma_A:.2f} A > "
-            f"{MAX_ATOM_SIGMA_A} A)"
-        )
-    at_bound = np.abs(fitted.angle_corrections_deg) > 0.95 * max_change_deg
-    if at_bound.mean() > 0.1:
-        return f"{int(at_bound.sum())} angle corrections ran to the bound of {max_change_deg} deg"
-    return ""
 
 
 @dataclass
@@ -193,10 +174,9 @@ def projection_matching(
     has no missing-wedge artifacts, and refining its positions at the same time removes the
     bias a traced model inherits from the angles it was reconstructed at; tomogram-based angle
     scoring stalls on exactly that bias. It needs ``pixel_size_A`` and atomic resolution: a
-    round where no atoms are traced, where the refined model correlates with the images below
-    ``MIN_MODEL_CORRELATION`` (median), where its atoms are wider than ``MAX_ATOM_SIGMA_A``
-    (not resolved) or where many corrections run to ``max_angle_change_deg``, refines shifts
-    only and says so in ``notes``. With
+    round where no atoms are traced, or whose refined model fits the images poorly, has
+    unresolved atoms or runs many corrections to ``max_angle_change_deg``
+    (:func:`why_untrusted`), refines shifts only and says so in ``notes``. With
     ``model_weights`` (U-Net weights, see :func:`napari_aet.augment.augment_volume`) the atoms
     are traced in the augmented tomogram (fewer missed and false atoms to start from).
 
@@ -267,7 +247,7 @@ def projection_matching(
             except ValueError as err:
                 notes.append(f"round {r + 1}: no atom model ({err}); shifts only")
             else:
-                why = _untrusted(fitted, max_angle_change_deg)
+                why = why_untrusted(fitted, max_angle_change_deg=max_angle_change_deg)
                 if why:
                     notes.append(f"round {r + 1}: {why}; shifts only")
                     fitted = None

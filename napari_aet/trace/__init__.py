@@ -2,6 +2,7 @@
 
 from ._editable import EditableAtomModel, default_autosave_path
 from ._picking import nearest_to_ray, pick_along_ray, pick_near_point
+from ._refine import refine_atom_positions
 from ._review import DOUBT_WEIGHTS, ReviewList, doubt_scores, review_atoms
 from ._tracer import TraceResult, fit_peaks, trace_atoms
 
@@ -17,5 +18,6 @@ __all__ = [
     "nearest_to_ray",
     "pick_along_ray",
     "pick_near_point",
+    "refine_atom_positions",
     "trace_atoms",
 ]
