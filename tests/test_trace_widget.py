@@ -87,3 +87,44 @@ def test_keyboard_modes_undo_and_autosave_restore(traced, press_key):
     np.testing.assert_allclose(w2.model.positions, w.model.positions)
     assert w2.model.n_manual_removed == 1
     assert [e["action"] for e in w2.model.edit_log][0] == "remove"
+
+
+def test_refine_positions_against_the_series_is_one_undoable_edit(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("NAPARI_AET_CACHE", str(tmp_path))
+    from napari_aet._layers import tilt_series_layer_data
+    from napari_aet.io import TiltSeries
+    from napari_aet.simulate import build_structure, simulate_tilt_series
+    from napari_aet.widgets import TraceWidget
+
+    px, angles = 0.358, np.linspace(-70, 70, 15)
+    truth = build_structure("fcc", radius_A=10, shape_px=(96, 96), pixel_size_A=px, seed=1)
+    sim = simulate_tilt_series(truth, angles, shape_px=(96, 96), seed=3)
+    viewer = make_napari_viewer()
+    data, kw, _ = tilt_series_layer_data(TiltSeries(sim.data, angles, px), name="aligned")
+    viewer.add_image(data, **kw)
+    vol = render_atom_volume(truth.positions, (96, 96, 96), voxel_size_A=px, sigma_A=0.5)
+    viewer.add_image(vol, name="tomo", scale=(px, px, px))
+    w = TraceWidget(viewer)
+    w.layer.value = viewer.layers["tomo"]
+    assert w.series.value is viewer.layers["aligned"]  # picked up as the tilt series
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
+        pass
+    assert w.model.n_atoms == truth.n_atoms
+    noisy = w.model.positions + np.random.default_rng(0).normal(0, 0.12, w.model.positions.shape)
+    w.model.replace_positions(noisy, action="test noise")
+    w._sync()
+
+    def err(p):
+        from scipy.spatial import cKDTree
+
+        return float(np.sqrt((cKDTree(truth.positions).query(p)[0] ** 2).mean()))
+
+    with qtbot.waitSignal(w.refine().finished, timeout=120000):
+        pass
+    assert err(w.points.data) < 0.5 * err(noisy)
+    assert "refine_shift_A" in w.points.features.columns
+    assert w.model.edit_log[-1]["action"] == "refine" and "Refined" in w.status.value
+    w.undo()
+    np.testing.assert_allclose(w.points.data, noisy)

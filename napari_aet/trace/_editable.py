@@ -148,6 +148,30 @@ class EditableAtomModel:
         self._log("move", p, index, from_z=old[0], from_y=old[1], from_x=old[2])
         self._commit(before)
 
+    def replace_positions(self, positions_A, *, action: str, features=None, note=None) -> None:
+        """Move every atom at once (e.g. a refinement against the images), as one undoable
+        edit: ``positions_A`` has one row per current atom; ``features`` (a DataFrame, same
+        rows) adds or replaces columns; ``note`` (JSON-serialisable) goes into the log entry.
+        """
+        p = np.asarray(positions_A, np.float64)
+        if p.shape != self.model.positions.shape or not np.all(np.isfinite(p)):
+            raise ValueError(
+                f"need {self.n_atoms} finite positions (z, y, x) [A], one per atom; got {p.shape}"
+            )
+        before = self._snapshot()
+        moved = np.linalg.norm(p - self.model.positions, axis=1)
+        self.model.positions = p.copy()
+        if features is not None:
+            f = self.model.features.copy()
+            for c in features.columns:
+                f[c] = np.asarray(features[c])
+            self.model.features = f
+        extra = {"n_atoms": self.n_atoms, "median_move_A": float(np.median(moved))}
+        if note is not None:
+            extra["note"] = note
+        self._log(action, p.mean(axis=0), **extra)
+        self._commit(before)
+
     def log_review(self, action: str, position_A) -> None:
         """Record a review decision that does not change the atoms (e.g. ``accept``); the
         count ``n_reviewed`` is kept in the metadata."""

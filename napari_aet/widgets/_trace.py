@@ -70,6 +70,13 @@ class TraceWidget(StageWidgetMixin, Container):
         self.undo_button = PushButton(text="Undo (Ctrl+Z)")
         self.redo_button = PushButton(text="Redo (Ctrl+Shift+Z)")
         self.restore_button = PushButton(text="Restore autosave")
+        self.series = create_widget(
+            annotation="napari.layers.Image",
+            label="aligned series",
+            options={"nullable": True, "tooltip": "the aligned tilt series the tomogram was "
+                     "reconstructed from: Refine fits every atom's position to its images"},
+        )  # fmt: skip
+        self.refine_button = PushButton(text="Refine positions against the series")
         self.status = status_label()
         self.extend(
             [
@@ -87,6 +94,8 @@ class TraceWidget(StageWidgetMixin, Container):
                 self.undo_button,
                 self.redo_button,
                 self.restore_button,
+                self.series,
+                self.refine_button,
                 self.status,
             ]
         )
@@ -95,6 +104,9 @@ class TraceWidget(StageWidgetMixin, Container):
         self.points = None
         self.result = None
         self.runner = StageRunner("Tracing", self._set_status, self._done, self._busy)
+        self.refiner = StageRunner("Refining", self._set_status, self._refined, self._busy)
+        self.refine_button.changed.connect(self.refine)
+        self.cancel_button.changed.connect(self.refiner.cancel)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.runner.cancel)
         self.undo_button.changed.connect(self.undo)
@@ -103,6 +115,12 @@ class TraceWidget(StageWidgetMixin, Container):
         self.point_size.changed.connect(self._resize_points)
         self.layer.changed.connect(self._maybe_restore)
         follow_new_layers(viewer, self.layer, ("tomogram",))
+        follow_new_layers(viewer, self.series, ("tilt_series",))
+        series = [
+            lay for lay in viewer.layers if lay.metadata.get("napari_aet_type") == "tilt_series"
+        ]
+        if series:  # the newest tilt series (the aligned one, in the workflow)
+            self.series.value = series[-1]
         viewer.mouse_drag_callbacks.append(self._on_click)
         viewer.bind_key("Control-Z", lambda v: self.undo(), overwrite=True)
         viewer.bind_key("Control-Shift-Z", lambda v: self.redo(), overwrite=True)
@@ -155,6 +173,60 @@ class TraceWidget(StageWidgetMixin, Container):
         self.status.value = (
             f"{res.atoms.n_atoms} atoms from {len(res.candidates)} candidates "
             f"(threshold {res.threshold:.4g}); autosaved to {self.model.autosave_path.name}"
+        )
+
+    def _busy(self, busy: bool) -> None:
+        super()._busy(busy)
+        self.refine_button.enabled = not busy
+
+    def refine(self, event=None):
+        """Refine the current atoms' positions against the chosen aligned tilt series in a
+        worker (one undoable edit); returns the worker (None when the input is not usable)."""
+        from .._layers import tilt_series_from_layer
+        from ..trace import refine_atom_positions
+
+        layer = self.series.value
+        try:
+            if self.model is None or self.model.n_atoms == 0:
+                raise ValueError("trace (or restore) atoms first")
+            if layer is None:
+                raise ValueError("choose the aligned tilt series the tomogram was made from")
+            ts = tilt_series_from_layer(layer.data, layer.metadata, layer.scale)
+            if ts.angles_deg is None or ts.pixel_size_A is None:
+                raise ValueError(f"{layer.name!r} needs tilt angles and a pixel size")
+        except ValueError as err:
+            self.status.value = f"Not started: {err}"
+            return None
+        atoms = self.model.to_atom_model()
+        return self.refiner.start(
+            lambda progress, cancel: refine_atom_positions(
+                atoms,
+                ts.data,
+                ts.angles_deg,
+                pixel_size_A=ts.pixel_size_A,
+                progress=progress,
+                cancel=cancel,
+            )
+        )
+
+    def _refined(self, result) -> None:
+        refined, info = result
+        if "not_refined" in info:
+            self.status.value = f"Positions kept: {info['not_refined']}"
+            return
+        cols = ["refine_shift_A", "refine_amplitude"]
+        self.model.replace_positions(
+            refined.positions,
+            action="refine",
+            features=refined.features[cols],
+            note={k: v for k, v in info.items() if not isinstance(v, list)},
+        )
+        self.model.model.metadata["refinement"] = refined.metadata.get("refinement", info)
+        self._sync()
+        self.status.value = (
+            f"Refined {refined.n_atoms} atoms: median move {100 * info['shift_A_median']:.1f} pm, "
+            f"{info['n_moved_over_0.5_A']} moved > 0.5 A, {info['n_amplitude_below_0.3']} with "
+            "amplitude < 0.3 (see the refine_shift_A and refine_amplitude features); Ctrl+Z undoes"
         )
 
     def _plot(self, res) -> None:
