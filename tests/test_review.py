@@ -47,3 +47,24 @@ def test_disagreement_between_raw_and_augmented_tracing():
     np.testing.assert_allclose(top2[top2.kind == "missing"][["z", "y", "x"]].to_numpy()[0], 30.0)
     assert "other tomogram" in top2.iloc[0]["reasons"]
     assert (t[t.kind == "atom"]["doubt_disagree"] > 0).sum() == 1
+
+
+def test_refinement_features_rank_moved_and_faded_atoms_first():
+    from napari_aet.trace import doubt_scores
+
+    g = np.arange(0, 5) * 2.8
+    pos = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3) + 5.0
+    vol = render_atom_volume(pos, (64, 64, 64), voxel_size_A=0.5, sigma_A=0.5)
+    shift = np.full(len(pos), 0.05)
+    amp = np.ones(len(pos))
+    shift[7] = 0.9  # moved far when refined
+    amp[12] = 0.05  # faded: a false atom
+    res = doubt_scores(
+        pos, vol, voxel_size_A=0.5, bond_A=2.8, refine_shift_A=shift, refine_amplitude=amp
+    )
+    top = res.table.iloc[:2]
+    assert set(top["index"].astype(int)) == {7, 12}
+    assert all("refined against the images" in r for r in top["reasons"])
+    atoms = res.table[res.table.kind == "atom"].set_index("index")
+    assert atoms.loc[7, "doubt_refine"] == 1.0 and atoms.loc[12, "doubt_refine"] == 0.9
+    assert (atoms.drop(index=[7, 12])["doubt_refine"] < 0.1).all()

@@ -18,6 +18,7 @@ DOUBT_WEIGHTS = {
     "doubt_fit": 0.4,
     "doubt_missing": 1.0,
     "doubt_disagree": 0.8,
+    "doubt_refine": 0.8,
 }
 
 
@@ -64,6 +65,7 @@ _REASONS = {
     "doubt_fit": "poor Gaussian fit",
     "doubt_missing": "empty lattice site with intensity (missed atom?)",
     "doubt_disagree": "not traced in the other tomogram (raw vs augmented)",
+    "doubt_refine": "moved far or faded when refined against the images",
 }
 
 
@@ -78,6 +80,8 @@ def doubt_scores(
     bond_A: float | None = None,
     layer_deviation_A=None,
     other_positions_A=None,
+    refine_shift_A=None,
+    refine_amplitude=None,
 ) -> ReviewList:
     """Rank traced atoms, and lattice sites without an atom, by how likely they are wrong.
 
@@ -98,6 +102,8 @@ def doubt_scores(
       e.g. the augmented one when these come from the raw one), an atom without a partner
       there within 0.7 A scores 1 (0.35 A: 0.5); the other model's atoms without a partner
       here become candidates (``kind`` ``missing``) with this signal.
+    - ``doubt_refine``: with the features of :func:`refine_atom_positions`, the larger of the
+      move (1 at 0.7 A) and the fading (1 at amplitude 0, 0 at half the median amplitude).
 
     The score is the largest weighted signal (:data:`DOUBT_WEIGHTS`) plus a tenth of the other
     weighted signals.
@@ -225,6 +231,14 @@ def doubt_scores(
             )
             rows.append(cand)
     table = pd.concat(rows, ignore_index=True)
+    refine = np.zeros(len(pos))
+    if refine_shift_A is not None:
+        refine = np.maximum(refine, np.clip(np.nan_to_num(refine_shift_A) / 0.7, 0, 1))
+    if refine_amplitude is not None:
+        fade = (0.5 - np.nan_to_num(refine_amplitude, nan=1.0)) / 0.5
+        refine = np.maximum(refine, np.clip(fade, 0, 1))
+    table["doubt_refine"] = 0.0
+    table.loc[table["kind"] == "atom", "doubt_refine"] = refine  # atoms come first, in order
     w = DOUBT_WEIGHTS
     weighted = np.stack([table[k].to_numpy() * v for k, v in w.items()], axis=1)
     # the strongest reason decides, further reasons add a little: one clear problem must not be
@@ -256,10 +270,13 @@ def review_atoms(
     voxel_size_A: float,
     threshold: float | None = None,
     other_positions_A=None,
+    refine_shift_A=None,
+    refine_amplitude=None,
 ) -> ReviewList:
     """:func:`doubt_scores` with the lattice signals from the stacking analysis and a
     search-and-assign fcc fit of each cluster (the crystal-analysis stage's fits);
-    ``other_positions_A``: atoms traced in the other tomogram (raw vs augmented)."""
+    ``other_positions_A``: atoms traced in the other tomogram (raw vs augmented);
+    ``refine_shift_A``, ``refine_amplitude``: the refinement's features, when refined."""
     from ..analysis._stacking import analyze_stacking, nearest_neighbour_distance
     from ..analysis._structure import fit_cluster_lattices
 
@@ -280,4 +297,6 @@ def review_atoms(
         threshold=threshold,
         bond_A=d_nn,
         other_positions_A=other_positions_A,
+        refine_shift_A=refine_shift_A,
+        refine_amplitude=refine_amplitude,
     )

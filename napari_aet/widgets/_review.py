@@ -12,6 +12,9 @@ from .._layers import atoms_from_layer, layer_voxel_size_A
 from ..trace import EditableAtomModel, default_autosave_path, pick_near_point, review_atoms
 from ._runner import StageRunner, StageWidgetMixin, follow_new_layers, status_label
 
+#: Features of the refinement against the images that the ranking uses when present.
+REFINE_FEATURES = ("refine_shift_A", "refine_amplitude")
+
 if TYPE_CHECKING:
     import napari
 
@@ -117,9 +120,16 @@ class ReviewWidget(StageWidgetMixin, Container):
         other_pos = None
         if other is not None and other is not pts and len(other.data):
             other_pos = np.asarray(other.data, float).copy()
+        feats = pts.features
+        refine = {c: feats[c].to_numpy(float) for c in REFINE_FEATURES if c in feats.columns}
         return self.runner.start(
             lambda progress, cancel: review_atoms(
-                pos, vol, voxel_size_A=px, other_positions_A=other_pos
+                pos,
+                vol,
+                voxel_size_A=px,
+                other_positions_A=other_pos,
+                refine_shift_A=refine.get("refine_shift_A"),
+                refine_amplitude=refine.get("refine_amplitude"),
             )
         )
 
