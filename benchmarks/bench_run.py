@@ -1,11 +1,12 @@
 """The whole pipeline (`napari-aet run`) on the built-in 256 px sample, against its truth.
 
 Simulates the sample (shifts up to 3 px, angle errors sd 0.3 degrees, the study's dose), runs
-every stage with the defaults (align with projection matching, GENFIRE 100 iterations at
-oversampling 2, the U-Net unless --augment none, trace, analyze with strain, validate,
-figures), prints each stage's time and compares the traced atoms with the true ones. The
-pipeline's volume frame is the aligned series' (centred by the alignment), so the models are
-first registered by a translation (iterated mean offset of the pairs within 1.5 A).
+every stage with the defaults (align with projection matching of shifts and angles, GENFIRE
+100 iterations at oversampling 2, the U-Net unless --augment none, trace, refine the traced
+positions against the aligned series, analyze with strain, validate, figures), prints each
+stage's time and compares the final atoms with the true ones. The pipeline's volume frame is
+the aligned series' (centred by the alignment), so the models are first registered by a
+translation (iterated mean offset of the pairs within 1.5 A).
 
 Usage: python benchmarks/bench_run.py [--out DIR] [--augment fcc|none] [--device auto]
 """
