@@ -183,6 +183,11 @@ def add_precision(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--simulator", default="multislice", choices=["multislice", "kirkland"])
     p.add_argument("--weights", default=None, help="U-Net weights for the augmented comparison")
+    p.add_argument(
+        "--no-refine-model",
+        action="store_true",
+        help="compare the traced models only (skip refining them against the simulated series)",
+    )
     p.add_argument("--iterations", type=int, default=100, help="GENFIRE iterations")
     p.add_argument("--energy", type=float, default=300.0, help="beam energy [keV]")
     p.add_argument("--semiangle", type=float, default=25.1, help="convergence [mrad]")
@@ -235,6 +240,7 @@ def _cmd_precision(args) -> int:
             element=args.element,
             iterations=args.iterations,
             weights=args.weights,
+            refine_positions=not args.no_refine_model,
             device=args.device,
             progress=bar,
         )

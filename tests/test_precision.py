@@ -30,6 +30,8 @@ def test_precision_analysis_recovers_the_model_with_the_fast_simulator():
     assert s["n_model"] == atoms.n_atoms
     assert s["identification_error"] < 0.03
     assert s["rmsd_pm"] < 25
+    # refining the traced atoms against the simulated images brings them closer
+    assert res.summary()["raw refined"]["rmsd_pm"] < 0.8 * s["rmsd_pm"]
     fig = plot_deviation_histogram(res.comparisons)
     assert "RMSD" in fig.axes[0].get_legend().get_texts()[0].get_text()
     with pytest.raises(ValueError, match="simulator"):

@@ -164,7 +164,8 @@ class PrecisionResult:
     Attributes
     ----------
     comparisons : dict of str -> ModelComparison
-        ``"raw"`` (GENFIRE tomogram) and, with weights, ``"augmented"`` (after the U-Net).
+        ``"raw"`` (GENFIRE tomogram) and, with weights, ``"augmented"`` (after the U-Net);
+        with ``refine_positions``, also ``"raw refined"`` / ``"augmented refined"``.
     traced : dict of str -> ndarray (M, 3)
     tilt_series : ndarray (n, rows, cols)
         The simulated images.
@@ -201,6 +202,7 @@ def precision_analysis(
     iterations: int = 100,
     oversampling: float = 2.0,
     weights=None,
+    refine_positions: bool = True,
     pair_radius_A: float = 1.0,
     device: str = "auto",
     seed: int = 0,
@@ -225,6 +227,10 @@ def precision_analysis(
         GENFIRE settings.
     weights : str or path, optional
         U-Net weights; adds the ``"augmented"`` comparison.
+    refine_positions : bool
+        Also refine each traced model against the simulated series, as the pipeline's refine
+        stage does (:func:`napari_aet.trace.refine_atom_positions`); adds ``"<name> refined"``
+        comparisons (none where the refinement keeps the traced positions).
     pair_radius_A : float
         Largest distance of a common atom pair [A].
     """
@@ -265,9 +271,21 @@ def precision_analysis(
     comps: dict[str, ModelComparison] = {}
     traced = {}
     for k, v in volumes.items():
+        check_cancel(cancel, "the precision analysis")
         t = trace_atoms(v, voxel_size_A=pixel_size_A)
         traced[k] = t.atoms.positions
         comps[k] = compare_atom_models(pos, t.atoms.positions, radius_A=pair_radius_A)
+        if refine_positions and t.atoms.n_atoms:
+            from ..trace import refine_atom_positions
+
+            refined, info = refine_atom_positions(
+                t.atoms, series, angles, pixel_size_A=pixel_size_A, device=device, cancel=cancel
+            )
+            if "not_refined" not in info:
+                traced[f"{k} refined"] = refined.positions
+                comps[f"{k} refined"] = compare_atom_models(
+                    pos, refined.positions, radius_A=pair_radius_A
+                )
     settings = {
         "simulator": simulator,
         "multislice": vars(multislice or MultisliceSettings())
@@ -276,6 +294,7 @@ def precision_analysis(
         "iterations": iterations,
         "oversampling": oversampling,
         "weights": None if weights is None else str(weights),
+        "refine_positions": refine_positions,
         "pair_radius_A": pair_radius_A,
     }
     return PrecisionResult(comps, traced, series, settings)
@@ -295,7 +314,7 @@ def plot_deviation_histogram(comparisons: dict, *, bins: int = 30, ax=None):
         default=1.0,
     )
     edges = np.linspace(0, 100 * dmax, bins + 1)
-    colors = ("tab:gray", "tab:red", "tab:blue")
+    colors = ("tab:gray", "tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple")
     for (name, c), color in zip(comparisons.items(), colors, strict=False):
         d = 100 * np.linalg.norm(c.deviations_A, axis=1)
         label = f"{name}: RMSD {100 * c.rmsd_A:.1f} pm, {100 * c.identification_error:.2f} %"
