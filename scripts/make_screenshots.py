@@ -112,6 +112,8 @@ def _trace_screenshot(viewer) -> None:
     _, widget = viewer.window.add_plugin_dock_widget("napari-aet", "4. Trace atoms")
     widget.layer.value = tomo
     _wait(widget.run())
+    widget.series.value = viewer.layers["aligned tilt series"]  # the series it was made from
+    _wait(widget.refine())
     viewer.dims.ndisplay = 2
     tomo.rendering = "mip"
     widget.points.out_of_slice_display = False

@@ -224,9 +224,9 @@ class TraceWidget(StageWidgetMixin, Container):
         self.model.model.metadata["refinement"] = refined.metadata.get("refinement", info)
         self._sync()
         self.status.value = (
-            f"Refined {refined.n_atoms} atoms: median move {100 * info['shift_A_median']:.1f} pm, "
-            f"{info['n_moved_over_0.5_A']} moved > 0.5 A, {info['n_amplitude_below_0.3']} with "
-            "amplitude < 0.3 (see the refine_shift_A and refine_amplitude features); Ctrl+Z undoes"
+            f"Refined {refined.n_atoms} atoms (median move {100 * info['shift_A_median']:.1f} "
+            f"pm; {info['n_moved_over_0.5_A']} > 0.5 A, {info['n_amplitude_below_0.3']} faded);"
+            " Ctrl+Z undoes"
         )
 
     def _plot(self, res) -> None:
