@@ -22,6 +22,7 @@ import numpy as np
 
 from .._memory import check_memory
 from .._progress import check_cancel, report
+from ._shifts import split_object_translation
 
 #: Widths [A] of the Gaussian shoulders the image model adds to each atom's Gaussian core.
 TAIL_WIDTHS_A = (0.5, 1.0, 2.0)
@@ -111,10 +112,7 @@ def _fix_gauge(positions_A, angles_deg, corrections_deg, offsets_px, pixel_size_
     off = offsets_px.copy()
     ty = off[:, 0].mean()
     off[:, 0] -= ty
-    th = np.deg2rad(angles_deg + da)
-    a = np.column_stack([np.cos(th), np.sin(th)])
-    (tx, tz), *_ = np.linalg.lstsq(a, off[:, 1], rcond=None)
-    off[:, 1] -= a @ np.array([tx, tz])
+    off[:, 1], (tx, tz) = split_object_translation(off[:, 1], angles_deg + da)
     moved = np.column_stack(
         [z + tz * pixel_size_A, d[:, 1] + ty * pixel_size_A, x + tx * pixel_size_A]
     )

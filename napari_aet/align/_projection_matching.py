@@ -12,7 +12,7 @@ from ._model_refinement import (
     why_untrusted,
 )
 from ._reproject import reproject
-from ._shifts import apply_alignment, axis_matrix
+from ._shifts import apply_alignment, axis_matrix, split_object_translation
 
 
 @dataclass
@@ -126,15 +126,6 @@ def _refine_traced_model(vol, aligned, ang, pixel_size_A, weights, max_change_de
         device=device,
         cancel=cancel,
     )
-
-
-def _remove_object_translation(d_col: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
-    """Remove the part of column offsets that a translation of the object explains,
-    ``tx cos(theta) + tz sin(theta)``: it moves the reconstruction, not the images' errors."""
-    th = np.deg2rad(angles_deg)
-    a = np.column_stack([np.cos(th), np.sin(th)])
-    coef, *_ = np.linalg.lstsq(a, d_col, rcond=None)
-    return d_col - a @ coef
 
 
 def projection_matching(
@@ -271,7 +262,7 @@ def projection_matching(
         if refine_angles:
             dang -= dang.mean()
         d[:, 0] -= d[:, 0].mean()
-        d[:, 1] = _remove_object_translation(d[:, 1], ang + dang)
+        d[:, 1] = split_object_translation(d[:, 1], ang + dang)[0]
         s += d @ m.T  # offsets measured in the aligned frame -> raw coordinates
         ang += dang
         rnd = RefinementRound(

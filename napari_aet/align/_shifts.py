@@ -158,6 +158,17 @@ def estimate_tilt_axis_angle(
     return float(res.x)
 
 
+def split_object_translation(d_col, angles_deg) -> tuple[np.ndarray, np.ndarray]:
+    """Column offsets [px] without the part a translation of the object explains, and that
+    part's ``(tx, tz)`` [px]: ``d_col = rest + tx cos(theta) + tz sin(theta)`` in the least-
+    squares sense. Such a part moves the reconstruction, not the images' errors."""
+    th = np.deg2rad(np.asarray(angles_deg, np.float64))
+    a = np.column_stack([np.cos(th), np.sin(th)])
+    d = np.asarray(d_col, np.float64)
+    coef, *_ = np.linalg.lstsq(a, d, rcond=None)
+    return d - a @ coef, coef
+
+
 def gauge_free_shift_error(estimated_px, true_px, angles_deg) -> np.ndarray:
     """Per-image shift error ``(n, 2)`` [pixels] after removing what no alignment can know.
 
@@ -167,8 +178,5 @@ def gauge_free_shift_error(estimated_px, true_px, angles_deg) -> np.ndarray:
     """
     d = np.asarray(estimated_px, np.float64) - np.asarray(true_px, np.float64)
     d[:, 0] -= d[:, 0].mean()
-    th = np.deg2rad(np.asarray(angles_deg, np.float64))
-    a = np.column_stack([np.cos(th), np.sin(th)])
-    coef, *_ = np.linalg.lstsq(a, d[:, 1], rcond=None)
-    d[:, 1] -= a @ coef
+    d[:, 1] = split_object_translation(d[:, 1], angles_deg)[0]
     return d
