@@ -8,8 +8,10 @@ least squares on every pixel of every image, removes that bias: each atom is see
 images, each image's angle by all atoms, and only the gauge freedoms (the mean angle, the
 object's position) are left undetermined, and fixed.
 
-The image model is ``b_i + s_i * sum_a w_a g_sigma(p - P_i(r_a) - d_i)``: a Gaussian of
-fitted width ``sigma`` per atom (with its own amplitude ``w_a``, so a false atom can fade),
+The image model is ``b_i + s_i * (sum_a w_a g_0(p - P_i(r_a) - d_i)) * g_e * (1 + sum_k
+c_k g_k)``: each atom splatted as a narrow Gaussian ``g_0`` (:data:`SPLAT_SIGMA_A`) with its
+own amplitude ``w_a`` (so a false atom can fade), then one Fourier-space convolution with a
+Gaussian of fitted width ``e`` and fitted shoulders ``g_k`` (:data:`TAIL_WIDTHS_A`),
 projected at angle ``theta_i + delta_i`` (:func:`napari_aet.simulate.project_positions`'s
 convention), displaced by the image's offset ``d_i``, scaled and offset per image.
 """
@@ -185,9 +187,11 @@ def refine_atomic_model(
     """Refine atom positions, per-image tilt angles and offsets against aligned images.
 
     Least squares over every pixel (L-BFGS, automatic differentiation with torch, GPU when
-    there is one). Gauges are fixed by construction: angle corrections have zero mean (a
-    common offset is a rotation of the model), offsets along the tilt axis have zero mean and
-    column offsets have no part ``tx cos(theta) + tz sin(theta)`` (a translation of the model).
+    there is one), in stages: the image model with the geometry held, then the offsets, then
+    everything. The gauges are left free while optimising and fixed on the result, by
+    rotating and translating the model: angle corrections have zero mean (a common offset is
+    a rotation of the model), offsets along the tilt axis have zero mean and column offsets
+    have no part ``tx cos(theta) + tz sin(theta)`` (a translation of the model).
 
     Parameters
     ----------
@@ -205,7 +209,7 @@ def refine_atomic_model(
         Which unknowns move. The atoms' amplitudes, the width and the per-image scale and
         offset are always fitted.
     sigma_A : float
-        Starting width of an atom's image [A] (probe, thermal motion and filtering together).
+        Starting width of an atom's image core [A] (probe, thermal motion and filtering).
     iterations : int
         L-BFGS iterations.
     max_angle_change_deg : float
