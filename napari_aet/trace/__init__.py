@@ -2,12 +2,13 @@
 
 from ._editable import EditableAtomModel, default_autosave_path
 from ._picking import nearest_to_ray, pick_along_ray, pick_near_point
-from ._refine import refine_atom_positions
+from ._refine import REFINE_FEATURES, refine_atom_positions
 from ._review import DOUBT_WEIGHTS, ReviewList, doubt_scores, review_atoms
 from ._tracer import TraceResult, fit_peaks, trace_atoms
 
 __all__ = [
     "DOUBT_WEIGHTS",
+    "REFINE_FEATURES",
     "ReviewList",
     "doubt_scores",
     "review_atoms",

@@ -8,6 +8,8 @@ from ..atoms import AtomModel
 
 #: Atoms that the refinement moved further than this [A] are worth a look in the review.
 LARGE_SHIFT_A = 0.5
+#: The per-atom features :func:`refine_atom_positions` adds.
+REFINE_FEATURES = ("refine_shift_A", "refine_amplitude")
 
 
 def refine_atom_positions(
@@ -87,8 +89,8 @@ def refine_atom_positions(
     shift = np.linalg.norm(res.positions_A - atoms.positions, axis=1)
     amp = res.amplitudes / max(float(np.median(res.amplitudes)), 1e-30)
     features = atoms.features.copy()
-    features["refine_shift_A"] = shift
-    features["refine_amplitude"] = amp
+    features[REFINE_FEATURES[0]] = shift
+    features[REFINE_FEATURES[1]] = amp
     info.update(
         {
             "shift_A_median": float(np.median(shift)),

@@ -9,11 +9,14 @@ from magicgui.widgets import Container, FloatSpinBox, PushButton, create_widget
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from .._layers import atoms_from_layer, layer_voxel_size_A
-from ..trace import EditableAtomModel, default_autosave_path, pick_near_point, review_atoms
+from ..trace import (
+    REFINE_FEATURES,
+    EditableAtomModel,
+    default_autosave_path,
+    pick_near_point,
+    review_atoms,
+)
 from ._runner import StageRunner, StageWidgetMixin, follow_new_layers, status_label
-
-#: Features of the refinement against the images that the ranking uses when present.
-REFINE_FEATURES = ("refine_shift_A", "refine_amplitude")
 
 if TYPE_CHECKING:
     import napari

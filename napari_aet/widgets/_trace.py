@@ -17,11 +17,13 @@ from magicgui.widgets import (
 
 from .._layers import ATOM_POINT_SIZE_A, layer_voxel_size_A
 from ..trace import (
+    REFINE_FEATURES,
     EditableAtomModel,
     default_autosave_path,
     nearest_to_ray,
     pick_along_ray,
     pick_near_point,
+    refine_atom_positions,
     trace_atoms,
 )
 from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers, status_label
@@ -183,7 +185,6 @@ class TraceWidget(StageWidgetMixin, Container):
         """Refine the current atoms' positions against the chosen aligned tilt series in a
         worker (one undoable edit); returns the worker (None when the input is not usable)."""
         from .._layers import tilt_series_from_layer
-        from ..trace import refine_atom_positions
 
         layer = self.series.value
         try:
@@ -214,11 +215,10 @@ class TraceWidget(StageWidgetMixin, Container):
         if "not_refined" in info:
             self.status.value = f"Positions kept: {info['not_refined']}"
             return
-        cols = ["refine_shift_A", "refine_amplitude"]
         self.model.replace_positions(
             refined.positions,
             action="refine",
-            features=refined.features[cols],
+            features=refined.features[list(REFINE_FEATURES)],
             note={k: v for k, v in info.items() if not isinstance(v, list)},
         )
         self.model.model.metadata["refinement"] = refined.metadata.get("refinement", info)
