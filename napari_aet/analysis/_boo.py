@@ -27,6 +27,7 @@ def steinhardt_q4_q6(positions_A, *, cutoff_A: float = 3.416, average: bool = Tr
     Returns
     -------
     q4, q6 : ndarray of shape (N,)
+        NaN for atoms with no neighbour within the cutoff.
     """
     import freud
 
@@ -34,7 +35,12 @@ def steinhardt_q4_q6(positions_A, *, cutoff_A: float = 3.416, average: bool = Tr
     st = freud.order.Steinhardt(l=[4, 6], average=average)
     st.compute((box, pts), neighbors={"r_max": float(cutoff_A)})
     q = np.asarray(st.particle_order, dtype=np.float64)
-    q = np.nan_to_num(q, nan=0.0)
+    # an atom without neighbours within the cutoff has no bond order: NaN, never 0
+    from scipy.spatial import cKDTree
+
+    counts = cKDTree(pts).query_ball_point(pts, float(cutoff_A), return_length=True)
+    lonely = counts <= 1
+    q[lonely] = np.nan
     return q[:, 0], q[:, 1]
 
 
@@ -70,5 +76,5 @@ def classify_local_structure(q4, q6, *, average: bool = True, max_distance: floa
     dh = np.linalg.norm(q - h, axis=1)
     lab = np.where(df <= dh, "fcc", "hcp").astype(object)
     dist = np.minimum(df, dh)
-    lab[dist > max_distance] = "other"
+    lab[~(dist <= max_distance)] = "other"  # NaN (no neighbours) too
     return lab.astype(str), dist

@@ -19,6 +19,10 @@ _FCC_STEPS = (
 )  # nearest-neighbour steps of fcc in cubic lattice units
 
 
+class DegenerateFit(ValueError):
+    """A lattice fit that cannot be made: too few atoms on the lattice, or a collapsed lattice."""
+
+
 def _search_and_assign(positions, start, predict, steps, tol_A):
     """Grow an assignment of atoms to lattice sites from ``start`` through neighbour steps.
 
@@ -27,6 +31,8 @@ def _search_and_assign(positions, start, predict, steps, tol_A):
     """
     tree = cKDTree(positions)
     start_site = np.zeros(steps.shape[1])
+    if not np.isfinite(predict(start_site)).all():
+        raise DegenerateFit("the lattice's origin or vectors are not finite")
     assigned = {int(start): start_site}
     taken_sites = {tuple(np.round(start_site * 2).astype(int))}
     queue = deque([start_site])
@@ -37,7 +43,10 @@ def _search_and_assign(positions, start, predict, steps, tol_A):
             key = tuple(np.round(nxt * 2).astype(int))
             if key in taken_sites:
                 continue
-            d, j = tree.query(predict(nxt), distance_upper_bound=tol_A)
+            where = predict(nxt)
+            if not np.isfinite(where).all():
+                raise DegenerateFit("the lattice's origin or vectors are not finite")
+            d, j = tree.query(where, distance_upper_bound=tol_A)
             if np.isfinite(d) and int(j) not in assigned:
                 assigned[int(j)] = nxt
                 taken_sites.add(key)
@@ -104,6 +113,11 @@ def fit_hexagonal_layer(
             p, start, lambda s, o0=o0, a1=a1, a2=a2: o0 + s[0] * a1 + s[1] * a2, _HEX_STEPS, tol_A
         )
         idx = np.array(list(assigned))
+        if len(idx) < 3:
+            raise DegenerateFit(
+                f"only {len(idx)} atom(s) of the layer sit on a hexagonal lattice of bond "
+                f"{bond_A:.2f} A within {tol_A} A"
+            )
         ij = np.array([assigned[k] for k in idx])
         # p = o + i a1 + j a2, linear in (ox, oy, c, s)
         i, j = ij[:, 0], ij[:, 1]
@@ -187,8 +201,15 @@ def fit_fcc_lattice(
             p, start, lambda s, o0=o0, a0=a0, r0=r0: o0 + a0 * (r0 @ s), _FCC_STEPS, tol_A
         )
         idx = np.array(list(assigned))
+        if len(idx) < 4:
+            raise DegenerateFit(
+                f"only {len(idx)} atom(s) sit on an fcc lattice of constant {a:.2f} A within "
+                f"{tol_A} A of the sites grown from the central atom"
+            )
         sites = np.array([assigned[k] for k in idx])
         s, r, t = _umeyama(sites, p[idx])
+        if not (np.isfinite(s) and s > 0 and np.isfinite(r).all() and np.isfinite(t).all()):
+            raise DegenerateFit("the fitted fcc lattice collapsed (the assigned atoms are flat)")
         change = np.abs(s * r - a * rot).sum()
         a, rot, origin = float(s), r, t
         if change < converge_A:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,17 +13,66 @@ from .._geometry import in_plane_basis
 from .._progress import report
 from ..atoms import AtomModel
 from ._boo import _ideal, classify_local_structure, steinhardt_q4_q6
-from ._lattice import fcc_rotation_from_stacking, fit_fcc_lattice, fit_hexagonal_layer
-from ._stacking import StackingResult, analyze_stacking, nearest_neighbour_distance
+from ._lattice import (
+    _FCC_STEPS,
+    DegenerateFit,
+    fcc_rotation_from_stacking,
+    fit_fcc_lattice,
+    fit_hexagonal_layer,
+)
+from ._stacking import (
+    StackingResult,
+    _check_positions,
+    _circular_mean_60,
+    _wrap60,
+    analyze_stacking,
+    nearest_neighbour_distance,
+)
+
+#: The study's Q4/Q6 cutoff (3.416 A) as a fraction of its lattice constant (Pt, 3.912 A).
+BOO_CUTOFF_PER_LATTICE_CONSTANT = 3.416 / 3.912
+
+#: A layering score below this means the atoms do not form close-packed layers (amorphous,
+#: polycrystalline, or too noisy): no stacking labels are given.
+MIN_LAYERING_SCORE = 0.3
 
 
 @dataclass
 class StructureAnalysis:
-    """The model with its new features, the stacking details and a JSON-ready summary."""
+    """The model with its new features, the stacking details and a JSON-ready summary.
+
+    ``summary["notes"]`` lists every quantity that could not be computed and why; such
+    quantities are ``None`` in the summary and NaN (or empty) in the features.
+    """
 
     model: AtomModel
     stacking: StackingResult
     summary: dict = field(default_factory=dict)
+
+
+def reference_lattice_constant(element: str | None = None, lattice_constant_A=None) -> float:
+    """The bulk fcc lattice constant [A] strains are measured against.
+
+    ``lattice_constant_A`` when given, else the element's room-temperature value
+    (:data:`napari_aet.simulate.LATTICE_CONSTANTS_A`), else Pt's 3.912 A (the study's).
+    """
+    from ..simulate import LATTICE_CONSTANTS_A
+
+    if lattice_constant_A is not None:
+        a = float(lattice_constant_A)
+        if not (math.isfinite(a) and 1.5 < a < 8.0):
+            raise ValueError(
+                f"lattice constant {lattice_constant_A!r} A is not a metal's fcc lattice constant "
+                "(1.5-8 A); give it in Angstrom, e.g. 3.912 for Pt"
+            )
+        return a
+    el = "Pt" if element is None else str(element).strip().capitalize()
+    if el not in LATTICE_CONSTANTS_A:
+        raise ValueError(
+            f"no tabulated fcc lattice constant for element {element!r} (known: "
+            f"{', '.join(sorted(LATTICE_CONSTANTS_A))}); give --lattice-constant in Angstrom"
+        )
+    return float(LATTICE_CONSTANTS_A[el])
 
 
 def _facets(features) -> dict:
@@ -33,14 +83,18 @@ def _facets(features) -> dict:
 
 def _boo_distance(q4, q6, kind: str) -> float:
     ref = np.array(_ideal(kind, True))
-    if not len(q4):
+    q = np.stack([q4, q6], 1)
+    q = q[np.isfinite(q).all(axis=1)]
+    if not len(q):
         return float("nan")
-    return float(np.linalg.norm(np.stack([q4, q6], 1) - ref, axis=1).mean())
+    return float(np.linalg.norm(q - ref, axis=1).mean())
 
 
 def _bond_orientation(pos, normal, d_nn) -> float:
     """6-fold mean in-plane orientation [rad] of the nearest-neighbour bonds of ``pos``."""
     e1, e2 = in_plane_basis(normal)
+    if len(pos) < 2:
+        return float("nan")
     pairs = cKDTree(pos).query_pairs(1.2 * d_nn, output_type="ndarray")
     if not len(pairs):
         return float("nan")
@@ -48,33 +102,45 @@ def _bond_orientation(pos, normal, d_nn) -> float:
     b = b[np.abs(b @ normal) < 0.3 * d_nn]
     if not len(b):
         return float("nan")
-    return float(np.angle(np.exp(6j * np.arctan2(b @ e2, b @ e1)).mean()) / 6)
+    return _circular_mean_60(np.arctan2(b @ e2, b @ e1))
 
 
-def fit_cluster_lattices(pos, normal, cluster, *, d_nn: float):
+def fit_cluster_lattices(pos, normal, cluster, *, d_nn: float, notes: list | None = None):
     """Search-and-assign fcc fit of every cluster; yields ``(cluster, atom indices, FccFit)``.
 
     Each fit starts from the stacking normal and the cluster's in-plane bond orientation and
-    tries both twin variants about [111], keeping the one that assigns more atoms.
+    tries both twin variants about [111], keeping the one that assigns more atoms. A cluster
+    that cannot be fitted (fewer than 20 atoms, no in-plane bonds, a degenerate fit) is
+    skipped, with the reason appended to ``notes``.
     """
     e1, e2 = in_plane_basis(normal)
+    notes = [] if notes is None else notes
     for cl in np.unique(cluster):
         sel = np.nonzero(cluster == cl)[0]
         if len(sel) < 20:
+            notes.append(f"cluster {cl}: {len(sel)} atoms, too few for an fcc lattice fit")
             continue
         th = _bond_orientation(pos[sel], normal, d_nn)
         if not np.isfinite(th):
+            notes.append(f"cluster {cl}: no in-plane bonds, so no lattice orientation to fit")
             continue
-        best = None
+        best, why = None, ""
         for extra in (0.0, np.pi / 3):  # the two twin variants about [111]
             e = np.cos(th + extra) * e1 + np.sin(th + extra) * e2
-            fit = fit_fcc_lattice(
-                pos[sel],
-                lattice_constant_A=d_nn * np.sqrt(2),
-                rotation=fcc_rotation_from_stacking(normal, e),
-            )
+            try:
+                fit = fit_fcc_lattice(
+                    pos[sel],
+                    lattice_constant_A=d_nn * np.sqrt(2),
+                    rotation=fcc_rotation_from_stacking(normal, e),
+                )
+            except DegenerateFit as err:
+                why = str(err)
+                continue
             if best is None or len(fit.assigned) > len(best.assigned):
                 best = fit
+        if best is None:
+            notes.append(f"cluster {cl}: no fcc lattice fit ({why})")
+            continue
         yield int(cl), sel, best
 
 
@@ -86,42 +152,131 @@ def cluster_rotation_deg(positions_A, normal, clusters, *, d_nn: float) -> float
     means = [_bond_orientation(pos[clusters == c], normal, d_nn) for c in (0, 1)]
     if not all(np.isfinite(means)):
         return float("nan")
-    return float(np.rad2deg(np.angle(np.exp(6j * (means[1] - means[0]))) / 6))
+    return float(np.rad2deg(_wrap60(means[1] - means[0])))
+
+
+def _net_orientation_of_fit(rotation, normal) -> tuple[float, float]:
+    """In-plane orientation [rad, modulo 60 degrees] of a fitted fcc lattice's <110> bonds in
+    its {111} plane closest to ``normal``, and the angle [deg] between that <111> and
+    ``normal``."""
+    r = np.asarray(rotation, float)
+    n = np.asarray(normal, float)
+    dirs = np.array([[i, j, 1] for i in (-1, 1) for j in (-1, 1)]) / np.sqrt(3)  # 4 <111> axes
+    lab = dirs @ r.T
+    c = lab @ n
+    best = int(np.argmax(np.abs(c)))
+    tilt = float(np.rad2deg(np.arccos(min(1.0, abs(c[best])))))
+    steps = _FCC_STEPS / np.linalg.norm(_FCC_STEPS, axis=1, keepdims=True)
+    inplane = steps[np.abs(steps @ dirs[best]) < 1e-9]  # the 6 bonds in that (111) plane
+    v = inplane @ r.T
+    e1, e2 = in_plane_basis(n)
+    return _circular_mean_60(np.arctan2(v @ e2, v @ e1)), tilt
+
+
+def lattice_twist_deg(rotation_0, rotation_1, normal) -> tuple[float, float]:
+    """Rotation [degrees] of lattice 1 relative to lattice 0 about ``normal`` (their common
+    [111]) from two fitted fcc lattices (``FccFit.rotation``), as the study measures the twist,
+    and the largest angle [deg] between ``normal`` and either lattice's own [111].
+
+    The sign is that of :func:`napari_aet.simulate.stacked_particle`'s ``twist_deg``: positive
+    for a rotation of cluster 1 by ``+angle`` about ``normal`` (pointing from cluster 0 to
+    cluster 1) as ``scipy.spatial.transform.Rotation.from_rotvec(angle * normal)`` applies it
+    to ``(z, y, x)`` vectors. Twin variants (60 degrees about [111]) count as no rotation.
+    """
+    t0, tilt0 = _net_orientation_of_fit(rotation_0, normal)
+    t1, tilt1 = _net_orientation_of_fit(rotation_1, normal)
+    return float(np.rad2deg(_wrap60(t1 - t0))), max(tilt0, tilt1)
+
+
+def surface_atoms(positions_A, d_nn: float) -> tuple[np.ndarray, np.ndarray]:
+    """Surface atoms and their outward directions.
+
+    Surface atoms have fewer than 11 of the 12 fcc neighbours within the midpoint of the first
+    and second shells (``(1 + sqrt 2) / 2`` bonds, so that noise does not move atoms across);
+    the outward direction is the unit vector from the centroid of an atom's neighbours to the
+    atom (zero without neighbours).
+    """
+    pos = np.asarray(positions_A, float)
+    tree = cKDTree(pos)
+    r = 0.5 * (1 + np.sqrt(2.0)) * d_nn
+    near = tree.query_ball_point(pos, r)
+    coordination = np.array([len(x) - 1 for x in near])
+    outward = np.zeros_like(pos)
+    for i, nb in enumerate(near):
+        if len(nb) > 1:
+            outward[i] = pos[i] - pos[nb].mean(axis=0)  # the atom itself is in nb
+    norm = np.linalg.norm(outward, axis=1, keepdims=True)
+    outward = np.divide(outward, norm, out=np.zeros_like(outward), where=norm > 1e-9)
+    return coordination < 11, outward
+
+
+def _clean(value):
+    """JSON-safe copy: NaN and inf become None, numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    return value
+
+
+def _empty_stacking(n: int, notes: list) -> StackingResult:
+    return StackingResult(
+        np.full(3, np.nan),
+        np.zeros(n, np.int64),
+        np.full(n, "?"),
+        np.full(n, "other"),
+        np.zeros(n, np.int64),
+        notes=notes,
+    )
 
 
 def analyze_structure(
     model: AtomModel,
     *,
-    cutoff_A: float = 3.416,
+    cutoff_A: float | None = None,
     normal=None,
     clusters=None,
     strain: bool = False,
     strain_sigma_A: float = 2.7,
     strain_frame: str = "lab",
-    reference_lattice_constant_A: float = 3.912,
+    element: str | None = None,
+    reference_lattice_constant_A: float | None = None,
     orr_relation=None,
     progress=None,
 ) -> StructureAnalysis:
-    """Stacking layers, A/B/C and fcc/hcp labels, interface and twin boundaries, clusters, the
+    """Stacking layers, A/B/C and fcc/hcp labels, faults and twin boundaries, clusters, the
     twist between clusters, and Steinhardt Q4/Q6 for every atom.
 
     Adds the features ``layer`` (0 at the interface), ``abc``, ``stacking``, ``cluster``,
-    ``q4``, ``q6`` and ``local_structure`` (fcc/hcp/other from the Q4-Q6 map) to a copy of the
-    model. The summary holds what ``analysis.json`` reports: the stacking direction, the
-    nearest-neighbour distance and the lattice constant it implies, the interface and
-    twin-boundary layers, ``relative_rotation_deg`` between the clusters about [111], a table of
+    ``q4``, ``q6``, ``local_structure`` (fcc/hcp/other from the Q4-Q6 map) and ``surface``
+    to a copy of the model. The summary holds what ``analysis.json`` reports: the stacking
+    direction, the nearest-neighbour distance (noise-corrected) and the lattice constant (from
+    the fitted cluster lattices), every fault, the interface and twin-boundary layers,
+    ``relative_rotation_deg`` between the two clusters' fitted lattices about [111], a table of
     layers, and the BOO distances the study quotes (twin boundaries to ideal hcp, interface and
     the other layers to ideal fcc).
 
+    The reference lattice constant (strain and local strain are measured against it) is
+    ``reference_lattice_constant_A``, else ``element``'s (default Pt, 3.912 A). ``cutoff_A``,
+    the Q4/Q6 neighbour cutoff, defaults to the study's 3.416 A scaled to that lattice constant.
+
     With ``strain``, the six strain components (``exx`` ... ``eyz``; ``strain_frame`` "lab",
     or "crystal": on the cubic axes of each cluster's fitted lattice, ``exx`` along [100]) of
-    every atom
-    assigned to its cluster's lattice come from the displacements smoothed by a
+    every atom assigned to its cluster's lattice come from the displacements smoothed by a
     ``strain_sigma_A`` Gaussian (:func:`strain_map`); unassigned atoms get NaN. It also adds
-    ``a_local`` (local fcc fit to each atom and its neighbours), ``local_strain`` against
-    ``reference_lattice_constant_A`` (3.912 A: bulk Pt; give your metal's), the same averaged
-    over the atoms with the ``strain_sigma_A`` Gaussian (``local_strain_smoothed``) and ``facet``
-    (``100``, ``111`` or empty, from each cluster's reference planes).
+    ``a_local`` (local fcc fit to each atom and its neighbours), ``local_strain`` against the
+    reference lattice constant, ``local_strain_smoothed`` (averaged over all atoms with the
+    ``strain_sigma_A`` Gaussian), ``facet`` (``100``, ``111`` or empty: surface atoms on or
+    outside each cluster's outermost surface plane of more than 20 atoms) and
+    ``facet_local_strain`` (the study's surface local strain: each facet atom's local strain
+    averaged with the Gaussian over the atoms of the same facet kind; NaN off the facets).
 
     ``orr_relation`` (an :class:`OrrRelation` or the path of its CSV table), with ``strain``,
     adds ``orr_activity`` (log10 of j / j_Pt(111)) on {111} and {100} facet atoms; the summary
@@ -129,19 +284,63 @@ def analyze_structure(
 
     ``clusters`` (0/1 per atom), when given, replaces the split at the interface, e.g. a
     selection the user drew; the lattice fits and ``relative_rotation_deg`` then use it.
+
+    Any finite positions give a result: what cannot be measured (too few atoms, no layering,
+    a degenerate cluster) is ``None``/NaN with the reason in ``summary["notes"]``.
     """
-    pos = model.positions
+    pos = _check_positions(model.positions, minimum=1)
+    n_atoms = len(pos)
     if clusters is not None:
         clusters = np.asarray(clusters, dtype=np.int64).ravel()
-        if clusters.shape != (model.n_atoms,) or not set(np.unique(clusters)) <= {0, 1}:
+        if clusters.shape != (n_atoms,) or not set(np.unique(clusters)) <= {0, 1}:
             raise ValueError("clusters must hold 0 or 1 for every atom")
-    report(progress, 0, 3, "stacking")
-    st = analyze_stacking(pos, normal=normal)
-    report(progress, 1, 3, "bond orientational order")
-    q4, q6 = steinhardt_q4_q6(pos, cutoff_A=cutoff_A)
-    local, _ = classify_local_structure(q4, q6)
+    if strain_frame not in ("lab", "crystal"):
+        raise ValueError("strain_frame must be 'lab' or 'crystal'")
+    if not (math.isfinite(strain_sigma_A) and strain_sigma_A > 0):
+        raise ValueError(f"strain_sigma_A must be a positive length in A, got {strain_sigma_A}")
+    a_ref = reference_lattice_constant(element, reference_lattice_constant_A)
+    if cutoff_A is None:
+        cutoff_A = BOO_CUTOFF_PER_LATTICE_CONSTANT * a_ref
+    elif not (math.isfinite(cutoff_A) and cutoff_A > 0):
+        raise ValueError(f"the Q4/Q6 cutoff must be a positive length in A, got {cutoff_A}")
+    notes: list[str] = []
     out = copy.deepcopy(model)
     f = out.features
+    report(progress, 0, 3, "stacking")
+    d_nn = float("nan")
+    try:
+        d_nn = nearest_neighbour_distance(pos)
+    except ValueError as err:
+        notes.append(f"no nearest-neighbour distance: {err}")
+    st = None
+    if n_atoms < 10 or not math.isfinite(d_nn):
+        notes.append(f"no stacking analysis: {n_atoms} atoms (needs at least 10 with bonds)")
+    else:
+        try:
+            st = analyze_stacking(pos, normal=normal)
+        except ValueError as err:
+            notes.append(f"no stacking analysis: {err}")
+    if st is not None and normal is None and st.layering_score < MIN_LAYERING_SCORE:
+        notes.append(
+            f"the atoms do not form close-packed layers (layering score {st.layering_score:.2f}"
+            f" < {MIN_LAYERING_SCORE}): no layers, stacking labels, faults or lattice fits "
+            "(an amorphous or polycrystalline particle, or positions too noisy)"
+        )
+        score = st.layering_score
+        st = _empty_stacking(n_atoms, st.notes)
+        st.layering_score = score
+    crystalline = st is not None and np.isfinite(st.normal).all()
+    if st is None:
+        st = _empty_stacking(n_atoms, [])
+    notes.extend(st.notes)
+    report(progress, 1, 3, "bond orientational order")
+    q4 = q6 = np.full(n_atoms, np.nan)
+    if n_atoms >= 2:
+        q4, q6 = steinhardt_q4_q6(pos, cutoff_A=cutoff_A)
+    n_lonely = int((~np.isfinite(q4)).sum())
+    if n_lonely:
+        notes.append(f"{n_lonely} atoms have no neighbour within {cutoff_A:.3f} A: Q4, Q6 NaN")
+    local, _ = classify_local_structure(q4, q6)
     f["layer"] = st.layer
     f["abc"] = st.abc
     f["stacking"] = st.stacking
@@ -151,19 +350,19 @@ def analyze_structure(
     f["q4"] = q4
     f["q6"] = q6
     f["local_structure"] = local
-    d_nn = nearest_neighbour_distance(pos)
-    if clusters is not None:
+    if clusters is not None and crystalline:
         st.relative_rotation_deg = cluster_rotation_deg(pos, st.normal, clusters, d_nn=d_nn)
-    tb = np.isin(st.layer, st.twin_boundaries)
+    tb = np.isin(st.layer, st.twin_boundaries) & crystalline
     interface = (st.layer == 0) & (st.interface_layer is not None)
     others = ~tb & ~interface
     orient = {L["index"]: L["orientation_deg"] for L in st.layers}
     report(progress, 2, 3, "lattice fits")
-    tree = cKDTree(pos)
-    coordination = np.array([len(x) - 1 for x in tree.query_ball_point(pos, 1.2 * d_nn)])
-    surface = coordination < 11  # fewer than 11 of the 12 fcc neighbours
+    if math.isfinite(d_nn):
+        surface, outward = surface_atoms(pos, d_nn)
+    else:
+        surface, outward = np.ones(n_atoms, bool), np.zeros_like(pos)
     f["surface"] = surface.astype(np.int8)
-    e1, e2 = in_plane_basis(st.normal)
+    e1, e2 = in_plane_basis(st.normal) if crystalline else (None, None)
     centre = pos.mean(axis=0)
     for L in st.layers:
         sel = np.nonzero(st.layer == L["index"])[0]
@@ -173,7 +372,13 @@ def analyze_structure(
         if len(sel) < 7 or L["orientation_deg"] is None:
             continue
         xy = np.stack([(pos[sel] - centre) @ e1, (pos[sel] - centre) @ e2], axis=1)
-        fit = fit_hexagonal_layer(xy, bond_A=d_nn, orientation_rad=np.deg2rad(L["orientation_deg"]))
+        try:
+            fit = fit_hexagonal_layer(
+                xy, bond_A=d_nn, orientation_rad=np.deg2rad(L["orientation_deg"])
+            )
+        except DegenerateFit as err:
+            notes.append(f"layer {L['index']}: no 2D lattice fit ({err})")
+            continue
         surf = surface[sel][fit.assigned]
         r = fit.residuals_A
         L.update(
@@ -183,44 +388,34 @@ def analyze_structure(
             assigned_fraction_2d=len(fit.assigned) / len(sel),
             bond_length_2d_A=fit.bond_length_A,
         )
-    assigned_flag = np.zeros(len(pos), np.int8)
-    clusters = []
-    for cl, sel, best in fit_cluster_lattices(pos, st.normal, st.cluster, d_nn=d_nn):
+    assigned_flag = np.zeros(n_atoms, np.int8)
+    fits_summary, fits = [], {}
+    if strain:
+        for name in ("exx", "eyy", "ezz", "exy", "exz", "eyz", "a_local", "local_strain"):
+            f[name] = np.nan
+        f["facet"] = ""
+    fit_iter = (
+        fit_cluster_lattices(pos, st.normal, st.cluster, d_nn=d_nn, notes=notes)
+        if crystalline
+        else ()
+    )
+    for cl, sel, best in fit_iter:
+        fits[cl] = best
         assigned_flag[sel[best.assigned]] = 1
         if strain:
-            from ._strain import strain_map
-
-            st_res = strain_map(
-                pos[sel[best.assigned]],
-                best.displacements_A,
-                sigma_A=strain_sigma_A,
-                rotation=best.rotation,
-                frame=strain_frame,
-                grid_spacing_A=None,
+            _strain_of_cluster(
+                f,
+                pos,
+                sel,
+                best,
+                (surface, outward),
+                strain_sigma_A,
+                strain_frame,
+                a_ref,
+                notes,
+                cl,
             )
-            for name, vals in st_res.per_atom.items():
-                if name not in f.columns:
-                    f[name] = np.nan
-                f.loc[sel[best.assigned], name] = vals
-            from ._surface import facet_sets, local_lattice_constants
-
-            a_loc = local_lattice_constants(
-                pos[sel[best.assigned]], best.sites, lattice_constant_A=best.lattice_constant_A
-            )
-            for name in ("a_local", "local_strain"):
-                if name not in f.columns:
-                    f[name] = np.nan
-            f.loc[sel[best.assigned], "a_local"] = a_loc
-            a_ref = reference_lattice_constant_A
-            f.loc[sel[best.assigned], "local_strain"] = (a_loc - a_ref) / a_ref
-            fs = facet_sets(
-                pos[sel], rotation=best.rotation, lattice_constant_A=best.lattice_constant_A
-            )
-            if "facet" not in f.columns:
-                f["facet"] = ""
-            lab = np.where(fs["100"], "100", np.where(fs["111"], "111", ""))
-            f.loc[sel, "facet"] = lab
-        clusters.append(
+        fits_summary.append(
             {
                 "cluster": int(cl),
                 "n_atoms": int(len(sel)),
@@ -231,10 +426,22 @@ def analyze_structure(
             }
         )
     f["lattice_assigned"] = assigned_flag
-    if strain and "local_strain" in f.columns:
-        from ._orr import smooth_per_atom
-
-        f["local_strain_smoothed"] = smooth_per_atom(pos, f["local_strain"], sigma_A=strain_sigma_A)
+    twist_source = "in-plane bond orientations" if clusters is not None else None
+    if 0 in fits and 1 in fits:
+        twist, tilt = lattice_twist_deg(fits[0].rotation, fits[1].rotation, st.normal)
+        st.relative_rotation_deg = twist
+        twist_source = "fitted fcc lattices of the two clusters"
+        if tilt > 5.0:
+            notes.append(
+                f"a cluster's own [111] is {tilt:.1f} deg from the common stacking normal: the "
+                "twist about it is approximate"
+            )
+    elif crystalline and st.interface_layer is not None:
+        twist_source = "in-plane bond orientations (a cluster lattice could not be fitted)"
+    if not np.isfinite(st.relative_rotation_deg) and st.interface_layer is not None:
+        notes.append("no relative rotation: a cluster has no measurable lattice orientation")
+    if strain:
+        _facet_strain(f, pos, strain_sigma_A)
     orr_source = None
     if strain and orr_relation is not None:
         from ._orr import OrrRelation, orr_activity, read_orr_relation
@@ -244,33 +451,43 @@ def analyze_structure(
             if isinstance(orr_relation, OrrRelation)
             else read_orr_relation(orr_relation)
         )
-        f["orr_activity"] = orr_activity(f, rel) if "facet" in f.columns else np.nan
+        f["orr_activity"] = orr_activity(f, rel)
         orr_source = rel.source
 
     def _rot(a, b):
         if orient.get(a) is None or orient.get(b) is None:
             return None
-        d = np.deg2rad(orient[a] - orient[b])
-        return float(np.rad2deg(np.angle(np.exp(6j * d)) / 6))
+        return float(np.rad2deg(_wrap60(np.deg2rad(orient[a] - orient[b]))))
 
     tbs = sorted(st.twin_boundaries)
+    a_fit = float("nan")
+    if fits:
+        w = np.array([len(x.assigned) for x in fits.values()], float)
+        a_fit = float(np.average([x.lattice_constant_A for x in fits.values()], weights=w))
     summary = {
-        "n_atoms": int(model.n_atoms),
+        "n_atoms": int(n_atoms),
         "stacking_normal_zyx": [float(v) for v in st.normal],
         "layering_score": st.layering_score,
         "layer_spacing_A": st.spacing_A,
         "nearest_neighbour_distance_A": d_nn,
-        "lattice_constant_A": d_nn * np.sqrt(2.0),
+        "lattice_constant_A": a_fit if np.isfinite(a_fit) else d_nn * np.sqrt(2.0),
+        "lattice_constant_source": "fitted fcc lattices"
+        if np.isfinite(a_fit)
+        else "nearest-neighbour distance",
+        "reference_lattice_constant_A": a_ref,
+        "element": None if element is None else str(element),
         "n_layers": len(st.layers),
         "interface_layer": 0 if st.interface_layer is not None else None,
         "twin_boundary_layers": st.twin_boundaries,
+        "faults": st.faults,
         "relative_rotation_deg": st.relative_rotation_deg,
+        "relative_rotation_source": twist_source,
         "interface_rotation_deg": {
             "to_upper_twin_boundary": _rot(tbs[-1], 0) if tbs else None,
             "to_lower_twin_boundary": _rot(0, tbs[0]) if len(tbs) > 1 else None,
         },
         "layers": st.layers,
-        "lattice_fits": clusters,
+        "lattice_fits": fits_summary,
         "n_surface_atoms": int(surface.sum()),
         "boo": {
             "cutoff_A": cutoff_A,
@@ -287,10 +504,70 @@ def analyze_structure(
             "hcp": int((st.stacking == "hcp").sum()),
             "other": int((st.stacking == "other").sum()),
         },
+        "notes": list(dict.fromkeys(notes)),
     }
+    summary = _clean(summary)
     out.metadata = {
         **out.metadata,
         "structure_analysis": {k: v for k, v in summary.items() if k != "layers"},
     }
     report(progress, 3, 3, "done")
     return StructureAnalysis(out, st, summary)
+
+
+def _strain_of_cluster(f, pos, sel, best, surface, sigma_A, frame, a_ref, notes, cl) -> None:
+    """Strain components, local lattice constants, local strain and facets of one cluster
+    (``surface``: the whole particle's surface mask and outward directions)."""
+    from ._strain import strain_map
+    from ._surface import facet_sets, local_lattice_constants
+
+    idx = sel[best.assigned]
+    if len(idx) < 4:
+        notes.append(f"cluster {cl}: {len(idx)} atoms on its lattice, too few for strain")
+        return
+    st_res = strain_map(
+        pos[idx],
+        best.displacements_A,
+        sigma_A=sigma_A,
+        rotation=best.rotation,
+        frame=frame,
+        grid_spacing_A=None,
+    )
+    for name, vals in st_res.per_atom.items():
+        f.loc[idx, name] = vals
+    a_loc = local_lattice_constants(
+        pos[idx], best.sites, lattice_constant_A=best.lattice_constant_A
+    )
+    f.loc[idx, "a_local"] = a_loc
+    f.loc[idx, "local_strain"] = (a_loc - a_ref) / a_ref
+    fs = facet_sets(
+        pos[sel],
+        rotation=best.rotation,
+        lattice_constant_A=best.lattice_constant_A,
+        surface=surface[0][sel],
+        outward=surface[1][sel],
+    )
+    # an atom on both (an edge between facets) goes to the facet it faces most
+    out = surface[1][sel]
+    a111 = np.einsum("ij,ij->i", np.nan_to_num(fs["normal_111"]), out)
+    a100 = np.einsum("ij,ij->i", np.nan_to_num(fs["normal_100"]), out)
+    both = fs["100"] & fs["111"]
+    lab = np.where(fs["100"], "100", np.where(fs["111"], "111", "")).astype(object)
+    lab[both & (a111 > a100)] = "111"
+    f.loc[sel, "facet"] = lab.astype(str)
+
+
+def _facet_strain(f, pos, sigma_A: float) -> None:
+    """``local_strain_smoothed`` (all atoms) and ``facet_local_strain`` (the study's surface
+    local strain: averaged over the atoms of the same facet kind) with a Gaussian."""
+    from ._orr import smooth_per_atom
+
+    ls = f["local_strain"].to_numpy(float)
+    f["local_strain_smoothed"] = smooth_per_atom(pos, ls, sigma_A=sigma_A)
+    facet = f["facet"].astype(str).to_numpy()
+    out = np.full(len(pos), np.nan)
+    for kind in ("111", "100"):
+        sel = np.nonzero(facet == kind)[0]
+        if len(sel):
+            out[sel] = smooth_per_atom(pos[sel], ls[sel], sigma_A=sigma_A)
+    f["facet_local_strain"] = out

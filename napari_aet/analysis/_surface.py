@@ -17,6 +17,8 @@ def facet_sets(
     rotation,
     lattice_constant_A: float,
     min_plane_atoms: int = 20,
+    surface=None,
+    outward=None,
 ) -> dict[str, np.ndarray]:
     """Atoms of the {111} and {100} facets of a crystal.
 
@@ -26,6 +28,13 @@ def facet_sets(
     ``min_plane_atoms`` atoms, and the facet is every atom on or outside it (the study's
     definition, with 20 atoms).
 
+    ``surface`` (a mask of the surface atoms of the whole particle) and ``outward`` (unit
+    vectors from each atom's neighbour centroid to the atom, from the whole particle) keep
+    buried atoms out: facet atoms are surface atoms whose outward direction is within about
+    70 degrees of the facet normal. A crystal that is part of a larger particle (a cluster of
+    a twinned dumbbell) ends at an internal plane towards its neighbour; the atoms of that
+    plane are either buried or face sideways at the neck, so they are no facet.
+
     Returns
     -------
     dict
@@ -34,6 +43,13 @@ def facet_sets(
     """
     p = np.asarray(positions_A, float)
     r = np.asarray(rotation, float)
+    surf = np.ones(len(p), bool) if surface is None else np.asarray(surface, bool)
+    if surf.shape != (len(p),):
+        raise ValueError("surface must hold one flag per atom")
+    if outward is not None:
+        outward = np.asarray(outward, float)
+        if outward.shape != p.shape:
+            raise ValueError("outward must hold one (z, y, x) vector per atom")
     c = p.mean(axis=0)
     out = {}
     for name, dirs, spacing in (
@@ -53,7 +69,9 @@ def facet_sets(
             if not len(planes):
                 continue
             ref = planes.max() + k.min()
-            on = k >= ref
+            on = (k >= ref) & surf
+            if outward is not None:
+                on &= outward @ n > 0.35
             beyond = (k - ref).astype(float)
             take = on & (beyond > best)
             normals[take] = n
