@@ -307,6 +307,19 @@ def add_run(sub) -> None:
         help="analyze the traced positions as they are (skip the refine stage)",
     )
     p.add_argument("--no-strain", action="store_true", help="analyze without the strain maps")
+    p.add_argument(
+        "--element",
+        default="Pt",
+        help="chemical symbol of the metal (default Pt): validation's scattering factors and "
+        "the analysis's reference lattice constant and Q4/Q6 cutoff",
+    )
+    p.add_argument(
+        "--lattice-constant",
+        type=float,
+        default=None,
+        metavar="A",
+        help="reference bulk lattice constant [A] for strain (default: the element's)",
+    )
     p.add_argument("--orr", default=None, help="strain -> ORR activity table (see analyze)")
     p.add_argument("--figure-formats", default="png,svg,pdf", help="png, svg, pdf (comma list)")
     p.add_argument("--no-resume", action="store_true", help="rerun every stage")
@@ -347,6 +360,8 @@ def _cmd_run(args) -> int:
         denoise=args.denoise,
         augment=args.augment,
         strain=not args.no_strain,
+        element=args.element,
+        lattice_constant_A=args.lattice_constant,
         refine_model=not args.no_refine_model,
         orr=args.orr,
         figure_formats=args.figure_formats,

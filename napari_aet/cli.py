@@ -514,7 +514,27 @@ def _add_analyze(sub) -> None:
     )
     p.add_argument("atoms", type=Path, help="atom model file")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--cutoff", type=float, default=3.416, help="BOO neighbour cutoff [A]")
+    p.add_argument(
+        "--element",
+        default="Pt",
+        help="chemical symbol of the metal (default Pt): its bulk lattice constant is the "
+        "strain reference and scales the Q4/Q6 cutoff",
+    )
+    p.add_argument(
+        "--lattice-constant",
+        type=float,
+        default=None,
+        metavar="A",
+        help="reference bulk lattice constant [A] for strain and local strain (default: the "
+        "element's, e.g. 3.912 for Pt, 4.078 for Au)",
+    )
+    p.add_argument(
+        "--cutoff",
+        type=float,
+        default=None,
+        help="Q4/Q6 neighbour cutoff [A] (default: the study's 3.416 A scaled to the reference "
+        "lattice constant)",
+    )
     p.add_argument(
         "--strain",
         action="store_true",
@@ -549,6 +569,8 @@ def _cmd_analyze(args) -> int:
         res = analyze_structure(
             model,
             cutoff_A=args.cutoff,
+            element=args.element,
+            reference_lattice_constant_A=args.lattice_constant,
             strain=args.strain,
             strain_frame=args.strain_frame,
             orr_relation=args.orr,
@@ -581,12 +603,17 @@ def _cmd_analyze(args) -> int:
     plot_layer_rmsd(summary["layers"]).savefig(out / "figures" / "layer_rmsd.png", dpi=150)
     if not args.quiet:
         rot = summary["relative_rotation_deg"]
+        a = summary["lattice_constant_A"]
+        faults = ", ".join(f"{x['type']} at layer {x['layer']}" for x in summary["faults"])
         print(
-            f"{summary['n_layers']} (111) layers; interface "
-            f"{'found' if summary['interface_layer'] is not None else 'none'}, twin boundaries "
-            f"at layers {summary['twin_boundary_layers']}; relative rotation {rot:.2f} deg; "
-            f"lattice constant {summary['lattice_constant_A']:.3f} A"
+            f"{summary['n_layers']} (111) layers; faults: {faults or 'none'}; twin boundaries "
+            f"at layers {summary['twin_boundary_layers']}; relative rotation "
+            + ("not measured" if rot is None else f"{rot:.2f} deg")
+            + "; lattice constant "
+            + ("not measured" if a is None else f"{a:.4f} A")
         )
+        for note in summary["notes"]:
+            print(f"  note: {note}")
         print(f"  wrote {out / 'analysis.json'}, atoms.csv, atoms.h5")
     return 0
 

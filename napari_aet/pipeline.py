@@ -115,6 +115,13 @@ def _stage_args(stage: str, tilts: Path, out: Path, opts: dict) -> list[str]:
             str(out / "analyze"),
             *(["--strain"] if opts.get("strain", True) else []),
             *(["--orr", str(opts["orr"])] if opts.get("orr") else []),
+            "--element",
+            str(opts.get("element") or "Pt"),
+            *(
+                ["--lattice-constant", str(opts["lattice_constant_A"])]
+                if opts.get("lattice_constant_A") is not None
+                else []
+            ),
         ]
     if stage == "validate":
         return [
@@ -123,6 +130,8 @@ def _stage_args(stage: str, tilts: Path, out: Path, opts: dict) -> list[str]:
             str(aligned),
             "--out",
             str(out / "validate"),
+            "--element",
+            str(opts.get("element") or "Pt"),
         ]
     if stage == "figures":
         return ["figures", str(out), "--formats", opts.get("figure_formats", "png,svg,pdf")]
@@ -174,7 +183,9 @@ def run_pipeline(tilts, out_dir, *, resume: bool = True, quiet: bool = True, **o
         ``oversampling``, ``interpolation``, ``refine``, ``align_rounds``, ``denoise``,
         ``augment`` (U-Net weights: ``"fcc"``, ``"amorphous"``, a file, or ``"none"`` to trace
         the raw GENFIRE tomogram), ``refine_model`` (refine the traced positions against the
-        aligned series; default True).
+        aligned series; default True), ``strain``, ``orr``, ``element`` (default Pt: the
+        validation's scattering factors, the analysis's reference lattice constant and Q4/Q6
+        cutoff), ``lattice_constant_A`` (the strain reference, default the element's).
 
     Raises
     ------

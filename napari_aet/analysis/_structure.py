@@ -21,6 +21,7 @@ from ._lattice import (
     fit_hexagonal_layer,
 )
 from ._stacking import (
+    _DUPLICATE_A,
     StackingResult,
     _check_positions,
     _circular_mean_60,
@@ -312,6 +313,14 @@ def analyze_structure(
         d_nn = nearest_neighbour_distance(pos)
     except ValueError as err:
         notes.append(f"no nearest-neighbour distance: {err}")
+    if n_atoms >= 2:
+        close, _ = cKDTree(pos).query(pos, k=2)
+        n_dup = int((close[:, 1] < _DUPLICATE_A).sum())
+        if n_dup:
+            notes.append(
+                f"{n_dup} atoms lie within {_DUPLICATE_A} A of another (an atom traced twice?): "
+                "they count as one for the bond length but stay in every other measure"
+            )
     st = None
     if n_atoms < 10 or not math.isfinite(d_nn):
         notes.append(f"no stacking analysis: {n_atoms} atoms (needs at least 10 with bonds)")
@@ -327,7 +336,7 @@ def analyze_structure(
             "(an amorphous or polycrystalline particle, or positions too noisy)"
         )
         score = st.layering_score
-        st = _empty_stacking(n_atoms, st.notes)
+        st = _empty_stacking(n_atoms, [])
         st.layering_score = score
     crystalline = st is not None and np.isfinite(st.normal).all()
     if st is None:
@@ -464,13 +473,20 @@ def analyze_structure(
     if fits:
         w = np.array([len(x.assigned) for x in fits.values()], float)
         a_fit = float(np.average([x.lattice_constant_A for x in fits.values()], weights=w))
+    a_meas = a_fit if np.isfinite(a_fit) else d_nn * np.sqrt(2.0)
+    if np.isfinite(a_meas) and abs(a_meas / a_ref - 1) > 0.03:
+        notes.append(
+            f"the measured lattice constant {a_meas:.3f} A is {100 * (a_meas / a_ref - 1):+.1f} % "
+            f"from the reference {a_ref:.3f} A: check the element (or --lattice-constant) and "
+            "the pixel size"
+        )
     summary = {
         "n_atoms": int(n_atoms),
         "stacking_normal_zyx": [float(v) for v in st.normal],
         "layering_score": st.layering_score,
         "layer_spacing_A": st.spacing_A,
         "nearest_neighbour_distance_A": d_nn,
-        "lattice_constant_A": a_fit if np.isfinite(a_fit) else d_nn * np.sqrt(2.0),
+        "lattice_constant_A": a_meas,
         "lattice_constant_source": "fitted fcc lattices"
         if np.isfinite(a_fit)
         else "nearest-neighbour distance",

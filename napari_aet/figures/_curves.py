@@ -128,7 +128,10 @@ def plot_layer_rmsd(layers, *, ax=None):
     ax.axvline(0, color="#e63946", lw=0.8, ls="--")
     ax.set_xlabel("(111) layer (0 = interface)")
     ax.set_ylabel("2D RMSD (pm)")
-    ax.legend(frameon=False, fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(frameon=False, fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no (111) layer could be fitted", ha="center", transform=ax.transAxes)
     return fig
 
 

@@ -20,7 +20,8 @@ RUN_FIGURES = {
     "layer_rmsd": "Per-layer 2D RMSD of the hexagonal-net fits.",
     "q4_q6": "Local bond-orientational order (averaged Q4, Q6) by layer group.",
     "strain_slices": "Central slabs coloured by a strain component (lab frame).",
-    "facet_strain": "Surface atoms on {111} and {100} facets coloured by local strain.",
+    "facet_strain": "Surface atoms on {111} and {100} facets coloured by surface local strain "
+    "(each atom's local strain averaged over the atoms of its facet kind with a 2.7 Å Gaussian).",
     "facet_orr": "Surface atoms on {111} and {100} facets coloured by ORR activity, "
     "log10(j / j_Pt(111)), from the relation table given to the analysis.",
     "r_factor": "R-factor per tilt between the measured images and the model's projections.",
@@ -187,7 +188,9 @@ def make_figures(
             return strain_slices_figure(p, f[strain_component], component=strain_component)
         if name == "facet_strain":
             need(["local_strain", "facet"])
-            return facet_map_figure(p, f["local_strain"], f["facet"])
+            # the study's surface local strain: averaged over the facet's atoms (2.7 A)
+            col = "facet_local_strain" if "facet_local_strain" in f else "local_strain"
+            return facet_map_figure(p, f[col], f["facet"])
         if name == "facet_orr":
             if "orr_activity" not in f.columns:
                 raise LookupError("no orr_activity: analyze with --strain --orr TABLE")

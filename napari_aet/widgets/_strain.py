@@ -18,6 +18,7 @@ from magicgui.widgets import (
 from .._layers import atoms_from_layer
 from ..analysis import analyze_structure, gaussian_map
 from ..figures import diverging_limit, values_to_rgba
+from ..simulate import LATTICE_CONSTANTS_A
 from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers, status_label
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 COMPONENTS = (
     "local_strain",
+    "facet_local_strain",
     "local_strain_smoothed",
     "orr_activity",
     "exx",
@@ -67,9 +69,12 @@ class StrainWidget(StageWidgetMixin, Container):
         super().__init__(labels=True)
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Points", label="atoms")
+        self.element = ComboBox(label="element", choices=sorted(LATTICE_CONSTANTS_A), value="Pt")
         self.a_ref = FloatSpinBox(
-            label="reference a (A)", value=3.912, min=2.0, max=7.0, step=0.001
+            label="reference a (A)", value=LATTICE_CONSTANTS_A["Pt"], min=2.0, max=7.0, step=0.001
         )
+        self.a_ref.tooltip = "bulk lattice constant the local strain is measured against"
+        self.element.changed.connect(lambda v: setattr(self.a_ref, "value", LATTICE_CONSTANTS_A[v]))
         self.frame = ComboBox(label="strain axes", choices=["lab", "crystal"], value="lab")
         self.orr_table = FileEdit(label="ORR relation (CSV)", mode="r", filter="*.csv", value="")
         self.run_button = PushButton(text="Compute strain (and ORR)")
@@ -81,6 +86,7 @@ class StrainWidget(StageWidgetMixin, Container):
         self.extend(
             [
                 self.layer,
+                self.element,
                 self.a_ref,
                 self.frame,
                 self.orr_table,
@@ -114,6 +120,7 @@ class StrainWidget(StageWidgetMixin, Container):
             return None
         model = atoms_from_layer(layer.data, layer.features, layer.metadata)
         a_ref = float(self.a_ref.value)
+        element = self.element.value
         frame = self.frame.value
         self._target = layer
         self.status.value = "Computing..."
@@ -123,6 +130,7 @@ class StrainWidget(StageWidgetMixin, Container):
                 strain=True,
                 orr_relation=orr,
                 strain_frame=frame,
+                element=element,
                 reference_lattice_constant_A=a_ref,
                 progress=progress,
             )
@@ -136,11 +144,13 @@ class StrainWidget(StageWidgetMixin, Container):
         self.recolor()
         s = res.summary.get("facets", {})
         parts = [
-            f"{{{k}}}: {v['n_atoms']} atoms, local strain {100 * v['local_strain_mean']:+.2f} %"
+            f"{{{k}}}: {v['n_atoms']} atoms, surface local strain "
+            f"{100 * v['facet_local_strain_mean']:+.2f} %"
             for k, v in s.items()
-            if k != "both" and v.get("local_strain_mean") is not None
+            if k != "both" and v.get("facet_local_strain_mean") is not None
         ]
-        self.status.value = "Done. " + "; ".join(parts)
+        notes = res.summary.get("notes", [])
+        self.status.value = "Done. " + "; ".join(parts) + "".join(f". Note: {n}" for n in notes)
 
     def _mask(self, f) -> np.ndarray:
         which = FILTERS[self.facets.value]

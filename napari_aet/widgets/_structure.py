@@ -19,6 +19,7 @@ from .._geometry import in_plane_basis
 from .._layers import atoms_from_layer
 from ..analysis import analyze_structure
 from ..figures import STUDY_LAYER_COLORS, layer_groups, plot_layer_rmsd, plot_q4_q6
+from ..simulate import LATTICE_CONSTANTS_A
 from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers, status_label
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class StructureWidget(StageWidgetMixin, Container):
                 "q6",
                 "facet",
                 "local_strain",
+                "facet_local_strain",
                 "a_local",
                 "exx",
                 "eyy",
@@ -87,6 +89,8 @@ class StructureWidget(StageWidgetMixin, Container):
             ],
             value="study preset",
         )
+        self.element = ComboBox(label="element", choices=sorted(LATTICE_CONSTANTS_A), value="Pt")
+        self.element.tooltip = "sets the reference lattice constant and the Q4/Q6 cutoff"
         self.strain = CheckBox(label="strain, facets, local strain", value=False)
         self.show_layers = LineEdit(label="show layers", value="")
         self.show_layers.tooltip = "e.g. -1:1 or -1, 0, 1; empty shows all"
@@ -96,6 +100,7 @@ class StructureWidget(StageWidgetMixin, Container):
         self.extend(
             [
                 self.layer,
+                self.element,
                 self.strain,
                 self.run_button,
                 self.color_by,
@@ -146,11 +151,12 @@ class StructureWidget(StageWidgetMixin, Container):
             return None
         model = atoms_from_layer(layer.data, layer.features, layer.metadata)
         strain = bool(self.strain.value)
+        element = self.element.value
         self._target = layer
         self.status.value = "Analysing..."
         return self.runner.start(
             lambda progress, cancel: analyze_structure(
-                model, clusters=clusters, strain=strain, progress=progress
+                model, clusters=clusters, strain=strain, element=element, progress=progress
             )
         )
 
@@ -163,9 +169,13 @@ class StructureWidget(StageWidgetMixin, Container):
         self.recolor()
         self._plot()
         s = res.summary
+        rot = s["relative_rotation_deg"]
+        faults = ", ".join(f"{x['type']} at {x['layer']}" for x in s.get("faults", [])) or "none"
         self.status.value = (
-            f"{s['n_layers']} layers; twin boundaries {s['twin_boundary_layers']}; rotation "
-            f"between clusters {s['relative_rotation_deg']:.2f} deg"
+            f"{s['n_layers']} layers; faults: {faults}; twin boundaries "
+            f"{s['twin_boundary_layers']}; rotation between clusters "
+            + ("not measured" if rot is None else f"{rot:.2f} deg")
+            + "".join(f". Note: {n}" for n in s.get("notes", []))
         )
 
     def _fill_table(self, layers) -> None:
