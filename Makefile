@@ -23,6 +23,7 @@ lint: setup
 bench: setup
 	$(PY) -m napari_aet.cli bench simulate
 	$(PY) -m napari_aet.cli bench strain
+	$(PY) -m napari_aet.cli bench structure_noise
 	$(PY) -m napari_aet.cli bench augment
 	$(PY) -m napari_aet.cli bench run
 

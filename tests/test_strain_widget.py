@@ -65,3 +65,16 @@ def test_strain_widget_refuses_a_missing_table(widget, tmp_path):
     _, w = widget
     w.orr_table.value = tmp_path / "missing.csv"
     assert w.run() is None and "no ORR table" in w.status.value
+
+
+def test_strain_widget_element_sets_the_reference(widget, qtbot):
+    viewer, w = widget
+    w.element.value = "Au"
+    assert w.a_ref.value == pytest.approx(4.078)
+    w.element.value = "Pt"
+    assert w.a_ref.value == pytest.approx(3.912)
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
+        pass
+    qtbot.waitUntil(lambda: w.result is not None, timeout=30000)
+    assert w.result.summary["reference_lattice_constant_A"] == pytest.approx(3.912)
+    assert "surface local strain +1.00 %" in w.status.value

@@ -1,0 +1,130 @@
+"""Crystal analysis against position noise: the (111) layers, twin boundaries, twist and
+lattice constant of twinned dumbbells in random orientations, and other metals.
+
+Each case is a twinned nanodumbbell (extrinsic fault: twin boundaries at layers -1 and +1,
+1.6-degree twist, about 3,000 atoms) built by the project's structure builder in a random
+orientation (random stacking normal and in-plane angle, no crystal axis along a lab axis),
+with isotropic Gaussian noise of the given 3D RMS added to the positions, as a traced model
+carries. Every orientation is scored and the table reports the worst case where it says
+"min"/"max". Scores: the normal's angle to the truth; the fraction of atoms in the right layer;
+the F1 score of the per-atom hcp labels; the twin-boundary layers exactly [-1, 1]; the twist
+error; the bias of the nearest-neighbour distance and of the fitted lattice constant.
+
+The second table: Au, Pd, Ni and Pt dumbbells expanded by 0.5 % (true local strain +0.005
+against the element's bulk lattice constant) with 20 pm noise, analysed with ``element=``.
+
+Usage: python benchmarks/bench_structure_noise.py [--orientations 10] [--noise-pm 0 10 20 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from _common import machine
+
+
+def _case(seed, noise_pm, *, lattice_constant_A=3.912, twist_deg=1.6):
+    from scipy.spatial.transform import Rotation
+
+    from napari_aet.simulate import twinned_dumbbell
+
+    rng = np.random.default_rng(seed)
+    s = twinned_dumbbell(
+        lattice_constant_A=lattice_constant_A,
+        normal=Rotation.random(random_state=seed).apply([0.0, 1.0, 0.0]),
+        in_plane_angle_deg=rng.uniform(0, 60),
+        twist_deg=twist_deg,
+        seed=seed,
+    )
+    pos = s.positions + rng.normal(0, noise_pm / 100 / np.sqrt(3), s.positions.shape)
+    return s, pos
+
+
+def _hcp_f1(truth, found) -> float:
+    t, p = np.asarray(truth) == "hcp", np.asarray(found) == "hcp"
+    return float(2 * (t & p).sum() / max(t.sum() + p.sum(), 1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--orientations", type=int, default=10)
+    ap.add_argument("--noise-pm", type=float, nargs="+", default=[0, 10, 20, 25, 30, 40, 50])
+    args = ap.parse_args()
+    from napari_aet.analysis import analyze_structure
+    from napari_aet.atoms import AtomModel
+    from napari_aet.simulate import LATTICE_CONSTANTS_A
+
+    print(
+        f"Machine: {machine()}; twinned Pt dumbbells, {args.orientations} random orientations "
+        "per noise level"
+    )
+    print()
+    print(
+        "| noise (pm, 3D RMS) | layering score | normal error max (deg) | atoms in the right layer "
+        "min | hcp F1 min | twin boundaries right | twist error max (deg) | d_nn bias mean (%) "
+        "| lattice constant bias mean (%) | seconds per model |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for noise in args.noise_pm:
+        rows = []
+        for seed in range(args.orientations):
+            s, pos = _case(seed, noise)
+            t0 = time.perf_counter()
+            res = analyze_structure(AtomModel(pos))
+            dt = time.perf_counter() - t0
+            sm, st = res.summary, res.stacking
+            n = np.asarray(sm["stacking_normal_zyx"], float)
+            cos = abs(float(n @ s.normal)) if np.isfinite(n).all() else 0.0
+            sign = 1 if n @ s.normal > 0 else -1
+            rot = sm["relative_rotation_deg"]
+            rows.append(
+                (
+                    sm["layering_score"] or 0.0,
+                    np.rad2deg(np.arccos(min(cos, 1.0))),
+                    float((st.layer * sign == s.layer).mean()),
+                    _hcp_f1(s.stacking, st.stacking),
+                    sm["twin_boundary_layers"] == [-1, 1],
+                    abs(rot - 1.6) if rot is not None else np.inf,
+                    100 * (sm["nearest_neighbour_distance_A"] / (3.912 / np.sqrt(2)) - 1),
+                    100 * (sm["lattice_constant_A"] / 3.912 - 1),
+                    dt,
+                )
+            )
+        r = np.array(rows, float)
+        print(
+            f"| {noise:g} | {r[:, 0].mean():.3f} | {r[:, 1].max():.2f} | "
+            f"{100 * r[:, 2].min():.1f} % | {r[:, 3].min():.3f} | "
+            f"{int(r[:, 4].sum())} of {len(r)} | {r[:, 5].max():.3f} | "
+            f"{r[:, 6].mean():+.3f} | {r[:, 7].mean():+.3f} | {r[:, 8].mean():.1f} |"
+        )
+    print()
+    print(
+        "Other metals: dumbbells expanded by 0.5 % (true local strain +0.005), 20 pm noise, "
+        "3 random orientations each, analysed with element=..."
+    )
+    print()
+    print(
+        "| element | reference a (A) | hcp F1 min | twin boundaries right | mean local strain "
+        "(truth 0.005) | worst error of the mean |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for element in ("Pt", "Au", "Pd", "Ni"):
+        a = LATTICE_CONSTANTS_A[element]
+        f1s, tbs, means = [], [], []
+        for seed in range(3):
+            s, pos = _case(100 + seed, 20, lattice_constant_A=a * 1.005)
+            res = analyze_structure(AtomModel(pos), strain=True, element=element)
+            f1s.append(_hcp_f1(s.stacking, res.stacking.stacking))
+            tbs.append(res.summary["twin_boundary_layers"] == [-1, 1])
+            means.append(float(np.nanmean(res.model.features["local_strain"])))
+        err = np.abs(np.array(means) - 0.005).max()
+        print(
+            f"| {element} | {a:.3f} | {min(f1s):.3f} | {sum(tbs)} of 3 | {np.mean(means):.5f} | "
+            f"{err:.5f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
