@@ -189,8 +189,11 @@ def make_figures(
         if name == "facet_strain":
             need(["local_strain", "facet"])
             # the study's surface local strain: averaged over the facet's atoms (2.7 A)
-            col = "facet_local_strain" if "facet_local_strain" in f else "local_strain"
-            return facet_map_figure(p, f[col], f["facet"])
+            if "facet_local_strain" in f:
+                return facet_map_figure(
+                    p, f["facet_local_strain"], f["facet"], label="surface local strain (%)"
+                )
+            return facet_map_figure(p, f["local_strain"], f["facet"])
         if name == "facet_orr":
             if "orr_activity" not in f.columns:
                 raise LookupError("no orr_activity: analyze with --strain --orr TABLE")
