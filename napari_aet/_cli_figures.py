@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._files import replace_when_done, staged_folder
 from .cli import _Bar
 
 
@@ -36,10 +37,17 @@ def _cmd_figures(args) -> int:
         raise FileNotFoundError(f"{args.run_dir} is not a folder; pass a run output folder")
     only = [s.strip() for s in args.only.split(",")] if args.only else None
     formats = [s.strip() for s in args.formats.split(",") if s.strip()]
-    with _Bar("figures", args.quiet) as bar:
+    bad = sorted(set(formats) - {"png", "svg", "pdf"})
+    if bad or not formats:
+        raise ValueError(f"--formats {args.formats!r}: choose among png, svg, pdf (comma list)")
+    if not 30 <= args.dpi <= 1200:
+        raise ValueError(f"--dpi {args.dpi}: give 30 to 1200 (300 is print quality)")
+    final = Path(args.out) if args.out else args.run_dir / "figures"
+    # draw into a staging folder: a failure or a kill never leaves half-written figures
+    with staged_folder(final) as tmp, _Bar("figures", args.quiet) as bar:
         res = make_run_figures(
             args.run_dir,
-            args.out,
+            tmp,
             figures=only,
             formats=formats,
             dpi=args.dpi,
@@ -47,7 +55,14 @@ def _cmd_figures(args) -> int:
             center_layer=args.layer,
             progress=bar,
         )
-    page = None if args.no_report else write_html_report(args.run_dir, res)
+    res["out_dir"] = str(final)
+    res["written"] = {
+        k: [str(final / Path(q).relative_to(tmp)) for q in v] for k, v in res["written"].items()
+    }
+    page = None
+    if not args.no_report:
+        page = args.run_dir / "report.html"
+        replace_when_done(page, lambda t: write_html_report(args.run_dir, res, path=t))
     if not args.quiet:
         print(f"wrote {len(res['written'])} figures to {res['out_dir']}")
         for name, why in res["skipped"].items():

@@ -10,14 +10,18 @@ key outputs are gathered at the top of the output folder: ``atoms.csv``, ``analy
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import shutil
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__
+from ._files import replace_when_done
 
 STAGES = ("align", "recon", "augment", "trace", "refine", "analyze", "validate", "figures")
 
@@ -35,6 +39,60 @@ def stages_for(opts: dict) -> tuple[str, ...]:
     unless ``refine_model`` is false)."""
     skip = {s for s, on in (("augment", _augments(opts)), ("refine", _refines(opts))) if not on}
     return tuple(s for s in STAGES if s not in skip)
+
+
+#: What each stage must have left in the run folder for a resume to skip it.
+STAGE_OUTPUTS = {
+    "align": ("align/aligned_tilt_series.h5",),
+    "recon": ("recon/tomogram.h5",),
+    "augment": ("augment/tomogram_augmented.h5",),
+    "trace": ("trace/atoms.csv",),
+    "refine": ("refine/atoms.csv",),
+    "analyze": ("analyze/atoms.csv", "analyze/analysis.json"),
+    "validate": ("validate/rfactor.json",),
+    "figures": ("figures", "report.html"),
+}
+
+
+def file_fingerprint(path) -> dict:
+    """What identifies a file's content cheaply: size, modification time and a SHA-256 of its
+    first and last MiB (a resume reruns every stage when an input changes)."""
+    import hashlib
+
+    path = Path(path)
+    st = path.stat()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        h.update(fh.read(1 << 20))
+        if st.st_size > 2 << 20:
+            fh.seek(-(1 << 20), 2)
+            h.update(fh.read(1 << 20))
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256_ends": h.hexdigest()}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write JSON so that a kill never leaves a half-written file over the previous one."""
+    replace_when_done(path, lambda t: t.write_text(json.dumps(data, indent=2, default=float)))
+
+
+class _Tee:
+    """A text stream that writes to two streams (a stage's messages to the terminal and to the
+    run's log)."""
+
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for st in self.streams:
+            st.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for st in self.streams:
+            st.flush()
+
+    def isatty(self) -> bool:
+        return False
 
 
 class StageFailed(RuntimeError):
@@ -142,7 +200,9 @@ def _gather(out: Path) -> dict:
     """Top-level results: atoms.csv, analysis.json (analysis + R-factors), figures/."""
     summary: dict = {"napari_aet_version": __version__}
     if (out / "analyze" / "atoms.csv").exists():
-        shutil.copyfile(out / "analyze" / "atoms.csv", out / "atoms.csv")
+        replace_when_done(
+            out / "atoms.csv", lambda t: shutil.copyfile(out / "analyze" / "atoms.csv", t)
+        )
     if (out / "analyze" / "analysis.json").exists():
         summary.update(json.loads((out / "analyze" / "analysis.json").read_text()))
     if (out / "validate" / "rfactor.json").exists():
@@ -162,8 +222,10 @@ def _gather(out: Path) -> dict:
         fig_dir = out / stage / "figures"
         if fig_dir.is_dir():
             for f in fig_dir.glob("*.png"):
-                shutil.copyfile(f, out / "figures" / f"{stage}_{f.name}")
-    (out / "analysis.json").write_text(json.dumps(summary, indent=2, default=float))
+                replace_when_done(
+                    out / "figures" / f"{stage}_{f.name}", lambda t, f=f: shutil.copyfile(f, t)
+                )
+    _write_json(out / "analysis.json", summary)
     return summary
 
 
@@ -212,39 +274,65 @@ def run_pipeline(tilts, out_dir, *, resume: bool = True, quiet: bool = True, **o
             "settings": {k: v for k, v in opts.items()},
         }
     )
+    inputs = {"tilts": file_fingerprint(tilts)}
+    if opts.get("angles") is not None and Path(str(opts["angles"])).is_file():
+        inputs["angles"] = file_fingerprint(opts["angles"])
+    if opts.get("orr") and Path(str(opts["orr"])).is_file():
+        inputs["orr"] = file_fingerprint(opts["orr"])
     try:
         stages = stages_for(opts)
         for stage in stages:
             args = _stage_args(stage, tilts, out, opts)
             done = state["stages"].get(stage)
-            if resume and done and done.get("args") == args and (out / stage).is_dir():
-                log.info("%s: already done, skipped", stage)
-                continue
+            missing = [p for p in STAGE_OUTPUTS[stage] if not (out / p).exists()]
+            if resume and done and done.get("args") == args:
+                if done.get("inputs") != inputs:
+                    log.info("%s: the input files changed since it ran, rerun", stage)
+                elif missing:
+                    log.info("%s: output %s is missing, rerun", stage, missing[0])
+                else:
+                    log.info("%s: already done, skipped", stage)
+                    continue
             if stage == "figures":
                 _gather(out)  # the figures read the gathered atoms.csv and analysis.json
             log.info("%s: napari-aet %s", stage, " ".join(args))
             t0 = time.perf_counter()
-            rc = cli_main((["-q"] if quiet else []) + args)
-            dt = time.perf_counter() - t0
-            if rc != 0:
-                log.error("%s failed (exit %d) after %.1f s", stage, rc, dt)
+            err_text = io.StringIO()
+            try:
+                with contextlib.redirect_stderr(_Tee(sys.stderr, err_text)):
+                    rc = cli_main((["-q"] if quiet else []) + args)
+            except Exception as err:  # a bug, not bad input: its traceback goes to run.log
+                log.exception("%s failed", stage)
                 raise StageFailed(
-                    f"stage {stage!r} failed; see {out / 'run.log'} and the "
-                    "message above. Finished stages are kept; rerun to resume."
+                    f"stage {stage!r} failed: {type(err).__name__}: {err} (traceback in "
+                    f"{out / 'run.log'}). Finished stages are kept; rerun to resume."
+                ) from err
+            dt = time.perf_counter() - t0
+            if rc == 130:
+                log.error("%s cancelled after %.1f s; finished stages kept", stage, dt)
+                raise KeyboardInterrupt
+            if rc != 0:
+                lines = err_text.getvalue().strip().splitlines()
+                why = next((ln for ln in reversed(lines) if "error:" in ln), None)
+                why = why or (lines[-1] if lines else f"exit code {rc}")
+                log.error("%s failed (exit %d) after %.1f s: %s", stage, rc, dt, why)
+                raise StageFailed(
+                    f"stage {stage!r} failed: {why}. Finished stages are kept; rerun to resume."
                 )
             # later stages depend on this one: forget them
             for later in STAGES[STAGES.index(stage) + 1 :]:
                 state["stages"].pop(later, None)
             state["stages"][stage] = {
                 "args": args,
+                "inputs": inputs,
                 "seconds": dt,
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
-            state_path.write_text(json.dumps(state, indent=2))
+            _write_json(state_path, state)
             log.info("%s: done in %.1f s", stage, dt)
         summary = _gather(out)
         summary["pipeline"] = state
-        (out / "analysis.json").write_text(json.dumps(summary, indent=2, default=float))
+        _write_json(out / "analysis.json", summary)
         log.info("pipeline finished")
         return summary
     finally:
@@ -296,5 +384,5 @@ def run_batch(
         client.close()
         if cluster is not None:
             cluster.close()
-    (out / "batch.json").write_text(json.dumps(results, indent=2))
+    _write_json(out / "batch.json", results)
     return results

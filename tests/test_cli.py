@@ -56,7 +56,7 @@ def test_simulate_writes_series_angles_truth_and_figure(tmp_path, capsys):
 
 def test_info_and_errors(tmp_path, capsys):
     p = tmp_path / "s.npy"
-    np.save(p, np.zeros((3, 16, 16), np.float32))
+    np.save(p, np.random.default_rng(0).random((3, 16, 16), np.float32))
     assert main(["info", str(p)]) == 0
     assert "angles: unknown" in capsys.readouterr().out
     assert main(["info", str(tmp_path / "missing.mrc")]) == 1

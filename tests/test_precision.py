@@ -76,7 +76,8 @@ def test_cli_precision_writes_the_comparison(tmp_path):
     write_atoms(tmp_path / "atoms.csv", atoms)
     angles = np.linspace(-70, 70, 15)
     write_tilt_series(
-        tmp_path / "t.h5", TiltSeries(np.zeros((15, 56, 56), np.float32), angles, 0.358)
+        tmp_path / "t.h5",
+        TiltSeries(np.random.default_rng(0).random((15, 56, 56), np.float32), angles, 0.358),
     )
     rc = main(["-q", "precision", str(tmp_path / "atoms.csv"), str(tmp_path / "t.h5"), "--out",
                str(tmp_path / "p"), "--simulator", "kirkland", "--iterations", "30"])  # fmt: skip

@@ -40,7 +40,7 @@ def test_cli_recon_writes_tomogram_with_provenance(small_series, tmp_path):
 
 def test_cli_recon_needs_angles(tmp_path, capsys):
     p = tmp_path / "noangles.npy"
-    np.save(p, np.zeros((5, 16, 16), np.float32))
+    np.save(p, np.random.default_rng(0).random((5, 16, 16), np.float32))
     assert main(["recon", str(p), "--pixel-size", "0.4", "--out", str(tmp_path / "o")]) == 1
     assert "--angles" in capsys.readouterr().err
     assert not (tmp_path / "o" / "tomogram.h5").exists()

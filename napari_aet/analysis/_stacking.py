@@ -163,7 +163,7 @@ def _fit_layers(h: np.ndarray, spacing0: float) -> _Layering:
     for _ in range(3):  # k-means in 1D from the regular layers
         idx = np.arange(len(centres))
         grid = np.where(np.isfinite(centres), centres, phase + (idx + kmin) * sp)
-        k_new = np.argmin(np.abs(h[:, None] - grid[None, :]), axis=1)
+        k_new = _nearest_index(grid, h)
         if np.array_equal(k_new, k):
             break
         k = k_new
@@ -172,6 +172,14 @@ def _fit_layers(h: np.ndarray, spacing0: float) -> _Layering:
     remap = np.full(len(centres), -1)
     remap[used] = np.arange(len(used))
     return _Layering(remap[k], centres[used], sp, score(sp))
+
+
+def _nearest_index(grid: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Index of the nearest value of the increasing ``grid`` for each ``h`` (no N x M array)."""
+    j = np.clip(np.searchsorted(grid, h), 1, len(grid) - 1) if len(grid) > 1 else None
+    if j is None:
+        return np.zeros(len(h), int)
+    return np.where(np.abs(h - grid[j - 1]) <= np.abs(grid[j] - h), j - 1, j)
 
 
 def find_stacking_direction(

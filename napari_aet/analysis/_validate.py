@@ -72,7 +72,27 @@ def r_factor(
         raise ValueError(f"{len(ang)} angles for {len(meas)} images; give one per image")
     pos = np.asarray(positions_A, np.float64).reshape(-1, 3)
     shape = meas.shape[1:]
+    if not len(pos):
+        raise ValueError("the atom model has no atoms: there is nothing to compare with the images")
+    if not np.isfinite(pos).all():
+        raise ValueError("some atom positions are NaN or infinite: drop those atoms first")
+    if not np.abs(meas).sum() > 0:
+        raise ValueError("the measured images are all zero: nothing to compare with")
+    outside = 0
+    for a in (ang.min(), ang.max()):
+        rc = project_positions(pos, a, shape_px=shape, pixel_size_A=pixel_size_A)
+        out = (rc < 0) | (rc > np.array(shape) - 1)
+        outside = max(outside, int(out.any(axis=1).sum()))
+    if outside > 0.05 * len(pos):
+        raise ValueError(
+            f"{outside} of {len(pos)} atoms project outside the {shape[0]} x {shape[1]}-pixel "
+            f"images at {pixel_size_A:g} A per pixel: the atoms are not in this series' volume "
+            "frame (another pixel size, or atoms from another series?)"
+        )
     el = np.full(len(pos), element)
+    from .._memory import check_memory
+
+    check_memory(4 * meas.nbytes, "the forward projections of the R-factor")
     calc = np.empty_like(meas)
     for i, a in enumerate(ang):
         rc = project_positions(pos, a, shape_px=shape, pixel_size_A=pixel_size_A)

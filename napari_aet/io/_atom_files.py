@@ -129,20 +129,36 @@ def _h5_writer(model, meta):
     return write
 
 
-def read_atoms(path: str | Path) -> AtomModel:
+def _model(pos, features: pd.DataFrame, meta: dict, drop_invalid: bool) -> AtomModel:
+    """The AtomModel of a file's table; rows with non-finite positions are dropped (and
+    counted in ``metadata["dropped_invalid_rows"]``) when reading with ``drop_invalid``."""
+    pos = np.asarray(pos, np.float64)
+    if drop_invalid and pos.ndim == 2 and pos.shape[1:] == (3,):
+        ok = np.isfinite(pos).all(axis=1)
+        if not ok.all():
+            meta = {**meta, "dropped_invalid_rows": [int(i) for i in np.nonzero(~ok)[0]]}
+            pos, features = pos[ok], features[ok].reset_index(drop=True)
+    return AtomModel(pos, _coerce_features(features), meta)
+
+
+def read_atoms(path: str | Path, *, drop_invalid: bool = False) -> AtomModel:
     """Read an atom model written by :func:`write_atoms` (or any CSV with ``z,y,x`` columns in
-    Angstrom, or any extended XYZ file)."""
+    Angstrom, or any extended XYZ file).
+
+    ``drop_invalid`` skips rows whose position is not finite instead of refusing the file (for
+    recovering an autosave); their row numbers go to ``metadata["dropped_invalid_rows"]``.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"atom file {path} does not exist")
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            return _read_csv(path)
+            return _read_csv(path, drop_invalid)
         if suffix == ".xyz":
-            return _read_xyz(path)
+            return _read_xyz(path, drop_invalid)
         if suffix in (".h5", ".hdf5"):
-            return _read_h5(path)
+            return _read_h5(path, drop_invalid)
     except (ValueError, KeyError) as err:
         raise ValueError(f"could not read atoms from {path}: {err}") from err
     except OSError as err:
@@ -150,7 +166,7 @@ def read_atoms(path: str | Path) -> AtomModel:
     raise ValueError(f"cannot read atoms from {suffix!r}; use one of {', '.join(ATOM_SUFFIXES)}")
 
 
-def _read_csv(path: Path) -> AtomModel:
+def _read_csv(path: Path, drop_invalid: bool = False) -> AtomModel:
     text = path.read_text()
     meta = {}
     body_lines = []
@@ -167,10 +183,16 @@ def _read_csv(path: Path) -> AtomModel:
         io.StringIO("".join(body_lines)), dtype=text_cols, keep_default_na=False, na_values=[""]
     )
     frame.columns = [str(c).strip() for c in frame.columns]
-    return AtomModel.from_frame(frame, meta)
+    missing = [c for c in ("z", "y", "x") if c not in frame.columns]
+    if missing:
+        return AtomModel.from_frame(frame, meta)  # its error names the missing columns
+    pos = frame[["z", "y", "x"]].to_numpy(dtype=np.float64)
+    return _model(
+        pos, frame.drop(columns=["z", "y", "x"]).reset_index(drop=True), meta, drop_invalid
+    )
 
 
-def _read_xyz(path: Path) -> AtomModel:
+def _read_xyz(path: Path, drop_invalid: bool = False) -> AtomModel:
     lines = path.read_text().splitlines()
     if len(lines) < 2:
         raise ValueError("an XYZ file needs a count line and a comment line")
@@ -211,10 +233,10 @@ def _read_xyz(path: Path) -> AtomModel:
                 break
             except ValueError:
                 continue
-    return AtomModel(pos, _coerce_features(pd.DataFrame(cols)), meta)
+    return _model(pos, pd.DataFrame(cols), meta, drop_invalid)
 
 
-def _read_h5(path: Path) -> AtomModel:
+def _read_h5(path: Path, drop_invalid: bool = False) -> AtomModel:
     import h5py
 
     with h5py.File(path, "r") as h5:
@@ -233,7 +255,7 @@ def _read_h5(path: Path) -> AtomModel:
                 v = v.astype(str)
             cols[c] = v
         meta = json.loads(g.attrs.get("metadata", "{}"))
-    return AtomModel(pos, _coerce_features(pd.DataFrame(cols)), meta)
+    return _model(pos, pd.DataFrame(cols), meta, drop_invalid)
 
 
 def is_atom_model_file(path: str | Path) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,14 @@ _UNIT_TO_A = {
     "micrometer": 1e4,
     "pm": 0.01,
     "m": 1e10,
+    "angstroms": 1.0,
+    "ångström": 1.0,
+    "nanometre": 10.0,
+    "nanometres": 10.0,
+    "nanometers": 10.0,
+    "micrometre": 1e4,
+    "picometer": 0.01,
+    "picometre": 0.01,
 }
 
 
@@ -85,6 +95,13 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, float | None, dict]:
 
     with tifffile.TiffFile(path) as tf:
         data = tf.asarray()
+        declared = int((tf.imagej_metadata or {}).get("images", 0) or 0)
+        n_read = data.shape[0] if data.ndim >= 3 else 1
+        if declared > n_read:
+            raise TiltSeriesFileError(
+                f"{path} looks truncated: its header declares {declared} images but only "
+                f"{n_read} can be read; copy or export the file again"
+            )
         px = None
         meta: dict[str, Any] = {"format": "TIFF"}
         if tf.is_ome and tf.ome_metadata:
@@ -182,7 +199,13 @@ def _read_hdf5(path: Path, dataset: str | None, angles_dataset: str | None):
                     if key == "pixel_size":
                         unit = obj.attrs.get("pixel_size_unit", "A")
                         unit = unit.decode() if isinstance(unit, bytes) else unit
-                        factor = _unit_factor(unit) or 1.0
+                        factor = _unit_factor(unit)
+                        if factor is None:
+                            raise ValueError(
+                                f"{path}: unknown pixel_size_unit {unit!r}; use one of "
+                                f"{', '.join(sorted(set(_UNIT_TO_A)))} (or give the pixel "
+                                "size in A with --pixel-size / the pixel_size_A attribute)"
+                            )
                     px = float(np.asarray(obj.attrs[key]).ravel()[0]) * factor
                     break
             if px is not None:
@@ -308,6 +331,14 @@ def read_tilt_series(
         if isinstance(angles, (str, Path)) and Path(str(angles)).exists():
             ang = read_angles(angles)
             angle_source = str(angles)
+        elif isinstance(angles, Path) or (
+            isinstance(angles, str)
+            and (re.search(r"[/\\]", angles) or re.search(r"\.[A-Za-z]+\s*$", angles))
+        ):
+            raise FileNotFoundError(
+                f"angles file {angles} does not exist; give an existing file (.tlt, .rawtlt, "
+                ".txt) or the angles themselves, e.g. '-70:70:7' or '-60,-30,0,30,60'"
+            )
         elif isinstance(angles, str):
             ang = parse_angles(angles)
             angle_source = "typed"
@@ -352,6 +383,24 @@ def validate_angles(angles, n_images: int, *, where: str = "the angles") -> np.n
             f"{where} contain angles beyond +-90 degrees ({ang.min():.1f}..{ang.max():.1f}); "
             "tilt angles are expected in degrees, not radians or indices"
         )
+    if n_images > 1 and np.ptp(ang) < 1e-6:
+        raise ValueError(
+            f"{where} are all {ang[0]:g} degrees: a tilt series needs images at different "
+            "angles; check the angles file (one angle per image, in stack order)"
+        )
+    rounded = np.round(ang, 4)
+    if len(np.unique(rounded)) < len(rounded):
+        dup = sorted({float(a) for a in rounded if (rounded == a).sum() > 1})
+        raise ValueError(
+            f"{where} repeat the angle(s) {dup[:5]} degrees: every image needs its own angle "
+            "(a dual-axis or repeated series must be split into single-axis series first)"
+        )
+    if n_images >= 5 and np.abs(ang).max() <= 1.6 and np.ptp(ang) > 0.3:
+        warnings.warn(
+            f"{where} span only {ang.min():.3f}..{ang.max():.3f}: they look like radians; "
+            "napari-aet expects degrees (multiply by 57.2958)",
+            stacklevel=2,
+        )
     return ang
 
 
@@ -384,14 +433,21 @@ def _validate_stack(data: np.ndarray, path, nan_policy: str, meta: dict) -> np.n
         if nan_policy == "raise":
             raise ValueError(
                 f"{path}: {int(bad.sum())} pixels are NaN or infinite (in images "
-                f"{which.tolist()[:10]}); pass nan_policy='fill' to replace them by each "
-                "image's median, or fix the file"
+                f"{which.tolist()[:10]}); to replace them by each image's median, pass "
+                "--fill-nans on the command line (nan_policy='fill' in Python), or fix the file"
             )
         data = data.copy()
         for i in which:
             good = data[i][~bad[i]]
             data[i][bad[i]] = np.median(good) if good.size else 0.0
         meta["nan_filled_pixels"] = int(bad.sum())
+    flat = np.nonzero(np.ptp(data.reshape(len(data), -1), axis=1) == 0)[0]
+    if len(flat):
+        raise ValueError(
+            f"{path}: image(s) {flat.tolist()[:10]} of {len(data)} are blank (every pixel "
+            f"{float(data[flat[0]].flat[0]):g}): remove them and their angles, or check the "
+            "file (a failed acquisition or export)"
+        )
     return data
 
 

@@ -74,7 +74,8 @@ def build_structure(
     a = lattice_constant_A or LATTICE_CONSTANTS_A.get(element)
     if a is None and structure != "amorphous":
         raise ValueError(
-            f"no default lattice constant for {element!r}; pass lattice_constant_A "
+            f"{element!r} is not one of the tabulated fcc metals; give its fcc lattice constant "
+            "(--lattice-constant in A; lattice_constant_A in Python), or --structure amorphous "
             f"(known: {', '.join(LATTICE_CONSTANTS_A)})"
         )
     feats: dict = {}

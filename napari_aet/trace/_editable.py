@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -140,8 +141,10 @@ class EditableAtomModel:
         """Move atom ``index`` to ``position_A`` [A]."""
         if not 0 <= index < self.n_atoms:
             raise IndexError(f"no atom {index}; the model has {self.n_atoms}")
-        before = self._snapshot()
         p = np.asarray(position_A, np.float64).reshape(3)
+        if not np.all(np.isfinite(p)):
+            raise ValueError("an atom position must be three finite numbers (z, y, x) in A")
+        before = self._snapshot()
         old = self.model.positions[index].copy()
         self.model.positions = self.model.positions.copy()
         self.model.positions[index] = p
@@ -240,10 +243,21 @@ class EditableAtomModel:
 
     @classmethod
     def restore(cls, path, *, autosave: bool = True) -> EditableAtomModel:
-        """Reopen an autosaved (or any written) model, with its counts and edit log."""
+        """Reopen an autosaved (or any written) model, with its counts and edit log.
+
+        A row whose position is not finite (a file damaged or written by another tool) is
+        skipped, not fatal: the rest of the session comes back, and the skipped rows are listed
+        in ``model.metadata["dropped_invalid_rows"]``.
+        """
         from ..io import read_atoms
 
-        model = read_atoms(path)
+        model = read_atoms(path, drop_invalid=True)
+        if model.metadata.get("dropped_invalid_rows"):
+            warnings.warn(
+                f"{path}: skipped {len(model.metadata['dropped_invalid_rows'])} atom(s) without "
+                "a finite position; the other atoms and the edit log are restored",
+                stacklevel=2,
+            )
         return cls(model, Path(path) if autosave else None)
 
 

@@ -206,6 +206,11 @@ def trace_atoms(
         raise ValueError(f"a tomogram must be 3D (z, y, x); got shape {vol.shape}")
     if not np.all(np.isfinite(vol)):
         raise ValueError("the tomogram contains NaN or infinite values")
+    if vol.size and np.ptp(vol) == 0:
+        raise ValueError(
+            f"the tomogram is blank (every voxel {float(vol.flat[0]):g}): nothing to trace; "
+            "check the reconstruction (its iterations, support and input series)"
+        )
     if voxel_size_A <= 0 or min_distance_A <= 0:
         raise ValueError("voxel_size_A and min_distance_A must be positive (Angstrom)")
     px = float(voxel_size_A)

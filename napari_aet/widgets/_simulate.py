@@ -18,7 +18,7 @@ from magicgui.widgets import (
 
 from .._layers import atoms_layer_data, tilt_series_layer_data
 from ..io import TiltSeries, parse_angles
-from ..simulate import build_structure, simulate_tilt_series
+from ..simulate import LATTICE_CONSTANTS_A, build_structure, simulate_tilt_series
 from ._runner import status_label
 
 if TYPE_CHECKING:
@@ -34,9 +34,7 @@ class SimulateWidget(Container):
         self.structure = ComboBox(
             label="structure", choices=["twinned dumbbell", "fcc", "amorphous"], value="fcc"
         )
-        self.element = ComboBox(
-            label="element", choices=["Pt", "Au", "Pd", "Ag", "Ni", "Fe", "Co"], value="Pt"
-        )
+        self.element = ComboBox(label="element", choices=sorted(LATTICE_CONSTANTS_A), value="Pt")
         self.radius = FloatSpinBox(label="radius (A)", value=12.0, min=3.0, max=60.0)
         self.angles = LineEdit(label="angles (deg)", value="-70:70:7")
         self.pixel_size = FloatSpinBox(label="pixel size (A)", value=0.358, min=0.05, max=5.0)
