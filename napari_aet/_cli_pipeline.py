@@ -300,6 +300,12 @@ def add_run(sub) -> None:
         help="U-Net weights applied before tracing: 'fcc' (default, shipped), 'amorphous', "
         "a weights.pt, or 'none' (trace the raw GENFIRE tomogram)",
     )
+    p.add_argument(
+        "--tilt-axis",
+        default="estimate",
+        help="in-plane tilt axis: 'estimate' (default, over the whole half circle), 'none' "
+        "(vertical) or a known angle [deg]",
+    )
     p.add_argument("--no-refine", action="store_true", help="skip projection matching")
     p.add_argument(
         "--no-refine-model",
@@ -362,6 +368,7 @@ def _cmd_run(args) -> int:
         strain=not args.no_strain,
         element=args.element,
         lattice_constant_A=args.lattice_constant,
+        tilt_axis=args.tilt_axis,
         refine_model=not args.no_refine_model,
         orr=args.orr,
         figure_formats=args.figure_formats,

@@ -620,6 +620,10 @@ def _cmd_analyze(args) -> int:
     from .figures import plot_layer_rmsd
 
     plot_layer_rmsd(summary["layers"]).savefig(out / "figures" / "layer_rmsd.png", dpi=150)
+    if summary.get("amorphous"):
+        from .figures import plot_rdf
+
+        plot_rdf(summary["amorphous"]).savefig(out / "figures" / "rdf.png", dpi=150)
     if not args.quiet:
         rot = summary["relative_rotation_deg"]
         a = summary["lattice_constant_A"]

@@ -122,6 +122,8 @@ def _stage_args(stage: str, tilts: Path, out: Path, opts: dict) -> list[str]:
         ]
         if not opts.get("refine", True):
             a.append("--no-refine")
+        if str(opts.get("tilt_axis") or "estimate") != "estimate":
+            a.append(f"--tilt-axis={opts['tilt_axis']}")
         if opts.get("denoise"):
             a += ["--denoise", opts["denoise"]]
         return a
@@ -247,7 +249,8 @@ def run_pipeline(tilts, out_dir, *, resume: bool = True, quiet: bool = True, **o
         the raw GENFIRE tomogram), ``refine_model`` (refine the traced positions against the
         aligned series; default True), ``strain``, ``orr``, ``element`` (default Pt: the
         validation's scattering factors, the analysis's reference lattice constant and Q4/Q6
-        cutoff), ``lattice_constant_A`` (the strain reference, default the element's).
+        cutoff), ``lattice_constant_A`` (the strain reference, default the element's),
+        ``tilt_axis`` (``"estimate"``, ``"none"`` or degrees).
 
     Raises
     ------

@@ -168,7 +168,8 @@ def _series(tmp_path, data=None, angles=None, **attrs):
         ([0.0] * 7, "are all 0 degrees"),
         ([-30, -20, -10, 0, 0, 10, 20], "repeat the angle"),
         ([-30, -20, -10, 0, 10, 20], "give 6 tilt angles but the stack has 7"),
-        ([-100, -60, -30, 0, 30, 60, 100], "beyond"),
+        ([-400, -60, -30, 0, 30, 60, 100], "beyond a full turn"),
+        ([0, 60, 120, 180, 240, 300, 365], "beyond a full turn"),
         ([-30, -20, -10, np.nan, 10, 20, 30], "NaN"),
     ],
 )

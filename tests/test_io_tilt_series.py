@@ -150,11 +150,14 @@ def test_hdf5_without_3d_dataset(tmp_path):
         read_tilt_series(p)
 
 
-def test_angles_in_radians_are_caught(tmp_path, stack):
+def test_indices_are_refused_and_full_range_series_accepted(tmp_path, stack):
     p = tmp_path / "s.npy"
     np.save(p, stack)
-    with pytest.raises(ValueError, match="beyond"):
-        read_tilt_series(p, angles=[-100, -50, 0, 50, 100])
+    with pytest.raises(ValueError, match="beyond a full turn"):
+        read_tilt_series(p, angles=[0, 100, 200, 300, 400])
+    # a full-range series (0..177, as GENFIRE/RESIRE data sets ship) reads as it is
+    ts = read_tilt_series(p, angles=[0, 45, 90, 135, 177])
+    np.testing.assert_array_equal(ts.angles_deg, [0, 45, 90, 135, 177])
 
 
 def test_failed_write_keeps_the_good_file(tmp_path, stack):

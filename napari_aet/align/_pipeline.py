@@ -80,7 +80,7 @@ def align_tilt_series(
     center_of_mass: bool = True,
     common_line: bool = True,
     tilt_axis: str | float | None = "estimate",
-    tilt_axis_search_deg: float = 20.0,
+    tilt_axis_search_deg: float = 90.0,
     refine: bool = True,
     refine_angles: bool = True,
     angle_method: str = "model",
@@ -177,10 +177,12 @@ def align_tilt_series(
     alpha = 0.0
     if tilt_axis == "estimate":
         check_cancel(cancel, "alignment")
-        alpha = estimate_tilt_axis_angle(
-            apply_alignment(work, shifts_px=s), search_range_deg=tilt_axis_search_deg
+        alpha, axis_info = estimate_tilt_axis_angle(
+            apply_alignment(work, shifts_px=s),
+            search_range_deg=tilt_axis_search_deg,
+            details=True,
         )
-        steps["tilt_axis"] = {"estimated_deg": alpha}
+        steps["tilt_axis"] = {"estimated_deg": alpha, **axis_info}
     elif tilt_axis is not None:
         alpha = float(tilt_axis)
         steps["tilt_axis"] = {"given_deg": alpha}

@@ -126,18 +126,32 @@ def _line_disagreement(arr: np.ndarray, angle_deg: float, n_bins: int) -> float:
 def estimate_tilt_axis_angle(
     data,
     *,
-    search_range_deg: float = 20.0,
+    search_range_deg: float = 90.0,
     step_deg: float = 1.0,
     tol_deg: float = 0.005,
     margin_px: float | None = 6.0,
-) -> float:
+    details: bool = False,
+):
     """In-plane angle [degrees] of the tilt axis from vertical, by the common-line condition.
 
     Only along the true tilt axis are the images' projections onto the axis the same line for
-    every tilt. The disagreement between the lines is scanned over
-    ``+-search_range_deg`` and its minimum refined (bounded Brent search). Background-free,
-    roughly centred images work best.
+    every tilt. The disagreement between the lines is scanned over ``+-search_range_deg``
+    (default the whole half circle, -90..90: a horizontal axis is found too) and its minimum
+    refined (bounded Brent search). Background-free, roughly centred images work best.
+
+    The estimate is *uncertain* (a warning, and ``details``) when the best minimum is not
+    clearly the lowest: another minimum more than 15 degrees away scores within a factor 2 of
+    it, the lines disagree nearly as much there as anywhere (featureless or very noisy images),
+    or, with a narrower search range, the best lies on its edge or a coarse look outside it
+    finds a better axis.
+
+    Returns
+    -------
+    float, or (float, dict) with ``details``
+        The angle; the dict has ``uncertain`` (bool), ``why`` and ``second_best_deg``.
     """
+    import warnings
+
     from ..recon._support import projection_masks
 
     arr = np.clip(np.asarray(data, np.float64), 0, None)
@@ -145,17 +159,56 @@ def estimate_tilt_axis_angle(
     if margin_px is not None:
         arr = arr * projection_masks(arr, smooth_px=2.0, margin_px=margin_px)
     n_bins = int(np.ceil(np.hypot(*arr.shape[1:]))) + 4
-    grid = np.arange(-search_range_deg, search_range_deg + 1e-9, step_deg)
-    scores = [_line_disagreement(arr, a, n_bins) for a in grid]
+    full = search_range_deg >= 90.0
+    hi_end = 90.0 - 1e-9 if full else search_range_deg + 1e-9  # -90 and +90 are one axis
+    grid = np.arange(-search_range_deg, hi_end, step_deg)
+    scores = np.array([_line_disagreement(arr, a, n_bins) for a in grid])
     k = int(np.argmin(scores))
-    lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    if full:  # the scan is circular: bracket across the -90/+90 seam
+        lo, hi = grid[k] - step_deg, grid[k] + step_deg
+    else:
+        lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
     res = optimize.minimize_scalar(
         lambda a: _line_disagreement(arr, a, n_bins),
         bounds=(lo, hi),
         method="bounded",
         options={"xatol": tol_deg},
     )
-    return float(res.x)
+    angle = float((res.x + 90.0) % 180.0 - 90.0) if full else float(res.x)
+    best = float(min(res.fun, scores[k]))
+    dist = np.abs((grid - angle + 90.0) % 180.0 - 90.0)
+    far = dist > 15.0
+    info = {"uncertain": False, "why": "", "second_best_deg": None}
+    if far.any():
+        j = int(np.argmin(np.where(far, scores, np.inf)))
+        info["second_best_deg"] = float(grid[j])
+        if scores[j] < 2.0 * best + 1e-12:
+            info.update(
+                uncertain=True,
+                why=f"another direction ({grid[j]:+.0f} deg) fits the common line almost as well",
+            )
+    if best > 0.5 * float(np.median(scores)):
+        info.update(uncertain=True, why="the images' lines disagree nearly as much everywhere")
+    if not full:  # a coarse look outside a narrow range: is the axis elsewhere?
+        outside = [a for a in np.arange(-90.0, 90.0, 5.0) if abs(a) > search_range_deg]
+        other = [(_line_disagreement(arr, a, n_bins), a) for a in outside]
+        if other and min(other)[0] < best:
+            info.update(
+                uncertain=True,
+                why=f"a better axis lies outside +-{search_range_deg:g} deg (near "
+                f"{min(other)[1]:+.0f} deg)",
+            )
+        elif abs(angle) >= search_range_deg - step_deg:
+            info.update(
+                uncertain=True, why=f"the best angle is at the edge of +-{search_range_deg}"
+            )
+    if info["uncertain"]:
+        warnings.warn(
+            f"tilt-axis estimate {angle:+.2f} deg is uncertain: {info['why']}; check it, or "
+            "give the tilt axis (--tilt-axis DEG)",
+            stacklevel=2,
+        )
+    return (angle, info) if details else angle
 
 
 def split_object_translation(d_col, angles_deg) -> tuple[np.ndarray, np.ndarray]:

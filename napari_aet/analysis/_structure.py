@@ -288,7 +288,10 @@ def analyze_structure(
     selection the user drew; the lattice fits and ``relative_rotation_deg`` then use it.
 
     Any finite positions give a result: what cannot be measured (too few atoms, no layering,
-    a degenerate cluster) is ``None``/NaN with the reason in ``summary["notes"]``.
+    a degenerate cluster) is ``None``/NaN with the reason in ``summary["notes"]``. A particle
+    without close-packed layers (amorphous) gets, instead of crystal labels, the radial
+    distribution function with its first peak and minimum and each atom's ``coordination``
+    (``summary["amorphous"]``).
     """
     pos = _check_positions(model.positions, minimum=1)
     n_atoms = len(pos)
@@ -481,6 +484,12 @@ def analyze_structure(
     if fits:
         w = np.array([len(x.assigned) for x in fits.values()], float)
         a_fit = float(np.average([x.lattice_constant_A for x in fits.values()], weights=w))
+    amorphous = None
+    if not crystalline and n_atoms >= 4:
+        from ._amorphous import amorphous_summary
+
+        amorphous, coord = amorphous_summary(pos)
+        f["coordination"] = coord
     a_meas = a_fit if np.isfinite(a_fit) else d_nn * np.sqrt(2.0)
     if np.isfinite(a_meas) and abs(a_meas / a_ref - 1) > 0.03:
         notes.append(
@@ -528,6 +537,7 @@ def analyze_structure(
             "hcp": int((st.stacking == "hcp").sum()),
             "other": int((st.stacking == "other").sum()),
         },
+        "amorphous": amorphous,
         "notes": list(dict.fromkeys(notes)),
     }
     summary = _clean(summary)

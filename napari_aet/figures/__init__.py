@@ -6,6 +6,7 @@ from ._curves import (
     plot_layer_rmsd,
     plot_q4_q6,
     plot_r_factors,
+    plot_rdf,
     plot_recon_errors,
     plot_trace_histogram,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "STUDY_LAYER_COLORS",
     "layer_groups",
     "plot_layer_rmsd",
+    "plot_rdf",
     "plot_q4_q6",
     "plot_r_factors",
     "add_scale_bar",

@@ -145,3 +145,26 @@ def plot_r_factors(angles_deg, r_per_image, *, ax=None):
     ax.set_ylabel("R-factor")
     ax.legend(frameon=False, fontsize=8)
     return fig
+
+
+def plot_rdf(amorphous: dict, *, ax=None):
+    """Radial distribution function ``g(r)`` with its first peak and minimum (the
+    ``amorphous`` part of ``analysis.json``)."""
+    fig, ax = _figure_axes(ax, (4.2, 3.0))
+    r = np.asarray(amorphous["rdf_r_A"], float)
+    g = np.array([np.nan if v is None else v for v in amorphous["rdf_g"]], float)
+    ax.plot(r, g, color="#264653", lw=1)
+    ax.axhline(1.0, color="#999999", lw=0.8, ls=":")
+    for key, label, color in (
+        ("rdf_first_peak_A", "first peak", "#e76f51"),
+        ("rdf_first_minimum_A", "first minimum", "#2a9d8f"),
+    ):
+        if amorphous.get(key) is not None:
+            ax.axvline(amorphous[key], color=color, lw=0.8, ls="--")
+            ax.text(amorphous[key], ax.get_ylim()[1] * 0.95, f" {label} {amorphous[key]:.2f} Å",
+                    color=color, fontsize=7, va="top")  # fmt: skip
+    cn = amorphous.get("coordination_mean")
+    ax.set_title(f"mean coordination {cn:.2f}" if cn is not None else "", fontsize=9)
+    ax.set_xlabel("r (Å)")
+    ax.set_ylabel("g(r)")
+    return fig

@@ -63,6 +63,10 @@ def read_angles(path: str | Path) -> np.ndarray:
     column is taken only when every line has the same count (e.g. ``angle dose``).
     """
     path = Path(path)
+    if path.suffix.lower() == ".mat":
+        from ._matlab import read_mat_angles
+
+        return read_mat_angles(path)
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as err:

@@ -15,7 +15,7 @@ from .. import __version__
 from .._files import replace_when_done
 from ..atoms import COORDINATE_COLUMNS, KNOWN_FEATURES, AtomModel, _coerce_features
 
-ATOM_SUFFIXES = (".csv", ".xyz", ".h5", ".hdf5")
+ATOM_SUFFIXES = (".csv", ".xyz", ".h5", ".hdf5", ".mat")
 _CSV_META_PREFIX = "# napari-aet-metadata: "
 
 
@@ -48,7 +48,7 @@ def write_atoms(path: str | Path, model: AtomModel) -> Path:
     elif suffix in (".h5", ".hdf5"):
         writer = _h5_writer(model, meta)
     else:
-        raise ValueError(f"cannot write atoms as {suffix!r}; use one of {', '.join(ATOM_SUFFIXES)}")
+        raise ValueError(f"cannot write atoms as {suffix!r}; use one of .csv, .xyz, .h5, .hdf5")
     replace_when_done(path, writer)
     return path
 
@@ -159,6 +159,12 @@ def read_atoms(path: str | Path, *, drop_invalid: bool = False) -> AtomModel:
             return _read_xyz(path, drop_invalid)
         if suffix in (".h5", ".hdf5"):
             return _read_h5(path, drop_invalid)
+        if suffix == ".mat":
+            from ._matlab import read_mat_atoms
+
+            pos = read_mat_atoms(path)
+            meta = {"source": f"{path.name} (MATLAB x, y, z in A, read as z, y, x)"}
+            return _model(pos, pd.DataFrame(index=range(len(pos))), meta, drop_invalid)
     except (ValueError, KeyError) as err:
         raise ValueError(f"could not read atoms from {path}: {err}") from err
     except OSError as err:
@@ -278,6 +284,13 @@ def is_atom_model_file(path: str | Path) -> bool:
 
             with h5py.File(path, "r") as h5:
                 return "atoms" in h5 and "positions_zyx_A" in h5["atoms"]
-    except (OSError, UnicodeDecodeError):
+        if suffix == ".mat":  # a model (2D, 3 x N) and no 3D stack
+            from ._matlab import load_mat
+
+            shapes = [v.shape for v in load_mat(path).values()]
+            return not any(len(s) == 3 for s in shapes) and any(
+                len(s) == 2 and 3 in s and max(s) > 3 for s in shapes
+            )
+    except (OSError, UnicodeDecodeError, ValueError):
         return False
     return False

@@ -13,12 +13,14 @@ import numpy as np
 
 from .._files import replace_when_done
 from ._angles import find_angle_sidecar, parse_angles, read_angles, write_angles
+from ._matlab import mat_tilt_series
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".ali", ".rec", ".map")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 NPY_SUFFIXES = (".npy",)
-TILT_SERIES_SUFFIXES = TIFF_SUFFIXES + MRC_SUFFIXES + HDF5_SUFFIXES + NPY_SUFFIXES
+MAT_SUFFIXES = (".mat",)
+TILT_SERIES_SUFFIXES = TIFF_SUFFIXES + MRC_SUFFIXES + HDF5_SUFFIXES + NPY_SUFFIXES + MAT_SUFFIXES
 
 #: Dataset names tried, in order, when an HDF5 file has several 3D datasets.
 HDF5_DATA_NAMES = ("tilt_series", "data", "projections", "images", "tiltseries")
@@ -311,6 +313,9 @@ def read_tilt_series(
             data, px, meta, file_angles = _read_hdf5(path, dataset, angles_dataset)
         elif suffix in NPY_SUFFIXES:
             data, px, meta = np.load(path, allow_pickle=False), None, {"format": "NPY"}
+        elif suffix in MAT_SUFFIXES:
+            data, file_angles, meta = mat_tilt_series(path, dataset)
+            px = None
         else:
             raise TiltSeriesFileError(
                 f"{path.name}: unsupported file type {suffix!r}; tilt series can be read from "
@@ -369,7 +374,11 @@ def read_tilt_series(
 
 
 def validate_angles(angles, n_images: int, *, where: str = "the angles") -> np.ndarray:
-    """Check that there is one finite angle per image; return them as float64 [degrees]."""
+    """Check that there is one finite angle per image; return them as float64 [degrees].
+
+    Any range is accepted (a limited -70..70 series, a full-range 0..180 one, a 360-degree
+    needle series), in any order; the angles must differ, and values that look like radians
+    give a warning."""
     ang = np.asarray(angles, dtype=np.float64).ravel()
     if ang.size != n_images:
         raise ValueError(
@@ -378,10 +387,11 @@ def validate_angles(angles, n_images: int, *, where: str = "the angles") -> np.n
         )
     if not np.all(np.isfinite(ang)):
         raise ValueError(f"{where} contain NaN or infinite tilt angles")
-    if np.any(np.abs(ang) > 90):
+    if np.any(np.abs(ang) > 360) or np.ptp(ang) > 360:
         raise ValueError(
-            f"{where} contain angles beyond +-90 degrees ({ang.min():.1f}..{ang.max():.1f}); "
-            "tilt angles are expected in degrees, not radians or indices"
+            f"{where} span {ang.min():.1f}..{ang.max():.1f}: beyond a full turn; tilt angles "
+            "are expected in degrees (any range up to 360, e.g. -70..70 or 0..177), not "
+            "image indices"
         )
     if n_images > 1 and np.ptp(ang) < 1e-6:
         raise ValueError(

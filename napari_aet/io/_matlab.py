@@ -1,0 +1,144 @@
+"""MATLAB .mat files, as the GENFIRE and RESIRE communities ship tilt series, angles and models.
+
+Version 5-7 files are read with :func:`scipy.io.loadmat`, version 7.3 files (HDF5 underneath)
+with h5py. MATLAB stores arrays column-major: scipy returns them in MATLAB's index order, h5py
+with the axes reversed; both are brought to MATLAB's order first, then to napari-aet's.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+#: Variable names tried, in order, for each kind of content (case-insensitive).
+MAT_SERIES_NAMES = ("projections", "tilt_series", "tiltseries", "data", "images", "proj", "stack")
+MAT_ANGLE_NAMES = ("angles", "tilt_angles", "angles_deg", "theta", "tiltangles", "euler_angles")
+MAT_MODEL_NAMES = ("model", "atoms", "atom_model", "positions", "coordinates", "xyz", "pos")
+
+
+def load_mat(path) -> dict[str, np.ndarray]:
+    """Every numeric array of a .mat file, by variable name, in MATLAB's index order."""
+    from scipy import io as sio
+
+    path = Path(path)
+    try:
+        raw = sio.loadmat(path, squeeze_me=False)
+        return {
+            k: np.asarray(v)
+            for k, v in raw.items()
+            if not k.startswith("__") and np.asarray(v).dtype.kind in "fiub"
+        }
+    except (NotImplementedError, ValueError) as err:  # v7.3: HDF5 with reversed axes
+        import h5py
+
+        if not h5py.is_hdf5(path):
+            raise ValueError(f"{path} is not a MATLAB file scipy or h5py can read ({err})") from err
+
+        out: dict[str, np.ndarray] = {}
+        with h5py.File(path, "r") as h5:
+
+            def visit(name, obj):
+                if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "fiub":
+                    out[name.split("/")[-1]] = np.asarray(obj[()]).transpose()
+
+            h5.visititems(visit)
+        return out
+
+
+def _pick(arrays: dict, names: tuple, ndim: set, what: str, path, variable: str | None):
+    if variable is not None:
+        if variable not in arrays:
+            raise KeyError(
+                f"variable {variable!r} is not in {path}; it holds "
+                f"{', '.join(f'{k} {v.shape}' for k, v in arrays.items()) or 'no arrays'}"
+            )
+        return variable, arrays[variable]
+    lower = {k.lower(): k for k in arrays}
+    for n in names:
+        if n in lower and arrays[lower[n]].ndim in ndim:
+            return lower[n], arrays[lower[n]]
+    fits = [k for k, v in arrays.items() if np.squeeze(v).ndim in ndim]
+    if len(fits) == 1:
+        return fits[0], arrays[fits[0]]
+    listing = ", ".join(f"{k} {v.shape}" for k, v in arrays.items()) or "no numeric arrays"
+    raise ValueError(
+        f"{path}: cannot tell which variable holds the {what} ({listing}); name it (the "
+        "dataset option / --dataset)"
+    )
+
+
+def mat_tilt_series(path, variable: str | None = None):
+    """The tilt series ``(n, rows, cols)``, its angles (or None), and provenance of a .mat file.
+
+    MATLAB keeps a stack as ``(rows, cols, n)`` (GENFIRE's ``projections``); it is taken as
+    ``(n, rows, cols)`` only when the file's angles match the first axis and not the last.
+    Angles come from a variable such as ``angles``: one column of tilt angles, or GENFIRE's
+    Euler triplets ``(phi, theta, psi)`` per image, of which the tilt is ``theta`` (a warning
+    when ``phi`` or ``psi`` vary: not a single-axis series).
+    """
+    arrays = load_mat(path)
+    name, arr = _pick(arrays, MAT_SERIES_NAMES, {3}, "tilt series", path, variable)
+    arr = np.asarray(arr)
+    if arr.ndim != 3:
+        arr = np.squeeze(arr)
+    if arr.ndim != 3:
+        raise ValueError(f"{path}: variable {name!r} has shape {arr.shape}, not a 3D stack")
+    angles, angle_var = None, None
+    rest = {k: v for k, v in arrays.items() if k != name}
+    try:
+        angle_var, a = _pick(rest, MAT_ANGLE_NAMES, {1, 2}, "angles", path, None)
+        angles = mat_angles_array(a)
+    except (ValueError, KeyError):
+        angles = None
+    # MATLAB's stack is (rows, cols, n); (n, rows, cols) only where the angles say so
+    if angles is not None and len(angles) == arr.shape[0] and len(angles) != arr.shape[2]:
+        data, layout = arr, "(n, rows, cols)"
+    else:
+        data, layout = np.moveaxis(arr, -1, 0), "(rows, cols, n), MATLAB's"
+    meta = {"format": "MATLAB .mat", "variable": name, "layout": layout}
+    if angle_var:
+        meta["angles_variable"] = angle_var
+    return np.ascontiguousarray(data), angles, meta
+
+
+def mat_angles_array(a, n_images: int | None = None) -> np.ndarray:
+    """Tilt angles [deg] from a MATLAB array: one value per image, or Euler triplets."""
+    a = np.asarray(a, np.float64)
+    if a.ndim == 2 and 1 in a.shape:
+        a = a.ravel()
+    if a.ndim == 1:
+        return a
+    if a.ndim == 2 and 3 in a.shape:
+        trip = a if a.shape[1] == 3 and (n_images is None or a.shape[0] == n_images) else a.T
+        if not np.allclose(trip[:, 0], trip[0, 0]) or not np.allclose(trip[:, 2], trip[0, 2]):
+            warnings.warn(
+                "the Euler angles' phi or psi vary between images: not a single-axis series; "
+                "only theta (the tilt) is used",
+                stacklevel=3,
+            )
+        return trip[:, 1].copy()
+    raise ValueError(f"angles of shape {a.shape}: give one column, or (n, 3) Euler triplets")
+
+
+def read_mat_angles(path) -> np.ndarray:
+    """Tilt angles [deg] from a .mat file (the first angle-like variable)."""
+    arrays = load_mat(path)
+    _, a = _pick(arrays, MAT_ANGLE_NAMES, {1, 2}, "angles", path, None)
+    return mat_angles_array(a)
+
+
+def read_mat_atoms(path) -> np.ndarray:
+    """Atom positions ``(N, 3)`` in napari-aet's ``(z, y, x)`` [A] from a .mat model.
+
+    GENFIRE and RESIRE models are ``3 x N`` (or ``N x 3``) arrays of ``x, y, z`` in Angstrom;
+    the order is reversed to ``z, y, x``.
+    """
+    arrays = load_mat(path)
+    name, a = _pick(arrays, MAT_MODEL_NAMES, {2}, "atom model", path, None)
+    a = np.asarray(a, np.float64)
+    if a.ndim != 2 or 3 not in a.shape:
+        raise ValueError(f"{path}: {name!r} has shape {a.shape}; an atom model is 3 x N or N x 3")
+    xyz = a.T if a.shape[0] == 3 and a.shape[1] != 3 else a
+    return np.ascontiguousarray(xyz[:, ::-1])

@@ -1,0 +1,167 @@
+"""Data as other groups ship it: MATLAB .mat files, full-range series, a horizontal tilt axis."""
+
+import json
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io as sio
+
+from napari_aet.analysis import compare_atom_models
+from napari_aet.cli import main
+from napari_aet.io import is_atom_model_file, read_angles, read_atoms, read_tilt_series
+from napari_aet.simulate import build_structure, simulate_tilt_series
+
+
+def _write_v73(path, arrays: dict) -> None:
+    """A MATLAB v7.3 file: HDF5 behind MATLAB's 128-byte header, arrays stored transposed."""
+    with h5py.File(path, "w", userblock_size=512) as h5:
+        for k, v in arrays.items():
+            h5.create_dataset(k, data=np.asarray(v).transpose())
+    head = b"MATLAB 7.3 MAT-file, Platform: GLNXA64".ljust(116, b" ") + b"\0" * 8 + b"\0\x02IM"
+    with open(path, "r+b") as fh:
+        fh.write(head)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    rng = np.random.default_rng(0)
+    return rng.uniform(1, 2, (60, 40, 48)).astype(np.float32), np.arange(0, 180, 3.0)
+
+
+@pytest.mark.parametrize("version", ["v5", "v7.3"])
+def test_mat_tilt_series_in_matlab_layout_with_euler_angles(version, stack, tmp_path):
+    data, ang = stack
+    mat = np.moveaxis(data, 0, -1)  # MATLAB keeps (rows, cols, n)
+    euler = np.stack([np.zeros(60), ang, np.zeros(60)], axis=1)  # GENFIRE (phi, theta, psi)
+    path = tmp_path / "series.mat"
+    if version == "v5":
+        sio.savemat(path, {"projections": mat, "angles": euler})
+    else:
+        _write_v73(path, {"projections": mat, "angles": euler})
+    ts = read_tilt_series(path)
+    np.testing.assert_array_equal(ts.data, data)
+    np.testing.assert_array_equal(ts.angles_deg, ang)
+    assert ts.metadata["format"] == "MATLAB .mat" and ts.metadata["variable"] == "projections"
+    np.testing.assert_array_equal(read_angles(path), ang)
+    assert not is_atom_model_file(path)
+
+
+def test_mat_series_stored_stack_first_and_angles_as_one_row(stack, tmp_path):
+    data, ang = stack
+    sio.savemat(tmp_path / "s.mat", {"data": data, "tilt_angles": ang[None, :]})
+    ts = read_tilt_series(tmp_path / "s.mat")
+    np.testing.assert_array_equal(ts.data, data)  # the angles say the stack is (n, rows, cols)
+
+
+def test_mat_euler_angles_of_a_tilted_axis_warn(stack, tmp_path):
+    data, ang = stack
+    euler = np.stack([np.linspace(0, 10, 60), ang, np.zeros(60)], axis=1)
+    sio.savemat(tmp_path / "s.mat", {"projections": np.moveaxis(data, 0, -1), "angles": euler})
+    with pytest.warns(UserWarning, match="not a single-axis series"):
+        read_tilt_series(tmp_path / "s.mat")
+
+
+@pytest.mark.parametrize("shape", ["3xN", "Nx3", "v7.3"])
+def test_mat_atom_models(shape, tmp_path):
+    xyz = np.random.default_rng(1).uniform(0, 20, (3, 50))
+    path = tmp_path / "model.mat"
+    if shape == "3xN":
+        sio.savemat(path, {"model": xyz})
+    elif shape == "Nx3":
+        sio.savemat(path, {"atoms": xyz.T})
+    else:
+        _write_v73(path, {"model": xyz})
+    assert is_atom_model_file(path)
+    m = read_atoms(path)
+    np.testing.assert_allclose(m.positions, xyz.T[:, ::-1])  # x, y, z -> z, y, x
+
+
+def test_a_mat_file_without_a_stack_says_what_it_holds(tmp_path):
+    sio.savemat(tmp_path / "x.mat", {"a": np.zeros((4, 4)), "b": np.zeros((5, 5))})
+    with pytest.raises(ValueError, match="cannot tell which variable"):
+        read_tilt_series(tmp_path / "x.mat")
+
+
+def test_full_range_series_from_a_mat_file_reconstructs_and_traces(tmp_path, capsys):
+    """60 images over 0..177 degrees (as GENFIRE/RESIRE data sets come): read from .mat,
+    reconstructed and traced by the CLI, every atom found."""
+    atoms = build_structure("fcc", radius_A=7.0, shape_px=(64, 64), pixel_size_A=0.4, seed=2)
+    ang = np.arange(0, 178, 3.0)
+    sim = simulate_tilt_series(atoms, ang, pixel_size_A=0.4, shape_px=(64, 64), seed=1)
+    sio.savemat(tmp_path / "s.mat", {"projections": np.moveaxis(sim.data, 0, -1), "angles": ang})
+    rc = main(["-q", "recon", str(tmp_path / "s.mat"), "--pixel-size", "0.4", "--iterations",
+               "30", "--out", str(tmp_path / "r")])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    rc = main(["-q", "trace", str(tmp_path / "r" / "tomogram.h5"), "--out", str(tmp_path / "t")])
+    assert rc == 0, capsys.readouterr().err
+    traced = read_atoms(tmp_path / "t" / "atoms.csv")
+    c = compare_atom_models(atoms.positions, traced.positions)
+    assert c.n_common == atoms.n_atoms == traced.n_atoms
+    assert c.rmsd_A < 0.1  # no missing wedge: better than a +-70 series of the same particle
+
+
+def test_horizontal_tilt_axis_is_found_over_the_half_circle(sample):
+    from napari_aet.align import estimate_tilt_axis_angle
+
+    turned = np.ascontiguousarray(np.rot90(sample.data, k=1, axes=(1, 2)))
+    angle, info = estimate_tilt_axis_angle(turned, details=True)
+    assert abs(abs(angle) - 90.0) < 0.5  # the axis is horizontal (+-90 is one axis)
+    assert not info["uncertain"]
+    # the old +-20-degree scan could only return its limit; it now says so
+    with pytest.warns(UserWarning, match="uncertain"):
+        estimate_tilt_axis_angle(turned, search_range_deg=20.0)
+
+
+def test_featureless_images_give_an_uncertain_tilt_axis():
+    from napari_aet.align import estimate_tilt_axis_angle
+
+    noise = np.random.default_rng(0).poisson(2.0, (9, 48, 48)).astype(float)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, info = estimate_tilt_axis_angle(noise, details=True, margin_px=None)
+    assert info["uncertain"] and any("uncertain" in str(w.message) for w in caught)
+
+
+def test_run_passes_the_tilt_axis_and_element_to_its_stages(tmp_path):
+    from napari_aet.pipeline import _stage_args
+
+    opts = {"tilt_axis": "90", "element": "Au", "lattice_constant_A": 4.1}
+    assert "--tilt-axis=90" in _stage_args("align", tmp_path / "t.h5", tmp_path, opts)
+    an = _stage_args("analyze", tmp_path / "t.h5", tmp_path, opts)
+    assert an[an.index("--element") + 1] == "Au"
+    assert an[an.index("--lattice-constant") + 1] == "4.1"
+    val = _stage_args("validate", tmp_path / "t.h5", tmp_path, opts)
+    assert val[val.index("--element") + 1] == "Au"
+    assert "--tilt-axis" not in " ".join(_stage_args("align", tmp_path / "t.h5", tmp_path, {}))
+    json.dumps(opts)
+
+
+def test_amorphous_particle_gets_rdf_and_coordination_not_crystal_labels(tmp_path):
+    from napari_aet.atoms import AtomModel
+    from napari_aet.io import write_atoms
+    from napari_aet.simulate import amorphous_particle
+
+    pos = amorphous_particle(radius_A=12, min_distance_A=2.2, seed=0)
+    write_atoms(tmp_path / "a.csv", AtomModel(pos + 30))
+    assert main(["-q", "analyze", str(tmp_path / "a.csv"), "--out", str(tmp_path / "o")]) == 0
+    s = json.loads((tmp_path / "o" / "analysis.json").read_text())
+    am = s["amorphous"]
+    # the first peak sits just above the particle's minimum distance, then a minimum
+    assert 2.2 <= am["rdf_first_peak_A"] < 2.7 < am["rdf_first_minimum_A"] < 4.0
+    assert 2 < am["coordination_mean"] < 12
+    assert s["twin_boundary_layers"] == [] and s["lattice_fits"] == []
+    atoms = read_atoms(tmp_path / "o" / "atoms.csv")
+    assert set(atoms.features["stacking"]) == {"other"}
+    assert (atoms.features["coordination"] >= 0).all()
+    assert (tmp_path / "o" / "figures" / "rdf.png").stat().st_size > 5000
+
+
+def test_a_crystal_gets_no_amorphous_summary():
+    from napari_aet.analysis import analyze_structure
+    from napari_aet.atoms import AtomModel
+    from napari_aet.simulate import fcc_particle
+
+    res = analyze_structure(AtomModel(fcc_particle(radius_A=9, shape="sphere", seed=0)))
+    assert res.summary["amorphous"] is None and "coordination" not in res.model.features
