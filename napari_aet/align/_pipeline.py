@@ -67,6 +67,49 @@ class AlignmentResult:
         return "\n".join(lines) + "\n"
 
 
+def significant_tilt_axis(data, *, search_range_deg: float = 90.0) -> tuple[float, dict]:
+    """The in-plane tilt axis to apply, and what was measured.
+
+    The axis is estimated from all images and, for its uncertainty, from the even and the odd
+    images separately (``uncertainty_deg`` is half their difference). It is applied only when
+    it is significant and matters: off vertical by more than three uncertainties plus the turn
+    that would move the image edges by half a pixel (``1 / width`` radians), and not flagged
+    uncertain by :func:`estimate_tilt_axis_angle`. Otherwise the series keeps its vertical axis
+    (an already aligned series is not turned by noise or the estimate's bias), and ``note``
+    says why.
+    """
+    import warnings
+
+    arr = np.asarray(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alpha, info = estimate_tilt_axis_angle(arr, search_range_deg=search_range_deg, details=True)
+        sigma = float("nan")
+        if len(arr) >= 6:
+            halves = [
+                estimate_tilt_axis_angle(arr[k::2], search_range_deg=search_range_deg)
+                for k in (0, 1)
+            ]
+            sigma = abs((halves[0] - halves[1] + 90.0) % 180.0 - 90.0) / 2.0
+    # a turn that moves no pixel of the image by half a pixel is negligible
+    negligible = float(np.rad2deg(1.0 / max(arr.shape[1:])))
+    out = {"estimated_deg": alpha, "uncertainty_deg": sigma, **info}
+    applied, note = alpha, ""
+    if info["uncertain"]:
+        applied, note = 0.0, f"estimate uncertain ({info['why']}): kept vertical"
+    elif abs(alpha) - 3.0 * np.nan_to_num(sigma) <= negligible:
+        applied = 0.0
+        note = (
+            f"{alpha:+.3f} +- {np.nan_to_num(sigma):.3f} deg is not significantly off vertical "
+            f"(a turn of {negligible:.2f} deg moves the image edges by half a pixel): kept "
+            "vertical"
+        )
+    if note:
+        warnings.warn(f"tilt axis: {note}; give --tilt-axis to force an angle", stacklevel=2)
+    out.update(applied_deg=applied, note=note)
+    return applied, out
+
+
 def align_tilt_series(
     data,
     angles_deg,
@@ -177,12 +220,10 @@ def align_tilt_series(
     alpha = 0.0
     if tilt_axis == "estimate":
         check_cancel(cancel, "alignment")
-        alpha, axis_info = estimate_tilt_axis_angle(
-            apply_alignment(work, shifts_px=s),
-            search_range_deg=tilt_axis_search_deg,
-            details=True,
+        alpha, axis_info = significant_tilt_axis(
+            apply_alignment(work, shifts_px=s), search_range_deg=tilt_axis_search_deg
         )
-        steps["tilt_axis"] = {"estimated_deg": alpha, **axis_info}
+        steps["tilt_axis"] = axis_info
     elif tilt_axis is not None:
         alpha = float(tilt_axis)
         steps["tilt_axis"] = {"given_deg": alpha}
