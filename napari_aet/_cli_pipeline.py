@@ -308,6 +308,12 @@ def add_run(sub) -> None:
     )
     p.add_argument("--no-refine", action="store_true", help="skip projection matching")
     p.add_argument(
+        "--no-align",
+        action="store_true",
+        help="the series arrives aligned: only preprocess it (background, low-pass), with no "
+        "shifts, tilt-axis turn or angle changes",
+    )
+    p.add_argument(
         "--no-refine-model",
         action="store_true",
         help="analyze the traced positions as they are (skip the refine stage)",
@@ -369,6 +375,7 @@ def _cmd_run(args) -> int:
         element=args.element,
         lattice_constant_A=args.lattice_constant,
         tilt_axis=args.tilt_axis,
+        no_align=args.no_align,
         refine_model=not args.no_refine_model,
         orr=args.orr,
         figure_formats=args.figure_formats,

@@ -428,6 +428,9 @@ def _cmd_align(args) -> int:
             f"{np.abs(s).max():.2f} px, angle corrections up to "
             f"{np.abs(res.angle_corrections_deg).max():.3f} deg"
         )
+        note = (res.steps.get("tilt_axis") or {}).get("note")
+        if note:
+            print(f"  tilt axis: {note} (give --tilt-axis to force an angle)")
         print(f"  wrote {out / 'aligned_tilt_series.h5'}, alignment.csv, alignment.json")
     return 0
 

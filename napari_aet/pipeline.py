@@ -120,10 +120,13 @@ def _stage_args(stage: str, tilts: Path, out: Path, opts: dict) -> list[str]:
             "--rounds",
             str(opts.get("align_rounds", 2)),
         ]
-        if not opts.get("refine", True):
-            a.append("--no-refine")
-        if str(opts.get("tilt_axis") or "estimate") != "estimate":
-            a.append(f"--tilt-axis={opts['tilt_axis']}")
+        if opts.get("no_align"):  # an aligned series: preprocess only
+            a += ["--no-com", "--no-common-line", "--tilt-axis=none", "--no-refine"]
+        else:
+            if not opts.get("refine", True):
+                a.append("--no-refine")
+            if str(opts.get("tilt_axis") or "estimate") != "estimate":
+                a.append(f"--tilt-axis={opts['tilt_axis']}")
         if opts.get("denoise"):
             a += ["--denoise", opts["denoise"]]
         return a
@@ -250,7 +253,8 @@ def run_pipeline(tilts, out_dir, *, resume: bool = True, quiet: bool = True, **o
         aligned series; default True), ``strain``, ``orr``, ``element`` (default Pt: the
         validation's scattering factors, the analysis's reference lattice constant and Q4/Q6
         cutoff), ``lattice_constant_A`` (the strain reference, default the element's),
-        ``tilt_axis`` (``"estimate"``, ``"none"`` or degrees).
+        ``tilt_axis`` (``"estimate"``, ``"none"`` or degrees), ``no_align`` (the series
+        arrives aligned: preprocess only).
 
     Raises
     ------

@@ -167,18 +167,15 @@ def test_bad_inputs():
 def test_tilt_axis_is_applied_only_when_significant(sample):
     """An already aligned series (vertical axis) stays vertical even at a tenth of the dose,
     where the estimate is 0.25 deg off; a 1-degree axis is found and applied."""
-    import warnings
 
     from napari_aet.align._pipeline import significant_tilt_axis
     from napari_aet.simulate import simulate_tilt_series
 
     atoms, ang = sample.truth.atoms, sample.angles_deg
     low = simulate_tilt_series(atoms, ang, seed=3, dose_e_per_A2=766.0)
-    with pytest.warns(UserWarning, match="not significantly off vertical"):
-        applied, info = significant_tilt_axis(low.data)
+    applied, info = significant_tilt_axis(low.data)
+    assert "not significantly off vertical" in info["note"]
     assert applied == 0.0 and info["estimated_deg"] != 0.0 and info["uncertainty_deg"] > 0
     turned = simulate_tilt_series(atoms, ang, seed=3, tilt_axis_angle_deg=1.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no warning: the estimate is applied
-        applied, info = significant_tilt_axis(turned.data)
+    applied, info = significant_tilt_axis(turned.data)
     assert applied == pytest.approx(1.0, abs=0.1) and info["note"] == ""

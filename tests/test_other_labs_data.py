@@ -165,3 +165,67 @@ def test_a_crystal_gets_no_amorphous_summary():
 
     res = analyze_structure(AtomModel(fcc_particle(radius_A=9, shape="sphere", seed=0)))
     assert res.summary["amorphous"] is None and "coordination" not in res.model.features
+
+
+def test_run_on_a_full_range_au_series_with_a_horizontal_axis_from_a_mat_file(tmp_path):
+    """Another lab's acquisition end to end: Au, 45 images over 0..176 degrees, tilt axis
+    horizontal, shifted images, shipped as a MATLAB file with no pixel size."""
+    atoms = build_structure(
+        "fcc", element="Au", radius_A=7.0, shape_px=(64, 64), pixel_size_A=0.4, seed=2
+    )
+    ang = np.arange(0, 180, 4.0)
+    sim = simulate_tilt_series(
+        atoms, ang, pixel_size_A=0.4, shape_px=(64, 64), element="Au", seed=1,
+        tilt_axis_angle_deg=90.0, shift_error_px=1.0,
+    )  # fmt: skip
+    sio.savemat(tmp_path / "au.mat", {"projections": np.moveaxis(sim.data, 0, -1), "angles": ang})
+    rc = main(["-q", "run", str(tmp_path / "au.mat"), "--pixel-size", "0.4", "--element", "Au",
+               "--augment", "none", "--recon-iterations", "40", "--figure-formats", "png",
+               "--out", str(tmp_path / "run")])  # fmt: skip
+    assert rc == 0
+    axis = json.loads((tmp_path / "run" / "align" / "alignment.json").read_text())["tilt_axis"]
+    assert abs(abs(axis["applied_deg"]) - 90.0) < 1.0
+    traced = read_atoms(tmp_path / "run" / "atoms.csv")
+    c = compare_atom_models(atoms.positions, traced.positions)
+    assert c.n_common >= 0.95 * atoms.n_atoms and traced.n_atoms <= 1.05 * atoms.n_atoms
+    assert c.rmsd_A < 0.25
+    s = json.loads((tmp_path / "run" / "analysis.json").read_text())
+    assert s["reference_lattice_constant_A"] == 4.078
+    assert s["lattice_constant_A"] == pytest.approx(4.078, rel=0.01)
+
+
+def test_run_on_an_amorphous_light_element_particle(tmp_path):
+    """Si, amorphous: traced, no crystal labels, g(r) and coordination instead."""
+    from napari_aet.atoms import AtomModel
+    from napari_aet.io import TiltSeries, write_tilt_series
+    from napari_aet.simulate import amorphous_particle
+    from napari_aet.simulate._tilt_series import rotation_center_A
+
+    pos = amorphous_particle(
+        radius_A=8.0, min_distance_A=2.2, number_density_per_A3=0.05, seed=3
+    ) + rotation_center_A((64, 64), 0.4)
+    ang = np.arange(-60, 61, 4.0)
+    sim = simulate_tilt_series(
+        AtomModel(pos), ang, pixel_size_A=0.4, shape_px=(64, 64), element="Si", seed=1
+    )
+    write_tilt_series(tmp_path / "si.h5", TiltSeries(sim.data, ang, 0.4))
+    rc = main(["-q", "run", str(tmp_path / "si.h5"), "--element", "Si", "--tilt-axis", "none",
+               "--augment", "none", "--recon-iterations", "40", "--figure-formats", "png",
+               "--out", str(tmp_path / "run")])  # fmt: skip
+    assert rc == 0
+    traced = read_atoms(tmp_path / "run" / "atoms.csv")
+    c = compare_atom_models(pos, traced.positions)
+    assert c.n_common >= 0.95 * len(pos) and traced.n_atoms <= 1.05 * len(pos)
+    s = json.loads((tmp_path / "run" / "analysis.json").read_text())
+    assert s["twin_boundary_layers"] == [] and set(traced.features["stacking"]) == {"other"}
+    assert 2.2 <= s["amorphous"]["rdf_first_peak_A"] < 2.6
+    assert any("no tabulated fcc lattice constant" in n for n in s["notes"])
+    assert (tmp_path / "run" / "figures" / "rdf.png").exists()
+
+
+def test_run_no_align_only_preprocesses(tmp_path):
+    from napari_aet.pipeline import _stage_args
+
+    a = _stage_args("align", tmp_path / "t.h5", tmp_path, {"no_align": True, "tilt_axis": "5"})
+    assert {"--no-com", "--no-common-line", "--tilt-axis=none", "--no-refine"} <= set(a)
+    assert "--tilt-axis=5" not in a

@@ -76,7 +76,7 @@ def significant_tilt_axis(data, *, search_range_deg: float = 90.0) -> tuple[floa
     that would move the image edges by half a pixel (``1 / width`` radians), and not flagged
     uncertain by :func:`estimate_tilt_axis_angle`. Otherwise the series keeps its vertical axis
     (an already aligned series is not turned by noise or the estimate's bias), and ``note``
-    says why.
+    says why (the CLI prints it; alignment.json keeps it).
     """
     import warnings
 
@@ -104,8 +104,6 @@ def significant_tilt_axis(data, *, search_range_deg: float = 90.0) -> tuple[floa
             f"(a turn of {negligible:.2f} deg moves the image edges by half a pixel): kept "
             "vertical"
         )
-    if note:
-        warnings.warn(f"tilt axis: {note}; give --tilt-axis to force an angle", stacklevel=2)
     out.update(applied_deg=applied, note=note)
     return applied, out
 

@@ -56,14 +56,23 @@ def radial_distribution(positions_A, *, r_max_A: float = 10.0, dr_A: float = 0.0
     return r, g
 
 
-def first_shell(r, g) -> tuple[float, float]:
-    """Position [A] of the first peak of ``g(r)`` and of the minimum after it."""
+def first_shell(r, g, nearest_A: float | None = None) -> tuple[float, float]:
+    """Position [A] of the first peak of ``g(r)`` and of the minimum after it.
+
+    ``nearest_A`` (the median of each atom's closest distance) bounds the search for the peak
+    to 0.8-1.4 times it, so a small particle's noisy ``g(r)`` at large ``r`` is not taken."""
     g = np.nan_to_num(np.asarray(g, float))
+    r = np.asarray(r, float)
     if not g.any():
         return float("nan"), float("nan")
     k = max(len(g) // 200, 1)
     smooth = np.convolve(g, np.ones(2 * k + 1) / (2 * k + 1), mode="same")
-    peak = int(np.argmax(smooth))
+    window = np.ones(len(r), bool)
+    if nearest_A is not None and np.isfinite(nearest_A):
+        window = (r >= 0.8 * nearest_A) & (r <= 1.4 * nearest_A)
+        if not window.any():
+            return float("nan"), float("nan")
+    peak = int(np.argmax(np.where(window, smooth, -np.inf)))
     after = smooth[peak:]
     # the first local minimum after the peak (or the lowest point within 1.6 peak radii)
     within = r[peak:] < 1.6 * r[peak]
@@ -76,7 +85,11 @@ def amorphous_summary(positions_A) -> tuple[dict, np.ndarray]:
     the first minimum): a summary dict for ``analysis.json`` and the per-atom coordination."""
     pos = np.asarray(positions_A, float)
     r, g = radial_distribution(pos)
-    peak, cut = first_shell(r, g)
+    nearest = None
+    if len(pos) > 1:
+        d, _ = cKDTree(pos).query(pos, k=2)
+        nearest = float(np.median(d[:, 1]))
+    peak, cut = first_shell(r, g, nearest)
     coord = np.full(len(pos), -1, np.int64)
     if np.isfinite(cut) and len(pos) > 1:
         coord = cKDTree(pos).query_ball_point(pos, cut, return_length=True) - 1

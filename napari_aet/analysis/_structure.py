@@ -34,8 +34,9 @@ from ._stacking import (
 #: The study's Q4/Q6 cutoff (3.416 A) as a fraction of its lattice constant (Pt, 3.912 A).
 BOO_CUTOFF_PER_LATTICE_CONSTANT = 3.416 / 3.912
 
-#: A layering score below this means the atoms do not form close-packed layers (amorphous,
-#: polycrystalline, or too noisy): no stacking labels are given.
+#: A layering score below this (or below ``4 / sqrt(N)`` for N atoms, what random points reach
+#: by chance) means the atoms do not form close-packed layers (amorphous, polycrystalline, or
+#: too noisy): no stacking labels are given.
 MIN_LAYERING_SCORE = 0.3
 
 
@@ -75,6 +76,17 @@ def reference_lattice_constant(element: str | None = None, lattice_constant_A=No
             f"{', '.join(sorted(LATTICE_CONSTANTS_A))}); give --lattice-constant in Angstrom"
         )
     return float(LATTICE_CONSTANTS_A[el])
+
+
+def _is_element(symbol) -> bool:
+    """True for a chemical symbol the scattering table knows (``Si``, ``Fe``, ...)."""
+    from ..simulate import kirkland_parameters
+
+    try:
+        kirkland_parameters(str(symbol).strip().capitalize())
+    except (ValueError, KeyError):
+        return False
+    return True
 
 
 def _facets(features) -> dict:
@@ -303,10 +315,21 @@ def analyze_structure(
         raise ValueError("strain_frame must be 'lab' or 'crystal'")
     if not (math.isfinite(strain_sigma_A) and strain_sigma_A > 0):
         raise ValueError(f"strain_sigma_A must be a positive length in A, got {strain_sigma_A}")
-    a_ref = reference_lattice_constant(element, reference_lattice_constant_A)
-    if cutoff_A is None:
+    early_notes: list[str] = []
+    try:
+        a_ref = reference_lattice_constant(element, reference_lattice_constant_A)
+    except ValueError:
+        if reference_lattice_constant_A is not None or not _is_element(element):
+            raise
+        a_ref = None  # an element that is not an fcc metal (Si, Fe, ...): no bulk fcc reference
+        early_notes.append(
+            f"{element} has no tabulated fcc lattice constant: no local strain against a "
+            "reference (give --lattice-constant for one); the Q4/Q6 cutoff follows the "
+            "measured bond length"
+        )
+    if cutoff_A is None and a_ref is not None:
         cutoff_A = BOO_CUTOFF_PER_LATTICE_CONSTANT * a_ref
-    elif not (math.isfinite(cutoff_A) and cutoff_A > 0):
+    elif cutoff_A is not None and not (math.isfinite(cutoff_A) and cutoff_A > 0):
         raise ValueError(f"the Q4/Q6 cutoff must be a positive length in A, got {cutoff_A}")
     # bonds, neighbour lists, Q4/Q6 and the feature table: about 10 kB per atom at the peak
     # (measured: 18,000 atoms add 200 MB)
@@ -315,7 +338,7 @@ def analyze_structure(
         f"the structure analysis of {n_atoms:,} atoms",
         hint="analyse a subset (a cluster or a region) or use a machine with more memory",
     )
-    notes: list[str] = []
+    notes: list[str] = list(early_notes)
     out = copy.deepcopy(model)
     f = out.features
     report(progress, 0, 3, "stacking")
@@ -340,10 +363,13 @@ def analyze_structure(
             st = analyze_stacking(pos, normal=normal)
         except ValueError as err:
             notes.append(f"no stacking analysis: {err}")
-    if st is not None and normal is None and st.layering_score < MIN_LAYERING_SCORE:
+    # random points reach a score of about 1/sqrt(N) in any one direction, and a few times that
+    # at the best of thousands: a small particle needs a clearer layering
+    min_score = max(MIN_LAYERING_SCORE, 4.0 / np.sqrt(max(n_atoms, 1)))
+    if st is not None and normal is None and st.layering_score < min_score:
         notes.append(
             f"the atoms do not form close-packed layers (layering score {st.layering_score:.2f}"
-            f" < {MIN_LAYERING_SCORE}): no layers, stacking labels, faults or lattice fits "
+            f" < {min_score:.2f}): no layers, stacking labels, faults or lattice fits "
             "(an amorphous or polycrystalline particle, or positions too noisy)"
         )
         score = st.layering_score
@@ -353,6 +379,8 @@ def analyze_structure(
     if st is None:
         st = _empty_stacking(n_atoms, [])
     notes.extend(st.notes)
+    if cutoff_A is None:  # no reference: between the first and second shells of the bonds
+        cutoff_A = (3.416 / 2.766) * d_nn if math.isfinite(d_nn) else 3.416
     report(progress, 1, 3, "bond orientational order")
     q4 = q6 = np.full(n_atoms, np.nan)
     if n_atoms >= 2:
@@ -491,7 +519,7 @@ def analyze_structure(
         amorphous, coord = amorphous_summary(pos)
         f["coordination"] = coord
     a_meas = a_fit if np.isfinite(a_fit) else d_nn * np.sqrt(2.0)
-    if np.isfinite(a_meas) and abs(a_meas / a_ref - 1) > 0.03:
+    if a_ref is not None and np.isfinite(a_meas) and abs(a_meas / a_ref - 1) > 0.03:
         notes.append(
             f"the measured lattice constant {a_meas:.3f} A is {100 * (a_meas / a_ref - 1):+.1f} % "
             f"from the reference {a_ref:.3f} A: check the element (or --lattice-constant) and "
@@ -573,7 +601,8 @@ def _strain_of_cluster(f, pos, sel, best, surface, sigma_A, frame, a_ref, notes,
         pos[idx], best.sites, lattice_constant_A=best.lattice_constant_A
     )
     f.loc[idx, "a_local"] = a_loc
-    f.loc[idx, "local_strain"] = (a_loc - a_ref) / a_ref
+    if a_ref is not None:
+        f.loc[idx, "local_strain"] = (a_loc - a_ref) / a_ref
     fs = facet_sets(
         pos[sel],
         rotation=best.rotation,

@@ -24,6 +24,8 @@ RUN_FIGURES = {
     "(each atom's local strain averaged over the atoms of its facet kind with a 2.7 Å Gaussian).",
     "facet_orr": "Surface atoms on {111} and {100} facets coloured by ORR activity, "
     "log10(j / j_Pt(111)), from the relation table given to the analysis.",
+    "rdf": "Radial distribution function g(r) of an amorphous particle, its first peak and "
+    "minimum, and the mean coordination.",
     "r_factor": "R-factor per tilt between the measured images and the model's projections.",
     "measured_vs_reprojected": "Measured, reprojected and residual images at five tilts.",
 }
@@ -113,7 +115,7 @@ def make_figures(
     dict
         ``{"written": {name: [paths]}, "skipped": {name: reason}, "out_dir": str}``.
     """
-    from . import layer_groups, plot_layer_rmsd, plot_q4_q6, plot_r_factors
+    from . import layer_groups, plot_layer_rmsd, plot_q4_q6, plot_r_factors, plot_rdf
     from ._panels import (
         atoms_3d_figure,
         crystal_direction_projections,
@@ -140,7 +142,19 @@ def make_figures(
         if missing:
             raise LookupError(f"the model has no {', '.join(missing)}: run the analysis")
 
+    def crystalline():
+        normal = summary.get("stacking_normal_zyx") or []
+        if summary.get("amorphous") or None in normal:
+            raise LookupError("the particle forms no close-packed layers (amorphous)")
+
     def build(name):
+        if name == "rdf":
+            if not summary.get("amorphous"):
+                raise LookupError("no g(r) in analysis.json (only amorphous particles get one)")
+            return plot_rdf(summary["amorphous"])
+        if name in ("atoms_stacking", "atoms_layers", "layers_111", "layer_rmsd", "q4_q6"):
+            if name != "q4_q6":
+                crystalline()
         if name == "atoms_stacking":
             need(["stacking"])
             colors = {"fcc": "#1f77b4", "hcp": "#d62728", "other": "#bbbbbb"}
@@ -157,7 +171,7 @@ def make_figures(
         if name == "layers_111":
             need(["layer"])
             normal = summary.get("stacking_normal_zyx")
-            if normal is None:
+            if normal is None or None in normal:
                 raise LookupError("no stacking normal in analysis.json")
             k = 0 if center_layer is None else int(center_layer)
             return stacking_layers_figure(
