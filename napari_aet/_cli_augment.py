@@ -22,6 +22,11 @@ def add_augment(sub) -> None:
     p.add_argument("tomogram", type=Path, help="tomogram (HDF5 from 'recon', MRC or TIFF)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument(
+        "--element",
+        default=None,
+        help="the data's element: a note when the weights were trained on another",
+    )
+    p.add_argument(
         "--weights",
         default="fcc",
         help="'fcc' or 'amorphous' (shipped) or a weights.pt from 'napari-aet train'",
@@ -45,6 +50,7 @@ def _cmd_augment(args) -> int:
             vol,
             voxel_size_A=vx,
             weights=args.weights,
+            element=args.element,
             tile_px=args.tile,
             overlap_px=args.overlap,
             device=args.device,
@@ -68,6 +74,8 @@ def _cmd_augment(args) -> int:
     if not args.quiet:
         print(f"augmented {vol.shape} in {res.seconds:.1f} s on {res.settings['device']}")
         print(f"  wrote {path}")
+        for note in res.settings.get("notes", []):
+            print(f"  note: {note}")
     return 0
 
 

@@ -152,6 +152,8 @@ def _stage_args(stage: str, tilts: Path, out: Path, opts: dict) -> list[str]:
             str(out / "augment"),
             "--weights",
             str(opts["augment"]),
+            "--element",
+            str(opts.get("element") or "Pt"),
             *dev,
         ]
     if stage == "trace":

@@ -229,3 +229,18 @@ def test_run_no_align_only_preprocesses(tmp_path):
     a = _stage_args("align", tmp_path / "t.h5", tmp_path, {"no_align": True, "tilt_axis": "5"})
     assert {"--no-com", "--no-common-line", "--tilt-axis=none", "--no-refine"} <= set(a)
     assert "--tilt-axis=5" not in a
+
+
+def test_augment_notes_data_outside_the_weights_training():
+    from napari_aet.augment._infer import outside_training
+
+    prov = json.loads(
+        (
+            __import__("pathlib").Path(__file__).parent.parent
+            / "napari_aet/resources/unet-fcc.provenance.json"
+        ).read_text()
+    )
+    assert outside_training(prov, voxel_size_A=0.358, element="Pt") == []
+    assert "trained on Pt" in outside_training(prov, voxel_size_A=0.358, element="Au")[0]
+    assert "far from the training" in outside_training(prov, voxel_size_A=1.2, element=None)[0]
+    assert outside_training({}, voxel_size_A=5.0, element="Si") == []

@@ -112,6 +112,25 @@ def predict_tiled(
     return (out / weight)[: shape[0], : shape[1], : shape[2]]
 
 
+def outside_training(provenance: dict, *, voxel_size_A: float, element=None) -> list[str]:
+    """Where the data lie outside what the weights were trained on (element, voxel size before
+    resampling, structure), one note each; empty when the weights' provenance does not say."""
+    data = (provenance.get("data") or {}).get("settings") or {}
+    notes = []
+    trained_el, trained_px = data.get("element"), data.get("pixel_size_A")
+    if element and trained_el and str(element).capitalize() != str(trained_el):
+        notes.append(
+            f"the network was trained on {trained_el} particles, the data are {element}: its "
+            "atom images differ in contrast and spacing; compare with --augment none"
+        )
+    if trained_px and not 0.5 <= voxel_size_A / float(trained_px) <= 2.0:
+        notes.append(
+            f"the voxel size {voxel_size_A:g} A is far from the training's {trained_px:g} A: the "
+            "volume is resampled by a large factor; compare with --augment none"
+        )
+    return notes
+
+
 def augment_volume(
     volume,
     *,
@@ -120,6 +139,7 @@ def augment_volume(
     tile_px: int = 96,
     overlap_px: int = 16,
     device: str = "auto",
+    element: str | None = None,
     progress=None,
     cancel=None,
 ) -> AugmentResult:
@@ -129,6 +149,9 @@ def augment_volume(
     ----------
     volume : ndarray of shape (z, y, x)
         A GENFIRE tomogram (any units; normalised automatically).
+    element : str, optional
+        The data's element: a note (``settings["notes"]``) when it is not the element the
+        weights were trained on, as for a voxel size far from theirs.
     voxel_size_A : float
         Its voxel size [A]; the volume is resampled to the network's sampling and back when
         they differ by more than 1 %.
@@ -185,6 +208,7 @@ def augment_volume(
         out = ndimage.zoom(out, [a / b for a, b in zip(vol.shape, out.shape, strict=True)], order=3)
         out = np.maximum(out, 0)
     prov = meta.get("provenance", {})
+    notes = outside_training(prov, voxel_size_A=float(voxel_size_A), element=element)
     settings = {
         "stage": "augment",
         "weights": meta.get("source"),
@@ -198,5 +222,6 @@ def augment_volume(
         "tile_px": tile_px,
         "overlap_px": overlap_px,
         "device": str(dev),
+        "notes": notes,
     }
     return AugmentResult(out.astype(np.float32), settings, time.perf_counter() - t0)
