@@ -42,6 +42,26 @@ def _jsonable(obj):
     return str(obj)
 
 
+_TRANSPARENT_CENTRE = " (transparent centre)"
+
+
+def _known_colormap(name: str):
+    """A colormap saved by name: napari's own names as they are; the Strain widget's
+    ``"<matplotlib map> (transparent centre)"`` (saved by name by earlier versions) rebuilt as
+    colours, which a fresh napari does not know by name."""
+    if not name.endswith(_TRANSPARENT_CENTRE):
+        return name
+    from matplotlib import colormaps
+
+    base = name[: -len(_TRANSPARENT_CENTRE)]
+    if base not in colormaps:
+        return "gray"
+    t = np.linspace(0, 1, 256)
+    rgba = colormaps[base](t)
+    rgba[:, 3] = np.clip(np.abs(2 * t - 1) * 1.5, 0, 1)
+    return {"name": name, "colors": rgba.tolist(), "controls": t.tolist()}
+
+
 def is_session_file(path) -> bool:
     return str(path).lower().endswith(SESSION_SUFFIX)
 
@@ -118,6 +138,8 @@ def read_session(path) -> list[tuple]:
             g = h5["layers"][key]
             kind = str(g.attrs["type"])
             attrs = json.loads(g.attrs["display"])
+            if isinstance(attrs.get("colormap"), str):
+                attrs["colormap"] = _known_colormap(attrs["colormap"])
             attrs["name"] = str(g.attrs["name"])
             attrs["metadata"] = json.loads(g.attrs["metadata"])
             if "units" in attrs:
@@ -151,6 +173,13 @@ def layer_tuples(layers) -> list[tuple]:
             attrs["features"] = layer.features
             attrs["face_color"] = np.asarray(layer.face_color)
         if kind == "image" and hasattr(layer.colormap, "name"):
-            attrs["colormap"] = layer.colormap.name
+            # the colours themselves, so that a colormap made by a widget (not registered in a
+            # fresh napari) reopens too
+            cm = layer.colormap
+            attrs["colormap"] = {
+                "name": cm.name,
+                "colors": np.asarray(cm.colors, float).tolist(),
+                "controls": np.asarray(cm.controls, float).tolist(),
+            }
         out.append((layer.data, attrs, kind))
     return out

@@ -170,3 +170,31 @@ def test_widgets_pick_up_the_previous_steps_layer(make_napari_viewer):
     assert recon.layer.value is aligned
     assert trace.layer.value is tomo and review.tomogram.value is tomo
     assert structure.layer.value is atoms and review.atoms.value is atoms
+
+
+def test_session_keeps_a_widget_made_colormap_by_its_colours(make_napari_viewer, tmp_path):
+    """A strain map's '(transparent centre)' colormap is not registered in a fresh napari:
+    the session stores its colours (and rebuilds it from the name in older files)."""
+    from napari.utils.colormaps.colormap_utils import ensure_colormap
+
+    from napari_aet.session import layer_tuples, read_session, write_session
+    from napari_aet.widgets._strain import diverging_colormap
+
+    viewer = make_napari_viewer()
+    cmap = diverging_colormap()
+    viewer.add_image(np.random.default_rng(0).random((4, 5, 6)), name="map", colormap=cmap)
+    path = write_session(tmp_path / "s.aet.h5", layer_tuples(viewer.layers))
+    ((_, attrs, _),) = read_session(path)
+    assert attrs["colormap"]["name"] == cmap.name
+    np.testing.assert_allclose(attrs["colormap"]["colors"], cmap.colors, atol=1e-6)
+    # a file of an earlier version kept only the name: rebuilt from it
+    img = np.zeros((2, 3, 4), np.float32)
+    old = write_session(
+        tmp_path / "old.aet.h5", [(img, {"name": "m", "colormap": cmap.name}, "image")]
+    )
+    ((_, attrs, _),) = read_session(old)
+    rebuilt = ensure_colormap(attrs["colormap"])
+    assert rebuilt.name == cmap.name and rebuilt.colors[0][3] > 0.9 > rebuilt.colors[128][3]
+    viewer2 = make_napari_viewer()
+    viewer2.open(str(path), plugin="napari-aet")
+    assert viewer2.layers["map"].colormap.name == cmap.name
