@@ -53,12 +53,12 @@ def _known_colormap(name: str):
         return name
     from matplotlib import colormaps
 
+    from .figures import transparent_centre_rgba
+
     base = name[: -len(_TRANSPARENT_CENTRE)]
     if base not in colormaps:
         return "gray"
-    t = np.linspace(0, 1, 256)
-    rgba = colormaps[base](t)
-    rgba[:, 3] = np.clip(np.abs(2 * t - 1) * 1.5, 0, 1)
+    t, rgba = transparent_centre_rgba(base)
     return {"name": name, "colors": rgba.tolist(), "controls": t.tolist()}
 
 

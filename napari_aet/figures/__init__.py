@@ -22,6 +22,7 @@ from ._panels import (
     save_figure,
     stacking_layers_figure,
     strain_slices_figure,
+    transparent_centre_rgba,
     values_to_rgba,
 )
 from ._report import RUN_FIGURES, load_run, make_figures, make_run_figures, write_html_report
@@ -32,6 +33,7 @@ __all__ = [
     "atoms_3d_figure",
     "crystal_direction_projections",
     "diverging_limit",
+    "transparent_centre_rgba",
     "values_to_rgba",
     "facet_map_figure",
     "load_run",

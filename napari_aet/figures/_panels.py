@@ -17,6 +17,17 @@ def _figure(figsize, dpi=150):
     return Figure(figsize=figsize, dpi=dpi)
 
 
+def transparent_centre_rgba(name: str = "RdBu_r", n: int = 256):
+    """``(controls, rgba)`` of a matplotlib diverging map whose centre fades to transparent
+    (opacity ``min(1.5 |2t - 1|, 1)``), for 3D maps of signed quantities."""
+    from matplotlib import colormaps
+
+    t = np.linspace(0, 1, n)
+    rgba = colormaps[name](t)
+    rgba[:, 3] = np.clip(np.abs(2 * t - 1) * 1.5, 0, 1)
+    return t, rgba
+
+
 def diverging_limit(values) -> float:
     """Half-width of a colour scale centred at zero: the 98th percentile of ``|values|``
     (finite ones), 1 when there are none or all are zero."""

@@ -47,12 +47,11 @@ FILTERS = {
 
 def diverging_colormap(name: str = "RdBu_r"):
     """A napari colormap from a matplotlib diverging map whose centre is transparent (3D maps)."""
-    from matplotlib import colormaps
     from napari.utils.colormaps import Colormap
 
-    t = np.linspace(0, 1, 256)
-    rgba = colormaps[name](t)
-    rgba[:, 3] = np.clip(np.abs(2 * t - 1) * 1.5, 0, 1)
+    from ..figures import transparent_centre_rgba
+
+    t, rgba = transparent_centre_rgba(name)
     return Colormap(colors=rgba, controls=t, name=f"{name} (transparent centre)")
 
 
