@@ -83,3 +83,26 @@ def test_review_shows_a_slab_around_the_item_in_3d(
     w.slab.value = 0.0
     w.next()
     assert len(viewer.layers["tomo"].experimental_clipping_planes) == 0
+
+
+def test_closing_the_review_dock_ends_its_clipping(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    """The slab must not outlive the dock: later 3D views and saved figures show everything."""
+    monkeypatch.setenv("NAPARI_AET_CACHE", str(tmp_path))
+    viewer = make_napari_viewer(show=True)
+    truth = build_structure("fcc", radius_A=8, shape_px=(64, 64), pixel_size_A=PX, seed=1).positions
+    viewer.add_image(render_atom_volume(truth, (64,) * 3, voxel_size_A=PX), name="tomo",
+                     scale=(PX, PX, PX))  # fmt: skip
+    viewer.add_points(truth, name="atoms", size=1.0)
+    dock, w = viewer.window.add_plugin_dock_widget("napari-aet", "4b. Review atoms")
+    w.tomogram.value, w.atoms.value = viewer.layers["tomo"], viewer.layers["atoms"]
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
+        pass
+    viewer.dims.ndisplay = 3
+    w.slab.value = 6.0
+    w.next()
+    assert len(viewer.layers["tomo"].experimental_clipping_planes) == 2
+    dock.close()  # the dock's close button
+    qtbot.waitUntil(lambda: not viewer.layers["tomo"].experimental_clipping_planes, timeout=5000)
+    assert len(viewer.layers["atoms"].experimental_clipping_planes) == 0

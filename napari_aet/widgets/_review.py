@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import Container, FloatSpinBox, PushButton, create_widget
+from qtpy.QtCore import QEvent, QObject
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from .._layers import atoms_from_layer, layer_voxel_size_A
@@ -20,6 +21,20 @@ from ._runner import StageRunner, StageWidgetMixin, follow_new_layers, status_la
 
 if TYPE_CHECKING:
     import napari
+
+
+class _OnHide(QObject):
+    """Calls ``callback`` when the watched widget is hidden (its dock closed or hidden)."""
+
+    def __init__(self, callback):
+        super().__init__()
+        self._callback = callback
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Hide:
+            self._callback()
+        return False
+
 
 #: Keys: next, previous, accept, remove, add here, move to maximum.
 REVIEW_KEYS = {
@@ -97,6 +112,9 @@ class ReviewWidget(StageWidgetMixin, Container):
         follow_new_layers(viewer, self.tomogram, ("tomogram",))
         follow_new_layers(viewer, self.atoms, ("atom_model",))
         follow_new_layers(viewer, self.other, ())
+        # closing or hiding the dock ends the review's clipping (a Hide event comes first)
+        self._hide_filter = _OnHide(self.clear_slab)
+        self.native.installEventFilter(self._hide_filter)
 
     # ------------------------------------------------------------------ ranking
     def run(self, event=None):
@@ -187,6 +205,17 @@ class ReviewWidget(StageWidgetMixin, Container):
             f"item {self.current + 1}: {r['kind']}, score {r['score']:.2f} "
             f"({r['reasons'] or 'no strong reason'})"
         )
+
+    def clear_slab(self) -> None:
+        """Take the review's clipping planes off the tomogram and the atoms (when the dock is
+        hidden or closed, so later 3D views and saved figures show everything)."""
+        for widget in (self.tomogram, self.atoms):
+            try:
+                layer = widget.value
+            except RuntimeError:  # the form is being torn down
+                continue
+            if layer is not None:
+                layer.experimental_clipping_planes = []
 
     def _slab_around(self, p) -> None:
         """In 3D, clip the tomogram and the atoms to a slab across the line of sight through
