@@ -54,24 +54,35 @@ def test_review_walks_the_doubtful_items_with_keys(
     assert len(viewer.layers["atoms"].data) == len(truth)
 
 
-def test_review_shows_a_slab_around_the_item_in_3d(
-    make_napari_viewer, qtbot, tmp_path, monkeypatch
-):
-    monkeypatch.setenv("NAPARI_AET_CACHE", str(tmp_path))
-    from napari_aet.widgets import ReviewWidget
-
+def _tomogram_and_atoms(viewer):
+    """A small fcc particle's rendered tomogram ('tomo') and true atoms ('atoms')."""
     truth = build_structure("fcc", radius_A=8, shape_px=(64, 64), pixel_size_A=PX, seed=1).positions
-    viewer = make_napari_viewer()
     viewer.add_image(render_atom_volume(truth, (64,) * 3, voxel_size_A=PX), name="tomo",
                      scale=(PX, PX, PX))  # fmt: skip
     viewer.add_points(truth, name="atoms", size=1.0)
-    w = ReviewWidget(viewer)
+    return truth
+
+
+def _review_in_3d(w, viewer, qtbot):
+    """Rank the items, switch to 3D with a 6 A slab and go to the first item."""
     w.tomogram.value, w.atoms.value = viewer.layers["tomo"], viewer.layers["atoms"]
     with qtbot.waitSignal(w.run().finished, timeout=120000):
         pass
     viewer.dims.ndisplay = 3
     w.slab.value = 6.0
     w.next()
+
+
+def test_review_shows_a_slab_around_the_item_in_3d(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("NAPARI_AET_CACHE", str(tmp_path))
+    from napari_aet.widgets import ReviewWidget
+
+    viewer = make_napari_viewer()
+    _tomogram_and_atoms(viewer)
+    w = ReviewWidget(viewer)
+    _review_in_3d(w, viewer, qtbot)
     item = w.items.iloc[w.current]
     p = np.array([item["z"], item["y"], item["x"]])
     planes = viewer.layers["tomo"].experimental_clipping_planes
@@ -91,17 +102,9 @@ def test_closing_the_review_dock_ends_its_clipping(
     """The slab must not outlive the dock: later 3D views and saved figures show everything."""
     monkeypatch.setenv("NAPARI_AET_CACHE", str(tmp_path))
     viewer = make_napari_viewer(show=True)
-    truth = build_structure("fcc", radius_A=8, shape_px=(64, 64), pixel_size_A=PX, seed=1).positions
-    viewer.add_image(render_atom_volume(truth, (64,) * 3, voxel_size_A=PX), name="tomo",
-                     scale=(PX, PX, PX))  # fmt: skip
-    viewer.add_points(truth, name="atoms", size=1.0)
+    _tomogram_and_atoms(viewer)
     dock, w = viewer.window.add_plugin_dock_widget("napari-aet", "4b. Review atoms")
-    w.tomogram.value, w.atoms.value = viewer.layers["tomo"], viewer.layers["atoms"]
-    with qtbot.waitSignal(w.run().finished, timeout=120000):
-        pass
-    viewer.dims.ndisplay = 3
-    w.slab.value = 6.0
-    w.next()
+    _review_in_3d(w, viewer, qtbot)
     assert len(viewer.layers["tomo"].experimental_clipping_planes) == 2
     dock.close()  # the dock's close button
     qtbot.waitUntil(lambda: not viewer.layers["tomo"].experimental_clipping_planes, timeout=5000)
