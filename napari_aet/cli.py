@@ -369,14 +369,9 @@ def _cmd_align(args) -> int:
     from .io import TiltSeries, write_angles, write_tilt_series
 
     ts = _load_series(args)
-    tilt_axis = args.tilt_axis
+    tilt_axis = args.tilt_axis  # 'estimate', 'none' or degrees (checked by main)
     if tilt_axis not in ("estimate", "none"):
-        try:
-            tilt_axis = float(tilt_axis)
-        except ValueError as err:
-            raise ValueError(
-                "--tilt-axis must be 'estimate', 'none' or a number of degrees"
-            ) from err
+        tilt_axis = float(tilt_axis)
     with _Bar("align", args.quiet) as bar:
         res = align_tilt_series(
             ts.data,
@@ -736,12 +731,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from ._cli_safety import STAGED_COMMANDS, CommandFailed, check_option_ranges, run_staged
+
     try:
         check_option_ranges(args)
         if args.command in STAGED_COMMANDS and getattr(args, "out", None) is not None:
-            return _run_staged(args)
+            return run_staged(args)
         return int(args.func(args) or 0)
-    except _Failed as err:
+    except CommandFailed as err:
         return err.rc
     except KeyboardInterrupt:
         print(
@@ -754,137 +751,6 @@ def main(argv: list[str] | None = None) -> int:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"napari-aet {args.command}: error: {msg}", file=sys.stderr)
         return 1
-
-
-#: Physical or sensible range of every numeric option, by its ``dest`` (the same meaning in
-#: every command that has it), with the unit and what the value means; checked before any work.
-OPTION_RANGES: dict[str, tuple[float, float, str]] = {
-    "pixel_size": (0.01, 50.0, "A per pixel (0.358 A is typical for AET)"),
-    "voxel_size": (0.01, 50.0, "A per voxel"),
-    "radius": (0.0, 1e4, "a radius"),
-    "vacancies": (0.0, 0.99, "a fraction of atoms"),
-    "jitter": (0.0, 2.0, "A of thermal displacement"),
-    "size": (16, 4096, "pixels"),
-    "blur": (0.0, 5.0, "A of Gaussian broadening"),
-    "dose": (0.0, 1e12, "electrons per A^2; 0 = no noise"),
-    "angle_error": (0.0, 10.0, "degrees"),
-    "shift_error": (0.0, 100.0, "pixels"),
-    "tilt_axis_angle": (-180.0, 180.0, "degrees"),
-    "lowpass": (0.0, 100.0, "A (0 = off)"),
-    "lowpass_edge": (0.0, 1.0, "a fraction of Nyquist"),
-    "rounds": (0, 100, "rounds"),
-    "recon_iterations": (1, 100000, "GENFIRE iterations"),
-    "iterations": (1, 100000, "iterations"),
-    "oversampling": (1.0, 8.0, "times the grid"),
-    "rfree": (0.0, 0.5, "a fraction of Fourier points held out (0 = off)"),
-    "smooth": (0.0, 5.0, "A"),
-    "min_distance": (0.5, 10.0, "A between atoms"),
-    "lattice_constant": (1.5, 8.0, "A (an fcc metal's lattice constant)"),
-    "cutoff": (1.0, 10.0, "A"),
-    "tile": (16, 1024, "voxels"),
-    "overlap": (0, 512, "voxels"),
-    "dpi": (30, 1200, "dots per inch"),
-    "energy": (10.0, 3000.0, "keV"),
-    "semiangle": (0.1, 200.0, "mrad"),
-    "frozen_phonons": (1, 1000, "configurations"),
-    "slice_thickness": (0.1, 50.0, "A"),
-    "potential_sampling": (0.005, 1.0, "A"),
-    "workers": (0, 1024, "processes; train: 0 = in this process"),
-    "epochs": (1, 100000, "epochs"),
-    "batch": (1, 4096, "samples"),
-    "lr": (1e-8, 1.0, "learning rate"),
-    "dropout": (0.0, 0.95, "a fraction"),
-    "val_fraction": (0.0, 0.9, "a fraction"),
-    "generate": (0, 10**7, "samples"),
-    "box": (16, 1024, "voxels"),
-    "crop": (8, 1024, "voxels"),
-    "depth": (1, 8, "levels"),
-    "width": (1, 1024, "channels"),
-}
-
-
-def check_option_ranges(args) -> None:
-    """Refuse a numeric option outside its range (:data:`OPTION_RANGES`), naming the option,
-    the range and its unit, before any work starts."""
-    import math
-
-    for dest, (lo, hi, what) in OPTION_RANGES.items():
-        value = getattr(args, dest, None)
-        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if not (math.isfinite(value) and lo <= value <= hi):
-            opt = "--" + dest.replace("_", "-")
-            raise ValueError(f"{opt} {value:g} is out of range: give {lo:g} to {hi:g} ({what})")
-    if args.command == "run" and getattr(args, "workers", 1) < 1:
-        raise ValueError(f"--workers {args.workers}: a batch needs at least 1 worker process")
-    tilt_axis = getattr(args, "tilt_axis", None)
-    if isinstance(tilt_axis, str) and tilt_axis not in ("estimate", "none"):
-        try:
-            t = float(tilt_axis)
-        except ValueError:
-            t = None
-        if t is None or not (math.isfinite(t) and -180 <= t <= 180):
-            raise ValueError(
-                f"--tilt-axis {tilt_axis}: give 'estimate', 'none' or an in-plane angle of "
-                "-180 to 180 degrees"
-            )
-
-
-#: Commands whose ``--out`` folder is written through a staging folder: their outputs replace
-#: the previous ones only when the command succeeds (``run`` gets this per stage, ``figures``
-#: stages its own folder, ``train`` checkpoints atomically and resumes from its folder).
-STAGED_COMMANDS = (
-    "simulate",
-    "align",
-    "recon",
-    "augment",
-    "trace",
-    "refine",
-    "analyze",
-    "validate",
-    "precision",
-)
-
-
-class _Rewrite:
-    """A text stream that shows the final output folder where a command prints its staging
-    folder."""
-
-    def __init__(self, stream, old: str, new: str):
-        self.stream, self.old, self.new = stream, old, new
-
-    def write(self, text: str) -> int:
-        return self.stream.write(text.replace(self.old, self.new))
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-
-
-def _run_staged(args) -> int:
-    """Run a command into a staging folder and move its outputs over ``--out`` on success."""
-    import contextlib
-
-    from ._files import staged_folder
-
-    final = Path(args.out)
-    with staged_folder(final) as tmp:
-        args.out = tmp
-        with (
-            contextlib.redirect_stdout(_Rewrite(sys.stdout, str(tmp), str(final))),
-            contextlib.redirect_stderr(_Rewrite(sys.stderr, str(tmp), str(final))),
-        ):
-            rc = int(args.func(args) or 0)
-        if rc != 0:  # a command that reports failure by its code: keep the previous result
-            raise _Failed(rc)
-    return rc
-
-
-class _Failed(Exception):
-    def __init__(self, rc: int):
-        self.rc = rc
 
 
 if __name__ == "__main__":
