@@ -188,6 +188,7 @@ def find_stacking_direction(
     spacing_A: float | None = None,
     n_directions: int = 4000,
     n_candidates: int = 6,
+    bond_A: float | None = None,
 ) -> tuple[np.ndarray, float]:
     """The direction along which the atoms form close-packed layers.
 
@@ -197,7 +198,8 @@ def find_stacking_direction(
     best distinct candidates are refined as the normal of their in-plane bonds (isotropic noise
     of the positions does not bias it) and the one whose layers are sharpest wins.
     ``spacing_A`` (default: the (111) spacing of the bond length, ``d_nn sqrt(2/3)``) only
-    seeds the layer fit, which refines it.
+    seeds the layer fit, which refines it. ``bond_A``: the bond length when already measured
+    (:func:`nearest_neighbour_distance`).
 
     Returns
     -------
@@ -208,7 +210,7 @@ def find_stacking_direction(
     """
     pos = _check_positions(positions_A, minimum=4)
     pos = pos - pos.mean(axis=0)
-    d_nn = nearest_neighbour_distance(pos)
+    d_nn = bond_A or nearest_neighbour_distance(pos)
     spacing = spacing_A or d_nn * np.sqrt(2.0 / 3.0)
     _, b = bond_vectors(pos, d_nn)
     dirs = _fibonacci_hemisphere(n_directions)
@@ -324,7 +326,9 @@ def _find_faults(stack_layer, big) -> list[dict]:
     return faults
 
 
-def analyze_stacking(positions_A, *, normal=None, min_layer_atoms: int = 3) -> StackingResult:
+def analyze_stacking(
+    positions_A, *, normal=None, min_layer_atoms: int = 3, bond_A: float | None = None
+) -> StackingResult:
     """Find the (111) layers, label them A/B/C and fcc/hcp, locate the faults and the twist.
 
     1. The stacking direction (:func:`find_stacking_direction`) unless given.
@@ -342,13 +346,15 @@ def analyze_stacking(positions_A, *, normal=None, min_layer_atoms: int = 3) -> S
        interface is the fault with the most hcp atoms; layers are renumbered from it.
     6. Clusters either side of the interface, and their relative rotation about [111] from
        the in-plane bond orientations (interface excluded).
+
+    ``bond_A``: the bond length when already measured (:func:`nearest_neighbour_distance`).
     """
     pos = _check_positions(positions_A, minimum=10)
-    d_nn = nearest_neighbour_distance(pos)
+    d_nn = bond_A or nearest_neighbour_distance(pos)
     spacing0 = d_nn * np.sqrt(2.0 / 3.0)
     score = float("nan")
     if normal is None:
-        n, score = find_stacking_direction(pos, spacing_A=spacing0)
+        n, score = find_stacking_direction(pos, spacing_A=spacing0, bond_A=d_nn)
     else:
         n = np.asarray(normal, np.float64)
         if n.shape != (3,) or not np.isfinite(n).all() or np.linalg.norm(n) == 0:

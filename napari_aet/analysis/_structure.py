@@ -28,6 +28,7 @@ from ._stacking import (
     _circular_mean_60,
     _wrap60,
     analyze_stacking,
+    bond_vectors,
     nearest_neighbour_distance,
 )
 
@@ -109,10 +110,7 @@ def _bond_orientation(pos, normal, d_nn) -> float:
     e1, e2 = in_plane_basis(normal)
     if len(pos) < 2:
         return float("nan")
-    pairs = cKDTree(pos).query_pairs(1.2 * d_nn, output_type="ndarray")
-    if not len(pairs):
-        return float("nan")
-    b = pos[pairs[:, 1]] - pos[pairs[:, 0]]
+    _, b = bond_vectors(pos, d_nn)
     b = b[np.abs(b @ normal) < 0.3 * d_nn]
     if not len(b):
         return float("nan")
@@ -360,7 +358,7 @@ def analyze_structure(
         notes.append(f"no stacking analysis: {n_atoms} atoms (needs at least 10 with bonds)")
     else:
         try:
-            st = analyze_stacking(pos, normal=normal)
+            st = analyze_stacking(pos, normal=normal, bond_A=d_nn)
         except ValueError as err:
             notes.append(f"no stacking analysis: {err}")
     # random points reach a score of about 1/sqrt(N) in any one direction, and a few times that
