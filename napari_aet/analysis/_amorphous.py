@@ -85,14 +85,14 @@ def amorphous_summary(positions_A) -> tuple[dict, np.ndarray]:
     the first minimum): a summary dict for ``analysis.json`` and the per-atom coordination."""
     pos = np.asarray(positions_A, float)
     r, g = radial_distribution(pos)
-    nearest = None
-    if len(pos) > 1:
-        d, _ = cKDTree(pos).query(pos, k=2)
+    nearest, tree = None, cKDTree(pos) if len(pos) > 1 else None
+    if tree is not None:
+        d, _ = tree.query(pos, k=2)
         nearest = float(np.median(d[:, 1]))
     peak, cut = first_shell(r, g, nearest)
     coord = np.full(len(pos), -1, np.int64)
-    if np.isfinite(cut) and len(pos) > 1:
-        coord = cKDTree(pos).query_ball_point(pos, cut, return_length=True) - 1
+    if np.isfinite(cut) and tree is not None:
+        coord = tree.query_ball_point(pos, cut, return_length=True) - 1
     values, counts = np.unique(coord[coord >= 0], return_counts=True)
     hist = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
     return (
