@@ -76,6 +76,7 @@ def main() -> None:
     from napari_aet.align import align_tilt_series
     from napari_aet.recon import genfire
     from napari_aet.simulate import simulate_tilt_series, twinned_pt_nanodumbbell
+    from napari_aet.workflows import atom_model_builder
 
     s = twinned_pt_nanodumbbell()
     nominal = np.linspace(-70, 70, 21)
@@ -91,20 +92,34 @@ def main() -> None:
     )
     rows = []
     results = {}
+    builder = atom_model_builder(device=args.device)
     all_cases = {
-        "coarse": ("coarse only (COM, common line, axis)", dict(refine=False)),
-        "shifts": ("+ projection matching, shifts", dict(refine=True, refine_angles=False)),
+        "coarse": ("coarse only (COM, common line, axis)", dict(projection_matching=False)),
+        "shifts": (
+            "+ projection matching, shifts",
+            dict(projection_matching=True, refine_angles=False),
+        ),
         "tomogram": (
             "+ projection matching, angles from tomogram re-projections",
-            dict(refine=True, refine_angles=True, angle_method="tomogram"),
+            dict(projection_matching=True, refine_angles=True, angle_method="tomogram"),
         ),
         "model": (
             "+ projection matching, joint refinement of a traced atom model (default)",
-            dict(refine=True, refine_angles=True, angle_method="model"),
+            dict(
+                projection_matching=True,
+                refine_angles=True,
+                angle_method="model",
+                model_builder=builder,
+            ),
         ),
         "model-unet": (
             "+ projection matching, joint refinement of a model traced after the U-Net",
-            dict(refine=True, refine_angles=True, angle_method="model", model_weights=args.weights),
+            dict(
+                projection_matching=True,
+                refine_angles=True,
+                angle_method="model",
+                model_builder=atom_model_builder(args.weights, device=args.device),
+            ),
         ),
     }
     keys = [k.strip() for k in args.cases.split(",") if k.strip()]

@@ -12,9 +12,9 @@ import time
 import numpy as np
 from _common import machine
 
+from napari_aet.forward import rotation_center_A
 from napari_aet.simulate import (
     build_structure,
-    rotation_center_A,
     simulate_tilt_series,
     thermal_jitter,
     twinned_dumbbell,

@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3, help="noise draws per noise level")
     args = ap.parse_args()
     from napari_aet.analysis import analyze_structure
-    from napari_aet.atoms import AtomModel
+    from napari_aet.core.atoms import AtomModel
     from napari_aet.simulate import twinned_pt_nanodumbbell
 
     s = twinned_pt_nanodumbbell()

@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("--tomogram", type=Path, default=None)
     args = ap.parse_args()
     from napari_aet.analysis import analyze_structure, compare_atom_models
-    from napari_aet.atoms import AtomModel
+    from napari_aet.core.atoms import AtomModel
     from napari_aet.trace import trace_atoms
 
     s, _, vol = sample_series_and_tomogram(args.tomogram, iterations=args.iterations)

@@ -91,7 +91,7 @@ def main() -> None:
     ap.add_argument("--no-metals", action="store_true", help="skip the other-metals table")
     args = ap.parse_args()
     from napari_aet.analysis import analyze_structure
-    from napari_aet.atoms import AtomModel
+    from napari_aet.core.atoms import AtomModel
     from napari_aet.simulate import LATTICE_CONSTANTS_A
 
     print(

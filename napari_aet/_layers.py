@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .atoms import AtomModel
+from .core.atoms import AtomModel
 from .io import TiltSeries
 
 #: Default displayed atom diameter [A] (about half the Pt nearest-neighbour distance).

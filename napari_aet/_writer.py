@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._layers import atoms_from_layer, tilt_series_from_layer
 from .io import write_atoms, write_tilt_series
+from .session import write_session
 
 
 def write_atoms_layer(path: str, data, attributes: dict) -> list[str]:
@@ -20,6 +21,5 @@ def write_tilt_series_layer(path: str, data, attributes: dict) -> list[str]:
 
 def write_session_layers(path: str, layer_data: list) -> list[str]:
     """Write several layers as a napari-aet session (``.aet.h5``)."""
-    from .session import write_session
 
     return [str(write_session(path, layer_data))]

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from ._files import replace_when_done
+from .core.files import replace_when_done
+from .figures import transparent_centre_rgba
 
 SESSION_SUFFIX = ".aet.h5"
 SESSION_FORMAT = "napari-aet-session/1"
@@ -52,8 +53,6 @@ def _known_colormap(name: str):
     if not name.endswith(_TRANSPARENT_CENTRE):
         return name
     from matplotlib import colormaps
-
-    from .figures import transparent_centre_rgba
 
     base = name[: -len(_TRANSPARENT_CENTRE)]
     if base not in colormaps:

@@ -15,6 +15,7 @@ from napari_aet.align import (
     subtract_background,
 )
 from napari_aet.simulate import build_structure, simulate_tilt_series
+from napari_aet.workflows import atom_model_builder
 
 PX = 0.358
 ANGLES = np.linspace(-70, 70, 21)
@@ -136,8 +137,16 @@ def test_full_alignment_on_a_realistic_series(particle):
         tilt_axis_angle_deg=3.0,
         background_counts=25,
     )
+    with pytest.raises(ValueError, match="model_builder"):  # align does not import the tracer
+        align_tilt_series(sim.data, ANGLES, pixel_size_A=PX, projection_matching=True)
     res = align_tilt_series(
-        sim.data, ANGLES, pixel_size_A=PX, refine=True, refine_rounds=2, recon_iterations=15
+        sim.data,
+        ANGLES,
+        pixel_size_A=PX,
+        projection_matching=True,
+        refine_rounds=2,
+        recon_iterations=15,
+        model_builder=atom_model_builder(),
     )
     assert res.tilt_axis_angle_deg == pytest.approx(3.0, abs=0.3)
     before = _gauge_free_residual(np.zeros_like(sim.truth.shifts_px), sim.truth.shifts_px, ANGLES)

@@ -13,7 +13,7 @@ from scipy.spatial.transform import Rotation
 
 from napari_aet.analysis import analyze_stacking, analyze_structure, nearest_neighbour_distance
 from napari_aet.analysis._lattice import DegenerateFit, fit_fcc_lattice
-from napari_aet.atoms import AtomModel
+from napari_aet.core.atoms import AtomModel
 from napari_aet.simulate import (
     LATTICE_CONSTANTS_A,
     amorphous_particle,

@@ -5,8 +5,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from napari_aet.analysis import analyze_stacking, analyze_structure, nearest_neighbour_distance
-from napari_aet.atoms import AtomModel
 from napari_aet.cli import main
+from napari_aet.core.atoms import AtomModel
 from napari_aet.io import read_atoms, write_atoms
 from napari_aet.simulate import (
     fcc_particle,

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_aet.atoms import AtomModel
 from napari_aet.cli import main
+from napari_aet.core.atoms import AtomModel
 from napari_aet.io import (
     TiltSeries,
     read_tilt_series,
@@ -96,7 +96,7 @@ OPTION_CASES = [
     (["analyze", A, "--lattice-constant", "0.39"], "--lattice-constant 0.39"),
     (["analyze", A, "--cutoff", "-1"], "--cutoff -1"),
     (["analyze", A, "--element", "Xx"], "--lattice-constant"),
-    (["analyze", A, "--orr", "{atoms}"], "--orr needs --strain"),
+    (["analyze", A, "--orr", "{atoms}", "--no-strain"], "--orr needs the strain analysis"),
     (["simulate", "--vacancies", "1.5"], "--vacancies 1.5"),
     (["simulate", "--size", "4"], "--size 4"),
     (["simulate", "--pixel-size", "-1"], "--pixel-size -1"),
@@ -273,7 +273,7 @@ def test_out_that_is_a_file_fails_before_any_work(files, tmp_path, capsys):
 def test_a_command_that_crashes_midway_leaves_the_previous_result(
     files, good_out, capsys, monkeypatch
 ):
-    import napari_aet.io as io_mod
+    import napari_aet.workflows.stages as io_mod  # where the workflow looks it up
 
     def broken(path, model):  # write half a file, then fail, as a full disk would
         Path(path).write_text("z,y,x\n1,")
@@ -287,7 +287,7 @@ def test_a_command_that_crashes_midway_leaves_the_previous_result(
 
 
 def test_ctrl_c_is_a_clean_cancel_with_exit_130(files, good_out, capsys, monkeypatch):
-    import napari_aet.analysis as analysis
+    import napari_aet.workflows.stages as analysis
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -314,7 +314,7 @@ def test_a_successful_command_replaces_its_outputs_with_readable_files(files, go
 
 
 def test_analyze_checks_memory_before_a_huge_model(files, good_out, capsys, monkeypatch):
-    import napari_aet._memory as memory
+    import napari_aet.core.memory as memory
 
     monkeypatch.setattr(memory, "available_memory_bytes", lambda: 100_000)
     before = _snapshot(good_out)
@@ -350,50 +350,38 @@ def test_figures_failing_midway_leave_no_empty_png(files, tmp_path, capsys, monk
 
 @pytest.fixture
 def fake_stages(monkeypatch):
-    """Replace each stage command by one that writes the stage's outputs and records the call;
-    ``fail_at`` makes a stage fail with an error message (or ``"interrupt"``)."""
-    import napari_aet.cli as cli
-    from napari_aet.pipeline import STAGE_OUTPUTS
+    """Replace each stage's workflow by one that writes the stage's outputs and records the
+    call; ``fail_at`` makes a stage fail with an error (or ``"interrupt"``)."""
+    import napari_aet.workflows.pipeline as pipeline
+    from napari_aet.workflows import StageResult
 
     calls: list[str] = []
     control = {"fail_at": None, "how": "error"}
 
-    def fake_main(argv):
-        argv = [a for a in argv if a != "-q"]
-        stage = argv[0]
-        if stage == "figures":
-            out = Path(argv[1])
-            name = "figures"
-        else:
-            out = Path(argv[argv.index("--out") + 1]).parent
-            name = Path(argv[argv.index("--out") + 1]).name
-        if control["fail_at"] == name:
+    def fake_run_stage(stage, lay, settings, source, progress, cancel):
+        if control["fail_at"] == stage:
             if control["how"] == "interrupt":
-                return 130
-            import sys
-
-            print(f"napari-aet {stage}: error: the {name} input is broken", file=sys.stderr)
-            return 1
-        calls.append(name)
-        for rel in STAGE_OUTPUTS[name]:
-            p = out / rel
-            if rel == "figures":
+                raise KeyboardInterrupt
+            raise ValueError(f"the {stage} input is broken")
+        calls.append(stage)
+        for p in lay.outputs(stage):
+            if p.suffix in ("", ".html") and p.name == "figures":
                 p.mkdir(parents=True, exist_ok=True)
             else:
                 p.parent.mkdir(parents=True, exist_ok=True)
                 p.write_text(
                     '{"r_mean": 0.1, "r_per_image": [0.1]}' if p.suffix == ".json" else "x"
                 )
-        return 0
+        return StageResult(stage, {}, [], f"{stage} done")
 
-    monkeypatch.setattr(cli, "main", fake_main)
+    monkeypatch.setattr(pipeline, "_run_stage", fake_run_stage)
     return calls, control
 
 
 def test_resume_skips_finished_stages_and_reruns_what_an_input_change_invalidates(
     tmp_path, fake_stages
 ):
-    from napari_aet.pipeline import run_pipeline
+    from napari_aet.workflows import RunSettings, TraceSettings, run_pipeline
 
     calls, _ = fake_stages
     tilts = tmp_path / "t.h5"
@@ -404,6 +392,7 @@ def test_resume_skips_finished_stages_and_reruns_what_an_input_change_invalidate
     assert first == [
         "align",
         "recon",
+        "augment",
         "trace",
         "refine",
         "analyze",
@@ -420,13 +409,17 @@ def test_resume_skips_finished_stages_and_reruns_what_an_input_change_invalidate
     (out / "trace" / "atoms.csv").unlink()  # a finished stage's output was deleted
     run_pipeline(tilts, out)
     assert calls == ["trace", "refine", "analyze", "validate", "figures"]
+    calls.clear()
+    run_pipeline(tilts, out, RunSettings.for_element("Pt", trace=TraceSettings(min_distance_A=2.2)))
+    assert calls == ["trace", "refine", "analyze", "validate", "figures"]  # a setting changed
 
 
 @pytest.mark.parametrize("stage", ["recon", "trace", "analyze", "figures"])
 def test_a_run_killed_at_any_stage_resumes_there(stage, tmp_path, fake_stages):
-    from napari_aet.pipeline import run_pipeline, stages_for
+    from napari_aet.workflows import RunSettings, run_pipeline
 
-    stages = stages_for({})  # the defaults: no U-Net in run_pipeline, refine on
+    stages = RunSettings().stages()  # the defaults: the U-Net and the refine stage on
+    assert "augment" in stages and "refine" in stages
     calls, control = fake_stages
     tilts = tmp_path / "t.h5"
     tilts.write_bytes(b"series")
@@ -442,7 +435,7 @@ def test_a_run_killed_at_any_stage_resumes_there(stage, tmp_path, fake_stages):
 
 
 def test_a_failed_stage_names_its_cause_in_the_error_and_run_log(tmp_path, fake_stages):
-    from napari_aet.pipeline import StageFailed, run_pipeline
+    from napari_aet.workflows import StageFailed, run_pipeline
 
     _, control = fake_stages
     tilts = tmp_path / "t.h5"
@@ -450,7 +443,8 @@ def test_a_failed_stage_names_its_cause_in_the_error_and_run_log(tmp_path, fake_
     control.update(fail_at="trace", how="error")
     with pytest.raises(StageFailed, match="the trace input is broken"):
         run_pipeline(tilts, tmp_path / "run")
-    assert "the trace input is broken" in (tmp_path / "run" / "run.log").read_text()
+    log = (tmp_path / "run" / "run.log").read_text()
+    assert "the trace input is broken" in log and "Traceback" in log
 
 
 # ------------------------------------------------------------------ the editable atom model

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from napari_aet.atoms import AtomModel
+from napari_aet.core.atoms import AtomModel
 from napari_aet.io import is_atom_model_file, read_atoms, write_atoms
 
 

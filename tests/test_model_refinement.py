@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from napari_aet.align import gauge_free_shift_error, projection_matching, refine_atomic_model
+from napari_aet.align import gauge_free_shift_error, projection_matching
+from napari_aet.forward import refine_atomic_model
 from napari_aet.simulate import build_structure, simulate_tilt_series
+from napari_aet.workflows import atom_model_builder
 
 PX = 0.358
 ANGLES = np.linspace(-70, 70, 21)
@@ -69,8 +71,16 @@ def test_projection_matching_with_the_model_method_reduces_the_angle_error(serie
         projection_matching(series.data, ANGLES, angle_method="model")
     with pytest.raises(ValueError, match="angle_method"):
         projection_matching(series.data, ANGLES, angle_method="oracle")
+    with pytest.raises(ValueError, match="model_builder"):
+        projection_matching(series.data, ANGLES, angle_method="model", pixel_size_A=PX)
     res = projection_matching(
-        series.data, ANGLES, angle_method="model", pixel_size_A=PX, rounds=2, recon_iterations=20
+        series.data,
+        ANGLES,
+        angle_method="model",
+        pixel_size_A=PX,
+        rounds=2,
+        recon_iterations=20,
+        model_builder=atom_model_builder(),
     )
     assert abs((res.angles_deg - ANGLES).mean()) < 1e-6
     before = _angle_rms(ANGLES, series.truth.angles_deg)
@@ -79,8 +89,8 @@ def test_projection_matching_with_the_model_method_reduces_the_angle_error(serie
 
 
 def test_gauge_fixing_keeps_every_projected_atom_in_place():
-    from napari_aet.align._model_refinement import _fix_gauge
-    from napari_aet.simulate._tilt_series import project_positions
+    from napari_aet.forward import project_positions
+    from napari_aet.forward._model_fit import _fix_gauge
 
     rng = np.random.default_rng(0)
     pos = rng.uniform(10, 35, (50, 3))
@@ -101,14 +111,20 @@ def test_model_method_refines_shifts_only_when_atoms_are_not_resolved(particle):
     # a 4 A blur: blobs, not atoms; the traced "model" fits them but must not set the angles
     sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), seed=2, blur_sigma_A=4.0)
     res = projection_matching(
-        sim.data, ANGLES, angle_method="model", pixel_size_A=PX, rounds=1, recon_iterations=10
+        sim.data,
+        ANGLES,
+        angle_method="model",
+        pixel_size_A=PX,
+        rounds=1,
+        recon_iterations=10,
+        model_builder=atom_model_builder(),
     )
     assert np.all(res.angles_deg == ANGLES)
     assert res.notes and "not resolved" in res.notes[0]
 
 
 def test_refine_atom_positions_moves_atoms_to_the_truth_and_flags_a_false_one(particle):
-    from napari_aet.atoms import AtomModel
+    from napari_aet.core.atoms import AtomModel
     from napari_aet.trace import refine_atom_positions
 
     sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), seed=6)
@@ -133,8 +149,8 @@ def test_refine_atom_positions_moves_atoms_to_the_truth_and_flags_a_false_one(pa
 def test_refine_cli_keeps_traced_positions_when_atoms_are_not_resolved(particle, tmp_path):
     import json
 
-    from napari_aet.atoms import AtomModel
     from napari_aet.cli import main
+    from napari_aet.core.atoms import AtomModel
     from napari_aet.io import TiltSeries, read_atoms, write_atoms, write_tilt_series
 
     sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), seed=2, blur_sigma_A=4.0)

@@ -125,21 +125,23 @@ def test_featureless_images_give_an_uncertain_tilt_axis():
 
 
 def test_run_passes_the_tilt_axis_and_element_to_its_stages(tmp_path):
-    from napari_aet.pipeline import _stage_args
+    from napari_aet.cli import build_parser
+    from napari_aet.cli.run import settings_from_args
 
-    opts = {"tilt_axis": "90", "element": "Au", "lattice_constant_A": 4.1}
-    assert "--tilt-axis=90" in _stage_args("align", tmp_path / "t.h5", tmp_path, opts)
-    an = _stage_args("analyze", tmp_path / "t.h5", tmp_path, opts)
-    assert an[an.index("--element") + 1] == "Au"
-    assert an[an.index("--lattice-constant") + 1] == "4.1"
-    val = _stage_args("validate", tmp_path / "t.h5", tmp_path, opts)
-    assert val[val.index("--element") + 1] == "Au"
-    assert "--tilt-axis" not in " ".join(_stage_args("align", tmp_path / "t.h5", tmp_path, {}))
-    json.dumps(opts)
+    def settings(*opts):
+        args = build_parser().parse_args(["run", "t.h5", "--out", str(tmp_path), *opts])
+        return settings_from_args(args)
+
+    s = settings("--tilt-axis=90", "--element", "Au", "--lattice-constant", "4.1")
+    assert s.align.tilt_axis_value() == 90.0
+    assert s.analyze.element == "Au" and s.analyze.lattice_constant_A == 4.1
+    assert s.validate.element == "Au" and s.augment.element == "Au"
+    assert settings().align.tilt_axis == "estimate" and settings().analyze.element == "Pt"
+    assert settings("--augment", "none").stages()[2] == "trace"
 
 
 def test_amorphous_particle_gets_rdf_and_coordination_not_crystal_labels(tmp_path):
-    from napari_aet.atoms import AtomModel
+    from napari_aet.core.atoms import AtomModel
     from napari_aet.io import write_atoms
     from napari_aet.simulate import amorphous_particle
 
@@ -160,7 +162,7 @@ def test_amorphous_particle_gets_rdf_and_coordination_not_crystal_labels(tmp_pat
 
 def test_a_crystal_gets_no_amorphous_summary():
     from napari_aet.analysis import analyze_structure
-    from napari_aet.atoms import AtomModel
+    from napari_aet.core.atoms import AtomModel
     from napari_aet.simulate import fcc_particle
 
     res = analyze_structure(AtomModel(fcc_particle(radius_A=9, shape="sphere", seed=0)))
@@ -196,10 +198,10 @@ def test_run_on_a_full_range_au_series_with_a_horizontal_axis_from_a_mat_file(tm
 
 def test_run_on_an_amorphous_light_element_particle(tmp_path):
     """Si, amorphous: traced, no crystal labels, g(r) and coordination instead."""
-    from napari_aet.atoms import AtomModel
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.forward import rotation_center_A
     from napari_aet.io import TiltSeries, write_tilt_series
     from napari_aet.simulate import amorphous_particle
-    from napari_aet.simulate._tilt_series import rotation_center_A
 
     pos = amorphous_particle(
         radius_A=8.0, min_distance_A=2.2, number_density_per_A3=0.05, seed=3
@@ -224,11 +226,15 @@ def test_run_on_an_amorphous_light_element_particle(tmp_path):
 
 
 def test_run_no_align_only_preprocesses(tmp_path):
-    from napari_aet.pipeline import _stage_args
+    from napari_aet.cli import build_parser
+    from napari_aet.cli.run import settings_from_args
 
-    a = _stage_args("align", tmp_path / "t.h5", tmp_path, {"no_align": True, "tilt_axis": "5"})
-    assert {"--no-com", "--no-common-line", "--tilt-axis=none", "--no-refine"} <= set(a)
-    assert "--tilt-axis=5" not in a
+    args = build_parser().parse_args(
+        ["run", "t.h5", "--out", str(tmp_path), "--no-align", "--tilt-axis", "5"]
+    )
+    al = settings_from_args(args).align
+    assert not (al.center_of_mass or al.common_line or al.projection_matching)
+    assert al.tilt_axis_value() is None  # vertical: the given 5 deg is not applied
 
 
 def test_augment_notes_data_outside_the_weights_training():

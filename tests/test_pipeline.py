@@ -1,11 +1,21 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from napari_aet.cli import main
 from napari_aet.io import read_atoms
-from napari_aet.pipeline import StageFailed, run_batch, run_pipeline
+from napari_aet.workflows import (
+    AlignSettings,
+    AugmentSettings,
+    FiguresSettings,
+    ReconSettings,
+    RunSettings,
+    StageFailed,
+    run_batch,
+    run_pipeline,
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +44,17 @@ def series(tmp_path_factory):
     return out / "tilt_series.h5"
 
 
-OPTS = dict(recon_iterations=15, align_rounds=1, figure_formats="png")
+SETTINGS = RunSettings(
+    align=AlignSettings(rounds=1),
+    recon=ReconSettings(iterations=15),
+    augment=None,  # trace the raw GENFIRE tomogram (fast)
+    figures=FiguresSettings(formats=("png",)),
+)
 
 
 def test_run_writes_everything_and_resumes(series, tmp_path):
     out = tmp_path / "run"
-    summary = run_pipeline(series, out, **OPTS)
+    summary = run_pipeline(series, out, SETTINGS)
     truth = read_atoms(series.parent / "truth_atoms.csv")
     atoms = read_atoms(out / "atoms.csv")
     assert abs(atoms.n_atoms - truth.n_atoms) <= 0.1 * truth.n_atoms
@@ -53,30 +68,34 @@ def test_run_writes_everything_and_resumes(series, tmp_path):
     assert "exx" in atoms.features.columns  # the analysis includes strain
     assert "refine_shift_A" in atoms.features.columns  # analysed after the refine stage
     log_before = (out / "run.log").read_text()
-    run_pipeline(series, out, **OPTS)
+    run_pipeline(series, out, SETTINGS)
     new = (out / "run.log").read_text()[len(log_before) :]
     assert new.count("already done, skipped") == 7
     # a changed setting reruns that stage and those after it, not the ones before
-    run_pipeline(series, out, **{**OPTS, "recon_iterations": 16})
+    run_pipeline(series, out, replace(SETTINGS, recon=ReconSettings(iterations=16)))
     newer = (out / "run.log").read_text()[len(log_before) + len(new) :]
-    assert "align: already done" in newer and "recon: napari-aet recon" in newer
+    assert "align: already done" in newer and "recon: settings" in newer
+    assert "trace: settings" in newer and "trace: already done" not in newer
 
 
 def test_failed_stage_keeps_finished_ones_and_resumes(series, tmp_path, monkeypatch):
-    import napari_aet.trace as trace_mod
+    import napari_aet.workflows.stages as stages_mod
 
     out = tmp_path / "run"
 
     def broken(*a, **k):
         raise ValueError("simulated tracer failure")
 
-    monkeypatch.setattr(trace_mod, "trace_atoms", broken)
-    with pytest.raises(StageFailed, match="trace"):
-        run_pipeline(series, out, **OPTS)
+    monkeypatch.setattr(stages_mod, "trace_atoms", broken)
+    with pytest.raises(StageFailed, match="simulated tracer failure") as info:
+        run_pipeline(series, out, SETTINGS)
+    assert isinstance(info.value.__cause__, ValueError) and info.value.stage == "trace"
     assert (out / "recon" / "tomogram.h5").exists() and not (out / "atoms.csv").exists()
-    assert "trace failed (exit 1)" in (out / "run.log").read_text()
+    log = (out / "run.log").read_text()
+    assert "trace failed" in log and "Traceback" in log and "simulated tracer failure" in log
+    assert not (out / "trace").exists()  # the failed stage left nothing
     monkeypatch.undo()
-    run_pipeline(series, out, **OPTS)
+    run_pipeline(series, out, SETTINGS)
     log = (out / "run.log").read_text()
     assert "align: already done" in log and "recon: already done" in log
     assert (out / "atoms.csv").exists()
@@ -85,9 +104,9 @@ def test_failed_stage_keeps_finished_ones_and_resumes(series, tmp_path, monkeypa
 def test_batch_isolates_failures(series, tmp_path):
     bad = tmp_path / "flat.npy"
     np.save(bad, np.zeros((16, 16), np.float32))  # a 2D file: the align stage refuses it
-    results = run_batch([str(series), str(bad)], tmp_path / "batch", **OPTS)
+    results = run_batch([str(series), str(bad)], tmp_path / "batch", SETTINGS)
     assert results[str(series)] == "ok"
-    assert "StageFailed" in results[str(bad)]
+    assert results[str(bad)].startswith("stage 'align' failed")
     assert (tmp_path / "batch" / "tilt_series" / "atoms.csv").exists()
     assert json.loads((tmp_path / "batch" / "batch.json").read_text()) == results
 
@@ -95,14 +114,16 @@ def test_batch_isolates_failures(series, tmp_path):
 def test_run_with_augment_traces_the_augmented_tomogram(series, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(StageFailed):  # a missing weights file fails at the augment stage
-        run_pipeline(series, out, augment=str(tmp_path / "nope.pt"), **OPTS)
+        run_pipeline(
+            series, out, replace(SETTINGS, augment=AugmentSettings(str(tmp_path / "x.pt")))
+        )
     assert (out / "recon" / "tomogram.h5").exists() and not (out / "trace").exists()
     state = json.loads((out / "pipeline.json").read_text())
     assert set(state["stages"]) == {"align", "recon"}
-    run_pipeline(series, out, augment="fcc", **OPTS)  # the shipped network; resumes
+    run_pipeline(series, out, replace(SETTINGS, augment=AugmentSettings("fcc")))  # resumes
     assert "recon: already done" in (out / "run.log").read_text()
     state = json.loads((out / "pipeline.json").read_text())
-    assert state["stages"]["trace"]["args"][1].endswith("tomogram_augmented.h5")
+    assert state["stages"]["trace"]["key"]["from"] == "augment"
     truth = read_atoms(series.parent / "truth_atoms.csv")
     atoms = read_atoms(out / "atoms.csv")
     assert abs(atoms.n_atoms - truth.n_atoms) <= 0.1 * truth.n_atoms

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from napari_aet.simulate import (
+from napari_aet.forward import (
     atomic_number,
     kirkland_parameters,
     projected_potential_profile,
     scattering_factor,
 )
-from napari_aet.simulate._potentials import A0_E_VOLT_A2
+from napari_aet.forward._potentials import A0_E_VOLT_A2
 
 ELEMENTS = ["Pt", "Au", "Pd", "Ag", "Ni", "Fe", "Co"]
 

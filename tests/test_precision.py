@@ -5,13 +5,10 @@ import importlib.util
 import numpy as np
 import pytest
 
-from napari_aet.analysis import (
-    MultisliceSettings,
-    multislice_tilt_series,
-    plot_deviation_histogram,
-    precision_analysis,
-)
-from napari_aet.simulate import build_structure, project_positions
+from napari_aet.figures import plot_deviation_histogram
+from napari_aet.forward import project_positions
+from napari_aet.simulate import MultisliceSettings, build_structure, multislice_tilt_series
+from napari_aet.workflows import precision_analysis
 
 HAS_ABTEM = importlib.util.find_spec("abtem") is not None
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 from skimage.feature import peak_local_max
 
-from napari_aet._progress import Cancelled
+from napari_aet.core.progress import Cancelled
+from napari_aet.forward import rotation_center_A
 from napari_aet.recon import (
     dense_projection_dft,
     estimate_genfire_memory,
@@ -16,7 +17,7 @@ from napari_aet.recon import (
     projection_dft,
     visual_hull_support,
 )
-from napari_aet.simulate import rotation_center_A, simulate_tilt_series
+from napari_aet.simulate import simulate_tilt_series
 
 N = 48
 PX = 0.5

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from napari_aet.cli import main
+from napari_aet.forward import rotation_center_A
 from napari_aet.io import TiltSeries, read_volume, write_tilt_series
-from napari_aet.simulate import rotation_center_A, simulate_tilt_series
+from napari_aet.simulate import simulate_tilt_series
 
 N = 40
 PX = 0.5

@@ -1,12 +1,9 @@
 import numpy as np
 import pytest
 
-from napari_aet.atoms import AtomModel
-from napari_aet.simulate import (
-    project_positions,
-    rotation_center_A,
-    simulate_tilt_series,
-)
+from napari_aet.core.atoms import AtomModel
+from napari_aet.forward import project_positions, rotation_center_A
+from napari_aet.simulate import simulate_tilt_series
 
 PX = 0.4
 SHAPE = (64, 64)

@@ -4,7 +4,7 @@ from scipy.spatial.transform import Rotation
 
 from napari_aet.analysis import analyze_structure, strain_map
 from napari_aet.analysis._lattice import fit_fcc_lattice
-from napari_aet.atoms import AtomModel
+from napari_aet.core.atoms import AtomModel
 from napari_aet.simulate import fcc_particle
 
 ROT = Rotation.from_euler("zyx", [33, -21, 47], degrees=True).as_matrix()

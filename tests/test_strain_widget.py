@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_aet._layers import atoms_layer_data
-from napari_aet.atoms import AtomModel
+from napari_aet.core.atoms import AtomModel
 from napari_aet.simulate import fcc_particle
 
 TABLE = """# source: test table, not physical

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from napari_aet._layers import atoms_layer_data
-from napari_aet.atoms import AtomModel
+from napari_aet.core.atoms import AtomModel
 from napari_aet.figures import STUDY_LAYER_COLORS
 from napari_aet.widgets._structure import parse_layer_selection
 

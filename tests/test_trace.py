@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from napari_aet.analysis import compare_atom_models
-from napari_aet.atoms import AtomModel
 from napari_aet.cli import main
+from napari_aet.core.atoms import AtomModel
 from napari_aet.io import read_atoms, write_volume
 from napari_aet.simulate import build_structure, render_atom_volume
 from napari_aet.trace import EditableAtomModel, fit_peaks, trace_atoms

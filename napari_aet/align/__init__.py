@@ -1,8 +1,13 @@
 """Tilt-series preprocessing and alignment (no Qt, no napari)."""
 
-from ._model_refinement import ModelRefinementResult, refine_atomic_model, why_untrusted
 from ._pipeline import AlignmentResult, align_tilt_series
-from ._preprocess import bm3d_available, denoise, lowpass_filter, subtract_background
+from ._preprocess import (
+    STUDY_LOWPASS_INV_A,
+    bm3d_available,
+    denoise,
+    lowpass_filter,
+    subtract_background,
+)
 from ._projection_matching import ProjectionMatchingResult, projection_matching
 from ._reproject import reproject
 from ._shifts import (
@@ -15,6 +20,7 @@ from ._shifts import (
 )
 
 __all__ = [
+    "STUDY_LOWPASS_INV_A",
     "AlignmentResult",
     "ModelRefinementResult",
     "ProjectionMatchingResult",

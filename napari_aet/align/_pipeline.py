@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .._progress import check_cancel, report
-from ._preprocess import denoise, lowpass_filter, subtract_background
-from ._projection_matching import projection_matching
+from ..core.progress import check_cancel, report
+from ._preprocess import STUDY_LOWPASS_INV_A, denoise, lowpass_filter, subtract_background
+from ._projection_matching import projection_matching as _projection_matching
 from ._shifts import (
     apply_alignment,
     axis_matrix,
@@ -116,16 +116,16 @@ def align_tilt_series(
     background: str | None = "plane",
     denoise_method: str | None = None,
     noise: str = "poisson",
-    lowpass_diameter_inv_A: float | None = 2.08,
+    lowpass_diameter_inv_A: float | None = STUDY_LOWPASS_INV_A,
     lowpass_edge_inv_A: float = 0.05,
     center_of_mass: bool = True,
     common_line: bool = True,
     tilt_axis: str | float | None = "estimate",
     tilt_axis_search_deg: float = 90.0,
-    refine: bool = True,
+    projection_matching: bool = True,
     refine_angles: bool = True,
     angle_method: str = "model",
-    model_weights=None,
+    model_builder=None,
     refine_rounds: int = 3,
     recon_iterations: int = 20,
     oversampling: float = 2.0,
@@ -163,8 +163,8 @@ def align_tilt_series(
         Coarse registration perpendicular to and along the tilt axis.
     tilt_axis : "estimate", float or None
         Estimate the in-plane tilt-axis angle, take a known one [degrees], or assume vertical.
-    refine : bool
-        Projection-matching refinement of shifts.
+    projection_matching : bool
+        Projection-matching refinement of shifts (and angles) against GENFIRE reconstructions.
     refine_angles : bool
         Also refine tilt angles in projection matching.
     angle_method : {"model", "tomogram"}
@@ -173,9 +173,11 @@ def align_tilt_series(
         and refines shifts only, with a note in ``steps``, where atoms are not resolved).
         "tomogram": score trial angles against the tomogram's re-projections (biased by the
         missing wedge; see docs/methods.md).
-    model_weights : str or path, optional
-        With ``angle_method="model"``: U-Net weights; the model is traced in the augmented
-        tomogram.
+    model_builder : callable, optional
+        With ``angle_method="model"``: ``(volume, voxel_size_A, cancel) -> positions (n, 3)
+        [A]``, the atom model each round refines (needed there;
+        :func:`napari_aet.workflows.atom_model_builder` gives the tracer, with or without the
+        U-Net).
     refine_rounds, recon_iterations, oversampling
         Projection-matching settings.
     """
@@ -185,6 +187,12 @@ def align_tilt_series(
     ang = np.asarray(angles_deg, np.float64).ravel()
     if len(ang) != len(arr):
         raise ValueError(f"{len(ang)} angles for {len(arr)} images; give one angle per image")
+    if projection_matching and refine_angles and angle_method == "model" and model_builder is None:
+        raise ValueError(
+            "angle_method='model' needs model_builder, a function (volume, voxel_size_A, cancel)"
+            " -> atom positions; napari_aet.workflows.atom_model_builder() gives the tracer. Or "
+            "use angle_method='tomogram'"
+        )
     steps: dict = {"stage": "align"}
     total = 6
     bg_params = None
@@ -242,8 +250,8 @@ def align_tilt_series(
     report(progress, 5, total, "coarse alignment done")
     rounds = []
     new_ang = ang.copy()
-    if refine:
-        res = projection_matching(
+    if projection_matching:
+        res = _projection_matching(
             work,
             ang,
             shifts_px=s,
@@ -253,7 +261,7 @@ def align_tilt_series(
             oversampling=oversampling,
             refine_angles=refine_angles,
             angle_method=angle_method,
-            model_weights=model_weights,
+            model_builder=model_builder,
             pixel_size_A=pixel_size_A,
             device=device,
             cancel=cancel,
@@ -265,7 +273,7 @@ def align_tilt_series(
             "converged": res.converged,
             "refine_angles": refine_angles,
             "angle_method": angle_method,
-            "model_weights": None if model_weights is None else str(model_weights),
+            "model_builder": getattr(model_builder, "description", None),
             "recon_iterations": recon_iterations,
             "oversampling": oversampling,
             "notes": res.notes,

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.progress import report
+from ..recon._support import projection_masks
+
+#: The study's low-pass pass band [1/A] (Methods: a circular filter of 2.08 1/A diameter, edge
+#: 0.05 1/A); the default of every low-pass in the project.
+STUDY_LOWPASS_INV_A = 2.08
+
 
 def _check_stack(data) -> np.ndarray:
     arr = np.asarray(data)
@@ -36,7 +43,6 @@ def subtract_background(
     params : ndarray of shape (n_images, 3)
         ``(a, b, c)`` per image (``b = c = 0`` for ``"offset"``), in the data's units.
     """
-    from ..recon._support import projection_masks
 
     arr = _check_stack(data)
     if method not in ("plane", "offset"):
@@ -119,7 +125,6 @@ def denoise(
     The ``bm3d`` package is free for non-commercial use only (see its license); install it with
     ``pip install napari-aet[bm3d]``. Non-local means is the fallback.
     """
-    from .._progress import report
 
     arr = _check_stack(data)
     if method == "none":
@@ -157,7 +162,7 @@ def lowpass_filter(
     data,
     *,
     pixel_size_A: float,
-    cutoff_diameter_inv_A: float = 2.08,
+    cutoff_diameter_inv_A: float = STUDY_LOWPASS_INV_A,
     edge_width_inv_A: float = 0.05,
 ) -> np.ndarray:
     """Circular low-pass filter with a raised-cosine edge, in physical spatial frequency.

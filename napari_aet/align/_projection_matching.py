@@ -6,13 +6,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._progress import check_cancel, report
-from ._model_refinement import (
+from ..core.progress import check_cancel, report
+from ..forward import (
     ModelRefinementResult,
+    refine_atomic_model,
+    split_object_translation,
     why_untrusted,
 )
+from ..recon import genfire
 from ._reproject import reproject
-from ._shifts import apply_alignment, axis_matrix, split_object_translation
+from ._shifts import apply_alignment, axis_matrix
 
 
 @dataclass
@@ -98,29 +101,22 @@ def _match_to_tomogram(vol, aligned, ang, refine_angles, step_deg, max_change_de
     return d, dang, ccs
 
 
-def _refine_traced_model(vol, aligned, ang, pixel_size_A, weights, max_change_deg, device, cancel):
-    """Trace atoms in the tomogram (after the U-Net when ``weights`` are given) and refine
-    them jointly with the angles and offsets against the images."""
-    from ..trace import trace_atoms
-    from ._model_refinement import refine_atomic_model
-
-    src = vol
-    if weights is not None:
-        from ..augment import augment_volume
-
-        src = augment_volume(vol, voxel_size_A=pixel_size_A, weights=weights, device=device).volume
+def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_deg, device, cancel):
+    """Build an atom model from the tomogram with ``builder`` (the tracer, after the U-Net when
+    the caller chose one) and refine it jointly with the angles and offsets against the
+    images."""
     check_cancel(cancel, "projection matching")
-    atoms = trace_atoms(src, voxel_size_A=pixel_size_A, cancel=cancel).atoms
-    if atoms.n_atoms < 4:
+    positions = np.asarray(builder(vol, pixel_size_A, cancel), np.float64).reshape(-1, 3)
+    if len(positions) < 4:
         raise ValueError(
-            f"only {atoms.n_atoms} atoms were traced in the tomogram: angle refinement against "
+            f"only {len(positions)} atoms were traced in the tomogram: angle refinement against "
             "an atom model needs atomic resolution (use angle_method='tomogram' or "
             "refine_angles=False for this series)"
         )
     return refine_atomic_model(
         aligned,
         ang,
-        atoms.positions,
+        positions,
         pixel_size_A=pixel_size_A,
         max_angle_change_deg=max_change_deg,
         device=device,
@@ -142,7 +138,7 @@ def projection_matching(
     refine_angles: bool = True,
     angle_method: str = "tomogram",
     pixel_size_A: float | None = None,
-    model_weights=None,
+    model_builder=None,
     shift_tol_px: float = 0.05,
     angle_tol_deg: float = 0.02,
     device: str = "auto",
@@ -167,9 +163,10 @@ def projection_matching(
     scoring stalls on exactly that bias. It needs ``pixel_size_A`` and atomic resolution: a
     round where no atoms are traced, or whose refined model fits the images poorly, has
     unresolved atoms or runs many corrections to ``max_angle_change_deg``
-    (:func:`why_untrusted`), refines shifts only and says so in ``notes``. With
-    ``model_weights`` (U-Net weights, see :func:`napari_aet.augment.augment_volume`) the atoms
-    are traced in the augmented tomogram (fewer missed and false atoms to start from).
+    (:func:`why_untrusted`), refines shifts only and says so in ``notes``. The atom model comes
+    from ``model_builder(volume, voxel_size_A, cancel) -> positions (n, 3) [A]`` (alignment does
+    not depend on the tracer: :func:`napari_aet.workflows.atom_model_builder` gives the
+    project's tracer, after the U-Net when weights are given).
 
     Parameters
     ----------
@@ -194,18 +191,23 @@ def projection_matching(
     angle_method : {"tomogram", "model"}
     pixel_size_A : float, optional
         Pixel size [A]; needed by the model method.
-    model_weights : str or path, optional
-        U-Net weights for the model method.
+    model_builder : callable, optional
+        ``(volume, voxel_size_A, cancel) -> positions (n, 3) [A]``; needed by the model method.
     shift_tol_px, angle_tol_deg : float
         Convergence: stop when every change of a round is below both.
     device : {"auto", "cpu", "cuda"}
     """
-    from ..recon import genfire
 
     if angle_method not in ("tomogram", "model"):
         raise ValueError("angle_method must be 'tomogram' or 'model'")
     if angle_method == "model" and refine_angles and not pixel_size_A:
         raise ValueError("angle_method='model' needs pixel_size_A (to trace atoms)")
+    if angle_method == "model" and refine_angles and model_builder is None:
+        raise ValueError(
+            "angle_method='model' needs model_builder, a function (volume, voxel_size_A, cancel)"
+            " -> atom positions; napari_aet.workflows.atom_model_builder() gives the tracer. Or "
+            "use angle_method='tomogram'"
+        )
     arr = np.asarray(raw, np.float32)
     n = len(arr)
     ang = np.asarray(angles_deg, np.float64).copy()
@@ -232,7 +234,7 @@ def projection_matching(
         if refine_angles and angle_method == "model":
             try:
                 fitted = _refine_traced_model(
-                    vol, aligned, ang, pixel_size_A, model_weights, max_angle_change_deg, device,
+                    vol, aligned, ang, pixel_size_A, model_builder, max_angle_change_deg, device,
                     cancel,
                 )  # fmt: skip
             except ValueError as err:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage, optimize
 
+from ..forward import split_object_translation
+from ..recon._support import projection_masks
+
 
 def axis_matrix(tilt_axis_angle_deg: float) -> np.ndarray:
     """2x2 matrix on ``(row, col)`` taking axis-aligned coordinates to raw-image coordinates.
@@ -152,8 +155,6 @@ def estimate_tilt_axis_angle(
     """
     import warnings
 
-    from ..recon._support import projection_masks
-
     arr = np.clip(np.asarray(data, np.float64), 0, None)
     # background pixels only add noise to the lines: keep each image's (widened) foreground
     if margin_px is not None:
@@ -209,17 +210,6 @@ def estimate_tilt_axis_angle(
             stacklevel=2,
         )
     return (angle, info) if details else angle
-
-
-def split_object_translation(d_col, angles_deg) -> tuple[np.ndarray, np.ndarray]:
-    """Column offsets [px] without the part a translation of the object explains, and that
-    part's ``(tx, tz)`` [px]: ``d_col = rest + tx cos(theta) + tz sin(theta)`` in the least-
-    squares sense. Such a part moves the reconstruction, not the images' errors."""
-    th = np.deg2rad(np.asarray(angles_deg, np.float64))
-    a = np.column_stack([np.cos(th), np.sin(th)])
-    d = np.asarray(d_col, np.float64)
-    coef, *_ = np.linalg.lstsq(a, d, rcond=None)
-    return d - a @ coef, coef
 
 
 def gauge_free_shift_error(estimated_px, true_px, angles_deg) -> np.ndarray:

@@ -10,13 +10,6 @@ from ._orr import (
     read_orr_relation,
     smooth_per_atom,
 )
-from ._precision import (
-    MultisliceSettings,
-    PrecisionResult,
-    multislice_tilt_series,
-    plot_deviation_histogram,
-    precision_analysis,
-)
 from ._stacking import (
     StackingResult,
     analyze_stacking,
@@ -24,7 +17,7 @@ from ._stacking import (
     nearest_neighbour_distance,
 )
 from ._strain import StrainResult, strain_map
-from ._structure import StructureAnalysis, analyze_structure
+from ._structure import StructureAnalysis, analyze_structure, fit_cluster_lattices
 from ._validate import RFactorResult, r_factor
 
 __all__ = [
@@ -34,16 +27,12 @@ __all__ = [
     "orr_activity",
     "read_orr_relation",
     "smooth_per_atom",
-    "MultisliceSettings",
-    "PrecisionResult",
-    "multislice_tilt_series",
-    "plot_deviation_histogram",
-    "precision_analysis",
     "ModelComparison",
     "RFactorResult",
     "StackingResult",
     "StrainResult",
     "StructureAnalysis",
+    "fit_cluster_lattices",
     "analyze_stacking",
     "analyze_structure",
     "classify_local_structure",

@@ -6,6 +6,11 @@ import functools
 
 import numpy as np
 
+from ..simulate import stacked_particle
+
+#: The study's Q4/Q6 neighbour cutoff [A] for Pt (between the first and second neighbour shells).
+STUDY_BOO_CUTOFF_A = 3.416
+
 
 def _box_and_points(positions_A: np.ndarray, r_max: float):
     import freud
@@ -17,7 +22,7 @@ def _box_and_points(positions_A: np.ndarray, r_max: float):
     return box, (pos - centre).astype(np.float32)
 
 
-def steinhardt_q4_q6(positions_A, *, cutoff_A: float = 3.416, average: bool = True):
+def steinhardt_q4_q6(positions_A, *, cutoff_A: float = STUDY_BOO_CUTOFF_A, average: bool = True):
     """Per-atom Q4 and Q6 (Steinhardt et al. 1983), averaged over the first shell
     (Lechner & Dellago 2008) when ``average``, with neighbours within ``cutoff_A``.
 
@@ -47,11 +52,10 @@ def steinhardt_q4_q6(positions_A, *, cutoff_A: float = 3.416, average: bool = Tr
 @functools.cache
 def _ideal(kind: str, average: bool) -> tuple[float, float]:
     """Q4, Q6 of the bulk of an ideal fcc or hcp crystal (computed, not tabulated)."""
-    from ..simulate import stacked_particle
 
     seq = "ABCABCABCABC" if kind == "fcc" else "ABABABABABAB"
     s = stacked_particle(seq, lattice_constant_A=3.912, lateral_extent_A=14.0)
-    q4, q6 = steinhardt_q4_q6(s.positions, cutoff_A=3.416, average=average)
+    q4, q6 = steinhardt_q4_q6(s.positions, cutoff_A=STUDY_BOO_CUTOFF_A, average=average)
     centre = s.positions.mean(axis=0)
     core = np.linalg.norm(s.positions - centre, axis=1) < 4.0
     return float(np.median(q4[core])), float(np.median(q6[core]))

@@ -8,15 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ..core.geometry import FCC_STEPS
+
 _HEX_STEPS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [1, -1], [-1, 1]])
-_FCC_STEPS = (
-    np.array(
-        [[a, b, 0] for a in (-1, 1) for b in (-1, 1)]
-        + [[a, 0, b] for a in (-1, 1) for b in (-1, 1)]
-        + [[0, a, b] for a in (-1, 1) for b in (-1, 1)]
-    )
-    * 0.5
-)  # nearest-neighbour steps of fcc in cubic lattice units
+_FCC_STEPS = FCC_STEPS  # nearest-neighbour steps of fcc in cubic lattice units
 
 
 class DegenerateFit(ValueError):

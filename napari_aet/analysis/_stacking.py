@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .._geometry import in_plane_basis
+from ..core.geometry import in_plane_basis
 
 #: Two atoms closer than this are one atom traced twice, not a bond [A].
 _DUPLICATE_A = 0.5

@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .._geometry import in_plane_basis
-from .._memory import check_memory
-from .._progress import report
-from ..atoms import AtomModel
-from ._boo import _ideal, classify_local_structure, steinhardt_q4_q6
+from ..core.atoms import AtomModel
+from ..core.geometry import in_plane_basis
+from ..core.memory import check_memory
+from ..core.progress import report
+from ..forward import kirkland_parameters
+from ..simulate import LATTICE_CONSTANTS_A
+from ._amorphous import amorphous_summary
+from ._boo import STUDY_BOO_CUTOFF_A, _ideal, classify_local_structure, steinhardt_q4_q6
 from ._lattice import (
     _FCC_STEPS,
     DegenerateFit,
@@ -21,6 +24,7 @@ from ._lattice import (
     fit_fcc_lattice,
     fit_hexagonal_layer,
 )
+from ._orr import OrrRelation, facet_summary, orr_activity, read_orr_relation, smooth_per_atom
 from ._stacking import (
     _DUPLICATE_A,
     StackingResult,
@@ -31,9 +35,11 @@ from ._stacking import (
     bond_vectors,
     nearest_neighbour_distance,
 )
+from ._strain import strain_map
+from ._surface import facet_sets, local_lattice_constants
 
 #: The study's Q4/Q6 cutoff (3.416 A) as a fraction of its lattice constant (Pt, 3.912 A).
-BOO_CUTOFF_PER_LATTICE_CONSTANT = 3.416 / 3.912
+BOO_CUTOFF_PER_LATTICE_CONSTANT = STUDY_BOO_CUTOFF_A / 3.912
 
 #: A layering score below this (or below ``4 / sqrt(N)`` for N atoms, what random points reach
 #: by chance) means the atoms do not form close-packed layers (amorphous, polycrystalline, or
@@ -60,7 +66,6 @@ def reference_lattice_constant(element: str | None = None, lattice_constant_A=No
     ``lattice_constant_A`` when given, else the element's room-temperature value
     (:data:`napari_aet.simulate.LATTICE_CONSTANTS_A`), else Pt's 3.912 A (the study's).
     """
-    from ..simulate import LATTICE_CONSTANTS_A
 
     if lattice_constant_A is not None:
         a = float(lattice_constant_A)
@@ -81,7 +86,6 @@ def reference_lattice_constant(element: str | None = None, lattice_constant_A=No
 
 def _is_element(symbol) -> bool:
     """True for a chemical symbol the scattering table knows (``Si``, ``Fe``, ...)."""
-    from ..simulate import kirkland_parameters
 
     try:
         kirkland_parameters(str(symbol).strip().capitalize())
@@ -91,7 +95,6 @@ def _is_element(symbol) -> bool:
 
 
 def _facets(features) -> dict:
-    from ._orr import facet_summary
 
     return facet_summary(features)
 
@@ -378,7 +381,9 @@ def analyze_structure(
         st = _empty_stacking(n_atoms, [])
     notes.extend(st.notes)
     if cutoff_A is None:  # no reference: between the first and second shells of the bonds
-        cutoff_A = (3.416 / 2.766) * d_nn if math.isfinite(d_nn) else 3.416
+        cutoff_A = (
+            (STUDY_BOO_CUTOFF_A / 2.766) * d_nn if math.isfinite(d_nn) else STUDY_BOO_CUTOFF_A
+        )
     report(progress, 1, 3, "bond orientational order")
     q4 = q6 = np.full(n_atoms, np.nan)
     if n_atoms >= 2:
@@ -490,8 +495,6 @@ def analyze_structure(
         _facet_strain(f, pos, strain_sigma_A)
     orr_source = None
     if strain and orr_relation is not None:
-        from ._orr import OrrRelation, orr_activity, read_orr_relation
-
         rel = (
             orr_relation
             if isinstance(orr_relation, OrrRelation)
@@ -512,8 +515,6 @@ def analyze_structure(
         a_fit = float(np.average([x.lattice_constant_A for x in fits.values()], weights=w))
     amorphous = None
     if not crystalline and n_atoms >= 4:
-        from ._amorphous import amorphous_summary
-
         amorphous, coord = amorphous_summary(pos)
         f["coordination"] = coord
     a_meas = a_fit if np.isfinite(a_fit) else d_nn * np.sqrt(2.0)
@@ -578,8 +579,6 @@ def analyze_structure(
 def _strain_of_cluster(f, pos, sel, best, surface, sigma_A, frame, a_ref, notes, cl) -> None:
     """Strain components, local lattice constants, local strain and facets of one cluster
     (``surface``: the whole particle's surface mask and outward directions)."""
-    from ._strain import strain_map
-    from ._surface import facet_sets, local_lattice_constants
 
     idx = sel[best.assigned]
     if len(idx) < 4:
@@ -621,7 +620,6 @@ def _strain_of_cluster(f, pos, sel, best, surface, sigma_A, frame, a_ref, notes,
 def _facet_strain(f, pos, sigma_A: float) -> None:
     """``local_strain_smoothed`` (all atoms) and ``facet_local_strain`` (the study's surface
     local strain: averaged over the atoms of the same facet kind) with a Gaussian."""
-    from ._orr import smooth_per_atom
 
     ls = f["local_strain"].to_numpy(float)
     f["local_strain_smoothed"] = smooth_per_atom(pos, ls, sigma_A=sigma_A)

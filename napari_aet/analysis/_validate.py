@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._progress import report
+from ..core.memory import check_memory
+from ..core.progress import report
+from ..forward import project_positions, render_projection
 
 
 @dataclass
@@ -62,7 +64,6 @@ def r_factor(
         Aligned, background-free tilt series.
     angles_deg : array-like of shape (n,)
     """
-    from ..simulate._tilt_series import project_positions, render_projection
 
     meas = np.asarray(measured, np.float64)
     if meas.ndim != 3:
@@ -90,7 +91,6 @@ def r_factor(
             "frame (another pixel size, or atoms from another series?)"
         )
     el = np.full(len(pos), element)
-    from .._memory import check_memory
 
     check_memory(4 * meas.nbytes, "the forward projections of the R-factor")
     calc = np.empty_like(meas)

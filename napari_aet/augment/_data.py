@@ -21,8 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import replace_when_done
-from .._progress import check_cancel, is_cancelled, report
+from ..core.files import replace_when_done
+from ..core.progress import check_cancel, is_cancelled, report
+from ..forward import rotation_center_A
+from ..recon import genfire
+from ..simulate import build_structure, simulate_tilt_series
+from ..simulate._structures import amorphous_particle
 from ._normalise import gaussian_target, normalise_tomogram
 
 #: Structures the generator knows.
@@ -128,10 +132,6 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
     voxel ``box // 2``), at ``settings.pixel_size_A``. ``info`` holds the sample's draws. With
     ``return_atoms`` the true positions ``(N, 3)`` [A] come fourth (for test particles).
     """
-    from ..recon import genfire
-    from ..simulate import build_structure, simulate_tilt_series
-    from ..simulate._structures import amorphous_particle
-    from ..simulate._tilt_series import rotation_center_A
 
     settings.validate()
     rng = np.random.default_rng(seed)

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._memory import check_memory
-from .._progress import check_cancel, report
+from ..core.device import resolve_device
+from ..core.memory import check_memory
+from ..core.progress import check_cancel, report
 from ._model import UNet3D
 from ._normalise import atom_peak_scale
 from ._weights import load_weights
@@ -169,8 +170,6 @@ def augment_volume(
     AugmentResult
     """
     from scipy import ndimage
-
-    from ..recon import resolve_device
 
     t0 = time.perf_counter()
     vol = np.asarray(volume, np.float32)

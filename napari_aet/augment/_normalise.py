@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..simulate import render_atom_volume
+
 
 def atom_peak_scale(volume: np.ndarray, *, voxel_size_A: float, min_distance_A: float = 2.0):
     """``(offset, scale)`` such that ``(volume - offset) / scale`` has atom peaks near 1.
@@ -58,7 +60,6 @@ def normalise_tomogram(volume: np.ndarray, *, voxel_size_A: float) -> np.ndarray
 
 def gaussian_target(positions_A, shape, *, voxel_size_A: float, sigma_A: float = 0.45):
     """Training target: a Gaussian of ``sigma_A`` and peak 1 at every atom ``(z, y, x)`` [A]."""
-    from ..simulate import render_atom_volume
 
     vol = render_atom_volume(positions_A, shape, voxel_size_A=voxel_size_A, sigma_A=sigma_A)
     # render_atom_volume integrates each atom to 1; its discrete peak is (2 pi s^2)^(-3/2)

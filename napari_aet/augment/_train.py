@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._files import replace_when_done
-from .._progress import check_cancel, report
+from ..core.device import resolve_device
+from ..core.files import replace_when_done
+from ..core.progress import check_cancel, report
 from ._model import UNet3D
 from ._weights import save_weights
 
@@ -181,7 +182,6 @@ def train_unet(
     progress, cancel
         Progress per step and cancel flag (a cancelled run keeps its last checkpoint).
     """
-    from ..recon import resolve_device
 
     dev = resolve_device(device)
     shards = _find_shards(data)

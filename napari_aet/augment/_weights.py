@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .._files import replace_when_done
+from ..core.files import replace_when_done
 from ._model import UNet3D
 
 WEIGHTS_FORMAT = "napari-aet-unet/1"

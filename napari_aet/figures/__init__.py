@@ -3,11 +3,13 @@
 from ._curves import (
     STUDY_LAYER_COLORS,
     layer_groups,
+    plot_deviation_histogram,
     plot_layer_rmsd,
     plot_q4_q6,
     plot_r_factors,
     plot_rdf,
     plot_recon_errors,
+    plot_refine_shifts,
     plot_trace_histogram,
 )
 from ._montage import add_scale_bar, tilt_series_montage, volume_slices_figure
@@ -25,7 +27,7 @@ from ._panels import (
     transparent_centre_rgba,
     values_to_rgba,
 )
-from ._report import RUN_FIGURES, load_run, make_figures, make_run_figures, write_html_report
+from ._report import RUN_FIGURES, make_figures, write_html_report
 
 __all__ = [
     "ABC_COLORS",
@@ -36,9 +38,7 @@ __all__ = [
     "transparent_centre_rgba",
     "values_to_rgba",
     "facet_map_figure",
-    "load_run",
     "make_figures",
-    "make_run_figures",
     "measured_vs_reprojected_figure",
     "project_model_along",
     "save_figure",
@@ -47,12 +47,14 @@ __all__ = [
     "write_html_report",
     "STUDY_LAYER_COLORS",
     "layer_groups",
+    "plot_deviation_histogram",
     "plot_layer_rmsd",
     "plot_rdf",
     "plot_q4_q6",
     "plot_r_factors",
     "add_scale_bar",
     "plot_recon_errors",
+    "plot_refine_shifts",
     "plot_trace_histogram",
     "tilt_series_montage",
     "volume_slices_figure",

@@ -168,3 +168,47 @@ def plot_rdf(amorphous: dict, *, ax=None):
     ax.set_xlabel("r (Å)")
     ax.set_ylabel("g(r)")
     return fig
+
+
+def plot_deviation_histogram(comparisons: dict, *, bins: int = 30, ax=None):
+    """Histogram of the common atoms' deviations [pm] per comparison (the study's Fig. S1)."""
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        fig = Figure(figsize=(4.6, 3.2), dpi=150)
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    dmax = max(
+        (np.linalg.norm(c.deviations_A, axis=1).max(initial=0) for c in comparisons.values()),
+        default=1.0,
+    )
+    edges = np.linspace(0, 100 * dmax, bins + 1)
+    colors = ("tab:gray", "tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple")
+    for (name, c), color in zip(comparisons.items(), colors, strict=False):
+        d = 100 * np.linalg.norm(c.deviations_A, axis=1)
+        label = f"{name}: RMSD {100 * c.rmsd_A:.1f} pm, {100 * c.identification_error:.2f} %"
+        ax.hist(d, bins=edges, histtype="step", lw=1.6, color=color, label=label)
+    ax.set_xlabel("deviation (pm)")
+    ax.set_ylabel("atoms")
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_refine_shifts(refined, info: dict):
+    """Histogram of how far the position refinement moved each atom [pm], or why it kept the
+    traced positions."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.5, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    if "refine_shift_A" in refined.features:
+        ax.hist(100 * refined.features["refine_shift_A"], bins=60, color="0.3")
+        ax.set_xlabel("refinement shift (pm)")
+        ax.set_ylabel("atoms")
+        ax.set_title(f"{refined.n_atoms} atoms, median {100 * info['shift_A_median']:.1f} pm")
+    else:
+        ax.text(0.5, 0.5, f"not refined:\n{info['not_refined']}", ha="center", wrap=True)
+        ax.set_axis_off()
+    return fig

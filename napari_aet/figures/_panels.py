@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..analysis import nearest_neighbour_distance
+from ..core.geometry import in_plane_basis
 from ._montage import add_scale_bar
 
 #: Fixed colours of the A, B, C stacking positions (the study's Fig. 2 palette).
@@ -68,8 +70,6 @@ def project_model_along(
     the second vector, columns along the first, both perpendicular to ``direction_lab``.
     """
     from scipy import ndimage
-
-    from .._geometry import in_plane_basis
 
     d = np.asarray(direction_lab, float)
     d = d / np.linalg.norm(d)
@@ -165,8 +165,6 @@ def stacking_layers_figure(
     guide joins the six in-plane neighbours of a central atom in each layer, so fcc (ABC) and
     hcp (ABA) stacking show as shifted or repeated hexagons. ``stacking`` labels each layer.
     """
-    from .._geometry import in_plane_basis
-    from ..analysis import nearest_neighbour_distance
 
     p = np.asarray(positions_A, float)
     layer = np.asarray(layer)

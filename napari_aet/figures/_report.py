@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import layer_groups, plot_layer_rmsd, plot_q4_q6, plot_r_factors, plot_rdf
+
 #: Figures :func:`make_run_figures` knows, in report order, with their captions.
 RUN_FIGURES = {
     "atoms_stacking": "Atoms coloured by local (111) stacking (fcc, hcp, other).",
@@ -29,55 +31,6 @@ RUN_FIGURES = {
     "r_factor": "R-factor per tilt between the measured images and the model's projections.",
     "measured_vs_reprojected": "Measured, reprojected and residual images at five tilts.",
 }
-
-
-def load_run(run_dir) -> dict:
-    """The data of a run folder that the figures need (see :func:`make_figures`)."""
-    run_dir = Path(run_dir)
-    from ..io import read_atoms
-
-    d: dict = {"run": run_dir}
-    for cand in (run_dir / "atoms.csv", run_dir / "analyze" / "atoms.csv"):
-        if cand.exists():
-            d["atoms"] = read_atoms(cand)
-            break
-    else:
-        raise FileNotFoundError(
-            f"no atoms.csv in {run_dir} (or its analyze/ folder): point at a `napari-aet run` "
-            "output folder, or run `napari-aet analyze` first"
-        )
-    for cand in (run_dir / "analysis.json", run_dir / "analyze" / "analysis.json"):
-        if cand.exists():
-            d["analysis"] = json.loads(cand.read_text())
-            break
-    else:
-        d["analysis"] = {}
-    proj = run_dir / "validate" / "projections.h5"
-    aligned = run_dir / "align" / "aligned_tilt_series.h5"
-    if proj.exists() and aligned.exists():
-        import h5py
-
-        from ..io import read_tilt_series
-
-        with h5py.File(proj, "r") as h5:
-            d["calculated"] = h5["calculated"][()]
-            d["angles_deg"] = h5["angles_deg"][()]
-            d["pixel_size_A"] = float(h5.attrs["pixel_size_A"])
-        d["measured"] = read_tilt_series(aligned).data
-    rf = run_dir / "validate" / "rfactor.json"
-    if rf.exists():
-        d["rfactor"] = json.loads(rf.read_text())
-    return d
-
-
-def make_run_figures(run_dir, out_dir=None, **kwargs) -> dict:
-    """Write the figures of a finished run (``napari-aet run`` or ``analyze`` + ``validate``).
-
-    ``run_dir`` holds ``atoms.csv``, ``analysis.json``, ``align/`` and ``validate/``; the
-    figures go to ``out_dir`` (default ``run_dir/figures``). Keywords as :func:`make_figures`.
-    """
-    run = Path(run_dir)
-    return make_figures(load_run(run), Path(out_dir) if out_dir else run / "figures", **kwargs)
 
 
 def make_figures(
@@ -115,7 +68,6 @@ def make_figures(
     dict
         ``{"written": {name: [paths]}, "skipped": {name: reason}, "out_dir": str}``.
     """
-    from . import layer_groups, plot_layer_rmsd, plot_q4_q6, plot_r_factors, plot_rdf
     from ._panels import (
         atoms_3d_figure,
         crystal_direction_projections,
@@ -263,19 +215,14 @@ def _numbers_table(summary: dict) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
-def write_html_report(run_dir, figures_result: dict, *, path=None, title=None) -> Path:
-    """An HTML page with the run's key numbers, every written figure and its caption, and the
-    full ``analysis.json`` (collapsed). Figures are linked relative to the page."""
-    run = Path(run_dir)
-    page = Path(path) if path else run / "report.html"
-    summary = {}
-    for cand in (run / "analysis.json", run / "analyze" / "analysis.json"):
-        if cand.exists():
-            summary = json.loads(cand.read_text())
-            break
-    rf = run / "validate" / "rfactor.json"
-    if "r_factor_mean" not in summary and rf.exists():
-        summary["r_factor_mean"] = json.loads(rf.read_text())["r_mean"]
+def write_html_report(
+    path, figures_result: dict, summary: dict, *, run_dir=None, title=None
+) -> Path:
+    """An HTML page at ``path`` with the key numbers of ``summary`` (an ``analysis.json``),
+    every written figure and its caption, and the full summary (collapsed). Figures are linked
+    relative to the page."""
+    page = Path(path)
+    run = Path(run_dir) if run_dir is not None else page.parent
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title or 'napari-aet report')}</title>",

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._matlab import read_mat_angles
+
 ANGLE_SUFFIXES = (".tlt", ".rawtlt", ".txt")
 
 
@@ -64,8 +66,6 @@ def read_angles(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if path.suffix.lower() == ".mat":
-        from ._matlab import read_mat_angles
-
         return read_mat_angles(path)
     try:
         text = path.read_text()

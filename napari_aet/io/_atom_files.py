@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from .._files import replace_when_done
-from ..atoms import COORDINATE_COLUMNS, KNOWN_FEATURES, AtomModel, _coerce_features
+from ..core.atoms import COORDINATE_COLUMNS, KNOWN_FEATURES, AtomModel, _coerce_features
+from ..core.files import replace_when_done
+from ._matlab import load_mat, read_mat_atoms
 
 ATOM_SUFFIXES = (".csv", ".xyz", ".h5", ".hdf5", ".mat")
 _CSV_META_PREFIX = "# napari-aet-metadata: "
@@ -160,8 +161,6 @@ def read_atoms(path: str | Path, *, drop_invalid: bool = False) -> AtomModel:
         if suffix in (".h5", ".hdf5"):
             return _read_h5(path, drop_invalid)
         if suffix == ".mat":
-            from ._matlab import read_mat_atoms
-
             pos = read_mat_atoms(path)
             meta = {"source": f"{path.name} (MATLAB x, y, z in A, read as z, y, x)"}
             return _model(pos, pd.DataFrame(index=range(len(pos))), meta, drop_invalid)
@@ -285,8 +284,6 @@ def is_atom_model_file(path: str | Path) -> bool:
             with h5py.File(path, "r") as h5:
                 return "atoms" in h5 and "positions_zyx_A" in h5["atoms"]
         if suffix == ".mat":  # a model (2D, 3 x N) and no 3D stack
-            from ._matlab import load_mat
-
             shapes = [v.shape for v in load_mat(path).values()]
             return not any(len(s) == 3 for s in shapes) and any(
                 len(s) == 2 and 3 in s and max(s) > 3 for s in shapes

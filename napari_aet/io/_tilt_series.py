@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._files import replace_when_done
+from ..core.files import replace_when_done
 from ._angles import find_angle_sidecar, parse_angles, read_angles, write_angles
 from ._matlab import mat_tilt_series
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._files import replace_when_done
+from ..core.files import replace_when_done
 
 VOLUME_SUFFIXES = (".h5", ".hdf5", ".mrc", ".rec", ".tif", ".tiff")
 

@@ -1,6 +1,6 @@
 """GENFIRE reconstruction in torch (CUDA when present, CPU otherwise); no Qt, no napari."""
 
-from ._genfire import GenfireResult, estimate_genfire_memory, genfire, resolve_device
+from ._genfire import GenfireResult, estimate_genfire_memory, genfire
 from ._geometry import euler_to_matrix_xyz, projection_axes
 from ._gridding import GriddedData, dense_projection_dft, grid_dft, grid_fft, projection_dft
 from ._support import projection_masks, visual_hull_support
@@ -17,6 +17,5 @@ __all__ = [
     "projection_axes",
     "projection_dft",
     "projection_masks",
-    "resolve_device",
     "visual_hull_support",
 ]

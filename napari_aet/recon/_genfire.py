@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._memory import check_memory, format_bytes
-from .._progress import ProgressCallback, check_cancel, report
+from ..core.device import resolve_device
+from ..core.memory import available_memory_bytes, check_memory, format_bytes
+from ..core.progress import ProgressCallback, check_cancel, report
 from ._geometry import projection_axes
 from ._gridding import GriddedData, grid_dft, grid_fft
 from ._support import visual_hull_support
@@ -42,17 +43,6 @@ class GenfireResult:
     support: np.ndarray
     settings: dict = field(default_factory=dict)
     timings_s: dict = field(default_factory=dict)
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when available, else CPU; ``"cuda"`` fails clearly without it."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' was asked for but torch sees no CUDA GPU; use 'cpu'")
-    return torch.device(device)
 
 
 def estimate_genfire_memory(
@@ -378,8 +368,6 @@ def _check_device_memory(need, dev, n_img, rows, cols, oversampling, interpolati
                 )
             )
     else:
-        from .._memory import available_memory_bytes
-
         avail = 0.8 * available_memory_bytes()
         best = largest(avail) if need > avail else None
         check_memory(

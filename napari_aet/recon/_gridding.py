@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core.progress import check_cancel, report
+
 
 @dataclass
 class GriddedData:
@@ -124,7 +126,6 @@ def grid_fft(
     slice of their orientation, and every grid point within ``radius`` [grid units] of a sample
     takes the inverse-distance-weighted mean of those samples (Pryor et al. 2017).
     """
-    from .._progress import check_cancel, report
 
     device = projections.device
     n_proj, rows, cols = projections.shape
@@ -207,7 +208,6 @@ def grid_dft(
     central plane takes the exact DFT of that projection at its in-plane coordinates; several
     contributions are averaged with inverse-distance weights (Pryor et al. 2017).
     """
-    from .._progress import check_cancel, report
 
     device = projections.device
     n_proj, rows, cols = projections.shape

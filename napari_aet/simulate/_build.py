@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..atoms import AtomModel
+from ..core.atoms import AtomModel
+from ..forward import rotation_center_A
 from ._structures import (
     PT_LATTICE_CONSTANT_A,
     amorphous_particle,
@@ -14,7 +15,6 @@ from ._structures import (
     thermal_jitter,
     twinned_dumbbell,
 )
-from ._tilt_series import rotation_center_A
 
 #: fcc lattice constants [A] at room temperature (Kittel, Introduction to Solid State Physics).
 LATTICE_CONSTANTS_A = {

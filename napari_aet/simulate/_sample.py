@@ -11,14 +11,11 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..atoms import AtomModel
+from ..core.atoms import AtomModel
+from ..core.cache import cache_dir
+from ..forward import rotation_center_A
 from ._structures import PT_LATTICE_CONSTANT_A, thermal_jitter, twinned_dumbbell
-from ._tilt_series import (
-    SimulatedTiltSeries,
-    TiltSeriesTruth,
-    rotation_center_A,
-    simulate_tilt_series,
-)
+from ._tilt_series import SimulatedTiltSeries, TiltSeriesTruth, simulate_tilt_series
 
 SAMPLE_NAME = "Twinned Pt nanodumbbell (simulated)"
 
@@ -37,14 +34,6 @@ SAMPLE_SETTINGS = {
     "angle_error_deg": 0.3,
     "shift_error_px": 3.0,
 }
-
-
-def cache_dir() -> Path:
-    """Folder for cached samples: ``$NAPARI_AET_CACHE`` or ``~/.cache/napari-aet``."""
-    root = os.environ.get("NAPARI_AET_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "napari-aet"
-    )
-    return Path(root)
 
 
 def _build(seed: int, settings: dict) -> SimulatedTiltSeries:

@@ -12,7 +12,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
-from .._geometry import in_plane_basis
+from ..core.geometry import in_plane_basis
 
 #: Lattice constant of Pt at room temperature [A] (the study's reference value).
 PT_LATTICE_CONSTANT_A = 3.912

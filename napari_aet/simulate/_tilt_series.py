@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._memory import check_memory
-from .._progress import ProgressCallback, check_cancel, report
-from ..atoms import AtomModel
-from ._potentials import _profile_table, profile_cutoff_radius
+from ..core.atoms import AtomModel
+from ..core.memory import check_memory
+from ..core.progress import ProgressCallback, check_cancel, report
+from ..forward import project_positions, projected_potential_profile, render_projection
 
 #: Study dose: 1.61e5 e/A^2 over 21 images (reference study, Methods).
 STUDY_DOSE_PER_IMAGE_E_PER_A2 = 1.61e5 / 21
@@ -63,81 +63,6 @@ class SimulatedTiltSeries:
     pixel_size_A: float
     truth: TiltSeriesTruth
     settings: dict = field(default_factory=dict)
-
-
-def rotation_center_A(shape_px: tuple[int, int], pixel_size_A: float) -> np.ndarray:
-    """Rotation centre ``(z, y, x)`` [A] of the volume frame: voxel ``n // 2`` on every axis.
-
-    The volume is cubic with side ``cols`` (the beam-direction extent equals the width), and
-    row ``rows // 2`` is the centre along the tilt axis.
-    """
-    rows, cols = shape_px
-    return np.array([cols // 2, rows // 2, cols // 2], dtype=np.float64) * pixel_size_A
-
-
-def project_positions(
-    positions_A: np.ndarray,
-    angle_deg: float,
-    *,
-    shape_px: tuple[int, int],
-    pixel_size_A: float,
-    shift_px=(0.0, 0.0),
-    tilt_axis_angle_deg: float = 0.0,
-) -> np.ndarray:
-    """Image coordinates ``(row, col)`` [pixels] of atoms in the projection at ``angle_deg``.
-
-    Convention (documented in docs/conventions.md): with ``(z, y, x)`` relative to the rotation
-    centre, the object is rotated about the vertical axis ``y`` by ``theta``,
-    ``x' = x cos(theta) + z sin(theta)``, and summed along ``z``; the image row is ``y`` and the
-    column ``x'``. An in-plane tilt-axis angle then rotates ``(row, col)`` about the image centre,
-    and the shift moves the content by ``(d_row, d_col)``.
-    """
-    center = rotation_center_A(shape_px, pixel_size_A)
-    d = (np.asarray(positions_A, np.float64) - center) / pixel_size_A
-    th = np.deg2rad(angle_deg)
-    row = d[:, 1]
-    col = d[:, 2] * np.cos(th) + d[:, 0] * np.sin(th)
-    if tilt_axis_angle_deg:
-        a = np.deg2rad(tilt_axis_angle_deg)
-        row, col = np.cos(a) * row - np.sin(a) * col, np.sin(a) * row + np.cos(a) * col
-    rc = np.array([shape_px[0] // 2, shape_px[1] // 2], np.float64)
-    return np.stack([row, col], axis=1) + rc + np.asarray(shift_px, np.float64)
-
-
-def render_projection(
-    coords_px: np.ndarray,
-    elements: np.ndarray,
-    *,
-    shape_px: tuple[int, int],
-    pixel_size_A: float,
-    blur_sigma_A: float,
-    chunk: int = 8192,
-) -> np.ndarray:
-    """Sum the blurred projected potentials [V * A] of atoms at ``(row, col)`` pixel coordinates.
-
-    Each atom's radial profile is tabulated once per element and evaluated exactly at every
-    pixel within its cut-off radius (no gridding or interpolation of positions), so sub-pixel
-    positions are honoured.
-    """
-    rows, cols = shape_px
-    image = np.zeros(rows * cols, dtype=np.float64)
-    for el in np.unique(elements):
-        sel = np.nonzero(elements == el)[0]
-        r_cut = profile_cutoff_radius(str(el), blur_sigma_A=blur_sigma_A)
-        r_tab, v_tab = _profile_table(str(el), float(blur_sigma_A), r_cut)
-        w = int(np.ceil(r_cut / pixel_size_A))
-        off = np.arange(-w, w + 1)
-        orr, occ = (o.ravel() for o in np.meshgrid(off, off, indexing="ij"))
-        for start in range(0, len(sel), chunk):
-            c = coords_px[sel[start : start + chunk]]
-            base = np.floor(c).astype(np.int64)
-            pr = base[:, :1] + orr[None, :]
-            pc = base[:, 1:] + occ[None, :]
-            dist = np.hypot(pr - c[:, :1], pc - c[:, 1:]) * pixel_size_A
-            ok = (pr >= 0) & (pr < rows) & (pc >= 0) & (pc < cols) & (dist < r_cut)
-            vals = np.interp(dist[ok], r_tab, v_tab)
-            image += np.bincount((pr * cols + pc)[ok], weights=vals, minlength=rows * cols)
-    return image.reshape(rows, cols)
 
 
 def simulate_tilt_series(
@@ -242,7 +167,6 @@ def simulate_tilt_series(
     )
     noiseless = np.empty((n, rows, cols), dtype=np.float32)
     # counts per unit potential: one isolated atom's peak gives scattered_fraction of the dose
-    from ._potentials import projected_potential_profile
 
     peak = float(projected_potential_profile(element, np.zeros(1), blur_sigma_A=blur_sigma_A)[0])
     dose = dose_e_per_A2 if dose_e_per_A2 is not None else STUDY_DOSE_PER_IMAGE_E_PER_A2

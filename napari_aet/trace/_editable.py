@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atoms import AtomModel
+from ..core.atoms import AtomModel
+from ..core.cache import cache_dir
+from ..io import read_atoms, write_atoms
 
 
 @dataclass
@@ -237,7 +239,6 @@ class EditableAtomModel:
         """Write the model to :attr:`autosave_path` (atomically) if one is set."""
         if self.autosave_path is None:
             return
-        from ..io import write_atoms
 
         write_atoms(self.autosave_path, self.to_atom_model())
 
@@ -249,7 +250,6 @@ class EditableAtomModel:
         skipped, not fatal: the rest of the session comes back, and the skipped rows are listed
         in ``model.metadata["dropped_invalid_rows"]``.
         """
-        from ..io import read_atoms
 
         model = read_atoms(path, drop_invalid=True)
         if model.metadata.get("dropped_invalid_rows"):
@@ -273,7 +273,6 @@ def _blank(col: pd.Series):
 
 def default_autosave_path(source: str | Path | None, name: str) -> Path:
     """``<data stem>.atoms.autosave.h5`` next to the data; in the cache folder without one."""
-    from ..simulate._sample import cache_dir
 
     if source:
         p = Path(source)

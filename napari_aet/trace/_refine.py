@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..atoms import AtomModel
+from ..core.atoms import AtomModel
+from ..forward import refine_atomic_model, why_untrusted
 
 #: Atoms that the refinement moved further than this [A] are worth a look in the review.
 LARGE_SHIFT_A = 0.5
@@ -58,7 +59,6 @@ def refine_atom_positions(
         ``refine_amplitude`` (its fitted amplitude over the median: near 0 suggests a false
         atom), and a JSON-serialisable summary.
     """
-    from ..align import refine_atomic_model, why_untrusted
 
     res = refine_atomic_model(
         images,

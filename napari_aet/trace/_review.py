@@ -9,6 +9,10 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from ..analysis import analyze_stacking, fit_cluster_lattices, nearest_neighbour_distance
+from ..core.geometry import FCC_STEPS
+from ._tracer import _integrated, fit_peaks
+
 #: Weights of the doubt signals in the score (each signal is in [0, 1]).
 DOUBT_WEIGHTS = {
     "doubt_close_pair": 1.0,
@@ -122,8 +126,6 @@ def doubt_scores(
     bond_A : float, optional
         Nearest-neighbour distance [A]; from the data when None.
     """
-    from ..analysis._stacking import nearest_neighbour_distance
-    from ._tracer import _integrated, fit_peaks
 
     pos = np.asarray(positions_A, float)
     vol = np.asarray(volume, np.float32)
@@ -255,10 +257,9 @@ def doubt_scores(
 def empty_sites_of_fit(fit, radius_sites: int = 1) -> np.ndarray:
     """Nearest-neighbour sites [A] of a lattice fit's assigned atoms (candidates for missing
     atoms; occupied ones are filtered out by :func:`doubt_scores`)."""
-    from ..analysis._lattice import _FCC_STEPS
 
     sites = fit.sites
-    cand = (sites[:, None, :] + _FCC_STEPS[None]).reshape(-1, 3)
+    cand = (sites[:, None, :] + FCC_STEPS[None]).reshape(-1, 3)
     key = np.unique(np.round(cand * 2).astype(int), axis=0) / 2.0
     return fit.site_positions(key)
 
@@ -277,8 +278,6 @@ def review_atoms(
     search-and-assign fcc fit of each cluster (the crystal-analysis stage's fits);
     ``other_positions_A``: atoms traced in the other tomogram (raw vs augmented);
     ``refine_shift_A``, ``refine_amplitude``: the refinement's features, when refined."""
-    from ..analysis._stacking import analyze_stacking, nearest_neighbour_distance
-    from ..analysis._structure import fit_cluster_lattices
 
     pos = np.asarray(positions_A, float)
     st = analyze_stacking(pos)

@@ -9,8 +9,8 @@ import pandas as pd
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from .._progress import check_cancel, report
-from ..atoms import AtomModel
+from ..core.atoms import AtomModel
+from ..core.progress import check_cancel, report
 
 # design matrix of a quadratic in the 27 voxels of a 3x3x3 box:
 # log I = c + g.x + 1/2 x^T H x  ->  10 unknowns (c, gz, gy, gx, Hzz, Hyy, Hxx, Hzy, Hzx, Hyx)

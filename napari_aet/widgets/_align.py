@@ -19,6 +19,7 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 from .._layers import tilt_series_from_layer, tilt_series_layer_data
 from ..align import align_tilt_series
 from ..io import TiltSeries
+from ..workflows import AlignSettings, atom_model_builder
 from ._runner import StageRunner, StageWidgetMixin, follow_new_layers, status_label
 
 if TYPE_CHECKING:
@@ -35,34 +36,39 @@ class AlignWidget(StageWidgetMixin, Container):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
         self._viewer = viewer
+        d = AlignSettings()
         self.layer = create_widget(annotation="napari.layers.Image", label="tilt series")
         self.background = ComboBox(
-            label="background", choices=["plane", "offset", "none"], value="plane"
+            label="background", choices=["plane", "offset", "none"], value=d.background
         )
         self.denoise = ComboBox(
-            label="denoise", choices=["none", "auto", "bm3d", "nlmeans"], value="none"
+            label="denoise", choices=["none", "auto", "bm3d", "nlmeans"], value=d.denoise
         )
         self.lowpass = FloatSpinBox(
-            label="low-pass diameter (1/A)", value=2.08, min=0.0, max=20.0, step=0.01
+            label="low-pass diameter (1/A)",
+            value=d.lowpass_diameter_inv_A,
+            min=0.0,
+            max=20.0,
+            step=0.01,
         )
         self.lowpass_edge = FloatSpinBox(
-            label="low-pass edge (1/A)", value=0.05, min=0.0, max=1.0, step=0.01
+            label="low-pass edge (1/A)", value=d.lowpass_edge_inv_A, min=0.0, max=1.0, step=0.01
         )
-        self.center_of_mass = CheckBox(label="centre of mass", value=True)
-        self.common_line = CheckBox(label="common line", value=True)
+        self.center_of_mass = CheckBox(label="centre of mass", value=d.center_of_mass)
+        self.common_line = CheckBox(label="common line", value=d.common_line)
         self.tilt_axis = ComboBox(
             label="tilt axis", choices=["estimate", "vertical"], value="estimate"
         )
-        self.refine = CheckBox(label="projection matching", value=True)
-        self.refine_angles = CheckBox(label="refine angles", value=True)
+        self.refine = CheckBox(label="projection matching", value=d.projection_matching)
+        self.refine_angles = CheckBox(label="refine angles", value=d.refine_angles)
         self.angle_method = ComboBox(
             label="angles from",
             choices=[("atom model (joint fit)", "model"), ("tomogram re-projections", "tomogram")],
-            value="model",
+            value=d.angle_method,
             tooltip="atom model: trace atoms each round and refine them with every image's "
             "angle and shift (atomic resolution; shifts only, with a note, otherwise)",
         )
-        self.rounds = SpinBox(label="rounds", value=3, min=1, max=20)
+        self.rounds = SpinBox(label="rounds", value=d.rounds, min=1, max=20)
         self.run_button = PushButton(text="Align")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.undo_button = PushButton(text="Undo to raw", enabled=False)
@@ -117,6 +123,7 @@ class AlignWidget(StageWidgetMixin, Container):
         except ValueError as err:
             self.status.value = f"Not started: {err}"
             return None
+        d = AlignSettings()
         opts = dict(
             pixel_size_A=ts.pixel_size_A,
             background=None if self.background.value == "none" else self.background.value,
@@ -126,10 +133,14 @@ class AlignWidget(StageWidgetMixin, Container):
             center_of_mass=bool(self.center_of_mass.value),
             common_line=bool(self.common_line.value),
             tilt_axis="estimate" if self.tilt_axis.value == "estimate" else None,
-            refine=bool(self.refine.value),
+            projection_matching=bool(self.refine.value),
             refine_angles=bool(self.refine_angles.value),
             angle_method=str(self.angle_method.value),
             refine_rounds=int(self.rounds.value),
+            model_builder=atom_model_builder(d.model_weights, device=d.device)
+            if self.angle_method.value == "model"
+            else None,
+            recon_iterations=d.recon_iterations,
         )
         self._source = (layer.name, ts)
         self.status.value = "Aligning..."

@@ -16,7 +16,11 @@ from magicgui.widgets import (
 
 from .._layers import layer_voxel_size_A
 from ..augment import SHIPPED_WEIGHTS, augment_volume, shipped_weights
+from ..workflows import AugmentSettings
 from ._runner import StageRunner, StageWidgetMixin, follow_new_layers, status_label
+
+D = AugmentSettings()
+
 
 if TYPE_CHECKING:
     import napari
@@ -41,9 +45,9 @@ class AugmentWidget(StageWidgetMixin, Container):
             label="weights", choices=[*names, USER_FILE], value=names[0] if names else USER_FILE
         )
         self.weights_file = FileEdit(label="weights file", filter="*.pt", mode="r")
-        self.tile = SpinBox(label="tile (voxels)", value=96, min=16, max=512, step=8)
-        self.overlap = SpinBox(label="overlap (voxels)", value=16, min=0, max=128, step=4)
-        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.tile = SpinBox(label="tile (voxels)", value=D.tile_px, min=16, max=512, step=8)
+        self.overlap = SpinBox(label="overlap (voxels)", value=D.overlap_px, min=0, max=128, step=4)
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value=D.device)
         self.run_button = PushButton(text="Augment")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = status_label()

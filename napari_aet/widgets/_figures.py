@@ -23,10 +23,17 @@ from ..figures import (
     RUN_FIGURES,
     diverging_limit,
     make_figures,
+    save_figure,
     values_to_rgba,
     write_html_report,
 )
+from ..io import write_atoms
+from ..session import layer_tuples, read_session, write_session
+from ..workflows import FiguresSettings
 from ._runner import StageRunner, StageWidgetMixin, follow_new_layers, status_label
+
+D = FiguresSettings()
+
 
 if TYPE_CHECKING:
     import napari
@@ -92,11 +99,11 @@ class FiguresWidget(StageWidgetMixin, Container):
         self.png = CheckBox(label="PNG", value=True)
         self.svg = CheckBox(label="SVG", value=False)
         self.pdf = CheckBox(label="PDF", value=False)
-        self.dpi = SpinBox(label="dpi", value=300, min=50, max=1200)
+        self.dpi = SpinBox(label="dpi", value=D.dpi, min=50, max=1200)
         self.strain_component = ComboBox(
             label="strain component",
             choices=["exx", "eyy", "ezz", "exy", "exz", "eyz"],
-            value="exx",
+            value=D.strain_component,
         )
         self.folder = FileEdit(label="figures folder", mode="d", value="figures")
         self.run_button = PushButton(text="Export figures")
@@ -180,7 +187,6 @@ class FiguresWidget(StageWidgetMixin, Container):
 
     # -- export atoms ---------------------------------------------------------------------
     def export_atoms(self, event=None):
-        from ..io import write_atoms
 
         try:
             _, model = self._model()
@@ -198,7 +204,6 @@ class FiguresWidget(StageWidgetMixin, Container):
     # -- session ---------------------------------------------------------------------------
     def save_session(self, event=None):
         """Save every image and points layer (data, display, metadata, features)."""
-        from ..session import layer_tuples, write_session
 
         layers = [
             la for la in self._viewer.layers if type(la).__name__.lower() in ("image", "points")
@@ -220,7 +225,6 @@ class FiguresWidget(StageWidgetMixin, Container):
 
     def open_session(self, event=None):
         """Add the layers of a session file to the viewer."""
-        from ..session import read_session
 
         try:
             tuples = read_session(self.session_path.value)
@@ -235,7 +239,6 @@ class FiguresWidget(StageWidgetMixin, Container):
     # -- 3D view ----------------------------------------------------------------------------
     def save_view(self, event=None):
         """Screenshot of the 3D canvas, coloured as chosen, with scale and colour bars."""
-        from ..figures import save_figure
 
         try:
             layer, model = self._model()
@@ -305,7 +308,7 @@ class FiguresWidget(StageWidgetMixin, Container):
         def work(progress, cancel):
             res = make_figures(data, out, progress=progress, **kw)
             (out / "analysis.json").write_text(json.dumps(summary, indent=2, default=float))
-            res["report"] = str(write_html_report(out, res, path=out / "report.html"))
+            res["report"] = str(write_html_report(out / "report.html", res, summary))
             return res
 
         self.status.value = "Drawing..."

@@ -15,8 +15,13 @@ from magicgui.widgets import (
 )
 
 from .._layers import tilt_series_from_layer
+from ..figures import plot_recon_errors
 from ..recon import genfire
+from ..workflows import ReconSettings
 from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers, status_label
+
+D = ReconSettings()
+
 
 if TYPE_CHECKING:
     import napari
@@ -34,16 +39,22 @@ class ReconWidget(StageWidgetMixin, Container):
         super().__init__(labels=True)
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Image", label="tilt series")
-        self.iterations = SpinBox(label="iterations", value=100, min=1, max=100000)
-        self.oversampling = FloatSpinBox(label="oversampling", value=2.0, min=1.0, max=8.0)
-        self.interpolation = ComboBox(label="gridding", choices=["fft", "dft"], value="fft")
+        self.iterations = SpinBox(label="iterations", value=D.iterations, min=1, max=100000)
+        self.oversampling = FloatSpinBox(
+            label="oversampling", value=D.oversampling, min=1.0, max=8.0
+        )
+        self.interpolation = ComboBox(
+            label="gridding", choices=["fft", "dft"], value=D.interpolation
+        )
         self.radius = FloatSpinBox(
             label="interp. radius (voxels)", value=0.3, min=0.01, max=1.0, step=0.05
         )
-        self.support = ComboBox(label="support", choices=["auto", "box"], value="auto")
-        self.positivity = CheckBox(label="positivity", value=True)
-        self.rfree = FloatSpinBox(label="R-free fraction", value=0.05, min=0.0, max=0.5, step=0.01)
-        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value="auto")
+        self.support = ComboBox(label="support", choices=["auto", "box"], value=D.support)
+        self.positivity = CheckBox(label="positivity", value=D.positivity)
+        self.rfree = FloatSpinBox(
+            label="R-free fraction", value=D.rfree_fraction, min=0.0, max=0.5, step=0.01
+        )
+        self.device = ComboBox(label="device", choices=["auto", "cpu", "cuda"], value=D.device)
         self.run_button = PushButton(text="Reconstruct")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.status = status_label()
@@ -136,7 +147,6 @@ class ReconWidget(StageWidgetMixin, Container):
         )
 
     def _plot(self, errors, rfree) -> None:
-        from ..figures import plot_recon_errors
 
         self._figure.clear()
         plot_recon_errors(errors, rfree, ax=self._figure.add_subplot(), title=None)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from qtpy.QtCore import QObject, Signal
 
-from .._progress import Cancelled
+from ..core.progress import Cancelled
 
 
 class _Relay(QObject):

@@ -19,7 +19,11 @@ from magicgui.widgets import (
 from .._layers import atoms_layer_data, tilt_series_layer_data
 from ..io import TiltSeries, parse_angles
 from ..simulate import LATTICE_CONSTANTS_A, build_structure, simulate_tilt_series
+from ..workflows import SimulateSettings
 from ._runner import status_label
+
+D = SimulateSettings()
+
 
 if TYPE_CHECKING:
     import napari
@@ -34,12 +38,18 @@ class SimulateWidget(Container):
         self.structure = ComboBox(
             label="structure", choices=["twinned dumbbell", "fcc", "amorphous"], value="fcc"
         )
-        self.element = ComboBox(label="element", choices=sorted(LATTICE_CONSTANTS_A), value="Pt")
+        self.element = ComboBox(
+            label="element", choices=sorted(LATTICE_CONSTANTS_A), value=D.element
+        )
         self.radius = FloatSpinBox(label="radius (A)", value=12.0, min=3.0, max=60.0)
-        self.angles = LineEdit(label="angles (deg)", value="-70:70:7")
-        self.pixel_size = FloatSpinBox(label="pixel size (A)", value=0.358, min=0.05, max=5.0)
+        self.angles = LineEdit(label="angles (deg)", value=D.angles)
+        self.pixel_size = FloatSpinBox(
+            label="pixel size (A)", value=D.pixel_size_A, min=0.05, max=5.0
+        )
         self.size_px = SpinBox(label="image size (px)", value=128, min=16, max=1024)
-        self.dose = FloatSpinBox(label="dose (e/A^2/image)", value=7667.0, min=0.0, max=1e7)
+        self.dose = FloatSpinBox(
+            label="dose (e/A^2/image)", value=round(D.dose_e_per_A2), min=0.0, max=1e7
+        )
         self.angle_error = FloatSpinBox(label="angle error sd (deg)", value=0.0, min=0.0, max=5.0)
         self.shift_error = FloatSpinBox(label="shift error (px)", value=0.0, min=0.0, max=50.0)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)

@@ -17,9 +17,13 @@ from magicgui.widgets import (
 
 from .._layers import atoms_from_layer
 from ..analysis import analyze_structure, gaussian_map
-from ..figures import diverging_limit, values_to_rgba
+from ..figures import diverging_limit, transparent_centre_rgba, values_to_rgba
 from ..simulate import LATTICE_CONSTANTS_A
+from ..workflows import AnalyzeSettings
 from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers, status_label
+
+D = AnalyzeSettings()
+
 
 if TYPE_CHECKING:
     import napari
@@ -49,8 +53,6 @@ def diverging_colormap(name: str = "RdBu_r"):
     """A napari colormap from a matplotlib diverging map whose centre is transparent (3D maps)."""
     from napari.utils.colormaps import Colormap
 
-    from ..figures import transparent_centre_rgba
-
     t, rgba = transparent_centre_rgba(name)
     return Colormap(colors=rgba, controls=t, name=f"{name} (transparent centre)")
 
@@ -68,13 +70,19 @@ class StrainWidget(StageWidgetMixin, Container):
         super().__init__(labels=True)
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Points", label="atoms")
-        self.element = ComboBox(label="element", choices=sorted(LATTICE_CONSTANTS_A), value="Pt")
+        self.element = ComboBox(
+            label="element", choices=sorted(LATTICE_CONSTANTS_A), value=D.element
+        )
         self.a_ref = FloatSpinBox(
-            label="reference a (A)", value=LATTICE_CONSTANTS_A["Pt"], min=2.0, max=7.0, step=0.001
+            label="reference a (A)",
+            value=LATTICE_CONSTANTS_A[D.element],
+            min=2.0,
+            max=7.0,
+            step=0.001,
         )
         self.a_ref.tooltip = "bulk lattice constant the local strain is measured against"
         self.element.changed.connect(lambda v: setattr(self.a_ref, "value", LATTICE_CONSTANTS_A[v]))
-        self.frame = ComboBox(label="strain axes", choices=["lab", "crystal"], value="lab")
+        self.frame = ComboBox(label="strain axes", choices=["lab", "crystal"], value=D.strain_frame)
         self.orr_table = FileEdit(label="ORR relation (CSV)", mode="r", filter="*.csv", value="")
         self.run_button = PushButton(text="Compute strain (and ORR)")
         self.color_by = ComboBox(label="colour by", choices=list(COMPONENTS), value="local_strain")

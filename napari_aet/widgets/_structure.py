@@ -15,12 +15,16 @@ from magicgui.widgets import (
 )
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
-from .._geometry import in_plane_basis
 from .._layers import atoms_from_layer
 from ..analysis import analyze_structure
+from ..core.geometry import in_plane_basis
 from ..figures import STUDY_LAYER_COLORS, layer_groups, plot_layer_rmsd, plot_q4_q6
 from ..simulate import LATTICE_CONSTANTS_A
+from ..workflows import AnalyzeSettings
 from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers, status_label
+
+D = AnalyzeSettings()
+
 
 if TYPE_CHECKING:
     import napari
@@ -89,7 +93,9 @@ class StructureWidget(StageWidgetMixin, Container):
             ],
             value="study preset",
         )
-        self.element = ComboBox(label="element", choices=sorted(LATTICE_CONSTANTS_A), value="Pt")
+        self.element = ComboBox(
+            label="element", choices=sorted(LATTICE_CONSTANTS_A), value=D.element
+        )
         self.element.tooltip = "sets the reference lattice constant and the Q4/Q6 cutoff"
         self.strain = CheckBox(label="strain, facets, local strain", value=False)
         self.show_layers = LineEdit(label="show layers", value="")

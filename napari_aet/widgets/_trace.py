@@ -15,7 +15,8 @@ from magicgui.widgets import (
     create_widget,
 )
 
-from .._layers import ATOM_POINT_SIZE_A, layer_voxel_size_A
+from .._layers import ATOM_POINT_SIZE_A, layer_voxel_size_A, tilt_series_from_layer
+from ..figures import plot_trace_histogram
 from ..trace import (
     REFINE_FEATURES,
     EditableAtomModel,
@@ -26,7 +27,11 @@ from ..trace import (
     refine_atom_positions,
     trace_atoms,
 )
+from ..workflows import TraceSettings
 from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers, status_label
+
+D = TraceSettings()
+
 
 if TYPE_CHECKING:
     import napari
@@ -50,19 +55,19 @@ class TraceWidget(StageWidgetMixin, Container):
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Image", label="tomogram")
         self.smooth = FloatSpinBox(
-            label="smoothing sigma (A)", value=0.3, min=0.0, max=3.0, step=0.05
+            label="smoothing sigma (A)", value=D.smooth_sigma_A, min=0.0, max=3.0, step=0.05
         )
         self.min_distance = FloatSpinBox(
-            label="min distance (A)", value=2.0, min=0.5, max=10.0, step=0.1
+            label="min distance (A)", value=D.min_distance_A, min=0.5, max=10.0, step=0.1
         )
         self.radius = FloatSpinBox(
-            label="integration radius (A)", value=0.8, min=0.2, max=3.0, step=0.1
+            label="integration radius (A)", value=D.integration_radius_A, min=0.2, max=3.0, step=0.1
         )
         self.threshold_mode = ComboBox(
-            label="threshold", choices=["auto", "otsu", "value"], value="auto"
+            label="threshold", choices=["auto", "otsu", "value"], value=D.threshold
         )
         self.threshold_value = FloatSpinBox(label="threshold value", value=0.0, min=-1e12, max=1e12)
-        self.rounds = SpinBox(label="fit-accept-subtract rounds", value=3, min=1, max=10)
+        self.rounds = SpinBox(label="fit-accept-subtract rounds", value=D.max_rounds, min=1, max=10)
         self.point_size = FloatSpinBox(
             label="point size (A)", value=ATOM_POINT_SIZE_A, min=0.1, max=5.0, step=0.1
         )
@@ -184,7 +189,6 @@ class TraceWidget(StageWidgetMixin, Container):
     def refine(self, event=None):
         """Refine the current atoms' positions against the chosen aligned tilt series in a
         worker (one undoable edit); returns the worker (None when the input is not usable)."""
-        from .._layers import tilt_series_from_layer
 
         layer = self.series.value
         try:
@@ -230,7 +234,6 @@ class TraceWidget(StageWidgetMixin, Container):
         )
 
     def _plot(self, res) -> None:
-        from ..figures import plot_trace_histogram
 
         self._figure.clear()
         plot_trace_histogram(

@@ -6,8 +6,12 @@ import json
 import shlex
 from pathlib import Path
 
-from . import __version__
-from .cli import _Bar, _read_tomogram
+from .. import __version__
+from ..augment import TrainingDataSettings, generate_training_set, train_unet
+from ..workflows import AugmentSettings, run_augment
+from ._common import Bar, add_volume_input, device_option, run_staged, volume_source
+
+D = AugmentSettings()
 
 
 def add_augment(sub) -> None:
@@ -19,64 +23,34 @@ def add_augment(sub) -> None:
         "atom peak 1) automatically. Writes tomogram_augmented.h5 (same grid and voxel size "
         "as the input) and figures/augment_slices.png into --out.",
     )
-    p.add_argument("tomogram", type=Path, help="tomogram (HDF5 from 'recon', MRC or TIFF)")
+    add_volume_input(p)
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument(
         "--element",
-        default=None,
+        default=D.element,
         help="the data's element: a note when the weights were trained on another",
     )
     p.add_argument(
         "--weights",
-        default="fcc",
+        default=D.weights,
         help="'fcc' or 'amorphous' (shipped) or a weights.pt from 'napari-aet train'",
     )
-    p.add_argument("--dataset", default=None, help="HDF5 dataset (default 'tomogram')")
-    p.add_argument("--voxel-size", type=float, default=None, help="voxel size [A]")
-    p.add_argument("--tile", type=int, default=96, help="tile side [voxels]")
-    p.add_argument("--overlap", type=int, default=16, help="tile overlap [voxels]")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.set_defaults(func=_cmd_augment)
+    p.add_argument("--tile", type=int, default=D.tile_px, help="tile side [voxels]")
+    p.add_argument("--overlap", type=int, default=D.overlap_px, help="tile overlap [voxels]")
+    device_option(p)
+    p.set_defaults(func=cmd_augment)
 
 
-def _cmd_augment(args) -> int:
-    from .augment import augment_volume
-    from .figures import volume_slices_figure
-    from .io import write_volume
-
-    vol, vx, prov_in = _read_tomogram(args)
-    with _Bar("U-Net", args.quiet) as bar:
-        res = augment_volume(
-            vol,
-            voxel_size_A=vx,
-            weights=args.weights,
-            element=args.element,
-            tile_px=args.tile,
-            overlap_px=args.overlap,
-            device=args.device,
-            progress=bar,
-        )
-    prov = {
-        "napari_aet_version": __version__,
-        "command": "augment",
-        "input": str(args.tomogram),
-        **res.settings,
-        "seconds": res.seconds,
-        "tomogram_provenance": prov_in,
-    }
-    out: Path = args.out
-    path = write_volume(out / "tomogram_augmented.h5", res.volume, voxel_size_A=vx, provenance=prov)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
-    volume_slices_figure(
-        {"GENFIRE": vol, "U-Net": res.volume}, voxel_size_A=vx, title="Central slices"
-    ).savefig(out / "figures" / "augment_slices.png", dpi=150)
-    (out / "augment.json").write_text(json.dumps(prov, indent=2, default=str))
-    if not args.quiet:
-        print(f"augmented {vol.shape} in {res.seconds:.1f} s on {res.settings['device']}")
-        print(f"  wrote {path}")
-        for note in res.settings.get("notes", []):
-            print(f"  note: {note}")
-    return 0
+def cmd_augment(args) -> int:
+    settings = AugmentSettings(
+        weights=args.weights,
+        element=args.element,
+        tile_px=args.tile,
+        overlap_px=args.overlap,
+        device=args.device,
+    )
+    src = volume_source(args)
+    return run_staged(args, "U-Net", lambda out, bar: run_augment(src, settings, out, bar))
 
 
 def add_train(sub) -> None:
@@ -115,11 +89,10 @@ def add_train(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-resume", action="store_true")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=cmd_train)
 
 
-def _cmd_train(args) -> int:
-    from .augment import TrainingDataSettings, generate_training_set, train_unet
+def cmd_train(args) -> int:
 
     command = "napari-aet " + " ".join(shlex.quote(a) for a in args.argv)
     if args.generate:
@@ -134,7 +107,7 @@ def _cmd_train(args) -> int:
             iterations=args.gen_iterations,
             device="cpu" if args.device == "auto" and args.scheduler else args.device,
         )
-        with _Bar("training data", args.quiet) as bar:
+        with Bar("training data", args.quiet) as bar:
             generate_training_set(
                 args.data,
                 n_samples=args.generate,
@@ -146,7 +119,7 @@ def _cmd_train(args) -> int:
             )
     if args.out is None:
         return 0
-    with _Bar("training", args.quiet) as bar:
+    with Bar("training", args.quiet) as bar:
         res = train_unet(
             args.data,
             args.out,

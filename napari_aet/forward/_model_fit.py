@@ -12,7 +12,7 @@ The image model is ``b_i + s_i * (sum_a w_a g_0(p - P_i(r_a) - d_i)) * g_e * (1 
 c_k g_k)``: each atom splatted as a narrow Gaussian ``g_0`` (:data:`SPLAT_SIGMA_A`) with its
 own amplitude ``w_a`` (so a false atom can fade), then one Fourier-space convolution with a
 Gaussian of fitted width ``e`` and fitted shoulders ``g_k`` (:data:`TAIL_WIDTHS_A`),
-projected at angle ``theta_i + delta_i`` (:func:`napari_aet.simulate.project_positions`'s
+projected at angle ``theta_i + delta_i`` (:func:`napari_aet.forward.project_positions`'s
 convention), displaced by the image's offset ``d_i``, scaled and offset per image.
 """
 
@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._memory import check_memory
-from .._progress import check_cancel, report
-from ._shifts import split_object_translation
+from ..core.device import resolve_device
+from ..core.memory import check_memory
+from ..core.progress import check_cancel, report
+from ._projection import rotation_center_A, split_object_translation
 
 #: Widths [A] of the Gaussian shoulders the image model adds to each atom's Gaussian core.
 TAIL_WIDTHS_A = (0.5, 1.0, 2.0)
@@ -102,7 +103,6 @@ def _fix_gauge(positions_A, angles_deg, corrections_deg, offsets_px, pixel_size_
     """The same images with the gauges fixed: zero-mean angle corrections (the model rotated
     about the tilt axis instead), zero-mean row offsets and no column offsets that a
     translation of the object explains (the model translated instead)."""
-    from ..simulate._tilt_series import rotation_center_A
 
     m = float(corrections_deg.mean())
     da = corrections_deg - m
@@ -129,7 +129,6 @@ class _Renderer:
         self.rows, self.cols = shape
         self.px = float(pixel_size_A)
         self.offs = torch.arange(-radius_px, radius_px + 1, device=device, dtype=torch.float32)
-        from ..simulate._tilt_series import rotation_center_A
 
         self.center = torch.as_tensor(
             rotation_center_A((self.rows, self.cols), self.px), dtype=torch.float32, device=device
@@ -221,8 +220,6 @@ def refine_atomic_model(
     ModelRefinementResult
     """
     import torch
-
-    from ..recon._genfire import resolve_device
 
     img = np.asarray(images, np.float32)
     if img.ndim != 3:

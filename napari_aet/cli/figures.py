@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._files import replace_when_done, staged_folder
-from .cli import _Bar
+from ..figures import RUN_FIGURES
+from ..workflows import FiguresSettings, run_figures
+from ._common import Bar
+
+D = FiguresSettings()
 
 
 def add_figures(sub) -> None:
-    from .figures import RUN_FIGURES
-
     p = sub.add_parser(
         "figures",
         help="publication figures and an HTML report of a finished run",
@@ -22,53 +23,40 @@ def add_figures(sub) -> None:
     p.add_argument("run_dir", type=Path, metavar="DIR", help="run output folder")
     p.add_argument("--out", type=Path, default=None, help="figures folder (default DIR/figures)")
     p.add_argument("--only", default=None, help="comma-separated figure names")
-    p.add_argument("--formats", default="png,svg,pdf", help="comma-separated: png, svg, pdf")
-    p.add_argument("--dpi", type=int, default=300, help="PNG resolution")
-    p.add_argument("--strain-component", default="exx", help="exx, eyy, ezz, exy, exz, eyz")
+    p.add_argument("--formats", default=",".join(D.formats), help="comma-separated: png, svg, pdf")
+    p.add_argument("--dpi", type=int, default=D.dpi, help="PNG resolution")
+    p.add_argument(
+        "--strain-component", default=D.strain_component, help="exx, eyy, ezz, exy, exz, eyz"
+    )
     p.add_argument("--layer", type=int, default=None, help="middle layer of the [111] panel")
     p.add_argument("--no-report", action="store_true", help="skip report.html")
-    p.set_defaults(func=_cmd_figures)
+    p.set_defaults(func=cmd_figures)
 
 
-def _cmd_figures(args) -> int:
-    from .figures import make_run_figures, write_html_report
-
-    if not args.run_dir.is_dir():
-        raise FileNotFoundError(f"{args.run_dir} is not a folder; pass a run output folder")
-    only = [s.strip() for s in args.only.split(",")] if args.only else None
-    formats = [s.strip() for s in args.formats.split(",") if s.strip()]
+def cmd_figures(args) -> int:
+    only = tuple(s.strip() for s in args.only.split(",")) if args.only else None
+    formats = tuple(s.strip() for s in args.formats.split(",") if s.strip())
     bad = sorted(set(formats) - {"png", "svg", "pdf"})
     if bad or not formats:
         raise ValueError(f"--formats {args.formats!r}: choose among png, svg, pdf (comma list)")
     if not 30 <= args.dpi <= 1200:
         raise ValueError(f"--dpi {args.dpi}: give 30 to 1200 (300 is print quality)")
-    final = Path(args.out) if args.out else args.run_dir / "figures"
-    # draw into a staging folder: a failure or a kill never leaves half-written figures
-    with staged_folder(final) as tmp, _Bar("figures", args.quiet) as bar:
-        res = make_run_figures(
-            args.run_dir,
-            tmp,
-            figures=only,
-            formats=formats,
-            dpi=args.dpi,
-            strain_component=args.strain_component,
-            center_layer=args.layer,
-            progress=bar,
-        )
-    res["out_dir"] = str(final)
-    res["written"] = {
-        k: [str(final / Path(q).relative_to(tmp)) for q in v] for k, v in res["written"].items()
-    }
-    page = None
-    if not args.no_report:
-        page = args.run_dir / "report.html"
-        replace_when_done(page, lambda t: write_html_report(args.run_dir, res, path=t))
+    settings = FiguresSettings(
+        figures=only,
+        formats=formats,
+        dpi=args.dpi,
+        strain_component=args.strain_component,
+        center_layer=args.layer,
+        report=not args.no_report,
+    )
+    with Bar("figures", args.quiet) as bar:
+        res = run_figures(args.run_dir, settings, args.out, bar)
     if not args.quiet:
-        print(f"wrote {len(res['written'])} figures to {res['out_dir']}")
-        for name, why in res["skipped"].items():
-            print(f"  skipped {name}: {why}")
-        if page:
-            print(f"  report: {page}")
+        print(res.message)
+        for note in res.notes:
+            print(f"  {note}")
+        if res.record.get("report"):
+            print(f"  report: {res.record['report']}")
     return 0
 
 
@@ -83,14 +71,14 @@ def add_bench(sub) -> None:
     p.add_argument("name", nargs="?", default=None, help="benchmark name (see --list)")
     p.add_argument("--list", action="store_true", help="list the benchmarks")
     p.add_argument("script_args", nargs="*", help="arguments for the script (after --)")
-    p.set_defaults(func=_cmd_bench)
+    p.set_defaults(func=cmd_bench)
 
 
 def _benchmarks_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "benchmarks"
+    return Path(__file__).resolve().parents[2] / "benchmarks"
 
 
-def _cmd_bench(args) -> int:
+def cmd_bench(args) -> int:
     import subprocess
     import sys
 

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
+#: The 12 nearest-neighbour steps of an fcc lattice in cubic lattice units.
+FCC_STEPS = (
+    np.array(
+        [[a, b, 0] for a in (-1, 1) for b in (-1, 1)]
+        + [[a, 0, b] for a in (-1, 1) for b in (-1, 1)]
+        + [[0, a, b] for a in (-1, 1) for b in (-1, 1)]
+    )
+    * 0.5
+)
+
 
 def in_plane_basis(normal) -> tuple[np.ndarray, np.ndarray]:
     """Two unit vectors ``(e1, e2)`` spanning the plane normal to ``normal`` (``e2 = n x e1``).

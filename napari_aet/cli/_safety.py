@@ -1,14 +1,9 @@
-"""Safety of the `napari-aet` commands: option ranges checked before any work, and outputs
-that replace the previous ones only when a command succeeds (see :func:`run_staged`)."""
+"""Option ranges of the `napari-aet` commands, checked before any work (outputs replace the
+previous ones only when a command succeeds: see :func:`._common.run_staged`)."""
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
-from pathlib import Path
-
-from ._files import staged_folder
 
 #: Physical or sensible range of every numeric option, by its ``dest`` (the same meaning in
 #: every command that has it), with the unit and what the value means; checked before any work.
@@ -80,59 +75,3 @@ def check_option_ranges(args) -> None:
                 f"--tilt-axis {tilt_axis}: give 'estimate', 'none' or an in-plane angle of "
                 "-180 to 180 degrees"
             )
-
-
-#: Commands whose ``--out`` folder is written through a staging folder: their outputs replace
-#: the previous ones only when the command succeeds (``run`` gets this per stage, ``figures``
-#: stages its own folder, ``train`` checkpoints atomically and resumes from its folder).
-STAGED_COMMANDS = (
-    "simulate",
-    "align",
-    "recon",
-    "augment",
-    "trace",
-    "refine",
-    "analyze",
-    "validate",
-    "precision",
-)
-
-
-class _Rewrite:
-    """A text stream that shows the final output folder where a command prints its staging
-    folder."""
-
-    def __init__(self, stream, old: str, new: str):
-        self.stream, self.old, self.new = stream, old, new
-
-    def write(self, text: str) -> int:
-        return self.stream.write(text.replace(self.old, self.new))
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-
-
-def run_staged(args) -> int:
-    """Run a command into a staging folder and move its outputs over ``--out`` on success."""
-    final = Path(args.out)
-    with staged_folder(final) as tmp:
-        args.out = tmp
-        with (
-            contextlib.redirect_stdout(_Rewrite(sys.stdout, str(tmp), str(final))),
-            contextlib.redirect_stderr(_Rewrite(sys.stderr, str(tmp), str(final))),
-        ):
-            rc = int(args.func(args) or 0)
-        if rc != 0:  # a command that reports failure by its code: keep the previous result
-            raise CommandFailed(rc)
-    return rc
-
-
-class CommandFailed(Exception):
-    """A staged command returned a non-zero exit code (its previous outputs were kept)."""
-
-    def __init__(self, rc: int):
-        super().__init__(f"exit code {rc}")
-        self.rc = rc

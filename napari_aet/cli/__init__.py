@@ -1,0 +1,101 @@
+"""The ``napari-aet`` command line: one module per command group, each turning its options into
+a stage's settings (:mod:`napari_aet.workflows`), running the workflow and printing what it
+did. Headless, no Qt."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from ..core.progress import Cancelled
+from ._safety import check_option_ranges
+from .align import add_align
+from .analyze import add_analyze, add_precision, add_validate
+from .augment import add_augment, add_train
+from .figures import add_bench, add_figures
+from .info import add_info
+from .recon import add_recon
+from .run import add_run
+from .simulate import add_simulate
+from .trace import add_refine, add_trace
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-aet",
+        description="Atomic electron tomography: tilt series to 3D atomic structure, headless.",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-aet {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (
+        add_simulate,
+        add_align,
+        add_recon,
+        add_trace,
+        add_analyze,
+        add_augment,
+        add_train,
+        add_refine,
+        add_validate,
+        add_precision,
+        add_figures,
+        add_bench,
+        add_run,
+        add_info,
+    ):
+        add(sub)
+    return parser
+
+
+_NEGATIVE_VALUE_OPTIONS = ("--angles", "--tilt-axis-angle", "--tilt-axis")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """Let ``--angles -70:70:7`` work: argparse would read ``-70:70:7`` as an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if (
+            a in _NEGATIVE_VALUE_OPTIONS
+            and i + 1 < len(argv)
+            and argv[i + 1][:1] == "-"
+            and (argv[i + 1][1:2].isdigit() or argv[i + 1][1:2] == ".")
+        ):
+            out.append(f"{a}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``napari-aet`` command; returns the exit code (0 ok, 1 error, 2 usage, 130
+    cancelled). A failed command leaves the previous contents of ``--out`` as they were."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(_join_negative_values(argv))
+    args.argv = argv  # the exact command, for provenance
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        check_option_ranges(args)
+        return int(args.func(args) or 0)
+    except (KeyboardInterrupt, Cancelled):
+        print(
+            f"napari-aet {args.command}: cancelled; partial outputs removed, earlier results kept",
+            file=sys.stderr,
+        )
+        return 130
+    except (ValueError, KeyError, FileNotFoundError, OSError, MemoryError, RuntimeError) as err:
+        # StageFailed (a RuntimeError) lands here too: finished stages are kept
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"napari-aet {args.command}: error: {msg}", file=sys.stderr)
+        return 1
+
+
+__all__ = ["build_parser", "main"]

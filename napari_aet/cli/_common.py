@@ -1,0 +1,108 @@
+"""What every command shares: the terminal progress bar, the tilt-series options, running a
+workflow into a staged ``--out`` folder and printing what it did."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ..core.files import staged_folder
+from ..workflows import SeriesSource, VolumeSource
+
+
+class Bar:
+    """tqdm progress bar behind the stages' ``progress(done, total, message)`` callback."""
+
+    def __init__(self, desc: str, quiet: bool):
+        self.desc = desc
+        self.quiet = quiet
+        self.bar = None
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if self.bar is None or self.bar.total != total:
+            if self.bar is not None:  # a new phase (e.g. gridding, then iterations)
+                self.bar.close()
+            self.bar = tqdm(total=total, desc=self.desc, unit="step", file=sys.stderr)
+        self.bar.n = done
+        if message:
+            self.bar.set_postfix_str(message, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def add_series_input(p, *, positional: bool = True) -> None:
+    """The tilt-series argument and the options that say what its file lacks."""
+    if positional:
+        p.add_argument("tilts", type=Path, help="tilt series (TIFF, MRC, HDF5, NPY, MATLAB .mat)")
+    p.add_argument(
+        "--angles",
+        default=None,
+        help="angles file (.tlt/.rawtlt/.txt/.mat) or list/range [deg]; default: from the file "
+        "or its sidecar",
+    )
+    p.add_argument(
+        "--pixel-size", type=float, default=None, help="pixel size [A]; default: from the file"
+    )
+    p.add_argument("--dataset", default=None, help="HDF5 dataset / .mat variable of the series")
+    p.add_argument("--fill-nans", action="store_true", help="replace NaN pixels by image medians")
+
+
+def series_source(args, path=None) -> SeriesSource:
+    return SeriesSource(
+        str(path if path is not None else args.tilts),
+        angles=args.angles,
+        pixel_size_A=args.pixel_size,
+        dataset=args.dataset,
+        fill_nans=getattr(args, "fill_nans", False),
+    )
+
+
+def add_volume_input(p) -> None:
+    p.add_argument("tomogram", type=Path, help="tomogram (HDF5 from 'recon', MRC or TIFF)")
+    p.add_argument("--dataset", default=None, help="HDF5 dataset (default 'tomogram')")
+    p.add_argument("--voxel-size", type=float, default=None, help="voxel size [A]")
+
+
+def volume_source(args) -> VolumeSource:
+    return VolumeSource(str(args.tomogram), args.dataset, args.voxel_size)
+
+
+def run_staged(args, desc: str, workflow, *inputs) -> int:
+    """Run ``workflow(*inputs, out, progress)`` into a staging folder that replaces ``--out``
+    only when it succeeds, then print its summary, notes and files (unless ``-q``)."""
+    final = Path(args.out)
+    with Bar(desc, args.quiet) as bar, staged_folder(final) as tmp:
+        res = workflow(*inputs, tmp, bar)
+    report(args, res, final)
+    return 0
+
+
+def report(args, res, folder: Path | None = None) -> None:
+    """Print a workflow's summary line, its notes (to stderr) and the files it wrote."""
+    if args.quiet:
+        return
+    if res.message:
+        print(res.message)
+    for note in res.notes:
+        print(f"  note: {note}", file=sys.stderr)
+    if res.written and folder is not None:
+        shown = [str(folder / w) for w in res.written[:1]] + [Path(w).name for w in res.written[1:]]
+        print("  wrote " + ", ".join(shown))
+
+
+def device_option(p) -> None:
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

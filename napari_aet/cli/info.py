@@ -1,0 +1,37 @@
+"""``napari-aet info``: what a file holds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..io import is_atom_model_file, read_atoms, read_tilt_series
+
+
+def add_info(sub) -> None:
+    p = sub.add_parser("info", help="describe a tilt-series or atom file")
+    p.add_argument("path", type=Path)
+    p.add_argument("--dataset", default=None, help="HDF5 dataset path of the tilt series")
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_info(args) -> int:
+    if is_atom_model_file(args.path):
+        m = read_atoms(args.path)
+        print(f"{args.path}: atom model, {m.n_atoms} atoms")
+        print(f"  features: {', '.join(m.features.columns) or 'none'}")
+        return 0
+    ts = read_tilt_series(args.path, dataset=args.dataset)
+    print(f"{args.path}: tilt series {ts.data.shape} ({ts.metadata.get('format')})")
+    px = (
+        f"{ts.pixel_size_A:g} A ({ts.metadata.get('pixel_size_source')})"
+        if ts.pixel_size_A
+        else "unknown"
+    )
+    print(f"  pixel size: {px}")
+    if ts.angles_deg is None:
+        print("  angles: unknown (none in the file and no sidecar .tlt/.rawtlt/.txt beside it)")
+    else:
+        a = ts.angles_deg
+        src = ts.metadata.get("angles_source")
+        print(f"  angles: {len(a)} from {a.min():g} to {a.max():g} deg ({src})")
+    return 0

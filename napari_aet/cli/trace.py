@@ -1,0 +1,90 @@
+"""``napari-aet trace`` and ``napari-aet refine`` (atom positions from a tomogram, then from
+the images)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..workflows import PositionRefineSettings, TraceSettings, run_refine, run_trace
+from ._common import (
+    add_series_input,
+    add_volume_input,
+    device_option,
+    run_staged,
+    series_source,
+    volume_source,
+)
+
+D = TraceSettings()
+R = PositionRefineSettings()
+
+
+def add_trace(sub) -> None:
+    p = sub.add_parser(
+        "trace",
+        help="trace atoms in a tomogram (local maxima, Gaussian fits, classification)",
+        description="Trace atoms in a tomogram. Writes atoms.csv and atoms.h5 (z, y, x in A "
+        "with intensity, peak_height, fit_residual, manual), candidates.csv, trace.json and "
+        "figures/trace_histogram.png into --out.",
+    )
+    add_volume_input(p)
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--smooth", type=float, default=D.smooth_sigma_A, help="smoothing sigma [A]")
+    p.add_argument(
+        "--min-distance", type=float, default=D.min_distance_A, help="minimum atom distance [A]"
+    )
+    p.add_argument(
+        "--radius", type=float, default=D.integration_radius_A, help="integration radius [A]"
+    )
+    p.add_argument(
+        "--threshold",
+        default=D.threshold,
+        help="integrated-intensity threshold: 'auto' (0.4 x median of the bright half), "
+        "'otsu', or a number",
+    )
+    p.add_argument("--rounds", type=int, default=D.max_rounds, help="fit-accept-subtract rounds")
+    p.set_defaults(func=cmd_trace)
+
+
+def cmd_trace(args) -> int:
+    settings = TraceSettings(
+        smooth_sigma_A=args.smooth,
+        min_distance_A=args.min_distance,
+        integration_radius_A=args.radius,
+        threshold=str(args.threshold),
+        max_rounds=args.rounds,
+    )
+    settings.threshold_value()  # a bad threshold is refused before any work
+    src = volume_source(args)
+    return run_staged(args, "trace", lambda out, bar: run_trace(src, settings, out, bar))
+
+
+def add_refine(sub) -> None:
+    p = sub.add_parser(
+        "refine",
+        help="refine traced atom positions against the aligned tilt series",
+        description="Least-squares refinement of every traced atom's position (and amplitude) "
+        "against every pixel of the aligned tilt series, the angles and offsets held (or "
+        "also refined, --geometry). Writes atoms.csv / atoms.h5 (refined positions, features "
+        "refine_shift_A and refine_amplitude added), refine.json and "
+        "figures/refine_shifts.png into --out. When the refined model cannot be trusted (poor "
+        "fit, unresolved atoms) the traced positions are written unchanged and refine.json "
+        "says why.",
+    )
+    p.add_argument("atoms", type=Path, help="traced atoms (z, y, x in A, volume frame)")
+    add_series_input(p)
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--iterations", type=int, default=R.iterations, help="L-BFGS iterations")
+    p.add_argument("--geometry", action="store_true", help="also refine angles and offsets")
+    device_option(p)
+    p.set_defaults(func=cmd_refine)
+
+
+def cmd_refine(args) -> int:
+    settings = PositionRefineSettings(
+        iterations=args.iterations, refine_geometry=args.geometry, device=args.device
+    )
+    src = series_source(args)
+    return run_staged(
+        args, "refine", lambda out, bar: run_refine(args.atoms, src, settings, out, bar)
+    )

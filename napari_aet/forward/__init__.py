@@ -1,0 +1,45 @@
+"""The forward model: what an atom looks like in an ADF-STEM image, where it lands in each
+projection, and the fit of an atom model and the tilt geometry to measured images. Shared by
+simulate, align, trace and analysis; imports only ``core``."""
+
+from ._model_fit import (
+    MAX_ATOM_SIGMA_A,
+    MIN_MODEL_CORRELATION,
+    SPLAT_SIGMA_A,
+    TAIL_WIDTHS_A,
+    ModelRefinementResult,
+    refine_atomic_model,
+    why_untrusted,
+)
+from ._potentials import (
+    atomic_number,
+    kirkland_parameters,
+    profile_cutoff_radius,
+    projected_potential_profile,
+    scattering_factor,
+)
+from ._projection import (
+    project_positions,
+    render_projection,
+    rotation_center_A,
+    split_object_translation,
+)
+
+__all__ = [
+    "MAX_ATOM_SIGMA_A",
+    "MIN_MODEL_CORRELATION",
+    "SPLAT_SIGMA_A",
+    "TAIL_WIDTHS_A",
+    "ModelRefinementResult",
+    "atomic_number",
+    "kirkland_parameters",
+    "profile_cutoff_radius",
+    "project_positions",
+    "projected_potential_profile",
+    "refine_atomic_model",
+    "render_projection",
+    "rotation_center_A",
+    "scattering_factor",
+    "split_object_translation",
+    "why_untrusted",
+]

@@ -1,0 +1,268 @@
+"""One frozen settings dataclass per stage: the only home of the defaults.
+
+The command line builds these from its options (its option defaults are read from here), the
+widgets read their starting values from here, and the pipeline keys its resume on them. A
+misspelt field is a ``TypeError``, not an ignored key. Change a setting with
+:func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from ..align import STUDY_LOWPASS_INV_A
+
+#: The study's dose: 1.61e5 e/A^2 over 21 images.
+STUDY_DOSE_PER_IMAGE = 1.61e5 / 21
+
+
+def settings_dict(settings) -> dict:
+    """A settings dataclass as a JSON-ready dict (for records and resume keys)."""
+    return asdict(settings)
+
+
+@dataclass(frozen=True)
+class SeriesSource:
+    """How to read a tilt series: the file and what it may lack (angles, pixel size)."""
+
+    path: str
+    angles: str | None = None  # a file (.tlt/.rawtlt/.txt) or a list/range in degrees
+    pixel_size_A: float | None = None
+    dataset: str | None = None  # HDF5 / .mat variable
+    fill_nans: bool = False
+
+
+@dataclass(frozen=True)
+class VolumeSource:
+    """How to read a tomogram: the file, its dataset and (when it lacks one) the voxel size."""
+
+    path: str
+    dataset: str | None = None
+    voxel_size_A: float | None = None
+
+
+@dataclass(frozen=True)
+class SimulateSettings:
+    """A simulated particle and its ADF-STEM tilt series (``napari-aet simulate``)."""
+
+    sample: bool = False  # the built-in twinned Pt nanodumbbell (the rest is ignored)
+    structure: str = "twinned dumbbell"
+    element: str = "Pt"
+    lattice_constant_A: float | None = None
+    radius_A: float = 15.0
+    shape: str = "blob"
+    vacancy_fraction: float = 0.0
+    jitter_A: float = 0.022
+    angles: str = "-70:70:7"
+    pixel_size_A: float = 0.358
+    size_px: int = 256
+    blur_sigma_A: float = 0.45
+    dose_e_per_A2: float = STUDY_DOSE_PER_IMAGE  # per image; 0 = no noise
+    angle_error_deg: float = 0.0
+    shift_error_px: float = 0.0
+    tilt_axis_angle_deg: float = 0.0
+    seed: int = 0
+    format: str = "h5"
+    figure: bool = True
+
+
+@dataclass(frozen=True)
+class AlignSettings:
+    """Preprocessing and alignment (``napari-aet align``, the Align widget, the run's align)."""
+
+    background: str = "plane"  # "plane", "offset" or "none"
+    denoise: str = "none"  # "none", "auto", "bm3d", "nlmeans"
+    noise: str = "poisson"
+    lowpass_diameter_inv_A: float = STUDY_LOWPASS_INV_A  # 0 = off
+    lowpass_edge_inv_A: float = 0.05
+    center_of_mass: bool = True
+    common_line: bool = True
+    tilt_axis: str = "estimate"  # "estimate", "none" (vertical) or an angle in degrees
+    projection_matching: bool = True  # refine shifts (and angles) against reconstructions
+    refine_angles: bool = True
+    angle_method: str = "model"  # "model" or "tomogram"
+    model_weights: str | None = None  # U-Net weights for the model method's tracing
+    rounds: int = 3
+    recon_iterations: int = 20
+    device: str = "auto"
+
+    @classmethod
+    def preprocess_only(cls, **kw) -> AlignSettings:
+        """For a series that arrives aligned: background and low-pass only, no shifts, no
+        tilt-axis turn, no angle changes."""
+        return cls(
+            center_of_mass=False,
+            common_line=False,
+            tilt_axis="none",
+            projection_matching=False,
+            **kw,
+        )
+
+    def tilt_axis_value(self):
+        """``"estimate"``, ``None`` (vertical) or the given angle [deg] as a float."""
+        if self.tilt_axis in ("estimate", "none"):
+            return None if self.tilt_axis == "none" else "estimate"
+        try:
+            return float(self.tilt_axis)
+        except ValueError as err:
+            raise ValueError(
+                f"tilt axis {self.tilt_axis!r}: give 'estimate', 'none' or an angle in degrees"
+            ) from err
+
+
+@dataclass(frozen=True)
+class ReconSettings:
+    """GENFIRE reconstruction (``napari-aet recon``, the Reconstruct widget)."""
+
+    iterations: int = 100
+    oversampling: float = 2.0
+    interpolation: str = "fft"
+    interpolation_radius: float | None = None  # default 0.3 (fft) / 0.1 (dft)
+    support: str = "auto"  # "auto", "box" or a mask file
+    positivity: bool = True
+    rfree_fraction: float = 0.05
+    device: str = "auto"
+    format: str = "h5"
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """The 3D U-Net (``napari-aet augment``)."""
+
+    weights: str = "fcc"  # "fcc", "amorphous" or a weights.pt
+    element: str | None = None
+    tile_px: int = 96
+    overlap_px: int = 16
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class TraceSettings:
+    """Atom tracing (``napari-aet trace``, the Trace widget)."""
+
+    smooth_sigma_A: float = 0.3
+    min_distance_A: float = 2.0
+    integration_radius_A: float = 0.8
+    threshold: str = "auto"  # "auto", "otsu" or a number
+    max_rounds: int = 3
+
+    def threshold_value(self):
+        """``"auto"``, ``"otsu"`` or the threshold as a float."""
+        if self.threshold in ("auto", "otsu"):
+            return self.threshold
+        try:
+            return float(self.threshold)
+        except ValueError as err:
+            raise ValueError("the threshold must be 'auto', 'otsu' or a number") from err
+
+
+@dataclass(frozen=True)
+class PositionRefineSettings:
+    """Position refinement of traced atoms against the aligned images (``napari-aet refine``;
+    not to be confused with the alignment's projection matching)."""
+
+    iterations: int = 60
+    refine_geometry: bool = False
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class AnalyzeSettings:
+    """Structure analysis (``napari-aet analyze``, the Structure and Strain widgets)."""
+
+    element: str = "Pt"
+    lattice_constant_A: float | None = None  # default: the element's
+    cutoff_A: float | None = None  # Q4/Q6 cutoff; default 3.416 A scaled to the lattice
+    strain: bool = True
+    strain_frame: str = "lab"
+    orr_table: str | None = None
+
+
+@dataclass(frozen=True)
+class ValidateSettings:
+    """R-factors of an atom model against the aligned series (``napari-aet validate``)."""
+
+    element: str = "Pt"
+    blur_sigma_A: float = 0.45
+    shared_scale: bool = False
+
+
+@dataclass(frozen=True)
+class PrecisionSettings:
+    """Precision analysis (``napari-aet precision``): the study's beam settings as defaults."""
+
+    simulator: str = "multislice"  # or "kirkland"
+    element: str = "Pt"
+    weights: str | None = None
+    refine_positions: bool = True
+    iterations: int = 100
+    energy_keV: float = 300.0
+    semiangle_mrad: float = 25.1
+    c3_A: float = -775e1
+    c5_A: float = 378e4
+    detector_inner_mrad: float = 40.0
+    detector_outer_mrad: float = 200.0
+    frozen_phonons: int = 8
+    slice_thickness_A: float = 2.0
+    potential_sampling_A: float | None = None
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class FiguresSettings:
+    """Figures and the HTML report of a finished run (``napari-aet figures``)."""
+
+    figures: tuple[str, ...] | None = None  # None: every figure the data allows
+    formats: tuple[str, ...] = ("png", "svg", "pdf")
+    dpi: int = 300
+    strain_component: str = "exx"
+    center_layer: int | None = None
+    report: bool = True
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The whole pipeline (``napari-aet run``). ``augment=None`` traces the raw GENFIRE
+    tomogram; ``refine=None`` analyses the traced positions as they are."""
+
+    align: AlignSettings = field(default_factory=AlignSettings)
+    recon: ReconSettings = field(default_factory=ReconSettings)
+    augment: AugmentSettings | None = field(default_factory=AugmentSettings)
+    trace: TraceSettings = field(default_factory=TraceSettings)
+    refine: PositionRefineSettings | None = field(default_factory=PositionRefineSettings)
+    analyze: AnalyzeSettings = field(default_factory=AnalyzeSettings)
+    validate: ValidateSettings = field(default_factory=ValidateSettings)
+    figures: FiguresSettings = field(default_factory=FiguresSettings)
+
+    @classmethod
+    def for_element(cls, element: str = "Pt", *, device: str = "auto", **stages) -> RunSettings:
+        """Settings with the element (and device) set in every stage that uses them; other
+        stage settings by keyword (``align=AlignSettings(...)``, ``augment=None``, ...)."""
+        from dataclasses import replace
+
+        base = cls(**stages)
+        kw = {}
+        for f in fields(cls):
+            s = getattr(base, f.name)
+            if s is None:
+                kw[f.name] = None
+                continue
+            names = {g.name for g in fields(s)}
+            upd = {}
+            if "element" in names:
+                upd["element"] = element
+            if "device" in names:
+                upd["device"] = device
+            kw[f.name] = replace(s, **upd)
+        return cls(**kw)
+
+    def stages(self) -> tuple[str, ...]:
+        """The stages this run goes through, in order."""
+        skip = {"augment"} if self.augment is None else set()
+        if self.refine is None:
+            skip.add("refine")
+        return tuple(s for s in STAGES if s not in skip)
+
+
+#: Every stage of a run, in order.
+STAGES = ("align", "recon", "augment", "trace", "refine", "analyze", "validate", "figures")

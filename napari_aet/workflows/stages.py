@@ -1,0 +1,716 @@
+"""``run_<stage>(inputs, settings, out, progress, cancel) -> StageResult``: one stage from its
+input files to its output folder, with its record (provenance) written beside the outputs.
+
+The command line, the pipeline and Python users call these; the widgets call the stage
+functions on layers and read their defaults from :mod:`.settings`. Errors propagate with their
+traceback: a ``ValueError`` names bad input and its fix, anything else is a bug.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..align import align_tilt_series
+from ..analysis import analyze_structure, r_factor
+from ..augment import augment_volume
+from ..core.atoms import AtomModel
+from ..core.device import cuda_available
+from ..figures import (
+    layer_groups,
+    plot_deviation_histogram,
+    plot_layer_rmsd,
+    plot_q4_q6,
+    plot_r_factors,
+    plot_rdf,
+    plot_recon_errors,
+    plot_refine_shifts,
+    plot_trace_histogram,
+    tilt_series_montage,
+    volume_slices_figure,
+)
+from ..io import (
+    TiltSeries,
+    read_atoms,
+    read_tilt_series,
+    read_volume,
+    write_angles,
+    write_atoms,
+    write_tilt_series,
+    write_volume,
+)
+from ..io._angles import parse_angles
+from ..recon import genfire
+from ..simulate import (
+    MultisliceSettings,
+    build_structure,
+    simulate_tilt_series,
+    twinned_pt_nanodumbbell,
+)
+from ..trace import refine_atom_positions, trace_atoms
+from .layout import STAGE_FILES, stage_file
+from .precision import precision_analysis
+from .settings import (
+    AlignSettings,
+    AnalyzeSettings,
+    AugmentSettings,
+    PositionRefineSettings,
+    PrecisionSettings,
+    ReconSettings,
+    SeriesSource,
+    SimulateSettings,
+    TraceSettings,
+    ValidateSettings,
+    VolumeSource,
+    settings_dict,
+)
+
+
+@dataclass
+class StageResult:
+    """What a stage did: its record (also written as JSON), the files it wrote (relative to its
+    folder), a one-line summary and any notes for the user."""
+
+    stage: str
+    record: dict
+    written: list[str] = field(default_factory=list)
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _provenance(stage: str, settings, **inputs) -> dict:
+    return {
+        "napari_aet_version": __version__,
+        "command": stage,
+        **{k: (str(v) if isinstance(v, Path) else v) for k, v in inputs.items()},
+        "settings": settings_dict(settings),
+    }
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=_json_default))
+
+
+def _json_default(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    return str(x)
+
+
+def _save_figure(fig, out: Path, rel: str) -> str:
+    path = out / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    try:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    except Exception:  # noqa: BLE001 - a Figure made without pyplot needs no closing
+        pass
+    return rel
+
+
+def _atoms_in(atoms) -> tuple[AtomModel, str | None]:
+    """An atom model given as a model or a file, and the file's name for the record."""
+    if isinstance(atoms, AtomModel):
+        return atoms, None
+    return read_atoms(atoms), str(atoms)
+
+
+def _folder(out) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def load_series(source: SeriesSource | str | Path, *, need_pixel_size: bool = True) -> TiltSeries:
+    """Read a tilt series and make sure it has angles (and a pixel size)."""
+    if not isinstance(source, SeriesSource):
+        source = SeriesSource(str(source))
+    ts = read_tilt_series(
+        source.path,
+        dataset=source.dataset,
+        angles=source.angles,
+        pixel_size_A=source.pixel_size_A,
+        nan_policy="fill" if source.fill_nans else "raise",
+    )
+    if ts.angles_deg is None:
+        raise ValueError(
+            f"{source.path} carries no tilt angles and has no sidecar .tlt file; pass --angles "
+            "FILE or --angles -70:70:7"
+        )
+    if need_pixel_size and ts.pixel_size_A is None:
+        raise ValueError(f"{source.path} carries no pixel size; pass --pixel-size (Angstrom)")
+    return ts
+
+
+def load_tomogram(source: VolumeSource | str | Path):
+    """``(volume, voxel size [A], provenance)`` of a tomogram file."""
+    if not isinstance(source, VolumeSource):
+        source = VolumeSource(str(source))
+    vol, vx, prov_in = read_volume(source.path, dataset=source.dataset)
+    vx = source.voxel_size_A or vx
+    if vx is None:
+        raise ValueError(f"{source.path} carries no voxel size; pass --voxel-size (Angstrom)")
+    return vol, vx, prov_in
+
+
+def atom_model_builder(weights=None, *, trace: TraceSettings | None = None, device="auto"):
+    """The atom model that the alignment's projection matching refines each round: the tracer
+    (with ``trace`` settings), on the U-Net's output when ``weights`` are given. Returns a
+    callable ``(volume, voxel_size_A, cancel) -> positions (n, 3) [A]``."""
+    trace = trace or TraceSettings()
+
+    def build(volume, voxel_size_A, cancel=None):
+        src = volume
+        if weights is not None:
+            src = augment_volume(
+                volume, voxel_size_A=voxel_size_A, weights=weights, device=device
+            ).volume
+        return trace_atoms(
+            src,
+            voxel_size_A=voxel_size_A,
+            smooth_sigma_A=trace.smooth_sigma_A,
+            min_distance_A=trace.min_distance_A,
+            integration_radius_A=trace.integration_radius_A,
+            threshold=trace.threshold_value(),
+            max_rounds=trace.max_rounds,
+            cancel=cancel,
+        ).atoms.positions
+
+    build.description = f"tracer on {'the U-Net (' + str(weights) + ')' if weights else 'GENFIRE'}"
+    return build
+
+
+# --------------------------------------------------------------------------------------------
+def run_simulate(settings: SimulateSettings, out, progress=None, cancel=None) -> StageResult:
+    """Simulate a particle and its tilt series: the series with its angles, the true atoms
+    (``truth_atoms.csv``), the true angles and shifts (``truth.json``), a montage."""
+
+    s = settings
+    out = _folder(out)
+    if s.sample:
+        sim = twinned_pt_nanodumbbell()
+        label = "Twinned Pt nanodumbbell (simulated)"
+    else:
+        atoms = build_structure(
+            s.structure,
+            element=s.element,
+            lattice_constant_A=s.lattice_constant_A,
+            radius_A=s.radius_A,
+            shape=s.shape,
+            vacancy_fraction=s.vacancy_fraction,
+            jitter_A=s.jitter_A,
+            shape_px=(s.size_px, s.size_px),
+            pixel_size_A=s.pixel_size_A,
+            seed=s.seed,
+        )
+        sim = simulate_tilt_series(
+            atoms,
+            parse_angles(s.angles),
+            pixel_size_A=s.pixel_size_A,
+            shape_px=(s.size_px, s.size_px),
+            blur_sigma_A=s.blur_sigma_A,
+            element=s.element,
+            dose_e_per_A2=s.dose_e_per_A2 or None,
+            angle_error_deg=s.angle_error_deg,
+            shift_error_px=s.shift_error_px,
+            tilt_axis_angle_deg=s.tilt_axis_angle_deg,
+            seed=s.seed,
+            progress=progress,
+            cancel=cancel,
+        )
+        label = f"Simulated {s.element} {s.structure}"
+    prov = {"napari_aet_version": __version__, "command": "simulate", **sim.settings}
+    ts = TiltSeries(sim.data, sim.angles_deg, sim.pixel_size_A, "simulated", {})
+    files = write_tilt_series(out / f"tilt_series.{s.format}", ts, provenance=prov)
+    write_angles(stage_file(out, "simulate", "angles"), sim.angles_deg)
+    truth_atoms = sim.truth.atoms
+    truth_atoms.metadata = {**truth_atoms.metadata, "provenance": prov}
+    write_atoms(stage_file(out, "simulate", "atoms"), truth_atoms)
+    truth = {
+        "true_angles_deg": np.asarray(sim.truth.angles_deg).tolist(),
+        "nominal_angles_deg": np.asarray(sim.angles_deg).tolist(),
+        "shifts_px_row_col": np.asarray(sim.truth.shifts_px).tolist(),
+        "tilt_axis_angle_deg": sim.truth.tilt_axis_angle_deg,
+        "n_atoms": truth_atoms.n_atoms,
+        "pixel_size_A": sim.pixel_size_A,
+        "settings": prov,
+    }
+    _write_json(stage_file(out, "simulate", "truth"), truth)
+    written = [Path(f).relative_to(out).as_posix() for f in files]
+    written += [STAGE_FILES["simulate"][k] for k in ("angles", "atoms", "truth")]
+    if s.figure:
+        fig = tilt_series_montage(
+            sim.data, sim.angles_deg, pixel_size_A=sim.pixel_size_A, title=label
+        )
+        written.append(_save_figure(fig, out, STAGE_FILES["simulate"]["figure"]))
+    msg = (
+        f"{label}: {truth_atoms.n_atoms} atoms, {len(sim.angles_deg)} images of "
+        f"{sim.data.shape[1]} x {sim.data.shape[2]} px at {sim.pixel_size_A} A"
+    )
+    return StageResult("simulate", truth, written, msg)
+
+
+def run_align(
+    series: SeriesSource, settings: AlignSettings, out, progress=None, cancel=None
+) -> StageResult:
+    """Preprocess and align a tilt series: the aligned series (with the refined angles), the
+    per-image corrections (``alignment.csv``) and every setting and estimate
+    (``alignment.json``)."""
+    s = settings
+    ts = load_series(series)
+    builder = None
+    if s.projection_matching and s.refine_angles and s.angle_method == "model":
+        builder = atom_model_builder(s.model_weights, device=s.device)
+    res = align_tilt_series(
+        ts.data,
+        ts.angles_deg,
+        pixel_size_A=ts.pixel_size_A,
+        background=None if s.background == "none" else s.background,
+        denoise_method=None if s.denoise in (None, "none") else s.denoise,
+        noise=s.noise,
+        lowpass_diameter_inv_A=s.lowpass_diameter_inv_A or None,
+        lowpass_edge_inv_A=s.lowpass_edge_inv_A,
+        center_of_mass=s.center_of_mass,
+        common_line=s.common_line,
+        tilt_axis=s.tilt_axis_value(),
+        projection_matching=s.projection_matching,
+        refine_angles=s.refine_angles,
+        angle_method=s.angle_method,
+        model_builder=builder,
+        refine_rounds=s.rounds,
+        recon_iterations=s.recon_iterations,
+        device=s.device,
+        progress=progress,
+        cancel=cancel,
+    )
+    out = _folder(out)
+    prov = {
+        **_provenance("align", s, input=series.path),
+        **res.steps,
+        "tilt_axis_angle_deg": res.tilt_axis_angle_deg,
+    }
+    aligned = TiltSeries(res.data, res.angles_deg, ts.pixel_size_A, str(series.path), {})
+    write_tilt_series(stage_file(out, "align", "series"), aligned, provenance=prov)
+    write_angles(stage_file(out, "align", "angles"), res.angles_deg)
+    stage_file(out, "align", "table").write_text(res.corrections_table())
+    info = {
+        **prov,
+        "pixel_size_A": ts.pixel_size_A,
+        "angles_in_deg": [float(a) for a in ts.angles_deg],
+        "angles_refined_deg": [float(a) for a in res.angles_deg],
+        "shifts_px_row_col": np.asarray(res.shifts_px).tolist(),
+        "background_plane": None if res.background is None else res.background.tolist(),
+        "refinement_rounds": res.rounds,
+    }
+    _write_json(stage_file(out, "align", "record"), info)
+    sh = np.asarray(res.shifts_px)
+    msg = (
+        f"aligned {len(sh)} images: tilt axis {res.tilt_axis_angle_deg:+.3f} deg, shifts up to "
+        f"{np.abs(sh).max():.2f} px, angle corrections up to "
+        f"{np.abs(res.angle_corrections_deg).max():.3f} deg"
+    )
+    notes = []
+    axis_note = (res.steps.get("tilt_axis") or {}).get("note")
+    if axis_note:
+        notes.append(f"tilt axis: {axis_note} (give --tilt-axis to force an angle)")
+    notes += list((res.steps.get("projection_matching") or {}).get("notes") or [])
+    written = [STAGE_FILES["align"][k] for k in ("series", "angles", "table", "record")]
+    return StageResult("align", info, written, msg, notes)
+
+
+def _support(spec: str):
+    if spec in ("auto", "box"):
+        return spec
+    sp = Path(spec)
+    mask = np.load(sp) if sp.suffix == ".npy" else read_volume(sp)[0]
+    mask = np.asarray(mask) != 0
+    if not mask.any():
+        raise ValueError(
+            f"the support mask {sp} is empty (all zero): give a mask that is non-zero inside the "
+            "particle, or --support auto"
+        )
+    return mask
+
+
+def run_recon(
+    series: SeriesSource, settings: ReconSettings, out, progress=None, cancel=None
+) -> StageResult:
+    """GENFIRE reconstruction of an aligned series: the tomogram (with its settings), the
+    error curves (``recon_errors.csv``) and their figure."""
+    s = settings
+    ts = load_series(series)
+    res = genfire(
+        ts.data,
+        ts.angles_deg,
+        iterations=s.iterations,
+        oversampling=s.oversampling,
+        interpolation=s.interpolation,
+        interpolation_radius=s.interpolation_radius,
+        support=_support(s.support),
+        positivity=s.positivity,
+        rfree_fraction=s.rfree_fraction,
+        device=s.device,
+        progress=progress,
+        cancel=cancel,
+    )
+    prov = {
+        **_provenance("recon", s, input=series.path),
+        "pixel_size_A": ts.pixel_size_A,
+        "angles_deg": [float(a) for a in ts.angles_deg],
+        **res.settings,
+        "timings_s": res.timings_s,
+    }
+    out = _folder(out)
+    vol_path = write_volume(
+        out / f"tomogram.{s.format}",
+        res.volume,
+        voxel_size_A=ts.pixel_size_A,
+        provenance=prov,
+        extra={"errors": res.errors, "rfree": res.rfree},
+    )
+    table = np.column_stack([np.arange(1, len(res.errors) + 1), res.errors, res.rfree])
+    np.savetxt(
+        stage_file(out, "recon", "errors"),
+        table,
+        delimiter=",",
+        header="iteration,error,rfree",
+        comments="",
+        fmt=["%d", "%.6f", "%.6f"],
+    )
+    record = {**prov, "final_error": float(res.errors[-1]), "final_rfree": float(res.rfree[-1])}
+    _write_json(stage_file(out, "recon", "record"), record)
+    fig = _save_figure(
+        plot_recon_errors(res.errors, res.rfree), out, STAGE_FILES["recon"]["figure"]
+    )
+    t = res.timings_s
+    msg = (
+        f"GENFIRE on {res.settings['device']}: {res.volume.shape} voxels of "
+        f"{ts.pixel_size_A:g} A; gridding {t['gridding']:.1f} s, "
+        f"{t['per_iteration']:.2f} s/iteration; final error {res.errors[-1]:.4f}, "
+        f"R-free {res.rfree[-1]:.4f}"
+    )
+    written = [Path(vol_path).name, STAGE_FILES["recon"]["errors"], STAGE_FILES["recon"]["record"]]
+    return StageResult("recon", record, [*written, fig], msg)
+
+
+def run_augment(
+    tomogram: VolumeSource, settings: AugmentSettings, out, progress=None, cancel=None
+) -> StageResult:
+    """The U-Net on a tomogram: the augmented tomogram on the same grid, its record and a
+    figure of central slices before and after."""
+    s = settings
+    vol, vx, prov_in = load_tomogram(tomogram)
+    res = augment_volume(
+        vol,
+        voxel_size_A=vx,
+        weights=s.weights,
+        element=s.element,
+        tile_px=s.tile_px,
+        overlap_px=s.overlap_px,
+        device=s.device,
+        progress=progress,
+        cancel=cancel,
+    )
+    prov = {
+        **_provenance("augment", s, input=tomogram.path),
+        **res.settings,
+        "seconds": res.seconds,
+        "tomogram_provenance": prov_in,
+    }
+    out = _folder(out)
+    write_volume(
+        stage_file(out, "augment", "tomogram"), res.volume, voxel_size_A=vx, provenance=prov
+    )
+    fig = volume_slices_figure(
+        {"GENFIRE": vol, "U-Net": res.volume}, voxel_size_A=vx, title="Central slices"
+    )
+    written = [
+        STAGE_FILES["augment"]["tomogram"],
+        _save_figure(fig, out, STAGE_FILES["augment"]["figure"]),
+    ]
+    _write_json(stage_file(out, "augment", "record"), prov)
+    written.append(STAGE_FILES["augment"]["record"])
+    msg = f"augmented {vol.shape} in {res.seconds:.1f} s on {res.settings['device']}"
+    return StageResult("augment", prov, written, msg, list(res.settings.get("notes", [])))
+
+
+def run_trace(
+    tomogram: VolumeSource, settings: TraceSettings, out, progress=None, cancel=None
+) -> StageResult:
+    """Trace atoms in a tomogram: ``atoms.csv``/``atoms.h5``, every candidate
+    (``candidates.csv``), the record (``trace.json``) and the intensity histogram."""
+    s = settings
+    vol, vx, prov_in = load_tomogram(tomogram)
+    res = trace_atoms(
+        vol,
+        voxel_size_A=vx,
+        smooth_sigma_A=s.smooth_sigma_A,
+        min_distance_A=s.min_distance_A,
+        integration_radius_A=s.integration_radius_A,
+        threshold=s.threshold_value(),
+        max_rounds=s.max_rounds,
+        progress=progress,
+        cancel=cancel,
+    )
+    if res.atoms.n_atoms == 0:
+        raise ValueError(
+            f"no atoms found in {tomogram.path} (threshold {res.threshold:.4g}): give a lower "
+            "--threshold, or check the tomogram and its voxel size"
+        )
+    out = _folder(out)
+    prov = {
+        **_provenance("trace", s, input=tomogram.path),
+        **res.settings,
+        "n_atoms": res.atoms.n_atoms,
+        "tomogram_provenance": prov_in,
+    }
+    res.atoms.metadata["provenance"] = prov
+    write_atoms(stage_file(out, "trace", "atoms"), res.atoms)
+    write_atoms(stage_file(out, "trace", "atoms_h5"), res.atoms)
+    res.candidates.to_csv(stage_file(out, "trace", "candidates"), index=False, float_format="%.5f")
+    _write_json(stage_file(out, "trace", "record"), prov)
+    fig = plot_trace_histogram(res.candidates["intensity"], res.threshold)
+    written = [STAGE_FILES["trace"][k] for k in ("atoms", "atoms_h5", "candidates", "record")]
+    written.append(_save_figure(fig, out, STAGE_FILES["trace"]["figure"]))
+    msg = (
+        f"traced {res.atoms.n_atoms} atoms from {len(res.candidates)} candidates "
+        f"(threshold {res.threshold:.4g})"
+    )
+    return StageResult("trace", prov, written, msg)
+
+
+def run_refine(
+    atoms, series: SeriesSource, settings: PositionRefineSettings, out, progress=None, cancel=None
+) -> StageResult:
+    """Refine traced positions against the aligned series (``atoms.csv`` with
+    ``refine_shift_A`` and ``refine_amplitude``, ``refine.json``, a shift histogram). When the
+    refined model cannot be trusted, the traced positions are written unchanged and the record
+    says why."""
+    s = settings
+    model, src = _atoms_in(atoms)
+    ts = load_series(series)
+    refined, info = refine_atom_positions(
+        model,
+        ts.data,
+        ts.angles_deg,
+        pixel_size_A=ts.pixel_size_A,
+        iterations=s.iterations,
+        refine_geometry=s.refine_geometry,
+        device=s.device,
+        progress=progress,
+        cancel=cancel,
+    )
+    out = _folder(out)
+    prov = {**_provenance("refine", s, atoms=src, tilts=series.path), **info}
+    refined.metadata["provenance"] = prov
+    write_atoms(stage_file(out, "refine", "atoms"), refined)
+    write_atoms(stage_file(out, "refine", "atoms_h5"), refined)
+    _write_json(stage_file(out, "refine", "record"), prov)
+    fig = plot_refine_shifts(refined, info)
+    written = [STAGE_FILES["refine"][k] for k in ("atoms", "atoms_h5", "record")]
+    written.append(_save_figure(fig, out, STAGE_FILES["refine"]["figure"]))
+    notes = []
+    if "not_refined" in info:
+        msg = f"positions kept as traced: {info['not_refined']}"
+        notes.append(msg)
+    else:
+        msg = (
+            f"refined {refined.n_atoms} atoms: median shift {100 * info['shift_A_median']:.1f} "
+            f"pm, residual {info['residual_start']:.4f} -> {info['residual_end']:.4f}"
+        )
+    return StageResult("refine", prov, written, msg, notes)
+
+
+def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=None) -> StageResult:
+    """Structure analysis: ``atoms.csv``/``atoms.h5`` with the per-atom features, the summary
+    (``analysis.json``) and its figures (Q4/Q6, layer RMSD; g(r) for amorphous particles)."""
+    s = settings
+    if s.orr_table is not None and not s.strain:
+        raise ValueError("an ORR table needs the strain analysis (the activity comes from it)")
+    model, src = _atoms_in(atoms)
+    res = analyze_structure(
+        model,
+        cutoff_A=s.cutoff_A,
+        element=s.element,
+        reference_lattice_constant_A=s.lattice_constant_A,
+        strain=s.strain,
+        strain_frame=s.strain_frame,
+        orr_relation=s.orr_table,
+        progress=progress,
+    )
+    out = _folder(out)
+    summary = {**_provenance("analyze", s, input=src), **res.summary}
+    write_atoms(stage_file(out, "analyze", "atoms"), res.model)
+    write_atoms(stage_file(out, "analyze", "atoms_h5"), res.model)
+    _write_json(stage_file(out, "analyze", "record"), summary)
+    f = res.model.features
+    groups = layer_groups(f["layer"].to_numpy(), res.stacking.twin_boundaries)
+    figs = [
+        _save_figure(
+            plot_q4_q6(
+                f["q4"],
+                f["q6"],
+                groups,
+                ideal_fcc=summary["boo"]["ideal_fcc_q4_q6"],
+                ideal_hcp=summary["boo"]["ideal_hcp_q4_q6"],
+            ),
+            out,
+            "figures/q4_q6.png",
+        ),
+        _save_figure(plot_layer_rmsd(summary["layers"]), out, "figures/layer_rmsd.png"),
+    ]
+    if summary.get("amorphous"):
+        figs.append(_save_figure(plot_rdf(summary["amorphous"]), out, "figures/rdf.png"))
+    rot = summary["relative_rotation_deg"]
+    a = summary["lattice_constant_A"]
+    faults = ", ".join(f"{x['type']} at layer {x['layer']}" for x in summary["faults"])
+    msg = (
+        f"{summary['n_layers']} (111) layers; faults: {faults or 'none'}; twin boundaries at "
+        f"layers {summary['twin_boundary_layers']}; relative rotation "
+        + ("not measured" if rot is None else f"{rot:.2f} deg")
+        + "; lattice constant "
+        + ("not measured" if a is None else f"{a:.4f} A")
+    )
+    written = [STAGE_FILES["analyze"][k] for k in ("atoms", "atoms_h5", "record")] + figs
+    return StageResult("analyze", summary, written, msg, list(summary.get("notes", [])))
+
+
+def run_validate(
+    atoms, series: SeriesSource, settings: ValidateSettings, out, progress=None, cancel=None
+) -> StageResult:
+    """R-factors of an atom model against the aligned series: ``rfactor.json``, the calculated
+    and residual stacks (``projections.h5``) and their figures."""
+    import h5py
+
+    s = settings
+    model, src = _atoms_in(atoms)
+    ts = load_series(series)
+    res = r_factor(
+        model.positions,
+        ts.data,
+        ts.angles_deg,
+        pixel_size_A=ts.pixel_size_A,
+        blur_sigma_A=s.blur_sigma_A,
+        element=s.element,
+        per_image_scale=not s.shared_scale,
+        progress=progress,
+    )
+    out = _folder(out)
+    info = {
+        **_provenance("validate", s, atoms=src, tilts=series.path),
+        "blur_sigma_A": s.blur_sigma_A,
+        "element": s.element,
+        "r_mean": res.r_mean,
+        "r_per_image": res.r_per_image.tolist(),
+        "angles_deg": [float(a) for a in ts.angles_deg],
+        "scales": res.scales.tolist(),
+    }
+    _write_json(stage_file(out, "validate", "record"), info)
+    with h5py.File(stage_file(out, "validate", "projections"), "w") as h5:
+        h5.create_dataset("calculated", data=res.calculated, compression="gzip")
+        h5.create_dataset("residuals", data=res.residuals, compression="gzip")
+        h5.create_dataset("angles_deg", data=ts.angles_deg)
+        h5.attrs["pixel_size_A"] = ts.pixel_size_A
+    figs = [
+        _save_figure(
+            plot_r_factors(ts.angles_deg, res.r_per_image), out, STAGE_FILES["validate"]["figure"]
+        ),
+        _save_figure(
+            tilt_series_montage(
+                res.calculated,
+                ts.angles_deg,
+                pixel_size_A=ts.pixel_size_A,
+                title="Forward projections of the atom model",
+            ),
+            out,
+            "figures/calculated.png",
+        ),
+    ]
+    msg = (
+        f"mean R-factor {res.r_mean:.4f} over {len(res.r_per_image)} images "
+        f"(min {res.r_per_image.min():.4f}, max {res.r_per_image.max():.4f})"
+    )
+    written = [STAGE_FILES["validate"][k] for k in ("record", "projections")] + figs
+    return StageResult("validate", info, written, msg)
+
+
+def run_precision(
+    atoms, series: SeriesSource, settings: PrecisionSettings, out, progress=None, cancel=None
+) -> StageResult:
+    """Precision analysis of an atom model at a measured series' geometry
+    (:func:`napari_aet.workflows.precision_analysis`): ``precision.json`` and a deviation
+    histogram."""
+
+    s = settings
+    model, src = _atoms_in(atoms)
+    ts = load_series(series)
+    gpu = s.device == "cuda" or (s.device == "auto" and cuda_available())
+    ms = MultisliceSettings(
+        energy_keV=s.energy_keV,
+        semiangle_mrad=s.semiangle_mrad,
+        c3_A=s.c3_A,
+        c5_A=s.c5_A,
+        detector_inner_mrad=s.detector_inner_mrad,
+        detector_outer_mrad=s.detector_outer_mrad,
+        frozen_phonons=s.frozen_phonons,
+        slice_thickness_A=s.slice_thickness_A,
+        potential_sampling_A=s.potential_sampling_A,
+        device="gpu" if gpu else "cpu",
+    )
+    notes = []
+    if s.simulator == "multislice" and not gpu:
+        probes = int(ts.data.shape[0] * ts.data.shape[1] * ts.data.shape[2] * s.frozen_phonons)
+        notes.append(
+            f"multislice on the CPU: {probes:,} probe positions x slices; a full 256 x 256 series "
+            "takes hours here. Use --device cuda, or --simulator kirkland for a quick estimate."
+        )
+    res = precision_analysis(
+        model.positions,
+        ts.angles_deg,
+        pixel_size_A=ts.pixel_size_A,
+        shape_px=ts.data.shape[1:],
+        simulator=s.simulator,
+        multislice=ms,
+        element=s.element,
+        iterations=s.iterations,
+        weights=s.weights,
+        refine_positions=s.refine_positions,
+        device=s.device,
+        progress=progress,
+        cancel=cancel,
+    )
+    out = _folder(out)
+    info = {
+        **_provenance("precision", s, atoms=src, tilts=series.path),
+        **res.settings,
+        "results": res.summary(),
+    }
+    _write_json(stage_file(out, "precision", "record"), info)
+    fig = _save_figure(
+        plot_deviation_histogram(res.comparisons), out, STAGE_FILES["precision"]["figure"]
+    )
+    lines = [
+        f"{k}: {v['n_common']} common of {v['n_model']} model / {v['n_traced']} traced atoms; "
+        f"identification error {100 * v['identification_error']:.2f} %, RMSD "
+        f"{v['rmsd_pm']:.1f} pm"
+        for k, v in res.summary().items()
+    ]
+    return StageResult(
+        "precision", info, [STAGE_FILES["precision"]["record"], fig], "\n".join(lines), notes
+    )
+
+
+def with_element(settings, element: str | None):
+    """``settings`` with its ``element`` replaced (when given)."""
+    return settings if element is None else replace(settings, element=element)
