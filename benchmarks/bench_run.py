@@ -21,40 +21,6 @@ import numpy as np
 from _common import machine
 
 
-def register_translation(reference, test, *, radius_A: float = 1.5, iterations: int = 10):
-    """Translation that best overlays ``test`` on ``reference`` (pairs within ``radius_A``)."""
-    from scipy.spatial import cKDTree
-
-    shift = reference.mean(0) - test.mean(0)
-    tree = cKDTree(reference)
-    for _ in range(iterations):
-        d, j = tree.query(test + shift, distance_upper_bound=radius_A)
-        ok = np.isfinite(d)
-        if ok.sum() < 10:
-            break
-        shift = shift + (reference[j[ok]] - (test[ok] + shift)).mean(0)
-    return shift
-
-
-def register_rigid(reference, test, *, radius_A: float = 1.0):
-    """Rotation and translation (no scale) overlaying ``test`` on ``reference``: the
-    translation of :func:`register_translation`, then the least-squares rotation of the pairs
-    (Kabsch). A global rotation of a tomogram is a gauge freedom of the alignment (the mean
-    tilt angle and the tilt-axis direction), so it is removed before measuring positions."""
-    from napari_aet.analysis import compare_atom_models
-
-    t = test + register_translation(reference, test)
-    c = compare_atom_models(reference, t, radius_A=radius_A)
-    a, b = t[c.pairs[:, 1]], reference[c.pairs[:, 0]]
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    u, _, vt = np.linalg.svd((b - mu_b).T @ (a - mu_a))
-    sg = np.eye(3)
-    sg[2, 2] = np.sign(np.linalg.det(u @ vt))
-    r = u @ sg @ vt
-    angle = float(np.degrees(np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1))))
-    return (t - mu_a) @ r.T + mu_b, angle
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("out/bench_run"))
@@ -62,7 +28,7 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--compare-only", action="store_true", help="reuse a finished run")
     args = ap.parse_args()
-    from napari_aet.analysis import compare_atom_models
+    from napari_aet.analysis import compare_atom_models, register_rigid, register_translation
     from napari_aet.cli import main as cli
     from napari_aet.io import read_atoms
 

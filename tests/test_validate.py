@@ -66,3 +66,21 @@ def test_cli_validate(model_and_series, tmp_path):
     assert info["r_mean"] < 1e-4 and len(info["r_per_image"]) == len(ANGLES)
     assert (out / "figures" / "r_factor.png").stat().st_size > 5000
     assert (out / "projections.h5").exists()
+
+
+def test_rigid_registration_recovers_a_known_rotation_and_shift():
+    from scipy.spatial.transform import Rotation
+
+    from napari_aet.analysis import compare_atom_models, register_rigid, register_translation
+    from napari_aet.simulate import fcc_particle
+
+    ref = fcc_particle(radius_A=10, shape="sphere", seed=1) + 30.0
+    rot = Rotation.from_euler("zyx", [0.4, -0.3, 0.2], degrees=True).as_matrix()
+    c = ref.mean(0)
+    test = (ref - c) @ rot.T + c + np.array([0.3, -0.2, 0.25])
+    assert np.allclose(register_translation(ref, ref + 0.4), -0.4, atol=1e-9)
+    moved, angle = register_rigid(ref, test)
+    expected = np.degrees(Rotation.from_matrix(rot).magnitude())
+    assert angle == pytest.approx(expected, abs=0.01)
+    cmp = compare_atom_models(ref, moved, radius_A=1.0)
+    assert cmp.n_common == len(ref) and cmp.rmsd_A < 1e-6

@@ -1,7 +1,7 @@
 """Analyses of atom models (no Qt, no napari)."""
 
 from ._boo import classify_local_structure, steinhardt_q4_q6
-from ._compare import ModelComparison, compare_atom_models
+from ._compare import ModelComparison, compare_atom_models, register_rigid, register_translation
 from ._orr import (
     OrrRelation,
     facet_summary,
@@ -21,6 +21,8 @@ from ._structure import StructureAnalysis, analyze_structure, fit_cluster_lattic
 from ._validate import RFactorResult, r_factor
 
 __all__ = [
+    "register_rigid",
+    "register_translation",
     "OrrRelation",
     "facet_summary",
     "gaussian_map",

@@ -79,3 +79,45 @@ def compare_atom_models(
     pairs = np.stack([ref_idx[mutual], j[ok][mutual]], axis=1)
     dev = tst[pairs[:, 1]] - ref[pairs[:, 0]]
     return ModelComparison(pairs, dev, len(ref), len(tst))
+
+
+def register_translation(reference_A, test_A, *, radius_A: float = 1.5, iterations: int = 10):
+    """Translation [A] that best overlays ``test_A`` on ``reference_A``: the centroid offset,
+    then the mean offset of the pairs within ``radius_A``, iterated."""
+    ref = np.asarray(reference_A, np.float64).reshape(-1, 3)
+    tst = np.asarray(test_A, np.float64).reshape(-1, 3)
+    shift = ref.mean(0) - tst.mean(0)
+    tree = cKDTree(ref)
+    for _ in range(iterations):
+        d, j = tree.query(tst + shift, distance_upper_bound=radius_A)
+        ok = np.isfinite(d)
+        if ok.sum() < 4:
+            break
+        shift = shift + (ref[j[ok]] - (tst[ok] + shift)).mean(0)
+    return shift
+
+
+def register_rigid(reference_A, test_A, *, radius_A: float = 1.0, iterations: int = 3):
+    """``test_A`` moved by the rotation and translation (no scale) that overlay it on
+    ``reference_A``, and the rotation angle [deg]: :func:`register_translation`, then the
+    least-squares rotation of the mutual pairs within ``radius_A`` (Kabsch), iterated. A global
+    rotation of a tomogram is a gauge freedom of the alignment (the mean tilt angle and the
+    tilt-axis direction), so it is removed before positions are compared with a truth."""
+    ref = np.asarray(reference_A, np.float64).reshape(-1, 3)
+    moved = np.asarray(test_A, np.float64).reshape(-1, 3)
+    moved = moved + register_translation(ref, moved)
+    total = np.eye(3)
+    for _ in range(iterations):
+        c = compare_atom_models(ref, moved, radius_A=radius_A)
+        if len(c.pairs) < 4:
+            break
+        a, b = moved[c.pairs[:, 1]], ref[c.pairs[:, 0]]
+        mu_a, mu_b = a.mean(0), b.mean(0)
+        u, _, vt = np.linalg.svd((b - mu_b).T @ (a - mu_a))
+        sg = np.eye(3)
+        sg[2, 2] = np.sign(np.linalg.det(u @ vt))
+        r = u @ sg @ vt
+        moved = (moved - mu_a) @ r.T + mu_b
+        total = r @ total
+    angle = float(np.degrees(np.arccos(np.clip((np.trace(total) - 1) / 2, -1, 1))))
+    return moved, angle

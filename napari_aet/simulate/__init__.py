@@ -2,6 +2,7 @@
 
 from ._build import LATTICE_CONSTANTS_A, STRUCTURES, build_structure
 from ._errors import InjectedErrors, inject_model_errors
+from ._independent import IndependentImaging, IndependentSeries, independent_tilt_series
 from ._multislice import MultisliceSettings, multislice_tilt_series
 from ._sample import SAMPLE_NAME, twinned_pt_nanodumbbell
 from ._structures import (
@@ -27,6 +28,9 @@ from ._tilt_series import (
 from ._volume import render_atom_volume
 
 __all__ = [
+    "IndependentImaging",
+    "IndependentSeries",
+    "independent_tilt_series",
     "InjectedErrors",
     "MultisliceSettings",
     "STUDY_DOSE_PER_IMAGE_E_PER_A2",

@@ -1,0 +1,76 @@
+"""Tilt series from an independent forward model (abTEM potentials and probe), and the
+project's reconstruction and tracing on one: accuracy that does not come from sharing the
+renderer."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from napari_aet.analysis import compare_atom_models, register_rigid
+from napari_aet.forward import project_positions, rotation_center_A
+from napari_aet.io import TiltSeries, write_tilt_series
+from napari_aet.simulate import IndependentImaging, build_structure, independent_tilt_series
+from napari_aet.workflows import (
+    PositionRefineSettings,
+    ReconSettings,
+    SeriesSource,
+    TraceSettings,
+    VolumeSource,
+    run_recon,
+    run_refine,
+    run_trace,
+)
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("abtem") is None, reason="the independent simulator needs abTEM"
+)
+PX = 0.358
+
+
+def test_independent_series_puts_atoms_where_the_geometry_says():
+    shape = (48, 48)
+    c = rotation_center_A(shape, PX)
+    pos = np.array([c + [3.0, -2.0, 4.0]])
+    imaging = IndependentImaging(
+        peak_counts=1000.0, background_counts=0.0, shift_px=2.0, tilt_axis_deg=10.0
+    )
+    s = independent_tilt_series(pos, "Pt", [-40.0, 0.0, 55.0], shape_px=shape, imaging=imaging)
+    assert s.data.shape == (3, 48, 48)
+    for i, a in enumerate(s.true_angles_deg):
+        rc = project_positions(pos, a, shape_px=shape, pixel_size_A=PX, shift_px=s.shifts_px[i],
+                               tilt_axis_angle_deg=10.0)[0]  # fmt: skip
+        peak = np.unravel_index(np.argmax(s.data[i]), shape)
+        assert np.hypot(*(np.array(peak) - rc)) < 1.5  # within the pixel grid and the noise
+    assert 800 < s.data.max() < 1200  # the brightest column at the asked counts
+    assert np.any(np.abs(s.shifts_px) > 0.5)
+
+
+def test_reconstruction_and_tracing_hold_on_an_independent_series(tmp_path):
+    """A Pt particle in a random orientation, abTEM's potentials and probe, the study's counts
+    (about 50 at the brightest column): GENFIRE, the tracer and the position refinement find
+    every atom (measured: 87 of 87, none false; RMSD 6.3 pm traced, 4.9 pm refined)."""
+    from scipy.spatial.transform import Rotation
+
+    shape = (64, 64)
+    atoms = build_structure("fcc", radius_A=7.0, shape="sphere", shape_px=shape, seed=3)
+    c = rotation_center_A(shape, PX)
+    truth = (atoms.positions - c) @ Rotation.random(random_state=5).as_matrix().T + c
+    angles = np.arange(-70.0, 70.1, 10.0)
+    s = independent_tilt_series(truth, "Pt", angles, shape_px=shape, seed=1)
+    path = tmp_path / "series.h5"
+    write_tilt_series(path, TiltSeries(s.data, s.angles_deg, PX, "independent", {}))
+    run_recon(SeriesSource(str(path)), ReconSettings(iterations=60), tmp_path / "recon")
+    run_trace(VolumeSource(str(tmp_path / "recon" / "tomogram.h5")), TraceSettings(),
+              tmp_path / "trace")  # fmt: skip
+    res = run_refine(tmp_path / "trace" / "atoms.csv", SeriesSource(str(path)),
+                     PositionRefineSettings(), tmp_path / "refine")  # fmt: skip
+    from napari_aet.io import read_atoms
+
+    for stage, rmsd_pm in (("trace", 12.0), ("refine", 9.0)):
+        found = read_atoms(tmp_path / stage / "atoms.csv").positions
+        moved, _ = register_rigid(truth, found)
+        cmp = compare_atom_models(truth, moved, radius_A=1.0)
+        assert cmp.n_reference - cmp.n_common + cmp.n_test - cmp.n_common <= 1, (stage, cmp)
+        assert 100 * cmp.rmsd_A <= rmsd_pm, (stage, 100 * cmp.rmsd_A)
+    assert "not_refined" not in res.record
