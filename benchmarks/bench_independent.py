@@ -29,7 +29,7 @@ from _common import machine
 
 #: particle, element, structure, shape, field fraction of the radius, U-Net weights
 PARTICLES = {
-    "pt-dumbbell": ("Pt", "twinned dumbbell", "blob", 0.13, "fcc"),
+    "pt-dumbbell": ("Pt", "twinned dumbbell", "blob", 0.18, "fcc"),
     "pt-polyhedron": ("Pt", "fcc", "convex", 0.22, "fcc"),
     "au-particle": ("Au", "fcc", "blob", 0.22, "fcc"),
     "pt-amorphous": ("Pt", "amorphous", "blob", 0.22, "amorphous"),

@@ -146,6 +146,38 @@ def test_refine_atom_positions_moves_atoms_to_the_truth_and_flags_a_false_one(pa
     assert refined.metadata["refinement"]["n_amplitude_below_0.3"] >= 1
 
 
+def test_the_images_add_missed_atoms_and_remove_false_ones(particle):
+    """Given the tracer's candidates, refinement adds the rejected candidates that the images
+    show and removes traced atoms that they do not."""
+    import pandas as pd
+
+    from napari_aet.analysis import compare_atom_models
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.trace import refine_atom_positions
+
+    sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), seed=6)
+    rng = np.random.default_rng(3)
+    truth = particle.positions
+    start = truth + rng.normal(0, 0.1, truth.shape)
+    missed = rng.choice(len(truth), 4, replace=False)
+    reach = np.ptp(truth, axis=0).max() / 2 + 5  # empty places outside the particle
+    c0 = truth.mean(axis=0)
+    false_atoms = c0 + np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]) * reach
+    noise = c0 + np.array([[0.0, -1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]]) * reach
+    traced = np.vstack([np.delete(start, missed, axis=0), false_atoms])
+    model = AtomModel(traced, pd.DataFrame({"intensity": np.ones(len(traced))}))
+    cand = pd.DataFrame(np.vstack([traced, start[missed] + 0.2, noise]), columns=["z", "y", "x"])
+    cand["intensity"] = np.r_[np.ones(len(traced)), np.full(4 + 3, 0.5)]
+    cand["is_atom"] = np.r_[np.ones(len(traced), bool), np.zeros(4 + 3, bool)]
+    refined, info = refine_atom_positions(model, sim.data, ANGLES, pixel_size_A=PX, candidates=cand)
+    assert info["n_trial_candidates"] == 7
+    assert info["n_added"] == 4 and info["n_removed"] == 2
+    c = compare_atom_models(truth, refined.positions, radius_A=1.0)
+    assert c.n_common == len(truth) == refined.n_atoms
+    assert refined.features["refine_added"].sum() == 4
+    # (without candidates nothing is added or removed: the test above keeps its false atom)
+
+
 def test_refine_cli_keeps_traced_positions_when_atoms_are_not_resolved(particle, tmp_path):
     import json
 

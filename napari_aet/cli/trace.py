@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..workflows import PositionRefineSettings, TraceSettings, run_refine, run_trace
+from ..workflows import STAGE_FILES, PositionRefineSettings, TraceSettings, run_refine, run_trace
 from ._common import (
     add_series_input,
     add_volume_input,
@@ -76,15 +76,34 @@ def add_refine(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--iterations", type=int, default=R.iterations, help="L-BFGS iterations")
     p.add_argument("--geometry", action="store_true", help="also refine angles and offsets")
+    p.add_argument(
+        "--candidates",
+        default="auto",
+        help="the tracer's candidates.csv: the images then add rejected candidates and remove "
+        "traced atoms by their refined amplitude ('auto': candidates.csv beside the atoms "
+        "file; 'none': positions only)",
+    )
     device_option(p)
     p.set_defaults(func=cmd_refine)
 
 
 def cmd_refine(args) -> int:
+    cand = None
+    if args.candidates == "auto":
+        cand = Path(args.atoms).with_name(STAGE_FILES["trace"]["candidates"])
+    elif args.candidates != "none":
+        cand = Path(args.candidates)
+        if not cand.exists():
+            raise FileNotFoundError(f"--candidates {cand}: no such file")
     settings = PositionRefineSettings(
-        iterations=args.iterations, refine_geometry=args.geometry, device=args.device
+        iterations=args.iterations,
+        refine_geometry=args.geometry,
+        add_remove=args.candidates != "none",
+        device=args.device,
     )
     src = series_source(args)
     return run_staged(
-        args, "refine", lambda out, bar: run_refine(args.atoms, src, settings, out, bar)
+        args,
+        "refine",
+        lambda out, bar: run_refine(args.atoms, src, settings, out, bar, candidates=cand),
     )

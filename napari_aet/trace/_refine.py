@@ -11,6 +11,41 @@ from ..forward import refine_atomic_model, why_untrusted
 LARGE_SHIFT_A = 0.5
 #: The per-atom features :func:`refine_atom_positions` adds.
 REFINE_FEATURES = ("refine_shift_A", "refine_amplitude")
+#: With candidates: a traced atom whose refined amplitude falls below this fraction of the
+#: median atom's is removed (the images do not show it) ...
+DROP_AMPLITUDE = 0.35
+#: ... and a rejected candidate whose refined amplitude rises above this fraction joins.
+ADD_AMPLITUDE = 0.6
+#: Candidates fainter than this fraction of the tracer's threshold are not tried.
+TRY_FRACTION = 0.4
+
+
+def _trial_candidates(atoms: AtomModel, candidates) -> tuple[np.ndarray, np.ndarray]:
+    """Rejected tracer candidates worth a trial in the images: not atoms, integrated intensity
+    at least :data:`TRY_FRACTION` of the faintest accepted atom's, and farther than 0.7
+    nearest-neighbour distances from every atom and from each other (brightest first)."""
+    from scipy.spatial import cKDTree
+
+    cand = candidates
+    none = (np.empty((0, 3)), np.empty(0))
+    if cand is None or not len(cand) or atoms.n_atoms < 4:
+        return none
+    is_atom = cand["is_atom"].to_numpy(bool)
+    inten = cand["intensity"].to_numpy(float)
+    pos = cand[["z", "y", "x"]].to_numpy(float)
+    floor = TRY_FRACTION * float(np.min(inten[is_atom])) if is_atom.any() else np.inf
+    d_nn = float(np.median(cKDTree(atoms.positions).query(atoms.positions, k=2)[0][:, 1]))
+    keep = ~is_atom & (inten >= floor)
+    if not keep.any():
+        return none
+    d, _ = cKDTree(atoms.positions).query(pos[keep])
+    far = d > 0.7 * d_nn
+    trial, t_int = pos[keep][far], inten[keep][far]
+    chosen: list[int] = []
+    for i in np.argsort(-t_int):
+        if all(np.linalg.norm(trial[i] - trial[c]) > 0.7 * d_nn for c in chosen):
+            chosen.append(int(i))
+    return trial[chosen].reshape(-1, 3), t_int[chosen]
 
 
 def refine_atom_positions(
@@ -21,6 +56,7 @@ def refine_atom_positions(
     pixel_size_A: float,
     iterations: int = 60,
     refine_geometry: bool = False,
+    candidates=None,
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -51,6 +87,14 @@ def refine_atom_positions(
         L-BFGS iterations of the joint stage.
     refine_geometry : bool
         Also refine the angles and offsets (the model is then rotated/translated to the gauge).
+    candidates : pandas.DataFrame, optional
+        The tracer's candidates (``z, y, x, intensity, is_atom``; ``candidates.csv``). With
+        them the images also decide the tracer's doubtful calls: rejected candidates that are
+        not too faint and not on an atom join the fit as trial atoms; a trial atom whose
+        refined amplitude rises above :data:`ADD_AMPLITUDE` of the median atom's is added, a
+        traced atom whose amplitude falls below :data:`DROP_AMPLITUDE` is removed, and of two
+        atoms that end closer than 0.6 nearest-neighbour distances the fainter goes. The
+        feature ``refine_added`` marks the added atoms.
 
     Returns
     -------
@@ -60,10 +104,12 @@ def refine_atom_positions(
         atom), and a JSON-serialisable summary.
     """
 
+    trial, trial_intensity = _trial_candidates(atoms, candidates)
+    start = np.vstack([atoms.positions, trial]) if len(trial) else atoms.positions
     res = refine_atomic_model(
         images,
         angles_deg,
-        atoms.positions,
+        start,
         pixel_size_A=pixel_size_A,
         refine_angles=refine_geometry,
         refine_offsets=refine_geometry,
@@ -86,19 +132,64 @@ def refine_atom_positions(
     if why:
         info["not_refined"] = why
         return atoms, info
-    shift = np.linalg.norm(res.positions_A - atoms.positions, axis=1)
-    amp = res.amplitudes / max(float(np.median(res.amplitudes)), 1e-30)
+    n0 = atoms.n_atoms
+    shift = np.linalg.norm(res.positions_A - start, axis=1)
+    amp_all = res.amplitudes / max(float(np.median(res.amplitudes[:n0])), 1e-30)
     features = atoms.features.copy()
+    if len(trial):
+        import pandas as pd
+
+        extra = pd.DataFrame({"intensity": trial_intensity}) if "intensity" in features else None
+        features = pd.concat(
+            [features, extra if extra is not None else pd.DataFrame(index=range(len(trial)))],
+            ignore_index=True,
+        )
+        if "manual" in features:
+            features["manual"] = features["manual"].fillna(0).astype(np.int8)
     features[REFINE_FEATURES[0]] = shift
-    features[REFINE_FEATURES[1]] = amp
+    features[REFINE_FEATURES[1]] = amp_all
+    keep = np.ones(len(start), bool)
+    if candidates is not None:
+        keep[:n0] = amp_all[:n0] >= DROP_AMPLITUDE
+        keep[n0:] = amp_all[n0:] >= ADD_AMPLITUDE
+        keep &= _without_duplicates(res.positions_A, amp_all, keep)
+        features["refine_added"] = np.r_[np.zeros(n0, np.int8), np.ones(len(trial), np.int8)]
+        info.update(
+            {
+                "n_trial_candidates": int(len(trial)),
+                "n_added": int(keep[n0:].sum()),
+                "n_removed": int((~keep[:n0]).sum()),
+            }
+        )
     info.update(
         {
-            "shift_A_median": float(np.median(shift)),
-            "shift_A_p95": float(np.percentile(shift, 95)),
-            f"n_moved_over_{LARGE_SHIFT_A}_A": int((shift > LARGE_SHIFT_A).sum()),
-            "n_amplitude_below_0.3": int((amp < 0.3).sum()),
+            "shift_A_median": float(np.median(shift[:n0])),
+            "shift_A_p95": float(np.percentile(shift[:n0], 95)),
+            f"n_moved_over_{LARGE_SHIFT_A}_A": int((shift[:n0] > LARGE_SHIFT_A).sum()),
+            "n_amplitude_below_0.3": int((amp_all[:n0] < 0.3).sum()),
         }
     )
     meta = dict(atoms.metadata)
     meta["refinement"] = info
-    return AtomModel(res.positions_A, features, meta), info
+    features = features[keep].reset_index(drop=True)
+    return AtomModel(res.positions_A[keep], features, meta), info
+
+
+def _without_duplicates(positions, amplitudes, keep) -> np.ndarray:
+    """Of two kept atoms closer than 0.6 nearest-neighbour distances, the fainter goes."""
+    from scipy.spatial import cKDTree
+
+    idx = np.nonzero(keep)[0]
+    out = np.ones(len(positions), bool)
+    if len(idx) < 4:
+        return out
+    pts = positions[idx]
+    d_nn = float(np.median(cKDTree(pts).query(pts, k=2)[0][:, 1]))
+    for i, j in sorted(
+        cKDTree(pts).query_pairs(0.6 * d_nn),
+        key=lambda p: -max(amplitudes[idx[p[0]]], amplitudes[idx[p[1]]]),
+    ):
+        a, b = idx[i], idx[j]
+        if out[a] and out[b]:
+            out[a if amplitudes[a] < amplitudes[b] else b] = False
+    return out

@@ -106,7 +106,15 @@ def _run_stage(stage: str, lay: RunLayout, settings: RunSettings, source, progre
             tomo = lay.augmented_tomogram if settings.augment is not None else lay.tomogram
             return run_trace(VolumeSource(str(tomo)), settings.trace, tmp, progress, cancel)
         if stage == "refine":
-            return run_refine(lay.traced_atoms, aligned, settings.refine, tmp, progress, cancel)
+            return run_refine(
+                lay.traced_atoms,
+                aligned,
+                settings.refine,
+                tmp,
+                progress,
+                cancel,
+                candidates=lay.file("trace", "candidates"),
+            )
         if stage == "analyze":
             atoms = lay.refined_atoms if settings.refine is not None else lay.traced_atoms
             return run_analyze(atoms, settings.analyze, tmp, progress, cancel)

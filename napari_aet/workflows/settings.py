@@ -163,6 +163,9 @@ class PositionRefineSettings:
 
     iterations: int = 60
     refine_geometry: bool = False
+    # let the images add rejected tracer candidates and remove traced atoms (by their refined
+    # amplitude; needs the tracer's candidates.csv)
+    add_remove: bool = True
     device: str = "auto"
 
 

@@ -491,15 +491,29 @@ def run_trace(
 
 
 def run_refine(
-    atoms, series: SeriesSource, settings: PositionRefineSettings, out, progress=None, cancel=None
+    atoms,
+    series: SeriesSource,
+    settings: PositionRefineSettings,
+    out,
+    progress=None,
+    cancel=None,
+    *,
+    candidates=None,
 ) -> StageResult:
     """Refine traced positions against the aligned series (``atoms.csv`` with
     ``refine_shift_A`` and ``refine_amplitude``, ``refine.json``, a shift histogram). When the
     refined model cannot be trusted, the traced positions are written unchanged and the record
-    says why."""
+    says why. With ``candidates`` (the tracer's ``candidates.csv``) and ``add_remove`` the
+    images also add rejected candidates and remove traced atoms (see
+    :func:`napari_aet.trace.refine_atom_positions`)."""
+    import pandas as pd
+
     s = settings
     model, src = _atoms_in(atoms)
     ts = load_series(series)
+    cand = None
+    if s.add_remove and candidates is not None and Path(candidates).exists():
+        cand = pd.read_csv(candidates)
     refined, info = refine_atom_positions(
         model,
         ts.data,
@@ -507,6 +521,7 @@ def run_refine(
         pixel_size_A=ts.pixel_size_A,
         iterations=s.iterations,
         refine_geometry=s.refine_geometry,
+        candidates=cand,
         device=s.device,
         progress=progress,
         cancel=cancel,
@@ -529,6 +544,11 @@ def run_refine(
             f"refined {refined.n_atoms} atoms: median shift {100 * info['shift_A_median']:.1f} "
             f"pm, residual {info['residual_start']:.4f} -> {info['residual_end']:.4f}"
         )
+        if "n_added" in info:
+            msg += (
+                f"; the images added {info['n_added']} of {info['n_trial_candidates']} rejected "
+                f"candidates and removed {info['n_removed']} traced atoms"
+            )
     return StageResult("refine", prov, written, msg, notes)
 
 
