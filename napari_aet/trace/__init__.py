@@ -1,7 +1,7 @@
 """Atom tracing and the editable atom model (no Qt, no napari)."""
 
 from ._editable import EditableAtomModel, default_autosave_path
-from ._picking import nearest_to_ray, pick_along_ray, pick_near_point
+from ._picking import front_most_on_ray, nearest_to_ray, pick_along_ray, pick_near_point
 from ._refine import REFINE_FEATURES, refine_atom_positions
 from ._review import DOUBT_WEIGHTS, ReviewList, doubt_scores, review_atoms
 from ._tracer import TraceResult, fit_peaks, trace_atoms
@@ -16,6 +16,7 @@ __all__ = [
     "TraceResult",
     "default_autosave_path",
     "fit_peaks",
+    "front_most_on_ray",
     "nearest_to_ray",
     "pick_along_ray",
     "pick_near_point",

@@ -24,12 +24,22 @@ def _refine(volume: np.ndarray, pos_vox: np.ndarray, search_vox: int = 1) -> np.
     return sub[0]
 
 
-def pick_along_ray(volume, start_vox, end_vox, *, step_vox: float = 0.25) -> np.ndarray | None:
+def pick_along_ray(
+    volume,
+    start_vox,
+    end_vox,
+    *,
+    step_vox: float = 0.25,
+    occupied_vox=None,
+    exclude_radius_vox: float = 0.0,
+) -> np.ndarray | None:
     """Sub-voxel position [voxels] of the intensity maximum along the segment start-end.
 
     The tomogram is sampled (trilinear) every ``step_vox`` along the ray, the brightest sample is
-    climbed to its voxel maximum and refined by a Gaussian fit. None if the ray misses the
-    volume.
+    climbed to its voxel maximum and refined by a Gaussian fit. Samples within
+    ``exclude_radius_vox`` of an ``occupied_vox`` position (the atoms already there) are
+    skipped, so a ray that grazes an existing atom finds the empty site behind or before it.
+    None if the ray misses the volume (or every sample is occupied).
     """
     vol = np.asarray(volume, np.float32)
     a = np.asarray(start_vox, np.float64)
@@ -42,6 +52,13 @@ def pick_along_ray(volume, start_vox, end_vox, *, step_vox: float = 0.25) -> np.
     if not inside.any():
         return None
     pts = pts[inside]
+    if occupied_vox is not None and len(occupied_vox) and exclude_radius_vox > 0:
+        from scipy.spatial import cKDTree
+
+        d, _ = cKDTree(np.asarray(occupied_vox, np.float64)).query(pts)
+        pts = pts[d > exclude_radius_vox]
+        if not len(pts):
+            return None
     vals = ndimage.map_coordinates(vol, pts.T, order=1)
     return _refine(vol, pts[int(np.argmax(vals))])
 
@@ -75,3 +92,23 @@ def nearest_to_ray(positions, start, end, *, max_distance: float) -> int | None:
     dist = np.linalg.norm(perp, axis=1)
     i = int(np.argmin(dist))
     return i if dist[i] <= max_distance else None
+
+
+def front_most_on_ray(positions, start, end, *, radius: float) -> int | None:
+    """Index of the atom the user sees under the cursor: of the positions within ``radius``
+    (perpendicular distance, the drawn point's radius) of the line start-end, the one nearest
+    ``start`` (the camera side), or None. A click anywhere on a drawn atom picks that atom, not
+    one hidden behind it."""
+    p = np.asarray(positions, np.float64).reshape(-1, 3)
+    if not len(p):
+        return None
+    a = np.asarray(start, np.float64)
+    d = np.asarray(end, np.float64) - a
+    d /= np.linalg.norm(d) + 1e-30
+    rel = p - a
+    along = rel @ d
+    dist = np.linalg.norm(rel - np.outer(along, d), axis=1)
+    hit = np.nonzero(dist <= radius)[0]
+    if not len(hit):
+        return None
+    return int(hit[np.argmin(along[hit])])

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import Container, FloatSpinBox, PushButton, create_widget
-from qtpy.QtCore import QEvent, QObject
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from .._layers import atoms_from_layer, layer_voxel_size_A
@@ -17,23 +16,10 @@ from ..trace import (
     pick_near_point,
     review_atoms,
 )
-from ._runner import StageRunner, StageWidgetMixin, follow_new_layers, status_label
+from ._runner import OnHide, StageRunner, StageWidgetMixin, follow_new_layers, status_label
 
 if TYPE_CHECKING:
     import napari
-
-
-class _OnHide(QObject):
-    """Calls ``callback`` when the watched widget is hidden (its dock closed or hidden)."""
-
-    def __init__(self, callback):
-        super().__init__()
-        self._callback = callback
-
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
-        if event.type() == QEvent.Hide:
-            self._callback()
-        return False
 
 
 #: Keys: next, previous, accept, remove, add here, move to maximum.
@@ -113,7 +99,7 @@ class ReviewWidget(StageWidgetMixin, Container):
         follow_new_layers(viewer, self.atoms, ("atom_model",))
         follow_new_layers(viewer, self.other, ())
         # closing or hiding the dock ends the review's clipping (a Hide event comes first)
-        self._hide_filter = _OnHide(self.clear_slab)
+        self._hide_filter = OnHide(self.clear_slab)
         self.native.installEventFilter(self._hide_filter)
 
     # ------------------------------------------------------------------ ranking

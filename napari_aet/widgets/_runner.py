@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QEvent, QObject, Signal
 
 from ..core.progress import Cancelled
 
@@ -155,3 +155,16 @@ def follow_new_layers(viewer, layer_widget, kinds: tuple[str, ...]) -> None:
 
     viewer.layers.events.inserted.connect(on_insert)
     viewer.layers.events.removed.connect(lambda event: layer_widget.reset_choices())
+
+
+class OnHide(QObject):
+    """Calls ``callback`` when the watched widget is hidden (its dock closed or hidden)."""
+
+    def __init__(self, callback):
+        super().__init__()
+        self._callback = callback
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Hide:
+            self._callback()
+        return False

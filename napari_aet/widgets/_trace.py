@@ -21,14 +21,21 @@ from ..trace import (
     REFINE_FEATURES,
     EditableAtomModel,
     default_autosave_path,
-    nearest_to_ray,
+    front_most_on_ray,
     pick_along_ray,
     pick_near_point,
     refine_atom_positions,
     trace_atoms,
 )
 from ..workflows import TraceSettings
-from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers, status_label
+from ._runner import (
+    OnHide,
+    StageRunner,
+    StageWidgetMixin,
+    add_plot_canvas,
+    follow_new_layers,
+    status_label,
+)
 
 D = TraceSettings()
 
@@ -36,8 +43,19 @@ D = TraceSettings()
 if TYPE_CHECKING:
     import napari
 
-#: Largest distance [A] between a click (or the view ray) and an atom it removes.
+#: Largest distance [A] between a click in a slice view and an atom it removes.
 REMOVE_TOLERANCE_A = 1.5
+#: The edit modes' keys (bound on the viewer and on the atoms and tomogram layers, whose own
+#: bindings would otherwise win while they are selected).
+MODE_KEYS = {"add": "Shift-A", "remove": "Shift-D", "off": "Shift-Q"}
+#: What the status bar says in each edit mode, and the cursor.
+MODE_HELP = {
+    "add": ("Trace edit: ADD - click an empty site (the brightest unoccupied point along the "
+            "view ray); Shift-Q ends", "crosshair"),
+    "remove": ("Trace edit: REMOVE - click an atom (the front-most one under the cursor); "
+               "Shift-Q ends", "cross"),
+    "off": ("", "standard"),
+}  # fmt: skip
 
 
 class TraceWidget(StageWidgetMixin, Container):
@@ -131,10 +149,28 @@ class TraceWidget(StageWidgetMixin, Container):
         viewer.mouse_drag_callbacks.append(self._on_click)
         viewer.bind_key("Control-Z", lambda v: self.undo(), overwrite=True)
         viewer.bind_key("Control-Shift-Z", lambda v: self.redo(), overwrite=True)
-        viewer.bind_key("Shift-A", lambda v: setattr(self.mode, "value", "add"), overwrite=True)
-        viewer.bind_key("Shift-D", lambda v: setattr(self.mode, "value", "remove"), overwrite=True)
-        viewer.bind_key("Shift-Q", lambda v: setattr(self.mode, "value", "off"), overwrite=True)
+        self._bind_mode_keys(viewer)
+        self.mode.changed.connect(self._mode_changed)
+        self.layer.changed.connect(lambda e=None: self._bind_mode_keys(self.layer.value))
+        # a closed or hidden dock ends its edit mode (its click callback then does nothing)
+        self._hide_filter = OnHide(lambda: setattr(self.mode, "value", "off"))
+        self.native.installEventFilter(self._hide_filter)
         self._maybe_restore()
+
+    def _bind_mode_keys(self, target) -> None:
+        """The mode keys on ``target`` (the viewer or a layer: a layer's bindings win over the
+        viewer's while it is selected, e.g. a Points layer's own Shift-A)."""
+        if target is None:
+            return
+        for mode, key in MODE_KEYS.items():
+            target.bind_key(key, lambda _, m=mode: setattr(self.mode, "value", m), overwrite=True)
+
+    def _mode_changed(self, value=None) -> None:
+        text, cursor = MODE_HELP[str(self.mode.value)]
+        self._viewer.help = text
+        self._viewer.cursor.style = cursor
+        if text:
+            self.status.value = text
 
     # ------------------------------------------------------------------ tracing
     def run(self, event=None):
@@ -256,6 +292,7 @@ class TraceWidget(StageWidgetMixin, Container):
                 metadata={"napari_aet_type": "atom_model"},
                 units=("angstrom", "angstrom", "angstrom"),
             )
+            self._bind_mode_keys(self.points)
         self._sync()
 
     def _sync(self) -> None:
@@ -324,14 +361,26 @@ class TraceWidget(StageWidgetMixin, Container):
             if start is None or end is None:
                 return
             if self.mode.value == "add":
-                p = pick_along_ray(vol, start, end)
-                if p is not None:
+                occupied = np.asarray([tomo.world_to_data(q) for q in self.model.positions])
+                p = pick_along_ray(
+                    vol,
+                    start,
+                    end,
+                    occupied_vox=occupied.reshape(-1, 3),
+                    exclude_radius_vox=self._min_distance_A() / px,
+                )
+                if p is None:
+                    self.status.value = "Not added: every point along the ray is occupied"
+                else:
                     self.add_atom(np.asarray(tomo.data_to_world(p)))
             else:
                 a = np.asarray(tomo.data_to_world(start))
                 b = np.asarray(tomo.data_to_world(end))
-                i = nearest_to_ray(self.model.positions, a, b, max_distance=REMOVE_TOLERANCE_A)
-                if i is not None:
+                radius = 0.5 * float(self.point_size.value) + 0.1  # the drawn atom, a margin
+                i = front_most_on_ray(self.model.positions, a, b, radius=radius)
+                if i is None:
+                    self.status.value = "Nothing removed: no atom under the cursor"
+                else:
                     self.remove_atom(i)
         else:
             click = np.asarray(event.position, float)[-3:]
@@ -343,7 +392,23 @@ class TraceWidget(StageWidgetMixin, Container):
                 if i is not None:
                     self.remove_atom(i)
 
-    def add_atom(self, position_A) -> int:
+    def _min_distance_A(self) -> float:
+        """Closest distance [A] of a new atom to an existing one: the tracer's minimum."""
+        return float(self.min_distance.value)
+
+    def add_atom(self, position_A) -> int | None:
+        """Add an atom, unless it would sit within the minimum distance of another (None, and
+        the status says why)."""
+        pos = np.asarray(position_A, float)
+        if self.model.n_atoms:
+            d = np.linalg.norm(self.model.positions - pos, axis=1)
+            j = int(np.argmin(d))
+            if d[j] < self._min_distance_A():
+                self.status.value = (
+                    f"Not added: {d[j]:.2f} A from atom {j} (the minimum distance is "
+                    f"{self._min_distance_A():.2f} A); click an empty site"
+                )
+                return None
         i = self.model.add(position_A)
         self._sync()
         self.status.value = f"Added atom {i} at {np.round(position_A, 2).tolist()} A"

@@ -1,0 +1,143 @@
+"""Manual correction in 3D driven as an analyst drives it: real Qt key presses and mouse clicks
+on the shown canvas (under Xvfb), atoms located on screen through the vispy transforms, and
+assertions on the layer's data and the status bar."""
+
+import numpy as np
+import pytest
+from qtpy.QtCore import QPoint, Qt
+from qtpy.QtWidgets import QApplication
+
+from napari_aet.simulate import fcc_particle, render_atom_volume
+
+PX = 0.4
+SHAPE = (64, 64, 64)
+
+
+def _canvas_xy(viewer, layer, positions):
+    """Canvas pixel coordinates of data positions of ``layer`` (3D view)."""
+    canvas = viewer.window._qt_viewer.canvas
+    node = canvas.layer_to_visual[layer].node
+    tr = node.get_transform(map_from="visual", map_to="canvas")
+    pts = np.asarray(positions, float)[:, ::-1]  # vispy is (x, y, z)
+    h = tr.map(np.c_[pts, np.ones(len(pts))])
+    return h[:, :2] / h[:, 3:4]
+
+
+def _click(qtbot, viewer, xy):
+    native = viewer.window._qt_viewer.canvas.native
+    qtbot.mouseClick(
+        native, Qt.LeftButton, Qt.NoModifier, QPoint(int(round(xy[0])), int(round(xy[1])))
+    )
+    QApplication.processEvents()
+
+
+def _key(qtbot, viewer, key, modifier=Qt.NoModifier):
+    native = viewer.window._qt_viewer.canvas.native
+    native.setFocus()
+    qtbot.keyClick(native, key, modifier)
+    QApplication.processEvents()
+
+
+@pytest.fixture
+def scene(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_AET_CACHE", str(tmp_path))
+    from napari_aet.widgets import TraceWidget
+
+    truth = fcc_particle(radius_A=8.0, shape="sphere", seed=4) + np.array(SHAPE) * PX / 2
+    vol = render_atom_volume(truth, SHAPE, voxel_size_A=PX, sigma_A=0.45)
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1200, 900)
+    viewer.add_image(vol, name="tomo", scale=(PX, PX, PX))
+    w = TraceWidget(viewer)
+    w.dock = viewer.window.add_dock_widget(w, name="Trace")
+    w.layer.value = viewer.layers["tomo"]
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
+        pass
+    viewer.dims.ndisplay = 3
+    viewer.camera.angles = (12.0, -23.0, 37.0)  # no crystal axis along the view
+    viewer.camera.zoom = 20.0
+    viewer.layers.selection.active = w.points  # as after tracing: the atoms layer selected
+    QApplication.processEvents()
+    return viewer, w, truth
+
+
+def _front_atoms(positions, view, radius):
+    """Atoms with nothing in front of them within ``radius`` of their line of sight."""
+    along = positions @ view
+    out = []
+    for i, p in enumerate(positions):
+        rel = positions - p
+        perp = np.linalg.norm(rel - np.outer(rel @ view, view), axis=1)
+        in_front = (perp < radius) & (along < along[i] - 1e-6)
+        if not in_front.any():
+            out.append(i)
+    return np.array(out)
+
+
+def test_remove_and_add_with_real_clicks_pick_what_the_user_sees(scene, qtbot):
+    viewer, w, truth = scene
+    points = w.points
+    n0 = len(points.data)
+    assert n0 == len(truth)
+    status = viewer.window._qt_window.statusBar()
+    # Shift+A with the atoms layer selected switches the edit mode (not napari's select-all)
+    _key(qtbot, viewer, Qt.Key_A, Qt.ShiftModifier)
+    assert w.mode.value == "add" and "ADD" in viewer.help
+    _key(qtbot, viewer, Qt.Key_D, Qt.ShiftModifier)
+    assert w.mode.value == "remove" and "REMOVE" in viewer.help
+    assert viewer.cursor.style == "cross"
+    # the view direction in data (z, y, x) order: from the camera into the scene
+    view = np.asarray(viewer.camera.view_direction, float)
+    view /= np.linalg.norm(view)
+    front = _front_atoms(points.data, view, radius=1.4)
+    rng = np.random.default_rng(0)
+    chosen = rng.choice(front, 8, replace=False)
+    targets = points.data[chosen].copy()
+    # a click 0.5 A off each atom's centre (perpendicular to the view) removes that atom
+    perp = np.cross(view, [0.3, 0.5, 0.8])
+    perp /= np.linalg.norm(perp)
+    for t in targets:
+        before = points.data.copy()
+        _click(qtbot, viewer, _canvas_xy(viewer, points, [t + 0.5 * perp])[0])
+        assert len(points.data) == len(before) - 1, status.currentMessage()
+        gone = before[~np.isin(np.arange(len(before)), _matching(before, points.data))]
+        assert np.linalg.norm(gone[0] - t) < 1e-6  # the clicked atom, no hidden one
+    # add mode: a click over each removed (now empty) site puts the atom back there
+    _key(qtbot, viewer, Qt.Key_A, Qt.ShiftModifier)
+    for t in targets:
+        _click(qtbot, viewer, _canvas_xy(viewer, points, [t])[0])
+    assert len(points.data) == n0
+    d = np.linalg.norm(points.data[:, None] - points.data[None], axis=2) + np.eye(n0) * 99
+    assert d.min() > 1.5  # no duplicate
+    for t in targets:
+        assert np.min(np.linalg.norm(points.data - t, axis=1)) < 0.3
+    # a click on an occupied atom in add mode adds nothing and says why
+    _click(qtbot, viewer, _canvas_xy(viewer, points, [targets[0]])[0])
+    assert len(points.data) == n0
+    assert "Not added" in w.status.value or "occupied" in w.status.value
+    # Ctrl+Z undoes the last add; closing the dock ends the edit mode
+    _key(qtbot, viewer, Qt.Key_Z, Qt.ControlModifier)
+    assert len(points.data) == n0 - 1
+    w.dock.close()  # the dock's close button
+    QApplication.processEvents()
+    assert w.mode.value == "off"
+    _click(qtbot, viewer, _canvas_xy(viewer, points, [targets[-1]])[0])
+    assert len(points.data) == n0 - 1  # a closed dock edits nothing
+    viewer.screenshot(str(Path_screens() / "trace_edit_3d.png"), canvas_only=False)
+
+
+def _matching(before, after):
+    """Indices of ``before`` rows that are still in ``after``."""
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(after).query(before)
+    return np.nonzero(d < 1e-6)[0]
+
+
+def Path_screens():  # noqa: N802 - a small helper for the screenshot folder
+    import tempfile
+    from pathlib import Path
+
+    p = Path(tempfile.gettempdir()) / "napari-aet-gui-tests"
+    p.mkdir(exist_ok=True)
+    return p
