@@ -78,18 +78,23 @@ def pick_near_point(volume, point_vox, *, radius_vox: float = 3.0) -> np.ndarray
     return _refine(vol, q)
 
 
-def nearest_to_ray(positions, start, end, *, max_distance: float) -> int | None:
-    """Index of the position closest to the line start-end (perpendicular distance), or None
-    when none is within ``max_distance`` (same units as the positions)."""
+def _ray_distances(positions, start, end) -> tuple[np.ndarray, np.ndarray]:
+    """Each position's distance along the ray from ``start`` and its perpendicular distance."""
     p = np.asarray(positions, np.float64).reshape(-1, 3)
-    if not len(p):
-        return None
     a = np.asarray(start, np.float64)
     d = np.asarray(end, np.float64) - a
     d /= np.linalg.norm(d) + 1e-30
     rel = p - a
-    perp = rel - np.outer(rel @ d, d)
-    dist = np.linalg.norm(perp, axis=1)
+    along = rel @ d
+    return along, np.linalg.norm(rel - np.outer(along, d), axis=1)
+
+
+def nearest_to_ray(positions, start, end, *, max_distance: float) -> int | None:
+    """Index of the position closest to the line start-end (perpendicular distance), or None
+    when none is within ``max_distance`` (same units as the positions)."""
+    along, dist = _ray_distances(positions, start, end)
+    if not len(dist):
+        return None
     i = int(np.argmin(dist))
     return i if dist[i] <= max_distance else None
 
@@ -99,15 +104,7 @@ def front_most_on_ray(positions, start, end, *, radius: float) -> int | None:
     (perpendicular distance, the drawn point's radius) of the line start-end, the one nearest
     ``start`` (the camera side), or None. A click anywhere on a drawn atom picks that atom, not
     one hidden behind it."""
-    p = np.asarray(positions, np.float64).reshape(-1, 3)
-    if not len(p):
-        return None
-    a = np.asarray(start, np.float64)
-    d = np.asarray(end, np.float64) - a
-    d /= np.linalg.norm(d) + 1e-30
-    rel = p - a
-    along = rel @ d
-    dist = np.linalg.norm(rel - np.outer(along, d), axis=1)
+    along, dist = _ray_distances(positions, start, end)
     hit = np.nonzero(dist <= radius)[0]
     if not len(hit):
         return None
