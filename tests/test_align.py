@@ -188,3 +188,30 @@ def test_tilt_axis_is_applied_only_when_significant(sample):
     turned = simulate_tilt_series(atoms, ang, seed=3, tilt_axis_angle_deg=1.0)
     applied, info = significant_tilt_axis(turned.data)
     assert applied == pytest.approx(1.0, abs=0.1) and info["note"] == ""
+
+
+def test_dose_rule_denoises_only_low_count_raw_series():
+    from napari_aet.align import LOW_COUNTS, dose_denoise_choice
+
+    rng = np.random.default_rng(0)
+    low = rng.poisson(0.5, (3, 64, 64)).astype(np.float32)
+    low[:, 30:34, 30:34] += rng.poisson(LOW_COUNTS / 2, (3, 4, 4))  # dim columns
+    method, why = dose_denoise_choice(low)
+    assert method in ("bm3d", "nlmeans") and "denoised" in why
+    high = rng.poisson(2.0, (3, 64, 64)).astype(np.float32)
+    high[:, 30:34, 30:34] += 200
+    assert dose_denoise_choice(high)[0] is None
+    assert dose_denoise_choice(low - 0.5)[0] is None  # not raw counts: left alone
+    res = align_tilt_series(
+        low,
+        [-10.0, 0.0, 10.0],
+        pixel_size_A=PX,
+        denoise_method="dose",
+        background=None,
+        center_of_mass=False,
+        common_line=False,
+        tilt_axis=None,
+        projection_matching=False,
+    )
+    assert res.steps["denoise"]["method"] in ("bm3d", "nlmeans")
+    assert "counts at the brightest" in res.steps["denoise"]["dose_rule"]

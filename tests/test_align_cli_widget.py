@@ -94,3 +94,29 @@ def test_align_widget_adds_aligned_layer_table_and_undo(make_napari_viewer, qtbo
     w.undo()
     assert [layer.name for layer in viewer.layers] == ["raw"]
     assert w.table.rowCount() == 0
+
+
+def test_align_widget_switch_for_a_series_that_arrives_aligned(
+    make_napari_viewer, qtbot, shifted_series
+):
+    """A click on 'series arrives aligned' keeps every image where it is (preprocess only)."""
+    from qtpy.QtCore import QPoint, Qt
+
+    from napari_aet._layers import tilt_series_layer_data
+    from napari_aet.widgets import AlignWidget
+
+    path, _ = shifted_series
+    viewer = make_napari_viewer(show=True)
+    data, kw, _ = tilt_series_layer_data(read_tilt_series(path), name="raw")
+    viewer.add_image(data, **kw)
+    w = AlignWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Align")
+    w.layer.value = viewer.layers["raw"]
+    box = w.arrives_aligned.native
+    qtbot.mouseClick(box, Qt.LeftButton, pos=QPoint(8, box.height() // 2))  # on its box
+    assert w.arrives_aligned.value
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
+        pass
+    res = w.result
+    assert np.all(res.shifts_px == 0) and np.all(res.angle_corrections_deg == 0)
+    assert res.tilt_axis_angle_deg == 0 and "projection_matching" not in res.steps

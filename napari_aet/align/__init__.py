@@ -2,9 +2,11 @@
 
 from ._pipeline import AlignmentResult, align_tilt_series
 from ._preprocess import (
+    LOW_COUNTS,
     STUDY_LOWPASS_INV_A,
     bm3d_available,
     denoise,
+    dose_denoise_choice,
     lowpass_filter,
     subtract_background,
 )
@@ -20,6 +22,10 @@ from ._shifts import (
 )
 
 __all__ = [
+    "LOW_COUNTS",
+    "dose_denoise_choice",
+    "LOW_COUNTS",
+    "dose_denoise_choice",
     "STUDY_LOWPASS_INV_A",
     "AlignmentResult",
     "ModelRefinementResult",

@@ -7,7 +7,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..core.progress import check_cancel, report
-from ._preprocess import STUDY_LOWPASS_INV_A, denoise, lowpass_filter, subtract_background
+from ._preprocess import (
+    STUDY_LOWPASS_INV_A,
+    denoise,
+    dose_denoise_choice,
+    lowpass_filter,
+    subtract_background,
+)
 from ._projection_matching import projection_matching as _projection_matching
 from ._shifts import (
     apply_alignment,
@@ -151,8 +157,9 @@ def align_tilt_series(
     pixel_size_A : float
         Pixel size [A] (for the low-pass filter).
     background : {"plane", "offset", None}
-    denoise_method : {"auto", "bm3d", "nlmeans", None}
-        None (default) skips denoising; the study used BM3D.
+    denoise_method : {"dose", "auto", "bm3d", "nlmeans", None}
+        None (default) skips denoising; the study used BM3D. ``"dose"`` denoises only raw
+        counts with few counts at the brightest columns (:func:`dose_denoise_choice`).
     noise : {"poisson", "gaussian"}
         Noise model for denoising.
     lowpass_diameter_inv_A : float or None
@@ -202,10 +209,13 @@ def align_tilt_series(
         work, bg_params = subtract_background(work, method=background)
         steps["background"] = {"method": background}
     report(progress, 1, total, "background subtracted")
+    if denoise_method == "dose":
+        denoise_method, why = dose_denoise_choice(arr)
+        steps["denoise"] = {"method": denoise_method or "none", "dose_rule": why}
     if denoise_method:
         check_cancel(cancel, "alignment")
         work, used = denoise(work, method=denoise_method, noise=noise)
-        steps["denoise"] = {"method": used, "noise": noise}
+        steps["denoise"] = {**steps.get("denoise", {}), "method": used, "noise": noise}
     report(progress, 2, total, "denoised")
     if lowpass_diameter_inv_A:
         work = lowpass_filter(

@@ -25,8 +25,10 @@ def add_align(sub) -> None:
     p.add_argument(
         "--denoise",
         default=D.denoise,
-        choices=["none", "auto", "bm3d", "nlmeans"],
-        help="denoising (the study used BM3D)",
+        choices=["dose", "none", "auto", "bm3d", "nlmeans"],
+        help="denoising: 'dose' (default) denoises raw counts with fewer than 15 at the "
+        "brightest columns (BM3D, else non-local means), 'none', or always ('auto', 'bm3d', "
+        "'nlmeans'; the study used BM3D)",
     )
     p.add_argument("--noise", default=D.noise, choices=["poisson", "gaussian"])
     p.add_argument(

@@ -42,7 +42,13 @@ def add_run(sub) -> None:
     p.add_argument("--recon-iterations", type=int, default=RE.iterations)
     p.add_argument("--oversampling", type=float, default=RE.oversampling)
     p.add_argument("--interpolation", default=RE.interpolation, choices=["fft", "dft"])
-    p.add_argument("--denoise", default=AL.denoise, choices=["none", "auto", "bm3d", "nlmeans"])
+    p.add_argument(
+        "--denoise",
+        default=AL.denoise,
+        choices=["dose", "none", "auto", "bm3d", "nlmeans"],
+        help="'dose' (default): denoise only raw counts with few counts at the brightest "
+        "columns; see align",
+    )
     p.add_argument(
         "--augment",
         default=AU.weights,

@@ -42,7 +42,7 @@ class AlignWidget(StageWidgetMixin, Container):
             label="background", choices=["plane", "offset", "none"], value=d.background
         )
         self.denoise = ComboBox(
-            label="denoise", choices=["none", "auto", "bm3d", "nlmeans"], value=d.denoise
+            label="denoise", choices=["dose", "none", "auto", "bm3d", "nlmeans"], value=d.denoise
         )
         self.lowpass = FloatSpinBox(
             label="low-pass diameter (1/A)",
@@ -53,6 +53,12 @@ class AlignWidget(StageWidgetMixin, Container):
         )
         self.lowpass_edge = FloatSpinBox(
             label="low-pass edge (1/A)", value=d.lowpass_edge_inv_A, min=0.0, max=1.0, step=0.01
+        )
+        self.arrives_aligned = CheckBox(
+            label="series arrives aligned (preprocess only)",
+            value=False,
+            tooltip="background and low-pass only: no shifts, no tilt-axis turn, no angle "
+            "changes (for series aligned elsewhere)",
         )
         self.center_of_mass = CheckBox(label="centre of mass", value=d.center_of_mass)
         self.common_line = CheckBox(label="common line", value=d.common_line)
@@ -80,6 +86,7 @@ class AlignWidget(StageWidgetMixin, Container):
                 self.denoise,
                 self.lowpass,
                 self.lowpass_edge,
+                self.arrives_aligned,
                 self.center_of_mass,
                 self.common_line,
                 self.tilt_axis,
@@ -142,6 +149,10 @@ class AlignWidget(StageWidgetMixin, Container):
             else None,
             recon_iterations=d.recon_iterations,
         )
+        if self.arrives_aligned.value:  # as AlignSettings.preprocess_only()
+            opts.update(
+                center_of_mass=False, common_line=False, tilt_axis=None, projection_matching=False
+            )
         self._source = (layer.name, ts)
         self.status.value = "Aligning..."
         return self.runner.start(

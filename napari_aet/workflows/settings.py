@@ -71,7 +71,7 @@ class AlignSettings:
     """Preprocessing and alignment (``napari-aet align``, the Align widget, the run's align)."""
 
     background: str = "plane"  # "plane", "offset" or "none"
-    denoise: str = "none"  # "none", "auto", "bm3d", "nlmeans"
+    denoise: str = "dose"  # "dose" (only low-count raw series), "none", "auto", "bm3d", "nlmeans"
     noise: str = "poisson"
     lowpass_diameter_inv_A: float = STUDY_LOWPASS_INV_A  # 0 = off
     lowpass_edge_inv_A: float = 0.05
