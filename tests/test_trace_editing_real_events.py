@@ -123,6 +123,15 @@ def test_remove_and_add_with_real_clicks_pick_what_the_user_sees(scene, qtbot):
     assert w.mode.value == "off"
     _click(qtbot, viewer, _canvas_xy(viewer, points, [targets[-1]])[0])
     assert len(points.data) == n0 - 1  # a closed dock edits nothing
+    # reopening the dock (a new widget on the same data) takes over the same atoms layer
+    from napari_aet.widgets import TraceWidget
+
+    w2 = TraceWidget(viewer)
+    viewer.window.add_dock_widget(w2, name="Trace (reopened)")
+    w2.layer.value = viewer.layers["tomo"]
+    QApplication.processEvents()
+    assert [lay.name for lay in viewer.layers] == ["tomo", "tomo atoms"]
+    assert w2.points is points and len(points.data) == n0 - 1
     viewer.screenshot(str(Path_screens() / "trace_edit_3d.png"), canvas_only=False)
 
 

@@ -281,6 +281,12 @@ class TraceWidget(StageWidgetMixin, Container):
     def _attach(self, model: EditableAtomModel) -> None:
         self.model = model
         name = f"{self.layer.value.name} atoms" if self.layer.value else "atoms"
+        if self.points is None and name in self._viewer.layers:
+            # a reopened dock takes over its atoms layer instead of adding "... atoms [1]"
+            existing = self._viewer.layers[name]
+            if existing.metadata.get("napari_aet_type") == "atom_model":
+                self.points = existing
+                self._bind_mode_keys(existing)
         if self.points is None or self.points not in self._viewer.layers:
             self.points = self._viewer.add_points(
                 np.zeros((0, 3)),
