@@ -39,9 +39,18 @@ def test_structure_widget_colours_tables_and_filters(make_napari_viewer, qtbot, 
     assert hcp.any()
     np.testing.assert_allclose(layer.face_color[hcp][0], to_rgba("#ff006e"))
     w.show_layers.value = "-1:1"
-    assert layer.shown.sum() == np.isin(f["layer"], [-1, 0, 1]).sum()
+    n_sel = np.isin(f["layer"], [-1, 0, 1]).sum()
+    assert layer.shown.sum() == n_sel
+    # what is drawn: a layer of the chosen atoms only, the full one hidden
+    subset = viewer.layers["atoms (layers -1:1)"]
+    assert len(subset.data) == n_sel and subset.visible and not layer.visible
+    assert set(subset.features["layer"]) == {-1, 0, 1}
     w.show_layers.value = ""
-    assert layer.shown.all()
+    assert layer.shown.all() and layer.visible
+    assert [x.name for x in viewer.layers] == ["atoms"]
+    w.side_view()
+    view = np.asarray(viewer.camera.view_direction)
+    assert abs(view @ w.result.stacking.normal) < 1e-3  # the layers edge-on
     w.view_along_stacking()
     assert viewer.dims.ndisplay == 3
     view = np.asarray(viewer.camera.view_direction)

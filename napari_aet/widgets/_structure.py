@@ -101,6 +101,7 @@ class StructureWidget(StageWidgetMixin, Container):
         self.show_layers = LineEdit(label="show layers", value="")
         self.show_layers.tooltip = "e.g. -1:1 or -1, 0, 1; empty shows all"
         self.view_button = PushButton(text="View along [111]")
+        self.side_button = PushButton(text="Side view (layers edge-on)")
         self.select_button = PushButton(text="Analyze with selected atoms as cluster 1")
         self.status = status_label()
         self.extend(
@@ -112,6 +113,7 @@ class StructureWidget(StageWidgetMixin, Container):
                 self.color_by,
                 self.show_layers,
                 self.view_button,
+                self.side_button,
                 self.status,
             ]
         )
@@ -137,6 +139,7 @@ class StructureWidget(StageWidgetMixin, Container):
         self.color_by.changed.connect(lambda v: self.recolor())
         self.show_layers.changed.connect(lambda v: self.apply_layer_selection())
         self.view_button.changed.connect(self.view_along_stacking)
+        self.side_button.changed.connect(self.side_view)
         self.select_button.changed.connect(self.run_with_selection)
         follow_new_layers(viewer, self.layer, ("atom_model",))
 
@@ -246,6 +249,27 @@ class StructureWidget(StageWidgetMixin, Container):
         lay = self._target.features["layer"].to_numpy()
         shown = np.ones(len(lay), bool) if sel is None else np.isin(lay, sorted(sel))
         self._target.shown = shown
+        # napari 0.9 draws every point whatever ``shown`` says: the subset is drawn as its own
+        # layer and the full one is hidden until the selection is cleared
+        name = f"{self._target.name} (layers {self.show_layers.value.strip()})"
+        for old in [x for x in self._viewer.layers if x.metadata.get("napari_aet_subset_of")]:
+            if old.metadata["napari_aet_subset_of"] == self._target.name:
+                self._viewer.layers.remove(old)
+        if sel is None:
+            self._target.visible = True
+        else:
+            self._viewer.add_points(
+                self._target.data[shown],
+                name=name,
+                size=self._target.size[shown] if np.ndim(self._target.size) else self._target.size,
+                face_color=np.asarray(self._target.face_color)[shown],
+                border_width=0,
+                scale=self._target.scale,
+                units=self._target.units,
+                features=self._target.features[shown].reset_index(drop=True),
+                metadata={"napari_aet_subset_of": self._target.name},
+            )
+            self._target.visible = False
         self._target.refresh()
         self.status.value = f"Showing {int(shown.sum())} of {len(shown)} atoms"
 
@@ -259,6 +283,18 @@ class StructureWidget(StageWidgetMixin, Container):
         self._viewer.dims.ndisplay = 3
         self._viewer.camera.set_view_direction(tuple(n), tuple(up))
         self.status.value = "Viewing along [111]"
+
+    def side_view(self, event=None) -> None:
+        """Turn the 3D camera to look along the (111) layers (edge-on, the stacking direction
+        up): the layers, the interface and the twin boundaries show as lines."""
+        if self.result is None:
+            self.status.value = "Analyse first"
+            return
+        n = np.asarray(self.result.stacking.normal, float)
+        u, _ = in_plane_basis(n)
+        self._viewer.dims.ndisplay = 3
+        self._viewer.camera.set_view_direction(tuple(u), tuple(n))
+        self.status.value = "Viewing along the (111) layers (side view)"
 
     def _plot(self) -> None:
         f = self._target.features
