@@ -53,6 +53,9 @@ def test_strain_widget_computes_colours_filters_and_maps(widget, qtbot):
     assert r > b
     w.facets.value = "{111}"
     np.testing.assert_array_equal(layer.shown, on111)
+    # what is drawn: the {111} atoms as their own layer, the full layer hidden
+    drawn = [x for x in w._viewer.layers if x.metadata.get("napari_aet_subset_of") == layer.name]
+    assert len(drawn) == 1 and len(drawn[0].data) == on111.sum() and not layer.visible
     img = w.add_map()
     assert img is not None and img.metadata["quantity"] == "local_strain"
     vals = img.data[img.data != 0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import numpy as np
 from qtpy.QtCore import QEvent, QObject, Signal
 
 from ..core.progress import Cancelled
@@ -168,3 +169,32 @@ class OnHide(QObject):
         if event.type() == QEvent.Hide:
             self._callback()
         return False
+
+
+def draw_subset(viewer, layer, mask, label: str | None):
+    """Draw only the points of ``layer`` where ``mask`` is true (napari 0.9 ignores
+    ``Points.shown`` when drawing): a layer ``"<name> (<label>)"`` holds them and the full
+    layer is hidden; ``label=None`` (or an all-true mask) removes the subset and shows the full
+    layer again. ``layer.shown`` is set too, for code that reads it. Returns the subset layer
+    or None."""
+    mask = np.asarray(mask, bool)
+    layer.shown = mask
+    for old in [x for x in viewer.layers if x.metadata.get("napari_aet_subset_of") == layer.name]:
+        viewer.layers.remove(old)
+    if label is None or mask.all():
+        layer.visible = True
+        return None
+    size = layer.size[mask] if np.ndim(layer.size) else layer.size
+    sub = viewer.add_points(
+        layer.data[mask],
+        name=f"{layer.name} ({label})",
+        size=size,
+        face_color=np.asarray(layer.face_color)[mask],
+        border_width=0,
+        scale=layer.scale,
+        units=layer.units,
+        features=layer.features[mask].reset_index(drop=True),
+        metadata={"napari_aet_subset_of": layer.name},
+    )
+    layer.visible = False
+    return sub

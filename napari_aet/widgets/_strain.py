@@ -20,7 +20,14 @@ from ..analysis import analyze_structure, gaussian_map
 from ..figures import diverging_limit, transparent_centre_rgba, values_to_rgba
 from ..simulate import LATTICE_CONSTANTS_A
 from ..workflows import AnalyzeSettings
-from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers, status_label
+from ._runner import (
+    StageRunner,
+    StageWidgetMixin,
+    add_plot_canvas,
+    draw_subset,
+    follow_new_layers,
+    status_label,
+)
 
 D = AnalyzeSettings()
 
@@ -185,7 +192,8 @@ class StrainWidget(StageWidgetMixin, Container):
         lim = diverging_limit(vals)
         self.limits = (-lim, lim)
         layer.face_color = values_to_rgba(v, (-lim, lim), "RdBu_r")
-        layer.shown = shown
+        which = FILTERS[self.facets.value]
+        draw_subset(self._viewer, layer, shown, None if which is None else self.facets.value)
         self._plot(name, vals, lim)
 
     def _plot(self, name, vals, lim) -> None:

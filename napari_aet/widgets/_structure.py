@@ -21,7 +21,14 @@ from ..core.geometry import in_plane_basis
 from ..figures import STUDY_LAYER_COLORS, layer_groups, plot_layer_rmsd, plot_q4_q6
 from ..simulate import LATTICE_CONSTANTS_A
 from ..workflows import AnalyzeSettings
-from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers, status_label
+from ._runner import (
+    StageRunner,
+    StageWidgetMixin,
+    add_plot_canvas,
+    draw_subset,
+    follow_new_layers,
+    status_label,
+)
 
 D = AnalyzeSettings()
 
@@ -248,28 +255,8 @@ class StructureWidget(StageWidgetMixin, Container):
             return
         lay = self._target.features["layer"].to_numpy()
         shown = np.ones(len(lay), bool) if sel is None else np.isin(lay, sorted(sel))
-        self._target.shown = shown
-        # napari 0.9 draws every point whatever ``shown`` says: the subset is drawn as its own
-        # layer and the full one is hidden until the selection is cleared
-        name = f"{self._target.name} (layers {self.show_layers.value.strip()})"
-        for old in [x for x in self._viewer.layers if x.metadata.get("napari_aet_subset_of")]:
-            if old.metadata["napari_aet_subset_of"] == self._target.name:
-                self._viewer.layers.remove(old)
-        if sel is None:
-            self._target.visible = True
-        else:
-            self._viewer.add_points(
-                self._target.data[shown],
-                name=name,
-                size=self._target.size[shown] if np.ndim(self._target.size) else self._target.size,
-                face_color=np.asarray(self._target.face_color)[shown],
-                border_width=0,
-                scale=self._target.scale,
-                units=self._target.units,
-                features=self._target.features[shown].reset_index(drop=True),
-                metadata={"napari_aet_subset_of": self._target.name},
-            )
-            self._target.visible = False
+        label = None if sel is None else f"layers {self.show_layers.value.strip()}"
+        draw_subset(self._viewer, self._target, shown, label)
         self._target.refresh()
         self.status.value = f"Showing {int(shown.sum())} of {len(shown)} atoms"
 
