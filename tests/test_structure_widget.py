@@ -34,7 +34,9 @@ def test_structure_widget_colours_tables_and_filters(make_napari_viewer, qtbot, 
     np.testing.assert_allclose(
         layer.face_color[interface], [to_rgba(STUDY_LAYER_COLORS["interface"])] * interface.sum()
     )
+    assert "interface" in w.legend.value and STUDY_LAYER_COLORS["interface"] in w.legend.value
     w.color_by.value = "stacking"
+    assert "hcp" in w.legend.value and "#ff006e" in w.legend.value  # the legend follows
     hcp = f["stacking"].to_numpy() == "hcp"
     assert hcp.any()
     np.testing.assert_allclose(layer.face_color[hcp][0], to_rgba("#ff006e"))

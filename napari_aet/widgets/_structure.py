@@ -9,13 +9,15 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     Container,
+    Label,
     LineEdit,
     PushButton,
     create_widget,
 )
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
-from .._layers import atoms_from_layer
+from .._layers import _STACKING_COLORS, atoms_from_layer
 from ..analysis import analyze_structure
 from ..core.geometry import in_plane_basis
 from ..figures import STUDY_LAYER_COLORS, layer_groups, plot_layer_rmsd, plot_q4_q6
@@ -36,7 +38,6 @@ D = AnalyzeSettings()
 if TYPE_CHECKING:
     import napari
 
-_STACKING_COLORS = {"fcc": "#3a86ff", "hcp": "#ff006e", "other": "#8d99ae"}
 _FACET_COLORS = {"111": "#e9c46a", "100": "#2a9d8f"}
 
 
@@ -107,6 +108,9 @@ class StructureWidget(StageWidgetMixin, Container):
         self.strain = CheckBox(label="strain, facets, local strain", value=False)
         self.show_layers = LineEdit(label="show layers", value="")
         self.show_layers.tooltip = "e.g. -1:1 or -1, 0, 1; empty shows all"
+        self.legend = Label(value="")
+        self.legend.native.setTextFormat(Qt.RichText)
+        self.legend.native.setWordWrap(True)
         self.view_button = PushButton(text="View along [111]")
         self.side_button = PushButton(text="Side view (layers edge-on)")
         self.select_button = PushButton(text="Analyze with selected atoms as cluster 1")
@@ -118,6 +122,7 @@ class StructureWidget(StageWidgetMixin, Container):
                 self.strain,
                 self.run_button,
                 self.color_by,
+                self.legend,
                 self.show_layers,
                 self.view_button,
                 self.side_button,
@@ -244,6 +249,30 @@ class StructureWidget(StageWidgetMixin, Container):
         if self.result is None or self._target is None:
             return
         self._target.face_color = self.colors()
+        self.legend.value = self.legend_html()
+
+    def legend_html(self) -> str:
+        """What the colours mean, as swatches (categorical) or the scale (continuous)."""
+        mode = self.color_by.value
+
+        def swatches(table) -> str:
+            return " &nbsp; ".join(  # an entry never breaks across lines
+                f"<span style='color:{c}'>&#9679;</span>&nbsp;{name.replace(' ', '&nbsp;')}"
+                for name, c in table.items()
+            )
+
+        if mode == "study preset":
+            return swatches(STUDY_LAYER_COLORS)
+        if mode in ("stacking", "local_structure"):
+            return swatches(_STACKING_COLORS)
+        if mode == "facet":
+            return swatches({"{111}": _FACET_COLORS["111"], "{100}": _FACET_COLORS["100"],
+                             "other": "#8d99ae"})  # fmt: skip
+        if mode in ("layer", "cluster"):
+            return f"{mode}: cycling colours (tab20)"
+        if mode in ("q4", "q6", "a_local"):
+            return f"{mode}: low (dark violet) to high (yellow), viridis"
+        return f"{mode}: compressive (blue), 0 (white), tensile (red); grey: not measured"
 
     def apply_layer_selection(self) -> None:
         if self.result is None or self._target is None:
