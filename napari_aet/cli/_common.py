@@ -104,5 +104,13 @@ def report(args, res, folder: Path | None = None) -> None:
         print("  wrote " + ", ".join(shown))
 
 
+def parse_formats(text: str, option: str) -> tuple[str, ...]:
+    """A comma list of figure formats (png, svg, pdf), refused with the option's name."""
+    formats = tuple(s.strip() for s in text.split(",") if s.strip())
+    if not formats or set(formats) - {"png", "svg", "pdf"}:
+        raise ValueError(f"{option} {text!r}: choose among png, svg, pdf (comma list)")
+    return formats
+
+
 def device_option(p) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..figures import RUN_FIGURES
 from ..workflows import FiguresSettings, run_figures
-from ._common import Bar
+from ._common import Bar, parse_formats
 
 D = FiguresSettings()
 
@@ -35,10 +35,7 @@ def add_figures(sub) -> None:
 
 def cmd_figures(args) -> int:
     only = tuple(s.strip() for s in args.only.split(",")) if args.only else None
-    formats = tuple(s.strip() for s in args.formats.split(",") if s.strip())
-    bad = sorted(set(formats) - {"png", "svg", "pdf"})
-    if bad or not formats:
-        raise ValueError(f"--formats {args.formats!r}: choose among png, svg, pdf (comma list)")
+    formats = parse_formats(args.formats, "--formats")
     if not 30 <= args.dpi <= 1200:
         raise ValueError(f"--dpi {args.dpi}: give 30 to 1200 (300 is print quality)")
     settings = FiguresSettings(

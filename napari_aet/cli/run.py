@@ -17,7 +17,7 @@ from ..workflows import (
     run_batch,
     run_pipeline,
 )
-from ._common import Bar, add_series_input, device_option, series_source
+from ._common import Bar, add_series_input, device_option, parse_formats, series_source
 
 AL = AlignSettings()
 RE = ReconSettings()
@@ -123,10 +123,7 @@ def expand_inputs(items: list[str]) -> list[str]:
 
 def settings_from_args(args) -> RunSettings:
     """The run's settings from its options (everything else: the stages' defaults)."""
-    formats = tuple(s.strip() for s in args.figure_formats.split(",") if s.strip())
-    bad = sorted(set(formats) - {"png", "svg", "pdf"})
-    if bad or not formats:
-        raise ValueError(f"--figure-formats {args.figure_formats!r}: choose among png, svg, pdf")
+    formats = parse_formats(args.figure_formats, "--figure-formats")
     if args.no_align:
         align = AlignSettings.preprocess_only(device=args.device, denoise=args.denoise)
     else:

@@ -1,7 +1,7 @@
 """Atom tracing and the editable atom model (no Qt, no napari)."""
 
 from ._editable import EditableAtomModel, default_autosave_path
-from ._picking import front_most_on_ray, nearest_to_ray, pick_along_ray, pick_near_point
+from ._picking import front_most_on_ray, pick_along_ray, pick_near_point
 from ._refine import REFINE_FEATURES, refine_atom_positions
 from ._review import DOUBT_WEIGHTS, ReviewList, doubt_scores, review_atoms
 from ._tracer import TraceResult, fit_peaks, trace_atoms
@@ -17,7 +17,6 @@ __all__ = [
     "default_autosave_path",
     "fit_peaks",
     "front_most_on_ray",
-    "nearest_to_ray",
     "pick_along_ray",
     "pick_near_point",
     "refine_atom_positions",

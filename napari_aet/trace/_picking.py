@@ -89,16 +89,6 @@ def _ray_distances(positions, start, end) -> tuple[np.ndarray, np.ndarray]:
     return along, np.linalg.norm(rel - np.outer(along, d), axis=1)
 
 
-def nearest_to_ray(positions, start, end, *, max_distance: float) -> int | None:
-    """Index of the position closest to the line start-end (perpendicular distance), or None
-    when none is within ``max_distance`` (same units as the positions)."""
-    along, dist = _ray_distances(positions, start, end)
-    if not len(dist):
-        return None
-    i = int(np.argmin(dist))
-    return i if dist[i] <= max_distance else None
-
-
 def front_most_on_ray(positions, start, end, *, radius: float) -> int | None:
     """Index of the atom the user sees under the cursor: of the positions within ``radius``
     (perpendicular distance, the drawn point's radius) of the line start-end, the one nearest

@@ -17,6 +17,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from .stages import (
     run_refine,
     run_trace,
     run_validate,
+    write_json,
 )
 
 
@@ -59,11 +61,6 @@ def file_fingerprint(path) -> dict:
             fh.seek(-(1 << 20), 2)
             h.update(fh.read(1 << 20))
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256_ends": h.hexdigest()}
-
-
-def _write_json(path: Path, data: dict) -> None:
-    """Write JSON so that a kill never leaves a half-written file over the previous one."""
-    replace_when_done(path, lambda t: t.write_text(json.dumps(data, indent=2, default=str)))
 
 
 def stage_key(stage: str, settings: RunSettings, source: SeriesSource) -> dict:
@@ -156,7 +153,7 @@ def gather(run_dir) -> dict:
                 replace_when_done(
                     lay.figures / f"{stage}_{f.name}", lambda t, f=f: shutil.copyfile(f, t)
                 )
-    _write_json(lay.analysis, summary)
+    write_json(lay.analysis, summary)
     return summary
 
 
@@ -204,9 +201,7 @@ def run_pipeline(
     """
     settings = settings or RunSettings.for_element("Pt")
     source = source or SeriesSource(str(tilts))
-    if Path(source.path) != Path(tilts):
-        source = SeriesSource(str(tilts), source.angles, source.pixel_size_A, source.dataset,
-                              source.fill_nans)  # fmt: skip
+    source = replace(source, path=str(tilts))
     lay = RunLayout(out_dir)
     lay.root.mkdir(parents=True, exist_ok=True)
     log = logging.getLogger(f"napari_aet.run.{lay.root}")
@@ -272,14 +267,14 @@ def run_pipeline(
                 "seconds": dt,
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
-            _write_json(lay.pipeline_record, state)
+            write_json(lay.pipeline_record, state)
             log.info("%s: %s", stage, res.message.replace("\n", "; "))
             log.info("%s: done in %.1f s", stage, dt)
             if on_stage is not None:
                 on_stage(res, dt)
         summary = gather(lay.root)
         summary["pipeline"] = state
-        _write_json(lay.analysis, summary)
+        write_json(lay.analysis, summary)
         log.info("pipeline finished")
         return summary
     finally:
@@ -340,5 +335,5 @@ def run_batch(
         client.close()
         if cluster is not None:
             cluster.close()
-    _write_json(out / "batch.json", results)
+    write_json(out / "batch.json", results)
     return results

@@ -20,6 +20,7 @@ from ..analysis import analyze_structure, r_factor
 from ..augment import augment_volume
 from ..core.atoms import AtomModel
 from ..core.device import cuda_available
+from ..core.files import replace_when_done
 from ..figures import (
     layer_groups,
     plot_deviation_histogram,
@@ -91,9 +92,14 @@ def _provenance(stage: str, settings, **inputs) -> dict:
     }
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path, data: dict) -> None:
+    """Write JSON (numpy values as numbers, anything else as text) so that a kill never leaves
+    a half-written file over the previous one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=_json_default))
+    replace_when_done(
+        path, lambda t: t.write_text(json.dumps(data, indent=2, default=_json_default))
+    )
 
 
 def _json_default(x):
@@ -164,6 +170,17 @@ def load_tomogram(source: VolumeSource | str | Path):
     return vol, vx, prov_in
 
 
+def _trace_kwargs(settings: TraceSettings) -> dict:
+    """The tracer's keyword arguments from its settings."""
+    return {
+        "smooth_sigma_A": settings.smooth_sigma_A,
+        "min_distance_A": settings.min_distance_A,
+        "integration_radius_A": settings.integration_radius_A,
+        "threshold": settings.threshold_value(),
+        "max_rounds": settings.max_rounds,
+    }
+
+
 def atom_model_builder(weights=None, *, trace: TraceSettings | None = None, device="auto"):
     """The atom model that the alignment's projection matching refines each round: the tracer
     (with ``trace`` settings), on the U-Net's output when ``weights`` are given. Returns a
@@ -177,14 +194,7 @@ def atom_model_builder(weights=None, *, trace: TraceSettings | None = None, devi
                 volume, voxel_size_A=voxel_size_A, weights=weights, device=device
             ).volume
         return trace_atoms(
-            src,
-            voxel_size_A=voxel_size_A,
-            smooth_sigma_A=trace.smooth_sigma_A,
-            min_distance_A=trace.min_distance_A,
-            integration_radius_A=trace.integration_radius_A,
-            threshold=trace.threshold_value(),
-            max_rounds=trace.max_rounds,
-            cancel=cancel,
+            src, voxel_size_A=voxel_size_A, cancel=cancel, **_trace_kwargs(trace)
         ).atoms.positions
 
     build.description = f"tracer on {'the U-Net (' + str(weights) + ')' if weights else 'GENFIRE'}"
@@ -246,7 +256,7 @@ def run_simulate(settings: SimulateSettings, out, progress=None, cancel=None) ->
         "pixel_size_A": sim.pixel_size_A,
         "settings": prov,
     }
-    _write_json(stage_file(out, "simulate", "truth"), truth)
+    write_json(stage_file(out, "simulate", "truth"), truth)
     written = [Path(f).relative_to(out).as_posix() for f in files]
     written += [STAGE_FILES["simulate"][k] for k in ("angles", "atoms", "truth")]
     if s.figure:
@@ -313,7 +323,7 @@ def run_align(
         "background_plane": None if res.background is None else res.background.tolist(),
         "refinement_rounds": res.rounds,
     }
-    _write_json(stage_file(out, "align", "record"), info)
+    write_json(stage_file(out, "align", "record"), info)
     sh = np.asarray(res.shifts_px)
     msg = (
         f"aligned {len(sh)} images: tilt axis {res.tilt_axis_angle_deg:+.3f} deg, shifts up to "
@@ -389,7 +399,7 @@ def run_recon(
         fmt=["%d", "%.6f", "%.6f"],
     )
     record = {**prov, "final_error": float(res.errors[-1]), "final_rfree": float(res.rfree[-1])}
-    _write_json(stage_file(out, "recon", "record"), record)
+    write_json(stage_file(out, "recon", "record"), record)
     fig = _save_figure(
         plot_recon_errors(res.errors, res.rfree), out, STAGE_FILES["recon"]["figure"]
     )
@@ -439,7 +449,7 @@ def run_augment(
         STAGE_FILES["augment"]["tomogram"],
         _save_figure(fig, out, STAGE_FILES["augment"]["figure"]),
     ]
-    _write_json(stage_file(out, "augment", "record"), prov)
+    write_json(stage_file(out, "augment", "record"), prov)
     written.append(STAGE_FILES["augment"]["record"])
     msg = f"augmented {vol.shape} in {res.seconds:.1f} s on {res.settings['device']}"
     return StageResult("augment", prov, written, msg, list(res.settings.get("notes", [])))
@@ -452,17 +462,7 @@ def run_trace(
     (``candidates.csv``), the record (``trace.json``) and the intensity histogram."""
     s = settings
     vol, vx, prov_in = load_tomogram(tomogram)
-    res = trace_atoms(
-        vol,
-        voxel_size_A=vx,
-        smooth_sigma_A=s.smooth_sigma_A,
-        min_distance_A=s.min_distance_A,
-        integration_radius_A=s.integration_radius_A,
-        threshold=s.threshold_value(),
-        max_rounds=s.max_rounds,
-        progress=progress,
-        cancel=cancel,
-    )
+    res = trace_atoms(vol, voxel_size_A=vx, progress=progress, cancel=cancel, **_trace_kwargs(s))
     if res.atoms.n_atoms == 0:
         raise ValueError(
             f"no atoms found in {tomogram.path} (threshold {res.threshold:.4g}): give a lower "
@@ -479,7 +479,7 @@ def run_trace(
     write_atoms(stage_file(out, "trace", "atoms"), res.atoms)
     write_atoms(stage_file(out, "trace", "atoms_h5"), res.atoms)
     res.candidates.to_csv(stage_file(out, "trace", "candidates"), index=False, float_format="%.5f")
-    _write_json(stage_file(out, "trace", "record"), prov)
+    write_json(stage_file(out, "trace", "record"), prov)
     fig = plot_trace_histogram(res.candidates["intensity"], res.threshold)
     written = [STAGE_FILES["trace"][k] for k in ("atoms", "atoms_h5", "candidates", "record")]
     written.append(_save_figure(fig, out, STAGE_FILES["trace"]["figure"]))
@@ -531,7 +531,7 @@ def run_refine(
     refined.metadata["provenance"] = prov
     write_atoms(stage_file(out, "refine", "atoms"), refined)
     write_atoms(stage_file(out, "refine", "atoms_h5"), refined)
-    _write_json(stage_file(out, "refine", "record"), prov)
+    write_json(stage_file(out, "refine", "record"), prov)
     fig = plot_refine_shifts(refined, info)
     written = [STAGE_FILES["refine"][k] for k in ("atoms", "atoms_h5", "record")]
     written.append(_save_figure(fig, out, STAGE_FILES["refine"]["figure"]))
@@ -573,7 +573,7 @@ def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=Non
     summary = {**_provenance("analyze", s, input=src), **res.summary}
     write_atoms(stage_file(out, "analyze", "atoms"), res.model)
     write_atoms(stage_file(out, "analyze", "atoms_h5"), res.model)
-    _write_json(stage_file(out, "analyze", "record"), summary)
+    write_json(stage_file(out, "analyze", "record"), summary)
     f = res.model.features
     groups = layer_groups(f["layer"].to_numpy(), res.stacking.twin_boundaries)
     figs = [
@@ -636,7 +636,7 @@ def run_validate(
         "angles_deg": [float(a) for a in ts.angles_deg],
         "scales": res.scales.tolist(),
     }
-    _write_json(stage_file(out, "validate", "record"), info)
+    write_json(stage_file(out, "validate", "record"), info)
     with h5py.File(stage_file(out, "validate", "projections"), "w") as h5:
         h5.create_dataset("calculated", data=res.calculated, compression="gzip")
         h5.create_dataset("residuals", data=res.residuals, compression="gzip")
@@ -716,7 +716,7 @@ def run_precision(
         **res.settings,
         "results": res.summary(),
     }
-    _write_json(stage_file(out, "precision", "record"), info)
+    write_json(stage_file(out, "precision", "record"), info)
     fig = _save_figure(
         plot_deviation_histogram(res.comparisons), out, STAGE_FILES["precision"]["figure"]
     )
