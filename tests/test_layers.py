@@ -76,7 +76,7 @@ def test_widgets_start_from_the_settings(make_napari_viewer):
     a, r, t = AlignWidget(viewer), ReconWidget(viewer), TraceWidget(viewer)
     assert a.rounds.value == AlignSettings().rounds and a.lowpass.value == pytest.approx(2.08)
     assert r.iterations.value == ReconSettings().iterations
-    assert t.min_distance.value == TraceSettings().min_distance_A
+    assert t.min_distance.value == TraceSettings().min_distance_value() == 2.0
 
 
 def test_run_layout_names_every_stage_output(tmp_path):

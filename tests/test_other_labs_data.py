@@ -250,3 +250,100 @@ def test_augment_notes_data_outside_the_weights_training():
     assert "trained on Pt" in outside_training(prov, voxel_size_A=0.358, element="Au")[0]
     assert "far from the training" in outside_training(prov, voxel_size_A=1.2, element=None)[0]
     assert outside_training({}, voxel_size_A=5.0, element="Si") == []
+
+
+def test_voronoi_indices_of_known_structures():
+    """fcc -> <0,12,0,0> (also with 3 pm noise), bcc -> <0,6,0,8>, an icosahedron's centre
+    -> <0,0,12,0>; surface atoms get none."""
+    from scipy.spatial import cKDTree
+
+    from napari_aet.analysis import voronoi_indices
+    from napari_aet.simulate import fcc_particle
+
+    pos = fcc_particle(radius_A=12, shape="sphere", seed=0)
+    pos = pos + np.random.default_rng(0).normal(0, 0.03, pos.shape)
+    full = cKDTree(pos).query_ball_point(pos, 3.3, return_length=True) == 13
+    idx, counts = voronoi_indices(pos, interior=full)
+    assert set(idx[full]) == {"<0,12,0,0>"} and set(idx[~full]) == {""}
+    assert (counts[~full] == -1).all()
+    # without a mask the open cells of the surface atoms are left out on their own
+    assert set(voronoi_indices(pos)[0][full]) == {"<0,12,0,0>"}
+    assert (voronoi_indices(pos)[0] == "").sum() >= 0.8 * (~full).sum()
+    a = 2.87
+    g = np.mgrid[-4:5, -4:5, -4:5].reshape(3, -1).T * a
+    bcc = np.vstack([g, g + a / 2])
+    inner = np.abs(bcc).max(axis=1) < 2 * a
+    assert set(voronoi_indices(bcc, interior=inner)[0][inner]) == {"<0,6,0,8>"}
+    phi = (1 + 5**0.5) / 2
+    ico = np.array([[0, s1, s2 * phi] for s1 in (1, -1) for s2 in (1, -1)])
+    ico = np.vstack([ico, np.roll(ico, 1, axis=1), np.roll(ico, 2, axis=1)])
+    ico = 2.7 * ico / np.linalg.norm(ico[0])
+    cluster = np.vstack([[0, 0, 0], ico, 2 * ico])
+    centre = np.r_[True, np.zeros(24, bool)]
+    assert voronoi_indices(cluster, interior=centre, bond_A=2.7)[0][0] == "<0,0,12,0>"
+
+
+def test_amorphous_analysis_reports_voronoi_motifs(tmp_path):
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.io import write_atoms
+    from napari_aet.simulate import amorphous_particle
+
+    pos = amorphous_particle(radius_A=14, min_distance_A=2.2, seed=1)
+    write_atoms(tmp_path / "a.h5", AtomModel(pos + 30))
+    assert main(["-q", "analyze", str(tmp_path / "a.h5"), "--out", str(tmp_path / "o")]) == 0
+    s = json.loads((tmp_path / "o" / "analysis.json").read_text())
+    vm = s["amorphous"]["voronoi_motifs"]
+    atoms = read_atoms(tmp_path / "o" / "atoms.h5")
+    inner = atoms.features["voronoi_index"].to_numpy() != ""
+    # the closed cells: the interior, not the outer shell of atoms
+    assert vm["n_atoms_with_index"] == inner.sum() > 0.3 * len(pos)
+    assert (atoms.features["surface"] == (~inner).astype(int)).all()
+    assert s["n_surface_atoms"] == (~inner).sum()
+    r = np.linalg.norm(pos - pos.mean(axis=0), axis=1)
+    assert r[inner].max() < r.max() - 1.0
+    # a random packing: many different motifs, none dominant, and no perfect crystal
+    assert len(vm["top"]) == 10 and vm["top"][0]["fraction"] < 0.2
+    assert vm["named"]["fcc/hcp"] < 0.05
+    assert atoms.features["voronoi_index"][inner].str.match(r"^<\d+,\d+,\d+,\d+>$").all()
+    assert (tmp_path / "o" / "figures" / "voronoi_motifs.png").stat().st_size > 5000
+
+
+def _write_ncem_emd(path, data, *, angles=None, pixel_nm=0.04, title="HAADF"):
+    """An NCEM EMD file written by RosettaSciIO's own writer (not by the project)."""
+    from rsciio.emd import file_writer
+
+    tilt = {"name": "tilt", "units": "deg", "index_in_array": 0, "navigate": True}
+    if angles is None:
+        tilt.update(size=len(data), offset=0.0, scale=1.0, units="")
+    else:
+        tilt.update(size=len(data), offset=float(angles[0]), scale=float(np.diff(angles)[0]))
+    axes = [tilt] + [
+        {"name": n, "units": "nm", "index_in_array": i, "size": data.shape[i], "offset": 0.0,
+         "scale": pixel_nm, "navigate": False}
+        for i, n in ((1, "y"), (2, "x"))
+    ]  # fmt: skip
+    file_writer(
+        str(path),
+        {
+            "data": data,
+            "axes": axes,
+            "metadata": {"General": {"title": title}, "Signal": {}},
+            "original_metadata": {},
+        },
+    )
+
+
+def test_emd_tilt_series_with_angles_and_pixel_size_from_its_axes(stack, tmp_path):
+    data, ang = stack
+    _write_ncem_emd(tmp_path / "s.emd", data, angles=ang)
+    ts = read_tilt_series(tmp_path / "s.emd")
+    np.testing.assert_allclose(ts.data, data)
+    np.testing.assert_allclose(ts.angles_deg, ang)
+    assert ts.pixel_size_A == pytest.approx(0.4)
+    assert ts.metadata["dataset"] == "HAADF" and "EMD" in ts.metadata["format"]
+    # a stack axis without angle units (as Velox writes): the angles come from elsewhere
+    _write_ncem_emd(tmp_path / "v.emd", data, angles=None)
+    ts = read_tilt_series(tmp_path / "v.emd", angles=",".join(str(a) for a in ang))
+    np.testing.assert_allclose(ts.angles_deg, ang)
+    with pytest.raises(ValueError, match="no 3D image stack named 'DF4'"):
+        read_tilt_series(tmp_path / "s.emd", dataset="DF4")

@@ -117,5 +117,7 @@ def test_build_structure_centres_in_volume_and_rejects_unknown():
     assert set(m.features["element"]) == {"Pt"}
     with pytest.raises(ValueError, match="choose one of"):
         build_structure("quasicrystal")
-    with pytest.raises(ValueError, match="lattice_constant_A"):
-        build_structure("fcc", element="Fe")
+    with pytest.raises(ValueError, match="not a chemical symbol"):
+        build_structure("fcc", element="Xx")
+    with pytest.raises(ValueError, match="one non-negative fraction per element"):
+        build_structure("fcc", element="Pt,Ni", composition=[1.0])

@@ -37,7 +37,14 @@ def test_tracer_finds_the_known_atoms(known_tomogram):
     assert c.found_fraction == 1.0
     assert c.false_fraction == 0.0
     assert c.rmsd_A < 0.05
-    assert set(res.atoms.features.columns) == {"intensity", "peak_height", "fit_residual", "manual"}
+    assert set(res.atoms.features.columns) == {
+        "intensity",
+        "peak_height",
+        "fit_residual",
+        "manual",
+        "element",
+    }
+    assert set(res.atoms.features["element"]) == {"Pt"}
     assert (res.atoms.features["manual"] == 0).all()
     assert res.candidates["is_atom"].sum() == res.atoms.n_atoms
 

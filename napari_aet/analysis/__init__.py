@@ -1,5 +1,11 @@
 """Analyses of atom models (no Qt, no napari)."""
 
+from ._amorphous import (
+    amorphous_summary,
+    motif_summary,
+    radial_distribution,
+    voronoi_indices,
+)
 from ._boo import classify_local_structure, steinhardt_q4_q6
 from ._compare import ModelComparison, compare_atom_models, register_rigid, register_translation
 from ._orr import (
@@ -21,6 +27,10 @@ from ._structure import StructureAnalysis, analyze_structure, fit_cluster_lattic
 from ._validate import RFactorResult, r_factor
 
 __all__ = [
+    "amorphous_summary",
+    "motif_summary",
+    "radial_distribution",
+    "voronoi_indices",
     "register_rigid",
     "register_translation",
     "OrrRelation",

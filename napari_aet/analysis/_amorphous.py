@@ -80,9 +80,19 @@ def first_shell(r, g, nearest_A: float | None = None) -> tuple[float, float]:
     return float(r[peak]), float(r[peak + j])
 
 
-def amorphous_summary(positions_A) -> tuple[dict, np.ndarray]:
-    """``g(r)``, its first peak and minimum, and each atom's coordination (neighbours within
-    the first minimum): a summary dict for ``analysis.json`` and the per-atom coordination."""
+def amorphous_summary(positions_A, *, interior=None) -> tuple[dict, dict]:
+    """What an amorphous particle's analysis reports: ``g(r)`` with its first peak and
+    minimum, each atom's coordination (neighbours within the first minimum) and, for the
+    ``interior`` atoms (default: all), its Voronoi index (:func:`voronoi_indices`).
+
+    Returns
+    -------
+    summary : dict
+        For ``analysis.json`` (``rdf_*``, ``coordination_*``, ``voronoi_motifs``).
+    per_atom : dict
+        ``coordination`` (int, -1 when unknown) and ``voronoi_index`` (str, empty for surface
+        atoms).
+    """
     pos = np.asarray(positions_A, float)
     r, g = radial_distribution(pos)
     nearest, tree = None, cKDTree(pos) if len(pos) > 1 else None
@@ -95,6 +105,7 @@ def amorphous_summary(positions_A) -> tuple[dict, np.ndarray]:
         coord = tree.query_ball_point(pos, cut, return_length=True) - 1
     values, counts = np.unique(coord[coord >= 0], return_counts=True)
     hist = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+    vindex, _ = voronoi_indices(pos, interior=interior, bond_A=peak if np.isfinite(peak) else None)
     return (
         {
             "rdf_r_A": r.round(4).tolist(),
@@ -103,6 +114,131 @@ def amorphous_summary(positions_A) -> tuple[dict, np.ndarray]:
             "rdf_first_minimum_A": cut,
             "coordination_mean": float(coord[coord >= 0].mean()) if (coord >= 0).any() else None,
             "coordination_histogram": hist,
+            "voronoi_motifs": motif_summary(vindex),
         },
-        coord,
+        {"coordination": coord, "voronoi_index": vindex},
     )
+
+
+#: Voronoi faces smaller than this fraction of their cell's surface are not counted, nor edges
+#: shorter than :data:`MIN_EDGE_PER_BOND` bond lengths: position noise splits a vertex into a
+#: tiny face or edge that no structure has (the usual filters, e.g. Sheng et al., Nature 439,
+#: 419 (2006)).
+MIN_FACE_FRACTION = 0.01
+MIN_EDGE_PER_BOND = 0.1
+#: A cell with a vertex farther than this many bond lengths from its atom is open to the
+#: vacuum (a surface atom). Measured on an fcc sphere: 0.71 inside, 1.17-1.6 in the outer
+#: layer; on a random packing 0.82-0.96 (5-95 %) two bonds deep, 1.07 at most one bond
+#: deeper, 5-10 on the hull.
+MAX_CELL_RADIUS_PER_BOND = 1.1
+
+#: Voronoi indices of the ideal motifs named in summaries.
+NAMED_MOTIFS = {
+    "<0,0,12,0>": "icosahedron",
+    "<0,12,0,0>": "fcc/hcp",
+    "<0,6,0,8>": "bcc",
+    "<0,2,8,2>": "distorted icosahedron",
+    "<0,3,6,4>": "distorted icosahedron",
+    "<0,1,10,2>": "distorted icosahedron",
+}
+
+
+def voronoi_indices(positions_A, *, interior=None, bond_A: float | None = None):
+    """Each atom's Voronoi index ``<n3,n4,n5,n6>``: how many faces of its Voronoi cell have
+    3, 4, 5 and 6 edges (the short-range-order motif of metallic glasses and amorphous
+    particles: ``<0,0,12,0>`` an icosahedron, ``<0,12,0,0>`` fcc or hcp, ``<0,6,0,8>`` bcc).
+
+    Cells come from voro++ through :class:`freud.locality.Voronoi`, in a box wide enough that
+    no cell wraps. A surface atom's cell is open to the vacuum (a vertex farther than
+    :data:`MAX_CELL_RADIUS_PER_BOND` bonds): it gets an empty index, as do atoms outside
+    ``interior`` (default: all). Faces below :data:`MIN_FACE_FRACTION` of the cell's
+    surface and edges below :data:`MIN_EDGE_PER_BOND` bond lengths are dropped.
+
+    Returns
+    -------
+    indices : ndarray of str
+        ``"<n3,n4,n5,n6>"`` per atom, ``""`` outside ``interior``.
+    counts : ndarray of int, shape (N, 4)
+        ``n3..n6`` per atom (-1 outside ``interior``).
+    """
+    import freud
+
+    pos = np.asarray(positions_A, float)
+    n = len(pos)
+    counts = np.full((n, 4), -1, np.int64)
+    inner = np.ones(n, bool) if interior is None else np.asarray(interior, bool)
+    if n < 5 or not inner.any():
+        return np.full(n, "", dtype=object).astype(str), counts
+    centre = 0.5 * (pos.max(0) + pos.min(0))
+    rel = pos - centre
+    if bond_A is None:
+        bond_A = float(np.median(cKDTree(pos).query(pos, k=2)[0][:, 1]))
+    box = freud.box.Box.cube(2.0 * (np.abs(rel).max() + 4.0 * bond_A))
+    vor = freud.locality.Voronoi()
+    vor.compute((box, rel))
+    nl = vor.nlist
+    qi = np.asarray(nl.query_point_indices)
+    vec = np.asarray(nl.vectors, float)
+    area = np.asarray(nl.weights, float)
+    starts = np.searchsorted(qi, np.arange(n + 1))
+    polytopes = vor.polytopes  # a list built on each access: once
+    min_edge = MIN_EDGE_PER_BOND * bond_A
+    tol = 1e-4 * bond_A
+    for i in np.nonzero(inner)[0]:
+        s, e = starts[i], starts[i + 1]
+        if e - s < 4:
+            continue
+        verts = np.asarray(polytopes[i], float) - rel[i]
+        if np.einsum("ij,ij->i", verts, verts).max() > (MAX_CELL_RADIUS_PER_BOND * bond_A) ** 2:
+            continue  # open to the vacuum
+        r = vec[s:e]
+        d = np.linalg.norm(r, axis=1)
+        normal = r / d[:, None]
+        big = area[s:e] >= MIN_FACE_FRACTION * area[s:e].sum()
+        on = np.abs(verts @ normal.T - 0.5 * d) < tol + 1e-6 * d
+        c = np.zeros(4, np.int64)
+        for f in np.nonzero(big)[0]:
+            pts = verts[on[:, f]]
+            if len(pts) < 3:
+                continue
+            mid = pts.mean(0)
+            u = pts[0] - mid
+            u /= np.linalg.norm(u)
+            w = np.cross(normal[f], u)
+            order = np.argsort(np.arctan2((pts - mid) @ w, (pts - mid) @ u))
+            ring = pts[order]
+            edges = np.linalg.norm(np.roll(ring, -1, axis=0) - ring, axis=1)
+            k = int((edges >= min_edge).sum())
+            if 3 <= k <= 6:
+                c[k - 3] += 1
+        counts[i] = c
+    idx = np.array(
+        ["<" + ",".join(str(v) for v in c) + ">" if c[0] >= 0 else "" for c in counts], dtype=str
+    )
+    return idx, counts
+
+
+def motif_summary(indices, *, top: int = 10) -> dict:
+    """The most frequent Voronoi indices (among atoms that have one) with their fractions and
+    the named ideal motifs' fractions."""
+    idx = np.asarray(indices).astype(str)
+    idx = idx[idx != ""]
+    if not len(idx):
+        return {"n_atoms_with_index": 0, "top": [], "named": {}}
+    values, counts = np.unique(idx, return_counts=True)
+    order = np.argsort(-counts)[:top]
+    named: dict[str, float] = {}
+    for motif, name in NAMED_MOTIFS.items():
+        named[name] = named.get(name, 0.0) + float((idx == motif).mean())
+    return {
+        "n_atoms_with_index": int(len(idx)),
+        "top": [
+            {
+                "index": str(values[k]),
+                "fraction": float(counts[k] / len(idx)),
+                "motif": NAMED_MOTIFS.get(str(values[k]), ""),
+            }
+            for k in order
+        ],
+        "named": named,
+    }

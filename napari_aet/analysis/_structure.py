@@ -10,11 +10,10 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..core.atoms import AtomModel
+from ..core.elements import FCC_LATTICE_CONSTANTS_A, fcc_reference_A, parse_elements
 from ..core.geometry import in_plane_basis
 from ..core.memory import check_memory
 from ..core.progress import report
-from ..forward import kirkland_parameters
-from ..simulate import LATTICE_CONSTANTS_A
 from ._amorphous import amorphous_summary
 from ._boo import STUDY_BOO_CUTOFF_A, _ideal, classify_local_structure, steinhardt_q4_q6
 from ._lattice import (
@@ -60,11 +59,15 @@ class StructureAnalysis:
     summary: dict = field(default_factory=dict)
 
 
-def reference_lattice_constant(element: str | None = None, lattice_constant_A=None) -> float:
+def reference_lattice_constant(
+    element: str | None = None, lattice_constant_A=None, fractions=None
+) -> float:
     """The bulk fcc lattice constant [A] strains are measured against.
 
     ``lattice_constant_A`` when given, else the element's room-temperature value
-    (:data:`napari_aet.simulate.LATTICE_CONSTANTS_A`), else Pt's 3.912 A (the study's).
+    (:data:`napari_aet.core.elements.FCC_LATTICE_CONSTANTS_A`, else ASE's), for an alloy
+    (``"Pt,Ni"``) the Vegard average with the atom ``fractions`` (default equal), else Pt's
+    3.912 A (the study's).
     """
 
     if lattice_constant_A is not None:
@@ -75,23 +78,37 @@ def reference_lattice_constant(element: str | None = None, lattice_constant_A=No
                 "(1.5-8 A); give it in Angstrom, e.g. 3.912 for Pt"
             )
         return a
-    el = "Pt" if element is None else str(element).strip().capitalize()
-    if el not in LATTICE_CONSTANTS_A:
+    els = parse_elements("Pt" if element is None else element)
+    a = fcc_reference_A(els, fractions)
+    if a is None:
         raise ValueError(
-            f"no tabulated fcc lattice constant for element {element!r} (known: "
-            f"{', '.join(sorted(LATTICE_CONSTANTS_A))}); give --lattice-constant in Angstrom"
+            f"no tabulated fcc lattice constant for element {element!r} (fcc metals: "
+            f"{', '.join(sorted(FCC_LATTICE_CONSTANTS_A))}, ...); give --lattice-constant in "
+            "Angstrom"
         )
-    return float(LATTICE_CONSTANTS_A[el])
+    return float(a)
 
 
 def _is_element(symbol) -> bool:
-    """True for a chemical symbol the scattering table knows (``Si``, ``Fe``, ...)."""
-
+    """True for one or several chemical symbols (``Si``, ``Fe``, ``Pt,Ni``)."""
     try:
-        kirkland_parameters(str(symbol).strip().capitalize())
-    except (ValueError, KeyError):
+        parse_elements(symbol)
+    except ValueError:
         return False
     return True
+
+
+def _composition(model: AtomModel, element) -> list[float] | None:
+    """Atom fractions of an alloy's elements from the model's ``element`` feature."""
+    try:
+        els = parse_elements(element)
+    except ValueError:
+        return None
+    if len(els) < 2 or "element" not in model.features:
+        return None
+    col = model.features["element"].astype(str).to_numpy()
+    counts = np.array([(col == e).sum() for e in els], float)
+    return list(counts / counts.sum()) if counts.sum() > 0 else None
 
 
 def _facets(features) -> dict:
@@ -318,7 +335,9 @@ def analyze_structure(
         raise ValueError(f"strain_sigma_A must be a positive length in A, got {strain_sigma_A}")
     early_notes: list[str] = []
     try:
-        a_ref = reference_lattice_constant(element, reference_lattice_constant_A)
+        a_ref = reference_lattice_constant(
+            element, reference_lattice_constant_A, _composition(model, element)
+        )
     except ValueError:
         if reference_lattice_constant_A is not None or not _is_element(element):
             raise
@@ -515,8 +534,12 @@ def analyze_structure(
         a_fit = float(np.average([x.lattice_constant_A for x in fits.values()], weights=w))
     amorphous = None
     if not crystalline and n_atoms >= 4:
-        amorphous, coord = amorphous_summary(pos)
-        f["coordination"] = coord
+        amorphous, per_atom = amorphous_summary(pos)
+        for k, v in per_atom.items():
+            f[k] = v
+        # the fcc neighbour count means nothing here: the surface is where cells open
+        surface = per_atom["voronoi_index"] == ""
+        f["surface"] = surface.astype(np.int8)
     a_meas = a_fit if np.isfinite(a_fit) else d_nn * np.sqrt(2.0)
     if a_ref is not None and np.isfinite(a_meas) and abs(a_meas / a_ref - 1) > 0.03:
         notes.append(

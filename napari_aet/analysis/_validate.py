@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.elements import parse_elements
 from ..core.memory import check_memory
 from ..core.progress import report
 from ..forward import project_positions, render_projection
@@ -37,6 +38,18 @@ class RFactorResult:
         return float(np.mean(self.r_per_image))
 
 
+def _per_atom_elements(element, n: int) -> np.ndarray:
+    """One element for every atom (the heaviest of an alloy given as a string) or a per-atom
+    array (an alloy's ``element`` feature), checked."""
+    if isinstance(element, str):
+        return np.full(n, parse_elements(element)[0])
+    el = np.asarray(element).astype(str)
+    if el.shape != (n,):
+        raise ValueError(f"{el.size} elements for {n} atoms: give one per atom, or one symbol")
+    known = {s: parse_elements(s)[0] for s in np.unique(el)}
+    return np.array([known[s] for s in el])
+
+
 def r_factor(
     positions_A,
     measured,
@@ -44,7 +57,7 @@ def r_factor(
     *,
     pixel_size_A: float,
     blur_sigma_A: float = 0.45,
-    element: str = "Pt",
+    element="Pt",
     per_image_scale: bool = True,
     progress=None,
 ) -> RFactorResult:
@@ -90,7 +103,7 @@ def r_factor(
             f"images at {pixel_size_A:g} A per pixel: the atoms are not in this series' volume "
             "frame (another pixel size, or atoms from another series?)"
         )
-    el = np.full(len(pos), element)
+    el = _per_atom_elements(element, len(pos))
 
     check_memory(4 * meas.nbytes, "the forward projections of the R-factor")
     calc = np.empty_like(meas)

@@ -112,5 +112,16 @@ def parse_formats(text: str, option: str) -> tuple[str, ...]:
     return formats
 
 
+def element_option(p, default: str, uses: str) -> None:
+    """``--element``: the sample's element(s) and what this command uses it for."""
+    p.add_argument(
+        "--element",
+        default=default,
+        metavar="SYMBOL[,SYMBOL]",
+        help=f"the sample's element, or several for an alloy, e.g. Pt,Ni (default {default}): "
+        f"{uses}",
+    )
+
+
 def device_option(p) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -4,6 +4,21 @@ previous ones only when a command succeeds: see :func:`._common.run_staged`)."""
 from __future__ import annotations
 
 import math
+import re
+
+from ..core.elements import parse_elements
+
+
+def element_spec(text: str) -> str:
+    """An ``--element`` value: one chemical symbol, or several for an alloy (``Pt,Ni``),
+    returned comma-separated in the given order with the symbols capitalised; a ValueError
+    that names the option for anything else."""
+    try:
+        parse_elements(text)
+        return ",".join(parse_elements(p)[0] for p in re.split(r"[,+;\s/]+", text) if p)
+    except ValueError as err:
+        raise ValueError(f"--element {text}: {err}") from err
+
 
 #: Physical or sensible range of every numeric option, by its ``dest`` (the same meaning in
 #: every command that has it), with the unit and what the value means; checked before any work.
@@ -64,6 +79,9 @@ def check_option_ranges(args) -> None:
             raise ValueError(f"{opt} {value:g} is out of range: give {lo:g} to {hi:g} ({what})")
     if args.command == "run" and getattr(args, "workers", 1) < 1:
         raise ValueError(f"--workers {args.workers}: a batch needs at least 1 worker process")
+    element = getattr(args, "element", None)
+    if isinstance(element, str):
+        args.element = element_spec(element)
     tilt_axis = getattr(args, "tilt_axis", None)
     if isinstance(tilt_axis, str) and tilt_axis not in ("estimate", "none"):
         try:

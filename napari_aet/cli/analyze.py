@@ -14,7 +14,7 @@ from ..workflows import (
     run_precision,
     run_validate,
 )
-from ._common import add_series_input, device_option, run_staged, series_source
+from ._common import add_series_input, device_option, element_option, run_staged, series_source
 
 A = AnalyzeSettings()
 V = ValidateSettings()
@@ -31,11 +31,11 @@ def add_analyze(sub) -> None:
     )
     p.add_argument("atoms", type=Path, help="atom model file")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument(
-        "--element",
-        default=A.element,
-        help=f"chemical symbol of the metal (default {A.element}): its bulk lattice constant is "
-        "the strain reference and scales the Q4/Q6 cutoff",
+    element_option(
+        p,
+        A.element,
+        "its bulk fcc lattice constant (an alloy's by Vegard's rule) is the strain reference "
+        "and scales the Q4/Q6 cutoff",
     )
     p.add_argument(
         "--lattice-constant",
@@ -103,7 +103,7 @@ def add_validate(sub) -> None:
     add_series_input(p)
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--blur", type=float, default=V.blur_sigma_A, help="Gaussian blur sigma [A]")
-    p.add_argument("--element", default=V.element)
+    element_option(p, V.element, "the scattering factors of the calculated images")
     p.add_argument("--shared-scale", action="store_true", help="one scale for all images")
     p.set_defaults(func=cmd_validate)
 
@@ -155,7 +155,7 @@ def add_precision(sub) -> None:
     p.add_argument("--slice-thickness", type=float, default=P.slice_thickness_A, help="[A]")
     p.add_argument("--potential-sampling", type=float, default=P.potential_sampling_A, help="[A]")
     device_option(p)
-    p.add_argument("--element", default=P.element)
+    element_option(p, P.element, "the atoms' potentials in the simulated series")
     p.set_defaults(func=cmd_precision)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from .. import __version__
 from ..augment import TrainingDataSettings, generate_training_set, train_unet
 from ..workflows import AugmentSettings, run_augment
-from ._common import Bar, add_volume_input, device_option, run_staged, volume_source
+from ._common import Bar, add_volume_input, device_option, element_option, run_staged, volume_source
 
 D = AugmentSettings()
 
@@ -25,11 +25,7 @@ def add_augment(sub) -> None:
     )
     add_volume_input(p)
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument(
-        "--element",
-        default=D.element,
-        help="the data's element: a note when the weights were trained on another",
-    )
+    element_option(p, "Pt", "a note when the weights were trained on another element")
     p.add_argument(
         "--weights",
         default=D.weights,
@@ -71,7 +67,7 @@ def add_train(sub) -> None:
     p.add_argument("--pixel-size", type=float, default=0.358, help="voxel size [A]")
     p.add_argument("--radius-min", type=float, default=6.0, help="particle radius min [A]")
     p.add_argument("--radius-max", type=float, default=11.0, help="particle radius max [A]")
-    p.add_argument("--element", default="Pt")
+    element_option(p, "Pt", "the training particles' element")
     p.add_argument("--lattice-constant", type=float, default=3.912, help="[A]")
     p.add_argument("--gen-iterations", type=int, default=100, help="GENFIRE iterations")
     p.add_argument("--data-seed", type=int, default=0)

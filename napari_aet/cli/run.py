@@ -17,7 +17,14 @@ from ..workflows import (
     run_batch,
     run_pipeline,
 )
-from ._common import Bar, add_series_input, device_option, parse_formats, series_source
+from ._common import (
+    Bar,
+    add_series_input,
+    device_option,
+    element_option,
+    parse_formats,
+    series_source,
+)
 
 AL = AlignSettings()
 RE = ReconSettings()
@@ -81,12 +88,12 @@ def add_run(sub) -> None:
         help="analyze the traced positions as they are (skip the refine stage)",
     )
     p.add_argument("--no-strain", action="store_true", help="analyze without the strain maps")
-    p.add_argument(
-        "--element",
-        default=AN.element,
-        help=f"chemical symbol of the metal (default {AN.element}): validation's scattering "
-        "factors, the U-Net's training check and the analysis's reference lattice constant and "
-        "Q4/Q6 cutoff",
+    element_option(
+        p,
+        AN.element,
+        "the tracer's minimum distance (and, for an alloy, each atom's species by its "
+        "intensity), validation's scattering factors, the U-Net's training check and the "
+        "analysis's reference lattice constant and Q4/Q6 cutoff",
     )
     p.add_argument(
         "--lattice-constant",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..workflows import SimulateSettings, run_simulate
-from ._common import run_staged
+from ._common import element_option, run_staged
 
 D = SimulateSettings()
 
@@ -28,7 +28,15 @@ def add_simulate(sub) -> None:
     p.add_argument(
         "--structure", default=D.structure, choices=["twinned dumbbell", "fcc", "amorphous"]
     )
-    p.add_argument("--element", default=D.element, help=f"chemical symbol (default {D.element})")
+    element_option(
+        p, D.element, "every atom's element; several make a random alloy (--composition)"
+    )
+    p.add_argument(
+        "--composition",
+        default=None,
+        metavar="F[,F]",
+        help="an alloy's atom fractions, in the order of --element (default: equal)",
+    )
     p.add_argument(
         "--lattice-constant",
         type=float,
@@ -64,6 +72,7 @@ def cmd_simulate(args) -> int:
         sample=args.sample,
         structure=args.structure,
         element=args.element,
+        composition=args.composition,
         lattice_constant_A=args.lattice_constant,
         radius_A=args.radius,
         shape=args.shape,

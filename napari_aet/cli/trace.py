@@ -10,6 +10,7 @@ from ._common import (
     add_series_input,
     add_volume_input,
     device_option,
+    element_option,
     run_staged,
     series_source,
     volume_source,
@@ -31,7 +32,15 @@ def add_trace(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--smooth", type=float, default=D.smooth_sigma_A, help="smoothing sigma [A]")
     p.add_argument(
-        "--min-distance", type=float, default=D.min_distance_A, help="minimum atom distance [A]"
+        "--min-distance",
+        type=float,
+        default=D.min_distance_A,
+        help="minimum atom distance [A] (default: 0.72 bond lengths of the element: 2.0 for Pt)",
+    )
+    element_option(
+        p,
+        D.element,
+        "the default minimum distance; for an alloy each atom's species by its intensity",
     )
     p.add_argument(
         "--radius", type=float, default=D.integration_radius_A, help="integration radius [A]"
@@ -53,6 +62,7 @@ def cmd_trace(args) -> int:
         integration_radius_A=args.radius,
         threshold=str(args.threshold),
         max_rounds=args.rounds,
+        element=args.element,
     )
     settings.threshold_value()  # a bad threshold is refused before any work
     src = volume_source(args)
@@ -83,6 +93,7 @@ def add_refine(sub) -> None:
         "traced atoms by their refined amplitude ('auto': candidates.csv beside the atoms "
         "file; 'none': positions only)",
     )
+    element_option(p, R.element, "for an alloy, each atom's species by its refined amplitude")
     device_option(p)
     p.set_defaults(func=cmd_refine)
 
@@ -99,6 +110,7 @@ def cmd_refine(args) -> int:
         iterations=args.iterations,
         refine_geometry=args.geometry,
         add_remove=args.candidates != "none",
+        element=args.element,
         device=args.device,
     )
     src = series_source(args)

@@ -40,6 +40,8 @@ KNOWN_FEATURES: dict[str, str] = {
     "orr_activity": "float64",
     "refine_shift_A": "float64",
     "refine_amplitude": "float64",
+    "coordination": "int64",
+    "voronoi_index": "str",
 }
 
 COORDINATE_COLUMNS = ("z", "y", "x")

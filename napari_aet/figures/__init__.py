@@ -11,6 +11,7 @@ from ._curves import (
     plot_recon_errors,
     plot_refine_shifts,
     plot_trace_histogram,
+    plot_voronoi_motifs,
 )
 from ._montage import add_scale_bar, tilt_series_montage, volume_slices_figure
 from ._panels import (
@@ -50,6 +51,7 @@ __all__ = [
     "plot_deviation_histogram",
     "plot_layer_rmsd",
     "plot_rdf",
+    "plot_voronoi_motifs",
     "plot_q4_q6",
     "plot_r_factors",
     "add_scale_bar",

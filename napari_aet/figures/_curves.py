@@ -170,6 +170,29 @@ def plot_rdf(amorphous: dict, *, ax=None):
     return fig
 
 
+def plot_voronoi_motifs(amorphous: dict, *, ax=None):
+    """Bar chart of the most frequent Voronoi indices ``<n3,n4,n5,n6>`` of the interior atoms
+    (``voronoi_motifs`` of the ``amorphous`` part of ``analysis.json``), named motifs marked."""
+    fig, ax = _figure_axes(ax, (4.6, 3.0))
+    vm = amorphous.get("voronoi_motifs") or {}
+    top = vm.get("top") or []
+    if not top:
+        ax.text(0.5, 0.5, "no interior atoms with a Voronoi cell", ha="center", va="center",
+                transform=ax.transAxes, fontsize=8)  # fmt: skip
+        ax.set_axis_off()
+        return fig
+    labels = [t["index"] + (f"\n{t['motif']}" if t["motif"] else "") for t in top]
+    frac = [100 * t["fraction"] for t in top]
+    colors = ["#e76f51" if t["motif"] else "#264653" for t in top]
+    ax.bar(range(len(top)), frac, color=colors)
+    ax.set_xticks(range(len(top)), labels, rotation=60, ha="right", fontsize=6)
+    ax.set_ylabel("interior atoms (%)")
+    ax.set_title(
+        f"Voronoi indices <n3,n4,n5,n6> of {vm['n_atoms_with_index']} interior atoms", fontsize=9
+    )
+    return fig
+
+
 def plot_deviation_histogram(comparisons: dict, *, bins: int = 30, ax=None):
     """Histogram of the common atoms' deviations [pm] per comparison (the study's Fig. S1)."""
     from matplotlib.figure import Figure

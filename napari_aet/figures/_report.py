@@ -9,7 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import layer_groups, plot_layer_rmsd, plot_q4_q6, plot_r_factors, plot_rdf
+from . import (
+    layer_groups,
+    plot_layer_rmsd,
+    plot_q4_q6,
+    plot_r_factors,
+    plot_rdf,
+    plot_voronoi_motifs,
+)
 
 #: Figures :func:`make_run_figures` knows, in report order, with their captions.
 RUN_FIGURES = {
@@ -28,6 +35,8 @@ RUN_FIGURES = {
     "log10(j / j_Pt(111)), from the relation table given to the analysis.",
     "rdf": "Radial distribution function g(r) of an amorphous particle, its first peak and "
     "minimum, and the mean coordination.",
+    "voronoi_motifs": "Short-range-order motifs of an amorphous particle: the most frequent "
+    "Voronoi indices <n3,n4,n5,n6> of its interior atoms (named ideal motifs in red).",
     "r_factor": "R-factor per tilt between the measured images and the model's projections.",
     "measured_vs_reprojected": "Measured, reprojected and residual images at five tilts.",
 }
@@ -100,9 +109,11 @@ def make_figures(
             raise LookupError("the particle forms no close-packed layers (amorphous)")
 
     def build(name):
-        if name == "rdf":
+        if name in ("rdf", "voronoi_motifs"):
             if not summary.get("amorphous"):
-                raise LookupError("no g(r) in analysis.json (only amorphous particles get one)")
+                raise LookupError(f"no {name} in analysis.json (only amorphous particles get one)")
+            if name == "voronoi_motifs":
+                return plot_voronoi_motifs(summary["amorphous"])
             return plot_rdf(summary["amorphous"])
         if name in ("atoms_stacking", "atoms_layers", "layers_111", "layer_rmsd", "q4_q6"):
             if name != "q4_q6":

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..core.files import replace_when_done
 from ._angles import find_angle_sidecar, parse_angles, read_angles, write_angles
+from ._emd import EMD_SUFFIXES, read_emd_stack
 from ._matlab import mat_tilt_series
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -20,7 +21,9 @@ MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".ali", ".rec", ".map")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 NPY_SUFFIXES = (".npy",)
 MAT_SUFFIXES = (".mat",)
-TILT_SERIES_SUFFIXES = TIFF_SUFFIXES + MRC_SUFFIXES + HDF5_SUFFIXES + NPY_SUFFIXES + MAT_SUFFIXES
+TILT_SERIES_SUFFIXES = (
+    TIFF_SUFFIXES + MRC_SUFFIXES + HDF5_SUFFIXES + NPY_SUFFIXES + MAT_SUFFIXES + EMD_SUFFIXES
+)
 
 #: Dataset names tried, in order, when an HDF5 file has several 3D datasets.
 HDF5_DATA_NAMES = ("tilt_series", "data", "projections", "images", "tiltseries")
@@ -266,9 +269,11 @@ def read_tilt_series(
     Parameters
     ----------
     path : str or Path
-        A TIFF/OME-TIFF, MRC (``.mrc .mrcs .st .ali``), HDF5 (``.h5 .hdf5``) or NPY file.
+        A TIFF/OME-TIFF, MRC (``.mrc .mrcs .st .ali``), HDF5 (``.h5 .hdf5``), NPY, MATLAB
+        (``.mat``) or EMD (``.emd``: NCEM and Velox, through RosettaSciIO) file.
     dataset : str, optional
-        HDF5 only: path of the image stack inside the file. Default: a 3D dataset named like
+        HDF5: path of the image stack inside the file; MATLAB: the variable; EMD: the
+        signal's title (e.g. ``HAADF``). Default: a 3D dataset named like
         ``tilt_series``/``data``, or the only 3D dataset.
     angles : str, Path, sequence of float or None
         Tilt angles [degrees]: a text file, a typed string (``"-70:70:7"``), or numbers. Default:
@@ -316,12 +321,14 @@ def read_tilt_series(
         elif suffix in MAT_SUFFIXES:
             data, file_angles, meta = mat_tilt_series(path, dataset)
             px = None
+        elif suffix in EMD_SUFFIXES:
+            data, px, file_angles, meta = read_emd_stack(path, dataset)
         else:
             raise TiltSeriesFileError(
                 f"{path.name}: unsupported file type {suffix!r}; tilt series can be read from "
                 f"{', '.join(TILT_SERIES_SUFFIXES)}"
             )
-    except (KeyError, TiltSeriesFileError):
+    except (KeyError, TiltSeriesFileError, ImportError):
         raise
     except Exception as err:  # noqa: BLE001 - any reader failure becomes one clear message
         raise ValueError(
@@ -333,7 +340,7 @@ def read_tilt_series(
 
     angle_source = meta.get("angles_source")
     if angles is not None:
-        if isinstance(angles, (str, Path)) and Path(str(angles)).exists():
+        if isinstance(angles, (str, Path)) and _is_file(angles):
             ang = read_angles(angles)
             angle_source = str(angles)
         elif isinstance(angles, Path) or (
@@ -371,6 +378,14 @@ def read_tilt_series(
     elif px is not None:
         meta["pixel_size_source"] = "file"
     return TiltSeries(data, ang, None if px is None else float(px), str(path), meta)
+
+
+def _is_file(text) -> bool:
+    """True for an existing file; a long typed list of angles is not a path (no OSError)."""
+    try:
+        return Path(str(text)).is_file()
+    except OSError:
+        return False
 
 
 def validate_angles(angles, n_images: int, *, where: str = "the angles") -> np.ndarray:

@@ -6,9 +6,15 @@ import numpy as np
 import pandas as pd
 
 from ..core.atoms import AtomModel
+from ..core.elements import (
+    FCC_LATTICE_CONSTANTS_A,
+    MIN_DISTANCE_PER_BOND,
+    fcc_reference_A,
+    mean_bond_length_A,
+    parse_elements,
+)
 from ..forward import rotation_center_A
 from ._structures import (
-    PT_LATTICE_CONSTANT_A,
     amorphous_particle,
     apply_point_defects,
     fcc_particle,
@@ -16,18 +22,8 @@ from ._structures import (
     twinned_dumbbell,
 )
 
-#: fcc lattice constants [A] at room temperature (Kittel, Introduction to Solid State Physics).
-LATTICE_CONSTANTS_A = {
-    "Pt": PT_LATTICE_CONSTANT_A,
-    "Au": 4.078,
-    "Pd": 3.891,
-    "Ag": 4.086,
-    "Ni": 3.524,
-    "Cu": 3.615,
-    "Al": 4.050,
-    "Ir": 3.839,
-    "Rh": 3.803,
-}
+#: fcc lattice constants [A] at room temperature (Kittel); see :mod:`napari_aet.core.elements`.
+LATTICE_CONSTANTS_A = FCC_LATTICE_CONSTANTS_A
 
 STRUCTURES = ("twinned dumbbell", "fcc", "amorphous")
 
@@ -36,6 +32,7 @@ def build_structure(
     structure: str,
     *,
     element: str = "Pt",
+    composition=None,
     radius_A: float = 15.0,
     lattice_constant_A: float | None = None,
     shape: str = "blob",
@@ -53,7 +50,10 @@ def build_structure(
     structure : str
         One of :data:`STRUCTURES`.
     element : str
-        Chemical symbol of every atom.
+        Chemical symbol of every atom, or several (``"Pt,Ni"``) for a random substitutional
+        alloy whose fcc lattice constant follows Vegard's rule.
+    composition : sequence of float, optional
+        The alloy's atom fractions in the order the elements are given (default: equal).
     radius_A : float
         Particle radius [A] (each cluster's, for the dumbbell).
     lattice_constant_A : float, optional
@@ -71,18 +71,42 @@ def build_structure(
     seed : int or Generator, optional
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    a = lattice_constant_A or LATTICE_CONSTANTS_A.get(element)
-    if a is None and structure != "amorphous":
-        raise ValueError(
-            f"{element!r} is not one of the tabulated fcc metals; give its fcc lattice constant "
-            "(--lattice-constant in A; lattice_constant_A in Python), or --structure amorphous "
-            f"(known: {', '.join(LATTICE_CONSTANTS_A)})"
+    given = [p.strip() for p in str(element).replace("+", ",").split(",") if p.strip()]
+    elements = parse_elements(given)
+    order = [elements.index(parse_elements(g)[0]) for g in given]  # as given -> canonical
+    fractions = np.ones(len(elements))
+    if composition is not None:
+        comp = np.asarray(composition, float).ravel()
+        if len(comp) != len(elements) or not np.all(comp >= 0) or comp.sum() <= 0:
+            raise ValueError(
+                f"composition {list(comp)} must hold one non-negative fraction per element "
+                f"({', '.join(given)})"
+            )
+        fractions = np.zeros(len(elements))
+        fractions[order] = comp
+    fractions = fractions / fractions.sum()
+    bond = mean_bond_length_A(elements, fractions)
+    a = lattice_constant_A or fcc_reference_A(elements, fractions)
+    lattice_note = None
+    if a is None:
+        # not an fcc metal (Si, Fe, Co, ...): an fcc lattice with the element's own bond length
+        a = bond * np.sqrt(2.0)
+        lattice_note = (
+            f"{','.join(elements)} is not an fcc metal: fcc lattice with its bond length "
+            f"{bond:.3f} A (a = {a:.3f} A); give --lattice-constant for another"
         )
     feats: dict = {}
     if structure == "fcc":
         pos = fcc_particle(lattice_constant_A=a, radius_A=radius_A, shape=shape, seed=rng)
     elif structure == "amorphous":
-        pos = amorphous_particle(radius_A=radius_A, shape=shape, seed=rng)
+        # Pt's packing (min distance 2.0 A, 95 % of fcc density) scaled to the element's bond
+        pos = amorphous_particle(
+            radius_A=radius_A,
+            min_distance_A=MIN_DISTANCE_PER_BOND * bond,
+            number_density_per_A3=0.95 * 4 / (bond * np.sqrt(2.0)) ** 3,
+            shape=shape,
+            seed=rng,
+        )
     elif structure in ("twinned dumbbell", "twinned", "dumbbell"):
         s = twinned_dumbbell(
             lattice_constant_A=a,
@@ -99,15 +123,22 @@ def build_structure(
     keep = apply_point_defects(len(pos), vacancy_fraction=vacancy_fraction, seed=rng)
     pos = thermal_jitter(pos[keep], sigma_A=jitter_A, seed=rng)
     pos = pos + rotation_center_A(shape_px, pixel_size_A)
-    frame = pd.DataFrame({"element": np.full(len(pos), element)})
+    species = (
+        rng.choice(np.array(elements), size=len(pos), p=fractions)
+        if len(elements) > 1
+        else np.full(len(pos), elements[0])
+    )
+    frame = pd.DataFrame({"element": species})
     for k, v in feats.items():
         frame[k] = np.asarray(v)[keep]
     meta = {
         "source": f"napari-aet simulate: {structure}",
-        "element": element,
+        "element": ",".join(elements),
+        "composition": {e: round(float(f), 6) for e, f in zip(elements, fractions, strict=True)},
         "radius_A": radius_A,
         "lattice_constant_A": a,
         "vacancy_fraction": vacancy_fraction,
         "jitter_A": jitter_A,
+        **({"note": lattice_note} if lattice_note and structure != "amorphous" else {}),
     }
     return AtomModel(pos, frame, meta)

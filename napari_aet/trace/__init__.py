@@ -4,7 +4,7 @@ from ._editable import EditableAtomModel, default_autosave_path
 from ._picking import front_most_on_ray, pick_along_ray, pick_near_point
 from ._refine import REFINE_FEATURES, refine_atom_positions
 from ._review import DOUBT_WEIGHTS, ReviewList, doubt_scores, review_atoms
-from ._tracer import TraceResult, fit_peaks, trace_atoms
+from ._tracer import TraceResult, classify_species, fit_peaks, trace_atoms
 
 __all__ = [
     "DOUBT_WEIGHTS",
@@ -21,4 +21,5 @@ __all__ = [
     "pick_near_point",
     "refine_atom_positions",
     "trace_atoms",
+    "classify_species",
 ]

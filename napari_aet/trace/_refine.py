@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.atoms import AtomModel
+from ..core.elements import parse_elements
 from ..forward import refine_atomic_model, why_untrusted
+from ._tracer import classify_species
 
 #: Atoms that the refinement moved further than this [A] are worth a look in the review.
 LARGE_SHIFT_A = 0.5
@@ -57,6 +59,7 @@ def refine_atom_positions(
     iterations: int = 60,
     refine_geometry: bool = False,
     candidates=None,
+    element="Pt",
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -95,6 +98,10 @@ def refine_atom_positions(
         traced atom whose amplitude falls below :data:`DROP_AMPLITUDE` is removed, and of two
         atoms that end closer than 0.6 nearest-neighbour distances the fainter goes. The
         feature ``refine_added`` marks the added atoms.
+    element : str or sequence of str
+        Several elements (an alloy): each atom's ``element`` is then its class of refined
+        amplitude (:func:`classify_species`), and amplitudes are measured against the
+        faintest species' median, so that light atoms are not taken for false ones.
 
     Returns
     -------
@@ -134,7 +141,14 @@ def refine_atom_positions(
         return atoms, info
     n0 = atoms.n_atoms
     shift = np.linalg.norm(res.positions_A - start, axis=1)
-    amp_all = res.amplitudes / max(float(np.median(res.amplitudes[:n0])), 1e-30)
+    elements = parse_elements(element)
+    ref = float(np.median(res.amplitudes[:n0]))
+    if len(elements) > 1 and n0 >= 3 * len(elements):
+        _, _, lab = classify_species(res.amplitudes[:n0], elements, noise=False)
+        faint = lab == len(elements) - 1
+        if faint.sum() >= 3:
+            ref = float(np.median(res.amplitudes[:n0][faint]))
+    amp_all = res.amplitudes / max(ref, 1e-30)
     features = atoms.features.copy()
     if len(trial):
         import pandas as pd
@@ -169,6 +183,15 @@ def refine_atom_positions(
             "n_amplitude_below_0.3": int((amp_all[:n0] < 0.3).sum()),
         }
     )
+    if len(elements) > 1 and keep.sum() >= 3 * len(elements):
+        _, _, lab = classify_species(res.amplitudes[keep], elements, noise=False)
+        species = np.asarray(features["element"] if "element" in features else [""] * len(keep))
+        species = species.astype(object)
+        species[np.nonzero(keep)[0]] = [elements[k] for k in lab]
+        features["element"] = species.astype(str)
+        info["species_counts"] = {e: int((species[keep] == e).sum()) for e in elements}
+    elif "element" in features:
+        features["element"] = features["element"].fillna(elements[0]).astype(str)
     meta = dict(atoms.metadata)
     meta["refinement"] = info
     features = features[keep].reset_index(drop=True)

@@ -10,7 +10,12 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ..core.atoms import AtomModel
+from ..core.elements import element_data, parse_elements, tracer_min_distance_A
 from ..core.progress import check_cancel, report
+
+#: ADF-STEM contrast goes about as Z**1.7 (Krivanek et al., Nature 464, 571 (2010)): the
+#: starting ratio of the species' intensities when several elements are told apart.
+Z_CONTRAST_EXPONENT = 1.7
 
 # design matrix of a quadratic in the 27 voxels of a 3x3x3 box:
 # log I = c + g.x + 1/2 x^T H x  ->  10 unknowns (c, gz, gy, gx, Hzz, Hyy, Hxx, Hzy, Hzx, Hyx)
@@ -157,11 +162,12 @@ def trace_atoms(
     *,
     voxel_size_A: float,
     smooth_sigma_A: float = 0.3,
-    min_distance_A: float = 2.0,
+    min_distance_A: float | None = None,
     integration_radius_A: float = 0.8,
     threshold: str | float = "auto",
     threshold_fraction: float = 0.4,
     max_rounds: int = 3,
+    element="Pt",
     progress=None,
     cancel=None,
 ) -> TraceResult:
@@ -180,6 +186,11 @@ def trace_atoms(
        ``threshold_fraction`` of the median intensity of the brighter half of the candidates
        (robust whether or not noise peaks form a class of their own); ``"otsu"`` takes Otsu's
        threshold of the histogram; a number is used as given.
+    7. Several elements (an alloy, ``element="Pt,Ni"``): the candidates' intensities are
+       split by 1D K-means into noise and one class per element (started at the Z**1.7
+       ratios of :data:`Z_CONTRAST_EXPONENT`, heaviest brightest) instead of the threshold
+       rule, and each atom's ``element`` feature is its class. With one element every atom
+       gets that element.
 
     Parameters
     ----------
@@ -193,6 +204,11 @@ def trace_atoms(
         Integrated-intensity threshold.
     threshold_fraction : float
         For ``"auto"``: fraction of the bright candidates' median intensity.
+    min_distance_A : float, optional
+        Minimum distance between atoms [A]; default from the element(s)
+        (:func:`napari_aet.core.elements.tracer_min_distance_A`: 2.0 A for Pt, 1.7 for Si).
+    element : str or sequence of str
+        The element, or several for an alloy (``"Pt,Ni"``).
 
     Returns
     -------
@@ -211,6 +227,9 @@ def trace_atoms(
             f"the tomogram is blank (every voxel {float(vol.flat[0]):g}): nothing to trace; "
             "check the reconstruction (its iterations, support and input series)"
         )
+    elements = parse_elements(element)
+    if min_distance_A is None:
+        min_distance_A = tracer_min_distance_A(elements)
     if voxel_size_A <= 0 or min_distance_A <= 0:
         raise ValueError("voxel_size_A and min_distance_A must be positive (Angstrom)")
     px = float(voxel_size_A)
@@ -258,7 +277,11 @@ def trace_atoms(
     inten = _integrated(work - bg, all_pos, integration_radius_A / px)
     cand_ok = acc
     vals = inten[cand_ok]
-    if threshold == "auto":
+    species = np.full(len(inten), elements[0], dtype=object)
+    if len(elements) > 1 and threshold in ("auto", "otsu") and len(vals) > 3 * len(elements):
+        thr, centres, lab = classify_species(vals, elements)
+        species[np.nonzero(cand_ok)[0]] = [elements[k] if k >= 0 else "" for k in lab]
+    elif threshold == "auto":
         # atoms have consistent intensities: the brighter half of the candidates is atoms when
         # noise peaks are fewer than atoms, so a fraction of its median separates the classes
         # whether or not a noise population exists (Otsu splits a one-class histogram)
@@ -269,6 +292,9 @@ def trace_atoms(
     else:
         thr = float(threshold)
     is_atom = cand_ok & (inten >= thr)
+    if len(elements) > 1 and threshold not in ("auto", "otsu") and is_atom.any():
+        _, _, lab = classify_species(inten[is_atom], elements, noise=False)
+        species[np.nonzero(is_atom)[0]] = [elements[k] for k in lab]
     cand = pd.DataFrame(
         {
             "z": all_pos[:, 0] * px,
@@ -287,6 +313,7 @@ def trace_atoms(
             "peak_height": all_h[sel],
             "fit_residual": all_r[sel],
             "manual": np.zeros(len(sel), np.int8),
+            "element": species[sel].astype(str),
         }
     )
     settings = {
@@ -299,6 +326,7 @@ def trace_atoms(
         "threshold_mode": threshold if isinstance(threshold, str) else "given",
         "threshold_fraction": threshold_fraction,
         "max_rounds": max_rounds,
+        "element": ",".join(elements),
         "n_candidates": int(len(cand)),
         "n_atoms": int(len(sel)),
     }
@@ -307,5 +335,52 @@ def trace_atoms(
         feats,
         {"trace_settings": settings, "n_manual_added": 0, "n_manual_removed": 0},
     )
+    if len(elements) > 1:
+        settings["species_counts"] = {e: int((species[sel] == e).sum()) for e in elements}
     report(progress, max_rounds + 1, max_rounds + 1, f"{len(sel)} atoms")
     return TraceResult(model, cand, thr, settings)
+
+
+def classify_species(intensity, elements, *, noise: bool = True):
+    """Split integrated intensities into (noise and) one class per element by 1D K-means.
+
+    The classes start at the Z**1.7 ratios of the elements (:data:`Z_CONTRAST_EXPONENT`)
+    below the bright candidates' intensity (95th percentile), and noise at zero; K-means then
+    moves them to the data, so the exponent only has to order the species.
+
+    Returns
+    -------
+    threshold : float
+        Halfway between the noise class and the faintest element's (0 without noise).
+    centres : ndarray
+        The elements' class centres, in the order of ``elements``.
+    labels : ndarray of int
+        Per value: the index into ``elements``, or -1 for noise.
+    """
+    from scipy.cluster.vq import kmeans2
+
+    els = parse_elements(elements)
+    v = np.asarray(intensity, float)
+    z = np.array([element_data(e).atomic_number for e in els], float)
+    top = float(np.percentile(v, 95)) if len(v) else 1.0
+    start = top * (z / z.max()) ** Z_CONTRAST_EXPONENT
+    init = np.r_[0.0, start] if noise else start
+    centres, _ = kmeans2(v[:, None], init[:, None], minit="matrix", iter=50)
+    c = centres[:, 0]
+    # K-means may swap or empty a class: keep the order of the start (noise < light < heavy)
+    c = np.where(np.isfinite(c), c, init)
+    order = np.argsort(c)
+    c_sorted = c[order]
+    cut = 0.5 * (c_sorted[1:] + c_sorted[:-1])
+    cls = np.searchsorted(cut, v)  # 0 = faintest class
+    n_el = len(els)
+    # class k of the sorted centres -> element index (heaviest = brightest = index 0)
+    if noise:
+        lab = np.where(cls == 0, -1, n_el - cls)
+        thr = float(cut[0])
+        el_centres = c_sorted[1:][::-1]
+    else:
+        lab = n_el - 1 - cls
+        thr = 0.0
+        el_centres = c_sorted[::-1]
+    return thr, el_centres, lab.astype(int)

@@ -198,3 +198,21 @@ def draw_subset(viewer, layer, mask, label: str | None):
     )
     layer.visible = False
     return sub
+
+
+def element_edit(default: str = "Pt", *, uses: str = ""):
+    """A text field for the sample's element, or several for an alloy (``Pt,Ni``)."""
+    from magicgui.widgets import LineEdit
+
+    w = LineEdit(label="element(s)", value=default)
+    w.tooltip = "a chemical symbol (Pt, Au, Si, ...) or several for an alloy: Pt,Ni" + (
+        f"; {uses}" if uses else ""
+    )
+    return w
+
+
+def element_value(widget) -> str:
+    """The element field's value, canonical (``"Pt,Ni"``); ValueError naming the fix."""
+    from ..core.elements import parse_elements
+
+    return ",".join(parse_elements(str(widget.value)))

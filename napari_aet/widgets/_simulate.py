@@ -17,10 +17,11 @@ from magicgui.widgets import (
 )
 
 from .._layers import atoms_layer_data, tilt_series_layer_data
+from ..core.elements import parse_elements
 from ..io import TiltSeries, parse_angles
-from ..simulate import LATTICE_CONSTANTS_A, build_structure, simulate_tilt_series
+from ..simulate import build_structure, simulate_tilt_series
 from ..workflows import SimulateSettings
-from ._runner import status_label
+from ._runner import element_edit, element_value, status_label
 
 D = SimulateSettings()
 
@@ -38,9 +39,7 @@ class SimulateWidget(Container):
         self.structure = ComboBox(
             label="structure", choices=["twinned dumbbell", "fcc", "amorphous"], value="fcc"
         )
-        self.element = ComboBox(
-            label="element", choices=sorted(LATTICE_CONSTANTS_A), value=D.element
-        )
+        self.element = element_edit(D.element, uses="several make a random alloy")
         self.radius = FloatSpinBox(label="radius (A)", value=12.0, min=3.0, max=60.0)
         self.angles = LineEdit(label="angles (deg)", value=D.angles)
         self.pixel_size = FloatSpinBox(
@@ -95,7 +94,7 @@ class SimulateWidget(Container):
             params["angles"],
             pixel_size_A=params["pixel_size"],
             shape_px=(params["size"], params["size"]),
-            element=params["element"],
+            element=parse_elements(params["element"])[0],
             dose_e_per_A2=params["dose"] or None,
             angle_error_deg=params["angle_error"],
             shift_error_px=params["shift_error"],
@@ -111,12 +110,13 @@ class SimulateWidget(Container):
 
         try:
             angles = parse_angles(self.angles.value)
+            element_value(self.element)
         except ValueError as err:
             self.status.value = f"Not started: {err}"
             return None
         params = {
             "structure": self.structure.value,
-            "element": self.element.value,
+            "element": element_value(self.element),
             "radius": float(self.radius.value),
             "angles": angles,
             "pixel_size": float(self.pixel_size.value),

@@ -17,14 +17,16 @@ from magicgui.widgets import (
 
 from .._layers import atoms_from_layer
 from ..analysis import analyze_structure, gaussian_map
+from ..core.elements import fcc_reference_A
 from ..figures import diverging_limit, transparent_centre_rgba, values_to_rgba
-from ..simulate import LATTICE_CONSTANTS_A
 from ..workflows import AnalyzeSettings
 from ._runner import (
     StageRunner,
     StageWidgetMixin,
     add_plot_canvas,
     draw_subset,
+    element_edit,
+    element_value,
     follow_new_layers,
     status_label,
 )
@@ -77,18 +79,16 @@ class StrainWidget(StageWidgetMixin, Container):
         super().__init__(labels=True)
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Points", label="atoms")
-        self.element = ComboBox(
-            label="element", choices=sorted(LATTICE_CONSTANTS_A), value=D.element
-        )
+        self.element = element_edit(D.element, uses="sets the reference lattice constant")
         self.a_ref = FloatSpinBox(
             label="reference a (A)",
-            value=LATTICE_CONSTANTS_A[D.element],
+            value=fcc_reference_A(D.element),
             min=2.0,
             max=7.0,
             step=0.001,
         )
         self.a_ref.tooltip = "bulk lattice constant the local strain is measured against"
-        self.element.changed.connect(lambda v: setattr(self.a_ref, "value", LATTICE_CONSTANTS_A[v]))
+        self.element.changed.connect(self._element_changed)
         self.frame = ComboBox(label="strain axes", choices=["lab", "crystal"], value=D.strain_frame)
         self.orr_table = FileEdit(label="ORR relation (CSV)", mode="r", filter="*.csv", value="")
         self.run_button = PushButton(text="Compute strain (and ORR)")
@@ -122,6 +122,15 @@ class StrainWidget(StageWidgetMixin, Container):
         follow_new_layers(viewer, self.layer, ("atom_model",))
         self._figure, self._canvas = add_plot_canvas(self, figsize=(3.6, 1.9), min_height=160)
 
+    def _element_changed(self, value=None) -> None:
+        """An fcc element (or alloy) sets its reference lattice constant."""
+        try:
+            a = fcc_reference_A(element_value(self.element))
+        except ValueError:
+            return
+        if a is not None:
+            self.a_ref.value = a
+
     def run(self, event=None):
         layer = self.layer.value
         if layer is None or len(layer.data) < 20:
@@ -134,7 +143,11 @@ class StrainWidget(StageWidgetMixin, Container):
             return None
         model = atoms_from_layer(layer.data, layer.features, layer.metadata)
         a_ref = float(self.a_ref.value)
-        element = self.element.value
+        try:
+            element = element_value(self.element)
+        except ValueError as err:
+            self.status.value = f"Not started: {err}"
+            return None
         frame = self.frame.value
         self._target = layer
         self.status.value = "Computing..."

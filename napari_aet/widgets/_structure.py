@@ -21,13 +21,14 @@ from .._layers import _STACKING_COLORS, atoms_from_layer
 from ..analysis import analyze_structure
 from ..core.geometry import in_plane_basis
 from ..figures import STUDY_LAYER_COLORS, layer_groups, plot_layer_rmsd, plot_q4_q6
-from ..simulate import LATTICE_CONSTANTS_A
 from ..workflows import AnalyzeSettings
 from ._runner import (
     StageRunner,
     StageWidgetMixin,
     add_plot_canvas,
     draw_subset,
+    element_edit,
+    element_value,
     follow_new_layers,
     status_label,
 )
@@ -101,9 +102,7 @@ class StructureWidget(StageWidgetMixin, Container):
             ],
             value="study preset",
         )
-        self.element = ComboBox(
-            label="element", choices=sorted(LATTICE_CONSTANTS_A), value=D.element
-        )
+        self.element = element_edit(D.element)
         self.element.tooltip = "sets the reference lattice constant and the Q4/Q6 cutoff"
         self.strain = CheckBox(label="strain, facets, local strain", value=False)
         self.show_layers = LineEdit(label="show layers", value="")
@@ -172,7 +171,11 @@ class StructureWidget(StageWidgetMixin, Container):
             return None
         model = atoms_from_layer(layer.data, layer.features, layer.metadata)
         strain = bool(self.strain.value)
-        element = self.element.value
+        try:
+            element = element_value(self.element)
+        except ValueError as err:
+            self.status.value = f"Not started: {err}"
+            return None
         self._target = layer
         self.status.value = "Analysing..."
         return self.runner.start(

@@ -16,6 +16,7 @@ from magicgui.widgets import (
 )
 
 from .._layers import ATOM_POINT_SIZE_A, layer_voxel_size_A, tilt_series_from_layer
+from ..core.elements import tracer_min_distance_A
 from ..figures import plot_trace_histogram
 from ..trace import (
     REFINE_FEATURES,
@@ -33,6 +34,8 @@ from ._runner import (
     StageRunner,
     StageWidgetMixin,
     add_plot_canvas,
+    element_edit,
+    element_value,
     follow_new_layers,
     status_label,
 )
@@ -75,9 +78,13 @@ class TraceWidget(StageWidgetMixin, Container):
         self.smooth = FloatSpinBox(
             label="smoothing sigma (A)", value=D.smooth_sigma_A, min=0.0, max=3.0, step=0.05
         )
-        self.min_distance = FloatSpinBox(
-            label="min distance (A)", value=D.min_distance_A, min=0.5, max=10.0, step=0.1
+        self.element = element_edit(
+            D.element, uses="sets the minimum distance; an alloy's atoms are classed by intensity"
         )
+        self.min_distance = FloatSpinBox(
+            label="min distance (A)", value=D.min_distance_value(), min=0.5, max=10.0, step=0.1
+        )
+        self.element.changed.connect(self._element_changed)
         self.radius = FloatSpinBox(
             label="integration radius (A)", value=D.integration_radius_A, min=0.2, max=3.0, step=0.1
         )
@@ -107,6 +114,7 @@ class TraceWidget(StageWidgetMixin, Container):
             [
                 self.layer,
                 self.smooth,
+                self.element,
                 self.min_distance,
                 self.radius,
                 self.threshold_mode,
@@ -188,9 +196,15 @@ class TraceWidget(StageWidgetMixin, Container):
         thr = self.threshold_mode.value
         if thr == "value":
             thr = float(self.threshold_value.value)
+        try:
+            element = element_value(self.element)
+        except ValueError as err:
+            self.status.value = f"Not started: {err}"
+            return None
         vol = np.asarray(layer.data)
         opts = dict(
             voxel_size_A=voxel,
+            element=element,
             smooth_sigma_A=float(self.smooth.value),
             min_distance_A=float(self.min_distance.value),
             integration_radius_A=float(self.radius.value),
@@ -201,6 +215,13 @@ class TraceWidget(StageWidgetMixin, Container):
         return self.runner.start(
             lambda progress, cancel: trace_atoms(vol, progress=progress, cancel=cancel, **opts)
         )
+
+    def _element_changed(self, value=None) -> None:
+        """A new element sets its minimum distance (a bad symbol leaves it)."""
+        try:
+            self.min_distance.value = tracer_min_distance_A(element_value(self.element))
+        except ValueError:
+            pass
 
     def _autosave_path(self) -> Path:
         layer = self.layer.value
@@ -235,6 +256,7 @@ class TraceWidget(StageWidgetMixin, Container):
             ts = tilt_series_from_layer(layer.data, layer.metadata, layer.scale)
             if ts.angles_deg is None or ts.pixel_size_A is None:
                 raise ValueError(f"{layer.name!r} needs tilt angles and a pixel size")
+            element = element_value(self.element)
         except ValueError as err:
             self.status.value = f"Not started: {err}"
             return None
@@ -245,6 +267,7 @@ class TraceWidget(StageWidgetMixin, Container):
                 ts.data,
                 ts.angles_deg,
                 pixel_size_A=ts.pixel_size_A,
+                element=element,
                 progress=progress,
                 cancel=cancel,
             )

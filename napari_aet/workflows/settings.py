@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from ..align import STUDY_LOWPASS_INV_A
+from ..core.elements import tracer_min_distance_A
 
 #: The study's dose: 1.61e5 e/A^2 over 21 images.
 STUDY_DOSE_PER_IMAGE = 1.61e5 / 21
@@ -47,7 +48,8 @@ class SimulateSettings:
 
     sample: bool = False  # the built-in twinned Pt nanodumbbell (the rest is ignored)
     structure: str = "twinned dumbbell"
-    element: str = "Pt"
+    element: str = "Pt"  # or several ("Pt,Ni") for a random alloy
+    composition: str | None = None  # the alloy's atom fractions, e.g. "0.5,0.5"
     lattice_constant_A: float | None = None
     radius_A: float = 15.0
     shape: str = "blob"
@@ -141,10 +143,17 @@ class TraceSettings:
     """Atom tracing (``napari-aet trace``, the Trace widget)."""
 
     smooth_sigma_A: float = 0.3
-    min_distance_A: float = 2.0
+    min_distance_A: float | None = None  # default: from the element's bond (2.0 A for Pt)
     integration_radius_A: float = 0.8
     threshold: str = "auto"  # "auto", "otsu" or a number
     max_rounds: int = 3
+    element: str = "Pt"  # or several for an alloy ("Pt,Ni"): atoms classed by intensity
+
+    def min_distance_value(self) -> float:
+        """The minimum distance [A]: as given, else from the element(s)."""
+        if self.min_distance_A is not None:
+            return float(self.min_distance_A)
+        return tracer_min_distance_A(self.element)
 
     def threshold_value(self):
         """``"auto"``, ``"otsu"`` or the threshold as a float."""
@@ -166,6 +175,7 @@ class PositionRefineSettings:
     # let the images add rejected tracer candidates and remove traced atoms (by their refined
     # amplitude; needs the tracer's candidates.csv)
     add_remove: bool = True
+    element: str = "Pt"  # several (an alloy): each atom's species from its refined amplitude
     device: str = "auto"
 
 

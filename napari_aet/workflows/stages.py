@@ -20,6 +20,7 @@ from ..analysis import analyze_structure, r_factor
 from ..augment import augment_volume
 from ..core.atoms import AtomModel
 from ..core.device import cuda_available
+from ..core.elements import parse_elements
 from ..core.files import replace_when_done
 from ..figures import (
     layer_groups,
@@ -31,6 +32,7 @@ from ..figures import (
     plot_recon_errors,
     plot_refine_shifts,
     plot_trace_histogram,
+    plot_voronoi_motifs,
     tilt_series_montage,
     volume_slices_figure,
 )
@@ -174,10 +176,11 @@ def _trace_kwargs(settings: TraceSettings) -> dict:
     """The tracer's keyword arguments from its settings."""
     return {
         "smooth_sigma_A": settings.smooth_sigma_A,
-        "min_distance_A": settings.min_distance_A,
+        "min_distance_A": settings.min_distance_value(),
         "integration_radius_A": settings.integration_radius_A,
         "threshold": settings.threshold_value(),
         "max_rounds": settings.max_rounds,
+        "element": settings.element,
     }
 
 
@@ -211,10 +214,14 @@ def run_simulate(settings: SimulateSettings, out, progress=None, cancel=None) ->
     if s.sample:
         sim = twinned_pt_nanodumbbell()
         label = "Twinned Pt nanodumbbell (simulated)"
+        notes = []
     else:
         atoms = build_structure(
             s.structure,
             element=s.element,
+            composition=None
+            if s.composition is None
+            else [float(v) for v in str(s.composition).split(",")],
             lattice_constant_A=s.lattice_constant_A,
             radius_A=s.radius_A,
             shape=s.shape,
@@ -230,7 +237,7 @@ def run_simulate(settings: SimulateSettings, out, progress=None, cancel=None) ->
             pixel_size_A=s.pixel_size_A,
             shape_px=(s.size_px, s.size_px),
             blur_sigma_A=s.blur_sigma_A,
-            element=s.element,
+            element=parse_elements(s.element)[0],  # the counts scale: the heaviest atom's
             dose_e_per_A2=s.dose_e_per_A2 or None,
             angle_error_deg=s.angle_error_deg,
             shift_error_px=s.shift_error_px,
@@ -240,6 +247,7 @@ def run_simulate(settings: SimulateSettings, out, progress=None, cancel=None) ->
             cancel=cancel,
         )
         label = f"Simulated {s.element} {s.structure}"
+        notes = [atoms.metadata["note"]] if "note" in atoms.metadata else []
     prov = {"napari_aet_version": __version__, "command": "simulate", **sim.settings}
     ts = TiltSeries(sim.data, sim.angles_deg, sim.pixel_size_A, "simulated", {})
     files = write_tilt_series(out / f"tilt_series.{s.format}", ts, provenance=prov)
@@ -268,7 +276,7 @@ def run_simulate(settings: SimulateSettings, out, progress=None, cancel=None) ->
         f"{label}: {truth_atoms.n_atoms} atoms, {len(sim.angles_deg)} images of "
         f"{sim.data.shape[1]} x {sim.data.shape[2]} px at {sim.pixel_size_A} A"
     )
-    return StageResult("simulate", truth, written, msg)
+    return StageResult("simulate", truth, written, msg, notes)
 
 
 def run_align(
@@ -522,6 +530,7 @@ def run_refine(
         iterations=s.iterations,
         refine_geometry=s.refine_geometry,
         candidates=cand,
+        element=s.element,
         device=s.device,
         progress=progress,
         cancel=cancel,
@@ -592,6 +601,11 @@ def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=Non
     ]
     if summary.get("amorphous"):
         figs.append(_save_figure(plot_rdf(summary["amorphous"]), out, "figures/rdf.png"))
+        figs.append(
+            _save_figure(
+                plot_voronoi_motifs(summary["amorphous"]), out, "figures/voronoi_motifs.png"
+            )
+        )
     rot = summary["relative_rotation_deg"]
     a = summary["lattice_constant_A"]
     faults = ", ".join(f"{x['type']} at layer {x['layer']}" for x in summary["faults"])
@@ -622,7 +636,7 @@ def run_validate(
         ts.angles_deg,
         pixel_size_A=ts.pixel_size_A,
         blur_sigma_A=s.blur_sigma_A,
-        element=s.element,
+        element=_species(model, s.element),
         per_image_scale=not s.shared_scale,
         progress=progress,
     )
@@ -729,6 +743,17 @@ def run_precision(
     return StageResult(
         "precision", info, [STAGE_FILES["precision"]["record"], fig], "\n".join(lines), notes
     )
+
+
+def _species(model: AtomModel, element: str):
+    """An alloy's per-atom elements (its ``element`` feature, when every atom has one of the
+    given elements), else the element(s) as given."""
+    els = parse_elements(element)
+    if len(els) > 1 and "element" in model.features:
+        col = model.features["element"].astype(str).to_numpy()
+        if np.isin(col, els).all():
+            return col
+    return element
 
 
 def with_element(settings, element: str | None):
