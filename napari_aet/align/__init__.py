@@ -1,5 +1,11 @@
 """Tilt-series preprocessing and alignment (no Qt, no napari)."""
 
+from ._dual_axis import (
+    DualAxisRegistration,
+    dual_axis_euler,
+    refine_second_axis_turn,
+    register_second_axis,
+)
 from ._pipeline import AlignmentResult, align_tilt_series
 from ._preprocess import (
     LOW_COUNTS,
@@ -22,8 +28,10 @@ from ._shifts import (
 )
 
 __all__ = [
-    "LOW_COUNTS",
-    "dose_denoise_choice",
+    "DualAxisRegistration",
+    "dual_axis_euler",
+    "refine_second_axis_turn",
+    "register_second_axis",
     "LOW_COUNTS",
     "dose_denoise_choice",
     "STUDY_LOWPASS_INV_A",

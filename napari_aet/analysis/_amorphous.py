@@ -173,6 +173,9 @@ def voronoi_indices(positions_A, *, interior=None, bond_A: float | None = None):
     rel = pos - centre
     if bond_A is None:
         bond_A = float(np.median(cKDTree(pos).query(pos, k=2)[0][:, 1]))
+    if not (np.isfinite(bond_A) and bond_A > 0) or np.ptp(rel, axis=0).min() <= 0:
+        # coincident or flat: no cells to speak of
+        return np.full(n, "", dtype=object).astype(str), counts
     box = freud.box.Box.cube(2.0 * (np.abs(rel).max() + 4.0 * bond_A))
     vor = freud.locality.Voronoi()
     vor.compute((box, rel))

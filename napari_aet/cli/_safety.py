@@ -34,6 +34,7 @@ OPTION_RANGES: dict[str, tuple[float, float, str]] = {
     "angle_error": (0.0, 10.0, "degrees"),
     "shift_error": (0.0, 100.0, "pixels"),
     "tilt_axis_angle": (-180.0, 180.0, "degrees"),
+    "second_axis_rotation": (-360.0, 360.0, "degrees (in-plane turn of the second series)"),
     "lowpass": (0.0, 100.0, "A (0 = off)"),
     "lowpass_edge": (0.0, 1.0, "a fraction of Nyquist"),
     "rounds": (0, 100, "rounds"),

@@ -73,7 +73,7 @@ def multislice_tilt_series(
     *,
     pixel_size_A: float,
     shape_px: tuple[int, int],
-    element: str = "Pt",
+    element="Pt",
     settings: MultisliceSettings | None = None,
     seed: int = 0,
     progress=None,
@@ -101,6 +101,10 @@ def multislice_tilt_series(
     d = np.asarray(positions_A, float) - center
     angles = np.atleast_1d(np.asarray(angles_deg, float))
     rng = np.random.default_rng(seed)
+    # one element for all, or one per atom (an alloy)
+    symbols = [element] * len(d) if isinstance(element, str) else [str(e) for e in element]
+    if len(symbols) != len(d):
+        raise ValueError(f"{len(symbols)} elements for {len(d)} atoms: give one per atom")
     out = np.empty((len(angles), rows, cols), np.float32)
     extent = (rows * pixel_size_A, cols * pixel_size_A)
     for i, a in enumerate(angles):
@@ -111,7 +115,7 @@ def multislice_tilt_series(
         depth = -d[:, 2] * np.sin(th) + d[:, 0] * np.cos(th)
         depth = depth - depth.min() + 2.0
         atoms = ase.Atoms(
-            f"{element}{len(d)}",
+            symbols,
             positions=np.stack([row_A, col_A, depth], 1),
             cell=(extent[0], extent[1], depth.max() + 2.0),
             pbc=True,

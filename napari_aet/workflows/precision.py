@@ -18,9 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from ..analysis import ModelComparison, compare_atom_models
 from ..augment import augment_volume
+from ..core.atoms import AtomModel
+from ..core.elements import parse_elements
 from ..core.progress import check_cancel
 from ..recon import genfire
 from ..simulate import MultisliceSettings, multislice_tilt_series, simulate_tilt_series
@@ -68,7 +71,7 @@ def precision_analysis(
     shape_px: tuple[int, int],
     simulator: str = "multislice",
     multislice: MultisliceSettings | None = None,
-    element: str = "Pt",
+    element="Pt",
     iterations: int = 100,
     oversampling: float = 2.0,
     weights=None,
@@ -93,6 +96,8 @@ def precision_analysis(
     simulator : {"multislice", "kirkland"}
         abTEM multislice (the study's method) or the fast incoherent simulator.
     multislice : MultisliceSettings
+    element : str or sequence of str
+        The element of every atom, or one per atom (an alloy's ``element`` feature).
     iterations, oversampling
         GENFIRE settings.
     weights : str or path, optional
@@ -107,21 +112,40 @@ def precision_analysis(
 
     pos = np.asarray(positions_A, float).reshape(-1, 3)
     angles = np.asarray(angles_deg, float)
+    # an alloy: one element per atom (the model's feature); the heaviest sets the counts
+    if isinstance(element, str):
+        per_atom = heaviest = parse_elements(element)[0]
+    else:
+        per_atom = [parse_elements(e)[0] for e in element]
+        if len(per_atom) != len(pos):
+            raise ValueError(f"{len(per_atom)} elements for {len(pos)} atoms")
+        heaviest = parse_elements(per_atom)[0]
+    spec = ",".join(parse_elements(element if isinstance(element, str) else per_atom))
     if simulator == "multislice":
         series = multislice_tilt_series(
             pos,
             angles,
             pixel_size_A=pixel_size_A,
             shape_px=shape_px,
-            element=element,
+            element=per_atom,
             settings=multislice,
             seed=seed,
             progress=progress,
             cancel=cancel,
         )
     elif simulator == "kirkland":
+        model = (
+            AtomModel(pos)
+            if isinstance(per_atom, str)
+            else AtomModel(pos, pd.DataFrame({"element": per_atom}))
+        )
         series = simulate_tilt_series(
-            pos, angles, pixel_size_A=pixel_size_A, shape_px=shape_px, element=element, seed=seed
+            model,
+            angles,
+            pixel_size_A=pixel_size_A,
+            shape_px=shape_px,
+            element=heaviest,
+            seed=seed,
         ).data
     else:
         raise ValueError("simulator must be 'multislice' or 'kirkland'")
@@ -136,12 +160,18 @@ def precision_analysis(
     traced = {}
     for k, v in volumes.items():
         check_cancel(cancel, "the precision analysis")
-        t = trace_atoms(v, voxel_size_A=pixel_size_A)
+        t = trace_atoms(v, voxel_size_A=pixel_size_A, element=spec)
         traced[k] = t.atoms.positions
         comps[k] = compare_atom_models(pos, t.atoms.positions, radius_A=pair_radius_A)
         if refine_positions and t.atoms.n_atoms:
             refined, info = refine_atom_positions(
-                t.atoms, series, angles, pixel_size_A=pixel_size_A, device=device, cancel=cancel
+                t.atoms,
+                series,
+                angles,
+                pixel_size_A=pixel_size_A,
+                element=spec,
+                device=device,
+                cancel=cancel,
             )
             if "not_refined" not in info:
                 traced[f"{k} refined"] = refined.positions

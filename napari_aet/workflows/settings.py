@@ -125,6 +125,8 @@ class ReconSettings:
     rfree_fraction: float = 0.05
     device: str = "auto"
     format: str = "h5"
+    # dual-axis: the second series' in-plane turn [deg]; None = measured from the images
+    second_axis_rotation_deg: float | None = None
 
 
 @dataclass(frozen=True)

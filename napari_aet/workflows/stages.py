@@ -15,7 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..align import align_tilt_series
+from ..align import (
+    align_tilt_series,
+    dual_axis_euler,
+    refine_second_axis_turn,
+    register_second_axis,
+)
 from ..analysis import analyze_structure, r_factor
 from ..augment import augment_volume
 from ..core.atoms import AtomModel
@@ -361,16 +366,72 @@ def _support(spec: str):
     return mask
 
 
+def _dual_axis_geometry(ts: TiltSeries, tsb: TiltSeries, s: ReconSettings, cancel):
+    """The joined images and Euler angles of a dual-axis acquisition, and its record."""
+    if tsb.data.shape[1:] != ts.data.shape[1:]:
+        raise ValueError(
+            f"the second series' images are {tsb.data.shape[1:]} pixels, the first's "
+            f"{ts.data.shape[1:]}: crop or pad them to one size first"
+        )
+    if abs(tsb.pixel_size_A - ts.pixel_size_A) > 1e-3 * ts.pixel_size_A:
+        raise ValueError(
+            f"the two series' pixel sizes differ ({ts.pixel_size_A:g} and "
+            f"{tsb.pixel_size_A:g} A): resample one to the other first"
+        )
+    reg = register_second_axis(
+        ts.data, ts.angles_deg, tsb.data, tsb.angles_deg, rotation_deg=s.second_axis_rotation_deg
+    )
+    first = genfire(ts.data, ts.angles_deg, iterations=20, device=s.device, cancel=cancel)
+    candidates = [] if s.second_axis_rotation_deg is not None else reg.candidates_deg
+    delta, corr = refine_second_axis_turn(
+        first.volume, tsb.data, tsb.angles_deg, reg.rotation_deg, candidates=candidates
+    )
+    info = {
+        "rotation_deg": delta,
+        "rotation_from_untilted_images_deg": reg.rotation_deg,
+        "rotation_given_deg": s.second_axis_rotation_deg,
+        "reprojection_correlation": corr,
+        "untilted_shift_px": list(reg.shift_px),
+        "n_images": [int(ts.n_tilts), int(tsb.n_tilts)],
+        "second_angles_deg": [float(a) for a in tsb.angles_deg],
+    }
+    notes = []
+    if max(abs(v) for v in reg.shift_px) > 1.0:
+        notes.append(
+            f"the second series' untilted image is offset by ({reg.shift_px[0]:.1f}, "
+            f"{reg.shift_px[1]:.1f}) px from the first after the turn: centre both series on "
+            "the same point (align each with its centre of mass) for a sharp joint tomogram"
+        )
+    data = np.concatenate([ts.data, tsb.data])
+    return data, dual_axis_euler(ts.angles_deg, tsb.angles_deg, delta), info, notes
+
+
 def run_recon(
-    series: SeriesSource, settings: ReconSettings, out, progress=None, cancel=None
+    series: SeriesSource,
+    settings: ReconSettings,
+    out,
+    progress=None,
+    cancel=None,
+    *,
+    second: SeriesSource | None = None,
 ) -> StageResult:
     """GENFIRE reconstruction of an aligned series: the tomogram (with its settings), the
-    error curves (``recon_errors.csv``) and their figure."""
+    error curves (``recon_errors.csv``) and their figure.
+
+    ``second``: the second series of a dual-axis acquisition (aligned on its own, same size
+    and pixel size). Its in-plane turn relative to the first is measured (or taken from
+    ``settings.second_axis_rotation_deg``) and refined against its images
+    (:func:`napari_aet.align.refine_second_axis_turn`); both series are then reconstructed
+    together, the turn recorded under ``dual_axis`` in ``recon.json``."""
     s = settings
     ts = load_series(series)
+    data, geometry, dual, notes = ts.data, {"angles_deg": ts.angles_deg}, None, []
+    if second is not None:
+        data, euler, dual, notes = _dual_axis_geometry(ts, load_series(second), s, cancel)
+        geometry = {"euler_deg": euler}
     res = genfire(
-        ts.data,
-        ts.angles_deg,
+        data,
+        **geometry,
         iterations=s.iterations,
         oversampling=s.oversampling,
         interpolation=s.interpolation,
@@ -389,6 +450,8 @@ def run_recon(
         **res.settings,
         "timings_s": res.timings_s,
     }
+    if dual is not None:
+        prov["dual_axis"] = {**dual, "second_input": second.path}
     out = _folder(out)
     vol_path = write_volume(
         out / f"tomogram.{s.format}",
@@ -418,8 +481,13 @@ def run_recon(
         f"{t['per_iteration']:.2f} s/iteration; final error {res.errors[-1]:.4f}, "
         f"R-free {res.rfree[-1]:.4f}"
     )
+    if dual is not None:
+        msg += (
+            f"; dual-axis: {dual['n_images'][0]} + {dual['n_images'][1]} images, second series "
+            f"turned by {dual['rotation_deg']:.2f} deg"
+        )
     written = [Path(vol_path).name, STAGE_FILES["recon"]["errors"], STAGE_FILES["recon"]["record"]]
-    return StageResult("recon", record, [*written, fig], msg)
+    return StageResult("recon", record, [*written, fig], msg, notes)
 
 
 def run_augment(
@@ -716,7 +784,7 @@ def run_precision(
         shape_px=ts.data.shape[1:],
         simulator=s.simulator,
         multislice=ms,
-        element=s.element,
+        element=_species(model, s.element),
         iterations=s.iterations,
         weights=s.weights,
         refine_positions=s.refine_positions,
