@@ -421,3 +421,55 @@ def test_dual_axis_recon_beats_either_single_axis(tmp_path):
     assert rmsd["dual"] < 0.6 * rmsd["single"]
     assert main(["-q", "recon", str(tmp_path / "a.h5"), "--second-axis",
                  str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x")]) == 1  # fmt: skip
+
+
+def test_structure_option_forces_the_amorphous_or_crystalline_analysis():
+    """A crystal analysed as amorphous gets g(r) and fcc Voronoi cells, no layers; a small
+    noisy crystal below the automatic layering bar still gets layers when called crystalline."""
+    from napari_aet.analysis import analyze_structure
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.simulate import fcc_particle
+
+    crystal = AtomModel(fcc_particle(radius_A=9, shape="sphere", seed=0))
+    res = analyze_structure(crystal, structure="amorphous")
+    am = res.summary["amorphous"]
+    assert res.summary["n_layers"] == 0 and am is not None
+    assert am["voronoi_motifs"]["top"][0]["index"] == "<0,12,0,0>"
+    assert am["rdf_first_peak_A"] == pytest.approx(3.912 / np.sqrt(2), abs=0.1)
+    small = fcc_particle(radius_A=5, shape="sphere", seed=0)
+    noisy = AtomModel(small + np.random.default_rng(1).normal(0, 0.45, small.shape))
+    auto = analyze_structure(noisy)
+    forced = analyze_structure(noisy, structure="crystalline")
+    assert auto.summary["n_layers"] == 0 < forced.summary["n_layers"]
+    with pytest.raises(ValueError, match="choose 'auto'"):
+        analyze_structure(crystal, structure="glass")
+
+
+def test_run_with_a_second_axis_aligns_both_and_reconstructs_them_together(tmp_path):
+    from napari_aet.io import TiltSeries, write_tilt_series
+
+    atoms = build_structure(
+        "fcc", element="Au", radius_A=8, shape="convex", shape_px=(64, 64), pixel_size_A=0.4,
+        seed=4,
+    )  # fmt: skip
+    ang = np.arange(-60, 61, 6.0)
+    for name, model, seed in (("a", atoms, 1), ("b", _turned(atoms, -75.0, (64, 64), 0.4), 2)):
+        sim = simulate_tilt_series(
+            model, ang, pixel_size_A=0.4, shape_px=(64, 64), element="Au", seed=seed,
+            shift_error_px=1.0,
+        )  # fmt: skip
+        write_tilt_series(tmp_path / f"{name}.h5", TiltSeries(sim.data, ang, 0.4))
+    rc = main(["-q", "run", str(tmp_path / "a.h5"), "--second-axis", str(tmp_path / "b.h5"),
+               "--element", "Au", "--tilt-axis", "none", "--augment", "none",
+               "--recon-iterations", "40", "--figure-formats", "png",
+               "--out", str(tmp_path / "run")])  # fmt: skip
+    assert rc == 0
+    assert (tmp_path / "run" / "align" / "second" / "aligned_tilt_series.h5").exists()
+    rec = json.loads((tmp_path / "run" / "recon" / "recon.json").read_text())
+    assert abs(rec["dual_axis"]["rotation_deg"] + 75.0) < 0.3
+    traced = read_atoms(tmp_path / "run" / "atoms.csv")
+    c = compare_atom_models(atoms.positions, traced.positions)
+    assert c.n_common >= atoms.n_atoms - 1 and traced.n_atoms <= atoms.n_atoms + 1
+    assert c.rmsd_A < 0.15
+    assert main(["-q", "run", str(tmp_path / "a.h5"), str(tmp_path / "b.h5"), "--second-axis",
+                 str(tmp_path / "b.h5"), "--out", str(tmp_path / "x")]) == 1  # fmt: skip

@@ -281,6 +281,7 @@ def analyze_structure(
     element: str | None = None,
     reference_lattice_constant_A: float | None = None,
     orr_relation=None,
+    structure: str = "auto",
     progress=None,
 ) -> StructureAnalysis:
     """Stacking layers, A/B/C and fcc/hcp labels, faults and twin boundaries, clusters, the
@@ -322,7 +323,15 @@ def analyze_structure(
     without close-packed layers (amorphous) gets, instead of crystal labels, the radial
     distribution function with its first peak and minimum and each atom's ``coordination``
     (``summary["amorphous"]``).
+
+    ``structure`` overrides the decision: ``"amorphous"`` skips the crystal labels whatever the
+    layering, ``"crystalline"`` labels layers however weak (a small or noisy crystal).
     """
+    if structure not in ("auto", "crystalline", "amorphous"):
+        raise ValueError(
+            f"structure {structure!r}: choose 'auto' (decided by the layering), 'crystalline' "
+            "or 'amorphous'"
+        )
     pos = _check_positions(model.positions, minimum=1)
     n_atoms = len(pos)
     if clusters is not None:
@@ -386,11 +395,14 @@ def analyze_structure(
     # random points reach a score of about 1/sqrt(N) in any one direction, and a few times that
     # at the best of thousands: a small particle needs a clearer layering
     min_score = max(MIN_LAYERING_SCORE, 4.0 / np.sqrt(max(n_atoms, 1)))
-    if st is not None and normal is None and st.layering_score < min_score:
+    too_weak = st is not None and st.layering_score < min_score and structure == "auto"
+    if st is not None and normal is None and (too_weak or structure == "amorphous"):
         notes.append(
-            f"the atoms do not form close-packed layers (layering score {st.layering_score:.2f}"
-            f" < {min_score:.2f}): no layers, stacking labels, faults or lattice fits "
-            "(an amorphous or polycrystalline particle, or positions too noisy)"
+            "amorphous as asked (structure='amorphous'): no crystal labels"
+            if structure == "amorphous"
+            else f"the atoms do not form close-packed layers (layering score "
+            f"{st.layering_score:.2f} < {min_score:.2f}): no layers, stacking labels, faults or "
+            "lattice fits (an amorphous or polycrystalline particle, or positions too noisy)"
         )
         score = st.layering_score
         st = _empty_stacking(n_atoms, [])
@@ -533,7 +545,7 @@ def analyze_structure(
         w = np.array([len(x.assigned) for x in fits.values()], float)
         a_fit = float(np.average([x.lattice_constant_A for x in fits.values()], weights=w))
     amorphous = None
-    if not crystalline and n_atoms >= 4:
+    if (not crystalline or structure == "amorphous") and n_atoms >= 4:
         amorphous, per_atom = amorphous_summary(pos)
         for k, v in per_atom.items():
             f[k] = v

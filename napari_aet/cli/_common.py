@@ -4,6 +4,7 @@ workflow into a staged ``--out`` folder and printing what it did."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..core.files import staged_folder
@@ -120,6 +121,52 @@ def element_option(p, default: str, uses: str) -> None:
         metavar="SYMBOL[,SYMBOL]",
         help=f"the sample's element, or several for an alloy, e.g. Pt,Ni (default {default}): "
         f"{uses}",
+    )
+
+
+def second_axis_options(p) -> None:
+    """The second series of a dual-axis acquisition (``recon`` and ``run``)."""
+    p.add_argument(
+        "--second-axis",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="dual-axis: the second tilt series (same size and pixel size); its in-plane turn "
+        "is measured and both are reconstructed together",
+    )
+    p.add_argument(
+        "--second-axis-angles",
+        default=None,
+        help="the second series' tilt angles (file or list/range [deg]); default: from its "
+        "file or sidecar",
+    )
+    p.add_argument(
+        "--second-axis-rotation",
+        type=float,
+        default=None,
+        metavar="DEG",
+        help="the second series' in-plane turn [deg] when known (refined against its images "
+        "all the same); default: measured from the untilted images",
+    )
+
+
+def second_axis_source(args) -> SeriesSource | None:
+    """The second series' source (read like the first, its own angles), or None."""
+    if getattr(args, "second_axis", None) is None:
+        return None
+    if not Path(args.second_axis).exists():
+        raise FileNotFoundError(f"--second-axis {args.second_axis}: no such file")
+    return replace(series_source(args, args.second_axis), angles=args.second_axis_angles)
+
+
+def structure_option(p, default: str) -> None:
+    """``--structure``: crystal labels by the layering, or forced either way."""
+    p.add_argument(
+        "--structure",
+        default=default,
+        choices=["auto", "crystalline", "amorphous"],
+        help="'auto': crystal labels when the atoms form close-packed layers, else g(r), "
+        "coordination and Voronoi motifs; 'amorphous' or 'crystalline' forces one",
     )
 
 

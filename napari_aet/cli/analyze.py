@@ -14,7 +14,14 @@ from ..workflows import (
     run_precision,
     run_validate,
 )
-from ._common import add_series_input, device_option, element_option, run_staged, series_source
+from ._common import (
+    add_series_input,
+    device_option,
+    element_option,
+    run_staged,
+    series_source,
+    structure_option,
+)
 
 A = AnalyzeSettings()
 V = ValidateSettings()
@@ -73,6 +80,7 @@ def add_analyze(sub) -> None:
         help="strain -> ORR activity table (CSV facet,strain,activity with a '# source:' "
         "line; see docs/methods.md); adds orr_activity (needs the strain)",
     )
+    structure_option(p, A.structure)
     p.set_defaults(func=cmd_analyze)
 
 
@@ -86,6 +94,7 @@ def cmd_analyze(args) -> int:
         strain=args.strain,
         strain_frame=args.strain_frame,
         orr_table=None if args.orr is None else str(args.orr),
+        structure=args.structure,
     )
     return run_staged(args, "analyze", lambda out, bar: run_analyze(args.atoms, settings, out, bar))
 

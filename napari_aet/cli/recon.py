@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from ..workflows import ReconSettings, run_recon
-from ._common import add_series_input, device_option, run_staged, series_source
+from ._common import (
+    add_series_input,
+    device_option,
+    run_staged,
+    second_axis_options,
+    second_axis_source,
+    series_source,
+)
 
 D = ReconSettings()
 
@@ -37,28 +43,7 @@ def add_recon(sub) -> None:
     p.add_argument("--rfree", type=float, default=D.rfree_fraction, help="R-free fraction")
     device_option(p)
     p.add_argument("--format", default=D.format, choices=["h5", "mrc", "tif"])
-    p.add_argument(
-        "--second-axis",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help="dual-axis: the second tilt series (aligned on its own, same size and pixel "
-        "size); its in-plane turn is measured and both are reconstructed together",
-    )
-    p.add_argument(
-        "--second-axis-angles",
-        default=None,
-        help="the second series' tilt angles (file or list/range [deg]); default: from its "
-        "file or sidecar",
-    )
-    p.add_argument(
-        "--second-axis-rotation",
-        type=float,
-        default=D.second_axis_rotation_deg,
-        metavar="DEG",
-        help="the second series' in-plane turn [deg] when known (refined against its images "
-        "all the same); default: measured from the untilted images",
-    )
+    second_axis_options(p)
     p.set_defaults(func=cmd_recon)
 
 
@@ -76,11 +61,7 @@ def cmd_recon(args) -> int:
         second_axis_rotation_deg=args.second_axis_rotation,
     )
     src = series_source(args)
-    second = None
-    if args.second_axis is not None:
-        if not args.second_axis.exists():
-            raise FileNotFoundError(f"--second-axis {args.second_axis}: no such file")
-        second = replace(series_source(args, args.second_axis), angles=args.second_axis_angles)
+    second = second_axis_source(args)
     return run_staged(
         args, "GENFIRE", lambda out, bar: run_recon(src, settings, out, bar, second=second)
     )

@@ -23,7 +23,10 @@ from ._common import (
     device_option,
     element_option,
     parse_formats,
+    second_axis_options,
+    second_axis_source,
     series_source,
+    structure_option,
 )
 
 AL = AlignSettings()
@@ -103,6 +106,8 @@ def add_run(sub) -> None:
         help="reference bulk lattice constant [A] for strain (default: the element's)",
     )
     p.add_argument("--orr", default=None, help="strain -> ORR activity table (see analyze)")
+    structure_option(p, AN.structure)
+    second_axis_options(p)
     p.add_argument(
         "--figure-formats", default=",".join(FI.formats), help="png, svg, pdf (comma list)"
     )
@@ -150,11 +155,15 @@ def settings_from_args(args) -> RunSettings:
             iterations=args.recon_iterations,
             oversampling=args.oversampling,
             interpolation=args.interpolation,
+            second_axis_rotation_deg=args.second_axis_rotation,
         ),
         augment=augment,
         refine=None if args.no_refine_model else PositionRefineSettings(),
         analyze=AnalyzeSettings(
-            lattice_constant_A=args.lattice_constant, strain=not args.no_strain, orr_table=args.orr
+            lattice_constant_A=args.lattice_constant,
+            strain=not args.no_strain,
+            orr_table=args.orr,
+            structure=args.structure,
         ),
         figures=FiguresSettings(formats=formats),
     )
@@ -164,6 +173,9 @@ def cmd_run(args) -> int:
     inputs = expand_inputs(args.tilts)
     settings = settings_from_args(args)
     source = series_source(args, path=inputs[0])
+    second = second_axis_source(args)
+    if second is not None and (len(inputs) > 1 or args.scheduler is not None):
+        raise ValueError("--second-axis pairs with one tilt series: run a batch without it")
     if len(inputs) == 1 and args.scheduler is None:
         bar = Bar("run", args.quiet)
 
@@ -180,6 +192,7 @@ def cmd_run(args) -> int:
                 args.out,
                 settings,
                 source=source,
+                second=second,
                 resume=not args.no_resume,
                 on_stage=on_stage,
                 progress=bar,

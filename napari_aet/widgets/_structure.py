@@ -104,6 +104,13 @@ class StructureWidget(StageWidgetMixin, Container):
         )
         self.element = element_edit(D.element)
         self.element.tooltip = "sets the reference lattice constant and the Q4/Q6 cutoff"
+        self.structure = ComboBox(
+            label="structure", choices=["auto", "crystalline", "amorphous"], value=D.structure
+        )
+        self.structure.tooltip = (
+            "auto: crystal labels when the atoms form close-packed layers, else g(r), "
+            "coordination and Voronoi motifs; the others force one"
+        )
         self.strain = CheckBox(label="strain, facets, local strain", value=False)
         self.show_layers = LineEdit(label="show layers", value="")
         self.show_layers.tooltip = "e.g. -1:1 or -1, 0, 1; empty shows all"
@@ -118,6 +125,7 @@ class StructureWidget(StageWidgetMixin, Container):
             [
                 self.layer,
                 self.element,
+                self.structure,
                 self.strain,
                 self.run_button,
                 self.color_by,
@@ -171,6 +179,7 @@ class StructureWidget(StageWidgetMixin, Container):
             return None
         model = atoms_from_layer(layer.data, layer.features, layer.metadata)
         strain = bool(self.strain.value)
+        structure = self.structure.value
         try:
             element = element_value(self.element)
         except ValueError as err:
@@ -180,7 +189,12 @@ class StructureWidget(StageWidgetMixin, Container):
         self.status.value = "Analysing..."
         return self.runner.start(
             lambda progress, cancel: analyze_structure(
-                model, clusters=clusters, strain=strain, element=element, progress=progress
+                model,
+                clusters=clusters,
+                strain=strain,
+                element=element,
+                structure=structure,
+                progress=progress,
             )
         )
 

@@ -117,6 +117,11 @@ class RunLayout:
         return self.file("align", "series")
 
     @property
+    def second_aligned_series(self) -> Path:
+        """A dual-axis run's second series, aligned (``align/second/``)."""
+        return self.stage_dir("align") / "second" / STAGE_FILES["align"]["series"]
+
+    @property
     def tomogram(self) -> Path:
         return self.file("recon", "tomogram")
 

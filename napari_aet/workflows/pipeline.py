@@ -85,16 +85,25 @@ def stage_key(stage: str, settings: RunSettings, source: SeriesSource) -> dict:
     return json.loads(json.dumps(key, default=str))  # as pipeline.json stores it (lists)
 
 
-def _run_stage(stage: str, lay: RunLayout, settings: RunSettings, source, progress, cancel):
+def _run_stage(
+    stage: str, lay: RunLayout, settings: RunSettings, source, progress, cancel, second=None
+):
     aligned = SeriesSource(str(lay.aligned_series))
     out = lay.stage_dir(stage)
     if stage == "figures":
         return run_figures(lay.root, settings.figures, progress=progress, cancel=cancel)
     with staged_folder(out) as tmp:
         if stage == "align":
-            return run_align(source, settings.align, tmp, progress, cancel)
+            res = run_align(source, settings.align, tmp, progress, cancel)
+            if second is not None:  # a dual-axis run: the second series on its own
+                res2 = run_align(second, settings.align, tmp / "second", progress, cancel)
+                res.message += f"; second series: {res2.message}"
+                res.notes += [f"second series: {n}" for n in res2.notes]
+                res.written += [f"second/{w}" for w in res2.written]
+            return res
         if stage == "recon":
-            return run_recon(aligned, settings.recon, tmp, progress, cancel)
+            other = None if second is None else SeriesSource(str(lay.second_aligned_series))
+            return run_recon(aligned, settings.recon, tmp, progress, cancel, second=other)
         if stage == "augment":
             return run_augment(
                 VolumeSource(str(lay.tomogram)), settings.augment, tmp, progress, cancel
@@ -163,6 +172,7 @@ def run_pipeline(
     settings: RunSettings | None = None,
     *,
     source: SeriesSource | None = None,
+    second: SeriesSource | None = None,
     resume: bool = True,
     on_stage=None,
     progress=None,
@@ -181,6 +191,10 @@ def run_pipeline(
         position refinement, strain).
     source : SeriesSource, optional
         How to read ``tilts`` (angles, pixel size, dataset) when the file lacks them.
+    second : SeriesSource, optional
+        A dual-axis acquisition's second series: aligned on its own (``align/second/``) and
+        reconstructed with the first (:func:`run_recon`); refinement and validation use the
+        first series.
     resume : bool
         Skip stages that finished before with the same settings and inputs (and whose
         outputs exist).
@@ -220,6 +234,10 @@ def run_pipeline(
         }
     )
     inputs = {"tilts": file_fingerprint(tilts)}
+    if second is not None:
+        inputs["second_axis"] = file_fingerprint(second.path)
+        if second.angles is not None and Path(str(second.angles)).is_file():
+            inputs["second_axis_angles"] = file_fingerprint(second.angles)
     if source.angles is not None and Path(str(source.angles)).is_file():
         inputs["angles"] = file_fingerprint(source.angles)
     orr = settings.analyze.orr_table
@@ -243,7 +261,9 @@ def run_pipeline(
             log.info("%s: settings %s", stage, json.dumps(key.get("settings"), default=str))
             t0 = time.perf_counter()
             try:
-                res: StageResult = _run_stage(stage, lay, settings, source, progress, cancel)
+                res: StageResult = _run_stage(
+                    stage, lay, settings, source, progress, cancel, second
+                )
             except (KeyboardInterrupt, Cancelled):
                 dt = time.perf_counter() - t0
                 log.error("%s cancelled after %.1f s; finished stages kept", stage, dt)

@@ -191,6 +191,7 @@ class AnalyzeSettings:
     strain: bool = True
     strain_frame: str = "lab"
     orr_table: str | None = None
+    structure: str = "auto"  # "auto" (by the layering), "crystalline" or "amorphous"
 
 
 @dataclass(frozen=True)

@@ -644,6 +644,7 @@ def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=Non
         strain=s.strain,
         strain_frame=s.strain_frame,
         orr_relation=s.orr_table,
+        structure=s.structure,
         progress=progress,
     )
     out = _folder(out)
