@@ -130,3 +130,26 @@ def test_cli_trace(known_tomogram, tmp_path):
     assert atoms.metadata["provenance"]["command"] == "trace"
     assert read_atoms(out / "atoms.h5").n_atoms == m.n_atoms
     assert (out / "figures" / "trace_histogram.png").stat().st_size > 5000
+
+
+def test_editable_model_takes_outside_edits_and_keeps_analysis_columns_stale(tmp_path):
+    import pandas as pd
+
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.trace import EditableAtomModel
+
+    pos = np.array([[0.0, 0, 0], [0, 0, 3], [0, 3, 0], [3, 0, 0]])
+    m = EditableAtomModel(AtomModel(pos), tmp_path / "a.h5")
+    m.set_analysis(pd.DataFrame({"q6": [0.5, 0.4, 0.3, 0.2]}), source="structure")
+    assert not m.analysis_stale
+    with pytest.raises(ValueError, match="3 rows for 4 atoms"):
+        m.set_analysis(pd.DataFrame({"q6": [0.5, 0.4, 0.3]}), source="structure")
+    # napari's tools moved nothing, deleted atom 1 and added one: taken in as manual edits
+    layer_data = np.vstack([pos[[0, 2, 3]], [[5.0, 5, 5]]])
+    assert m.adopt_positions(layer_data) == (1, 1)
+    assert m.adopt_positions(layer_data) == (0, 0)
+    assert m.n_manual_added == 1 and m.n_manual_removed == 1 and m.analysis_stale
+    q6 = m.model.features["q6"].to_numpy()
+    np.testing.assert_allclose(q6[:3], [0.5, 0.3, 0.2])
+    assert np.isnan(q6[3])  # the new atom has no value yet
+    assert m.undo() and m.undo() and m.n_atoms == 4  # each outside edit undoes on its own

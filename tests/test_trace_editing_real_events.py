@@ -39,7 +39,7 @@ def _key(qtbot, viewer, key, modifier=Qt.NoModifier):
 
 
 @pytest.fixture
-def scene(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+def scene(make_napari_viewer, qtbot, tmp_path, monkeypatch, request):
     monkeypatch.setenv("NAPARI_AET_CACHE", str(tmp_path))
     from napari_aet.widgets import TraceWidget
 
@@ -47,14 +47,15 @@ def scene(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     vol = render_atom_volume(truth, SHAPE, voxel_size_A=PX, sigma_A=0.45)
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1200, 900)
-    viewer.add_image(vol, name="tomo", scale=(PX, PX, PX))
+    viewer.add_image(vol, name="tomo", scale=(PX, PX, PX), units=("angstrom",) * 3)
     w = TraceWidget(viewer)
     w.dock = viewer.window.add_dock_widget(w, name="Trace")
     w.layer.value = viewer.layers["tomo"]
     with qtbot.waitSignal(w.run().finished, timeout=120000):
         pass
     viewer.dims.ndisplay = 3
-    viewer.camera.angles = (12.0, -23.0, 37.0)  # no crystal axis along the view
+    # no crystal axis along the view
+    viewer.camera.angles = getattr(request, "param", (12.0, -23.0, 37.0))
     viewer.camera.zoom = 20.0
     viewer.layers.selection.active = w.points  # as after tracing: the atoms layer selected
     QApplication.processEvents()
@@ -74,7 +75,12 @@ def _front_atoms(positions, view, radius):
     return np.array(out)
 
 
+@pytest.mark.parametrize(
+    "scene", [(12.0, -23.0, 37.0), (-40.0, 15.0, 110.0)], indirect=True, ids=["view1", "view2"]
+)
 def test_remove_and_add_with_real_clicks_pick_what_the_user_sees(scene, qtbot):
+    """20 removes 0.5 A off the centre of visible atoms, then 20 adds over the emptied sites,
+    at two camera angles."""
     viewer, w, truth = scene
     points = w.points
     n0 = len(points.data)
@@ -91,7 +97,7 @@ def test_remove_and_add_with_real_clicks_pick_what_the_user_sees(scene, qtbot):
     view /= np.linalg.norm(view)
     front = _front_atoms(points.data, view, radius=1.4)
     rng = np.random.default_rng(0)
-    chosen = rng.choice(front, 8, replace=False)
+    chosen = rng.choice(front, 20, replace=False)
     targets = points.data[chosen].copy()
     # a click 0.5 A off each atom's centre (perpendicular to the view) removes that atom
     perp = np.cross(view, [0.3, 0.5, 0.8])
@@ -150,3 +156,99 @@ def Path_screens():  # noqa: N802 - a small helper for the screenshot folder
     p = Path(tempfile.gettempdir()) / "napari-aet-gui-tests"
     p.mkdir(exist_ok=True)
     return p
+
+
+def test_one_model_shared_by_trace_review_and_structure(scene, qtbot):
+    """Review's removal undoes with Ctrl+Z in Trace; an atom added with napari's own Points
+    tool survives the next Trace edit; Trace edits after Structure keep its columns (stale)."""
+    from napari_aet.widgets import ReviewWidget, StructureWidget
+
+    viewer, w, truth = scene
+    points = w.points
+    n0 = len(points.data)
+    s = StructureWidget(viewer)
+    viewer.window.add_dock_widget(s, name="Structure")
+    s.layer.value = points
+    with qtbot.waitSignal(s.run().finished, timeout=120000):
+        pass
+    assert "q6" in points.features.columns and points.metadata["colour_by"] == "structure"
+    q6 = points.features["q6"].to_numpy().copy()
+    r = ReviewWidget(viewer)
+    viewer.window.add_dock_widget(r, name="Review")
+    r.tomogram.value = viewer.layers["tomo"]
+    r.atoms.value = points
+    with qtbot.waitSignal(r.run().finished, timeout=120000):
+        pass
+    assert r.model is w.model  # one model: one undo stack, one log, one autosave
+    _key(qtbot, viewer, Qt.Key_N, Qt.ShiftModifier)  # Review: the first doubtful item
+    while r.items.iloc[r.current]["kind"] == "missing":
+        _key(qtbot, viewer, Qt.Key_N, Qt.ShiftModifier)
+    item = r.items.iloc[r.current]
+    p = np.array([item["z"], item["y"], item["x"]])
+    _key(qtbot, viewer, Qt.Key_X, Qt.ShiftModifier)  # Review: remove it
+    assert len(points.data) == n0 - 1
+    assert np.min(np.linalg.norm(points.data - p, axis=1)) > 1.0
+    _key(qtbot, viewer, Qt.Key_Z, Qt.ControlModifier)  # Trace's undo brings it back
+    assert len(points.data) == n0
+    assert np.min(np.linalg.norm(points.data - p, axis=1)) < 1e-6
+    # napari's own Points tool adds an atom: the next Trace edit keeps it, as a manual one
+    extra = points.data.mean(axis=0) + [0.0, 0.0, 30.0]
+    points.add(extra)
+    assert len(points.data) == n0 + 1
+    _key(qtbot, viewer, Qt.Key_D, Qt.ShiftModifier)
+    view = np.asarray(viewer.camera.view_direction, float)
+    view /= np.linalg.norm(view)
+    target = points.data[_front_atoms(points.data[:n0], view, radius=1.4)[0]].copy()
+    _click(qtbot, viewer, _canvas_xy(viewer, points, [target])[0])
+    assert len(points.data) == n0  # one removed by the click, the napari atom kept
+    assert np.min(np.linalg.norm(points.data - extra, axis=1)) < 1e-6
+    assert np.min(np.linalg.norm(points.data - target, axis=1)) > 1.0
+    assert w.model.n_manual_added >= 1 and "manual" in points.features
+    # the analysis columns are still there (stale), the untouched atoms keep their values
+    assert "q6" in points.features.columns and w.model.analysis_stale
+    kept = np.isfinite(points.features["q6"].to_numpy())
+    assert kept.sum() >= n0 - 2 and np.isin(points.features["q6"].to_numpy()[kept], q6).all()
+    assert "out of date" in s.status.value
+
+
+def test_a_saved_session_reopens_in_a_fresh_viewer_and_editing_goes_on(
+    scene, qtbot, make_napari_viewer, tmp_path
+):
+    from napari_aet.session import layer_tuples, write_session
+    from napari_aet.widgets import TraceWidget
+
+    viewer, w, truth = scene
+    points = w.points
+    _key(qtbot, viewer, Qt.Key_D, Qt.ShiftModifier)
+    view = np.asarray(viewer.camera.view_direction, float)
+    view /= np.linalg.norm(view)
+    first = points.data[_front_atoms(points.data, view, radius=1.4)[0]].copy()
+    _click(qtbot, viewer, _canvas_xy(viewer, points, [first])[0])
+    n1 = len(points.data)
+    assert n1 == len(truth) - 1
+    path = write_session(tmp_path / "s.aet.h5", layer_tuples(viewer.layers))
+    # a fresh napari: File > Open of the session, then a new Trace dock on its tomogram
+    v2 = make_napari_viewer(show=True)
+    v2.window._qt_window.resize(1200, 900)
+    v2.open(str(path), plugin="napari-aet")
+    assert [lay.name for lay in v2.layers] == ["tomo", "tomo atoms"]
+    w2 = TraceWidget(v2)
+    v2.window.add_dock_widget(w2, name="Trace")
+    w2.layer.value = v2.layers["tomo"]
+    QApplication.processEvents()
+    assert w2.points is v2.layers["tomo atoms"] and w2.model.n_atoms == n1
+    assert w2.model.n_manual_removed == 1  # the history came with the session
+    v2.dims.ndisplay = 3
+    v2.camera.angles = (12.0, -23.0, 37.0)
+    v2.camera.zoom = 20.0
+    v2.layers.selection.active = w2.points
+    QApplication.processEvents()
+    _key(qtbot, v2, Qt.Key_D, Qt.ShiftModifier)
+    assert w2.mode.value == "remove"
+    pts2 = w2.points
+    view = np.asarray(v2.camera.view_direction, float)
+    view /= np.linalg.norm(view)
+    second = pts2.data[_front_atoms(pts2.data, view, radius=1.4)[0]].copy()
+    _click(qtbot, v2, _canvas_xy(v2, pts2, [second])[0])
+    assert len(pts2.data) == n1 - 1 and w2.model.n_manual_removed == 2
+    assert [e["action"] for e in w2.model.edit_log][-2:] == ["remove", "remove"]

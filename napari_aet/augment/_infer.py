@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..core.device import resolve_device
+from ..core.elements import parse_elements
 from ..core.memory import check_memory
 from ..core.progress import check_cancel, report
 from ._model import UNet3D
@@ -119,7 +120,7 @@ def outside_training(provenance: dict, *, voxel_size_A: float, element=None) -> 
     data = (provenance.get("data") or {}).get("settings") or {}
     notes = []
     trained_el, trained_px = data.get("element"), data.get("pixel_size_A")
-    if element and trained_el and str(element).capitalize() != str(trained_el):
+    if element and trained_el and set(parse_elements(element)) != set(parse_elements(trained_el)):
         notes.append(
             f"the network was trained on {trained_el} particles, the data are {element}: its "
             "atom images differ in contrast and spacing; compare with --augment none"

@@ -106,7 +106,57 @@ class EditableAtomModel:
         self._undo.append(before)
         self._redo.clear()
         self.model.metadata["edit_log"] = list(self.edit_log)
+        self._mark_stale()
         self.autosave()
+
+    def _mark_stale(self) -> None:
+        """An edit after an analysis leaves its columns in place, marked out of date."""
+        if self.model.metadata.get("analysis_columns"):
+            self.model.metadata["analysis_stale"] = True
+
+    @property
+    def analysis_stale(self) -> bool:
+        """True when atoms changed since the last :meth:`set_analysis`."""
+        return bool(self.model.metadata.get("analysis_stale", False))
+
+    def set_analysis(self, features: pd.DataFrame, *, source: str) -> None:
+        """Take the per-atom columns of an analysis of the current atoms (same rows): they
+        join the features (kept through later edits, which mark them stale) without an undo
+        entry. ``source`` names the analysis (e.g. ``"structure"``)."""
+        if len(features) != self.n_atoms:
+            raise ValueError(
+                f"the analysis has {len(features)} rows for {self.n_atoms} atoms: it is of "
+                "other atoms (edited since?); run it again"
+            )
+        f = self.model.features.copy()
+        new = [c for c in features.columns if c not in ("manual",)]
+        for c in new:
+            f[c] = np.asarray(features[c])
+        self.model.features = f
+        cols = set(self.model.metadata.get("analysis_columns", [])) | set(new)
+        self.model.metadata["analysis_columns"] = sorted(cols)
+        self.model.metadata["analysis_stale"] = False
+        self.model.metadata.setdefault("analyses", []).append(source)
+
+    def adopt_positions(self, positions_A, *, tolerance_A: float = 1e-3) -> tuple[int, int]:
+        """Take edits made outside this model (napari's own Points tools) into it: atoms of
+        ``positions_A`` that the model lacks are added (manual), the model's atoms missing
+        there removed, each one logged and undoable. Returns ``(n_added, n_removed)``."""
+        from scipy.spatial import cKDTree
+
+        data = np.asarray(positions_A, np.float64).reshape(-1, 3)
+        pos = self.model.positions
+        if data.shape == pos.shape and np.allclose(data, pos, atol=tolerance_A):
+            return 0, 0
+        d_new = cKDTree(pos).query(data)[0] if len(pos) else np.full(len(data), np.inf)
+        d_old = cKDTree(data).query(pos)[0] if len(data) else np.full(len(pos), np.inf)
+        gone = np.nonzero(d_old > tolerance_A)[0]
+        for i in gone[::-1]:
+            self.remove(int(i))
+        added = data[d_new > tolerance_A]
+        for p in added:
+            self.add(p)
+        return len(added), len(gone)
 
     # ------------------------------------------------------------------ edits
     def add(self, position_A, features: dict | None = None) -> int:
@@ -213,6 +263,7 @@ class EditableAtomModel:
         if last is not None:
             self._log("undo " + last["action"], (last["z"], last["y"], last["x"]))
         self.model.metadata["edit_log"] = list(self.edit_log)
+        self._mark_stale()
         self.autosave()
         return True
 
@@ -225,6 +276,7 @@ class EditableAtomModel:
         self._restore(st)
         self._log("redo", st.positions[-1] if len(st.positions) else (np.nan,) * 3)
         self.model.metadata["edit_log"] = list(self.edit_log)
+        self._mark_stale()
         self.autosave()
         return True
 

@@ -8,15 +8,15 @@ import numpy as np
 from magicgui.widgets import Container, FloatSpinBox, PushButton, create_widget
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
-from .._layers import atoms_from_layer, layer_voxel_size_A
+from .._layers import layer_voxel_size_A
 from ..trace import (
     REFINE_FEATURES,
     EditableAtomModel,
-    default_autosave_path,
     pick_near_point,
     review_atoms,
 )
 from ._runner import OnHide, StageRunner, StageWidgetMixin, follow_new_layers, status_label
+from ._shared import publish, shared_model
 
 if TYPE_CHECKING:
     import napari
@@ -117,11 +117,8 @@ class ReviewWidget(StageWidgetMixin, Container):
         self.voxel_A = px
         vol = np.asarray(tomo.data)
         pos = np.asarray(pts.data, float)
-        meta = pts.metadata.get("atom_model_metadata", {})
-        self.model = EditableAtomModel(
-            atoms_from_layer(pts.data, pts.features, pts.metadata),
-            default_autosave_path(meta.get("source"), f"{pts.name}"),
-        )
+        # the layer's shared model: Trace's undo, autosave and analysis columns are this one's
+        self.model = shared_model(pts)
         self.status.value = "Ranking..."
         other = self.other.value
         other_pos = None
@@ -251,11 +248,14 @@ class ReviewWidget(StageWidgetMixin, Container):
         self.next()
 
     def _sync_points(self) -> None:
+        publish(self.atoms.value, self.model)
+
+    def _current_model(self):
+        """The atoms layer's shared model, with edits made on the layer since taken in."""
         pts = self.atoms.value
-        m = self.model.model
-        pts.data = m.positions.copy()
-        pts.features = m.features.reset_index(drop=True)
-        pts.metadata["atom_model_metadata"] = dict(m.metadata)
+        if pts is not None:
+            self.model = shared_model(pts)
+        return self.model
 
     def _maximum_near(self, p_A: np.ndarray, radius_A: float) -> np.ndarray:
         """Sub-voxel tomogram maximum [A] within ``radius_A`` of a point."""
@@ -272,6 +272,7 @@ class ReviewWidget(StageWidgetMixin, Container):
         p = self._item_position()
         if p is None:
             return
+        self._current_model()
         i = self.model.nearest(p, max_distance_A=0.1)
         if i is None:
             self.status.value = "No atom here to remove"
@@ -283,6 +284,7 @@ class ReviewWidget(StageWidgetMixin, Container):
         p = self._item_position()
         if p is None:
             return
+        self._current_model()
         q = self._maximum_near(p, 0.7)
         self.model.add(q)
         self._decided("add", q, log=False)
@@ -291,6 +293,7 @@ class ReviewWidget(StageWidgetMixin, Container):
         p = self._item_position()
         if p is None:
             return
+        self._current_model()
         i = self.model.nearest(p, max_distance_A=0.1)
         if i is None:
             self.status.value = "No atom here to move"

@@ -30,6 +30,7 @@ from ._runner import (
     follow_new_layers,
     status_label,
 )
+from ._shared import apply_analysis
 
 D = AnalyzeSettings()
 
@@ -166,7 +167,8 @@ class StrainWidget(StageWidgetMixin, Container):
     def _done(self, res) -> None:
         self.result = res
         layer = self._target
-        layer.features = res.model.features.reset_index(drop=True)
+        if not apply_analysis(self, layer, res.model.features, source="strain"):
+            return
         layer.metadata["structure_analysis"] = res.summary
         self.recolor()
         s = res.summary.get("facets", {})

@@ -32,6 +32,7 @@ from ._runner import (
     follow_new_layers,
     status_label,
 )
+from ._shared import apply_analysis
 
 D = AnalyzeSettings()
 
@@ -201,7 +202,8 @@ class StructureWidget(StageWidgetMixin, Container):
     def _done(self, res) -> None:
         self.result = res
         layer = self._target
-        layer.features = res.model.features.reset_index(drop=True)
+        if not apply_analysis(self, layer, res.model.features, source="structure"):
+            return
         layer.metadata["structure_analysis"] = res.summary
         self._fill_table(res.summary["layers"])
         self.recolor()

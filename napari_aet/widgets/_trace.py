@@ -39,6 +39,7 @@ from ._runner import (
     follow_new_layers,
     status_label,
 )
+from ._shared import has_shared_model, publish, share, shared_model
 
 D = TraceSettings()
 
@@ -133,7 +134,7 @@ class TraceWidget(StageWidgetMixin, Container):
             ]
         )
         self._figure, self._canvas = add_plot_canvas(self)
-        self.model: EditableAtomModel | None = None
+        self._model: EditableAtomModel | None = None
         self.points = None
         self.result = None
         self.runner = StageRunner("Tracing", self._set_status, self._done, self._busy)
@@ -164,6 +165,27 @@ class TraceWidget(StageWidgetMixin, Container):
         self._hide_filter = OnHide(lambda: setattr(self.mode, "value", "off"))
         self.native.installEventFilter(self._hide_filter)
         self._maybe_restore()
+
+    @property
+    def model(self) -> EditableAtomModel | None:
+        """The atoms layer's shared model (every widget edits this one; edits made with
+        napari's own Points tools are taken in), else this widget's own."""
+        if self.points is not None and has_shared_model(self.points):
+            return shared_model(self.points, adopt=False)
+        return self._model
+
+    def _take_outside_edits(self) -> None:
+        """Before an edit: atoms added or deleted on the layer with napari's own tools join
+        the shared model (logged, undoable) instead of being lost at the next sync."""
+        if self.points is not None and self.points in self._viewer.layers:
+            if has_shared_model(self.points):
+                n_add, n_rm = shared_model(self.points).adopt_positions(self.points.data)
+                if n_add or n_rm:
+                    self._sync()
+
+    @model.setter
+    def model(self, value: EditableAtomModel | None) -> None:
+        self._model = value
 
     def _bind_mode_keys(self, target) -> None:
         """The mode keys on ``target`` (the viewer or a layer: a layer's bindings win over the
@@ -248,6 +270,7 @@ class TraceWidget(StageWidgetMixin, Container):
         worker (one undoable edit); returns the worker (None when the input is not usable)."""
 
         layer = self.series.value
+        self._take_outside_edits()
         try:
             if self.model is None or self.model.n_atoms == 0:
                 raise ValueError("trace (or restore) atoms first")
@@ -302,7 +325,7 @@ class TraceWidget(StageWidgetMixin, Container):
 
     # ------------------------------------------------------------------ the atom layer
     def _attach(self, model: EditableAtomModel) -> None:
-        self.model = model
+        self._model = model
         name = f"{self.layer.value.name} atoms" if self.layer.value else "atoms"
         if self.points is None and name in self._viewer.layers:
             # a reopened dock takes over its atoms layer instead of adding "... atoms [1]"
@@ -322,31 +345,45 @@ class TraceWidget(StageWidgetMixin, Container):
                 units=("angstrom", "angstrom", "angstrom"),
             )
             self._bind_mode_keys(self.points)
+        share(self.points, model)
         self._sync()
 
     def _sync(self) -> None:
-        m = self.model.model
-        self.points.data = m.positions.copy()
-        self.points.features = m.features.reset_index(drop=True)
-        manual = m.features["manual"].to_numpy().astype(bool)
-        colors = np.where(manual[:, None], [[1.0, 0.6, 0.0, 1.0]], [[0.23, 0.53, 1.0, 1.0]])
-        if len(colors):
-            self.points.face_color = colors
+        model = self.model
+        publish(self.points, model)  # data, features, edit log (sessions, File > Save)
+        m = model.model
+        if not self.points.metadata.get("colour_by"):  # an analysis's colours stay
+            manual = m.features["manual"].to_numpy().astype(bool)
+            colors = np.where(manual[:, None], [[1.0, 0.6, 0.0, 1.0]], [[0.23, 0.53, 1.0, 1.0]])
+            if len(colors):
+                self.points.face_color = colors
         self.points.size = float(self.point_size.value)
-        # the edit log travels with the layer (sessions, File > Save)
-        self.points.metadata["atom_model_metadata"] = {
-            **dict(m.metadata),
-            "edit_log": list(self.model.edit_log),
-        }
-        self.points.metadata["autosave_path"] = str(self.model.autosave_path)
 
     def _resize_points(self, value) -> None:
         if self.points is not None:
             self.points.size = float(value)
 
     def _maybe_restore(self, event=None) -> None:
-        """Reopening data with an autosaved model brings the model (and its edits) back."""
-        if self.model is None and self.layer.value is not None and self._autosave_path().exists():
+        """The tomogram's atoms layer already open (a reopened session, another dock) is the
+        one edited; else reopening data with an autosaved model brings it (and its edits)
+        back."""
+        if self.model is not None or self.layer.value is None:
+            return
+        name = f"{self.layer.value.name} atoms"
+        if name in self._viewer.layers:
+            layer = self._viewer.layers[name]
+            if layer.metadata.get("napari_aet_type") == "atom_model" or "atom_model_metadata" in (
+                layer.metadata
+            ):
+                self.points = layer
+                self._bind_mode_keys(layer)
+                m = shared_model(layer)
+                self.status.value = (
+                    f"Editing {name!r}: {m.n_atoms} atoms ({m.n_manual_added} added, "
+                    f"{m.n_manual_removed} removed by hand so far)"
+                )
+                return
+        if self._autosave_path().exists():
             self.restore_autosave()
 
     def restore_autosave(self, event=None) -> bool:
@@ -365,11 +402,13 @@ class TraceWidget(StageWidgetMixin, Container):
 
     # ------------------------------------------------------------------ editing
     def undo(self, event=None) -> None:
+        self._take_outside_edits()
         if self.model is not None and self.model.undo():
             self._sync()
             self.status.value = "Undone."
 
     def redo(self, event=None) -> None:
+        self._take_outside_edits()
         if self.model is not None and self.model.redo():
             self._sync()
             self.status.value = "Redone."
@@ -377,6 +416,7 @@ class TraceWidget(StageWidgetMixin, Container):
     def _on_click(self, viewer, event):
         if self.mode.value == "off" or self.model is None or self.layer.value is None:
             return
+        self._take_outside_edits()
         tomo = self.layer.value
         dims = list(event.dims_displayed)
         vol = np.asarray(tomo.data)
