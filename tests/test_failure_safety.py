@@ -358,7 +358,7 @@ def fake_stages(monkeypatch):
     calls: list[str] = []
     control = {"fail_at": None, "how": "error"}
 
-    def fake_run_stage(stage, lay, settings, source, progress, cancel):
+    def fake_run_stage(stage, lay, settings, source, progress, cancel, second=None):
         if control["fail_at"] == stage:
             if control["how"] == "interrupt":
                 raise KeyboardInterrupt

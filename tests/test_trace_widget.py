@@ -78,15 +78,21 @@ def test_keyboard_modes_undo_and_autosave_restore(traced, press_key):
     assert w.mode.value == "off"
     _click(viewer, (0.0, 9.0, 12.0))  # edit mode off: nothing happens
     assert len(w.points.data) == 3
-    # a new session on the same data restores the autosaved edits
+    # a second Trace dock on the same data edits the same atoms layer and model
     from napari_aet.widgets import TraceWidget
 
     w2 = TraceWidget(viewer)
-    w2.layer.value = viewer.layers["tomo"]  # selecting the data restores its autosave
-    assert w2.model is not None and "Restored" in w2.status.value
-    np.testing.assert_allclose(w2.model.positions, w.model.positions)
-    assert w2.model.n_manual_removed == 1
-    assert [e["action"] for e in w2.model.edit_log][0] == "remove"
+    w2.layer.value = viewer.layers["tomo"]
+    assert w2.points is w.points and w2.model is w.model and "Editing" in w2.status.value
+    # with the atoms layer gone (a new session on the same data) the autosave comes back
+    positions = w.model.positions.copy()
+    viewer.layers.remove(w.points)
+    w3 = TraceWidget(viewer)
+    w3.layer.value = viewer.layers["tomo"]  # selecting the data restores its autosave
+    assert w3.model is not None and "Restored" in w3.status.value
+    np.testing.assert_allclose(w3.model.positions, positions)
+    assert w3.model.n_manual_removed == 1
+    assert [e["action"] for e in w3.model.edit_log][0] == "remove"
 
 
 def test_refine_positions_against_the_series_is_one_undoable_edit(
