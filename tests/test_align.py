@@ -152,11 +152,13 @@ def test_full_alignment_on_a_realistic_series(particle):
     before = _gauge_free_residual(np.zeros_like(sim.truth.shifts_px), sim.truth.shifts_px, ANGLES)
     after = _gauge_free_residual(res.shifts_px, sim.truth.shifts_px, ANGLES)
     assert before > 1.0 and after < 0.3
-    # the default angle refinement (joint atom-model fit) lowers the angle error
+    # the default angle refinement (joint atom-model fit) lowers the angle error; only the
+    # corrections above three standard errors are kept (with 2 rounds the estimates still
+    # move from round to round, which widens the errors: measured 0.19 deg from 0.26)
     e0 = errors - errors.mean()
     e1 = res.angles_deg - sim.truth.angles_deg
     e1 -= e1.mean()
-    assert np.sqrt((e1**2).mean()) < 0.6 * np.sqrt((e0**2).mean())
+    assert np.sqrt((e1**2).mean()) < 0.8 * np.sqrt((e0**2).mean())
     assert res.steps["projection_matching"]["angle_method"] == "model"
     assert res.data.shape == sim.data.shape
     assert "index,angle_in_deg" in res.corrections_table()
@@ -215,3 +217,49 @@ def test_dose_rule_denoises_only_low_count_raw_series():
     )
     assert res.steps["denoise"]["method"] in ("bm3d", "nlmeans")
     assert "counts at the brightest" in res.steps["denoise"]["dose_rule"]
+
+
+def test_keep_significant_reverts_what_the_errors_allow():
+    from types import SimpleNamespace
+
+    from napari_aet.align import keep_significant
+
+    ang = np.linspace(-60, 60, 13)
+    out = ang + np.r_[0.5, np.full(12, 0.02)]  # one real correction, noise elsewhere
+    th = np.deg2rad(out)
+    shifts = np.zeros((13, 2))
+    shifts[4] = (1.5, -1.0)  # one image really off
+    shifts[:, 1] += 3.0 * np.cos(th) + 1.0 * np.sin(th)  # a translation of the object
+    shifts[:, 0] += 2.0
+    shifts += np.random.default_rng(0).normal(0, 0.02, shifts.shape)  # estimate noise
+    model = SimpleNamespace(
+        angle_sigma_deg=np.full(13, 0.05), offset_sigma_px=np.full((13, 2), 0.05)
+    )
+    a, s, info = keep_significant(ang, out, shifts, 0.0, model, k=3.0, image_shape=(128, 128))
+    np.testing.assert_allclose(a[1:], ang[1:])  # noise-level changes reverted
+    assert a[0] == pytest.approx(ang[0] + 0.5)
+    assert info["angle_corrections_kept"] == 1 and info["shift_corrections_kept"] == 1
+    assert not info["object_translation_kept"]  # a 3 px translation moves nothing that matters
+    assert np.abs(np.delete(s, 4, axis=0)).max() == 0.0
+    assert np.abs(s[4]).max() > 1.0
+    # the round-to-round jitter widens the errors: then the 0.5 deg correction is not shown
+    a, _, _ = keep_significant(
+        ang, out, shifts, 0.0, model, k=3.0, jitter=(np.full(13, 0.3), None), image_shape=(128, 128)
+    )
+    np.testing.assert_allclose(a, ang)
+
+
+def test_an_aligned_series_stays_as_it_is():
+    """A perfect series (no shifts, no angle errors): projection matching alone moves angles
+    by up to 0.6 deg and images by 4 px (centring the particle); the kept corrections do not."""
+    n, px = 96, 0.4
+    ang = np.linspace(-70, 70, 21)
+    atoms = build_structure("fcc", radius_A=10, shape_px=(n, n), pixel_size_A=px, seed=3)
+    sim = simulate_tilt_series(atoms, ang, pixel_size_A=px, shape_px=(n, n), dose_e_per_A2=7667.0,
+                               seed=1)  # fmt: skip
+    res = align_tilt_series(
+        sim.data, ang, pixel_size_A=px, model_builder=atom_model_builder(), tilt_axis=None
+    )
+    assert np.abs(res.angles_deg - ang).max() < 0.2
+    assert np.abs(res.shifts_px).max() < 0.5
+    assert res.steps["significance"]["angle_corrections_reverted"] >= 19

@@ -6,7 +6,7 @@ from ._dual_axis import (
     refine_second_axis_turn,
     register_second_axis,
 )
-from ._pipeline import AlignmentResult, align_tilt_series
+from ._pipeline import SIGNIFICANCE_K, AlignmentResult, align_tilt_series, keep_significant
 from ._preprocess import (
     LOW_COUNTS,
     STUDY_LOWPASS_INV_A,
@@ -28,6 +28,8 @@ from ._shifts import (
 )
 
 __all__ = [
+    "SIGNIFICANCE_K",
+    "keep_significant",
     "DualAxisRegistration",
     "dual_axis_euler",
     "refine_second_axis_turn",

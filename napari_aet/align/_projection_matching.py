@@ -40,6 +40,10 @@ class ProjectionMatchingResult:
     converged: bool = False
     model: ModelRefinementResult | None = None
     notes: list[str] = field(default_factory=list)
+    # the last round's per-image changes: how much the estimates still jitter from round to
+    # round (re-tracing, re-reconstructing), an uncertainty the images' noise does not show
+    last_angle_change_deg: np.ndarray | None = None
+    last_shift_change_px: np.ndarray | None = None
 
 
 def _register(reference: np.ndarray, moving: np.ndarray, upsample: int = 20):
@@ -119,6 +123,7 @@ def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_de
         positions,
         pixel_size_A=pixel_size_A,
         max_angle_change_deg=max_change_deg,
+        calibrate_sigmas=True,  # the alignment keeps only significant corrections
         device=device,
         cancel=cancel,
     )
@@ -278,4 +283,5 @@ def projection_matching(
         if rnd.max_shift_change_px < shift_tol_px and rnd.max_angle_change_deg < angle_tol_deg:
             converged = True
             break
-    return ProjectionMatchingResult(s, ang, history, converged, model, notes)
+    last = (dang, d) if history else (None, None)
+    return ProjectionMatchingResult(s, ang, history, converged, model, notes, *last)

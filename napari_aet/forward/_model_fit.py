@@ -63,6 +63,12 @@ class ModelRefinementResult:
         Normalized correlation of each image with the refined model's image of it.
     residual : list of float
         Relative residual ``||model - data|| / ||data||`` after each block of iterations.
+    angle_sigma_deg : ndarray of shape (n_images,)
+        Standard error of each image's refined angle [degrees]: how far the residual (noise
+        and whatever the image model misses, with its spatial correlation) could move it
+        (:func:`_geometry_sigmas`). NaN when not computed.
+    offset_sigma_px : ndarray of shape (n_images, 2)
+        The same for each image's ``(d_row, d_col)`` offset [pixels].
     """
 
     positions_A: np.ndarray
@@ -75,6 +81,8 @@ class ModelRefinementResult:
     image_offset: np.ndarray
     image_correlation: np.ndarray
     residual: list = field(default_factory=list)
+    angle_sigma_deg: np.ndarray | None = None
+    offset_sigma_px: np.ndarray | None = None
 
 
 def why_untrusted(result: ModelRefinementResult, *, max_angle_change_deg: float | None = None):
@@ -179,6 +187,7 @@ def refine_atomic_model(
     sigma_A: float = 0.5,
     iterations: int = 60,
     max_angle_change_deg: float = 2.0,
+    calibrate_sigmas: bool = False,
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -213,6 +222,10 @@ def refine_atomic_model(
         L-BFGS iterations.
     max_angle_change_deg : float
         Bound on each angle correction; a larger one means the model and images disagree.
+    calibrate_sigmas : bool
+        Calibrate the per-image standard errors of the angles and offsets with one
+        parametric bootstrap replicate (the fitted images plus noise with the residual's
+        power spectrum, refitted): one more fit of the last stage.
     device : {"auto", "cpu", "cuda"}
 
     Returns
@@ -301,9 +314,13 @@ def refine_atomic_model(
         kern = kern * (1.0 + tails[:, None, None].mul(tails_hat).sum(dim=0))
         return torch.fft.irfft2(torch.fft.rfft2(imgs) * kern, s=(rows, cols))
 
-    def model():
+    def model(extra_deg=None, extra_off=None):
         pos, dang, off = unknowns()
         th, o, _ = geometry(dang, off)
+        if extra_deg is not None:  # a small step of every angle (or offset): derivatives
+            th = th + torch.deg2rad(extra_deg)
+        if extra_off is not None:
+            o = o + extra_off
         row, col = ren.coords(pos, th, o)
         extra = torch.exp(log_sigma0 + step["sigma"] * u["sigma"])
         amp = a0 * (1.0 + step["amp"] * u["amp"])
@@ -355,27 +372,55 @@ def refine_atomic_model(
     residual = []
     total = sum(max(1, int(np.ceil(it / 10))) for _, it in stages)
     done = 0
-    for names, its in stages:
-        opt = torch.optim.LBFGS(
-            [u[g] for g in names],
-            lr=1.0,
-            max_iter=10,
-            history_size=20,
-            line_search_fn="strong_wolfe",
-        )
 
-        def closure(opt=opt):
-            opt.zero_grad()
-            loss = ((model() - data) ** 2).sum() / norm
-            loss.backward()
-            return loss
+    def run_stages(stage_list, target, log=True):
+        nonlocal done
+        for names, its in stage_list:
+            opt = torch.optim.LBFGS(
+                [u[g] for g in names],
+                lr=1.0,
+                max_iter=10,
+                history_size=20,
+                line_search_fn="strong_wolfe",
+            )
 
-        for _ in range(max(1, int(np.ceil(its / 10)))):
-            check_cancel(cancel, "atomic-model refinement")
-            loss = opt.step(closure)
-            residual.append(float(np.sqrt(float(loss.detach()))))
-            done += 1
-            report(progress, done, total, f"model refinement: residual {residual[-1]:.4f}")
+            def closure(opt=opt):
+                opt.zero_grad()
+                loss = ((model() - target) ** 2).sum() / norm
+                loss.backward()
+                return loss
+
+            for _ in range(max(1, int(np.ceil(its / 10)))):
+                check_cancel(cancel, "atomic-model refinement")
+                loss = opt.step(closure)
+                if log:
+                    residual.append(float(np.sqrt(float(loss.detach()))))
+                    done += 1
+                    report(progress, done, total, f"model refinement: residual {residual[-1]:.4f}")
+
+    run_stages(stages, data)
+    replicate = None
+    if calibrate_sigmas and (refine_angles or refine_offsets):
+        # one parametric bootstrap replicate: the fitted images plus noise with the
+        # residual's own power spectrum, refitted from the fit; how far it moves each image's
+        # geometry calibrates the per-image standard errors (_geometry_sigmas holds the atoms)
+        with torch.no_grad():
+            fitted = model()
+            r_hat = torch.fft.rfft2(fitted - data)
+            phase = torch.rand(r_hat.shape, generator=gen, device=dev) * (2 * np.pi)
+            noise = torch.fft.irfft2(r_hat.abs() * torch.exp(1j * phase), s=(rows, cols))
+            saved = {g: u[g].detach().clone() for g in groups}
+            _, _, da_fit = geometry(*unknowns()[1:])
+            off_fit = unknowns()[2].clone()
+        run_stages(stages[-1:], fitted + noise, log=False)
+        with torch.no_grad():
+            _, _, da_rep = geometry(*unknowns()[1:])
+            replicate = (
+                (da_rep - da_fit).cpu().numpy().astype(np.float64),
+                (unknowns()[2] - off_fit).cpu().numpy().astype(np.float64),
+            )
+            for g in groups:
+                u[g].copy_(saved[g])
     with torch.no_grad():
         pos, dang, off = unknowns()
         _, o, da = geometry(dang, off)
@@ -391,6 +436,11 @@ def refine_atomic_model(
         ncc = (fc * dc).sum(dim=(1, 2)) / torch.sqrt(
             (fc**2).sum(dim=(1, 2)) * (dc**2).sum(dim=(1, 2))
         ).clamp_min(1e-30)
+        angle_sigma, offset_sigma = _geometry_sigmas(model, data, n, torch)
+    if replicate is not None:
+        angle_sigma, offset_sigma = _calibrated(
+            angle_sigma, offset_sigma, *replicate, refine_angles, refine_offsets
+        )
     positions, da_np, offsets = _fix_gauge(
         pos.cpu().numpy().astype(np.float64),
         ang0,
@@ -411,4 +461,61 @@ def refine_atomic_model(
         image_offset=bias.cpu().numpy().astype(np.float64),
         image_correlation=ncc.cpu().numpy().astype(np.float64),
         residual=residual,
+        angle_sigma_deg=angle_sigma,
+        offset_sigma_px=offset_sigma,
     )
+
+
+def _calibrated(angle_sigma, offset_sigma, d_ang, d_off, refine_angles, refine_offsets):
+    """Scale the linearised standard errors by how far one bootstrap replicate moved the
+    geometry, pooled over the images (never below 1: they are lower bounds)."""
+    a, o = angle_sigma.copy(), offset_sigma.copy()
+    if refine_angles and len(d_ang) > 2:
+        d = d_ang - d_ang.mean()  # the gauge: a common angle change is a turn of the model
+        c = float(np.sqrt(np.mean((d / np.maximum(a, 1e-12)) ** 2)))
+        a *= max(c, 1.0)
+    if refine_offsets and len(d_off) > 2:
+        for k in range(2):
+            d = d_off[:, k] - d_off[:, k].mean()
+            c = float(np.sqrt(np.mean((d / np.maximum(o[:, k], 1e-12)) ** 2)))
+            o[:, k] *= max(c, 1.0)
+    return a, o
+
+
+def _geometry_sigmas(model, data, n: int, torch, h_deg: float = 0.05, h_px: float = 0.25):
+    """Standard errors of each image's angle [deg] and offsets [px] at the fitted state.
+
+    Per image, the unknowns that only it has (angle, row and column offset, scale, background)
+    are linearised about the fit: ``J`` their derivatives (central differences of the model),
+    ``r`` the residual. Their covariance is the sandwich ``A^-1 B A^-1`` with ``A = J^T J`` and
+    ``B = J^T C J``, the residual's covariance ``C`` taken from its own periodogram (so that
+    correlated noise and the spatially smooth misfit of an imperfect image model count as what
+    they are): ``B_ab = Re sum_f J_a,f conj(J_b,f) |r_f|^2 / N^2``. The atoms, shared by all
+    images, are held: the spread over noise realisations is somewhat larger.
+    """
+    rows, cols = data.shape[1:]
+    base = model()
+    r_hat = torch.fft.rfft2(base - data).abs() ** 2
+    w = torch.full((cols // 2 + 1,), 2.0, device=data.device)
+    w[0] = 1.0
+    if cols % 2 == 0:
+        w[-1] = 1.0
+    npx = float(rows * cols)
+    step = torch.full((n,), h_deg, device=data.device)
+    jac = [(model(extra_deg=step) - model(extra_deg=-step)) / (2 * h_deg)]
+    for k in range(2):
+        e = torch.zeros((n, 2), device=data.device)
+        e[:, k] = h_px
+        jac.append((model(extra_off=e) - model(extra_off=-e)) / (2 * h_px))
+    bias = base.mean(dim=(1, 2), keepdim=True)  # scale and background: nuisances of the image
+    jac += [base - bias, torch.ones_like(base)]
+    jm = torch.stack(jac, dim=1).double()  # (n, 5, rows, cols)
+    a = torch.einsum("nipq,njpq->nij", jm, jm)
+    jf = torch.fft.rfft2(jm)
+    weight = (r_hat.double() * w.double()).to(jf.dtype)
+    b = torch.einsum("nipq,njpq,npq->nij", jf, jf.conj(), weight).real
+    b = b / npx**2
+    ainv = torch.linalg.pinv(a)
+    cov = ainv @ b @ ainv
+    sd = torch.sqrt(torch.diagonal(cov, dim1=1, dim2=2).clamp_min(0)).cpu().numpy()
+    return sd[:, 0].astype(np.float64), sd[:, 1:3].astype(np.float64)

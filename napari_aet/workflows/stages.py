@@ -348,6 +348,14 @@ def run_align(
     if axis_note:
         notes.append(f"tilt axis: {axis_note} (give --tilt-axis to force an angle)")
     notes += list((res.steps.get("projection_matching") or {}).get("notes") or [])
+    sig = res.steps.get("significance")
+    if sig:
+        msg += (
+            f"; kept the corrections above {sig['k_sigma']:g} standard errors: "
+            f"{sig['angle_corrections_kept']} angles (median error "
+            f"{sig['angle_sigma_deg_median']:.3f} deg), {sig['shift_corrections_kept']} shifts "
+            f"(median error {max(sig['shift_sigma_px_median']):.3f} px)"
+        )
     written = [STAGE_FILES["align"][k] for k in ("series", "angles", "table", "record")]
     return StageResult("align", info, written, msg, notes)
 
