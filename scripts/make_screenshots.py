@@ -207,6 +207,12 @@ def _figures_screenshot(viewer) -> None:
     viewer.reset_view()
     QApplication.processEvents()
     viewer.screenshot(str(OUT / "figures_widget.png"), canvas_only=False)
+    # the widget's own 3D export: local strain in %, scale bar in A, the particle filling it
+    widget.color_by.value = "local_strain"
+    widget.view_path.value = OUT / "figures_view3d.png"
+    widget.width_px.value = 1200
+    widget.dpi.value = 150
+    widget.save_view()
 
 
 def main() -> int:

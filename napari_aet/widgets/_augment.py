@@ -37,7 +37,7 @@ class AugmentWidget(StageWidgetMixin, Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
+        super().__init__(labels=True, scrollable=True)  # a tall dock scrolls, not the window
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Image", label="tomogram")
         names = [n for n in SHIPPED_WEIGHTS if n in shipped_weights()]

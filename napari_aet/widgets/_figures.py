@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     import napari
 
 CURRENT = "current colours"
+#: Fractions shown in percent, as the Strain widget and the figures show them.
+PERCENT_FEATURES = ("exx", "eyy", "ezz", "exy", "exz", "eyz", "local_strain",
+                    "facet_local_strain", "local_strain_smoothed")  # fmt: skip
 ATOM_FORMATS = {"CSV": ".csv", "extended XYZ": ".xyz", "HDF5": ".h5"}
 
 
@@ -72,6 +75,19 @@ def compose_view_figure(
     return fig
 
 
+def _fit_camera(viewer, points_A: np.ndarray, fill: float = 0.85) -> None:
+    """Centre the camera on the atoms and zoom so that they fill ``fill`` of the canvas
+    (in any view direction: their largest extent)."""
+    if not len(points_A):
+        return
+    lo, hi = points_A.min(axis=0), points_A.max(axis=0)
+    extent = float(np.linalg.norm(hi - lo)) or 1.0
+    native = viewer.window._qt_viewer.canvas.native
+    h, w = native.height(), native.width()
+    viewer.camera.center = tuple((0.5 * (lo + hi)).tolist())
+    viewer.camera.zoom = fill * min(h, w) / extent
+
+
 class FiguresWidget(StageWidgetMixin, Container):
     """Export figures of the analysed atom model, a 3D view with colour and scale bars, and the
     model itself (CSV, extended XYZ or HDF5, with every feature).
@@ -82,7 +98,7 @@ class FiguresWidget(StageWidgetMixin, Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
+        super().__init__(labels=True, scrollable=True)  # a tall dock scrolls, not the window
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Points", label="atoms")
         # 3D view
@@ -265,14 +281,25 @@ class FiguresWidget(StageWidgetMixin, Container):
             cmap = self.colormap.value
             layer.face_color = values_to_rgba(vals, limits, cmap)
             label = feat
+            if feat in PERCENT_FEATURES:  # the bar in %, as the rest of the UI
+                limits = (100 * limits[0], 100 * limits[1])
+                label = f"{feat} (%)"
         if v.dims.ndisplay != 3:
             v.dims.ndisplay = 3
             v.reset_view()
         v.scale_bar.visible = True
-        img = v.screenshot(canvas_only=True, flash=False)
-        scale = int(self.width_px.value) / max(1, img.shape[1])
-        if scale > 1.05:  # render the canvas larger rather than upsampling pixels
-            img = v.screenshot(canvas_only=True, scale=scale, flash=False)
+        if v.scale_bar.unit is None:
+            v.scale_bar.unit = "angstrom"
+        camera = (v.camera.center, v.camera.zoom)
+        _fit_camera(v, np.asarray(layer.data, float))  # the particle fills the image
+        try:
+            img = v.screenshot(canvas_only=True, flash=False)
+            scale = int(self.width_px.value) / max(1, img.shape[1])
+            if scale > 1.05:  # render the canvas larger rather than upsampling pixels
+                v.camera.zoom = v.camera.zoom * scale  # napari enlarges the canvas, not the view
+                img = v.screenshot(canvas_only=True, scale=scale, flash=False)
+        finally:
+            v.camera.center, v.camera.zoom = camera  # the user's view back
         dpi = int(self.dpi.value)
         fig = compose_view_figure(img, label=label, cmap=cmap, limits=limits, dpi=dpi)
         path = Path(self.view_path.value)

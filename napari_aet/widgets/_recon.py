@@ -36,7 +36,7 @@ class ReconWidget(StageWidgetMixin, Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
+        super().__init__(labels=True, scrollable=True)  # a tall dock scrolls, not the window
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Image", label="tilt series")
         self.iterations = SpinBox(label="iterations", value=D.iterations, min=1, max=100000)

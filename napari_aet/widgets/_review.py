@@ -15,7 +15,14 @@ from ..trace import (
     pick_near_point,
     review_atoms,
 )
-from ._runner import OnHide, StageRunner, StageWidgetMixin, follow_new_layers, status_label
+from ._runner import (
+    OnHide,
+    StageRunner,
+    StageWidgetMixin,
+    content_layout,
+    follow_new_layers,
+    status_label,
+)
 from ._shared import publish, shared_model
 
 if TYPE_CHECKING:
@@ -44,7 +51,7 @@ class ReviewWidget(StageWidgetMixin, Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
+        super().__init__(labels=True, scrollable=True)  # a tall dock scrolls, not the window
         self._viewer = viewer
         self.tomogram = create_widget(annotation="napari.layers.Image", label="tomogram")
         self.atoms = create_widget(annotation="napari.layers.Points", label="atoms")
@@ -76,7 +83,7 @@ class ReviewWidget(StageWidgetMixin, Container):
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["kind", "score", "reviewed", "reasons"])
         self.table.setMinimumHeight(180)
-        self.native.layout().addWidget(self.table)
+        content_layout(self).addWidget(self.table)
         self.items = None
         self.voxel_A = 1.0  # set from the tomogram when a review starts
         self.current = -1

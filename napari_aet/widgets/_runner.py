@@ -100,6 +100,14 @@ class StageRunner:
             self.on_status("Cancelled; nothing was added.")
 
 
+def content_layout(container):
+    """The Qt layout holding a magicgui container's widgets (inside its scroll area when the
+    container scrolls): where extra Qt widgets (tables, plots) go."""
+    native = container.native
+    inner = native.widget() if hasattr(native, "setWidgetResizable") else native
+    return inner.layout()
+
+
 def add_plot_canvas(container, *, figsize=(3.6, 2.4), min_height: int = 200):
     """A matplotlib figure embedded at the bottom of a magicgui container."""
     from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
@@ -108,7 +116,7 @@ def add_plot_canvas(container, *, figsize=(3.6, 2.4), min_height: int = 200):
     figure = Figure(figsize=figsize, layout="constrained")
     canvas = FigureCanvasQTAgg(figure)
     canvas.setMinimumHeight(min_height)
-    container.native.layout().addWidget(canvas)
+    content_layout(container).addWidget(canvas)
     return figure, canvas
 
 
