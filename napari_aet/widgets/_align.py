@@ -20,7 +20,13 @@ from .._layers import tilt_series_from_layer, tilt_series_layer_data
 from ..align import align_tilt_series
 from ..io import TiltSeries
 from ..workflows import AlignSettings, atom_model_builder
-from ._runner import StageRunner, StageWidgetMixin, content_layout, follow_new_layers, status_label
+from ._runner import (
+    StageRunner,
+    StageWidgetMixin,
+    add_table,
+    follow_new_layers,
+    status_label,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -34,7 +40,7 @@ class AlignWidget(StageWidgetMixin, Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True, scrollable=True)  # a tall dock scrolls, not the window
+        super().__init__(labels=True)
         self._viewer = viewer
         d = AlignSettings()
         self.layer = create_widget(annotation="napari.layers.Image", label="tilt series")
@@ -105,7 +111,7 @@ class AlignWidget(StageWidgetMixin, Container):
             ["angle (deg)", "correction (deg)", "shift row (px)", "shift col (px)"]
         )
         self.table.setMinimumHeight(180)
-        content_layout(self).addWidget(self.table)
+        add_table(self, self.table)
         self._made: list[str] = []
         self._source = None
         self.result = None

@@ -17,7 +17,12 @@ from magicgui.widgets import (
 from .._layers import layer_voxel_size_A
 from ..augment import SHIPPED_WEIGHTS, augment_volume, shipped_weights
 from ..workflows import AugmentSettings
-from ._runner import StageRunner, StageWidgetMixin, follow_new_layers, status_label
+from ._runner import (
+    StageRunner,
+    StageWidgetMixin,
+    follow_new_layers,
+    status_label,
+)
 
 D = AugmentSettings()
 
@@ -37,7 +42,7 @@ class AugmentWidget(StageWidgetMixin, Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True, scrollable=True)  # a tall dock scrolls, not the window
+        super().__init__(labels=True)
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Image", label="tomogram")
         names = [n for n in SHIPPED_WEIGHTS if n in shipped_weights()]

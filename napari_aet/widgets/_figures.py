@@ -30,7 +30,12 @@ from ..figures import (
 from ..io import write_atoms
 from ..session import layer_tuples, read_session, write_session
 from ..workflows import FiguresSettings
-from ._runner import StageRunner, StageWidgetMixin, follow_new_layers, status_label
+from ._runner import (
+    StageRunner,
+    StageWidgetMixin,
+    follow_new_layers,
+    status_label,
+)
 
 D = FiguresSettings()
 
@@ -98,7 +103,7 @@ class FiguresWidget(StageWidgetMixin, Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True, scrollable=True)  # a tall dock scrolls, not the window
+        super().__init__(labels=True)
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Points", label="atoms")
         # 3D view

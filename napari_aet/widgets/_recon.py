@@ -18,7 +18,13 @@ from .._layers import tilt_series_from_layer
 from ..figures import plot_recon_errors
 from ..recon import genfire
 from ..workflows import ReconSettings
-from ._runner import StageRunner, StageWidgetMixin, add_plot_canvas, follow_new_layers, status_label
+from ._runner import (
+    StageRunner,
+    StageWidgetMixin,
+    add_plot_canvas,
+    follow_new_layers,
+    status_label,
+)
 
 D = ReconSettings()
 
@@ -36,7 +42,7 @@ class ReconWidget(StageWidgetMixin, Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True, scrollable=True)  # a tall dock scrolls, not the window
+        super().__init__(labels=True)
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Image", label="tilt series")
         self.iterations = SpinBox(label="iterations", value=D.iterations, min=1, max=100000)

@@ -19,7 +19,7 @@ from ._runner import (
     OnHide,
     StageRunner,
     StageWidgetMixin,
-    content_layout,
+    add_table,
     follow_new_layers,
     status_label,
 )
@@ -51,7 +51,7 @@ class ReviewWidget(StageWidgetMixin, Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True, scrollable=True)  # a tall dock scrolls, not the window
+        super().__init__(labels=True)
         self._viewer = viewer
         self.tomogram = create_widget(annotation="napari.layers.Image", label="tomogram")
         self.atoms = create_widget(annotation="napari.layers.Points", label="atoms")
@@ -83,7 +83,7 @@ class ReviewWidget(StageWidgetMixin, Container):
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["kind", "score", "reviewed", "reasons"])
         self.table.setMinimumHeight(180)
-        content_layout(self).addWidget(self.table)
+        add_table(self, self.table)
         self.items = None
         self.voxel_A = 1.0  # set from the tomogram when a review starts
         self.current = -1

@@ -108,6 +108,19 @@ def content_layout(container):
     return inner.layout()
 
 
+def add_table(container, table):
+    """A Qt table at the bottom of a container, its columns as wide as their headers and
+    contents (a narrow dock scrolls the table sideways instead of cutting the headers)."""
+    from qtpy.QtWidgets import QHeaderView, QSizePolicy
+
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+    # the table's own width must not widen the dock: it takes the dock's and scrolls
+    table.setSizePolicy(QSizePolicy.Ignored, table.sizePolicy().verticalPolicy())
+    table.setMinimumWidth(50)
+    content_layout(container).addWidget(table)
+    return table
+
+
 def add_plot_canvas(container, *, figsize=(3.6, 2.4), min_height: int = 200):
     """A matplotlib figure embedded at the bottom of a magicgui container."""
     from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg

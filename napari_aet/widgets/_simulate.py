@@ -34,7 +34,7 @@ class SimulateWidget(Container):
     """Simulate a particle (twinned dumbbell, fcc or amorphous) and its ADF-STEM tilt series."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True, scrollable=True)  # a tall dock scrolls, not the window
+        super().__init__(labels=True)
         self._viewer = viewer
         self.structure = ComboBox(
             label="structure", choices=["twinned dumbbell", "fcc", "amorphous"], value="fcc"

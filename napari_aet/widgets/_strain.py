@@ -77,7 +77,7 @@ class StrainWidget(StageWidgetMixin, Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True, scrollable=True)  # a tall dock scrolls, not the window
+        super().__init__(labels=True)
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Points", label="atoms")
         self.element = element_edit(D.element, uses="sets the reference lattice constant")

@@ -26,7 +26,7 @@ from ._runner import (
     StageRunner,
     StageWidgetMixin,
     add_plot_canvas,
-    content_layout,
+    add_table,
     draw_subset,
     element_edit,
     element_value,
@@ -77,7 +77,7 @@ class StructureWidget(StageWidgetMixin, Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True, scrollable=True)  # a tall dock scrolls, not the window
+        super().__init__(labels=True)
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Points", label="atoms")
         self.run_button = PushButton(text="Analyze")
@@ -151,7 +151,7 @@ class StructureWidget(StageWidgetMixin, Container):
             ]
         )
         self.table.setMinimumHeight(160)
-        content_layout(self).addWidget(self.table)
+        add_table(self, self.table)
         self._figure, self._canvas = add_plot_canvas(self, figsize=(3.6, 5.0), min_height=380)
         self.result = None
         self._target = None

@@ -73,7 +73,7 @@ class TraceWidget(StageWidgetMixin, Container):
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
-        super().__init__(labels=True, scrollable=True)  # a tall dock scrolls, not the window
+        super().__init__(labels=True)
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Image", label="tomogram")
         self.smooth = FloatSpinBox(
