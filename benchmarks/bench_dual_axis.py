@@ -19,16 +19,9 @@ from _common import machine
 
 
 def turned(atoms, delta_deg, shape_px, px):
-    from napari_aet.core.atoms import AtomModel
-    from napari_aet.forward import rotation_center_A
+    from napari_aet.simulate import turn_about_beam
 
-    c = rotation_center_A(shape_px, px)
-    rel = atoms.positions - c
-    d = np.deg2rad(delta_deg)
-    out = rel.copy()
-    out[:, 2] = rel[:, 2] * np.cos(d) - rel[:, 1] * np.sin(d)
-    out[:, 1] = rel[:, 2] * np.sin(d) + rel[:, 1] * np.cos(d)
-    return AtomModel(out + c, atoms.features)
+    return turn_about_beam(atoms, delta_deg, shape_px=shape_px, pixel_size_A=px)
 
 
 def main() -> None:

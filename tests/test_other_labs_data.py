@@ -355,17 +355,9 @@ def test_emd_tilt_series_with_angles_and_pixel_size_from_its_axes(stack, tmp_pat
 
 
 def _turned(atoms, delta_deg, shape_px, pixel_size_A):
-    """The particle turned by ``delta`` about the beam (x' = x cos d - y sin d)."""
-    from napari_aet.core.atoms import AtomModel
-    from napari_aet.forward import rotation_center_A
+    from napari_aet.simulate import turn_about_beam
 
-    c = rotation_center_A(shape_px, pixel_size_A)
-    rel = atoms.positions - c
-    d = np.deg2rad(delta_deg)
-    out = rel.copy()
-    out[:, 2] = rel[:, 2] * np.cos(d) - rel[:, 1] * np.sin(d)
-    out[:, 1] = rel[:, 2] * np.sin(d) + rel[:, 1] * np.cos(d)
-    return AtomModel(out + c, atoms.features)
+    return turn_about_beam(atoms, delta_deg, shape_px=shape_px, pixel_size_A=pixel_size_A)
 
 
 @pytest.mark.parametrize("delta", [-120.0, 37.0, 178.0])

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from ._projection_matching import _ncc
 from ._reproject import reproject
 
 #: The untilted images must be within this many degrees of 0 for the in-plane registration.
@@ -62,13 +63,6 @@ def _turn(image: np.ndarray, delta_deg: float) -> np.ndarray:
     ys = x * np.sin(d) + y * np.cos(d) + rows // 2
     xs = x * np.cos(d) - y * np.sin(d) + cols // 2
     return ndimage.map_coordinates(image, [ys, xs], order=1, mode="constant", cval=0.0)
-
-
-def _ncc(a: np.ndarray, b: np.ndarray) -> float:
-    a = a - a.mean()
-    b = b - b.mean()
-    den = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / den) if den > 0 else 0.0
 
 
 def register_second_axis(

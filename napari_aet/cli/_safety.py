@@ -4,9 +4,8 @@ previous ones only when a command succeeds: see :func:`._common.run_staged`)."""
 from __future__ import annotations
 
 import math
-import re
 
-from ..core.elements import parse_elements
+from ..core.elements import split_elements
 
 
 def element_spec(text: str) -> str:
@@ -14,8 +13,7 @@ def element_spec(text: str) -> str:
     returned comma-separated in the given order with the symbols capitalised; a ValueError
     that names the option for anything else."""
     try:
-        parse_elements(text)
-        return ",".join(parse_elements(p)[0] for p in re.split(r"[,+;\s/]+", text) if p)
+        return ",".join(split_elements(text))
     except ValueError as err:
         raise ValueError(f"--element {text}: {err}") from err
 

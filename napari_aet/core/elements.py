@@ -89,19 +89,24 @@ def element_data(symbol) -> ElementData:
     return ElementData(s, int(z), sym, None if fcc_a is None else float(fcc_a), float(bond))
 
 
-def parse_elements(spec) -> tuple[str, ...]:
-    """One or several elements: ``"Pt"``, ``"Pt,Ni"``, ``"Pt+Ni"``, ``"Pt Ni"`` or a sequence.
-
-    Returns the canonical symbols, heaviest first (the order species are told apart by
-    contrast)."""
+def split_elements(spec) -> list[str]:
+    """The elements of ``"Pt,Ni"`` (also ``+ ; /`` or spaces between them) or of a sequence,
+    canonical and in the order given (each once)."""
     if spec is None:
         raise ValueError("no element given; give a chemical symbol such as Pt")
     parts = re.split(r"[,+;\s/]+", spec.strip()) if isinstance(spec, str) else list(spec)
     parts = [p for p in parts if str(p).strip()]
     if not parts:
         raise ValueError(f"no element in {spec!r}; give a chemical symbol such as Pt")
-    symbols = list(dict.fromkeys(_canonical(p) for p in parts))
-    return tuple(sorted(symbols, key=lambda s: -atomic_numbers[s]))
+    return list(dict.fromkeys(_canonical(p) for p in parts))
+
+
+def parse_elements(spec) -> tuple[str, ...]:
+    """One or several elements: ``"Pt"``, ``"Pt,Ni"``, ``"Pt+Ni"``, ``"Pt Ni"`` or a sequence.
+
+    Returns the canonical symbols, heaviest first (the order species are told apart by
+    contrast)."""
+    return tuple(sorted(split_elements(spec), key=lambda s: -atomic_numbers[s]))
 
 
 def mean_bond_length_A(elements, fractions=None) -> float:

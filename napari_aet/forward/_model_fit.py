@@ -66,7 +66,7 @@ class ModelRefinementResult:
     angle_sigma_deg : ndarray of shape (n_images,)
         Standard error of each image's refined angle [degrees]: how far the residual (noise
         and whatever the image model misses, with its spatial correlation) could move it
-        (:func:`_geometry_sigmas`). NaN when not computed.
+        (:func:`_geometry_sigmas`). None unless ``calibrate_sigmas``.
     offset_sigma_px : ndarray of shape (n_images, 2)
         The same for each image's ``(d_row, d_col)`` offset [pixels].
     """
@@ -223,8 +223,8 @@ def refine_atomic_model(
     max_angle_change_deg : float
         Bound on each angle correction; a larger one means the model and images disagree.
     calibrate_sigmas : bool
-        Calibrate the per-image standard errors of the angles and offsets with one
-        parametric bootstrap replicate (the fitted images plus noise with the residual's
+        Estimate the per-image standard errors of the angles and offsets, calibrated with
+        one parametric bootstrap replicate (the fitted images plus noise with the residual's
         power spectrum, refitted): one more fit of the last stage.
     device : {"auto", "cpu", "cuda"}
 
@@ -436,7 +436,9 @@ def refine_atomic_model(
         ncc = (fc * dc).sum(dim=(1, 2)) / torch.sqrt(
             (fc**2).sum(dim=(1, 2)) * (dc**2).sum(dim=(1, 2))
         ).clamp_min(1e-30)
-        angle_sigma, offset_sigma = _geometry_sigmas(model, data, n, torch)
+        angle_sigma = offset_sigma = None
+        if calibrate_sigmas:  # six more model evaluations: only for a caller that uses them
+            angle_sigma, offset_sigma = _geometry_sigmas(model, data, n, torch)
     if replicate is not None:
         angle_sigma, offset_sigma = _calibrated(
             angle_sigma, offset_sigma, *replicate, refine_angles, refine_offsets

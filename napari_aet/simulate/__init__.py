@@ -1,6 +1,6 @@
 """Structures, projected potentials and tilt-series synthesis (no Qt, no napari)."""
 
-from ._build import LATTICE_CONSTANTS_A, STRUCTURES, build_structure
+from ._build import LATTICE_CONSTANTS_A, STRUCTURES, build_structure, turn_about_beam
 from ._errors import InjectedErrors, inject_model_errors
 from ._independent import IndependentImaging, IndependentSeries, independent_tilt_series
 from ._multislice import MultisliceSettings, multislice_tilt_series
@@ -28,6 +28,7 @@ from ._tilt_series import (
 from ._volume import render_atom_volume
 
 __all__ = [
+    "turn_about_beam",
     "IndependentImaging",
     "IndependentSeries",
     "independent_tilt_series",

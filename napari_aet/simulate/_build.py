@@ -12,6 +12,7 @@ from ..core.elements import (
     fcc_reference_A,
     mean_bond_length_A,
     parse_elements,
+    split_elements,
 )
 from ..forward import rotation_center_A
 from ._structures import (
@@ -71,9 +72,9 @@ def build_structure(
     seed : int or Generator, optional
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    given = [p.strip() for p in str(element).replace("+", ",").split(",") if p.strip()]
+    given = split_elements(element)
     elements = parse_elements(given)
-    order = [elements.index(parse_elements(g)[0]) for g in given]  # as given -> canonical
+    order = [elements.index(g) for g in given]  # as given -> canonical
     fractions = np.ones(len(elements))
     if composition is not None:
         comp = np.asarray(composition, float).ravel()
@@ -142,3 +143,17 @@ def build_structure(
         **({"note": lattice_note} if lattice_note and structure != "amorphous" else {}),
     }
     return AtomModel(pos, frame, meta)
+
+
+def turn_about_beam(atoms: AtomModel, delta_deg: float, *, shape_px, pixel_size_A) -> AtomModel:
+    """The particle turned by ``delta_deg`` about the beam (through the rotation centre of
+    ``shape_px`` images of ``pixel_size_A``): the second series of a dual-axis acquisition.
+    ``x' = x cos d - y sin d``, ``y' = x sin d + y cos d`` (the Euler ``psi`` of
+    :func:`napari_aet.recon.projection_axes`)."""
+    c = rotation_center_A(shape_px, pixel_size_A)
+    rel = atoms.positions - c
+    d = np.deg2rad(delta_deg)
+    out = rel.copy()
+    out[:, 2] = rel[:, 2] * np.cos(d) - rel[:, 1] * np.sin(d)
+    out[:, 1] = rel[:, 2] * np.sin(d) + rel[:, 1] * np.cos(d)
+    return AtomModel(out + c, atoms.features.copy(), dict(atoms.metadata))
