@@ -17,8 +17,14 @@ _STACKING_COLORS = {"fcc": "#3a86ff", "hcp": "#ff006e", "other": "#8d99ae"}
 
 
 def tilt_series_layer_data(ts: TiltSeries, name: str | None = None) -> tuple:
-    """``(data, kwargs, "image")`` for a tilt series: scale ``(1, px, px)`` and angles in
-    ``metadata``."""
+    """``(data, kwargs, "image")`` for a tilt series: angles and pixel size in ``metadata``.
+
+    With a pixel size the scale is ``(px, px, px)`` in Angstrom on every axis, the image axis
+    included: napari accepts only one kind of unit per axis across a viewer's layers, and the
+    tomogram reconstructed from the series (voxel = pixel) shares the viewer. One slider step
+    is then one image of the series and one slice of the tomogram; the image index is the
+    series' own (the status bar's ``[i ...]``) and its angle is ``metadata["angles_deg"][i]``.
+    """
     px = ts.pixel_size_A
     meta: dict[str, Any] = {
         "napari_aet_type": "tilt_series",
@@ -29,15 +35,21 @@ def tilt_series_layer_data(ts: TiltSeries, name: str | None = None) -> tuple:
     }
     kwargs = {
         "name": name or "tilt series",
-        "scale": (1.0, px or 1.0, px or 1.0),
+        "scale": tilt_series_scale(px),
         "metadata": meta,
         "colormap": "gray",
         "axis_labels": ("tilt", "y", "x"),
-        "units": ("", "angstrom", "angstrom") if px else None,
+        "units": ("angstrom",) * 3 if px else None,
     }
     if kwargs["units"] is None:
         kwargs.pop("units")
     return (ts.data, kwargs, "image")
+
+
+def tilt_series_scale(pixel_size_A: float | None) -> tuple[float, float, float]:
+    """A tilt-series layer's scale: the pixel size on every axis (1 without one)."""
+    px = float(pixel_size_A) if pixel_size_A else 1.0
+    return (px, px, px)
 
 
 def tilt_series_from_layer(data, metadata: dict, scale=None) -> TiltSeries:
@@ -97,7 +109,10 @@ def atoms_from_layer(data, features=None, metadata: dict | None = None) -> AtomM
 
 
 def layer_voxel_size_A(layer) -> float | None:
-    """The voxel size [A] of an image layer: its metadata, else its (isotropic) scale."""
+    """The voxel size [A] of a tomogram layer: its metadata, else its (isotropic) scale; None
+    for a tilt series (images, not a volume) and for a layer without a physical scale."""
+    if layer.metadata.get("napari_aet_type") == "tilt_series":
+        return None
     vs = layer.metadata.get("voxel_size_A")
     if vs:
         return float(vs)
@@ -105,3 +120,24 @@ def layer_voxel_size_A(layer) -> float | None:
     if len(set(scale)) == 1 and scale[0] != 1.0:
         return scale[0]
     return None
+
+
+def tomogram_voxel_size_A(layer) -> float:
+    """The voxel size [A] of a layer chosen as a tomogram; ValueError naming the fix for a
+    missing layer, a tilt series, a layer that is not 3D or one without a voxel size."""
+    if layer is None:
+        raise ValueError("choose a tomogram layer")
+    if layer.metadata.get("napari_aet_type") == "tilt_series":
+        raise ValueError(
+            f"{layer.name!r} is a tilt series (images), not a tomogram: reconstruct it first "
+            "(3. Reconstruct) and choose the tomogram"
+        )
+    if layer.ndim != 3:
+        raise ValueError(f"{layer.name!r} is {layer.ndim}D; choose a 3D tomogram layer")
+    vs = layer_voxel_size_A(layer)
+    if vs is None:
+        raise ValueError(
+            f"{layer.name!r} has no voxel size: set its scale in Angstrom (layer.scale) or "
+            "open it from a file that records one"
+        )
+    return vs

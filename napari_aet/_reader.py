@@ -39,6 +39,19 @@ def _one(path):
 def _read_tilt_series_layer(path):
     path = _one(path)
     ts = read_tilt_series(path)
+    missing = [
+        what
+        for what, value in (("tilt angles", ts.angles_deg), ("pixel size", ts.pixel_size_A))
+        if value is None
+    ]
+    if missing:  # say it where the analyst looks; the geometry widget then asks for them
+        from napari.utils.notifications import show_info
+
+        show_info(
+            f"{Path(path).name} has no {' and no '.join(missing)}: set them in Plugins > "
+            "napari-aet > 1. Tilt-series geometry (or put a .tlt file with the same name "
+            "next to it)"
+        )
     return [tilt_series_layer_data(ts, name=Path(path).stem)]
 
 

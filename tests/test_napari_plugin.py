@@ -81,7 +81,7 @@ def test_reader_gives_layers_with_metadata(tmp_path, sample):
     write_tilt_series(p, TiltSeries(sample.data[:3], sample.angles_deg[:3], 0.358))
     ((data, kwargs, kind),) = napari_get_reader(str(p))(str(p))
     assert kind == "image" and data.shape == (3, 256, 256)
-    assert kwargs["scale"] == (1.0, 0.358, 0.358)
+    assert kwargs["scale"] == (0.358, 0.358, 0.358)
     assert kwargs["metadata"]["angles_deg"] == [-70.0, -63.0, -56.0]
     q = write_atoms(tmp_path / "atoms.csv", sample.truth.atoms)
     ((pdata, pkw, pkind),) = napari_get_reader(str(q))(str(q))
@@ -95,7 +95,7 @@ def test_sample_opens_in_viewer_and_layers_save(make_napari_viewer, tmp_path):
     layer = viewer.layers["nanodumbbell tilt series"]
     assert layer.data.shape == (21, 256, 256)
     assert len(layer.metadata["angles_deg"]) == 21
-    assert tuple(layer.scale) == pytest.approx((1.0, 0.358, 0.358))
+    assert tuple(layer.scale) == pytest.approx((0.358, 0.358, 0.358))
     out = tmp_path / "saved.h5"
     viewer.layers.save(str(out), selected=False, plugin="napari-aet")
     from napari_aet.io import read_tilt_series
@@ -128,7 +128,7 @@ def test_tilt_series_widget_sets_angles_and_refuses_mismatch(make_napari_viewer)
     w.pixel_size.value = 0.5
     assert w.apply() is True
     assert layer.metadata["angles_deg"] == [-60, -30, 0, 30, 60]
-    assert tuple(layer.scale) == (1.0, 0.5, 0.5)
+    assert tuple(layer.scale) == (0.5, 0.5, 0.5)
 
 
 def test_simulate_widget_adds_a_tilt_series(make_napari_viewer, qtbot):

@@ -86,7 +86,7 @@ def test_recon_widget_refuses_layer_without_angles(make_napari_viewer):
     w = ReconWidget(viewer)
     w.layer.value = viewer.layers["raw"]
     assert w.run() is None
-    assert "no tilt angles" in w.status.value
+    assert "needs its tilt angles and pixel size" in w.status.value
     assert len(viewer.layers) == 1
 
 

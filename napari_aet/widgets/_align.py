@@ -25,8 +25,11 @@ from ._runner import (
     StageWidgetMixin,
     add_table,
     follow_new_layers,
+    select_latest,
+    show_result,
     status_label,
 )
+from ._tilt_series import ask_for_geometry, is_aligned
 
 if TYPE_CHECKING:
     import napari
@@ -120,6 +123,8 @@ class AlignWidget(StageWidgetMixin, Container):
         self.cancel_button.changed.connect(self.runner.cancel)
         self.undo_button.changed.connect(self.undo)
         follow_new_layers(viewer, self.layer, ())  # keeps the choices current, selects nothing
+        # the newest series as it came from the microscope (not an aligned output)
+        select_latest(viewer, self.layer, ("tilt_series",), prefer=lambda la: not is_aligned(la))
 
     def run(self, event=None):
         """Start the alignment; returns the worker (None when the input is not usable)."""
@@ -129,10 +134,8 @@ class AlignWidget(StageWidgetMixin, Container):
                 raise ValueError("choose a tilt-series layer")
             ts = tilt_series_from_layer(layer.data, layer.metadata, layer.scale)
             if ts.angles_deg is None or ts.pixel_size_A is None:
-                raise ValueError(
-                    "the layer needs tilt angles and a pixel size; set them in "
-                    "'Tilt-series geometry'"
-                )
+                self.status.value = "Not started: " + ask_for_geometry(self._viewer, layer)
+                return None
         except ValueError as err:
             self.status.value = f"Not started: {err}"
             return None
@@ -181,6 +184,7 @@ class AlignWidget(StageWidgetMixin, Container):
             "steps": res.steps,
         }
         new = self._viewer.add_image(data, **kw)
+        show_result(self._viewer, new, hide_kinds=("tilt_series",))
         self._made.append(new.name)
         self._fill_table(res)
         self.undo_button.enabled = True

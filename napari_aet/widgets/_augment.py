@@ -14,13 +14,15 @@ from magicgui.widgets import (
     create_widget,
 )
 
-from .._layers import layer_voxel_size_A
+from .._layers import tomogram_voxel_size_A
 from ..augment import SHIPPED_WEIGHTS, augment_volume, shipped_weights
 from ..workflows import AugmentSettings
 from ._runner import (
     StageRunner,
     StageWidgetMixin,
     follow_new_layers,
+    select_latest,
+    show_result,
     status_label,
 )
 
@@ -77,6 +79,9 @@ class AugmentWidget(StageWidgetMixin, Container):
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.runner.cancel)
         follow_new_layers(viewer, self.layer, ("tomogram",))
+        select_latest(
+            viewer, self.layer, ("tomogram",), prefer=lambda la: not la.metadata.get("augmented")
+        )
 
     def _show_file(self, value) -> None:
         self.weights_file.visible = value == USER_FILE
@@ -85,15 +90,7 @@ class AugmentWidget(StageWidgetMixin, Container):
         """Start the augmentation; returns the worker (None if the input is not usable)."""
         layer = self.layer.value
         try:
-            if layer is None:
-                raise ValueError("choose a tomogram layer")
-            if layer.ndim != 3:
-                raise ValueError(f"{layer.name!r} is not a 3D tomogram")
-            vs = layer_voxel_size_A(layer)
-            if vs is None:
-                raise ValueError(
-                    f"{layer.name!r} has no voxel size: set the layer scale in Angstrom"
-                )
+            vs = tomogram_voxel_size_A(layer)
             if self.weights.value == USER_FILE:
                 weights = Path(self.weights_file.value)
                 if not weights.is_file():
@@ -122,13 +119,14 @@ class AugmentWidget(StageWidgetMixin, Container):
     def _done(self, res) -> None:
         layer, vs = self._source
         self.result = res
-        self._viewer.add_image(
+        new = self._viewer.add_image(
             res.volume,
             name=f"{layer.name} U-Net",
             scale=tuple(layer.scale),
             translate=tuple(layer.translate),
             colormap="inferno",
             units=getattr(layer, "units", None),
+            axis_labels=("z", "y", "x"),
             metadata={
                 "napari_aet_type": "tomogram",
                 "voxel_size_A": vs,
@@ -137,4 +135,5 @@ class AugmentWidget(StageWidgetMixin, Container):
                 "source_layer": layer.name,
             },
         )
+        show_result(self._viewer, new, hide_kinds=("tilt_series", "tomogram"))
         self.status.value = f"Done on {res.settings['device']} in {res.seconds:.1f} s"

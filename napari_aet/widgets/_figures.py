@@ -34,6 +34,7 @@ from ._runner import (
     StageRunner,
     StageWidgetMixin,
     follow_new_layers,
+    select_latest,
     status_label,
 )
 
@@ -176,6 +177,7 @@ class FiguresWidget(StageWidgetMixin, Container):
         self._watched = None
         self.layer.changed.connect(self._watch_features)
         follow_new_layers(viewer, self.layer, ("atom_model",))
+        select_latest(viewer, self.layer, ("atom_model",))
 
     def _watch_features(self, layer=None) -> None:
         """Keep *colour by* in step with the layer's features (they grow with each analysis)."""

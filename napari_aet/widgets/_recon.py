@@ -23,8 +23,11 @@ from ._runner import (
     StageWidgetMixin,
     add_plot_canvas,
     follow_new_layers,
+    select_latest,
+    show_result,
     status_label,
 )
+from ._tilt_series import ask_for_geometry, is_aligned
 
 D = ReconSettings()
 
@@ -88,6 +91,7 @@ class ReconWidget(StageWidgetMixin, Container):
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.runner.cancel)
         follow_new_layers(viewer, self.layer, ("tilt_series",))
+        select_latest(viewer, self.layer, ("tilt_series",), prefer=is_aligned)
         self._figure, self._canvas = add_plot_canvas(self)
 
     def _default_radius(self, value) -> None:
@@ -100,8 +104,9 @@ class ReconWidget(StageWidgetMixin, Container):
             if layer is None:
                 raise ValueError("choose a tilt-series layer")
             ts = tilt_series_from_layer(layer.data, layer.metadata, layer.scale)
-            if ts.angles_deg is None:
-                raise ValueError("the layer has no tilt angles; set them in 'Tilt-series geometry'")
+            if ts.angles_deg is None or ts.pixel_size_A is None:
+                self.status.value = "Not started: " + ask_for_geometry(self._viewer, layer)
+                return None
             if len(ts.angles_deg) != ts.n_tilts:
                 raise ValueError(
                     f"{len(ts.angles_deg)} angles for {ts.n_tilts} images; fix the geometry"
@@ -130,13 +135,14 @@ class ReconWidget(StageWidgetMixin, Container):
     def _done(self, res) -> None:
         source_name, ts = self._source
         self.result = res
-        px = ts.pixel_size_A or 1.0
-        self._viewer.add_image(
+        px = ts.pixel_size_A
+        new = self._viewer.add_image(
             res.volume,
             name=f"{source_name} GENFIRE",
             scale=(px, px, px),
             colormap="inferno",
             units=("angstrom", "angstrom", "angstrom"),
+            axis_labels=("z", "y", "x"),
             metadata={
                 "napari_aet_type": "tomogram",
                 "voxel_size_A": ts.pixel_size_A,
@@ -145,6 +151,7 @@ class ReconWidget(StageWidgetMixin, Container):
                 "rfree": res.rfree.tolist(),
             },
         )
+        show_result(self._viewer, new, hide_kinds=("tilt_series", "tomogram"))
         self._plot(res.errors, res.rfree)
         t = res.timings_s
         self.status.value = (

@@ -8,7 +8,7 @@ import numpy as np
 from magicgui.widgets import Container, FloatSpinBox, PushButton, create_widget
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
-from .._layers import layer_voxel_size_A
+from .._layers import tomogram_voxel_size_A
 from ..trace import (
     REFINE_FEATURES,
     EditableAtomModel,
@@ -21,6 +21,7 @@ from ._runner import (
     StageWidgetMixin,
     add_table,
     follow_new_layers,
+    select_latest,
     status_label,
 )
 from ._shared import publish, shared_model
@@ -104,6 +105,8 @@ class ReviewWidget(StageWidgetMixin, Container):
             viewer.bind_key(REVIEW_KEYS[k], lambda v, f=f: f(), overwrite=True)
         follow_new_layers(viewer, self.tomogram, ("tomogram",))
         follow_new_layers(viewer, self.atoms, ("atom_model",))
+        select_latest(viewer, self.tomogram, ("tomogram",))
+        select_latest(viewer, self.atoms, ("atom_model",))
         follow_new_layers(viewer, self.other, ())
         # closing or hiding the dock ends the review's clipping (a Hide event comes first)
         self._hide_filter = OnHide(self.clear_slab)
@@ -115,11 +118,10 @@ class ReviewWidget(StageWidgetMixin, Container):
         if tomo is None or pts is None or len(pts.data) < 10:
             self.status.value = "Not started: choose a tomogram and an atom layer"
             return None
-        px = layer_voxel_size_A(tomo)
-        if px is None:
-            self.status.value = (
-                f"Not started: {tomo.name!r} has no voxel size; set the layer scale in Angstrom"
-            )
+        try:
+            px = tomogram_voxel_size_A(tomo)
+        except ValueError as err:
+            self.status.value = f"Not started: {err}"
             return None
         self.voxel_A = px
         vol = np.asarray(tomo.data)

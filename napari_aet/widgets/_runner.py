@@ -179,6 +179,50 @@ def follow_new_layers(viewer, layer_widget, kinds: tuple[str, ...]) -> None:
     viewer.layers.events.removed.connect(lambda event: layer_widget.reset_choices())
 
 
+def select_latest(viewer, layer_widget, kinds: tuple[str, ...], prefer=None) -> None:
+    """Select the newest layer (the top of the layer list) whose ``napari_aet_type`` is one of
+    ``kinds`` and, when ``prefer(layer)`` is given and some layer satisfies it, the newest of
+    those: a widget opened after a step starts from that step's output (not the first layer)."""
+    found = [
+        lay
+        for lay in viewer.layers
+        if lay.metadata.get("napari_aet_type") in kinds
+        and not lay.metadata.get("napari_aet_subset_of")
+    ]
+    if prefer is not None and any(prefer(lay) for lay in found):
+        found = [lay for lay in found if prefer(lay)]
+    for lay in reversed(found):
+        try:
+            layer_widget.value = lay
+            return
+        except ValueError:  # not a choice of this widget (another layer type)
+            continue
+
+
+def show_result(viewer, layer, hide_kinds: tuple[str, ...] = ()) -> None:
+    """Bring a step's new layer into view: hide the layers of ``hide_kinds`` (e.g. the tilt
+    series once a tomogram exists), put every slider at the middle of the new layer and fit
+    the camera to it (a new tomogram otherwise opens at the tilt slider's position, often
+    outside the particle)."""
+    for other in viewer.layers:
+        if other is not layer and other.metadata.get("napari_aet_type") in hide_kinds:
+            other.visible = False
+    layer.visible = True
+    viewer.layers.selection.active = layer
+    lo, hi = np.asarray(layer.extent.world, float)
+    middle = (lo + hi) / 2
+    ndim = viewer.dims.ndim
+    point = list(viewer.dims.point)
+    for i, value in enumerate(middle[::-1], start=1):  # layers align on their last axes
+        if i <= ndim:
+            point[ndim - i] = float(value)
+    viewer.dims.point = point
+    labels = tuple(getattr(layer, "axis_labels", ()) or ())
+    if len(labels) == ndim:  # the slider's name: "z" for a tomogram, not the series' "tilt"
+        viewer.dims.axis_labels = labels
+    viewer.reset_view()
+
+
 class OnHide(QObject):
     """Calls ``callback`` when the watched widget is hidden (its dock closed or hidden)."""
 

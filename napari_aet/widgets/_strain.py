@@ -28,6 +28,7 @@ from ._runner import (
     element_edit,
     element_value,
     follow_new_layers,
+    select_latest,
     status_label,
 )
 from ._shared import apply_analysis
@@ -121,6 +122,7 @@ class StrainWidget(StageWidgetMixin, Container):
         self.facets.changed.connect(lambda v: self.recolor())
         self.map_button.changed.connect(self.add_map)
         follow_new_layers(viewer, self.layer, ("atom_model",))
+        select_latest(viewer, self.layer, ("atom_model",))
         self._figure, self._canvas = add_plot_canvas(self, figsize=(3.6, 1.9), min_height=160)
 
     def _element_changed(self, value=None) -> None:
@@ -251,7 +253,9 @@ class StrainWidget(StageWidgetMixin, Container):
         img = self._viewer.add_image(
             np.nan_to_num(grid, nan=0.0),
             name=f"{layer.name} {name} map ({self.facets.value})",
-            scale=(1.0, 1.0, 1.0),
+            scale=(1.0, 1.0, 1.0),  # the grid's spacing, 1 A
+            units=("angstrom",) * 3,
+            axis_labels=("z", "y", "x"),
             translate=tuple(origin),
             colormap=diverging_colormap(),
             contrast_limits=(-lim, lim),

@@ -31,6 +31,7 @@ from ._runner import (
     element_edit,
     element_value,
     follow_new_layers,
+    select_latest,
     status_label,
 )
 from ._shared import apply_analysis
@@ -163,6 +164,7 @@ class StructureWidget(StageWidgetMixin, Container):
         self.side_button.changed.connect(self.side_view)
         self.select_button.changed.connect(self.run_with_selection)
         follow_new_layers(viewer, self.layer, ("atom_model",))
+        select_latest(viewer, self.layer, ("atom_model",))
 
     def run_with_selection(self, event=None):
         """Analyse with the atoms selected in the layer as cluster 1 and the rest as cluster 0."""

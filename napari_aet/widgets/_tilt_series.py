@@ -14,8 +14,9 @@ from magicgui.widgets import (
     create_widget,
 )
 
+from .._layers import tilt_series_scale
 from ..io import parse_angles, read_angles, validate_angles
-from ._runner import status_label
+from ._runner import follow_new_layers, select_latest, status_label
 
 if TYPE_CHECKING:
     import napari
@@ -52,12 +53,9 @@ class TiltSeriesWidget(Container):
         )
         self.layer.changed.connect(self._show_layer)
         self.apply_button.changed.connect(self.apply)
-        viewer.layers.events.inserted.connect(self._refresh)
-        viewer.layers.events.removed.connect(self._refresh)
+        follow_new_layers(viewer, self.layer, ("tilt_series",))
+        select_latest(viewer, self.layer, ("tilt_series",), prefer=_lacks_geometry)
         self._show_layer()
-
-    def _refresh(self, event=None) -> None:
-        self.layer.reset_choices()
 
     def _show_layer(self, event=None) -> None:
         layer = self.layer.value
@@ -72,9 +70,19 @@ class TiltSeriesWidget(Container):
         if px:
             self.pixel_size.value = float(px)
         n = layer.data.shape[0] if layer.data.ndim == 3 else 0
+        _mark(self.angles, ang is None)
+        _mark(self.pixel_size, not px)
+        missing = [what for what, ok in (("tilt angles", ang is not None), ("pixel size", px))
+                   if not ok]  # fmt: skip
         self.status.value = (
             f"{n} images; angles {'set' if ang is not None else 'missing'}; "
             f"pixel size {f'{px:.4g} A' if px else 'missing'}"
+            + (
+                f". {layer.name!r} needs its {' and '.join(missing)}: type the values of this "
+                "data (the fields in red) and press Apply"
+                if missing
+                else ""
+            )
         )
 
     def apply(self, event=None) -> bool:
@@ -108,6 +116,57 @@ class TiltSeriesWidget(Container):
             "angles_deg": [float(a) for a in ang],
             "pixel_size_A": px,
         }
-        layer.scale = (1.0, px, px)
+        layer.scale = tilt_series_scale(px)
+        layer.units = ("angstrom",) * 3
+        _mark(self.angles, False)
+        _mark(self.pixel_size, False)
         self.status.value = f"Applied: {len(ang)} angles {ang.min():g}..{ang.max():g} deg, {px:g} A"
         return True
+
+
+def is_aligned(layer) -> bool:
+    """A tilt series aligned by napari-aet (the Align widget's output or ``napari-aet align``'s
+    file read back)."""
+    meta = layer.metadata
+    prov = (meta.get("file_metadata") or {}).get("provenance") or {}
+    return "alignment" in meta or prov.get("command") == "align"
+
+
+def _missing(layer) -> list[str]:
+    """What a tilt-series layer lacks: ``"tilt angles"``, ``"pixel size"``."""
+    meta = layer.metadata
+    px = meta.get("pixel_size_A") or (layer.scale[-1] if layer.scale[-1] != 1.0 else None)
+    return [what for what, ok in (("tilt angles", meta.get("angles_deg") is not None),
+                                  ("pixel size", px)) if not ok]  # fmt: skip
+
+
+def _lacks_geometry(layer) -> bool:
+    return bool(_missing(layer))
+
+
+def _mark(widget, missing: bool) -> None:
+    """Outline a field in red while its value is missing."""
+    widget.native.setStyleSheet("border: 2px solid #e63946;" if missing else "")
+
+
+def ask_for_geometry(viewer, layer) -> str:
+    """Open (or raise) the *Tilt-series geometry* dock on ``layer`` so that the analyst types
+    its missing angles or pixel size; returns the message for the calling widget's status."""
+    widget = None
+    window = getattr(viewer, "window", None)
+    if window is not None:
+        try:
+            dock, widget = window.add_plugin_dock_widget("napari-aet", "1. Tilt-series geometry")
+        except (KeyError, ValueError, TypeError):  # the plugin is not registered with napari
+            widget = TiltSeriesWidget(viewer)
+            dock = window.add_dock_widget(widget, name="1. Tilt-series geometry")
+        dock.show()  # a closed dock is kept hidden by napari
+        dock.raise_()
+    if widget is not None:
+        widget.layer.value = layer
+        widget._show_layer()
+    missing = " and ".join(_missing(layer)) or "tilt angles and pixel size"
+    return (
+        f"{layer.name!r} needs its {missing}: type them in '1. Tilt-series geometry' (opened) "
+        "and press Apply"
+    )

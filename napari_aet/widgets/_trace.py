@@ -15,7 +15,12 @@ from magicgui.widgets import (
     create_widget,
 )
 
-from .._layers import ATOM_POINT_SIZE_A, layer_voxel_size_A, tilt_series_from_layer
+from .._layers import (
+    ATOM_POINT_SIZE_A,
+    layer_voxel_size_A,
+    tilt_series_from_layer,
+    tomogram_voxel_size_A,
+)
 from ..core.elements import tracer_min_distance_A
 from ..figures import plot_trace_histogram
 from ..trace import (
@@ -37,6 +42,7 @@ from ._runner import (
     element_edit,
     element_value,
     follow_new_layers,
+    select_latest,
     status_label,
 )
 from ._shared import has_shared_model, publish, share, shared_model
@@ -149,6 +155,7 @@ class TraceWidget(StageWidgetMixin, Container):
         self.point_size.changed.connect(self._resize_points)
         self.layer.changed.connect(self._maybe_restore)
         follow_new_layers(viewer, self.layer, ("tomogram",))
+        select_latest(viewer, self.layer, ("tomogram",))
         follow_new_layers(viewer, self.series, ("tilt_series",))
         series = [
             lay for lay in viewer.layers if lay.metadata.get("napari_aet_type") == "tilt_series"
@@ -206,14 +213,10 @@ class TraceWidget(StageWidgetMixin, Container):
     def run(self, event=None):
         """Trace the selected tomogram in a worker; returns the worker (None if unusable)."""
         layer = self.layer.value
-        if layer is None or layer.data.ndim != 3:
-            self.status.value = "Not started: choose a 3D tomogram layer"
-            return None
-        voxel = layer_voxel_size_A(layer)
-        if voxel is None:
-            self.status.value = (
-                f"Not started: {layer.name!r} has no voxel size; set the layer scale in Angstrom"
-            )
+        try:
+            voxel = tomogram_voxel_size_A(layer)
+        except ValueError as err:
+            self.status.value = f"Not started: {err}"
             return None
         thr = self.threshold_mode.value
         if thr == "value":
