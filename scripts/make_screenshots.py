@@ -91,9 +91,8 @@ def _structure_screenshot(viewer) -> None:
     _, widget = viewer.window.add_plugin_dock_widget("napari-aet", "5. Structure")
     widget.layer.value = viewer.layers[0]
     _wait(widget.run())
-    viewer.dims.ndisplay = 3
-    viewer.camera.angles = (0, -40, 80)
-    viewer.reset_view()
+    # the widget's own view after the analysis: along an in-layer <110>, the layers edge-on
+    viewer.reset_view(reset_camera_angle=False)
     QApplication.processEvents()
     viewer.screenshot(str(OUT / "structure_widget.png"), canvas_only=False)
     widget.show_layers.value = "-1:1"

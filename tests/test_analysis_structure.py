@@ -165,3 +165,32 @@ def test_user_selected_clusters(sample):
     assert len(res.summary["lattice_fits"]) == 2
     with pytest.raises(ValueError, match="0 or 1"):
         analyze_structure(AtomModel(atoms.positions), clusters=np.full(atoms.n_atoms, 2))
+
+
+def test_in_plane_zone_axes_are_the_crystals_own_110_and_112():
+    """Known answer: an fcc crystal turned at random (with 3 pm noise): the three directions
+    returned as <110> are the crystal's [1-10], [01-1], [10-1] (turned), the <112> ones its
+    [11-2], [-211], [1-21]; both lie in the (111) plane."""
+    from napari_aet.analysis import in_plane_zone_axes
+    from napari_aet.simulate import fcc_lattice
+
+    rot = Rotation.random(random_state=7).as_matrix()
+    pos = fcc_lattice(3.92, 14.0, orientation=rot)
+    pos = pos + np.random.default_rng(1).normal(0, 0.03, pos.shape)
+    normal = rot @ np.array([1.0, 1.0, 1.0]) / np.sqrt(3)
+    axes = in_plane_zone_axes(pos, normal)
+    for name, family in (
+        ("<110>", [[1, -1, 0], [0, 1, -1], [1, 0, -1]]),
+        ("<112>", [[1, 1, -2], [-2, 1, 1], [1, -2, 1]]),
+    ):
+        true = np.array(family, float) @ rot.T
+        true /= np.linalg.norm(true, axis=1, keepdims=True)
+        got = axes[name]
+        assert np.abs(got @ normal).max() < 1e-9
+        cos = np.abs(got @ true.T)  # each returned direction matches one true one
+        assert np.sort(cos.max(axis=1)).min() > np.cos(np.deg2rad(1.0))
+        assert sorted(cos.argmax(axis=1)) == [0, 1, 2]
+    # a chain along the normal has no bond in the layers: a clear error, not a made-up axis
+    chain = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 2.77], [0.0, 0.0, 5.54]])
+    with pytest.raises(ValueError, match="close-packed layers"):
+        in_plane_zone_axes(chain, [0.0, 0.0, 1.0])

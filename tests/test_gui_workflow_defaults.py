@@ -3,6 +3,8 @@ handling, the Plugins menu and real clicks on the widgets' buttons: the reader c
 formats, a missing pixel size asked for, every step starting from the previous step's output and
 showing its result (#21, finding 7)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
@@ -165,3 +167,36 @@ def test_each_step_starts_from_the_last_output_and_shows_it(
     # the Trace widget follows the new tomogram; one opened now starts from it too
     assert trace.layer.value is tomo
     assert TraceWidget(viewer).layer.value is tomo
+
+
+def test_exports_default_next_to_the_data_and_keep_a_typed_path(
+    make_napari_viewer, tmp_path, reader_choice
+):
+    from napari_aet._layers import atoms_layer_data
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.widgets import FiguresWidget
+
+    data = tmp_path / "beamtime" / "particle 3"
+    data.mkdir(parents=True)
+    path, _, _ = _series(tmp_path)
+    path = path.rename(data / path.name)
+    viewer = make_napari_viewer()
+    viewer.window._qt_viewer._qt_open([str(path)], stack=False)
+    pos = fcc_particle(radius_A=5.0, shape="sphere", seed=0)
+    pdata, kw, _ = atoms_layer_data(AtomModel(pos), name="my atoms")
+    viewer.add_points(pdata, **kw)
+    w = FiguresWidget(viewer)
+    assert Path(w.folder.value) == data / "figures"
+    assert Path(w.view_path.value) == data / "figures" / "view3d.png"
+    assert Path(w.atom_path.value) == data / "my atoms.csv"
+    assert Path(w.session_path.value) == data / "analysis.aet.h5"
+    w.atom_format.value = "HDF5"  # the suffix follows the format, the path stays a default
+    assert Path(w.atom_path.value) == data / "my atoms.h5"
+    # a path the analyst typed is kept when the atoms layer changes
+    w.folder.value = tmp_path / "paper"
+    pdata, kw, _ = atoms_layer_data(AtomModel(pos + 1.0), name="edited atoms")
+    viewer.add_points(pdata, **kw)
+    assert w.layer.value.name == "edited atoms"
+    assert Path(w.folder.value) == tmp_path / "paper"
+    assert Path(w.atom_path.value) == data / "edited atoms.h5"
+    assert Path(w.export_atoms()).parent == data

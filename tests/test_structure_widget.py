@@ -50,6 +50,29 @@ def test_structure_widget_colours_tables_and_filters(make_napari_viewer, qtbot, 
     w.show_layers.value = ""
     assert layer.shown.all() and layer.visible
     assert [x.name for x in viewer.layers] == ["atoms"]
+    # after the analysis the camera already looks along an in-layer <110>: the layers edge-on
+    # and the view along nearest-neighbour bonds (atom columns end-on), [111] up
+    assert viewer.dims.ndisplay == 3
+    n = w.result.stacking.normal
+    view = np.asarray(viewer.camera.view_direction)
+    assert abs(view @ n) < 1e-3
+    assert abs(np.asarray(viewer.camera.up_direction) @ n) == pytest.approx(1.0, abs=1e-3)
+    pos = layer.data
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(pos).query_pairs(3.0, output_type="ndarray")
+    bonds = pos[pairs[:, 1]] - pos[pairs[:, 0]]
+    bonds /= np.linalg.norm(bonds, axis=1, keepdims=True)
+    assert np.abs(bonds @ view).max() > np.cos(np.deg2rad(2.0))
+    # View again: the next of the three equivalent <110>, 60 deg on
+    w.view_button.changed.emit(True)
+    view2 = np.asarray(viewer.camera.view_direction)
+    assert abs(view2 @ n) < 1e-3 and abs(view2 @ view) == pytest.approx(0.5, abs=1e-3)
+    w.view_direction.value = "in-layer <112> (layers edge-on)"
+    assert w.view_along()
+    assert abs(np.asarray(viewer.camera.view_direction) @ view2) == pytest.approx(
+        np.cos(np.deg2rad(30)), abs=1e-3
+    )
     w.side_view()
     view = np.asarray(viewer.camera.view_direction)
     assert abs(view @ w.result.stacking.normal) < 1e-3  # the layers edge-on

@@ -23,7 +23,12 @@ from ._stacking import (
     nearest_neighbour_distance,
 )
 from ._strain import StrainResult, strain_map
-from ._structure import StructureAnalysis, analyze_structure, fit_cluster_lattices
+from ._structure import (
+    StructureAnalysis,
+    analyze_structure,
+    fit_cluster_lattices,
+    in_plane_zone_axes,
+)
 from ._validate import RFactorResult, r_factor
 
 __all__ = [
@@ -45,6 +50,7 @@ __all__ = [
     "StrainResult",
     "StructureAnalysis",
     "fit_cluster_lattices",
+    "in_plane_zone_axes",
     "analyze_stacking",
     "analyze_structure",
     "classify_local_structure",

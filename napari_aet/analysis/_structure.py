@@ -137,6 +137,50 @@ def _bond_orientation(pos, normal, d_nn) -> float:
     return _circular_mean_60(np.arctan2(b @ e2, b @ e1))
 
 
+def in_plane_zone_axes(positions_A, normal, d_nn: float | None = None) -> dict[str, np.ndarray]:
+    """The close-packed directions lying in the (111) layers: the views that show the layers,
+    the interface and the twin boundaries edge-on, with the atom columns end-on.
+
+    The in-plane nearest-neighbour bonds of an fcc (or hcp) stacking point along the three
+    <110> directions of the layer (6-fold, so a (111) twin, a 60 deg turn about the normal,
+    shares them); the <112> directions lie 30 deg from them. Found from the atoms' own bonds,
+    so they hold for a particle in any orientation.
+
+    Parameters
+    ----------
+    positions_A : ndarray of shape (N, 3)
+        Atom positions ``(z, y, x)`` [A].
+    normal : array-like of shape (3,)
+        The stacking direction [111] (``StackingResult.normal``).
+    d_nn : float, optional
+        Nearest-neighbour distance [A]; measured from the atoms when omitted.
+
+    Returns
+    -------
+    dict
+        ``"<110>"`` and ``"<112>"``: arrays of shape (3, 3), three unit vectors ``(z, y, x)``
+        each, perpendicular to ``normal``, 60 deg apart. ValueError when the atoms have no
+        in-plane bonds (not a layered crystal).
+    """
+    pos = _check_positions(positions_A, minimum=3)
+    n = np.asarray(normal, dtype=np.float64)
+    n = n / np.linalg.norm(n)
+    if d_nn is None:
+        d_nn = nearest_neighbour_distance(pos)
+    theta = _bond_orientation(pos, n, d_nn)
+    if not np.isfinite(theta):
+        raise ValueError(
+            "no nearest-neighbour bonds lie in the (111) layers: the atoms do not form "
+            "close-packed layers about this normal"
+        )
+    e1, e2 = in_plane_basis(n)
+    out = {}
+    for name, offset in (("<110>", 0.0), ("<112>", np.pi / 6)):
+        t = theta + offset + np.arange(3) * np.pi / 3
+        out[name] = np.cos(t)[:, None] * e1 + np.sin(t)[:, None] * e2
+    return out
+
+
 def fit_cluster_lattices(pos, normal, cluster, *, d_nn: float, notes: list | None = None):
     """Search-and-assign fcc fit of every cluster; yields ``(cluster, atom indices, FccFit)``.
 

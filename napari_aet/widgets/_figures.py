@@ -167,6 +167,7 @@ class FiguresWidget(StageWidgetMixin, Container):
             ]
         )
         self.runner = StageRunner("figures", self._set_status, self._done, self._busy)
+        self._auto_paths: dict[str, Path] = {}  # export paths still at their defaults
         self.result = None
         self.view_button.changed.connect(self.save_view)
         self.run_button.changed.connect(self.run)
@@ -176,8 +177,33 @@ class FiguresWidget(StageWidgetMixin, Container):
         self.atom_format.changed.connect(self._suffix)
         self._watched = None
         self.layer.changed.connect(self._watch_features)
+        self.layer.changed.connect(self._default_paths)
         follow_new_layers(viewer, self.layer, ("atom_model",))
         select_latest(viewer, self.layer, ("atom_model",))
+        self._default_paths()
+
+    def _default_paths(self, event=None) -> None:
+        """Export paths next to the analyst's data (the folder of the newest layer opened from
+        a file), not the working folder; a path the analyst typed is kept."""
+        folder = data_folder(self._viewer)
+        if folder is None:
+            return
+        layer = self.layer.value
+        stem = layer.name if layer is not None else "atoms"
+        suffix = ATOM_FORMATS[self.atom_format.value]
+        wanted = {
+            "folder": folder / "figures",
+            "view_path": folder / "figures" / "view3d.png",
+            "atom_path": folder / f"{stem}{suffix}",
+            "session_path": folder / "analysis.aet.h5",
+        }
+        for name, path in wanted.items():
+            field = getattr(self, name)
+            now = Path(field.value)
+            first = name not in self._auto_paths and not now.is_absolute()
+            if first or now == self._auto_paths.get(name):  # a default: follow the data
+                field.value = path
+                self._auto_paths[name] = path
 
     def _watch_features(self, layer=None) -> None:
         """Keep *colour by* in step with the layer's features (they grow with each analysis)."""
@@ -201,6 +227,8 @@ class FiguresWidget(StageWidgetMixin, Container):
     def _suffix(self, fmt) -> None:
         p = Path(self.atom_path.value)
         self.atom_path.value = p.with_suffix(ATOM_FORMATS[fmt])
+        if p == self._auto_paths.get("atom_path"):
+            self._auto_paths["atom_path"] = Path(self.atom_path.value)
 
     def _model(self):
         layer = self.layer.value
@@ -354,3 +382,22 @@ class FiguresWidget(StageWidgetMixin, Container):
         if res["skipped"]:
             msg += "; skipped: " + "; ".join(f"{k} ({v})" for k, v in res["skipped"].items())
         self.status.value = msg
+
+
+def data_folder(viewer) -> Path | None:
+    """The folder of the data in the viewer: that of the newest layer read from a file
+    (napari's ``layer.source.path``, else a tilt series' recorded source file); None when
+    every layer was made in the session (the sample, a simulation)."""
+    for layer in reversed(list(viewer.layers)):
+        for candidate in (
+            getattr(getattr(layer, "source", None), "path", None),
+            layer.metadata.get("source"),
+        ):
+            if not candidate:
+                continue
+            path = Path(str(candidate))
+            if path.is_file():
+                return path.parent
+            if path.is_dir():
+                return path
+    return None

@@ -18,7 +18,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from .._layers import _STACKING_COLORS, atoms_from_layer
-from ..analysis import analyze_structure
+from ..analysis import analyze_structure, in_plane_zone_axes
 from ..core.geometry import in_plane_basis
 from ..figures import STUDY_LAYER_COLORS, layer_groups, plot_layer_rmsd, plot_q4_q6
 from ..workflows import AnalyzeSettings
@@ -43,6 +43,12 @@ if TYPE_CHECKING:
     import napari
 
 _FACET_COLORS = {"111": "#e9c46a", "100": "#2a9d8f"}
+
+SIDE_110 = "in-layer <110> (layers edge-on)"
+SIDE_112 = "in-layer <112> (layers edge-on)"
+DOWN_111 = "[111] (down the stacking)"
+#: The camera directions the Structure widget offers: choice -> zone-axis family.
+VIEW_CHOICES = {SIDE_110: "<110>", SIDE_112: "<112>", DOWN_111: "[111]"}
 
 
 def _fmt(v) -> str:
@@ -120,8 +126,15 @@ class StructureWidget(StageWidgetMixin, Container):
         self.legend = Label(value="")
         self.legend.native.setTextFormat(Qt.RichText)
         self.legend.native.setWordWrap(True)
-        self.view_button = PushButton(text="View along [111]")
-        self.side_button = PushButton(text="Side view (layers edge-on)")
+        self.view_direction = ComboBox(
+            label="view along",
+            choices=list(VIEW_CHOICES),
+            value=SIDE_110,
+            tooltip="in-layer <110>: the layers, the interface and the twin boundaries edge-on "
+            "with the atom columns end-on (chosen after each analysis); press View again for "
+            "the next of the three equivalent directions",
+        )
+        self.view_button = PushButton(text="View")
         self.select_button = PushButton(text="Analyze with selected atoms as cluster 1")
         self.status = status_label()
         self.extend(
@@ -134,8 +147,8 @@ class StructureWidget(StageWidgetMixin, Container):
                 self.color_by,
                 self.legend,
                 self.show_layers,
+                self.view_direction,
                 self.view_button,
-                self.side_button,
                 self.status,
             ]
         )
@@ -160,8 +173,10 @@ class StructureWidget(StageWidgetMixin, Container):
         self.run_button.changed.connect(self.run)
         self.color_by.changed.connect(lambda v: self.recolor())
         self.show_layers.changed.connect(lambda v: self.apply_layer_selection())
-        self.view_button.changed.connect(self.view_along_stacking)
-        self.side_button.changed.connect(self.side_view)
+        self.view_button.changed.connect(lambda e=None: self.view_along())
+        self._zone_axes = None
+        self._last_choice = None
+        self._turn = 0
         self.select_button.changed.connect(self.run_with_selection)
         follow_new_layers(viewer, self.layer, ("atom_model",))
         select_latest(viewer, self.layer, ("atom_model",))
@@ -211,6 +226,10 @@ class StructureWidget(StageWidgetMixin, Container):
         self._fill_table(res.summary["layers"])
         self.recolor()
         self._plot()
+        self._zone_axes, self._last_choice = None, None
+        if res.summary.get("n_layers"):  # a layered crystal: show its layers edge-on at once
+            self.view_direction.value = SIDE_110
+            self.view_along(SIDE_110)
         s = res.summary
         rot = s["relative_rotation_deg"]
         faults = ", ".join(f"{x['type']} at {x['layer']}" for x in s.get("faults", [])) or "none"
@@ -311,28 +330,51 @@ class StructureWidget(StageWidgetMixin, Container):
         self._target.refresh()
         self.status.value = f"Showing {int(shown.sum())} of {len(shown)} atoms"
 
-    def view_along_stacking(self, event=None) -> None:
-        """Turn the 3D camera to look down the stacking direction [111]."""
-        if self.result is None:
-            self.status.value = "Analyse first"
-            return
+    def view_along(self, choice: str | None = None) -> bool:
+        """Turn the 3D camera to a crystal direction of the analysed atoms (``VIEW_CHOICES``;
+        the combo box's when None). Along an in-layer <110> or <112> the stacking direction is
+        up and the layers, the interface and the twin boundaries show as lines; pressing again
+        turns to the next of the three equivalent directions. Returns False (with a message)
+        when there is nothing to view."""
+        choice = choice or self.view_direction.value
+        if self.result is None or not np.isfinite(self.result.stacking.normal).all():
+            self.status.value = "Analyse first (a crystalline particle with (111) layers)"
+            return False
         n = np.asarray(self.result.stacking.normal, float)
-        up, _ = in_plane_basis(n)
+        n /= np.linalg.norm(n)
         self._viewer.dims.ndisplay = 3
-        self._viewer.camera.set_view_direction(tuple(n), tuple(up))
-        self.status.value = "Viewing along [111]"
+        if choice == DOWN_111:
+            up, _ = in_plane_basis(n)
+            self._viewer.camera.set_view_direction(tuple(n), tuple(up))
+            self.status.value = "Viewing down [111] (the stacking direction)"
+            return True
+        if self._zone_axes is None:
+            try:
+                self._zone_axes = in_plane_zone_axes(self._target.data, n)
+            except ValueError as err:
+                self.status.value = f"No in-layer direction: {err}"
+                return False
+        axes = self._zone_axes[VIEW_CHOICES[choice]]
+        if choice == self._last_choice:
+            self._turn = (self._turn + 1) % 3  # the next equivalent direction
+        else:  # the one closest to the current view: the smallest turn of the camera
+            now = np.asarray(self._viewer.camera.view_direction, float)
+            self._turn = int(np.argmax(np.abs(axes @ now)))
+        self._last_choice = choice
+        self._viewer.camera.set_view_direction(tuple(axes[self._turn]), tuple(n))
+        self.status.value = (
+            f"Viewing along an in-layer {VIEW_CHOICES[choice]} ({self._turn + 1} of 3): the "
+            "(111) layers, the interface and any twin boundary edge-on, [111] up"
+        )
+        return True
 
-    def side_view(self, event=None) -> None:
-        """Turn the 3D camera to look along the (111) layers (edge-on, the stacking direction
-        up): the layers, the interface and the twin boundaries show as lines."""
-        if self.result is None:
-            self.status.value = "Analyse first"
-            return
-        n = np.asarray(self.result.stacking.normal, float)
-        u, _ = in_plane_basis(n)
-        self._viewer.dims.ndisplay = 3
-        self._viewer.camera.set_view_direction(tuple(u), tuple(n))
-        self.status.value = "Viewing along the (111) layers (side view)"
+    def view_along_stacking(self, event=None) -> bool:
+        """Look down the stacking direction [111]."""
+        return self.view_along(DOWN_111)
+
+    def side_view(self, event=None) -> bool:
+        """Look along an in-layer <110>: the layers edge-on, the stacking direction up."""
+        return self.view_along(SIDE_110)
 
     def _plot(self) -> None:
         f = self._target.features
