@@ -200,3 +200,25 @@ def test_exports_default_next_to_the_data_and_keep_a_typed_path(
     assert Path(w.folder.value) == tmp_path / "paper"
     assert Path(w.atom_path.value) == data / "edited atoms.h5"
     assert Path(w.export_atoms()).parent == data
+
+
+def test_stacked_docks_fit_a_1000_px_screen_without_cutting_fields(make_napari_viewer, qtbot):
+    """Three docks opened from the Plugins menu on a 1,000-px screen: the window keeps its
+    height (each dock scrolls), and every form is as wide as its widest field."""
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1400, 900)
+    for name in ("2. Preprocess and align", "5. Structure", "6. Figures and export"):
+        _menu_action(viewer.window, "Plugins", "napari AET", name).trigger()
+        QApplication.processEvents()
+    qtbot.wait(50)
+    assert window.height() <= 1000  # it grew to ~2,400 px when the docks did not scroll
+    docks = [d for d in viewer.window._wrapped_dock_widgets.values() if d.isVisible()]
+    assert len(docks) == 3
+    scrolled = 0
+    for dock in docks:
+        scroll = dock.widget()
+        form = scroll.widget()
+        assert form.minimumSizeHint().width() <= scroll.viewport().width()
+        scrolled += scroll.verticalScrollBar().maximum() > 0
+    assert scrolled >= 2  # the forms taller than their share of the window scroll

@@ -8,7 +8,6 @@ import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FloatSpinBox,
     PushButton,
     SpinBox,
@@ -21,6 +20,7 @@ from ..align import align_tilt_series
 from ..io import TiltSeries
 from ..workflows import AlignSettings, atom_model_builder
 from ._runner import (
+    DockContainer,
     StageRunner,
     StageWidgetMixin,
     add_table,
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import napari
 
 
-class AlignWidget(StageWidgetMixin, Container):
+class AlignWidget(StageWidgetMixin, DockContainer):
     """Preprocess and align the selected tilt series in a worker thread.
 
     The raw layer is never modified: the result is a new layer ``<name> aligned`` with the

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from magicgui.widgets import (
     ComboBox,
-    Container,
     FileEdit,
     PushButton,
     SpinBox,
@@ -18,6 +17,7 @@ from .._layers import tomogram_voxel_size_A
 from ..augment import SHIPPED_WEIGHTS, augment_volume, shipped_weights
 from ..workflows import AugmentSettings
 from ._runner import (
+    DockContainer,
     StageRunner,
     StageWidgetMixin,
     follow_new_layers,
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 USER_FILE = "weights file..."
 
 
-class AugmentWidget(StageWidgetMixin, Container):
+class AugmentWidget(StageWidgetMixin, DockContainer):
     """Clean a tomogram with the 3D U-Net (shipped fcc / amorphous weights or a user file).
 
     Runs in a worker thread with progress per tile; the augmented tomogram is added beside the

@@ -10,7 +10,6 @@ import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     PushButton,
     Select,
@@ -31,6 +30,7 @@ from ..io import write_atoms
 from ..session import layer_tuples, read_session, write_session
 from ..workflows import FiguresSettings
 from ._runner import (
+    DockContainer,
     StageRunner,
     StageWidgetMixin,
     follow_new_layers,
@@ -94,7 +94,7 @@ def _fit_camera(viewer, points_A: np.ndarray, fill: float = 0.85) -> None:
     viewer.camera.zoom = fill * min(h, w) / extent
 
 
-class FiguresWidget(StageWidgetMixin, Container):
+class FiguresWidget(StageWidgetMixin, DockContainer):
     """Export figures of the analysed atom model, a 3D view with colour and scale bars, and the
     model itself (CSV, extended XYZ or HDF5, with every feature).
 

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FloatSpinBox,
     PushButton,
     SpinBox,
@@ -19,6 +18,7 @@ from ..figures import plot_recon_errors
 from ..recon import genfire
 from ..workflows import ReconSettings
 from ._runner import (
+    DockContainer,
     StageRunner,
     StageWidgetMixin,
     add_plot_canvas,
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import napari
 
 
-class ReconWidget(StageWidgetMixin, Container):
+class ReconWidget(StageWidgetMixin, DockContainer):
     """GENFIRE reconstruction of the selected tilt series, in a worker thread.
 
     The tilt-series layer must carry its angles and pixel size (see the *Tilt-series geometry*

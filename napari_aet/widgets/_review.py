@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import Container, FloatSpinBox, PushButton, create_widget
+from magicgui.widgets import FloatSpinBox, PushButton, create_widget
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from .._layers import tomogram_voxel_size_A
@@ -16,6 +16,7 @@ from ..trace import (
     review_atoms,
 )
 from ._runner import (
+    DockContainer,
     OnHide,
     StageRunner,
     StageWidgetMixin,
@@ -41,7 +42,7 @@ REVIEW_KEYS = {
 }
 
 
-class ReviewWidget(StageWidgetMixin, Container):
+class ReviewWidget(StageWidgetMixin, DockContainer):
     """Rank the traced atoms (and empty lattice sites) by doubt and review them in order.
 
     *Next*/*Previous* (Shift+N / Shift+P) centre the camera on the item and zoom in (in a slice

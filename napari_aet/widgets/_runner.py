@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 
 import numpy as np
+from magicgui.widgets import Container
 from qtpy.QtCore import QEvent, QObject, Signal
 
 from ..core.progress import Cancelled
@@ -100,12 +101,69 @@ class StageRunner:
             self.on_status("Cancelled; nothing was added.")
 
 
+class _FitWidth(QObject):
+    """Keeps a scroll area as wide as its content's minimum (a dock that scrolls vertically
+    must not cut its fields sideways) while its height stays free."""
+
+    def __init__(self, scroll):
+        super().__init__(scroll)
+        self._scroll = scroll
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() in (QEvent.LayoutRequest, QEvent.Show, QEvent.Polish):
+            bar = self._scroll.verticalScrollBar().sizeHint().width()
+            frame = 2 * self._scroll.frameWidth()
+            self._scroll.setMinimumWidth(obj.minimumSizeHint().width() + bar + frame)
+        return False
+
+
+class DockContainer(Container):
+    """A dock widget's form that scrolls vertically instead of growing napari's window
+    (several docks stacked on a 1,000-px screen), as wide as its widest field, with a small
+    minimum height: the docks share the window's height.
+
+    napari docks a magicgui widget's ``native``; a scrollable magicgui container's ``native``
+    is the form *inside* its scroll area, which napari would take out of it. Here ``native``
+    is the scroll area itself (magicgui's root widget), so napari docks the scroll area; the
+    form's layout is :func:`content_layout`'s.
+    """
+
+    MIN_HEIGHT_PX = 160
+
+    def __init__(self, **kwargs):
+        super().__init__(scrollable=True, **kwargs)
+        from qtpy.QtCore import Qt
+        from qtpy.QtWidgets import QFrame
+
+        scroll = self.native
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setFrameShape(QFrame.NoFrame)
+        scroll.setMinimumHeight(self.MIN_HEIGHT_PX)
+        self._fit_width = _FitWidth(scroll)
+        scroll.widget().installEventFilter(self._fit_width)
+        # the fields stay at the top of a tall dock (the scroll area fills the dock and would
+        # otherwise spread them out); magicgui inserts its widgets before this stretch
+        content_layout(self).addStretch(1)
+
+    @property
+    def native(self):
+        return self.root_native_widget
+
+
 def content_layout(container):
     """The Qt layout holding a magicgui container's widgets (inside its scroll area when the
     container scrolls): where extra Qt widgets (tables, plots) go."""
     native = container.native
     inner = native.widget() if hasattr(native, "setWidgetResizable") else native
     return inner.layout()
+
+
+def add_to_form(container, widget) -> None:
+    """A Qt widget at the bottom of a container's form (before a dock's closing stretch)."""
+    layout = content_layout(container)
+    last = layout.itemAt(layout.count() - 1) if layout.count() else None
+    at_end = last is not None and last.spacerItem() is not None
+    layout.insertWidget(layout.count() - 1 if at_end else layout.count(), widget)
 
 
 def add_table(container, table):
@@ -117,7 +175,7 @@ def add_table(container, table):
     # the table's own width must not widen the dock: it takes the dock's and scrolls
     table.setSizePolicy(QSizePolicy.Ignored, table.sizePolicy().verticalPolicy())
     table.setMinimumWidth(50)
-    content_layout(container).addWidget(table)
+    add_to_form(container, table)
     return table
 
 
@@ -129,7 +187,7 @@ def add_plot_canvas(container, *, figsize=(3.6, 2.4), min_height: int = 200):
     figure = Figure(figsize=figsize, layout="constrained")
     canvas = FigureCanvasQTAgg(figure)
     canvas.setMinimumHeight(min_height)
-    content_layout(container).addWidget(canvas)
+    add_to_form(container, canvas)
     return figure, canvas
 
 

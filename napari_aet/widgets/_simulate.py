@@ -9,7 +9,6 @@ import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FloatSpinBox,
     LineEdit,
     PushButton,
@@ -21,7 +20,7 @@ from ..core.elements import parse_elements
 from ..io import TiltSeries, parse_angles
 from ..simulate import build_structure, simulate_tilt_series
 from ..workflows import SimulateSettings
-from ._runner import element_edit, element_value, status_label
+from ._runner import DockContainer, element_edit, element_value, status_label
 
 D = SimulateSettings()
 
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     import napari
 
 
-class SimulateWidget(Container):
+class SimulateWidget(DockContainer):
     """Simulate a particle (twinned dumbbell, fcc or amorphous) and its ADF-STEM tilt series."""
 
     def __init__(self, viewer: napari.viewer.Viewer):

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import (
     ComboBox,
-    Container,
     FileEdit,
     FloatSpinBox,
     PushButton,
@@ -21,6 +20,7 @@ from ..core.elements import fcc_reference_A
 from ..figures import diverging_limit, transparent_centre_rgba, values_to_rgba
 from ..workflows import AnalyzeSettings
 from ._runner import (
+    DockContainer,
     StageRunner,
     StageWidgetMixin,
     add_plot_canvas,
@@ -68,7 +68,7 @@ def diverging_colormap(name: str = "RdBu_r"):
     return Colormap(colors=rgba, controls=t, name=f"{name} (transparent centre)")
 
 
-class StrainWidget(StageWidgetMixin, Container):
+class StrainWidget(StageWidgetMixin, DockContainer):
     """Compute strain, facets, local strain and (with a relation table) ORR activity, then
     colour the atoms by any of them with a diverging map centred at zero, filter by facet, and
     add the 2.7 A-smoothed 3D map as an image layer.

@@ -8,7 +8,6 @@ import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     Label,
     LineEdit,
     PushButton,
@@ -23,6 +22,7 @@ from ..core.geometry import in_plane_basis
 from ..figures import STUDY_LAYER_COLORS, layer_groups, plot_layer_rmsd, plot_q4_q6
 from ..workflows import AnalyzeSettings
 from ._runner import (
+    DockContainer,
     StageRunner,
     StageWidgetMixin,
     add_plot_canvas,
@@ -74,7 +74,7 @@ def parse_layer_selection(text: str) -> set[int] | None:
     return out
 
 
-class StructureWidget(StageWidgetMixin, Container):
+class StructureWidget(StageWidgetMixin, DockContainer):
     """Analyse the (111) stacking of an atom layer and colour it.
 
     Colour presets: the study's (interface red, upper twin boundary yellow, lower green, the two

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import (
-    Container,
     FileEdit,
     FloatSpinBox,
     LineEdit,
@@ -16,13 +15,13 @@ from magicgui.widgets import (
 
 from .._layers import tilt_series_scale
 from ..io import parse_angles, read_angles, validate_angles
-from ._runner import follow_new_layers, select_latest, status_label
+from ._runner import DockContainer, follow_new_layers, select_latest, status_label
 
 if TYPE_CHECKING:
     import napari
 
 
-class TiltSeriesWidget(Container):
+class TiltSeriesWidget(DockContainer):
     """Attach tilt angles [degrees] and a pixel size [A] to a tilt-series Image layer.
 
     Angles are typed (``-70:70:7`` or a list) or read from a ``.tlt``/``.rawtlt``/``.txt`` file;

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 from magicgui.widgets import (
     ComboBox,
-    Container,
     FloatSpinBox,
     PushButton,
     SpinBox,
@@ -35,6 +34,7 @@ from ..trace import (
 )
 from ..workflows import TraceSettings
 from ._runner import (
+    DockContainer,
     OnHide,
     StageRunner,
     StageWidgetMixin,
@@ -68,7 +68,7 @@ MODE_HELP = {
 }  # fmt: skip
 
 
-class TraceWidget(StageWidgetMixin, Container):
+class TraceWidget(StageWidgetMixin, DockContainer):
     """Trace atoms in a tomogram layer and correct them by hand.
 
     *Add* mode: a click puts an atom at the tomogram's intensity maximum along the view ray
