@@ -252,3 +252,67 @@ def test_a_saved_session_reopens_in_a_fresh_viewer_and_editing_goes_on(
     _click(qtbot, v2, _canvas_xy(v2, pts2, [second])[0])
     assert len(pts2.data) == n1 - 1 and w2.model.n_manual_removed == 2
     assert [e["action"] for e in w2.model.edit_log][-2:] == ["remove", "remove"]
+
+
+def test_twenty_removes_and_adds_on_the_sample_particle(sample, make_napari_viewer, qtbot, tmp_path,
+                                                         monkeypatch):  # fmt: skip
+    """The issue's target on the sample itself: its 3,333 true atoms rendered at the sample's
+    pixel size, traced by the widget, then 20 removes 0.5 A off the centre of visible atoms
+    and 20 adds over the emptied sites, with real clicks on the whole particle in view."""
+    monkeypatch.setenv("NAPARI_AET_CACHE", str(tmp_path))
+    from napari_aet.widgets import TraceWidget
+
+    px = sample.pixel_size_A
+    truth = sample.truth.atoms.positions
+    lo = np.floor(truth.min(axis=0) / px).astype(int) - 8
+    hi = np.ceil(truth.max(axis=0) / px).astype(int) + 8
+    origin = lo * px  # a box around the particle (the full 256^3 frame is mostly empty)
+    vol = render_atom_volume(truth - origin, tuple(hi - lo), voxel_size_A=px, sigma_A=0.45)
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 1000)
+    viewer.add_image(vol, name="tomo", scale=(px,) * 3, translate=tuple(origin),
+                     units=("angstrom",) * 3)  # fmt: skip
+    w = TraceWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Trace")
+    assert w.layer.value is viewer.layers["tomo"]
+    with qtbot.waitSignal(w.run().finished, timeout=300000):
+        pass
+    points = w.points
+    n0 = len(points.data)
+    assert n0 == len(truth) == 3333
+    # the atoms sit on the tomogram's atoms, its origin (the layer's translate) included
+    from scipy.spatial import cKDTree
+
+    world = points.data + np.asarray(points.translate)
+    assert cKDTree(truth).query(world)[0].max() < 0.2
+    viewer.dims.ndisplay = 3
+    viewer.camera.angles = (12.0, -23.0, 37.0)
+    viewer.reset_view(reset_camera_angle=False)  # the whole particle in view
+    viewer.layers.selection.active = points
+    QApplication.processEvents()
+    _key(qtbot, viewer, Qt.Key_D, Qt.ShiftModifier)
+    view = np.asarray(viewer.camera.view_direction, float)
+    view /= np.linalg.norm(view)
+    front = _front_atoms(points.data, view, radius=1.4)
+    rng = np.random.default_rng(3)
+    targets = points.data[rng.choice(front, 20, replace=False)].copy()
+    canvas = viewer.window._qt_viewer.canvas.native
+    width = canvas.width()
+    perp = np.cross(view, [0.3, 0.5, 0.8])
+    perp /= np.linalg.norm(perp)
+    for t in targets:
+        before = points.data.copy()
+        _click(qtbot, viewer, _canvas_xy(viewer, points, [t + 0.5 * perp])[0])
+        assert len(points.data) == len(before) - 1, w.status.value
+        gone = before[~np.isin(np.arange(len(before)), _matching(before, points.data))]
+        assert np.linalg.norm(gone[0] - t) < 1e-6  # the clicked atom, no hidden one
+    _key(qtbot, viewer, Qt.Key_A, Qt.ShiftModifier)
+    for t in targets:
+        _click(qtbot, viewer, _canvas_xy(viewer, points, [t])[0])
+    assert len(points.data) == n0, w.status.value
+    d, _ = cKDTree(points.data).query(points.data, k=2)
+    assert d[:, 1].min() > 1.5  # no atom within 1.5 A of another
+    for t in targets:
+        assert np.min(np.linalg.norm(points.data - t, axis=1)) < 0.3
+    assert canvas.width() == width  # the status messages never resized the dock
+    viewer.screenshot(str(Path_screens() / "trace_edit_sample.png"), canvas_only=False)

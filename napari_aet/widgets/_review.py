@@ -54,6 +54,7 @@ class ReviewWidget(StageWidgetMixin, DockContainer):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
+        self._offset = np.zeros(3)  # tomogram frame - atoms layer frame [A]
         self._viewer = viewer
         self.tomogram = create_widget(annotation="napari.layers.Image", label="tomogram")
         self.atoms = create_widget(annotation="napari.layers.Points", label="atoms")
@@ -126,14 +127,18 @@ class ReviewWidget(StageWidgetMixin, DockContainer):
             return None
         self.voxel_A = px
         vol = np.asarray(tomo.data)
-        pos = np.asarray(pts.data, float)
+        # review_atoms works in the tomogram's frame (voxel index x voxel size); the layers'
+        # translates (a file's origin) give the way there and back
+        t_tomo = np.asarray(tomo.translate, float)[-3:]
+        self._offset = t_tomo - np.asarray(pts.translate, float)[-3:]
+        pos = np.asarray(pts.data, float) - self._offset
         # the layer's shared model: Trace's undo, autosave and analysis columns are this one's
         self.model = shared_model(pts)
         self.status.value = "Ranking..."
         other = self.other.value
         other_pos = None
         if other is not None and other is not pts and len(other.data):
-            other_pos = np.asarray(other.data, float).copy()
+            other_pos = np.asarray(other.data, float) + np.asarray(other.translate)[-3:] - t_tomo
         feats = pts.features
         refine = {c: feats[c].to_numpy(float) for c in REFINE_FEATURES if c in feats.columns}
         return self.runner.start(
@@ -148,7 +153,9 @@ class ReviewWidget(StageWidgetMixin, DockContainer):
         )
 
     def _done(self, review) -> None:
-        self.items = review.table
+        self.items = review.table.copy()
+        for axis, shift in zip(("z", "y", "x"), self._offset, strict=True):
+            self.items[axis] = self.items[axis] + shift  # back to the atoms layer's frame
         done = self.model.model.metadata.get("reviewed_positions", [])
         if done:
             d = np.array(done)
@@ -184,15 +191,15 @@ class ReviewWidget(StageWidgetMixin, DockContainer):
         self.current = int(np.clip(i, 0, len(self.items) - 1))
         r = self.items.iloc[self.current]
         p = np.array([r["z"], r["y"], r["x"]])
+        w = self._world(p)  # the atoms layer may carry a translate (the tomogram's origin)
         v = self._viewer
-        v.camera.center = tuple(p)
+        v.camera.center = tuple(w)
         v.camera.zoom = max(v.camera.zoom, 8.0)
         if v.dims.ndisplay == 2:
-            step = list(v.dims.current_step)
-            step[0] = int(round(p[0] / self.voxel_A))
-            v.dims.current_step = tuple(step)
+            hidden = list(v.dims.not_displayed)
+            v.dims.set_point(hidden, [float(w[i]) for i in hidden])
         else:
-            self._slab_around(p)
+            self._slab_around(w)
         self.table.selectRow(self.current)
         self.status.value = (
             f"item {self.current + 1}: {r['kind']}, score {r['score']:.2f} "
@@ -267,11 +274,23 @@ class ReviewWidget(StageWidgetMixin, DockContainer):
             self.model = shared_model(pts)
         return self.model
 
+    def _world(self, p) -> np.ndarray:
+        """World position of a point in the atoms layer's coordinates."""
+        pts = self.atoms.value
+        shift = np.asarray(pts.translate, float)[-3:] if pts is not None else 0.0
+        scale = np.asarray(pts.scale, float)[-3:] if pts is not None else 1.0
+        return np.asarray(p, float) * scale + shift
+
     def _maximum_near(self, p_A: np.ndarray, radius_A: float) -> np.ndarray:
-        """Sub-voxel tomogram maximum [A] within ``radius_A`` of a point."""
+        """Sub-voxel tomogram maximum within ``radius_A`` of a point, both in the atoms
+        layer's coordinates."""
         px = self.voxel_A
-        vol = np.asarray(self.tomogram.value.data)
-        return pick_near_point(vol, p_A / px, radius_vox=radius_A / px) * px
+        tomo = self.tomogram.value
+        t_scale = np.asarray(tomo.scale, float)[-3:]
+        t_shift = np.asarray(tomo.translate, float)[-3:]
+        vox = (self._world(p_A) - t_shift) / t_scale
+        q = pick_near_point(np.asarray(tomo.data), vox, radius_vox=radius_A / px)
+        return np.asarray(p_A, float) + (q - vox) * t_scale  # the same move, atoms' frame
 
     def accept(self) -> None:
         p = self._item_position()

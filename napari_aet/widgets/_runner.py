@@ -194,9 +194,13 @@ def add_plot_canvas(container, *, figsize=(3.6, 2.4), min_height: int = 200):
 def status_label():
     """A status line that wraps long messages instead of widening the dock."""
     from magicgui.widgets import Label
+    from qtpy.QtWidgets import QSizePolicy
 
     label = Label(value="")
     label.native.setWordWrap(True)
+    # the dock's width never follows a message (a wider dock shrinks the canvas under the
+    # analyst's cursor between two clicks); the text wraps to the dock's width instead
+    label.native.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
     return label
 
 

@@ -346,6 +346,11 @@ class TraceWidget(StageWidgetMixin, DockContainer):
                 out_of_slice_display=False,
                 metadata={"napari_aet_type": "atom_model"},
                 units=("angstrom", "angstrom", "angstrom"),
+                # the atoms are in the tomogram's frame (voxel index x voxel size): they sit
+                # where the tomogram does, whatever its origin
+                translate=tuple(np.asarray(self.layer.value.translate, float)[-3:])
+                if self.layer.value is not None
+                else (0.0, 0.0, 0.0),
             )
             self._bind_mode_keys(self.points)
         share(self.points, model)
@@ -426,14 +431,20 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         px = layer_voxel_size_A(tomo)
         if px is None:
             return
+        # three frames: world (the canvas), the tomogram's voxels and the atoms' own
+        # coordinates (the points layer's data; a layer translate such as a file's origin
+        # separates them)
+        to_vox, from_vox = _frame(tomo)
+        to_model, from_model = _frame(self.points)
         if len(dims) == 3:
             start, end = tomo.get_ray_intersections(
                 event.position, event.view_direction, dims, world=True
             )
             if start is None or end is None:
+                self.status.value = "Nothing done: the click is outside the tomogram"
                 return
             if self.mode.value == "add":
-                occupied = np.asarray([tomo.world_to_data(q) for q in self.model.positions])
+                occupied = to_vox(from_model(self.model.positions))
                 p = pick_along_ray(
                     vol,
                     start,
@@ -444,10 +455,9 @@ class TraceWidget(StageWidgetMixin, DockContainer):
                 if p is None:
                     self.status.value = "Not added: every point along the ray is occupied"
                 else:
-                    self.add_atom(np.asarray(tomo.data_to_world(p)))
+                    self.add_atom(to_model(from_vox(p)))
             else:
-                a = np.asarray(tomo.data_to_world(start))
-                b = np.asarray(tomo.data_to_world(end))
+                a, b = to_model(from_vox(np.asarray(start))), to_model(from_vox(np.asarray(end)))
                 radius = 0.5 * float(self.point_size.value) + 0.1  # the drawn atom, a margin
                 i = front_most_on_ray(self.model.positions, a, b, radius=radius)
                 if i is None:
@@ -457,10 +467,10 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         else:
             click = np.asarray(event.position, float)[-3:]
             if self.mode.value == "add":
-                p = pick_near_point(vol, np.asarray(tomo.world_to_data(click)), radius_vox=1.0 / px)
-                self.add_atom(np.asarray(tomo.data_to_world(p)))
+                p = pick_near_point(vol, to_vox(click), radius_vox=1.0 / px)
+                self.add_atom(to_model(from_vox(p)))
             else:
-                i = self.model.nearest(click, max_distance_A=REMOVE_TOLERANCE_A)
+                i = self.model.nearest(to_model(click), max_distance_A=REMOVE_TOLERANCE_A)
                 if i is not None:
                     self.remove_atom(i)
 
@@ -490,3 +500,13 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         p = self.model.remove(index)
         self._sync()
         self.status.value = f"Removed the atom at {np.round(p, 2).tolist()} A"
+
+
+def _frame(layer):
+    """``(world -> layer data, layer data -> world)`` for an axis-aligned layer (its scale
+    and translate; napari-aet's layers are never rotated or sheared)."""
+    scale = np.asarray(layer.scale, float)[-3:]
+    shift = np.asarray(layer.translate, float)[-3:]
+    return (lambda w: (np.asarray(w, float) - shift) / scale), (
+        lambda d: np.asarray(d, float) * scale + shift
+    )
