@@ -198,3 +198,83 @@ def test_session_keeps_a_widget_made_colormap_by_its_colours(make_napari_viewer,
     viewer2 = make_napari_viewer()
     viewer2.open(str(path), plugin="napari-aet")
     assert viewer2.layers["map"].colormap.name == cmap.name
+
+
+_FRESH = r"""
+import json, sys
+import napari
+from qtpy.QtWidgets import QApplication
+from napari_aet.widgets import TraceWidget
+
+viewer = napari.Viewer(show=True)
+viewer.open(sys.argv[1], plugin="napari-aet")
+w = TraceWidget(viewer)
+w.layer.value = viewer.layers["tomo"]
+QApplication.processEvents()
+out = {
+    "layers": [la.name for la in viewer.layers],
+    "colormaps": {la.name: la.colormap.name for la in viewer.layers if hasattr(la, "colormap")},
+    "units": [str(u) for u in viewer.layers.extent.units or []],
+    "taken_over": w.points is viewer.layers["tomo atoms"],
+    "n_atoms": w.model.n_atoms,
+    "n_removed_before": w.model.n_manual_removed,
+}
+w.remove_atom(0)  # editing goes on, on the reopened history
+out["n_after"] = len(viewer.layers["tomo atoms"].data)
+out["n_removed_after"] = w.model.n_manual_removed
+print("RESULT" + json.dumps(out))
+viewer.close()
+"""
+
+
+def test_session_with_every_layer_kind_reopens_in_a_fresh_napari(make_napari_viewer, tmp_path):
+    """A session of a tilt series, a tomogram, an edited atoms layer and a strain map (a
+    widget-made colormap) opened by File > Open in a new Python process (a napari that never
+    saw the colormap): every layer back, colormaps included, one unit per axis, and Trace
+    takes over the atoms and goes on editing."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from napari_aet._layers import atoms_layer_data, tilt_series_layer_data
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.session import layer_tuples, write_session
+    from napari_aet.trace import EditableAtomModel
+    from napari_aet.widgets._shared import publish
+    from napari_aet.widgets._strain import diverging_colormap
+
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    ts = TiltSeries(rng.random((5, 16, 16), np.float32), np.linspace(-60, 60, 5), 0.4, "t", {})
+    data, kw, _ = tilt_series_layer_data(ts, name="series")
+    viewer.add_image(data, **kw)
+    viewer.add_image(rng.random((16, 16, 16), np.float32), name="tomo", scale=(0.4,) * 3,
+                     units=("angstrom",) * 3,
+                     metadata={"napari_aet_type": "tomogram", "voxel_size_A": 0.4})  # fmt: skip
+    pos = np.array([[z, y, x] for z in (1.0, 3.5) for y in (1.0, 3.5, 6.0) for x in (1.0, 3.5)])
+    model = EditableAtomModel(AtomModel(pos))
+    model.remove(0)
+    pdata, pkw, _ = atoms_layer_data(model.model, name="tomo atoms")
+    pts = viewer.add_points(pdata, **pkw)
+    publish(pts, model)
+    viewer.add_image(rng.normal(size=(6, 6, 6)), name="exx map", colormap=diverging_colormap(),
+                     units=("angstrom",) * 3)  # fmt: skip
+    path = write_session(tmp_path / "all.aet.h5", layer_tuples(viewer.layers))
+    script = tmp_path / "fresh.py"
+    script.write_text(_FRESH)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NAPARI_AET_CACHE": str(tmp_path / "cache")},
+    )
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT")]
+    assert line, proc.stderr[-3000:]
+    out = json.loads(line[0][len("RESULT") :])
+    assert out["layers"] == ["series", "tomo", "tomo atoms", "exx map"]
+    assert out["colormaps"]["exx map"] == diverging_colormap().name
+    assert out["units"] == ["angstrom"] * 3
+    assert out["taken_over"] and out["n_atoms"] == 11 and out["n_removed_before"] == 1
+    assert out["n_after"] == 10 and out["n_removed_after"] == 2
