@@ -46,6 +46,21 @@ def test_independent_series_puts_atoms_where_the_geometry_says():
     assert np.any(np.abs(s.shifts_px) > 0.5)
 
 
+def test_independent_series_at_a_mean_count_per_pixel():
+    """Low-dose data sets are described by their mean counts per pixel: 1.2 asked, 1.2 got
+    (background included), and the brightest column far below the study's 50."""
+    shape = (48, 48)
+    c = rotation_center_A(shape, 0.195)
+    rng = np.random.default_rng(0)
+    pos = c + rng.uniform(-3, 3, (30, 3))
+    imaging = IndependentImaging(mean_counts=1.2, background_counts=0.1)
+    s = independent_tilt_series(pos, "Si", np.arange(-60.0, 61.0, 20.0), pixel_size_A=0.195,
+                                shape_px=shape, imaging=imaging, seed=2)  # fmt: skip
+    assert s.data.mean() == pytest.approx(1.2, rel=0.03)
+    assert s.data.max() < 50
+    assert s.settings["imaging"]["mean_counts"] == 1.2
+
+
 def test_reconstruction_and_tracing_hold_on_an_independent_series(tmp_path):
     """A Pt particle in a random orientation, abTEM's potentials and probe, the study's counts
     (about 50 at the brightest column): GENFIRE, the tracer and the position refinement find

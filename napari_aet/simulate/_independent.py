@@ -34,6 +34,9 @@ class IndependentImaging:
         scan positions).
     peak_counts : float
         Mean counts at the brightest atomic column (ADF images of the study's dose have 30-60).
+    mean_counts : float, optional
+        Instead of ``peak_counts``: the mean counts per pixel of the whole series, background
+        included (how low-dose data sets are often described, e.g. 1-5 counts per pixel).
     background_counts : float
         Mean counts of a uniform background (detector offset, amorphous support).
     shift_px : float
@@ -51,6 +54,7 @@ class IndependentImaging:
     defocus_A: float = 0.0
     sampling_A: float = 0.05
     peak_counts: float = 50.0
+    mean_counts: float | None = None
     background_counts: float = 1.0
     shift_px: float = 0.0
     angle_error_deg: float = 0.0
@@ -191,8 +195,13 @@ def independent_tilt_series(
     # counts: the brightest column of the series at peak_counts
     from scipy import ndimage
 
-    peak = float(np.max(ndimage.maximum_filter(clean, size=(1, 3, 3))))
-    scale = s.peak_counts / peak if peak > 0 else 1.0
+    if s.mean_counts is not None:  # the series' mean, background included
+        signal = max(float(s.mean_counts) - s.background_counts, 0.0)
+        mean = float(clean.mean())
+        scale = signal / mean if mean > 0 else 1.0
+    else:
+        peak = float(np.max(ndimage.maximum_filter(clean, size=(1, 3, 3))))
+        scale = s.peak_counts / peak if peak > 0 else 1.0
     counts = rng.poisson(np.clip(clean * scale, 0, None) + s.background_counts)
     return IndependentSeries(
         counts.astype(np.float32),
