@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -75,6 +76,10 @@ class AlignmentResult:
 
 #: A correction is applied only when it exceeds this many of its standard errors.
 SIGNIFICANCE_K = 3.0
+#: ... and, over the n images of a series, at most this chance that any correction of one kind
+#: (angle, shift) is applied to an image that needs none (a family-wise level: the threshold
+#: grows with the number of images, 3.34 standard errors for 60).
+FAMILY_ALPHA = 0.05
 
 
 def keep_significant(
@@ -94,7 +99,9 @@ def keep_significant(
     its standard error from the final joint fit (:attr:`ModelRefinementResult.angle_sigma_deg`,
     ``offset_sigma_px``, calibrated by a bootstrap replicate). A change below ``k`` standard
     errors is reverted: an already aligned series stays as it was instead of taking on the
-    noise of the estimates. Shifts are judged in the aligned frame after taking out the part
+    noise of the estimates. ``k`` grows with the number of images so that the chance of any
+    needless correction in the series stays at :data:`FAMILY_ALPHA` (3.34 for 60 images);
+    the given ``k`` is the floor. Shifts are judged in the aligned frame after taking out the part
     a translation of the object explains (which moves the reconstruction, not the images'
     errors; it is kept only when significant as a whole).
 
@@ -107,9 +114,13 @@ def keep_significant(
 
     Returns ``(angles, shifts_px, info)``.
     """
+    from scipy.stats import norm
+
     a_in = np.asarray(angles_in, float)
     a_out = np.asarray(angles_out, float).copy()
     s = np.asarray(shifts_px, float)
+    k_given = k
+    k = max(float(k), float(norm.isf(FAMILY_ALPHA / (2 * max(len(a_in), 1)))))
     m = axis_matrix(tilt_axis_deg)
     d = s @ m  # raw -> aligned frame (m is a rotation)
     sa = np.asarray(model.angle_sigma_deg, float)
@@ -145,6 +156,8 @@ def keep_significant(
     d_new = rest + (trans if keep_t else 0.0)
     info = {
         "k_sigma": k,
+        "k_sigma_asked": k_given,
+        "family_alpha": FAMILY_ALPHA,
         "angle_sigma_deg_median": float(np.median(sa)),
         "shift_sigma_px_median": [float(v) for v in np.median(so, axis=0)],
         "angle_corrections_kept": int(keep_ang.sum()),
@@ -378,9 +391,16 @@ def align_tilt_series(
             "oversampling": oversampling,
             "notes": res.notes,
         }
-        if significance_k and res.model is not None and res.model.angle_sigma_deg is not None:
+        errors = None
+        if res.model is not None and res.model.angle_sigma_deg is not None:
+            errors = res.model
+        elif res.shift_sigma_px is not None:  # the last round registered to the tomogram
+            # (shifts only, or tomogram-scored angles, which have no standard error: kept)
+            errors = SimpleNamespace(angle_sigma_deg=np.zeros(n),
+                                     offset_sigma_px=res.shift_sigma_px)  # fmt: skip
+        if significance_k and errors is not None:
             new_ang, s, steps["significance"] = keep_significant(
-                ang, new_ang, s, alpha, res.model, k=significance_k,
+                ang, new_ang, s, alpha, errors, k=significance_k,
                 jitter=(res.last_angle_change_deg, res.last_shift_change_px),
                 image_shape=work.shape[1:],
             )  # fmt: skip

@@ -44,6 +44,9 @@ class ProjectionMatchingResult:
     # round (re-tracing, re-reconstructing), an uncertainty the images' noise does not show
     last_angle_change_deg: np.ndarray | None = None
     last_shift_change_px: np.ndarray | None = None
+    # the last round's standard errors of the offsets (row, col) [px] when it registered the
+    # images to the tomogram (shifts only): what :func:`keep_significant` judges them by
+    shift_sigma_px: np.ndarray | None = None
 
 
 def _register(reference: np.ndarray, moving: np.ndarray, upsample: int = 20):
@@ -70,6 +73,37 @@ def _fourier_shift(img: np.ndarray, shift) -> np.ndarray:
     return np.fft.ifftn(ndimage.fourier_shift(np.fft.fftn(img), shift)).real
 
 
+def shift_standard_error(reference: np.ndarray, image: np.ndarray, shift) -> np.ndarray:
+    """Standard errors (row, col) [px] of the offset ``shift`` registering ``image`` to
+    ``reference`` (``image ~ a * reference(p - shift) + b``).
+
+    The sandwich estimate of a least-squares fit of the offset, scale and background:
+    ``A^-1 B A^-1`` with ``A = J^T J`` and ``B = J^T C J``, ``J`` the derivatives of the placed
+    reference and ``C`` the residual's covariance taken from its own periodogram, so that
+    correlated noise (denoised or low-passed images) and the misfit of a noisy reference count
+    as what they are instead of as white noise.
+    """
+    ref = _fourier_shift(np.asarray(reference, np.float64), shift)
+    img = np.asarray(image, np.float64)
+    rows, cols = img.shape
+    design = np.column_stack([ref.ravel(), np.ones(ref.size)])
+    (a, b), *_ = np.linalg.lstsq(design, img.ravel(), rcond=None)
+    resid = img - (a * ref + b)
+    gy, gx = np.gradient(a * ref)
+    jac = np.stack([gy, gx, ref - ref.mean(), np.ones_like(ref)])  # (4, rows, cols)
+    amat = np.einsum("ipq,jpq->ij", jac, jac)
+    weight = np.full(cols // 2 + 1, 2.0)
+    weight[0] = 1.0
+    if cols % 2 == 0:
+        weight[-1] = 1.0
+    r_hat = np.abs(np.fft.rfft2(resid)) ** 2 * weight
+    jf = np.fft.rfft2(jac)
+    bmat = np.einsum("ipq,jpq,pq->ij", jf, jf.conj(), r_hat).real / float(rows * cols) ** 2
+    ainv = np.linalg.pinv(amat)
+    cov = ainv @ bmat @ ainv
+    return np.sqrt(np.clip(np.diag(cov)[:2], 0.0, None))
+
+
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     a = a - a.mean()
     b = b - b.mean()
@@ -81,11 +115,13 @@ def _match_to_tomogram(vol, aligned, ang, refine_angles, step_deg, max_change_de
     the angle at the vertex of a parabola through the correlations at trial angles."""
     n = len(aligned)
     d = np.zeros((n, 2))
+    sig = np.zeros((n, 2))
     dang = np.zeros(n)
     ccs = np.zeros(n)
     for i in range(n):
         check_cancel(cancel, "projection matching")
-        d0, _ = _register(reproject(vol, [ang[i]])[0], aligned[i])
+        ref = reproject(vol, [ang[i]])[0]
+        d0, _ = _register(ref, aligned[i])
         if refine_angles:
             # correlations at a fixed shift over a symmetric set of trial angles; the vertex
             # of a least-squares parabola is the angle correction
@@ -96,13 +132,14 @@ def _match_to_tomogram(vol, aligned, ang, refine_angles, step_deg, max_change_de
             a2, a1, _ = np.polyfit(offs, c, 2)
             delta = -a1 / (2 * a2) if a2 < 0 else offs[int(np.argmax(c))]
             dang[i] = float(np.clip(delta, -max_change_deg, max_change_deg))
-            best = reproject(vol, [ang[i] + dang[i]])[0]
-            d[i], ccs[i] = _register(best, aligned[i])
+            ref = reproject(vol, [ang[i] + dang[i]])[0]
+            d[i], ccs[i] = _register(ref, aligned[i])
         else:
             d[i] = d0
-            ccs[i] = _ncc(reproject(vol, [ang[i]])[0], _fourier_shift(aligned[i], -d0))
+            ccs[i] = _ncc(ref, _fourier_shift(aligned[i], -d0))
+        sig[i] = shift_standard_error(ref, aligned[i], d[i])
         tick(i)
-    return d, dang, ccs
+    return d, dang, ccs, sig
 
 
 def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_deg, device, cancel):
@@ -249,12 +286,13 @@ def projection_matching(
                 if why:
                     notes.append(f"round {r + 1}: {why}; shifts only")
                     fitted = None
+        sig = None
         if fitted is not None:
             model = fitted
             d, dang, ccs = model.offsets_px, model.angle_corrections_deg, model.image_correlation
             report(progress, (r + 1) * n, rounds * n, f"round {r + 1}: model refined")
         else:
-            d, dang, ccs = _match_to_tomogram(
+            d, dang, ccs, sig = _match_to_tomogram(
                 vol,
                 aligned,
                 ang,
@@ -284,4 +322,6 @@ def projection_matching(
             converged = True
             break
     last = (dang, d) if history else (None, None)
-    return ProjectionMatchingResult(s, ang, history, converged, model, notes, *last)
+    return ProjectionMatchingResult(
+        s, ang, history, converged, model, notes, *last, shift_sigma_px=sig if history else None
+    )

@@ -6,7 +6,13 @@ import argparse
 from pathlib import Path
 
 from ..workflows import AlignSettings, run_align
-from ._common import add_series_input, device_option, run_staged, series_source
+from ._common import (
+    add_series_input,
+    device_option,
+    element_option,
+    run_staged,
+    series_source,
+)
 
 D = AlignSettings()
 
@@ -76,6 +82,7 @@ def add_align(sub) -> None:
     )
     p.add_argument("--rounds", type=int, default=D.rounds, help="projection-matching rounds")
     p.add_argument("--recon-iterations", type=int, default=D.recon_iterations)
+    element_option(p, D.element, "the tracer's minimum distance in the model-based refinement")
     device_option(p)
     p.set_defaults(func=cmd_align)
 
@@ -96,6 +103,7 @@ def settings_from_args(args) -> AlignSettings:
         model_weights=args.model_weights,
         rounds=args.rounds,
         recon_iterations=args.recon_iterations,
+        element=args.element,
         device=args.device,
     )
 

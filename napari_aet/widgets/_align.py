@@ -18,12 +18,14 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 from .._layers import tilt_series_from_layer, tilt_series_layer_data
 from ..align import align_tilt_series
 from ..io import TiltSeries
-from ..workflows import AlignSettings, atom_model_builder
+from ..workflows import AlignSettings, TraceSettings, atom_model_builder
 from ._runner import (
     DockContainer,
     StageRunner,
     StageWidgetMixin,
     add_table,
+    element_edit,
+    element_value,
     follow_new_layers,
     select_latest,
     show_result,
@@ -84,6 +86,7 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             "angle and shift (atomic resolution; shifts only, with a note, otherwise)",
         )
         self.rounds = SpinBox(label="rounds", value=d.rounds, min=1, max=20)
+        self.element = element_edit(d.element, uses="the model method's tracer")
         self.run_button = PushButton(text="Align")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.undo_button = PushButton(text="Undo to raw", enabled=False)
@@ -103,6 +106,7 @@ class AlignWidget(StageWidgetMixin, DockContainer):
                 self.refine_angles,
                 self.angle_method,
                 self.rounds,
+                self.element,
                 self.run_button,
                 self.cancel_button,
                 self.undo_button,
@@ -136,6 +140,7 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             if ts.angles_deg is None or ts.pixel_size_A is None:
                 self.status.value = "Not started: " + ask_for_geometry(self._viewer, layer)
                 return None
+            element = element_value(self.element)
         except ValueError as err:
             self.status.value = f"Not started: {err}"
             return None
@@ -153,7 +158,9 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             refine_angles=bool(self.refine_angles.value),
             angle_method=str(self.angle_method.value),
             refine_rounds=int(self.rounds.value),
-            model_builder=atom_model_builder(d.model_weights, device=d.device)
+            model_builder=atom_model_builder(
+                d.model_weights, trace=TraceSettings(element=element), device=d.device
+            )
             if self.angle_method.value == "model"
             else None,
             recon_iterations=d.recon_iterations,

@@ -84,6 +84,7 @@ class AlignSettings:
     refine_angles: bool = True
     angle_method: str = "model"  # "model" or "tomogram"
     model_weights: str | None = None  # U-Net weights for the model method's tracing
+    element: str = "Pt"  # the model method's tracer (its minimum distance follows the element)
     rounds: int = 3
     recon_iterations: int = 20
     device: str = "auto"

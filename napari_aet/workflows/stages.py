@@ -294,7 +294,9 @@ def run_align(
     ts = load_series(series)
     builder = None
     if s.projection_matching and s.refine_angles and s.angle_method == "model":
-        builder = atom_model_builder(s.model_weights, device=s.device)
+        builder = atom_model_builder(
+            s.model_weights, trace=TraceSettings(element=s.element), device=s.device
+        )
     res = align_tilt_series(
         ts.data,
         ts.angles_deg,
