@@ -172,67 +172,6 @@ def keep_significant(
     return a_out, d_new @ m.T, info
 
 
-def confirm_angle_corrections(
-    aligned,
-    angles_in,
-    angles_out,
-    *,
-    recon_iterations: int = 20,
-    oversampling: float = 2.0,
-    device: str = "auto",
-    cancel=None,
-):
-    """Keep an angle correction of the atom-model fit only when an independent measurement
-    agrees: the image's correlation with re-projections of a tomogram reconstructed *without*
-    the corrected images (so that neither the image nor the image model of the fit shaped it),
-    over trial angles around the given one, must peak on the same side as the correction and
-    at least half as far.
-
-    The model fit's standard errors miss what the fit's own image model gets wrong (a real
-    probe's tails, another potential, channelling): on independent (abTEM) series that were
-    perfectly aligned it moved 2-9 of 60 angles by 0.3-0.9 deg at 3.3-4.5 standard errors, the
-    same image at the same angle in every dose. A real error moves both estimates; such a bias
-    moves only one. Returns ``(angles, info)``.
-    """
-    from ..recon import genfire
-    from ._projection_matching import _ncc
-    from ._reproject import reproject
-
-    a_in = np.asarray(angles_in, float)
-    a_out = np.asarray(angles_out, float).copy()
-    cand = np.nonzero(np.abs(a_out - a_in) > 1e-9)[0]
-    info = {"checked": int(len(cand)), "confirmed": 0, "tomogram_estimates_deg": {}}
-    others = np.setdiff1d(np.arange(len(a_in)), cand)
-    if not len(cand) or len(others) < 3:
-        return a_out, info
-    vol = genfire(
-        np.asarray(aligned)[others],
-        a_out[others],
-        iterations=recon_iterations,
-        oversampling=oversampling,
-        support="auto",
-        rfree_fraction=0.0,
-        device=device,
-        cancel=cancel,
-    ).volume
-    for i in cand:
-        check_cancel(cancel, "the cross-check of the angle corrections")
-        delta = a_out[i] - a_in[i]
-        width = max(1.0, 2.0 * abs(delta))
-        trial = a_in[i] + np.linspace(-width, width, 11)
-        cc = np.array([_ncc(p, aligned[i]) for p in reproject(vol, trial)])
-        j = int(np.clip(np.argmax(cc), 1, len(cc) - 2))
-        a2, a1, _ = np.polyfit(trial[j - 1 : j + 2] - trial[j], cc[j - 1 : j + 2], 2)
-        peak = trial[j] + (-a1 / (2 * a2) if a2 < 0 else 0.0)
-        est = float(peak - a_in[i])
-        info["tomogram_estimates_deg"][int(i)] = [float(delta), est]
-        if np.sign(est) == np.sign(delta) and abs(est) >= 0.5 * abs(delta):
-            info["confirmed"] += 1
-        else:
-            a_out[i] = a_in[i]
-    return a_out, info
-
-
 def significant_tilt_axis(data, *, search_range_deg: float = 90.0) -> tuple[float, dict]:
     """The in-plane tilt axis to apply, and what was measured.
 
@@ -465,12 +404,6 @@ def align_tilt_series(
                 jitter=(res.last_angle_change_deg, res.last_shift_change_px),
                 image_shape=work.shape[1:],
             )  # fmt: skip
-            if refine_angles and angle_method == "model":
-                new_ang, steps["significance"]["cross_check"] = confirm_angle_corrections(
-                    apply_alignment(work, tilt_axis_angle_deg=alpha, shifts_px=s), ang, new_ang,
-                    recon_iterations=recon_iterations, oversampling=oversampling,
-                    device=device, cancel=cancel,
-                )  # fmt: skip
     aligned = apply_alignment(work, tilt_axis_angle_deg=alpha, shifts_px=s)
     report(progress, 6, total, "aligned")
     return AlignmentResult(aligned, new_ang, new_ang - ang, s, alpha, bg_params, steps, rounds)

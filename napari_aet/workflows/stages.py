@@ -352,17 +352,10 @@ def run_align(
     notes += list((res.steps.get("projection_matching") or {}).get("notes") or [])
     sig = res.steps.get("significance")
     if sig:
-        check = sig.get("cross_check") or {}
-        angles = (
-            f"{check['confirmed']} of {check['checked']} angles confirmed against a tomogram "
-            "without their images"
-            if check.get("checked")
-            else f"{sig['angle_corrections_kept']} angles"
-        )
         msg += (
-            f"; kept the corrections above {sig['k_sigma']:.3g} standard errors: {angles} "
-            f"(median error {sig['angle_sigma_deg_median']:.3f} deg), "
-            f"{sig['shift_corrections_kept']} shifts "
+            f"; kept the corrections above {sig['k_sigma']:g} standard errors: "
+            f"{sig['angle_corrections_kept']} angles (median error "
+            f"{sig['angle_sigma_deg_median']:.3f} deg), {sig['shift_corrections_kept']} shifts "
             f"(median error {max(sig['shift_sigma_px_median']):.3f} px)"
         )
     written = [STAGE_FILES["align"][k] for k in ("series", "angles", "table", "record")]
