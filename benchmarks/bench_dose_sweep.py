@@ -153,8 +153,8 @@ def main() -> None:
     for r in rows:
         a, s = r["alignment"], r["scores"]
 
-        def cell(stage):
-            x = s.get(stage)
+        def cell(stage, scores=s):
+            x = scores.get(stage)
             return "" if x is None else f"{x['missed']} / {x['false']}, {x['rmsd_pm']:.1f} pm"
 
         fin = s.get("final", {})

@@ -91,6 +91,12 @@ def test_review_shows_a_slab_around_the_item_in_3d(
     pos = np.array([pl.position for pl in planes]) * PX
     np.testing.assert_allclose(np.linalg.norm(pos - p, axis=1), 3.0, atol=1e-6)
     assert len(viewer.layers["atoms"].experimental_clipping_planes) == 2
+    # a ring marks the item, and the view is zoomed in on it (16 A across the canvas)
+    marker = viewer.layers["review: current item"]
+    np.testing.assert_allclose(marker.data, [p])
+    canvas = viewer.window._qt_viewer.canvas.native
+    assert viewer.camera.zoom >= min(canvas.width(), canvas.height()) / 16.0 - 1e-6
+    assert viewer.layers.selection.active is not marker
     w.slab.value = 0.0
     w.next()
     assert len(viewer.layers["tomo"].experimental_clipping_planes) == 0
@@ -109,3 +115,4 @@ def test_closing_the_review_dock_ends_its_clipping(
     dock.close()  # the dock's close button
     qtbot.waitUntil(lambda: not viewer.layers["tomo"].experimental_clipping_planes, timeout=5000)
     assert len(viewer.layers["atoms"].experimental_clipping_planes) == 0
+    assert "review: current item" not in viewer.layers  # the marker goes with the dock

@@ -42,6 +42,13 @@ REVIEW_KEYS = {
 }
 
 
+#: Field of view [A] that Next/Previous zoom to around an item.
+FIELD_A = 16.0
+#: The current-item marker's layer type and ring diameter [A].
+MARKER = "review_marker"
+MARKER_SIZE_A = 2.4
+
+
 class ReviewWidget(StageWidgetMixin, DockContainer):
     """Rank the traced atoms (and empty lattice sites) by doubt and review them in order.
 
@@ -193,8 +200,12 @@ class ReviewWidget(StageWidgetMixin, DockContainer):
         p = np.array([r["z"], r["y"], r["x"]])
         w = self._world(p)  # the atoms layer may carry a translate (the tomogram's origin)
         v = self._viewer
+        self._mark(w)  # first: a new layer may move the camera
         v.camera.center = tuple(w)
-        v.camera.zoom = max(v.camera.zoom, 8.0)
+        # zoom in: a field of FIELD_A around the item fills the canvas's shorter side
+        canvas = v.window._qt_viewer.canvas.native if hasattr(v.window, "_qt_viewer") else None
+        side = min(canvas.width(), canvas.height()) if canvas is not None else 600
+        v.camera.zoom = max(v.camera.zoom, side / FIELD_A)
         if v.dims.ndisplay == 2:
             hidden = list(v.dims.not_displayed)
             v.dims.set_point(hidden, [float(w[i]) for i in hidden])
@@ -206,9 +217,38 @@ class ReviewWidget(StageWidgetMixin, DockContainer):
             f"({r['reasons'] or 'no strong reason'})"
         )
 
+    def _mark(self, world) -> None:
+        """A ring around the current item (its own layer, on top, not part of the model)."""
+        v = self._viewer
+        layer = next((la for la in v.layers if la.metadata.get("napari_aet_type") == MARKER), None)
+        if layer is None:
+            active = v.layers.selection.active
+            layer = v.add_points(
+                np.zeros((0, 3)),
+                name="review: current item",
+                symbol="ring",
+                size=MARKER_SIZE_A,
+                face_color="#ffd60a",
+                border_width=0,
+                out_of_slice_display=True,
+                units=self.atoms.value.units if self.atoms.value is not None else None,
+                metadata={"napari_aet_type": MARKER},
+            )
+            if active is not None:  # the marker does not take the analyst's selection
+                v.layers.selection.active = active
+        layer.data = np.asarray(world, float).reshape(1, 3)
+
     def clear_slab(self) -> None:
-        """Take the review's clipping planes off the tomogram and the atoms (when the dock is
-        hidden or closed, so later 3D views and saved figures show everything)."""
+        """Take the review's clipping planes off the tomogram and the atoms and remove the
+        item marker (when the dock is hidden or closed, so later 3D views and saved figures
+        show everything)."""
+        try:
+            viewer_layers = list(self._viewer.layers)
+        except RuntimeError:
+            viewer_layers = []
+        for layer in viewer_layers:
+            if layer.metadata.get("napari_aet_type") == MARKER:
+                self._viewer.layers.remove(layer)
         for widget in (self.tomogram, self.atoms):
             try:
                 layer = widget.value
