@@ -69,10 +69,14 @@ def write_session(path, layer_data: list[tuple]) -> Path:
     """Write napari layer-data tuples ``(data, attributes, layer_type)`` as a session file.
 
     Image and Points layers are kept; other layer types raise (name them in the message).
-    The file replaces ``path`` only once complete.
+    Layers marked ``metadata["napari_aet_transient"]`` (a widget's helpers, such as Review's
+    current-item marker) are left out. The file replaces ``path`` only once complete.
     """
     import h5py
 
+    layer_data = [
+        t for t in layer_data if not (t[1].get("metadata") or {}).get("napari_aet_transient")
+    ]
     path = Path(path)
     if not is_session_file(path):
         path = path.with_name(path.name.split(".")[0] + SESSION_SUFFIX)

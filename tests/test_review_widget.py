@@ -97,6 +97,11 @@ def test_review_shows_a_slab_around_the_item_in_3d(
     canvas = viewer.window._qt_viewer.canvas.native
     assert viewer.camera.zoom >= min(canvas.width(), canvas.height()) / 16.0 - 1e-6
     assert viewer.layers.selection.active is not marker
+    # a session saved now does not keep the marker (a widget's helper, not data)
+    from napari_aet.session import layer_tuples, read_session, write_session
+
+    saved = read_session(write_session(tmp_path / "s.aet.h5", layer_tuples(viewer.layers)))
+    assert [a["name"] for _, a, _ in saved] == ["tomo", "atoms"]
     w.slab.value = 0.0
     w.next()
     assert len(viewer.layers["tomo"].experimental_clipping_planes) == 0

@@ -232,7 +232,7 @@ class ReviewWidget(StageWidgetMixin, DockContainer):
                 border_width=0,
                 out_of_slice_display=True,
                 units=self.atoms.value.units if self.atoms.value is not None else None,
-                metadata={"napari_aet_type": MARKER},
+                metadata={"napari_aet_type": MARKER, "napari_aet_transient": True},
             )
             if active is not None:  # the marker does not take the analyst's selection
                 v.layers.selection.active = active
