@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import machine
-from bench_independent import score
+from bench_independent import run_and_score
 
 #: particle -> element, structure, shape, radius [A], U-Net weights
 PARTICLES = {
@@ -77,45 +77,17 @@ def alignment_moves(run_dir: Path) -> dict:
 
 
 def run_case(particle: str, mean_counts: float, args) -> dict:
-    from napari_aet.io import TiltSeries, write_tilt_series
-    from napari_aet.workflows import (
-        AugmentSettings,
-        FiguresSettings,
-        RunLayout,
-        RunSettings,
-        run_pipeline,
-    )
-
     element, *_, weights = PARTICLES[particle]
-    folder = args.out / f"{particle}-{mean_counts:g}"
-    folder.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     truth, series = make_series(particle, mean_counts, args)
     t_sim = time.perf_counter() - t0
-    path = folder / "tilt_series.h5"
-    write_tilt_series(
-        path, TiltSeries(series.data, series.angles_deg, series.pixel_size_A, "independent", {})
-    )
-    np.savetxt(folder / "truth.csv", truth, delimiter=",", header="z,y,x", comments="")
-    settings = RunSettings.for_element(
-        element, augment=AugmentSettings(weights), figures=FiguresSettings(formats=("png",))
-    )
-    t0 = time.perf_counter()
-    summary = run_pipeline(path, folder / "run", settings, resume=not args.no_resume)
-    t_run = time.perf_counter() - t0
-    lay = RunLayout(folder / "run")
-    stages = {"traced": lay.traced_atoms, "refined": lay.refined_atoms, "final": lay.atoms}
+    folder = args.out / f"{particle}-{mean_counts:g}"
+    row = run_and_score(folder, truth, series, element, weights, resume=not args.no_resume)
     return {
         "particle": particle,
-        "element": element,
-        "n_atoms": len(truth),
-        "mean_counts_per_px": float(series.data.mean()),
-        "brightest_counts": float(np.percentile(series.data, 99.9)),
-        "alignment": alignment_moves(folder / "run"),
         "simulate_s": t_sim,
-        "run_s": t_run,
-        "r_factor_mean": summary.get("r_factor_mean"),
-        "scores": {k: score(truth, p) for k, p in stages.items() if p.exists()},
+        **row,
+        "alignment": alignment_moves(folder / "run"),
     }
 
 

@@ -113,7 +113,10 @@ def score(truth, atoms_csv):
     }
 
 
-def run_case(name: str, args) -> dict:
+def run_and_score(folder: Path, truth, series, element: str, weights, *, resume: bool) -> dict:
+    """Write an independent series and its truth into ``folder``, run it through
+    ``run_pipeline`` with the defaults of ``napari-aet run`` (the element and the U-Net weights
+    given) and score the traced, refined and final atoms; the shared part of a benchmark row."""
     from napari_aet.io import TiltSeries, write_tilt_series
     from napari_aet.workflows import (
         AugmentSettings,
@@ -123,40 +126,40 @@ def run_case(name: str, args) -> dict:
         run_pipeline,
     )
 
-    particle = name.split("/")[0]
-    element, *_, weights = PARTICLES[particle]
-    folder = args.out / name.replace("/", "-")
     folder.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    truth, series = make_case(name, args.size, args.pixel_size, args.seed)
-    t_sim = time.perf_counter() - t0
     path = folder / "tilt_series.h5"
     write_tilt_series(
         path, TiltSeries(series.data, series.angles_deg, series.pixel_size_A, "independent", {})
     )
     np.savetxt(folder / "truth.csv", truth, delimiter=",", header="z,y,x", comments="")
     settings = RunSettings.for_element(
-        element,
-        augment=AugmentSettings(weights),
-        figures=FiguresSettings(formats=("png",)),
+        element, augment=AugmentSettings(weights), figures=FiguresSettings(formats=("png",))
     )
     t0 = time.perf_counter()
-    summary = run_pipeline(path, folder / "run", settings, resume=not args.no_resume)
+    summary = run_pipeline(path, folder / "run", settings, resume=resume)
     t_run = time.perf_counter() - t0
     lay = RunLayout(folder / "run")
     stages = {"traced": lay.traced_atoms, "refined": lay.refined_atoms, "final": lay.atoms}
-    row = {
-        "case": name,
+    return {
         "element": element,
         "n_atoms": len(truth),
         "brightest_counts": float(np.percentile(series.data, 99.9)),
         "mean_counts_per_px": float(series.data.mean()),
-        "simulate_s": t_sim,
         "run_s": t_run,
         "r_factor_mean": summary.get("r_factor_mean"),
         "scores": {k: score(truth, p) for k, p in stages.items() if p.exists()},
     }
-    return row
+
+
+def run_case(name: str, args) -> dict:
+    particle = name.split("/")[0]
+    element, *_, weights = PARTICLES[particle]
+    t0 = time.perf_counter()
+    truth, series = make_case(name, args.size, args.pixel_size, args.seed)
+    t_sim = time.perf_counter() - t0
+    folder = args.out / name.replace("/", "-")
+    row = run_and_score(folder, truth, series, element, weights, resume=not args.no_resume)
+    return {"case": name, "simulate_s": t_sim, **row}
 
 
 def main() -> None:
