@@ -22,6 +22,7 @@ from ._runner import (
     StageWidgetMixin,
     add_table,
     follow_new_layers,
+    layer_frame,
     select_latest,
     status_label,
 )
@@ -317,20 +318,17 @@ class ReviewWidget(StageWidgetMixin, DockContainer):
     def _world(self, p) -> np.ndarray:
         """World position of a point in the atoms layer's coordinates."""
         pts = self.atoms.value
-        shift = np.asarray(pts.translate, float)[-3:] if pts is not None else 0.0
-        scale = np.asarray(pts.scale, float)[-3:] if pts is not None else 1.0
-        return np.asarray(p, float) * scale + shift
+        return layer_frame(pts)[1](p) if pts is not None else np.asarray(p, float)
 
     def _maximum_near(self, p_A: np.ndarray, radius_A: float) -> np.ndarray:
         """Sub-voxel tomogram maximum within ``radius_A`` of a point, both in the atoms
         layer's coordinates."""
         px = self.voxel_A
         tomo = self.tomogram.value
-        t_scale = np.asarray(tomo.scale, float)[-3:]
-        t_shift = np.asarray(tomo.translate, float)[-3:]
-        vox = (self._world(p_A) - t_shift) / t_scale
+        vox = layer_frame(tomo)[0](self._world(p_A))
         q = pick_near_point(np.asarray(tomo.data), vox, radius_vox=radius_A / px)
-        return np.asarray(p_A, float) + (q - vox) * t_scale  # the same move, atoms' frame
+        step = np.asarray(tomo.scale, float)[-3:]
+        return np.asarray(p_A, float) + (q - vox) * step  # the same move, atoms' frame
 
     def accept(self) -> None:
         p = self._item_position()

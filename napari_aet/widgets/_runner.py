@@ -343,3 +343,13 @@ def element_value(widget) -> str:
     from ..core.elements import parse_elements
 
     return ",".join(parse_elements(str(widget.value)))
+
+
+def layer_frame(layer):
+    """``(world -> layer data, layer data -> world)`` for an axis-aligned layer (its scale
+    and translate; napari-aet's layers are never rotated or sheared)."""
+    scale = np.asarray(layer.scale, float)[-3:]
+    shift = np.asarray(layer.translate, float)[-3:]
+    return (lambda w: (np.asarray(w, float) - shift) / scale), (
+        lambda d: np.asarray(d, float) * scale + shift
+    )

@@ -42,6 +42,7 @@ from ._runner import (
     element_edit,
     element_value,
     follow_new_layers,
+    layer_frame,
     select_latest,
     status_label,
 )
@@ -434,8 +435,8 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         # three frames: world (the canvas), the tomogram's voxels and the atoms' own
         # coordinates (the points layer's data; a layer translate such as a file's origin
         # separates them)
-        to_vox, from_vox = _frame(tomo)
-        to_model, from_model = _frame(self.points)
+        to_vox, from_vox = layer_frame(tomo)
+        to_model, from_model = layer_frame(self.points)
         if len(dims) == 3:
             start, end = tomo.get_ray_intersections(
                 event.position, event.view_direction, dims, world=True
@@ -500,13 +501,3 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         p = self.model.remove(index)
         self._sync()
         self.status.value = f"Removed the atom at {np.round(p, 2).tolist()} A"
-
-
-def _frame(layer):
-    """``(world -> layer data, layer data -> world)`` for an axis-aligned layer (its scale
-    and translate; napari-aet's layers are never rotated or sheared)."""
-    scale = np.asarray(layer.scale, float)[-3:]
-    shift = np.asarray(layer.translate, float)[-3:]
-    return (lambda w: (np.asarray(w, float) - shift) / scale), (
-        lambda d: np.asarray(d, float) * scale + shift
-    )
