@@ -13,7 +13,7 @@ and final atoms scored against the truth (rigid registration, one-to-one matchin
 Every case is printed.
 
 Usage: python benchmarks/bench_dose_sweep.py [--doses 8,4.5,2,1.2] [--particles si,pt]
-       [--size 128] [--pixel-size 0.195] [--out DIR] [--json FILE]
+       [--size 128] [--pixel-size 0.195] [--radius A] [--out DIR] [--json FILE]
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def make_series(particle: str, mean_counts: float, args):
     from napari_aet.simulate import IndependentImaging, build_structure, independent_tilt_series
 
     element, structure, shape, radius, _ = PARTICLES[particle]
+    radius = args.radius or radius
     size, px = args.size, args.pixel_size
     atoms = build_structure(
         structure,
@@ -97,6 +98,9 @@ def main() -> None:
     ap.add_argument("--particles", default="si,pt")
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--pixel-size", type=float, default=0.195)
+    ap.add_argument(
+        "--radius", type=float, default=None, help="particle radius [A] (default 8.6 Si, 8 Pt)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("out/bench_dose_sweep"))
     ap.add_argument("--json", type=Path, default=None)

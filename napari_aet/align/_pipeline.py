@@ -320,6 +320,7 @@ def align_tilt_series(
         work, used = denoise(work, method=denoise_method, noise=noise)
         steps["denoise"] = {**steps.get("denoise", {}), "method": used, "noise": noise}
     report(progress, 2, total, "denoised")
+    unfiltered = work  # what the atom-model fit compares with: no filter's ringing
     if lowpass_diameter_inv_A:
         work = lowpass_filter(
             work,
@@ -375,6 +376,7 @@ def align_tilt_series(
             refine_angles=refine_angles,
             angle_method=angle_method,
             model_builder=model_builder,
+            fit_images=unfiltered,
             pixel_size_A=pixel_size_A,
             device=device,
             cancel=cancel,

@@ -181,6 +181,7 @@ def projection_matching(
     angle_method: str = "tomogram",
     pixel_size_A: float | None = None,
     model_builder=None,
+    fit_images=None,
     shift_tol_px: float = 0.05,
     angle_tol_deg: float = 0.02,
     device: str = "auto",
@@ -235,6 +236,12 @@ def projection_matching(
         Pixel size [A]; needed by the model method.
     model_builder : callable, optional
         ``(volume, voxel_size_A, cancel) -> positions (n, 3) [A]``; needed by the model method.
+    fit_images : ndarray of shape (n, rows, cols), optional
+        The images the atom model is fitted to, in the raw frame like ``raw`` (default:
+        ``raw``). Give them before any low-pass filter: a filter's ringing is not in the atom
+        model's image and pulls the angles (an aligned Pt series: 0.15 deg RMS with the
+        study's 2.08 1/A low-pass, 0.04 deg without), while the reconstruction, which only
+        needs to be traced, is made from ``raw``.
     shift_tol_px, angle_tol_deg : float
         Convergence: stop when every change of a round is below both.
     device : {"auto", "cpu", "cuda"}
@@ -251,6 +258,9 @@ def projection_matching(
             "use angle_method='tomogram'"
         )
     arr = np.asarray(raw, np.float32)
+    fit_arr = arr if fit_images is None else np.asarray(fit_images, np.float32)
+    if fit_arr.shape != arr.shape:
+        raise ValueError(f"fit_images has shape {fit_arr.shape}; raw has {arr.shape}")
     n = len(arr)
     ang = np.asarray(angles_deg, np.float64).copy()
     s = np.zeros((n, 2)) if shifts_px is None else np.asarray(shifts_px, np.float64).copy()
@@ -275,8 +285,15 @@ def projection_matching(
         fitted = None
         if refine_angles and angle_method == "model":
             try:
+                target = (
+                    aligned
+                    if fit_images is None
+                    else apply_alignment(
+                        fit_arr, tilt_axis_angle_deg=tilt_axis_angle_deg, shifts_px=s
+                    )
+                )
                 fitted = _refine_traced_model(
-                    vol, aligned, ang, pixel_size_A, model_builder, max_angle_change_deg, device,
+                    vol, target, ang, pixel_size_A, model_builder, max_angle_change_deg, device,
                     cancel,
                 )  # fmt: skip
             except ValueError as err:

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..core.atoms import AtomModel
 from ..core.elements import parse_elements
+from ..core.progress import check_cancel
 from ..forward import refine_atomic_model, why_untrusted
 from ._tracer import classify_species
 
@@ -20,6 +21,83 @@ DROP_AMPLITUDE = 0.35
 ADD_AMPLITUDE = 0.6
 #: Candidates fainter than this fraction of the tracer's threshold are not tried.
 TRY_FRACTION = 0.4
+#: The residual pass tries the peaks of a tomogram of the residual images (measured minus the
+#: refined model) that stand this many robust standard deviations above its voxels around the
+#: particle: missed atoms that the tracer never proposed (merged with a neighbour, or lost in
+#: a thick particle's noise) ...
+RESIDUAL_SIGMAS = 4.0
+#: ... reconstructed with this many GENFIRE iterations ...
+RESIDUAL_ITERATIONS = 30
+#: ... at most this fraction of the atoms per pass (the brightest first).
+RESIDUAL_MAX_FRACTION = 0.2
+
+
+def residual_trials(
+    residual_images,
+    angles_deg,
+    positions_A,
+    *,
+    pixel_size_A: float,
+    device: str = "auto",
+    cancel=None,
+) -> tuple[np.ndarray, dict]:
+    """Where the images show density the atom model lacks: trial atom positions [A].
+
+    The residual images (measured minus the refined model's images) are reconstructed with
+    GENFIRE (positivity keeps what is missing, not what is too much), smoothed by 0.3 A, and
+    its local maxima that lie next to the particle (within 1.2 nearest-neighbour distances of
+    an atom), farther than 0.7 nearest-neighbour distances from every atom and from each
+    other, and :data:`RESIDUAL_SIGMAS` robust standard deviations above the residual
+    tomogram's voxels around the particle are returned, brightest first, at most
+    :data:`RESIDUAL_MAX_FRACTION` of the atoms. They are trials: the images then decide
+    (:func:`refine_atom_positions`).
+    """
+    from scipy import ndimage
+    from scipy.spatial import cKDTree
+
+    from ..recon import genfire
+
+    pos = np.asarray(positions_A, float).reshape(-1, 3)
+    info = {"sigmas": RESIDUAL_SIGMAS, "iterations": RESIDUAL_ITERATIONS, "n_peaks": 0}
+    if len(pos) < 4:
+        return np.empty((0, 3)), info
+    d_nn = float(np.median(cKDTree(pos).query(pos, k=2)[0][:, 1]))
+    vol = genfire(
+        np.asarray(residual_images, np.float32), angles_deg, iterations=RESIDUAL_ITERATIONS,
+        support="box", positivity=True, rfree_fraction=0.0, device=device, cancel=cancel,
+    ).volume  # fmt: skip
+    px = float(pixel_size_A)
+    vol = ndimage.gaussian_filter(np.asarray(vol, np.float32), 0.3 / px)
+    # the particle's neighbourhood: voxels within 1.2 nearest-neighbour distances of an atom
+    near = np.zeros(vol.shape, bool)
+    idx = np.clip(np.round(pos / px).astype(int), 0, np.array(vol.shape) - 1)
+    near[tuple(idx.T)] = True
+    near = ndimage.distance_transform_edt(~near) * px <= 1.2 * d_nn
+    vals = vol[near]
+    med = float(np.median(vals))
+    sd = 1.4826 * float(np.median(np.abs(vals - med)))
+    threshold = med + RESIDUAL_SIGMAS * sd
+    size = max(3, int(2 * np.floor(0.35 * d_nn / px) + 1))
+    peaks = (vol == ndimage.maximum_filter(vol, size=size)) & near & (vol > threshold)
+    cand = np.argwhere(peaks).astype(float) * px
+    height = vol[peaks]
+    info.update({"threshold": threshold, "noise_sd": sd, "n_peaks": int(len(cand))})
+    if not len(cand):
+        return np.empty((0, 3)), info
+    far = cKDTree(pos).query(cand)[0] > 0.7 * d_nn
+    cand, height = cand[far], height[far]
+    chosen: list[int] = []
+    cap = max(1, int(RESIDUAL_MAX_FRACTION * len(pos)))
+    neighbours = cKDTree(cand).query_ball_point(cand, 0.7 * d_nn)
+    taken = np.zeros(len(cand), bool)
+    for i in np.argsort(-height):
+        if len(chosen) >= cap:
+            break
+        if not taken[i]:
+            chosen.append(int(i))
+            taken[neighbours[i]] = True
+    info["n_trials"] = len(chosen)
+    return cand[chosen].reshape(-1, 3), info
 
 
 def _trial_candidates(atoms: AtomModel, candidates) -> tuple[np.ndarray, np.ndarray]:
@@ -60,6 +138,7 @@ def refine_atom_positions(
     refine_geometry: bool = False,
     candidates=None,
     element="Pt",
+    residual_pass: bool = True,
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -102,6 +181,11 @@ def refine_atom_positions(
         Several elements (an alloy): each atom's ``element`` is then its class of refined
         amplitude (:func:`classify_species`), and amplitudes are measured against the
         faintest species' median, so that light atoms are not taken for false ones.
+    residual_pass : bool
+        With ``candidates``: then a second pass tries atoms where the images show density that
+        the refined model lacks and no candidate covered (:func:`residual_trials`: peaks of a
+        tomogram of the residual images), judged the same way; ``info["residual_pass"]`` says
+        what it found. Atoms it adds have no tracer ``intensity`` (NaN).
 
     Returns
     -------
@@ -111,7 +195,48 @@ def refine_atom_positions(
         atom), and a JSON-serialisable summary.
     """
 
+    kw = dict(pixel_size_A=pixel_size_A, iterations=iterations, refine_geometry=refine_geometry,
+              element=element, device=device, progress=progress, cancel=cancel)  # fmt: skip
     trial, trial_intensity = _trial_candidates(atoms, candidates)
+    judge = candidates is not None
+    model, info, res, origin, _ = _fit_and_judge(
+        atoms, images, angles_deg, trial, trial_intensity, judge=judge, origin=None, **kw
+    )
+    if not judge or not residual_pass or "not_refined" in info or model.n_atoms < 4:
+        return model, info
+    check_cancel(cancel, "refinement")
+    extra, rinfo = residual_trials(
+        np.asarray(images, np.float32) - res.model_images, res.angles_deg, model.positions,
+        pixel_size_A=pixel_size_A, device=device, cancel=cancel,
+    )  # fmt: skip
+    info["residual_pass"] = rinfo
+    if not len(extra):
+        return model, info
+    model2, info2, _, _, kept = _fit_and_judge(
+        model, images, angles_deg, extra, np.full(len(extra), np.nan), judge=True,
+        origin=origin, **kw,
+    )  # fmt: skip
+    if "not_refined" in info2:
+        return model, info
+    rinfo.update({k: info2[k] for k in ("n_added", "n_removed")})
+    info2["residual_pass"] = rinfo
+    info2["n_added"] = info["n_added"] + info2["n_added"]
+    info2["n_removed"] = info["n_removed"] + info2["n_removed"]
+    info2["n_trial_candidates"] = info["n_trial_candidates"]
+    # an atom added by either pass counts as added
+    added = np.r_[model.features["refine_added"].to_numpy(np.int8), np.ones(len(extra), np.int8)]
+    model2.features["refine_added"] = added[kept]
+    model2.metadata["refinement"] = info2
+    return model2, info2
+
+
+def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, origin,
+                   pixel_size_A, iterations, refine_geometry, element, device, progress,
+                   cancel):  # fmt: skip
+    """One refinement of ``atoms`` plus ``trial`` atoms against the images; with ``judge``, the
+    images keep the trials that rise and drop the atoms that fade. ``origin``: where each of
+    ``atoms`` started (the traced positions; default their positions) for ``refine_shift_A``.
+    Returns ``(model, info, result, origin of the kept atoms, kept mask or None)``."""
     start = np.vstack([atoms.positions, trial]) if len(trial) else atoms.positions
     res = refine_atomic_model(
         images,
@@ -121,10 +246,12 @@ def refine_atom_positions(
         refine_angles=refine_geometry,
         refine_offsets=refine_geometry,
         iterations=iterations,
+        return_images=judge,
         device=device,
         progress=progress,
         cancel=cancel,
     )
+    origin = np.vstack([atoms.positions if origin is None else origin, trial])
     why = why_untrusted(res)
     info = {
         "iterations": iterations,
@@ -138,9 +265,9 @@ def refine_atom_positions(
     }
     if why:
         info["not_refined"] = why
-        return atoms, info
+        return atoms, info, res, origin[: atoms.n_atoms], None
     n0 = atoms.n_atoms
-    shift = np.linalg.norm(res.positions_A - start, axis=1)
+    shift = np.linalg.norm(res.positions_A - origin, axis=1)
     elements = parse_elements(element)
     ref = float(np.median(res.amplitudes[:n0]))
     if len(elements) > 1 and n0 >= 3 * len(elements):
@@ -163,7 +290,7 @@ def refine_atom_positions(
     features[REFINE_FEATURES[0]] = shift
     features[REFINE_FEATURES[1]] = amp_all
     keep = np.ones(len(start), bool)
-    if candidates is not None:
+    if judge:
         keep[:n0] = amp_all[:n0] >= DROP_AMPLITUDE
         keep[n0:] = amp_all[n0:] >= ADD_AMPLITUDE
         keep &= _without_duplicates(res.positions_A, amp_all, keep)
@@ -195,7 +322,7 @@ def refine_atom_positions(
     meta = dict(atoms.metadata)
     meta["refinement"] = info
     features = features[keep].reset_index(drop=True)
-    return AtomModel(res.positions_A[keep], features, meta), info
+    return AtomModel(res.positions_A[keep], features, meta), info, res, origin[keep], keep
 
 
 def _without_duplicates(positions, amplitudes, keep) -> np.ndarray:

@@ -178,6 +178,9 @@ class PositionRefineSettings:
     # let the images add rejected tracer candidates and remove traced atoms (by their refined
     # amplitude; needs the tracer's candidates.csv)
     add_remove: bool = True
+    # with add_remove: a second pass tries atoms where a tomogram of the residual images
+    # (measured minus the refined model) shows density no candidate covered
+    residual_pass: bool = True
     element: str = "Pt"  # several (an alloy): each atom's species from its refined amplitude
     device: str = "auto"
 

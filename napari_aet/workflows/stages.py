@@ -609,6 +609,7 @@ def run_refine(
         refine_geometry=s.refine_geometry,
         candidates=cand,
         element=s.element,
+        residual_pass=s.residual_pass,
         device=s.device,
         progress=progress,
         cancel=cancel,
