@@ -312,6 +312,10 @@ def align_tilt_series(
         work, bg_params = subtract_background(work, method=background)
         steps["background"] = {"method": background}
     report(progress, 1, total, "background subtracted")
+    # what the atom-model fit compares with: the counts themselves, neither denoised nor
+    # filtered (a denoiser's and a filter's artifacts are not in its image model and pull the
+    # angles; the noise they remove only averages out over the pixels)
+    unfiltered = work
     if denoise_method == "dose":
         denoise_method, why = dose_denoise_choice(arr)
         steps["denoise"] = {"method": denoise_method or "none", "dose_rule": why}
@@ -320,7 +324,6 @@ def align_tilt_series(
         work, used = denoise(work, method=denoise_method, noise=noise)
         steps["denoise"] = {**steps.get("denoise", {}), "method": used, "noise": noise}
     report(progress, 2, total, "denoised")
-    unfiltered = work  # what the atom-model fit compares with: no filter's ringing
     if lowpass_diameter_inv_A:
         work = lowpass_filter(
             work,

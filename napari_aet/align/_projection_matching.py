@@ -238,8 +238,8 @@ def projection_matching(
         ``(volume, voxel_size_A, cancel) -> positions (n, 3) [A]``; needed by the model method.
     fit_images : ndarray of shape (n, rows, cols), optional
         The images the atom model is fitted to, in the raw frame like ``raw`` (default:
-        ``raw``). Give them before any low-pass filter: a filter's ringing is not in the atom
-        model's image and pulls the angles (an aligned Pt series: 0.15 deg RMS with the
+        ``raw``). Give them before any denoising or low-pass filter: their artifacts are not in
+        the atom model's image and pull the angles (an aligned Pt series: 0.15 deg RMS with the
         study's 2.08 1/A low-pass, 0.04 deg without), while the reconstruction, which only
         needs to be traced, is made from ``raw``.
     shift_tol_px, angle_tol_deg : float
