@@ -633,10 +633,19 @@ def run_refine(
             f"pm, residual {info['residual_start']:.4f} -> {info['residual_end']:.4f}"
         )
         if "n_added" in info:
+            res_pass = info.get("residual_pass") or {}
+            from_residual = int(res_pass.get("n_added", 0))
             msg += (
-                f"; the images added {info['n_added']} of {info['n_trial_candidates']} rejected "
-                f"candidates and removed {info['n_removed']} traced atoms"
+                f"; the images added {info['n_added'] - from_residual} of "
+                f"{info['n_trial_candidates']} rejected candidates"
             )
+            if res_pass.get("n_trials"):
+                msg += (
+                    f" and {from_residual} of {res_pass['n_trials']} trial atoms where the "
+                    "residual images showed density"
+                )
+            msg += f", and removed {info['n_removed']} traced atoms"
+
     return StageResult("refine", prov, written, msg, notes)
 
 
