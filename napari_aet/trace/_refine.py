@@ -8,7 +8,7 @@ from ..core.atoms import AtomModel
 from ..core.elements import parse_elements
 from ..core.progress import check_cancel
 from ..forward import refine_atomic_model, why_untrusted
-from ._tracer import classify_species
+from ._tracer import _greedy_min_distance, classify_species
 
 #: Atoms that the refinement moved further than this [A] are worth a look in the review.
 LARGE_SHIFT_A = 0.5
@@ -84,18 +84,9 @@ def residual_trials(
     info.update({"threshold": threshold, "noise_sd": sd, "n_peaks": int(len(cand))})
     if not len(cand):
         return np.empty((0, 3)), info
-    far = cKDTree(pos).query(cand)[0] > 0.7 * d_nn
-    cand, height = cand[far], height[far]
-    chosen: list[int] = []
-    cap = max(1, int(RESIDUAL_MAX_FRACTION * len(pos)))
-    neighbours = cKDTree(cand).query_ball_point(cand, 0.7 * d_nn)
-    taken = np.zeros(len(cand), bool)
-    for i in np.argsort(-height):
-        if len(chosen) >= cap:
-            break
-        if not taken[i]:
-            chosen.append(int(i))
-            taken[neighbours[i]] = True
+    order = np.argsort(-height)
+    accepted = _greedy_min_distance(cand, order, 0.7 * d_nn, existing=pos)
+    chosen = order[accepted[order]][: max(1, int(RESIDUAL_MAX_FRACTION * len(pos)))]
     info["n_trials"] = len(chosen)
     return cand[chosen].reshape(-1, 3), info
 
@@ -118,13 +109,9 @@ def _trial_candidates(atoms: AtomModel, candidates) -> tuple[np.ndarray, np.ndar
     keep = ~is_atom & (inten >= floor)
     if not keep.any():
         return none
-    d, _ = cKDTree(atoms.positions).query(pos[keep])
-    far = d > 0.7 * d_nn
-    trial, t_int = pos[keep][far], inten[keep][far]
-    chosen: list[int] = []
-    for i in np.argsort(-t_int):
-        if all(np.linalg.norm(trial[i] - trial[c]) > 0.7 * d_nn for c in chosen):
-            chosen.append(int(i))
+    trial, t_int = pos[keep], inten[keep]
+    order = np.argsort(-t_int)
+    chosen = order[_greedy_min_distance(trial, order, 0.7 * d_nn, existing=atoms.positions)[order]]
     return trial[chosen].reshape(-1, 3), t_int[chosen]
 
 
