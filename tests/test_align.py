@@ -51,6 +51,21 @@ def test_background_plane_is_recovered(particle):
     assert abs(np.median(out[:, :20, :20])) < 1.0
 
 
+@pytest.mark.parametrize("method", ["plane", "offset"])
+def test_background_of_sparse_counts_is_subtracted(method):
+    # a dark background at low dose: Poisson counts of mean 0.45, mostly 0, so that the median
+    # absolute deviation is 0 (it used to reject every pixel and leave the background in)
+    rng = np.random.default_rng(4)
+    rr, cc = np.mgrid[0:96, 0:96] - 48
+    spot = 40.0 * np.exp(-(rr**2 + cc**2) / (2 * 6.0**2))
+    counts = rng.poisson(0.45 + spot, size=(4, 96, 96)).astype(np.float32)
+    with np.errstate(all="raise"):
+        out, params = subtract_background(counts, method=method)
+    assert np.all(np.isfinite(params))
+    np.testing.assert_allclose(params[:, 0], 0.45, atol=0.1)
+    assert abs(float(out[:, :20, :20].mean())) < 0.1
+
+
 def test_apply_alignment_undoes_shift_and_axis_rotation(particle):
     clean = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None)
     moved = simulate_tilt_series(

@@ -231,6 +231,7 @@ def align_tilt_series(
     refine_angles: bool = True,
     angle_method: str = "model",
     model_builder=None,
+    model_trials=None,
     refine_rounds: int = 3,
     recon_iterations: int = 20,
     oversampling: float = 2.0,
@@ -285,6 +286,10 @@ def align_tilt_series(
         [A]``, the atom model each round refines (needed there;
         :func:`napari_aet.workflows.atom_model_builder` gives the tracer, with or without the
         U-Net).
+    model_trials : callable, optional
+        With ``angle_method="model"``: trial atoms where the last round's fitted model lacks
+        density, for the final fit (:func:`projection_matching`;
+        :func:`napari_aet.workflows.atom_model_trials` gives the refine stage's residual pass).
     refine_rounds, recon_iterations, oversampling
         Projection-matching settings.
     significance_k : float or None
@@ -379,6 +384,7 @@ def align_tilt_series(
             refine_angles=refine_angles,
             angle_method=angle_method,
             model_builder=model_builder,
+            model_trials=model_trials,
             fit_images=unfiltered,
             pixel_size_A=pixel_size_A,
             device=device,

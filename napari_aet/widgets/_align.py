@@ -18,7 +18,7 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 from .._layers import tilt_series_from_layer, tilt_series_layer_data
 from ..align import align_tilt_series
 from ..io import TiltSeries
-from ..workflows import AlignSettings, TraceSettings, atom_model_builder
+from ..workflows import AlignSettings, TraceSettings, atom_model_builder, atom_model_trials
 from ._runner import (
     DockContainer,
     StageRunner,
@@ -163,6 +163,7 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             )
             if self.angle_method.value == "model"
             else None,
+            model_trials=atom_model_trials if self.angle_method.value == "model" else None,
             recon_iterations=d.recon_iterations,
         )
         if self.arrives_aligned.value:  # as AlignSettings.preprocess_only()

@@ -28,6 +28,7 @@ from .settings import (
 from .stages import (
     StageResult,
     atom_model_builder,
+    atom_model_trials,
     load_series,
     load_tomogram,
     run_align,
@@ -63,6 +64,7 @@ __all__ = [
     "ValidateSettings",
     "VolumeSource",
     "atom_model_builder",
+    "atom_model_trials",
     "file_fingerprint",
     "gather",
     "load_run",

@@ -59,7 +59,7 @@ from ..simulate import (
     simulate_tilt_series,
     twinned_pt_nanodumbbell,
 )
-from ..trace import refine_atom_positions, trace_atoms
+from ..trace import refine_atom_positions, residual_trials, trace_atoms
 from .layout import STAGE_FILES, stage_file
 from .precision import precision_analysis
 from .settings import (
@@ -209,6 +209,17 @@ def atom_model_builder(weights=None, *, trace: TraceSettings | None = None, devi
     return build
 
 
+def atom_model_trials(residual_images, angles_deg, positions_A, *, pixel_size_A, device="auto",
+                      cancel=None):  # fmt: skip
+    """Trial atoms for the alignment's final atom-model fit: where the residual images show
+    density that the fitted model lacks (the refine stage's residual pass,
+    :func:`napari_aet.trace.residual_trials`). Returns positions (m, 3) [A]."""
+    return residual_trials(
+        residual_images, angles_deg, positions_A, pixel_size_A=pixel_size_A, device=device,
+        cancel=cancel,
+    )[0]  # fmt: skip
+
+
 # --------------------------------------------------------------------------------------------
 def run_simulate(settings: SimulateSettings, out, progress=None, cancel=None) -> StageResult:
     """Simulate a particle and its tilt series: the series with its angles, the true atoms
@@ -313,6 +324,7 @@ def run_align(
         refine_angles=s.refine_angles,
         angle_method=s.angle_method,
         model_builder=builder,
+        model_trials=atom_model_trials if builder is not None else None,
         refine_rounds=s.rounds,
         recon_iterations=s.recon_iterations,
         device=s.device,
