@@ -262,6 +262,14 @@ def test_keep_significant_reverts_what_the_errors_allow():
         ang, out, shifts, 0.0, model, k=3.0, jitter=(np.full(13, 0.3), None), image_shape=(128, 128)
     )
     np.testing.assert_allclose(a, ang)
+    # so does an estimate that moves when trial atoms join the fit (image by image): the 0.5
+    # deg correction that moved by 0.4 is not shown, the other images' errors are unchanged
+    spread = (np.r_[0.4, np.zeros(12)], np.zeros((13, 2)))
+    a, s2, info = keep_significant(
+        ang, out, shifts, 0.0, model, k=3.0, model_spread=spread, image_shape=(128, 128)
+    )
+    np.testing.assert_allclose(a, ang)
+    assert info["shift_corrections_kept"] == 1 and np.abs(s2[4]).max() > 1.0
 
 
 def test_an_aligned_series_stays_as_it_is():

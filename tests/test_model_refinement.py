@@ -88,6 +88,42 @@ def test_projection_matching_with_the_model_method_reduces_the_angle_error(serie
     assert res.model is not None and len(res.rounds) >= 1
 
 
+def test_final_fit_takes_trial_atoms_where_the_model_lacks_density(particle, series):
+    # the traced model misses 12 atoms; ``model_trials`` proposes them again from the last
+    # round's residual, the final fit keeps them as atoms (amplitude near the others') and
+    # says how far that moved each image's estimates
+    builder = atom_model_builder()
+    missed = []
+
+    def leaky(volume, voxel_size_A, cancel=None):
+        pos = np.asarray(builder(volume, voxel_size_A, cancel))
+        far = np.argsort(np.linalg.norm(pos - pos.mean(axis=0), axis=1))[-12:]
+        missed[:] = [pos[far]]
+        return np.delete(pos, far, axis=0)
+
+    seen = {}
+
+    def trials(residual, angles, positions, *, pixel_size_A, device, cancel):
+        seen["residual_rms"] = float(np.sqrt(np.mean(residual**2)))
+        seen["n_atoms"] = len(positions)
+        return missed[0]
+
+    res = projection_matching(
+        series.data, ANGLES, angle_method="model", pixel_size_A=PX, rounds=1,
+        recon_iterations=20, model_builder=leaky, model_trials=trials,
+    )  # fmt: skip
+    assert seen["residual_rms"] > 0 and res.model is not None
+    assert len(res.model.positions_A) == seen["n_atoms"] + 12
+    amp = res.model.amplitudes / np.median(res.model.amplitudes)
+    assert np.all(amp[-12:] > 0.6)
+    assert res.model.angle_sigma_deg is not None and np.all(res.model.angle_sigma_deg > 0)
+    spread_deg, spread_px = res.model_spread
+    assert spread_deg.shape == (len(ANGLES),) and spread_px.shape == (len(ANGLES), 2)
+    assert any("12 trial atoms" in note for note in res.notes)
+    before = _angle_rms(ANGLES, series.truth.angles_deg)
+    assert _angle_rms(res.angles_deg, series.truth.angles_deg) < 0.5 * before
+
+
 def test_gauge_fixing_keeps_every_projected_atom_in_place():
     from napari_aet.forward import project_positions
     from napari_aet.forward._model_fit import _fix_gauge

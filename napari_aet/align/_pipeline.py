@@ -91,6 +91,7 @@ def keep_significant(
     *,
     k=SIGNIFICANCE_K,
     jitter=None,
+    model_spread=None,
     image_shape=None,
 ):
     """Keep only the corrections that the images establish.
@@ -112,6 +113,11 @@ def keep_significant(
     of 300-500 atoms: the bootstrap gives 0.05 deg where a perfectly aligned series drifts by
     0.15-0.2 deg RMS).
 
+    ``model_spread``: per image, how far the estimates moved when trial atoms joined the
+    final fit (``ProjectionMatchingResult.model_spread``, angles [deg] and offsets [px]); each
+    adds in quadrature to that image's standard error: an estimate that depends on which atoms
+    the model has is not established by the images (Si at 1.2 counts per pixel: up to 1.9 deg).
+
     Returns ``(angles, shifts_px, info)``.
     """
     from scipy.stats import norm
@@ -130,6 +136,9 @@ def keep_significant(
         sa = np.hypot(sa, float(np.sqrt(np.mean(np.square(j_ang)))))
     if j_sh is not None and len(j_sh):
         so = np.hypot(so, np.sqrt(np.mean(np.square(j_sh), axis=0)))
+    if model_spread is not None:
+        sa = np.hypot(sa, np.asarray(model_spread[0], float))
+        so = np.hypot(so, np.asarray(model_spread[1], float))
     dang = a_out - a_in
     keep_ang = np.abs(dang) > k * sa
     a_out[~keep_ang] = a_in[~keep_ang]
@@ -403,17 +412,25 @@ def align_tilt_series(
             "notes": res.notes,
         }
         errors = None
+        # angles from an atom model need its standard errors; tomogram-scored angles have none
+        # and are kept as the user chose that method
+        unjudged_angle = np.inf if angle_method == "model" else 0.0
         if res.model is not None and res.model.angle_sigma_deg is not None:
             errors = res.model
         elif res.shift_sigma_px is not None:  # the last round registered to the tomogram
-            # (shifts only, or tomogram-scored angles, which have no standard error: kept)
-            errors = SimpleNamespace(angle_sigma_deg=np.zeros(n),
+            errors = SimpleNamespace(angle_sigma_deg=np.full(n, unjudged_angle),
                                      offset_sigma_px=res.shift_sigma_px)  # fmt: skip
+        if significance_k and errors is None and angle_method == "model" and refine_angles:
+            # no trusted final fit: nothing establishes the angle corrections
+            new_ang = ang.copy()
+            steps["projection_matching"]["notes"].append(
+                "angle corrections not applied: no standard errors (no trusted final fit)"
+            )
         if significance_k and errors is not None:
             new_ang, s, steps["significance"] = keep_significant(
                 ang, new_ang, s, alpha, errors, k=significance_k,
                 jitter=(res.last_angle_change_deg, res.last_shift_change_px),
-                image_shape=work.shape[1:],
+                model_spread=res.model_spread, image_shape=work.shape[1:],
             )  # fmt: skip
     aligned = apply_alignment(work, tilt_axis_angle_deg=alpha, shifts_px=s)
     report(progress, 6, total, "aligned")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -47,6 +47,9 @@ class ProjectionMatchingResult:
     # the last round's standard errors of the offsets (row, col) [px] when it registered the
     # images to the tomogram (shifts only): what :func:`keep_significant` judges them by
     shift_sigma_px: np.ndarray | None = None
+    # per image, how far the final fit's angle [deg] and offset [px] estimates moved when trial
+    # atoms (where the model lacked density) joined it: the model's own uncertainty
+    model_spread: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _register(reference: np.ndarray, moving: np.ndarray, upsample: int = 20):
@@ -178,14 +181,24 @@ def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_de
 
 def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials, max_change_deg,
                      device, cancel):  # fmt: skip
-    """The last round's atom model, with trial atoms where its residual shows density it lacks
-    (``trials``, optional), fitted again to convergence with the standard errors calibrated.
+    """The last round's atom model fitted again to convergence, with the standard errors
+    calibrated; and, with ``trials``, once more with trial atoms where its residual shows
+    density it lacks.
 
     Atoms the model misses are a model error that the images' noise does not count: they pull
     the angles of the images where they stand apart (an aligned Si series at 4.5 counts per
     pixel, 7 of 287 atoms missed: 0.35 deg at 3.7 standard errors). Trial atoms on noise keep
-    an amplitude near 0 and change nothing. Returns ``(result, n_trials)``."""
+    an amplitude near 0. But at very low counts trial atoms can also let the fit wander (Si at
+    1.2 counts per pixel, 47 trials: angles moved by up to 1.9 deg): how far the two fits'
+    corrections differ, image by image, is the model's own uncertainty.
+
+    Returns ``(result, with_trials or None, n_trials)``: ``result`` without trial atoms, with
+    standard errors; ``with_trials`` the fit with them (no standard errors of its own)."""
     pos = round_fit.positions_A
+    kw = dict(pixel_size_A=pixel_size_A, max_angle_change_deg=max_change_deg,
+              iterations=FINAL_ITERATIONS, device=device, cancel=cancel)  # fmt: skip
+    # the alignment keeps only significant corrections: standard errors
+    plain = refine_atomic_model(target, ang, pos, calibrate_sigmas=True, **kw)
     extra = np.empty((0, 3))
     if trials is not None and round_fit.model_images is not None:
         extra = np.asarray(
@@ -193,17 +206,9 @@ def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials,
                    pixel_size_A=pixel_size_A, device=device, cancel=cancel),
             np.float64,
         ).reshape(-1, 3)  # fmt: skip
-    return refine_atomic_model(
-        target,
-        ang,
-        np.vstack([pos, extra]),
-        pixel_size_A=pixel_size_A,
-        max_angle_change_deg=max_change_deg,
-        iterations=FINAL_ITERATIONS,
-        calibrate_sigmas=True,  # the alignment keeps only significant corrections
-        device=device,
-        cancel=cancel,
-    ), len(extra)
+    if not len(extra):
+        return plain, None, 0
+    return plain, refine_atomic_model(target, ang, np.vstack([pos, extra]), **kw), len(extra)
 
 
 def projection_matching(
@@ -392,6 +397,7 @@ def projection_matching(
             converged = True
             break
     last = (dang, d) if history else (None, None)
+    trial_effect = None
     if last_fit is not None:
         # the last round fitted an atom model: fit it again, with trial atoms where it lacks
         # density, to convergence and with calibrated standard errors (the rounds, which
@@ -399,15 +405,34 @@ def projection_matching(
         check_cancel(cancel, "projection matching")
         report(progress, rounds * n, rounds * n, "final atom-model fit")
         target = apply_alignment(fit_arr, tilt_axis_angle_deg=tilt_axis_angle_deg, shifts_px=s)
-        final, n_trials = _final_model_fit(
+        final, with_trials, n_trials = _final_model_fit(
             *last_fit, target, ang, pixel_size_A, model_trials, max_angle_change_deg, device,
             cancel,
         )  # fmt: skip
         why = why_untrusted(final, max_angle_change_deg=max_angle_change_deg)
         if why:
-            notes.append(f"final fit: {why}; the last round's corrections kept")
+            notes.append(f"final fit: {why}; no standard errors")
+            model = None
         else:
             model = final
+            if with_trials is not None:
+                why_t = why_untrusted(with_trials, max_angle_change_deg=max_angle_change_deg)
+                if why_t:
+                    notes.append(f"final fit with {n_trials} trial atoms: {why_t}; not used")
+                else:
+                    notes.append(f"final fit: {n_trials} trial atoms from the residual")
+                    # the estimate with the trial atoms, the standard errors of the fit
+                    # without (the same images and noise), and how far the two differ
+                    trial_effect = (
+                        np.abs(with_trials.angle_corrections_deg - final.angle_corrections_deg),
+                        np.abs(with_trials.offsets_px - final.offsets_px),
+                    )
+                    final = replace(
+                        with_trials,
+                        angle_sigma_deg=final.angle_sigma_deg,
+                        offset_sigma_px=final.offset_sigma_px,
+                    )
+                    model = final
             fd, fdang = final.offsets_px.copy(), final.angle_corrections_deg.copy()
             if refine_angles:
                 fdang -= fdang.mean()
@@ -415,8 +440,14 @@ def projection_matching(
             fd[:, 0] -= fd[:, 0].mean()
             fd[:, 1] = split_object_translation(fd[:, 1], ang)[0]
             s += fd @ m.T
-            if n_trials:
-                notes.append(f"final fit: {n_trials} trial atoms from the residual")
     return ProjectionMatchingResult(
-        s, ang, history, converged, model, notes, *last, shift_sigma_px=sig if history else None
+        s,
+        ang,
+        history,
+        converged,
+        model,
+        notes,
+        *last,
+        shift_sigma_px=sig if history else None,
+        model_spread=trial_effect,
     )

@@ -321,7 +321,12 @@ def refine_atomic_model(
     def geometry(dang, off):
         # gauges are left free while optimising (flat directions cost L-BFGS nothing, slow
         # collective modes of thousands of atoms would) and fixed on the result
-        da = max_angle_change_deg * torch.tanh(dang / max_angle_change_deg)
+        # the bound holds each image's correction relative to their mean: the mean is a gauge
+        # (a turn of the model), free to drift, and bounding it too let the drift saturate the
+        # bound, where every angle's gradient vanishes (a fit at 1.2 counts per pixel froze
+        # every angle that way and reported no correction at all)
+        common = dang.mean()
+        da = common + max_angle_change_deg * torch.tanh((dang - common) / max_angle_change_deg)
         return theta0 + torch.deg2rad(da), off, da
 
     def broaden(imgs, extra_px, tails):
