@@ -28,17 +28,19 @@ pytestmark = pytest.mark.skipif(
 PX = 0.358
 
 
-def test_independent_series_puts_atoms_where_the_geometry_says():
+@pytest.mark.parametrize("px", [PX, 0.4])  # 0.4 A: 48 px over a float extent (385 points)
+def test_independent_series_puts_atoms_where_the_geometry_says(px):
     shape = (48, 48)
-    c = rotation_center_A(shape, PX)
+    c = rotation_center_A(shape, px)
     pos = np.array([c + [3.0, -2.0, 4.0]])
     imaging = IndependentImaging(
         peak_counts=1000.0, background_counts=0.0, shift_px=2.0, tilt_axis_deg=10.0
     )
-    s = independent_tilt_series(pos, "Pt", [-40.0, 0.0, 55.0], shape_px=shape, imaging=imaging)
+    s = independent_tilt_series(pos, "Pt", [-40.0, 0.0, 55.0], shape_px=shape, imaging=imaging,
+                                pixel_size_A=px)  # fmt: skip
     assert s.data.shape == (3, 48, 48)
     for i, a in enumerate(s.true_angles_deg):
-        rc = project_positions(pos, a, shape_px=shape, pixel_size_A=PX, shift_px=s.shifts_px[i],
+        rc = project_positions(pos, a, shape_px=shape, pixel_size_A=px, shift_px=s.shifts_px[i],
                                tilt_axis_angle_deg=10.0)[0]  # fmt: skip
         peak = np.unravel_index(np.argmax(s.data[i]), shape)
         assert np.hypot(*(np.array(peak) - rc)) < 1.5  # within the pixel grid and the noise

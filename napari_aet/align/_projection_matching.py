@@ -208,7 +208,16 @@ def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials,
         ).reshape(-1, 3)  # fmt: skip
     if not len(extra):
         return plain, None, 0
-    return plain, refine_atomic_model(target, ang, np.vstack([pos, extra]), **kw), len(extra)
+    # from where the plain fit ended (a short way to go): its angles, its atoms and the trials
+    more = refine_atomic_model(
+        target, plain.angles_deg, np.vstack([plain.positions_A, extra]), **kw
+    )
+    total = more.angle_corrections_deg + plain.angle_corrections_deg
+    total -= total.mean()
+    with_trials = replace(
+        more, angle_corrections_deg=total, angles_deg=np.asarray(ang, np.float64) + total
+    )
+    return plain, with_trials, len(extra)
 
 
 def projection_matching(

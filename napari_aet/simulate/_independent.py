@@ -94,9 +94,11 @@ def _probe_intensity(s: IndependentImaging, gpts: tuple[int, int], sampling: flo
 
 
 def _projected_potential(
-    elements, positions_A, extent_A: tuple[float, float], sampling: float
+    elements, positions_A, extent_A: tuple[float, float], gpts: tuple[int, int]
 ) -> np.ndarray:
-    """abTEM's projected potential (Lobato) of atoms at ``(row_A, col_A, depth_A)``."""
+    """abTEM's projected potential (Lobato) of atoms at ``(row_A, col_A, depth_A)`` on a grid
+    of ``gpts`` points over ``extent_A`` (given as points: from a sampling, abTEM rounds the
+    extent's float quotient up, 385 points for 48 px of 0.4 A at 0.05 A)."""
     import abtem
     import ase
 
@@ -111,7 +113,7 @@ def _projected_potential(
     )
     pot = abtem.Potential(
         atoms,
-        sampling=sampling,
+        gpts=tuple(int(g) for g in gpts),
         projection="infinite",
         parametrization="lobato",
         slice_thickness=float(atoms.cell[2, 2]),
@@ -188,7 +190,7 @@ def independent_tilt_series(
         # fine grid's every k-th point)
         r_A = (row + rows // 2 * pixel_size_A) + shifts[i, 0] * pixel_size_A
         c_A = (col + cols // 2 * pixel_size_A) + shifts[i, 1] * pixel_size_A
-        v = _projected_potential(elements, np.stack([r_A, c_A, depth], 1), extent, fine)
+        v = _projected_potential(elements, np.stack([r_A, c_A, depth], 1), extent, gpts)
         img = np.fft.irfft2(np.fft.rfft2(v) * probe_ft, s=gpts)
         clean[i] = img[::k, ::k]
         report(progress, i + 1, n, f"image {i + 1}/{n} at {th_deg:+.1f} deg")
