@@ -159,7 +159,23 @@ def run_case(name: str, args) -> dict:
     t_sim = time.perf_counter() - t0
     folder = args.out / name.replace("/", "-")
     row = run_and_score(folder, truth, series, element, weights, resume=not args.no_resume)
-    return {"case": name, "simulate_s": t_sim, **row}
+    return {"case": name, "simulate_s": t_sim, **row, "angles": angle_errors(folder, series)}
+
+
+def angle_errors(folder: Path, series) -> dict:
+    """RMS tilt-angle error [deg] (common offset removed: a gauge) of the nominal angles and of
+    the run's aligned ones, against the angles the series was made at."""
+    rec = json.loads((folder / "run" / "align" / "alignment.json").read_text())
+
+    def rms(angles):
+        e = np.asarray(angles, float) - np.asarray(series.true_angles_deg, float)
+        return float(np.sqrt(np.mean((e - e.mean()) ** 2)))
+
+    return {
+        "nominal_rms_deg": rms(rec["angles_in_deg"]),
+        "aligned_rms_deg": rms(rec["angles_refined_deg"]),
+        "corrections_kept": int(rec.get("significance", {}).get("angle_corrections_kept", -1)),
+    }
 
 
 def main() -> None:
@@ -197,6 +213,13 @@ def main() -> None:
                 f"{s['missed']} | {s['false']} | {s['identification_error_pct']:.2f} % | "
                 f"{s['rmsd_pm']:.1f} | {'' if rf is None else f'{rf:.3f}'} | {r['run_s']:.0f} |"
             )
+    print()
+    print("| case | tilt-angle error RMS: nominal (deg) | aligned (deg) | corrections kept |")
+    print("|---|---:|---:|---:|")
+    for r in rows:
+        a = r["angles"]
+        print(f"| {r['case']} | {a['nominal_rms_deg']:.3f} | {a['aligned_rms_deg']:.3f} | "
+              f"{a['corrections_kept']} |")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -175,6 +175,9 @@ def keep_significant(
         "shift_corrections_reverted": int((~keep_sh).any(axis=1).sum()),
         "object_translation_px": [ty, float(tx), float(tz)],
         "object_translation_kept": keep_t,
+        "trial_atom_spread_deg_median": (
+            None if model_spread is None else float(np.median(model_spread[0]))
+        ),
         "angle_sigma_deg": [float(v) for v in sa],
         "shift_sigma_px": [[float(v) for v in r] for r in so],
     }
@@ -397,6 +400,7 @@ def align_tilt_series(
             fit_images=unfiltered,
             pixel_size_A=pixel_size_A,
             device=device,
+            progress=progress,
             cancel=cancel,
         )
         s, new_ang = res.shifts_px, res.angles_deg

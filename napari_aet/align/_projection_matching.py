@@ -145,6 +145,13 @@ def _match_to_tomogram(vol, aligned, ang, refine_angles, step_deg, max_change_de
     return d, dang, ccs, sig
 
 
+def _prefixed(progress, prefix: str):
+    """``progress`` with ``prefix`` before every message (None stays None)."""
+    if progress is None:
+        return None
+    return lambda done, total, message="": report(progress, done, total, f"{prefix}: {message}")
+
+
 #: L-BFGS iterations of each round's joint atom-model fit: rounds re-trace the model, so they
 #: need not converge; the final fit (:func:`_final_model_fit`) does.
 ROUND_ITERATIONS = 60
@@ -154,7 +161,7 @@ FINAL_ITERATIONS = 200
 
 
 def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_deg, device, cancel,
-                         return_images=False):  # fmt: skip
+                         return_images=False, progress=None):  # fmt: skip
     """Build an atom model from the tomogram with ``builder`` (the tracer, after the U-Net when
     the caller chose one) and refine it jointly with the angles and offsets against the
     images (:data:`ROUND_ITERATIONS`)."""
@@ -175,12 +182,13 @@ def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_de
         iterations=ROUND_ITERATIONS,
         return_images=return_images,
         device=device,
+        progress=progress,
         cancel=cancel,
     )
 
 
 def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials, max_change_deg,
-                     device, cancel):  # fmt: skip
+                     device, cancel, progress=None):  # fmt: skip
     """The last round's atom model fitted again to convergence, with the standard errors
     calibrated; and, with ``trials``, once more with trial atoms where its residual shows
     density it lacks.
@@ -198,7 +206,9 @@ def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials,
     kw = dict(pixel_size_A=pixel_size_A, max_angle_change_deg=max_change_deg,
               iterations=FINAL_ITERATIONS, device=device, cancel=cancel)  # fmt: skip
     # the alignment keeps only significant corrections: standard errors
-    plain = refine_atomic_model(target, ang, pos, calibrate_sigmas=True, **kw)
+    plain = refine_atomic_model(
+        target, ang, pos, calibrate_sigmas=True, progress=_prefixed(progress, "final fit"), **kw
+    )
     extra = np.empty((0, 3))
     if trials is not None and round_fit.model_images is not None:
         extra = np.asarray(
@@ -210,8 +220,9 @@ def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials,
         return plain, None, 0
     # from where the plain fit ended (a short way to go): its angles, its atoms and the trials
     more = refine_atomic_model(
-        target, plain.angles_deg, np.vstack([plain.positions_A, extra]), **kw
-    )
+        target, plain.angles_deg, np.vstack([plain.positions_A, extra]),
+        progress=_prefixed(progress, f"final fit with {len(extra)} trial atoms"), **kw,
+    )  # fmt: skip
     total = more.angle_corrections_deg + plain.angle_corrections_deg
     total -= total.mean()
     with_trials = replace(
@@ -360,6 +371,7 @@ def projection_matching(
                 fitted = _refine_traced_model(
                     vol, target, ang, pixel_size_A, model_builder, max_angle_change_deg, device,
                     cancel, return_images=model_trials is not None,
+                    progress=_prefixed(progress, f"round {r + 1}"),
                 )  # fmt: skip
             except ValueError as err:
                 notes.append(f"round {r + 1}: no atom model ({err}); shifts only")
@@ -416,7 +428,7 @@ def projection_matching(
         target = apply_alignment(fit_arr, tilt_axis_angle_deg=tilt_axis_angle_deg, shifts_px=s)
         final, with_trials, n_trials = _final_model_fit(
             *last_fit, target, ang, pixel_size_A, model_trials, max_angle_change_deg, device,
-            cancel,
+            cancel, progress,
         )  # fmt: skip
         why = why_untrusted(final, max_angle_change_deg=max_angle_change_deg)
         if why:
