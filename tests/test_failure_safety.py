@@ -273,7 +273,7 @@ def test_out_that_is_a_file_fails_before_any_work(files, tmp_path, capsys):
 def test_a_command_that_crashes_midway_leaves_the_previous_result(
     files, good_out, capsys, monkeypatch
 ):
-    import napari_aet.workflows.stages as io_mod  # where the workflow looks it up
+    import napari_aet.workflows.atom_stages as io_mod  # where the workflow looks it up
 
     def broken(path, model):  # write half a file, then fail, as a full disk would
         Path(path).write_text("z,y,x\n1,")
@@ -287,7 +287,7 @@ def test_a_command_that_crashes_midway_leaves_the_previous_result(
 
 
 def test_ctrl_c_is_a_clean_cancel_with_exit_130(files, good_out, capsys, monkeypatch):
-    import napari_aet.workflows.stages as analysis
+    import napari_aet.workflows.atom_stages as analysis
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -79,7 +79,7 @@ def test_run_writes_everything_and_resumes(series, tmp_path):
 
 
 def test_failed_stage_keeps_finished_ones_and_resumes(series, tmp_path, monkeypatch):
-    import napari_aet.workflows.stages as stages_mod
+    import napari_aet.workflows.atom_stages as stages_mod
 
     out = tmp_path / "run"
 

@@ -3,6 +3,8 @@ defaults), the run-folder layout, ``run_<stage>(inputs, settings, out, progress,
 that writes a stage's outputs and record, the pipeline and batch (Dask), and the precision
 analysis. The CLI and the widgets call these; no Qt."""
 
+from ._common import StageResult, load_series, load_tomogram
+from .atom_stages import run_analyze, run_precision, run_refine, run_trace, run_validate
 from .layout import STAGE_FILES, RunLayout, stage_file
 from .pipeline import StageFailed, file_fingerprint, gather, run_batch, run_pipeline, stage_key
 from .precision import PrecisionResult, precision_analysis
@@ -26,20 +28,12 @@ from .settings import (
     settings_dict,
 )
 from .stages import (
-    StageResult,
     atom_model_builder,
     atom_model_trials,
-    load_series,
-    load_tomogram,
     run_align,
-    run_analyze,
     run_augment,
-    run_precision,
     run_recon,
-    run_refine,
     run_simulate,
-    run_trace,
-    run_validate,
 )
 
 __all__ = [

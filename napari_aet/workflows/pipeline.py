@@ -24,20 +24,12 @@ from pathlib import Path
 from .. import __version__
 from ..core.files import replace_when_done, staged_folder
 from ..core.progress import Cancelled
+from ._common import StageResult, write_json
+from .atom_stages import run_analyze, run_refine, run_trace, run_validate
 from .layout import RunLayout
 from .report import run_figures
 from .settings import STAGES, RunSettings, SeriesSource, VolumeSource, settings_dict
-from .stages import (
-    StageResult,
-    run_align,
-    run_analyze,
-    run_augment,
-    run_recon,
-    run_refine,
-    run_trace,
-    run_validate,
-    write_json,
-)
+from .stages import run_align, run_augment, run_recon
 
 
 class StageFailed(RuntimeError):

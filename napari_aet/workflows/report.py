@@ -9,9 +9,9 @@ from pathlib import Path
 from ..core.files import replace_when_done, staged_folder
 from ..figures import make_figures, write_html_report
 from ..io import read_atoms, read_tilt_series
+from ._common import StageResult
 from .layout import RunLayout
 from .settings import FiguresSettings
-from .stages import StageResult
 
 
 def load_run(run_dir) -> dict:

@@ -1,5 +1,7 @@
 """``run_<stage>(inputs, settings, out, progress, cancel) -> StageResult``: one stage from its
 input files to its output folder, with its record (provenance) written beside the outputs.
+This module has the stages on series and tomograms (simulate, align, recon, augment);
+:mod:`.atom_stages` those on atoms.
 
 The command line, the pipeline and Python users call these; the widgets call the stage
 functions on layers and read their defaults from :mod:`.settings`. Errors propagate with their
@@ -8,8 +10,6 @@ traceback: a ``ValueError`` names bad input and its fix, anything else is a bug.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,30 +21,15 @@ from ..align import (
     refine_second_axis_turn,
     register_second_axis,
 )
-from ..analysis import analyze_structure, r_factor
 from ..augment import augment_volume
-from ..core.atoms import AtomModel
-from ..core.device import cuda_available
 from ..core.elements import parse_elements
-from ..core.files import replace_when_done
 from ..figures import (
-    layer_groups,
-    plot_deviation_histogram,
-    plot_layer_rmsd,
-    plot_q4_q6,
-    plot_r_factors,
-    plot_rdf,
     plot_recon_errors,
-    plot_refine_shifts,
-    plot_trace_histogram,
-    plot_voronoi_motifs,
     tilt_series_montage,
     volume_slices_figure,
 )
 from ..io import (
     TiltSeries,
-    read_atoms,
-    read_tilt_series,
     read_volume,
     write_angles,
     write_atoms,
@@ -54,139 +39,31 @@ from ..io import (
 from ..io._angles import parse_angles
 from ..recon import genfire
 from ..simulate import (
-    MultisliceSettings,
     build_structure,
     simulate_tilt_series,
     twinned_pt_nanodumbbell,
 )
-from ..trace import refine_atom_positions, residual_trials, trace_atoms
+from ..trace import residual_trials, trace_atoms
+from ._common import (
+    StageResult,
+    _folder,
+    _provenance,
+    _save_figure,
+    _trace_kwargs,
+    load_series,
+    load_tomogram,
+    write_json,
+)
 from .layout import STAGE_FILES, stage_file
-from .precision import precision_analysis
 from .settings import (
     AlignSettings,
-    AnalyzeSettings,
     AugmentSettings,
-    PositionRefineSettings,
-    PrecisionSettings,
     ReconSettings,
     SeriesSource,
     SimulateSettings,
     TraceSettings,
-    ValidateSettings,
     VolumeSource,
-    settings_dict,
 )
-
-
-@dataclass
-class StageResult:
-    """What a stage did: its record (also written as JSON), the files it wrote (relative to its
-    folder), a one-line summary and any notes for the user."""
-
-    stage: str
-    record: dict
-    written: list[str] = field(default_factory=list)
-    message: str = ""
-    notes: list[str] = field(default_factory=list)
-
-
-def _provenance(stage: str, settings, **inputs) -> dict:
-    return {
-        "napari_aet_version": __version__,
-        "command": stage,
-        **{k: (str(v) if isinstance(v, Path) else v) for k, v in inputs.items()},
-        "settings": settings_dict(settings),
-    }
-
-
-def write_json(path, data: dict) -> None:
-    """Write JSON (numpy values as numbers, anything else as text) so that a kill never leaves
-    a half-written file over the previous one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    replace_when_done(
-        path, lambda t: t.write_text(json.dumps(data, indent=2, default=_json_default))
-    )
-
-
-def _json_default(x):
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, Path):
-        return str(x)
-    return str(x)
-
-
-def _save_figure(fig, out: Path, rel: str) -> str:
-    path = out / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
-    try:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-    except Exception:  # noqa: BLE001 - a Figure made without pyplot needs no closing
-        pass
-    return rel
-
-
-def _atoms_in(atoms) -> tuple[AtomModel, str | None]:
-    """An atom model given as a model or a file, and the file's name for the record."""
-    if isinstance(atoms, AtomModel):
-        return atoms, None
-    return read_atoms(atoms), str(atoms)
-
-
-def _folder(out) -> Path:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def load_series(source: SeriesSource | str | Path, *, need_pixel_size: bool = True) -> TiltSeries:
-    """Read a tilt series and make sure it has angles (and a pixel size)."""
-    if not isinstance(source, SeriesSource):
-        source = SeriesSource(str(source))
-    ts = read_tilt_series(
-        source.path,
-        dataset=source.dataset,
-        angles=source.angles,
-        pixel_size_A=source.pixel_size_A,
-        nan_policy="fill" if source.fill_nans else "raise",
-    )
-    if ts.angles_deg is None:
-        raise ValueError(
-            f"{source.path} carries no tilt angles and has no sidecar .tlt file; pass --angles "
-            "FILE or --angles -70:70:7"
-        )
-    if need_pixel_size and ts.pixel_size_A is None:
-        raise ValueError(f"{source.path} carries no pixel size; pass --pixel-size (Angstrom)")
-    return ts
-
-
-def load_tomogram(source: VolumeSource | str | Path):
-    """``(volume, voxel size [A], provenance)`` of a tomogram file."""
-    if not isinstance(source, VolumeSource):
-        source = VolumeSource(str(source))
-    vol, vx, prov_in = read_volume(source.path, dataset=source.dataset)
-    vx = source.voxel_size_A or vx
-    if vx is None:
-        raise ValueError(f"{source.path} carries no voxel size; pass --voxel-size (Angstrom)")
-    return vol, vx, prov_in
-
-
-def _trace_kwargs(settings: TraceSettings) -> dict:
-    """The tracer's keyword arguments from its settings."""
-    return {
-        "smooth_sigma_A": settings.smooth_sigma_A,
-        "min_distance_A": settings.min_distance_value(),
-        "integration_radius_A": settings.integration_radius_A,
-        "threshold": settings.threshold_value(),
-        "max_rounds": settings.max_rounds,
-        "element": settings.element,
-    }
 
 
 def atom_model_builder(weights=None, *, trace: TraceSettings | None = None, device="auto"):
@@ -551,312 +428,3 @@ def run_augment(
     written.append(STAGE_FILES["augment"]["record"])
     msg = f"augmented {vol.shape} in {res.seconds:.1f} s on {res.settings['device']}"
     return StageResult("augment", prov, written, msg, list(res.settings.get("notes", [])))
-
-
-def run_trace(
-    tomogram: VolumeSource, settings: TraceSettings, out, progress=None, cancel=None
-) -> StageResult:
-    """Trace atoms in a tomogram: ``atoms.csv``/``atoms.h5``, every candidate
-    (``candidates.csv``), the record (``trace.json``) and the intensity histogram."""
-    s = settings
-    vol, vx, prov_in = load_tomogram(tomogram)
-    res = trace_atoms(vol, voxel_size_A=vx, progress=progress, cancel=cancel, **_trace_kwargs(s))
-    if res.atoms.n_atoms == 0:
-        raise ValueError(
-            f"no atoms found in {tomogram.path} (threshold {res.threshold:.4g}): give a lower "
-            "--threshold, or check the tomogram and its voxel size"
-        )
-    out = _folder(out)
-    prov = {
-        **_provenance("trace", s, input=tomogram.path),
-        **res.settings,
-        "n_atoms": res.atoms.n_atoms,
-        "tomogram_provenance": prov_in,
-    }
-    res.atoms.metadata["provenance"] = prov
-    write_atoms(stage_file(out, "trace", "atoms"), res.atoms)
-    write_atoms(stage_file(out, "trace", "atoms_h5"), res.atoms)
-    res.candidates.to_csv(stage_file(out, "trace", "candidates"), index=False, float_format="%.5f")
-    write_json(stage_file(out, "trace", "record"), prov)
-    fig = plot_trace_histogram(res.candidates["intensity"], res.threshold)
-    written = [STAGE_FILES["trace"][k] for k in ("atoms", "atoms_h5", "candidates", "record")]
-    written.append(_save_figure(fig, out, STAGE_FILES["trace"]["figure"]))
-    msg = (
-        f"traced {res.atoms.n_atoms} atoms from {len(res.candidates)} candidates "
-        f"(threshold {res.threshold:.4g})"
-    )
-    return StageResult("trace", prov, written, msg)
-
-
-def run_refine(
-    atoms,
-    series: SeriesSource,
-    settings: PositionRefineSettings,
-    out,
-    progress=None,
-    cancel=None,
-    *,
-    candidates=None,
-) -> StageResult:
-    """Refine traced positions against the aligned series (``atoms.csv`` with
-    ``refine_shift_A`` and ``refine_amplitude``, ``refine.json``, a shift histogram). When the
-    refined model cannot be trusted, the traced positions are written unchanged and the record
-    says why. With ``candidates`` (the tracer's ``candidates.csv``) and ``add_remove`` the
-    images also add rejected candidates and remove traced atoms (see
-    :func:`napari_aet.trace.refine_atom_positions`)."""
-    import pandas as pd
-
-    s = settings
-    model, src = _atoms_in(atoms)
-    ts = load_series(series)
-    cand = None
-    if s.add_remove and candidates is not None and Path(candidates).exists():
-        cand = pd.read_csv(candidates)
-    refined, info = refine_atom_positions(
-        model,
-        ts.data,
-        ts.angles_deg,
-        pixel_size_A=ts.pixel_size_A,
-        iterations=s.iterations,
-        refine_geometry=s.refine_geometry,
-        candidates=cand,
-        element=s.element,
-        residual_pass=s.residual_pass,
-        device=s.device,
-        progress=progress,
-        cancel=cancel,
-    )
-    out = _folder(out)
-    prov = {**_provenance("refine", s, atoms=src, tilts=series.path), **info}
-    refined.metadata["provenance"] = prov
-    write_atoms(stage_file(out, "refine", "atoms"), refined)
-    write_atoms(stage_file(out, "refine", "atoms_h5"), refined)
-    write_json(stage_file(out, "refine", "record"), prov)
-    fig = plot_refine_shifts(refined, info)
-    written = [STAGE_FILES["refine"][k] for k in ("atoms", "atoms_h5", "record")]
-    written.append(_save_figure(fig, out, STAGE_FILES["refine"]["figure"]))
-    notes = []
-    if "not_refined" in info:
-        msg = f"positions kept as traced: {info['not_refined']}"
-        notes.append(msg)
-    else:
-        msg = (
-            f"refined {refined.n_atoms} atoms: median shift {100 * info['shift_A_median']:.1f} "
-            f"pm, residual {info['residual_start']:.4f} -> {info['residual_end']:.4f}"
-        )
-        if "n_added" in info:
-            res_pass = info.get("residual_pass") or {}
-            from_residual = int(res_pass.get("n_added", 0))
-            msg += (
-                f"; the images added {info['n_added'] - from_residual} of "
-                f"{info['n_trial_candidates']} rejected candidates"
-            )
-            if res_pass.get("n_trials"):
-                msg += (
-                    f" and {from_residual} of {res_pass['n_trials']} trial atoms where the "
-                    "residual images showed density"
-                )
-            msg += f", and removed {info['n_removed']} traced atoms"
-
-    return StageResult("refine", prov, written, msg, notes)
-
-
-def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=None) -> StageResult:
-    """Structure analysis: ``atoms.csv``/``atoms.h5`` with the per-atom features, the summary
-    (``analysis.json``) and its figures (Q4/Q6, layer RMSD; g(r) for amorphous particles)."""
-    s = settings
-    if s.orr_table is not None and not s.strain:
-        raise ValueError("an ORR table needs the strain analysis (the activity comes from it)")
-    model, src = _atoms_in(atoms)
-    res = analyze_structure(
-        model,
-        cutoff_A=s.cutoff_A,
-        element=s.element,
-        reference_lattice_constant_A=s.lattice_constant_A,
-        strain=s.strain,
-        strain_frame=s.strain_frame,
-        orr_relation=s.orr_table,
-        structure=s.structure,
-        progress=progress,
-    )
-    out = _folder(out)
-    summary = {**_provenance("analyze", s, input=src), **res.summary}
-    write_atoms(stage_file(out, "analyze", "atoms"), res.model)
-    write_atoms(stage_file(out, "analyze", "atoms_h5"), res.model)
-    write_json(stage_file(out, "analyze", "record"), summary)
-    f = res.model.features
-    groups = layer_groups(f["layer"].to_numpy(), res.stacking.twin_boundaries)
-    figs = [
-        _save_figure(
-            plot_q4_q6(
-                f["q4"],
-                f["q6"],
-                groups,
-                ideal_fcc=summary["boo"]["ideal_fcc_q4_q6"],
-                ideal_hcp=summary["boo"]["ideal_hcp_q4_q6"],
-            ),
-            out,
-            "figures/q4_q6.png",
-        ),
-        _save_figure(plot_layer_rmsd(summary["layers"]), out, "figures/layer_rmsd.png"),
-    ]
-    if summary.get("amorphous"):
-        figs.append(_save_figure(plot_rdf(summary["amorphous"]), out, "figures/rdf.png"))
-        figs.append(
-            _save_figure(
-                plot_voronoi_motifs(summary["amorphous"]), out, "figures/voronoi_motifs.png"
-            )
-        )
-    rot = summary["relative_rotation_deg"]
-    a = summary["lattice_constant_A"]
-    faults = ", ".join(f"{x['type']} at layer {x['layer']}" for x in summary["faults"])
-    msg = (
-        f"{summary['n_layers']} (111) layers; faults: {faults or 'none'}; twin boundaries at "
-        f"layers {summary['twin_boundary_layers']}; relative rotation "
-        + ("not measured" if rot is None else f"{rot:.2f} deg")
-        + "; lattice constant "
-        + ("not measured" if a is None else f"{a:.4f} A")
-    )
-    written = [STAGE_FILES["analyze"][k] for k in ("atoms", "atoms_h5", "record")] + figs
-    return StageResult("analyze", summary, written, msg, list(summary.get("notes", [])))
-
-
-def run_validate(
-    atoms, series: SeriesSource, settings: ValidateSettings, out, progress=None, cancel=None
-) -> StageResult:
-    """R-factors of an atom model against the aligned series: ``rfactor.json``, the calculated
-    and residual stacks (``projections.h5``) and their figures."""
-    import h5py
-
-    s = settings
-    model, src = _atoms_in(atoms)
-    ts = load_series(series)
-    res = r_factor(
-        model.positions,
-        ts.data,
-        ts.angles_deg,
-        pixel_size_A=ts.pixel_size_A,
-        blur_sigma_A=s.blur_sigma_A,
-        element=_species(model, s.element),
-        per_image_scale=not s.shared_scale,
-        progress=progress,
-    )
-    out = _folder(out)
-    info = {
-        **_provenance("validate", s, atoms=src, tilts=series.path),
-        "blur_sigma_A": s.blur_sigma_A,
-        "element": s.element,
-        "r_mean": res.r_mean,
-        "r_per_image": res.r_per_image.tolist(),
-        "angles_deg": [float(a) for a in ts.angles_deg],
-        "scales": res.scales.tolist(),
-    }
-    write_json(stage_file(out, "validate", "record"), info)
-    with h5py.File(stage_file(out, "validate", "projections"), "w") as h5:
-        h5.create_dataset("calculated", data=res.calculated, compression="gzip")
-        h5.create_dataset("residuals", data=res.residuals, compression="gzip")
-        h5.create_dataset("angles_deg", data=ts.angles_deg)
-        h5.attrs["pixel_size_A"] = ts.pixel_size_A
-    figs = [
-        _save_figure(
-            plot_r_factors(ts.angles_deg, res.r_per_image), out, STAGE_FILES["validate"]["figure"]
-        ),
-        _save_figure(
-            tilt_series_montage(
-                res.calculated,
-                ts.angles_deg,
-                pixel_size_A=ts.pixel_size_A,
-                title="Forward projections of the atom model",
-            ),
-            out,
-            "figures/calculated.png",
-        ),
-    ]
-    msg = (
-        f"mean R-factor {res.r_mean:.4f} over {len(res.r_per_image)} images "
-        f"(min {res.r_per_image.min():.4f}, max {res.r_per_image.max():.4f})"
-    )
-    written = [STAGE_FILES["validate"][k] for k in ("record", "projections")] + figs
-    return StageResult("validate", info, written, msg)
-
-
-def run_precision(
-    atoms, series: SeriesSource, settings: PrecisionSettings, out, progress=None, cancel=None
-) -> StageResult:
-    """Precision analysis of an atom model at a measured series' geometry
-    (:func:`napari_aet.workflows.precision_analysis`): ``precision.json`` and a deviation
-    histogram."""
-
-    s = settings
-    model, src = _atoms_in(atoms)
-    ts = load_series(series)
-    gpu = s.device == "cuda" or (s.device == "auto" and cuda_available())
-    ms = MultisliceSettings(
-        energy_keV=s.energy_keV,
-        semiangle_mrad=s.semiangle_mrad,
-        c3_A=s.c3_A,
-        c5_A=s.c5_A,
-        detector_inner_mrad=s.detector_inner_mrad,
-        detector_outer_mrad=s.detector_outer_mrad,
-        frozen_phonons=s.frozen_phonons,
-        slice_thickness_A=s.slice_thickness_A,
-        potential_sampling_A=s.potential_sampling_A,
-        device="gpu" if gpu else "cpu",
-    )
-    notes = []
-    if s.simulator == "multislice" and not gpu:
-        probes = int(ts.data.shape[0] * ts.data.shape[1] * ts.data.shape[2] * s.frozen_phonons)
-        notes.append(
-            f"multislice on the CPU: {probes:,} probe positions x slices; a full 256 x 256 series "
-            "takes hours here. Use --device cuda, or --simulator kirkland for a quick estimate."
-        )
-    res = precision_analysis(
-        model.positions,
-        ts.angles_deg,
-        pixel_size_A=ts.pixel_size_A,
-        shape_px=ts.data.shape[1:],
-        simulator=s.simulator,
-        multislice=ms,
-        element=_species(model, s.element),
-        iterations=s.iterations,
-        weights=s.weights,
-        refine_positions=s.refine_positions,
-        device=s.device,
-        progress=progress,
-        cancel=cancel,
-    )
-    out = _folder(out)
-    info = {
-        **_provenance("precision", s, atoms=src, tilts=series.path),
-        **res.settings,
-        "results": res.summary(),
-    }
-    write_json(stage_file(out, "precision", "record"), info)
-    fig = _save_figure(
-        plot_deviation_histogram(res.comparisons), out, STAGE_FILES["precision"]["figure"]
-    )
-    lines = [
-        f"{k}: {v['n_common']} common of {v['n_model']} model / {v['n_traced']} traced atoms; "
-        f"identification error {100 * v['identification_error']:.2f} %, RMSD "
-        f"{v['rmsd_pm']:.1f} pm"
-        for k, v in res.summary().items()
-    ]
-    return StageResult(
-        "precision", info, [STAGE_FILES["precision"]["record"], fig], "\n".join(lines), notes
-    )
-
-
-def _species(model: AtomModel, element: str):
-    """An alloy's per-atom elements (its ``element`` feature, when every atom has one of the
-    given elements), else the element(s) as given."""
-    els = parse_elements(element)
-    if len(els) > 1 and "element" in model.features:
-        col = model.features["element"].astype(str).to_numpy()
-        if np.isin(col, els).all():
-            return col
-    return element
-
-
-def with_element(settings, element: str | None):
-    """``settings`` with its ``element`` replaced (when given)."""
-    return settings if element is None else replace(settings, element=element)

@@ -1,0 +1,149 @@
+"""What every stage shares: its result record, provenance, JSON writing and the loading of
+its inputs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..core.atoms import AtomModel
+from ..core.elements import parse_elements
+from ..core.files import replace_when_done
+from ..io import (
+    TiltSeries,
+    read_atoms,
+    read_tilt_series,
+    read_volume,
+)
+from .settings import (
+    SeriesSource,
+    TraceSettings,
+    VolumeSource,
+    settings_dict,
+)
+
+
+@dataclass
+class StageResult:
+    """What a stage did: its record (also written as JSON), the files it wrote (relative to its
+    folder), a one-line summary and any notes for the user."""
+
+    stage: str
+    record: dict
+    written: list[str] = field(default_factory=list)
+    message: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def _provenance(stage: str, settings, **inputs) -> dict:
+    return {
+        "napari_aet_version": __version__,
+        "command": stage,
+        **{k: (str(v) if isinstance(v, Path) else v) for k, v in inputs.items()},
+        "settings": settings_dict(settings),
+    }
+
+
+def write_json(path, data: dict) -> None:
+    """Write JSON (numpy values as numbers, anything else as text) so that a kill never leaves
+    a half-written file over the previous one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_when_done(
+        path, lambda t: t.write_text(json.dumps(data, indent=2, default=_json_default))
+    )
+
+
+def _json_default(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    return str(x)
+
+
+def _save_figure(fig, out: Path, rel: str) -> str:
+    path = out / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=150)
+    try:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    except Exception:  # noqa: BLE001 - a Figure made without pyplot needs no closing
+        pass
+    return rel
+
+
+def _atoms_in(atoms) -> tuple[AtomModel, str | None]:
+    """An atom model given as a model or a file, and the file's name for the record."""
+    if isinstance(atoms, AtomModel):
+        return atoms, None
+    return read_atoms(atoms), str(atoms)
+
+
+def _folder(out) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def load_series(source: SeriesSource | str | Path, *, need_pixel_size: bool = True) -> TiltSeries:
+    """Read a tilt series and make sure it has angles (and a pixel size)."""
+    if not isinstance(source, SeriesSource):
+        source = SeriesSource(str(source))
+    ts = read_tilt_series(
+        source.path,
+        dataset=source.dataset,
+        angles=source.angles,
+        pixel_size_A=source.pixel_size_A,
+        nan_policy="fill" if source.fill_nans else "raise",
+    )
+    if ts.angles_deg is None:
+        raise ValueError(
+            f"{source.path} carries no tilt angles and has no sidecar .tlt file; pass --angles "
+            "FILE or --angles -70:70:7"
+        )
+    if need_pixel_size and ts.pixel_size_A is None:
+        raise ValueError(f"{source.path} carries no pixel size; pass --pixel-size (Angstrom)")
+    return ts
+
+
+def load_tomogram(source: VolumeSource | str | Path):
+    """``(volume, voxel size [A], provenance)`` of a tomogram file."""
+    if not isinstance(source, VolumeSource):
+        source = VolumeSource(str(source))
+    vol, vx, prov_in = read_volume(source.path, dataset=source.dataset)
+    vx = source.voxel_size_A or vx
+    if vx is None:
+        raise ValueError(f"{source.path} carries no voxel size; pass --voxel-size (Angstrom)")
+    return vol, vx, prov_in
+
+
+def _trace_kwargs(settings: TraceSettings) -> dict:
+    """The tracer's keyword arguments from its settings."""
+    return {
+        "smooth_sigma_A": settings.smooth_sigma_A,
+        "min_distance_A": settings.min_distance_value(),
+        "integration_radius_A": settings.integration_radius_A,
+        "threshold": settings.threshold_value(),
+        "max_rounds": settings.max_rounds,
+        "element": settings.element,
+    }
+
+
+def _species(model: AtomModel, element: str):
+    """An alloy's per-atom elements (its ``element`` feature, when every atom has one of the
+    given elements), else the element(s) as given."""
+    els = parse_elements(element)
+    if len(els) > 1 and "element" in model.features:
+        col = model.features["element"].astype(str).to_numpy()
+        if np.isin(col, els).all():
+            return col
+    return element
