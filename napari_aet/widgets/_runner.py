@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 from magicgui.widgets import Container
-from qtpy.QtCore import QEvent, QObject, Signal
+from qtpy.QtCore import QEvent, QObject, QTimer, Signal
 
 from ..core.progress import Cancelled
 
@@ -79,7 +79,10 @@ class StageRunner:
         worker.finished.connect(self._finished)
         self.on_busy(True)
         self.worker = worker
-        worker.start()
+        # started from the event loop, not here: a caller connects to the returned worker's
+        # signals first (a short job on another core could otherwise finish, and emit
+        # ``finished``, before anyone listened: seen as a test timing out under load)
+        QTimer.singleShot(0, worker.start)
         return worker
 
     def cancel(self) -> None:

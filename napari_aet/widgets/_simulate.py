@@ -14,6 +14,7 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
+from qtpy.QtCore import QTimer
 
 from .._layers import atoms_layer_data, tilt_series_layer_data
 from ..core.elements import parse_elements
@@ -134,7 +135,7 @@ class SimulateWidget(DockContainer):
         self.cancel_button.enabled = True
         self.status.value = "Simulating..."
         self.worker = worker
-        worker.start()
+        QTimer.singleShot(0, worker.start)  # after the caller connected (see widgets._runner)
         return worker
 
     def _done(self, sim) -> None:
