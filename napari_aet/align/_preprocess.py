@@ -65,7 +65,7 @@ def subtract_background(
                 # centred on the clipped mean: at low dose the median of the counts (0) is
                 # not their level
                 center = float(np.mean(v[keep])) if keep.any() else float(np.median(v))
-                keep = np.abs(v - center) <= clip_sigma * _robust_spread(v[keep])[1]
+                keep = np.abs(v - center) <= clip_sigma * _robust_spread(v[keep])
             p = np.array([np.mean(v[keep]), 0.0, 0.0])
         else:
             a = np.column_stack([np.ones(v.size), rr[bg], cc[bg]])
@@ -73,26 +73,25 @@ def subtract_background(
             for _ in range(3):
                 p, *_ = np.linalg.lstsq(a[keep], v[keep], rcond=None)
                 res = v - a @ p
-                keep = np.abs(res) <= clip_sigma * _robust_spread(res[keep])[1]
+                keep = np.abs(res) <= clip_sigma * _robust_spread(res[keep])
         params[i] = p
         out[i] = arr[i] - (p[0] + p[1] * rr + p[2] * cc)
     return out, params
 
 
-def _robust_spread(values) -> tuple[float, float]:
-    """``(median, spread)`` of ``values``: the spread is the larger of the median absolute
-    deviation scaled to a standard deviation and the standard deviation of the values between
-    their 2nd and 98th percentiles. For noise of continuous values the first is the larger; raw
+def _robust_spread(values) -> float:
+    """The spread of ``values``: the larger of the median absolute deviation scaled to a
+    standard deviation and the standard deviation of the values between their 2nd and 98th
+    percentiles. For noise of continuous values the first is the larger; raw
     counts of a dark background at low dose are mostly 0, their median absolute deviation
     (nearly) 0, which would reject every pixel."""
     v = np.asarray(values, np.float64)
     if not v.size:
-        return 0.0, 1e-12
-    med = float(np.median(v))
-    mad = 1.4826 * float(np.median(np.abs(v - med)))
+        return 1e-12
+    mad = 1.4826 * float(np.median(np.abs(v - np.median(v))))
     lo, hi = np.percentile(v, [2, 98])
     core = v[(v >= lo) & (v <= hi)]
-    return med, max(mad, float(np.std(core)) if core.size > 1 else 0.0) + 1e-12
+    return max(mad, float(np.std(core)) if core.size > 1 else 0.0) + 1e-12
 
 
 def _anscombe(x):

@@ -413,12 +413,12 @@ def refine_atomic_model(
             max(CONVERGED_PX, CONVERGED_FRACTION * float(np.median(so))),
         )
 
-    def run_stages(stage_list, target, log=True, tol=None):
+    def run_stages(stage_list, target, log=True):
         nonlocal done
         for names, its in stage_list:
             watch = "angle" in names or "offset" in names
             last = geometry_now() if watch else None
-            tol_now = tol
+            tol_now = None
             opt = torch.optim.LBFGS(
                 [u[g] for g in names],
                 lr=1.0,

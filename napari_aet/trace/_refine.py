@@ -92,8 +92,10 @@ def residual_trials(
         return np.empty((0, 3)), info
     order = np.argsort(-height)
     accepted = _greedy_min_distance(cand, order, 0.7 * d_nn, existing=pos)
-    chosen = order[accepted[order]][: max(1, int(RESIDUAL_MAX_FRACTION * len(pos)))]
+    cap = max(1, int(RESIDUAL_MAX_FRACTION * len(pos)))
+    chosen = order[accepted[order]][:cap]
     info["n_trials"] = len(chosen)
+    info["cap_reached"] = bool(len(chosen) >= cap)
     return cand[chosen].reshape(-1, 3), info
 
 
@@ -228,9 +230,8 @@ def refine_atom_positions(
             model.features["refine_added"].to_numpy(np.int8), np.ones(len(extra), np.int8)
         ]
         model2.features["refine_added"] = added[kept]
-        capped = len(extra) >= max(1, int(RESIDUAL_MAX_FRACTION * model.n_atoms))
         model, res, origin, last_info = model2, res2, origin2, info2
-        if not capped or info2["n_added"] < RESIDUAL_KEEP_FRACTION * len(extra):
+        if not rinfo["cap_reached"] or info2["n_added"] < RESIDUAL_KEEP_FRACTION * len(extra):
             break
     summary = dict(passes[0])
     summary.update(
