@@ -1,6 +1,8 @@
 """Multislice ADF-STEM tilt series through abTEM (``pip install napari-aet[multislice]``):
 dynamical scattering and channelling, with the study's beam settings as defaults. Costly
-(every probe position propagates through every slice): practical on a GPU or small fields."""
+(every probe position propagates through every slice): practical on a GPU or small fields.
+PRISM (``MultisliceSettings(prism_interpolation=f)``) propagates plane waves once per image
+instead of a probe per position: about 20 s per image of 64 x 64 positions on 2 CPU cores."""
 
 from __future__ import annotations
 
@@ -37,6 +39,10 @@ class MultisliceSettings:
     dose_e_per_A2 : float or None
         Dose per image for Poisson noise; None for noise-free images.
     device : {"cpu", "gpu"}
+    prism_interpolation : int
+        0: conventional multislice (a probe propagated per scan position); ``f >= 1``: PRISM
+        with interpolation factor ``f`` (the probe is cut to ``1/f`` of the field, which must
+        stay well wider than the probe: ``f = 4`` for fields of 20-30 A).
     """
 
     energy_keV: float = 300.0
@@ -52,6 +58,7 @@ class MultisliceSettings:
     potential_sampling_A: float | None = None
     dose_e_per_A2: float | None = 1.61e5 / 21
     device: str = "cpu"
+    prism_interpolation: int = 0
     extra: dict = field(default_factory=dict)
 
     def wavelength_A(self) -> float:
@@ -65,6 +72,55 @@ class MultisliceSettings:
         # abTEM keeps 2/3 of the Nyquist band: k_max = 1 / (3 s); the outer angle needs
         # lambda * k_max > outer (with 2 % margin)
         return self.wavelength_A() / (3 * 1.02 * self.detector_outer_mrad * 1e-3)
+
+
+def adf_image(atoms, s: MultisliceSettings, pixel_size_A: float, shape_px, *, seed: int = 0):
+    """The ADF-STEM image of ASE ``atoms`` (beam along the cell's third axis) scanned from the
+    cell's origin at every ``pixel_size_A`` over ``shape_px`` positions, as the detected
+    fraction of the beam ``(rows, cols)``; multislice or PRISM as ``s`` says."""
+    import abtem
+
+    rows, cols = (int(v) for v in shape_px)
+    cell = np.asarray(atoms.cell.lengths()[:2], float)
+    f = int(s.prism_interpolation)
+    # the potential's grid: the detector's outer angle needs this sampling; PRISM needs the
+    # interpolation factor to divide the number of points
+    gpts = np.ceil(cell / s.sampling_A()).astype(int)
+    if f > 1:
+        gpts = -(-gpts // f) * f
+    if s.frozen_phonons > 1:
+        atoms = abtem.FrozenPhonons(
+            atoms, num_configs=s.frozen_phonons, sigmas=s.thermal_sigma_A, seed=seed
+        )
+    pot = abtem.Potential(
+        atoms,
+        gpts=tuple(int(g) for g in gpts),
+        slice_thickness=s.slice_thickness_A,
+        projection="infinite",
+        parametrization="lobato",
+    )
+    scan = abtem.GridScan(
+        start=(0, 0), end=(rows * pixel_size_A, cols * pixel_size_A), gpts=(rows, cols),
+        endpoint=False,
+    )  # fmt: skip
+    det = abtem.AnnularDetector(inner=s.detector_inner_mrad, outer=s.detector_outer_mrad)
+    aberrations = {"Cs": s.c3_A, "C50": s.c5_A, "defocus": s.defocus_A}
+    if f >= 1:
+        smat = abtem.SMatrix(
+            semiangle_cutoff=s.semiangle_mrad, energy=s.energy_keV * 1e3, potential=pot,
+            interpolation=f,
+        )  # fmt: skip
+        ctf = abtem.CTF(semiangle_cutoff=s.semiangle_mrad, energy=s.energy_keV * 1e3,
+                        **aberrations)  # fmt: skip
+        measured = smat.scan(scan=scan, detectors=det, ctf=ctf, lazy=False)
+    else:
+        probe = abtem.Probe(energy=s.energy_keV * 1e3, semiangle_cutoff=s.semiangle_mrad,
+                            **aberrations)  # fmt: skip
+        measured = probe.scan(pot, scan=scan, detectors=det).compute()
+    img = np.asarray(measured.array, np.float64)
+    if img.ndim == 3:  # frozen-phonon configurations not yet averaged
+        img = img.mean(axis=0)
+    return img.reshape(rows, cols)
 
 
 def multislice_tilt_series(
@@ -120,29 +176,8 @@ def multislice_tilt_series(
             cell=(extent[0], extent[1], depth.max() + 2.0),
             pbc=True,
         )
-        if s.frozen_phonons > 1:
-            atoms = abtem.FrozenPhonons(
-                atoms, num_configs=s.frozen_phonons, sigmas=s.thermal_sigma_A,
-                seed=int(rng.integers(2**31)),
-            )  # fmt: skip
-        pot = abtem.Potential(
-            atoms,
-            sampling=s.sampling_A(),
-            slice_thickness=s.slice_thickness_A,
-            projection="infinite",
-            parametrization="lobato",
-        )
-        probe = abtem.Probe(
-            energy=s.energy_keV * 1e3,
-            semiangle_cutoff=s.semiangle_mrad,
-            Cs=s.c3_A,
-            C50=s.c5_A,
-            defocus=s.defocus_A,
-        )
-        scan = abtem.GridScan(start=(0, 0), end=extent, gpts=(rows, cols), endpoint=False)
-        det = abtem.AnnularDetector(inner=s.detector_inner_mrad, outer=s.detector_outer_mrad)
-        img = probe.scan(pot, scan=scan, detectors=det).compute().array
-        img = np.asarray(img, np.float64).reshape(rows, cols)
+        phonon_seed = int(rng.integers(2**31)) if s.frozen_phonons > 1 else 0
+        img = adf_image(atoms, s, pixel_size_A, (rows, cols), seed=phonon_seed)
         if s.dose_e_per_A2:
             img = rng.poisson(img * s.dose_e_per_A2 * pixel_size_A**2)
         out[i] = img
