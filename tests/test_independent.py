@@ -10,7 +10,12 @@ import pytest
 from napari_aet.analysis import compare_atom_models, register_rigid
 from napari_aet.forward import project_positions, rotation_center_A
 from napari_aet.io import TiltSeries, write_tilt_series
-from napari_aet.simulate import IndependentImaging, build_structure, independent_tilt_series
+from napari_aet.simulate import (
+    IndependentImaging,
+    at_counts,
+    build_structure,
+    independent_tilt_series,
+)
 from napari_aet.workflows import (
     PositionRefineSettings,
     ReconSettings,
@@ -91,6 +96,15 @@ def test_independent_series_at_a_mean_count_per_pixel():
     assert s.data.mean() == pytest.approx(1.2, rel=0.03)
     assert s.data.max() < 50
     assert s.settings["imaging"]["mean_counts"] == 1.2
+    # the same acquisition at 4x the counts, without simulating it again
+    s4 = at_counts(s, mean_counts=4.8, background_counts=0.4, seed=3)
+    assert s4.data.mean() == pytest.approx(4.8, rel=0.03)
+    np.testing.assert_array_equal(s4.true_angles_deg, s.true_angles_deg)
+    assert s4.settings["imaging"]["mean_counts"] == 4.8
+    assert np.corrcoef(s4.data.ravel(), s.signal.ravel())[0, 1] > np.corrcoef(
+        s.data.ravel(), s.signal.ravel())[0, 1]  # fmt: skip
+    with pytest.raises(ValueError, match="one of"):
+        at_counts(s, peak_counts=10.0, mean_counts=1.0)
 
 
 def test_reconstruction_and_tracing_hold_on_an_independent_series(tmp_path):

@@ -2,7 +2,12 @@
 
 from ._build import LATTICE_CONSTANTS_A, STRUCTURES, build_structure, turn_about_beam
 from ._errors import InjectedErrors, inject_model_errors
-from ._independent import IndependentImaging, IndependentSeries, independent_tilt_series
+from ._independent import (
+    IndependentImaging,
+    IndependentSeries,
+    at_counts,
+    independent_tilt_series,
+)
 from ._multislice import MultisliceSettings, multislice_tilt_series
 from ._sample import SAMPLE_NAME, twinned_pt_nanodumbbell
 from ._structures import (
@@ -31,6 +36,7 @@ __all__ = [
     "turn_about_beam",
     "IndependentImaging",
     "IndependentSeries",
+    "at_counts",
     "independent_tilt_series",
     "InjectedErrors",
     "MultisliceSettings",

@@ -18,7 +18,7 @@ reconstruction live in the same coordinates.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -106,6 +106,56 @@ class IndependentSeries:
     shifts_px: np.ndarray  # (n, 2) true image shifts (row, col)
     pixel_size_A: float
     settings: dict = field(default_factory=dict)
+    #: the noise-free detected signal before the counts' scaling, background and noise (for
+    #: :func:`at_counts`: the same acquisition at other counts without simulating it again)
+    signal: np.ndarray | None = field(default=None, repr=False)
+
+
+def _counts(signal: np.ndarray, s: IndependentImaging, rng) -> tuple[np.ndarray, float]:
+    """Poisson counts of ``signal`` scaled to ``s``'s counts (the brightest column at
+    ``peak_counts``, or the series' mean at ``mean_counts``) over its background, and the
+    scale."""
+    from scipy import ndimage
+
+    if s.mean_counts is not None:  # the series' mean, background included
+        target = max(float(s.mean_counts) - s.background_counts, 0.0)
+        mean = float(signal.mean())
+        scale = target / mean if mean > 0 else 1.0
+    else:
+        peak = float(np.max(ndimage.maximum_filter(signal, size=(1, 3, 3))))
+        scale = s.peak_counts / peak if peak > 0 else 1.0
+    counts = rng.poisson(np.clip(signal * scale, 0, None) + s.background_counts)
+    return counts.astype(np.float32), scale
+
+
+def at_counts(
+    series: IndependentSeries,
+    *,
+    peak_counts: float | None = None,
+    mean_counts: float | None = None,
+    background_counts: float | None = None,
+    seed: int = 0,
+) -> IndependentSeries:
+    """The same acquisition (atoms, angles, shifts, tilt axis, probe) at other counts: the
+    noise-free signal of ``series`` scaled to ``peak_counts`` at the brightest column (or to
+    ``mean_counts`` per pixel) over ``background_counts``, with new Poisson noise. A dose
+    series costs one simulation (a multislice one takes minutes per image)."""
+    if series.signal is None:
+        raise ValueError("this series carries no noise-free signal: simulate it again")
+    if (peak_counts is None) == (mean_counts is None):
+        raise ValueError("give one of peak_counts or mean_counts")
+    old = IndependentImaging(**series.settings["imaging"])
+    s = replace(
+        old,
+        peak_counts=old.peak_counts if peak_counts is None else float(peak_counts),
+        mean_counts=None if mean_counts is None else float(mean_counts),
+        background_counts=(
+            old.background_counts if background_counts is None else float(background_counts)
+        ),
+    )
+    data, scale = _counts(series.signal, s, np.random.default_rng(seed))
+    settings = {**series.settings, "imaging": asdict(s), "counts_scale": scale, "seed": seed}
+    return replace(series, data=data, settings=settings)
 
 
 def _probe_intensity(s: IndependentImaging, gpts: tuple[int, int], sampling: float) -> np.ndarray:
@@ -267,19 +317,9 @@ def independent_tilt_series(
             img = np.fft.irfft2(np.fft.rfft2(v) * probe_ft, s=gpts)
             clean[i] = img[::k, ::k]
         report(progress, i + 1, n, f"image {i + 1}/{n} at {th_deg:+.1f} deg")
-    # counts: the brightest column of the series at peak_counts
-    from scipy import ndimage
-
-    if s.mean_counts is not None:  # the series' mean, background included
-        signal = max(float(s.mean_counts) - s.background_counts, 0.0)
-        mean = float(clean.mean())
-        scale = signal / mean if mean > 0 else 1.0
-    else:
-        peak = float(np.max(ndimage.maximum_filter(clean, size=(1, 3, 3))))
-        scale = s.peak_counts / peak if peak > 0 else 1.0
-    counts = rng.poisson(np.clip(clean * scale, 0, None) + s.background_counts)
+    counts, scale = _counts(clean, s, rng)
     return IndependentSeries(
-        counts.astype(np.float32),
+        counts,
         nominal,
         np.asarray(true_angles, np.float64) * np.ones(n),
         shifts,
@@ -290,4 +330,5 @@ def independent_tilt_series(
             "fine_sampling_A": ms.sampling_A() if prism else fine,
             "counts_scale": scale,
         },
+        clean.astype(np.float32),
     )
