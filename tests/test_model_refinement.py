@@ -238,18 +238,21 @@ def test_angle_standard_errors_match_the_spread_over_counting_noise():
     at the brightest column), fitted from the true atoms at 5 noise draws. Counting noise is
     largest on the atoms, where the angles are measured; the standard errors must follow the
     spread of the fitted angles (the field-averaged noise spectrum alone gave 0.4 of it on an
-    independent Pt series at 8 counts per pixel)."""
+    independent Pt series at 8 counts per pixel). The atoms' amplitude standard errors must
+    follow the spread of their amplitudes (common part of each draw removed)."""
     px, n = 0.3, 64
     angles = np.linspace(-60, 60, 9)
     atoms = build_structure("fcc", radius_A=6, shape_px=(n, n), pixel_size_A=px, seed=4)
-    z, sd, blocks = [], [], []
+    z, sd, blocks, amp, amp_sd = [], [], [], [], []
     for seed in range(5):
         sim = simulate_tilt_series(atoms, angles, pixel_size_A=px, shape_px=(n, n),
                                    dose_e_per_A2=20000.0, seed=10 + seed)  # fmt: skip
         res = refine_atomic_model(
             sim.data, angles, atoms.positions, pixel_size_A=px, calibrate_sigmas=True,
-            device="cpu",
+            amplitude_sigmas=True, device="cpu",
         )  # fmt: skip
+        amp.append(res.amplitudes - np.median(res.amplitudes))
+        amp_sd.append(res.amplitude_sigma)
         z.append(res.angle_corrections_deg)
         sd.append(res.angle_sigma_deg)
         blocks.append(len(res.residual))  # 10 iterations each: 1 + 1 + at most 20
@@ -257,6 +260,8 @@ def test_angle_standard_errors_match_the_spread_over_counting_noise():
     predicted = float(np.sqrt(np.mean(np.square(sd))))
     assert 0.75 < predicted / spread < 1.4, (predicted, spread)
     assert max(blocks) < 22  # the joint stage stopped once the geometry had converged
+    ratio = np.median(np.mean(amp_sd, axis=0) / np.std(amp, axis=0, ddof=1))
+    assert 0.6 < ratio < 1.4, ratio
 
 
 def test_the_residual_pass_adds_atoms_that_no_candidate_covered(particle):

@@ -85,6 +85,12 @@ class ModelRefinementResult:
         The refined model's image of each image (scale and background included), in the frame
         of the images given; None unless ``return_images``. ``images - model_images`` is what
         the model does not explain (missed atoms show there).
+    amplitude_sigma : ndarray of shape (n_atoms,)
+        Standard error of each atom's amplitude (same units as ``amplitudes``): the sandwich
+        estimate ``sqrt(sum J^2 r^2) / sum J^2`` over every pixel of every image, ``J`` the
+        atom's own image and ``r`` the residual, so Poisson noise (strongest on the atoms)
+        and what the image model misses both count; the overlap with neighbouring atoms is
+        not (an underestimate where columns overlap). None unless ``amplitude_sigmas``.
     """
 
     positions_A: np.ndarray
@@ -100,6 +106,7 @@ class ModelRefinementResult:
     angle_sigma_deg: np.ndarray | None = None
     offset_sigma_px: np.ndarray | None = None
     model_images: np.ndarray | None = None
+    amplitude_sigma: np.ndarray | None = None
 
 
 def why_untrusted(result: ModelRefinementResult, *, max_angle_change_deg: float | None = None):
@@ -206,6 +213,7 @@ def refine_atomic_model(
     max_angle_change_deg: float = 2.0,
     calibrate_sigmas: bool = False,
     return_images: bool = False,
+    amplitude_sigmas: bool = False,
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -247,6 +255,9 @@ def refine_atomic_model(
         power spectrum, refitted): one more fit of the last stage.
     return_images : bool
         Also return the refined model's images (:attr:`ModelRefinementResult.model_images`).
+    amplitude_sigmas : bool
+        Also return each atom's amplitude standard error
+        (:attr:`ModelRefinementResult.amplitude_sigma`).
     device : {"auto", "cpu", "cuda"}
 
     Returns
@@ -496,6 +507,27 @@ def refine_atomic_model(
         images_out = (fit + bias[:, None, None]).cpu().numpy() if return_images else None
         if calibrate_sigmas:  # six more model evaluations: only for a caller that uses them
             angle_sigma, offset_sigma = _geometry_sigmas(model, data, n, torch)
+        amp_sigma = None
+        if amplitude_sigmas:
+            # one atom's own image (amplitude 1, scale 1) through the same splat and broadening
+            r0, c0 = rows // 2, cols // 2
+            one = broaden(
+                ren.render(
+                    torch.full((1, 1), float(r0), device=dev),
+                    torch.full((1, 1), float(c0), device=dev),
+                    torch.ones(1, device=dev),
+                    splat_px,
+                ),
+                torch.exp(log_sigma0 + step["sigma"] * u["sigma"]),
+                step["tails"] * u["tails"],
+            )[0]
+            row, col = ren.coords(pos, geometry(dang, off)[0], o)
+            amp_sigma = (
+                _amplitude_sigmas(data - model(), one, (r0, c0), row, col, scale, torch)
+                .cpu()
+                .numpy()
+                .astype(np.float64)
+            )
     if replicate is not None:
         angle_sigma, offset_sigma = _calibrated(
             angle_sigma, offset_sigma, *replicate, refine_angles, refine_offsets
@@ -523,7 +555,40 @@ def refine_atomic_model(
         angle_sigma_deg=angle_sigma,
         offset_sigma_px=offset_sigma,
         model_images=images_out,
+        amplitude_sigma=amp_sigma,
     )
+
+
+def _amplitude_sigmas(resid, one, at, row, col, scale, torch):
+    """Sandwich standard errors of the atoms' amplitudes (see
+    :attr:`ModelRefinementResult.amplitude_sigma`). ``one``: an atom's image at pixel ``at``;
+    ``row, col`` (n_images, n_atoms): the atoms' projected pixel coordinates; ``scale``: the
+    images' fitted scales. The atom's image is shift-invariant, so ``sum J^2 r^2`` is the
+    correlation of ``r^2`` with ``one^2``, read at each atom's position (bilinear)."""
+    n, rows, cols = resid.shape
+    h2 = torch.roll(one**2, shifts=(-at[0], -at[1]), dims=(0, 1))  # centred at pixel (0, 0)
+    energy = float(h2.sum())
+    corr = torch.fft.irfft2(
+        torch.fft.rfft2(resid**2) * torch.conj(torch.fft.rfft2(h2))[None], s=(rows, cols)
+    )
+    # bilinear read of corr at (row, col), positions outside the field read 0
+    r0 = torch.floor(row)
+    c0 = torch.floor(col)
+    fr, fc = row - r0, col - c0
+    idx = torch.arange(n, device=resid.device)[:, None] * (rows * cols)
+    flat = corr.reshape(-1)
+    val = torch.zeros_like(row)
+    for dr, dc, w in ((0, 0, (1 - fr) * (1 - fc)), (0, 1, (1 - fr) * fc),
+                      (1, 0, fr * (1 - fc)), (1, 1, fr * fc)):  # fmt: skip
+        rr, cc = r0 + dr, c0 + dc
+        inside = (rr >= 0) & (rr < rows) & (cc >= 0) & (cc < cols)
+        k = idx + rr.clamp(0, rows - 1).long() * cols + cc.clamp(0, cols - 1).long()
+        val = val + w * inside * flat[k]
+    s2 = (scale**2)[:, None]
+    num = (s2 * val).sum(dim=0)
+    inside_any = ((row >= 0) & (row < rows) & (col >= 0) & (col < cols)).to(row.dtype)
+    den = (s2 * energy * inside_any).sum(dim=0)
+    return torch.sqrt(num.clamp_min(0)) / den.clamp_min(1e-30)
 
 
 def _calibrated(angle_sigma, offset_sigma, d_ang, d_off, refine_angles, refine_offsets):

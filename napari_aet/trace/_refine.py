@@ -14,11 +14,17 @@ from ._tracer import _greedy_min_distance, classify_species
 LARGE_SHIFT_A = 0.5
 #: The per-atom features :func:`refine_atom_positions` adds.
 REFINE_FEATURES = ("refine_shift_A", "refine_amplitude")
+#: With candidates, also: each atom's refined amplitude over its standard error
+REFINE_SIGNIFICANCE = "refine_significance"
 #: With candidates: a traced atom whose refined amplitude falls below this fraction of the
 #: median atom's is removed (the images do not show it) ...
 DROP_AMPLITUDE = 0.35
-#: ... and a rejected candidate whose refined amplitude rises above this fraction joins.
+#: ... and a rejected candidate whose refined amplitude rises above this fraction joins ...
 ADD_AMPLITUDE = 0.6
+#: ... when that amplitude also stands this many of its standard errors above 0
+#: (:attr:`ModelRefinementResult.amplitude_sigma`): at low counts a trial atom placed on noise
+#: can fit the noise up to a median atom's amplitude, but not with a real atom's significance.
+ADD_SIGNIFICANCE = 0.0
 #: Candidates fainter than this fraction of the tracer's threshold are not tried.
 TRY_FRACTION = 0.4
 #: The residual pass tries the peaks of a tomogram of the residual images (measured minus the
@@ -269,6 +275,7 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
         refine_offsets=refine_geometry,
         iterations=iterations,
         return_images=judge,
+        amplitude_sigmas=judge,
         device=device,
         progress=progress,
         cancel=cancel,
@@ -313,8 +320,10 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
     features[REFINE_FEATURES[1]] = amp_all
     keep = np.ones(len(start), bool)
     if judge:
+        z = res.amplitudes / np.maximum(res.amplitude_sigma, 1e-30)
+        features[REFINE_SIGNIFICANCE] = z
         keep[:n0] = amp_all[:n0] >= DROP_AMPLITUDE
-        keep[n0:] = amp_all[n0:] >= ADD_AMPLITUDE
+        keep[n0:] = (amp_all[n0:] >= ADD_AMPLITUDE) & (z[n0:] >= ADD_SIGNIFICANCE)
         keep &= _without_duplicates(res.positions_A, amp_all, keep)
         features["refine_added"] = np.r_[np.zeros(n0, np.int8), np.ones(len(trial), np.int8)]
         info.update(
