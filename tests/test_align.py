@@ -225,6 +225,7 @@ def test_dose_rule_denoises_only_low_count_raw_series():
         pixel_size_A=PX,
         denoise_method="dose",
         background=None,
+        lowpass_diameter_inv_A=None,
         center_of_mass=False,
         common_line=False,
         tilt_axis=None,
@@ -232,6 +233,10 @@ def test_dose_rule_denoises_only_low_count_raw_series():
     )
     assert res.steps["denoise"]["method"] in ("bm3d", "nlmeans")
     assert "counts at the brightest" in res.steps["denoise"]["dose_rule"]
+    # the refine stage fits the counts: the same alignment without the denoiser comes along
+    assert res.undenoised is not None and res.undenoised.shape == res.data.shape
+    np.testing.assert_allclose(res.undenoised, low, atol=1e-4)  # no shift, no filter here
+    assert not np.allclose(res.data, low, atol=0.1)  # the denoised one differs
 
 
 def test_keep_significant_reverts_what_the_errors_allow():

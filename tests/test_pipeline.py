@@ -127,3 +127,24 @@ def test_run_with_augment_traces_the_augmented_tomogram(series, tmp_path):
     truth = read_atoms(series.parent / "truth_atoms.csv")
     atoms = read_atoms(out / "atoms.csv")
     assert abs(atoms.n_atoms - truth.n_atoms) <= 0.1 * truth.n_atoms
+
+
+def test_refine_stage_fits_the_aligned_series_without_the_denoiser(series, tmp_path):
+    """A denoiser smooths what the refine stage judges atoms by: when one ran, the align stage
+    also writes the same alignment without it, and the refine stage reads that."""
+    from napari_aet.io import read_tilt_series
+    from napari_aet.workflows import RunLayout, SeriesSource, run_align
+
+    lay = RunLayout(tmp_path / "run")
+    plain = AlignSettings(denoise="none", projection_matching=False, tilt_axis="none",
+                          center_of_mass=False, common_line=False)  # fmt: skip
+    run_align(SeriesSource(str(series)), plain, lay.stage_dir("align"))
+    assert lay.refine_series == lay.aligned_series  # nothing denoised: the one series
+    res = run_align(SeriesSource(str(series)), replace(plain, denoise="nlmeans"),
+                    tmp_path / "run2" / "align")  # fmt: skip
+    lay2 = RunLayout(tmp_path / "run2")
+    assert lay2.refine_series.name == "aligned_tilt_series_undenoised.h5"
+    assert "aligned_tilt_series_undenoised.h5" in res.written
+    undenoised = read_tilt_series(lay2.refine_series).data
+    np.testing.assert_allclose(undenoised, read_tilt_series(lay.aligned_series).data, atol=1e-3)
+    assert not np.allclose(read_tilt_series(lay2.aligned_series).data, undenoised, atol=1e-2)

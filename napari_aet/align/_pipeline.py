@@ -49,6 +49,11 @@ class AlignmentResult:
         Which steps ran and with which settings (JSON-serialisable).
     rounds : list of dict
         Projection-matching history (changes per round, mean correlation).
+    undenoised : ndarray of float32, shape (n, rows, cols), or None
+        When a denoiser ran: the same alignment applied to the images without it (background
+        subtracted and low-pass filtered like ``data``), for least-squares fits that must see
+        the measured counts (the refine stage judges atoms by them: BM3D at a few counts can
+        smooth a sharp surface atom away).
     """
 
     data: np.ndarray
@@ -59,6 +64,7 @@ class AlignmentResult:
     background: np.ndarray | None = None
     steps: dict = field(default_factory=dict)
     rounds: list = field(default_factory=list)
+    undenoised: np.ndarray | None = None
 
     def corrections_table(self) -> str:
         """CSV text: one row per image with its angle correction and shift."""
@@ -341,13 +347,16 @@ def align_tilt_series(
         work, used = denoise(work, method=denoise_method, noise=noise)
         steps["denoise"] = {**steps.get("denoise", {}), "method": used, "noise": noise}
     report(progress, 2, total, "denoised")
+    plain = unfiltered if denoise_method else None  # what the denoiser did not touch
     if lowpass_diameter_inv_A:
-        work = lowpass_filter(
-            work,
+        lowpass = dict(
             pixel_size_A=pixel_size_A,
             cutoff_diameter_inv_A=lowpass_diameter_inv_A,
             edge_width_inv_A=lowpass_edge_inv_A,
         )
+        work = lowpass_filter(work, **lowpass)
+        if plain is not None:
+            plain = lowpass_filter(plain, **lowpass)
         steps["lowpass"] = {
             "diameter_inv_A": lowpass_diameter_inv_A,
             "edge_inv_A": lowpass_edge_inv_A,
@@ -437,5 +446,10 @@ def align_tilt_series(
                 model_spread=res.model_spread, image_shape=work.shape[1:],
             )  # fmt: skip
     aligned = apply_alignment(work, tilt_axis_angle_deg=alpha, shifts_px=s)
+    undenoised = None
+    if plain is not None:
+        undenoised = apply_alignment(plain, tilt_axis_angle_deg=alpha, shifts_px=s)
     report(progress, 6, total, "aligned")
-    return AlignmentResult(aligned, new_ang, new_ang - ang, s, alpha, bg_params, steps, rounds)
+    return AlignmentResult(
+        aligned, new_ang, new_ang - ang, s, alpha, bg_params, steps, rounds, undenoised
+    )

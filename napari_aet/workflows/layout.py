@@ -19,6 +19,7 @@ STAGE_FILES: dict[str, dict[str, str]] = {
     },
     "align": {
         "series": "aligned_tilt_series.h5",
+        "series_undenoised": "aligned_tilt_series_undenoised.h5",
         "angles": "aligned_angles.txt",
         "table": "alignment.csv",
         "record": "alignment.json",
@@ -115,6 +116,13 @@ class RunLayout:
     @property
     def aligned_series(self) -> Path:
         return self.file("align", "series")
+
+    @property
+    def refine_series(self) -> Path:
+        """What the refine stage fits: the aligned series without the denoiser when one ran
+        (``align/aligned_tilt_series_undenoised.h5``), else the aligned series."""
+        plain = self.file("align", "series_undenoised")
+        return plain if plain.exists() else self.aligned_series
 
     @property
     def second_aligned_series(self) -> Path:

@@ -106,7 +106,7 @@ def _run_stage(
         if stage == "refine":
             return run_refine(
                 lay.traced_atoms,
-                aligned,
+                SeriesSource(str(lay.refine_series)),
                 settings.refine,
                 tmp,
                 progress,

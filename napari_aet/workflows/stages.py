@@ -216,6 +216,16 @@ def run_align(
     }
     aligned = TiltSeries(res.data, res.angles_deg, ts.pixel_size_A, str(series.path), {})
     write_tilt_series(stage_file(out, "align", "series"), aligned, provenance=prov)
+    written = [STAGE_FILES["align"][k] for k in ("series", "angles", "table", "record")]
+    if res.undenoised is not None:  # what the refine stage fits: the counts, not the denoiser
+        plain = TiltSeries(res.undenoised, res.angles_deg, ts.pixel_size_A, str(series.path), {})
+        write_tilt_series(
+            stage_file(out, "align", "series_undenoised"),
+            plain,
+            provenance={**prov, "denoise": {"method": "none", "note": "the aligned series "
+                                            "without the denoiser, for the refine stage"}},
+        )  # fmt: skip
+        written.append(STAGE_FILES["align"]["series_undenoised"])
     write_angles(stage_file(out, "align", "angles"), res.angles_deg)
     stage_file(out, "align", "table").write_text(res.corrections_table())
     info = {
@@ -247,7 +257,6 @@ def run_align(
             f"{sig['angle_sigma_deg_median']:.3f} deg), {sig['shift_corrections_kept']} shifts "
             f"(median error {max(sig['shift_sigma_px_median']):.3f} px)"
         )
-    written = [STAGE_FILES["align"][k] for k in ("series", "angles", "table", "record")]
     return StageResult("align", info, written, msg, notes)
 
 
