@@ -135,7 +135,7 @@ def run_and_score(folder: Path, truth, series, element: str, weights, *, resume:
     """Write an independent series and its truth into ``folder``, run it through
     ``run_pipeline`` with the defaults of ``napari-aet run`` (the element and the U-Net weights
     given) and score the traced, refined and final atoms; the shared part of a benchmark row."""
-    from napari_aet.io import TiltSeries, write_tilt_series
+    from napari_aet.io import TiltSeries, read_tilt_series, write_tilt_series
     from napari_aet.workflows import (
         AugmentSettings,
         FiguresSettings,
@@ -146,9 +146,15 @@ def run_and_score(folder: Path, truth, series, element: str, weights, *, resume:
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "tilt_series.h5"
-    write_tilt_series(
-        path, TiltSeries(series.data, series.angles_deg, series.pixel_size_A, "independent", {})
-    )
+    same = False  # an identical series is not rewritten: that would make the run redo it all
+    if resume and path.exists():
+        old = read_tilt_series(path)
+        same = old.data.shape == series.data.shape and np.array_equal(old.data, series.data)
+    if not same:
+        write_tilt_series(
+            path,
+            TiltSeries(series.data, series.angles_deg, series.pixel_size_A, "independent", {}),
+        )
     np.savetxt(folder / "truth.csv", truth, delimiter=",", header="z,y,x", comments="")
     settings = RunSettings.for_element(
         element, augment=AugmentSettings(weights), figures=FiguresSettings(formats=("png",))
