@@ -131,7 +131,8 @@ def test_run_with_augment_traces_the_augmented_tomogram(series, tmp_path):
 
 def test_refine_stage_fits_the_aligned_series_without_the_denoiser(series, tmp_path):
     """A denoiser smooths what the refine stage judges atoms by: when one ran, the align stage
-    also writes the same alignment without it, and the refine stage reads that."""
+    also writes the same alignment without it, which the refine stage fits with
+    ``fit_counts``."""
     from napari_aet.io import read_tilt_series
     from napari_aet.workflows import RunLayout, SeriesSource, run_align
 

@@ -119,8 +119,9 @@ class RunLayout:
 
     @property
     def refine_series(self) -> Path:
-        """What the refine stage fits: the aligned series without the denoiser when one ran
-        (``align/aligned_tilt_series_undenoised.h5``), else the aligned series."""
+        """What the refine stage fits with ``fit_counts``: the aligned series without the
+        denoiser when one ran (``align/aligned_tilt_series_undenoised.h5``), else the aligned
+        series."""
         plain = self.file("align", "series_undenoised")
         return plain if plain.exists() else self.aligned_series
 

@@ -104,9 +104,10 @@ def _run_stage(
             tomo = lay.augmented_tomogram if settings.augment is not None else lay.tomogram
             return run_trace(VolumeSource(str(tomo)), settings.trace, tmp, progress, cancel)
         if stage == "refine":
+            fitted = lay.refine_series if settings.refine.fit_counts else lay.aligned_series
             return run_refine(
                 lay.traced_atoms,
-                SeriesSource(str(lay.refine_series)),
+                SeriesSource(str(fitted)),
                 settings.refine,
                 tmp,
                 progress,

@@ -181,6 +181,11 @@ class PositionRefineSettings:
     # with add_remove: a second pass tries atoms where a tomogram of the residual images
     # (measured minus the refined model) shows density no candidate covered
     residual_pass: bool = True
+    # fit the aligned series without the denoiser (when the align stage denoised and wrote
+    # it) instead of the denoised one: at a third of the study's counts it took a sharp PRISM
+    # multislice series from 18.2 to 0.00 % wrong, but an incoherent 2,376-atom dumbbell from
+    # 1.14 % / 12.6 pm to 1.47 % / 25.1 pm (docs/benchmarks.md), so it is not the default
+    fit_counts: bool = False
     element: str = "Pt"  # several (an alloy): each atom's species from its refined amplitude
     device: str = "auto"
 
