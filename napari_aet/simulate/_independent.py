@@ -25,7 +25,7 @@ import numpy as np
 from ..core.memory import check_memory
 from ..core.progress import check_cancel, report
 from ..forward import rotation_center_A
-from ._multislice import MultisliceSettings, adf_image
+from ._multislice import MultisliceSettings, adf_image, ase_atoms
 
 
 @dataclass(frozen=True)
@@ -178,22 +178,6 @@ def _probe_intensity(s: IndependentImaging, gpts: tuple[int, int], sampling: flo
     return inten / inten.sum()
 
 
-def _ase_atoms(elements, positions_A, extent_A: tuple[float, float]):
-    """ASE atoms at ``(row_A, col_A, depth_A)`` in a periodic cell of the field's extent, the
-    beam along the cell's third axis with 2 A of vacuum before and after the particle."""
-    import ase
-
-    depth = positions_A[:, 2]
-    return ase.Atoms(
-        symbols=list(elements),
-        positions=np.stack(
-            [positions_A[:, 0], positions_A[:, 1], depth - depth.min() + 2.0], axis=1
-        ),
-        cell=(extent_A[0], extent_A[1], float(depth.max() - depth.min() + 4.0)),
-        pbc=True,
-    )
-
-
 def _projected_potential(
     elements, positions_A, extent_A: tuple[float, float], gpts: tuple[int, int]
 ) -> np.ndarray:
@@ -202,7 +186,7 @@ def _projected_potential(
     extent's float quotient up, 385 points for 48 px of 0.4 A at 0.05 A)."""
     import abtem
 
-    atoms = _ase_atoms(elements, positions_A, extent_A)
+    atoms = ase_atoms(elements, positions_A, extent_A)
     pot = abtem.Potential(
         atoms,
         gpts=tuple(int(g) for g in gpts),
@@ -310,7 +294,7 @@ def independent_tilt_series(
         c_A = (col + cols // 2 * pixel_size_A) + shifts[i, 1] * pixel_size_A
         where = np.stack([r_A, c_A, depth], 1)
         if prism:
-            atoms = _ase_atoms(elements, where, (rows * pixel_size_A, cols * pixel_size_A))
+            atoms = ase_atoms(elements, where, (rows * pixel_size_A, cols * pixel_size_A))
             clean[i] = adf_image(atoms, ms, pixel_size_A, (rows, cols), seed=seed + i)
         else:
             v = _projected_potential(elements, where, extent, gpts)

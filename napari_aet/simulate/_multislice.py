@@ -75,6 +75,22 @@ class MultisliceSettings:
         return self.wavelength_A() / (3 * 1.02 * self.detector_outer_mrad * 1e-3)
 
 
+def ase_atoms(elements, positions_A, extent_A: tuple[float, float]):
+    """ASE atoms at ``(row_A, col_A, depth_A)`` in a periodic cell of the field's extent, the
+    beam along the cell's third axis with 2 A of vacuum before and after the particle."""
+    import ase
+
+    depth = positions_A[:, 2]
+    return ase.Atoms(
+        symbols=list(elements),
+        positions=np.stack(
+            [positions_A[:, 0], positions_A[:, 1], depth - depth.min() + 2.0], axis=1
+        ),
+        cell=(extent_A[0], extent_A[1], float(depth.max() - depth.min() + 4.0)),
+        pbc=True,
+    )
+
+
 def adf_image(atoms, s: MultisliceSettings, pixel_size_A: float, shape_px, *, seed: int = 0):
     """The ADF-STEM image of ASE ``atoms`` (beam along the cell's third axis) scanned from the
     cell's origin at every ``pixel_size_A`` over ``shape_px`` positions, as the detected
@@ -144,7 +160,6 @@ def multislice_tilt_series(
     """
     try:
         import abtem
-        import ase
     except ImportError as err:
         raise ImportError(
             "multislice needs abTEM: pip install 'napari-aet[multislice]' (or use "
@@ -170,13 +185,7 @@ def multislice_tilt_series(
         row_A = d[:, 1] + rows // 2 * pixel_size_A
         col_A = d[:, 2] * np.cos(th) + d[:, 0] * np.sin(th) + cols // 2 * pixel_size_A
         depth = -d[:, 2] * np.sin(th) + d[:, 0] * np.cos(th)
-        depth = depth - depth.min() + 2.0
-        atoms = ase.Atoms(
-            symbols,
-            positions=np.stack([row_A, col_A, depth], 1),
-            cell=(extent[0], extent[1], depth.max() + 2.0),
-            pbc=True,
-        )
+        atoms = ase_atoms(symbols, np.stack([row_A, col_A, depth], 1), extent)
         phonon_seed = int(rng.integers(2**31)) if s.frozen_phonons > 1 else 0
         img = adf_image(atoms, s, pixel_size_A, (rows, cols), seed=phonon_seed)
         if s.dose_e_per_A2:
