@@ -135,3 +135,27 @@ def test_reconstruction_and_tracing_hold_on_an_independent_series(tmp_path):
         assert cmp.n_reference - cmp.n_common + cmp.n_test - cmp.n_common <= 1, (stage, cmp)
         assert 100 * cmp.rmsd_A <= rmsd_pm, (stage, 100 * cmp.rmsd_A)
     assert "not_refined" not in res.record
+    # the series smoothed as a denoiser would, the counts beside it: positions fitted to the
+    # smooth images, which atoms stay judged on the counts; a series that does not match is
+    # refused
+    from scipy import ndimage
+
+    smooth = tmp_path / "smooth.h5"
+    data = ndimage.gaussian_filter(s.data, (0, 0.8, 0.8))
+    write_tilt_series(smooth, TiltSeries(data, s.angles_deg, PX, "smoothed", {}))
+    kw = dict(candidates=tmp_path / "trace" / "candidates.csv")
+    res = run_refine(tmp_path / "trace" / "atoms.csv", SeriesSource(str(smooth)),
+                     PositionRefineSettings(), tmp_path / "judged", counts=SeriesSource(str(path)),
+                     **kw)  # fmt: skip
+    assert res.record["judged_on"] == "judge_images" and res.record["counts_series"] == str(path)
+    moved, _ = register_rigid(truth, read_atoms(tmp_path / "judged" / "atoms.csv").positions)
+    cmp = compare_atom_models(truth, moved, radius_A=1.0)
+    assert cmp.n_reference == cmp.n_common == cmp.n_test and 100 * cmp.rmsd_A <= 9.0, cmp
+    short = tmp_path / "short.h5"
+    write_tilt_series(short, TiltSeries(s.data[:-1], s.angles_deg[:-1], PX, "short", {}))
+    with pytest.raises(ValueError, match="does not match"):
+        run_refine(tmp_path / "trace" / "atoms.csv", SeriesSource(str(smooth)),
+                   PositionRefineSettings(), tmp_path / "bad", counts=SeriesSource(str(short)),
+                   **kw)  # fmt: skip
+    with pytest.raises(ValueError, match="judge, fit, ignore"):
+        PositionRefineSettings(counts="denoised")

@@ -324,3 +324,41 @@ def test_residual_passes_repeat_while_they_find_many_atoms(particle):
     c = compare_atom_models(truth, refined.positions, radius_A=1.0)
     assert c.n_common == refined.n_atoms  # nothing false
     assert len(truth) - c.n_common <= 0.1 * len(missed), (len(missed), len(truth) - c.n_common)
+
+
+def test_verdicts_on_the_counts_undo_what_a_denoiser_erased_or_painted(particle):
+    """The positions are fitted to the denoised images, which atoms stay is judged on the
+    counts: a 'denoised' series that lost three surface atoms and gained a plausible one
+    (noise-free images of that wrong model) removes the three and keeps the painted one on
+    its own, and with the counts as ``judge_images`` keeps the three and removes the painted
+    one, its positions still as good."""
+    import pandas as pd
+
+    from napari_aet.analysis import compare_atom_models
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.trace import refine_atom_positions
+
+    truth = particle.positions
+    r = np.linalg.norm(truth - truth.mean(axis=0), axis=1)
+    erased = np.argsort(-r)[[0, 40, 80]]  # three surface atoms far apart
+    out = truth[np.argmax(r)] - truth.mean(axis=0)
+    painted = truth[np.argmax(r)] + 2.6 * out / np.linalg.norm(out)  # a bond beyond the surface
+    counts = simulate_tilt_series(truth, ANGLES, shape_px=(128, 128), seed=8).data
+    wrong = np.vstack([np.delete(truth, erased, axis=0), painted])
+    denoised = simulate_tilt_series(wrong, ANGLES, shape_px=(128, 128), dose_e_per_A2=None).data
+    start = np.vstack([truth + np.random.default_rng(6).normal(0, 0.1, truth.shape), painted])
+    model = AtomModel(start, pd.DataFrame({"intensity": np.ones(len(start))}))
+    cand = pd.DataFrame(start, columns=["z", "y", "x"])
+    cand["intensity"], cand["is_atom"] = 1.0, True
+    kw = dict(pixel_size_A=PX, candidates=cand, residual_pass=False, iterations=30)
+    alone, info = refine_atom_positions(model, denoised, ANGLES, **kw)
+    assert info["n_removed"] == 3 and "judged_on" not in info
+    assert compare_atom_models(truth, alone.positions, radius_A=1.0).n_common == len(truth) - 3
+    judged, info = refine_atom_positions(model, denoised, ANGLES, judge_images=counts, **kw)
+    assert info["judged_on"] == "judge_images" and info["n_removed"] == 1, info
+    c = compare_atom_models(truth, judged.positions, radius_A=1.0)
+    assert c.n_common == judged.n_atoms == len(truth)
+    kept = np.delete(np.arange(len(truth)), erased)
+    assert np.sqrt(((judged.positions[kept] - truth[kept]) ** 2).sum(1).mean()) < 0.05
+    with pytest.raises(ValueError, match="judge_images has shape"):
+        refine_atom_positions(model, denoised, ANGLES, judge_images=counts[:, :64], **kw)

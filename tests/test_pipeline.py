@@ -129,10 +129,10 @@ def test_run_with_augment_traces_the_augmented_tomogram(series, tmp_path):
     assert abs(atoms.n_atoms - truth.n_atoms) <= 0.1 * truth.n_atoms
 
 
-def test_refine_stage_fits_the_aligned_series_without_the_denoiser(series, tmp_path):
+def test_align_stage_keeps_the_aligned_series_without_the_denoiser(series, tmp_path):
     """A denoiser smooths what the refine stage judges atoms by: when one ran, the align stage
-    also writes the same alignment without it, which the refine stage fits with
-    ``fit_counts``."""
+    also writes the same alignment without it, on which the refine stage judges which atoms
+    stay (``PositionRefineSettings.counts``)."""
     from napari_aet.io import read_tilt_series
     from napari_aet.workflows import RunLayout, SeriesSource, run_align
 
@@ -140,12 +140,12 @@ def test_refine_stage_fits_the_aligned_series_without_the_denoiser(series, tmp_p
     plain = AlignSettings(denoise="none", projection_matching=False, tilt_axis="none",
                           center_of_mass=False, common_line=False)  # fmt: skip
     run_align(SeriesSource(str(series)), plain, lay.stage_dir("align"))
-    assert lay.refine_series == lay.aligned_series  # nothing denoised: the one series
+    assert lay.undenoised_series is None  # nothing denoised: the one series
     res = run_align(SeriesSource(str(series)), replace(plain, denoise="nlmeans"),
                     tmp_path / "run2" / "align")  # fmt: skip
     lay2 = RunLayout(tmp_path / "run2")
-    assert lay2.refine_series.name == "aligned_tilt_series_undenoised.h5"
+    assert lay2.undenoised_series.name == "aligned_tilt_series_undenoised.h5"
     assert "aligned_tilt_series_undenoised.h5" in res.written
-    undenoised = read_tilt_series(lay2.refine_series).data
+    undenoised = read_tilt_series(lay2.undenoised_series).data
     np.testing.assert_allclose(undenoised, read_tilt_series(lay.aligned_series).data, atol=1e-3)
     assert not np.allclose(read_tilt_series(lay2.aligned_series).data, undenoised, atol=1e-2)

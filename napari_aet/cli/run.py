@@ -28,6 +28,7 @@ from ._common import (
     series_source,
     structure_option,
 )
+from .trace import counts_option
 
 AL = AlignSettings()
 RE = ReconSettings()
@@ -90,6 +91,7 @@ def add_run(sub) -> None:
         action="store_true",
         help="analyze the traced positions as they are (skip the refine stage)",
     )
+    counts_option(p, "--refine-counts")
     p.add_argument("--no-strain", action="store_true", help="analyze without the strain maps")
     element_option(
         p,
@@ -158,7 +160,7 @@ def settings_from_args(args) -> RunSettings:
             second_axis_rotation_deg=args.second_axis_rotation,
         ),
         augment=augment,
-        refine=None if args.no_refine_model else PositionRefineSettings(),
+        refine=None if args.no_refine_model else PositionRefineSettings(counts=args.counts),
         analyze=AnalyzeSettings(
             lattice_constant_A=args.lattice_constant,
             strain=not args.no_strain,

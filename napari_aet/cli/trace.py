@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..workflows import STAGE_FILES, PositionRefineSettings, TraceSettings, run_refine, run_trace
+from ..workflows import (
+    REFINE_COUNTS,
+    STAGE_FILES,
+    PositionRefineSettings,
+    TraceSettings,
+    run_refine,
+    run_trace,
+)
 from ._common import (
     add_series_input,
     add_volume_input,
@@ -93,9 +100,31 @@ def add_refine(sub) -> None:
         "traced atoms by their refined amplitude ('auto': candidates.csv beside the atoms "
         "file; 'none': positions only)",
     )
+    p.add_argument(
+        "--undenoised",
+        default="auto",
+        help="the same aligned series without the denoiser (align writes "
+        "aligned_tilt_series_undenoised.h5 when it denoised; 'auto': that file beside the "
+        "series when there is one; 'none')",
+    )
+    counts_option(p, "--counts")
     element_option(p, R.element, "for an alloy, each atom's species by its refined amplitude")
     device_option(p)
     p.set_defaults(func=cmd_refine)
+
+
+def counts_option(p, flag: str) -> None:
+    """What the refine stage does with the undenoised series (``PositionRefineSettings.counts``)."""
+    p.add_argument(
+        flag,
+        dest="counts",
+        choices=REFINE_COUNTS,
+        default=R.counts,
+        help="with an undenoised series: 'judge' (default) fits positions to the denoised "
+        "series and decides which atoms stay, join or go on the undenoised counts (a denoiser "
+        "can erase a sharp atom or paint a plausible one); 'fit' fits everything to the "
+        "counts; 'ignore' uses the denoised series alone",
+    )
 
 
 def cmd_refine(args) -> int:
@@ -110,12 +139,23 @@ def cmd_refine(args) -> int:
         iterations=args.iterations,
         refine_geometry=args.geometry,
         add_remove=args.candidates != "none",
+        counts=args.counts,
         element=args.element,
         device=args.device,
     )
     src = series_source(args)
+    plain = None
+    if args.undenoised == "auto":
+        beside = Path(args.tilts).with_name(STAGE_FILES["align"]["series_undenoised"])
+        plain = series_source(args, beside) if beside.exists() else None
+    elif args.undenoised != "none":
+        if not Path(args.undenoised).exists():
+            raise FileNotFoundError(f"--undenoised {args.undenoised}: no such file")
+        plain = series_source(args, args.undenoised)
     return run_staged(
         args,
         "refine",
-        lambda out, bar: run_refine(args.atoms, src, settings, out, bar, candidates=cand),
+        lambda out, bar: run_refine(
+            args.atoms, src, settings, out, bar, candidates=cand, counts=plain
+        ),
     )

@@ -45,6 +45,8 @@ RESIDUAL_SEPARATION = 1.5
 #: reached its cap does not say: the same polyhedron with the tilt axis held vertical had 601
 #: trials, 15 under the cap, and 161 of them real atoms, and stopped at 0.92 %)
 RESIDUAL_MIN_ADDED = 0.005
+#: With ``judge_images``: L-BFGS iterations of the amplitude fit on them (positions held).
+JUDGE_ITERATIONS = 20
 
 
 def residual_trials(
@@ -144,6 +146,7 @@ def refine_atom_positions(
     element="Pt",
     residual_pass: bool = True,
     residual_passes: int = 3,
+    judge_images=None,
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -198,6 +201,16 @@ def refine_atom_positions(
         (:data:`RESIDUAL_SEPARATION`; ``info["residual_pass"]["per_pass"]``): where the images
         cannot tell a missed atom from noise (a thick light-element particle at low counts),
         more passes add false atoms as fast as real ones and do not run.
+    judge_images : ndarray like ``images``, optional
+        With ``candidates``: the images on which the verdicts are reached, when ``images``
+        are a denoised series: the undenoised counts, in the same aligned frame. Positions
+        are fitted to ``images`` (a denoiser's smoother images place atoms better); each
+        atom's amplitude and its standard error are then fitted to ``judge_images`` with the
+        positions held, and which atoms stay, join or go, and where the residual passes look,
+        follow from those (a denoiser can erase a faint or sharp atom, or paint a plausible
+        one, and the counts cannot). When that fit cannot be trusted
+        (:func:`napari_aet.forward.why_untrusted`) the verdicts fall back to ``images`` and
+        ``info["judged_on"]`` says so.
 
     Returns
     -------
@@ -207,23 +220,32 @@ def refine_atom_positions(
         atom), and a JSON-serialisable summary.
     """
 
-    kw = dict(pixel_size_A=pixel_size_A, iterations=iterations, refine_geometry=refine_geometry,
-              element=element, device=device, progress=progress, cancel=cancel)  # fmt: skip
-    trial, trial_intensity = _trial_candidates(atoms, candidates)
     judge = candidates is not None
+    if judge_images is not None:
+        judge_images = np.asarray(judge_images, np.float32)
+        if judge_images.shape != np.shape(images):
+            raise ValueError(
+                f"judge_images has shape {judge_images.shape} but the images {np.shape(images)}: "
+                "give the same series (same alignment) before and after the denoiser"
+            )
+    kw = dict(pixel_size_A=pixel_size_A, iterations=iterations, refine_geometry=refine_geometry,
+              element=element, device=device, progress=progress, cancel=cancel,
+              judge_images=judge_images if judge else None)  # fmt: skip
+    trial, trial_intensity = _trial_candidates(atoms, candidates)
     model, info, res, origin, _ = _fit_and_judge(
         atoms, images, angles_deg, trial, trial_intensity, judge=judge, origin=None, **kw
     )
     if not judge or not residual_pass or "not_refined" in info or model.n_atoms < 4:
         return model, info
-    imgs = np.asarray(images, np.float32)
     passes, n_first, last_info = [], (info["n_added"], info["n_removed"]), info
     n_first_trials = info["n_trial_candidates"]
     for _ in range(max(1, int(residual_passes))):
         check_cancel(cancel, "refinement")
+        # the residual of the images the verdicts were reached on
+        base = judge_images if last_info.get("judged_on") == "judge_images" else images
         extra, rinfo = residual_trials(
-            imgs - res.model_images, res.angles_deg, model.positions, pixel_size_A=pixel_size_A,
-            device=device, cancel=cancel,
+            np.asarray(base, np.float32) - res.model_images, res.angles_deg, model.positions,
+            pixel_size_A=pixel_size_A, device=device, cancel=cancel,
         )  # fmt: skip
         passes.append(rinfo)
         if not len(extra):
@@ -268,11 +290,12 @@ def refine_atom_positions(
 
 def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, origin,
                    pixel_size_A, iterations, refine_geometry, element, device, progress,
-                   cancel):  # fmt: skip
+                   cancel, judge_images=None):  # fmt: skip
     """One refinement of ``atoms`` plus ``trial`` atoms against the images; with ``judge``, the
-    images keep the trials that rise and drop the atoms that fade. ``origin``: where each of
-    ``atoms`` started (the traced positions; default their positions) for ``refine_shift_A``.
-    Returns ``(model, info, result, origin of the kept atoms, kept mask or None)``."""
+    images (``judge_images`` when given, positions held) keep the trials that rise and drop
+    the atoms that fade. ``origin``: where each of ``atoms`` started (the traced positions;
+    default their positions) for ``refine_shift_A``. Returns ``(model, info, result the
+    verdicts came from, origin of the kept atoms, kept mask or None)``."""
     start = np.vstack([atoms.positions, trial]) if len(trial) else atoms.positions
     res = refine_atomic_model(
         images,
@@ -303,8 +326,11 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
     if why:
         info["not_refined"] = why
         return atoms, info, res, origin[: atoms.n_atoms], None
+    positions = res.positions_A
+    if judge and judge_images is not None:
+        res = _judge_fit(res, judge_images, info, pixel_size_A, refine_geometry, device, cancel)
     n0 = atoms.n_atoms
-    shift = np.linalg.norm(res.positions_A - origin, axis=1)
+    shift = np.linalg.norm(positions - origin, axis=1)
     elements = parse_elements(element)
     ref = float(np.median(res.amplitudes[:n0]))
     if len(elements) > 1 and n0 >= 3 * len(elements):
@@ -333,7 +359,7 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
         keep[:n0] = amp_all[:n0] >= DROP_AMPLITUDE
         keep[n0:] = amp_all[n0:] >= ADD_AMPLITUDE
         info["trial_separation"] = _separation(z[n0:], keep[n0:])
-        keep &= _without_duplicates(res.positions_A, amp_all, keep)
+        keep &= _without_duplicates(positions, amp_all, keep)
         features["refine_added"] = np.r_[np.zeros(n0, np.int8), np.ones(len(trial), np.int8)]
         info.update(
             {
@@ -362,7 +388,39 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
     meta = dict(atoms.metadata)
     meta["refinement"] = info
     features = features[keep].reset_index(drop=True)
-    return AtomModel(res.positions_A[keep], features, meta), info, res, origin[keep], keep
+    return AtomModel(positions[keep], features, meta), info, res, origin[keep], keep
+
+
+def _judge_fit(res, judge_images, info, pixel_size_A, refine_geometry, device, cancel):
+    """The amplitudes (and their standard errors) of ``res``'s atoms, held where ``res`` put
+    them, fitted to ``judge_images``; ``res`` itself when that fit cannot be trusted. Says
+    which in ``info["judged_on"]``."""
+    judged = refine_atomic_model(
+        judge_images,
+        res.angles_deg,
+        res.positions_A,
+        pixel_size_A=pixel_size_A,
+        refine_positions=False,
+        refine_angles=False,
+        # a fit that moved the images' offsets left them in res; the counts need their own
+        refine_offsets=refine_geometry,
+        iterations=JUDGE_ITERATIONS,
+        return_images=True,
+        amplitude_sigmas=True,
+        device=device,
+        cancel=cancel,
+    )
+    why = why_untrusted(judged)
+    if why:
+        info.update({"judged_on": "images", "judge_images_untrusted": why})
+        return res
+    info.update(
+        {
+            "judged_on": "judge_images",
+            "judge_image_correlation_median": float(np.median(judged.image_correlation)),
+        }
+    )
+    return judged
 
 
 def _separation(z, kept, least: int = 5) -> float | None:

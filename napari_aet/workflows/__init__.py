@@ -10,6 +10,7 @@ from .pipeline import StageFailed, file_fingerprint, gather, run_batch, run_pipe
 from .precision import PrecisionResult, precision_analysis
 from .report import load_run, make_run_figures, run_figures, run_summary
 from .settings import (
+    REFINE_COUNTS,
     STAGES,
     STUDY_LOWPASS_INV_A,
     AlignSettings,
@@ -37,6 +38,7 @@ from .stages import (
 )
 
 __all__ = [
+    "REFINE_COUNTS",
     "STAGES",
     "STAGE_FILES",
     "STUDY_LOWPASS_INV_A",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ..analysis import analyze_structure, r_factor
 from ..core.device import cuda_available
 from ..figures import (
@@ -95,18 +97,34 @@ def run_refine(
     cancel=None,
     *,
     candidates=None,
+    counts: SeriesSource | None = None,
 ) -> StageResult:
     """Refine traced positions against the aligned series (``atoms.csv`` with
     ``refine_shift_A`` and ``refine_amplitude``, ``refine.json``, a shift histogram). When the
     refined model cannot be trusted, the traced positions are written unchanged and the record
     says why. With ``candidates`` (the tracer's ``candidates.csv``) and ``add_remove`` the
     images also add rejected candidates and remove traced atoms (see
-    :func:`napari_aet.trace.refine_atom_positions`)."""
+    :func:`napari_aet.trace.refine_atom_positions`). ``counts``: the same aligned series
+    without the denoiser (``aligned_tilt_series_undenoised.h5``) when ``series`` was denoised;
+    ``settings.counts`` says what it is used for (the verdicts, or the whole fit)."""
     import pandas as pd
 
     s = settings
     model, src = _atoms_in(atoms)
     ts = load_series(series)
+    judge = None
+    if counts is not None and s.counts != "ignore":
+        plain = load_series(counts)
+        if plain.data.shape != ts.data.shape or not np.allclose(plain.angles_deg, ts.angles_deg):
+            raise ValueError(
+                f"{counts.path} does not match {series.path} (shape {plain.data.shape} against "
+                f"{ts.data.shape}, or other angles): give the series the align stage wrote "
+                "beside it, or counts='ignore'"
+            )
+        if s.counts == "fit":
+            ts = plain
+        else:
+            judge = plain.data
     cand = None
     if s.add_remove and candidates is not None and Path(candidates).exists():
         cand = pd.read_csv(candidates)
@@ -120,12 +138,15 @@ def run_refine(
         candidates=cand,
         element=s.element,
         residual_pass=s.residual_pass,
+        judge_images=judge,
         device=s.device,
         progress=progress,
         cancel=cancel,
     )
     out = _folder(out)
     prov = {**_provenance("refine", s, atoms=src, tilts=series.path), **info}
+    if counts is not None:
+        prov["counts_series"] = str(counts.path)
     refined.metadata["provenance"] = prov
     write_atoms(stage_file(out, "refine", "atoms"), refined)
     write_atoms(stage_file(out, "refine", "atoms_h5"), refined)

@@ -118,12 +118,11 @@ class RunLayout:
         return self.file("align", "series")
 
     @property
-    def refine_series(self) -> Path:
-        """What the refine stage fits with ``fit_counts``: the aligned series without the
-        denoiser when one ran (``align/aligned_tilt_series_undenoised.h5``), else the aligned
-        series."""
+    def undenoised_series(self) -> Path | None:
+        """The aligned series without the denoiser when one ran
+        (``align/aligned_tilt_series_undenoised.h5``; the refine stage's counts), else None."""
         plain = self.file("align", "series_undenoised")
-        return plain if plain.exists() else self.aligned_series
+        return plain if plain.exists() else None
 
     @property
     def second_aligned_series(self) -> Path:

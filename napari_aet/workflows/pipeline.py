@@ -104,15 +104,16 @@ def _run_stage(
             tomo = lay.augmented_tomogram if settings.augment is not None else lay.tomogram
             return run_trace(VolumeSource(str(tomo)), settings.trace, tmp, progress, cancel)
         if stage == "refine":
-            fitted = lay.refine_series if settings.refine.fit_counts else lay.aligned_series
+            plain = lay.undenoised_series
             return run_refine(
                 lay.traced_atoms,
-                SeriesSource(str(fitted)),
+                aligned,
                 settings.refine,
                 tmp,
                 progress,
                 cancel,
                 candidates=lay.file("trace", "candidates"),
+                counts=None if plain is None else SeriesSource(str(plain)),
             )
         if stage == "analyze":
             atoms = lay.refined_atoms if settings.refine is not None else lay.traced_atoms

@@ -13,6 +13,10 @@ from dataclasses import asdict, dataclass, field, fields
 from ..align import STUDY_LOWPASS_INV_A
 from ..core.elements import tracer_min_distance_A
 
+#: What the refine stage may do with the aligned series without the denoiser
+#: (:attr:`PositionRefineSettings.counts`).
+REFINE_COUNTS = ("judge", "fit", "ignore")
+
 #: The study's dose: 1.61e5 e/A^2 over 21 images.
 STUDY_DOSE_PER_IMAGE = 1.61e5 / 21
 
@@ -181,13 +185,22 @@ class PositionRefineSettings:
     # with add_remove: a second pass tries atoms where a tomogram of the residual images
     # (measured minus the refined model) shows density no candidate covered
     residual_pass: bool = True
-    # fit the aligned series without the denoiser (when the align stage denoised and wrote
-    # it) instead of the denoised one: at a third of the study's counts it took a sharp PRISM
-    # multislice series from 18.2 to 0.00 % wrong, but an incoherent 2,376-atom dumbbell from
-    # 1.14 % / 12.6 pm to 1.47 % / 25.1 pm (docs/benchmarks.md), so it is not the default
-    fit_counts: bool = False
+    # what the aligned series without the denoiser (the align stage writes it when a denoiser
+    # ran) is for: "judge" fits the positions to the denoised series and judges which atoms
+    # stay, join or go on the counts; "fit" fits everything to the counts; "ignore" uses the
+    # denoised series alone. Measured at a third of the study's counts (docs/benchmarks.md):
+    # a sharp PRISM multislice particle "ignore" 16.7 %, "fit" 0.00 %, "judge" 0.00 %; an
+    # incoherent 2,376-atom dumbbell "fit" cost the RMSD (25.1 against 12.6 pm)
+    counts: str = "judge"
     element: str = "Pt"  # several (an alloy): each atom's species from its refined amplitude
     device: str = "auto"
+
+    def __post_init__(self):
+        if self.counts not in REFINE_COUNTS:
+            raise ValueError(
+                f"counts={self.counts!r}: choose one of {', '.join(REFINE_COUNTS)} (what the "
+                "refine stage does with the aligned series without the denoiser)"
+            )
 
 
 @dataclass(frozen=True)
