@@ -163,7 +163,11 @@ def test_full_alignment_on_a_realistic_series(particle):
         recon_iterations=15,
         model_builder=atom_model_builder(),
     )
-    assert res.tilt_axis_angle_deg == pytest.approx(3.0, abs=0.3)
+    # the common line finds the axis roughly, the atom-model fits measure what is left
+    assert res.tilt_axis_angle_deg == pytest.approx(3.0, abs=0.15)
+    axis = res.steps["tilt_axis"]
+    assert axis["applied_deg"] == res.tilt_axis_angle_deg and axis["model_sigma_deg"] < 0.05
+    assert len(axis["model_changes_deg"]) == 3  # two rounds and the final fit
     before = _gauge_free_residual(np.zeros_like(sim.truth.shifts_px), sim.truth.shifts_px, ANGLES)
     after = _gauge_free_residual(res.shifts_px, sim.truth.shifts_px, ANGLES)
     assert before > 1.0 and after < 0.3
@@ -205,6 +209,27 @@ def test_tilt_axis_is_applied_only_when_significant(sample):
     turned = simulate_tilt_series(atoms, ang, seed=3, tilt_axis_angle_deg=1.0)
     applied, info = significant_tilt_axis(turned.data)
     assert applied == pytest.approx(1.0, abs=0.1) and info["note"] == ""
+
+
+def test_model_tilt_axis_is_kept_vertical_unless_significant():
+    """The atom-model fits' axis is applied when it is off vertical by more than three
+    standard errors plus half a pixel at the image edge; else the series stays vertical."""
+    from types import SimpleNamespace
+
+    from napari_aet.align._pipeline import _model_tilt_axis
+
+    shape = (21, 256, 256)  # half a pixel at the edge: 0.224 deg
+    rec = {"applied_deg": 0.0, "note": "+2.8 +- 1.6 deg is not significantly off vertical"}
+    fit = SimpleNamespace(tilt_axis_angle_deg=0.3, axis_sigma_deg=0.01, axis_changes_deg=[0.3])
+    assert _model_tilt_axis(fit, shape, rec) == 0.3 and rec["applied_deg"] == 0.3
+    assert rec["note"].startswith("common line: +2.8") and rec["note"].endswith("applied")
+    fit.axis_sigma_deg = 0.05
+    rec = {"applied_deg": 0.4}  # the common line's axis is turned back
+    assert _model_tilt_axis(fit, shape, rec) == 0.0 and "kept vertical" in rec["note"]
+    rec = {"applied_deg": 0.0}  # vertical before and after: nothing to say
+    assert _model_tilt_axis(fit, shape, rec) == 0.0 and rec["note"] == ""
+    fit.axis_sigma_deg = None  # no trusted final fit: the rounds' axis
+    assert _model_tilt_axis(fit, shape, {}) == 0.3
 
 
 def test_dose_rule_denoises_only_low_count_raw_series():

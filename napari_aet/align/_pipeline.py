@@ -231,6 +231,33 @@ def significant_tilt_axis(data, *, search_range_deg: float = 90.0) -> tuple[floa
     return applied, out
 
 
+def _model_tilt_axis(res, shape, record: dict) -> float:
+    """The tilt axis after the atom-model fits measured what was left of it
+    (``refine_axis``): the final fit's axis, kept vertical when it is not significantly off
+    vertical (as :func:`significant_tilt_axis` rules); the rounds' axis when there was no
+    trusted final fit. Records what it did in ``record`` (``note`` says it in words)."""
+    a, sigma = float(res.tilt_axis_angle_deg), res.axis_sigma_deg
+    before = record.get("applied_deg", record.get("given_deg", 0.0))
+    record.update(model_deg=a, model_sigma_deg=sigma, model_changes_deg=res.axis_changes_deg)
+    negligible = float(np.rad2deg(1.0 / max(shape[1:])))
+    if sigma is None:
+        note = f"the atom-model rounds put it at {a:+.3f} deg (no trusted final fit to judge it)"
+    elif abs(a) - 3.0 * sigma <= negligible:
+        note = (
+            f"the atom-model fits put it at {a:+.3f} +- {sigma:.3f} deg, not significantly off "
+            "vertical: kept vertical"
+        )
+        a = 0.0
+    else:
+        note = f"the atom-model fits put it at {a:+.3f} +- {sigma:.3f} deg: applied"
+    if record.get("note"):
+        note = f"common line: {record['note']}; {note}"
+    elif abs(a - before) < 1e-9:
+        note = ""  # the common line's axis stood
+    record.update(applied_deg=a, note=note)
+    return a
+
+
 def align_tilt_series(
     data,
     angles_deg,
@@ -408,11 +435,14 @@ def align_tilt_series(
             model_trials=model_trials,
             fit_images=unfiltered,
             pixel_size_A=pixel_size_A,
+            refine_axis=tilt_axis == "estimate",
             device=device,
             progress=progress,
             cancel=cancel,
         )
         s, new_ang = res.shifts_px, res.angles_deg
+        if res.axis_changes_deg:
+            alpha = _model_tilt_axis(res, work.shape, steps.setdefault("tilt_axis", {}))
         rounds = [asdict(r) for r in res.rounds]
         steps["projection_matching"] = {
             "rounds_run": len(res.rounds),

@@ -50,6 +50,12 @@ class ProjectionMatchingResult:
     # per image, how far the final fit's angle [deg] and offset [px] estimates moved when trial
     # atoms (where the model lacked density) joined it: the model's own uncertainty
     model_spread: tuple[np.ndarray, np.ndarray] | None = None
+    # with refine_axis: the in-plane tilt-axis angle [deg] the images were last aligned with
+    # plus the final fit's turn (apply_alignment's sense), the final fit's standard error of
+    # it, and each fit's turn in order (rounds, then the final fit)
+    tilt_axis_angle_deg: float = 0.0
+    axis_sigma_deg: float | None = None
+    axis_changes_deg: list = field(default_factory=list)
 
 
 def _register(reference: np.ndarray, moving: np.ndarray, upsample: int = 20):
@@ -161,7 +167,7 @@ FINAL_ITERATIONS = 200
 
 
 def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_deg, device, cancel,
-                         return_images=False, progress=None):  # fmt: skip
+                         return_images=False, progress=None, refine_axis=False):  # fmt: skip
     """Build an atom model from the tomogram with ``builder`` (the tracer, after the U-Net when
     the caller chose one) and refine it jointly with the angles and offsets against the
     images (:data:`ROUND_ITERATIONS`)."""
@@ -180,6 +186,7 @@ def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_de
         pixel_size_A=pixel_size_A,
         max_angle_change_deg=max_change_deg,
         iterations=ROUND_ITERATIONS,
+        refine_axis=refine_axis,
         return_images=return_images,
         device=device,
         progress=progress,
@@ -188,7 +195,7 @@ def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_de
 
 
 def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials, max_change_deg,
-                     device, cancel, progress=None):  # fmt: skip
+                     device, cancel, progress=None, refine_axis=False):  # fmt: skip
     """The last round's atom model fitted again to convergence, with the standard errors
     calibrated; and, with ``trials``, once more with trial atoms where its residual shows
     density it lacks.
@@ -204,7 +211,8 @@ def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials,
     standard errors; ``with_trials`` the fit with them (no standard errors of its own)."""
     pos = round_fit.positions_A
     kw = dict(pixel_size_A=pixel_size_A, max_angle_change_deg=max_change_deg,
-              iterations=FINAL_ITERATIONS, device=device, cancel=cancel)  # fmt: skip
+              iterations=FINAL_ITERATIONS, refine_axis=refine_axis, device=device,
+              cancel=cancel)  # fmt: skip
     # the alignment keeps only significant corrections: standard errors
     plain = refine_atomic_model(
         target, ang, pos, calibrate_sigmas=True, progress=_prefixed(progress, "final fit"), **kw
@@ -250,6 +258,7 @@ def projection_matching(
     model_trials=None,
     shift_tol_px: float = 0.05,
     angle_tol_deg: float = 0.02,
+    refine_axis: bool = False,
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -319,6 +328,11 @@ def projection_matching(
         :func:`napari_aet.trace.residual_trials`); the final fit includes them.
     shift_tol_px, angle_tol_deg : float
         Convergence: stop when every change of a round is below both.
+    refine_axis : bool
+        With the model method: each atom-model fit also measures the in-plane turn left in
+        the images (:func:`refine_atomic_model`'s ``refine_axis``), and the next round (and
+        the result's ``tilt_axis_angle_deg``) aligns the images with the tilt axis turned by
+        it: a common-line estimate at low counts can be degrees off on a thick particle.
     device : {"auto", "cpu", "cuda"}
     """
 
@@ -340,6 +354,9 @@ def projection_matching(
     ang = np.asarray(angles_deg, np.float64).copy()
     s = np.zeros((n, 2)) if shifts_px is None else np.asarray(shifts_px, np.float64).copy()
     m = axis_matrix(tilt_axis_angle_deg)
+    refine_axis = bool(refine_axis and refine_angles and angle_method == "model")
+    axis_changes: list[float] = []
+    axis_sigma = None
     history: list[RefinementRound] = []
     converged = False
     model = None
@@ -371,7 +388,7 @@ def projection_matching(
                 fitted = _refine_traced_model(
                     vol, target, ang, pixel_size_A, model_builder, max_angle_change_deg, device,
                     cancel, return_images=model_trials is not None,
-                    progress=_prefixed(progress, f"round {r + 1}"),
+                    progress=_prefixed(progress, f"round {r + 1}"), refine_axis=refine_axis,
                 )  # fmt: skip
             except ValueError as err:
                 notes.append(f"round {r + 1}: no atom model ({err}); shifts only")
@@ -406,6 +423,12 @@ def projection_matching(
         d[:, 1] = split_object_translation(d[:, 1], ang + dang)[0]
         s += d @ m.T  # offsets measured in the aligned frame -> raw coordinates
         ang += dang
+        if fitted is not None and refine_axis:
+            # the offsets were measured after the turn: the old frame's matrix took them to
+            # raw coordinates above; the next round aligns with the axis turned
+            tilt_axis_angle_deg += fitted.axis_correction_deg
+            axis_changes.append(float(fitted.axis_correction_deg))
+            m = axis_matrix(tilt_axis_angle_deg)
         rnd = RefinementRound(
             float(np.abs(d).max()),
             float(np.sqrt((d**2).sum(axis=1).mean())),
@@ -428,7 +451,7 @@ def projection_matching(
         target = apply_alignment(fit_arr, tilt_axis_angle_deg=tilt_axis_angle_deg, shifts_px=s)
         final, with_trials, n_trials = _final_model_fit(
             *last_fit, target, ang, pixel_size_A, model_trials, max_angle_change_deg, device,
-            cancel, progress,
+            cancel, progress, refine_axis=refine_axis,
         )  # fmt: skip
         why = why_untrusted(final, max_angle_change_deg=max_angle_change_deg)
         if why:
@@ -452,6 +475,7 @@ def projection_matching(
                         with_trials,
                         angle_sigma_deg=final.angle_sigma_deg,
                         offset_sigma_px=final.offset_sigma_px,
+                        axis_sigma_deg=final.axis_sigma_deg,
                     )
                     model = final
             fd, fdang = final.offsets_px.copy(), final.angle_corrections_deg.copy()
@@ -461,6 +485,10 @@ def projection_matching(
             fd[:, 0] -= fd[:, 0].mean()
             fd[:, 1] = split_object_translation(fd[:, 1], ang)[0]
             s += fd @ m.T
+            if refine_axis:
+                tilt_axis_angle_deg += final.axis_correction_deg
+                axis_changes.append(float(final.axis_correction_deg))
+                axis_sigma = final.axis_sigma_deg
     return ProjectionMatchingResult(
         s,
         ang,
@@ -471,4 +499,7 @@ def projection_matching(
         *last,
         shift_sigma_px=sig if history else None,
         model_spread=trial_effect,
+        tilt_axis_angle_deg=float(tilt_axis_angle_deg),
+        axis_sigma_deg=axis_sigma,
+        axis_changes_deg=axis_changes,
     )
