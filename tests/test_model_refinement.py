@@ -231,6 +231,9 @@ def test_refine_cli_keeps_traced_positions_when_atoms_are_not_resolved(particle,
     assert "not resolved" in info["not_refined"]
     np.testing.assert_allclose(read_atoms(out / "atoms.csv").positions, particle.positions)
     assert (out / "figures" / "refine_shifts.png").stat().st_size > 5000
+    # an undenoised series that is not there is refused before any work
+    bad = [*argv, "--undenoised", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x")]
+    assert main(bad) != 0 and not (tmp_path / "x" / "atoms.csv").exists()
 
 
 def test_angle_standard_errors_match_the_spread_over_counting_noise():
