@@ -237,7 +237,7 @@ def _model_tilt_axis(res, shape, record: dict) -> float:
     vertical (as :func:`significant_tilt_axis` rules); the rounds' axis when there was no
     trusted final fit. Records what it did in ``record`` (``note`` says it in words)."""
     a, sigma = float(res.tilt_axis_angle_deg), res.axis_sigma_deg
-    before = record.get("applied_deg", record.get("given_deg", 0.0))
+    before = record.get("applied_deg", 0.0)  # the common line's (refine_axis: "estimate")
     record.update(model_deg=a, model_sigma_deg=sigma, model_changes_deg=res.axis_changes_deg)
     negligible = float(np.rad2deg(1.0 / max(shape[1:])))
     if sigma is None:

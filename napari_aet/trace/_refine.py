@@ -237,14 +237,15 @@ def refine_atom_positions(
     )
     if not judge or not residual_pass or "not_refined" in info or model.n_atoms < 4:
         return model, info
+    imgs = np.asarray(images, np.float32)
     passes, n_first, last_info = [], (info["n_added"], info["n_removed"]), info
     n_first_trials = info["n_trial_candidates"]
     for _ in range(max(1, int(residual_passes))):
         check_cancel(cancel, "refinement")
         # the residual of the images the verdicts were reached on
-        base = judge_images if last_info.get("judged_on") == "judge_images" else images
+        base = judge_images if last_info.get("judged_on") == "judge_images" else imgs
         extra, rinfo = residual_trials(
-            np.asarray(base, np.float32) - res.model_images, res.angles_deg, model.positions,
+            base - res.model_images, res.angles_deg, model.positions,
             pixel_size_A=pixel_size_A, device=device, cancel=cancel,
         )  # fmt: skip
         passes.append(rinfo)

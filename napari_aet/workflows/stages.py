@@ -217,7 +217,7 @@ def run_align(
     aligned = TiltSeries(res.data, res.angles_deg, ts.pixel_size_A, str(series.path), {})
     write_tilt_series(stage_file(out, "align", "series"), aligned, provenance=prov)
     written = [STAGE_FILES["align"][k] for k in ("series", "angles", "table", "record")]
-    if res.undenoised is not None:  # what the refine stage fits: the counts, not the denoiser
+    if res.undenoised is not None:  # the counts, on which the refine stage judges atoms
         plain = TiltSeries(res.undenoised, res.angles_deg, ts.pixel_size_A, str(series.path), {})
         write_tilt_series(
             stage_file(out, "align", "series_undenoised"),
