@@ -7,7 +7,7 @@ and the trace stage's ``atoms.csv`` and ``candidates.csv``. Every setting starts
 traced atoms, so the table compares the refinement only. Prints a markdown table.
 
 Usage: python benchmarks/bench_refine_counts.py CASE_DIR [CASE_DIR ...]
-       [--counts judge,fit,ignore] [--element Pt]
+       [--counts auto,judge,fit,ignore] [--element Pt]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from _common import machine
 def refine_case(folder: Path, counts: str, element: str) -> dict:
     import pandas as pd
 
+    from napari_aet.align import recorded_denoiser
     from napari_aet.analysis import compare_atom_models, register_rigid
     from napari_aet.io import read_atoms, read_tilt_series
     from napari_aet.trace import refine_atom_positions
@@ -40,18 +41,21 @@ def refine_case(folder: Path, counts: str, element: str) -> dict:
         pixel_size_A=denoised.pixel_size_A,
         candidates=pd.read_csv(run / "trace" / "candidates.csv"),
         element=element,
-        judge_images=plain.data if counts == "judge" else None,
+        judge_images=plain.data if counts in ("judge", "auto") else None,
+        denoiser=recorded_denoiser(denoised.metadata) if counts == "auto" else None,
     )
     seconds = time.perf_counter() - t0
     moved, _ = register_rigid(truth, refined.positions)
     c = compare_atom_models(truth, moved, radius_A=1.0)
     passes = (info.get("residual_pass") or {}).get("per_pass", [])
+    src = info.get("position_source") or {}
     return {
         "missed": c.n_reference - c.n_common,
         "false": c.n_test - c.n_common,
         "error": 100 * c.identification_error,
         "rmsd": 100 * c.rmsd_A,
         "seconds": seconds,
+        "source": src.get("source", ""),
         "passes": "; ".join(
             f"{p.get('n_added', 0)} of {p.get('n_trials', 0)}"
             + (f" (sep {p['separation']:.2f})" if p.get("separation") is not None else "")
@@ -63,19 +67,19 @@ def refine_case(folder: Path, counts: str, element: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("cases", type=Path, nargs="+", help="case folders (truth.csv and run/)")
-    ap.add_argument("--counts", default="judge,fit,ignore", help="comma list")
+    ap.add_argument("--counts", default="auto,judge,fit,ignore", help="comma list")
     ap.add_argument("--element", default="Pt")
     args = ap.parse_args()
     print(f"Machine: {machine()}\n")
-    print("| case | counts | missed | false | identification error | RMSD (pm) | residual passes: "
-          "added of trials | refine (s) |")  # fmt: skip
-    print("|---|---|---:|---:|---:|---:|---|---:|")
+    print("| case | counts | positions from | missed | false | identification error | RMSD (pm) "
+          "| residual passes: added of trials | refine (s) |")  # fmt: skip
+    print("|---|---|---|---:|---:|---:|---:|---|---:|")
     for folder in args.cases:
         for counts in args.counts.split(","):
             r = refine_case(folder, counts, args.element)
             print(
-                f"| {folder.name} | {counts} | {r['missed']} | {r['false']} | {r['error']:.2f} % "
-                f"| {r['rmsd']:.1f} | {r['passes']} | {r['seconds']:.0f} |",
+                f"| {folder.name} | {counts} | {r['source']} | {r['missed']} | {r['false']} "
+                f"| {r['error']:.2f} % | {r['rmsd']:.1f} | {r['passes']} | {r['seconds']:.0f} |",
                 flush=True,
             )
 

@@ -157,5 +157,5 @@ def test_reconstruction_and_tracing_hold_on_an_independent_series(tmp_path):
         run_refine(tmp_path / "trace" / "atoms.csv", SeriesSource(str(smooth)),
                    PositionRefineSettings(), tmp_path / "bad", counts=SeriesSource(str(short)),
                    **kw)  # fmt: skip
-    with pytest.raises(ValueError, match="judge, fit, ignore"):
+    with pytest.raises(ValueError, match="auto, judge, fit, ignore"):
         PositionRefineSettings(counts="denoised")

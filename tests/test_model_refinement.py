@@ -388,3 +388,27 @@ def test_the_in_plane_axis_left_in_the_images_is_measured():
     assert abs(again.axis_correction_deg) < 0.15
     plain = refine_atomic_model(sim.data, ang, start, pixel_size_A=PX, iterations=5)
     assert plain.axis_correction_deg == 0.0 and plain.axis_sigma_deg is None
+
+
+def test_the_replicate_prefers_a_denoiser_that_helps_and_not_one_that_biases(particle):
+    """The positions' source is chosen on a replicate with known positions: a perfect denoiser
+    (it returns the replicate's noise-free images) must win over the counts, one that moves
+    every image by a pixel along the tilt axis (a 36 pm bias of every atom) must lose."""
+    from scipy import ndimage
+
+    from napari_aet.trace import choose_position_source
+
+    counts = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), seed=9).data
+    judged = refine_atomic_model(
+        counts, ANGLES, particle.positions, pixel_size_A=PX, refine_positions=False,
+        iterations=10, return_images=True,
+    )  # fmt: skip
+    kw = dict(pixel_size_A=PX, iterations=20)
+    good = choose_position_source(judged, lambda c: judged.model_images, **kw)
+    rms = good["replicate_rms_pm"]
+    assert good["source"] == "denoised" and rms["denoised"] < 1.0 < rms["counts"] < 20, good
+    bad = choose_position_source(judged, lambda c: ndimage.shift(c, (0, 1, 0), order=1), **kw)
+    rms = bad["replicate_rms_pm"]
+    assert bad["source"] == "counts" and rms["denoised"] > 30 > rms["counts"], bad
+    with pytest.raises(ValueError, match="denoiser returned shape"):
+        choose_position_source(judged, lambda c: c[:, :64], **kw)

@@ -149,3 +149,9 @@ def test_align_stage_keeps_the_aligned_series_without_the_denoiser(series, tmp_p
     undenoised = read_tilt_series(lay2.undenoised_series).data
     np.testing.assert_allclose(undenoised, read_tilt_series(lay.aligned_series).data, atol=1e-3)
     assert not np.allclose(read_tilt_series(lay2.aligned_series).data, undenoised, atol=1e-2)
+    # the refine stage repeats the recorded denoiser on its replicate (counts="auto")
+    from napari_aet.align import recorded_denoiser
+
+    assert recorded_denoiser(read_tilt_series(lay.aligned_series).metadata) is None
+    again = recorded_denoiser(read_tilt_series(lay2.aligned_series).metadata)
+    assert again is not None and again(undenoised[:1]).shape == undenoised[:1].shape

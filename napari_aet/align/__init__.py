@@ -14,6 +14,7 @@ from ._preprocess import (
     denoise,
     dose_denoise_choice,
     lowpass_filter,
+    recorded_denoiser,
     subtract_background,
 )
 from ._projection_matching import ProjectionMatchingResult, projection_matching
@@ -53,6 +54,7 @@ __all__ = [
     "projection_matching",
     "refine_atomic_model",
     "why_untrusted",
+    "recorded_denoiser",
     "reproject",
     "subtract_background",
 ]

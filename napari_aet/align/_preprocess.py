@@ -202,6 +202,22 @@ def denoise(
     return out, method
 
 
+def recorded_denoiser(metadata):
+    """The denoiser that a series' provenance records (the align stage's ``denoise`` step:
+    method and noise model) as a function ``counts -> images``, to repeat it on other counts
+    (the refine stage's replicate); None when the provenance names none."""
+    step = ((metadata or {}).get("provenance") or {}).get("denoise") or {}
+    method = step.get("method")
+    if method in (None, "none"):
+        return None
+    noise = step.get("noise", "poisson")
+
+    def run(counts):
+        return denoise(counts, method=method, noise=noise)[0]
+
+    return run
+
+
 def lowpass_filter(
     data,
     *,

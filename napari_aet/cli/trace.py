@@ -120,10 +120,11 @@ def counts_option(p, flag: str) -> None:
         dest="counts",
         choices=REFINE_COUNTS,
         default=R.counts,
-        help="with an undenoised series: 'judge' (default) fits positions to the denoised "
-        "series and decides which atoms stay, join or go on the undenoised counts (a denoiser "
-        "can erase a sharp atom or paint a plausible one); 'fit' fits everything to the "
-        "counts; 'ignore' uses the denoised series alone",
+        help="with an undenoised series: 'auto' (default) decides which atoms stay, join or "
+        "go on the undenoised counts (a denoiser can erase a sharp atom or paint a plausible "
+        "one) and fits the positions to whichever series placed a simulated replicate's atoms "
+        "better; 'judge' always fits positions to the denoised series, 'fit' everything to "
+        "the counts; 'ignore' uses the denoised series alone",
     )
 
 

@@ -8,6 +8,7 @@ from ..core.atoms import AtomModel
 from ..core.elements import parse_elements
 from ..core.progress import check_cancel
 from ..forward import refine_atomic_model, why_untrusted
+from ._position_source import choose_position_source
 from ._tracer import _greedy_min_distance, classify_species
 
 #: Atoms that the refinement moved further than this [A] are worth a look in the review.
@@ -147,6 +148,7 @@ def refine_atom_positions(
     residual_pass: bool = True,
     residual_passes: int = 3,
     judge_images=None,
+    denoiser=None,
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -211,6 +213,13 @@ def refine_atom_positions(
         one, and the counts cannot). When that fit cannot be trusted
         (:func:`napari_aet.forward.why_untrusted`) the verdicts fall back to ``images`` and
         ``info["judged_on"]`` says so.
+    denoiser : callable, optional
+        With ``judge_images``: what made ``images`` from them (``denoiser(counts) -> images``).
+        The positions are then fitted to whichever of the two places atoms better on a
+        replicate with known positions (:func:`choose_position_source`, after the first fit;
+        ``info["position_source"]``): a denoiser's images suit a crystal and can bias an
+        amorphous particle's positions more than the counts' noise moves them. When the counts
+        win, everything is fitted to them from then on (as with ``images=judge_images``).
 
     Returns
     -------
@@ -232,9 +241,24 @@ def refine_atom_positions(
               element=element, device=device, progress=progress, cancel=cancel,
               judge_images=judge_images if judge else None)  # fmt: skip
     trial, trial_intensity = _trial_candidates(atoms, candidates)
-    model, info, res, origin, _ = _fit_and_judge(
+    model, info, res, origin, kept = _fit_and_judge(
         atoms, images, angles_deg, trial, trial_intensity, judge=judge, origin=None, **kw
     )
+    source = None
+    if denoiser is not None and info.get("judged_on") == "judge_images" and kept is not None:
+        check_cancel(cancel, "refinement")
+        source = choose_position_source(
+            res, denoiser, pixel_size_A=pixel_size_A, iterations=iterations, atoms=kept,
+            device=device, cancel=cancel,
+        )  # fmt: skip
+        if source["source"] == "counts":  # fit everything to the counts from here on
+            images, judge_images = judge_images, None
+            kw["judge_images"] = None
+            model, info, res, origin, _ = _fit_and_judge(
+                atoms, images, angles_deg, trial, trial_intensity, judge=judge, origin=None,
+                **kw,
+            )  # fmt: skip
+        info["position_source"] = source
     if not judge or not residual_pass or "not_refined" in info or model.n_atoms < 4:
         return model, info
     imgs = np.asarray(images, np.float32)
@@ -285,6 +309,8 @@ def refine_atom_positions(
     info["n_added"] = n_first[0] + summary["n_added"]
     info["n_removed"] = n_first[1] + summary["n_removed"]
     info["n_trial_candidates"] = n_first_trials
+    if source is not None:
+        info["position_source"] = source
     model.metadata["refinement"] = info
     return model, info
 

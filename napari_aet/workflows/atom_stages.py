@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..align import recorded_denoiser
 from ..analysis import analyze_structure, r_factor
 from ..core.device import cuda_available
 from ..figures import (
@@ -112,7 +113,7 @@ def run_refine(
     s = settings
     model, src = _atoms_in(atoms)
     ts = load_series(series)
-    judge = None
+    judge = denoiser = None
     if counts is not None and s.counts != "ignore":
         plain = load_series(counts)
         if plain.data.shape != ts.data.shape or not np.allclose(plain.angles_deg, ts.angles_deg):
@@ -125,6 +126,8 @@ def run_refine(
             ts = plain
         else:
             judge = plain.data
+        if s.counts == "auto":
+            denoiser = recorded_denoiser(ts.metadata)
     cand = None
     if s.add_remove and candidates is not None and Path(candidates).exists():
         cand = pd.read_csv(candidates)
@@ -139,6 +142,7 @@ def run_refine(
         element=s.element,
         residual_pass=s.residual_pass,
         judge_images=judge,
+        denoiser=denoiser,
         device=s.device,
         progress=progress,
         cancel=cancel,
@@ -176,8 +180,19 @@ def run_refine(
                     "residual images showed density"
                 )
             msg += f", and removed {info['n_removed']} traced atoms"
+        src = info.get("position_source")
+        if src:
+            rms = src["replicate_rms_pm"]
+            msg += (
+                f"; positions fitted to the {src['source']} series (on a replicate: denoised "
+                f"{_pm(rms['denoised'])}, counts {_pm(rms['counts'])})"
+            )
 
     return StageResult("refine", prov, written, msg, notes)
+
+
+def _pm(value) -> str:
+    return "untrusted" if value is None else f"{value:.1f} pm"
 
 
 def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=None) -> StageResult:

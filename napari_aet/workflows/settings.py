@@ -15,7 +15,7 @@ from ..core.elements import tracer_min_distance_A
 
 #: What the refine stage may do with the aligned series without the denoiser
 #: (:attr:`PositionRefineSettings.counts`).
-REFINE_COUNTS = ("judge", "fit", "ignore")
+REFINE_COUNTS = ("auto", "judge", "fit", "ignore")
 
 #: The study's dose: 1.61e5 e/A^2 over 21 images.
 STUDY_DOSE_PER_IMAGE = 1.61e5 / 21
@@ -188,10 +188,13 @@ class PositionRefineSettings:
     # what the aligned series without the denoiser (the align stage writes it when a denoiser
     # ran) is for: "judge" fits the positions to the denoised series and judges which atoms
     # stay, join or go on the counts; "fit" fits everything to the counts; "ignore" uses the
-    # denoised series alone. Measured at a third of the study's counts (docs/benchmarks.md):
-    # a sharp PRISM multislice particle "ignore" 16.7 %, "fit" 0.00 %, "judge" 0.00 %; an
-    # incoherent 2,376-atom dumbbell "fit" cost the RMSD (25.1 against 12.6 pm)
-    counts: str = "judge"
+    # denoised series alone; "auto" judges on the counts and fits the positions to whichever
+    # series placed a replicate's atoms better (a parametric bootstrap through the align
+    # stage's denoiser). Measured at a third of the study's counts (docs/benchmarks.md): a
+    # sharp PRISM multislice particle "ignore" 16.7 %, "fit" 0.00 %, "judge" 0.00 %; an
+    # incoherent 2,376-atom dumbbell "fit" cost the RMSD (25.1 against 12.6 pm), an amorphous
+    # Pt particle "judge" did (24.1 against 16.9 pm); "auto" chose right on both
+    counts: str = "auto"
     element: str = "Pt"  # several (an alloy): each atom's species from its refined amplitude
     device: str = "auto"
 
