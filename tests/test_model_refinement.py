@@ -412,3 +412,34 @@ def test_the_replicate_prefers_a_denoiser_that_helps_and_not_one_that_biases(par
     assert bad["source"] == "counts" and rms["denoised"] > 30 > rms["counts"], bad
     with pytest.raises(ValueError, match="denoiser returned shape"):
         choose_position_source(judged, lambda c: c[:, :64], **kw)
+
+
+def test_an_atom_far_below_the_others_goes_unless_an_alloy_is_declared(particle):
+    """One element declared, an atom whose amplitude lies far below the spread of the others'
+    (a Cu atom in a Pt particle: about half a Pt atom, above the fixed floor of 0.35) is not
+    an atom like them and goes; with ``Pt,Cu`` declared it stays."""
+    import pandas as pd
+
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.trace import refine_atom_positions
+
+    truth = particle.positions
+    odd = int(np.argmin(np.linalg.norm(truth - truth.mean(axis=0), axis=1)))  # the central atom
+    elements = np.full(len(truth), "Pt", dtype=object)
+    elements[odd] = "Cu"
+    sample = AtomModel(truth, pd.DataFrame({"element": elements.astype(str)}))
+    counts = simulate_tilt_series(sample, ANGLES, shape_px=(128, 128), seed=4).data
+    start = truth + np.random.default_rng(8).normal(0, 0.05, truth.shape)
+    model = AtomModel(start, pd.DataFrame({"intensity": np.ones(len(start))}))
+    cand = pd.DataFrame(start, columns=["z", "y", "x"])
+    cand["intensity"], cand["is_atom"] = 1.0, True
+    kw = dict(pixel_size_A=PX, candidates=cand, residual_pass=False, iterations=30)
+    pure, info = refine_atom_positions(model, counts, ANGLES, element="Pt", **kw)
+    assert info["n_removed"] == 1 and info["drop_amplitude"] == 0.6, info["drop_amplitude"]
+    left = np.linalg.norm(pure.positions - truth[odd], axis=1).min()
+    assert left > 1.5  # the Cu atom went, no other
+    alloy, info = refine_atom_positions(model, counts, ANGLES, element="Pt,Cu", **kw)
+    assert info["n_removed"] == 0 and info["drop_amplitude"] == 0.35
+    amp = alloy.features["refine_amplitude"].to_numpy()
+    at = np.argmin(np.linalg.norm(alloy.positions - truth[odd], axis=1))
+    assert 0.35 < amp[at] < 0.8 * np.median(amp)  # the fixed floor alone would have kept it
