@@ -69,9 +69,7 @@ def choose_position_source(
     if judged.model_images is None:
         raise ValueError("choose_position_source needs the fit's model images (return_images)")
     truth = np.asarray(judged.positions_A, float)
-    score = np.ones(len(truth), bool) if atoms is None else np.zeros(len(truth), bool)
-    if atoms is not None:
-        score[np.asarray(atoms)] = True
+    score = slice(None) if atoms is None else np.asarray(atoms)  # a mask or indices
     expected = np.clip(np.asarray(judged.model_images, np.float64), 0, None)
     counts = np.random.default_rng(REPLICATE_SEED).poisson(expected).astype(np.float32)
     denoised = np.asarray(denoiser(counts), np.float32)

@@ -205,11 +205,11 @@ def refine_atom_positions(
         them the images also decide the tracer's doubtful calls: rejected candidates that are
         not too faint and not on an atom join the fit as trial atoms; a trial atom whose
         refined amplitude rises above :data:`ADD_AMPLITUDE` of the median atom's is added, a
-        traced atom whose amplitude falls below :data:`DROP_AMPLITUDE` (for one element, or
-        :data:`OUTLIER_SIGMAS` robust standard deviations below the median, up to
-        :data:`ADD_AMPLITUDE`) is removed, and of two
-        atoms that end closer than 0.6 nearest-neighbour distances the fainter goes. The
-        feature ``refine_added`` marks the added atoms.
+        traced atom whose amplitude falls below :data:`DROP_AMPLITUDE` (for one element, also
+        one :data:`OUTLIER_SIGMAS` robust standard deviations below the median, a bar of at
+        most :data:`ADD_AMPLITUDE`) is removed, and of two atoms that end closer than 0.6
+        nearest-neighbour distances the fainter goes. The feature ``refine_added`` marks the
+        added atoms.
     element : str or sequence of str
         Several elements (an alloy): each atom's ``element`` is then its class of refined
         amplitude (:func:`classify_species`), and amplitudes are measured against the
