@@ -302,6 +302,40 @@ def test_keep_significant_reverts_what_the_errors_allow():
     assert info["shift_corrections_kept"] == 1 and np.abs(s2[4]).max() > 1.0
 
 
+def test_angle_errors_no_image_establishes_are_applied_as_a_group():
+    """Angle errors of sd 0.3 deg estimated to 0.03 deg but with standard errors of 0.12 (a
+    conservative model uncertainty): few pass three standard errors one by one, the rest
+    together are far beyond their noise and are applied shrunk; noise alone is not."""
+    from types import SimpleNamespace
+
+    from napari_aet.align import keep_significant
+
+    rng = np.random.default_rng(4)
+    ang = np.linspace(-70, 70, 21)
+    err = rng.normal(0, 0.3, 21)
+    out = ang - err + rng.normal(0, 0.03, 21)  # the fit's estimates of the true angles
+    model = SimpleNamespace(
+        angle_sigma_deg=np.full(21, 0.12), offset_sigma_px=np.full((21, 2), 0.05)
+    )
+    shifts = np.zeros((21, 2))
+    a, _, info = keep_significant(ang, out, shifts, 0.0, model, k=3.0, image_shape=(128, 128))
+    group = info["angle_group"]
+    assert info["angle_corrections_kept"] < 10 and group["applied"]
+    assert 0.15 < group["prior_sd_deg"] < 0.45
+
+    def rms(x):
+        return float(np.sqrt(np.mean((x - x.mean()) ** 2)))
+
+    only_kept = np.where(np.abs(out - ang) > info["k_sigma"] * 0.12, out, ang)
+    assert rms(a - (ang - err)) < 0.5 * rms(only_kept - (ang - err))
+    assert rms(a - (ang - err)) < 0.1
+    # an aligned series whose estimates scatter by their errors: nothing moves
+    noise = ang + rng.normal(0, 0.12, 21)
+    a, _, info = keep_significant(ang, noise, shifts, 0.0, model, k=3.0, image_shape=(128, 128))
+    assert not info["angle_group"]["applied"]
+    np.testing.assert_allclose(a, ang)
+
+
 def test_an_aligned_series_stays_as_it_is():
     """A perfect series (no shifts, no angle errors): projection matching alone moves angles
     by up to 0.6 deg and images by 4 px (centring the particle); the kept corrections do not."""

@@ -106,11 +106,15 @@ def keep_significant(
     its standard error from the final joint fit (:attr:`ModelRefinementResult.angle_sigma_deg`,
     ``offset_sigma_px``, calibrated by a bootstrap replicate). A change below ``k`` standard
     errors is reverted: an already aligned series stays as it was instead of taking on the
-    noise of the estimates. ``k`` grows with the number of images so that the chance of any
-    needless correction in the series stays at :data:`FAMILY_ALPHA` (3.34 for 60 images);
-    the given ``k`` is the floor. Shifts are judged in the aligned frame after taking out the part
-    a translation of the object explains (which moves the reconstruction, not the images'
-    errors; it is kept only when significant as a whole).
+    noise of the estimates. The reverted angle changes are then judged as a group: when they
+    are together larger than their errors allow, the series has angle errors that no single
+    image establishes, and each of them is applied shrunk by the group's evidence
+    (:func:`_shrink_the_rest`; ``info["angle_group"]``). ``k`` grows with the number of
+    images so that the chance of any needless correction in the series stays at
+    :data:`FAMILY_ALPHA` (3.34 for 60 images); the given ``k`` is the floor. Shifts are
+    judged in the aligned frame after taking out the part a translation of the object explains
+    (which moves the reconstruction, not the images' errors; it is kept only when significant
+    as a whole).
 
     ``jitter``: the last projection-matching round's per-image angle and shift changes. Their
     RMS (how much the estimates still move from round to round, as the atom model is traced
@@ -148,6 +152,11 @@ def keep_significant(
     dang = a_out - a_in
     keep_ang = np.abs(dang) > k * sa
     a_out[~keep_ang] = a_in[~keep_ang]
+    group = _shrink_the_rest(dang, sa, ~keep_ang)
+    if group["applied"]:
+        a_out[~keep_ang] += np.asarray(group.pop("weights")) * dang[~keep_ang]
+    else:
+        group.pop("weights")
     # the object's translation: rows' mean, columns' tx cos + tz sin; fitted again without
     # the images whose shifts stand out, so that one badly placed image does not move it
     th = np.deg2rad(a_out)
@@ -185,9 +194,43 @@ def keep_significant(
             None if model_spread is None else float(np.median(model_spread[0]))
         ),
         "angle_sigma_deg": [float(v) for v in sa],
+        "angle_changes_fit_deg": [float(v) for v in dang],
+        "angle_group": group,
         "shift_sigma_px": [[float(v) for v in r] for r in so],
     }
     return a_out, d_new @ m.T, info
+
+
+def _shrink_the_rest(dang, sigma, rest) -> dict:
+    """What the angle changes that no image establishes on its own (``rest``) say as a group.
+
+    A series with real angle errors (sd 0.5 deg, say) has many that are smaller than three
+    standard errors of their estimate; reverting them all leaves them in the data. When the
+    changes in ``rest`` together are larger than their standard errors allow (chi-squared at
+    :data:`FAMILY_ALPHA`), the series has angle errors: each change is then shrunk toward none
+    by the weight ``tau^2 / (tau^2 + sigma^2)``, with ``tau^2`` the variance of all the changes
+    beyond their noise (method of moments over every image: an empirical-Bayes posterior mean
+    under a normal prior for the series' angle errors). An aligned series passes the test only
+    by chance (5 %), and even then no change exceeds its three standard errors.
+    """
+    from scipy.stats import chi2
+
+    dang, sigma = np.asarray(dang, float), np.asarray(sigma, float)
+    d, s = dang[rest], sigma[rest]
+    ok = np.isfinite(s) & (s > 0)
+    out = {"applied": False, "n": int(ok.sum()), "weights": np.zeros(len(d))}
+    if ok.sum() < 3:
+        return out
+    stat = float(np.sum((d[ok] / s[ok]) ** 2))
+    bar = float(chi2.isf(FAMILY_ALPHA, int(ok.sum())))
+    every = np.isfinite(sigma) & (sigma > 0)
+    tau2 = max(0.0, float(np.mean(dang[every] ** 2 - sigma[every] ** 2)))
+    out.update(chi2=stat, chi2_bar=bar, prior_sd_deg=float(np.sqrt(tau2)))
+    if stat <= bar or tau2 <= 0.0:
+        return out
+    w = np.where(ok, tau2 / (tau2 + np.where(ok, s, 1.0) ** 2), 0.0)
+    out.update(applied=True, weights=w, weight_median=float(np.median(w[ok])))
+    return out
 
 
 def significant_tilt_axis(data, *, search_range_deg: float = 90.0) -> tuple[float, dict]:

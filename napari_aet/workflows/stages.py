@@ -257,6 +257,13 @@ def run_align(
             f"{sig['angle_sigma_deg_median']:.3f} deg), {sig['shift_corrections_kept']} shifts "
             f"(median error {max(sig['shift_sigma_px_median']):.3f} px)"
         )
+        group = sig.get("angle_group") or {}
+        if group.get("applied"):
+            msg += (
+                f"; the other {group['n']} angle changes together exceed their errors "
+                f"(chi2 {group['chi2']:.0f} > {group['chi2_bar']:.0f}): applied shrunk "
+                f"(median weight {group['weight_median']:.2f})"
+            )
     return StageResult("align", info, written, msg, notes)
 
 
