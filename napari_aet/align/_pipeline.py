@@ -152,11 +152,9 @@ def keep_significant(
     dang = a_out - a_in
     keep_ang = np.abs(dang) > k * sa
     a_out[~keep_ang] = a_in[~keep_ang]
-    group = _shrink_the_rest(dang, sa, ~keep_ang)
-    if group["applied"]:
-        a_out[~keep_ang] += np.asarray(group.pop("weights")) * dang[~keep_ang]
-    else:
-        group.pop("weights")
+    weights, group = _shrink_the_rest(dang, sa, ~keep_ang)
+    if weights is not None:
+        a_out[~keep_ang] += weights * dang[~keep_ang]
     # the object's translation: rows' mean, columns' tx cos + tz sin; fitted again without
     # the images whose shifts stand out, so that one badly placed image does not move it
     th = np.deg2rad(a_out)
@@ -201,8 +199,9 @@ def keep_significant(
     return a_out, d_new @ m.T, info
 
 
-def _shrink_the_rest(dang, sigma, rest) -> dict:
-    """What the angle changes that no image establishes on its own (``rest``) say as a group.
+def _shrink_the_rest(dang, sigma, rest) -> tuple[np.ndarray | None, dict]:
+    """What the angle changes that no image establishes on its own (``rest``) say as a group:
+    ``(weights for the changes in rest, or None when the group shows nothing; the record)``.
 
     A series with real angle errors (sd 0.5 deg, say) has many that are smaller than three
     standard errors of their estimate; reverting them all leaves them in the data. When the
@@ -218,19 +217,19 @@ def _shrink_the_rest(dang, sigma, rest) -> dict:
     dang, sigma = np.asarray(dang, float), np.asarray(sigma, float)
     d, s = dang[rest], sigma[rest]
     ok = np.isfinite(s) & (s > 0)
-    out = {"applied": False, "n": int(ok.sum()), "weights": np.zeros(len(d))}
+    out = {"applied": False, "n": int(ok.sum())}
     if ok.sum() < 3:
-        return out
+        return None, out
     stat = float(np.sum((d[ok] / s[ok]) ** 2))
     bar = float(chi2.isf(FAMILY_ALPHA, int(ok.sum())))
     every = np.isfinite(sigma) & (sigma > 0)
     tau2 = max(0.0, float(np.mean(dang[every] ** 2 - sigma[every] ** 2)))
     out.update(chi2=stat, chi2_bar=bar, prior_sd_deg=float(np.sqrt(tau2)))
     if stat <= bar or tau2 <= 0.0:
-        return out
+        return None, out
     w = np.where(ok, tau2 / (tau2 + np.where(ok, s, 1.0) ** 2), 0.0)
-    out.update(applied=True, weights=w, weight_median=float(np.median(w[ok])))
-    return out
+    out.update(applied=True, weight_median=float(np.median(w[ok])))
+    return w, out
 
 
 def significant_tilt_axis(data, *, search_range_deg: float = 90.0) -> tuple[float, dict]:
