@@ -168,3 +168,25 @@ def test_cancel_stops_without_result(three_atoms):
     with pytest.raises(Cancelled):
         genfire(data, angles, iterations=50, progress=progress, cancel=ev, support="box")
     assert len(seen) < 40
+
+
+@pytest.mark.parametrize("small, big", [((20, 24, 20), (40, 48, 40)), ((17, 14, 17), (26, 22, 26))])
+def test_pruned_transforms_equal_the_dense_padded_ones(small, big):
+    """The per-iteration transforms skip the padding's lines: they must give exactly what the
+    dense transforms of the zero-padded cube give (and crop), odd sizes included."""
+    from napari_aet.recon._genfire import _PrunedFFT
+
+    rng = np.random.default_rng(3)
+    cube = rng.normal(size=small).astype(np.float32)
+    fft = _PrunedFFT(small, big)
+    padded = np.zeros(big, np.float32)
+    padded[: small[0], : small[1], : small[2]] = cube
+    spec = fft.forward(torch.from_numpy(cube))
+    dense = np.fft.rfftn(padded)
+    np.testing.assert_allclose(spec.numpy(), dense, atol=1e-4 * np.abs(dense).max())
+    # the inverse of an arbitrary spectrum (not one of a cube: the crop matters)
+    other = rng.normal(size=dense.shape) + 1j * rng.normal(size=dense.shape)
+    back = fft.inverse(torch.from_numpy(other.astype(np.complex64)))
+    want = np.fft.irfftn(other, s=big)[: small[0], : small[1], : small[2]]
+    assert back.dtype == torch.float32 and back.is_contiguous()
+    np.testing.assert_allclose(back.numpy(), want, atol=1e-5 * np.abs(want).max())
