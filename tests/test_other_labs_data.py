@@ -169,10 +169,10 @@ def test_a_crystal_gets_no_amorphous_summary():
     assert res.summary["amorphous"] is None and "coordination" not in res.model.features
 
 
-@pytest.mark.parametrize("version", ["v5", "v7.3"])
-def test_run_on_a_full_range_au_series_with_a_horizontal_axis_from_a_mat_file(version, tmp_path):
+def test_run_on_a_full_range_au_series_with_a_horizontal_axis_from_a_mat_file(tmp_path):
     """Another lab's acquisition end to end: Au, 60 images over 0..177 degrees, tilt axis
-    horizontal, shifted images, shipped as a MATLAB file (v5 and v7.3) with no pixel size."""
+    horizontal, shifted images, shipped as a MATLAB v7.3 file with no pixel size (both MATLAB
+    versions are read alike: ``test_mat_tilt_series_in_matlab_layout_with_euler_angles``)."""
     atoms = build_structure(
         "fcc", element="Au", radius_A=7.0, shape_px=(64, 64), pixel_size_A=0.4, seed=2
     )
@@ -182,10 +182,7 @@ def test_run_on_a_full_range_au_series_with_a_horizontal_axis_from_a_mat_file(ve
         tilt_axis_angle_deg=90.0, shift_error_px=1.0,
     )  # fmt: skip
     arrays = {"projections": np.moveaxis(sim.data, 0, -1), "angles": ang}
-    if version == "v5":
-        sio.savemat(tmp_path / "au.mat", arrays)
-    else:
-        _write_v73(tmp_path / "au.mat", arrays)
+    _write_v73(tmp_path / "au.mat", arrays)
     rc = main(["-q", "run", str(tmp_path / "au.mat"), "--pixel-size", "0.4", "--element", "Au",
                "--augment", "none", "--recon-iterations", "40", "--figure-formats", "png",
                "--out", str(tmp_path / "run")])  # fmt: skip

@@ -50,6 +50,9 @@ SETTINGS = RunSettings(
     augment=None,  # trace the raw GENFIRE tomogram (fast)
     figures=FiguresSettings(formats=("png",)),
 )
+#: for what a test checks about stages (failures, resuming, batches, which tomogram is
+#: traced): no projection matching and no refine stage, the slowest parts on 2 cores
+QUICK = replace(SETTINGS, align=AlignSettings(projection_matching=False), refine=None)
 
 
 def test_run_writes_everything_and_resumes(series, tmp_path):
@@ -88,14 +91,14 @@ def test_failed_stage_keeps_finished_ones_and_resumes(series, tmp_path, monkeypa
 
     monkeypatch.setattr(stages_mod, "trace_atoms", broken)
     with pytest.raises(StageFailed, match="simulated tracer failure") as info:
-        run_pipeline(series, out, SETTINGS)
+        run_pipeline(series, out, QUICK)
     assert isinstance(info.value.__cause__, ValueError) and info.value.stage == "trace"
     assert (out / "recon" / "tomogram.h5").exists() and not (out / "atoms.csv").exists()
     log = (out / "run.log").read_text()
     assert "trace failed" in log and "Traceback" in log and "simulated tracer failure" in log
     assert not (out / "trace").exists()  # the failed stage left nothing
     monkeypatch.undo()
-    run_pipeline(series, out, SETTINGS)
+    run_pipeline(series, out, QUICK)
     log = (out / "run.log").read_text()
     assert "align: already done" in log and "recon: already done" in log
     assert (out / "atoms.csv").exists()
@@ -104,7 +107,7 @@ def test_failed_stage_keeps_finished_ones_and_resumes(series, tmp_path, monkeypa
 def test_batch_isolates_failures(series, tmp_path):
     bad = tmp_path / "flat.npy"
     np.save(bad, np.zeros((16, 16), np.float32))  # a 2D file: the align stage refuses it
-    results = run_batch([str(series), str(bad)], tmp_path / "batch", SETTINGS)
+    results = run_batch([str(series), str(bad)], tmp_path / "batch", QUICK)
     assert results[str(series)] == "ok"
     assert results[str(bad)].startswith("stage 'align' failed")
     assert (tmp_path / "batch" / "tilt_series" / "atoms.csv").exists()
@@ -114,13 +117,11 @@ def test_batch_isolates_failures(series, tmp_path):
 def test_run_with_augment_traces_the_augmented_tomogram(series, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(StageFailed):  # a missing weights file fails at the augment stage
-        run_pipeline(
-            series, out, replace(SETTINGS, augment=AugmentSettings(str(tmp_path / "x.pt")))
-        )
+        run_pipeline(series, out, replace(QUICK, augment=AugmentSettings(str(tmp_path / "x.pt"))))
     assert (out / "recon" / "tomogram.h5").exists() and not (out / "trace").exists()
     state = json.loads((out / "pipeline.json").read_text())
     assert set(state["stages"]) == {"align", "recon"}
-    run_pipeline(series, out, replace(SETTINGS, augment=AugmentSettings("fcc")))  # resumes
+    run_pipeline(series, out, replace(QUICK, augment=AugmentSettings("fcc")))  # resumes
     assert "recon: already done" in (out / "run.log").read_text()
     state = json.loads((out / "pipeline.json").read_text())
     assert state["stages"]["trace"]["key"]["from"] == "augment"
