@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.fft as sfft
 import torch
 
 from ..core.device import resolve_device
@@ -80,23 +81,23 @@ def _padded(n: int, oversampling: float) -> int:
 class _PrunedFFT:
     """rfftn of a small cube zero-padded to the big grid, and its inverse cropped to the cube.
 
-    The object occupies indices ``[0, n)`` of each padded axis; the padding is implicit
-    (``s=``). The inverse transforms one axis at a time and crops after each, so that the
-    later passes skip the lines outside the cube (z first: all of them; then y for the cube's
-    z only; then x for the cube's z and y).
+    The object occupies indices ``[0, n)`` of each padded axis; the padding is implicit.
 
-    On CPU both run in ``scipy.fft`` (pocketfft; torch's strided 1D passes are slower there),
-    the forward transform also prunes (x for the cube's lines, y for the cube's z), and the
-    spectrum lives in one buffer that every :meth:`forward` writes and :meth:`inverse`
-    transforms in place: a fresh half-spectrum per iteration (0.5 GB at 256^3 with
-    oversampling 2) costs about as much in page faults as a transform pass. On the GPU,
-    torch (cuFFT) does both. The result is the same to float32 rounding.
+    On the GPU, torch (cuFFT): one multi-dimensional forward call with ``s=``, and an inverse
+    that stops transforming along x for rows outside the cube. On CPU, ``scipy.fft``
+    (pocketfft; torch's strided 1D passes are slower there) one axis at a time, so that both
+    directions skip the padding's lines (forward: x only for the cube's lines, y only for the
+    cube's z; inverse: crop after each pass), with the spectrum in one buffer that every
+    :meth:`forward` writes and :meth:`inverse` transforms in place: a fresh half-spectrum per
+    iteration (0.5 GB at 256^3 with oversampling 2) costs about as much in page faults as a
+    transform pass. The result is the same to float32 rounding.
     """
 
     def __init__(self, small: tuple[int, int, int], big: tuple[int, int, int]):
         self.small = small
         self.big = big
-        self._spec: np.ndarray | None = None
+        self._spec: np.ndarray | None = None  # the CPU path's half-spectrum buffer
+        self._workers = max(1, torch.get_num_threads())
 
     def forward(self, vol: torch.Tensor) -> torch.Tensor:
         """The padded cube's half spectrum (on CPU in the shared buffer, valid until the next
@@ -105,35 +106,29 @@ class _PrunedFFT:
             # one multi-dimensional call with implicit padding measured fastest on the GPU
             # (cuFFT) against three 1D passes
             return torch.fft.rfftn(vol, s=self.big)
-        import scipy.fft as sfft
-
         nz, ny, nx = self.big
-        sz, sy, _ = self.small
+        sz = self.small[0]
+        w = self._workers
         if self._spec is None:
             self._spec = np.empty((nz, ny, nx // 2 + 1), np.complex64)
-        workers = max(1, torch.get_num_threads())
-        a = sfft.rfft(vol.numpy(), n=nx, axis=2, workers=workers)  # the cube's lines only
-        a = sfft.fft(a, n=ny, axis=1, workers=workers, overwrite_x=True)  # the cube's z only
-        buf = self._spec
-        buf[:sz] = a
-        buf[sz:] = 0
-        return torch.from_numpy(sfft.fft(buf, axis=0, workers=workers, overwrite_x=True))
+        a = sfft.rfft(vol.numpy(), n=nx, axis=2, workers=w)  # the cube's lines only
+        a = sfft.fft(a, n=ny, axis=1, workers=w, overwrite_x=True)  # the cube's z only
+        self._spec[:sz] = a
+        self._spec[sz:] = 0
+        return torch.from_numpy(sfft.fft(self._spec, axis=0, workers=w, overwrite_x=True))
 
     def inverse(self, spec: torch.Tensor) -> torch.Tensor:
         """The cube of the inverse transform of ``spec`` (which this may overwrite)."""
         sz, sy, sx = self.small
         nx = self.big[2]
-        if spec.device.type == "cpu":
-            import scipy.fft as sfft
-
-            workers = max(1, torch.get_num_threads())
-            a = sfft.ifft(spec.numpy(), axis=0, workers=workers, overwrite_x=True)[:sz]
-            a = sfft.ifft(a, axis=1, workers=workers, overwrite_x=True)[:, :sy]
-            out = sfft.irfft(a, n=nx, axis=2, workers=workers)[:, :, :sx]
-            return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
-        a = torch.fft.ifft(spec, dim=0)[:sz]
-        a = torch.fft.ifft(a, dim=1)[:, :sy]
-        return torch.fft.irfft(a, n=nx, dim=2)[:, :, :sx]
+        if spec.device.type != "cpu":
+            a = torch.fft.ifftn(spec, dim=(0, 1))[:sz, :sy]
+            return torch.fft.irfft(a, n=nx, dim=2)[:, :, :sx]
+        w = self._workers
+        a = sfft.ifft(spec.numpy(), axis=0, workers=w, overwrite_x=True)[:sz]
+        a = sfft.ifft(a, axis=1, workers=w, overwrite_x=True)[:, :sy]
+        out = sfft.irfft(a, n=nx, axis=2, workers=w)[:, :, :sx]
+        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
 
 
 def genfire(
