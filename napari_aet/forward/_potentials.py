@@ -118,6 +118,12 @@ def _profile_table(element: str, blur_sigma_A: float, r_max_A: float, n: int = 2
 
 def profile_cutoff_radius(element: str, *, blur_sigma_A: float, rel_tol: float = 1e-3) -> float:
     """Radius [A] beyond which the blurred projected potential is below ``rel_tol`` of its peak."""
+    return _cutoff_radius(str(element), float(blur_sigma_A), float(rel_tol))
+
+
+@functools.lru_cache(maxsize=256)
+def _cutoff_radius(element: str, blur_sigma_A: float, rel_tol: float) -> float:
+    # Cached: every projection asks for it, and the 801-radius Hankel quadrature takes ~0.25 s.
     r = np.linspace(0.0, 8.0, 801)
     v = projected_potential_profile(element, r, blur_sigma_A=blur_sigma_A)
     above = np.nonzero(v > rel_tol * v[0])[0]

@@ -99,7 +99,7 @@ def _save(ts: SimulatedTiltSeries, path: Path) -> None:
         "settings": ts.settings,
         "atoms_metadata": ts.truth.atoms.metadata,
     }
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # concurrent writers never share one
     np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
     os.replace(tmp, path)  # never leave a half-written cache behind
 
