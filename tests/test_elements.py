@@ -75,7 +75,7 @@ def test_run_on_a_ptni_alloy_tells_the_species_apart(tmp_path):
     write_tilt_series(tmp_path / "s.h5", TiltSeries(sim.data, ang, 0.4))
     rc = main(["-q", "run", str(tmp_path / "s.h5"), "--element", "Ni,Pt", "--tilt-axis",
                "none", "--augment", "none", "--recon-iterations", "40", "--figure-formats",
-               "png", "--out", str(tmp_path / "run")])  # fmt: skip
+               "png", "--figure-dpi", "100", "--out", str(tmp_path / "run")])  # fmt: skip
     assert rc == 0
     traced = read_atoms(tmp_path / "run" / "atoms.csv")
     c = compare_atom_models(atoms.positions, traced.positions)

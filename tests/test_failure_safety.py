@@ -128,6 +128,7 @@ def test_option_out_of_range_is_refused_and_nothing_changes(argv, message, files
     [
         (["run", "x.h5", "--recon-iterations", "0"], "--recon-iterations 0"),
         (["run", "x.h5", "--workers", "0"], "--workers 0"),
+        (["run", "x.h5", "--figure-dpi", "5"], "--figure-dpi 5"),
         (["train", "--data", "d", "--lr", "5"], "--lr 5"),
         (["train", "--data", "d", "--epochs", "0"], "--epochs 0"),
         (["figures", ".", "--dpi", "100000"], "--dpi 100000"),

@@ -23,6 +23,13 @@ def particle():
 
 
 @pytest.fixture(scope="module")
+def small_particle():
+    """About a third of ``particle``'s atoms in a 96-pixel field (for the slow multi-pass
+    refinements)."""
+    return build_structure("fcc", radius_A=10, shape_px=(96, 96), pixel_size_A=PX, seed=3)
+
+
+@pytest.fixture(scope="module")
 def series(particle):
     errors = np.random.default_rng(1).uniform(-0.4, 0.4, len(ANGLES))
     sim = simulate_tilt_series(
@@ -269,7 +276,7 @@ def test_angle_standard_errors_match_the_spread_over_counting_noise():
     assert 0.6 < ratio < 1.4, ratio
 
 
-def test_the_residual_pass_adds_atoms_that_no_candidate_covered(particle):
+def test_the_residual_pass_adds_atoms_that_no_candidate_covered(small_particle):
     """Atoms the tracer never proposed (no candidate near them) are found where a tomogram
     of the residual images (measured minus the refined model) shows them, and nothing else
     is added."""
@@ -279,7 +286,8 @@ def test_the_residual_pass_adds_atoms_that_no_candidate_covered(particle):
     from napari_aet.core.atoms import AtomModel
     from napari_aet.trace import refine_atom_positions
 
-    sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), seed=7)
+    particle = small_particle
+    sim = simulate_tilt_series(particle, ANGLES, shape_px=(96, 96), seed=7)
     rng = np.random.default_rng(4)
     truth = particle.positions
     start = truth + rng.normal(0, 0.1, truth.shape)
@@ -302,7 +310,7 @@ def test_the_residual_pass_adds_atoms_that_no_candidate_covered(particle):
     assert plain.n_atoms == len(traced)
 
 
-def test_residual_passes_repeat_while_they_find_many_atoms(particle):
+def test_residual_passes_repeat_while_they_find_many_atoms(small_particle):
     """A model missing a fifth of its atoms, none covered by a candidate: with more than one
     pass allowed, the first reaches its cap (a fifth of the atoms it has), so another runs,
     and together they bring back nearly every atom and nothing else."""
@@ -312,7 +320,8 @@ def test_residual_passes_repeat_while_they_find_many_atoms(particle):
     from napari_aet.core.atoms import AtomModel
     from napari_aet.trace import refine_atom_positions
 
-    sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), seed=7)
+    particle = small_particle
+    sim = simulate_tilt_series(particle, ANGLES, shape_px=(96, 96), seed=7)
     rng = np.random.default_rng(5)
     truth = particle.positions
     start = truth + rng.normal(0, 0.1, truth.shape)

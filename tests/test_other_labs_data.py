@@ -185,6 +185,7 @@ def test_run_on_a_full_range_au_series_with_a_horizontal_axis_from_a_mat_file(tm
     _write_v73(tmp_path / "au.mat", arrays)
     rc = main(["-q", "run", str(tmp_path / "au.mat"), "--pixel-size", "0.4", "--element", "Au",
                "--augment", "none", "--recon-iterations", "40", "--figure-formats", "png",
+               "--figure-dpi", "100",
                "--out", str(tmp_path / "run")])  # fmt: skip
     assert rc == 0
     axis = json.loads((tmp_path / "run" / "align" / "alignment.json").read_text())["tilt_axis"]
@@ -215,6 +216,7 @@ def test_run_on_an_amorphous_light_element_particle(tmp_path):
     write_tilt_series(tmp_path / "si.h5", TiltSeries(sim.data, ang, 0.4))
     rc = main(["-q", "run", str(tmp_path / "si.h5"), "--element", "Si", "--tilt-axis", "none",
                "--augment", "none", "--recon-iterations", "40", "--figure-formats", "png",
+               "--figure-dpi", "100",
                "--out", str(tmp_path / "run")])  # fmt: skip
     assert rc == 0
     traced = read_atoms(tmp_path / "run" / "atoms.csv")
@@ -451,6 +453,7 @@ def test_run_with_a_second_axis_aligns_both_and_reconstructs_them_together(tmp_p
     rc = main(["-q", "run", str(tmp_path / "a.h5"), "--second-axis", str(tmp_path / "b.h5"),
                "--element", "Au", "--tilt-axis", "none", "--augment", "none",
                "--recon-iterations", "40", "--figure-formats", "png",
+               "--figure-dpi", "100",
                "--out", str(tmp_path / "run")])  # fmt: skip
     assert rc == 0
     assert (tmp_path / "run" / "align" / "second" / "aligned_tilt_series.h5").exists()

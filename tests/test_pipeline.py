@@ -48,7 +48,7 @@ SETTINGS = RunSettings(
     align=AlignSettings(rounds=1),
     recon=ReconSettings(iterations=15),
     augment=None,  # trace the raw GENFIRE tomogram (fast)
-    figures=FiguresSettings(formats=("png",)),
+    figures=FiguresSettings(formats=("png",), dpi=100),
 )
 #: for what a test checks about stages (failures, resuming, batches, which tomogram is
 #: traced): no projection matching and no refine stage, the slowest parts on 2 cores

@@ -113,6 +113,13 @@ def add_run(sub) -> None:
     p.add_argument(
         "--figure-formats", default=",".join(FI.formats), help="png, svg, pdf (comma list)"
     )
+    p.add_argument(
+        "--figure-dpi",
+        type=int,
+        default=FI.dpi,
+        help=f"PNG resolution of the figures (default {FI.dpi}, print quality; 100 for a "
+        "quick look)",
+    )
     p.add_argument("--no-resume", action="store_true", help="rerun every stage")
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
     p.add_argument("--workers", type=int, default=1, help="LocalCluster workers (batch)")
@@ -138,6 +145,8 @@ def expand_inputs(items: list[str]) -> list[str]:
 def settings_from_args(args) -> RunSettings:
     """The run's settings from its options (everything else: the stages' defaults)."""
     formats = parse_formats(args.figure_formats, "--figure-formats")
+    if not 30 <= args.figure_dpi <= 1200:
+        raise ValueError(f"--figure-dpi {args.figure_dpi}: give 30 to 1200 (300 is print quality)")
     if args.no_align:
         align = AlignSettings.preprocess_only(device=args.device, denoise=args.denoise)
     else:
@@ -167,7 +176,7 @@ def settings_from_args(args) -> RunSettings:
             orr_table=args.orr,
             structure=args.structure,
         ),
-        figures=FiguresSettings(formats=formats),
+        figures=FiguresSettings(formats=formats, dpi=args.figure_dpi),
     )
 
 
