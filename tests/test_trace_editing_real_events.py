@@ -46,7 +46,7 @@ def scene(make_napari_viewer, qtbot, tmp_path, monkeypatch, request):
     truth = fcc_particle(radius_A=8.0, shape="sphere", seed=4) + np.array(SHAPE) * PX / 2
     vol = render_atom_volume(truth, SHAPE, voxel_size_A=PX, sigma_A=0.45)
     viewer = make_napari_viewer(show=True)
-    viewer.window._qt_window.resize(1200, 900)
+    viewer.window._qt_window.resize(1000, 760)
     viewer.add_image(vol, name="tomo", scale=(PX, PX, PX), units=("angstrom",) * 3)
     w = TraceWidget(viewer)
     w.dock = viewer.window.add_dock_widget(w, name="Trace")
@@ -269,7 +269,7 @@ def test_twenty_removes_and_adds_on_the_sample_particle(sample, make_napari_view
     origin = lo * px  # a box around the particle (the full 256^3 frame is mostly empty)
     vol = render_atom_volume(truth - origin, tuple(hi - lo), voxel_size_A=px, sigma_A=0.45)
     viewer = make_napari_viewer(show=True)
-    viewer.window._qt_window.resize(1400, 1000)
+    viewer.window._qt_window.resize(1000, 760)
     viewer.add_image(vol, name="tomo", scale=(px,) * 3, translate=tuple(origin),
                      units=("angstrom",) * 3)  # fmt: skip
     w = TraceWidget(viewer)
