@@ -194,6 +194,7 @@ def test_bad_inputs():
         denoise(np.ones((2, 16, 16)), method="median")
 
 
+@pytest.mark.slow
 def test_tilt_axis_is_applied_only_when_significant(sample):
     """An already aligned series (vertical axis) stays vertical even at a tenth of the dose,
     where the estimate is 0.25 deg off; a 1-degree axis is found and applied."""
@@ -336,6 +337,7 @@ def test_angle_errors_no_image_establishes_are_applied_as_a_group():
     np.testing.assert_allclose(a, ang)
 
 
+@pytest.mark.slow
 def test_an_aligned_series_stays_as_it_is():
     """A perfect series (no shifts, no angle errors): projection matching alone moves angles
     by up to 0.6 deg and images by 4 px (centring the particle); the kept corrections do not."""

@@ -34,6 +34,7 @@ def _rms_residual(est, truth):
     return float(np.sqrt((d**2).sum(axis=1).mean()))
 
 
+@pytest.mark.slow
 def test_cli_align_writes_series_and_corrections(shifted_series, tmp_path):
     path, sim = shifted_series
     out = tmp_path / "aligned"

@@ -114,7 +114,7 @@ def test_facet_atoms_are_surface_atoms_on_the_twinned_dumbbell():
     assert res.summary["facets"]["111"]["facet_local_strain_mean"] == pytest.approx(0, abs=1e-3)
 
 
-@pytest.mark.parametrize("element", ["Au", "Pd", "Ni"])
+@pytest.mark.parametrize("element", [pytest.param("Au", marks=pytest.mark.slow), "Pd", "Ni"])
 def test_other_metals_stacking_and_strain_at_20_pm(element):
     a = LATTICE_CONSTANTS_A[element]
     s, pos = _noisy_dumbbell(4, 0.20, lattice_constant_A=a * 1.005)  # 0.5 % tensile
@@ -192,6 +192,7 @@ def test_a_collapsed_lattice_fit_is_a_clear_error_not_a_nan_crash():
         fit_fcc_lattice(flat, lattice_constant_A=3.912, rotation=np.eye(3))
 
 
+@pytest.mark.slow
 def test_cli_analyze_element_and_lattice_constant(tmp_path):
     from napari_aet.cli import main
     from napari_aet.io import write_atoms

@@ -92,6 +92,7 @@ def test_generation_writes_shards_and_resumes(tiny_set, tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_generation_on_a_dask_local_cluster(tmp_path):
     settings = TrainingDataSettings(box_px=48, radius_min_A=3.0, radius_max_A=4.0, iterations=5)
     shards = generate_training_set(
@@ -174,7 +175,7 @@ def test_augment_resamples_other_voxel_sizes(tmp_path):
 
 
 @pytest.mark.skipif(not shipped_weights(), reason="no shipped weights in resources/")
-@pytest.mark.parametrize("name", ["fcc", "amorphous"])
+@pytest.mark.parametrize("name", ["fcc", pytest.param("amorphous", marks=pytest.mark.slow)])
 def test_shipped_weights_improve_a_held_in_example(name):
     if name not in shipped_weights():
         pytest.skip(f"no shipped {name} weights")

@@ -74,8 +74,9 @@ def test_run_on_a_ptni_alloy_tells_the_species_apart(tmp_path):
     sim = simulate_tilt_series(atoms, ang, pixel_size_A=0.4, shape_px=(64, 64), seed=1)
     write_tilt_series(tmp_path / "s.h5", TiltSeries(sim.data, ang, 0.4))
     rc = main(["-q", "run", str(tmp_path / "s.h5"), "--element", "Ni,Pt", "--tilt-axis",
-               "none", "--augment", "none", "--recon-iterations", "40", "--figure-formats",
-               "png", "--figure-dpi", "100", "--out", str(tmp_path / "run")])  # fmt: skip
+               "none", "--augment", "none", "--recon-iterations", "40", "--rounds", "1",
+               "--figure-formats", "png", "--figure-dpi", "100",
+               "--out", str(tmp_path / "run")])  # fmt: skip
     assert rc == 0
     traced = read_atoms(tmp_path / "run" / "atoms.csv")
     c = compare_atom_models(atoms.positions, traced.positions)

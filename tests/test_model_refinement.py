@@ -73,6 +73,7 @@ def test_model_refinement_checks_its_input(series, particle):
         refine_atomic_model(series.data, ANGLES, far, pixel_size_A=PX, iterations=1)
 
 
+@pytest.mark.slow
 def test_projection_matching_with_the_model_method_reduces_the_angle_error(series):
     with pytest.raises(ValueError, match="pixel_size_A"):
         projection_matching(series.data, ANGLES, angle_method="model")
@@ -95,6 +96,7 @@ def test_projection_matching_with_the_model_method_reduces_the_angle_error(serie
     assert res.model is not None and len(res.rounds) >= 1
 
 
+@pytest.mark.slow
 def test_final_fit_takes_trial_atoms_where_the_model_lacks_density(particle, series):
     # the traced model misses 12 atoms; ``model_trials`` proposes them again from the last
     # round's residual, the final fit keeps them as atoms (amplitude near the others') and
@@ -150,6 +152,7 @@ def test_gauge_fixing_keeps_every_projected_atom_in_place():
         np.testing.assert_allclose(after, before, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_model_method_refines_shifts_only_when_atoms_are_not_resolved(particle):
     # a 4 A blur: blobs, not atoms; the traced "model" fits them but must not set the angles
     sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), seed=2, blur_sigma_A=4.0)
@@ -189,6 +192,7 @@ def test_refine_atom_positions_moves_atoms_to_the_truth_and_flags_a_false_one(pa
     assert refined.metadata["refinement"]["n_amplitude_below_0.3"] >= 1
 
 
+@pytest.mark.slow
 def test_the_images_add_missed_atoms_and_remove_false_ones(particle):
     """Given the tracer's candidates, refinement adds the rejected candidates that the images
     show and removes traced atoms that they do not."""
@@ -243,6 +247,7 @@ def test_refine_cli_keeps_traced_positions_when_atoms_are_not_resolved(particle,
     assert main(bad) != 0 and not (tmp_path / "x" / "atoms.csv").exists()
 
 
+@pytest.mark.slow
 def test_angle_standard_errors_match_the_spread_over_counting_noise():
     """Known answer by simulation: a small particle's exact series (Poisson counts, about 100
     at the brightest column), fitted from the true atoms at 5 noise draws. Counting noise is
@@ -310,6 +315,7 @@ def test_the_residual_pass_adds_atoms_that_no_candidate_covered(small_particle):
     assert plain.n_atoms == len(traced)
 
 
+@pytest.mark.slow
 def test_residual_passes_repeat_while_they_find_many_atoms(small_particle):
     """A model missing a fifth of its atoms, none covered by a candidate: with more than one
     pass allowed, the first reaches its cap (a fifth of the atoms it has), so another runs,
@@ -340,6 +346,7 @@ def test_residual_passes_repeat_while_they_find_many_atoms(small_particle):
     assert len(truth) - c.n_common <= 0.1 * len(missed), (len(missed), len(truth) - c.n_common)
 
 
+@pytest.mark.slow
 def test_verdicts_on_the_counts_undo_what_a_denoiser_erased_or_painted(particle):
     """The positions are fitted to the denoised images, which atoms stay is judged on the
     counts: a 'denoised' series that lost three surface atoms and gained a plausible one
@@ -401,6 +408,7 @@ def test_the_in_plane_axis_left_in_the_images_is_measured():
     assert plain.axis_correction_deg == 0.0 and plain.axis_sigma_deg is None
 
 
+@pytest.mark.slow
 def test_the_replicate_prefers_a_denoiser_that_helps_and_not_one_that_biases(particle):
     """The positions' source is chosen on a replicate with known positions: a perfect denoiser
     (it returns the replicate's noise-free images) must win over the counts, one that moves
@@ -425,6 +433,7 @@ def test_the_replicate_prefers_a_denoiser_that_helps_and_not_one_that_biases(par
         choose_position_source(judged, lambda c: c[:, :64], **kw)
 
 
+@pytest.mark.slow
 def test_an_atom_far_below_the_others_goes_unless_an_alloy_is_declared(particle):
     """One element declared, an atom whose amplitude lies far below the spread of the others'
     (a Cu atom in a Pt particle: about half a Pt atom, above the fixed floor of 0.35) is not

@@ -227,6 +227,7 @@ viewer.close()
 """
 
 
+@pytest.mark.slow
 def test_session_with_every_layer_kind_reopens_in_a_fresh_napari(make_napari_viewer, tmp_path):
     """A session of a tilt series, a tomogram, an edited atoms layer and a strain map (a
     widget-made colormap) opened by File > Open in a new Python process (a napari that never

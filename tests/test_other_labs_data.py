@@ -169,6 +169,7 @@ def test_a_crystal_gets_no_amorphous_summary():
     assert res.summary["amorphous"] is None and "coordination" not in res.model.features
 
 
+@pytest.mark.slow
 def test_run_on_a_full_range_au_series_with_a_horizontal_axis_from_a_mat_file(tmp_path):
     """Another lab's acquisition end to end: Au, 60 images over 0..177 degrees, tilt axis
     horizontal, shifted images, shipped as a MATLAB v7.3 file with no pixel size (both MATLAB
@@ -184,8 +185,8 @@ def test_run_on_a_full_range_au_series_with_a_horizontal_axis_from_a_mat_file(tm
     arrays = {"projections": np.moveaxis(sim.data, 0, -1), "angles": ang}
     _write_v73(tmp_path / "au.mat", arrays)
     rc = main(["-q", "run", str(tmp_path / "au.mat"), "--pixel-size", "0.4", "--element", "Au",
-               "--augment", "none", "--recon-iterations", "40", "--figure-formats", "png",
-               "--figure-dpi", "100",
+               "--augment", "none", "--recon-iterations", "40", "--rounds", "1",
+               "--figure-formats", "png", "--figure-dpi", "100",
                "--out", str(tmp_path / "run")])  # fmt: skip
     assert rc == 0
     axis = json.loads((tmp_path / "run" / "align" / "alignment.json").read_text())["tilt_axis"]
@@ -199,6 +200,7 @@ def test_run_on_a_full_range_au_series_with_a_horizontal_axis_from_a_mat_file(tm
     assert s["lattice_constant_A"] == pytest.approx(4.078, rel=0.01)
 
 
+@pytest.mark.slow
 def test_run_on_an_amorphous_light_element_particle(tmp_path):
     """Si, amorphous: traced, no crystal labels, g(r) and coordination instead."""
     from napari_aet.core.atoms import AtomModel
@@ -215,8 +217,8 @@ def test_run_on_an_amorphous_light_element_particle(tmp_path):
     )
     write_tilt_series(tmp_path / "si.h5", TiltSeries(sim.data, ang, 0.4))
     rc = main(["-q", "run", str(tmp_path / "si.h5"), "--element", "Si", "--tilt-axis", "none",
-               "--augment", "none", "--recon-iterations", "40", "--figure-formats", "png",
-               "--figure-dpi", "100",
+               "--augment", "none", "--recon-iterations", "40", "--rounds", "1",
+               "--figure-formats", "png", "--figure-dpi", "100",
                "--out", str(tmp_path / "run")])  # fmt: skip
     assert rc == 0
     traced = read_atoms(tmp_path / "run" / "atoms.csv")
@@ -436,6 +438,7 @@ def test_structure_option_forces_the_amorphous_or_crystalline_analysis():
         analyze_structure(crystal, structure="glass")
 
 
+@pytest.mark.slow
 def test_run_with_a_second_axis_aligns_both_and_reconstructs_them_together(tmp_path):
     from napari_aet.io import TiltSeries, write_tilt_series
 
@@ -452,8 +455,8 @@ def test_run_with_a_second_axis_aligns_both_and_reconstructs_them_together(tmp_p
         write_tilt_series(tmp_path / f"{name}.h5", TiltSeries(sim.data, ang, 0.4))
     rc = main(["-q", "run", str(tmp_path / "a.h5"), "--second-axis", str(tmp_path / "b.h5"),
                "--element", "Au", "--tilt-axis", "none", "--augment", "none",
-               "--recon-iterations", "40", "--figure-formats", "png",
-               "--figure-dpi", "100",
+               "--recon-iterations", "40", "--rounds", "1",
+               "--figure-formats", "png", "--figure-dpi", "100",
                "--out", str(tmp_path / "run")])  # fmt: skip
     assert rc == 0
     assert (tmp_path / "run" / "align" / "second" / "aligned_tilt_series.h5").exists()

@@ -55,6 +55,7 @@ SETTINGS = RunSettings(
 QUICK = replace(SETTINGS, align=AlignSettings(projection_matching=False), refine=None)
 
 
+@pytest.mark.slow
 def test_run_writes_everything_and_resumes(series, tmp_path):
     out = tmp_path / "run"
     summary = run_pipeline(series, out, SETTINGS)
@@ -104,6 +105,7 @@ def test_failed_stage_keeps_finished_ones_and_resumes(series, tmp_path, monkeypa
     assert (out / "atoms.csv").exists()
 
 
+@pytest.mark.slow
 def test_batch_isolates_failures(series, tmp_path):
     bad = tmp_path / "flat.npy"
     np.save(bad, np.zeros((16, 16), np.float32))  # a 2D file: the align stage refuses it
@@ -114,6 +116,7 @@ def test_batch_isolates_failures(series, tmp_path):
     assert json.loads((tmp_path / "batch" / "batch.json").read_text()) == results
 
 
+@pytest.mark.slow
 def test_run_with_augment_traces_the_augmented_tomogram(series, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(StageFailed):  # a missing weights file fails at the augment stage

@@ -44,6 +44,7 @@ def test_default_sampling_reaches_the_outer_detector_angle():
     assert s.wavelength_A() * k_max * 1e3 > s.detector_outer_mrad
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_ABTEM, reason="abTEM not installed (napari-aet[multislice])")
 def test_multislice_images_put_atoms_where_the_projection_geometry_says():
     # three Pt atoms far apart in a small field, two tilts: each image's brightest pixels

@@ -122,6 +122,7 @@ def test_fft_gridding_at_zero_tilt_is_the_padded_dft():
     np.testing.assert_allclose(g.values.numpy(), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
+@pytest.mark.slow
 def test_auto_support_holds_every_atom(sample):
     sim = simulate_tilt_series(sample.truth.atoms, sample.angles_deg, seed=2)
     r, c, _ = projection_axes(sample.angles_deg)

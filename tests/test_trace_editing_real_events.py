@@ -76,7 +76,12 @@ def _front_atoms(positions, view, radius):
 
 
 @pytest.mark.parametrize(
-    "scene", [(12.0, -23.0, 37.0), (-40.0, 15.0, 110.0)], indirect=True, ids=["view1", "view2"]
+    "scene",
+    [
+        pytest.param((12.0, -23.0, 37.0), id="view1"),
+        pytest.param((-40.0, 15.0, 110.0), id="view2", marks=pytest.mark.slow),
+    ],
+    indirect=True,
 )
 def test_remove_and_add_with_real_clicks_pick_what_the_user_sees(scene, qtbot):
     """20 removes 0.5 A off the centre of visible atoms, then 20 adds over the emptied sites,
