@@ -140,6 +140,7 @@ def test_denoising_brings_counts_closer_to_the_truth(particle, method):
     assert err_after < 0.5 * err_before
 
 
+@pytest.mark.slow
 def test_full_alignment_on_a_realistic_series(particle):
     rng = np.random.default_rng(0)
     errors = rng.uniform(-0.4, 0.4, len(ANGLES))

@@ -114,7 +114,10 @@ def test_facet_atoms_are_surface_atoms_on_the_twinned_dumbbell():
     assert res.summary["facets"]["111"]["facet_local_strain_mean"] == pytest.approx(0, abs=1e-3)
 
 
-@pytest.mark.parametrize("element", [pytest.param("Au", marks=pytest.mark.slow), "Pd", "Ni"])
+@pytest.mark.parametrize(
+    "element",
+    [pytest.param("Au", marks=pytest.mark.slow), "Pd", pytest.param("Ni", marks=pytest.mark.slow)],
+)
 def test_other_metals_stacking_and_strain_at_20_pm(element):
     a = LATTICE_CONSTANTS_A[element]
     s, pos = _noisy_dumbbell(4, 0.20, lattice_constant_A=a * 1.005)  # 0.5 % tensile

@@ -175,7 +175,8 @@ def test_augment_resamples_other_voxel_sizes(tmp_path):
 
 
 @pytest.mark.skipif(not shipped_weights(), reason="no shipped weights in resources/")
-@pytest.mark.parametrize("name", ["fcc", pytest.param("amorphous", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fcc", "amorphous"])
 def test_shipped_weights_improve_a_held_in_example(name):
     if name not in shipped_weights():
         pytest.skip(f"no shipped {name} weights")

@@ -65,6 +65,7 @@ def test_stacking_panel_refuses_absent_layers(run_dir):
         stacking_layers_figure(m.positions, m.features["layer"], normal, center_layer=999)
 
 
+@pytest.mark.slow
 def test_cli_figures_writes_every_figure_and_the_report(run_dir):
     rc = main(["-q", "figures", str(run_dir), "--formats", "png,svg,pdf", "--dpi", "100"])
     assert rc == 0

@@ -85,6 +85,7 @@ def test_structure_widget_colours_tables_and_filters(make_napari_viewer, qtbot, 
     )
 
 
+@pytest.mark.slow
 def test_structure_widget_user_selected_cluster(make_napari_viewer, qtbot, sample):
     from napari_aet.widgets import StructureWidget
 

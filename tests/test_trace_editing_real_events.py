@@ -78,7 +78,7 @@ def _front_atoms(positions, view, radius):
 @pytest.mark.parametrize(
     "scene",
     [
-        pytest.param((12.0, -23.0, 37.0), id="view1"),
+        pytest.param((12.0, -23.0, 37.0), id="view1", marks=pytest.mark.slow),
         pytest.param((-40.0, 15.0, 110.0), id="view2", marks=pytest.mark.slow),
     ],
     indirect=True,
