@@ -4,28 +4,16 @@ from dataclasses import dataclass, field
 
 import pytest
 
-# Keep the sample cache inside the test run so that tests never depend on a user's cache. The
-# workers of one pytest-xdist run share theirs (the sample is then built once, not per worker).
-_run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-if _run:
-    _shared = os.path.join(tempfile.gettempdir(), f"napari-aet-test-cache-{_run}")
-    os.makedirs(_shared, exist_ok=True)
-    os.environ.setdefault("NAPARI_AET_CACHE", _shared)
-else:
-    os.environ.setdefault("NAPARI_AET_CACHE", tempfile.mkdtemp(prefix="napari-aet-test-cache-"))
+# Keep the sample cache inside the test run so that tests never depend on a user's cache.
+os.environ.setdefault("NAPARI_AET_CACHE", tempfile.mkdtemp(prefix="napari-aet-test-cache-"))
 
 
 @pytest.fixture(scope="session")
 def sample():
-    """The built-in sample (built once per session, then cached; xdist workers take turns, so
-    the second one reads what the first one built)."""
-    import fcntl
-
+    """The built-in sample (built once per session, then cached)."""
     from napari_aet.simulate import twinned_pt_nanodumbbell
 
-    with open(os.path.join(os.environ["NAPARI_AET_CACHE"], "sample.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return twinned_pt_nanodumbbell()
+    return twinned_pt_nanodumbbell()
 
 
 @pytest.fixture

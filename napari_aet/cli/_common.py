@@ -113,6 +113,14 @@ def parse_formats(text: str, option: str) -> tuple[str, ...]:
     return formats
 
 
+def check_dpi(dpi: int, option: str) -> int:
+    """A figure resolution in the range the figures stage accepts, refused with the option's
+    name (at parse time, so that a long run does not fail at its last stage)."""
+    if not 30 <= dpi <= 1200:
+        raise ValueError(f"{option} {dpi}: give 30 to 1200 (300 is print quality)")
+    return dpi
+
+
 def element_option(p, default: str, uses: str) -> None:
     """``--element``: the sample's element(s) and what this command uses it for."""
     p.add_argument(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..figures import RUN_FIGURES
 from ..workflows import FiguresSettings, run_figures
-from ._common import Bar, parse_formats
+from ._common import Bar, check_dpi, parse_formats
 
 D = FiguresSettings()
 
@@ -36,12 +36,10 @@ def add_figures(sub) -> None:
 def cmd_figures(args) -> int:
     only = tuple(s.strip() for s in args.only.split(",")) if args.only else None
     formats = parse_formats(args.formats, "--formats")
-    if not 30 <= args.dpi <= 1200:
-        raise ValueError(f"--dpi {args.dpi}: give 30 to 1200 (300 is print quality)")
     settings = FiguresSettings(
         figures=only,
         formats=formats,
-        dpi=args.dpi,
+        dpi=check_dpi(args.dpi, "--dpi"),
         strain_component=args.strain_component,
         center_layer=args.layer,
         report=not args.no_report,

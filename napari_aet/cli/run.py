@@ -20,6 +20,7 @@ from ..workflows import (
 from ._common import (
     Bar,
     add_series_input,
+    check_dpi,
     device_option,
     element_option,
     parse_formats,
@@ -145,8 +146,6 @@ def expand_inputs(items: list[str]) -> list[str]:
 def settings_from_args(args) -> RunSettings:
     """The run's settings from its options (everything else: the stages' defaults)."""
     formats = parse_formats(args.figure_formats, "--figure-formats")
-    if not 30 <= args.figure_dpi <= 1200:
-        raise ValueError(f"--figure-dpi {args.figure_dpi}: give 30 to 1200 (300 is print quality)")
     if args.no_align:
         align = AlignSettings.preprocess_only(device=args.device, denoise=args.denoise)
     else:
@@ -176,7 +175,7 @@ def settings_from_args(args) -> RunSettings:
             orr_table=args.orr,
             structure=args.structure,
         ),
-        figures=FiguresSettings(formats=formats, dpi=args.figure_dpi),
+        figures=FiguresSettings(formats=formats, dpi=check_dpi(args.figure_dpi, "--figure-dpi")),
     )
 
 
