@@ -64,6 +64,41 @@ def test_training_pair_is_aligned_with_its_target():
     assert ncc[1] > max(ncc[0], ncc[2]) + 0.1
 
 
+def test_training_pair_from_the_independent_model_at_realistic_counts():
+    """abTEM's potentials and probe, 30 counts at the brightest column, a background that is
+    subtracted, the align stage's low-pass and a random orientation: the tomogram still sits
+    on its target (a frame or orientation mix-up between the images and the target would
+    move the best correlation off zero), and the draws are recorded."""
+    s = TrainingDataSettings(
+        box_px=48, radius_min_A=4.0, radius_max_A=4.5, iterations=15,
+        forward_models=("independent",), peak_counts=(30.0, 30.0), background_max_counts=2.0,
+        lowpass_diameter_inv_A=2.08, random_orientation=True,
+    )  # fmt: skip
+    x, y, info = make_training_pair(s, 3)
+    assert info["forward_model"] == "independent"
+    assert info["peak_counts"] == pytest.approx(30.0) and 0 <= info["background_counts"] <= 2
+    assert len(info["orientation_quat"]) == 4 and abs(info["defocus_A"]) <= 20
+    for ax in range(3):
+        ncc = [np.corrcoef(x.ravel(), np.roll(y, d, axis=ax).ravel())[0, 1] for d in (-2, 0, 2)]
+        assert ncc[1] > max(ncc[0], ncc[2]) + 0.05, ax
+    # the orientation is drawn: the same particle unturned has a different target
+    flat = TrainingDataSettings(**{**s.__dict__, "random_orientation": False})
+    assert not np.allclose(make_training_pair(flat, 3, return_atoms=True)[3],
+                           make_training_pair(s, 3, return_atoms=True)[3])  # fmt: skip
+
+
+def test_new_training_options_keep_old_sets_and_refuse_bad_ones():
+    # the study's generator is unchanged: its manifests name none of the new settings
+    assert "forward_models" not in TINY.to_json() and "peak_counts" not in TINY.to_json()
+    assert TrainingDataSettings(peak_counts=(20, 80)).to_json()["peak_counts"] == [20.0, 80.0]
+    with pytest.raises(ValueError, match="needs peak_counts"):
+        TrainingDataSettings(forward_models=("independent",)).validate()
+    with pytest.raises(ValueError, match="unknown forward model"):
+        TrainingDataSettings(forward_models=("multislice",)).validate()
+    with pytest.raises(ValueError, match="peak_counts must be"):
+        TrainingDataSettings(peak_counts=(50, 20)).validate()
+
+
 def test_settings_refuse_a_particle_larger_than_the_box():
     with pytest.raises(ValueError, match="do not fit"):
         TrainingDataSettings(box_px=48, radius_max_A=9.0).validate()
@@ -153,6 +188,22 @@ def test_tiny_training_lowers_the_loss_and_resumes(tiny_set, tiny_training):
         train_unet(tiny_set[0], out, epochs=6, device="cpu", **{**KW, "width": 8})
 
 
+def test_fine_tuning_starts_from_the_given_weights(tiny_set, tiny_training, tmp_path):
+    """--init: the first epoch of a fine-tune starts where the source's training ended (a
+    lower loss than a fresh network's first epoch) and the source is recorded."""
+    src = tiny_training[0] / "weights.pt"
+    tuned = train_unet(tiny_set[0], tmp_path / "tuned", epochs=1, device="cpu",
+                       init_weights=src, **KW)  # fmt: skip
+    fresh = tiny_training[1].history["train_loss"][0]
+    assert tuned.history["train_loss"][0] < 0.7 * fresh
+    assert tuned.settings["init_weights"]["source"] == str(src)
+    _, meta = load_weights(tmp_path / "tuned" / "weights.pt")
+    assert meta["provenance"]["training"]["init_weights"]["source"] == str(src)
+    with pytest.raises(ValueError, match="same --depth and --width"):
+        train_unet(tiny_set[0], tmp_path / "bad", epochs=1, device="cpu", init_weights=src,
+                   **{**KW, "width": 8})  # fmt: skip
+
+
 def test_weights_file_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="napari-aet train"):
         load_weights(tmp_path / "missing.pt")
@@ -214,9 +265,14 @@ def test_cli_train_generates_and_trains(tmp_path):
     rc = main(["-q", "train", "--data", str(tmp_path / "d"), "--generate", "3", "--workers", "0",
                "--box", "48", "--radius-min", "3", "--radius-max", "4", "--gen-iterations", "5",
                "--out", str(tmp_path / "t"), "--epochs", "1", "--crop", "32", "--depth", "2",
-               "--width", "4", "--steps", "2", "--device", "cpu"])  # fmt: skip
+               "--width", "4", "--steps", "2", "--device", "cpu",
+               "--forward-models", "project,independent", "--peak-counts", "20", "60",
+               "--background-max", "2", "--lowpass", "2.08", "--random-orientation"])  # fmt: skip
     assert rc == 0
     prov = json.loads((tmp_path / "t" / "provenance.json").read_text())
+    data = prov["data"]["settings"]
+    assert data["forward_models"] == ["project", "independent"]
+    assert data["peak_counts"] == [20.0, 60.0] and data["random_orientation"] is True
     assert prov["data"]["n_samples"] == 3 and prov["epochs_done"] == 1
     assert (
         prov["command"].startswith("napari-aet -q train --data")

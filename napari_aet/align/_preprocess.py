@@ -1,15 +1,16 @@
-"""Preprocessing of tilt series: background subtraction, denoising, low-pass filtering."""
+"""Preprocessing of tilt series: background subtraction, denoising, low-pass filtering.
+
+The low-pass filter lives in :mod:`napari_aet.core.filters` (the U-Net's training data uses
+it too) and is re-exported here.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..core.filters import STUDY_LOWPASS_INV_A, lowpass_filter  # noqa: F401 (re-exported)
 from ..core.progress import report
 from ..recon._support import projection_masks
-
-#: The study's low-pass pass band [1/A] (Methods: a circular filter of 2.08 1/A diameter, edge
-#: 0.05 1/A); the default of every low-pass in the project.
-STUDY_LOWPASS_INV_A = 2.08
 
 
 def _check_stack(data) -> np.ndarray:
@@ -216,36 +217,3 @@ def recorded_denoiser(metadata):
         return denoise(counts, method=method, noise=noise)[0]
 
     return run
-
-
-def lowpass_filter(
-    data,
-    *,
-    pixel_size_A: float,
-    cutoff_diameter_inv_A: float = STUDY_LOWPASS_INV_A,
-    edge_width_inv_A: float = 0.05,
-) -> np.ndarray:
-    """Circular low-pass filter with a raised-cosine edge, in physical spatial frequency.
-
-    Frequencies up to ``cutoff_diameter_inv_A / 2 - edge_width_inv_A / 2`` pass, those beyond
-    ``cutoff_diameter_inv_A / 2 + edge_width_inv_A / 2`` are removed, with a cosine ramp between
-    (the study: 2.08 1/A diameter, edge 0.05 1/A).
-    """
-    arr = _check_stack(data)
-    if pixel_size_A <= 0 or cutoff_diameter_inv_A <= 0 or edge_width_inv_A < 0:
-        raise ValueError(
-            "pixel_size_A and cutoff_diameter_inv_A must be > 0, edge_width_inv_A >= 0"
-        )
-    n, rows, cols = arr.shape
-    fr = np.fft.fftfreq(rows, d=pixel_size_A)
-    fc = np.fft.rfftfreq(cols, d=pixel_size_A)
-    f = np.hypot(fr[:, None], fc[None, :])
-    r = cutoff_diameter_inv_A / 2.0
-    lo, hi = r - edge_width_inv_A / 2.0, r + edge_width_inv_A / 2.0
-    w = np.ones_like(f)
-    if edge_width_inv_A > 0:
-        ramp = (f > lo) & (f < hi)
-        w[ramp] = 0.5 * (1 + np.cos(np.pi * (f[ramp] - lo) / (hi - lo)))
-    w[f >= hi] = 0.0
-    spec = np.fft.rfft2(arr, axes=(1, 2)) * w[None]
-    return np.fft.irfft2(spec, s=(rows, cols), axes=(1, 2)).astype(np.float32)

@@ -7,6 +7,15 @@ degrees) of a random-shaped fcc (point defects 0-0.5 %, ~22 pm jitter) or amorph
 sigma is drawn from N(0.45, 0.11) A; input = GENFIRE (FFT gridding, 100 iterations,
 oversampling 2, radius 0.3), target = a 0.45 A Gaussian of peak 1 at every atom.
 
+Beyond the study, so that the network does not only know the project's own renderer at a
+friendly dose: each sample may be imaged by another forward model (``forward_models``:
+``"project"``, the Kirkland potentials with a Gaussian blur, or ``"independent"``, abTEM's
+Lobato potentials with the aberrated probe), at realistic ADF counts drawn per sample
+(``peak_counts``: 30-60 at the brightest column is the study's dose) over a background that is
+then subtracted as the align stage does, with the align stage's low-pass filter
+(``lowpass_diameter_inv_A``), and in a random orientation (``random_orientation``: no crystal
+axis along the tilt axis or the beam).
+
 Samples are written to HDF5 shards (``shard-00000.h5`` ...) next to a ``manifest.json`` with
 every setting; a shard appears only once complete, so an interrupted run resumes where it
 stopped. Generation runs on Dask: a LocalCluster by default, or a running scheduler.
@@ -22,15 +31,25 @@ from pathlib import Path
 import numpy as np
 
 from ..core.files import replace_when_done
+from ..core.filters import lowpass_filter
 from ..core.progress import check_cancel, is_cancelled, report
 from ..forward import rotation_center_A
 from ..recon import genfire
-from ..simulate import build_structure, simulate_tilt_series
+from ..simulate import (
+    IndependentImaging,
+    build_structure,
+    independent_tilt_series,
+    poisson_counts,
+    simulate_tilt_series,
+)
 from ..simulate._structures import amorphous_particle
 from ._normalise import gaussian_target, normalise_tomogram
 
 #: Structures the generator knows.
 TRAINING_STRUCTURES = ("fcc", "amorphous")
+
+#: Forward models the generator can image a sample with.
+FORWARD_MODELS = ("project", "independent")
 
 
 @dataclass
@@ -72,6 +91,25 @@ class TrainingDataSettings:
         Gaussian width of the target atoms [A].
     device : str
         Where GENFIRE runs (``"auto"``, ``"cpu"``, ``"cuda"``).
+    forward_models : tuple of str
+        Forward models drawn per sample (:data:`FORWARD_MODELS`): ``"project"`` (the project's
+        renderer: Kirkland potentials, Gaussian blur drawn as above) and ``"independent"``
+        (abTEM: Lobato potentials, the study's aberrated 300 keV probe with a defocus drawn
+        from +-``defocus_max_A``; ``simulate.independent_tilt_series``).
+    peak_counts : (float, float) or None
+        Mean counts at the brightest column, drawn log-uniformly from this range per sample;
+        None: ``dose_e_per_A2`` with the project's renderer (the study's generator). Needed for
+        ``"independent"``.
+    background_max_counts : float
+        With ``peak_counts``: a uniform background drawn from [0, this] counts per pixel,
+        added before the Poisson draw and subtracted (its true level) after it.
+    lowpass_diameter_inv_A : float or None
+        The align stage's low-pass filter applied to the images (the study's 2.08 1/A); None
+        leaves them as drawn.
+    random_orientation : bool
+        Turn each particle by a random rotation about its centre.
+    defocus_max_A : float
+        ``"independent"``: largest defocus [A] drawn per sample (uniform in +-this).
     """
 
     structure: str = "fcc"
@@ -100,6 +138,12 @@ class TrainingDataSettings:
     target_sigma_A: float = 0.45
     device: str = "cpu"
     extra: dict = field(default_factory=dict)
+    forward_models: tuple = ("project",)
+    peak_counts: tuple | None = None
+    background_max_counts: float = 0.0
+    lowpass_diameter_inv_A: float | None = None
+    random_orientation: bool = False
+    defocus_max_A: float = 20.0
 
     def validate(self) -> None:
         if self.structure not in TRAINING_STRUCTURES:
@@ -119,10 +163,48 @@ class TrainingDataSettings:
                 f"below {(half_box_A - 2) / 1.3:.1f} A or raise box_px"
             )
 
+        bad = [m for m in self.forward_models if m not in FORWARD_MODELS]
+        if not self.forward_models or bad:
+            raise ValueError(
+                f"unknown forward model(s) {bad or self.forward_models}; choose from "
+                + ", ".join(FORWARD_MODELS)
+            )
+        if self.peak_counts is not None:
+            lo, hi = (float(v) for v in self.peak_counts)
+            if not 0 < lo <= hi:
+                raise ValueError(
+                    f"peak_counts must be (low, high) with 0 < low <= high; got {self.peak_counts}"
+                )
+        elif "independent" in self.forward_models:
+            raise ValueError(
+                "the independent forward model needs peak_counts (counts at the brightest "
+                "column, e.g. (20, 80)); the study's dose in e/A^2 is the project renderer's"
+            )
+        if self.background_max_counts < 0:
+            raise ValueError("background_max_counts must be >= 0")
+
     def to_json(self) -> dict:
         d = asdict(self)
         d["shapes"] = list(self.shapes)
+        d["forward_models"] = list(self.forward_models)
+        if self.peak_counts is not None:
+            d["peak_counts"] = [float(v) for v in self.peak_counts]
+        # settings added after the first shipped weights: left out at their defaults, so that
+        # older training sets (and their manifests) keep matching
+        for k, v in _LEGACY_DEFAULTS.items():
+            if d[k] == v:
+                del d[k]
         return d
+
+
+_LEGACY_DEFAULTS = {
+    "forward_models": ["project"],
+    "peak_counts": None,
+    "background_max_counts": 0.0,
+    "lowpass_diameter_inv_A": None,
+    "random_orientation": False,
+    "defocus_max_A": 20.0,
+}
 
 
 def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atoms=False):
@@ -166,19 +248,63 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
     blur = max(settings.blur_min_A, float(rng.normal(settings.blur_mean_A, settings.blur_sd_A)))
     angles = np.linspace(settings.angle_min_deg, settings.angle_max_deg, settings.n_tilts)
     errors = rng.uniform(-settings.angle_error_max_deg, settings.angle_error_max_deg, angles.size)
-    ts = simulate_tilt_series(
-        atoms,
-        angles + errors,
-        pixel_size_A=settings.pixel_size_A,
-        shape_px=(n, n),
-        blur_sigma_A=blur,
-        element=settings.element,
-        dose_e_per_A2=settings.dose_e_per_A2,
-        seed=rng,
-    )
+    # the draws added after the study's generator come from their own stream, so that samples
+    # made with the study's settings stay what they were
+    more = np.random.default_rng([int(seed), 1])
+    center = rotation_center_A((n, n), settings.pixel_size_A)
+    extra_info: dict = {}
+    if settings.random_orientation:
+        from scipy.spatial.transform import Rotation
+
+        turn = Rotation.random(random_state=int(more.integers(2**31)))
+        atoms = turn.apply(np.asarray(atoms, np.float64) - center) + center
+        extra_info["orientation_quat"] = turn.as_quat().tolist()
+    model = str(more.choice(list(settings.forward_models)))
+    peak = bg = None
+    if settings.peak_counts is not None:
+        lo, hi = (float(v) for v in settings.peak_counts)
+        peak = float(np.exp(more.uniform(np.log(lo), np.log(hi))))
+        bg = float(more.uniform(0.0, settings.background_max_counts))
+    if model == "independent":
+        defocus = float(more.uniform(-settings.defocus_max_A, settings.defocus_max_A))
+        ind = independent_tilt_series(
+            atoms,
+            settings.element,
+            angles + errors,
+            pixel_size_A=settings.pixel_size_A,
+            shape_px=(n, n),
+            imaging=IndependentImaging(defocus_A=defocus, peak_counts=peak, background_counts=0),
+            seed=int(more.integers(2**31)),
+        )
+        signal = ind.signal
+        extra_info["defocus_A"] = defocus
+    else:
+        ts = simulate_tilt_series(
+            atoms,
+            angles + errors,
+            pixel_size_A=settings.pixel_size_A,
+            shape_px=(n, n),
+            blur_sigma_A=blur,
+            element=settings.element,
+            dose_e_per_A2=None if peak is not None else settings.dose_e_per_A2,
+            seed=rng,
+        )
+        signal = ts.data
+    if peak is not None:
+        data, _ = poisson_counts(signal, more, peak_counts=peak, background_counts=bg)
+        data -= bg  # the align stage subtracts the background it fits; here it is known
+        extra_info.update(peak_counts=peak, background_counts=bg)
+    else:
+        data = ts.data
+    if settings.lowpass_diameter_inv_A:
+        data = lowpass_filter(
+            data,
+            pixel_size_A=settings.pixel_size_A,
+            cutoff_diameter_inv_A=settings.lowpass_diameter_inv_A,
+        )
     # the reconstruction uses the nominal angles: the errors stay in the input, as in an experiment
     rec = genfire(
-        ts.data,
+        data,
         angles,
         iterations=settings.iterations,
         oversampling=settings.oversampling,
@@ -199,6 +325,8 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
         "blur_sigma_A": blur,
         "n_atoms": int(len(atoms)),
         "angle_errors_deg": errors.tolist(),
+        "forward_model": model,
+        **extra_info,
     }
     if return_atoms:
         return x, y, info, np.asarray(atoms, np.float64)

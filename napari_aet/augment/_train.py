@@ -15,7 +15,7 @@ from ..core.device import resolve_device
 from ..core.files import replace_when_done
 from ..core.progress import check_cancel, report
 from ._model import UNet3D
-from ._weights import save_weights
+from ._weights import load_weights, save_weights
 
 
 @dataclass
@@ -145,6 +145,7 @@ def train_unet(
     mixed_precision: bool = True,
     seed: int = 0,
     resume: bool = True,
+    init_weights=None,
     provenance: dict | None = None,
     progress=None,
     cancel=None,
@@ -177,6 +178,10 @@ def train_unet(
     seed : int
     resume : bool
         Continue from ``out_dir/checkpoint.pt`` when it exists with the same settings.
+    init_weights : str or path, optional
+        Start from these weights (a shipped name or a ``weights.pt`` of the same depth and
+        width) instead of random ones: fine-tuning, e.g. the shipped weights on data from
+        another forward model. Recorded in the settings with the source's own command.
     provenance : dict, optional
         Extra facts stored in the weights (e.g. the command line).
     progress, cancel
@@ -195,6 +200,22 @@ def train_unet(
     model = UNet3D(depth=depth, width=width, dropout=dropout)
     if crop_px % model.multiple:
         raise ValueError(f"crop_px must be a multiple of {model.multiple} for depth {depth}")
+    init = None
+    if init_weights is not None:
+        src, meta = load_weights(init_weights)
+        cfg = {k: meta["config"].get(k) for k in ("depth", "width")}
+        if cfg != {"depth": depth, "width": width}:
+            raise ValueError(
+                f"init_weights {meta['source']} have depth {cfg['depth']} and width "
+                f"{cfg['width']}, not {depth} and {width}: give the same --depth and --width"
+            )
+        if abs(meta["voxel_size_A"] - samples.voxel_size_A) > 1e-6:
+            raise ValueError(
+                f"init_weights {meta['source']} were trained at {meta['voxel_size_A']} A "
+                f"voxels, the training set has {samples.voxel_size_A} A"
+            )
+        model.load_state_dict(src.state_dict())
+        init = {"source": meta["source"], "command": meta["provenance"].get("command")}
     model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=learning_rate)
     amp = bool(mixed_precision and dev.type == "cuda")
@@ -214,6 +235,7 @@ def train_unet(
         "n_val": int(len(val_idx)),
         "mixed_precision": amp,
         "device": str(dev),
+        "init_weights": init,
     }
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -70,6 +70,36 @@ def add_train(sub) -> None:
     element_option(p, "Pt", "the training particles' element")
     p.add_argument("--lattice-constant", type=float, default=3.912, help="[A]")
     p.add_argument("--gen-iterations", type=int, default=100, help="GENFIRE iterations")
+    p.add_argument(
+        "--forward-models",
+        default="project",
+        help="forward models drawn per sample, comma list of 'project' (Kirkland, Gaussian "
+        "blur) and 'independent' (abTEM: Lobato, aberrated probe); default project",
+    )
+    p.add_argument(
+        "--peak-counts",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LOW", "HIGH"),
+        help="mean counts at the brightest column, drawn log-uniformly per sample (the "
+        "study's dose gives 30-60); default: the study's dose in e/A^2 (project model only)",
+    )
+    p.add_argument(
+        "--background-max",
+        type=float,
+        default=0.0,
+        help="with --peak-counts: a uniform background of up to this many counts per pixel, "
+        "subtracted after the Poisson draw",
+    )
+    p.add_argument(
+        "--lowpass",
+        type=float,
+        default=None,
+        metavar="INV_A",
+        help="low-pass the images as the align stage does (its default: 2.08 1/A diameter)",
+    )
+    p.add_argument("--random-orientation", action="store_true", help="turn each particle at random")
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
     p.add_argument("--workers", type=int, default=None, help="LocalCluster workers (0: none)")
@@ -84,6 +114,12 @@ def add_train(sub) -> None:
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-resume", action="store_true")
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="WEIGHTS",
+        help="start from these weights (a shipped name or a weights.pt): fine-tuning",
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.set_defaults(func=cmd_train)
 
@@ -101,6 +137,11 @@ def cmd_train(args) -> int:
             radius_min_A=args.radius_min,
             radius_max_A=args.radius_max,
             iterations=args.gen_iterations,
+            forward_models=tuple(m.strip() for m in args.forward_models.split(",") if m.strip()),
+            peak_counts=tuple(args.peak_counts) if args.peak_counts else None,
+            background_max_counts=args.background_max,
+            lowpass_diameter_inv_A=args.lowpass,
+            random_orientation=args.random_orientation,
             device="cpu" if args.device == "auto" and args.scheduler else args.device,
         )
         with Bar("training data", args.quiet) as bar:
@@ -131,6 +172,7 @@ def cmd_train(args) -> int:
             device=args.device,
             seed=args.seed,
             resume=not args.no_resume,
+            init_weights=args.init,
             provenance={"command": command, "napari_aet_version": __version__},
             progress=bar,
         )

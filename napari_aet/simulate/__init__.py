@@ -7,6 +7,7 @@ from ._independent import (
     IndependentSeries,
     at_counts,
     independent_tilt_series,
+    poisson_counts,
 )
 from ._multislice import MultisliceSettings, multislice_tilt_series
 from ._sample import SAMPLE_NAME, twinned_pt_nanodumbbell
@@ -38,6 +39,7 @@ __all__ = [
     "IndependentSeries",
     "at_counts",
     "independent_tilt_series",
+    "poisson_counts",
     "InjectedErrors",
     "MultisliceSettings",
     "STUDY_DOSE_PER_IMAGE_E_PER_A2",

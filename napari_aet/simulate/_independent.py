@@ -111,21 +111,55 @@ class IndependentSeries:
     signal: np.ndarray | None = field(default=None, repr=False)
 
 
-def _counts(signal: np.ndarray, s: IndependentImaging, rng) -> tuple[np.ndarray, float]:
-    """Poisson counts of ``signal`` scaled to ``s``'s counts (the brightest column at
-    ``peak_counts``, or the series' mean at ``mean_counts``) over its background, and the
-    scale."""
+def poisson_counts(
+    signal: np.ndarray,
+    rng,
+    *,
+    peak_counts: float | None = None,
+    mean_counts: float | None = None,
+    background_counts: float = 0.0,
+) -> tuple[np.ndarray, float]:
+    """Poisson counts of a noise-free image stack scaled to realistic ADF counts.
+
+    The stack ``(n, rows, cols)`` is scaled so that its brightest column (the largest 3x3
+    local maximum of any image) has ``peak_counts`` mean counts over the background, or so that
+    the whole series has ``mean_counts`` per pixel with the background included; a uniform
+    ``background_counts`` is added and every pixel drawn from a Poisson distribution.
+
+    Returns
+    -------
+    counts : float32 ndarray, shape of ``signal``
+    scale : float
+        The factor applied to ``signal``.
+    """
     from scipy import ndimage
 
-    if s.mean_counts is not None:  # the series' mean, background included
-        target = max(float(s.mean_counts) - s.background_counts, 0.0)
+    if (peak_counts is None) == (mean_counts is None):
+        raise ValueError("give exactly one of peak_counts and mean_counts")
+    signal = np.asarray(signal, np.float64)
+    if mean_counts is not None:  # the series' mean, background included
+        target = max(float(mean_counts) - background_counts, 0.0)
         mean = float(signal.mean())
         scale = target / mean if mean > 0 else 1.0
     else:
         peak = float(np.max(ndimage.maximum_filter(signal, size=(1, 3, 3))))
-        scale = s.peak_counts / peak if peak > 0 else 1.0
-    counts = rng.poisson(np.clip(signal * scale, 0, None) + s.background_counts)
+        scale = float(peak_counts) / peak if peak > 0 else 1.0
+    counts = np.random.default_rng(rng).poisson(
+        np.clip(signal * scale, 0, None) + background_counts
+    )
     return counts.astype(np.float32), scale
+
+
+def _counts(signal: np.ndarray, s: IndependentImaging, rng) -> tuple[np.ndarray, float]:
+    """Poisson counts of ``signal`` at ``s``'s counts and background, and the scale."""
+    peak = None if s.mean_counts is not None else s.peak_counts
+    return poisson_counts(
+        signal,
+        rng,
+        peak_counts=peak,
+        mean_counts=s.mean_counts,
+        background_counts=s.background_counts,
+    )
 
 
 def at_counts(
