@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -191,20 +191,23 @@ class TrainingDataSettings:
             d["peak_counts"] = [float(v) for v in self.peak_counts]
         # settings added after the first shipped weights: left out at their defaults, so that
         # older training sets (and their manifests) keep matching
-        for k, v in _LEGACY_DEFAULTS.items():
-            if d[k] == v:
+        defaults = {f.name: f.default for f in fields(self)}
+        for k in _ADDED_SETTINGS:
+            default = defaults[k]
+            if d[k] == (list(default) if isinstance(default, tuple) else default):
                 del d[k]
         return d
 
 
-_LEGACY_DEFAULTS = {
-    "forward_models": ["project"],
-    "peak_counts": None,
-    "background_max_counts": 0.0,
-    "lowpass_diameter_inv_A": None,
-    "random_orientation": False,
-    "defocus_max_A": 20.0,
-}
+#: Settings added after the first shipped weights (see ``to_json``).
+_ADDED_SETTINGS = (
+    "forward_models",
+    "peak_counts",
+    "background_max_counts",
+    "lowpass_diameter_inv_A",
+    "random_orientation",
+    "defocus_max_A",
+)
 
 
 def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atoms=False):
@@ -295,7 +298,7 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
         data -= bg  # the align stage subtracts the background it fits; here it is known
         extra_info.update(peak_counts=peak, background_counts=bg)
     else:
-        data = ts.data
+        data = signal
     if settings.lowpass_diameter_inv_A:
         data = lowpass_filter(
             data,
