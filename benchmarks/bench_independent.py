@@ -34,6 +34,8 @@ PARTICLES = {
     "au-particle": ("Au", "fcc", "blob", 0.22, "fcc"),
     "pt-amorphous": ("Pt", "amorphous", "blob", 0.22, "amorphous"),
     "pt-multislice": ("Pt", "fcc", "blob", 0.35, "fcc"),
+    "pd-particle": ("Pd", "fcc", "convex", 0.22, "fcc"),
+    "ni-particle": ("Ni", "fcc", "blob", 0.22, "fcc"),
 }
 #: particles imaged by abTEM's PRISM multislice (channelling in the data) on their own field
 #: size [px] whatever --size says: about a minute per image on 2 cores at 64 px
@@ -45,7 +47,11 @@ CONDITIONS = {
     "study": (50.0, (0.0, 0.0, 0.0, 1.0)),
     "third": (17.0, (0.0, 0.0, 0.0, 1.0)),
     "faults": (50.0, (3.0, 0.5, 3.0, 3.0)),
+    "tenth": (5.0, (0.0, 0.0, 0.0, 1.0)),
+    "fullrange": (50.0, (0.0, 0.0, 0.0, 1.0)),
 }
+#: tilt angles [deg] per condition: the study's 21 tilts -70:70:7 unless named here
+TILTS = {"fullrange": np.arange(-88.5, 88.6, 3.0)}  # 60 tilts over 180 deg, no missing wedge
 DEFAULT_CASES = [
     "pt-dumbbell/study",
     "pt-dumbbell/third",
@@ -95,8 +101,8 @@ def make_case(name: str, size: int, pixel_size_A: float, seed: int):
         tilt_axis_deg=axis,
         method="prism" if particle in MULTISLICE_PX else "incoherent",
     )
-    angles = np.arange(-70.0, 70.1, 7.0)
-    key = (particle, (shift, angle_sd, axis), size, pixel_size_A, seed)
+    angles = TILTS.get(condition, np.arange(-70.0, 70.1, 7.0))
+    key = (particle, (shift, angle_sd, axis), len(angles), size, pixel_size_A, seed)
     if particle in MULTISLICE_PX and key in _SIMULATED:  # the same acquisition, other counts
         return truth, at_counts(_SIMULATED[key], peak_counts=peak, background_counts=bg, seed=seed)
     series = independent_tilt_series(
@@ -223,6 +229,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     print()
     print(f"Machine: {machine()}; {args.size} px of {args.pixel_size} A, 21 tilts -70:70:7")
+    print("(fullrange: 60 tilts -88.5:88.5:3; tenth: 5 counts at the brightest column)")
     for p, n in MULTISLICE_PX.items():
         print(f"({p}: {n} px, abTEM PRISM multislice, 2 A slices, 40-200 mrad detector)")
     print()

@@ -6,7 +6,13 @@ from ._dual_axis import (
     refine_second_axis_turn,
     register_second_axis,
 )
-from ._pipeline import SIGNIFICANCE_K, AlignmentResult, align_tilt_series, keep_significant
+from ._pipeline import (
+    SIGNIFICANCE_K,
+    AlignmentResult,
+    align_tilt_series,
+    coarse_shift_error,
+    keep_significant,
+)
 from ._preprocess import (
     LOW_COUNTS,
     STUDY_LOWPASS_INV_A,
@@ -30,6 +36,7 @@ from ._shifts import (
 
 __all__ = [
     "SIGNIFICANCE_K",
+    "coarse_shift_error",
     "keep_significant",
     "DualAxisRegistration",
     "dual_axis_euler",
