@@ -184,6 +184,7 @@ def run_and_score(folder: Path, truth, series, element: str, weights, *, resume:
 def run_case(name: str, args) -> dict:
     particle = name.split("/")[0]
     element, *_, weights = PARTICLES[particle]
+    weights = args.weights or weights
     t0 = time.perf_counter()
     truth, series = make_case(name, args.size, args.pixel_size, args.seed)
     t_sim = time.perf_counter() - t0
@@ -217,6 +218,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("out/bench_independent"))
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     ap.add_argument("--no-resume", action="store_true")
+    ap.add_argument(
+        "--weights", default=None, help="U-Net weights for every case (default: per particle)"
+    )
     args = ap.parse_args()
     if args.cases == "all":
         cases = [f"{p}/{c}" for p in PARTICLES for c in CONDITIONS]
