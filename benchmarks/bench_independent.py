@@ -6,15 +6,16 @@ use. Here the series come from an independent forward model
 (:func:`napari_aet.simulate.independent_tilt_series`: abTEM's Lobato potentials, imaged with
 abTEM's aberrated 300 keV probe, sampled at the scan positions, scaled to realistic ADF counts
 at the brightest column and Poisson-sampled), of several particles in random orientations (no
-crystal axis along a lab axis), at the study's counts (about 50 at the brightest column) and a
-third of them, and with acquisition faults (shifts, angle errors, a rotated tilt axis, a
-background). Each series goes through `napari-aet run` with its defaults (only the element is
-given, and the amorphous U-Net for the amorphous particle); the traced, refined and final
-atoms are scored against the truth after a rigid registration with one-to-one matching within
-1 A. Every case is reported.
+crystal axis along a lab axis), at the study's counts (about 50 at the brightest column), a
+third and a tenth of them, over the full tilt range (60 tilts over 180 deg), and with
+acquisition faults (shifts, angle errors, a rotated tilt axis, a background); Pt, Au, Pd and
+Ni, crystalline and amorphous. Each series goes through `napari-aet run` with its defaults
+(only the element is given, and the amorphous U-Net for the amorphous particle); the traced,
+refined and final atoms are scored against the truth after a rigid registration with
+one-to-one matching within 1 A. Every case is reported.
 
 Usage: python benchmarks/bench_independent.py [--size 128] [--cases all] [--out DIR]
-       [--json FILE]
+       [--json FILE] [--weights fcc|amorphous|FILE]
 """
 
 from __future__ import annotations
