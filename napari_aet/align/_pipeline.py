@@ -12,6 +12,7 @@ from ._preprocess import (
     STUDY_LOWPASS_INV_A,
     denoise,
     dose_denoise_choice,
+    is_counts,
     lowpass_filter,
     subtract_background,
 )
@@ -265,8 +266,7 @@ def coarse_shift_error(raw, alpha, *, center_of_mass=True, common_line=True,
     from scipy import ndimage
 
     arr = np.asarray(raw)
-    sample = arr[:, :: max(1, arr.shape[1] // 128), :: max(1, arr.shape[2] // 128)]
-    if not (np.all(sample >= 0) and np.allclose(sample, np.round(sample))):
+    if not is_counts(arr):
         return None
     lam = np.clip(ndimage.gaussian_filter(arr.astype(np.float64), (0, 1.5, 1.5)), 0, None)
     rng = np.random.default_rng(seed)

@@ -121,6 +121,14 @@ def bm3d_available() -> bool:
 LOW_COUNTS = 15.0
 
 
+def is_counts(data) -> bool:
+    """Whether a series is raw counts: non-negative integers (judged on a subsample of at most
+    about 128 x 128 pixels per image)."""
+    arr = np.asarray(data)
+    sample = arr[:, :: max(1, arr.shape[1] // 128), :: max(1, arr.shape[2] // 128)]
+    return bool(np.all(sample >= 0) and np.allclose(sample, np.round(sample)))
+
+
 def dose_denoise_choice(data) -> tuple[str | None, str]:
     """What ``denoise_method="dose"`` does with a raw series: ``(method or None, reason)``.
 
@@ -129,10 +137,9 @@ def dose_denoise_choice(data) -> tuple[str | None, str]:
     percentile of the pixels) has fewer than :data:`LOW_COUNTS`; otherwise leave them.
     """
     arr = np.asarray(data)
-    sample = arr[:, :: max(1, arr.shape[1] // 128), :: max(1, arr.shape[2] // 128)]
-    counts = bool(np.all(sample >= 0) and np.allclose(sample, np.round(sample)))
-    if not counts:
+    if not is_counts(arr):
         return None, "the images are not raw counts (non-integer or negative): not denoised"
+    sample = arr[:, :: max(1, arr.shape[1] // 128), :: max(1, arr.shape[2] // 128)]
     peak = float(np.percentile(sample, 99.9))
     if peak >= LOW_COUNTS:
         return None, f"{peak:.0f} counts at the brightest columns: not denoised"

@@ -75,7 +75,8 @@ def object_columns(data, *, smooth_px: float = 2.0, fraction: float = 0.01, marg
     every column when none stands out."""
     arr = np.asarray(data, np.float64)
     raw = arr.mean(axis=0).sum(axis=0)
-    noise = 1.4826 * float(np.median(np.abs(np.diff(raw) - np.median(np.diff(raw))))) / np.sqrt(2)
+    step = np.diff(raw)
+    noise = 1.4826 * float(np.median(np.abs(step - np.median(step)))) / np.sqrt(2)
     prof = ndimage.gaussian_filter1d(raw, smooth_px)
     prof -= np.percentile(prof, 5)
     if not prof.max() > 3 * noise:
