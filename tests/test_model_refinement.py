@@ -463,3 +463,68 @@ def test_an_atom_far_below_the_others_goes_unless_an_alloy_is_declared(particle)
     amp = alloy.features["refine_amplitude"].to_numpy()
     at = np.argmin(np.linalg.norm(alloy.positions - truth[odd], axis=1))
     assert 0.35 < amp[at] < 0.8 * np.median(amp)  # the fixed floor alone would have kept it
+
+
+def _blob_stack(rng, n=4, size=64, peak=30.0):
+    """``n`` images of Gaussian blobs (width 1.5 px) with ``peak`` at the brightest."""
+    from scipy import ndimage
+
+    img = np.zeros((n, size, size))
+    for k in range(n):
+        for _ in range(40):
+            r, c = rng.integers(4, size - 4, 2)
+            img[k, r, c] += rng.uniform(0.5, 1.0)
+    img = ndimage.gaussian_filter(img, (0, 1.5, 1.5))
+    return peak * img / img.max()
+
+
+def test_variance_weights_recover_the_counting_noise_and_stay_uniform_without_it():
+    import torch
+
+    from napari_aet.forward._model_fit import _variance_weights
+
+    rng = np.random.default_rng(0)
+    signal = _blob_stack(rng)
+    bias = np.array([5.0, -3.0, 0.0, 2.0])[:, None, None]  # any offset per image
+    fitted = torch.as_tensor(signal + bias, dtype=torch.float32)
+    bias_t = torch.as_tensor(bias[:, 0, 0], dtype=torch.float32)
+    # counts over a background of 2, the background subtracted: var = signal + 2
+    counts = rng.poisson(signal + 2.0) - 2.0 + bias
+    w, info = _variance_weights(fitted, bias_t, torch.as_tensor(counts, dtype=torch.float32), torch)
+    assert info["a"] == pytest.approx(1.0, rel=0.1)
+    assert info["b"] == pytest.approx(2.0, rel=0.15)
+    assert float(w.mean()) == pytest.approx(1.0, rel=1e-4)
+    # the brightest pixels weigh least: 1 / (30 + 2) against 1 / 2 in the background
+    flat = signal.ravel()
+    ratio = float(w.flatten()[int(flat.argmin())] / w.flatten()[int(flat.argmax())])
+    assert ratio == pytest.approx(32.0 / 2.0, rel=0.25)
+    # noise that does not grow with the signal: uniform weights (none, or nearly flat)
+    gauss = signal + bias + rng.normal(0, 1.5, signal.shape)
+    w, info = _variance_weights(fitted, bias_t, torch.as_tensor(gauss, dtype=torch.float32), torch)
+    assert w is None or float(w.max() / w.min()) < 1.3
+    assert info["b"] == pytest.approx(1.5**2, rel=0.15)
+
+
+def test_variance_weighted_refinement_fits_counts_and_records_its_noise_model(particle, series):
+    rng = np.random.default_rng(5)
+    truth = particle.positions
+    start = truth + rng.normal(0, 0.15, truth.shape)
+    with pytest.raises(ValueError, match="weighting"):
+        refine_atomic_model(series.data, ANGLES, start, pixel_size_A=PX, weighting="poisson")
+    res = refine_atomic_model(
+        series.data,
+        series.truth.angles_deg,
+        start,
+        pixel_size_A=PX,
+        refine_angles=False,
+        refine_offsets=False,
+        iterations=30,
+        weighting="variance",
+    )
+    assert res.weighting["a"] > 0 and res.weighting["b"] > 0
+    assert res.weighting["weight_max"] > 2 * res.weighting["weight_min"]
+    err0 = np.sqrt(((start - truth) ** 2).sum(axis=1).mean())
+    moved = res.positions_A - truth
+    moved -= moved.mean(axis=0)
+    assert np.sqrt((moved**2).sum(axis=1).mean()) < 0.5 * err0
+    assert res.residual[-1] < res.residual[0]

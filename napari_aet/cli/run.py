@@ -29,7 +29,7 @@ from ._common import (
     series_source,
     structure_option,
 )
-from .trace import counts_option
+from .trace import counts_option, weighting_option
 
 AL = AlignSettings()
 RE = ReconSettings()
@@ -93,6 +93,7 @@ def add_run(sub) -> None:
         help="analyze the traced positions as they are (skip the refine stage)",
     )
     counts_option(p, "--refine-counts")
+    weighting_option(p, "--refine-weighting")
     p.add_argument("--no-strain", action="store_true", help="analyze without the strain maps")
     element_option(
         p,
@@ -168,7 +169,9 @@ def settings_from_args(args) -> RunSettings:
             second_axis_rotation_deg=args.second_axis_rotation,
         ),
         augment=augment,
-        refine=None if args.no_refine_model else PositionRefineSettings(counts=args.counts),
+        refine=None
+        if args.no_refine_model
+        else PositionRefineSettings(counts=args.counts, weighting=args.weighting),
         analyze=AnalyzeSettings(
             lattice_constant_A=args.lattice_constant,
             strain=not args.no_strain,

@@ -100,6 +100,9 @@ class ModelRefinementResult:
     axis_sigma_deg : float
         Its standard error (the larger of the stationary and the pixel-wise sandwich
         estimates, every other unknown held: a lower bound). None unless ``refine_axis``.
+    weighting : dict
+        With ``weighting="variance"``: the fitted noise model ``var = a * signal + b``
+        (``a``, ``b``) and the spread of the weights; empty otherwise.
     """
 
     positions_A: np.ndarray
@@ -118,6 +121,49 @@ class ModelRefinementResult:
     amplitude_sigma: np.ndarray | None = None
     axis_correction_deg: float = 0.0
     axis_sigma_deg: float | None = None
+    weighting: dict = field(default_factory=dict)
+
+
+#: The variance model's floor, as a fraction of the mean pixel variance: no pixel weighs more
+#: than this many times the average (a background fitted to nearly no variance would let a
+#: few empty pixels decide the fit).
+MIN_VARIANCE_FRACTION = 0.1
+
+
+def _variance_weights(fitted, bias, data, torch):
+    """Per-pixel weights ``1 / var`` (mean 1) for a noise variance that grows linearly with the
+    model's signal ``s = max(fitted - bias, 0)``: ``var = a * s + b``, fitted by least squares
+    to the squared residuals. Counts (Poisson: ``var = signal + background``, whatever scale
+    or low-pass was applied, up to a factor) give ``a > 0``; noise that does not grow with
+    the signal gives ``a = 0`` and uniform weights. The squared residuals are averaged in
+    bins of ``s`` first, so the fit weighs every signal level, not only the many empty
+    pixels. Returns ``(weights, info)``."""
+    sig = (fitted - bias[:, None, None]).clamp_min(0).flatten()
+    r2 = ((data - fitted) ** 2).flatten()
+    edges = torch.quantile(
+        sig[:: max(1, sig.numel() // 200_000)],
+        torch.linspace(0, 1, 33, device=sig.device, dtype=sig.dtype),
+    )
+    idx = torch.bucketize(sig, edges[1:-1])
+    count = torch.bincount(idx, minlength=32).to(sig.dtype)
+    ok = count > 0
+    xs = torch.bincount(idx, weights=sig, minlength=32)[ok] / count[ok]
+    ys = torch.bincount(idx, weights=r2, minlength=32)[ok] / count[ok]
+    mean_var = float(r2.mean())
+    info = {"mean_variance": mean_var}
+    if len(xs) < 3 or float(xs.max() - xs.min()) <= 0:
+        return None, {**info, "a": 0.0, "b": mean_var, "note": "no signal range: uniform"}
+    design = torch.stack([xs, torch.ones_like(xs)], dim=1).double()
+    a, b = (float(v) for v in torch.linalg.lstsq(design, ys.double()[:, None]).solution[:, 0])
+    if not a > 0:
+        return None, {**info, "a": a, "b": b, "note": "noise does not grow with the signal"}
+    var = (a * (fitted - bias[:, None, None]).clamp_min(0) + b).clamp_min(
+        MIN_VARIANCE_FRACTION * mean_var
+    )
+    w = 1.0 / var
+    w = w / w.mean()
+    info.update({"a": a, "b": b, "weight_max": float(w.max()), "weight_min": float(w.min())})
+    return w, info
 
 
 def why_untrusted(result: ModelRefinementResult, *, max_angle_change_deg: float | None = None):
@@ -230,6 +276,7 @@ def refine_atomic_model(
     calibrate_sigmas: bool = False,
     return_images: bool = False,
     amplitude_sigmas: bool = False,
+    weighting: str = "uniform",
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -279,6 +326,13 @@ def refine_atomic_model(
     amplitude_sigmas : bool
         Also return each atom's amplitude standard error
         (:attr:`ModelRefinementResult.amplitude_sigma`).
+    weighting : {"uniform", "variance"}
+        ``"uniform"``: plain least squares. ``"variance"``: after the image model's first
+        stages, each pixel is weighted by the inverse of a noise variance that grows linearly
+        with the model's signal, ``var = a * signal + b``, fitted to the squared residuals
+        (counts: ``a`` near the counts' scale, ``b`` the background's variance; images whose
+        noise does not grow with the signal get ``a = 0``, i.e. uniform weights), then the
+        geometry is fitted by weighted least squares (:func:`_variance_weights`).
     device : {"auto", "cpu", "cuda"}
 
     Returns
@@ -290,6 +344,8 @@ def refine_atomic_model(
     img = np.asarray(images, np.float32)
     if img.ndim != 3:
         raise ValueError(f"expected images (n_images, rows, cols); got shape {img.shape}")
+    if weighting not in ("uniform", "variance"):
+        raise ValueError(f"weighting must be 'uniform' or 'variance', not {weighting!r}")
     ang0 = np.asarray(angles_deg, np.float64).ravel()
     if len(ang0) != len(img):
         raise ValueError(f"{len(ang0)} angles for {len(img)} images; give one angle per image")
@@ -442,6 +498,8 @@ def refine_atomic_model(
     residual = []
     total = sum(max(1, int(np.ceil(it / 10))) for _, it in stages)
     done = 0
+    weights = None  # per-pixel, mean 1 (weighting="variance", from the last stage on)
+    weight_info: dict = {}
 
     def geometry_now():
         """The angle corrections (with the axis turn, when it moves) [deg] and offsets."""
@@ -477,7 +535,8 @@ def refine_atomic_model(
 
             def closure(opt=opt):
                 opt.zero_grad()
-                loss = ((model() - target) ** 2).sum() / norm
+                sq = (model() - target) ** 2
+                loss = (sq if weights is None else weights * sq).sum() / norm
                 loss.backward()
                 return loss
 
@@ -485,6 +544,9 @@ def refine_atomic_model(
                 check_cancel(cancel, "atomic-model refinement")
                 loss = opt.step(closure)
                 if log:
+                    if weights is not None:  # the residual reported stays unweighted
+                        with torch.no_grad():
+                            loss = ((model() - target) ** 2).sum() / norm
                     residual.append(float(np.sqrt(float(loss.detach()))))
                     done += 1
                     report(progress, done, total, f"model refinement: residual {residual[-1]:.4f}")
@@ -499,7 +561,12 @@ def refine_atomic_model(
                     elif moved_deg < tol_now[0] and moved_px < tol_now[1]:
                         break
 
-    run_stages(stages, data)
+    run_stages(stages[:-1], data)
+    if weighting == "variance":
+        with torch.no_grad():
+            bias_now = bias0 + step["bias"] * u["bias"]
+            weights, weight_info = _variance_weights(model(), bias_now, data, torch)
+    run_stages(stages[-1:], data)
     if done < total:  # stopped early: converged
         done = total
         report(progress, done, total, f"model refinement: converged, residual {residual[-1]:.4f}")
@@ -609,4 +676,5 @@ def refine_atomic_model(
         amplitude_sigma=amp_sigma,
         axis_correction_deg=axis_deg,
         axis_sigma_deg=axis_sigma,
+        weighting=weight_info,
     )

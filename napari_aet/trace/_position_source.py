@@ -36,6 +36,7 @@ def choose_position_source(
     pixel_size_A: float,
     iterations: int = 60,
     atoms=None,
+    weighting: str = "uniform",
     device: str = "auto",
     cancel=None,
 ) -> dict:
@@ -56,6 +57,8 @@ def choose_position_source(
         L-BFGS iterations of each fit to the replicate (as for the real one).
     atoms : array of bool or int, optional
         Which of ``judged``'s atoms to score (e.g. those kept); default all.
+    weighting : {"uniform", "variance"}
+        How the fits weigh the pixels (as the real fit does).
 
     Returns
     -------
@@ -87,6 +90,7 @@ def choose_position_source(
             refine_angles=False,
             refine_offsets=False,
             iterations=iterations,
+            weighting=weighting,
             device=device,
             cancel=cancel,
         )

@@ -143,6 +143,7 @@ def run_refine(
         residual_pass=s.residual_pass,
         judge_images=judge,
         denoiser=denoiser,
+        weighting=s.weighting,
         device=s.device,
         progress=progress,
         cancel=cancel,
