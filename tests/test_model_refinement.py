@@ -511,16 +511,16 @@ def test_variance_weighted_refinement_fits_counts_and_records_its_noise_model(pa
     start = truth + rng.normal(0, 0.15, truth.shape)
     with pytest.raises(ValueError, match="weighting"):
         refine_atomic_model(series.data, ANGLES, start, pixel_size_A=PX, weighting="poisson")
-    res = refine_atomic_model(
-        series.data,
-        series.truth.angles_deg,
-        start,
-        pixel_size_A=PX,
-        refine_angles=False,
-        refine_offsets=False,
-        iterations=30,
-        weighting="variance",
-    )
+    kw = dict(pixel_size_A=PX, refine_angles=False, refine_offsets=False, iterations=30)
+    # the renderer's counts have no background: no noise where there is no signal, so the
+    # weights would be the floor's, not the data's: uniform
+    res = refine_atomic_model(series.data, series.truth.angles_deg, start, weighting="variance",
+                              **kw)  # fmt: skip
+    assert res.weighting["note"] == "no background noise: uniform"
+    assert "weight_max" not in res.weighting
+    # over a background of 3 counts per pixel the noise model is fitted and used
+    counts = series.data + rng.poisson(3.0, series.data.shape).astype(np.float32)
+    res = refine_atomic_model(counts, series.truth.angles_deg, start, weighting="variance", **kw)
     assert res.weighting["a"] > 0 and res.weighting["b"] > 0
     assert res.weighting["weight_max"] > 2 * res.weighting["weight_min"]
     err0 = np.sqrt(((start - truth) ** 2).sum(axis=1).mean())

@@ -125,8 +125,10 @@ class ModelRefinementResult:
 
 
 #: The variance model's floor, as a fraction of the mean pixel variance: no pixel weighs more
-#: than this many times the average (a background fitted to nearly no variance would let a
-#: few empty pixels decide the fit).
+#: than this many times the average. A fitted background variance below it (no noise where
+#: there is no signal: a simulation without background, a denoiser's output) means uniform
+#: weights: the floor would set them, not the data (on a simulated Pt-Ni alloy without
+#: background, weights spread 90 : 1 by the floor moved a faint Ni atom 1.35 A).
 MIN_VARIANCE_FRACTION = 0.1
 
 
@@ -135,7 +137,8 @@ def _variance_weights(fitted, bias, data, torch):
     model's signal ``s = max(fitted - bias, 0)``: ``var = a * s + b``, fitted by least squares
     to the squared residuals. Counts (Poisson: ``var = signal + background``, whatever scale
     or low-pass was applied, up to a factor) give ``a > 0``; noise that does not grow with
-    the signal gives ``a = 0`` and uniform weights. The squared residuals are averaged in
+    the signal gives ``a = 0`` and uniform weights, as does a background without noise
+    (``b`` below the floor, :data:`MIN_VARIANCE_FRACTION`). The squared residuals are averaged in
     bins of ``s`` first, so the fit weighs every signal level, not only the many empty
     pixels. Returns ``(weights, info)``."""
     sig = (fitted - bias[:, None, None]).clamp_min(0).flatten()
@@ -157,6 +160,10 @@ def _variance_weights(fitted, bias, data, torch):
     a, b = (float(v) for v in torch.linalg.lstsq(design, ys.double()[:, None]).solution[:, 0])
     if not a > 0:
         return None, {**info, "a": a, "b": b, "note": "noise does not grow with the signal"}
+    if b < MIN_VARIANCE_FRACTION * mean_var:
+        # no measurable noise where there is no signal (a simulation without background, a
+        # denoiser's output): the floor, not the data, would set the weights there
+        return None, {**info, "a": a, "b": b, "note": "no background noise: uniform"}
     var = (a * (fitted - bias[:, None, None]).clamp_min(0) + b).clamp_min(
         MIN_VARIANCE_FRACTION * mean_var
     )
@@ -331,8 +338,10 @@ def refine_atomic_model(
         stages, each pixel is weighted by the inverse of a noise variance that grows linearly
         with the model's signal, ``var = a * signal + b``, fitted to the squared residuals
         (counts: ``a`` near the counts' scale, ``b`` the background's variance; images whose
-        noise does not grow with the signal get ``a = 0``, i.e. uniform weights), then the
-        geometry is fitted by weighted least squares (:func:`_variance_weights`).
+        noise does not grow with the signal get ``a = 0``, i.e. uniform weights, and so do
+        images without noise where there is no signal, ``b`` below
+        :data:`MIN_VARIANCE_FRACTION` of the mean), then the geometry is fitted by weighted
+        least squares (:func:`_variance_weights`).
     device : {"auto", "cpu", "cuda"}
 
     Returns

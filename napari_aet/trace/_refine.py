@@ -72,9 +72,10 @@ JUDGE_ITERATIONS = 20
 #: the signal (counting noise: an atom's bright core is noisier than the background). On the
 #: independent series of docs/benchmarks.md it took the final RMSD down by 0.1-0.5 pm in 15
 #: of 18 cases (the 2,376-atom dumbbell at 256 px from 11.1 to 10.6 pm), left 2 unchanged and
-#: put 0.9 pm on Ni at a third of the counts; on a small simulated Pt-Ni alloy it moved a
-#: faint Ni atom 1.35 A off its site (tests/test_precision.py). Not the default until that
-#: is understood.
+#: put 0.9 pm on Ni at a third of the counts (still so with the background rule of
+#: :data:`napari_aet.forward._model_fit.MIN_VARIANCE_FRACTION`, which made a small simulated
+#: Pt-Ni alloy without background fall back to uniform weights instead of moving a faint Ni
+#: atom 1.35 A). Not the default until the Ni loss is understood.
 WEIGHTING = "uniform"
 
 
