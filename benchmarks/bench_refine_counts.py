@@ -17,14 +17,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import machine
+from _common import machine, score_against_truth
 
 
 def refine_case(folder: Path, counts: str, element: str) -> dict:
     import pandas as pd
 
     from napari_aet.align import recorded_denoiser
-    from napari_aet.analysis import compare_atom_models, register_rigid
     from napari_aet.io import read_atoms, read_tilt_series
     from napari_aet.trace import refine_atom_positions
 
@@ -45,15 +44,10 @@ def refine_case(folder: Path, counts: str, element: str) -> dict:
         denoiser=recorded_denoiser(denoised.metadata) if counts == "auto" else None,
     )
     seconds = time.perf_counter() - t0
-    moved, _ = register_rigid(truth, refined.positions)
-    c = compare_atom_models(truth, moved, radius_A=1.0)
     passes = (info.get("residual_pass") or {}).get("per_pass", [])
     src = info.get("position_source") or {}
     return {
-        "missed": c.n_reference - c.n_common,
-        "false": c.n_test - c.n_common,
-        "error": 100 * c.identification_error,
-        "rmsd": 100 * c.rmsd_A,
+        **score_against_truth(truth, refined.positions),
         "seconds": seconds,
         "source": src.get("source", ""),
         "passes": "; ".join(

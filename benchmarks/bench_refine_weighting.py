@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import machine
+from _common import machine, score_against_truth
 
 
 def element_of(folder: Path, given: str | None) -> str:
@@ -34,7 +34,6 @@ def element_of(folder: Path, given: str | None) -> str:
 
 
 def refine_case(folder: Path, weighting: str, element: str, out: Path) -> dict:
-    from napari_aet.analysis import compare_atom_models, register_rigid
     from napari_aet.io import read_atoms
     from napari_aet.workflows import PositionRefineSettings, SeriesSource, run_refine
 
@@ -52,8 +51,6 @@ def refine_case(folder: Path, weighting: str, element: str, out: Path) -> dict:
     )
     seconds = time.perf_counter() - t0
     refined = read_atoms(out / "atoms.csv")
-    moved, _ = register_rigid(truth, refined.positions)
-    c = compare_atom_models(truth, moved, radius_A=1.0)
     info = json.loads((out / "refine.json").read_text())
     w = info.get("weighting") or {}
     model = ""
@@ -61,10 +58,7 @@ def refine_case(folder: Path, weighting: str, element: str, out: Path) -> dict:
         model = f"a {w['a']:.3f}, b/mean {w['b'] / max(w['mean_variance'], 1e-30):.2f}"
         model += f" ({w['note']})" if "note" in w else ""
     return {
-        "missed": c.n_reference - c.n_common,
-        "false": c.n_test - c.n_common,
-        "error": 100 * c.identification_error,
-        "rmsd": 100 * c.rmsd_A,
+        **score_against_truth(truth, refined.positions),
         "seconds": seconds,
         "model": model,
     }
