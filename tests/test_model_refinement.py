@@ -6,7 +6,7 @@ import pytest
 from napari_aet.align import gauge_free_shift_error, projection_matching
 from napari_aet.forward import refine_atomic_model
 from napari_aet.simulate import build_structure, simulate_tilt_series
-from napari_aet.workflows import atom_model_builder
+from napari_aet.workflows import PositionRefineSettings, atom_model_builder
 
 PX = 0.358
 ANGLES = np.linspace(-70, 70, 21)
@@ -481,7 +481,7 @@ def _blob_stack(rng, n=4, size=64, peak=30.0):
 def test_variance_weights_recover_the_counting_noise_and_stay_uniform_without_it():
     import torch
 
-    from napari_aet.forward._model_fit import _variance_weights
+    from napari_aet.forward._noise_model import _variance_weights
 
     rng = np.random.default_rng(0)
     signal = _blob_stack(rng)
@@ -511,6 +511,8 @@ def test_variance_weighted_refinement_fits_counts_and_records_its_noise_model(pa
     start = truth + rng.normal(0, 0.15, truth.shape)
     with pytest.raises(ValueError, match="weighting"):
         refine_atomic_model(series.data, ANGLES, start, pixel_size_A=PX, weighting="poisson")
+    with pytest.raises(ValueError, match="weighting='poisson'"):
+        PositionRefineSettings(weighting="poisson")
     kw = dict(pixel_size_A=PX, refine_angles=False, refine_offsets=False, iterations=30)
     # the renderer's counts have no background: no noise where there is no signal, so the
     # weights would be the floor's, not the data's: uniform

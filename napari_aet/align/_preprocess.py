@@ -121,11 +121,15 @@ def bm3d_available() -> bool:
 LOW_COUNTS = 15.0
 
 
+def _subsample(arr) -> np.ndarray:
+    """At most about 128 x 128 pixels of each image (every k-th row and column)."""
+    return arr[:, :: max(1, arr.shape[1] // 128), :: max(1, arr.shape[2] // 128)]
+
+
 def is_counts(data) -> bool:
     """Whether a series is raw counts: non-negative integers (judged on a subsample of at most
     about 128 x 128 pixels per image)."""
-    arr = np.asarray(data)
-    sample = arr[:, :: max(1, arr.shape[1] // 128), :: max(1, arr.shape[2] // 128)]
+    sample = _subsample(np.asarray(data))
     return bool(np.all(sample >= 0) and np.allclose(sample, np.round(sample)))
 
 
@@ -139,8 +143,7 @@ def dose_denoise_choice(data) -> tuple[str | None, str]:
     arr = np.asarray(data)
     if not is_counts(arr):
         return None, "the images are not raw counts (non-integer or negative): not denoised"
-    sample = arr[:, :: max(1, arr.shape[1] // 128), :: max(1, arr.shape[2] // 128)]
-    peak = float(np.percentile(sample, 99.9))
+    peak = float(np.percentile(_subsample(arr), 99.9))
     if peak >= LOW_COUNTS:
         return None, f"{peak:.0f} counts at the brightest columns: not denoised"
     method = "bm3d" if bm3d_available() else "nlmeans"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..forward import WEIGHTINGS
 from ..workflows import (
     REFINE_COUNTS,
     STAGE_FILES,
@@ -134,7 +135,7 @@ def weighting_option(p, flag: str) -> None:
     p.add_argument(
         flag,
         dest="weighting",
-        choices=("uniform", "variance"),
+        choices=WEIGHTINGS,
         default=R.weighting,
         help="'uniform' (default): plain least squares; 'variance': each pixel weighed by "
         "the inverse of a noise variance fitted to grow with the signal (counting noise is "

@@ -11,6 +11,7 @@ from ._model_fit import (
     refine_atomic_model,
     why_untrusted,
 )
+from ._noise_model import WEIGHTINGS
 from ._potentials import (
     atomic_number,
     kirkland_parameters,
@@ -30,6 +31,7 @@ __all__ = [
     "MIN_MODEL_CORRELATION",
     "SPLAT_SIGMA_A",
     "TAIL_WIDTHS_A",
+    "WEIGHTINGS",
     "ModelRefinementResult",
     "atomic_number",
     "kirkland_parameters",

@@ -73,7 +73,7 @@ JUDGE_ITERATIONS = 20
 #: independent series of docs/benchmarks.md it took the final RMSD down by 0.1-0.5 pm in 15
 #: of 18 cases (the 2,376-atom dumbbell at 256 px from 11.1 to 10.6 pm), left 2 unchanged and
 #: put 0.9 pm on Ni at a third of the counts (still so with the background rule of
-#: :data:`napari_aet.forward._model_fit.MIN_VARIANCE_FRACTION`, which made a small simulated
+#: :data:`napari_aet.forward._noise_model.MIN_VARIANCE_FRACTION`, which made a small simulated
 #: Pt-Ni alloy without background fall back to uniform weights instead of moving a faint Ni
 #: atom 1.35 A). Not the default until the Ni loss is understood.
 WEIGHTING = "uniform"
@@ -254,11 +254,10 @@ def refine_atom_positions(
         ``info["position_source"]``): a denoiser's images suit a crystal and can bias an
         amorphous particle's positions more than the counts' noise moves them. When the counts
         win, everything is fitted to them from then on (as with ``images=judge_images``).
-
-    weighting : {"variance", "uniform"}
+    weighting : {"uniform", "variance"}
         How every fit weighs the pixels (:data:`WEIGHTING`; ``refine_atomic_model``'s
-        ``weighting``): by the inverse of a noise variance fitted to grow with the signal, or
-        plain least squares. ``info["weighting"]`` records the fitted noise model.
+        ``weighting``): plain least squares, or by the inverse of a noise variance fitted to
+        grow with the signal. ``info["weighting"]`` records the fitted noise model.
 
     Returns
     -------

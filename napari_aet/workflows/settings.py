@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from ..align import STUDY_LOWPASS_INV_A
 from ..core.elements import tracer_min_distance_A
+from ..forward import WEIGHTINGS
 
 #: What the refine stage may do with the aligned series without the denoiser
 #: (:attr:`PositionRefineSettings.counts`).
@@ -207,6 +208,11 @@ class PositionRefineSettings:
             raise ValueError(
                 f"counts={self.counts!r}: choose one of {', '.join(REFINE_COUNTS)} (what the "
                 "refine stage does with the aligned series without the denoiser)"
+            )
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(
+                f"weighting={self.weighting!r}: choose one of {', '.join(WEIGHTINGS)} (how the "
+                "refine stage's fits weigh the pixels)"
             )
 
 
