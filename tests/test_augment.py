@@ -87,6 +87,26 @@ def test_training_pair_from_the_independent_model_at_realistic_counts():
                            make_training_pair(s, 3, return_atoms=True)[3])  # fmt: skip
 
 
+def test_training_pair_denoised_by_the_dose_rule_only_at_low_counts():
+    """``denoise="dose"`` repeats the align stage's rule on each sample's counts: at 5 counts
+    at the brightest column the images are denoised (and the tomogram sits closer to its
+    target than without), at 60 counts they are left as drawn (the same tomogram)."""
+    base = dict(
+        box_px=48, radius_min_A=4.0, radius_max_A=4.5, iterations=15, peak_counts=(5.0, 5.0),
+    )  # fmt: skip
+    x0, y, info0 = make_training_pair(TrainingDataSettings(**base), 2)
+    x1, y1, info1 = make_training_pair(TrainingDataSettings(**base, denoise="dose"), 2)
+    assert "denoised" not in info0 and info1["denoised"] in ("bm3d", "nlmeans")
+    np.testing.assert_array_equal(y, y1)  # the same particle
+    ncc = [np.corrcoef(x.ravel(), y.ravel())[0, 1] for x in (x0, x1)]
+    assert ncc[1] > ncc[0] + 0.02, ncc
+    high = {**base, "peak_counts": (60.0, 60.0)}
+    xh0, _, _ = make_training_pair(TrainingDataSettings(**high), 2)
+    xh1, _, infoh = make_training_pair(TrainingDataSettings(**high, denoise="dose"), 2)
+    assert infoh["denoised"] == "none"
+    np.testing.assert_array_equal(xh0, xh1)
+
+
 def test_new_training_options_keep_old_sets_and_refuse_bad_ones():
     # the study's generator is unchanged: its manifests name none of the new settings
     assert "forward_models" not in TINY.to_json() and "peak_counts" not in TINY.to_json()
@@ -97,6 +117,11 @@ def test_new_training_options_keep_old_sets_and_refuse_bad_ones():
         TrainingDataSettings(forward_models=("multislice",)).validate()
     with pytest.raises(ValueError, match="peak_counts must be"):
         TrainingDataSettings(peak_counts=(50, 20)).validate()
+    assert "denoise" not in TrainingDataSettings(peak_counts=(20, 80)).to_json()
+    with pytest.raises(ValueError, match="needs peak_counts"):
+        TrainingDataSettings(denoise="dose").validate()
+    with pytest.raises(ValueError, match="unknown denoise"):
+        TrainingDataSettings(peak_counts=(20, 80), denoise="bm3d").validate()
 
 
 def test_settings_refuse_a_particle_larger_than_the_box():

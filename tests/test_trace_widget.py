@@ -132,5 +132,12 @@ def test_refine_positions_against_the_series_is_one_undoable_edit(
     assert err(w.points.data) < 0.5 * err(noisy)
     assert "refine_shift_A" in w.points.features.columns
     assert w.model.edit_log[-1]["action"] == "refine" and "Refined" in w.status.value
+    assert w.model.model.metadata["refinement"]["weighting"]["method"] == "uniform"
     w.undo()
     np.testing.assert_allclose(w.points.data, noisy)
+    # the pixel weighting chosen in the widget reaches the fit and its record
+    w.weighting.value = "variance"
+    with qtbot.waitSignal(w.refine().finished, timeout=120000):
+        pass
+    assert w.model.model.metadata["refinement"]["weighting"]["method"] == "variance"
+    assert err(w.points.data) < 0.5 * err(noisy)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.denoise import denoise, dose_denoise_choice
 from ..core.files import replace_when_done
 from ..core.filters import lowpass_filter
 from ..core.progress import check_cancel, is_cancelled, report
@@ -50,6 +51,10 @@ TRAINING_STRUCTURES = ("fcc", "amorphous")
 
 #: Forward models the generator can image a sample with.
 FORWARD_MODELS = ("project", "independent")
+
+#: What the generator may do to the images before GENFIRE: "none", or "dose" (the align
+#: stage's dose rule).
+TRAINING_DENOISE = ("none", "dose")
 
 
 @dataclass
@@ -110,6 +115,11 @@ class TrainingDataSettings:
         Turn each particle by a random rotation about its centre.
     defocus_max_A : float
         ``"independent"``: largest defocus [A] drawn per sample (uniform in +-this).
+    denoise : {"none", "dose"}
+        With ``peak_counts``: ``"dose"`` applies the align stage's dose rule to each sample's
+        counts (``core.denoise.dose_denoise_choice``: BM3D on the Anscombe-transformed images when
+        the brightest columns have fewer than ``LOW_COUNTS`` counts), so that the network
+        sees at low counts the tomograms of denoised images that ``napari-aet run`` feeds it.
     """
 
     structure: str = "fcc"
@@ -144,6 +154,7 @@ class TrainingDataSettings:
     lowpass_diameter_inv_A: float | None = None
     random_orientation: bool = False
     defocus_max_A: float = 20.0
+    denoise: str = "none"
 
     def validate(self) -> None:
         if self.structure not in TRAINING_STRUCTURES:
@@ -182,6 +193,15 @@ class TrainingDataSettings:
             )
         if self.background_max_counts < 0:
             raise ValueError("background_max_counts must be >= 0")
+        if self.denoise not in TRAINING_DENOISE:
+            raise ValueError(
+                f"unknown denoise {self.denoise!r}; choose " + " or ".join(TRAINING_DENOISE)
+            )
+        if self.denoise != "none" and self.peak_counts is None:
+            raise ValueError(
+                "denoise='dose' needs peak_counts: the dose rule judges counts, and without "
+                "peak_counts the images are the study's dose in e/A^2"
+            )
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -207,6 +227,7 @@ _ADDED_SETTINGS = (
     "lowpass_diameter_inv_A",
     "random_orientation",
     "defocus_max_A",
+    "denoise",
 )
 
 
@@ -294,9 +315,14 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
         )
         signal = ts.data
     if peak is not None:
-        data, _ = poisson_counts(signal, more, peak_counts=peak, background_counts=bg)
-        data -= bg  # the align stage subtracts the background it fits; here it is known
+        counts, _ = poisson_counts(signal, more, peak_counts=peak, background_counts=bg)
+        data = counts - bg  # the align stage subtracts the background it fits; here it is known
         extra_info.update(peak_counts=peak, background_counts=bg)
+        if settings.denoise == "dose":  # as the align stage: judged on the counts, applied
+            method, _ = dose_denoise_choice(counts)  # to the background-subtracted images
+            if method:
+                data, method = denoise(data, method=method, noise="poisson")
+            extra_info["denoised"] = method or "none"
     else:
         data = signal
     if settings.lowpass_diameter_inv_A:

@@ -100,6 +100,13 @@ def add_train(sub) -> None:
         help="low-pass the images as the align stage does (its default: 2.08 1/A diameter)",
     )
     p.add_argument("--random-orientation", action="store_true", help="turn each particle at random")
+    p.add_argument(
+        "--denoise",
+        default="none",
+        choices=["none", "dose"],
+        help="with --peak-counts: 'dose' denoises each sample's images by the align stage's dose "
+        "rule (BM3D below 15 counts at the brightest column), as napari-aet run does",
+    )
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
     p.add_argument("--workers", type=int, default=None, help="LocalCluster workers (0: none)")
@@ -142,6 +149,7 @@ def cmd_train(args) -> int:
             background_max_counts=args.background_max,
             lowpass_diameter_inv_A=args.lowpass,
             random_orientation=args.random_orientation,
+            denoise=args.denoise,
             device="cpu" if args.device == "auto" and args.scheduler else args.device,
         )
         with Bar("training data", args.quiet) as bar:

@@ -22,6 +22,7 @@ from .._layers import (
 )
 from ..core.elements import tracer_min_distance_A
 from ..figures import plot_trace_histogram
+from ..forward import WEIGHTINGS
 from ..trace import (
     REFINE_FEATURES,
     EditableAtomModel,
@@ -32,7 +33,7 @@ from ..trace import (
     refine_atom_positions,
     trace_atoms,
 )
-from ..workflows import TraceSettings
+from ..workflows import PositionRefineSettings, TraceSettings
 from ._runner import (
     DockContainer,
     OnHide,
@@ -116,6 +117,14 @@ class TraceWidget(StageWidgetMixin, DockContainer):
             options={"nullable": True, "tooltip": "the aligned tilt series the tomogram was "
                      "reconstructed from: Refine fits every atom's position to its images"},
         )  # fmt: skip
+        self.weighting = ComboBox(
+            label="pixel weighting",
+            choices=list(WEIGHTINGS),
+            value=PositionRefineSettings().weighting,
+            tooltip="how Refine weighs the pixels: 'uniform' (plain least squares, the "
+            "default of napari-aet run) or 'variance' (by the inverse of a counting-noise "
+            "variance fitted to the series; see docs/methods.md)",
+        )
         self.refine_button = PushButton(text="Refine positions against the series")
         self.status = status_label()
         self.extend(
@@ -136,6 +145,7 @@ class TraceWidget(StageWidgetMixin, DockContainer):
                 self.redo_button,
                 self.restore_button,
                 self.series,
+                self.weighting,
                 self.refine_button,
                 self.status,
             ]
@@ -288,6 +298,7 @@ class TraceWidget(StageWidgetMixin, DockContainer):
             self.status.value = f"Not started: {err}"
             return None
         atoms = self.model.to_atom_model()
+        weighting = self.weighting.value
         return self.refiner.start(
             lambda progress, cancel: refine_atom_positions(
                 atoms,
@@ -295,6 +306,7 @@ class TraceWidget(StageWidgetMixin, DockContainer):
                 ts.angles_deg,
                 pixel_size_A=ts.pixel_size_A,
                 element=element,
+                weighting=weighting,
                 progress=progress,
                 cancel=cancel,
             )

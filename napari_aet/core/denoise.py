@@ -1,0 +1,157 @@
+"""Denoising of tilt series of counts: BM3D or non-local means on Anscombe-transformed
+images, and the dose rule that decides when (``denoise_method="dose"`` of the align stage).
+
+In ``core`` because both the align stage and the U-Net's training data (which must see what
+the pipeline feeds the network) use it; :mod:`napari_aet.align` re-exports it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .progress import report
+
+
+def _check_stack(data) -> np.ndarray:
+    arr = np.asarray(data)
+    if arr.ndim != 3:
+        raise ValueError(f"expected a tilt series (n_images, rows, cols); got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(
+            "the tilt series contains NaN or infinite pixels; read it with nan_policy='fill'"
+        )
+    return arr.astype(np.float32, copy=False)
+
+
+def _anscombe(x):
+    return 2.0 * np.sqrt(np.maximum(x, 0) + 3.0 / 8.0)
+
+
+def _inverse_anscombe(y):
+    """Closed-form approximation of the exact unbiased inverse (Makitalo & Foi 2011)."""
+    y = np.maximum(y, 1e-3)
+    s = np.sqrt(1.5)
+    return y**2 / 4 + s / (4 * y) - 11 / (8 * y**2) + 5 * s / (8 * y**3) - 1 / 8
+
+
+def bm3d_available() -> bool:
+    try:
+        import bm3d  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: Counts at the brightest atomic column below which ``denoise_method="dose"`` denoises: the
+#: Poisson noise there is then above a quarter of the signal (1 / sqrt(15) = 26 %), and on
+#: independent series of a Pt dumbbell at a third of the study's dose (10 counts) BM3D took the
+#: traced atoms from 3.6 % wrong (with it) versus 6.5 % (without), see docs/benchmarks.md.
+LOW_COUNTS = 15.0
+
+
+def _subsample(arr) -> np.ndarray:
+    """At most about 128 x 128 pixels of each image (every k-th row and column)."""
+    return arr[:, :: max(1, arr.shape[1] // 128), :: max(1, arr.shape[2] // 128)]
+
+
+def is_counts(data) -> bool:
+    """Whether a series is raw counts: non-negative integers (judged on a subsample of at most
+    about 128 x 128 pixels per image)."""
+    sample = _subsample(np.asarray(data))
+    return bool(np.all(sample >= 0) and np.allclose(sample, np.round(sample)))
+
+
+def dose_denoise_choice(data) -> tuple[str | None, str]:
+    """What ``denoise_method="dose"`` does with a raw series: ``(method or None, reason)``.
+
+    Denoise (BM3D when installed, else non-local means, on Anscombe-transformed counts) when the
+    images are counts (non-negative integers) whose brightest atomic column (the 99.9th
+    percentile of the pixels) has fewer than :data:`LOW_COUNTS`; otherwise leave them.
+    """
+    arr = np.asarray(data)
+    if not is_counts(arr):
+        return None, "the images are not raw counts (non-integer or negative): not denoised"
+    peak = float(np.percentile(_subsample(arr), 99.9))
+    if peak >= LOW_COUNTS:
+        return None, f"{peak:.0f} counts at the brightest columns: not denoised"
+    method = "bm3d" if bm3d_available() else "nlmeans"
+    return method, (
+        f"{peak:.0f} counts at the brightest columns (< {LOW_COUNTS:.0f}): denoised with "
+        f"{method} (Poisson)"
+    )
+
+
+def denoise(
+    data,
+    *,
+    method: str = "auto",
+    noise: str = "poisson",
+    sigma: float | None = None,
+    progress=None,
+) -> tuple[np.ndarray, str]:
+    """Denoise every image; returns ``(denoised, method_used)``.
+
+    Parameters
+    ----------
+    method : {"auto", "bm3d", "nlmeans", "none"}
+        ``"auto"`` uses BM3D (the study's choice; the ``bm3d`` package) when it imports and
+        scikit-image's non-local means otherwise.
+    noise : {"poisson", "gaussian"}
+        ``"poisson"`` (counts): the Anscombe transform makes the noise Gaussian with unit
+        variance before denoising, and the closed-form unbiased inverse maps back (Makitalo &
+        Foi 2011). ``"gaussian"``: denoise directly with ``sigma``.
+    sigma : float, optional
+        Gaussian noise standard deviation; estimated from the data when None.
+
+    Notes
+    -----
+    The ``bm3d`` package is free for non-commercial use only (see its license); install it with
+    ``pip install napari-aet[bm3d]``. Non-local means is the fallback.
+    """
+
+    arr = _check_stack(data)
+    if method == "none":
+        return arr.copy(), "none"
+    if method == "auto":
+        method = "bm3d" if bm3d_available() else "nlmeans"
+    if method == "bm3d" and not bm3d_available():
+        raise ImportError(
+            "method='bm3d' needs the bm3d package: pip install bm3d (or use 'nlmeans')"
+        )
+    if method not in ("bm3d", "nlmeans"):
+        raise ValueError("method must be 'auto', 'bm3d', 'nlmeans' or 'none'")
+    if noise not in ("poisson", "gaussian"):
+        raise ValueError("noise must be 'poisson' or 'gaussian'")
+    from skimage.restoration import denoise_nl_means, estimate_sigma
+
+    out = np.empty_like(arr)
+    for i, img in enumerate(arr):
+        x = _anscombe(img) if noise == "poisson" else img.astype(np.float64)
+        s = 1.0 if noise == "poisson" else (sigma or float(estimate_sigma(x)))
+        if method == "bm3d":
+            import bm3d
+
+            y = bm3d.bm3d(x, sigma_psd=s)
+        else:
+            y = denoise_nl_means(
+                x, h=0.8 * s, sigma=s, patch_size=5, patch_distance=6, fast_mode=True
+            )
+        out[i] = _inverse_anscombe(y) if noise == "poisson" else y
+        report(progress, i + 1, len(arr), f"denoising image {i + 1}/{len(arr)} ({method})")
+    return out, method
+
+
+def recorded_denoiser(metadata):
+    """The denoiser that a series' provenance records (the align stage's ``denoise`` step:
+    method and noise model) as a function ``counts -> images``, to repeat it on other counts
+    (the refine stage's replicate); None when the provenance names none."""
+    step = ((metadata or {}).get("provenance") or {}).get("denoise") or {}
+    method = step.get("method")
+    if method in (None, "none"):
+        return None
+    noise = step.get("noise", "poisson")
+
+    def run(counts):
+        return denoise(counts, method=method, noise=noise)[0]
+
+    return run
