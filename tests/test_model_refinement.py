@@ -385,6 +385,37 @@ def test_verdicts_on_the_counts_undo_what_a_denoiser_erased_or_painted(particle)
         refine_atom_positions(model, denoised, ANGLES, judge_images=counts[:, :64], **kw)
 
 
+def test_counts_that_resolve_no_atom_leave_the_traced_atoms_as_they_are(small_particle):
+    """A smooth ("denoised") series that an atom model fits well, whose counts barely show
+    the particle (a tenth of the study's counts on independent series come close): its
+    verdicts would add and drop atoms, so nothing is refined and the traced atoms stay, as
+    for counts alone."""
+    import pandas as pd
+
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.trace import refine_atom_positions
+
+    truth = small_particle.positions
+    rng = np.random.default_rng(5)
+    gone = rng.choice(len(truth), 6, replace=False)
+    smooth = simulate_tilt_series(
+        np.delete(truth, gone, axis=0), ANGLES, shape_px=(96, 96), dose_e_per_A2=None
+    ).data
+    clean = simulate_tilt_series(truth, ANGLES, shape_px=(96, 96), dose_e_per_A2=None).data
+    # about 1.5 counts at the brightest column over a background of 1: no atom stands out
+    counts = rng.poisson(1.5 * clean / clean.max() + 1.0).astype(np.float32)
+    start = truth + rng.normal(0, 0.1, truth.shape)
+    model = AtomModel(start, pd.DataFrame({"intensity": np.ones(len(start))}))
+    cand = pd.DataFrame(start, columns=["z", "y", "x"])
+    cand["intensity"], cand["is_atom"] = 1.0, True
+    kw = dict(pixel_size_A=PX, candidates=cand, residual_pass=False, iterations=30)
+    alone, info = refine_atom_positions(model, smooth, ANGLES, **kw)
+    assert info["n_removed"] >= 3  # the smooth images alone drop atoms they lack
+    kept, info = refine_atom_positions(model, smooth, ANGLES, judge_images=counts, **kw)
+    assert info["judged_on"] == "images" and "undenoised counts" in info["not_refined"]
+    np.testing.assert_array_equal(kept.positions, start)
+
+
 def test_the_in_plane_axis_left_in_the_images_is_measured():
     """Images whose tilt axis is 1 degree off vertical: the fit finds the turn (known answer)
     with a standard error, and turning the images by it leaves none."""

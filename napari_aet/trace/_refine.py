@@ -245,8 +245,11 @@ def refine_atom_positions(
         positions held, and which atoms stay, join or go, and where the residual passes look,
         follow from those (a denoiser can erase a faint or sharp atom, or paint a plausible
         one, and the counts cannot). When that fit cannot be trusted
-        (:func:`napari_aet.forward.why_untrusted`) the verdicts fall back to ``images`` and
-        ``info["judged_on"]`` says so.
+        (:func:`napari_aet.forward.why_untrusted`: the counts do not resolve the atoms) the
+        atoms are kept as traced, as they are when ``images`` are counts that the model fits
+        poorly (``info["not_refined"]``; ``info["judged_on"]`` is ``"images"``): the denoised
+        series fits well because it is smooth, and on independent series at a tenth of the
+        study's counts its verdicts added false atoms and its positions moved atoms away.
     denoiser : callable, optional
         With ``judge_images``: what made ``images`` from them (``denoiser(counts) -> images``).
         The positions are then fitted to whichever of the two places atoms better on a
@@ -398,6 +401,15 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
         res = _judge_fit(
             res, judge_images, info, pixel_size_A, refine_geometry, device, cancel, weighting
         )
+        if info["judged_on"] != "judge_images":
+            # the counts do not resolve the atoms; the denoised images' good fit is the
+            # denoiser's smoothness, not evidence: neither can judge, so nothing changes
+            info["not_refined"] = (
+                f"the undenoised counts do not support the atom model "
+                f"({info['judge_images_untrusted']}); a denoised series alone cannot tell "
+                "atoms from noise, so the traced atoms are kept"
+            )
+            return atoms, info, res, origin[: atoms.n_atoms], None
     n0 = atoms.n_atoms
     shift = np.linalg.norm(positions - origin, axis=1)
     elements = parse_elements(element)
