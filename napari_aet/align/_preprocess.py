@@ -10,8 +10,8 @@ import numpy as np
 
 from ..core.denoise import (  # noqa: F401 (re-exported)
     LOW_COUNTS,
-    _check_stack,
     bm3d_available,
+    check_stack,
     denoise,
     dose_denoise_choice,
     is_counts,
@@ -42,7 +42,7 @@ def subtract_background(
         ``(a, b, c)`` per image (``b = c = 0`` for ``"offset"``), in the data's units.
     """
 
-    arr = _check_stack(data)
+    arr = check_stack(data)
     if method not in ("plane", "offset"):
         raise ValueError("method must be 'plane' or 'offset'")
     masks = projection_masks(arr, smooth_px=2.0, margin_px=mask_margin_px)

@@ -12,7 +12,9 @@ import numpy as np
 from .progress import report
 
 
-def _check_stack(data) -> np.ndarray:
+def check_stack(data) -> np.ndarray:
+    """``data`` as a float32 (n_images, rows, cols) stack; a clear error for another shape or
+    for NaN or infinite pixels."""
     arr = np.asarray(data)
     if arr.ndim != 3:
         raise ValueError(f"expected a tilt series (n_images, rows, cols); got shape {arr.shape}")
@@ -109,7 +111,7 @@ def denoise(
     ``pip install napari-aet[bm3d]``. Non-local means is the fallback.
     """
 
-    arr = _check_stack(data)
+    arr = check_stack(data)
     if method == "none":
         return arr.copy(), "none"
     if method == "auto":
