@@ -5,6 +5,7 @@ Dask; ``train_unet`` trains; ``augment_volume`` applies shipped or own weights t
 """
 
 from ._data import (
+    TRAINING_DENOISE,
     TRAINING_STRUCTURES,
     TrainingDataSettings,
     generate_training_set,
@@ -20,6 +21,7 @@ from ._weights import SHIPPED_WEIGHTS, load_weights, save_weights, shipped_weigh
 __all__ = [
     "AugmentResult",
     "SHIPPED_WEIGHTS",
+    "TRAINING_DENOISE",
     "TRAINING_STRUCTURES",
     "TrainResult",
     "TrainingDataSettings",

@@ -7,7 +7,14 @@ import shlex
 from pathlib import Path
 
 from .. import __version__
-from ..augment import TrainingDataSettings, generate_training_set, train_unet
+from ..align import LOW_COUNTS
+from ..augment import (
+    TRAINING_DENOISE,
+    TRAINING_STRUCTURES,
+    TrainingDataSettings,
+    generate_training_set,
+    train_unet,
+)
 from ..workflows import AugmentSettings, run_augment
 from ._common import Bar, add_volume_input, device_option, element_option, run_staged, volume_source
 
@@ -62,7 +69,7 @@ def add_train(sub) -> None:
     p.add_argument("--data", required=True, type=Path, help="training-set folder (shards)")
     p.add_argument("--out", type=Path, default=None, help="training output folder")
     p.add_argument("--generate", type=int, default=0, metavar="N", help="make N samples first")
-    p.add_argument("--structure", default="fcc", choices=["fcc", "amorphous"])
+    p.add_argument("--structure", default="fcc", choices=TRAINING_STRUCTURES)
     p.add_argument("--box", type=int, default=96, help="sample side [voxels]")
     p.add_argument("--pixel-size", type=float, default=0.358, help="voxel size [A]")
     p.add_argument("--radius-min", type=float, default=6.0, help="particle radius min [A]")
@@ -103,9 +110,9 @@ def add_train(sub) -> None:
     p.add_argument(
         "--denoise",
         default="none",
-        choices=["none", "dose"],
+        choices=TRAINING_DENOISE,
         help="with --peak-counts: 'dose' denoises each sample's images by the align stage's dose "
-        "rule (BM3D below 15 counts at the brightest column), as napari-aet run does",
+        f"rule (BM3D below {LOW_COUNTS:g} counts at the brightest column), as napari-aet run does",
     )
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")

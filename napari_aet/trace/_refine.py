@@ -307,8 +307,9 @@ def refine_atom_positions(
     n_first_trials = info["n_trial_candidates"]
     for _ in range(max(1, int(residual_passes))):
         check_cancel(cancel, "refinement")
-        # the residual of the images the verdicts were reached on
-        base = judge_images if last_info.get("judged_on") == "judge_images" else imgs
+        # the residual of the images the verdicts were reached on (the counts whenever given:
+        # a fit whose counts could not judge kept the traced atoms and ended before this)
+        base = imgs if judge_images is None else judge_images
         extra, rinfo = residual_trials(
             base - res.model_images, res.angles_deg, model.positions,
             pixel_size_A=pixel_size_A, device=device, cancel=cancel,
