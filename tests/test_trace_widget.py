@@ -98,7 +98,12 @@ def test_keyboard_modes_undo_and_autosave_restore(traced, press_key):
 def test_refine_positions_against_the_series_is_one_undoable_edit(
     make_napari_viewer, qtbot, tmp_path, monkeypatch
 ):
+    """Driven as an analyst drives it: the Trace and Refine buttons clicked, the pixel weighting
+    chosen on its combo box with the keyboard, Ctrl+Z pressed on the canvas."""
     monkeypatch.setenv("NAPARI_AET_CACHE", str(tmp_path))
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QApplication
+
     from napari_aet._layers import tilt_series_layer_data
     from napari_aet.io import TiltSeries
     from napari_aet.simulate import build_structure, simulate_tilt_series
@@ -107,16 +112,22 @@ def test_refine_positions_against_the_series_is_one_undoable_edit(
     px, angles = 0.358, np.linspace(-70, 70, 15)
     truth = build_structure("fcc", radius_A=10, shape_px=(96, 96), pixel_size_A=px, seed=1)
     sim = simulate_tilt_series(truth, angles, shape_px=(96, 96), seed=3)
-    viewer = make_napari_viewer()
+    viewer = make_napari_viewer(show=True)
     data, kw, _ = tilt_series_layer_data(TiltSeries(sim.data, angles, px), name="aligned")
     viewer.add_image(data, **kw)
     vol = render_atom_volume(truth.positions, (96, 96, 96), voxel_size_A=px, sigma_A=0.5)
     viewer.add_image(vol, name="tomo", scale=(px, px, px))
     w = TraceWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Trace")
     w.layer.value = viewer.layers["tomo"]
     assert w.series.value is viewer.layers["aligned"]  # picked up as the tilt series
-    with qtbot.waitSignal(w.run().finished, timeout=120000):
-        pass
+
+    def click_and_wait(button, done):
+        qtbot.mouseClick(button.native, Qt.LeftButton)
+        qtbot.waitUntil(lambda: done() and w.refine_button.enabled, timeout=180000)
+        QApplication.processEvents()
+
+    click_and_wait(w.run_button, lambda: w.model is not None and w.model.n_atoms > 0)
     assert w.model.n_atoms == truth.n_atoms
     noisy = w.model.positions + np.random.default_rng(0).normal(0, 0.12, w.model.positions.shape)
     w.model.replace_positions(noisy, action="test noise")
@@ -127,17 +138,24 @@ def test_refine_positions_against_the_series_is_one_undoable_edit(
 
         return float(np.sqrt((cKDTree(truth.positions).query(p)[0] ** 2).mean()))
 
-    with qtbot.waitSignal(w.refine().finished, timeout=120000):
-        pass
+    click_and_wait(w.refine_button, lambda: w.model.edit_log[-1]["action"] == "refine")
     assert err(w.points.data) < 0.5 * err(noisy)
     assert "refine_shift_A" in w.points.features.columns
-    assert w.model.edit_log[-1]["action"] == "refine" and "Refined" in w.status.value
+    assert "Refined" in w.status.value
     assert w.model.model.metadata["refinement"]["weighting"]["method"] == "uniform"
-    w.undo()
+    canvas = viewer.window._qt_viewer.canvas.native
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key_Z, Qt.ControlModifier)
+    QApplication.processEvents()
     np.testing.assert_allclose(w.points.data, noisy)
-    # the pixel weighting chosen in the widget reaches the fit and its record
-    w.weighting.value = "variance"
-    with qtbot.waitSignal(w.refine().finished, timeout=120000):
-        pass
+    # the pixel weighting chosen on the combo box reaches the fit and its record
+    combo = w.weighting.native
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key_Down)
+    QApplication.processEvents()
+    assert w.weighting.value == "variance"
+    n_edits = len(w.model.edit_log)
+    click_and_wait(w.refine_button, lambda: len(w.model.edit_log) > n_edits)
+    assert w.model.edit_log[-1]["action"] == "refine"
     assert w.model.model.metadata["refinement"]["weighting"]["method"] == "variance"
     assert err(w.points.data) < 0.5 * err(noisy)
