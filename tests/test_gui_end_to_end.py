@@ -1,9 +1,11 @@
-"""The whole workflow through the dock widgets, as an analyst would click it, then a session
-saved and reopened in a new viewer."""
+"""The whole workflow through the dock widgets, as an analyst clicks it (each run button
+clicked with a real Qt event on its docked tab), then a session saved and reopened in a new
+viewer."""
 
 import matplotlib.image as mpimg
 import numpy as np
 from conftest import click
+from qtpy.QtWidgets import QApplication
 
 from napari_aet.analysis import compare_atom_models
 from napari_aet.augment import shipped_weights
@@ -11,10 +13,17 @@ from napari_aet.io import read_atoms
 
 
 def _run(qtbot, widget, timeout=180000):
-    worker = widget.run()
-    assert worker is not None, widget.status.value
-    with qtbot.waitSignal(worker.finished, timeout=timeout):
-        pass
+    """Click the widget's run button, as an analyst does, and wait for the run to end."""
+    from qtpy.QtCore import Qt
+
+    widget.dock.raise_()  # its tab brought to the front
+    QApplication.processEvents()
+    button = widget.run_button
+    assert button.native.isVisible() and button.enabled
+    qtbot.mouseClick(button.native, Qt.LeftButton)
+    assert widget.worker is not None and not button.enabled, widget.status.value
+    qtbot.waitUntil(lambda: button.enabled, timeout=timeout)  # enabled again when it ends
+    QApplication.processEvents()
     assert not widget.status.value.startswith("Failed"), widget.status.value
 
 
@@ -36,6 +45,11 @@ def test_simulate_align_recon_trace_edit_analyze_export_and_reopen(
     sim, align, recon = SimulateWidget(viewer), AlignWidget(viewer), ReconWidget(viewer)
     augment, trace = AugmentWidget(viewer), TraceWidget(viewer)
     structure, figures = StructureWidget(viewer), FiguresWidget(viewer)
+    docks = [sim, align, recon, augment, trace, structure, figures]
+    for i, w in enumerate(docks):  # stacked in tabs: each run clicks its shown dock
+        w.dock = viewer.window.add_dock_widget(w, name=type(w).__name__, area="right")
+        if i:
+            viewer.window._qt_window.tabifyDockWidget(docks[0].dock, w.dock)
 
     # 0. simulate a small twinned particle with shifts (the truth comes as a layer too)
     sim.structure.value = "twinned dumbbell"
