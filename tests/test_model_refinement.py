@@ -561,3 +561,76 @@ def test_variance_weighted_refinement_fits_counts_and_records_its_noise_model(pa
     moved -= moved.mean(axis=0)
     assert np.sqrt((moved**2).sum(axis=1).mean()) < 0.5 * err0
     assert res.residual[-1] < res.residual[0]
+
+
+def test_white_noise_variance_is_the_mean_count_of_poisson_images(particle):
+    from napari_aet.core.filters import white_noise_variance
+
+    clean = simulate_tilt_series(particle, ANGLES[:5], shape_px=(128, 128), dose_e_per_A2=None)
+    rng = np.random.default_rng(3)
+    lam = 12.0 * clean.data / clean.data.max() + 2.0
+    counts = rng.poisson(lam).astype(np.float32)
+    est = white_noise_variance(counts - 2.0)  # less the background: the same noise
+    np.testing.assert_allclose(est, lam.mean(axis=(1, 2)), rtol=0.1)
+    # Gaussian read-out noise on a smooth signal: its variance; none on the clean images
+    noisy = clean.data + rng.normal(0.0, 2.0, clean.data.shape)  # signal up to ~100
+    np.testing.assert_allclose(white_noise_variance(noisy), 4.0, rtol=0.1)
+    assert np.all(white_noise_variance(clean.data) < 1e-3 * clean.data.var(axis=(1, 2)))
+    with pytest.raises(ValueError, match="8 x 8"):
+        white_noise_variance(np.zeros((3, 4, 4)))
+
+
+def test_a_right_model_at_low_counts_is_judged_by_the_images_signal(particle):
+    """At 5 counts on the brightest column over a background of 3 the noise caps even the
+    true model's correlation with the images below the bar; corrected for the noise's share
+    it passes. A blurred series (no atoms resolved) is still refused, and at high counts the
+    correction changes nothing."""
+    from napari_aet.core.filters import white_noise_variance
+    from napari_aet.forward import MIN_MODEL_CORRELATION, signal_correlation, why_untrusted
+
+    clean = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None).data
+    rng = np.random.default_rng(4)
+    counts = rng.poisson(5.0 * clean / clean.max() + 3.0).astype(np.float32) - 3.0
+    noise = white_noise_variance(counts)
+    kw = dict(pixel_size_A=PX, refine_angles=False, refine_offsets=False, iterations=40)
+    fit = refine_atomic_model(counts, ANGLES, particle.positions, **kw)
+    assert np.median(fit.image_correlation) < MIN_MODEL_CORRELATION
+    assert "fits the images poorly" in why_untrusted(fit)
+    assert why_untrusted(fit, noise_variance=noise) == ""
+    assert np.median(signal_correlation(fit, noise)) > 0.8
+    # the same counts of a particle blurred by 4 A: refused with the noise taken out too
+    blurred = simulate_tilt_series(
+        particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None, blur_sigma_A=4.0
+    ).data
+    blob = rng.poisson(5.0 * blurred / blurred.max() + 3.0).astype(np.float32) - 3.0
+    fit = refine_atomic_model(blob, ANGLES, particle.positions, **kw)
+    assert "not resolved" in why_untrusted(fit, noise_variance=white_noise_variance(blob))
+    # noiseless images: the correction is nil
+    fit = refine_atomic_model(clean, ANGLES, particle.positions, **kw)
+    np.testing.assert_allclose(
+        signal_correlation(fit, white_noise_variance(clean)), fit.image_correlation, rtol=1e-3
+    )
+
+
+@pytest.mark.slow
+def test_projection_matching_judges_its_fits_by_the_recorded_images_signal(particle):
+    """A series at 5 counts on the brightest column over a background of 3: the atom
+    model's correlation with the images is below the bar (the noise's doing). Given the
+    recorded images (``fit_images``, where the white noise is measurable) the rounds judge the
+    fit by the images' signal and keep it; without them, by the plain correlation."""
+    rng = np.random.default_rng(6)
+    clean = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None).data
+    counts = rng.poisson(5.0 * clean / clean.max() + 3.0).astype(np.float32) - 3.0
+    kw = dict(
+        angle_method="model",
+        pixel_size_A=PX,
+        rounds=1,
+        recon_iterations=50,
+        max_angle_change_deg=2.0,
+        model_builder=atom_model_builder(),
+    )
+    res = projection_matching(counts, ANGLES, fit_images=counts, **kw)
+    assert res.model is not None and res.notes == [], res.notes
+    assert np.median(res.model.image_correlation) < 0.5
+    res = projection_matching(counts, ANGLES, **kw)
+    assert res.model is None and "fits the images poorly" in res.notes[0]

@@ -191,3 +191,17 @@ def test_pruned_transforms_equal_the_dense_padded_ones(small, big):
     want = np.fft.irfftn(other, s=big)[: small[0], : small[1], : small[2]]
     assert back.dtype == torch.float32 and back.is_contiguous()
     np.testing.assert_allclose(back.numpy(), want, atol=1e-5 * np.abs(want).max())
+
+
+def test_auto_support_falls_back_to_the_box_when_the_foregrounds_disagree(three_atoms):
+    """Images whose particle sits 15 px from where the geometry puts it, in turn left and
+    right (a series left unaligned): their foregrounds share no voxel. The visual hull would
+    zero the whole tomogram; the box is used instead and the settings say so."""
+    atoms, angles, data = three_atoms
+    moved = np.stack([np.roll(img, 15 if i % 2 else -15, axis=1) for i, img in enumerate(data)])
+    res = genfire(moved, angles, iterations=10)
+    assert res.support.all() and res.volume.max() > 0
+    assert "share" in res.settings["support_note"]
+    # aligned images keep their hull, and no note
+    res = genfire(data, angles, iterations=10)
+    assert not res.support.all() and "support_note" not in res.settings

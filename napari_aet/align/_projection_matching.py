@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..core.filters import white_noise_variance
 from ..core.progress import check_cancel, report
 from ..forward import (
     ModelRefinementResult,
@@ -164,6 +165,17 @@ ROUND_ITERATIONS = 60
 #: Most iterations of the final fit, which stops when converged (an aligned Pt series: 60
 #: iterations left two noise draws 0.08 deg RMS apart, converged fits 0.036).
 FINAL_ITERATIONS = 200
+
+
+def _aligned_noise(raw_noise, shape, tilt_axis_angle_deg, shifts_px):
+    """The white-noise variance of each image after :func:`apply_alignment` resampled it with
+    this axis and these shifts (the cubic interpolation averages neighbouring pixels' noise:
+    a sub-pixel shift keeps about 0.6-1 of it), from ``raw_noise``, the recorded images'."""
+    if raw_noise is None:
+        return None
+    white = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    moved = apply_alignment(white, tilt_axis_angle_deg=tilt_axis_angle_deg, shifts_px=shifts_px)
+    return raw_noise * moved.reshape(len(moved), -1).var(axis=1)
 
 
 def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_deg, device, cancel,
@@ -359,6 +371,10 @@ def projection_matching(
     fit_arr = arr if fit_images is None else np.asarray(fit_images, np.float32)
     if fit_arr.shape != arr.shape:
         raise ValueError(f"fit_images has shape {fit_arr.shape}; raw has {arr.shape}")
+    # the noise the fits see (fit_images are the recorded images less their background: the
+    # white noise is measurable in them), so that a fit is judged by how well it explains the
+    # images' signal, not by the dose (:func:`why_untrusted`)
+    raw_noise = None if fit_images is None else white_noise_variance(fit_arr)
     reg_arr = arr if register_images is None else np.asarray(register_images, np.float32)
     if reg_arr.shape != arr.shape:
         raise ValueError(f"register_images has shape {reg_arr.shape}; raw has {arr.shape}")
@@ -405,7 +421,10 @@ def projection_matching(
             except ValueError as err:
                 notes.append(f"round {r + 1}: no atom model ({err}); shifts only")
             else:
-                why = why_untrusted(fitted, max_angle_change_deg=max_angle_change_deg)
+                noise = _aligned_noise(raw_noise, arr.shape, tilt_axis_angle_deg, s)
+                why = why_untrusted(
+                    fitted, max_angle_change_deg=max_angle_change_deg, noise_variance=noise
+                )
                 if why:
                     notes.append(f"round {r + 1}: {why}; shifts only")
                     fitted = None
@@ -467,14 +486,17 @@ def projection_matching(
             *last_fit, target, ang, pixel_size_A, model_trials, max_angle_change_deg, device,
             cancel, progress, refine_axis=refine_axis,
         )  # fmt: skip
-        why = why_untrusted(final, max_angle_change_deg=max_angle_change_deg)
+        noise = _aligned_noise(raw_noise, arr.shape, tilt_axis_angle_deg, s)
+        why = why_untrusted(final, max_angle_change_deg=max_angle_change_deg, noise_variance=noise)
         if why:
             notes.append(f"final fit: {why}; no standard errors")
             model = None
         else:
             model = final
             if with_trials is not None:
-                why_t = why_untrusted(with_trials, max_angle_change_deg=max_angle_change_deg)
+                why_t = why_untrusted(
+                    with_trials, max_angle_change_deg=max_angle_change_deg, noise_variance=noise
+                )
                 if why_t:
                     notes.append(f"final fit with {n_trials} trial atoms: {why_t}; not used")
                 else:

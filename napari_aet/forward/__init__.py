@@ -9,6 +9,7 @@ from ._model_fit import (
     TAIL_WIDTHS_A,
     ModelRefinementResult,
     refine_atomic_model,
+    signal_correlation,
     why_untrusted,
 )
 from ._noise_model import WEIGHTINGS
@@ -42,6 +43,7 @@ __all__ = [
     "render_projection",
     "rotation_center_A",
     "scattering_factor",
+    "signal_correlation",
     "split_object_translation",
     "why_untrusted",
 ]

@@ -104,6 +104,9 @@ class ModelRefinementResult:
     weighting : dict
         With ``weighting="variance"``: the fitted noise model ``var = a * signal + b``
         (``a``, ``b``) and the spread of the weights; empty otherwise.
+    image_variance : ndarray of shape (n_images,)
+        Variance of each image given, over its pixels (what :func:`why_untrusted` takes the
+        noise's share of).
     """
 
     positions_A: np.ndarray
@@ -123,14 +126,50 @@ class ModelRefinementResult:
     axis_correction_deg: float = 0.0
     axis_sigma_deg: float | None = None
     weighting: dict = field(default_factory=dict)
+    image_variance: np.ndarray | None = None
 
 
-def why_untrusted(result: ModelRefinementResult, *, max_angle_change_deg: float | None = None):
+def signal_correlation(result: ModelRefinementResult, noise_variance) -> np.ndarray:
+    """Each image's correlation with the model, corrected for the noise's share of the image's
+    variance: ``r / sqrt(1 - noise / variance)``.
+
+    White noise of variance ``v`` caps the correlation of even the true model with an image of
+    variance ``V`` at ``sqrt(1 - v / V)`` (0.43 for a Pt particle at 17 counts on its brightest
+    column over 3 counts of background: the correlation alone then judges the dose, not the
+    model). The corrected value is the correlation with the image's signal, which the noise
+    does not lower; at high counts the two agree.
+    """
+    r = np.asarray(result.image_correlation, np.float64)
+    var = result.image_variance
+    if noise_variance is None or var is None:
+        return r
+    share = np.clip(np.asarray(noise_variance, np.float64) / np.maximum(var, 1e-30), 0.0, 0.99)
+    return r / np.sqrt(1.0 - share)
+
+
+def why_untrusted(
+    result: ModelRefinementResult,
+    *,
+    max_angle_change_deg: float | None = None,
+    noise_variance=None,
+):
     """Why a refined atom model should not be used ('' when it may): it fits the images
     poorly, its atoms are not resolved, or (with ``max_angle_change_deg``) more than 10 % of
-    its angle corrections ran to the bound."""
+    its angle corrections ran to the bound.
+
+    With ``noise_variance`` (per image, in the units of the images fitted: the white noise's
+    variance after any resampling) the fit is judged by its correlation with the images'
+    signal (:func:`signal_correlation`), so that a model is not rejected for the dose alone.
+    """
     med = float(np.median(result.image_correlation))
-    if med < MIN_MODEL_CORRELATION:
+    if noise_variance is not None and result.image_variance is not None:
+        med_s = float(np.median(signal_correlation(result, noise_variance)))
+        if med_s < MIN_MODEL_CORRELATION:
+            return (
+                f"the atom model fits the images poorly (median correlation {med:.2f}, "
+                f"{med_s:.2f} with their signal)"
+            )
+    elif med < MIN_MODEL_CORRELATION:
         return f"the atom model fits the images poorly (median correlation {med:.2f})"
     if result.sigma_A > MAX_ATOM_SIGMA_A:
         return (
@@ -631,6 +670,7 @@ def refine_atomic_model(
         image_scale=scale.cpu().numpy().astype(np.float64),
         image_offset=bias.cpu().numpy().astype(np.float64),
         image_correlation=ncc.cpu().numpy().astype(np.float64),
+        image_variance=(dc**2).mean(dim=(1, 2)).cpu().numpy().astype(np.float64),
         residual=residual,
         angle_sigma_deg=angle_sigma,
         offset_sigma_px=offset_sigma,

@@ -15,7 +15,7 @@ from ..core.memory import available_memory_bytes, check_memory, format_bytes
 from ..core.progress import ProgressCallback, check_cancel, report
 from ._geometry import projection_axes
 from ._gridding import GriddedData, grid_dft, grid_fft
-from ._support import visual_hull_support
+from ._support import projection_masks, visual_hull_support
 
 
 @dataclass
@@ -177,7 +177,10 @@ def genfire(
         default 0.3 for ``"fft"`` and 0.1 for ``"dft"`` (the study's settings).
     support : "auto", "box", or ndarray of bool with the volume's shape
         ``"auto"``: visual hull of the thresholded projections widened by
-        ``support_margin_px``; ``"box"``: the whole unpadded cube; or a given mask.
+        ``support_margin_px`` (the whole cube, with ``settings["support_note"]`` saying so,
+        when the images' foregrounds share almost no voxel: misaligned or very noisy images
+        would otherwise reconstruct to nothing); ``"box"``: the whole unpadded cube; or a
+        given mask.
     positivity : bool
         Clip negative densities to zero each iteration.
     rfree_fraction : float
@@ -264,11 +267,23 @@ def genfire(
     t_grid = time.perf_counter() - t0
 
     # support
+    support_note = ""
     if isinstance(support, str):
         if support == "auto":
             sup = visual_hull_support(
                 proj, row_dirs, col_dirs, small, margin_px=support_margin_px, device=dev
             )
+            # a particle whose shadow covers A pixels fills far more than A / 10 voxels; a
+            # hull smaller than that is the foregrounds disagreeing, not the particle
+            smallest = int(projection_masks(proj, margin_px=support_margin_px).sum((1, 2)).min())
+            n_sup = int(sup.sum())
+            if n_sup < 0.1 * smallest:
+                support_note = (
+                    f"the images' foregrounds share {n_sup} voxels (the smallest covers "
+                    f"{smallest} pixels): misaligned or very noisy images; the whole box was "
+                    "the support"
+                )
+                sup = torch.ones(small, dtype=torch.bool, device=dev)
         elif support == "box":
             sup = torch.ones(small, dtype=torch.bool, device=dev)
         else:
@@ -339,6 +354,7 @@ def genfire(
         "interpolation_radius": float(radius),
         "support": support if isinstance(support, str) else "given mask",
         "support_margin_px": float(support_margin_px),
+        **({"support_note": support_note} if support_note else {}),
         "positivity": bool(positivity),
         "rfree_fraction": float(rfree_fraction),
         "device": str(dev),

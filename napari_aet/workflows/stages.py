@@ -358,6 +358,13 @@ def run_recon(
         progress=progress,
         cancel=cancel,
     )
+    if not np.any(res.volume > 0):  # nothing downstream can use it: fail before writing
+        raise ValueError(
+            f"GENFIRE gave an empty tomogram from {series.path} (no voxel above 0): the images "
+            "hold no positive signal; check the background subtraction and the alignment"
+        )
+    if res.settings.get("support_note"):
+        notes.append(f"support: {res.settings['support_note']}")
     prov = {
         **_provenance("recon", s, input=series.path),
         "pixel_size_A": ts.pixel_size_A,
