@@ -100,3 +100,69 @@ def test_recon_widget_cancel_adds_nothing(recon_on_series, qtbot):
         w.cancel()
     qtbot.waitUntil(lambda: "Cancelled" in w.status.value, timeout=5000)
     assert [layer.name for layer in viewer.layers] == ["tilts"]
+
+
+def test_recon_widget_says_when_the_support_fell_back_to_the_box(make_napari_viewer, qtbot):
+    """A series left unaligned (the particle 12 px left and right in turn): the foregrounds
+    share no voxel, the box is the support, and the status line says so after the click."""
+    from qtpy.QtCore import Qt
+
+    from napari_aet._layers import tilt_series_layer_data
+    from napari_aet.widgets import ReconWidget
+
+    atoms = rotation_center_A((N, N), PX) + np.array([[3.0, -2.0, 2.5], [-4.0, 4.0, -1.0]])
+    angles = np.linspace(-70, 70, 21)
+    sim = simulate_tilt_series(atoms, angles, pixel_size_A=PX, shape_px=(N, N), seed=0)
+    moved = np.stack([np.roll(im, 12 if i % 2 else -12, axis=1) for i, im in enumerate(sim.data)])
+    viewer = make_napari_viewer(show=True)
+    data, kw, _ = tilt_series_layer_data(TiltSeries(moved, angles, PX), name="unaligned")
+    viewer.add_image(data, **kw)
+    w = ReconWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Reconstruct")
+    w.layer.value = viewer.layers["unaligned"]
+    w.iterations.value = 10
+    qtbot.mouseClick(w.run_button.native, Qt.LeftButton)
+    qtbot.waitUntil(lambda: "Done" in w.status.value, timeout=120000)
+    assert "Support: the images' foregrounds share" in w.status.value
+    assert viewer.layers["unaligned GENFIRE"].data.max() > 0
+
+
+def test_an_empty_tomogram_fails_by_name_and_adds_nothing(
+    make_napari_viewer, qtbot, tmp_path, capsys, monkeypatch
+):
+    """A GENFIRE run that returns no voxel above zero (the images' foregrounds shared no
+    voxel before the box fallback existed): the CLI stage fails by name and writes no
+    tomogram, the widget adds no layer."""
+    from dataclasses import replace
+
+    import napari_aet.widgets._recon as recon_widget
+    import napari_aet.workflows.stages as stages
+    from napari_aet._layers import tilt_series_layer_data
+    from napari_aet.recon import genfire
+    from napari_aet.widgets import ReconWidget
+
+    def zeroed(*args, **kwargs):
+        res = genfire(*args, **kwargs)
+        return replace(res, volume=np.zeros_like(res.volume))
+
+    monkeypatch.setattr(stages, "genfire", zeroed)
+    monkeypatch.setattr(recon_widget, "genfire", zeroed)
+    angles = np.linspace(-70, 70, 11)
+    atoms = rotation_center_A((N, N), PX) + np.array([[3.0, -2.0, 2.5]])
+    sim = simulate_tilt_series(atoms, angles, pixel_size_A=PX, shape_px=(N, N), seed=0)
+    path = tmp_path / "tilts.mrc"
+    write_tilt_series(path, TiltSeries(sim.data, angles, PX))
+    out = tmp_path / "o"
+    assert main(["recon", str(path), "--iterations", "5", "--out", str(out)]) == 1
+    assert "empty tomogram" in capsys.readouterr().err
+    assert not (out / "tomogram.h5").exists()
+    viewer = make_napari_viewer()
+    data, kw, _ = tilt_series_layer_data(TiltSeries(sim.data, angles, PX), name="tilts")
+    viewer.add_image(data, **kw)
+    w = ReconWidget(viewer)
+    w.layer.value = viewer.layers["tilts"]
+    w.iterations.value = 5
+    with qtbot.waitSignal(w.run().finished, timeout=60000):
+        pass
+    assert w.status.value.startswith("Failed: GENFIRE gave an empty tomogram")
+    assert len(viewer.layers) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -134,6 +135,12 @@ class ReconWidget(StageWidgetMixin, DockContainer):
 
     def _done(self, res) -> None:
         source_name, ts = self._source
+        if not np.any(res.volume > 0):  # nothing to trace: say so, add nothing
+            self.status.value = (
+                "Failed: GENFIRE gave an empty tomogram (no voxel above 0): the images hold no "
+                "positive signal; check the background subtraction and the alignment"
+            )
+            return
         self.result = res
         px = ts.pixel_size_A
         new = self._viewer.add_image(
@@ -158,6 +165,8 @@ class ReconWidget(StageWidgetMixin, DockContainer):
             f"Done on {res.settings['device']}: error {res.errors[-1]:.4f}, "
             f"R-free {res.rfree[-1]:.4f}; {t['per_iteration']:.2f} s/iteration"
         )
+        if res.settings.get("support_note"):
+            self.status.value += f". Support: {res.settings['support_note']}"
 
     def _plot(self, errors, rfree) -> None:
 
