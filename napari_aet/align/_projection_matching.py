@@ -171,7 +171,8 @@ FINAL_ITERATIONS = 200
 def _aligned_noise(raw_noise, shape, tilt_axis_angle_deg, shifts_px):
     """The white-noise variance of each image after :func:`apply_alignment` resampled it with
     this axis and these shifts (the cubic interpolation averages neighbouring pixels' noise:
-    a sub-pixel shift keeps about 0.6-1 of it), from ``raw_noise``, the recorded images'."""
+    a shift of half a pixel along both axes keeps 0.56 of it, a 3-degree turn 0.75), from
+    ``raw_noise``, the recorded images'."""
     if raw_noise is None:
         return None
     white = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
