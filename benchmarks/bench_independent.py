@@ -8,7 +8,8 @@ abTEM's aberrated 300 keV probe, sampled at the scan positions, scaled to realis
 at the brightest column and Poisson-sampled), of several particles in random orientations (no
 crystal axis along a lab axis), at the study's counts (about 50 at the brightest column), a
 third and a tenth of them, over the full tilt range (60 tilts over 180 deg), and with
-acquisition faults (shifts, angle errors, a rotated tilt axis, a background); Pt, Au, Pd and
+acquisition faults (shifts, angle errors, a rotated tilt axis, a background), at the study's
+counts and at a third and a tenth of them (`third-faults`, `tenth-faults`); Pt, Au, Pd and
 Ni, crystalline and amorphous. Each series goes through `napari-aet run` with its defaults
 (only the element is given, and the amorphous U-Net for the amorphous particle); the traced,
 refined and final atoms are scored against the truth after a rigid registration with
@@ -50,6 +51,8 @@ CONDITIONS = {
     "faults": (50.0, (3.0, 0.5, 3.0, 3.0)),
     "tenth": (5.0, (0.0, 0.0, 0.0, 1.0)),
     "fullrange": (50.0, (0.0, 0.0, 0.0, 1.0)),
+    "third-faults": (17.0, (3.0, 0.5, 3.0, 3.0)),
+    "tenth-faults": (5.0, (3.0, 0.5, 3.0, 3.0)),
 }
 #: tilt angles [deg] per condition: the study's 21 tilts -70:70:7 unless named here
 TILTS = {"fullrange": np.arange(-88.5, 88.6, 3.0)}  # 60 tilts over 180 deg, no missing wedge
@@ -234,7 +237,8 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     print()
     print(f"Machine: {machine()}; {args.size} px of {args.pixel_size} A, 21 tilts -70:70:7")
-    print("(fullrange: 60 tilts -88.5:88.5:3; tenth: 5 counts at the brightest column)")
+    print("(fullrange: 60 tilts -88.5:88.5:3; tenth: 5 counts at the brightest column;")
+    print(" faults: +-3 px shifts, 0.5 deg angle errors, axis 3 deg, background 3 counts)")
     for p, n in MULTISLICE_PX.items():
         print(f"({p}: {n} px, abTEM PRISM multislice, 2 A slices, 40-200 mrad detector)")
     print()
