@@ -3,14 +3,10 @@ projection, and the fit of an atom model and the tilt geometry to measured image
 simulate, align, trace and analysis; imports only ``core``."""
 
 from ._model_fit import (
-    MAX_ATOM_SIGMA_A,
-    MIN_MODEL_CORRELATION,
     SPLAT_SIGMA_A,
     TAIL_WIDTHS_A,
     ModelRefinementResult,
     refine_atomic_model,
-    signal_correlation,
-    why_untrusted,
 )
 from ._noise_model import WEIGHTINGS
 from ._potentials import (
@@ -25,6 +21,12 @@ from ._projection import (
     render_projection,
     rotation_center_A,
     split_object_translation,
+)
+from ._trust import (
+    MAX_ATOM_SIGMA_A,
+    MIN_MODEL_CORRELATION,
+    signal_correlation,
+    why_untrusted,
 )
 
 __all__ = [

@@ -46,11 +46,6 @@ CONVERGED_PX = 0.005
 #: (offsets) at the first block's state: a series whose angles are known to 0.1 deg need not
 #: be iterated to 0.002 deg (at low counts the fits ran to the limit every time).
 CONVERGED_FRACTION = 0.05
-#: Below this median image correlation a refined atom model is not trusted.
-MIN_MODEL_CORRELATION = 0.5
-#: Above this fitted width [A] the atoms are not resolved and a refined model is not trusted
-#: (resolved atoms image with a width of ~0.4-0.8 A: probe, thermal motion, filtering).
-MAX_ATOM_SIGMA_A = 0.9
 
 
 @dataclass
@@ -105,8 +100,8 @@ class ModelRefinementResult:
         With ``weighting="variance"``: the fitted noise model ``var = a * signal + b``
         (``a``, ``b``) and the spread of the weights; empty otherwise.
     image_variance : ndarray of shape (n_images,)
-        Variance of each image given, over its pixels (what :func:`why_untrusted` takes the
-        noise's share of).
+        Variance of each image given, over its pixels (what
+        :func:`~napari_aet.forward.why_untrusted` takes the noise's share of).
     """
 
     positions_A: np.ndarray
@@ -127,63 +122,6 @@ class ModelRefinementResult:
     axis_sigma_deg: float | None = None
     weighting: dict = field(default_factory=dict)
     image_variance: np.ndarray | None = None
-
-
-def signal_correlation(result: ModelRefinementResult, noise_variance) -> np.ndarray:
-    """Each image's correlation with the model, corrected for the noise's share of the image's
-    variance: ``r / sqrt(1 - noise / variance)``.
-
-    White noise of variance ``v`` caps the correlation of even the true model with an image of
-    variance ``V`` at ``sqrt(1 - v / V)`` (0.43 for a Pt particle at 17 counts on its brightest
-    column over 3 counts of background: the correlation alone then judges the dose, not the
-    model). The corrected value is the correlation with the image's signal, which the noise
-    does not lower; at high counts the two agree.
-    """
-    r = np.asarray(result.image_correlation, np.float64)
-    var = result.image_variance
-    if noise_variance is None or var is None:
-        return r
-    share = np.clip(np.asarray(noise_variance, np.float64) / np.maximum(var, 1e-30), 0.0, 0.99)
-    return r / np.sqrt(1.0 - share)
-
-
-def why_untrusted(
-    result: ModelRefinementResult,
-    *,
-    max_angle_change_deg: float | None = None,
-    noise_variance=None,
-):
-    """Why a refined atom model should not be used ('' when it may): it fits the images
-    poorly, its atoms are not resolved, or (with ``max_angle_change_deg``) more than 10 % of
-    its angle corrections ran to the bound.
-
-    With ``noise_variance`` (per image, in the units of the images fitted: the white noise's
-    variance after any resampling) the fit is judged by its correlation with the images'
-    signal (:func:`signal_correlation`), so that a model is not rejected for the dose alone.
-    """
-    med = float(np.median(result.image_correlation))
-    if noise_variance is not None and result.image_variance is not None:
-        med_s = float(np.median(signal_correlation(result, noise_variance)))
-        if med_s < MIN_MODEL_CORRELATION:
-            return (
-                f"the atom model fits the images poorly (median correlation {med:.2f}, "
-                f"{med_s:.2f} with their signal)"
-            )
-    elif med < MIN_MODEL_CORRELATION:
-        return f"the atom model fits the images poorly (median correlation {med:.2f})"
-    if result.sigma_A > MAX_ATOM_SIGMA_A:
-        return (
-            f"the atoms are not resolved (fitted width {result.sigma_A:.2f} A > "
-            f"{MAX_ATOM_SIGMA_A} A)"
-        )
-    if max_angle_change_deg:
-        at_bound = np.abs(result.angle_corrections_deg) > 0.95 * max_angle_change_deg
-        if at_bound.mean() > 0.1:
-            return (
-                f"{int(at_bound.sum())} angle corrections ran to the bound of "
-                f"{max_angle_change_deg} deg"
-            )
-    return ""
 
 
 def _fix_gauge(positions_A, angles_deg, corrections_deg, offsets_px, pixel_size_A, rows, cols):
