@@ -46,6 +46,16 @@ class GenfireResult:
     timings_s: dict = field(default_factory=dict)
 
 
+def check_tomogram(volume, source) -> None:
+    """Raise a ``ValueError`` naming ``source`` when the tomogram has no voxel above zero:
+    nothing downstream can use it (the images hold no positive signal)."""
+    if not np.any(np.asarray(volume) > 0):
+        raise ValueError(
+            f"GENFIRE gave an empty tomogram from {source} (no voxel above 0): the images hold "
+            "no positive signal; check the background subtraction and the alignment"
+        )
+
+
 def estimate_genfire_memory(
     n_images: int,
     rows: int,
@@ -270,12 +280,11 @@ def genfire(
     support_note = ""
     if isinstance(support, str):
         if support == "auto":
-            sup = visual_hull_support(
-                proj, row_dirs, col_dirs, small, margin_px=support_margin_px, device=dev
-            )
+            masks = projection_masks(proj, margin_px=support_margin_px)
+            sup = visual_hull_support(proj, row_dirs, col_dirs, small, masks=masks, device=dev)
             # a particle whose shadow covers A pixels fills far more than A / 10 voxels; a
             # hull smaller than that is the foregrounds disagreeing, not the particle
-            smallest = int(projection_masks(proj, margin_px=support_margin_px).sum((1, 2)).min())
+            smallest = int(masks.sum((1, 2)).min())
             n_sup = int(sup.sum())
             if n_sup < 0.1 * smallest:
                 support_note = (

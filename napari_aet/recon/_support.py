@@ -40,21 +40,24 @@ def visual_hull_support(
     *,
     smooth_px: float = 2.0,
     margin_px: float = 4.0,
+    masks: np.ndarray | None = None,
     device: str | torch.device = "cpu",
 ) -> torch.Tensor:
     """Voxels whose projection falls inside every image's foreground mask.
 
     A voxel outside the particle's shadow in any image cannot hold the particle, so this is a
     conservative support; ``margin_px`` widens each shadow so that misalignment of a few pixels
-    does not cut atoms.
+    does not cut atoms. ``masks``: the foregrounds when the caller has them already
+    (:func:`projection_masks` of ``projections``); ``smooth_px`` and ``margin_px`` then do
+    nothing.
 
     Returns
     -------
     torch.Tensor of bool, shape ``volume_shape``
     """
-    masks = torch.as_tensor(
-        projection_masks(projections, smooth_px=smooth_px, margin_px=margin_px), device=device
-    )
+    if masks is None:
+        masks = projection_masks(projections, smooth_px=smooth_px, margin_px=margin_px)
+    masks = torch.as_tensor(masks, device=device)
     nz, ny, nx = volume_shape
     rows, cols = projections.shape[1:]
     # a False border lets out-of-image coordinates be clamped onto it instead of masked

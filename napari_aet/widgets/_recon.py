@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -16,7 +15,7 @@ from magicgui.widgets import (
 
 from .._layers import tilt_series_from_layer
 from ..figures import plot_recon_errors
-from ..recon import genfire
+from ..recon import check_tomogram, genfire
 from ..workflows import ReconSettings
 from ._runner import (
     DockContainer,
@@ -127,6 +126,7 @@ class ReconWidget(StageWidgetMixin, DockContainer):
         )
         self._source = (layer.name, ts)
         self.status.value = "Gridding..."
+
         return self.runner.start(
             lambda progress, cancel: genfire(
                 ts.data, ts.angles_deg, progress=progress, cancel=cancel, **params
@@ -135,11 +135,10 @@ class ReconWidget(StageWidgetMixin, DockContainer):
 
     def _done(self, res) -> None:
         source_name, ts = self._source
-        if not np.any(res.volume > 0):  # nothing to trace: say so, add nothing
-            self.status.value = (
-                "Failed: GENFIRE gave an empty tomogram (no voxel above 0): the images hold no "
-                "positive signal; check the background subtraction and the alignment"
-            )
+        try:
+            check_tomogram(res.volume, source_name)
+        except ValueError as err:  # nothing to trace: say so, add nothing
+            self.status.value = f"Failed: {err}"
             return
         self.result = res
         px = ts.pixel_size_A

@@ -37,7 +37,7 @@ from ..io import (
     write_volume,
 )
 from ..io._angles import parse_angles
-from ..recon import genfire
+from ..recon import check_tomogram, genfire
 from ..simulate import (
     build_structure,
     simulate_tilt_series,
@@ -358,11 +358,7 @@ def run_recon(
         progress=progress,
         cancel=cancel,
     )
-    if not np.any(res.volume > 0):  # nothing downstream can use it: fail before writing
-        raise ValueError(
-            f"GENFIRE gave an empty tomogram from {series.path} (no voxel above 0): the images "
-            "hold no positive signal; check the background subtraction and the alignment"
-        )
+    check_tomogram(res.volume, series.path)  # fail before writing
     if res.settings.get("support_note"):
         notes.append(f"support: {res.settings['support_note']}")
     prov = {
