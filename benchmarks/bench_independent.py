@@ -9,7 +9,8 @@ at the brightest column and Poisson-sampled), of several particles in random ori
 crystal axis along a lab axis), at the study's counts (about 50 at the brightest column), a
 third and a tenth of them, over the full tilt range (60 tilts over 180 deg), and with
 acquisition faults (shifts, angle errors, a rotated tilt axis, a background), at the study's
-counts and at a third and a tenth of them (`third-faults`, `tenth-faults`); Pt, Au, Pd and
+counts and at a third and a tenth of them (`third-faults`, `tenth-faults`), and with the
+shifts of a series whose drift was left in (up to 12 px: `drift`, `third-drift`); Pt, Au, Pd and
 Ni, crystalline and amorphous. Each series goes through `napari-aet run` with its defaults
 (only the element is given, and the amorphous U-Net for the amorphous particle); the traced,
 refined and final atoms are scored against the truth after a rigid registration with
@@ -53,6 +54,9 @@ CONDITIONS = {
     "fullrange": (50.0, (0.0, 0.0, 0.0, 1.0)),
     "third-faults": (17.0, (3.0, 0.5, 3.0, 3.0)),
     "tenth-faults": (5.0, (3.0, 0.5, 3.0, 3.0)),
+    # drift left in by the microscope: shifts of up to 12 px (the faults otherwise the same)
+    "drift": (50.0, (12.0, 0.5, 3.0, 3.0)),
+    "third-drift": (17.0, (12.0, 0.5, 3.0, 3.0)),
 }
 #: tilt angles [deg] per condition: the study's 21 tilts -70:70:7 unless named here
 TILTS = {"fullrange": np.arange(-88.5, 88.6, 3.0)}  # 60 tilts over 180 deg, no missing wedge

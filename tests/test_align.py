@@ -505,3 +505,25 @@ def test_shifts_only_alignment_leaves_an_aligned_low_count_series_alone():
     assert _gauge_free_residual(res.shifts_px, truth, ANGLES) < 0.5 * _gauge_free_residual(
         np.zeros_like(truth), truth, ANGLES
     )
+
+
+def test_angles_at_their_bound_are_held_and_the_axis_is_still_measured(particle):
+    # the common line missed a turned tilt axis (here: not run, the series left vertical):
+    # the round's angles absorb the turn and run to their bound. That round used to register
+    # shifts only and keep the axis where it was; fitted again with the angles held, the
+    # atom model measures the axis
+    from napari_aet.align._projection_matching import projection_matching
+
+    errors = np.random.default_rng(0).uniform(-0.4, 0.4, len(ANGLES))
+    sim = simulate_tilt_series(
+        particle, ANGLES + errors, shape_px=(128, 128), seed=4, tilt_axis_angle_deg=5.0,
+        background_counts=25,
+    )  # fmt: skip
+    work, _ = subtract_background(sim.data)
+    res = projection_matching(
+        work, ANGLES, tilt_axis_angle_deg=0.0, rounds=1, recon_iterations=15,
+        angle_method="model", pixel_size_A=PX, model_builder=atom_model_builder(),
+        refine_axis=True, device="cpu",
+    )  # fmt: skip
+    assert any("refitted with the angles held" in note for note in res.notes)
+    assert res.tilt_axis_angle_deg == pytest.approx(5.0, abs=0.1)

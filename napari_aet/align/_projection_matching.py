@@ -211,6 +211,30 @@ def _angles_held(fit, ang):
     )
 
 
+def _bound_only(fit, noise) -> bool:
+    """Whether the angle corrections running to their bound is all that is wrong with ``fit``.
+
+    Angles that run to the bound absorb an error the model has no other way to fit: a tilt
+    axis turned by more than the common line saw (an independent Pt dumbbell with shifts of
+    up to 12 px and its axis 3 deg off, at a third of the study's counts: the common line put
+    the axis at 1.0 deg and every round's angles ran to the bound). Held, the same fit sets
+    the offsets and the tilt axis, which all images and atoms measure."""
+    return not why_untrusted(fit, noise_variance=noise)
+
+
+def _held_refit(fitted, target, ang, pixel_size_A, device, cancel, refine_axis, noise, progress):
+    """``fitted`` fitted again with the angles held (offsets, tilt axis and atoms free), or
+    None when that fit cannot be trusted either."""
+    refit = refine_atomic_model(
+        target, ang, fitted.positions_A, pixel_size_A=pixel_size_A, refine_angles=False,
+        iterations=ROUND_ITERATIONS, refine_axis=refine_axis, device=device,
+        progress=progress, cancel=cancel,
+    )  # fmt: skip
+    if why_untrusted(refit, noise_variance=noise):
+        return None
+    return _angles_held(refit, ang)
+
+
 def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_deg, device, cancel,
                          return_images=False, progress=None, refine_axis=False):  # fmt: skip
     """Build an atom model from the tomogram with ``builder`` (the tracer, after the U-Net when
@@ -240,7 +264,8 @@ def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_de
 
 
 def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials, max_change_deg,
-                     device, cancel, progress=None, refine_axis=False):  # fmt: skip
+                     device, cancel, progress=None, refine_axis=False,
+                     hold_angles=False):  # fmt: skip
     """The last round's atom model fitted again to convergence, with the standard errors
     calibrated; and, with ``trials``, once more with trial atoms where its residual shows
     density it lacks.
@@ -253,11 +278,12 @@ def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials,
     corrections differ, image by image, is the model's own uncertainty.
 
     Returns ``(result, with_trials or None, n_trials)``: ``result`` without trial atoms, with
-    standard errors; ``with_trials`` the fit with them (no standard errors of its own)."""
+    standard errors; ``with_trials`` the fit with them (no standard errors of its own).
+    ``hold_angles``: the angles are held (:func:`_bound_only`)."""
     pos = round_fit.positions_A
     kw = dict(pixel_size_A=pixel_size_A, max_angle_change_deg=max_change_deg,
               iterations=FINAL_ITERATIONS, refine_axis=refine_axis, device=device,
-              cancel=cancel)  # fmt: skip
+              cancel=cancel, refine_angles=not hold_angles)  # fmt: skip
     # the alignment keeps only significant corrections: standard errors
     plain = refine_atomic_model(
         target, ang, pos, calibrate_sigmas=True, progress=_prefixed(progress, "final fit"), **kw
@@ -458,7 +484,19 @@ def projection_matching(
                 why = why_untrusted(
                     fitted, max_angle_change_deg=max_angle_change_deg, noise_variance=noise
                 )
-                if why:
+                held = None
+                if why and _bound_only(fitted, noise):
+                    held = _held_refit(
+                        fitted, target, ang, pixel_size_A, device, cancel, refine_axis, noise,
+                        _prefixed(progress, f"round {r + 1}, angles held"),
+                    )  # fmt: skip
+                if held is not None:
+                    notes.append(
+                        f"round {r + 1}: {why}; refitted with the angles held: offsets and "
+                        "tilt axis from the atom model"
+                    )
+                    fitted = held
+                elif why:
                     notes.append(f"round {r + 1}: {why}; shifts only")
                     fitted = None
                 elif _noisy(fitted, max_angle_change_deg, noise, notes, f"round {r + 1}"):
@@ -523,6 +561,16 @@ def projection_matching(
         )  # fmt: skip
         noise = _aligned_noise(raw_noise, arr.shape, tilt_axis_angle_deg, s)
         why = why_untrusted(final, max_angle_change_deg=max_angle_change_deg, noise_variance=noise)
+        if why and _bound_only(final, noise):
+            final, with_trials, n_trials = _final_model_fit(
+                *last_fit, target, ang, pixel_size_A, model_trials, max_angle_change_deg, device,
+                cancel, progress, refine_axis=refine_axis, hold_angles=True,
+            )  # fmt: skip
+            if not why_untrusted(final, noise_variance=noise):
+                notes.append(f"final fit: {why}; fitted again with the angles held")
+                why = ""
+                final = _angles_held(final, ang)
+                with_trials = None if with_trials is None else _angles_held(with_trials, ang)
         if why:
             notes.append(f"final fit: {why}; no standard errors")
             model = None
