@@ -86,9 +86,10 @@ def subtract_background(
 def _particle_masks(arr, *, margin_px: float, smooth_px: float = 2.0, k: float = 3.0):
     """Each image's particle: Li's foreground of the smoothed image (:func:`projection_masks`),
     of its connected parts only those whose brightest smoothed pixel stands ``k`` noise
-    deviations above the median, widened by ``margin_px``. At a few counts per pixel Li's
-    threshold cuts through the noise, and leaving out the smoothed noise's bright patches
-    as "particle" set the background of the rest low (0.06 counts at 1 count per pixel)."""
+    deviations above the median (else the largest), widened by ``margin_px``. At a few counts
+    per pixel Li's threshold cuts through the noise, and leaving out the smoothed noise's
+    bright patches as "particle" set the background of the rest low (0.06 counts at 1 count
+    per pixel)."""
     fg = projection_masks(arr, smooth_px=smooth_px, margin_px=0.0)
     out = np.empty_like(fg)
     r = int(np.ceil(margin_px))
@@ -102,7 +103,10 @@ def _particle_masks(arr, *, margin_px: float, smooth_px: float = 2.0, k: float =
         lab, nl = ndimage.label(fg[i])
         if nl:
             peaks = ndimage.maximum(sm, lab, index=np.arange(1, nl + 1))
-            m = np.isin(lab, 1 + np.flatnonzero(peaks > med + k * sd))
+            keep = np.flatnonzero(peaks > med + k * sd)
+            if not keep.size:  # none stands out (a particle over most of the field): the largest
+                keep = [int(np.argmax(ndimage.sum(fg[i], lab, index=np.arange(1, nl + 1))))]
+            m = np.isin(lab, 1 + np.asarray(keep))
         else:
             m = fg[i]
         if margin_px > 0 and m.any():
