@@ -10,6 +10,7 @@ import numpy as np
 from ..core.progress import check_cancel, report
 from ._preprocess import (
     STUDY_LOWPASS_INV_A,
+    background_planes,
     denoise,
     dose_denoise_choice,
     is_counts,
@@ -468,8 +469,18 @@ def align_tilt_series(
         steps["denoise"] = {"method": denoise_method or "none", "dose_rule": why}
     if denoise_method:
         check_cancel(cancel, "alignment")
-        work, used = denoise(work, method=denoise_method, noise=noise)
-        steps["denoise"] = {**steps.get("denoise", {}), "method": used, "noise": noise}
+        steps["denoise"] = {**steps.get("denoise", {}), "noise": noise}
+        if noise == "poisson" and bg_params is not None and is_counts(arr):
+            # the Anscombe transform needs the counts: denoised after the background was
+            # subtracted, every negative pixel was clipped to 0 first (at 1 count of
+            # background per pixel 0 and 1 count became the same), then the plane subtracted
+            planes = background_planes(bg_params, arr.shape)
+            work, used = denoise(arr, method=denoise_method, noise=noise)
+            work = work - planes
+            steps["denoise"]["background_counts"] = [float(v) for v in bg_params[:, 0]]
+        else:
+            work, used = denoise(work, method=denoise_method, noise=noise)
+        steps["denoise"]["method"] = used
     report(progress, 2, total, "denoised")
     plain = unfiltered if denoise_method else None  # what the denoiser did not touch
     lowpass = None

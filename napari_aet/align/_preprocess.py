@@ -57,7 +57,6 @@ def subtract_background(
     rr, cc = np.mgrid[0:rows, 0:cols].astype(np.float64)
     rr -= rows // 2
     cc -= cols // 2
-    out = np.empty_like(arr)
     params = np.zeros((n, 3))
     for i in range(n):
         bg = ~masks[i]
@@ -79,8 +78,19 @@ def subtract_background(
                 res = v - fit
                 keep = np.abs(res) <= clip_sigma * _robust_spread(res[keep])
         params[i, : p.size] = p
-        out[i] = arr[i] - (params[i, 0] + params[i, 1] * rr + params[i, 2] * cc)
-    return out, params
+    return arr - background_planes(params, arr.shape), params
+
+
+def background_planes(params, shape) -> np.ndarray:
+    """The background planes ``a + b row + c col`` of :func:`subtract_background`'s ``params``
+    as images of ``shape`` ``(n, rows, cols)`` (float32; rows and columns from the centre
+    pixel)."""
+    p = np.asarray(params, np.float64)
+    n, rows, cols = shape
+    rr = (np.arange(rows) - rows // 2)[None, :, None]
+    cc = (np.arange(cols) - cols // 2)[None, None, :]
+    planes = p[:, 0, None, None] + p[:, 1, None, None] * rr + p[:, 2, None, None] * cc
+    return planes.astype(np.float32)
 
 
 def _particle_masks(arr, *, margin_px: float, smooth_px: float = 2.0, k: float = 3.0):

@@ -146,14 +146,27 @@ def denoise(
 def recorded_denoiser(metadata):
     """The denoiser that a series' provenance records (the align stage's ``denoise`` step:
     method and noise model) as a function ``counts -> images``, to repeat it on other counts
-    (the refine stage's replicate); None when the provenance names none."""
+    (the refine stage's replicate); None when the provenance names none. When the align
+    stage denoised the counts before subtracting their background (``background_counts``,
+    per image), the function does the same to background-subtracted counts, and carries the
+    levels as its ``background_counts`` attribute."""
     step = ((metadata or {}).get("provenance") or {}).get("denoise") or {}
     method = step.get("method")
     if method in (None, "none"):
         return None
     noise = step.get("noise", "poisson")
+    levels = step.get("background_counts")
+    level = None if levels is None else np.asarray(levels, np.float32)[:, None, None]
 
     def run(counts):
-        return denoise(counts, method=method, noise=noise)[0]
+        if level is None:
+            return denoise(counts, method=method, noise=noise)[0]
+        # the align stage denoised the counts before it subtracted their background (other
+        # images than the series': its mean level)
+        arr = np.asarray(counts, np.float32)
+        b = level if len(arr) == len(level) else np.float32(level.mean())
+        return denoise(arr + b, method=method, noise=noise)[0] - b
 
+    #: the background that was subtracted (per image; counts drawn for a replicate need it)
+    run.background_counts = None if level is None else level[:, 0, 0].copy()
     return run

@@ -51,7 +51,10 @@ def choose_position_source(
     denoiser : callable
         ``denoiser(counts) -> images``: what made the denoised series from the counts (e.g.
         :func:`napari_aet.align.denoise` with the align stage's method), applied to the
-        replicate's counts (an ``(n_images, rows, cols)`` float32 array).
+        replicate's counts (an ``(n_images, rows, cols)`` float32 array). Its attribute
+        ``background_counts`` (per image, :func:`napari_aet.align.recorded_denoiser`), when
+        set, is the background the series had before it was subtracted: the replicate's
+        counts are drawn with it and have it taken off again.
     pixel_size_A : float
     iterations : int
         L-BFGS iterations of each fit to the replicate (as for the real one).
@@ -74,7 +77,11 @@ def choose_position_source(
     truth = np.asarray(judged.positions_A, float)
     score = slice(None) if atoms is None else np.asarray(atoms)  # a mask or indices
     expected = np.clip(np.asarray(judged.model_images, np.float64), 0, None)
-    counts = np.random.default_rng(REPLICATE_SEED).poisson(expected).astype(np.float32)
+    # the background the align stage subtracted is noise the series has: drawn, then taken off
+    level = getattr(denoiser, "background_counts", None)
+    level = 0.0 if level is None else np.asarray(level, np.float64)[:, None, None]
+    rng = np.random.default_rng(REPLICATE_SEED)
+    counts = (rng.poisson(expected + level) - level).astype(np.float32)
     denoised = np.asarray(denoiser(counts), np.float32)
     if denoised.shape != counts.shape:
         raise ValueError(
