@@ -19,7 +19,7 @@ from ..core.denoise import (  # noqa: F401 (re-exported)
     recorded_denoiser,
 )
 from ..core.filters import STUDY_LOWPASS_INV_A, lowpass_filter  # noqa: F401 (re-exported)
-from ..recon._support import projection_masks
+from ..recon._support import disk_footprint, li_foreground
 
 
 def subtract_background(
@@ -71,8 +71,7 @@ def subtract_background(
         for _ in range(3):
             # at low dose the median of the counts (0) is not their level: the fit is a mean
             p, *_ = np.linalg.lstsq(a[keep], v[keep], rcond=None)
-            fit = a @ p
-            res = v - fit
+            res = v - a @ p
             keep = np.abs(res) <= clip_sigma * _robust_spread(res[keep])
         params[i, : p.size] = p
     return arr - background_planes(params, arr.shape), params
@@ -91,31 +90,29 @@ def background_planes(params, shape) -> np.ndarray:
 
 
 def _particle_masks(arr, *, margin_px: float, smooth_px: float = 2.0, k: float = 3.0):
-    """Each image's particle: Li's foreground of the smoothed image (:func:`projection_masks`),
+    """Each image's particle: Li's foreground of the smoothed image (:func:`li_foreground`),
     of its connected parts only those whose brightest smoothed pixel stands ``k`` noise
     deviations above the median (else the largest), widened by ``margin_px``. At a few counts
     per pixel Li's threshold cuts through the noise, and leaving out the smoothed noise's
     bright patches as "particle" set the background of the rest low (0.06 counts at 1 count
     per pixel)."""
-    fg = projection_masks(arr, smooth_px=smooth_px, margin_px=0.0)
-    out = np.empty_like(fg)
-    r = int(np.ceil(margin_px))
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    disk = (yy**2 + xx**2) <= margin_px**2
+    out = np.empty(arr.shape, bool)
+    disk = disk_footprint(margin_px)
     for i, img in enumerate(arr):
         sm = ndimage.gaussian_filter(np.asarray(img, np.float64), smooth_px)
+        fg = li_foreground(sm)
         med = float(np.median(sm))
         low = sm[sm <= med] - med  # the lower half: noise about the background (mostly)
         sd = float(np.sqrt(np.mean(low**2))) if low.size else 0.0
-        lab, nl = ndimage.label(fg[i])
+        lab, nl = ndimage.label(fg)
         if nl:
             peaks = ndimage.maximum(sm, lab, index=np.arange(1, nl + 1))
             keep = np.flatnonzero(peaks > med + k * sd)
             if not keep.size:  # none stands out (a particle over most of the field): the largest
-                keep = [int(np.argmax(ndimage.sum(fg[i], lab, index=np.arange(1, nl + 1))))]
+                keep = [int(np.argmax(ndimage.sum(fg, lab, index=np.arange(1, nl + 1))))]
             m = np.isin(lab, 1 + np.asarray(keep))
         else:
-            m = fg[i]
+            m = fg
         if margin_px > 0 and m.any():
             m = ndimage.binary_dilation(m, structure=disk)
         out[i] = m

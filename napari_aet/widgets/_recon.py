@@ -126,7 +126,6 @@ class ReconWidget(StageWidgetMixin, DockContainer):
         )
         self._source = (layer.name, ts)
         self.status.value = "Gridding..."
-
         return self.runner.start(
             lambda progress, cancel: genfire(
                 ts.data, ts.angles_deg, progress=progress, cancel=cancel, **params
