@@ -80,6 +80,16 @@ def visual_hull_support(
     for i in range(len(masks)):
         rd = [float(v) for v in row_dirs[i]]
         cd = [float(v) for v in col_dirs[i]]
+        if rd[0] == rd[2] == 0.0 and cd[1] == 0.0:
+            # a tilt about the image rows' axis (every single-axis series): the row depends on
+            # y alone and the column on (z, x) alone, so the image's mask is read once per
+            # (y, z, x) without three volumes of coordinates (the same values: the general
+            # path's arithmetic with the zero terms left out)
+            ri = torch.round(y * rd[1] + (rows // 2 + 1)).clamp_(0, rows + 1).long()
+            c = z[:, None] * cd[0] + (x[None, :] * cd[2] + (cols // 2 + 1))
+            ci = torch.round(c).clamp_(0, cols + 1).long()
+            support &= padded[i][ri][:, ci].permute(1, 0, 2)
+            continue
         r = (z[:, None, None] * rd[0] + y[None, :, None] * rd[1]) + (
             x[None, None, :] * rd[2] + (rows // 2 + 1)
         )
