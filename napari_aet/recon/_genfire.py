@@ -71,7 +71,8 @@ def estimate_genfire_memory(
         _padded(cols, oversampling),
     )
     half = nz * ny * (nx // 2 + 1) * 8  # complex64 half spectrum
-    # forward pass intermediates (cols, rows->Ny, Nxh) and (cols, rows, Nxh); inverse likewise
+    # forward pass: the kept padded lines (cols, rows, Nx) and the x pass (cols, rows, Nxh),
+    # counted as (cols, Ny, Nxh) and (cols, rows, Nxh); the inverse's crops are smaller
     inter = cols * ny * (nx // 2 + 1) * 8 + cols * rows * (nx // 2 + 1) * 8
     vol = cols * rows * cols * 4 * 4  # volume, support, temporaries
     # gridding candidates: FFT: 8 neighbours of every padded sample; DFT: a slab per image
