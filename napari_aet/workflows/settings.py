@@ -194,7 +194,9 @@ class PositionRefineSettings:
     # stage's denoiser). Measured at a third of the study's counts (docs/benchmarks.md): a
     # sharp PRISM multislice particle "ignore" 16.7 %, "fit" 0.00 %, "judge" 0.00 %; an
     # incoherent 2,376-atom dumbbell "fit" cost the RMSD (25.1 against 12.6 pm), an amorphous
-    # Pt particle "judge" did (24.1 against 16.9 pm); "auto" chose right on both
+    # Pt particle "judge" did (24.1 against 16.9 pm); "auto" chose right on both. BM3D's
+    # positions recover only 28-55 % of the atoms' own random displacements from their sites
+    # (the counts' all): "fit" when per-atom displacements matter (docs/methods.md)
     counts: str = "auto"
     # how the fits weigh the pixels: "uniform" (plain least squares) or "variance" (by the
     # inverse of a noise variance fitted to grow with the signal, as counting noise does;
