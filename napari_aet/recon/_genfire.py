@@ -127,7 +127,8 @@ class _PrunedFFT:
             self._lines = np.zeros((sz, sy, nx), np.float32)  # the cube's lines, padded in x
         spec = self._spec
         # padded buffers kept from call to call: scipy's own padding (``n=``) copied into a
-        # fresh array on every call, and its page faults made a pass 0.5-3.9 s instead of 0.5
+        # fresh array on every call, whose page faults made a pass 0.5-3.9 s instead of 0.5
+        # while other work loaded the machine (alone the two take the same time)
         self._lines[:, :, :sx] = vol.numpy()
         spec[:sz, :sy] = sfft.rfft(self._lines, axis=2, workers=w)  # the cube's lines only
         spec[:sz, sy:] = 0
