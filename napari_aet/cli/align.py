@@ -80,7 +80,12 @@ def add_align(sub) -> None:
         default=D.model_weights,
         help="U-Net weights for the model method's tracing ('fcc', 'amorphous', a file)",
     )
-    p.add_argument("--rounds", type=int, default=D.rounds, help="projection-matching rounds")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=D.rounds,
+        help="projection-matching rounds (up to 3 more run while the angles still converge)",
+    )
     p.add_argument("--recon-iterations", type=int, default=D.recon_iterations)
     element_option(p, D.element, "the tracer's minimum distance in the model-based refinement")
     device_option(p)

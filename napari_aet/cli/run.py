@@ -73,7 +73,12 @@ def add_run(sub) -> None:
         help="in-plane tilt axis: 'estimate' (default, over the whole half circle), 'none' "
         "(vertical) or a known angle [deg]",
     )
-    p.add_argument("--rounds", type=int, default=AL.rounds, help="projection-matching rounds")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=AL.rounds,
+        help="projection-matching rounds (up to 3 more run while the angles still converge)",
+    )
     p.add_argument(
         "--no-projection-matching",
         "--no-refine",

@@ -58,14 +58,29 @@ def _amplitude_sigmas(resid, one, at, row, col, scale, torch):
     return torch.sqrt(num.clamp_min(0)) / den.clamp_min(1e-30)
 
 
+#: The factor by which the angles' standard errors are widened beyond the bootstrap
+#: replicate's calibration. Neither the linearisation nor a replicate of the fitted image
+#: model sees how the model differs from the microscope's images: on 50
+#: aligned series made by an independent simulator (abTEM potentials; Pt dumbbells and
+#: polyhedra, Au, Pd, Ni and amorphous Pt; the study's counts to a tenth, full range; 128 and
+#: 256 px) the final fits' angle changes were 1.25x their standard errors (median; quartiles
+#: 1.02-1.35, up to 2.0), and the significance test, set for false corrections in 5 % of
+#: series, kept some in 13 of the 50 and applied the group's shrunk changes in 20. With the
+#: errors widened by 1.3: 4 and 3 of 50 (false corrections 0.043 -> 0.008 deg RMS on average),
+#: and on 21 series with angle errors of sd 0.5 deg the aligned angles came out 0.149 deg RMS
+#: off on average instead of 0.154.
+MODEL_MISMATCH_FACTOR = 1.3
+
+
 def _calibrated(angle_sigma, offset_sigma, d_ang, d_off, refine_angles, refine_offsets):
     """Scale the linearised standard errors by how far one bootstrap replicate moved the
-    geometry, pooled over the images (never below 1: they are lower bounds)."""
+    geometry, pooled over the images (never below 1: they are lower bounds); the angles'
+    then by :data:`MODEL_MISMATCH_FACTOR`."""
     a, o = angle_sigma.copy(), offset_sigma.copy()
     if refine_angles and len(d_ang) > 2:
         d = d_ang - d_ang.mean()  # the gauge: a common angle change is a turn of the model
         c = float(np.sqrt(np.mean((d / np.maximum(a, 1e-12)) ** 2)))
-        a *= max(c, 1.0)
+        a *= max(c, 1.0) * MODEL_MISMATCH_FACTOR
     if refine_offsets and len(d_off) > 2:
         for k in range(2):
             d = d_off[:, k] - d_off[:, k].mean()
