@@ -399,7 +399,7 @@ def test_shift_standard_error_matches_the_spread_over_noise():
     the offset is the measured spread within 25 %."""
     from scipy import ndimage
 
-    from napari_aet.align._projection_matching import _register, shift_standard_error
+    from napari_aet.align._tomogram_matching import _register, shift_standard_error
 
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:64, :64]

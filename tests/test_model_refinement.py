@@ -689,6 +689,7 @@ def test_rounds_are_added_while_the_angles_still_converge(
     monkeypatch.setattr(pm, "_refine_traced_model", traced)
     monkeypatch.setattr(pm, "why_untrusted", untrusted)
     monkeypatch.setattr(pm, "_held_refit", lambda fitted, t, ang, *a: pm._angles_held(fitted, ang))
+    monkeypatch.setattr(pm, "_bound_only", lambda fitted, noise: not untrusted(fitted))
     monkeypatch.setattr(pm, "_noisy", lambda *a, **k: False)
     monkeypatch.setattr(pm, "_final_model_fit", lambda *a, **k: (fit(0.0, np.ones(n)), None, 0))
     images = np.zeros((n, 16, 16), np.float32)

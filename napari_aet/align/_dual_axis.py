@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from ._projection_matching import _ncc
 from ._reproject import reproject
+from ._tomogram_matching import _ncc
 
 #: The untilted images must be within this many degrees of 0 for the in-plane registration.
 MAX_REFERENCE_TILT_DEG = 10.0

@@ -10,14 +10,36 @@ from ..core.filters import white_noise_variance
 from ..core.progress import check_cancel, report
 from ..forward import (
     ModelRefinementResult,
-    refine_atomic_model,
-    signal_correlation,
     split_object_translation,
     why_untrusted,
 )
 from ..recon import genfire
-from ._reproject import reproject
+from ._model_rounds import (
+    _aligned_noise,
+    _angles_held,
+    _bound_only,
+    _final_model_fit,
+    _held_refit,
+    _noisy,
+    _prefixed,
+    _refine_traced_model,
+)
 from ._shifts import apply_alignment, axis_matrix
+from ._tomogram_matching import _match_to_tomogram
+
+#: With the model method, a round is added (at most :data:`EXTRA_ROUNDS` beyond ``rounds``)
+#: after a round that held the angles (it did not refine them) and while the angles are still
+#: converging: the last round changed them, RMS, by less than this fraction of the round before
+#: (a geometric approach, not yet the noise floor, where successive changes are alike). The
+#: last round's change counts as the estimates' round-to-round jitter in the significance test
+#: (:func:`napari_aet.align.keep_significant`), so stopping while it is still progress makes
+#: the test revert real corrections: an independent 3,259-atom Pt polyhedron with 0.5 deg angle
+#: errors (256 px, round 1 held) changed its angles by 0.46, 0.18, 0.068 and 0.049 deg RMS in
+#: rounds 2-5; stopped after round 3 the jitter put the standard errors at 0.18 deg where the
+#: fit's error was 0.037, 18 of 21 corrections were reverted or shrunk and the angles ended
+#: 0.075 deg RMS off; after round 5, 0.036.
+CONVERGING_RATIO = 0.6
+EXTRA_ROUNDS = 3
 
 
 @dataclass
@@ -58,270 +80,6 @@ class ProjectionMatchingResult:
     tilt_axis_angle_deg: float = 0.0
     axis_sigma_deg: float | None = None
     axis_changes_deg: list = field(default_factory=list)
-
-
-def _register(reference: np.ndarray, moving: np.ndarray, upsample: int = 20):
-    """``(d, cc)``: offset ``d`` (row, col) with ``moving(p + d) ~ reference(p)``, and the
-    normalized correlation after that shift."""
-    from scipy import ndimage
-    from skimage.registration import phase_cross_correlation
-
-    shift, _, _ = phase_cross_correlation(
-        reference, moving, upsample_factor=upsample, normalization=None
-    )
-    d = -np.asarray(shift, np.float64)
-    moved = ndimage.shift(moving, -d, order=1, mode="constant")
-    a = reference - reference.mean()
-    b = moved - moved.mean()
-    cc = float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-30))
-    return d, cc
-
-
-def _fourier_shift(img: np.ndarray, shift) -> np.ndarray:
-    """Image moved by ``shift`` (row, col) [pixels], exactly (periodic) via the Fourier domain."""
-    from scipy import ndimage
-
-    return np.fft.ifftn(ndimage.fourier_shift(np.fft.fftn(img), shift)).real
-
-
-def shift_standard_error(reference: np.ndarray, image: np.ndarray, shift) -> np.ndarray:
-    """Standard errors (row, col) [px] of the offset ``shift`` registering ``image`` to
-    ``reference`` (``image ~ a * reference(p - shift) + b``).
-
-    The sandwich estimate of a least-squares fit of the offset, scale and background:
-    ``A^-1 B A^-1`` with ``A = J^T J`` and ``B = J^T C J``, ``J`` the derivatives of the placed
-    reference and ``C`` the residual's covariance taken from its own periodogram, so that
-    correlated noise (denoised or low-passed images) and the misfit of a noisy reference count
-    as what they are instead of as white noise.
-    """
-    ref = _fourier_shift(np.asarray(reference, np.float64), shift)
-    img = np.asarray(image, np.float64)
-    rows, cols = img.shape
-    design = np.column_stack([ref.ravel(), np.ones(ref.size)])
-    (a, b), *_ = np.linalg.lstsq(design, img.ravel(), rcond=None)
-    resid = img - (a * ref + b)
-    gy, gx = np.gradient(a * ref)
-    jac = np.stack([gy, gx, ref - ref.mean(), np.ones_like(ref)])  # (4, rows, cols)
-    amat = np.einsum("ipq,jpq->ij", jac, jac)
-    weight = np.full(cols // 2 + 1, 2.0)
-    weight[0] = 1.0
-    if cols % 2 == 0:
-        weight[-1] = 1.0
-    r_hat = np.abs(np.fft.rfft2(resid)) ** 2 * weight
-    jf = np.fft.rfft2(jac)
-    bmat = np.einsum("ipq,jpq,pq->ij", jf, jf.conj(), r_hat).real / float(rows * cols) ** 2
-    ainv = np.linalg.pinv(amat)
-    cov = ainv @ bmat @ ainv
-    return np.sqrt(np.clip(np.diag(cov)[:2], 0.0, None))
-
-
-def _ncc(a: np.ndarray, b: np.ndarray) -> float:
-    a = a - a.mean()
-    b = b - b.mean()
-    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-30))
-
-
-def _match_to_tomogram(vol, aligned, ang, refine_angles, step_deg, max_change_deg, tick, cancel):
-    """Per image: the offset registering it to the tomogram's re-projection and, optionally,
-    the angle at the vertex of a parabola through the correlations at trial angles."""
-    n = len(aligned)
-    d = np.zeros((n, 2))
-    sig = np.zeros((n, 2))
-    dang = np.zeros(n)
-    ccs = np.zeros(n)
-    for i in range(n):
-        check_cancel(cancel, "projection matching")
-        ref = reproject(vol, [ang[i]])[0]
-        d0, _ = _register(ref, aligned[i])
-        if refine_angles:
-            # correlations at a fixed shift over a symmetric set of trial angles; the vertex
-            # of a least-squares parabola is the angle correction
-            offs = step_deg * np.arange(-2, 3)
-            proj = reproject(vol, ang[i] + offs)
-            moved = _fourier_shift(aligned[i], -d0)
-            c = np.array([_ncc(p, moved) for p in proj])
-            a2, a1, _ = np.polyfit(offs, c, 2)
-            delta = -a1 / (2 * a2) if a2 < 0 else offs[int(np.argmax(c))]
-            dang[i] = float(np.clip(delta, -max_change_deg, max_change_deg))
-            ref = reproject(vol, [ang[i] + dang[i]])[0]
-            d[i], ccs[i] = _register(ref, aligned[i])
-        else:
-            d[i] = d0
-            ccs[i] = _ncc(ref, _fourier_shift(aligned[i], -d0))
-        sig[i] = shift_standard_error(ref, aligned[i], d[i])
-        tick(i)
-    return d, dang, ccs, sig
-
-
-def _prefixed(progress, prefix: str):
-    """``progress`` with ``prefix`` before every message (None stays None)."""
-    if progress is None:
-        return None
-    return lambda done, total, message="": report(progress, done, total, f"{prefix}: {message}")
-
-
-#: L-BFGS iterations of each round's joint atom-model fit: rounds re-trace the model, so they
-#: need not converge; the final fit (:func:`_final_model_fit`) does.
-ROUND_ITERATIONS = 60
-#: Most iterations of the final fit, which stops when converged (an aligned Pt series: 60
-#: iterations left two noise draws 0.08 deg RMS apart, converged fits 0.036).
-FINAL_ITERATIONS = 200
-#: With the model method, a round is added (at most :data:`EXTRA_ROUNDS` beyond ``rounds``)
-#: after a round that held the angles (it did not refine them) and while the angles are still
-#: converging: the last round changed them, RMS, by less than this fraction of the round before
-#: (a geometric approach, not yet the noise floor, where successive changes are alike). The
-#: last round's change counts as the estimates' round-to-round jitter in the significance test
-#: (:func:`napari_aet.align.keep_significant`), so stopping while it is still progress makes
-#: the test revert real corrections: an independent 3,259-atom Pt polyhedron with 0.5 deg angle
-#: errors (256 px, round 1 held) changed its angles by 0.46, 0.18, 0.068 and 0.049 deg RMS in
-#: rounds 2-5; stopped after round 3 the jitter put the standard errors at 0.18 deg where the
-#: fit's error was 0.037, 18 of 21 corrections were reverted or shrunk and the angles ended
-#: 0.075 deg RMS off; after round 5, 0.036.
-CONVERGING_RATIO = 0.6
-EXTRA_ROUNDS = 3
-
-
-def _aligned_noise(raw_noise, shape, tilt_axis_angle_deg, shifts_px):
-    """The white-noise variance of each image after :func:`apply_alignment` resampled it with
-    this axis and these shifts (the cubic interpolation averages neighbouring pixels' noise:
-    a shift of half a pixel along both axes keeps 0.56 of it, a 3-degree turn 0.75), from
-    ``raw_noise``, the recorded images'."""
-    if raw_noise is None:
-        return None
-    white = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    moved = apply_alignment(white, tilt_axis_angle_deg=tilt_axis_angle_deg, shifts_px=shifts_px)
-    return raw_noise * moved.reshape(len(moved), -1).var(axis=1)
-
-
-def _noisy(fit, max_change_deg, noise, notes: list, where: str) -> bool:
-    """Whether a fit that explains the images' signal (:func:`why_untrusted` with the noise)
-    fails the plain correlation bar, i.e. the images are mostly noise; says so in ``notes``.
-
-    Such images establish what all of them or every atom share (the tilt axis, each image's
-    offset, measured by hundreds of atoms) but not each image's angle: at a tenth of the
-    study's counts a model with 62 % of its atoms wrong explained the signal as well as the
-    true one and set an angle 1.5 deg off at "3 standard errors"."""
-    why = why_untrusted(fit, max_angle_change_deg=max_change_deg)
-    if not why:
-        return False
-    plain = float(np.median(fit.image_correlation))
-    signal = float(np.median(signal_correlation(fit, noise)))
-    notes.append(
-        f"{where}: noisy images (median correlation {plain:.2f}, {signal:.2f} with their "
-        "signal): offsets and tilt axis from the atom model, angles held"
-    )
-    return True
-
-
-def _angles_held(fit, ang):
-    """``fit`` with no angle corrections and no standard error on them (none is applied)."""
-    n = len(fit.angle_corrections_deg)
-    return replace(
-        fit,
-        angles_deg=np.asarray(ang, np.float64).copy(),
-        angle_corrections_deg=np.zeros(n),
-        angle_sigma_deg=None if fit.angle_sigma_deg is None else np.full(n, np.inf),
-    )
-
-
-def _bound_only(fit, noise) -> bool:
-    """Whether the angle corrections running to their bound is all that is wrong with ``fit``.
-
-    Angles that run to the bound absorb an error the model has no other way to fit: a tilt
-    axis turned by more than the common line saw (an independent Pt dumbbell with shifts of
-    up to 12 px and its axis 3 deg off, at a third of the study's counts: the common line put
-    the axis at 1.0 deg and every round's angles ran to the bound). Held, the same fit sets
-    the offsets and the tilt axis, which all images and atoms measure."""
-    return not why_untrusted(fit, noise_variance=noise)
-
-
-def _held_refit(fitted, target, ang, pixel_size_A, device, cancel, refine_axis, progress):
-    """``fitted`` fitted again with the angles held (offsets, tilt axis and atoms free), or
-    None when that fit does not pass the plain correlation bar (noisy images, whose model's
-    angles ran to the bound, are registered to the tomogram as before)."""
-    refit = refine_atomic_model(
-        target, ang, fitted.positions_A, pixel_size_A=pixel_size_A, refine_angles=False,
-        iterations=ROUND_ITERATIONS, refine_axis=refine_axis, device=device,
-        progress=progress, cancel=cancel,
-    )  # fmt: skip
-    if why_untrusted(refit):  # the plain bar: on noisy images a model whose angles ran off
-        return None  # also sets offsets 1-5 px off (an aligned Pt series at a tenth of the counts)
-    return _angles_held(refit, ang)
-
-
-def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_deg, device, cancel,
-                         return_images=False, progress=None, refine_axis=False):  # fmt: skip
-    """Build an atom model from the tomogram with ``builder`` (the tracer, after the U-Net when
-    the caller chose one) and refine it jointly with the angles and offsets against the
-    images (:data:`ROUND_ITERATIONS`)."""
-    check_cancel(cancel, "projection matching")
-    positions = np.asarray(builder(vol, pixel_size_A, cancel), np.float64).reshape(-1, 3)
-    if len(positions) < 4:
-        raise ValueError(
-            f"only {len(positions)} atoms were traced in the tomogram: angle refinement against "
-            "an atom model needs atomic resolution (use angle_method='tomogram' or "
-            "refine_angles=False for this series)"
-        )
-    return refine_atomic_model(
-        aligned,
-        ang,
-        positions,
-        pixel_size_A=pixel_size_A,
-        max_angle_change_deg=max_change_deg,
-        iterations=ROUND_ITERATIONS,
-        refine_axis=refine_axis,
-        return_images=return_images,
-        device=device,
-        progress=progress,
-        cancel=cancel,
-    )
-
-
-def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials, max_change_deg,
-                     device, cancel, progress=None, refine_axis=False,
-                     hold_angles=False):  # fmt: skip
-    """The last round's atom model fitted again to convergence, with the standard errors
-    calibrated; and, with ``trials``, once more with trial atoms where its residual shows
-    density it lacks.
-
-    Atoms the model misses are a model error that the images' noise does not count: they pull
-    the angles of the images where they stand apart (an aligned Si series at 4.5 counts per
-    pixel, 7 of 287 atoms missed: 0.35 deg at 3.7 standard errors). Trial atoms on noise keep
-    an amplitude near 0. But at very low counts trial atoms can also let the fit wander (Si at
-    1.2 counts per pixel, 47 trials: angles moved by up to 1.9 deg): how far the two fits'
-    corrections differ, image by image, is the model's own uncertainty.
-
-    Returns ``(result, with_trials or None, n_trials)``: ``result`` without trial atoms, with
-    standard errors; ``with_trials`` the fit with them (no standard errors of its own).
-    ``hold_angles``: the angles are held (:func:`_bound_only`)."""
-    pos = round_fit.positions_A
-    kw = dict(pixel_size_A=pixel_size_A, max_angle_change_deg=max_change_deg,
-              iterations=FINAL_ITERATIONS, refine_axis=refine_axis, device=device,
-              cancel=cancel, refine_angles=not hold_angles)  # fmt: skip
-    # the alignment keeps only significant corrections: standard errors
-    plain = refine_atomic_model(
-        target, ang, pos, calibrate_sigmas=True, progress=_prefixed(progress, "final fit"), **kw
-    )
-    extra = np.empty((0, 3))
-    if trials is not None and round_fit.model_images is not None:
-        extra = np.asarray(
-            trials(round_target - round_fit.model_images, round_fit.angles_deg, pos,
-                   pixel_size_A=pixel_size_A, device=device, cancel=cancel),
-            np.float64,
-        ).reshape(-1, 3)  # fmt: skip
-    if not len(extra):
-        return plain, None, 0
-    # from where the plain fit ended (a short way to go): its angles, its atoms and the trials
-    more = refine_atomic_model(
-        target, plain.angles_deg, np.vstack([plain.positions_A, extra]),
-        progress=_prefixed(progress, f"final fit with {len(extra)} trial atoms"), **kw,
-    )  # fmt: skip
-    total = more.angle_corrections_deg + plain.angle_corrections_deg
-    total -= total.mean()
-    with_trials = replace(
-        more, angle_corrections_deg=total, angles_deg=np.asarray(ang, np.float64) + total
-    )
-    return plain, with_trials, len(extra)
 
 
 def projection_matching(
