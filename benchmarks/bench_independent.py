@@ -105,11 +105,26 @@ def _oriented(name: str, size: int, pixel_size_A: float, seed: int, **build):
     return (atoms.positions - center) @ rot.T + center
 
 
-def _make_case(name: str, size: int, pixel_size_A: float, seed: int, jitter_pm=None):
+def radial_strain(positions: np.ndarray, strain_pct: float) -> np.ndarray:
+    """The displacements [A] of a smooth radial strain field that grows from the particle's
+    centre to its surface, ``u = s (x - c) |x - c| / R`` (``c`` the centroid, ``R`` the
+    largest distance from it, ``s = strain_pct / 100``): no strain at the centre, a radial
+    strain of ``2 s`` at the surface, displacements of ``s R`` there (a surface expansion
+    that varies over many atoms, as a particle's relaxation does)."""
+    d = positions - positions.mean(axis=0)
+    r = np.linalg.norm(d, axis=1, keepdims=True)
+    return strain_pct / 100.0 * d * r / max(float(r.max()), 1e-9)
+
+
+def _make_case(name: str, size: int, pixel_size_A: float, seed: int, jitter_pm=None,
+               radial_strain_pct=None):  # fmt: skip
     """:func:`make_case`, and the truth's sites before the thermal jitter (same atoms, same
     order: the ideal lattice of a crystal) to measure how much of the atoms' displacements
     from them a run recovers. ``jitter_pm``: the displacements' standard deviation per axis
-    (default :func:`napari_aet.simulate.build_structure`'s, 2.2 pm)."""
+    (default :func:`napari_aet.simulate.build_structure`'s, 2.2 pm). ``radial_strain_pct``:
+    the truth is also displaced by :func:`radial_strain`, and the reference sites are the
+    truth without that field (its jitter kept), so that what a run recovers is measured on
+    the smooth field alone."""
     from napari_aet.simulate import IndependentImaging, at_counts, independent_tilt_series
 
     particle, condition = name.split("/")
@@ -120,6 +135,9 @@ def _make_case(name: str, size: int, pixel_size_A: float, seed: int, jitter_pm=N
     ideal = _oriented(name, size, pixel_size_A, seed, jitter_A=0.0)
     if ideal.shape != truth.shape or np.abs(ideal - truth).max() > 1.0:
         ideal = None  # the build drew other atoms without jitter: no ideal sites
+    if radial_strain_pct:
+        ideal = truth.copy()
+        truth = truth + radial_strain(truth, radial_strain_pct)
     size = MULTISLICE_PX.get(particle, size)
     imaging = IndependentImaging(
         peak_counts=peak,
@@ -229,8 +247,9 @@ def run_case(name: str, args) -> dict:
     weights = args.weights or weights
     t0 = time.perf_counter()
     truth, ideal, series = _make_case(
-        name, args.size, args.pixel_size, args.seed, jitter_pm=args.jitter_pm
-    )
+        name, args.size, args.pixel_size, args.seed, jitter_pm=args.jitter_pm,
+        radial_strain_pct=args.radial_strain_pct,
+    )  # fmt: skip
     t_sim = time.perf_counter() - t0
     folder = args.out / name.replace("/", "-")
     row = run_and_score(
@@ -269,6 +288,13 @@ def main() -> None:
         type=float,
         default=None,
         help="the atoms' random displacements from their sites, per axis [pm] (default 2.2)",
+    )
+    ap.add_argument(
+        "--radial-strain-pct",
+        type=float,
+        default=None,
+        help="displace the truth by a smooth radial strain, 0 at the centre and twice this "
+        "[%%] at the surface; 'follows displacement' then scores that field alone",
     )
     ap.add_argument(
         "--weights", default=None, help="U-Net weights for every case (default: per particle)"
