@@ -8,6 +8,7 @@ from ..core.atoms import AtomModel
 from ..core.elements import parse_elements
 from ..core.progress import check_cancel
 from ..forward import refine_atomic_model, why_untrusted
+from ._counts_correction import smooth_difference
 from ._position_source import choose_position_source
 from ._tracer import _greedy_min_distance, classify_species
 
@@ -256,7 +257,11 @@ def refine_atom_positions(
         replicate with known positions (:func:`choose_position_source`, after the first fit;
         ``info["position_source"]``): a denoiser's images suit a crystal and can bias an
         amorphous particle's positions more than the counts' noise moves them. When the counts
-        win, everything is fitted to them from then on (as with ``images=judge_images``).
+        win, everything is fitted to them from then on (as with ``images=judge_images``). When
+        the denoised images win, the final atoms are fitted once more to the counts and the
+        smooth part of how far that moves them is added (a denoiser shrinks a smooth strain
+        field as well as each atom's own displacement:
+        :mod:`~napari_aet.trace._counts_correction`; ``info["counts_correction"]``).
     weighting : {"uniform", "variance"}
         How every fit weighs the pixels (:data:`WEIGHTING`; ``refine_atomic_model``'s
         ``weighting``): plain least squares, or by the inverse of a noise variance fitted to
@@ -301,7 +306,9 @@ def refine_atom_positions(
             )  # fmt: skip
         info["position_source"] = source
     if not judge or not residual_pass or "not_refined" in info or model.n_atoms < 4:
-        return model, info
+        return _with_counts_correction(
+            model, info, source, judge_images, origin, angles_deg=angles_deg, **kw
+        )
     imgs = np.asarray(images, np.float32)
     passes, n_first, last_info = [], (info["n_added"], info["n_removed"]), info
     n_first_trials = info["n_trial_candidates"]
@@ -354,7 +361,58 @@ def refine_atom_positions(
     if source is not None:
         info["position_source"] = source
     model.metadata["refinement"] = info
-    return model, info
+    return _with_counts_correction(
+        model, info, source, judge_images, origin, angles_deg=angles_deg, **kw
+    )
+
+
+def _with_counts_correction(model, info, source, counts, origin, *, angles_deg, pixel_size_A,
+                            iterations, refine_geometry, weighting, device, progress, cancel,
+                            **_):  # fmt: skip
+    """``(model, info)`` with the smooth part of what the counts move the positions by
+    added, when the positions were fitted to a denoised series that the replicate chose over
+    the counts (:mod:`~napari_aet.trace._counts_correction`; ``info["counts_correction"]``)."""
+    if source is None or source.get("source") != "denoised" or counts is None:
+        return model, info
+    if "not_refined" in info or model.n_atoms < 5:
+        return model, info
+    if refine_geometry:  # the denoised fit moved the geometry: the counts' fit would not match
+        info["counts_correction"] = {"applied": False, "why": "refine_geometry"}
+        return model, info
+    check_cancel(cancel, "refinement")
+    res = refine_atomic_model(
+        counts, angles_deg, model.positions, pixel_size_A=pixel_size_A, refine_angles=False,
+        refine_offsets=False, iterations=iterations, weighting=weighting, device=device,
+        progress=progress, cancel=cancel,
+    )  # fmt: skip
+    why = why_untrusted(res)
+    if why:
+        info["counts_correction"] = {"applied": False, "why": why}
+        return model, info
+    smooth, cinfo = smooth_difference(model.positions, res.positions_A - model.positions)
+    info["counts_correction"] = cinfo
+    if not cinfo["applied"]:
+        return model, info
+    # what the counts' noise leaves in the smooth differences (its scatter per atom, times how
+    # much of independent noise the local fits keep) against what stands above it: added
+    # only when the bias it removes is larger than the noise it brings
+    noise_pm = cinfo["noise_per_atom_pm"] * cinfo["noise_gain"]
+    signal_pm = float(np.sqrt(max(0.0, cinfo["correction_rms_pm"] ** 2 - noise_pm**2)))
+    cinfo.update(noise_pm=noise_pm, signal_pm=signal_pm)
+    if signal_pm <= noise_pm:
+        cinfo.update(
+            applied=False,
+            why=f"the counts' noise ({noise_pm:.1f} pm after the local fits) is as large as the "
+            f"smooth difference above it ({signal_pm:.1f} pm)",
+        )
+        return model, info
+    positions = model.positions + smooth
+    features = model.features.copy()
+    if origin is not None and len(origin) == len(positions) and "refine_shift_A" in features:
+        features["refine_shift_A"] = np.linalg.norm(positions - origin, axis=1)
+    out = AtomModel(positions, features, dict(model.metadata))
+    out.metadata["refinement"] = info
+    return out, info
 
 
 def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, origin,

@@ -188,6 +188,14 @@ def run_refine(
                 f"; positions fitted to the {src['source']} series (on a replicate: denoised "
                 f"{_pm(rms['denoised'])}, counts {_pm(rms['counts'])})"
             )
+        corr = info.get("counts_correction")
+        if corr and corr.get("applied"):
+            msg += (
+                f"; the counts' smooth correction added ({corr['correction_rms_pm']:.1f} pm RMS "
+                f"over {corr['sigma_A']:.2f} A)"
+            )
+        elif corr:
+            notes.append(f"no smooth correction from the counts: {corr.get('why')}")
 
     return StageResult("refine", prov, written, msg, notes)
 

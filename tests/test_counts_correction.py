@@ -1,0 +1,66 @@
+"""The smooth part of two position fits' difference (what a denoiser takes from a strain
+field), known answers on a constructed crystal."""
+
+import numpy as np
+import pytest
+
+from napari_aet.simulate import build_structure
+from napari_aet.trace._counts_correction import smooth_difference
+
+
+@pytest.fixture(scope="module")
+def crystal():
+    return build_structure("fcc", radius_A=12.0, shape="sphere", seed=2).positions
+
+
+def test_a_smooth_field_is_kept_and_the_noise_averaged_away(crystal):
+    # a radial strain (0 at the centre, 4 % at the surface, 24 pm there) under 10 pm of noise
+    # per axis: what a denoiser's bias and the counts' noise look like in the difference
+    d = crystal - crystal.mean(axis=0)
+    r = np.linalg.norm(d, axis=1, keepdims=True)
+    field = 0.02 * d * r / r.max()
+    noise = np.random.default_rng(0).normal(0.0, 0.10, crystal.shape)
+    smooth, info = smooth_difference(crystal, field + noise)
+    err = np.sqrt(np.mean(np.sum((smooth - field) ** 2, axis=1)))
+    raw = np.sqrt(np.mean(np.sum(noise**2, axis=1)))
+    assert info["applied"] and 2.5 < info["sigma_A"] < 3.0  # one Pt neighbour distance
+    assert err < 0.35 * raw, (err, raw)  # measured 0.29: about a dozen neighbours
+    slope = np.sum(smooth * field) / np.sum(field**2)
+    assert 0.9 < slope < 1.1, slope  # the field kept whole, also at the surface
+
+
+def test_one_atoms_own_displacement_is_not_smooth(crystal):
+    diff = np.zeros_like(crystal)
+    i = int(np.argmin(np.linalg.norm(crystal - crystal.mean(axis=0), axis=1)))
+    diff[i] = [0.2, 0.0, 0.0]
+    far = crystal + 0.0
+    diff_far = diff.copy()
+    diff_far[(i + 1) % len(diff)] = [0.9, 0.0, 0.0]  # beyond MAX_DIFFERENCE_A: left out
+    smooth, info = smooth_difference(crystal, diff)
+    assert abs(smooth[i, 0]) < 0.3 * 0.2
+    smooth_far, info_far = smooth_difference(far, diff_far)
+    assert info_far["n_left_out"] == 1
+    assert np.abs(smooth_far).max() < 0.3 * 0.2
+    with pytest.raises(ValueError, match="positions but"):
+        smooth_difference(crystal, diff[:-1])
+    tiny, tinfo = smooth_difference(crystal[:3], diff[:3])
+    assert not tinfo["applied"] and not tiny.any()
+
+
+def test_the_noise_gain_is_what_the_local_fits_leave_of_independent_noise(crystal):
+    rng = np.random.default_rng(1)
+    left = []
+    for _ in range(3):
+        noise = rng.normal(0.0, 0.05, crystal.shape)
+        smooth, info = smooth_difference(crystal, noise)
+        left.append(np.sqrt(np.mean(smooth**2)) / 0.05)
+    assert info["noise_gain"] == pytest.approx(np.mean(left), rel=0.15)
+    assert 0.15 < info["noise_gain"] < 0.45
+
+
+def test_the_noise_per_atom_is_measured_under_a_smooth_field(crystal):
+    d = crystal - crystal.mean(axis=0)
+    field = 0.01 * d  # a uniform 1 % strain: all smooth
+    noise = np.random.default_rng(3).normal(0.0, 0.06, crystal.shape)  # 10.4 pm 3D RMS
+    _, info = smooth_difference(crystal, field + noise)
+    assert info["noise_per_atom_pm"] == pytest.approx(100 * np.sqrt(3) * 0.06, rel=0.15)
