@@ -8,10 +8,11 @@ images recovered 71 % of the displacement field (10.3 pm from the truth); fitted
 91 % (12.4 pm). The difference between the two fits is the denoiser's bias plus the counts'
 noise; the bias is smooth (patches of a few atoms) and the noise is not, so a local average
 of the difference over each atom's neighbours keeps the one and averages the other away.
-Added to the denoised positions it gave 98 % of the field at 8.2 pm; on five unstrained
-independent particles at a third of the counts (Pt, Au, Pd, Ni) it took 0.9-2.1 pm off the
-RMSD of the denoised positions (docs/benchmarks.md). An atom's own displacement (a vacancy's
-neighbours, an adatom) is not smooth: it stays as the denoiser left it.
+Added to the denoised positions (by the refine stage) it gave 101 % of the field at 8.2 pm;
+on five unstrained independent particles at a third of the counts (Pt, Au, Pd, Ni) it took
+1.1-2.0 pm off the RMSD of the denoised positions (docs/benchmarks.md). An atom's own
+displacement (a vacancy's neighbours, an adatom) is not smooth: it stays as the denoiser left
+it.
 """
 
 from __future__ import annotations
