@@ -125,8 +125,10 @@ def counts_option(p, flag: str) -> None:
         help="with an undenoised series: 'auto' (default) decides which atoms stay, join or "
         "go on the undenoised counts (a denoiser can erase a sharp atom or paint a plausible "
         "one) and fits the positions to whichever series placed a simulated replicate's atoms "
-        "better; 'judge' always fits positions to the denoised series, 'fit' everything to "
-        "the counts; 'ignore' uses the denoised series alone",
+        "better (the denoised one: plus the smooth part of where the counts move them, which "
+        "a denoiser takes from a strain field); 'judge' always fits positions to the denoised "
+        "series, 'fit' everything to the counts (unbiased per atom); 'ignore' uses the "
+        "denoised series alone",
     )
 
 
