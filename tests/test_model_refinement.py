@@ -699,3 +699,43 @@ def test_rounds_are_added_while_the_angles_still_converge(
     )  # fmt: skip
     assert len(res.rounds) == rounds_run
     assert sum("added" in note for note in res.notes) == rounds_run - 2
+
+
+def test_a_strain_field_the_denoiser_erased_is_given_back_by_the_counts(
+    small_particle, monkeypatch
+):
+    """The 'denoised' series shows the particle without its smooth radial strain (what BM3D
+    does in part: it averages patches that differ by the strain), the counts show it with.
+    When the replicate chooses the denoised series, the positions fitted to it miss the field;
+    the smooth part of where the counts move them gives it back."""
+    import pandas as pd
+
+    import napari_aet.trace._refine as refine_module
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.trace import refine_atom_positions
+
+    lattice = small_particle.positions
+    d = lattice - lattice.mean(axis=0)
+    r = np.linalg.norm(d, axis=1, keepdims=True)
+    field = 0.03 * d * r / r.max()  # 0 at the centre, 6 % at the surface (up to 30 pm)
+    truth = lattice + field
+    kw_sim = dict(shape_px=(96, 96), pixel_size_A=PX)
+    counts = simulate_tilt_series(truth, ANGLES, seed=5, dose_e_per_A2=2e4, **kw_sim).data
+    denoised = simulate_tilt_series(lattice, ANGLES, dose_e_per_A2=None, **kw_sim).data
+    denoised *= counts.sum() / denoised.sum()
+    chosen = {"source": "denoised", "replicate_rms_pm": {"denoised": 5.0, "counts": 10.0}}
+    monkeypatch.setattr(refine_module, "choose_position_source", lambda *a, **k: dict(chosen))
+    model = AtomModel(lattice.copy(), pd.DataFrame({"intensity": np.ones(len(lattice))}))
+    cand = pd.DataFrame(lattice, columns=["z", "y", "x"])
+    cand["intensity"], cand["is_atom"] = 1.0, True
+    kw = dict(pixel_size_A=PX, candidates=cand, residual_pass=False, iterations=30)
+    out, info = refine_atom_positions(
+        model, denoised, ANGLES, judge_images=counts, denoiser=lambda c: c, **kw
+    )
+    corr = info["counts_correction"]
+    assert corr["applied"] and corr["signal_pm"] > corr["noise_pm"], corr
+    moved = out.positions - lattice
+    slope = float(np.sum(moved * field) / np.sum(field**2))
+    assert slope > 0.8, slope  # the denoised fit alone: about 0
+    assert out.n_atoms == len(lattice)
+    assert np.allclose(out.features["refine_shift_A"], np.linalg.norm(moved, axis=1), atol=1e-6)
