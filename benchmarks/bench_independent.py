@@ -132,12 +132,13 @@ def _make_case(name: str, size: int, pixel_size_A: float, seed: int, jitter_pm=N
     peak, (shift, angle_sd, axis, bg) = CONDITIONS[condition]
     jitter = {} if jitter_pm is None else {"jitter_A": jitter_pm / 100.0}
     truth = _oriented(name, size, pixel_size_A, seed, **jitter)
-    ideal = _oriented(name, size, pixel_size_A, seed, jitter_A=0.0)
-    if ideal.shape != truth.shape or np.abs(ideal - truth).max() > 1.0:
-        ideal = None  # the build drew other atoms without jitter: no ideal sites
     if radial_strain_pct:
-        ideal = truth.copy()
+        ideal = truth
         truth = truth + radial_strain(truth, radial_strain_pct)
+    else:
+        ideal = _oriented(name, size, pixel_size_A, seed, jitter_A=0.0)
+        if ideal.shape != truth.shape or np.abs(ideal - truth).max() > 1.0:
+            ideal = None  # the build drew other atoms without jitter: no ideal sites
     size = MULTISLICE_PX.get(particle, size)
     imaging = IndependentImaging(
         peak_counts=peak,

@@ -327,9 +327,8 @@ def projection_matching(
         if small and not bound_held:  # held angles did not converge: they were not fitted
             converged = True
             break
-        if fitted is not None and refine_angles and angle_method == "model" and not bound_held:
-            if rnd.rms_angle_change_deg > 0:  # not held as noisy
-                angle_rms.append(rnd.rms_angle_change_deg)
+        if fitted is not None and not bound_held and rnd.rms_angle_change_deg > 0:
+            angle_rms.append(rnd.rms_angle_change_deg)  # an atom-model fit of the angles
         if bound_held and limit < rounds + EXTRA_ROUNDS:  # a round that fitted no angles
             limit += 1
             notes.append(f"round {r + 1} held the angles: round {limit} added")

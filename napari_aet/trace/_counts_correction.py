@@ -64,18 +64,15 @@ def smooth_difference(positions_A, difference_A, *, sigma_A=None) -> tuple[np.nd
     for i, nb in enumerate(tree.query_ball_point(pos, 3.0 * sigma)):
         nb = np.asarray(nb, int)
         nb = nb[usable[nb]]
-        if len(nb) < 5:  # too few to fit a plane: the plain weighted mean, or nothing
-            if len(nb):
-                w = np.exp(-np.sum((pos[nb] - pos[i]) ** 2, axis=1) / (2 * sigma**2))
-                w /= w.sum()
-                out[i] = (w[:, None] * diff[nb]).sum(axis=0)
-                gain2[i] = float(np.sum(w**2))
-                own[i] = float(w[nb == i].sum())
+        if not len(nb):
             continue
         x = pos[nb] - pos[i]
         sw = np.exp(-np.sum(x**2, axis=1) / (4 * sigma**2))  # sqrt of the Gaussian weight
-        design = np.column_stack([np.ones(len(nb)), x]) * sw[:, None]
-        weights = np.linalg.pinv(design)[0] * sw  # the value at the atom: weights . diff
+        if len(nb) < 5:  # too few to fit a plane: the plain weighted mean
+            weights = sw**2 / np.sum(sw**2)
+        else:  # the local linear fit's value at the atom: weights . diff
+            design = np.column_stack([np.ones(len(nb)), x]) * sw[:, None]
+            weights = np.linalg.pinv(design)[0] * sw
         out[i] = weights @ diff[nb]
         gain2[i] = float(np.sum(weights**2))
         own[i] = float(weights[nb == i].sum())
