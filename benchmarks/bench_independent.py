@@ -167,6 +167,18 @@ def _make_case(name: str, size: int, pixel_size_A: float, seed: int, jitter_pm=N
     return truth, ideal, series
 
 
+def detector_units(series, gain: float, offset: float, read_noise: float, seed: int):
+    """``series`` as an ADF detector read through an amplifier and a digitiser would give it:
+    ``gain * counts + offset + N(0, read_noise**2)`` as float32 (not integers), the form a
+    microscope's own software writes and that another group's data come in."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(seed + 7)
+    counts = np.asarray(series.data, np.float64)
+    adc = gain * counts + offset + rng.normal(0.0, read_noise, counts.shape)
+    return replace(series, data=adc.astype(np.float32))
+
+
 def score(truth, atoms_csv, ideal=None):
     """Identification and RMSD of the atoms in ``atoms_csv`` against ``truth`` (rigidly
     registered, matched one to one within 1 A). With ``ideal`` (the truth's sites before its
@@ -197,11 +209,21 @@ def score(truth, atoms_csv, ideal=None):
 
 
 def run_and_score(
-    folder: Path, truth, series, element: str, weights, *, resume: bool, ideal=None
+    folder: Path,
+    truth,
+    series,
+    element: str,
+    weights,
+    *,
+    resume: bool,
+    ideal=None,
+    counts=None,
 ) -> dict:
     """Write an independent series and its truth into ``folder``, run it through
     ``run_pipeline`` with the defaults of ``napari-aet run`` (the element and the U-Net weights
-    given) and score the traced, refined and final atoms; the shared part of a benchmark row."""
+    given) and score the traced, refined and final atoms; the shared part of a benchmark row.
+    ``counts``: the series' counts where ``series`` is in a detector's units (for the row's
+    counts figures)."""
     from napari_aet.io import TiltSeries, read_tilt_series, write_tilt_series
     from napari_aet.workflows import (
         AugmentSettings,
@@ -226,6 +248,7 @@ def run_and_score(
     settings = RunSettings.for_element(
         element, augment=AugmentSettings(weights), figures=FiguresSettings(formats=("png",))
     )
+    counts_data = series.data if counts is None else counts
     t0 = time.perf_counter()
     summary = run_pipeline(path, folder / "run", settings, resume=resume)
     t_run = time.perf_counter() - t0
@@ -234,8 +257,8 @@ def run_and_score(
     return {
         "element": element,
         "n_atoms": len(truth),
-        "brightest_counts": float(np.percentile(series.data, 99.9)),
-        "mean_counts_per_px": float(series.data.mean()),
+        "brightest_counts": float(np.percentile(counts_data, 99.9)),
+        "mean_counts_per_px": float(counts_data.mean()),
         "run_s": t_run,
         "r_factor_mean": summary.get("r_factor_mean"),
         "scores": {k: score(truth, p, ideal) for k, p in stages.items() if p.exists()},
@@ -253,10 +276,20 @@ def run_case(name: str, args) -> dict:
     )  # fmt: skip
     t_sim = time.perf_counter() - t0
     folder = args.out / name.replace("/", "-")
+    counts = None
+    if args.detector:
+        counts = series.data
+        series = detector_units(series, *args.detector, seed=args.seed)
     row = run_and_score(
-        folder, truth, series, element, weights, resume=not args.no_resume, ideal=ideal
-    )
-    return {"case": name, "simulate_s": t_sim, **row, "angles": angle_errors(folder, series)}
+        folder, truth, series, element, weights, resume=not args.no_resume, ideal=ideal,
+        counts=counts,
+    )  # fmt: skip
+    out = {"case": name, "simulate_s": t_sim, **row, "angles": angle_errors(folder, series)}
+    if args.detector:
+        out["detector"] = dict(zip(("gain", "offset", "read_noise"), args.detector, strict=True))
+        rec = json.loads((folder / "run" / "align" / "alignment.json").read_text())
+        out["counts_model"] = rec.get("counts")
+    return out
 
 
 def angle_errors(folder: Path, series) -> dict:
@@ -296,6 +329,14 @@ def main() -> None:
         default=None,
         help="displace the truth by a smooth radial strain, 0 at the centre and twice this "
         "[%%] at the surface; 'follows displacement' then scores that field alone",
+    )
+    ap.add_argument(
+        "--detector",
+        type=lambda v: tuple(float(x) for x in v.split(",")),
+        default=None,
+        metavar="GAIN,OFFSET,READ",
+        help="write each series in a detector's units, gain * counts + offset + read noise "
+        "(float32), instead of counts",
     )
     ap.add_argument(
         "--weights", default=None, help="U-Net weights for every case (default: per particle)"

@@ -277,6 +277,19 @@ def test_model_tilt_axis_is_kept_vertical_unless_significant():
     assert _model_tilt_axis(fit, shape, {}) == 0.3
 
 
+#: align_tilt_series with the dose rule's denoising and nothing else
+DOSE_RULE_ONLY = dict(
+    pixel_size_A=PX,
+    denoise_method="dose",
+    background=None,
+    lowpass_diameter_inv_A=None,
+    center_of_mass=False,
+    common_line=False,
+    tilt_axis=None,
+    projection_matching=False,
+)
+
+
 def test_dose_rule_denoises_only_low_count_raw_series():
     from napari_aet.align import LOW_COUNTS, dose_denoise_choice
 
@@ -289,24 +302,33 @@ def test_dose_rule_denoises_only_low_count_raw_series():
     high[:, 30:34, 30:34] += 200
     assert dose_denoise_choice(high)[0] is None
     assert dose_denoise_choice(low - 0.5)[0] is None  # not raw counts: left alone
-    res = align_tilt_series(
-        low,
-        [-10.0, 0.0, 10.0],
-        pixel_size_A=PX,
-        denoise_method="dose",
-        background=None,
-        lowpass_diameter_inv_A=None,
-        center_of_mass=False,
-        common_line=False,
-        tilt_axis=None,
-        projection_matching=False,
-    )
+    res = align_tilt_series(low, [-10.0, 0.0, 10.0], **DOSE_RULE_ONLY)
     assert res.steps["denoise"]["method"] in ("bm3d", "nlmeans")
     assert "counts at the brightest" in res.steps["denoise"]["dose_rule"]
     # the refine stage fits the counts: the same alignment without the denoiser comes along
     assert res.undenoised is not None and res.undenoised.shape == res.data.shape
     np.testing.assert_allclose(res.undenoised, low, atol=1e-4)  # no shift, no filter here
     assert not np.allclose(res.data, low, atol=0.1)  # the denoised one differs
+
+
+def test_align_denoises_a_low_count_detector_series_in_counts():
+    from test_counts import _adc, _atom_images
+
+    from napari_aet.align import dose_denoise_choice
+
+    lam = _atom_images(8.0, n=3, size=64)
+    counts = np.random.default_rng(0).poisson(lam).astype(np.float32)
+    adc = _adc(counts)  # a detector's units: gain 37.3, offset 1000, read noise 20
+    assert dose_denoise_choice(adc)[0] is None  # not integers: the plain rule cannot tell
+    kw = DOSE_RULE_ONLY
+    res = align_tilt_series(adc, [-10.0, 0.0, 10.0], **kw)
+    assert res.steps["counts"]["units"] == "counts equivalent"
+    assert res.steps["denoise"]["method"] in ("bm3d", "nlmeans")
+    # the series comes out in counts (the refine stage's Poisson replicates need them)
+    assert res.undenoised.mean() == pytest.approx(counts.mean(), rel=0.2)
+    # a Gaussian noise model leaves the units alone (nothing to convert)
+    res = align_tilt_series(adc, [-10.0, 0.0, 10.0], noise="gaussian", **kw)
+    assert "counts" not in res.steps and res.steps["denoise"]["method"] == "none"
 
 
 def test_keep_significant_reverts_what_the_errors_allow():

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ..core.counts import as_counts
 from ..core.progress import check_cancel, report
 from ._preprocess import (
     STUDY_LOWPASS_INV_A,
@@ -249,11 +250,11 @@ def _coarse_shifts(images, shifts_px, alpha, center_of_mass, common_line) -> np.
     return shifts_px + d @ axis_matrix(alpha).T
 
 
-def coarse_shift_error(raw, alpha, *, center_of_mass=True, common_line=True,
+def coarse_shift_error(raw, alpha, *, counts=None, center_of_mass=True, common_line=True,
                        background="plane", lowpass=None, seed=0) -> np.ndarray | None:  # fmt: skip
     """Standard error ``(row, col)`` [px] of the coarse shifts (centre of mass, common line)
     of a series of counts, from two simulated replicates of it; None for images that are not
-    counts.
+    counts (``counts``: whether they are; default: integer and non-negative).
 
     The replicates are Poisson draws around the counts smoothed by a 1.5 px Gaussian (the
     series at the same dose, with the same particle where it is; the coarse steps see only
@@ -267,7 +268,7 @@ def coarse_shift_error(raw, alpha, *, center_of_mass=True, common_line=True,
     from scipy import ndimage
 
     arr = np.asarray(raw)
-    if not is_counts(arr):
+    if not (is_counts(arr) if counts is None else counts):
         return None
     lam = np.clip(ndimage.gaussian_filter(arr.astype(np.float64), (0, 1.5, 1.5)), 0, None)
     rng = np.random.default_rng(seed)
@@ -405,7 +406,12 @@ def align_tilt_series(
         None (default) skips denoising; the study used BM3D. ``"dose"`` denoises only raw
         counts with few counts at the brightest columns (:func:`dose_denoise_choice`).
     noise : {"poisson", "gaussian"}
-        Noise model for denoising.
+        Noise model for denoising. With ``"poisson"``, a series that is not integer counts
+        (a detector's units: gain, offset, read noise) is converted to counts by its measured
+        noise model first (:func:`napari_aet.core.counts.as_counts`; ``steps["counts"]``), so
+        that the dose rule, the Anscombe transform and the replicates see counts; the aligned
+        series is then in those counts. Where no noise model can be measured (an already
+        denoised series) the images are left as they are.
     lowpass_diameter_inv_A : float or None
         Diameter of the pass band [1/A] (the study: 2.08); None skips the filter.
     lowpass_edge_inv_A : float
@@ -452,6 +458,13 @@ def align_tilt_series(
             "use angle_method='tomogram'"
         )
     steps: dict = {"stage": "align"}
+    counts = noise == "poisson" and is_counts(arr)
+    if noise == "poisson" and not counts:
+        # a detector's units (gain, offset, read noise; or scaled by its software): counts
+        # from the images' own noise model, or intensities when it cannot be measured
+        converted, steps["counts"] = as_counts(arr)
+        if converted is not None:
+            arr, counts = converted, True
     total = 6
     bg_params = None
     work = arr
@@ -465,12 +478,12 @@ def align_tilt_series(
     # angles; the noise they remove only averages out over the pixels)
     unfiltered = work
     if denoise_method == "dose":
-        denoise_method, why = dose_denoise_choice(arr)
+        denoise_method, why = dose_denoise_choice(arr, counts=counts)
         steps["denoise"] = {"method": denoise_method or "none", "dose_rule": why}
     if denoise_method:
         check_cancel(cancel, "alignment")
         steps["denoise"] = {**steps.get("denoise", {}), "noise": noise}
-        if noise == "poisson" and bg_params is not None and is_counts(arr):
+        if noise == "poisson" and bg_params is not None and counts:
             # the Anscombe transform needs the counts: denoised after the background was
             # subtracted, every negative pixel was clipped to 0 first (at 1 count of
             # background per pixel 0 and 1 count became the same), then the plane subtracted
@@ -573,7 +586,7 @@ def align_tilt_series(
                 # (the image's own noise, back-projected and re-projected, peaks there): the
                 # coarse shifts' own error stays in the result
                 coarse_sd = coarse_shift_error(
-                    arr, alpha, center_of_mass=center_of_mass,
+                    arr, alpha, counts=counts, center_of_mass=center_of_mass,
                     common_line=common_line, background=background, lowpass=lowpass,
                 )  # fmt: skip
                 if coarse_sd is not None:

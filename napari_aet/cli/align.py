@@ -32,11 +32,17 @@ def add_align(sub) -> None:
         "--denoise",
         default=D.denoise,
         choices=["dose", "none", "auto", "bm3d", "nlmeans"],
-        help="denoising: 'dose' (default) denoises raw counts with fewer than 15 at the "
+        help="denoising: 'dose' (default) denoises counts with fewer than 15 at the "
         "brightest columns (BM3D, else non-local means), 'none', or always ('auto', 'bm3d', "
         "'nlmeans'; the study used BM3D)",
     )
-    p.add_argument("--noise", default=D.noise, choices=["poisson", "gaussian"])
+    p.add_argument(
+        "--noise",
+        default=D.noise,
+        choices=["poisson", "gaussian"],
+        help="noise model: 'poisson' (default) takes counts, and converts a detector's units "
+        "(not integers) to counts by the series' measured gain; 'gaussian' leaves the units",
+    )
     p.add_argument(
         "--lowpass",
         type=float,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .counts import _subsample, is_counts  # noqa: F401 (is_counts re-exported)
 from .progress import report
 
 
@@ -51,28 +52,21 @@ def bm3d_available() -> bool:
 LOW_COUNTS = 15.0
 
 
-def _subsample(arr) -> np.ndarray:
-    """At most about 128 x 128 pixels of each image (every k-th row and column)."""
-    return arr[:, :: max(1, arr.shape[1] // 128), :: max(1, arr.shape[2] // 128)]
-
-
-def is_counts(data) -> bool:
-    """Whether a series is raw counts: non-negative integers (judged on a subsample of at most
-    about 128 x 128 pixels per image)."""
-    sample = _subsample(np.asarray(data))
-    return bool(np.all(sample >= 0) and np.allclose(sample, np.round(sample)))
-
-
-def dose_denoise_choice(data) -> tuple[str | None, str]:
+def dose_denoise_choice(data, *, counts: bool | None = None) -> tuple[str | None, str]:
     """What ``denoise_method="dose"`` does with a raw series: ``(method or None, reason)``.
 
     Denoise (BM3D when installed, else non-local means, on Anscombe-transformed counts) when the
-    images are counts (non-negative integers) whose brightest atomic column (the 99.9th
-    percentile of the pixels) has fewer than :data:`LOW_COUNTS`; otherwise leave them.
+    images are counts whose brightest atomic column (the 99.9th percentile of the pixels) has
+    fewer than :data:`LOW_COUNTS`; otherwise leave them. ``counts``: whether the images are
+    counts (default: non-negative integers, :func:`is_counts`; a detector's images converted
+    by :func:`napari_aet.core.counts.as_counts` are counts too).
     """
     arr = np.asarray(data)
-    if not is_counts(arr):
-        return None, "the images are not raw counts (non-integer or negative): not denoised"
+    if not (is_counts(arr) if counts is None else counts):
+        return None, (
+            "the images are not counts (non-integer or negative, and no noise model was "
+            "measured): not denoised"
+        )
     peak = float(np.percentile(_subsample(arr), 99.9))
     if peak >= LOW_COUNTS:
         return None, f"{peak:.0f} counts at the brightest columns: not denoised"

@@ -79,6 +79,8 @@ class AlignSettings:
 
     background: str = "plane"  # "plane", "offset" or "none"
     denoise: str = "dose"  # "dose" (only low-count raw series), "none", "auto", "bm3d", "nlmeans"
+    # "poisson": counts; a series in a detector's units (not integers) is converted to counts
+    # by its measured gain first (napari_aet.core.counts); "gaussian" leaves the units
     noise: str = "poisson"
     lowpass_diameter_inv_A: float = STUDY_LOWPASS_INV_A  # 0 = off
     lowpass_edge_inv_A: float = 0.05

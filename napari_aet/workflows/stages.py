@@ -245,6 +245,12 @@ def run_align(
         f"{np.abs(res.angle_corrections_deg).max():.3f} deg"
     )
     notes = []
+    counts_why = (res.steps.get("counts") or {}).get("why")
+    if counts_why:  # a detector's units: what the dose rule and the refine stage work in
+        notes.append(f"counts: {counts_why}")
+    dose_rule = (res.steps.get("denoise") or {}).get("dose_rule")
+    if dose_rule:
+        notes.append(f"denoising: {dose_rule}")
     axis_note = (res.steps.get("tilt_axis") or {}).get("note")
     if axis_note:
         notes.append(f"tilt axis: {axis_note} (give --tilt-axis to force an angle)")

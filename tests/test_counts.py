@@ -1,0 +1,74 @@
+"""Counts from a detector's units (napari_aet.core.counts): the Poisson-Gaussian noise model."""
+
+import numpy as np
+import pytest
+
+from napari_aet.align import dose_denoise_choice
+from napari_aet.core.counts import as_counts, estimate_noise_model
+
+GAIN, OFFSET, READ = 37.3, 1000.0, 20.0
+
+
+def _atom_images(peak: float, n: int = 8, size: int = 72, seed: int = 0) -> np.ndarray:
+    """Expected counts of ``n`` images of blurred atoms (sigma 1.3 px, 2.8 px apart, in a
+    disc) over a background of 1 count, the atoms' peak ``peak`` counts above it."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size].astype(float)
+    out = np.ones((n, size, size))
+    c = size / 2
+    for k in range(n):
+        pts = np.mgrid[6 : size - 6 : 2.8, 6 : size - 6 : 2.8].reshape(2, -1).T
+        pts = pts + rng.normal(0, 0.4, pts.shape)
+        pts = pts[np.hypot(*(pts - c).T) < size / 3]
+        img = np.zeros((size, size))
+        for y, x in pts:
+            img += np.exp(-((yy - y) ** 2 + (xx - x) ** 2) / (2 * 1.3**2))
+        out[k] += peak * img / img.max()
+    return out
+
+
+def _adc(counts, seed=1):
+    rng = np.random.default_rng(seed)
+    return (GAIN * counts + OFFSET + rng.normal(0, READ, counts.shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("peak", [6.0, 40.0])
+def test_gain_and_counts_of_a_detector_series(peak):
+    lam = _atom_images(peak)
+    counts = np.random.default_rng(0).poisson(lam).astype(np.float32)
+    model = estimate_noise_model(_adc(counts))
+    assert model.reliable
+    assert abs(model.gain / GAIN - 1) < 0.15, model
+    assert model.gain_se < 0.1 * model.gain
+    # var = a * mean + b: b = read**2 - gain * offset
+    assert model.offset_variance == pytest.approx(READ**2 - GAIN * OFFSET, rel=0.2)
+    converted, info = as_counts(_adc(counts))
+    assert info["units"] == "counts equivalent" and "converted" in info["why"]
+    # the counts come back to within the gain's error (the brightest pixels' level)
+    top = np.percentile(counts, 99.9)
+    assert np.percentile(converted, 99.9) == pytest.approx(top, rel=0.2)
+    # and the variance equals the mean, where the images are only background
+    background = converted[:, :6, :]
+    assert background.var() == pytest.approx(background.mean(), rel=0.25)
+
+
+def test_integer_counts_are_kept_and_a_noiseless_series_is_not_counts():
+    lam = _atom_images(10.0)
+    counts = np.random.default_rng(0).poisson(lam).astype(np.float32)
+    same, info = as_counts(counts)
+    assert same is counts and info == {"units": "counts"}
+    # an already denoised (here: noiseless) series in arbitrary units is left as it is
+    clean = (lam / lam.max()).astype(np.float32)
+    converted, info = as_counts(clean)
+    assert converted is None and info["units"] == "unknown"
+    assert dose_denoise_choice(clean)[0] is None
+
+
+def test_zero_filled_borders_do_not_bias_the_gain():
+    lam = _atom_images(10.0)
+    adc = _adc(np.random.default_rng(0).poisson(lam))
+    padded = adc.copy()
+    padded[:, :, :12] = 0.0  # a shifted image's empty edge, as aligned series have
+    padded[:, :9, :] = 0.0
+    a0 = estimate_noise_model(adc).gain
+    assert estimate_noise_model(padded).gain == pytest.approx(a0, rel=0.1)
