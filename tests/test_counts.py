@@ -72,3 +72,21 @@ def test_zero_filled_borders_do_not_bias_the_gain():
     padded[:, :9, :] = 0.0
     a0 = estimate_noise_model(adc).gain
     assert estimate_noise_model(padded).gain == pytest.approx(a0, rel=0.1)
+
+
+def test_resampled_noise_is_not_taken_for_counts():
+    """Sub-pixel shifts by interpolation take most of the noise's high frequencies: the gain
+    would come out several times low, so no counts are made up."""
+    from scipy import ndimage
+
+    lam = _atom_images(10.0)
+    adc = _adc(np.random.default_rng(0).poisson(lam))
+    white = estimate_noise_model(adc)
+    assert white.white and max(white.noise_correlation) < -0.78
+    rng = np.random.default_rng(2)
+    shifted = np.stack([ndimage.shift(im, rng.uniform(0.2, 0.5, 2), order=1) for im in adc])
+    model = estimate_noise_model(shifted)
+    assert model.gain < 0.6 * white.gain  # what the check guards against
+    assert not model.white and not model.reliable
+    converted, info = as_counts(shifted)
+    assert converted is None and "not white" in info["why"]
