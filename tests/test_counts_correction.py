@@ -64,3 +64,17 @@ def test_the_noise_per_atom_is_measured_under_a_smooth_field(crystal):
     noise = np.random.default_rng(3).normal(0.0, 0.06, crystal.shape)  # 10.4 pm 3D RMS
     _, info = smooth_difference(crystal, field + noise)
     assert info["noise_per_atom_pm"] == pytest.approx(100 * np.sqrt(3) * 0.06, rel=0.15)
+
+
+def test_the_correction_applies_only_above_the_noise_it_brings(crystal):
+    from napari_aet.trace._counts_correction import counts_correction
+
+    rng = np.random.default_rng(3)
+    d = crystal - crystal.mean(axis=0)
+    r = np.linalg.norm(d, axis=1, keepdims=True)
+    field = 0.02 * d * r / r.max()
+    smooth, info = counts_correction(crystal, field + rng.normal(0.0, 0.10, crystal.shape))
+    assert info["applied"] and smooth is not None and info["signal_pm"] > info["noise_pm"]
+    # noise alone: what the local fits keep of it is all there is; nothing is added
+    none, info = counts_correction(crystal, rng.normal(0.0, 0.10, crystal.shape))
+    assert none is None and not info["applied"] and "noise" in info["why"]

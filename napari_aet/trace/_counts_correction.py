@@ -95,3 +95,31 @@ def smooth_difference(positions_A, difference_A, *, sigma_A=None) -> tuple[np.nd
         "noise_per_atom_pm": 100.0 * noise_atom,
     }
     return out, info
+
+
+def counts_correction(positions_A, difference_A) -> tuple[np.ndarray | None, dict]:
+    """The correction to add to positions fitted to a denoised series, given how far a fit to
+    the counts moves them (``difference_A``): the smooth part of the difference
+    (:func:`smooth_difference`) when it stands above the noise that the local fits keep of
+    the counts' own (its per-atom scatter times the fits' noise gain), else None.
+
+    Returns ``(correction (n, 3) [A] or None, info)``; ``info`` is
+    :func:`smooth_difference`'s with ``noise_pm`` and ``signal_pm`` (the smooth part's RMS
+    above that noise), and ``applied`` and ``why`` saying whether and why not.
+    """
+    smooth, info = smooth_difference(positions_A, difference_A)
+    if not info["applied"]:
+        return None, info
+    # what the counts' noise leaves in the smooth differences against what stands above it:
+    # added only when the bias it removes is larger than the noise it brings
+    noise_pm = info["noise_per_atom_pm"] * info["noise_gain"]
+    signal_pm = float(np.sqrt(max(0.0, info["correction_rms_pm"] ** 2 - noise_pm**2)))
+    info.update(noise_pm=noise_pm, signal_pm=signal_pm)
+    if signal_pm <= noise_pm:
+        info.update(
+            applied=False,
+            why=f"the counts' noise ({noise_pm:.1f} pm after the local fits) is as large as the "
+            f"smooth difference above it ({signal_pm:.1f} pm)",
+        )
+        return None, info
+    return smooth, info

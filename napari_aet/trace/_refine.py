@@ -8,7 +8,7 @@ from ..core.atoms import AtomModel
 from ..core.elements import parse_elements
 from ..core.progress import check_cancel
 from ..forward import refine_atomic_model, why_untrusted
-from ._counts_correction import smooth_difference
+from ._counts_correction import counts_correction
 from ._position_source import choose_position_source
 from ._tracer import _greedy_min_distance, classify_species
 
@@ -389,22 +389,9 @@ def _with_counts_correction(model, info, source, counts, origin, *, angles_deg, 
     if why:
         info["counts_correction"] = {"applied": False, "why": why}
         return model, info
-    smooth, cinfo = smooth_difference(model.positions, res.positions_A - model.positions)
+    smooth, cinfo = counts_correction(model.positions, res.positions_A - model.positions)
     info["counts_correction"] = cinfo
-    if not cinfo["applied"]:
-        return model, info
-    # what the counts' noise leaves in the smooth differences (its scatter per atom, times how
-    # much of independent noise the local fits keep) against what stands above it: added
-    # only when the bias it removes is larger than the noise it brings
-    noise_pm = cinfo["noise_per_atom_pm"] * cinfo["noise_gain"]
-    signal_pm = float(np.sqrt(max(0.0, cinfo["correction_rms_pm"] ** 2 - noise_pm**2)))
-    cinfo.update(noise_pm=noise_pm, signal_pm=signal_pm)
-    if signal_pm <= noise_pm:
-        cinfo.update(
-            applied=False,
-            why=f"the counts' noise ({noise_pm:.1f} pm after the local fits) is as large as the "
-            f"smooth difference above it ({signal_pm:.1f} pm)",
-        )
+    if smooth is None:
         return model, info
     positions = model.positions + smooth
     features = model.features.copy()
