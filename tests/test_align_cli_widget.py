@@ -121,3 +121,40 @@ def test_align_widget_switch_for_a_series_that_arrives_aligned(
     res = w.result
     assert np.all(res.shifts_px == 0) and np.all(res.angle_corrections_deg == 0)
     assert res.tilt_axis_angle_deg == 0 and "projection_matching" not in res.steps
+
+
+def test_align_widget_says_a_detector_series_was_taken_in_counts(
+    make_napari_viewer, qtbot, shifted_series, tmp_path
+):
+    """A series in a detector's units (gain, offset, read noise: floats) is converted to counts
+    by its measured gain, and the status line says so, with the dose rule's verdict."""
+    from qtpy.QtCore import QPoint, Qt
+
+    from napari_aet._layers import tilt_series_layer_data
+    from napari_aet.widgets import AlignWidget
+
+    path, sim = shifted_series
+    ts = read_tilt_series(path)
+    rng = np.random.default_rng(5)
+    adc = (37.3 * ts.data + 1000.0 + rng.normal(0, 20.0, ts.data.shape)).astype(np.float32)
+    viewer = make_napari_viewer(show=True)
+    data, kw, _ = tilt_series_layer_data(TiltSeries(adc, ANGLES, PX), name="detector")
+    viewer.add_image(data, **kw)
+    w = AlignWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Align")
+    w.layer.value = viewer.layers["detector"]
+    box = w.arrives_aligned.native
+    qtbot.mouseClick(box, Qt.LeftButton, pos=QPoint(8, box.height() // 2))
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
+        pass
+    status = w.status.value
+    assert "counts: the images are not integer counts: converted" in status, status
+    assert "denoising:" in status
+    gain = w.result.steps["counts"]["noise_model"]["gain"]
+    assert gain == pytest.approx(37.3, rel=0.2)
+    # the aligned layer is in counts (the background subtracted): it varies as the counts do,
+    # not 37 times as much
+    aligned = np.asarray(viewer.layers["detector aligned"].data)
+    assert aligned.std() == pytest.approx(ts.data.std(), rel=0.3)
+    shot = viewer.screenshot(str(tmp_path / "align_detector_units.png"), canvas_only=False)
+    assert shot.std() > 0  # a drawn window, not a black one

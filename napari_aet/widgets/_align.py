@@ -18,7 +18,13 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 from .._layers import tilt_series_from_layer, tilt_series_layer_data
 from ..align import align_tilt_series
 from ..io import TiltSeries
-from ..workflows import AlignSettings, TraceSettings, atom_model_builder, atom_model_trials
+from ..workflows import (
+    AlignSettings,
+    TraceSettings,
+    align_notes,
+    atom_model_builder,
+    atom_model_trials,
+)
 from ._runner import (
     DockContainer,
     StageRunner,
@@ -197,7 +203,7 @@ class AlignWidget(StageWidgetMixin, DockContainer):
         self._fill_table(res)
         self.undo_button.enabled = True
         s = np.asarray(res.shifts_px)
-        notes = res.steps.get("projection_matching", {}).get("notes") or []
+        notes = align_notes(res.steps)
         self.status.value = (
             f"Aligned: tilt axis {res.tilt_axis_angle_deg:+.3f} deg, shifts up to "
             f"{np.abs(s).max():.2f} px, angle corrections up to "

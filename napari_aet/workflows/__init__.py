@@ -29,6 +29,7 @@ from .settings import (
     settings_dict,
 )
 from .stages import (
+    align_notes,
     atom_model_builder,
     atom_model_trials,
     run_align,
@@ -59,6 +60,7 @@ __all__ = [
     "TraceSettings",
     "ValidateSettings",
     "VolumeSource",
+    "align_notes",
     "atom_model_builder",
     "atom_model_trials",
     "file_fingerprint",

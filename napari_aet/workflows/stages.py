@@ -172,6 +172,22 @@ def run_simulate(settings: SimulateSettings, out, progress=None, cancel=None) ->
     return StageResult("simulate", truth, written, msg, notes)
 
 
+def align_notes(steps: dict) -> list[str]:
+    """What an analyst should read about an alignment (its record's ``steps``): the units
+    the series was taken in, the dose rule's verdict, the tilt axis, the rounds' notes."""
+    notes = []
+    counts_why = (steps.get("counts") or {}).get("why")
+    if counts_why:  # a detector's units: what the dose rule and the refine stage work in
+        notes.append(f"counts: {counts_why}")
+    dose_rule = (steps.get("denoise") or {}).get("dose_rule")
+    if dose_rule:
+        notes.append(f"denoising: {dose_rule}")
+    axis_note = (steps.get("tilt_axis") or {}).get("note")
+    if axis_note:
+        notes.append(f"tilt axis: {axis_note} (give --tilt-axis to force an angle)")
+    return notes + list((steps.get("projection_matching") or {}).get("notes") or [])
+
+
 def run_align(
     series: SeriesSource, settings: AlignSettings, out, progress=None, cancel=None
 ) -> StageResult:
@@ -244,17 +260,7 @@ def run_align(
         f"{np.abs(sh).max():.2f} px, angle corrections up to "
         f"{np.abs(res.angle_corrections_deg).max():.3f} deg"
     )
-    notes = []
-    counts_why = (res.steps.get("counts") or {}).get("why")
-    if counts_why:  # a detector's units: what the dose rule and the refine stage work in
-        notes.append(f"counts: {counts_why}")
-    dose_rule = (res.steps.get("denoise") or {}).get("dose_rule")
-    if dose_rule:
-        notes.append(f"denoising: {dose_rule}")
-    axis_note = (res.steps.get("tilt_axis") or {}).get("note")
-    if axis_note:
-        notes.append(f"tilt axis: {axis_note} (give --tilt-axis to force an angle)")
-    notes += list((res.steps.get("projection_matching") or {}).get("notes") or [])
+    notes = align_notes(res.steps)
     sig = res.steps.get("significance")
     if sig:
         msg += (
