@@ -90,3 +90,38 @@ def test_resampled_noise_is_not_taken_for_counts():
     assert not model.white and not model.reliable
     converted, info = as_counts(shifted)
     assert converted is None and "not white" in info["why"]
+
+
+def test_images_with_their_own_offsets_and_scales_share_the_gain():
+    """Each image background-subtracted or normalised on its own: levels that differ by far
+    more than the noise (offsets of +-200, scales of 0.8-1.2) must not be read as the noise's
+    dependence on the mean (pooled over the images, offsets of +-30 % gave a gain 7x low)."""
+    lam = _atom_images(10.0, n=10)
+    counts = np.random.default_rng(0).poisson(lam)
+    rng = np.random.default_rng(4)
+    offset = rng.uniform(-200, 200, len(lam))[:, None, None]
+    shifted = _adc(counts) + offset
+    model = estimate_noise_model(shifted)
+    assert model.reliable and model.gain == pytest.approx(GAIN, rel=0.15), model.gain
+    # each image's offset variance follows its own level: in each image's background the
+    # counts' variance is their mean (1 count of background and the read noise's 0.3)
+    converted, _ = as_counts(shifted)
+    for k in range(len(lam)):
+        bg = converted[k, :6]
+        assert bg.var() == pytest.approx(bg.mean(), rel=0.3), k
+        assert bg.mean() == pytest.approx(1.0 + (READ / GAIN) ** 2, rel=0.3), k
+    scale = rng.uniform(0.8, 1.2, len(lam))[:, None, None]
+    model = estimate_noise_model(shifted * scale)
+    assert model.reliable and model.gain == pytest.approx(GAIN * scale.mean(), rel=0.15)
+
+
+def test_images_normalised_one_by_one_get_their_own_gains():
+    lam = _atom_images(40.0, n=8, size=128)
+    counts = np.random.default_rng(0).poisson(lam)
+    scale = np.linspace(0.6, 1.4, len(lam))[:, None, None]
+    model = estimate_noise_model(_adc(counts) * scale)
+    gains = np.asarray(model.image_gain) / GAIN
+    assert np.corrcoef(gains, scale.ravel())[0, 1] > 0.9, gains
+    left = np.sqrt(np.mean((gains / scale.ravel() / np.mean(gains / scale.ravel()) - 1) ** 2))
+    spread = np.sqrt(np.mean((scale.ravel() / scale.mean() - 1) ** 2))
+    assert left < 0.5 * spread, (left, spread)  # a common gain would leave all of it
