@@ -167,15 +167,20 @@ def _make_case(name: str, size: int, pixel_size_A: float, seed: int, jitter_pm=N
     return truth, ideal, series
 
 
-def detector_units(series, gain: float, offset: float, read_noise: float, seed: int):
+def detector_units(series, gain: float, offset: float, read_noise: float, spread: float = 0.0,
+                   *, seed: int):  # fmt: skip
     """``series`` as an ADF detector read through an amplifier and a digitiser would give it:
     ``gain * counts + offset + N(0, read_noise**2)`` as float32 (not integers), the form a
-    microscope's own software writes and that another group's data come in."""
+    microscope's own software writes and that another group's data come in. ``spread``:
+    each image's gain and offset are further multiplied by its own factor, uniform in
+    ``1 +- spread`` (images normalised one by one, a drifting beam current and offset)."""
     from dataclasses import replace
 
     rng = np.random.default_rng(seed + 7)
     counts = np.asarray(series.data, np.float64)
     adc = gain * counts + offset + rng.normal(0.0, read_noise, counts.shape)
+    if spread:
+        adc *= rng.uniform(1.0 - spread, 1.0 + spread, len(adc))[:, None, None]
     return replace(series, data=adc.astype(np.float32))
 
 
@@ -286,7 +291,8 @@ def run_case(name: str, args) -> dict:
     )  # fmt: skip
     out = {"case": name, "simulate_s": t_sim, **row, "angles": angle_errors(folder, series)}
     if args.detector:
-        out["detector"] = dict(zip(("gain", "offset", "read_noise"), args.detector, strict=True))
+        names = ("gain", "offset", "read_noise", "spread")
+        out["detector"] = dict(zip(names, args.detector, strict=False))
         rec = json.loads((folder / "run" / "align" / "alignment.json").read_text())
         out["counts_model"] = rec.get("counts")
     return out
@@ -334,9 +340,10 @@ def main() -> None:
         "--detector",
         type=lambda v: tuple(float(x) for x in v.split(",")),
         default=None,
-        metavar="GAIN,OFFSET,READ",
+        metavar="GAIN,OFFSET,READ[,SPREAD]",
         help="write each series in a detector's units, gain * counts + offset + read noise "
-        "(float32), instead of counts",
+        "(float32), instead of counts; SPREAD: each image scaled by its own factor in "
+        "1 +- SPREAD",
     )
     ap.add_argument(
         "--weights", default=None, help="U-Net weights for every case (default: per particle)"

@@ -23,6 +23,9 @@ The estimate needs no flat region of the images (an atomic-resolution image has 
   of a ring of pixels around the 5 x 5 support as the instrument: ``m_K``'s noise shares
   pixels with ``r``, the ring's does not, so neither the noise in ``m_K`` (which flattens a
   plain regression) nor the pixels' third moments bias it. ``b`` follows from the means.
+* The covariances are taken within each image and pooled (images with their own offsets
+  or normalisation); each image's ``b`` is measured where it is dimmest; see
+  :func:`estimate_noise_model`.
 * The standard error of ``a`` is a jackknife over the images.
 
 Measured on independent (abTEM) series of a twinned Pt dumbbell, 128 px of 0.358 A, pure
