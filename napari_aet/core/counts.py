@@ -174,7 +174,7 @@ def _moments(img: np.ndarray) -> tuple:
 
 
 def _within(sums: np.ndarray) -> np.ndarray:
-    """``(cov(r**2, z), cov(m, z), mean r**2, mean m)`` (covariances as sums, about the
+    """``(cov(r**2, z), cov(m, z), mean r**2, mean m)`` (the covariances as sums about the
     block's own means) from summed moments ``(..., 6)``: ``(n, S_r2, S_m, S_z, S_r2z,
     S_mz)``, the instrument ``z``."""
     n, s_r2, s_m, s_z, s_r2z, s_mz = np.moveaxis(np.asarray(sums, np.float64), -1, 0)
@@ -202,10 +202,9 @@ def estimate_noise_model(data) -> NoiseModel:
     background subtracted image by image) do not mix levels; each image has its own ``b``.
     Each image's own slope is fitted too (its standard error a jackknife over blocks of
     :data:`_TILE` pixels; images of at least 3 x 3 blocks, series of at least 5); when they
-    scatter beyond their errors (chi-square above ``n + 3
-    sqrt(2 n)``: images normalised one by one, a drifting beam current), each image gets its
-    slope shrunk toward the common one by the scatter beyond the errors (an empirical-Bayes
-    estimate), else the common slope.
+    scatter beyond their errors (chi-square above ``n + 3 sqrt(2 n)``: images normalised one
+    by one, a drifting beam current), each image gets its slope shrunk toward the common one
+    by the scatter beyond the errors (an empirical-Bayes estimate), else the common slope.
 
     Raises
     ------
