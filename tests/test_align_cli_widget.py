@@ -97,27 +97,34 @@ def test_align_widget_adds_aligned_layer_table_and_undo(make_napari_viewer, qtbo
     assert w.table.rowCount() == 0
 
 
-def test_align_widget_switch_for_a_series_that_arrives_aligned(
-    make_napari_viewer, qtbot, shifted_series
-):
-    """A click on 'series arrives aligned' keeps every image where it is (preprocess only)."""
+def _align_arriving_aligned(viewer, qtbot, series, name):
+    """``series`` as a layer, the Align widget docked on it, its 'series arrives aligned' box
+    clicked, and the run waited for: the widget."""
     from qtpy.QtCore import QPoint, Qt
 
     from napari_aet._layers import tilt_series_layer_data
     from napari_aet.widgets import AlignWidget
 
-    path, _ = shifted_series
-    viewer = make_napari_viewer(show=True)
-    data, kw, _ = tilt_series_layer_data(read_tilt_series(path), name="raw")
+    data, kw, _ = tilt_series_layer_data(series, name=name)
     viewer.add_image(data, **kw)
     w = AlignWidget(viewer)
     viewer.window.add_dock_widget(w, name="Align")
-    w.layer.value = viewer.layers["raw"]
+    w.layer.value = viewer.layers[name]
     box = w.arrives_aligned.native
     qtbot.mouseClick(box, Qt.LeftButton, pos=QPoint(8, box.height() // 2))  # on its box
     assert w.arrives_aligned.value
     with qtbot.waitSignal(w.run().finished, timeout=120000):
         pass
+    return w
+
+
+def test_align_widget_switch_for_a_series_that_arrives_aligned(
+    make_napari_viewer, qtbot, shifted_series
+):
+    """A click on 'series arrives aligned' keeps every image where it is (preprocess only)."""
+    path, _ = shifted_series
+    viewer = make_napari_viewer(show=True)
+    w = _align_arriving_aligned(viewer, qtbot, read_tilt_series(path), "raw")
     res = w.result
     assert np.all(res.shifts_px == 0) and np.all(res.angle_corrections_deg == 0)
     assert res.tilt_axis_angle_deg == 0 and "projection_matching" not in res.steps
@@ -128,25 +135,12 @@ def test_align_widget_says_a_detector_series_was_taken_in_counts(
 ):
     """A series in a detector's units (gain, offset, read noise: floats) is converted to counts
     by its measured gain, and the status line says so, with the dose rule's verdict."""
-    from qtpy.QtCore import QPoint, Qt
-
-    from napari_aet._layers import tilt_series_layer_data
-    from napari_aet.widgets import AlignWidget
-
-    path, sim = shifted_series
+    path, _ = shifted_series
     ts = read_tilt_series(path)
     rng = np.random.default_rng(5)
     adc = (37.3 * ts.data + 1000.0 + rng.normal(0, 20.0, ts.data.shape)).astype(np.float32)
     viewer = make_napari_viewer(show=True)
-    data, kw, _ = tilt_series_layer_data(TiltSeries(adc, ANGLES, PX), name="detector")
-    viewer.add_image(data, **kw)
-    w = AlignWidget(viewer)
-    viewer.window.add_dock_widget(w, name="Align")
-    w.layer.value = viewer.layers["detector"]
-    box = w.arrives_aligned.native
-    qtbot.mouseClick(box, Qt.LeftButton, pos=QPoint(8, box.height() // 2))
-    with qtbot.waitSignal(w.run().finished, timeout=120000):
-        pass
+    w = _align_arriving_aligned(viewer, qtbot, TiltSeries(adc, ANGLES, PX), "detector")
     status = w.status.value
     assert "counts: the images are not integer counts: converted" in status, status
     assert "denoising:" in status

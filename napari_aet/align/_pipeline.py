@@ -458,11 +458,14 @@ def align_tilt_series(
             "use angle_method='tomogram'"
         )
     steps: dict = {"stage": "align"}
-    counts = noise == "poisson" and is_counts(arr)
-    if noise == "poisson" and not counts:
-        # a detector's units (gain, offset, read noise; or scaled by its software): counts
-        # from the images' own noise model, or intensities when it cannot be measured
-        converted, steps["counts"] = as_counts(arr)
+    counts = False
+    if noise == "poisson":
+        # counts as recorded, or a detector's units (gain, offset, read noise; or scaled by
+        # its software) converted by the images' own noise model, or intensities when it
+        # cannot be measured
+        converted, info = as_counts(arr)
+        if info["units"] != "counts":
+            steps["counts"] = info
         if converted is not None:
             arr, counts = converted, True
     total = 6

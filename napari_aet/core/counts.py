@@ -119,12 +119,6 @@ class NoiseModel:
         a, b = self._per_image(len(arr))
         return (arr / a + b / a**2).astype(np.float32)
 
-    def from_counts(self, counts) -> np.ndarray:
-        """The inverse of :meth:`to_counts`."""
-        arr = np.asarray(counts, np.float64)
-        a, b = self._per_image(len(arr))
-        return (a * arr - b / a).astype(np.float32)
-
     def as_dict(self) -> dict:
         return {**asdict(self), "reliable": self.reliable}
 
@@ -174,12 +168,11 @@ def _moments(img: np.ndarray) -> tuple:
 
 
 def _within(sums: np.ndarray) -> np.ndarray:
-    """``(cov(r**2, z), cov(m, z), mean r**2, mean m)`` (the covariances as sums about the
-    block's own means) from summed moments ``(..., 6)``: ``(n, S_r2, S_m, S_z, S_r2z,
-    S_mz)``, the instrument ``z``."""
+    """``(cov(r**2, z), cov(m, z))`` (as sums about the block's own means) from summed
+    moments ``(..., 6)``: ``(n, S_r2, S_m, S_z, S_r2z, S_mz)``, the instrument ``z``."""
     n, s_r2, s_m, s_z, s_r2z, s_mz = np.moveaxis(np.asarray(sums, np.float64), -1, 0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.stack([s_r2z - s_r2 * s_z / n, s_mz - s_m * s_z / n, s_r2 / n, s_m / n], axis=-1)
+        return np.stack([s_r2z - s_r2 * s_z / n, s_mz - s_m * s_z / n], axis=-1)
 
 
 def _ratio(c_r2z, c_mz) -> float:
@@ -235,17 +228,17 @@ def estimate_noise_model(data) -> NoiseModel:
         return NoiseModel(float("nan"), float("nan"), float("inf"), n, corr)
     w = _within(totals)  # per image
     ok = totals[:, 0] > 0
-    c = np.nansum(w[ok, :2], axis=0)
+    c = np.nansum(w[ok], axis=0)
     a = _ratio(*c)
-    jack = [_ratio(*(c - w[i, :2])) if ok[i] else a for i in range(n)]
+    jack = [_ratio(*(c - w[i])) if ok[i] else a for i in range(n)]
     se = _jackknife_se(np.array(jack))
     # each image's own slope and its error (a jackknife over its blocks)
-    a_i = np.array([_ratio(*w[i, :2]) if ok[i] else np.nan for i in range(n)])
+    a_i = np.array([_ratio(*w[i]) if ok[i] else np.nan for i in range(n)])
     se_i = np.full(n, np.inf)
     for i, t in enumerate(tiles):
         if ok[i] and len(t) >= _MIN_TILES:
             rest = _within(totals[i][None, :] - t)
-            se_i[i] = _jackknife_se(np.array([_ratio(*x[:2]) for x in rest]))
+            se_i[i] = _jackknife_se(np.array([_ratio(*x) for x in rest]))
     gains = np.full(n, a)
     fine = np.isfinite(a_i) & np.isfinite(se_i) & (se_i > 0)
     if np.isfinite(a) and fine.sum() >= 5:
