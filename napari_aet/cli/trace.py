@@ -110,6 +110,14 @@ def add_refine(sub) -> None:
     )
     counts_option(p, "--counts")
     weighting_option(p, "--weighting")
+    p.add_argument(
+        "--no-held-out",
+        dest="held_out",
+        action="store_false",
+        help="when the fit correlates poorly with the counts (very low counts), keep the traced "
+        "atoms without asking the held-out images (default: refine on every other image and "
+        "keep the refinement only if it predicts the others better than the traced atoms)",
+    )
     element_option(p, R.element, "for an alloy, each atom's species by its refined amplitude")
     device_option(p)
     p.set_defaults(func=cmd_refine)
@@ -159,6 +167,7 @@ def cmd_refine(args) -> int:
         add_remove=args.candidates != "none",
         counts=args.counts,
         weighting=args.weighting,
+        held_out=args.held_out,
         element=args.element,
         device=args.device,
     )

@@ -150,7 +150,14 @@ def recorded_denoiser(metadata):
         return None
     noise = step.get("noise", "poisson")
     levels = step.get("background_counts")
-    level = None if levels is None else np.asarray(levels, np.float32)[:, None, None]
+    return _denoiser(method, noise, None if levels is None else np.asarray(levels, np.float32))
+
+
+def _denoiser(method, noise, levels):
+    """``counts -> images`` with ``method``; ``levels``: the per-image background added back
+    before and taken off after (see :func:`recorded_denoiser`). Its ``take(index)`` is the same
+    denoiser for those images of the series alone."""
+    level = None if levels is None else levels[:, None, None]
 
     def run(counts):
         if level is None:
@@ -163,4 +170,7 @@ def recorded_denoiser(metadata):
 
     #: the background that was subtracted (per image; counts drawn for a replicate need it)
     run.background_counts = None if level is None else level[:, 0, 0].copy()
+    run.take = lambda index: _denoiser(
+        method, noise, None if levels is None else levels[np.asarray(index)]
+    )
     return run

@@ -40,6 +40,7 @@ def why_untrusted(
     *,
     max_angle_change_deg: float | None = None,
     noise_variance=None,
+    min_correlation: float = MIN_MODEL_CORRELATION,
 ):
     """Why a refined atom model should not be used ('' when it may): it fits the images
     poorly, its atoms are not resolved, or (with ``max_angle_change_deg``) more than 10 % of
@@ -48,16 +49,19 @@ def why_untrusted(
     With ``noise_variance`` (per image, in the units of the images fitted: the white noise's
     variance after any resampling) the fit is judged by its correlation with the images'
     signal (:func:`signal_correlation`), so that a model is not rejected for the dose alone.
+    ``min_correlation`` is the bar on that correlation (:data:`MIN_MODEL_CORRELATION`; 0 judges
+    the fit by its atoms' width and angles alone, for a model that other evidence, such as
+    images it was not fitted to, has to vindicate).
     """
     med = float(np.median(result.image_correlation))
     if noise_variance is not None and result.image_variance is not None:
         med_s = float(np.median(signal_correlation(result, noise_variance)))
-        if med_s < MIN_MODEL_CORRELATION:
+        if med_s < min_correlation:
             return (
                 f"the atom model fits the images poorly (median correlation {med:.2f}, "
                 f"{med_s:.2f} with their signal)"
             )
-    elif med < MIN_MODEL_CORRELATION:
+    elif med < min_correlation:
         return f"the atom model fits the images poorly (median correlation {med:.2f})"
     if result.sigma_A > MAX_ATOM_SIGMA_A:
         return (

@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from ..forward import refine_atomic_model, why_untrusted
+from ..forward import MIN_MODEL_CORRELATION, refine_atomic_model, why_untrusted
 from ._counts_correction import counts_correction
 
 #: The replicate's noise draw (fixed, so that a run is reproducible).
@@ -49,6 +49,7 @@ def choose_position_source(
     iterations: int = 60,
     atoms=None,
     weighting: str = "uniform",
+    min_correlation: float = MIN_MODEL_CORRELATION,
     device: str = "auto",
     cancel=None,
 ) -> dict:
@@ -74,6 +75,9 @@ def choose_position_source(
         Which of ``judged``'s atoms to score (e.g. those kept); default all.
     weighting : {"uniform", "variance"}
         How the fits weigh the pixels (as the real fit does).
+    min_correlation : float
+        The bar on a fit's correlation with the images (:func:`napari_aet.forward.why_untrusted`)
+        below which that source is not chosen.
 
     Returns
     -------
@@ -117,7 +121,7 @@ def choose_position_source(
             device=device,
             cancel=cancel,
         )
-        if why_untrusted(fit):
+        if why_untrusted(fit, min_correlation=min_correlation):
             rms[name] = None  # a fit that cannot be trusted is not chosen
             continue
         fitted[name] = fit.positions_A

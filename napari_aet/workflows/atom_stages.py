@@ -144,6 +144,7 @@ def run_refine(
         judge_images=judge,
         denoiser=denoiser,
         weighting=s.weighting,
+        held_out=s.held_out,
         device=s.device,
         progress=progress,
         cancel=cancel,
@@ -160,6 +161,9 @@ def run_refine(
     written = [STAGE_FILES["refine"][k] for k in ("atoms", "atoms_h5", "record")]
     written.append(_save_figure(fig, out, STAGE_FILES["refine"]["figure"]))
     notes = []
+    held = info.get("held_out")
+    if held:
+        notes.append(_held_out_note(held))
     if "not_refined" in info:
         msg = f"positions kept as traced: {info['not_refined']}"
         notes.append(msg)
@@ -198,6 +202,21 @@ def run_refine(
             notes.append(f"no smooth correction from the counts: {corr.get('why')}")
 
     return StageResult("refine", prov, written, msg, notes)
+
+
+def _held_out_note(held: dict) -> str:
+    """One line on the held-out images' verdict (:func:`refine_atom_positions`)."""
+    if held["verdict"] == "not run":
+        return f"the fit alone was refused and no held-out test could run: {held['why']}"
+    if held.get("t") is None:
+        return f"held-out images: the traced atoms stay ({held.get('why', 'no verdict')})"
+    which = "the refinement" if held["verdict"] == "refined" else "the traced atoms"
+    return (
+        f"the counts' fit alone was below the bar; fitted to {len(held['fit_images'])} images, "
+        f"the refinement predicted the {held['n_images']} held-out ones "
+        f"{'better' if held['t'] > 0 else 'worse'} than the traced atoms (t = {held['t']:.1f}, "
+        f"bar {held['t_bar']:g}): {which} kept"
+    )
 
 
 def _pm(value) -> str:
