@@ -314,8 +314,10 @@ class TraceWidget(StageWidgetMixin, DockContainer):
 
     def _refined(self, result) -> None:
         refined, info = result
+        held = info.get("held_out") or {}
+        held = f" (held-out images: t = {held['t']:.1f})" if held.get("t") is not None else ""
         if "not_refined" in info:
-            self.status.value = f"Positions kept: {info['not_refined']}"
+            self.status.value = f"Positions kept: {info['not_refined']}{held}"
             return
         self.model.replace_positions(
             refined.positions,
@@ -327,8 +329,8 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         self._sync()
         self.status.value = (
             f"Refined {refined.n_atoms} atoms (median move {100 * info['shift_A_median']:.1f} "
-            f"pm; {info['n_moved_over_0.5_A']} > 0.5 A, {info['n_amplitude_below_0.3']} faded);"
-            " Ctrl+Z undoes"
+            f"pm; {info['n_moved_over_0.5_A']} > 0.5 A, {info['n_amplitude_below_0.3']} faded)"
+            f"{held}; Ctrl+Z undoes"
         )
 
     def _plot(self, res) -> None:
