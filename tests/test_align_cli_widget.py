@@ -135,6 +135,8 @@ def test_align_widget_says_a_detector_series_was_taken_in_counts(
 ):
     """A series in a detector's units (gain, offset, read noise: floats) is converted to counts
     by its measured gain, and the status line says so, with the dose rule's verdict."""
+    from qtpy.QtCore import Qt
+
     path, _ = shifted_series
     ts = read_tilt_series(path)
     rng = np.random.default_rng(5)
@@ -152,3 +154,9 @@ def test_align_widget_says_a_detector_series_was_taken_in_counts(
     assert aligned.std() == pytest.approx(ts.data.std(), rel=0.3)
     shot = viewer.screenshot(str(tmp_path / "align_detector_units.png"), canvas_only=False)
     assert shot.std() > 0  # a drawn window, not a black one
+    # the long status wraps over the dock's whole width (no empty label column beside it),
+    # every line of it shown, and its text can be selected to copy
+    label, button = w.status.native, w.run_button.native
+    assert label.isVisible() and label.width() >= 0.95 * button.width()
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()) - 2, timeout=3000)
+    assert label.textInteractionFlags() & Qt.TextSelectableByMouse

@@ -152,6 +152,15 @@ class DockContainer(Container):
     def native(self):
         return self.root_native_widget
 
+    def insert(self, key, widget) -> None:
+        super().insert(key, widget)
+        if getattr(widget, "_full_width", False):
+            # a status line has no label: its text takes the whole row, not the value column
+            ref = getattr(widget, "_labeled_widget_ref", None)
+            labeled = ref() if ref is not None else None
+            if labeled is not None:
+                labeled._label_widget.hide()
+
 
 def content_layout(container):
     """The Qt layout holding a magicgui container's widgets (inside its scroll area when the
@@ -197,6 +206,7 @@ def add_plot_canvas(container, *, figsize=(3.6, 2.4), min_height: int = 200):
 def status_label():
     """A status line that wraps long messages instead of widening the dock."""
     from magicgui.widgets import Label
+    from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QSizePolicy
 
     label = Label(value="")
@@ -204,6 +214,9 @@ def status_label():
     # the dock's width never follows a message (a wider dock shrinks the canvas under the
     # analyst's cursor between two clicks); the text wraps to the dock's width instead
     label.native.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+    label._full_width = True  # a DockContainer gives it the whole row
+    # an analyst copies a long message (the alignment's notes, an error) into a report
+    label.native.setTextInteractionFlags(Qt.TextSelectableByMouse)
     return label
 
 
