@@ -86,10 +86,13 @@ WEIGHTING = "uniform"
 #: A refinement refused for its poor fit alone is used when, fitted to every other image, it
 #: predicts the images it did not see better than the traced atoms by this many standard
 #: errors (paired over the held-out images: :func:`napari_aet.forward.held_out_comparison`).
-#: Measured on independent 128-px series at a tenth of the study's counts (5 on the brightest
-#: column; docs/benchmarks.md): a twinned Pt dumbbell and a Pt polyhedron, whose refinement
-#: would take the identification error from 9.4 to 9.7 % and from 9.1 to 22 %, gave t of
-#: about -11 and -12; an amorphous Pt particle, 58 -> 14 %, +4.8.
+#: Measured on independent 128-px series at a tenth of the study's counts (5-7 on the
+#: brightest column; docs/benchmarks.md): a twinned Pt dumbbell and a Pt polyhedron, whose
+#: refinement would take the identification error from 9.4 to 9.7 % and from 9.1 to 22 %,
+#: gave t = -11.3 and -9.2; Au, Pd, Ni particles and a second dumbbell -9 to -21; two
+#: amorphous Pt particles, which it takes from 58 to 14 % and from 65 to 23 %, +4.7 and +5.2.
+#: The test leans to the traced atoms (traced from all images; the refinement it judges saw
+#: half): an Au particle it kept would have gone from 16.1 to 11.6 %.
 HELD_OUT_T = 2.0
 #: The held-out test needs at least this many images in each half ...
 HELD_OUT_MIN_IMAGES = 5
