@@ -78,8 +78,14 @@ def test_held_out_images_vindicate_a_refinement_the_fit_alone_would_refuse(parti
     plain, info = refine_atom_positions(model, low_counts, ANGLES, held_out=False, **kw)
     assert "fits the images poorly" in info["not_refined"]
     assert plain.n_atoms == len(kept)
-    refined, info = refine_atom_positions(model, low_counts, ANGLES, **kw)
+    said = []
+    refined, info = refine_atom_positions(
+        model, low_counts, ANGLES, progress=lambda d, t, m: said.append(m), **kw
+    )
     check = info["held_out"]
+    # the bar says which run it is on: the test's fit to half the images, then the whole one
+    assert any(m.startswith("held-out test, fit to 11 of 21 images: ") for m in said)
+    assert said[-1].startswith("refinement the held-out images vindicated: ")
     assert check["verdict"] == "refined" and check["t"] > 2 * check["t_bar"], check
     assert "not_refined" not in info
     assert len(check["fit_images"]) == 11 and len(check["held_out_images"]) == 10

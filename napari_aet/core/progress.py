@@ -34,3 +34,15 @@ def check_cancel(cancel: Any, what: str = "the computation") -> None:
 def report(progress: ProgressCallback | None, done: int, total: int, message: str = "") -> None:
     if progress is not None:
         progress(done, total, message)
+
+
+def prefixed(progress: ProgressCallback | None, prefix: str) -> ProgressCallback | None:
+    """``progress`` with ``prefix`` before every message (a stage that repeats a step, e.g. on
+    part of the data, says which run the bar is on); None stays None."""
+    if progress is None:
+        return None
+
+    def run(done: int, total: int, message: str = "") -> None:
+        progress(done, total, prefix + message)
+
+    return run

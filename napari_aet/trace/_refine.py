@@ -6,7 +6,7 @@ import numpy as np
 
 from ..core.atoms import AtomModel
 from ..core.elements import parse_elements
-from ..core.progress import check_cancel
+from ..core.progress import check_cancel, prefixed
 from ..forward import (
     MIN_MODEL_CORRELATION,
     held_out_comparison,
@@ -320,6 +320,7 @@ def refine_atom_positions(
     check_cancel(cancel, "refinement")
     check = _held_out_check(atoms, images, angles_deg, judge_images, params)
     if check["verdict"] == "refined":
+        params["progress"] = prefixed(progress, "refinement the held-out images vindicated: ")
         model, info = _refine_once(
             atoms, images, angles_deg, judge_images=judge_images, min_correlation=0.0, **params
         )
@@ -440,6 +441,9 @@ def _held_out_check(atoms, images, angles_deg, judge_images, params) -> dict:
     order = np.argsort(angles, kind="stable")
     fit, held = np.sort(order[0::2]), np.sort(order[1::2])
     kw = dict(params)
+    kw["progress"] = prefixed(
+        params["progress"], f"held-out test, fit to {len(fit)} of {n} images: "
+    )
     den = kw["denoiser"]
     if den is not None and hasattr(den, "take"):
         kw["denoiser"] = den.take(fit)
