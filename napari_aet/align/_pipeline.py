@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..core.counts import as_counts
+from ..core.geometry import images_and_angles
 from ..core.progress import check_cancel, report
 from ._preprocess import (
     STUDY_LOWPASS_INV_A,
@@ -445,12 +446,7 @@ def align_tilt_series(
         With the model method: keep an image's angle change or shift only when it exceeds
         this many of its standard errors (:func:`keep_significant`); None keeps them all.
     """
-    arr = np.asarray(data, np.float32)
-    if arr.ndim != 3:
-        raise ValueError(f"expected a tilt series (n_images, rows, cols); got shape {arr.shape}")
-    ang = np.asarray(angles_deg, np.float64).ravel()
-    if len(ang) != len(arr):
-        raise ValueError(f"{len(ang)} angles for {len(arr)} images; give one angle per image")
+    arr, ang = images_and_angles(data, angles_deg)
     if projection_matching and refine_angles and angle_method == "model" and model_builder is None:
         raise ValueError(
             "angle_method='model' needs model_builder, a function (volume, voxel_size_A, cancel)"

@@ -27,3 +27,15 @@ def in_plane_basis(normal) -> tuple[np.ndarray, np.ndarray]:
     e1 = np.cross(n, helper)
     e1 /= np.linalg.norm(e1)
     return e1, np.cross(n, e1)
+
+
+def images_and_angles(images, angles_deg, *, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """A tilt series ``(n_images, rows, cols)`` as ``dtype`` and its angles as a float64
+    vector, with a clear error for another shape or another number of angles."""
+    arr = np.asarray(images, dtype)
+    if arr.ndim != 3:
+        raise ValueError(f"expected a tilt series (n_images, rows, cols); got shape {arr.shape}")
+    ang = np.asarray(angles_deg, np.float64).ravel()
+    if len(ang) != len(arr):
+        raise ValueError(f"{len(ang)} angles for {len(arr)} images; give one angle per image")
+    return arr, ang

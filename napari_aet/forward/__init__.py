@@ -2,7 +2,7 @@
 projection, and the fit of an atom model and the tilt geometry to measured images. Shared by
 simulate, align, trace and analysis; imports only ``core``."""
 
-from ._held_out import gaussian_projection, held_out_comparison
+from ._held_out import held_out_comparison
 from ._model_fit import (
     SPLAT_SIGMA_A,
     TAIL_WIDTHS_A,
@@ -38,7 +38,6 @@ __all__ = [
     "WEIGHTINGS",
     "ModelRefinementResult",
     "atomic_number",
-    "gaussian_projection",
     "held_out_comparison",
     "kirkland_parameters",
     "profile_cutoff_radius",

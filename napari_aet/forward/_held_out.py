@@ -6,35 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._projection import project_positions
-
-
-def gaussian_projection(
-    positions_A, angle_deg: float, *, shape_px, pixel_size_A: float, sigma_A: float
-) -> np.ndarray:
-    """The projection at ``angle_deg`` of equal atoms imaged as 2-D Gaussians of width
-    ``sigma_A`` with unit peak, in the aligned frame (tilt axis vertical through the centre
-    column; :func:`project_positions`)."""
-    rows, cols = (int(v) for v in shape_px)
-    pos = np.asarray(positions_A, np.float64).reshape(-1, 3)
-    image = np.zeros(rows * cols)
-    if not len(pos):
-        return image.reshape(rows, cols)
-    c = project_positions(pos, angle_deg, shape_px=(rows, cols), pixel_size_A=pixel_size_A)
-    s = float(sigma_A) / float(pixel_size_A)
-    w = int(np.ceil(4.0 * s))
-    off = np.arange(-w, w + 1)
-    base = np.floor(c).astype(np.int64)
-    pr = base[:, :1] + off[None, :]
-    pc = base[:, 1:] + off[None, :]
-    gr = np.exp(-((pr - c[:, :1]) ** 2) / (2 * s * s))
-    gc = np.exp(-((pc - c[:, 1:]) ** 2) / (2 * s * s))
-    vals = gr[:, :, None] * gc[:, None, :]
-    r = np.broadcast_to(pr[:, :, None], vals.shape)
-    q = np.broadcast_to(pc[:, None, :], vals.shape)
-    ok = (r >= 0) & (r < rows) & (q >= 0) & (q < cols)
-    image += np.bincount((r * cols + q)[ok], weights=vals[ok], minlength=rows * cols)
-    return image.reshape(rows, cols)
+from ..core.geometry import images_and_angles
+from ._model_fit import _Renderer
 
 
 def held_out_comparison(
@@ -66,22 +39,14 @@ def held_out_comparison(
         ``gain`` (per image), ``sse_reference``, ``sse_candidate`` (totals), ``t`` (None for
         fewer than 2 images or no spread) and ``n_images``.
     """
-    imgs = np.asarray(images, np.float64)
-    if imgs.ndim != 3:
-        raise ValueError(f"images must be (n_images, rows, cols), got shape {imgs.shape}")
-    angles = np.asarray(angles_deg, np.float64).ravel()
-    if len(angles) != len(imgs):
-        raise ValueError(f"{len(angles)} angles for {len(imgs)} images")
+    imgs, angles = images_and_angles(images, angles_deg, dtype=np.float64)
+    model_images = _equal_atoms_renderer(imgs.shape[1:], angles, pixel_size_A, sigma_A)
     sse = np.zeros((2, len(imgs)))
-    for i, (img, ang) in enumerate(zip(imgs, angles, strict=True)):
-        d = img.ravel()
-        for k, pos in enumerate((reference_A, candidate_A)):
-            g = gaussian_projection(
-                pos, ang, shape_px=img.shape, pixel_size_A=pixel_size_A, sigma_A=sigma_A
-            ).ravel()
-            design = np.stack([g, np.ones_like(g)], axis=1)
-            coef, *_ = np.linalg.lstsq(design, d, rcond=None)
-            sse[k, i] = float(np.sum((d - design @ coef) ** 2))
+    for k, pos in enumerate((reference_A, candidate_A)):
+        for i, (d, g) in enumerate(zip(imgs, model_images(pos), strict=True)):
+            design = np.stack([g.ravel(), np.ones(g.size)], axis=1)
+            coef, *_ = np.linalg.lstsq(design, d.ravel(), rcond=None)
+            sse[k, i] = float(np.sum((d.ravel() - design @ coef) ** 2))
     gain = sse[0] - sse[1]
     t = None
     if len(gain) >= 2 and np.std(gain, ddof=1) > 0:
@@ -93,3 +58,27 @@ def held_out_comparison(
         "t": t,
         "n_images": int(len(gain)),
     }
+
+
+def _equal_atoms_renderer(shape, angles_deg, pixel_size_A: float, sigma_A: float):
+    """``positions -> images``: equal atoms imaged as unit-peak Gaussians of width
+    ``sigma_A`` at ``angles_deg`` in the aligned frame, by the atom-model fit's own splatting
+    (:class:`~napari_aet.forward._model_fit._Renderer`, windows of 4 widths), float64."""
+    import torch
+
+    px = float(pixel_size_A)
+    ren = _Renderer(tuple(shape), px, int(np.ceil(4.0 * sigma_A / px)), torch, "cpu")
+    theta = torch.as_tensor(np.deg2rad(angles_deg), dtype=torch.float32)
+    offsets = torch.zeros((len(theta), 2), dtype=torch.float32)
+    width = torch.tensor(float(sigma_A) / px, dtype=torch.float32)
+
+    def run(positions_A) -> np.ndarray:
+        pos = np.asarray(positions_A, np.float64).reshape(-1, 3)
+        if not len(pos):
+            return np.zeros((len(theta), *shape))
+        with torch.no_grad():
+            row, col = ren.coords(torch.as_tensor(pos, dtype=torch.float32), theta, offsets)
+            amp = torch.ones(len(pos), dtype=torch.float32)
+            return ren.render(row, col, amp, width).numpy().astype(np.float64)
+
+    return run

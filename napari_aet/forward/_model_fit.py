@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.device import resolve_device
+from ..core.geometry import images_and_angles
 from ..core.memory import check_memory
 from ..core.progress import check_cancel, report
 from ._model_errors import _amplitude_sigmas, _axis_sigma, _calibrated, _geometry_sigmas
@@ -280,14 +281,9 @@ def refine_atomic_model(
     """
     import torch
 
-    img = np.asarray(images, np.float32)
-    if img.ndim != 3:
-        raise ValueError(f"expected images (n_images, rows, cols); got shape {img.shape}")
+    img, ang0 = images_and_angles(images, angles_deg)
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, not {weighting!r}")
-    ang0 = np.asarray(angles_deg, np.float64).ravel()
-    if len(ang0) != len(img):
-        raise ValueError(f"{len(ang0)} angles for {len(img)} images; give one angle per image")
     pos0 = np.asarray(positions_A, np.float64)
     if pos0.ndim != 2 or pos0.shape[1] != 3 or len(pos0) == 0:
         raise ValueError(f"positions_A must be a non-empty (n_atoms, 3) array; got {pos0.shape}")
