@@ -45,7 +45,7 @@ def test_noise_and_model_errors_raise_r(model_and_series):
 
 def test_bad_input(model_and_series):
     m, clean, _ = model_and_series
-    with pytest.raises(ValueError, match="one per image"):
+    with pytest.raises(ValueError, match="one angle per image"):
         r_factor(m.positions, clean.data, ANGLES[:-1], pixel_size_A=PX)
     with pytest.raises(ValueError, match="n_images"):
         r_factor(m.positions, clean.data[0], ANGLES, pixel_size_A=PX)

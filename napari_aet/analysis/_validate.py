@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.elements import parse_elements
+from ..core.geometry import images_and_angles
 from ..core.memory import check_memory
 from ..core.progress import report
 from ..forward import project_positions, render_projection
@@ -78,12 +79,7 @@ def r_factor(
     angles_deg : array-like of shape (n,)
     """
 
-    meas = np.asarray(measured, np.float64)
-    if meas.ndim != 3:
-        raise ValueError(f"measured must be (n_images, rows, cols); got shape {meas.shape}")
-    ang = np.asarray(angles_deg, np.float64).ravel()
-    if len(ang) != len(meas):
-        raise ValueError(f"{len(ang)} angles for {len(meas)} images; give one per image")
+    meas, ang = images_and_angles(measured, angles_deg, dtype=np.float64)
     pos = np.asarray(positions_A, np.float64).reshape(-1, 3)
     shape = meas.shape[1:]
     if not len(pos):

@@ -13,8 +13,8 @@ def _axis_sigma(model, data, torch, h_deg: float = 0.05) -> float:
     """Standard error [deg] of the in-plane axis turn at the fitted state, every other unknown
     held: ``sqrt(B) / A`` with ``A = sum J^2`` (``J`` the model's derivative, central
     differences) and ``B`` the larger of the stationary estimate (the residual's periodogram,
-    ``sum_f |J_f|^2 |r_f|^2 / N^2``) and the pixel-wise one (``sum J^2 r^2``), as for the angles
-    (:func:`_geometry_sigmas`)."""
+    ``sum_f |J_f|^2 |r_f|^2 / N^2``) and the local one (``J r`` correlated with itself over
+    :data:`LOCAL_WEIGHTS`), as for the angles (:func:`_geometry_sigmas`)."""
     resid = model() - data
     jac = (model(extra_axis_deg=h_deg) - model(extra_axis_deg=-h_deg)) / (2 * h_deg)
     a = float((jac**2).sum())
@@ -22,8 +22,54 @@ def _axis_sigma(model, data, torch, h_deg: float = 0.05) -> float:
     stationary = float(
         (torch.fft.fft2(jac).abs() ** 2 * torch.fft.fft2(resid).abs() ** 2).sum() / npx**2
     )
-    pixelwise = float((jac**2 * resid**2).sum())
-    return float(np.sqrt(max(stationary, pixelwise))) / max(a, 1e-30)
+    local = float(_local_b(jac[:, None], resid, torch).sum())
+    return float(np.sqrt(max(stationary, local))) / max(a, 1e-30)
+
+
+#: The weights of neighbouring pixels, by their distance along each axis [px], in the local
+#: (heteroscedastic and autocorrelation consistent) sandwich estimate: a flat top (the full
+#: product of neighbours one pixel apart counts, as linear interpolation correlates them)
+#: tapered to zero. A series resampled by linear or cubic interpolation (shifted, rotated or
+#: binned before it reached napari-aet) or smeared along the scan has counting noise that is
+#: both uneven (largest on the atoms) and correlated over 1-2 pixels: the pixel-wise
+#: estimate misses the correlation, the periodogram's the unevenness. (A Bartlett window,
+#: positive definite by construction, weighs the first neighbours by 2/3 and gave 0.77 of
+#: the variance after linear interpolation.)
+LOCAL_WEIGHTS = (1.0, 1.0, 0.5)
+
+
+def _local_kernel(rows: int, cols: int, torch, device, weights=LOCAL_WEIGHTS):
+    """The real ``rfft2`` of the circular 2D window ``weights[|dr|] * weights[|dc|]`` (not
+    positive everywhere: a flat top; callers keep the larger of this estimate and the
+    periodogram's), as the local sandwich estimate's weight per spatial frequency."""
+    k = torch.zeros((rows, cols), dtype=torch.float64, device=device)
+    lag = len(weights) - 1
+    for dr in range(-lag, lag + 1):
+        for dc in range(-lag, lag + 1):
+            k[dr % rows, dc % cols] = weights[abs(dr)] * weights[abs(dc)]
+    return torch.fft.rfft2(k).real
+
+
+def _hermitian_weights(cols: int, torch, device):
+    """How often each column of an ``rfft2`` counts in a sum over the full spectrum."""
+    w = torch.full((cols // 2 + 1,), 2.0, device=device, dtype=torch.float64)
+    w[0] = 1.0
+    if cols % 2 == 0:
+        w[-1] = 1.0
+    return w
+
+
+def _local_b(jac, resid, torch, weights=LOCAL_WEIGHTS):
+    """The local sandwich meat ``B_ab = sum_p sum_l k(l) g_a(p) g_b(p + l)`` with
+    ``g = J r`` (``jac`` of shape (n, k, rows, cols), ``resid`` (n, rows, cols)) and ``k`` the
+    window :data:`LOCAL_WEIGHTS` (:func:`_local_kernel`): the variance of ``J . noise`` for
+    noise that is uneven and correlated over neighbouring pixels. Shape (n, k, k)."""
+    rows, cols = resid.shape[1:]
+    g = torch.fft.rfft2(jac.double() * resid.double()[:, None])
+    weight = _local_kernel(rows, cols, torch, resid.device, weights) * _hermitian_weights(
+        cols, torch, resid.device
+    )
+    return torch.einsum("nipq,njpq,pq->nij", g, g.conj(), weight.to(g.dtype)).real / (rows * cols)
 
 
 def _amplitude_sigmas(resid, one, at, row, col, scale, torch):
@@ -99,20 +145,20 @@ def _geometry_sigmas(model, data, n: int, torch, h_deg: float = 0.05, h_px: floa
     correlated noise and the spatially smooth misfit of an imperfect image model count as what
     they are): ``B_ab = Re sum_f J_a,f conj(J_b,f) |r_f|^2 / N^2``. That spectrum is the field's
     average, but counting noise is not stationary: its variance follows the counts, largest on
-    the atoms, where ``J`` is too. So ``B`` is also taken pixel by pixel (``sum_p J_a J_b r_p^2``,
-    heteroscedastic, uncorrelated) and each standard error is the larger of the two (Poisson
-    series of a Pt particle at 8 counts per pixel: the spread of the angles over noise draws is
-    0.036 deg, the stationary estimate 0.014, the pixel-wise one 0.032). The atoms, shared by
-    all images, are held: the spread over noise realisations is somewhat larger.
+    the atoms, where ``J`` is too. So ``B`` is also taken locally: ``g = J r`` pixel by pixel,
+    correlated with itself over its neighbours, weighed by :data:`LOCAL_WEIGHTS` (the pixel
+    alone would give the pixel-wise ``sum_p J_a J_b r_p^2``, heteroscedastic and uncorrelated:
+    a third of the variance after linear interpolation), and each standard error is the larger
+    of the two (Poisson series of a Pt particle at 8 counts per pixel: the spread of the angles
+    over noise draws is 0.036 deg, the stationary estimate 0.014, the pixel-wise one 0.032).
+    The atoms, shared by all images, are held: the spread over noise realisations is somewhat
+    larger.
     """
     rows, cols = data.shape[1:]
     base = model()
     resid = base - data
     r_hat = torch.fft.rfft2(resid).abs() ** 2
-    w = torch.full((cols // 2 + 1,), 2.0, device=data.device)
-    w[0] = 1.0
-    if cols % 2 == 0:
-        w[-1] = 1.0
+    w = _hermitian_weights(cols, torch, data.device)
     npx = float(rows * cols)
     step = torch.full((n,), h_deg, device=data.device)
     jac = [(model(extra_deg=step) - model(extra_deg=-step)) / (2 * h_deg)]
@@ -128,11 +174,11 @@ def _geometry_sigmas(model, data, n: int, torch, h_deg: float = 0.05, h_px: floa
     weight = (r_hat.double() * w.double()).to(jf.dtype)
     b = torch.einsum("nipq,njpq,npq->nij", jf, jf.conj(), weight).real
     b = b / npx**2
-    b_px = torch.einsum("nipq,njpq,npq->nij", jm, jm, resid.double() ** 2)
+    b_loc = _local_b(jm, resid, torch)
     ainv = torch.linalg.pinv(a)
     var = torch.maximum(
         torch.diagonal(ainv @ b @ ainv, dim1=1, dim2=2),
-        torch.diagonal(ainv @ b_px @ ainv, dim1=1, dim2=2),
+        torch.diagonal(ainv @ b_loc @ ainv, dim1=1, dim2=2),
     )
     sd = torch.sqrt(var.clamp_min(0)).cpu().numpy()
     return sd[:, 0].astype(np.float64), sd[:, 1:3].astype(np.float64)
