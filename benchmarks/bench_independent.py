@@ -58,6 +58,13 @@ CONDITIONS = {
     "drift": (50.0, (12.0, 0.5, 3.0, 3.0)),
     "third-drift": (17.0, (12.0, 0.5, 3.0, 3.0)),
 }
+#: each image's defocus drawn about 0 with this standard deviation [A] per condition: the
+#: focus found anew at each tilt, off by a nm or two (the probe's depth of field is about
+#: 3 nm; at 2 nm its peak is a third lower, at 4 nm a sixth of the focused one)
+DEFOCUS_SPREAD_A = {"focus": 20.0, "third-focus": 20.0, "focus-4nm": 40.0}
+CONDITIONS["focus"] = CONDITIONS["study"]
+CONDITIONS["third-focus"] = CONDITIONS["third"]
+CONDITIONS["focus-4nm"] = CONDITIONS["study"]
 #: tilt angles [deg] per condition: the study's 21 tilts -70:70:7 unless named here
 TILTS = {"fullrange": np.arange(-88.5, 88.6, 3.0)}  # 60 tilts over 180 deg, no missing wedge
 DEFAULT_CASES = [
@@ -146,10 +153,12 @@ def _make_case(name: str, size: int, pixel_size_A: float, seed: int, jitter_pm=N
         shift_px=shift,
         angle_error_deg=angle_sd,
         tilt_axis_deg=axis,
+        defocus_spread_A=DEFOCUS_SPREAD_A.get(condition, 0.0),
         method="prism" if particle in MULTISLICE_PX else "incoherent",
     )
     angles = TILTS.get(condition, np.arange(-70.0, 70.1, 7.0))
-    key = (particle, (shift, angle_sd, axis), len(angles), size, pixel_size_A, seed)
+    key = (particle, (shift, angle_sd, axis), imaging.defocus_spread_A, len(angles), size,
+           pixel_size_A, seed)  # fmt: skip
     if particle in MULTISLICE_PX and key in _SIMULATED:  # the same acquisition, other counts
         series = at_counts(_SIMULATED[key], peak_counts=peak, background_counts=bg, seed=seed)
         return truth, ideal, series

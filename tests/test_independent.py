@@ -53,6 +53,26 @@ def test_independent_series_puts_atoms_where_the_geometry_says(px):
     assert np.any(np.abs(s.shifts_px) > 0.5)
 
 
+def test_each_image_can_have_its_own_defocus():
+    """One atom imaged at three tilts (its projection the same point): with a defocus
+    spread each image's probe, and so its peak, differs; the defocus of each image is
+    recorded, and a series without a spread is the one made before the option existed."""
+    shape = (32, 32)
+    pos = np.array([rotation_center_A(shape, PX)])
+    angles = [-30.0, 0.0, 30.0]
+    sharp = independent_tilt_series(pos, "Pt", angles, shape_px=shape, seed=4)
+    focus = IndependentImaging(defocus_spread_A=30.0)
+    blurred = independent_tilt_series(pos, "Pt", angles, shape_px=shape, imaging=focus, seed=4)
+    np.testing.assert_array_equal(sharp.settings["defocus_A_per_image"], [0.0, 0.0, 0.0])
+    defoci = np.abs(blurred.settings["defocus_A_per_image"])
+    assert np.ptp(defoci) > 5.0
+    peaks = blurred.signal.reshape(3, -1).max(axis=1) / blurred.signal.reshape(3, -1).sum(axis=1)
+    focused = sharp.signal.reshape(3, -1).max(axis=1) / sharp.signal.reshape(3, -1).sum(axis=1)
+    assert np.ptp(focused) < 0.02 * focused.max()  # one probe: the same peak in every image
+    assert np.all(peaks < focused)  # the peak falls with the defocus
+    assert np.argmax(peaks) == np.argmin(defoci)
+
+
 def test_multislice_series_has_channelling_the_incoherent_model_lacks():
     """Five Pt atoms in a column along the beam at 0 deg, spread apart at 50 deg. The
     incoherent model is linear in the potential: both images hold the same total signal. PRISM

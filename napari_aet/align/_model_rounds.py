@@ -96,8 +96,32 @@ def _held_refit(fitted, target, ang, pixel_size_A, device, cancel, refine_axis, 
     return _angles_held(refit, ang)
 
 
+def _width_refit(fitted, target, ang, pixel_size_A, max_change_deg, device, cancel, refine_axis,
+                 return_images, progress):  # fmt: skip
+    """``fitted``'s atoms fitted again from the nominal angles with a width per image
+    (:func:`refine_atomic_model`'s ``per_image_width``), when its angles ran to the bound
+    again after the round before held them (a turned tilt axis, which also runs them there,
+    is measured by the held round and does not come back).
+
+    Images blurred unlike the others (the focus found anew at each tilt, off by more than
+    the probe's depth of field) do not fit one width, and their angles run off to make up
+    for it: an independent Pt dumbbell with a defocus spread of 4 nm had 3 angles at the
+    bound in every round and shifts of up to 2.6 px applied to a series that had none; with
+    a width per image, no angle at the bound and no correction kept. Not the first choice:
+    a width per image also trades against an angle error (a wrong angle blurs the columns),
+    and on a series with angle errors of sd 0.5 deg at a third of the counts it let 3 angles
+    run to the bound where one width fitted them all."""
+    return refine_atomic_model(
+        target, ang, fitted.positions_A, pixel_size_A=pixel_size_A,
+        max_angle_change_deg=max_change_deg, iterations=ROUND_ITERATIONS,
+        refine_axis=refine_axis, return_images=return_images, per_image_width=True,
+        device=device, progress=progress, cancel=cancel,
+    )  # fmt: skip
+
+
 def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_deg, device, cancel,
-                         return_images=False, progress=None, refine_axis=False):  # fmt: skip
+                         return_images=False, progress=None, refine_axis=False,
+                         per_image_width=False):  # fmt: skip
     """Build an atom model from the tomogram with ``builder`` (the tracer, after the U-Net when
     the caller chose one) and refine it jointly with the angles and offsets against the
     images (:data:`ROUND_ITERATIONS`)."""
@@ -118,6 +142,7 @@ def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_de
         iterations=ROUND_ITERATIONS,
         refine_axis=refine_axis,
         return_images=return_images,
+        per_image_width=per_image_width,
         device=device,
         progress=progress,
         cancel=cancel,
@@ -126,7 +151,7 @@ def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_de
 
 def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials, max_change_deg,
                      device, cancel, progress=None, refine_axis=False,
-                     hold_angles=False):  # fmt: skip
+                     hold_angles=False, per_image_width=False):  # fmt: skip
     """The last round's atom model fitted again to convergence, with the standard errors
     calibrated; and, with ``trials``, once more with trial atoms where its residual shows
     density it lacks.
@@ -140,11 +165,13 @@ def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials,
 
     Returns ``(result, with_trials or None, n_trials)``: ``result`` without trial atoms, with
     standard errors; ``with_trials`` the fit with them (no standard errors of its own).
-    ``hold_angles``: the angles are held (:func:`_bound_only`)."""
+    ``hold_angles``: the angles are held (:func:`_bound_only`); ``per_image_width``: each
+    image gets its own atom width (:func:`_width_refit`)."""
     pos = round_fit.positions_A
     kw = dict(pixel_size_A=pixel_size_A, max_angle_change_deg=max_change_deg,
               iterations=FINAL_ITERATIONS, refine_axis=refine_axis, device=device,
-              cancel=cancel, refine_angles=not hold_angles)  # fmt: skip
+              cancel=cancel, refine_angles=not hold_angles,
+              per_image_width=per_image_width)  # fmt: skip
     # the alignment keeps only significant corrections: standard errors
     plain = refine_atomic_model(
         target, ang, pos, calibrate_sigmas=True, progress=_prefixed(progress, "final fit"), **kw

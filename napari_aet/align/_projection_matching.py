@@ -23,6 +23,7 @@ from ._model_rounds import (
     _noisy,
     _prefixed,
     _refine_traced_model,
+    _width_refit,
 )
 from ._shifts import apply_alignment, axis_matrix
 from ._tomogram_matching import _match_to_tomogram
@@ -225,6 +226,12 @@ def projection_matching(
     last_fit = None
     limit = rounds  # grows by the added rounds (:data:`CONVERGING_RATIO`)
     angle_rms: list[float] = []  # each angle-refining round's change, RMS
+    # a round's angles that run to the bound again after the round before held them (a
+    # turned tilt axis is measured by the held round and does not come back; images blurred
+    # unlike each other do) are fitted with a width per image; when that passes, every later
+    # fit gets a width per image (:func:`_width_refit`)
+    per_image_width = False
+    held_before = False
     r = -1
     while r + 1 < limit:
         r += 1
@@ -255,6 +262,7 @@ def projection_matching(
                     vol, target, ang, pixel_size_A, model_builder, max_angle_change_deg, device,
                     cancel, return_images=model_trials is not None,
                     progress=_prefixed(progress, f"round {r + 1}"), refine_axis=refine_axis,
+                    per_image_width=per_image_width,
                 )  # fmt: skip
             except ValueError as err:
                 notes.append(f"round {r + 1}: no atom model ({err}); shifts only")
@@ -264,6 +272,20 @@ def projection_matching(
                     fitted, max_angle_change_deg=max_angle_change_deg, noise_variance=noise
                 )
                 held = None
+                if why and held_before and not per_image_width and _bound_only(fitted, noise):
+                    wide = _width_refit(
+                        fitted, target, ang, pixel_size_A, max_angle_change_deg, device, cancel,
+                        refine_axis, model_trials is not None,
+                        _prefixed(progress, f"round {r + 1}, a width per image"),
+                    )  # fmt: skip
+                    if not why_untrusted(
+                        wide, max_angle_change_deg=max_angle_change_deg, noise_variance=noise
+                    ):
+                        notes.append(
+                            f"round {r + 1}: with one atom width {why}; refitted with a width "
+                            "per image"
+                        )
+                        fitted, why, per_image_width = wide, "", True
                 if why and _bound_only(fitted, noise):
                     held = _held_refit(
                         fitted, target, ang, pixel_size_A, device, cancel, refine_axis,
@@ -323,6 +345,7 @@ def projection_matching(
             float(ccs.mean()),
         )
         history.append(rnd)
+        held_before = bound_held
         small = rnd.max_shift_change_px < shift_tol_px and rnd.max_angle_change_deg < angle_tol_deg
         if small and not bound_held:  # held angles did not converge: they were not fitted
             converged = True
@@ -350,7 +373,7 @@ def projection_matching(
         target = apply_alignment(fit_arr, tilt_axis_angle_deg=tilt_axis_angle_deg, shifts_px=s)
         final, with_trials, n_trials = _final_model_fit(
             *last_fit, target, ang, pixel_size_A, model_trials, max_angle_change_deg, device,
-            cancel, progress, refine_axis=refine_axis,
+            cancel, progress, refine_axis=refine_axis, per_image_width=per_image_width,
         )  # fmt: skip
         noise = _aligned_noise(raw_noise, arr.shape, tilt_axis_angle_deg, s)
         why = why_untrusted(final, max_angle_change_deg=max_angle_change_deg, noise_variance=noise)
@@ -358,6 +381,7 @@ def projection_matching(
             final, with_trials, n_trials = _final_model_fit(
                 *last_fit, target, ang, pixel_size_A, model_trials, max_angle_change_deg, device,
                 cancel, progress, refine_axis=refine_axis, hold_angles=True,
+                per_image_width=per_image_width,
             )  # fmt: skip
             if not why_untrusted(final):  # the plain bar, as in _held_refit
                 notes.append(f"final fit: {why}; fitted again with the angles held")

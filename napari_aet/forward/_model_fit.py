@@ -67,7 +67,10 @@ class ModelRefinementResult:
         projection, in the frame of the images given (gauge-free: zero mean along the axis, no
         part explained by a translation of the object).
     sigma_A : float
-        Fitted width of the atoms' image [A].
+        Fitted width of the atoms' image [A] (with ``per_image_width``, the images' widths'
+        geometric mean in the core's extra width).
+    image_sigma_A : ndarray of shape (n_images,)
+        Each image's fitted atom width [A] (all ``sigma_A`` without ``per_image_width``).
     image_scale, image_offset : ndarray of shape (n_images,)
     image_correlation : ndarray of shape (n_images,)
         Normalized correlation of each image with the refined model's image of it.
@@ -95,7 +98,7 @@ class ModelRefinementResult:
         given are those of ``apply_alignment(raw, tilt_axis_angle_deg=a)``, then ``a`` plus
         this aligns them (counter-clockwise as displayed, like the tilt-axis angle).
     axis_sigma_deg : float
-        Its standard error (the larger of the stationary and the pixel-wise sandwich
+        Its standard error (the larger of the stationary and the local sandwich
         estimates, every other unknown held: a lower bound). None unless ``refine_axis``.
     weighting : dict
         With ``weighting="variance"``: the fitted noise model ``var = a * signal + b``
@@ -123,6 +126,7 @@ class ModelRefinementResult:
     axis_sigma_deg: float | None = None
     weighting: dict = field(default_factory=dict)
     image_variance: np.ndarray | None = None
+    image_sigma_A: np.ndarray | None = None
 
 
 def _fix_gauge(positions_A, angles_deg, corrections_deg, offsets_px, pixel_size_A, rows, cols):
@@ -214,6 +218,7 @@ def refine_atomic_model(
     return_images: bool = False,
     amplitude_sigmas: bool = False,
     weighting: str = "uniform",
+    per_image_width: bool = False,
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -273,6 +278,17 @@ def refine_atomic_model(
         :data:`~napari_aet.forward._noise_model.MIN_VARIANCE_FRACTION` of the mean), then the
         geometry is fitted by weighted least squares
         (:func:`~napari_aet.forward._noise_model._variance_weights`).
+    per_image_width : bool
+        Let each image's atom width differ from the common one (a nuisance, like its scale;
+        :attr:`ModelRefinementResult.image_sigma_A`): the probe's focus drifts over a tilt
+        series, and a series resampled before it reached napari-aet (shifted by
+        interpolation) blurs each image by its own sub-pixel shift. A common width then
+        leaves a per-image misfit that pulls the angles (an exact series blurred by 0-1.2 px
+        per image: 0.37 deg RMS with one width, 0.004 with one per image; a resampled Poisson
+        series of a small Pt particle, exact angles: 0.16 deg RMS of bias, 0.105). But a wrong
+        angle blurs the columns too: the two trade. The alignment refits with it when the
+        angles of a fit with one width ran to their bound
+        (:func:`napari_aet.align._model_rounds._width_refit`).
     device : {"auto", "cpu", "cuda"}
 
     Returns
@@ -332,6 +348,8 @@ def refine_atomic_model(
         "sigma": (),
         "tails": (len(TAIL_WIDTHS_A),),
     }
+    if per_image_width:
+        groups["blur"] = (n,)
     if refine_axis:
         groups["axis"] = ()
     moving = {
@@ -363,6 +381,16 @@ def refine_atomic_model(
         da = common + max_angle_change_deg * torch.tanh((dang - common) / max_angle_change_deg)
         return theta0 + torch.deg2rad(da), off, da
 
+    def widths():
+        """The core's extra width [px]: common, or per image (``(n, 1, 1)``) with a
+        zero-mean log deviation (the gauge: the common width is their geometric mean). (One
+        width per image and axis fitted a resampled series no better.)"""
+        common = log_sigma0 + step["sigma"] * u["sigma"]
+        if not per_image_width:
+            return torch.exp(common)
+        d = step["blur"] * u["blur"]
+        return torch.exp(common + d - d.mean())[:, None, None]
+
     def broaden(imgs, extra_px, tails):
         """The splatted images convolved with the core's extra width and the shoulders:
         ``g(extra) * (1 + sum_k w_k g(s_k))``, in Fourier space."""
@@ -383,9 +411,8 @@ def refine_atomic_model(
         if extra_off is not None:
             o = o + extra_off
         row, col = ren.coords(pos, th, o, axis_rad(extra_axis_deg))
-        extra = torch.exp(log_sigma0 + step["sigma"] * u["sigma"])
         amp = a0 * (1.0 + step["amp"] * u["amp"])
-        imgs = broaden(ren.render(row, col, amp, splat_px), extra, step["tails"] * u["tails"])
+        imgs = broaden(ren.render(row, col, amp, splat_px), widths(), step["tails"] * u["tails"])
         ls = step["scale"] * u["scale"]
         scale = torch.exp(ls - ls.mean())
         return scale[:, None, None] * imgs + (bias0 + step["bias"] * u["bias"])[:, None, None]
@@ -424,7 +451,7 @@ def refine_atomic_model(
     # stages: the image model alone (profile, amplitudes, per-image scale and offset) with
     # the geometry held, then the offsets, then everything. Letting angles move while the
     # profile is still wrong sends them where they compensate for the profile instead.
-    nuisance = ["amp", "scale", "bias", "sigma", "tails"]
+    nuisance = ["amp", "scale", "bias", "sigma", "tails"] + (["blur"] if per_image_width else [])
     stages = [
         (nuisance, 10),
         (nuisance + (["offset"] if refine_offsets else []), 10),
@@ -537,6 +564,7 @@ def refine_atomic_model(
         amp = a0 * (1.0 + step["amp"] * u["amp"])
         extra_px = float(torch.exp(log_sigma0 + step["sigma"] * u["sigma"]))
         sigma_px = float(np.hypot(splat_px, extra_px))
+        image_sigma_px = np.hypot(splat_px, widths().cpu().numpy().reshape(-1)) * np.ones(n)
         bias = bias0 + step["bias"] * u["bias"]
         fit = model() - bias[:, None, None]
         fc = fit - fit.mean(dim=(1, 2), keepdim=True)
@@ -601,6 +629,7 @@ def refine_atomic_model(
         angle_corrections_deg=da_np,
         offsets_px=offsets,
         sigma_A=sigma_px * pixel_size_A,
+        image_sigma_A=image_sigma_px * pixel_size_A,
         image_scale=scale.cpu().numpy().astype(np.float64),
         image_offset=bias.cpu().numpy().astype(np.float64),
         image_correlation=ncc.cpu().numpy().astype(np.float64),

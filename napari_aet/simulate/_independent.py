@@ -36,6 +36,10 @@ class IndependentImaging:
     ----------
     energy_keV, semiangle_mrad, c3_A, c5_A, defocus_A
         The probe (the study's: 300 keV, 25.1 mrad, C3 -775 nm, C5 378 um).
+    defocus_spread_A : float
+        Standard deviation of each image's defocus about ``defocus_A`` [A]: the focus found
+        anew at each tilt (autofocus, or by hand) is off by a few nm, more than the probe's
+        depth of field (about 3 nm at 300 keV and 25 mrad), so each image has its own blur.
     sampling_A : float
         Fine grid of the potential and the probe [A] (the images are sampled from it at the
         scan positions).
@@ -72,6 +76,7 @@ class IndependentImaging:
     c3_A: float = -775e1
     c5_A: float = 378e4
     defocus_A: float = 0.0
+    defocus_spread_A: float = 0.0
     sampling_A: float = 0.05
     peak_counts: float = 50.0
     mean_counts: float | None = None
@@ -308,6 +313,9 @@ def independent_tilt_series(
     n = len(nominal)
     true_angles = nominal + (rng.normal(0.0, s.angle_error_deg, n) if s.angle_error_deg else 0)
     shifts = rng.uniform(-s.shift_px, s.shift_px, (n, 2)) if s.shift_px else np.zeros((n, 2))
+    # drawn after the shifts, and only when asked, so that other series stay as they were
+    defoci = s.defocus_A + (rng.normal(0.0, s.defocus_spread_A, n) if s.defocus_spread_A else 0)
+    defoci = np.asarray(defoci, np.float64) * np.ones(n)
     probe_ft = None if prism else np.fft.rfft2(_probe_intensity(s, gpts, fine))
     center = rotation_center_A((rows, cols), pixel_size_A)
     d = pos - center
@@ -329,9 +337,13 @@ def independent_tilt_series(
         where = np.stack([r_A, c_A, depth], 1)
         if prism:
             atoms = ase_atoms(elements, where, (rows * pixel_size_A, cols * pixel_size_A))
-            clean[i] = adf_image(atoms, ms, pixel_size_A, (rows, cols), seed=seed + i)
+            ms_i = replace(ms, defocus_A=float(defoci[i])) if s.defocus_spread_A else ms
+            clean[i] = adf_image(atoms, ms_i, pixel_size_A, (rows, cols), seed=seed + i)
         else:
             v = _projected_potential(elements, where, extent, gpts)
+            if s.defocus_spread_A:
+                s_i = replace(s, defocus_A=float(defoci[i]))
+                probe_ft = np.fft.rfft2(_probe_intensity(s_i, gpts, fine))
             img = np.fft.irfft2(np.fft.rfft2(v) * probe_ft, s=gpts)
             clean[i] = img[::k, ::k]
         report(progress, i + 1, n, f"image {i + 1}/{n} at {th_deg:+.1f} deg")
@@ -347,6 +359,7 @@ def independent_tilt_series(
             "seed": seed,
             "fine_sampling_A": ms.sampling_A() if prism else fine,
             "counts_scale": scale,
+            "defocus_A_per_image": defoci.tolist(),
         },
         clean.astype(np.float32),
     )
