@@ -286,8 +286,8 @@ def refine_atomic_model(
         leaves a per-image misfit that pulls the angles (an exact series blurred by 0-1.2 px
         per image: 0.37 deg RMS with one width, 0.004 with one per image; a resampled Poisson
         series of a small Pt particle, exact angles: 0.16 deg RMS of bias, 0.105). But a wrong
-        angle blurs the columns too: the two trade. The alignment refits with it when the
-        angles of a fit with one width ran to their bound
+        angle blurs the columns too: the two trade. The alignment refits a round with it when
+        the angles of a fit with one width ran to their bound again after a held round
         (:func:`napari_aet.align._model_rounds._width_refit`).
     device : {"auto", "cpu", "cuda"}
 
