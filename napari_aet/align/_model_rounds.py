@@ -8,17 +8,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..core.progress import check_cancel, report
+from ..core.progress import check_cancel, prefixed
 from ..forward import refine_atomic_model, signal_correlation, why_untrusted
 from ._shifts import apply_alignment
-
-
-def _prefixed(progress, prefix: str):
-    """``progress`` with ``prefix`` before every message (None stays None)."""
-    if progress is None:
-        return None
-    return lambda done, total, message="": report(progress, done, total, f"{prefix}: {message}")
-
 
 #: L-BFGS iterations of each round's joint atom-model fit: rounds re-trace the model, so they
 #: need not converge; the final fit (:func:`_final_model_fit`) does.
@@ -174,7 +166,7 @@ def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials,
               per_image_width=per_image_width)  # fmt: skip
     # the alignment keeps only significant corrections: standard errors
     plain = refine_atomic_model(
-        target, ang, pos, calibrate_sigmas=True, progress=_prefixed(progress, "final fit"), **kw
+        target, ang, pos, calibrate_sigmas=True, progress=prefixed(progress, "final fit: "), **kw
     )
     extra = np.empty((0, 3))
     if trials is not None and round_fit.model_images is not None:
@@ -188,7 +180,7 @@ def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials,
     # from where the plain fit ended (a short way to go): its angles, its atoms and the trials
     more = refine_atomic_model(
         target, plain.angles_deg, np.vstack([plain.positions_A, extra]),
-        progress=_prefixed(progress, f"final fit with {len(extra)} trial atoms"), **kw,
+        progress=prefixed(progress, f"final fit with {len(extra)} trial atoms: "), **kw,
     )  # fmt: skip
     total = more.angle_corrections_deg + plain.angle_corrections_deg
     total -= total.mean()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..core.filters import white_noise_variance
-from ..core.progress import check_cancel, report
+from ..core.progress import check_cancel, prefixed, report
 from ..forward import (
     ModelRefinementResult,
     split_object_translation,
@@ -21,7 +21,6 @@ from ._model_rounds import (
     _final_model_fit,
     _held_refit,
     _noisy,
-    _prefixed,
     _refine_traced_model,
     _width_refit,
 )
@@ -261,7 +260,7 @@ def projection_matching(
                 fitted = _refine_traced_model(
                     vol, target, ang, pixel_size_A, model_builder, max_angle_change_deg, device,
                     cancel, return_images=model_trials is not None,
-                    progress=_prefixed(progress, f"round {r + 1}"), refine_axis=refine_axis,
+                    progress=prefixed(progress, f"round {r + 1}: "), refine_axis=refine_axis,
                     per_image_width=per_image_width,
                 )  # fmt: skip
             except ValueError as err:
@@ -276,7 +275,7 @@ def projection_matching(
                     wide = _width_refit(
                         fitted, target, ang, pixel_size_A, max_angle_change_deg, device, cancel,
                         refine_axis, model_trials is not None,
-                        _prefixed(progress, f"round {r + 1}, a width per image"),
+                        prefixed(progress, f"round {r + 1}, a width per image: "),
                     )  # fmt: skip
                     if not why_untrusted(
                         wide, max_angle_change_deg=max_angle_change_deg, noise_variance=noise
@@ -289,7 +288,7 @@ def projection_matching(
                 if why and _bound_only(fitted, noise):
                     held = _held_refit(
                         fitted, target, ang, pixel_size_A, device, cancel, refine_axis,
-                        _prefixed(progress, f"round {r + 1}, angles held"),
+                        prefixed(progress, f"round {r + 1}, angles held: "),
                     )  # fmt: skip
                 bound_held = held is not None
                 if held is not None:

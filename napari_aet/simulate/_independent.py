@@ -316,7 +316,9 @@ def independent_tilt_series(
     # drawn after the shifts, and only when asked, so that other series stay as they were
     defoci = s.defocus_A + (rng.normal(0.0, s.defocus_spread_A, n) if s.defocus_spread_A else 0)
     defoci = np.asarray(defoci, np.float64) * np.ones(n)
-    probe_ft = None if prism else np.fft.rfft2(_probe_intensity(s, gpts, fine))
+    # one probe for the series, or one per image (built in the loop) with a defocus spread
+    focused = not prism and not s.defocus_spread_A
+    probe_ft = np.fft.rfft2(_probe_intensity(s, gpts, fine)) if focused else None
     center = rotation_center_A((rows, cols), pixel_size_A)
     d = pos - center
     a = np.deg2rad(s.tilt_axis_deg)
