@@ -100,6 +100,49 @@ def test_each_image_gets_its_own_atom_width_and_the_angles_stay_true():
     assert np.ptp(res.image_sigma_A) > 0.08
 
 
+def test_the_final_fit_with_a_width_per_image_takes_back_what_blur_did_to_the_angles():
+    """Known answers on one exact particle: (a) images each blurred by their own Gaussian and
+    no angle error: the one-width fit turns angles (false corrections), and fitted on with a
+    width per image those angles move back by about as much (the image model's uncertainty,
+    which keeps them from being applied); (b) sharp images with real angle errors of 0.6 deg:
+    the one-width fit finds them, and a width per image leaves them where they are."""
+    from scipy import ndimage
+
+    from napari_aet.align._model_rounds import _blur_effect, blurred_images
+
+    px, n = 0.3, 64
+    angles = np.linspace(-60, 60, 9)
+    atoms = build_structure("fcc", radius_A=6, shape_px=(n, n), pixel_size_A=px, seed=4)
+    err = np.zeros(len(angles))
+    err[[2, 6]] = [0.6, -0.6]
+    kw = dict(pixel_size_A=px, shape_px=(n, n), dose_e_per_A2=None, seed=10)
+    sharp = simulate_tilt_series(atoms, angles + err, **kw).data
+    blurred = simulate_tilt_series(atoms, angles, **kw).data
+    blur = np.random.default_rng(3).permutation(np.linspace(0.0, 1.2, len(angles)))
+    blurred = np.stack(
+        [ndimage.gaussian_filter(im, b) for im, b in zip(blurred, blur, strict=True)]
+    )
+    moved = {}
+    found = {}
+    for name, data in (("blurred", blurred), ("angles", sharp)):
+        fit = refine_atomic_model(data, angles, atoms.positions, pixel_size_A=px, device="cpu")
+        found[name] = fit.angle_corrections_deg - fit.angle_corrections_deg.mean()
+        moved[name], widths = _blur_effect(fit, data, px, 1.0, None, "cpu", None, False, None)
+        assert moved[name] is not None
+        if name == "blurred":  # the blurriest image is named, the sharpest not
+            note = blurred_images(widths, angles, ratio=1.15)
+            assert f"{np.argmax(blur)} ({angles[np.argmax(blur)]:+.1f} deg" in note, note
+            assert f"{np.argmin(blur)} (" not in note, note
+        else:
+            assert blurred_images(widths, angles) == ""
+    false = np.abs(found["blurred"]) > 0.1
+    assert false.sum() >= 3, found["blurred"]
+    assert np.all(moved["blurred"][false] > 0.8 * np.abs(found["blurred"][false])), moved
+    real = found["angles"][[2, 6]] - found["angles"].mean()
+    assert np.all(np.abs(real - err[[2, 6]]) < 0.15), found["angles"]
+    assert moved["angles"].max() < 0.05, moved["angles"]
+
+
 @pytest.mark.slow
 def test_projection_matching_with_the_model_method_reduces_the_angle_error(series):
     with pytest.raises(ValueError, match="pixel_size_A"):
@@ -729,6 +772,7 @@ def test_rounds_are_added_while_the_angles_still_converge(
     monkeypatch.setattr(pm, "_bound_only", lambda fitted, noise: not untrusted(fitted))
     monkeypatch.setattr(pm, "_noisy", lambda *a, **k: False)
     monkeypatch.setattr(pm, "_final_model_fit", lambda *a, **k: (fit(0.0, np.ones(n)), None, 0))
+    monkeypatch.setattr(pm, "_blur_effect", lambda *a, **k: (None, None))
     images = np.zeros((n, 16, 16), np.float32)
     res = pm.projection_matching(
         images, ANGLES[:n], rounds=2, angle_method="model", pixel_size_A=PX,

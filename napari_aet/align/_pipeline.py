@@ -130,7 +130,8 @@ def keep_significant(
     ``model_spread``: per image, how far the estimates moved when trial atoms joined the
     final fit (``ProjectionMatchingResult.model_spread``, angles [deg] and offsets [px]); each
     adds in quadrature to that image's standard error: an estimate that depends on which atoms
-    the model has is not established by the images (Si at 1.2 counts per pixel: up to 1.9 deg).
+    the model has is not established by the images (Si at 1.2 counts per pixel: up to 1.9 deg);
+    so is one that a width per image takes back (an image blurred by its own focus).
 
     Returns ``(angles, shifts_px, info)``.
     """
@@ -572,6 +573,8 @@ def align_tilt_series(
             "oversampling": oversampling,
             "notes": res.notes,
         }
+        if res.image_width_A is not None:
+            steps["projection_matching"]["image_width_A"] = [float(v) for v in res.image_width_A]
         errors = None
         # angles from an atom model need its standard errors; tomogram-scored angles have none
         # and are kept as the user chose that method

@@ -17,12 +17,14 @@ from ..recon import genfire
 from ._model_rounds import (
     _aligned_noise,
     _angles_held,
+    _blur_effect,
     _bound_only,
     _final_model_fit,
     _held_refit,
     _noisy,
     _refine_traced_model,
     _width_refit,
+    blurred_images,
 )
 from ._shifts import apply_alignment, axis_matrix
 from ._tomogram_matching import _match_to_tomogram
@@ -72,8 +74,12 @@ class ProjectionMatchingResult:
     # images to the tomogram (shifts only): what :func:`keep_significant` judges them by
     shift_sigma_px: np.ndarray | None = None
     # per image, how far the final fit's angle [deg] and offset [px] estimates moved when trial
-    # atoms (where the model lacked density) joined it: the model's own uncertainty
+    # atoms (where the model lacked density) joined it, and (angles, in quadrature) when each
+    # image got its own atom width (:func:`_blur_effect`): the model's own uncertainty
     model_spread: tuple[np.ndarray, np.ndarray] | None = None
+    # each image's fitted atom width [A] in the final fit with a width per image (the width
+    # check, :func:`_blur_effect`); None when it did not run or was not trusted
+    image_width_A: np.ndarray | None = None
     # with refine_axis: the in-plane tilt-axis angle [deg] the images were last aligned with
     # plus the final fit's turn (apply_alignment's sense), the final fit's standard error of
     # it, and each fit's turn in order (rounds, then the final fit)
@@ -363,6 +369,7 @@ def projection_matching(
                 )
     last = (dang, d) if history else (None, None)
     trial_effect = None
+    image_width = None
     if last_fit is not None:
         # the last round fitted an atom model: fit it again, with trial atoms where it lacks
         # density, to convergence and with calibrated standard errors (the rounds, which
@@ -416,6 +423,25 @@ def projection_matching(
                         axis_sigma_deg=final.axis_sigma_deg,
                     )
                     model = final
+            held_now = final.angle_sigma_deg is None or not np.isfinite(final.angle_sigma_deg).any()
+            if refine_angles and not per_image_width and not held_now:
+                # how much of each angle correction a width per image would take back
+                blur, widths = _blur_effect(
+                    final, target, pixel_size_A, max_angle_change_deg, noise, device, cancel,
+                    refine_axis, prefixed(progress, "final fit, a width per image: "),
+                )  # fmt: skip
+                if blur is None:
+                    notes.append("final fit with a width per image: not trusted; not used")
+                else:
+                    notes.append(
+                        f"final fit with a width per image: angles moved by up to "
+                        f"{blur.max():.3f} deg (the image model's uncertainty)"
+                    )
+                    t_ang, t_off = trial_effect or (np.zeros(n), np.zeros((n, 2)))
+                    trial_effect = (np.hypot(t_ang, blur), t_off)
+                    image_width = widths
+                    if blurred := blurred_images(widths, ang):
+                        notes.append(f"final fit: {blurred}")
             fd, fdang = final.offsets_px.copy(), final.angle_corrections_deg.copy()
             if refine_angles:
                 fdang -= fdang.mean()
@@ -437,6 +463,7 @@ def projection_matching(
         *last,
         shift_sigma_px=sig if history else None,
         model_spread=trial_effect,
+        image_width_A=image_width,
         tilt_axis_angle_deg=float(tilt_axis_angle_deg),
         axis_sigma_deg=axis_sigma,
         axis_changes_deg=axis_changes,
