@@ -130,11 +130,12 @@ def test_the_final_fit_with_a_width_per_image_takes_back_what_blur_did_to_the_an
         moved[name], widths = _blur_effect(fit, data, px, 1.0, None, "cpu", None, False, None)
         assert moved[name] is not None
         if name == "blurred":  # the blurriest image is named, the sharpest not
-            note = blurred_images(widths, angles, ratio=1.15)
+            which, note = blurred_images(widths, angles, ratio=1.15)
+            assert np.argmax(blur) in which and np.argmin(blur) not in which, which
             assert f"{np.argmax(blur)} ({angles[np.argmax(blur)]:+.1f} deg" in note, note
             assert f"{np.argmin(blur)} (" not in note, note
         else:
-            assert blurred_images(widths, angles) == ""
+            assert blurred_images(widths, angles)[1] == ""
     false = np.abs(found["blurred"]) > 0.1
     assert false.sum() >= 3, found["blurred"]
     assert np.all(moved["blurred"][false] > 0.8 * np.abs(found["blurred"][false])), moved
@@ -780,6 +781,58 @@ def test_rounds_are_added_while_the_angles_still_converge(
     )  # fmt: skip
     assert len(res.rounds) == rounds_run
     assert sum("added" in note for note in res.notes) == rounds_run - 2
+
+
+def test_an_image_far_out_of_focus_keeps_its_nominal_angle(monkeypatch):
+    """The width check's moves join the angles' uncertainty, and an image whose own width is
+    far above the others' (out of focus: the image model fits it badly) gets its angle held.
+    Fake fits: the final fit corrects image 2 by 0.6 deg (to 0.1 deg) and image 4 by 0.5 deg;
+    the width check moves image 5 by 0.3 deg and gives image 2 twice the median width."""
+    import types
+
+    import napari_aet.align._projection_matching as pm
+    from napari_aet.align import keep_significant
+    from napari_aet.forward import ModelRefinementResult
+
+    n = 7
+    corr = np.zeros(n)
+    corr[[2, 4]] = [0.6, 0.5]
+
+    def fit(change, sigma=None):
+        return ModelRefinementResult(
+            positions_A=np.zeros((4, 3)), amplitudes=np.ones(4),
+            angles_deg=ANGLES[:n] + change, angle_corrections_deg=change,
+            offsets_px=np.zeros((n, 2)), sigma_A=0.4, image_scale=np.ones(n),
+            image_offset=np.zeros(n), image_correlation=np.ones(n), angle_sigma_deg=sigma,
+            offset_sigma_px=None if sigma is None else np.full((n, 2), 0.1),
+        )  # fmt: skip
+
+    moved = np.zeros(n)
+    moved[5] = 0.3
+    widths = np.full(n, 0.25)
+    widths[2] = 0.5
+    monkeypatch.setattr(pm, "genfire", lambda *a, **k: types.SimpleNamespace(volume=None))
+    monkeypatch.setattr(pm, "_refine_traced_model", lambda *a, **k: fit(np.zeros(n)))
+    monkeypatch.setattr(pm, "why_untrusted", lambda fitted, **kw: "")
+    monkeypatch.setattr(pm, "_noisy", lambda *a, **k: False)
+    monkeypatch.setattr(
+        pm, "_final_model_fit", lambda *a, **k: (fit(corr, np.full(n, 0.1)), None, 0)
+    )
+    monkeypatch.setattr(pm, "_blur_effect", lambda *a, **k: (moved.copy(), widths))
+    res = pm.projection_matching(
+        np.zeros((n, 16, 16), np.float32), ANGLES[:n], rounds=1, angle_method="model",
+        pixel_size_A=PX, model_builder=lambda *a: None,
+    )  # fmt: skip
+    assert any("2 (" in note and "out of focus" in note for note in res.notes), res.notes
+    spread = res.model_spread[0]
+    assert spread[2] >= 1.0 and spread[5] == pytest.approx(0.3) and spread[4] == 0.0
+    np.testing.assert_allclose(res.image_width_A, widths)
+    kept, _, _ = keep_significant(
+        ANGLES[:n], res.angles_deg, np.zeros((n, 2)), 0.0, res.model, k=3.0,
+        model_spread=res.model_spread,
+    )  # fmt: skip
+    changed = np.flatnonzero(np.abs(kept - ANGLES[:n]) > 0.2)
+    assert list(changed) == [4], kept - ANGLES[:n]
 
 
 def test_angles_at_the_bound_again_after_a_held_round_get_a_width_per_image(monkeypatch):

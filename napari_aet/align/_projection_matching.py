@@ -437,11 +437,14 @@ def projection_matching(
                         f"final fit with a width per image: angles moved by up to "
                         f"{blur.max():.3f} deg (the image model's uncertainty)"
                     )
+                    image_width = widths
+                    out_of_focus, blurred = blurred_images(widths, np.asarray(angles_deg, float))
+                    if len(out_of_focus):
+                        notes.append(f"final fit: {blurred}")
+                        # the image model does not fit them: their angles are not established
+                        blur[out_of_focus] = max_angle_change_deg
                     t_ang, t_off = trial_effect or (np.zeros(n), np.zeros((n, 2)))
                     trial_effect = (np.hypot(t_ang, blur), t_off)
-                    image_width = widths
-                    if blurred := blurred_images(widths, ang):
-                        notes.append(f"final fit: {blurred}")
             fd, fdang = final.offsets_px.copy(), final.angle_corrections_deg.copy()
             if refine_angles:
                 fdang -= fdang.mean()
