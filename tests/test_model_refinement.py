@@ -1,5 +1,7 @@
 """Joint refinement of an atom model with the tilt angles and image offsets (known answers)."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -867,7 +869,10 @@ def test_angles_at_the_bound_again_after_a_held_round_get_a_width_per_image(monk
 
     def final(*args, per_image_width=False, hold_angles=False, **kw):
         widths["final"].append(per_image_width)
-        return fit(np.ones(n), bound=not per_image_width and not hold_angles), None, 0
+        result = fit(np.ones(n), bound=not per_image_width and not hold_angles)
+        if per_image_width:  # image 3 far out of focus
+            result = replace(result, image_sigma_A=np.where(np.arange(n) == 3, 0.6, 0.25))
+        return result, None, 0
 
     def untrusted(fitted, **kw):
         at = np.abs(fitted.angle_corrections_deg) > 0.95
@@ -889,6 +894,9 @@ def test_angles_at_the_bound_again_after_a_held_round_get_a_width_per_image(monk
     assert widths["refit"] == 1 and "refitted with a width per image" in res.notes[2]
     assert widths["round"][:2] == [False, False] and all(widths["round"][2:])
     assert widths["final"] == [True]
+    # the final fit's own widths name the image out of focus and hold its angle
+    assert "out of focus?): 3 (" in res.notes[-1], res.notes
+    assert res.model_spread[0][3] >= 1.0 and np.all(np.delete(res.model_spread[0], 3) == 0)
 
 
 def test_a_strain_field_the_denoiser_erased_is_given_back_by_the_counts(

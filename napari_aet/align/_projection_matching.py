@@ -424,19 +424,23 @@ def projection_matching(
                     )
                     model = final
             held_now = final.angle_sigma_deg is None or not np.isfinite(final.angle_sigma_deg).any()
-            if refine_angles and not per_image_width and not held_now:
-                # how much of each angle correction a width per image would take back
-                blur, widths = _blur_effect(
-                    final, target, pixel_size_A, max_angle_change_deg, noise, device, cancel,
-                    refine_axis, prefixed(progress, "final fit, a width per image: "),
-                )  # fmt: skip
-                if blur is None:
-                    notes.append("final fit with a width per image: not trusted; not used")
-                else:
-                    notes.append(
-                        f"final fit with a width per image: angles moved by up to "
-                        f"{blur.max():.3f} deg (the image model's uncertainty)"
-                    )
+            if refine_angles and not held_now:
+                if per_image_width:  # the final fit has a width per image already
+                    widths = final.image_sigma_A
+                    blur = None if widths is None else np.zeros(n)
+                else:  # how much of each angle correction a width per image would take back
+                    blur, widths = _blur_effect(
+                        final, target, pixel_size_A, max_angle_change_deg, noise, device,
+                        cancel, refine_axis, prefixed(progress, "final fit, a width per image: "),
+                    )  # fmt: skip
+                    if blur is None:
+                        notes.append("final fit with a width per image: not trusted; not used")
+                    else:
+                        notes.append(
+                            f"final fit with a width per image: angles moved by up to "
+                            f"{blur.max():.3f} deg (the image model's uncertainty)"
+                        )
+                if blur is not None:
                     image_width = widths
                     out_of_focus, blurred = blurred_images(widths, np.asarray(angles_deg, float))
                     if len(out_of_focus):
