@@ -160,3 +160,76 @@ def test_align_widget_says_a_detector_series_was_taken_in_counts(
     assert label.isVisible() and label.width() >= 0.95 * button.width()
     qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()) - 2, timeout=3000)
     assert label.textInteractionFlags() & Qt.TextSelectableByMouse
+
+
+def test_images_left_out_of_a_series(shifted_series, tmp_path, capsys):
+    """``--exclude-images`` leaves images out by their index in the file: the aligned series
+    lacks them and their angles, alignment.json records which; a bad index or list is refused
+    with a message that says what to give."""
+    from napari_aet.workflows import parse_image_indices, without_images
+
+    path, sim = shifted_series
+    ts = read_tilt_series(path)
+    kept = without_images(ts, (5, 2, 5))
+    assert kept.n_tilts == len(ANGLES) - 2
+    np.testing.assert_array_equal(kept.data[2], ts.data[3])
+    assert list(kept.angles_deg) == [a for i, a in enumerate(ANGLES) if i not in (2, 5)]
+    assert kept.metadata["excluded_images"]["indices"] == [2, 5]
+    with pytest.raises(ValueError, match="indexed 0 to 14"):
+        without_images(ts, (15,))
+    with pytest.raises(ValueError, match="at least 3"):
+        without_images(ts, range(13))
+    assert parse_image_indices(" 12, 15 ") == (12, 15) and parse_image_indices("") == ()
+    with pytest.raises(ValueError, match="separated by commas"):
+        parse_image_indices("12;x")
+
+    out = tmp_path / "left_out"
+    fast = ["--no-projection-matching", "--no-com", "--no-common-line", "--tilt-axis", "none"]
+    argv = ["-q", "align", str(path), *fast, "--exclude-images", "2,5", "--out", str(out)]
+    assert main(argv) == 0
+    aligned = read_tilt_series(out / "aligned_tilt_series.h5")
+    assert aligned.n_tilts == len(ANGLES) - 2
+    assert aligned.angles_deg == pytest.approx([a for i, a in enumerate(ANGLES) if i not in (2, 5)])
+    info = json.loads((out / "alignment.json").read_text())
+    assert info["excluded_images"]["indices"] == [2, 5]
+    assert info["excluded_images"]["angles_deg"] == pytest.approx([ANGLES[2], ANGLES[5]])
+    bad = tmp_path / "bad"
+    assert main(["align", str(path), *fast, "--exclude-images", "99", "--out", str(bad)]) == 1
+    assert "the series has 15 images" in capsys.readouterr().err
+    assert not bad.exists()
+    with pytest.raises(SystemExit):
+        main(["align", str(path), "--exclude-images", "two", "--out", str(bad)])
+    assert "separated by commas" in capsys.readouterr().err
+
+
+def test_align_widget_leaves_out_the_images_typed_in(make_napari_viewer, qtbot, shifted_series):
+    """The analyst types the images to leave out (real key events) and runs the alignment:
+    the aligned layer lacks them and the status line says which."""
+    from qtpy.QtCore import QPoint, Qt
+
+    from napari_aet._layers import tilt_series_layer_data
+    from napari_aet.widgets import AlignWidget
+
+    path, _ = shifted_series
+    viewer = make_napari_viewer(show=True)
+    data, kw, _ = tilt_series_layer_data(read_tilt_series(path), name="raw")
+    viewer.add_image(data, **kw)
+    w = AlignWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Align")
+    w.layer.value = viewer.layers["raw"]
+    box = w.arrives_aligned.native
+    qtbot.mouseClick(box, Qt.LeftButton, pos=QPoint(8, box.height() // 2))
+    field = w.exclude.native
+    qtbot.mouseClick(field, Qt.LeftButton)
+    qtbot.keyClicks(field, "0, 14")
+    qtbot.keyClick(field, Qt.Key_Return)
+    assert w.exclude.value == "0, 14"
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
+        pass
+    aligned = viewer.layers["raw aligned"]
+    assert aligned.data.shape[0] == len(ANGLES) - 2
+    assert aligned.metadata["angles_deg"] == pytest.approx(list(ANGLES[1:-1]))
+    assert "left out image(s) [0, 14]" in w.status.value
+    # a typo is refused before anything runs
+    qtbot.keyClicks(field, "x")
+    assert w.run() is None and "separated by commas" in w.status.value

@@ -165,7 +165,7 @@ def blurred_images(widths_A, angles_deg, ratio=BLURRED_RATIO) -> tuple[np.ndarra
     return wide, (
         f"images blurred beyond the others (atom width over {ratio:g} x the median "
         f"{med:.2f} A; out of focus?): {which}; their angles are held, and a reconstruction "
-        "without them may be sharper"
+        "without them (--exclude-images) may be sharper"
     )
 
 

@@ -3,12 +3,13 @@ workflow into a staged ``--out`` folder and printing what it did."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from ..core.files import staged_folder
-from ..workflows import SeriesSource, VolumeSource
+from ..workflows import SeriesSource, VolumeSource, parse_image_indices
 
 
 class Bar:
@@ -60,6 +61,25 @@ def add_series_input(p, *, positional: bool = True) -> None:
     )
     p.add_argument("--dataset", default=None, help="HDF5 dataset / .mat variable of the series")
     p.add_argument("--fill-nans", action="store_true", help="replace NaN pixels by image medians")
+    p.add_argument(
+        "--exclude-images",
+        type=image_indices,
+        default=(),
+        metavar="I,J,...",
+        help="leave these images out (their index in the file, 0 = the first; e.g. an image "
+        "the alignment names as out of focus)",
+    )
+
+
+def image_indices(text: str) -> tuple[int, ...]:
+    """``"12,15"`` -> ``(12, 15)`` (argparse type of ``--exclude-images``)."""
+    try:
+        values = parse_image_indices(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if not values:
+        raise argparse.ArgumentTypeError("give at least one image index, e.g. 12")
+    return values
 
 
 def series_source(args, path=None) -> SeriesSource:
@@ -69,6 +89,7 @@ def series_source(args, path=None) -> SeriesSource:
         pixel_size_A=args.pixel_size,
         dataset=args.dataset,
         fill_nans=getattr(args, "fill_nans", False),
+        exclude=tuple(getattr(args, "exclude_images", ()) or ()),
     )
 
 
@@ -164,7 +185,9 @@ def second_axis_source(args) -> SeriesSource | None:
         return None
     if not Path(args.second_axis).exists():
         raise FileNotFoundError(f"--second-axis {args.second_axis}: no such file")
-    return replace(series_source(args, args.second_axis), angles=args.second_axis_angles)
+    return replace(
+        series_source(args, args.second_axis), angles=args.second_axis_angles, exclude=()
+    )
 
 
 def structure_option(p, default: str) -> None:

@@ -9,6 +9,7 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     FloatSpinBox,
+    LineEdit,
     PushButton,
     SpinBox,
     create_widget,
@@ -24,6 +25,8 @@ from ..workflows import (
     align_notes,
     atom_model_builder,
     atom_model_trials,
+    parse_image_indices,
+    without_images,
 )
 from ._runner import (
     DockContainer,
@@ -92,6 +95,12 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             "angle and shift (atomic resolution; shifts only, with a note, otherwise)",
         )
         self.rounds = SpinBox(label="rounds", value=d.rounds, min=1, max=20)
+        self.exclude = LineEdit(
+            label="leave out images",
+            value="",
+            tooltip="indices of images to leave out, e.g. 12,15 (0 = the first): an image the "
+            "alignment names as out of focus, or one hit by drift",
+        )
         self.element = element_edit(d.element, uses="the model method's tracer")
         self.run_button = PushButton(text="Align")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -112,6 +121,7 @@ class AlignWidget(StageWidgetMixin, DockContainer):
                 self.refine_angles,
                 self.angle_method,
                 self.rounds,
+                self.exclude,
                 self.element,
                 self.run_button,
                 self.cancel_button,
@@ -146,6 +156,9 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             if ts.angles_deg is None or ts.pixel_size_A is None:
                 self.status.value = "Not started: " + ask_for_geometry(self._viewer, layer)
                 return None
+            left_out = parse_image_indices(self.exclude.value)
+            if left_out:
+                ts = without_images(ts, left_out)
             element = element_value(self.element)
         except ValueError as err:
             self.status.value = f"Not started: {err}"
@@ -197,6 +210,9 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             "angle_corrections_deg": np.asarray(res.angle_corrections_deg).tolist(),
             "steps": res.steps,
         }
+        left = ts.metadata.get("excluded_images")
+        if left:
+            kw["metadata"]["alignment"]["excluded_images"] = left
         new = self._viewer.add_image(data, **kw)
         show_result(self._viewer, new, hide_kinds=("tilt_series",))
         self._made.append(new.name)
@@ -204,6 +220,8 @@ class AlignWidget(StageWidgetMixin, DockContainer):
         self.undo_button.enabled = True
         s = np.asarray(res.shifts_px)
         notes = align_notes(res.steps)
+        if left:
+            notes.insert(0, f"left out image(s) {left['indices']}")
         self.status.value = (
             f"Aligned: tilt axis {res.tilt_axis_angle_deg:+.3f} deg, shifts up to "
             f"{np.abs(s).max():.2f} px, angle corrections up to "

@@ -3,7 +3,13 @@ defaults), the run-folder layout, ``run_<stage>(inputs, settings, out, progress,
 that writes a stage's outputs and record, the pipeline and batch (Dask), and the precision
 analysis. The CLI and the widgets call these; no Qt."""
 
-from ._common import StageResult, load_series, load_tomogram
+from ._common import (
+    StageResult,
+    load_series,
+    load_tomogram,
+    parse_image_indices,
+    without_images,
+)
 from .atom_stages import run_analyze, run_precision, run_refine, run_trace, run_validate
 from .layout import STAGE_FILES, RunLayout, stage_file
 from .pipeline import StageFailed, file_fingerprint, gather, run_batch, run_pipeline, stage_key
@@ -67,6 +73,8 @@ __all__ = [
     "gather",
     "load_run",
     "load_series",
+    "parse_image_indices",
+    "without_images",
     "load_tomogram",
     "make_run_figures",
     "precision_analysis",

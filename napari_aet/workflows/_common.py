@@ -4,7 +4,7 @@ its inputs."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +112,64 @@ def load_series(source: SeriesSource | str | Path, *, need_pixel_size: bool = Tr
         )
     if need_pixel_size and ts.pixel_size_A is None:
         raise ValueError(f"{source.path} carries no pixel size; pass --pixel-size (Angstrom)")
+    if source.exclude:
+        ts = without_images(ts, source.exclude)
     return ts
+
+
+def parse_image_indices(text: str) -> tuple[int, ...]:
+    """Image indices as an analyst types them, ``"12, 15"`` or ``"12 15"`` -> ``(12, 15)``;
+    ``""`` -> ``()``. Raises ValueError naming the text for anything else."""
+    parts = [v for v in str(text).replace(",", " ").split() if v]
+    try:
+        return tuple(int(v) for v in parts)
+    except ValueError:
+        raise ValueError(
+            f"{text!r}: give image indices separated by commas, e.g. 12,15 (0 = the first image)"
+        ) from None
+
+
+#: Fewest images a series may keep after some are left out (:func:`without_images`).
+MIN_IMAGES_KEPT = 3
+
+
+def without_images(ts: TiltSeries, exclude) -> TiltSeries:
+    """``ts`` without the images at the indices ``exclude`` (0 = the first image of the file),
+    which ``metadata["excluded_images"]`` records with their angles.
+
+    Raises
+    ------
+    ValueError
+        For an index outside the series, or when fewer than :data:`MIN_IMAGES_KEPT` images
+        would be left.
+    """
+    n = ts.n_tilts
+    drop = sorted({int(i) for i in exclude})
+    bad = [i for i in drop if not 0 <= i < n]
+    if bad:
+        raise ValueError(
+            f"cannot leave out image(s) {bad}: the series has {n} images, indexed 0 to {n - 1} "
+            "(0 = the first in the file)"
+        )
+    keep = np.setdiff1d(np.arange(n), drop)
+    if len(keep) < MIN_IMAGES_KEPT:
+        raise ValueError(
+            f"leaving out {len(drop)} of {n} images keeps {len(keep)}: a tilt series needs at "
+            f"least {MIN_IMAGES_KEPT}"
+        )
+    angles = None if ts.angles_deg is None else np.asarray(ts.angles_deg)
+    meta = dict(ts.metadata)
+    meta["excluded_images"] = {
+        "indices": drop,
+        "angles_deg": None if angles is None else [float(angles[i]) for i in drop],
+        "n_images_in_file": n,
+    }
+    return replace(
+        ts,
+        data=ts.data[keep],
+        angles_deg=None if angles is None else angles[keep],
+        metadata=meta,
+    )
 
 
 def load_tomogram(source: VolumeSource | str | Path):

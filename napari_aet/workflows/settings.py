@@ -36,6 +36,9 @@ class SeriesSource:
     pixel_size_A: float | None = None
     dataset: str | None = None  # HDF5 / .mat variable
     fill_nans: bool = False
+    # images left out, by their index in the file (0 = the first): an image out of focus, hit
+    # by the beam's drift or blocked by the grid at high tilt
+    exclude: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

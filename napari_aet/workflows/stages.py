@@ -172,6 +172,12 @@ def run_simulate(settings: SimulateSettings, out, progress=None, cancel=None) ->
     return StageResult("simulate", truth, written, msg, notes)
 
 
+def _excluded(ts) -> dict:
+    """The images left out of the series (:func:`without_images`), for a stage's record."""
+    left = ts.metadata.get("excluded_images")
+    return {"excluded_images": left} if left else {}
+
+
 def align_notes(steps: dict) -> list[str]:
     """What an analyst should read about an alignment (its record's ``steps``): the units
     the series was taken in, the dose rule's verdict, the tilt axis, the rounds' notes."""
@@ -227,6 +233,7 @@ def run_align(
     out = _folder(out)
     prov = {
         **_provenance("align", s, input=series.path),
+        **_excluded(ts),
         **res.steps,
         "tilt_axis_angle_deg": res.tilt_axis_angle_deg,
     }
@@ -261,6 +268,12 @@ def run_align(
         f"{np.abs(res.angle_corrections_deg).max():.3f} deg"
     )
     notes = align_notes(res.steps)
+    if "excluded_images" in ts.metadata:
+        left = ts.metadata["excluded_images"]
+        at = ", ".join(f"{a:+.1f}" for a in left["angles_deg"])
+        notes.insert(
+            0, f"left out image(s) {left['indices']} of {left['n_images_in_file']} (at {at} deg)"
+        )
     sig = res.steps.get("significance")
     if sig:
         msg += (
@@ -375,6 +388,7 @@ def run_recon(
         notes.append(f"support: {res.settings['support_note']}")
     prov = {
         **_provenance("recon", s, input=series.path),
+        **_excluded(ts),
         "pixel_size_A": ts.pixel_size_A,
         "angles_deg": [float(a) for a in ts.angles_deg],
         **res.settings,
