@@ -20,6 +20,48 @@ from napari_aet.simulate import build_structure, simulate_tilt_series
 PX = 0.358
 
 
+def _alignment_record(angles):
+    """An alignment.json of 7 tilts: image 2 held out of focus (twice the median width),
+    image 5's angle corrected by 0.5 deg, shifts of up to 2 px."""
+    n = len(angles)
+    change = np.zeros(n)
+    change[5] = 0.5
+    fit = change.copy()
+    fit[2] = -0.6
+    widths = np.full(n, 0.25)
+    widths[2] = 0.5
+    return {
+        "tilt_axis_angle_deg": 1.5,
+        "angles_in_deg": list(angles),
+        "angles_refined_deg": list(angles + change),
+        "shifts_px_row_col": np.column_stack([np.linspace(-2, 2, n), np.zeros(n)]).tolist(),
+        "significance": {
+            "k_sigma": 3.0,
+            "angle_changes_fit_deg": list(fit),
+            "angle_sigma_deg": [0.05] * 2 + [1.0] + [0.05] * (n - 3),
+        },
+        "projection_matching": {"image_width_A": list(widths)},
+    }
+
+
+def test_alignment_figure_shows_the_changes_their_bar_and_the_images_out_of_focus():
+    from napari_aet.figures import plot_alignment
+
+    angles = np.linspace(-60, 60, 7)
+    record = _alignment_record(angles)
+    fig = plot_alignment(record)
+    angle_ax, shift_ax, width_ax = fig.axes[:3]
+    applied = [line for line in angle_ax.lines if line.get_label() == "applied"][0]
+    np.testing.assert_allclose(applied.get_ydata(), np.eye(7)[5] * 0.5)
+    held = [line for line in width_ax.lines if line.get_label() == "out of focus (held)"][0]
+    np.testing.assert_allclose(held.get_xdata(), [angles[2]])
+    assert "+1.50" in angle_ax.get_title()
+    np.testing.assert_allclose(shift_ax.lines[0].get_ydata(), np.linspace(-2, 2, 7))
+    # without the width check (an older record, or shifts only): two panels
+    del record["projection_matching"], record["significance"]
+    assert len(plot_alignment(record).axes) == 2
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A run folder as `napari-aet run` leaves it: atoms.csv + analysis.json with strain,
@@ -33,6 +75,7 @@ def run_dir(tmp_path_factory):
     sim = simulate_tilt_series(atoms, angles, shape_px=(96, 96), seed=0)
     write_tilt_series(out / "align" / "aligned_tilt_series.h5", TiltSeries(sim.data, angles, PX))
     aligned = str(out / "align" / "aligned_tilt_series.h5")
+    (out / "align" / "alignment.json").write_text(json.dumps(_alignment_record(angles)))
     rc = main(["-q", "validate", str(out / "atoms.csv"), aligned, "--out", str(out / "validate")])
     assert rc == 0
     return out
@@ -92,6 +135,7 @@ def test_cli_figures_skips_what_the_run_lacks(tmp_path, run_dir, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "skipped r_factor" in out and "skipped measured_vs_reprojected" in out
+    assert "skipped alignment: no align/alignment.json" in out
     assert (tmp_path / "figures" / "atoms_stacking.png").exists()
     assert main(["figures", str(tmp_path / "none")]) == 1
     assert main(["figures", str(tmp_path), "--formats", "gif"]) == 1

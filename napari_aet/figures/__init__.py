@@ -3,6 +3,7 @@
 from ._curves import (
     STUDY_LAYER_COLORS,
     layer_groups,
+    plot_alignment,
     plot_deviation_histogram,
     plot_layer_rmsd,
     plot_q4_q6,
@@ -53,6 +54,7 @@ __all__ = [
     "plot_rdf",
     "plot_voronoi_motifs",
     "plot_q4_q6",
+    "plot_alignment",
     "plot_r_factors",
     "add_scale_bar",
     "plot_recon_errors",

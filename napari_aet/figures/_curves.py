@@ -235,3 +235,54 @@ def plot_refine_shifts(refined, info: dict):
         ax.text(0.5, 0.5, f"not refined:\n{info['not_refined']}", ha="center", wrap=True)
         ax.set_axis_off()
     return fig
+
+
+def plot_alignment(record: dict, *, blurred_ratio: float = 1.5):
+    """The alignment's corrections per tilt from its record (``alignment.json``): the angle
+    change the final fit estimated with its ``k`` standard errors (the bar a change must
+    clear) and the change applied; the shifts applied; and, when the width check ran, each
+    image's fitted atom width with the median and the ``blurred_ratio`` bar (images above it
+    are held as out of focus)."""
+    from matplotlib.figure import Figure
+
+    ang_in = np.asarray(record["angles_in_deg"], float)
+    applied = np.asarray(record["angles_refined_deg"], float) - ang_in
+    shifts = np.asarray(record.get("shifts_px_row_col") or np.zeros((len(ang_in), 2)), float)
+    sig = record.get("significance") or {}
+    widths = (record.get("projection_matching") or {}).get("image_width_A")
+    rows = 3 if widths else 2
+    fig = Figure(figsize=(5.0, 1.9 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, 1, sharex=True)
+    ax = axes[0]
+    fit = sig.get("angle_changes_fit_deg")
+    if fit is not None and sig.get("angle_sigma_deg") is not None:
+        bar = float(sig.get("k_sigma", 3.0)) * np.asarray(sig["angle_sigma_deg"], float)
+        ax.errorbar(ang_in, fit, yerr=bar, fmt="o", ms=3, color="#8d99ae", lw=0.8, capsize=2,
+                    label=f"estimated +- {sig.get('k_sigma', 3.0):.2g} SE")  # fmt: skip
+    ax.plot(ang_in, applied, "s", ms=4, color="#e76f51", label="applied")
+    ax.axhline(0.0, color="#999999", lw=0.6)
+    ax.set_ylabel("angle change (deg)")
+    ax.legend(frameon=False, fontsize=7, loc="best")
+    ax = axes[1]
+    ax.plot(ang_in, shifts[:, 0], "o-", ms=3, lw=0.8, color="#264653", label="rows")
+    ax.plot(ang_in, shifts[:, 1], "s-", ms=3, lw=0.8, color="#2a9d8f", label="columns")
+    ax.axhline(0.0, color="#999999", lw=0.6)
+    ax.set_ylabel("shift (px)")
+    ax.legend(frameon=False, fontsize=7, loc="best")
+    if widths:
+        ax = axes[2]
+        w = np.asarray(widths, float)
+        med = float(np.median(w))
+        out = w > blurred_ratio * med
+        ax.plot(ang_in[~out], w[~out], "o", ms=4, color="#264653")
+        ax.plot(ang_in[out], w[out], "X", ms=7, color="#d62828", label="out of focus (held)")
+        ax.axhline(med, color="#999999", lw=0.8, ls=":", label=f"median {med:.2f} Å")
+        ax.axhline(blurred_ratio * med, color="#d62828", lw=0.8, ls="--",
+                   label=f"{blurred_ratio:g} x median")  # fmt: skip
+        ax.set_ylabel("atom width (Å)")
+        ax.legend(frameon=False, fontsize=7, loc="best")
+    axes[-1].set_xlabel("tilt angle (deg)")
+    axis = record.get("tilt_axis_angle_deg")
+    if axis is not None:
+        axes[0].set_title(f"tilt axis {axis:+.2f} deg", fontsize=9)
+    return fig

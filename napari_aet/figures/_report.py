@@ -11,6 +11,7 @@ import numpy as np
 
 from . import (
     layer_groups,
+    plot_alignment,
     plot_layer_rmsd,
     plot_q4_q6,
     plot_r_factors,
@@ -37,6 +38,9 @@ RUN_FIGURES = {
     "minimum, and the mean coordination.",
     "voronoi_motifs": "Short-range-order motifs of an amorphous particle: the most frequent "
     "Voronoi indices <n3,n4,n5,n6> of its interior atoms (named ideal motifs in red).",
+    "alignment": "The alignment per tilt: angle changes estimated (with the bar of k standard "
+    "errors they must clear) and applied, shifts applied, and each image's fitted atom width "
+    "(images far out of focus marked).",
     "r_factor": "R-factor per tilt between the measured images and the model's projections.",
     "measured_vs_reprojected": "Measured, reprojected and residual images at five tilts.",
 }
@@ -177,6 +181,10 @@ def make_figures(
             return facet_map_figure(
                 p, f["orr_activity"], f["facet"], label="ORR log10(j / j_Pt(111))"
             )
+        if name == "alignment":
+            if "alignment" not in d:
+                raise LookupError("no align/alignment.json")
+            return plot_alignment(d["alignment"])
         if name == "r_factor":
             if "rfactor" not in d:
                 raise LookupError("no validate/rfactor.json")

@@ -37,6 +37,9 @@ def load_run(run_dir) -> dict:
         d["measured"] = read_tilt_series(lay.aligned_series).data
     if lay.rfactor.exists():
         d["rfactor"] = json.loads(lay.rfactor.read_text())
+    record = lay.file("align", "record")
+    if record.exists():
+        d["alignment"] = json.loads(record.read_text())
     return d
 
 
