@@ -159,3 +159,19 @@ def test_align_stage_keeps_the_aligned_series_without_the_denoiser(series, tmp_p
     assert recorded_denoiser(read_tilt_series(lay.aligned_series).metadata) is None
     again = recorded_denoiser(read_tilt_series(lay2.aligned_series).metadata)
     assert again is not None and again(undenoised[:1]).shape == undenoised[:1].shape
+
+
+def test_images_left_out_rerun_the_alignment_on_resume():
+    """The align stage's key holds the images left out, so a rerun with other ones aligns
+    again (and so every later stage); without any, the key is as earlier run folders
+    stored it (they resume unchanged)."""
+    from napari_aet.workflows import SeriesSource
+    from napari_aet.workflows.pipeline import stage_key
+
+    plain = stage_key("align", SETTINGS, SeriesSource("tilts.h5"))
+    assert "exclude" not in plain["series"]
+    left = stage_key("align", SETTINGS, SeriesSource("tilts.h5", exclude=(12, 3, 12)))
+    assert left["series"]["exclude"] == [3, 12] and left != plain
+    assert stage_key("recon", SETTINGS, SeriesSource("tilts.h5", exclude=(3,))) == stage_key(
+        "recon", SETTINGS, SeriesSource("tilts.h5")
+    )

@@ -70,6 +70,8 @@ def stage_key(stage: str, settings: RunSettings, source: SeriesSource) -> dict:
             "dataset": source.dataset,
             "fill_nans": source.fill_nans,
         }
+        if source.exclude:  # only when set: earlier run folders' keys stay as they were
+            key["series"]["exclude"] = sorted({int(i) for i in source.exclude})
     if stage == "trace":
         key["from"] = "augment" if settings.augment is not None else "recon"
     if stage == "analyze":
