@@ -937,3 +937,38 @@ def test_a_strain_field_the_denoiser_erased_is_given_back_by_the_counts(
     assert slope > 0.8, slope  # the denoised fit alone: about 0
     assert out.n_atoms == len(lattice)
     assert np.allclose(out.features["refine_shift_A"], np.linalg.norm(moved, axis=1), atol=1e-6)
+
+
+def test_one_atom_lost_in_one_replicate_fit_does_not_decide_the_source(monkeypatch):
+    """The replicate's fits are scored by a capped RMS. Fake fits: the denoised one places 300
+    atoms about 8 pm off and loses one by 1.5 A; the counts' fit places all about 10 pm off.
+    The plain RMS would choose the counts for that one atom (about 12 against 10 pm); capped,
+    the denoised fit wins and the lost atom is counted."""
+    import types
+
+    import napari_aet.trace._position_source as ps
+
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(-10, 10, (301, 3))
+    marker = np.full((3, 8, 8), -7.0, np.float32)  # what the fake denoiser returns
+
+    def fake_fit(images, angles, start, **kw):
+        denoised = images[0, 0, 0] == -7.0
+        pos = start + rng.normal(0, 0.045 if denoised else 0.058, start.shape)
+        if denoised:
+            pos[7] += [1.5, 0.0, 0.0]
+        return types.SimpleNamespace(positions_A=pos)
+
+    monkeypatch.setattr(ps, "refine_atomic_model", fake_fit)
+    monkeypatch.setattr(ps, "why_untrusted", lambda fit, **kw: "")
+    monkeypatch.setattr(ps, "counts_correction", lambda *a: (None, None))
+    judged = types.SimpleNamespace(
+        positions_A=truth, model_images=np.ones((3, 8, 8)), angles_deg=np.zeros(3)
+    )
+    res = ps.choose_position_source(judged, lambda counts: marker, pixel_size_A=0.4)
+    assert res["source"] == "denoised", res
+    assert res["replicate_outliers"] == {"denoised": 1, "counts": 0}
+    rms = res["replicate_rms_pm"]
+    assert rms["denoised"] < 9 < rms["counts"] < 11, rms
+    plain = np.sqrt((rms["denoised"] ** 2 * 301 + 150.0**2) / 301)  # the lost atom uncapped
+    assert plain > rms["counts"]
