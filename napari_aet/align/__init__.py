@@ -6,6 +6,7 @@ from ._dual_axis import (
     refine_second_axis_turn,
     register_second_axis,
 )
+from ._model_rounds import BLURRED_RATIO, blurred_images
 from ._pipeline import (
     SIGNIFICANCE_K,
     AlignmentResult,
@@ -35,6 +36,8 @@ from ._shifts import (
 )
 
 __all__ = [
+    "BLURRED_RATIO",
+    "blurred_images",
     "SIGNIFICANCE_K",
     "coarse_shift_error",
     "keep_significant",

@@ -237,13 +237,17 @@ def plot_refine_shifts(refined, info: dict):
     return fig
 
 
-def plot_alignment(record: dict, *, blurred_ratio: float = 1.5):
+def plot_alignment(record: dict, *, blurred_ratio: float | None = None):
     """The alignment's corrections per tilt from its record (``alignment.json``): the angle
     change the final fit estimated with its ``k`` standard errors (the bar a change must
     clear) and the change applied; the shifts applied; and, when the width check ran, each
     image's fitted atom width with the median and the ``blurred_ratio`` bar (images above it
-    are held as out of focus)."""
+    are held as out of focus; default the alignment's :data:`~napari_aet.align.BLURRED_RATIO`)."""
     from matplotlib.figure import Figure
+
+    from ..align import BLURRED_RATIO, blurred_images  # torch: only when drawn
+
+    blurred_ratio = BLURRED_RATIO if blurred_ratio is None else blurred_ratio
 
     ang_in = np.asarray(record["angles_in_deg"], float)
     applied = np.asarray(record["angles_refined_deg"], float) - ang_in
@@ -273,7 +277,8 @@ def plot_alignment(record: dict, *, blurred_ratio: float = 1.5):
         ax = axes[2]
         w = np.asarray(widths, float)
         med = float(np.median(w))
-        out = w > blurred_ratio * med
+        out = np.zeros(len(w), bool)
+        out[blurred_images(w, ang_in, blurred_ratio)[0]] = True  # the alignment's own rule
         ax.plot(ang_in[~out], w[~out], "o", ms=4, color="#264653")
         ax.plot(ang_in[out], w[out], "X", ms=7, color="#d62828", label="out of focus (held)")
         ax.axhline(med, color="#999999", lw=0.8, ls=":", label=f"median {med:.2f} Å")

@@ -25,6 +25,7 @@ from ..workflows import (
     align_notes,
     atom_model_builder,
     atom_model_trials,
+    excluded_note,
     parse_image_indices,
     without_images,
 )
@@ -221,7 +222,7 @@ class AlignWidget(StageWidgetMixin, DockContainer):
         s = np.asarray(res.shifts_px)
         notes = align_notes(res.steps)
         if left:
-            notes.insert(0, f"left out image(s) {left['indices']}")
+            notes.insert(0, excluded_note(ts.metadata))
         self.status.value = (
             f"Aligned: tilt axis {res.tilt_axis_angle_deg:+.3f} deg, shifts up to "
             f"{np.abs(s).max():.2f} px, angle corrections up to "

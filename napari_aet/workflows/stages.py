@@ -178,6 +178,16 @@ def _excluded(ts) -> dict:
     return {"excluded_images": left} if left else {}
 
 
+def excluded_note(metadata) -> str:
+    """What the status line says about the images left out of a series
+    (:func:`without_images`'s record in its metadata), or ``""``."""
+    left = (metadata or {}).get("excluded_images")
+    if not left:
+        return ""
+    at = ", ".join(f"{a:+.1f}" for a in left["angles_deg"] or [])
+    return f"left out image(s) {left['indices']} of {left['n_images_in_file']} (at {at} deg)"
+
+
 def align_notes(steps: dict) -> list[str]:
     """What an analyst should read about an alignment (its record's ``steps``): the units
     the series was taken in, the dose rule's verdict, the tilt axis, the rounds' notes."""
@@ -268,12 +278,8 @@ def run_align(
         f"{np.abs(res.angle_corrections_deg).max():.3f} deg"
     )
     notes = align_notes(res.steps)
-    if "excluded_images" in ts.metadata:
-        left = ts.metadata["excluded_images"]
-        at = ", ".join(f"{a:+.1f}" for a in left["angles_deg"])
-        notes.insert(
-            0, f"left out image(s) {left['indices']} of {left['n_images_in_file']} (at {at} deg)"
-        )
+    if left := excluded_note(ts.metadata):
+        notes.insert(0, left)
     sig = res.steps.get("significance")
     if sig:
         msg += (
