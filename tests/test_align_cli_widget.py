@@ -166,12 +166,21 @@ def test_images_left_out_of_a_series(shifted_series, tmp_path, capsys):
     """``--exclude-images`` leaves images out by their index in the file: the aligned series
     lacks them and their angles, alignment.json records which; a bad index or list is refused
     with a message that says what to give."""
-    from napari_aet.workflows import parse_image_indices, without_images
+    from napari_aet.align import blurred_images
+    from napari_aet.workflows import file_image_indices, parse_image_indices, without_images
 
     path, sim = shifted_series
     ts = read_tilt_series(path)
     kept = without_images(ts, (5, 2, 5))
     assert kept.n_tilts == len(ANGLES) - 2
+    # notes name an image by its index in the file: the aligned series' image 4 is the file's 6
+    index = file_image_indices(kept)
+    assert list(index) == [i for i in range(len(ANGLES)) if i not in (2, 5)]
+    assert list(file_image_indices(ts)) == list(range(len(ANGLES)))
+    widths = np.full(kept.n_tilts, 0.3)
+    widths[4] = 0.6
+    which, note = blurred_images(widths, kept.angles_deg, image_indices=index)
+    assert list(which) == [4] and note.startswith("images blurred") and ": 6 (" in note, note
     np.testing.assert_array_equal(kept.data[2], ts.data[3])
     assert list(kept.angles_deg) == [a for i, a in enumerate(ANGLES) if i not in (2, 5)]
     assert kept.metadata["excluded_images"]["indices"] == [2, 5]

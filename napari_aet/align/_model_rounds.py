@@ -147,9 +147,14 @@ def _blur_effect(final, target, pixel_size_A, max_change_deg, noise, device, can
     return np.abs(moved - moved.mean()), np.asarray(wide.image_sigma_A, np.float64)
 
 
-def blurred_images(widths_A, angles_deg, ratio=BLURRED_RATIO) -> tuple[np.ndarray, str]:
+def blurred_images(
+    widths_A, angles_deg, ratio=BLURRED_RATIO, image_indices=None
+) -> tuple[np.ndarray, str]:
     """The images whose fitted atom width is above ``ratio`` times the median image's (out of
-    focus, most likely) and a note naming them (``""`` when there is none).
+    focus, most likely) and a note naming them (``""`` when there is none). The returned
+    positions index ``widths_A``; the note names each image by ``image_indices`` (default the
+    positions): its index in the file, which ``--exclude-images`` takes, when some images of
+    the file were already left out.
 
     Their angle corrections are not applied: far out of focus the probe is no wider Gaussian
     (its peak at an eighth of the focused one, 4.7 nm out), the image model fits such an
@@ -161,7 +166,8 @@ def blurred_images(widths_A, angles_deg, ratio=BLURRED_RATIO) -> tuple[np.ndarra
     wide = np.flatnonzero(w > ratio * med)
     if not len(wide):
         return wide, ""
-    which = ", ".join(f"{i} ({angles_deg[i]:+.1f} deg, {w[i]:.2f} A)" for i in wide)
+    label = np.arange(len(w)) if image_indices is None else np.asarray(image_indices)
+    which = ", ".join(f"{label[i]} ({angles_deg[i]:+.1f} deg, {w[i]:.2f} A)" for i in wide)
     return wide, (
         f"images blurred beyond the others (atom width over {ratio:g} x the median "
         f"{med:.2f} A; out of focus?): {which}; their angles are held, and a reconstruction "

@@ -382,6 +382,7 @@ def align_tilt_series(
     recon_iterations: int = 20,
     oversampling: float = 2.0,
     significance_k: float | None = SIGNIFICANCE_K,
+    image_indices=None,
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -446,6 +447,9 @@ def align_tilt_series(
     significance_k : float or None
         With the model method: keep an image's angle change or shift only when it exceeds
         this many of its standard errors (:func:`keep_significant`); None keeps them all.
+    image_indices : sequence of int, optional
+        Each image's index in its file (default ``0 .. n-1``), by which the notes name images
+        (the series may lack images of the file that were left out).
     """
     arr, ang = images_and_angles(data, angles_deg)
     if projection_matching and refine_angles and angle_method == "model" and model_builder is None:
@@ -555,6 +559,7 @@ def align_tilt_series(
             register_images=plain,
             pixel_size_A=pixel_size_A,
             refine_axis=tilt_axis == "estimate",
+            image_indices=image_indices,
             device=device,
             progress=progress,
             cancel=cancel,

@@ -109,6 +109,7 @@ def projection_matching(
     shift_tol_px: float = 0.05,
     angle_tol_deg: float = 0.02,
     refine_axis: bool = False,
+    image_indices=None,
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -193,6 +194,10 @@ def projection_matching(
         the images (:func:`refine_atomic_model`'s ``refine_axis``), and the next round (and
         the result's ``tilt_axis_angle_deg``) aligns the images with the tilt axis turned by
         it: a common-line estimate at low counts can be degrees off on a thick particle.
+    image_indices : sequence of int, optional
+        Each image's index in the file it came from (default ``0 .. n-1``), as the notes name
+        images: after some images of a file were left out, the index to pass to
+        ``--exclude-images``.
     device : {"auto", "cpu", "cuda"}
     """
 
@@ -442,7 +447,9 @@ def projection_matching(
                         )
                 if blur is not None:
                     image_width = widths
-                    out_of_focus, blurred = blurred_images(widths, np.asarray(angles_deg, float))
+                    out_of_focus, blurred = blurred_images(
+                        widths, np.asarray(angles_deg, float), image_indices=image_indices
+                    )
                     if len(out_of_focus):
                         notes.append(f"final fit: {blurred}")
                         # the image model does not fit them: their angles are not established

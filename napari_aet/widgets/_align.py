@@ -26,6 +26,7 @@ from ..workflows import (
     atom_model_builder,
     atom_model_trials,
     excluded_note,
+    file_image_indices,
     parse_image_indices,
     without_images,
 )
@@ -185,6 +186,7 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             else None,
             model_trials=atom_model_trials if self.angle_method.value == "model" else None,
             recon_iterations=d.recon_iterations,
+            image_indices=file_image_indices(ts),
         )
         if self.arrives_aligned.value:  # as AlignSettings.preprocess_only()
             opts.update(

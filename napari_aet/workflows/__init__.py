@@ -5,6 +5,7 @@ analysis. The CLI and the widgets call these; no Qt."""
 
 from ._common import (
     StageResult,
+    file_image_indices,
     load_series,
     load_tomogram,
     parse_image_indices,
@@ -77,6 +78,7 @@ __all__ = [
     "load_series",
     "parse_image_indices",
     "without_images",
+    "file_image_indices",
     "load_tomogram",
     "make_run_figures",
     "precision_analysis",

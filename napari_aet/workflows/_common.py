@@ -172,6 +172,16 @@ def without_images(ts: TiltSeries, exclude) -> TiltSeries:
     )
 
 
+def file_image_indices(ts: TiltSeries) -> np.ndarray:
+    """Each image's index in the file ``ts`` was read from: ``0 .. n-1``, or, after
+    :func:`without_images`, the indices it kept (how notes name images, so that an index an
+    analyst reads is the one ``--exclude-images`` takes)."""
+    left = ts.metadata.get("excluded_images")
+    if not left:
+        return np.arange(ts.n_tilts)
+    return np.setdiff1d(np.arange(int(left["n_images_in_file"])), left["indices"])
+
+
 def load_tomogram(source: VolumeSource | str | Path):
     """``(volume, voxel size [A], provenance)`` of a tomogram file."""
     if not isinstance(source, VolumeSource):
