@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..core.denoise import LOW_COUNTS
 from ..workflows import AlignSettings, run_align
 from ._common import (
     add_series_input,
@@ -32,7 +33,7 @@ def add_align(sub) -> None:
         "--denoise",
         default=D.denoise,
         choices=["dose", "none", "auto", "bm3d", "nlmeans"],
-        help="denoising: 'dose' (default) denoises counts with fewer than 15 at the "
+        help=f"denoising: 'dose' (default) denoises counts with fewer than {LOW_COUNTS:g} at the "
         "brightest columns (BM3D, else non-local means), 'none', or always ('auto', 'bm3d', "
         "'nlmeans'; the study used BM3D)",
     )

@@ -33,7 +33,7 @@ Poisson counts: ``a`` came out 0.87, 1.07 and 1.14 at 5, 17 and 50 counts on the
 column (1 is right): what is left of the atoms' images in ``r`` raises it at high counts, the
 images' few bright pixels make it noisy at low counts. Scaled, offset and read noise added
 (gain 37.3, offset 1000, read noise 20 and 60) the same to within 0.05. Good enough for what
-uses it (a dose rule at 15 counts, Poisson replicates), not a detector calibration.
+uses it (a dose rule at 100 counts, Poisson replicates), not a detector calibration.
 """
 
 from __future__ import annotations
