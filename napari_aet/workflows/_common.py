@@ -129,6 +129,12 @@ def parse_image_indices(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def left_out_indices(exclude) -> list[int]:
+    """The images to leave out as :func:`without_images` records them and the align stage's
+    key holds them: each index once, as ``int``, in order."""
+    return sorted({int(i) for i in exclude})
+
+
 #: Fewest images a series may keep after some are left out (:func:`without_images`).
 MIN_IMAGES_KEPT = 3
 
@@ -144,7 +150,7 @@ def without_images(ts: TiltSeries, exclude) -> TiltSeries:
         would be left.
     """
     n = ts.n_tilts
-    drop = sorted({int(i) for i in exclude})
+    drop = left_out_indices(exclude)
     bad = [i for i in drop if not 0 <= i < n]
     if bad:
         raise ValueError(

@@ -24,7 +24,7 @@ from pathlib import Path
 from .. import __version__
 from ..core.files import replace_when_done, staged_folder
 from ..core.progress import Cancelled
-from ._common import StageResult, write_json
+from ._common import StageResult, left_out_indices, write_json
 from .atom_stages import run_analyze, run_refine, run_trace, run_validate
 from .layout import RunLayout
 from .report import run_figures
@@ -71,7 +71,7 @@ def stage_key(stage: str, settings: RunSettings, source: SeriesSource) -> dict:
             "fill_nans": source.fill_nans,
         }
         if source.exclude:  # only when set: earlier run folders' keys stay as they were
-            key["series"]["exclude"] = sorted({int(i) for i in source.exclude})
+            key["series"]["exclude"] = left_out_indices(source.exclude)
     if stage == "trace":
         key["from"] = "augment" if settings.augment is not None else "recon"
     if stage == "analyze":
