@@ -226,7 +226,21 @@ def plot_refine_shifts(refined, info: dict):
 
     fig = Figure(figsize=(4.5, 3.2), layout="constrained")
     ax = fig.add_subplot()
-    if "refine_shift_A" in refined.features:
+    verdicts = info.get("held_verdicts") or {}
+    if "not_refined" in info and verdicts.get("applied"):
+        # positions kept as traced, atoms judged by their amplitudes on the counts
+        ax.hist(refined.features["refine_amplitude"], bins=60, color="0.3")
+        if verdicts.get("drop_amplitude") is not None:
+            ax.axvline(verdicts["drop_amplitude"], color="C3", lw=1, label="removed below")
+        ax.set_xlabel("amplitude on the counts (median atom = 1)")
+        ax.set_ylabel("atoms")
+        ax.set_title(
+            f"positions as traced; {verdicts['n_removed']} removed, {verdicts['n_added']} added",
+            fontsize=9,
+        )
+        if verdicts.get("drop_amplitude") is not None:
+            ax.legend(fontsize=7, frameon=False)
+    elif "refine_shift_A" in refined.features and "shift_A_median" in info:
         ax.hist(100 * refined.features["refine_shift_A"], bins=60, color="0.3")
         ax.set_xlabel("refinement shift (pm)")
         ax.set_ylabel("atoms")

@@ -81,6 +81,19 @@ WEIGHTING = "uniform"
 #: The test leans to the traced atoms (traced from all images; the refinement it judges saw
 #: half): an Au particle it kept would have gone from 16.1 to 11.6 %.
 HELD_OUT_T = 2.0
+#: When neither the images' fit nor the held-out images trust a refinement (very low counts),
+#: the counts still decide the tracer's doubtful calls with the positions held as traced
+#: (:func:`_held_verdicts`), provided they measure the traced atoms' amplitudes to at least
+#: this many standard errors (median): a real atom of the median amplitude then falls below
+#: the drop bar (0.35) only beyond 3.2 standard errors, and a trial on nothing rises above the
+#: add bar (0.6) only beyond 3. Measured on independent 128-px twinned Pt dumbbells at a
+#: tenth of the study's counts (6-7 on the brightest column; docs/benchmarks.md), where the
+#: counts' fit from the true positions moves atoms 30 pm (the traced ones are 19-25 pm off):
+#: median significance 6.9 and 8.1; 12 and 11 false atoms traced, 8 and 7 of them below the
+#: drop bar (5 and 0 of the 283 and 258 real ones); identification 9.4 -> 6.7 % and
+#: 7.5 -> 3.8 %. The held-out test cannot judge these verdicts (t -0.3 to +2.5: a few atoms
+#: in ten images at these counts).
+HELD_VERDICT_SIGNIFICANCE = 5.0
 #: The held-out test needs at least this many images in each half ...
 HELD_OUT_MIN_IMAGES = 5
 #: ... and this many traced atoms.
@@ -224,6 +237,12 @@ def refine_atom_positions(
         model, info = _refine_once(
             atoms, images, angles_deg, judge_images=judge_images, min_correlation=0.0, **params
         )
+    elif candidates is not None:
+        # the positions stay as traced; the counts may still say which atoms are there
+        check_cancel(cancel, "refinement")
+        model, info["held_verdicts"] = _held_verdicts(
+            atoms, images if judge_images is None else judge_images, angles_deg, params
+        )
     info["held_out"] = check
     model.metadata["refinement"] = info
     return model, info
@@ -327,6 +346,51 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
     )
 
 
+def _held_verdicts(atoms, counts, angles_deg, params) -> tuple[AtomModel, dict]:
+    """The tracer's doubtful calls decided by the counts with every position held as traced:
+    ``(model, record)``. For a series whose refinement neither the images' fit nor the held-out
+    images trust (very low counts: the counts place each atom no better than the tracer did),
+    the amplitudes alone are fitted to ``counts`` (the traced atoms and the tracer's rejected
+    candidates as trials, :func:`_trial_candidates`) and the usual bars decide
+    (:func:`_fit_and_judge`); no residual pass (its trial positions come from the residual,
+    which such counts do not pin down). Used only when the traced atoms' amplitudes are
+    measured well enough that the bars separate an atom from nothing
+    (:data:`HELD_VERDICT_SIGNIFICANCE`); otherwise ``atoms`` come back unchanged."""
+    trial, trial_intensity = _trial_candidates(atoms, params["candidates"])
+    model, info, res, _, kept = _fit_and_judge(
+        atoms, counts, angles_deg, trial, trial_intensity, judge=True, origin=None,
+        pixel_size_A=params["pixel_size_A"], iterations=JUDGE_ITERATIONS, refine_geometry=False,
+        element=params["element"], device=params["device"],
+        progress=prefixed(params["progress"], "amplitudes on the counts, positions held: "),
+        cancel=params["cancel"], weighting=params["weighting"], min_correlation=0.0,
+        refine_positions=False,
+    )  # fmt: skip
+    if kept is None:
+        return atoms, {"applied": False, "why": info["not_refined"]}
+    n0 = atoms.n_atoms
+    z = res.amplitudes[:n0] / np.maximum(res.amplitude_sigma[:n0], 1e-30)
+    z_med = float(np.median(z))
+    record = {
+        "significance_median": z_med,
+        "significance_bar": HELD_VERDICT_SIGNIFICANCE,
+        "n_trial_candidates": info["n_trial_candidates"],
+        "n_added": info["n_added"],
+        "n_removed": info["n_removed"],
+        "drop_amplitude": info.get("drop_amplitude"),
+    }
+    if z_med < HELD_VERDICT_SIGNIFICANCE:
+        return atoms, {
+            **record,
+            "applied": False,
+            "why": (
+                f"the counts measure the traced atoms' amplitudes to {z_med:.1f} standard "
+                f"errors (median; {HELD_VERDICT_SIGNIFICANCE:g} needed to tell an atom from "
+                "nothing)"
+            ),
+        }
+    return model, {**record, "applied": True}
+
+
 def _held_out_check(atoms, images, angles_deg, judge_images, params) -> dict:
     """Whether a refinement on half the images predicts the other half better than the traced
     atoms do (``verdict``: ``"refined"``, ``"traced"`` or ``"not run"``, and why)."""
@@ -405,18 +469,20 @@ def _with_counts_correction(model, info, source, counts, origin, *, angles_deg, 
 def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, origin,
                    pixel_size_A, iterations, refine_geometry, element, device, progress,
                    cancel, judge_images=None, weighting="uniform",
-                   min_correlation=MIN_MODEL_CORRELATION):  # fmt: skip
+                   min_correlation=MIN_MODEL_CORRELATION, refine_positions=True):  # fmt: skip
     """One refinement of ``atoms`` plus ``trial`` atoms against the images; with ``judge``, the
     images (``judge_images`` when given, positions held) keep the trials that rise and drop
     the atoms that fade. ``origin``: where each of ``atoms`` started (the traced positions;
     default their positions) for ``refine_shift_A``. Returns ``(model, info, result the
-    verdicts came from, origin of the kept atoms, kept mask or None)``."""
+    verdicts came from, origin of the kept atoms, kept mask or None)``. ``refine_positions``:
+    False holds every atom where it is (amplitudes alone fitted)."""
     start = np.vstack([atoms.positions, trial]) if len(trial) else atoms.positions
     res = refine_atomic_model(
         images,
         angles_deg,
         start,
         pixel_size_A=pixel_size_A,
+        refine_positions=refine_positions,
         refine_angles=refine_geometry,
         refine_offsets=refine_geometry,
         iterations=iterations,
@@ -459,7 +525,7 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
             info["not_refined"] = (
                 f"the undenoised counts do not support the atom model "
                 f"({info['judge_images_untrusted']}); a denoised series alone cannot tell "
-                "atoms from noise, so the traced atoms are kept"
+                "atoms from noise, so the traced positions are kept"
             )
             return atoms, info, res, origin[: atoms.n_atoms], None
     n0 = atoms.n_atoms

@@ -167,6 +167,16 @@ def run_refine(
     if "not_refined" in info:
         msg = f"positions kept as traced: {info['not_refined']}"
         notes.append(msg)
+        verdicts = info.get("held_verdicts")
+        if verdicts and verdicts.get("applied"):
+            msg += (
+                f"; the counts (positions held) added {verdicts['n_added']} of "
+                f"{verdicts['n_trial_candidates']} rejected candidates and removed "
+                f"{verdicts['n_removed']} traced atoms (amplitudes at "
+                f"{verdicts['significance_median']:.1f} standard errors, median)"
+            )
+        elif verdicts:
+            notes.append(f"no atom added or removed: {verdicts['why']}")
     else:
         msg = (
             f"refined {refined.n_atoms} atoms: median shift {100 * info['shift_A_median']:.1f} "
