@@ -7,6 +7,7 @@ import pytest
 from napari_aet.analysis import compare_atom_models
 from napari_aet.core.atoms import AtomModel
 from napari_aet.core.denoise import recorded_denoiser
+from napari_aet.figures import plot_refine_shifts
 from napari_aet.forward import held_out_comparison
 from napari_aet.simulate import build_structure, simulate_tilt_series
 from napari_aet.trace import refine_atom_positions
@@ -185,6 +186,13 @@ def test_counts_decide_which_atoms_are_there_when_positions_stay_as_traced(
     assert c.n_common >= len(truth) - 1 and judged.n_atoms == c.n_common
     before = compare_atom_models(truth, model.positions, radius_A=1.0)
     assert before.n_common == len(truth) - 5 and model.n_atoms == before.n_common + 4
+    assert len(record["removed_amplitudes"]) == 4
+    assert max(record["removed_amplitudes"]) < record["drop_amplitude"]
+    rejected = record["rejected_trial_amplitudes"]
+    assert len(rejected) == 5 - record["n_added"]
+    assert all(a < record["add_amplitude"] for a in rejected)
+    fig = plot_refine_shifts(judged, info)  # the amplitudes' histogram, with both bars
+    assert len(fig.axes[0].lines) == 2 and "4 removed" in fig.axes[0].get_title()
     # every atom where the tracer (or its candidate) put it
     d = np.linalg.norm(judged.positions[:, None] - start[None], axis=2).min(axis=1)
     assert d.max() < 1e-4

@@ -229,17 +229,32 @@ def plot_refine_shifts(refined, info: dict):
     verdicts = info.get("held_verdicts") or {}
     if "not_refined" in info and verdicts.get("applied"):
         # positions kept as traced, atoms judged by their amplitudes on the counts
-        ax.hist(refined.features["refine_amplitude"], bins=60, color="0.3")
-        if verdicts.get("drop_amplitude") is not None:
-            ax.axvline(verdicts["drop_amplitude"], color="C3", lw=1, label="removed below")
+        kept = np.asarray(refined.features["refine_amplitude"], float)
+        removed = np.asarray(verdicts.get("removed_amplitudes", []), float)
+        rejected = np.asarray(verdicts.get("rejected_trial_amplitudes", []), float)
+        every = np.concatenate([kept, removed, rejected])
+        bins = np.linspace(min(every.min(), 0.0), every.max(), 61)
+        ax.hist(
+            [kept, removed, rejected],
+            bins=bins,
+            stacked=True,
+            color=["0.3", "C3", "C0"],
+            label=[
+                f"kept or added ({len(kept)})",
+                f"removed ({len(removed)})",
+                f"trials left out ({len(rejected)})",
+            ],
+        )
+        for key, style in (("drop_amplitude", "C3"), ("add_amplitude", "C0")):
+            if verdicts.get(key) is not None:
+                ax.axvline(verdicts[key], color=style, lw=1, ls="--")
         ax.set_xlabel("amplitude on the counts (median atom = 1)")
         ax.set_ylabel("atoms")
         ax.set_title(
             f"positions as traced; {verdicts['n_removed']} removed, {verdicts['n_added']} added",
             fontsize=9,
         )
-        if verdicts.get("drop_amplitude") is not None:
-            ax.legend(fontsize=7, frameon=False)
+        ax.legend(fontsize=7, frameon=False)
     elif "refine_shift_A" in refined.features and "shift_A_median" in info:
         ax.hist(100 * refined.features["refine_shift_A"], bins=60, color="0.3")
         ax.set_xlabel("refinement shift (pm)")

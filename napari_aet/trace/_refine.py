@@ -370,6 +370,9 @@ def _held_verdicts(atoms, counts, angles_deg, params) -> tuple[AtomModel, dict]:
     n0 = atoms.n_atoms
     z = res.amplitudes[:n0] / np.maximum(res.amplitude_sigma[:n0], 1e-30)
     z_med = float(np.median(z))
+    # every trial's and traced atom's amplitude over the reference the bars were set on
+    ref = float(np.median(res.amplitudes[kept] / model.features["refine_amplitude"].to_numpy()))
+    amp = res.amplitudes / ref
     record = {
         "significance_median": z_med,
         "significance_bar": HELD_VERDICT_SIGNIFICANCE,
@@ -377,6 +380,10 @@ def _held_verdicts(atoms, counts, angles_deg, params) -> tuple[AtomModel, dict]:
         "n_added": info["n_added"],
         "n_removed": info["n_removed"],
         "drop_amplitude": info.get("drop_amplitude"),
+        "add_amplitude": ADD_AMPLITUDE,
+        # the amplitudes of what went and of the trials that did not join (for the figure)
+        "removed_amplitudes": [round(float(a), 4) for a in amp[:n0][~kept[:n0]]],
+        "rejected_trial_amplitudes": [round(float(a), 4) for a in amp[n0:][~kept[n0:]]],
     }
     if z_med < HELD_VERDICT_SIGNIFICANCE:
         return atoms, {
