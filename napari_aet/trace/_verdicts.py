@@ -1,0 +1,250 @@
+"""The images' verdicts on a traced atom model: one fit of the atoms (and trial atoms) and
+which of them stay, join or go by their fitted amplitudes (:func:`_fit_and_judge`), judged on
+the counts when the fitted images were denoised (:func:`_judge_fit`). The refine stage
+(:func:`napari_aet.trace.refine_atom_positions`) runs it on every pass."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.atoms import AtomModel
+from ..core.elements import parse_elements
+from ..forward import MIN_MODEL_CORRELATION, refine_atomic_model, why_untrusted
+from ._tracer import classify_species
+
+#: Atoms that the refinement moved further than this [A] are worth a look in the review.
+LARGE_SHIFT_A = 0.5
+#: The per-atom features :func:`refine_atom_positions` adds.
+REFINE_FEATURES = ("refine_shift_A", "refine_amplitude")
+#: With candidates, also: each atom's refined amplitude over its standard error
+REFINE_SIGNIFICANCE = "refine_significance"
+#: With candidates: a traced atom whose refined amplitude falls below this fraction of the
+#: median atom's is removed (the images do not show it) ...
+DROP_AMPLITUDE = 0.35
+#: ... and a rejected candidate whose refined amplitude rises above this fraction joins.
+ADD_AMPLITUDE = 0.6
+#: One element: an atom whose amplitude lies more than this many robust standard deviations
+#: (1.4826 MAD of the atoms' amplitudes) below the median atom's is not an atom like the others
+#: and goes too, up to a bar of :data:`ADD_AMPLITUDE` (what a trial needs to join; at high
+#: counts the spread is small and real atoms that the image model fits a little less well
+#: would go: uncapped, the bar was 0.85 on a test series and a real Pt atom went). What the
+#: images show there is a fraction of an atom: the density between close neighbours or a
+#: neighbour's misplaced share. Measured on the final models of independent series (atoms
+#: below the bar, true / false by the truth): amorphous Pt at a third of the counts 1 / 10
+#: (bar 0.45), a Pt polyhedron with acquisition faults 1 / 3 (0.6), at the study's counts
+#: 0 / 1 (0.6); a twinned Pt dumbbell and an Au particle at a third of the counts, a
+#: multislice Pt particle and amorphous Si at 4.4 counts per pixel: none (bars 0.35-0.6).
+#: 3.5 standard deviations: a real atom of a normal spread falls below it once in 4,000.
+OUTLIER_SIGMAS = 3.5
+#: With ``judge_images``: L-BFGS iterations of the amplitude fit on them (positions held).
+JUDGE_ITERATIONS = 20
+
+
+def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, origin,
+                   pixel_size_A, iterations, refine_geometry, element, device, progress,
+                   cancel, judge_images=None, weighting="uniform",
+                   min_correlation=MIN_MODEL_CORRELATION, refine_positions=True):  # fmt: skip
+    """One refinement of ``atoms`` plus ``trial`` atoms against the images; with ``judge``, the
+    images (``judge_images`` when given, positions held) keep the trials that rise and drop
+    the atoms that fade. ``origin``: where each of ``atoms`` started (the traced positions;
+    default their positions) for ``refine_shift_A``. Returns ``(model, info, result the
+    verdicts came from, origin of the kept atoms, kept mask or None)``. ``refine_positions``:
+    False holds every atom where it is (amplitudes alone fitted)."""
+    start = np.vstack([atoms.positions, trial]) if len(trial) else atoms.positions
+    res = refine_atomic_model(
+        images,
+        angles_deg,
+        start,
+        pixel_size_A=pixel_size_A,
+        refine_positions=refine_positions,
+        refine_angles=refine_geometry,
+        refine_offsets=refine_geometry,
+        iterations=iterations,
+        return_images=judge,
+        amplitude_sigmas=judge,
+        weighting=weighting,
+        device=device,
+        progress=progress,
+        cancel=cancel,
+    )
+    origin = np.vstack([atoms.positions if origin is None else origin, trial])
+    # a denoised series is judged by its counts (_judge_fit): its own fit's width and
+    # correlation are the denoiser's smoothing (BM3D widens an amorphous particle's atoms)
+    counts_judge = judge and judge_images is not None
+    why = "" if counts_judge else why_untrusted(res, min_correlation=min_correlation)
+    info = {
+        "iterations": iterations,
+        "refine_geometry": refine_geometry,
+        "sigma_A": res.sigma_A,
+        "weighting": {"method": weighting, **res.weighting},
+        "residual_start": res.residual[0],
+        "residual_end": res.residual[-1],
+        "image_correlation_median": float(np.median(res.image_correlation)),
+        "angle_corrections_deg": res.angle_corrections_deg.tolist(),
+        "offsets_px": res.offsets_px.tolist(),
+    }
+    if why:
+        info["not_refined"] = why
+        info["poor_fit_only"] = not why_untrusted(res, min_correlation=0.0)
+        return atoms, info, res, origin[: atoms.n_atoms], None
+    positions = res.positions_A
+    if judge and judge_images is not None:
+        res = _judge_fit(
+            res, judge_images, info, pixel_size_A, refine_geometry, device, cancel, weighting,
+            min_correlation,
+        )  # fmt: skip
+        if info["judged_on"] != "judge_images":
+            # the counts do not resolve the atoms; the denoised images' good fit is the
+            # denoiser's smoothness, not evidence: neither can judge, so nothing changes
+            info["not_refined"] = (
+                f"the undenoised counts do not support the atom model "
+                f"({info['judge_images_untrusted']}); a denoised series alone cannot tell "
+                "atoms from noise, so the traced positions are kept"
+            )
+            return atoms, info, res, origin[: atoms.n_atoms], None
+    n0 = atoms.n_atoms
+    shift = np.linalg.norm(positions - origin, axis=1)
+    elements = parse_elements(element)
+    ref = float(np.median(res.amplitudes[:n0]))
+    if len(elements) > 1 and n0 >= 3 * len(elements):
+        _, _, lab = classify_species(res.amplitudes[:n0], elements, noise=False)
+        faint = lab == len(elements) - 1
+        if faint.sum() >= 3:
+            ref = float(np.median(res.amplitudes[:n0][faint]))
+    amp_all = res.amplitudes / max(ref, 1e-30)
+    info["amplitude_reference"] = max(ref, 1e-30)
+    features = atoms.features.copy()
+    if len(trial):
+        import pandas as pd
+
+        extra = pd.DataFrame({"intensity": trial_intensity}) if "intensity" in features else None
+        features = pd.concat(
+            [features, extra if extra is not None else pd.DataFrame(index=range(len(trial)))],
+            ignore_index=True,
+        )
+        if "manual" in features:
+            features["manual"] = features["manual"].fillna(0).astype(np.int8)
+    features[REFINE_FEATURES[0]] = shift
+    features[REFINE_FEATURES[1]] = amp_all
+    keep = np.ones(len(start), bool)
+    if judge:
+        z = res.amplitudes / np.maximum(res.amplitude_sigma, 1e-30)
+        features[REFINE_SIGNIFICANCE] = z
+        bar = _drop_bar(amp_all[:n0], single=len(elements) == 1)
+        info["drop_amplitude"] = bar
+        keep[:n0] = amp_all[:n0] >= bar
+        keep[n0:] = amp_all[n0:] >= ADD_AMPLITUDE
+        info["trial_separation"] = _separation(z[n0:], keep[n0:])
+        keep &= _without_duplicates(positions, amp_all, keep)
+        features["refine_added"] = np.r_[np.zeros(n0, np.int8), np.ones(len(trial), np.int8)]
+        info.update(
+            {
+                "n_trial_candidates": int(len(trial)),
+                "n_added": int(keep[n0:].sum()),
+                "n_removed": int((~keep[:n0]).sum()),
+            }
+        )
+    info.update(
+        {
+            "shift_A_median": float(np.median(shift[:n0])),
+            "shift_A_p95": float(np.percentile(shift[:n0], 95)),
+            f"n_moved_over_{LARGE_SHIFT_A}_A": int((shift[:n0] > LARGE_SHIFT_A).sum()),
+            "n_amplitude_below_0.3": int((amp_all[:n0] < 0.3).sum()),
+        }
+    )
+    if len(elements) > 1 and keep.sum() >= 3 * len(elements):
+        _, _, lab = classify_species(res.amplitudes[keep], elements, noise=False)
+        species = np.asarray(features["element"] if "element" in features else [""] * len(keep))
+        species = species.astype(object)
+        species[np.nonzero(keep)[0]] = [elements[k] for k in lab]
+        features["element"] = species.astype(str)
+        info["species_counts"] = {e: int((species[keep] == e).sum()) for e in elements}
+    elif "element" in features:
+        features["element"] = features["element"].fillna(elements[0]).astype(str)
+    meta = dict(atoms.metadata)
+    meta["refinement"] = info
+    features = features[keep].reset_index(drop=True)
+    return AtomModel(positions[keep], features, meta), info, res, origin[keep], keep
+
+
+def _judge_fit(
+    res, judge_images, info, pixel_size_A, refine_geometry, device, cancel, weighting="uniform",
+    min_correlation=MIN_MODEL_CORRELATION,
+):  # fmt: skip
+    """The amplitudes (and their standard errors) of ``res``'s atoms, held where ``res`` put
+    them, fitted to ``judge_images``; ``res`` itself when that fit cannot be trusted. Says
+    which in ``info["judged_on"]``."""
+    judged = refine_atomic_model(
+        judge_images,
+        res.angles_deg,
+        res.positions_A,
+        pixel_size_A=pixel_size_A,
+        refine_positions=False,
+        refine_angles=False,
+        # a fit that moved the images' offsets left them in res; the counts need their own
+        refine_offsets=refine_geometry,
+        iterations=JUDGE_ITERATIONS,
+        return_images=True,
+        amplitude_sigmas=True,
+        weighting=weighting,
+        device=device,
+        cancel=cancel,
+    )
+    why = why_untrusted(judged, min_correlation=min_correlation)
+    if why:
+        info.update({"judged_on": "images", "judge_images_untrusted": why})
+        info["poor_fit_only"] = not why_untrusted(judged, min_correlation=0.0)
+        return res
+    info.update(
+        {
+            "judged_on": "judge_images",
+            "judge_image_correlation_median": float(np.median(judged.image_correlation)),
+            "judge_sigma_A": judged.sigma_A,
+        }
+    )
+    return judged
+
+
+def _drop_bar(amplitudes, *, single: bool, least: int = 20) -> float:
+    """The amplitude (over the median atom's) below which an atom goes: :data:`DROP_AMPLITUDE`,
+    raised for one element to :data:`OUTLIER_SIGMAS` robust standard deviations below the
+    median, at most :data:`ADD_AMPLITUDE` (not for an alloy, whose amplitudes have a mode per
+    species)."""
+    amp = np.asarray(amplitudes, float)
+    if not single or len(amp) < least:
+        return DROP_AMPLITUDE
+    med = float(np.median(amp))
+    sd = 1.4826 * float(np.median(np.abs(amp - med)))
+    return float(np.clip(med - OUTLIER_SIGMAS * sd, DROP_AMPLITUDE, ADD_AMPLITUDE))
+
+
+def _separation(z, kept, least: int = 5) -> float | None:
+    """How far the trials the images kept stand from those they rejected: the 10th
+    percentile of the kept trials' significance over the 99th percentile of the rejected
+    ones' (inf when fewer than ``least`` were rejected; None when fewer were kept)."""
+    if kept.sum() < least:
+        return None
+    if (~kept).sum() < least:
+        return float("inf")
+    noise = float(np.percentile(z[~kept], 99))
+    return float(np.percentile(z[kept], 10)) / max(noise, 1e-30)
+
+
+def _without_duplicates(positions, amplitudes, keep) -> np.ndarray:
+    """Of two kept atoms closer than 0.6 nearest-neighbour distances, the fainter goes."""
+    from scipy.spatial import cKDTree
+
+    idx = np.nonzero(keep)[0]
+    out = np.ones(len(positions), bool)
+    if len(idx) < 4:
+        return out
+    pts = positions[idx]
+    d_nn = float(np.median(cKDTree(pts).query(pts, k=2)[0][:, 1]))
+    for i, j in sorted(
+        cKDTree(pts).query_pairs(0.6 * d_nn),
+        key=lambda p: -max(amplitudes[idx[p[0]]], amplitudes[idx[p[1]]]),
+    ):
+        a, b = idx[i], idx[j]
+        if out[a] and out[b]:
+            out[a if amplitudes[a] < amplitudes[b] else b] = False
+    return out
