@@ -22,14 +22,24 @@ def particle():
 
 
 @pytest.fixture(scope="module")
-def low_counts(particle):
-    """5 counts at the brightest column over a background of 3 (taken off): the true atoms'
-    median correlation with these images is below the refinement's bar."""
-    clean = simulate_tilt_series(
+def clean(particle):
+    """The particle's noise-free tilt series."""
+    return simulate_tilt_series(
         particle.positions, ANGLES, shape_px=(96, 96), dose_e_per_A2=None
     ).data
-    rng = np.random.default_rng(5)
-    return (rng.poisson(5.0 * clean / clean.max() + 3.0) - 3.0).astype(np.float32)
+
+
+def _counts(clean, peak, background, seed):
+    """Poisson counts with ``peak`` at the brightest column over ``background`` (taken off)."""
+    rng = np.random.default_rng(seed)
+    return (rng.poisson(peak * clean / clean.max() + background) - background).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def low_counts(clean):
+    """5 counts at the brightest column over a background of 3 (taken off): the true atoms'
+    median correlation with these images is below the refinement's bar."""
+    return _counts(clean, 5.0, 3.0, seed=5)
 
 
 def test_the_model_with_the_true_atoms_predicts_held_out_images_better(particle, low_counts):
@@ -139,15 +149,11 @@ def test_a_recorded_denoiser_takes_the_background_of_the_images_it_is_given():
 
 
 @pytest.fixture(scope="module")
-def tenth_counts(particle):
+def tenth_counts(clean):
     """7 counts at the brightest column over a background of 4 (taken off), as the independent
     series at a tenth of the study's dose: the true atoms correlate with it below the bar
     (0.47), but each atom's amplitude is measured to about 6.5 standard errors."""
-    clean = simulate_tilt_series(
-        particle.positions, ANGLES, shape_px=(96, 96), dose_e_per_A2=None
-    ).data
-    rng = np.random.default_rng(8)
-    return (rng.poisson(7.0 * clean / clean.max() + 4.0) - 4.0).astype(np.float32)
+    return _counts(clean, 7.0, 4.0, seed=8)
 
 
 def test_counts_decide_which_atoms_are_there_when_positions_stay_as_traced(
