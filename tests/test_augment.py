@@ -20,6 +20,7 @@ from napari_aet.augment import (
     save_weights,
     shipped_weights,
     train_unet,
+    validation_loss,
 )
 from napari_aet.cli import main
 
@@ -201,7 +202,9 @@ def test_tiny_training_lowers_the_loss_and_resumes(tiny_set, tiny_training):
     out, res = tiny_training
     h = res.history
     assert h["epoch"] == [1, 2, 3]
-    assert h["train_loss"][-1] < 0.7 * h["train_loss"][0]
+    # three epochs of ten steps: usually 0.5-0.6 of the first epoch's loss, once 0.77 in about
+    # twenty runs on a loaded machine (threaded CPU kernels do not add up in a fixed order)
+    assert h["train_loss"][-1] < 0.85 * h["train_loss"][0]
     assert h["val_loss"][-1] < h["val_loss"][0]
     assert (out / "learning_curve.png").stat().st_size > 5000
     model, meta = load_weights(out / "weights.pt")
@@ -229,6 +232,36 @@ def test_fine_tuning_starts_from_the_given_weights(tiny_set, tiny_training, tmp_
     with pytest.raises(ValueError, match="same --depth and --width"):
         train_unet(tiny_set[0], tmp_path / "bad", epochs=1, device="cpu", init_weights=src,
                    **{**KW, "width": 8})  # fmt: skip
+
+
+def test_validation_loss_scores_weights_as_training_did(tiny_set, tiny_training, tmp_path):
+    """Weights scored on a set's held-out samples: the trained weights get the loss their
+    training recorded for the best epoch, an untrained network a higher one; the CLI prints
+    both, and weights of another voxel size are refused."""
+    out = tiny_training[0]
+    recorded = min(json.loads((out / "history.json").read_text())["val_loss"])
+    trained = validation_loss(tiny_set[0], out / "weights.pt", crop_px=32)
+    assert trained["n_val"] == 1 and len(trained["per_sample"]) == 1
+    assert trained["mean"] == pytest.approx(recorded, rel=1e-4)
+    torch.manual_seed(1)
+    fresh = save_weights(tmp_path / "fresh.pt", UNet3D(depth=2, width=4), voxel_size_A=0.358,
+                         provenance={})  # fmt: skip
+    assert validation_loss(tiny_set[0], fresh, crop_px=32)["mean"] > 2 * trained["mean"]
+    other = save_weights(tmp_path / "other.pt", UNet3D(depth=2, width=4), voxel_size_A=0.5,
+                         provenance={})  # fmt: skip
+    with pytest.raises(ValueError, match="0.5 A voxels"):
+        validation_loss(tiny_set[0], other, crop_px=32)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        validation_loss(tiny_set[0], out / "weights.pt", crop_px=30)
+
+
+def test_cli_train_evaluate_prints_each_weights_loss(tiny_set, tiny_training, capsys):
+    w = tiny_training[0] / "weights.pt"
+    rc = main(["train", "--data", str(tiny_set[0]), "--evaluate", str(w), str(w), "--crop",
+               "32", "--device", "cpu"])  # fmt: skip
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "1 held-out samples" in text and text.count(str(w)) == 2
 
 
 def test_weights_file_errors(tmp_path):

@@ -15,7 +15,7 @@ from ._data import (
 from ._infer import AugmentResult, augment_volume, predict_tiled
 from ._model import UNet3D
 from ._normalise import atom_peak_scale, gaussian_target, normalise_tomogram
-from ._train import TrainResult, plot_learning_curve, train_unet
+from ._train import TrainResult, plot_learning_curve, train_unet, validation_loss
 from ._weights import SHIPPED_WEIGHTS, load_weights, save_weights, shipped_weights
 
 __all__ = [
@@ -38,5 +38,6 @@ __all__ = [
     "save_weights",
     "shipped_weights",
     "train_unet",
+    "validation_loss",
     "write_shard",
 ]

@@ -87,6 +87,72 @@ class _Samples:
         return np.ascontiguousarray(x), np.ascontiguousarray(y)
 
 
+def _split(n: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """The training and validation samples of a set of ``n``: the last ``val_fraction``."""
+    n_val = max(1, int(round(n * val_fraction))) if n > 1 else 0
+    return np.arange(n - n_val), np.arange(n - n_val, n)
+
+
+def _validation_losses(model, samples, val_idx, crop_px: int, dev) -> list[float]:
+    """The MSE of ``model`` on the central ``crop_px`` crop of each validation sample."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for k in val_idx:
+            x, y = samples.get(int(k), crop_px, None)
+            pred = model(torch.from_numpy(x[None, None]).to(dev))
+            target = torch.from_numpy(y[None, None]).to(dev)
+            out.append(float(torch.nn.functional.mse_loss(pred, target)))
+    return out
+
+
+def validation_loss(
+    data, weights, *, val_fraction: float = 0.1, crop_px: int = 64, device: str = "cpu"
+) -> dict:
+    """The validation loss of ``weights`` on a training set's held-out samples.
+
+    The same samples and crops as :func:`train_unet` with the same ``val_fraction`` and
+    ``crop_px`` holds out and scores (the last samples; central crops), so weights trained
+    elsewhere (the shipped ones, an earlier fine-tune) are compared with a new training on
+    equal terms.
+
+    Parameters
+    ----------
+    data : path
+        The training-set folder (HDF5 shards) or one shard.
+    weights : str or path
+        A shipped name (``"fcc"``, ``"amorphous"``) or a ``weights.pt``.
+
+    Returns
+    -------
+    dict
+        ``weights`` (the file), ``mean`` and ``per_sample`` (MSE), ``n_val``, ``crop_px``.
+    """
+    dev = resolve_device(device)
+    samples = _Samples(_find_shards(data))
+    _, val_idx = _split(len(samples), val_fraction)
+    if not len(val_idx):
+        raise ValueError(f"{data} holds one sample: nothing is held out to validate on")
+    model, meta = load_weights(weights)
+    if abs(meta["voxel_size_A"] - samples.voxel_size_A) > 1e-6:
+        raise ValueError(
+            f"{meta['source']} were trained at {meta['voxel_size_A']} A voxels, the training "
+            f"set has {samples.voxel_size_A} A: compare weights on a set of their sampling"
+        )
+    if crop_px % model.multiple:
+        raise ValueError(
+            f"crop_px {crop_px} is not a multiple of {model.multiple} (the network's depth)"
+        )
+    losses = _validation_losses(model.to(dev), samples, val_idx, crop_px, dev)
+    return {
+        "weights": str(meta["source"]),
+        "mean": float(np.mean(losses)),
+        "per_sample": losses,
+        "n_val": int(len(val_idx)),
+        "crop_px": int(crop_px),
+    }
+
+
 def _find_shards(data) -> list[Path]:
     if isinstance(data, (str, os.PathLike)):
         d = Path(data)
@@ -192,9 +258,7 @@ def train_unet(
     shards = _find_shards(data)
     samples = _Samples(shards)
     n = len(samples)
-    n_val = max(1, int(round(n * val_fraction))) if n > 1 else 0
-    train_idx = np.arange(n - n_val)
-    val_idx = np.arange(n - n_val, n)
+    train_idx, val_idx = _split(n, val_fraction)
     if len(train_idx) == 0:
         raise ValueError(f"{n} sample(s) leave none for training; generate more")
     model = UNet3D(depth=depth, width=width, dropout=dropout)
@@ -283,17 +347,7 @@ def train_unet(
             losses.append(float(loss.detach()))
             done += 1
             report(progress, done, total, f"epoch {epoch + 1}/{epochs} loss {losses[-1]:.4g}")
-        model.eval()
-        with torch.no_grad():
-            vl = []
-            for k in val_idx:
-                x, y = samples.get(int(k), crop_px, None)
-                pred = model(torch.from_numpy(x[None, None]).to(dev))
-                vl.append(
-                    float(
-                        torch.nn.functional.mse_loss(pred, torch.from_numpy(y[None, None]).to(dev))
-                    )
-                )
+        vl = _validation_losses(model, samples, val_idx, crop_px, dev)
         val = float(np.mean(vl)) if vl else float(np.mean(losses))
         history["epoch"].append(epoch + 1)
         history["train_loss"].append(float(np.mean(losses)))

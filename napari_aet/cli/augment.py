@@ -14,6 +14,7 @@ from ..augment import (
     TrainingDataSettings,
     generate_training_set,
     train_unet,
+    validation_loss,
 )
 from ..workflows import AugmentSettings, run_augment
 from ._common import Bar, add_volume_input, device_option, element_option, run_staged, volume_source
@@ -135,6 +136,15 @@ def add_train(sub) -> None:
         help="start from these weights (a shipped name or a weights.pt): fine-tuning",
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--evaluate",
+        nargs="+",
+        default=None,
+        metavar="WEIGHTS",
+        help="instead of training: the validation loss of these weights (shipped names or "
+        "weights.pt files) on --data's held-out samples, as training scores them (the same "
+        "--val-fraction and --crop): to compare new weights with the shipped ones",
+    )
     p.set_defaults(func=cmd_train)
 
 
@@ -169,6 +179,8 @@ def cmd_train(args) -> int:
                 n_workers=args.workers,
                 progress=bar,
             )
+    if args.evaluate:
+        return _evaluate(args)
     if args.out is None:
         return 0
     with Bar("training", args.quiet) as bar:
@@ -213,4 +225,22 @@ def cmd_train(args) -> int:
             f"{info['best_val_loss']:.4g} (epoch {info['best_epoch']})"
         )
         print(f"  wrote {res.weights_path}, learning_curve.png, provenance.json")
+    return 0
+
+
+def _evaluate(args) -> int:
+    """``napari-aet train --evaluate W [W ...]``: each weights' validation loss on --data."""
+    rows = [
+        validation_loss(
+            args.data, w, val_fraction=args.val_fraction, crop_px=args.crop, device=args.device
+        )
+        for w in args.evaluate
+    ]
+    print(
+        f"validation loss (MSE, central {args.crop}-voxel crops) on the {rows[0]['n_val']} "
+        f"held-out samples of {args.data}:"
+    )
+    for name, r in zip(args.evaluate, rows, strict=True):
+        each = " ".join(f"{v:.3g}" for v in r["per_sample"])
+        print(f"  {name}: {r['mean']:.4g}  (per sample: {each})")
     return 0
