@@ -111,8 +111,8 @@ def validation_loss(
 ) -> dict:
     """The validation loss of ``weights`` on a training set's held-out samples.
 
-    The same samples and crops as :func:`train_unet` with the same ``val_fraction`` and
-    ``crop_px`` holds out and scores (the last samples; central crops), so weights trained
+    It scores the samples and crops that :func:`train_unet` holds out and scores with the same
+    ``val_fraction`` and ``crop_px`` (the last samples; central crops), so that weights trained
     elsewhere (the shipped ones, an earlier fine-tune) are compared with a new training on
     equal terms.
 
