@@ -106,6 +106,23 @@ def _validation_losses(model, samples, val_idx, crop_px: int, dev) -> list[float
     return out
 
 
+def _check_crop(crop_px: int, model) -> None:
+    """A crop the network can take: a multiple of ``2 ** depth`` voxels."""
+    if crop_px % model.multiple:
+        raise ValueError(
+            f"crop_px must be a multiple of {model.multiple} for depth {model.config['depth']}"
+        )
+
+
+def _check_sampling(meta: dict, samples, what: str) -> None:
+    """Weights (``meta`` from :func:`load_weights`) of the training set's voxel size."""
+    if abs(meta["voxel_size_A"] - samples.voxel_size_A) > 1e-6:
+        raise ValueError(
+            f"{what} {meta['source']} were trained at {meta['voxel_size_A']} A voxels, the "
+            f"training set has {samples.voxel_size_A} A: use a set of their sampling"
+        )
+
+
 def validation_loss(
     data, weights, *, val_fraction: float = 0.1, crop_px: int = 64, device: str = "cpu"
 ) -> dict:
@@ -133,17 +150,10 @@ def validation_loss(
     _, val_idx = _split(len(samples), val_fraction)
     if not len(val_idx):
         raise ValueError(f"{data} holds one sample: nothing is held out to validate on")
-    model, meta = load_weights(weights)
-    if abs(meta["voxel_size_A"] - samples.voxel_size_A) > 1e-6:
-        raise ValueError(
-            f"{meta['source']} were trained at {meta['voxel_size_A']} A voxels, the training "
-            f"set has {samples.voxel_size_A} A: compare weights on a set of their sampling"
-        )
-    if crop_px % model.multiple:
-        raise ValueError(
-            f"crop_px {crop_px} is not a multiple of {model.multiple} (the network's depth)"
-        )
-    losses = _validation_losses(model.to(dev), samples, val_idx, crop_px, dev)
+    model, meta = load_weights(weights, device=dev)
+    _check_sampling(meta, samples, "weights")
+    _check_crop(crop_px, model)
+    losses = _validation_losses(model, samples, val_idx, crop_px, dev)
     return {
         "weights": str(meta["source"]),
         "mean": float(np.mean(losses)),
@@ -262,8 +272,7 @@ def train_unet(
     if len(train_idx) == 0:
         raise ValueError(f"{n} sample(s) leave none for training; generate more")
     model = UNet3D(depth=depth, width=width, dropout=dropout)
-    if crop_px % model.multiple:
-        raise ValueError(f"crop_px must be a multiple of {model.multiple} for depth {depth}")
+    _check_crop(crop_px, model)
     init = None
     if init_weights is not None:
         src, meta = load_weights(init_weights)
@@ -273,11 +282,7 @@ def train_unet(
                 f"init_weights {meta['source']} have depth {cfg['depth']} and width "
                 f"{cfg['width']}, not {depth} and {width}: give the same --depth and --width"
             )
-        if abs(meta["voxel_size_A"] - samples.voxel_size_A) > 1e-6:
-            raise ValueError(
-                f"init_weights {meta['source']} were trained at {meta['voxel_size_A']} A "
-                f"voxels, the training set has {samples.voxel_size_A} A"
-            )
+        _check_sampling(meta, samples, "init_weights")
         model.load_state_dict(src.state_dict())
         init = {"source": meta["source"], "command": meta["provenance"].get("command")}
     model.to(dev)
