@@ -39,6 +39,10 @@ PARTICLES = {
     "pt-multislice": ("Pt", "fcc", "blob", 0.35, "fcc"),
     "pd-particle": ("Pd", "fcc", "convex", 0.22, "fcc"),
     "ni-particle": ("Ni", "fcc", "blob", 0.22, "fcc"),
+    # random substitutional alloys (each site's species drawn, equal fractions): a light and a
+    # heavy element (Z 26 and 78), and two heavy ones closer in Z (46 and 78)
+    "fept-particle": ("Fe,Pt", "fcc", "convex", 0.22, "fcc"),
+    "pdpt-particle": ("Pd,Pt", "fcc", "blob", 0.22, "fcc"),
 }
 #: particles imaged by abTEM's PRISM multislice (channelling in the data) on their own field
 #: size [px] whatever --size says: about a minute per image on 2 cores at 64 px
@@ -81,13 +85,14 @@ DEFAULT_CASES = [
 
 def make_case(name: str, size: int, pixel_size_A: float, seed: int):
     """The truth (randomly oriented) and its independent tilt series for case ``name``."""
-    truth, _, series = _make_case(name, size, pixel_size_A, seed)
+    truth, _, series, _ = _make_case(name, size, pixel_size_A, seed)
     return truth, series
 
 
 def _oriented(name: str, size: int, pixel_size_A: float, seed: int, **build):
     """Case ``name``'s atoms (:func:`napari_aet.simulate.build_structure`, with ``build``'s
-    overrides) turned into its random orientation about the rotation centre."""
+    overrides) turned into its random orientation about the rotation centre: their positions
+    and each one's element."""
     from scipy.spatial.transform import Rotation
 
     from napari_aet.forward import rotation_center_A
@@ -109,7 +114,8 @@ def _oriented(name: str, size: int, pixel_size_A: float, seed: int, **build):
     )
     center = rotation_center_A((size, size), pixel_size_A)
     rot = Rotation.random(random_state=seed + 101).as_matrix()
-    return (atoms.positions - center) @ rot.T + center
+    species = atoms.features["element"].astype(str).to_numpy()
+    return (atoms.positions - center) @ rot.T + center, species
 
 
 def radial_strain(positions: np.ndarray, strain_pct: float) -> np.ndarray:
@@ -124,26 +130,27 @@ def radial_strain(positions: np.ndarray, strain_pct: float) -> np.ndarray:
 
 
 def _make_case(name: str, size: int, pixel_size_A: float, seed: int, jitter_pm=None,
-               radial_strain_pct=None):  # fmt: skip
-    """:func:`make_case`, and the truth's sites before the thermal jitter (same atoms, same
+               radial_strain_pct=None, contrast="adf"):  # fmt: skip
+    """:func:`make_case`, the truth's sites before the thermal jitter (same atoms, same
     order: the ideal lattice of a crystal) to measure how much of the atoms' displacements
-    from them a run recovers. ``jitter_pm``: the displacements' standard deviation per axis
-    (default :func:`napari_aet.simulate.build_structure`'s, 2.2 pm). ``radial_strain_pct``:
-    the truth is also displaced by :func:`radial_strain`, and the reference sites are the
-    truth without that field (its jitter kept), so that what a run recovers is measured on
-    the smooth field alone."""
+    from them a run recovers, and each true atom's element. ``jitter_pm``: the
+    displacements' standard deviation per axis (default
+    :func:`napari_aet.simulate.build_structure`'s, 2.2 pm). ``radial_strain_pct``: the truth
+    is also displaced by :func:`radial_strain`, and the reference sites are the truth without
+    that field (its jitter kept), so that what a run recovers is measured on the smooth field
+    alone. ``contrast``: how bright each element of an alloy is
+    (:class:`napari_aet.simulate.IndependentImaging`)."""
     from napari_aet.simulate import IndependentImaging, at_counts, independent_tilt_series
 
     particle, condition = name.split("/")
-    element = PARTICLES[particle][0]
     peak, (shift, angle_sd, axis, bg) = CONDITIONS[condition]
     jitter = {} if jitter_pm is None else {"jitter_A": jitter_pm / 100.0}
-    truth = _oriented(name, size, pixel_size_A, seed, **jitter)
+    truth, species = _oriented(name, size, pixel_size_A, seed, **jitter)
     if radial_strain_pct:
         ideal = truth
         truth = truth + radial_strain(truth, radial_strain_pct)
     else:
-        ideal = _oriented(name, size, pixel_size_A, seed, jitter_A=0.0)
+        ideal, _ = _oriented(name, size, pixel_size_A, seed, jitter_A=0.0)
         if ideal.shape != truth.shape or np.abs(ideal - truth).max() > 1.0:
             ideal = None  # the build drew other atoms without jitter: no ideal sites
     size = MULTISLICE_PX.get(particle, size)
@@ -155,16 +162,17 @@ def _make_case(name: str, size: int, pixel_size_A: float, seed: int, jitter_pm=N
         tilt_axis_deg=axis,
         defocus_spread_A=DEFOCUS_SPREAD_A.get(condition, 0.0),
         method="prism" if particle in MULTISLICE_PX else "incoherent",
+        contrast=contrast,
     )
     angles = TILTS.get(condition, np.arange(-70.0, 70.1, 7.0))
     key = (particle, (shift, angle_sd, axis), imaging.defocus_spread_A, len(angles), size,
            pixel_size_A, seed)  # fmt: skip
     if particle in MULTISLICE_PX and key in _SIMULATED:  # the same acquisition, other counts
         series = at_counts(_SIMULATED[key], peak_counts=peak, background_counts=bg, seed=seed)
-        return truth, ideal, series
+        return truth, ideal, series, species
     series = independent_tilt_series(
         truth,
-        element,
+        species,
         angles,
         pixel_size_A=pixel_size_A,
         shape_px=(size, size),
@@ -173,7 +181,7 @@ def _make_case(name: str, size: int, pixel_size_A: float, seed: int, jitter_pm=N
         progress=lambda done, total, msg: print(f"  simulate {name}: {msg}", flush=True),
     )
     _SIMULATED[key] = series
-    return truth, ideal, series
+    return truth, ideal, series, species
 
 
 def detector_units(series, gain: float, offset: float, read_noise: float, spread: float = 0.0,
@@ -193,17 +201,22 @@ def detector_units(series, gain: float, offset: float, read_noise: float, spread
     return replace(series, data=adc.astype(np.float32))
 
 
-def score(truth, atoms_csv, ideal=None):
+def score(truth, atoms_csv, ideal=None, species=None):
     """Identification and RMSD of the atoms in ``atoms_csv`` against ``truth`` (rigidly
     registered, matched one to one within 1 A). With ``ideal`` (the truth's sites before its
     random displacements, same order) also ``follows_displacement``: the least-squares slope of
     the matched atoms' displacements from their sites on the true ones, 1 when a run recovers
     them (whatever its noise), 0 when it puts every atom on its ideal site (a prior pulling to
-    the lattice); its standard error is about RMSD / (true RMS displacement * sqrt(3 n))."""
+    the lattice); its standard error is about RMSD / (true RMS displacement * sqrt(3 n)).
+    With ``species`` (each true atom's element) of more than one element, also
+    ``species_error_pct`` (the matched atoms given the wrong element) and, per element,
+    ``species_found`` (of its true atoms: matched and given that element, matched and given
+    another, missed)."""
     from napari_aet.analysis import compare_atom_models, register_rigid
     from napari_aet.io import read_atoms
 
-    traced = read_atoms(atoms_csv).positions
+    model = read_atoms(atoms_csv)
+    traced = model.positions
     moved, angle = register_rigid(truth, traced)
     c = compare_atom_models(truth, moved, radius_A=1.0)
     out = {
@@ -219,6 +232,22 @@ def score(truth, atoms_csv, ideal=None):
         true_disp = truth[c.pairs[:, 0]] - ideal[c.pairs[:, 0]]
         found = moved[c.pairs[:, 1]] - ideal[c.pairs[:, 0]]
         out["follows_displacement"] = float(np.sum(found * true_disp) / np.sum(true_disp**2))
+    if species is not None and len(set(species)) > 1:
+        given = (
+            model.features["element"].astype(str).to_numpy()
+            if "element" in model.features
+            else np.full(len(traced), "")
+        )
+        true_el, got_el = np.asarray(species)[c.pairs[:, 0]], given[c.pairs[:, 1]]
+        out["species_error_pct"] = 100 * float(np.mean(true_el != got_el)) if c.n_common else 0.0
+        out["species_found"] = {
+            e: {
+                "right": int(np.sum((true_el == e) & (got_el == e))),
+                "wrong": int(np.sum((true_el == e) & (got_el != e))),
+                "missed": int(np.sum(np.asarray(species) == e) - np.sum(true_el == e)),
+            }
+            for e in sorted(set(species))
+        }
     return out
 
 
@@ -232,12 +261,13 @@ def run_and_score(
     resume: bool,
     ideal=None,
     counts=None,
+    species=None,
 ) -> dict:
     """Write an independent series and its truth into ``folder``, run it through
     ``run_pipeline`` with the defaults of ``napari-aet run`` (the element and the U-Net weights
     given) and score the traced, refined and final atoms; the shared part of a benchmark row.
     ``counts``: the series' counts where ``series`` is in a detector's units (for the row's
-    counts figures)."""
+    counts figures). ``species``: each true atom's element (an alloy's scored per atom)."""
     from napari_aet.io import TiltSeries, read_tilt_series, write_tilt_series
     from napari_aet.workflows import (
         AugmentSettings,
@@ -275,7 +305,7 @@ def run_and_score(
         "mean_counts_per_px": float(counts_data.mean()),
         "run_s": t_run,
         "r_factor_mean": summary.get("r_factor_mean"),
-        "scores": {k: score(truth, p, ideal) for k, p in stages.items() if p.exists()},
+        "scores": {k: score(truth, p, ideal, species) for k, p in stages.items() if p.exists()},
     }
 
 
@@ -284,9 +314,9 @@ def run_case(name: str, args) -> dict:
     element, *_, weights = PARTICLES[particle]
     weights = args.weights or weights
     t0 = time.perf_counter()
-    truth, ideal, series = _make_case(
+    truth, ideal, series, species = _make_case(
         name, args.size, args.pixel_size, args.seed, jitter_pm=args.jitter_pm,
-        radial_strain_pct=args.radial_strain_pct,
+        radial_strain_pct=args.radial_strain_pct, contrast=args.contrast,
     )  # fmt: skip
     t_sim = time.perf_counter() - t0
     folder = args.out / name.replace("/", "-")
@@ -296,7 +326,7 @@ def run_case(name: str, args) -> dict:
         series = detector_units(series, *args.detector, seed=args.seed)
     row = run_and_score(
         folder, truth, series, element, weights, resume=not args.no_resume, ideal=ideal,
-        counts=counts,
+        counts=counts, species=species,
     )  # fmt: skip
     out = {"case": name, "simulate_s": t_sim, **row, "angles": angle_errors(folder, series)}
     if args.detector:
@@ -355,6 +385,13 @@ def main() -> None:
         "1 +- SPREAD",
     )
     ap.add_argument(
+        "--contrast",
+        choices=("adf", "potential"),
+        default="adf",
+        help="an alloy's species as bright as in ADF images (about Z**1.8, the default) or "
+        "as in the projected potential (about Z**0.4: a harder test)",
+    )
+    ap.add_argument(
         "--weights", default=None, help="U-Net weights for every case (default: per particle)"
     )
     args = ap.parse_args()
@@ -389,6 +426,18 @@ def main() -> None:
                 f"{s['rmsd_pm']:.1f} | {'' if fd is None else f'{fd:.2f}'} | "
                 f"{'' if rf is None else f'{rf:.3f}'} | {r['run_s']:.0f} |"
             )
+    alloys = [r for r in rows if "species_error_pct" in r["scores"].get("final", {})]
+    if alloys:
+        print()
+        print("| case | stage | wrong element (of matched) | per element: right / wrong / missed |")
+        print("|---|---|---:|---|")
+        for r in alloys:
+            for stage, s in r["scores"].items():
+                per = ", ".join(
+                    f"{e} {f['right']} / {f['wrong']} / {f['missed']}"
+                    for e, f in s["species_found"].items()
+                )
+                print(f"| {r['case']} | {stage} | {s['species_error_pct']:.2f} % | {per} |")
     print()
     print("| case | tilt-angle error RMS: nominal (deg) | aligned (deg) | corrections kept |")
     print("|---|---:|---:|---:|")

@@ -12,6 +12,7 @@ from napari_aet.forward import project_positions, rotation_center_A
 from napari_aet.io import TiltSeries, write_tilt_series
 from napari_aet.simulate import (
     IndependentImaging,
+    adf_cross_section,
     at_counts,
     build_structure,
     independent_tilt_series,
@@ -96,9 +97,40 @@ def test_multislice_series_has_channelling_the_incoherent_model_lacks():
     assert s.settings["fine_sampling_A"] < 0.033  # fine enough for the 200 mrad detector
 
 
+def test_an_alloys_species_differ_as_in_adf_images():
+    """An Fe and a Pt atom 8 A apart, each image's signal summed around each: in the "adf"
+    contrast Fe holds its share of the detector's cross-section (0.13 of Pt's, as the
+    screened-Coulomb Z**1.8 of ADF contrast says), in the "potential" contrast the share of
+    the projected potential's integral (0.64); a single element's series is the same in both."""
+    shape = (48, 48)
+    c = rotation_center_A(shape, PX)
+    pos = np.array([c + [0.0, 0.0, -4.0], c + [0.0, 0.0, 4.0]])
+    ratio = {}
+    for contrast in ("adf", "potential"):
+        imaging = IndependentImaging(peak_counts=1e7, background_counts=0.0, contrast=contrast)
+        s = independent_tilt_series(pos, ["Fe", "Pt"], [0.0], shape_px=shape, imaging=imaging)
+        col = np.rint(project_positions(pos, 0.0, shape_px=shape, pixel_size_A=PX)[:, 1])
+        fe, pt = (s.signal[0][:, int(x) - 8 : int(x) + 9].sum() for x in col)
+        ratio[contrast] = fe / pt
+    assert ratio["adf"] == pytest.approx(
+        adf_cross_section("Fe") / adf_cross_section("Pt"), rel=0.05
+    )
+    assert ratio["adf"] == pytest.approx(0.133, abs=0.01)
+    assert ratio["potential"] == pytest.approx(0.64, abs=0.03)
+    assert adf_cross_section("Pd") / adf_cross_section("Pt") == pytest.approx(0.38, abs=0.01)
+    one = [
+        independent_tilt_series(pos, "Pt", [30.0], shape_px=shape,
+                                imaging=IndependentImaging(contrast=k), seed=1).data
+        for k in ("adf", "potential")
+    ]  # fmt: skip
+    np.testing.assert_array_equal(*one)
+
+
 def test_imaging_settings_are_checked():
     with pytest.raises(ValueError, match="method"):
         IndependentImaging(method="multislice")
+    with pytest.raises(ValueError, match="contrast"):
+        IndependentImaging(contrast="z2")
     with pytest.raises(ValueError, match="detector_mrad"):
         IndependentImaging(detector_mrad=(200.0, 40.0))
 

@@ -49,6 +49,68 @@ def test_tracer_finds_the_known_atoms(known_tomogram):
     assert res.candidates["is_atom"].sum() == res.atoms.n_atoms
 
 
+@pytest.fixture(scope="module")
+def alloy_tomograms():
+    """A Pd-Pt particle, a tomogram in which Pd atoms are 0.4 times as bright as Pt (ADF
+    contrast, as GENFIRE gives it) and one in which every atom is alike (as the U-Net gives
+    it)."""
+    m = build_structure("fcc", element="Pd,Pt", radius_A=10, shape_px=(80, 80),
+                        pixel_size_A=PX, seed=3)  # fmt: skip
+    pt = m.features["element"].to_numpy() == "Pt"
+    assert 0.3 < pt.mean() < 0.7  # both elements are there
+    rng = np.random.default_rng(1)
+    shape = (80, 80, 80)
+    raw = sum(
+        w * render_atom_volume(m.positions[sel], shape, voxel_size_A=PX, sigma_A=0.5)
+        for w, sel in ((1.0, pt), (0.4, ~pt))
+    )
+    raw = raw / raw.max() + rng.normal(scale=0.03, size=shape).astype(np.float32)
+    alike = render_atom_volume(m.positions, shape, voxel_size_A=PX, sigma_A=0.5)
+    alike = alike / alike.max() + rng.normal(scale=0.02, size=shape).astype(np.float32)
+    return m, raw, alike
+
+
+def _right_elements(truth: AtomModel, traced: AtomModel) -> float:
+    c = compare_atom_models(truth.positions, traced.positions, radius_A=1.0)
+    assert c.found_fraction == 1.0 and c.false_fraction == 0.0
+    got = traced.features["element"].to_numpy()[c.pairs[:, 1]]
+    return float(np.mean(got == truth.features["element"].to_numpy()[c.pairs[:, 0]]))
+
+
+def test_an_alloys_elements_come_from_the_tomogram_that_keeps_their_contrast(alloy_tomograms):
+    """Traced in the tomogram where atoms are alike with the other as ``species_volume``,
+    every atom is found and gets its element; without it every atom is called Pt."""
+    m, raw, alike = alloy_tomograms
+    res = trace_atoms(alike, voxel_size_A=PX, element="Pd,Pt", species_volume=raw)
+    assert _right_elements(m, res.atoms) > 0.98
+    assert res.settings["species_from"] == "species_volume"
+    plain = trace_atoms(alike, voxel_size_A=PX, element="Pd,Pt")
+    assert _right_elements(m, plain.atoms) < 0.75
+    with pytest.raises(ValueError, match="same grid"):
+        trace_atoms(alike, voxel_size_A=PX, element="Pd,Pt", species_volume=raw[1:])
+
+
+def test_trace_stage_takes_an_alloys_elements_from_another_tomogram(alloy_tomograms, tmp_path):
+    """The workflow's trace stage (what `napari-aet run` calls after the U-Net) and
+    `napari-aet trace --species-from` read the species' tomogram; the stage records it and
+    ignores it for one element."""
+    from napari_aet.workflows import TraceSettings, VolumeSource, run_trace
+
+    m, raw, alike = alloy_tomograms
+    write_volume(tmp_path / "raw.h5", raw, voxel_size_A=PX)
+    write_volume(tmp_path / "alike.h5", alike, voxel_size_A=PX)
+    src, other = VolumeSource(str(tmp_path / "alike.h5")), VolumeSource(str(tmp_path / "raw.h5"))
+    res = run_trace(src, TraceSettings(element="Pd,Pt"), tmp_path / "a", species_from=other)
+    assert _right_elements(m, read_atoms(tmp_path / "a" / "atoms.csv")) > 0.98
+    assert res.record["species_tomogram"] == other.path
+    res = run_trace(src, TraceSettings(element="Pt"), tmp_path / "b", species_from=other)
+    assert "species_tomogram" not in res.record
+    out = tmp_path / "cli"
+    argv = ["-q", "trace", src.path, "--out", str(out), "--element", "Pd,Pt"]
+    assert main([*argv, "--species-from", other.path]) == 0
+    assert _right_elements(m, read_atoms(out / "atoms.csv")) > 0.98
+
+
 def test_fit_accept_subtract_recovers_a_faint_close_neighbour():
     # a bright atom and a faint one 2.5 A away, both blurred (0.9 A): the faint one is only a
     # shoulder of the bright one, but a maximum of the residual after it is subtracted

@@ -159,3 +159,38 @@ def test_refine_positions_against_the_series_is_one_undoable_edit(
     assert w.model.edit_log[-1]["action"] == "refine"
     assert w.model.model.metadata["refinement"]["weighting"]["method"] == "variance"
     assert err(w.points.data) < 0.5 * err(noisy)
+
+
+def test_an_alloys_elements_from_the_tomogram_picked_for_them(make_napari_viewer, qtbot):
+    """Tracing a tomogram in which every atom is alike (as the U-Net leaves it) with the
+    GENFIRE-like one picked under "elements from": each atom gets its element; a tomogram of
+    another grid is refused with the fix named, and nothing runs."""
+    from napari_aet.widgets import TraceWidget
+
+    rng = np.random.default_rng(0)
+    grid = np.array([[z, y, x] for z in (6.0, 9.0) for y in (6.0, 9.0, 12.0) for x in (6.0, 9.0)])
+    pt = rng.permutation(len(grid)) < len(grid) // 2
+    shape = (40, 40, 40)
+    raw = sum(
+        w * render_atom_volume(grid[sel], shape, voxel_size_A=PX, sigma_A=0.5)
+        for w, sel in ((1.0, pt), (0.4, ~pt))
+    )
+    alike = render_atom_volume(grid, shape, voxel_size_A=PX, sigma_A=0.5)
+    viewer = make_napari_viewer()
+    viewer.add_image(raw, name="genfire", scale=(PX, PX, PX))
+    viewer.add_image(alike, name="unet", scale=(PX, PX, PX))
+    viewer.add_image(raw[:-1], name="cropped", scale=(PX, PX, PX))
+    w = TraceWidget(viewer)
+    w.layer.value = viewer.layers["unet"]
+    w.element.value = "Pd,Pt"
+    w.species_from.value = viewer.layers["cropped"]
+    assert w.run() is None
+    assert "same grid" in w.status.value
+    w.species_from.value = viewer.layers["genfire"]
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
+        pass
+    data = np.asarray(w.points.data)
+    assert len(data) == len(grid)
+    got = w.points.features["element"].to_numpy()
+    nearest = np.argmin(np.linalg.norm(data[:, None] - grid[None], axis=2), axis=1)
+    np.testing.assert_array_equal(got, np.where(pt[nearest], "Pt", "Pd"))

@@ -11,6 +11,7 @@ from ..workflows import (
     STAGE_FILES,
     PositionRefineSettings,
     TraceSettings,
+    VolumeSource,
     run_refine,
     run_trace,
 )
@@ -60,6 +61,15 @@ def add_trace(sub) -> None:
         "'otsu', or a number",
     )
     p.add_argument("--rounds", type=int, default=D.max_rounds, help="fit-accept-subtract rounds")
+    p.add_argument(
+        "--species-from",
+        type=Path,
+        default=None,
+        metavar="TOMOGRAM",
+        help="for an alloy: tell the atoms' elements apart by their intensities in this "
+        "tomogram of the same grid (the GENFIRE one when tracing the U-Net's, which makes "
+        "every atom alike; 'napari-aet run' does so)",
+    )
     p.set_defaults(func=cmd_trace)
 
 
@@ -74,7 +84,12 @@ def cmd_trace(args) -> int:
     )
     settings.threshold_value()  # a bad threshold is refused before any work
     src = volume_source(args)
-    return run_staged(args, "trace", lambda out, bar: run_trace(src, settings, out, bar))
+    other = None
+    if args.species_from is not None:
+        other = VolumeSource(str(args.species_from), args.dataset, args.voxel_size)
+    return run_staged(
+        args, "trace", lambda out, bar: run_trace(src, settings, out, bar, species_from=other)
+    )
 
 
 def add_refine(sub) -> None:

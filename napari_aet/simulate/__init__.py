@@ -5,6 +5,7 @@ from ._errors import InjectedErrors, inject_model_errors
 from ._independent import (
     IndependentImaging,
     IndependentSeries,
+    adf_cross_section,
     at_counts,
     independent_tilt_series,
     poisson_counts,
@@ -37,6 +38,7 @@ __all__ = [
     "turn_about_beam",
     "IndependentImaging",
     "IndependentSeries",
+    "adf_cross_section",
     "at_counts",
     "independent_tilt_series",
     "poisson_counts",

@@ -20,7 +20,7 @@ from .._layers import (
     tilt_series_from_layer,
     tomogram_voxel_size_A,
 )
-from ..core.elements import tracer_min_distance_A
+from ..core.elements import parse_elements, tracer_min_distance_A
 from ..figures import plot_trace_histogram
 from ..forward import WEIGHTINGS
 from ..trace import (
@@ -105,6 +105,13 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         self.point_size = FloatSpinBox(
             label="point size (A)", value=ATOM_POINT_SIZE_A, min=0.1, max=5.0, step=0.1
         )
+        self.species_from = create_widget(
+            annotation="napari.layers.Image",
+            label="elements from",
+            options={"nullable": True, "tooltip": "for an alloy: a tomogram of the same grid "
+                     "whose intensities tell the elements apart (the GENFIRE tomogram when "
+                     "tracing the U-Net's, which makes every atom alike)"},
+        )  # fmt: skip
         self.run_button = PushButton(text="Trace")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.mode = ComboBox(label="edit mode", choices=["off", "add", "remove"], value="off")
@@ -132,6 +139,7 @@ class TraceWidget(StageWidgetMixin, DockContainer):
                 self.layer,
                 self.smooth,
                 self.element,
+                self.species_from,
                 self.min_distance,
                 self.radius,
                 self.threshold_mode,
@@ -238,9 +246,20 @@ class TraceWidget(StageWidgetMixin, DockContainer):
             self.status.value = f"Not started: {err}"
             return None
         vol = np.asarray(layer.data)
+        other = self.species_from.value
+        species = None
+        if other is not None and other is not layer and len(parse_elements(element)) > 1:
+            species = np.asarray(other.data)
+            if species.shape != vol.shape:
+                self.status.value = (
+                    f"Not started: '{other.name}' has shape {species.shape}, '{layer.name}' "
+                    f"{vol.shape}; pick a tomogram of the same grid for the elements"
+                )
+                return None
         opts = dict(
             voxel_size_A=voxel,
             element=element,
+            species_volume=species,
             smooth_sigma_A=float(self.smooth.value),
             min_distance_A=float(self.min_distance.value),
             integration_radius_A=float(self.radius.value),

@@ -10,6 +10,7 @@ import numpy as np
 from ..align import recorded_denoiser
 from ..analysis import analyze_structure, r_factor
 from ..core.device import cuda_available
+from ..core.elements import parse_elements
 from ..figures import (
     layer_groups,
     plot_deviation_histogram,
@@ -55,13 +56,26 @@ from .settings import (
 
 
 def run_trace(
-    tomogram: VolumeSource, settings: TraceSettings, out, progress=None, cancel=None
+    tomogram: VolumeSource,
+    settings: TraceSettings,
+    out,
+    progress=None,
+    cancel=None,
+    *,
+    species_from: VolumeSource | None = None,
 ) -> StageResult:
     """Trace atoms in a tomogram: ``atoms.csv``/``atoms.h5``, every candidate
-    (``candidates.csv``), the record (``trace.json``) and the intensity histogram."""
+    (``candidates.csv``), the record (``trace.json``) and the intensity histogram.
+    ``species_from``: for an alloy, a tomogram on the same grid whose intensities tell the
+    atoms' elements apart (the GENFIRE tomogram when ``tomogram`` is the U-Net's, which makes
+    every atom alike); ignored for one element."""
     s = settings
     vol, vx, prov_in = load_tomogram(tomogram)
-    res = trace_atoms(vol, voxel_size_A=vx, progress=progress, cancel=cancel, **_trace_kwargs(s))
+    other = None
+    if species_from is not None and len(parse_elements(s.element)) > 1:
+        other, _, _ = load_tomogram(species_from)
+    res = trace_atoms(vol, voxel_size_A=vx, progress=progress, cancel=cancel,
+                      species_volume=other, **_trace_kwargs(s))  # fmt: skip
     if res.atoms.n_atoms == 0:
         raise ValueError(
             f"no atoms found in {tomogram.path} (threshold {res.threshold:.4g}): give a lower "
@@ -71,6 +85,7 @@ def run_trace(
     prov = {
         **_provenance("trace", s, input=tomogram.path),
         **res.settings,
+        **({"species_tomogram": species_from.path} if other is not None else {}),
         "n_atoms": res.atoms.n_atoms,
         "tomogram_provenance": prov_in,
     }

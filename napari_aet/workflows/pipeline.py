@@ -103,8 +103,12 @@ def _run_stage(
                 VolumeSource(str(lay.tomogram)), settings.augment, tmp, progress, cancel
             )
         if stage == "trace":
-            tomo = lay.augmented_tomogram if settings.augment is not None else lay.tomogram
-            return run_trace(VolumeSource(str(tomo)), settings.trace, tmp, progress, cancel)
+            raw = VolumeSource(str(lay.tomogram))
+            if settings.augment is None:
+                return run_trace(raw, settings.trace, tmp, progress, cancel)
+            # an alloy's elements from the GENFIRE tomogram: the U-Net makes atoms alike
+            tomo = VolumeSource(str(lay.augmented_tomogram))
+            return run_trace(tomo, settings.trace, tmp, progress, cancel, species_from=raw)
         if stage == "refine":
             plain = lay.undenoised_series
             return run_refine(
