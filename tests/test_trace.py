@@ -90,6 +90,39 @@ def test_an_alloys_elements_come_from_the_tomogram_that_keeps_their_contrast(all
         trace_atoms(alike, voxel_size_A=PX, element="Pd,Pt", species_volume=raw[1:])
 
 
+def test_atoms_the_unet_erased_join_the_candidates_the_refine_stage_tries(alloy_tomograms):
+    """Five Pd atoms left out of the tomogram where atoms are alike (a U-Net trained on one
+    element erases atoms much fainter than its training's) but present in the GENFIRE-like
+    one: they are not traced, but they are candidates, and trials for the refine stage
+    whatever their intensity in the traced tomogram."""
+    from scipy.spatial import cKDTree
+
+    from napari_aet.trace._trials import _trial_candidates
+
+    m, raw, _ = alloy_tomograms
+    pd_idx = np.nonzero(m.features["element"].to_numpy() == "Pd")[0]
+    centre = m.positions.mean(axis=0)
+    erased = pd_idx[np.argsort(np.linalg.norm(m.positions[pd_idx] - centre, axis=1))[:5]]
+    rest = np.setdiff1d(np.arange(m.n_atoms), erased)
+    rng = np.random.default_rng(2)
+    alike = render_atom_volume(m.positions[rest], raw.shape, voxel_size_A=PX, sigma_A=0.5)
+    alike = alike / alike.max() + rng.normal(scale=0.02, size=raw.shape).astype(np.float32)
+    res = trace_atoms(alike, voxel_size_A=PX, element="Pd,Pt", species_volume=raw)
+    c = compare_atom_models(m.positions[rest], res.atoms.positions, radius_A=1.0)
+    assert c.found_fraction == 1.0 and c.false_fraction == 0.0
+    extra = res.candidates[res.candidates["species_volume_atom"]]
+    assert res.settings["n_species_volume_candidates"] == len(extra) == 5
+    d, _ = cKDTree(m.positions[erased]).query(extra[["z", "y", "x"]].to_numpy())
+    assert d.max() < 0.3
+    assert not extra["is_atom"].any()
+    trials, _ = _trial_candidates(res.atoms, res.candidates)
+    d, _ = cKDTree(trials).query(m.positions[erased])
+    assert d.max() < 0.3  # every erased atom is tried
+    plain = trace_atoms(alike, voxel_size_A=PX, element="Pd,Pt")
+    assert "species_volume_atom" not in plain.candidates
+    assert plain.settings["n_species_volume_candidates"] == 0
+
+
 def test_trace_stage_takes_an_alloys_elements_from_another_tomogram(alloy_tomograms, tmp_path):
     """The workflow's trace stage (what `napari-aet run` calls after the U-Net) and
     `napari-aet trace --species-from` read the species' tomogram; the stage records it and

@@ -193,7 +193,10 @@ def trace_atoms(
        ratios of :data:`Z_CONTRAST_EXPONENT`, heaviest brightest) instead of the threshold
        rule, and each atom's ``element`` feature is its class. With one element every atom
        gets that element. With ``species_volume`` the atoms are those classes' atoms, but
-       their elements are told apart by their intensities in ``species_volume``.
+       their elements are told apart by their intensities in ``species_volume``, and the
+       atoms that ``species_volume`` traced alone would have found where ``volume`` has none
+       join the candidates (``species_volume_atom``; not atoms: the refine stage tries
+       them in the images).
 
     Parameters
     ----------
@@ -333,6 +336,38 @@ def trace_atoms(
             "is_atom": is_atom,
         }
     )
+    n_other = 0
+    if by_volume:
+        # atoms the species' tomogram shows where the traced one has none: a U-Net trained
+        # on one element erases atoms much fainter than its training's (Fe beside Pt); they
+        # join the candidates, not the atoms, and the refine stage's images decide
+        other_res = trace_atoms(
+            species_volume, voxel_size_A=px, smooth_sigma_A=smooth_sigma_A,
+            min_distance_A=min_distance_A, integration_radius_A=integration_radius_A,
+            threshold=threshold, threshold_fraction=threshold_fraction, max_rounds=max_rounds,
+            element=elements, cancel=cancel,
+        )  # fmt: skip
+        found = other_res.atoms.positions / px
+        if len(found) and is_atom.any():
+            d, _ = cKDTree(all_pos[is_atom]).query(found, distance_upper_bound=min_d_vox)
+            found = found[~np.isfinite(d)]
+        n_other = len(found)
+        if n_other:
+            cand["species_volume_atom"] = False
+            h = ndimage.map_coordinates(work, found.T, order=1)
+            extra = pd.DataFrame(
+                {
+                    "z": found[:, 0] * px,
+                    "y": found[:, 1] * px,
+                    "x": found[:, 2] * px,
+                    "intensity": _integrated(work - bg, found, integration_radius_A / px),
+                    "peak_height": h,
+                    "fit_residual": np.nan,
+                    "is_atom": False,
+                    "species_volume_atom": True,
+                }
+            )
+            cand = pd.concat([cand, extra], ignore_index=True)
     sel = np.nonzero(is_atom)[0]
     feats = pd.DataFrame(
         {
@@ -355,6 +390,7 @@ def trace_atoms(
         "max_rounds": max_rounds,
         "element": ",".join(elements),
         "species_from": "species_volume" if by_volume else "volume",
+        "n_species_volume_candidates": int(n_other),
         "n_candidates": int(len(cand)),
         "n_atoms": int(len(sel)),
     }

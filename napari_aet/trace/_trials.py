@@ -88,7 +88,9 @@ def residual_trials(
 
 def _trial_candidates(atoms: AtomModel, candidates) -> tuple[np.ndarray, np.ndarray]:
     """Rejected tracer candidates worth a trial in the images: not atoms, integrated intensity
-    at least :data:`TRY_FRACTION` of the faintest accepted atom's, and farther than
+    at least :data:`TRY_FRACTION` of the faintest accepted atom's (or atoms of the tomogram
+    that told an alloy's elements apart, ``species_volume_atom``, whatever their intensity in
+    the traced one), and farther than
     :data:`TRIAL_SPACING` nearest-neighbour distances from every atom and from each other
     (brightest first)."""
     from scipy.spatial import cKDTree
@@ -103,6 +105,8 @@ def _trial_candidates(atoms: AtomModel, candidates) -> tuple[np.ndarray, np.ndar
     floor = TRY_FRACTION * float(np.min(inten[is_atom])) if is_atom.any() else np.inf
     d_nn = float(np.median(cKDTree(atoms.positions).query(atoms.positions, k=2)[0][:, 1]))
     keep = ~is_atom & (inten >= floor)
+    if "species_volume_atom" in cand:  # atoms of the species' tomogram: tried whatever
+        keep |= ~is_atom & cand["species_volume_atom"].fillna(False).to_numpy(bool)
     if not keep.any():
         return none
     trial, t_int = pos[keep], inten[keep]
