@@ -207,3 +207,37 @@ def test_counts_decide_which_atoms_are_there_when_positions_stay_as_traced(
     assert not info["held_verdicts"]["applied"]
     assert "standard errors" in info["held_verdicts"]["why"]
     np.testing.assert_array_equal(same.positions, model.positions)
+
+
+def test_an_alloys_elements_from_the_counts_when_its_atoms_stay_as_traced(monkeypatch):
+    """A Pd-Pt particle at a tenth of the study's counts, Pd 0.38 times as bright as Pt (ADF
+    contrast), traced with every atom called Pt: where the counts may not decide which atoms
+    are there (a significance bar no fit reaches) the atoms and their positions stay, but
+    their elements come from their amplitudes fitted to the counts."""
+    from napari_aet.trace import _refine
+
+    alloy = build_structure("fcc", element="Pd,Pt", radius_A=10, shape_px=(96, 96),
+                            pixel_size_A=PX, seed=4)  # fmt: skip
+    el = alloy.features["element"].to_numpy()
+    clean = sum(
+        w
+        * simulate_tilt_series(
+            alloy.positions[el == e], ANGLES, shape_px=(96, 96), dose_e_per_A2=None
+        ).data  # fmt: skip
+        for e, w in (("Pt", 1.0), ("Pd", 0.38))
+    )
+    counts = _counts(clean, 7.0, 4.0, seed=9)
+    rng = np.random.default_rng(3)
+    start = alloy.positions + rng.normal(0, 0.15, alloy.positions.shape)
+    model, cand = _traced(start, np.arange(len(start)))
+    model.features["element"] = "Pt"
+    monkeypatch.setattr(_refine, "HELD_VERDICT_SIGNIFICANCE", 1e6)
+    kw = dict(pixel_size_A=PX, candidates=cand, residual_pass=False, iterations=30)
+    same, info = refine_atom_positions(model, counts, ANGLES, element="Pd,Pt", **kw)
+    assert "not_refined" in info and info["held_out"]["verdict"] == "not run"
+    record = info["held_verdicts"]
+    assert not record["applied"] and record["species_from_counts"]
+    np.testing.assert_array_equal(same.positions, model.positions)
+    right = np.mean(same.features["element"].to_numpy() == el)
+    assert right > 0.85, right
+    assert record["species_counts"]["Pd"] == int(np.sum(same.features["element"] == "Pd"))
