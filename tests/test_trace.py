@@ -118,6 +118,10 @@ def test_atoms_the_unet_erased_join_the_candidates_the_refine_stage_tries(alloy_
     trials, _ = _trial_candidates(res.atoms, res.candidates)
     d, _ = cKDTree(trials).query(m.positions[erased])
     assert d.max() < 0.3  # every erased atom is tried
+    # a threshold given in the traced tomogram's units is not applied to the other one's
+    given = trace_atoms(alike, voxel_size_A=PX, element="Pd,Pt", species_volume=50 * raw,
+                        threshold=0.5 * res.threshold)  # fmt: skip
+    assert given.settings["n_species_volume_candidates"] == 5
     plain = trace_atoms(alike, voxel_size_A=PX, element="Pd,Pt")
     assert "species_volume_atom" not in plain.candidates
     assert plain.settings["n_species_volume_candidates"] == 0

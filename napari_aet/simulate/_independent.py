@@ -276,13 +276,10 @@ def _projected_potential(
 
     if weights:
         elements = np.asarray(elements)
+        parts = ((w, elements == e) for e, w in weights.items() if np.any(elements == e))
         return sum(
-            w
-            * _projected_potential(
-                elements[elements == e], positions_A[elements == e], extent_A, gpts
-            )  # fmt: skip
-            for e, w in weights.items()
-            if np.any(elements == e)
+            w * _projected_potential(elements[sel], positions_A[sel], extent_A, gpts)
+            for w, sel in parts
         )
 
     atoms = ase_atoms(elements, positions_A, extent_A)

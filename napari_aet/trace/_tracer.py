@@ -344,8 +344,9 @@ def trace_atoms(
         other_res = trace_atoms(
             species_volume, voxel_size_A=px, smooth_sigma_A=smooth_sigma_A,
             min_distance_A=min_distance_A, integration_radius_A=integration_radius_A,
-            threshold=threshold, threshold_fraction=threshold_fraction, max_rounds=max_rounds,
-            element=elements, cancel=cancel,
+            threshold=threshold if isinstance(threshold, str) else "auto",  # other units
+            threshold_fraction=threshold_fraction, max_rounds=max_rounds, element=elements,
+            cancel=cancel,
         )  # fmt: skip
         found = other_res.atoms.positions / px
         if len(found) and is_atom.any():
