@@ -45,6 +45,9 @@ PARTICLES = {
     # heavy element (Z 26 and 78), and two heavy ones closer in Z (46 and 78)
     "fept-particle": ("Fe,Pt", "fcc", "convex", 0.22, "fcc"),
     "pdpt-particle": ("Pd,Pt", "fcc", "blob", 0.22, "fcc"),
+    # an amorphous alloy of three elements (a metallic-glass particle's heavy, middle and light
+    # groups)
+    "nipdpt-amorphous": ("Ni,Pd,Pt", "amorphous", "blob", 0.22, "amorphous"),
 }
 #: particles imaged by abTEM's PRISM multislice (channelling in the data) on their own field
 #: size [px] whatever --size says: about a minute per image on 2 cores at 64 px

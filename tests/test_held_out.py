@@ -241,3 +241,11 @@ def test_an_alloys_elements_from_the_counts_when_its_atoms_stay_as_traced(monkey
     right = np.mean(same.features["element"].to_numpy() == el)
     assert right > 0.85, right
     assert record["species_counts"]["Pd"] == int(np.sum(same.features["element"] == "Pd"))
+    # the significance the verdicts need is the faintest element's, on which their bars are set
+    monkeypatch.setattr(_refine, "HELD_VERDICT_SIGNIFICANCE", 0.0)
+    judged, info = refine_atom_positions(model, counts, ANGLES, element="Pd,Pt", **kw)
+    assert info["held_verdicts"]["applied"]
+    z = judged.features["refine_significance"].to_numpy()
+    pd_z = np.median(z[judged.features["element"].to_numpy() == "Pd"])
+    assert info["held_verdicts"]["significance_median"] == pytest.approx(pd_z, rel=0.1)
+    assert info["held_verdicts"]["significance_median"] < 0.7 * np.median(z)
