@@ -36,6 +36,10 @@ ADD_AMPLITUDE = 0.6
 #: multislice Pt particle and amorphous Si at 4.4 counts per pixel: none (bars 0.35-0.6).
 #: 3.5 standard deviations: a real atom of a normal spread falls below it once in 4,000.
 OUTLIER_SIGMAS = 3.5
+#: An alloy's bars are set on its faintest element's median amplitude, taken from the traced
+#: atoms and the trials whose amplitude stands at least this many standard errors above 0
+#: (clearly atoms of some element; a trial on nothing reaches it once in 700).
+SPECIES_TRIAL_Z = 3.0
 #: With ``judge_images``: L-BFGS iterations of the amplitude fit on them (positions held).
 JUDGE_ITERATIONS = 20
 
@@ -107,10 +111,18 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
     elements = parse_elements(element)
     ref = float(np.median(res.amplitudes[:n0]))
     if len(elements) > 1 and n0 >= 3 * len(elements):
-        _, _, lab = classify_species(res.amplitudes[:n0], elements, noise=False)
+        # the faintest element's amplitude, from the traced atoms and the trials the counts
+        # show clearly: when the tracer missed every atom of it (a U-Net trained on one
+        # element erases Ni beside Pd and Pt), the traced atoms alone set the bars on the
+        # next element, and its trials fell under the add bar
+        amps = res.amplitudes[:n0]
+        if judge and len(trial) and res.amplitude_sigma is not None:
+            tz = res.amplitudes[n0:] / np.maximum(res.amplitude_sigma[n0:], 1e-30)
+            amps = np.r_[amps, res.amplitudes[n0:][tz >= SPECIES_TRIAL_Z]]
+        _, _, lab = classify_species(amps, elements, noise=False)
         faint = lab == len(elements) - 1
         if faint.sum() >= 3:
-            ref = float(np.median(res.amplitudes[:n0][faint]))
+            ref = float(np.median(amps[faint]))
     amp_all = res.amplitudes / max(ref, 1e-30)
     info["amplitude_reference"] = max(ref, 1e-30)
     features = atoms.features.copy()
