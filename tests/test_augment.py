@@ -88,6 +88,22 @@ def test_training_pair_from_the_independent_model_at_realistic_counts():
                            make_training_pair(s, 3, return_atoms=True)[3])  # fmt: skip
 
 
+@pytest.mark.parametrize("structure", ["fcc", "amorphous"])
+def test_training_pair_of_an_alloy_from_either_forward_model(structure):
+    """`napari-aet train --element Pt,Ni`: each atom is imaged as its own element by both
+    forward models (the element string as one symbol had stopped the data generation), and
+    the tomogram sits on its target."""
+    for model in ("project", "independent"):
+        s = TrainingDataSettings(
+            element="Pt,Ni", structure=structure, box_px=48, radius_min_A=4.0,
+            radius_max_A=4.5, iterations=15, forward_models=(model,), peak_counts=(40.0, 40.0),
+        )  # fmt: skip
+        x, y, info = make_training_pair(s, 2)
+        assert info["forward_model"] == model and info["n_atoms"] > 10
+        ncc = [np.corrcoef(x.ravel(), np.roll(y, d, axis=2).ravel())[0, 1] for d in (-2, 0, 2)]
+        assert ncc[1] > max(ncc[0], ncc[2]) + 0.05, model
+
+
 def test_training_pair_denoised_by_the_dose_rule_only_at_low_counts():
     """``denoise="dose"`` repeats the align stage's rule on each sample's counts: at 5 counts
     at the brightest column the images are denoised (and the tomogram sits closer to its

@@ -29,8 +29,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from ..core.atoms import AtomModel
 from ..core.denoise import denoise, dose_denoise_choice
+from ..core.elements import parse_elements
 from ..core.files import replace_when_done
 from ..core.filters import lowpass_filter
 from ..core.progress import check_cancel, is_cancelled, report
@@ -244,9 +247,10 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
     n = settings.box_px
     radius = float(rng.uniform(settings.radius_min_A, settings.radius_max_A))
     shape = str(rng.choice(list(settings.shapes)))
+    species = None  # an alloy's element per atom
     if settings.structure == "fcc":
         vac = float(rng.uniform(0, settings.vacancy_max))
-        atoms = build_structure(
+        built = build_structure(
             "fcc",
             element=settings.element,
             radius_A=radius,
@@ -257,7 +261,9 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
             shape_px=(n, n),
             pixel_size_A=settings.pixel_size_A,
             seed=rng,
-        ).positions
+        )
+        atoms = built.positions
+        species = built.features["element"].astype(str).to_numpy()
     else:
         vac = 0.0
         density = settings.density_fraction * 4 / settings.lattice_constant_A**3
@@ -275,6 +281,11 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
     # the draws added after the study's generator come from their own stream, so that samples
     # made with the study's settings stay what they were
     more = np.random.default_rng([int(seed), 1])
+    elements = parse_elements(settings.element)
+    if len(elements) == 1:
+        species = elements[0]
+    elif species is None:  # an amorphous alloy: each atom's element drawn, equal fractions
+        species = more.choice(np.asarray(elements), size=len(atoms))
     center = rotation_center_A((n, n), settings.pixel_size_A)
     extra_info: dict = {}
     if settings.random_orientation:
@@ -293,7 +304,7 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
         defocus = float(more.uniform(-settings.defocus_max_A, settings.defocus_max_A))
         ind = independent_tilt_series(
             atoms,
-            settings.element,
+            species,
             angles + errors,
             pixel_size_A=settings.pixel_size_A,
             shape_px=(n, n),
@@ -304,12 +315,12 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
         extra_info["defocus_A"] = defocus
     else:
         ts = simulate_tilt_series(
-            atoms,
+            atoms if isinstance(species, str) else _with_species(atoms, species),
             angles + errors,
             pixel_size_A=settings.pixel_size_A,
             shape_px=(n, n),
             blur_sigma_A=blur,
-            element=settings.element,
+            element=elements[0],  # the counts' scale: an isolated atom of the heaviest
             dose_e_per_A2=None if peak is not None else settings.dose_e_per_A2,
             seed=rng,
         )
@@ -360,6 +371,11 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
     if return_atoms:
         return x, y, info, np.asarray(atoms, np.float64)
     return x, y, info
+
+
+def _with_species(positions, species) -> AtomModel:
+    """Atoms with an ``element`` feature (what the project's renderer takes an alloy as)."""
+    return AtomModel(np.asarray(positions), pd.DataFrame({"element": np.asarray(species)}))
 
 
 def _shard_path(out: Path, k: int) -> Path:
