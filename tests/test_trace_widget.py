@@ -163,8 +163,8 @@ def test_refine_positions_against_the_series_is_one_undoable_edit(
 
 def test_an_alloys_elements_from_the_tomogram_picked_for_them(make_napari_viewer, qtbot):
     """Tracing a tomogram in which every atom is alike (as the U-Net leaves it) with the
-    GENFIRE-like one picked under "elements from": each atom gets its element; a tomogram of
-    another grid is refused with the fix named, and nothing runs."""
+    GENFIRE-like one under "elements from" (picked by itself for a U-Net layer): each atom gets
+    its element; a tomogram of another grid is refused with the fix named, and nothing runs."""
     from napari_aet.widgets import TraceWidget
 
     rng = np.random.default_rng(0)
@@ -178,10 +178,13 @@ def test_an_alloys_elements_from_the_tomogram_picked_for_them(make_napari_viewer
     alike = render_atom_volume(grid, shape, voxel_size_A=PX, sigma_A=0.5)
     viewer = make_napari_viewer()
     viewer.add_image(raw, name="genfire", scale=(PX, PX, PX))
-    viewer.add_image(alike, name="unet", scale=(PX, PX, PX))
     viewer.add_image(raw[:-1], name="cropped", scale=(PX, PX, PX))
     w = TraceWidget(viewer)
+    # the U-Net's tomogram, as the Augment widget adds it, brings the one it was made from
+    meta = {"napari_aet_type": "tomogram", "augmented": True, "source_layer": "genfire"}
+    viewer.add_image(alike, name="unet", scale=(PX, PX, PX), metadata=meta)
     w.layer.value = viewer.layers["unet"]
+    assert w.species_from.value is viewer.layers["genfire"]
     w.element.value = "Pd,Pt"
     w.species_from.value = viewer.layers["cropped"]
     assert w.run() is None

@@ -173,6 +173,7 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         self.restore_button.changed.connect(self.restore_autosave)
         self.point_size.changed.connect(self._resize_points)
         self.layer.changed.connect(self._maybe_restore)
+        self.layer.changed.connect(self._species_source)
         follow_new_layers(viewer, self.layer, ("tomogram",))
         select_latest(viewer, self.layer, ("tomogram",))
         follow_new_layers(viewer, self.series, ("tilt_series",))
@@ -270,6 +271,14 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         return self.runner.start(
             lambda progress, cancel: trace_atoms(vol, progress=progress, cancel=cancel, **opts)
         )
+
+    def _species_source(self, value=None) -> None:
+        """A U-Net tomogram picked for tracing brings its GENFIRE tomogram (the layer it was
+        made from) under "elements from": the U-Net makes an alloy's atoms alike."""
+        layer = self.layer.value
+        src = layer.metadata.get("source_layer") if layer is not None else None
+        if layer is not None and layer.metadata.get("augmented") and src in self._viewer.layers:
+            self.species_from.value = self._viewer.layers[src]
 
     def _element_changed(self, value=None) -> None:
         """A new element sets its minimum distance (a bad symbol leaves it)."""
