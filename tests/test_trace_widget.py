@@ -197,3 +197,9 @@ def test_an_alloys_elements_from_the_tomogram_picked_for_them(make_napari_viewer
     got = w.points.features["element"].to_numpy()
     nearest = np.argmin(np.linalg.norm(data[:, None] - grid[None], axis=2), axis=1)
     np.testing.assert_array_equal(got, np.where(pt[nearest], "Pt", "Pd"))
+    # a colour per element, as the viewer draws them
+    face = np.asarray(w.points.face_color)
+    assert len({tuple(c) for c in face[got == "Pt"]}) == 1
+    assert len({tuple(c) for c in face[got == "Pd"]}) == 1
+    assert not np.allclose(face[got == "Pt"][0], face[got == "Pd"][0])
+    assert f"Pt {np.sum(got == 'Pt')} (blue), Pd {np.sum(got == 'Pd')} (green)" in w.status.value

@@ -20,7 +20,7 @@ from .._layers import (
     tilt_series_from_layer,
     tomogram_voxel_size_A,
 )
-from ..core.elements import parse_elements, tracer_min_distance_A
+from ..core.elements import known_symbols, parse_elements, tracer_min_distance_A
 from ..figures import plot_trace_histogram
 from ..forward import WEIGHTINGS
 from ..trace import (
@@ -68,6 +68,17 @@ MODE_HELP = {
                "Shift-Q ends", "cross"),
     "off": ("", "standard"),
 }  # fmt: skip
+
+
+#: An alloy's atoms by element, heaviest first (blue, green, pink, yellow, violet); atoms
+#: added by hand stay orange.
+ELEMENT_COLOURS = (
+    (0.23, 0.53, 1.0, 1.0),
+    (0.02, 0.84, 0.63, 1.0),
+    (0.94, 0.28, 0.44, 1.0),
+    (1.0, 0.84, 0.04, 1.0),
+    (0.62, 0.31, 0.87, 1.0),
+)
 
 
 class TraceWidget(StageWidgetMixin, DockContainer):
@@ -298,9 +309,17 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         self._plot(res)
         self._attach(EditableAtomModel(res.atoms, self._autosave_path()))
         self.model.autosave()
+        # the elements traced, heaviest first: the colours of _sync (ELEMENT_COLOURS)
+        counts = {e: n for e, n in (res.settings.get("species_counts") or {}).items() if n}
+        names = ("blue", "green", "pink", "yellow", "violet") if len(counts) > 1 else ()
+        by_element = ", ".join(
+            f"{e} {n} ({c})" for (e, n), c in zip(counts.items(), names, strict=False)
+        )
         self.status.value = (
             f"{res.atoms.n_atoms} atoms from {len(res.candidates)} candidates "
-            f"(threshold {res.threshold:.4g}); autosaved to {self.model.autosave_path.name}"
+            f"(threshold {res.threshold:.4g})"
+            + (f": {by_element}" if by_element else "")
+            + f"; autosaved to {self.model.autosave_path.name}"
         )
 
     def _busy(self, busy: bool) -> None:
@@ -405,7 +424,15 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         m = model.model
         if not self.points.metadata.get("colour_by"):  # an analysis's colours stay
             manual = m.features["manual"].to_numpy().astype(bool)
-            colors = np.where(manual[:, None], [[1.0, 0.6, 0.0, 1.0]], [[0.23, 0.53, 1.0, 1.0]])
+            colors = np.tile([[0.23, 0.53, 1.0, 1.0]], (len(manual), 1))
+            if "element" in m.features:  # an alloy: a colour per element, heaviest first
+                el = m.features["element"].astype(str).to_numpy()
+                symbols = sorted(set(el) & set(known_symbols()))  # not "" or "nan" (by hand)
+                present = parse_elements(symbols) if len(symbols) > 1 else ()
+                if len(present) > 1:
+                    for e, c in zip(present, ELEMENT_COLOURS, strict=False):
+                        colors[el == e] = c
+            colors[manual] = [1.0, 0.6, 0.0, 1.0]
             if len(colors):
                 self.points.face_color = colors
         self.points.size = float(self.point_size.value)
