@@ -122,6 +122,13 @@ def test_atoms_the_unet_erased_join_the_candidates_the_refine_stage_tries(alloy_
     given = trace_atoms(alike, voxel_size_A=PX, element="Pd,Pt", species_volume=50 * raw,
                         threshold=0.5 * res.threshold)  # fmt: skip
     assert given.settings["n_species_volume_candidates"] == 5
+    # the histogram draws them as a class of their own
+    from napari_aet.figures import plot_trace_histogram
+
+    fig = plot_trace_histogram(res.candidates["intensity"], res.threshold,
+                               other_tomogram=res.candidates["species_volume_atom"])  # fmt: skip
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(lab.startswith("only in the elements' tomogram (5,") for lab in labels), labels
     plain = trace_atoms(alike, voxel_size_A=PX, element="Pd,Pt")
     assert "species_volume_atom" not in plain.candidates
     assert plain.settings["n_species_volume_candidates"] == 0

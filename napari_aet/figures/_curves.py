@@ -45,8 +45,14 @@ def plot_recon_errors(errors, rfree=None, *, ax=None, title: str | None = "GENFI
     return fig
 
 
-def plot_trace_histogram(intensities, threshold: float, *, ax=None, bins: int = 80):
+def plot_trace_histogram(
+    intensities, threshold: float, *, ax=None, bins: int = 80, other_tomogram=None
+):
     """Histogram of candidate intensities with the atom / non-atom threshold.
+
+    ``other_tomogram``: a mask of the candidates that only the tomogram an alloy's elements
+    were told apart in showed (the tracer's ``species_volume_atom``: atoms the U-Net erased,
+    which the refine stage tries), drawn as a class of their own.
 
     Returns
     -------
@@ -54,10 +60,13 @@ def plot_trace_histogram(intensities, threshold: float, *, ax=None, bins: int = 
     """
     fig, ax = _figure_axes(ax, (4.2, 3.0))
     v = np.asarray(intensities, float)
-    ax.hist(
-        v[v < threshold], bins=bins, range=(v.min(), v.max()), color="#8d99ae", label="non-atoms"
-    )
-    ax.hist(v[v >= threshold], bins=bins, range=(v.min(), v.max()), color="#3a86ff", label="atoms")
+    extra = np.zeros(len(v), bool) if other_tomogram is None else np.asarray(other_tomogram, bool)
+    span = (v.min(), v.max())
+    ax.hist(v[(v < threshold) & ~extra], bins=bins, range=span, color="#8d99ae", label="non-atoms")
+    ax.hist(v[(v >= threshold) & ~extra], bins=bins, range=span, color="#3a86ff", label="atoms")
+    if extra.any():
+        label = f"only in the elements' tomogram ({int(extra.sum())}, tried by refine)"
+        ax.hist(v[extra], bins=bins, range=span, color="#fb8500", alpha=0.85, label=label)
     ax.axvline(threshold, color="#d62728", lw=1.5, label=f"threshold {threshold:.3g}")
     ax.set_xlabel("integrated intensity")
     ax.set_ylabel("candidates")

@@ -384,8 +384,9 @@ class TraceWidget(StageWidgetMixin, DockContainer):
 
         self._figure.clear()
         plot_trace_histogram(
-            res.candidates["intensity"], res.threshold, ax=self._figure.add_subplot()
-        )
+            res.candidates["intensity"], res.threshold, ax=self._figure.add_subplot(),
+            other_tomogram=res.candidates.get("species_volume_atom"),
+        )  # fmt: skip
         self._canvas.draw_idle()
 
     # ------------------------------------------------------------------ the atom layer

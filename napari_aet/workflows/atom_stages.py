@@ -94,7 +94,10 @@ def run_trace(
     write_atoms(stage_file(out, "trace", "atoms_h5"), res.atoms)
     res.candidates.to_csv(stage_file(out, "trace", "candidates"), index=False, float_format="%.5f")
     write_json(stage_file(out, "trace", "record"), prov)
-    fig = plot_trace_histogram(res.candidates["intensity"], res.threshold)
+    fig = plot_trace_histogram(
+        res.candidates["intensity"], res.threshold,
+        other_tomogram=res.candidates.get("species_volume_atom"),
+    )  # fmt: skip
     written = [STAGE_FILES["trace"][k] for k in ("atoms", "atoms_h5", "candidates", "record")]
     written.append(_save_figure(fig, out, STAGE_FILES["trace"]["figure"]))
     msg = (
