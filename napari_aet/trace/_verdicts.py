@@ -119,9 +119,8 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
         if judge and len(trial) and res.amplitude_sigma is not None:
             tz = res.amplitudes[n0:] / np.maximum(res.amplitude_sigma[n0:], 1e-30)
             amps = np.r_[amps, res.amplitudes[n0:][tz >= SPECIES_TRIAL_Z]]
-        _, _, lab = classify_species(amps, elements, noise=False)
-        faint = lab == len(elements) - 1
-        if faint.sum() >= 3:
+        faint = _faintest(amps, elements)
+        if faint is not None:
             ref = float(np.median(amps[faint]))
     amp_all = res.amplitudes / max(ref, 1e-30)
     info["amplitude_reference"] = max(ref, 1e-30)
@@ -165,10 +164,9 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
         }
     )
     if len(elements) > 1 and keep.sum() >= 3 * len(elements):
-        _, _, lab = classify_species(res.amplitudes[keep], elements, noise=False)
         species = np.asarray(features["element"] if "element" in features else [""] * len(keep))
         species = species.astype(object)
-        species[np.nonzero(keep)[0]] = [elements[k] for k in lab]
+        species[np.nonzero(keep)[0]] = elements_by_amplitude(res.amplitudes[keep], elements)
         features["element"] = species.astype(str)
         info["species_counts"] = {e: int((species[keep] == e).sum()) for e in elements}
     elif "element" in features:
@@ -240,6 +238,22 @@ def _separation(z, kept, least: int = 5) -> float | None:
         return float("inf")
     noise = float(np.percentile(z[~kept], 99))
     return float(np.percentile(z[kept], 10)) / max(noise, 1e-30)
+
+
+def elements_by_amplitude(amplitudes, elements) -> np.ndarray:
+    """Each atom's element from its fitted amplitude: 1D K-means, one class per element
+    (:func:`classify_species` without a noise class), as strings."""
+    _, _, lab = classify_species(np.asarray(amplitudes, float), elements, noise=False)
+    return np.asarray(elements)[lab].astype(str)
+
+
+def _faintest(amplitudes, elements) -> np.ndarray | None:
+    """Which ``amplitudes`` are of an alloy's faintest element (:func:`elements_by_amplitude`);
+    None for one element, or when fewer than 3 are (too few for its median)."""
+    if len(elements) < 2 or len(amplitudes) < 3 * len(elements):
+        return None
+    faint = elements_by_amplitude(amplitudes, elements) == elements[-1]
+    return faint if faint.sum() >= 3 else None
 
 
 def _without_duplicates(positions, amplitudes, keep) -> np.ndarray:
