@@ -341,8 +341,8 @@ def trace_atoms(
         # atoms the species' tomogram shows where the traced one has none: a U-Net trained
         # on one element erases atoms much fainter than its training's (Fe beside Pt); they
         # join the candidates, not the atoms, and the refine stage's images decide
-        other_res = trace_atoms(
-            species_volume, voxel_size_A=px, smooth_sigma_A=smooth_sigma_A,
+        other_res = trace_atoms(  # ``other``: the species' tomogram already smoothed
+            other, voxel_size_A=px, smooth_sigma_A=0.0,
             min_distance_A=min_distance_A, integration_radius_A=integration_radius_A,
             threshold=threshold if isinstance(threshold, str) else "auto",  # other units
             threshold_fraction=threshold_fraction, max_rounds=max_rounds, element=elements,
