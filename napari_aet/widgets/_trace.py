@@ -70,14 +70,14 @@ MODE_HELP = {
 }  # fmt: skip
 
 
-#: An alloy's atoms by element, heaviest first (blue, green, pink, yellow, violet); atoms
-#: added by hand stay orange.
+#: An alloy's atoms by element, heaviest first: the colour's name (for the status line) and
+#: RGBA; atoms added by hand stay orange.
 ELEMENT_COLOURS = (
-    (0.23, 0.53, 1.0, 1.0),
-    (0.02, 0.84, 0.63, 1.0),
-    (0.94, 0.28, 0.44, 1.0),
-    (1.0, 0.84, 0.04, 1.0),
-    (0.62, 0.31, 0.87, 1.0),
+    ("blue", (0.23, 0.53, 1.0, 1.0)),
+    ("green", (0.02, 0.84, 0.63, 1.0)),
+    ("pink", (0.94, 0.28, 0.44, 1.0)),
+    ("yellow", (1.0, 0.84, 0.04, 1.0)),
+    ("violet", (0.62, 0.31, 0.87, 1.0)),
 )
 
 
@@ -311,7 +311,7 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         self.model.autosave()
         # the elements traced, heaviest first: the colours of _sync (ELEMENT_COLOURS)
         counts = {e: n for e, n in (res.settings.get("species_counts") or {}).items() if n}
-        names = ("blue", "green", "pink", "yellow", "violet") if len(counts) > 1 else ()
+        names = [name for name, _ in ELEMENT_COLOURS] if len(counts) > 1 else []
         by_element = ", ".join(
             f"{e} {n} ({c})" for (e, n), c in zip(counts.items(), names, strict=False)
         )
@@ -431,8 +431,8 @@ class TraceWidget(StageWidgetMixin, DockContainer):
                 symbols = sorted(set(el) & set(known_symbols()))  # not "" or "nan" (by hand)
                 present = parse_elements(symbols) if len(symbols) > 1 else ()
                 if len(present) > 1:
-                    for e, c in zip(present, ELEMENT_COLOURS, strict=False):
-                        colors[el == e] = c
+                    for e, (_, rgba) in zip(present, ELEMENT_COLOURS, strict=False):
+                        colors[el == e] = rgba
             colors[manual] = [1.0, 0.6, 0.0, 1.0]
             if len(colors):
                 self.points.face_color = colors
