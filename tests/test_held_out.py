@@ -209,16 +209,29 @@ def test_counts_decide_which_atoms_are_there_when_positions_stay_as_traced(
     np.testing.assert_array_equal(same.positions, model.positions)
 
 
-def _adf_series(alloy: AtomModel) -> np.ndarray:
-    """A Pd-Pt particle's noise-free series with Pd 0.38 times as bright as Pt (ADF contrast;
-    the project's renderer alone gives the projected potential's ratio)."""
+def _pd_pt(radius_A, seed, peak, background, counts_seed):
+    """A Pd-Pt particle, each atom's element, and its counts (:func:`_counts`) with Pd 0.38
+    times as bright as Pt (ADF contrast; the project's renderer alone gives the projected
+    potential's ratio)."""
+    alloy = build_structure("fcc", element="Pd,Pt", radius_A=radius_A, shape_px=(96, 96),
+                            pixel_size_A=PX, seed=seed)  # fmt: skip
     el = alloy.features["element"].to_numpy()
     parts = [
         w * simulate_tilt_series(alloy.positions[el == e], ANGLES, shape_px=(96, 96),
                                  dose_e_per_A2=None).data
         for e, w in (("Pt", 1.0), ("Pd", 0.38))
     ]  # fmt: skip
-    return parts[0] + parts[1]
+    return alloy, el, _counts(parts[0] + parts[1], peak, background, seed=counts_seed)
+
+
+def _traced_as_pt(alloy, kept, off_A, seed):
+    """The tracer's model of ``alloy`` (atoms ``kept``, the rest rejected candidates), each
+    position ``off_A`` off per axis and every atom called Pt."""
+    rng = np.random.default_rng(seed)
+    start = alloy.positions + rng.normal(0, off_A, alloy.positions.shape)
+    model, cand = _traced(start, kept)
+    model.features["element"] = "Pt"
+    return model, cand
 
 
 def test_an_alloys_elements_from_the_counts_when_its_atoms_stay_as_traced(monkeypatch):
@@ -228,15 +241,8 @@ def test_an_alloys_elements_from_the_counts_when_its_atoms_stay_as_traced(monkey
     their elements come from their amplitudes fitted to the counts."""
     from napari_aet.trace import _refine
 
-    alloy = build_structure("fcc", element="Pd,Pt", radius_A=10, shape_px=(96, 96),
-                            pixel_size_A=PX, seed=4)  # fmt: skip
-    el = alloy.features["element"].to_numpy()
-    clean = _adf_series(alloy)
-    counts = _counts(clean, 7.0, 4.0, seed=9)
-    rng = np.random.default_rng(3)
-    start = alloy.positions + rng.normal(0, 0.15, alloy.positions.shape)
-    model, cand = _traced(start, np.arange(len(start)))
-    model.features["element"] = "Pt"
+    alloy, el, counts = _pd_pt(10, 4, 7.0, 4.0, counts_seed=9)
+    model, cand = _traced_as_pt(alloy, np.arange(len(el)), 0.15, seed=3)
     monkeypatch.setattr(_refine, "HELD_VERDICT_SIGNIFICANCE", 1e6)
     kw = dict(pixel_size_A=PX, candidates=cand, residual_pass=False, iterations=30)
     same, info = refine_atom_positions(model, counts, ANGLES, element="Pd,Pt", **kw)
@@ -263,15 +269,8 @@ def test_an_element_the_tracer_missed_entirely_joins_from_the_candidates():
     element erases the faint element): the bars are set on the faintest element's amplitude,
     which the clearly significant trials supply, so the Pd atoms join with their element. Set
     on the traced atoms alone (all Pt), the add bar stood at 0.6 of a Pt atom and none did."""
-    alloy = build_structure("fcc", element="Pd,Pt", radius_A=9, shape_px=(96, 96),
-                            pixel_size_A=PX, seed=5)  # fmt: skip
-    el = alloy.features["element"].to_numpy()
-    clean = _adf_series(alloy)
-    counts = _counts(clean, 50.0, 1.0, seed=11)
-    rng = np.random.default_rng(4)
-    start = alloy.positions + rng.normal(0, 0.05, alloy.positions.shape)
-    model, cand = _traced(start, np.nonzero(el == "Pt")[0])
-    model.features["element"] = "Pt"
+    alloy, el, counts = _pd_pt(9, 5, 50.0, 1.0, counts_seed=11)
+    model, cand = _traced_as_pt(alloy, np.nonzero(el == "Pt")[0], 0.05, seed=4)
     kw = dict(pixel_size_A=PX, candidates=cand, residual_pass=False, iterations=30)
     out, info = refine_atom_positions(model, counts, ANGLES, element="Pd,Pt", **kw)
     assert "not_refined" not in info
