@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from conftest import click as _click
+from qtpy.QtCore import Qt
 
 from napari_aet.simulate import render_atom_volume
 
@@ -190,8 +191,8 @@ def test_an_alloys_elements_from_the_tomogram_picked_for_them(make_napari_viewer
     assert w.run() is None
     assert "same grid" in w.status.value
     w.species_from.value = viewer.layers["genfire"]
-    with qtbot.waitSignal(w.run().finished, timeout=120000):
-        pass
+    qtbot.mouseClick(w.run_button.native, Qt.MouseButton.LeftButton)  # as the analyst does
+    qtbot.waitUntil(lambda: w.points is not None and len(w.points.data) > 0, timeout=120000)
     data = np.asarray(w.points.data)
     assert len(data) == len(grid)
     got = w.points.features["element"].to_numpy()
