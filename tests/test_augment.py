@@ -1,6 +1,7 @@
 """U-Net augmentation: training data, model, training, tiled inference, shipped weights, CLI."""
 
 import json
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -357,3 +358,52 @@ def test_cli_train_generates_and_trains(tmp_path):
         and "--generate 3" in prov["command"]
     )
     assert (tmp_path / "t" / "weights.pt").exists()
+
+
+def test_training_on_several_sets_validates_on_each(tiny_set, tmp_path, capsys):
+    """Folders of other elements are trained on together: each set's last samples are held
+    out (so an alloy set is validated on, not only the last folder), the weights record each
+    set's settings, and the note on untrained elements reads them all."""
+    from napari_aet.augment._infer import outside_training
+    from napari_aet.augment._train import _split
+
+    train, val = _split([6, 4], 0.1)
+    assert val.tolist() == [5, 9] and train.tolist() == [0, 1, 2, 3, 4, 6, 7, 8]
+    alloy = tmp_path / "alloy"
+    generate_training_set(alloy, n_samples=2, settings=replace(TINY, element="Pt,Ni"),
+                          samples_per_shard=2, n_workers=0)  # fmt: skip
+    res = train_unet([tiny_set[0], alloy], tmp_path / "t", epochs=1, device="cpu",
+                     **{**KW, "steps_per_epoch": 2})  # fmt: skip
+    assert res.settings["n_val"] == 2 and res.settings["n_train"] == 6
+    _, meta = load_weights(tmp_path / "t" / "weights.pt")
+    prov = meta["provenance"]
+    assert [d["element"] for d in prov["data"]] == ["Pt", "Pt,Ni"]
+    assert len(prov["shards"]) == 4
+    assert outside_training(prov, voxel_size_A=0.358, element="Ni,Pt") == []
+    note = outside_training(prov, voxel_size_A=0.358, element="Fe,Pt")
+    assert len(note) == 1 and "trained on Pt / Pt,Ni particles" in note[0]
+    # the CLI takes the folders after one --data; generating makes one set at a time
+    rc = main(["-q", "train", "--data", str(tiny_set[0]), str(alloy), "--generate", "2"])
+    assert rc == 1 and "one --data folder" in capsys.readouterr().err
+
+
+def test_auto_weights_follow_the_elements_and_notes_read_the_shipped_weights():
+    """'auto' picks the alloy network for several elements and the fcc one for one; the
+    note on an element the network never saw reads the provenance stored in the weights
+    file itself (it read only the provenance.json beside it, so runs never showed it)."""
+    from napari_aet.augment import choose_weights
+
+    assert choose_weights("auto", "Pt") == "fcc"
+    assert choose_weights("auto", None) == "fcc"
+    expect = "alloy" if "alloy" in shipped_weights() else "fcc"
+    assert choose_weights("auto", "Fe,Pt") == expect
+    assert choose_weights("amorphous", "Fe,Pt") == "amorphous"
+    if "fcc" not in shipped_weights():
+        pytest.skip("no shipped fcc weights")
+    x, _, _ = make_training_pair(TINY, 5)
+    res = augment_volume(x, voxel_size_A=0.358, weights="fcc", element="Au", device="cpu",
+                         tile_px=48)  # fmt: skip
+    assert any("trained on Pt particles, the data are Au" in n for n in res.settings["notes"])
+    same = augment_volume(x, voxel_size_A=0.358, weights="auto", element="Pt", device="cpu",
+                          tile_px=48)  # fmt: skip
+    assert same.settings["notes"] == [] and same.settings["weights"].endswith("unet-fcc.pt")

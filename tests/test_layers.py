@@ -57,7 +57,7 @@ def test_command_defaults_are_the_settings_defaults(tmp_path):
     assert align_settings(parse(["align", "t.h5", "--out", str(tmp_path)])) == AlignSettings()
     run = run_settings(parse(["run", "t.h5", "--out", str(tmp_path)]))
     assert run == RunSettings.for_element("Pt")  # `napari-aet run` and run_pipeline agree
-    assert run.align.rounds == AlignSettings().rounds and run.augment.weights == "fcc"
+    assert run.align.rounds == AlignSettings().rounds and run.augment.weights == "auto"
     analyze = parse(["analyze", "a.csv", "--out", str(tmp_path)])
     assert analyze.strain == AnalyzeSettings().strain and analyze.element == "Pt"
     trace = parse(["trace", "t.h5", "--out", str(tmp_path)])

@@ -12,13 +12,21 @@ from ._data import (
     make_training_pair,
     write_shard,
 )
-from ._infer import AugmentResult, augment_volume, predict_tiled
+from ._infer import AugmentResult, augment_volume, predict_tiled, training_sets
 from ._model import UNet3D
 from ._normalise import atom_peak_scale, gaussian_target, normalise_tomogram
 from ._train import TrainResult, plot_learning_curve, train_unet, validation_loss
-from ._weights import SHIPPED_WEIGHTS, load_weights, save_weights, shipped_weights
+from ._weights import (
+    AUTO_WEIGHTS,
+    SHIPPED_WEIGHTS,
+    choose_weights,
+    load_weights,
+    save_weights,
+    shipped_weights,
+)
 
 __all__ = [
+    "AUTO_WEIGHTS",
     "AugmentResult",
     "SHIPPED_WEIGHTS",
     "TRAINING_DENOISE",
@@ -28,6 +36,7 @@ __all__ = [
     "UNet3D",
     "atom_peak_scale",
     "augment_volume",
+    "choose_weights",
     "gaussian_target",
     "generate_training_set",
     "load_weights",
@@ -38,6 +47,7 @@ __all__ = [
     "save_weights",
     "shipped_weights",
     "train_unet",
+    "training_sets",
     "validation_loss",
     "write_shard",
 ]

@@ -20,7 +20,7 @@ from ..core.memory import check_memory
 from ..core.progress import check_cancel, report
 from ._model import UNet3D
 from ._normalise import atom_peak_scale
-from ._weights import load_weights
+from ._weights import choose_weights, load_weights
 
 
 @dataclass
@@ -114,17 +114,38 @@ def predict_tiled(
     return (out / weight)[: shape[0], : shape[1], : shape[2]]
 
 
+def training_sets(provenance: dict) -> list[dict]:
+    """The settings of each training set in a weights' provenance (empty when it does not say).
+
+    The weights file stores each set's settings (``data``: one dict, or a list for several
+    sets); ``provenance.json`` beside it stores each set's manifest (``data.settings``).
+    """
+    data = provenance.get("data") or []
+    out = []
+    for d in data if isinstance(data, list) else [data]:
+        if isinstance(d, dict):
+            d = d.get("settings", d)
+            if isinstance(d, dict) and d:
+                out.append(d)
+    return out
+
+
 def outside_training(provenance: dict, *, voxel_size_A: float, element=None) -> list[str]:
-    """Where the data lie outside what the weights were trained on (element, voxel size before
-    resampling, structure), one note each; empty when the weights' provenance does not say."""
-    data = (provenance.get("data") or {}).get("settings") or {}
+    """Where the data lie outside what the weights were trained on (an element no training set
+    had, a voxel size far from theirs before resampling), one note each; empty when the
+    weights' provenance does not say."""
+    sets = training_sets(provenance)
     notes = []
-    trained_el, trained_px = data.get("element"), data.get("pixel_size_A")
-    if element and trained_el and set(parse_elements(element)) != set(parse_elements(trained_el)):
+    trained = [s["element"] for s in sets if s.get("element")]
+    seen = {e for t in trained for e in parse_elements(t)}
+    if element and seen and not set(parse_elements(element)) <= seen:
         notes.append(
-            f"the network was trained on {trained_el} particles, the data are {element}: its "
-            "atom images differ in contrast and spacing; compare with --augment none"
+            f"the network was trained on {' / '.join(trained)} particles, the data are "
+            f"{element}: its atom images differ in contrast and spacing; compare with "
+            "--augment none"
         )
+    px = [float(s["pixel_size_A"]) for s in sets if s.get("pixel_size_A")]
+    trained_px = px[0] if px else None
     if trained_px and not 0.5 <= voxel_size_A / float(trained_px) <= 2.0:
         notes.append(
             f"the voxel size {voxel_size_A:g} A is far from the training's {trained_px:g} A: the "
@@ -137,7 +158,7 @@ def augment_volume(
     volume,
     *,
     voxel_size_A: float,
-    weights="fcc",
+    weights="auto",
     tile_px: int = 96,
     overlap_px: int = 16,
     device: str = "auto",
@@ -158,8 +179,9 @@ def augment_volume(
         Its voxel size [A]; the volume is resampled to the network's sampling and back when
         they differ by more than 1 %.
     weights : str, path or UNet3D
-        ``"fcc"`` or ``"amorphous"`` (shipped), a weights file from ``napari-aet train``, or a
-        model (then trained at ``voxel_size_A``).
+        ``"fcc"``, ``"amorphous"`` or ``"alloy"`` (shipped), ``"auto"`` (``"alloy"`` when
+        ``element`` names several, else ``"fcc"``), a weights file from ``napari-aet train``, or
+        a model (then trained at ``voxel_size_A``).
     tile_px, overlap_px : int
         Side of the tiles and their overlap [voxels]; tiles bound the memory.
     device : {"auto", "cpu", "cuda"}
@@ -179,6 +201,7 @@ def augment_volume(
     if voxel_size_A is None or voxel_size_A <= 0:
         raise ValueError("voxel_size_A must be positive (Angstrom); read it from the file")
     dev = resolve_device(device)
+    weights = choose_weights(weights, element)
     if isinstance(weights, UNet3D):
         model, meta = weights.eval().to(dev), {"voxel_size_A": voxel_size_A, "source": "model"}
     else:

@@ -39,28 +39,45 @@ class TrainResult:
 class _Samples:
     """Random access to the samples of a set of shards (read lazily, one sample at a time)."""
 
-    def __init__(self, shards):
+    def __init__(self, sets):
         import h5py
 
         self.index = []
         self.voxel_size_A = None
         self.settings = None
-        for p in shards:
+        self.set_settings = []  # each set's generator settings (its first shard's)
+        self.set_sizes = []
+        if sets and not isinstance(sets[0], (list, tuple)):
+            sets = [sets]  # one set of shards
+        for shards in sets:
+            n0 = len(self.index)
+            self._read_set(h5py, shards)
+            self.set_sizes.append(len(self.index) - n0)
+        if not self.index:
+            raise ValueError("no training samples found")
+
+    def _read_set(self, h5py, shards) -> None:
+        for j, p in enumerate(shards):
             with h5py.File(p, "r") as h5:
                 if "input" not in h5 or "target" not in h5:
                     raise ValueError(f"{p} is not a training shard (no input/target datasets)")
                 vs = float(h5.attrs["voxel_size_A"])
+                if j == 0:
+                    self.set_settings.append(json.loads(h5.attrs["settings"]))
                 if self.voxel_size_A is None:
                     self.voxel_size_A = vs
-                    self.settings = json.loads(h5.attrs["settings"])
+                    self.settings = self.set_settings[0]
                 elif abs(vs - self.voxel_size_A) > 1e-6:
                     raise ValueError(
                         f"{p} has voxels of {vs} A, the others {self.voxel_size_A} A: one "
-                        "training set, one sampling"
+                        "training, one sampling"
                     )
                 self.index += [(str(p), i) for i in range(h5["input"].shape[0])]
-        if not self.index:
-            raise ValueError("no training samples found")
+
+    @property
+    def data_settings(self):
+        """The provenance's ``data``: the set's settings, or a list of them for several sets."""
+        return self.set_settings[0] if len(self.set_settings) == 1 else list(self.set_settings)
 
     def __len__(self):
         return len(self.index)
@@ -87,10 +104,18 @@ class _Samples:
         return np.ascontiguousarray(x), np.ascontiguousarray(y)
 
 
-def _split(n: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """The training and validation samples of a set of ``n``: the last ``val_fraction``."""
-    n_val = max(1, int(round(n * val_fraction))) if n > 1 else 0
-    return np.arange(n - n_val), np.arange(n - n_val, n)
+def _split(sizes, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """The training and validation samples of sets of ``sizes`` samples (one int: one set),
+    numbered one set after the other: the last ``val_fraction`` of each set is held out, so
+    that every set is validated on."""
+    train, val = [], []
+    start = 0
+    for n in np.atleast_1d(sizes).astype(int):
+        n_val = max(1, int(round(n * val_fraction))) if n > 1 else 0
+        train.append(np.arange(start, start + n - n_val))
+        val.append(np.arange(start + n - n_val, start + n))
+        start += n
+    return np.concatenate(train), np.concatenate(val)
 
 
 def _validation_losses(model, samples, val_idx, crop_px: int, dev) -> list[float]:
@@ -135,8 +160,8 @@ def validation_loss(
 
     Parameters
     ----------
-    data : path
-        The training-set folder (HDF5 shards) or one shard.
+    data : path or list of paths
+        The training-set folder (HDF5 shards), several, or one shard.
     weights : str or path
         A shipped name (``"fcc"``, ``"amorphous"``) or a ``weights.pt``.
 
@@ -147,7 +172,7 @@ def validation_loss(
     """
     dev = resolve_device(device)
     samples = _Samples(_find_shards(data))
-    _, val_idx = _split(len(samples), val_fraction)
+    _, val_idx = _split(samples.set_sizes, val_fraction)
     if not len(val_idx):
         raise ValueError(f"{data} holds one sample: nothing is held out to validate on")
     model, meta = load_weights(weights, device=dev)
@@ -163,18 +188,31 @@ def validation_loss(
     }
 
 
-def _find_shards(data) -> list[Path]:
-    if isinstance(data, (str, os.PathLike)):
-        d = Path(data)
-        shards = sorted(d.glob("shard-*.h5")) if d.is_dir() else [d]
-    else:
-        shards = [Path(p) for p in data]
-    if not shards:
+def _find_shards(data) -> list[list[Path]]:
+    """The training sets in ``data``, each a list of shards: a folder of ``shard-*.h5`` is
+    one set; shard files given one by one form one set together; a list may mix folders."""
+    items = [data] if isinstance(data, (str, os.PathLike)) else list(data)
+    sets, loose = [], []
+    for item in items:
+        d = Path(item)
+        if d.is_dir():
+            shards = sorted(d.glob("shard-*.h5"))
+            if not shards:
+                raise FileNotFoundError(
+                    f"no training shards (shard-*.h5) in {d}; make them with `napari-aet "
+                    "train --generate N` or napari_aet.augment.generate_training_set"
+                )
+            sets.append(shards)
+        else:
+            loose.append(d)
+    if loose:
+        sets.append(loose)
+    if not sets:
         raise FileNotFoundError(
             f"no training shards (shard-*.h5) in {data}; make them with `napari-aet train "
             "--generate N` or napari_aet.augment.generate_training_set"
         )
-    return shards
+    return sets
 
 
 def _save_checkpoint(path: Path, payload: dict) -> None:
@@ -231,7 +269,9 @@ def train_unet(
     Parameters
     ----------
     data : path or list of paths
-        A folder of ``shard-*.h5`` (from :func:`generate_training_set`) or the shard files.
+        A folder of ``shard-*.h5`` (from :func:`generate_training_set`), several folders
+        (training sets of other elements or structures, trained on together; each set's last
+        ``val_fraction`` is held out) or the shard files.
     out_dir : path
         Gets ``checkpoint.pt`` (every epoch), ``weights.pt`` (best validation loss),
         ``history.json`` and ``learning_curve.png``.
@@ -265,10 +305,10 @@ def train_unet(
     """
 
     dev = resolve_device(device)
-    shards = _find_shards(data)
-    samples = _Samples(shards)
+    sets = _find_shards(data)
+    samples = _Samples(sets)
     n = len(samples)
-    train_idx, val_idx = _split(n, val_fraction)
+    train_idx, val_idx = _split(samples.set_sizes, val_fraction)
     if len(train_idx) == 0:
         raise ValueError(f"{n} sample(s) leave none for training; generate more")
     model = UNet3D(depth=depth, width=width, dropout=dropout)
@@ -361,8 +401,8 @@ def train_unet(
         prov = {
             **(provenance or {}),
             "training": settings,
-            "data": samples.settings,
-            "shards": [str(p) for p in shards],
+            "data": samples.data_settings,
+            "shards": [str(p) for shards in sets for p in shards],
             "epochs_done": epoch + 1,
             "final_train_loss": history["train_loss"][-1],
             "final_val_loss": val,

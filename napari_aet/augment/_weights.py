@@ -12,13 +12,21 @@ from pathlib import Path
 
 import torch
 
+from ..core.elements import parse_elements
 from ..core.files import replace_when_done
 from ._model import UNet3D
 
 WEIGHTS_FORMAT = "napari-aet-unet/1"
 
 #: Shipped weights: name -> file in ``napari_aet/resources``.
-SHIPPED_WEIGHTS = {"fcc": "unet-fcc.pt", "amorphous": "unet-amorphous.pt"}
+SHIPPED_WEIGHTS = {
+    "fcc": "unet-fcc.pt",
+    "amorphous": "unet-amorphous.pt",
+    "alloy": "unet-alloy.pt",
+}
+
+#: The weights name that picks shipped weights by the data's elements (:func:`choose_weights`).
+AUTO_WEIGHTS = "auto"
 
 
 def resources_dir() -> Path:
@@ -33,6 +41,21 @@ def shipped_weights() -> dict[str, Path]:
         if p.exists():
             out[name] = p
     return out
+
+
+def choose_weights(weights, element=None):
+    """The weights to use: ``"auto"`` means ``"alloy"`` for data of several elements (when
+    those weights are shipped) and ``"fcc"`` otherwise; any other value is returned as is.
+
+    The single-element networks make neighbouring atoms of different elements alike (a Pt/Pd
+    intensity ratio of 1.9 became 1.04) and erase light atoms beside heavy ones; the alloy
+    weights were trained on alloys of several pairs of elements (their provenance).
+    """
+    if not (isinstance(weights, str) and weights == AUTO_WEIGHTS):
+        return weights
+    if element and len(parse_elements(element)) > 1 and "alloy" in shipped_weights():
+        return "alloy"
+    return "fcc"
 
 
 def save_weights(path, model: UNet3D, *, voxel_size_A: float, provenance: dict) -> Path:
@@ -50,11 +73,13 @@ def save_weights(path, model: UNet3D, *, voxel_size_A: float, provenance: dict) 
 
 
 def load_weights(weights="fcc", *, device="cpu") -> tuple[UNet3D, dict]:
-    """Load a U-Net: a shipped name (``"fcc"``, ``"amorphous"``) or a weights file path.
+    """Load a U-Net: a shipped name (``"fcc"``, ``"amorphous"``, ``"alloy"``) or a weights
+    file path (``"auto"``: see :func:`choose_weights`; here without an element, ``"fcc"``).
 
     Returns the model (eval mode, on ``device``) and the file's metadata
     (``voxel_size_A``, ``normalisation``, ``provenance``, ``source``).
     """
+    weights = choose_weights(weights)
     if isinstance(weights, str) and weights in SHIPPED_WEIGHTS:
         p = resources_dir() / SHIPPED_WEIGHTS[weights]
         if not p.exists():

@@ -33,11 +33,14 @@ def add_augment(sub) -> None:
     )
     add_volume_input(p)
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    element_option(p, "Pt", "a note when the weights were trained on another element")
+    element_option(
+        p, "Pt", "picks the 'auto' weights; a note when the weights never saw an element"
+    )
     p.add_argument(
         "--weights",
         default=D.weights,
-        help="'fcc' or 'amorphous' (shipped) or a weights.pt from 'napari-aet train'",
+        help="'auto' (default: 'alloy' for several --element, else 'fcc'), 'fcc', "
+        "'amorphous' or 'alloy' (shipped) or a weights.pt from 'napari-aet train'",
     )
     p.add_argument("--tile", type=int, default=D.tile_px, help="tile side [voxels]")
     p.add_argument("--overlap", type=int, default=D.overlap_px, help="tile overlap [voxels]")
@@ -67,7 +70,14 @@ def add_train(sub) -> None:
         "validation loss, history.json, learning_curve.png, provenance.json). Both steps "
         "resume where they stopped.",
     )
-    p.add_argument("--data", required=True, type=Path, help="training-set folder (shards)")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        nargs="+",
+        help="training-set folder (shards); several folders (e.g. other elements) are "
+        "trained on together, each validated on its last --val-fraction",
+    )
     p.add_argument("--out", type=Path, default=None, help="training output folder")
     p.add_argument("--generate", type=int, default=0, metavar="N", help="make N samples first")
     p.add_argument("--structure", default="fcc", choices=TRAINING_STRUCTURES)
@@ -151,6 +161,11 @@ def add_train(sub) -> None:
 def cmd_train(args) -> int:
 
     command = "napari-aet " + " ".join(shlex.quote(a) for a in args.argv)
+    if args.generate and len(args.data) > 1:
+        raise ValueError(
+            "--generate makes one training set: give one --data folder (generate each set "
+            "on its own, then train on the folders together)"
+        )
     if args.generate:
         settings = TrainingDataSettings(
             structure=args.structure,
@@ -171,7 +186,7 @@ def cmd_train(args) -> int:
         )
         with Bar("training data", args.quiet) as bar:
             generate_training_set(
-                args.data,
+                args.data[0],
                 n_samples=args.generate,
                 settings=settings,
                 seed=args.data_seed,
@@ -205,11 +220,14 @@ def cmd_train(args) -> int:
         )
     h = res.history
     best = min(range(len(h["val_loss"])), key=h["val_loss"].__getitem__)
-    manifest = args.data / "manifest.json"
+    manifests = [
+        json.loads((d / "manifest.json").read_text()) if (d / "manifest.json").exists() else str(d)
+        for d in args.data
+    ]
     info = {
         "command": command,
         "napari_aet_version": __version__,
-        "data": json.loads(manifest.read_text()) if manifest.exists() else str(args.data),
+        "data": manifests[0] if len(manifests) == 1 else manifests,
         "training": res.settings,
         "epochs_done": len(h["epoch"]),
         "best_epoch": h["epoch"][best],
@@ -238,7 +256,7 @@ def _evaluate(args) -> int:
     ]
     print(
         f"validation loss (MSE, central {args.crop}-voxel crops) on the {rows[0]['n_val']} "
-        f"held-out samples of {args.data}:"
+        f"held-out samples of {', '.join(map(str, args.data))}:"
     )
     for name, r in zip(args.evaluate, rows, strict=True):
         each = " ".join(f"{v:.3g}" for v in r["per_sample"])

@@ -64,8 +64,9 @@ def add_run(sub) -> None:
     p.add_argument(
         "--augment",
         default=AU.weights,
-        help=f"U-Net weights applied before tracing: '{AU.weights}' (default, shipped), "
-        "'amorphous', a weights.pt, or 'none' (trace the raw GENFIRE tomogram)",
+        help=f"U-Net weights applied before tracing: '{AU.weights}' (default: the shipped "
+        "'alloy' for several --element, else 'fcc'), 'fcc', 'amorphous', 'alloy', a "
+        "weights.pt, or 'none' (trace the raw GENFIRE tomogram)",
     )
     p.add_argument(
         "--tilt-axis",

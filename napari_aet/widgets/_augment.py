@@ -36,7 +36,7 @@ USER_FILE = "weights file..."
 
 
 class AugmentWidget(StageWidgetMixin, DockContainer):
-    """Clean a tomogram with the 3D U-Net (shipped fcc / amorphous weights or a user file).
+    """Clean a tomogram with the 3D U-Net (shipped fcc / amorphous / alloy weights or a file).
 
     Runs in a worker thread with progress per tile; the augmented tomogram is added beside the
     raw one with the same scale (and becomes the Trace widget's default input). A failed or

@@ -144,7 +144,8 @@ class ReconSettings:
 class AugmentSettings:
     """The 3D U-Net (``napari-aet augment``)."""
 
-    weights: str = "fcc"  # "fcc", "amorphous" or a weights.pt
+    # "auto" ("alloy" for several elements, else "fcc"), "fcc", "amorphous", "alloy", a file
+    weights: str = "auto"
     element: str | None = None
     tile_px: int = 96
     overlap_px: int = 16
