@@ -19,7 +19,7 @@ rigid registration with one-to-one matching within 1 A, an alloy's also per elem
 case is reported.
 
 Usage: python benchmarks/bench_independent.py [--size 128] [--cases all] [--out DIR]
-       [--json FILE] [--weights fcc|amorphous|FILE] [--contrast adf|potential]
+       [--json FILE] [--weights auto|fcc|amorphous|alloy|FILE] [--contrast adf|potential]
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 from _common import machine
 
-#: particle, element, structure, shape, field fraction of the radius, U-Net weights
+#: particle, element, structure, shape, field fraction of the radius, U-Net weights ("auto":
+#: the run's default, the shipped alloy weights for several elements)
 PARTICLES = {
     "pt-dumbbell": ("Pt", "twinned dumbbell", "blob", 0.18, "fcc"),
     "pt-polyhedron": ("Pt", "fcc", "convex", 0.22, "fcc"),
@@ -43,11 +44,11 @@ PARTICLES = {
     "ni-particle": ("Ni", "fcc", "blob", 0.22, "fcc"),
     # random substitutional alloys (each site's species drawn, equal fractions): a light and a
     # heavy element (Z 26 and 78), and two heavy ones closer in Z (46 and 78)
-    "fept-particle": ("Fe,Pt", "fcc", "convex", 0.22, "fcc"),
-    "pdpt-particle": ("Pd,Pt", "fcc", "blob", 0.22, "fcc"),
+    "fept-particle": ("Fe,Pt", "fcc", "convex", 0.22, "auto"),
+    "pdpt-particle": ("Pd,Pt", "fcc", "blob", 0.22, "auto"),
     # an amorphous alloy of three elements (a metallic-glass particle's heavy, middle and light
     # groups)
-    "nipdpt-amorphous": ("Ni,Pd,Pt", "amorphous", "blob", 0.22, "amorphous"),
+    "nipdpt-amorphous": ("Ni,Pd,Pt", "amorphous", "blob", 0.22, "auto"),
 }
 #: particles imaged by abTEM's PRISM multislice (channelling in the data) on their own field
 #: size [px] whatever --size says: about a minute per image on 2 cores at 64 px
