@@ -392,6 +392,34 @@ def test_the_residual_pass_adds_atoms_that_no_candidate_covered(small_particle):
     assert plain.n_atoms == len(traced)
 
 
+def test_residual_peaks_chosen_on_one_half_confirmed_on_the_other(small_particle):
+    """The residual pass's trials from residual images of 8 missing atoms in white noise:
+    peaks chosen and judged on the same images include dozens of noise maxima; chosen on one
+    half of the images and confirmed on the other, the 8 stay and most noise maxima go."""
+    from scipy.spatial import cKDTree
+
+    from napari_aet.trace import residual_trials
+
+    truth = small_particle.positions
+    missed = np.random.default_rng(4).choice(len(truth), 8, replace=False)
+    traced = np.delete(truth, missed, axis=0)
+    res = simulate_tilt_series(
+        truth[missed], ANGLES, shape_px=(96, 96), dose_e_per_A2=None, seed=7
+    ).data
+    noisy = res + np.random.default_rng(5).normal(0, 0.1 * float(res.max()), res.shape)
+    found = {}
+    for split in (False, True):
+        trials, info = residual_trials(
+            noisy, ANGLES, traced, pixel_size_A=PX, device="cpu", split_halves=split
+        )
+        d = cKDTree(truth[missed]).query(trials)[0]
+        found[split] = (int(np.sum(d < 1.0)), int(np.sum(d >= 1.0)), info)
+    assert found[False][0] == found[True][0] == 8
+    assert found[False][1] >= 30  # noise maxima over the "4 sigma" bar
+    assert found[True][1] <= found[False][1] / 3, (found[True][1], found[False][1])
+    assert found[True][2]["split_halves"] and found[True][2]["n_unconfirmed"] > 100
+
+
 @pytest.mark.slow
 def test_residual_passes_repeat_while_they_find_many_atoms(small_particle):
     """A model missing a fifth of its atoms, none covered by a candidate: with more than one

@@ -280,9 +280,13 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
         # the residual of the images the verdicts were reached on (the counts whenever given:
         # a fit whose counts could not judge kept the traced atoms and ended before this)
         base = imgs if judge_images is None else judge_images
+        # an alloy's bars are its faintest element's: a noise peak chosen on the images that
+        # judge it passes for a light atom, so the peaks are chosen on one half of the images
+        # and confirmed on the other (one element: a whole atom's bar; as before)
         extra, rinfo = residual_trials(
             base - res.model_images, res.angles_deg, model.positions,
             pixel_size_A=pixel_size_A, device=device, cancel=cancel,
+            split_halves=len(parse_elements(element)) > 1,
         )  # fmt: skip
         passes.append(rinfo)
         if not len(extra):

@@ -23,6 +23,16 @@ RESIDUAL_SIGMAS = 4.0
 RESIDUAL_ITERATIONS = 30
 #: ... at most this fraction of the atoms per pass (the brightest first) ...
 RESIDUAL_MAX_FRACTION = 0.2
+#: With ``split_halves``: a peak of the residual tomogram of one half of the images (every
+#: other angle) is a trial only where the other half's stands this many of its robust
+#: standard deviations above its voxels around the particle (the same bar: each half must show
+#: it on its own). A peak chosen on the same images that then judge it is a winner of the
+#: noise (the brightest of hundreds of maxima; the positivity-clipped tomogram's robust
+#: deviation puts hundreds over "4 sigma" even in white noise): on independent alloy series,
+#: whose bars are set by a light element, the residual pass added far more false atoms than
+#: real ones (docs/benchmarks.md, twenty-ninth session, where a bar of 2 was tried too). The
+#: other half's noise is independent of the choice.
+RESIDUAL_CONFIRM_SIGMAS = RESIDUAL_SIGMAS
 
 
 def residual_trials(
@@ -33,6 +43,7 @@ def residual_trials(
     pixel_size_A: float,
     device: str = "auto",
     cancel=None,
+    split_halves: bool = False,
 ) -> tuple[np.ndarray, dict]:
     """Where the images show density the atom model lacks: trial atom positions [A].
 
@@ -44,37 +55,60 @@ def residual_trials(
     tomogram's voxels around the particle are returned, brightest first, at most
     :data:`RESIDUAL_MAX_FRACTION` of the atoms. They are trials: the images then decide
     (:func:`refine_atom_positions`).
-    """
-    from scipy import ndimage
-    from scipy.spatial import cKDTree
 
-    from ..recon import genfire
+    With ``split_halves`` (and at least 6 images) each half of the images (every other angle)
+    is reconstructed on its own; a peak of one half's tomogram is a trial only where the other
+    half's stands :data:`RESIDUAL_CONFIRM_SIGMAS` above its voxels around the particle
+    (``info["n_unconfirmed"]`` counts those dropped): the choice and the confirmation see
+    independent noise.
+    """
+    from scipy.spatial import cKDTree
 
     pos = np.asarray(positions_A, float).reshape(-1, 3)
     info = {"sigmas": RESIDUAL_SIGMAS, "iterations": RESIDUAL_ITERATIONS, "n_peaks": 0}
     if len(pos) < 4:
         return np.empty((0, 3)), info
     d_nn = float(np.median(cKDTree(pos).query(pos, k=2)[0][:, 1]))
-    vol = genfire(
-        np.asarray(residual_images, np.float32), angles_deg, iterations=RESIDUAL_ITERATIONS,
-        support="box", positivity=True, rfree_fraction=0.0, device=device, cancel=cancel,
-    ).volume  # fmt: skip
+    imgs = np.asarray(residual_images, np.float32)
+    angles = np.asarray(angles_deg, float)
     px = float(pixel_size_A)
-    vol = ndimage.gaussian_filter(np.asarray(vol, np.float32), 0.3 / px)
-    # the particle's neighbourhood: voxels within 1.2 nearest-neighbour distances of an atom
-    near = np.zeros(vol.shape, bool)
-    idx = np.clip(np.round(pos / px).astype(int), 0, np.array(vol.shape) - 1)
-    near[tuple(idx.T)] = True
-    near = ndimage.distance_transform_edt(~near) * px <= 1.2 * d_nn
-    vals = vol[near]
-    med = float(np.median(vals))
-    sd = 1.4826 * float(np.median(np.abs(vals - med)))
-    threshold = med + RESIDUAL_SIGMAS * sd
-    size = max(3, int(2 * np.floor(0.35 * d_nn / px) + 1))
-    peaks = (vol == ndimage.maximum_filter(vol, size=size)) & near & (vol > threshold)
-    cand = np.argwhere(peaks).astype(float) * px
-    height = vol[peaks]
-    info.update({"threshold": threshold, "noise_sd": sd, "n_peaks": int(len(cand))})
+    size_px = max(3, int(2 * np.floor(0.35 * d_nn / px) + 1))
+    if split_halves and len(angles) >= 6:
+        order = np.argsort(angles, kind="stable")
+        halves = [np.sort(order[0::2]), np.sort(order[1::2])]
+        tomos = [
+            _residual_tomogram(imgs[h], angles[h], pos, d_nn, px, device, cancel) for h in halves
+        ]
+        cand, height = [], []
+        n_unconfirmed = 0
+        for k in (0, 1):
+            vol, near, med, sd = tomos[k]
+            other, _, med_o, sd_o = tomos[1 - k]
+            peaks = _peaks(vol, near, med + RESIDUAL_SIGMAS * sd, size_px)
+            # the other half's value there
+            seen = other[tuple(peaks.T)]
+            ok = seen > med_o + RESIDUAL_CONFIRM_SIGMAS * sd_o
+            n_unconfirmed += int(np.sum(~ok))
+            cand.append(peaks[ok].astype(float) * px)
+            height.append((vol[tuple(peaks[ok].T)] - med) / sd + (seen[ok] - med_o) / sd_o)
+        cand, height = np.concatenate(cand), np.concatenate(height)
+        info.update(
+            {
+                "split_halves": True,
+                "confirm_sigmas": RESIDUAL_CONFIRM_SIGMAS,
+                "n_unconfirmed": n_unconfirmed,
+                "threshold": [float(t[2] + RESIDUAL_SIGMAS * t[3]) for t in tomos],
+                "noise_sd": [float(t[3]) for t in tomos],
+            }
+        )
+    else:
+        vol, near, med, sd = _residual_tomogram(imgs, angles, pos, d_nn, px, device, cancel)
+        threshold = med + RESIDUAL_SIGMAS * sd
+        peaks = _peaks(vol, near, threshold, size_px)
+        cand = peaks.astype(float) * px
+        height = vol[tuple(peaks.T)]
+        info.update({"threshold": threshold, "noise_sd": sd})
+    info["n_peaks"] = int(len(cand))
     if not len(cand):
         return np.empty((0, 3)), info
     order = np.argsort(-height)
@@ -84,6 +118,43 @@ def residual_trials(
     info["n_trials"] = len(chosen)
     info["cap_reached"] = bool(len(chosen) >= cap)
     return cand[chosen].reshape(-1, 3), info
+
+
+def _residual_tomogram(images, angles_deg, pos, d_nn, px, device, cancel):
+    """The residual images' GENFIRE tomogram (smoothed by 0.3 A), the particle's neighbourhood
+    (voxels within 1.2 nearest-neighbour distances of an atom), and the median and robust
+    standard deviation of the tomogram there."""
+    from scipy import ndimage
+
+    from ..recon import genfire
+
+    vol = genfire(
+        images, angles_deg, iterations=RESIDUAL_ITERATIONS, support="box", positivity=True,
+        rfree_fraction=0.0, device=device, cancel=cancel,
+    ).volume  # fmt: skip
+    vol = ndimage.gaussian_filter(np.asarray(vol, np.float32), 0.3 / px)
+    near = np.zeros(vol.shape, bool)
+    idx = np.clip(np.round(pos / px).astype(int), 0, np.array(vol.shape) - 1)
+    near[tuple(idx.T)] = True
+    near = ndimage.distance_transform_edt(~near) * px <= 1.2 * d_nn
+    vals = vol[near]
+    med = float(np.median(vals))
+    sd = 1.4826 * float(np.median(np.abs(vals - med)))
+    return vol, near, med, sd
+
+
+def _max_filter(vol, size_px: int) -> np.ndarray:
+    """``vol``'s maximum over a cube of ``size_px`` voxels around each voxel."""
+    from scipy import ndimage
+
+    return ndimage.maximum_filter(vol, size=size_px)
+
+
+def _peaks(vol, near, threshold: float, size_px: int) -> np.ndarray:
+    """Voxel indices ``(m, 3)`` of the local maxima of ``vol`` in ``near`` above
+    ``threshold``."""
+    peaks = (vol == _max_filter(vol, size_px)) & near & (vol > threshold)
+    return np.argwhere(peaks)
 
 
 def _trial_candidates(atoms: AtomModel, candidates) -> tuple[np.ndarray, np.ndarray]:
