@@ -278,3 +278,37 @@ def test_an_element_the_tracer_missed_entirely_joins_from_the_candidates():
     assert c.n_common >= 0.97 * len(el) and out.n_atoms - c.n_common <= 1, info["n_added"]
     got = out.features["element"].to_numpy()[c.pairs[:, 1]]
     assert np.mean(got == el[c.pairs[:, 0]]) > 0.97
+
+
+def test_an_alloys_verdicts_wait_for_its_faintest_element_to_be_measured(monkeypatch):
+    """Where the counts measure an alloy's faintest traced atoms below the significance bar
+    (median), the verdicts are coin flips: the traced atoms stay (positions refined), no trial
+    joins and no residual pass runs; above it they apply. The bar is the faintest element's:
+    bright atoms measured at 30 standard errors do not lift it."""
+    from napari_aet.trace import _verdicts
+
+    faint = np.r_[np.zeros(40, bool), np.ones(40, bool)]
+    z = np.r_[np.full(40, 30.0), np.full(40, 3.0)]
+    rec = _verdicts._faint_verdicts(z, faint, ("Pt", "Pd"))
+    assert rec["element"] == "Pd" and rec["n_atoms"] == 40
+    assert rec["median_significance"] == pytest.approx(3.0) and not rec["applied"]
+    assert _verdicts._faint_verdicts(np.r_[z[:40], z[:40]], faint, ("Pt", "Pd"))["applied"]
+    assert _verdicts._faint_verdicts(z, faint & (np.arange(80) < 42), ("Pt", "Pd")) is None
+
+    # every atom traced (called Pt), the last tenth of the Pd atoms only candidates
+    alloy, el, counts = _pd_pt(9, 5, 50.0, 1.0, counts_seed=11)
+    pd_atoms = np.nonzero(el == "Pd")[0]
+    rejected = pd_atoms[: len(pd_atoms) // 10]
+    model, cand = _traced_as_pt(alloy, np.setdiff1d(np.arange(len(el)), rejected), 0.05, 4)
+    kw = dict(pixel_size_A=PX, candidates=cand, iterations=30)
+    monkeypatch.setattr(_verdicts, "HELD_VERDICT_SIGNIFICANCE", 1e6)
+    out, info = refine_atom_positions(model, counts, ANGLES, element="Pd,Pt", **kw)
+    assert "not_refined" not in info and not info["faint_verdicts"]["applied"]
+    assert out.n_atoms == model.n_atoms and info["n_added"] == info["n_removed"] == 0
+    assert "residual_pass" not in info
+    moved = np.linalg.norm(out.positions - model.positions, axis=1)
+    assert np.median(moved) > 0.01  # the positions were refined
+    monkeypatch.setattr(_verdicts, "HELD_VERDICT_SIGNIFICANCE", 0.0)
+    out, info = refine_atom_positions(model, counts, ANGLES, element="Pd,Pt",
+                                      residual_pass=False, **kw)  # fmt: skip
+    assert info["faint_verdicts"]["applied"] and info["n_added"] >= 0.8 * len(rejected)

@@ -18,6 +18,7 @@ from ._position_source import choose_position_source
 from ._trials import _trial_candidates, residual_trials
 from ._verdicts import (
     ADD_AMPLITUDE,
+    HELD_VERDICT_SIGNIFICANCE,
     JUDGE_ITERATIONS,
     _faintest,
     _fit_and_judge,
@@ -61,22 +62,6 @@ WEIGHTING = "uniform"
 #: The test leans to the traced atoms (traced from all images; the refinement it judges saw
 #: half): an Au particle it kept would have gone from 16.1 to 11.6 %.
 HELD_OUT_T = 2.0
-#: When neither the images' fit nor the held-out images trust a refinement (very low counts),
-#: the counts still decide the tracer's doubtful calls with the positions held as traced
-#: (:func:`_held_verdicts`), provided they measure the traced atoms' amplitudes to at least
-#: this many standard errors (median): a real atom of the median amplitude then falls below
-#: the drop bar (0.35) only beyond 3.2 standard errors, and a trial on nothing rises above the
-#: add bar (0.6) only beyond 3. Measured on independent 128-px series at a tenth of the
-#: study's counts (6-7 on the brightest column; docs/benchmarks.md, twenty-sixth session),
-#: where the counts' fit from the true positions moves atoms 30 pm (the traced ones are
-#: 19-33 pm off): median significance 5.2-8.5, identification error 9.4 -> 6.0 % and
-#: 7.5 -> 4.1 % (twinned Pt dumbbells), 9.1 -> 7.7 % (Pt polyhedron), 16.1 -> 8.0 % and
-#: 2.4 -> 1.0 % (Au), 10.1 -> 6.7 % (Pd), positions unchanged; a misaligned series (3.2) and
-#: a 256-px dumbbell (3.1, more atoms per projected column) were left alone, where the bars
-#: would have removed 43 and 295 atoms (forced on the dumbbell they took it from 17.6 to
-#: 25.0 %: 201 more misses for 26 fewer false atoms). The held-out test cannot judge these verdicts
-#: (t -0.3 to +2.5: a few atoms in ten images at these counts).
-HELD_VERDICT_SIGNIFICANCE = 5.0
 #: The held-out test needs at least this many images in each half ...
 HELD_OUT_MIN_IMAGES = 5
 #: ... and this many traced atoms.
@@ -268,7 +253,8 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
                 **kw,
             )  # fmt: skip
         info["position_source"] = source
-    if not judge or not residual_pass or "not_refined" in info or model.n_atoms < 4:
+    held = "not_refined" in info or (info.get("faint_verdicts") or {}).get("applied") is False
+    if not judge or not residual_pass or held or model.n_atoms < 4:
         return _with_counts_correction(
             model, info, source, judge_images, origin, angles_deg=angles_deg, **kw
         )

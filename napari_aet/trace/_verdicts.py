@@ -40,6 +40,29 @@ OUTLIER_SIGMAS = 3.5
 #: atoms and the trials whose amplitude stands at least this many standard errors above 0
 #: (clearly atoms of some element; a trial on nothing reaches it once in 700).
 SPECIES_TRIAL_Z = 3.0
+#: When neither the images' fit nor the held-out images trust a refinement (very low counts),
+#: the counts still decide the tracer's doubtful calls with the positions held as traced
+#: (:func:`_held_verdicts`), provided they measure the traced atoms' amplitudes to at least
+#: this many standard errors (median): a real atom of the median amplitude then falls below
+#: the drop bar (0.35) only beyond 3.2 standard errors, and a trial on nothing rises above the
+#: add bar (0.6) only beyond 3. Measured on independent 128-px series at a tenth of the
+#: study's counts (6-7 on the brightest column; docs/benchmarks.md, twenty-sixth session),
+#: where the counts' fit from the true positions moves atoms 30 pm (the traced ones are
+#: 19-33 pm off): median significance 5.2-8.5, identification error 9.4 -> 6.0 % and
+#: 7.5 -> 4.1 % (twinned Pt dumbbells), 9.1 -> 7.7 % (Pt polyhedron), 16.1 -> 8.0 % and
+#: 2.4 -> 1.0 % (Au), 10.1 -> 6.7 % (Pd), positions unchanged; a misaligned series (3.2) and
+#: a 256-px dumbbell (3.1, more atoms per projected column) were left alone, where the bars
+#: would have removed 43 and 295 atoms (forced on the dumbbell they took it from 17.6 to
+#: 25.0 %: 201 more misses for 26 fewer false atoms). The held-out test cannot judge these verdicts
+#: (t -0.3 to +2.5: a few atoms in ten images at these counts).
+HELD_VERDICT_SIGNIFICANCE = 5.0
+#: The same bar holds an alloy's verdicts in a refinement that ran: where the counts measure its
+#: faintest element's traced atoms below it (median), the images cannot tell those atoms from
+#: nothing, and the verdicts (joins, drops) would be coin flips; the traced atoms stay, with
+#: refined positions and elements from their amplitudes (``info["faint_verdicts"]``).
+#: Independent Fe-Pt series with the alloy U-Net (docs/benchmarks.md, twenty-ninth session):
+#: traced 7.36 %, after the verdicts 17.93 % at a third of the study's counts (Fe median
+#: significance 3.3), traced 5.98 %, after 10.80 % with acquisition faults (4.4).
 #: With ``judge_images``: L-BFGS iterations of the amplitude fit on them (positions held).
 JUDGE_ITERATIONS = 20
 
@@ -110,6 +133,7 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
     shift = np.linalg.norm(positions - origin, axis=1)
     elements = parse_elements(element)
     ref = float(np.median(res.amplitudes[:n0]))
+    faint = None  # which of the traced atoms (and clearly significant trials) are the faintest
     if len(elements) > 1 and n0 >= 3 * len(elements):
         # the faintest element's amplitude, from the traced atoms and the trials the counts
         # show clearly: when the tracer missed every atom of it (a U-Net trained on one
@@ -147,6 +171,11 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
         keep[n0:] = amp_all[n0:] >= ADD_AMPLITUDE
         info["trial_separation"] = _separation(z[n0:], keep[n0:])
         keep &= _without_duplicates(positions, amp_all, keep)
+        held = None if faint is None else _faint_verdicts(z[:n0], faint[:n0], elements)
+        if held is not None:
+            info["faint_verdicts"] = held
+            if not held["applied"]:  # the traced atoms stay: see HELD_VERDICT_SIGNIFICANCE
+                keep[:n0], keep[n0:] = True, False
         features["refine_added"] = np.r_[np.zeros(n0, np.int8), np.ones(len(trial), np.int8)]
         info.update(
             {
@@ -254,6 +283,24 @@ def _faintest(amplitudes, elements) -> np.ndarray | None:
         return None
     faint = elements_by_amplitude(amplitudes, elements) == elements[-1]
     return faint if faint.sum() >= 3 else None
+
+
+def _faint_verdicts(z, faint, elements) -> dict | None:
+    """Whether an alloy's verdicts apply: its faintest element's traced atoms (``faint``, the
+    classification its bars were set on) measured to at least
+    :data:`HELD_VERDICT_SIGNIFICANCE` standard errors (``z``, median); None when fewer than 3
+    traced atoms are of it (the tracer missed it: the trials then set the bars)."""
+    faint = np.asarray(faint, bool)
+    if faint.sum() < 3:
+        return None
+    med = float(np.median(np.asarray(z, float)[faint]))
+    return {
+        "element": elements[-1],
+        "n_atoms": int(faint.sum()),
+        "median_significance": med,
+        "significance_bar": HELD_VERDICT_SIGNIFICANCE,
+        "applied": bool(med >= HELD_VERDICT_SIGNIFICANCE),
+    }
 
 
 def _without_duplicates(positions, amplitudes, keep) -> np.ndarray:
