@@ -61,8 +61,10 @@ HELD_VERDICT_SIGNIFICANCE = 5.0
 #: nothing, and the verdicts (joins, drops) would be coin flips; the traced atoms stay, with
 #: refined positions and elements from their amplitudes (``info["faint_verdicts"]``).
 #: Independent Fe-Pt series with the alloy U-Net (docs/benchmarks.md, twenty-ninth session):
-#: traced 7.36 %, after the verdicts 17.93 % at a third of the study's counts (Fe median
-#: significance 3.3), traced 5.98 %, after 10.80 % with acquisition faults (4.4).
+#: at a third of the study's counts (Fe median significance 2.9) traced 7.36 %, after the
+#: verdicts 17.93 %, held 10.11 %; with acquisition faults (4.4) 5.98, 10.80 and 7.82 %. It
+#: costs where the tracer missed many of the faint atoms: a 256-px Fe-Pt particle, 847 of
+#: 1,905 Fe missed (3.7), 22.33 % applied, 26.97 % held.
 #: With ``judge_images``: L-BFGS iterations of the amplitude fit on them (positions held).
 JUDGE_ITERATIONS = 20
 
