@@ -164,7 +164,7 @@ def test_counts_decide_which_atoms_are_there_when_positions_stay_as_traced(
     put it, still remove the false atoms the tracer made in empty space and add the atoms it
     rejected; a traced atom that stays does not move. Where the counts measure the atoms too
     poorly for that (a bar above their significance) nothing changes."""
-    from napari_aet.trace import _refine
+    from napari_aet.trace import _refine, _verdicts
 
     truth = particle.positions
     rng = np.random.default_rng(7)
@@ -184,7 +184,7 @@ def test_counts_decide_which_atoms_are_there_when_positions_stay_as_traced(
     assert info["held_out"]["verdict"] == "traced" and "not_refined" in info
     record = info["held_verdicts"]
     assert record["applied"], record
-    assert record["significance_median"] > _refine.HELD_VERDICT_SIGNIFICANCE
+    assert record["significance_median"] > _verdicts.HELD_VERDICT_SIGNIFICANCE
     # the candidates lie 0.15 A off per axis, as the tracer's do at these counts: one of the
     # five may fall below the add bar
     assert record["n_removed"] == 4 and record["n_added"] >= 4, record
@@ -202,7 +202,7 @@ def test_counts_decide_which_atoms_are_there_when_positions_stay_as_traced(
     # every atom where the tracer (or its candidate) put it
     d = np.linalg.norm(judged.positions[:, None] - start[None], axis=2).min(axis=1)
     assert d.max() < 1e-4
-    monkeypatch.setattr(_refine, "HELD_VERDICT_SIGNIFICANCE", 1e6)
+    monkeypatch.setattr(_verdicts, "HELD_VERDICT_SIGNIFICANCE", 1e6)
     same, info = refine_atom_positions(model, tenth_counts, ANGLES, **kw)
     assert not info["held_verdicts"]["applied"]
     assert "standard errors" in info["held_verdicts"]["why"]
@@ -239,11 +239,11 @@ def test_an_alloys_elements_from_the_counts_when_its_atoms_stay_as_traced(monkey
     contrast), traced with every atom called Pt: where the counts may not decide which atoms
     are there (a significance bar no fit reaches) the atoms and their positions stay, but
     their elements come from their amplitudes fitted to the counts."""
-    from napari_aet.trace import _refine
+    from napari_aet.trace import _verdicts
 
     alloy, el, counts = _pd_pt(10, 4, 7.0, 4.0, counts_seed=9)
     model, cand = _traced_as_pt(alloy, np.arange(len(el)), 0.15, seed=3)
-    monkeypatch.setattr(_refine, "HELD_VERDICT_SIGNIFICANCE", 1e6)
+    monkeypatch.setattr(_verdicts, "HELD_VERDICT_SIGNIFICANCE", 1e6)
     kw = dict(pixel_size_A=PX, candidates=cand, residual_pass=False, iterations=30)
     same, info = refine_atom_positions(model, counts, ANGLES, element="Pd,Pt", **kw)
     assert "not_refined" in info and info["held_out"]["verdict"] == "not run"
@@ -254,7 +254,7 @@ def test_an_alloys_elements_from_the_counts_when_its_atoms_stay_as_traced(monkey
     assert right > 0.85, right
     assert record["species_counts"]["Pd"] == int(np.sum(same.features["element"] == "Pd"))
     # the significance the verdicts need is the faintest element's, on which their bars are set
-    monkeypatch.setattr(_refine, "HELD_VERDICT_SIGNIFICANCE", 0.0)
+    monkeypatch.setattr(_verdicts, "HELD_VERDICT_SIGNIFICANCE", 0.0)
     judged, info = refine_atom_positions(model, counts, ANGLES, element="Pd,Pt", **kw)
     assert info["held_verdicts"]["applied"]
     z = judged.features["refine_significance"].to_numpy()

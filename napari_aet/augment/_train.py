@@ -44,7 +44,6 @@ class _Samples:
 
         self.index = []
         self.voxel_size_A = None
-        self.settings = None
         self.set_settings = []  # each set's generator settings (its first shard's)
         self.set_sizes = []
         if sets and not isinstance(sets[0], (list, tuple)):
@@ -66,7 +65,6 @@ class _Samples:
                     self.set_settings.append(json.loads(h5.attrs["settings"]))
                 if self.voxel_size_A is None:
                     self.voxel_size_A = vs
-                    self.settings = self.set_settings[0]
                 elif abs(vs - self.voxel_size_A) > 1e-6:
                     raise ValueError(
                         f"{p} has voxels of {vs} A, the others {self.voxel_size_A} A: one "

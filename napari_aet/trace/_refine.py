@@ -13,14 +13,13 @@ from ..forward import (
     refine_atomic_model,
     why_untrusted,
 )
+from . import _verdicts
 from ._counts_correction import counts_correction
 from ._position_source import choose_position_source
 from ._trials import _trial_candidates, residual_trials
 from ._verdicts import (
     ADD_AMPLITUDE,
-    HELD_VERDICT_SIGNIFICANCE,
     JUDGE_ITERATIONS,
-    _faintest,
     _fit_and_judge,
     elements_by_amplitude,
 )
@@ -328,8 +327,9 @@ def _held_verdicts(atoms, counts, angles_deg, params) -> tuple[AtomModel, dict]:
     (:func:`_fit_and_judge`); no residual pass (its trial positions come from the residual,
     which such counts do not pin down). Used only when the traced atoms' amplitudes (an
     alloy's: its faintest element's) are measured well enough that the bars separate an atom
-    from nothing (:data:`HELD_VERDICT_SIGNIFICANCE`); otherwise ``atoms`` come back unchanged
-    (an alloy's with their elements from the amplitudes, :func:`_species_from_amplitudes`)."""
+    from nothing (:data:`._verdicts.HELD_VERDICT_SIGNIFICANCE`); otherwise ``atoms`` come back
+    unchanged (an alloy's with their elements from the amplitudes,
+    :func:`_species_from_amplitudes`)."""
     trial, trial_intensity = _trial_candidates(atoms, params["candidates"])
     model, info, res, _, kept = _fit_and_judge(
         atoms, counts, angles_deg, trial, trial_intensity, judge=True, origin=None,
@@ -342,19 +342,22 @@ def _held_verdicts(atoms, counts, angles_deg, params) -> tuple[AtomModel, dict]:
     if kept is None:
         return atoms, {"applied": False, "why": info["not_refined"]}
     n0 = atoms.n_atoms
-    z = res.amplitudes[:n0] / np.maximum(res.amplitude_sigma[:n0], 1e-30)
-    # an alloy's bars are set on its faintest element's amplitudes (_fit_and_judge): so is the
-    # significance they need (Fe beside Pt at a tenth of the counts: 1.2 against 5.2 for all
-    # atoms, where the verdicts removed 34 atoms and added 76 for 1 % more error)
-    faint = _faintest(res.amplitudes[:n0], parse_elements(params["element"]))
+    # an alloy's bars are set on its faintest element's amplitudes, and so is the significance
+    # they need: _fit_and_judge measured it and held its verdicts below the bar (Fe beside Pt
+    # at a tenth of the counts: 1.2 against 5.2 for all atoms, where the verdicts removed 34
+    # atoms and added 76 for 1 % more error); one element: over all traced atoms
+    bar = _verdicts.HELD_VERDICT_SIGNIFICANCE  # the module's, as _fit_and_judge reads it
+    faint = info.get("faint_verdicts")
     if faint is not None:
-        z = z[faint]
-    z_med = float(np.median(z))
+        z_med = faint["median_significance"]
+    else:
+        z = res.amplitudes[:n0] / np.maximum(res.amplitude_sigma[:n0], 1e-30)
+        z_med = float(np.median(z))
     # every trial's and traced atom's amplitude over the reference the bars were set on
     amp = res.amplitudes / info["amplitude_reference"]
     record = {
         "significance_median": z_med,
-        "significance_bar": HELD_VERDICT_SIGNIFICANCE,
+        "significance_bar": bar,
         "n_trial_candidates": info["n_trial_candidates"],
         "n_added": info["n_added"],
         "n_removed": info["n_removed"],
@@ -364,13 +367,13 @@ def _held_verdicts(atoms, counts, angles_deg, params) -> tuple[AtomModel, dict]:
         "removed_amplitudes": [round(float(a), 4) for a in amp[:n0][~kept[:n0]]],
         "rejected_trial_amplitudes": [round(float(a), 4) for a in amp[n0:][~kept[n0:]]],
     }
-    if z_med < HELD_VERDICT_SIGNIFICANCE:
+    if z_med < bar:
         return _species_from_amplitudes(atoms, res.amplitudes[:n0], params["element"], record), {
             **record,
             "applied": False,
             "why": (
                 f"the counts measure the traced atoms' amplitudes to {z_med:.1f} standard "
-                f"errors (median; {HELD_VERDICT_SIGNIFICANCE:g} needed to tell an atom from "
+                f"errors (median; {bar:g} needed to tell an atom from "
                 "nothing)"
             ),
         }

@@ -143,17 +143,12 @@ def _residual_tomogram(images, angles_deg, pos, d_nn, px, device, cancel):
     return vol, near, med, sd
 
 
-def _max_filter(vol, size_px: int) -> np.ndarray:
-    """``vol``'s maximum over a cube of ``size_px`` voxels around each voxel."""
-    from scipy import ndimage
-
-    return ndimage.maximum_filter(vol, size=size_px)
-
-
 def _peaks(vol, near, threshold: float, size_px: int) -> np.ndarray:
     """Voxel indices ``(m, 3)`` of the local maxima of ``vol`` in ``near`` above
     ``threshold``."""
-    peaks = (vol == _max_filter(vol, size_px)) & near & (vol > threshold)
+    from scipy import ndimage
+
+    peaks = (vol == ndimage.maximum_filter(vol, size=size_px)) & near & (vol > threshold)
     return np.argwhere(peaks)
 
 
