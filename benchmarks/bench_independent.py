@@ -42,6 +42,10 @@ PARTICLES = {
     "pt-multislice": ("Pt", "fcc", "blob", 0.35, "fcc"),
     "pd-particle": ("Pd", "fcc", "convex", 0.22, "fcc"),
     "ni-particle": ("Ni", "fcc", "blob", 0.22, "fcc"),
+    # bcc crystals (every neighbour 15 % nearer than fcc's second shell; the tungsten needles
+    # of the first AET studies), a heavy and a light element
+    "w-particle": ("W", "bcc", "blob", 0.22, "auto"),
+    "fe-particle": ("Fe", "bcc", "blob", 0.22, "auto"),
     # random substitutional alloys (each site's species drawn, equal fractions): a light and a
     # heavy element (Z 26 and 78), and two heavy ones closer in Z (46 and 78)
     "fept-particle": ("Fe,Pt", "fcc", "convex", 0.22, "auto"),
@@ -314,7 +318,18 @@ def run_and_score(
         "run_s": t_run,
         "r_factor_mean": summary.get("r_factor_mean"),
         "scores": {k: score(truth, p, ideal, species) for k, p in stages.items() if p.exists()},
+        "analysis": _analysis_record(folder / "run" / "analyze" / "analysis.json"),
     }
+
+
+def _analysis_record(path: Path) -> dict | None:
+    """What the run's crystal analysis said: the lattice it found, its constant, layers, faults
+    and the atoms' bond-order classes."""
+    if not path.exists():
+        return None
+    a = json.loads(path.read_text())
+    keys = ("lattice", "lattice_constant_A", "n_layers", "local_structure_counts")
+    return {**{k: a.get(k) for k in keys}, "n_faults": len(a.get("faults") or [])}
 
 
 def run_case(name: str, args) -> dict:

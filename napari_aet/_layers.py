@@ -13,7 +13,7 @@ from .io import TiltSeries
 #: Default displayed atom diameter [A] (about half the Pt nearest-neighbour distance).
 ATOM_POINT_SIZE_A = 1.2
 
-_STACKING_COLORS = {"fcc": "#3a86ff", "hcp": "#ff006e", "other": "#8d99ae"}
+_STACKING_COLORS = {"fcc": "#3a86ff", "hcp": "#ff006e", "bcc": "#fb8500", "other": "#8d99ae"}
 
 
 def tilt_series_layer_data(ts: TiltSeries, name: str | None = None) -> tuple:

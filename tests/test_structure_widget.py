@@ -132,3 +132,34 @@ def test_structure_widget_strain_colouring(make_napari_viewer, qtbot):
     faceted = f["facet"].to_numpy() == "111"
     assert faceted.any()
     np.testing.assert_allclose(layer.face_color[faceted][0], to_rgba("#e9c46a"))
+
+
+def test_structure_widget_shows_a_bcc_crystal_by_its_bond_order(make_napari_viewer, qtbot):
+    from matplotlib.colors import to_rgba
+    from qtpy.QtCore import Qt
+
+    from napari_aet._layers import _STACKING_COLORS
+    from napari_aet.simulate import build_structure
+    from napari_aet.widgets import StructureWidget
+
+    viewer = make_napari_viewer(show=True)
+    w_atoms = build_structure("bcc", element="W", radius_A=11, seed=5)
+    data, kw, _ = atoms_layer_data(AtomModel(w_atoms.positions), name="W atoms")
+    layer = viewer.add_points(data, **kw)
+    w = StructureWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.layer.value = layer
+    w.element.value = "W"
+    w.result = None
+    qtbot.mouseClick(w.run_button.native, Qt.MouseButton.LeftButton)  # as the analyst does
+    qtbot.waitUntil(lambda: getattr(w, "result", None) is not None, timeout=120000)
+    s = w.result.summary
+    assert s["lattice"] == "bcc" and s["n_layers"] == 0 and w.table.rowCount() == 0
+    assert w.status.value.startswith("a bcc crystal, lattice constant 3.1")
+    # the study preset has no layers to colour: the atoms show their bond order instead
+    bcc = layer.features["local_structure"].to_numpy() == "bcc"
+    assert bcc.sum() > 0.5 * len(bcc)
+    np.testing.assert_allclose(
+        layer.face_color[bcc], [to_rgba(_STACKING_COLORS["bcc"])] * bcc.sum()
+    )
+    assert "bcc" in w.legend.value

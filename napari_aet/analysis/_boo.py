@@ -6,7 +6,7 @@ import functools
 
 import numpy as np
 
-from ..simulate import stacked_particle
+from ..simulate import fcc_lattice, stacked_particle
 
 #: The study's Q4/Q6 neighbour cutoff [A] for Pt (between the first and second neighbour shells).
 STUDY_BOO_CUTOFF_A = 3.416
@@ -49,23 +49,35 @@ def steinhardt_q4_q6(positions_A, *, cutoff_A: float = STUDY_BOO_CUTOFF_A, avera
     return q[:, 0], q[:, 1]
 
 
+#: The crystals whose ideal (Q4, Q6) points :func:`classify_local_structure` knows.
+LOCAL_STRUCTURES = ("fcc", "hcp", "bcc")
+
+
 @functools.cache
 def _ideal(kind: str, average: bool) -> tuple[float, float]:
-    """Q4, Q6 of the bulk of an ideal fcc or hcp crystal (computed, not tabulated)."""
+    """Q4, Q6 of the bulk of an ideal fcc, hcp or bcc crystal (computed, not tabulated), all
+    with Pt's bond length (2.766 A) and the study's cutoff (3.416 A: 1.235 bond lengths, which
+    holds a bcc atom's 8 nearest and 6 next-nearest neighbours, 1.155 bond lengths away)."""
 
-    seq = "ABCABCABCABC" if kind == "fcc" else "ABABABABABAB"
-    s = stacked_particle(seq, lattice_constant_A=3.912, lateral_extent_A=14.0)
-    q4, q6 = steinhardt_q4_q6(s.positions, cutoff_A=STUDY_BOO_CUTOFF_A, average=average)
-    centre = s.positions.mean(axis=0)
-    core = np.linalg.norm(s.positions - centre, axis=1) < 4.0
+    if kind == "bcc":
+        pos = fcc_lattice(2.766 * 2.0 / np.sqrt(3.0), 14.0, lattice="bcc")
+    else:
+        seq = "ABCABCABCABC" if kind == "fcc" else "ABABABABABAB"
+        pos = stacked_particle(seq, lattice_constant_A=3.912, lateral_extent_A=14.0).positions
+    q4, q6 = steinhardt_q4_q6(pos, cutoff_A=STUDY_BOO_CUTOFF_A, average=average)
+    centre = pos.mean(axis=0)
+    core = np.linalg.norm(pos - centre, axis=1) < 4.0
     return float(np.median(q4[core])), float(np.median(q6[core]))
 
 
 def classify_local_structure(q4, q6, *, average: bool = True, max_distance: float = 0.06):
-    """``fcc``, ``hcp`` or ``other`` by the nearest ideal point in the (Q4, Q6) plane.
+    """``fcc``, ``hcp``, ``bcc`` or ``other`` by the nearest ideal point in the (Q4, Q6)
+    plane.
 
-    Ideal points come from perfect fcc and hcp crystals computed the same way; atoms farther
-    than ``max_distance`` from both (surface atoms, disorder) are ``other``.
+    Ideal points come from perfect fcc, hcp and bcc crystals computed the same way (the
+    cutoff must lie between the second and third neighbour shells of bcc, as the study's does
+    for its bond length: 1.235 bond lengths); atoms farther than ``max_distance`` from every
+    one (surface atoms, disorder) are ``other``.
 
     Returns
     -------
@@ -73,12 +85,13 @@ def classify_local_structure(q4, q6, *, average: bool = True, max_distance: floa
     distance : ndarray of float
         Distance to the nearest ideal point.
     """
-    f = np.array(_ideal("fcc", average))
-    h = np.array(_ideal("hcp", average))
-    q = np.stack([np.asarray(q4), np.asarray(q6)], axis=1)
-    df = np.linalg.norm(q - f, axis=1)
-    dh = np.linalg.norm(q - h, axis=1)
-    lab = np.where(df <= dh, "fcc", "hcp").astype(object)
-    dist = np.minimum(df, dh)
+    q = np.stack([np.asarray(q4, float), np.asarray(q6, float)], axis=1)
+    d = np.stack(
+        [np.linalg.norm(q - np.array(_ideal(k, average)), axis=1) for k in LOCAL_STRUCTURES],
+        axis=1,
+    )
+    nearest = np.argmin(np.nan_to_num(d, nan=np.inf), axis=1)
+    lab = np.array(LOCAL_STRUCTURES, dtype=object)[nearest]
+    dist = d[np.arange(len(q)), nearest]
     lab[~(dist <= max_distance)] = "other"  # NaN (no neighbours) too
     return lab.astype(str), dist

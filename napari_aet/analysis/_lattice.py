@@ -1,4 +1,5 @@
-"""Lattice fits by search-and-assign: 2D hexagonal per (111) layer, 3D fcc per cluster."""
+"""Lattice fits by search-and-assign: 2D hexagonal per (111) layer, 3D fcc (or bcc) per
+cluster."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from ..core.geometry import FCC_STEPS
 
 _HEX_STEPS = np.array([[1, 0], [-1, 0], [0, 1], [0, -1], [1, -1], [-1, 1]])
 _FCC_STEPS = FCC_STEPS  # nearest-neighbour steps of fcc in cubic lattice units
+#: The 8 nearest-neighbour steps of a bcc lattice in cubic lattice units.
+BCC_STEPS = np.array([[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)]) * 0.5
+#: Nearest-neighbour steps (cubic lattice units) and bond length per lattice constant.
+CUBIC_LATTICES = {"fcc": (_FCC_STEPS, 1.0 / np.sqrt(2.0)), "bcc": (BCC_STEPS, np.sqrt(3.0) / 2.0)}
 
 
 class DegenerateFit(ValueError):
@@ -153,7 +158,7 @@ def _umeyama(src: np.ndarray, dst: np.ndarray):
 
 @dataclass
 class FccFit:
-    """3D fcc lattice fitted to a cluster."""
+    """3D cubic lattice (fcc, or ``kind`` bcc) fitted to a cluster."""
 
     assigned: np.ndarray  # atom indices (into the given positions)
     sites: np.ndarray  # lattice sites of the assigned atoms, cubic units
@@ -161,6 +166,7 @@ class FccFit:
     rotation: np.ndarray  # crystal (cubic) axes -> lab (z, y, x)
     origin_A: np.ndarray
     displacements_A: np.ndarray  # assigned atom minus its fitted site
+    kind: str = "fcc"
 
     @property
     def rmsd_A(self) -> float:
@@ -179,38 +185,82 @@ def fit_fcc_lattice(
     tol_A: float = 0.7,
     max_iter: int = 50,
     converge_A: float = 1e-5,
+    kind: str = "fcc",
 ) -> FccFit:
-    """Search-and-assign 3D fcc lattice fit (the study's procedure for strain).
+    """Search-and-assign 3D fcc lattice fit (the study's procedure for strain; ``kind="bcc"``
+    fits a bcc lattice the same way).
 
-    From the atom nearest the centre, the 12 nearest-neighbour sites of the current lattice are
-    searched for atoms within ``tol_A``; origin, orientation and lattice constant are fitted to
-    the assigned atoms (similarity transform); both steps repeat until the lattice vectors change
-    by less than ``converge_A``.
+    From the atom nearest the centre, the 12 (bcc: 8) nearest-neighbour sites of the current
+    lattice are searched for atoms within ``tol_A``; origin, orientation and lattice constant
+    are fitted to the assigned atoms (similarity transform); both steps repeat until the
+    lattice vectors change by less than ``converge_A``.
     """
+    if kind not in CUBIC_LATTICES:
+        raise ValueError(f"unknown lattice {kind!r}; choose one of {', '.join(CUBIC_LATTICES)}")
+    steps = CUBIC_LATTICES[kind][0]
     p = np.asarray(positions_A, np.float64)
     start = int(np.argmin(np.linalg.norm(p - p.mean(0), axis=1)))
     a, rot, origin = float(lattice_constant_A), np.asarray(rotation, float), p[start].copy()
     for _ in range(max_iter):
         o0, a0, r0 = origin, a, rot
         assigned = _search_and_assign(
-            p, start, lambda s, o0=o0, a0=a0, r0=r0: o0 + a0 * (r0 @ s), _FCC_STEPS, tol_A
+            p, start, lambda s, o0=o0, a0=a0, r0=r0: o0 + a0 * (r0 @ s), steps, tol_A
         )
         idx = np.array(list(assigned))
         if len(idx) < 4:
             raise DegenerateFit(
-                f"only {len(idx)} atom(s) sit on an fcc lattice of constant {a:.2f} A within "
+                f"only {len(idx)} atom(s) sit on an {kind} lattice of constant {a:.2f} A within "
                 f"{tol_A} A of the sites grown from the central atom"
             )
         sites = np.array([assigned[k] for k in idx])
         s, r, t = _umeyama(sites, p[idx])
         if not (np.isfinite(s) and s > 0 and np.isfinite(r).all() and np.isfinite(t).all()):
-            raise DegenerateFit("the fitted fcc lattice collapsed (the assigned atoms are flat)")
+            raise DegenerateFit(
+                f"the fitted {kind} lattice collapsed (the assigned atoms are flat)"
+            )
         change = np.abs(s * r - a * rot).sum()
         a, rot, origin = float(s), r, t
         if change < converge_A:
             break
     fitted = origin + a * sites @ rot.T
-    return FccFit(idx, sites, a, rot, origin, p[idx] - fitted)
+    return FccFit(idx, sites, a, rot, origin, p[idx] - fitted, kind)
+
+
+def cubic_axes_from_bonds(positions_A, d_nn: float) -> np.ndarray | None:
+    """Crystal-to-lab rotation of a bcc crystal from its second-neighbour bonds, which run along
+    the cubic axes (<100>, 1.155 bond lengths long). The direction that most such bonds follow
+    (within 12 deg, either sense) is [100]; the one most follow at right angles to it, [010].
+    None when fewer than 6 such bonds are found. Uses the 400 atoms nearest the centre."""
+    p = np.asarray(positions_A, float)
+    p = p[np.argsort(np.linalg.norm(p - p.mean(axis=0), axis=1))[:400]]
+    tree = cKDTree(p)
+    pairs = tree.query_pairs(1.25 * d_nn, output_type="ndarray")
+    v = p[pairs[:, 1]] - p[pairs[:, 0]]
+    r = np.linalg.norm(v, axis=1)
+    v = v[(r > 1.08 * d_nn) & (r < 1.25 * d_nn)]
+    if len(v) < 6:
+        return None
+    u = v / np.linalg.norm(v, axis=1, keepdims=True)
+    cos_tol = np.cos(np.deg2rad(12.0))
+    align = np.abs(u @ u.T)
+    first = int(np.argmax((align > cos_tol).sum(axis=1)))
+    ax1 = _mean_axis(u[align[first] > cos_tol], u[first])
+    perp = np.abs(u @ ax1) < np.sin(np.deg2rad(12.0))
+    if perp.sum() < 2:
+        return None
+    up = u[perp]
+    a2 = np.abs(up @ up.T)
+    second = int(np.argmax((a2 > cos_tol).sum(axis=1)))
+    ax2 = _mean_axis(up[a2[second] > cos_tol], up[second])
+    ax2 = ax2 - (ax2 @ ax1) * ax1
+    ax2 /= np.linalg.norm(ax2)
+    return np.stack([ax1, ax2, np.cross(ax1, ax2)], axis=1)
+
+
+def _mean_axis(u: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Mean of unit vectors ``u`` taken in the sense of ``ref`` (an axis, not a direction)."""
+    m = (u * np.sign(u @ ref)[:, None]).sum(axis=0)
+    return m / np.linalg.norm(m)
 
 
 def fcc_rotation_from_stacking(normal, bond_dir) -> np.ndarray:

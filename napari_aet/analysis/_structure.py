@@ -10,15 +10,29 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..core.atoms import AtomModel
-from ..core.elements import FCC_LATTICE_CONSTANTS_A, fcc_reference_A, parse_elements
+from ..core.elements import (
+    FCC_LATTICE_CONSTANTS_A,
+    element_data,
+    fcc_reference_A,
+    mean_bond_length_A,
+    parse_elements,
+)
 from ..core.geometry import in_plane_basis
 from ..core.memory import check_memory
 from ..core.progress import report
 from ._amorphous import amorphous_summary
-from ._boo import STUDY_BOO_CUTOFF_A, _ideal, classify_local_structure, steinhardt_q4_q6
+from ._boo import (
+    LOCAL_STRUCTURES,
+    STUDY_BOO_CUTOFF_A,
+    _ideal,
+    classify_local_structure,
+    steinhardt_q4_q6,
+)
 from ._lattice import (
     _FCC_STEPS,
+    CUBIC_LATTICES,
     DegenerateFit,
+    cubic_axes_from_bonds,
     fcc_rotation_from_stacking,
     fit_fcc_lattice,
     fit_hexagonal_layer,
@@ -39,6 +53,16 @@ from ._surface import facet_sets, local_lattice_constants
 
 #: The study's Q4/Q6 cutoff (3.416 A) as a fraction of its lattice constant (Pt, 3.912 A).
 BOO_CUTOFF_PER_LATTICE_CONSTANT = STUDY_BOO_CUTOFF_A / 3.912
+
+#: The study's cutoff per bond length (3.416 / 2.766 A): between the first and second shells of
+#: fcc, between the second and third of bcc.
+BOO_CUTOFF_PER_BOND = STUDY_BOO_CUTOFF_A / 2.766
+
+#: A particle is analysed as a bcc crystal when more of its atoms are bcc than fcc or hcp in
+#: the Q4/Q6 map, at least this fraction of them are, and a bcc lattice grown from its centre
+#: takes at least :data:`BCC_MIN_ASSIGNED` of them.
+BCC_MIN_FRACTION = 0.2
+BCC_MIN_ASSIGNED = 0.5
 
 #: A layering score below this (or below ``4 / sqrt(N)`` for N atoms, what random points reach
 #: by chance) means the atoms do not form close-packed layers (amorphous, polycrystalline, or
@@ -96,6 +120,20 @@ def _is_element(symbol) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _bcc_reference(element, lattice_constant_A=None, fractions=None) -> float | None:
+    """The bcc lattice constant [A] strains of a bcc crystal are measured against: the one given,
+    else, when every element of ``element`` is bcc (W, Fe, Mo, Cr, ...), the one whose bond
+    is their (Vegard) mean bond length; None otherwise."""
+    if lattice_constant_A is not None:
+        return reference_lattice_constant(None, lattice_constant_A)
+    if element is None or not _is_element(element):
+        return None
+    els = parse_elements(element)
+    if not all(element_data(e).structure == "bcc" for e in els):
+        return None
+    return mean_bond_length_A(els, fractions) * 2.0 / np.sqrt(3.0)
 
 
 def _composition(model: AtomModel, element) -> list[float] | None:
@@ -181,16 +219,22 @@ def in_plane_zone_axes(positions_A, normal, d_nn: float | None = None) -> dict[s
     return out
 
 
-def fit_cluster_lattices(pos, normal, cluster, *, d_nn: float, notes: list | None = None):
+def fit_cluster_lattices(
+    pos, normal, cluster, *, d_nn: float, notes: list | None = None, kind: str = "fcc"
+):
     """Search-and-assign fcc fit of every cluster; yields ``(cluster, atom indices, FccFit)``.
 
     Each fit starts from the stacking normal and the cluster's in-plane bond orientation and
     tries both twin variants about [111], keeping the one that assigns more atoms. A cluster
     that cannot be fitted (fewer than 20 atoms, no in-plane bonds, a degenerate fit) is
-    skipped, with the reason appended to ``notes``.
+    skipped, with the reason appended to ``notes``. ``kind="bcc"`` fits a bcc lattice instead,
+    started from the cubic axes its second-neighbour bonds follow (``normal`` unused).
     """
-    e1, e2 = in_plane_basis(normal)
     notes = [] if notes is None else notes
+    if kind == "bcc":
+        yield from _fit_bcc_clusters(pos, cluster, d_nn=d_nn, notes=notes)
+        return
+    e1, e2 = in_plane_basis(normal)
     for cl in np.unique(cluster):
         sel = np.nonzero(cluster == cl)[0]
         if len(sel) < 20:
@@ -218,6 +262,52 @@ def fit_cluster_lattices(pos, normal, cluster, *, d_nn: float, notes: list | Non
             notes.append(f"cluster {cl}: no fcc lattice fit ({why})")
             continue
         yield int(cl), sel, best
+
+
+def _fit_bcc_clusters(pos, cluster, *, d_nn: float, notes: list):
+    """:func:`fit_cluster_lattices` for bcc crystals."""
+    for cl in np.unique(cluster):
+        sel = np.nonzero(cluster == cl)[0]
+        if len(sel) < 20:
+            notes.append(f"cluster {cl}: {len(sel)} atoms, too few for a bcc lattice fit")
+            continue
+        axes = cubic_axes_from_bonds(pos[sel], d_nn)
+        if axes is None:
+            notes.append(f"cluster {cl}: too few second-neighbour bonds to orient a bcc lattice")
+            continue
+        try:
+            fit = fit_fcc_lattice(
+                pos[sel], lattice_constant_A=d_nn * 2.0 / np.sqrt(3.0), rotation=axes, kind="bcc"
+            )
+        except DegenerateFit as err:
+            notes.append(f"cluster {cl}: no bcc lattice fit ({err})")
+            continue
+        yield int(cl), sel, fit
+
+
+def _bcc_verdict(pos, local, d_nn: float, notes: list):
+    """The particle's bcc lattice fit when its atoms form one (see :data:`BCC_MIN_FRACTION`),
+    else None (a note says why a bcc-looking particle is not taken for one)."""
+    n = len(pos)
+    n_bcc = int(np.sum(local == "bcc"))
+    n_close = int(np.sum((local == "fcc") | (local == "hcp")))
+    if n < 20 or not math.isfinite(d_nn) or n_bcc <= n_close or n_bcc < BCC_MIN_FRACTION * n:
+        return None
+    fits = list(_fit_bcc_clusters(pos, np.zeros(n, np.int64), d_nn=d_nn, notes=[]))
+    share = len(fits[0][2].assigned) / n if fits else 0.0
+    if share < BCC_MIN_ASSIGNED:
+        notes.append(
+            f"{n_bcc} of {n} atoms look bcc in the Q4/Q6 map, but a bcc lattice takes only "
+            f"{100 * share:.0f} % of them: analysed as close-packed or amorphous"
+        )
+        return None
+    notes.append(
+        f"a bcc crystal ({n_bcc} of {n} atoms bcc in the Q4/Q6 map, {n_close} fcc or hcp; the "
+        f"bcc lattice takes {100 * share:.0f} %): no close-packed (111) layers, so no stacking "
+        "labels, faults or twin boundaries; strain and local lattice constants on the bcc "
+        "lattice"
+    )
+    return fits[0][2]
 
 
 def cluster_rotation_deg(positions_A, normal, clusters, *, d_nn: float) -> float:
@@ -264,17 +354,21 @@ def lattice_twist_deg(rotation_0, rotation_1, normal) -> tuple[float, float]:
     return float(np.rad2deg(_wrap60(t1 - t0))), max(tilt0, tilt1)
 
 
-def surface_atoms(positions_A, d_nn: float) -> tuple[np.ndarray, np.ndarray]:
+def surface_atoms(positions_A, d_nn: float, kind: str = "fcc") -> tuple[np.ndarray, np.ndarray]:
     """Surface atoms and their outward directions.
 
     Surface atoms have fewer than 11 of the 12 fcc neighbours within the midpoint of the first
-    and second shells (``(1 + sqrt 2) / 2`` bonds, so that noise does not move atoms across);
-    the outward direction is the unit vector from the centroid of an atom's neighbours to the
-    atom (zero without neighbours).
+    and second shells (``(1 + sqrt 2) / 2`` bonds, so that noise does not move atoms across;
+    ``kind="bcc"``: fewer than 13 of the 14 first and second neighbours within the midpoint of
+    the second and third shells, 1.39 bonds); the outward direction is the unit vector from the
+    centroid of an atom's neighbours to the atom (zero without neighbours).
     """
     pos = np.asarray(positions_A, float)
     tree = cKDTree(pos)
-    r = 0.5 * (1 + np.sqrt(2.0)) * d_nn
+    if kind == "bcc":
+        r, full = 0.5 * (2.0 / np.sqrt(3.0) + np.sqrt(8.0 / 3.0)) * d_nn, 14
+    else:
+        r, full = 0.5 * (1 + np.sqrt(2.0)) * d_nn, 12
     near = tree.query_ball_point(pos, r)
     coordination = np.array([len(x) - 1 for x in near])
     outward = np.zeros_like(pos)
@@ -283,7 +377,7 @@ def surface_atoms(positions_A, d_nn: float) -> tuple[np.ndarray, np.ndarray]:
             outward[i] = pos[i] - pos[nb].mean(axis=0)  # the atom itself is in nb
     norm = np.linalg.norm(outward, axis=1, keepdims=True)
     outward = np.divide(outward, norm, out=np.zeros_like(outward), where=norm > 1e-9)
-    return coordination < 11, outward
+    return coordination < full - 1, outward
 
 
 def _clean(value):
@@ -387,21 +481,31 @@ def analyze_structure(
     if not (math.isfinite(strain_sigma_A) and strain_sigma_A > 0):
         raise ValueError(f"strain_sigma_A must be a positive length in A, got {strain_sigma_A}")
     early_notes: list[str] = []
-    try:
-        a_ref = reference_lattice_constant(
+    # a bcc element's (W, Fe, Mo, ...) reference is its bcc lattice constant
+    a_ref_bcc = _bcc_reference(element, None, _composition(model, element))
+    if a_ref_bcc is not None:
+        a_ref_bcc = _bcc_reference(
             element, reference_lattice_constant_A, _composition(model, element)
         )
-    except ValueError:
-        if reference_lattice_constant_A is not None or not _is_element(element):
-            raise
-        a_ref = None  # an element that is not an fcc metal (Si, Fe, ...): no bulk fcc reference
-        early_notes.append(
-            f"{element} has no tabulated fcc lattice constant: no local strain against a "
-            "reference (give --lattice-constant for one); the Q4/Q6 cutoff follows the "
-            "measured bond length"
-        )
+        a_ref = None
+    else:
+        try:
+            a_ref = reference_lattice_constant(
+                element, reference_lattice_constant_A, _composition(model, element)
+            )
+        except ValueError:
+            if reference_lattice_constant_A is not None or not _is_element(element):
+                raise
+            a_ref = None  # not an fcc metal (Si, ...): no bulk fcc reference
+            early_notes.append(
+                f"{element} has no tabulated fcc lattice constant: no local strain against a "
+                "reference (give --lattice-constant for one); the Q4/Q6 cutoff follows the "
+                "measured bond length"
+            )
     if cutoff_A is None and a_ref is not None:
         cutoff_A = BOO_CUTOFF_PER_LATTICE_CONSTANT * a_ref
+    elif cutoff_A is None and a_ref_bcc is not None:
+        cutoff_A = BOO_CUTOFF_PER_BOND * a_ref_bcc * np.sqrt(3.0) / 2.0
     elif cutoff_A is not None and not (math.isfinite(cutoff_A) and cutoff_A > 0):
         raise ValueError(f"the Q4/Q6 cutoff must be a positive length in A, got {cutoff_A}")
     # bonds, neighbour lists, Q4/Q6 and the feature table: about 10 kB per atom at the peak
@@ -414,7 +518,7 @@ def analyze_structure(
     notes: list[str] = list(early_notes)
     out = copy.deepcopy(model)
     f = out.features
-    report(progress, 0, 3, "stacking")
+    report(progress, 0, 3, "bonds")
     d_nn = float("nan")
     try:
         d_nn = nearest_neighbour_distance(pos)
@@ -428,10 +532,25 @@ def analyze_structure(
                 f"{n_dup} atoms lie within {_DUPLICATE_A} A of another (an atom traced twice?): "
                 "they count as one for the bond length but stay in every other measure"
             )
+    if cutoff_A is None:  # no reference: between the first and second shells of the bonds
+        cutoff_A = BOO_CUTOFF_PER_BOND * d_nn if math.isfinite(d_nn) else STUDY_BOO_CUTOFF_A
+    report(progress, 1, 3, "bond orientational order")
+    q4 = q6 = np.full(n_atoms, np.nan)
+    if n_atoms >= 2:
+        q4, q6 = steinhardt_q4_q6(pos, cutoff_A=cutoff_A)
+    n_lonely = int((~np.isfinite(q4)).sum())
+    if n_lonely:
+        notes.append(f"{n_lonely} atoms have no neighbour within {cutoff_A:.3f} A: Q4, Q6 NaN")
+    local, _ = classify_local_structure(q4, q6)
+    # a bcc crystal has no close-packed layers: its own lattice, no stacking
+    bcc_fit = None
+    if structure != "amorphous" and normal is None:
+        bcc_fit = _bcc_verdict(pos, local, d_nn, notes)
+    lattice_kind = "bcc" if bcc_fit is not None else "fcc"
     st = None
-    if n_atoms < 10 or not math.isfinite(d_nn):
+    if bcc_fit is None and (n_atoms < 10 or not math.isfinite(d_nn)):
         notes.append(f"no stacking analysis: {n_atoms} atoms (needs at least 10 with bonds)")
-    else:
+    elif bcc_fit is None:
         try:
             st = analyze_stacking(pos, normal=normal, bond_A=d_nn)
         except ValueError as err:
@@ -455,18 +574,6 @@ def analyze_structure(
     if st is None:
         st = _empty_stacking(n_atoms, [])
     notes.extend(st.notes)
-    if cutoff_A is None:  # no reference: between the first and second shells of the bonds
-        cutoff_A = (
-            (STUDY_BOO_CUTOFF_A / 2.766) * d_nn if math.isfinite(d_nn) else STUDY_BOO_CUTOFF_A
-        )
-    report(progress, 1, 3, "bond orientational order")
-    q4 = q6 = np.full(n_atoms, np.nan)
-    if n_atoms >= 2:
-        q4, q6 = steinhardt_q4_q6(pos, cutoff_A=cutoff_A)
-    n_lonely = int((~np.isfinite(q4)).sum())
-    if n_lonely:
-        notes.append(f"{n_lonely} atoms have no neighbour within {cutoff_A:.3f} A: Q4, Q6 NaN")
-    local, _ = classify_local_structure(q4, q6)
     f["layer"] = st.layer
     f["abc"] = st.abc
     f["stacking"] = st.stacking
@@ -484,7 +591,7 @@ def analyze_structure(
     orient = {L["index"]: L["orientation_deg"] for L in st.layers}
     report(progress, 2, 3, "lattice fits")
     if math.isfinite(d_nn):
-        surface, outward = surface_atoms(pos, d_nn)
+        surface, outward = surface_atoms(pos, d_nn, lattice_kind)
     else:
         surface, outward = np.ones(n_atoms, bool), np.zeros_like(pos)
     f["surface"] = surface.astype(np.int8)
@@ -520,11 +627,26 @@ def analyze_structure(
         for name in ("exx", "eyy", "ezz", "exy", "exz", "eyz", "a_local", "local_strain"):
             f[name] = np.nan
         f["facet"] = ""
-    fit_iter = (
-        fit_cluster_lattices(pos, st.normal, st.cluster, d_nn=d_nn, notes=notes)
-        if crystalline
-        else ()
-    )
+    if lattice_kind == "bcc":
+        a_ref = a_ref_bcc  # strains of a bcc crystal against the bcc reference
+        if a_ref is None:
+            notes.append(
+                "a bcc crystal but no bcc reference lattice constant (the element is not a bcc "
+                "metal): no local strain (give --lattice-constant for one)"
+            )
+        if clusters is not None:
+            fit_iter = fit_cluster_lattices(pos, None, clusters, d_nn=d_nn, notes=notes, kind="bcc")
+        else:
+            fit_iter = [(0, np.arange(n_atoms), bcc_fit)]
+    elif crystalline:
+        if a_ref_bcc is not None:
+            notes.append(
+                f"{element} is a bcc metal but these atoms form close-packed layers: no local "
+                "strain against a reference (give --lattice-constant for an fcc one)"
+            )
+        fit_iter = fit_cluster_lattices(pos, st.normal, st.cluster, d_nn=d_nn, notes=notes)
+    else:
+        fit_iter = ()
     for cl, sel, best in fit_iter:
         fits[cl] = best
         assigned_flag[sel[best.assigned]] = 1
@@ -553,7 +675,7 @@ def analyze_structure(
         )
     f["lattice_assigned"] = assigned_flag
     twist_source = "in-plane bond orientations" if clusters is not None else None
-    if 0 in fits and 1 in fits:
+    if 0 in fits and 1 in fits and crystalline:
         twist, tilt = lattice_twist_deg(fits[0].rotation, fits[1].rotation, st.normal)
         st.relative_rotation_deg = twist
         twist_source = "fitted fcc lattices of the two clusters"
@@ -589,14 +711,14 @@ def analyze_structure(
         w = np.array([len(x.assigned) for x in fits.values()], float)
         a_fit = float(np.average([x.lattice_constant_A for x in fits.values()], weights=w))
     amorphous = None
-    if (not crystalline or structure == "amorphous") and n_atoms >= 4:
+    if (not crystalline or structure == "amorphous") and lattice_kind != "bcc" and n_atoms >= 4:
         amorphous, per_atom = amorphous_summary(pos)
         for k, v in per_atom.items():
             f[k] = v
         # the fcc neighbour count means nothing here: the surface is where cells open
         surface = per_atom["voronoi_index"] == ""
         f["surface"] = surface.astype(np.int8)
-    a_meas = a_fit if np.isfinite(a_fit) else d_nn * np.sqrt(2.0)
+    a_meas = a_fit if np.isfinite(a_fit) else d_nn / CUBIC_LATTICES[lattice_kind][1]
     if a_ref is not None and np.isfinite(a_meas) and abs(a_meas / a_ref - 1) > 0.03:
         notes.append(
             f"the measured lattice constant {a_meas:.3f} A is {100 * (a_meas / a_ref - 1):+.1f} % "
@@ -610,10 +732,14 @@ def analyze_structure(
         "layer_spacing_A": st.spacing_A,
         "nearest_neighbour_distance_A": d_nn,
         "lattice_constant_A": a_meas,
-        "lattice_constant_source": "fitted fcc lattices"
+        "lattice_constant_source": f"fitted {lattice_kind} lattices"
         if np.isfinite(a_fit)
         else "nearest-neighbour distance",
         "reference_lattice_constant_A": a_ref,
+        "lattice": "bcc" if lattice_kind == "bcc" else "fcc" if crystalline else None,
+        "local_structure_counts": {
+            k: int(np.sum(local == k)) for k in (*LOCAL_STRUCTURES, "other")
+        },
         "element": None if element is None else str(element),
         "n_layers": len(st.layers),
         "interface_layer": 0 if st.interface_layer is not None else None,
@@ -635,6 +761,7 @@ def analyze_structure(
             "others_to_fcc": _boo_distance(q4[others], q6[others], "fcc"),
             "ideal_fcc_q4_q6": list(_ideal("fcc", True)),
             "ideal_hcp_q4_q6": list(_ideal("hcp", True)),
+            "ideal_bcc_q4_q6": list(_ideal("bcc", True)),
         },
         "facets": _facets(f) if strain else {},
         "orr_relation_source": orr_source,
@@ -674,11 +801,14 @@ def _strain_of_cluster(f, pos, sel, best, surface, sigma_A, frame, a_ref, notes,
     for name, vals in st_res.per_atom.items():
         f.loc[idx, name] = vals
     a_loc = local_lattice_constants(
-        pos[idx], best.sites, lattice_constant_A=best.lattice_constant_A
+        pos[idx], best.sites, lattice_constant_A=best.lattice_constant_A, kind=best.kind
     )
     f.loc[idx, "a_local"] = a_loc
     if a_ref is not None:
         f.loc[idx, "local_strain"] = (a_loc - a_ref) / a_ref
+    if best.kind != "fcc":  # {111} and {100} facets (and the ORR relation) are fcc's
+        notes.append(f"no {{111}}/{{100}} facets or ORR activity for a {best.kind} crystal")
+        return
     fs = facet_sets(
         pos[sel],
         rotation=best.rotation,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ._lattice import _FCC_STEPS, _umeyama
+from ._lattice import CUBIC_LATTICES, _umeyama
 
 _DIRS_111 = np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)]) / np.sqrt(3)
 _DIRS_100 = np.vstack([np.eye(3), -np.eye(3)])
@@ -82,20 +82,24 @@ def facet_sets(
     return out
 
 
-def local_lattice_constants(positions_A, sites, *, lattice_constant_A: float) -> np.ndarray:
-    """Lattice constant [A] of a local fcc fit to each atom and its nearest neighbours.
+def local_lattice_constants(
+    positions_A, sites, *, lattice_constant_A: float, kind: str = "fcc"
+) -> np.ndarray:
+    """Lattice constant [A] of a local fcc (``kind="bcc"``: bcc) fit to each atom and its
+    nearest neighbours.
 
     ``sites`` are the atoms' lattice sites from the global fit (cubic units). For each atom, the
-    assigned atoms on its 12 nearest-neighbour sites and itself are fitted by a similarity
-    transform (origin, orientation, lattice constant); atoms with fewer than 4 such neighbours
-    get NaN.
+    assigned atoms on its 12 (bcc: 8) nearest-neighbour sites and itself are fitted by a
+    similarity transform (origin, orientation, lattice constant); atoms with fewer than 4 such
+    neighbours get NaN.
     """
     p = np.asarray(positions_A, float)
     s = np.asarray(sites, float)
     tree = cKDTree(p)
-    near = tree.query_ball_point(p, 1.3 * lattice_constant_A / np.sqrt(2))
+    nn_steps, bond_per_a = CUBIC_LATTICES[kind]
+    near = tree.query_ball_point(p, 1.3 * lattice_constant_A * bond_per_a)
     out = np.full(len(p), np.nan)
-    steps = {tuple(np.round(v * 2).astype(int)) for v in _FCC_STEPS}
+    steps = {tuple(np.round(v * 2).astype(int)) for v in nn_steps}
     for i in range(len(p)):
         nb = [
             j for j in near[i] if j != i and tuple(np.round((s[j] - s[i]) * 2).astype(int)) in steps

@@ -41,8 +41,8 @@ def add_analyze(sub) -> None:
     element_option(
         p,
         A.element,
-        "its bulk fcc lattice constant (an alloy's by Vegard's rule) is the strain reference "
-        "and scales the Q4/Q6 cutoff",
+        "its bulk lattice constant (fcc, or bcc for W, Fe, Mo ...; an alloy's by Vegard's "
+        "rule) is the strain reference and scales the Q4/Q6 cutoff",
     )
     p.add_argument(
         "--lattice-constant",
@@ -50,7 +50,7 @@ def add_analyze(sub) -> None:
         default=A.lattice_constant_A,
         metavar="A",
         help="reference bulk lattice constant [A] for strain and local strain (default: the "
-        "element's, e.g. 3.912 for Pt, 4.078 for Au)",
+        "element's, e.g. 3.912 for Pt, 4.078 for Au, 3.16 for bcc W)",
     )
     p.add_argument(
         "--cutoff",

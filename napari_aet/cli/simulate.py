@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..simulate import STRUCTURES
 from ..workflows import SimulateSettings, run_simulate
 from ._common import element_option, run_staged
 
@@ -25,9 +26,7 @@ def add_simulate(sub) -> None:
         help="the built-in sample: twinned Pt nanodumbbell, 21 tilts, 256 px at 0.358 A "
         "(other structure options are ignored)",
     )
-    p.add_argument(
-        "--structure", default=D.structure, choices=["twinned dumbbell", "fcc", "amorphous"]
-    )
+    p.add_argument("--structure", default=D.structure, choices=list(STRUCTURES))
     element_option(
         p, D.element, "every atom's element; several make a random alloy (--composition)"
     )
@@ -42,8 +41,9 @@ def add_simulate(sub) -> None:
         type=float,
         default=D.lattice_constant_A,
         metavar="A",
-        help="fcc lattice constant [A] (default: the element's; needed for elements that are "
-        "not fcc metals, e.g. Fe or Co, unless --structure amorphous)",
+        help="cubic lattice constant [A] (default: the element's fcc one; for bcc the one whose "
+        "bond is the element's, e.g. 3.16 for W; elements that are not fcc metals, e.g. Co, get "
+        "an fcc lattice with their bond length)",
     )
     p.add_argument("--radius", type=float, default=D.radius_A, help="particle radius [A]")
     p.add_argument("--shape", default=D.shape, choices=["blob", "sphere", "convex"])

@@ -97,9 +97,13 @@ def layer_groups(layer, twin_boundaries) -> np.ndarray:
     return out.astype(str)
 
 
-def plot_q4_q6(q4, q6, groups, *, ideal_fcc=None, ideal_hcp=None, ax=None):
-    """The Q4-Q6 map of every atom coloured by layer group, with the ideal fcc and hcp points."""
+def plot_q4_q6(q4, q6, groups, *, ideal_fcc=None, ideal_hcp=None, ideal_bcc=None, ax=None):
+    """The Q4-Q6 map of every atom coloured by layer group (``groups`` None: a particle without
+    (111) layers, one colour), with the ideal fcc, hcp (and bcc) points."""
     fig, ax = _figure_axes(ax, (4.2, 3.4))
+    if groups is None:
+        ax.scatter(np.asarray(q4), np.asarray(q6), s=4, color="#264653", label="atoms", lw=0)
+        groups = np.full(len(np.asarray(q4)), "")
     groups = np.asarray(groups)
     for name, color in STUDY_LAYER_COLORS.items():
         sel = groups == name
@@ -113,7 +117,7 @@ def plot_q4_q6(q4, q6, groups, *, ideal_fcc=None, ideal_hcp=None, ax=None):
                 alpha=0.7,
                 lw=0,
             )
-    for pt, lab in ((ideal_fcc, "ideal fcc"), (ideal_hcp, "ideal hcp")):
+    for pt, lab in ((ideal_fcc, "ideal fcc"), (ideal_hcp, "ideal hcp"), (ideal_bcc, "ideal bcc")):
         if pt is not None:
             ax.plot(*pt, "kx", ms=8, mew=2)
             ax.annotate(lab, pt, textcoords="offset points", xytext=(5, 5), fontsize=8)

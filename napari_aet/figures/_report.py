@@ -155,7 +155,11 @@ def make_figures(
             return plot_layer_rmsd(summary["layers"])
         if name == "q4_q6":
             need(["q4", "q6", "layer"])
-            groups = layer_groups(f["layer"].to_numpy(), summary.get("twin_boundary_layers", []))
+            groups = (
+                layer_groups(f["layer"].to_numpy(), summary.get("twin_boundary_layers", []))
+                if summary.get("n_layers", 1)
+                else None
+            )
             boo = summary.get("boo", {})
             return plot_q4_q6(
                 f["q4"],
@@ -163,6 +167,7 @@ def make_figures(
                 groups,
                 ideal_fcc=boo.get("ideal_fcc_q4_q6"),
                 ideal_hcp=boo.get("ideal_hcp_q4_q6"),
+                ideal_bcc=boo.get("ideal_bcc_q4_q6") if summary.get("lattice") == "bcc" else None,
             )
         if name == "strain_slices":
             need([strain_component])

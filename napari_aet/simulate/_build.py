@@ -26,7 +26,7 @@ from ._structures import (
 #: fcc lattice constants [A] at room temperature (Kittel); see :mod:`napari_aet.core.elements`.
 LATTICE_CONSTANTS_A = FCC_LATTICE_CONSTANTS_A
 
-STRUCTURES = ("twinned dumbbell", "fcc", "amorphous")
+STRUCTURES = ("twinned dumbbell", "fcc", "bcc", "amorphous")
 
 
 def build_structure(
@@ -44,7 +44,8 @@ def build_structure(
     pixel_size_A: float = 0.358,
     seed=None,
 ) -> AtomModel:
-    """Build ``"fcc"``, ``"amorphous"`` or ``"twinned dumbbell"`` and centre it in the volume.
+    """Build ``"fcc"``, ``"bcc"``, ``"amorphous"`` or ``"twinned dumbbell"`` and centre it in
+    the volume.
 
     Parameters
     ----------
@@ -58,7 +59,9 @@ def build_structure(
     radius_A : float
         Particle radius [A] (each cluster's, for the dumbbell).
     lattice_constant_A : float, optional
-        fcc lattice constant [A]; default the element's (:data:`LATTICE_CONSTANTS_A`).
+        Cubic lattice constant [A]; default the element's (:data:`LATTICE_CONSTANTS_A`) for
+        fcc, for bcc the one whose nearest-neighbour distance is the element's bond length
+        (W 3.165 A, Fe 2.87 A; an alloy's by Vegard's rule).
     shape : {"blob", "sphere", "convex"}
         Shape of fcc and amorphous particles.
     vacancy_fraction : float
@@ -89,7 +92,9 @@ def build_structure(
     bond = mean_bond_length_A(elements, fractions)
     a = lattice_constant_A or fcc_reference_A(elements, fractions)
     lattice_note = None
-    if a is None:
+    if structure == "bcc":
+        a = lattice_constant_A or bond * 2.0 / np.sqrt(3.0)
+    elif a is None:
         # not an fcc metal (Si, Fe, Co, ...): an fcc lattice with the element's own bond length
         a = bond * np.sqrt(2.0)
         lattice_note = (
@@ -97,8 +102,10 @@ def build_structure(
             f"{bond:.3f} A (a = {a:.3f} A); give --lattice-constant for another"
         )
     feats: dict = {}
-    if structure == "fcc":
-        pos = fcc_particle(lattice_constant_A=a, radius_A=radius_A, shape=shape, seed=rng)
+    if structure in ("fcc", "bcc"):
+        pos = fcc_particle(
+            lattice_constant_A=a, radius_A=radius_A, shape=shape, seed=rng, lattice=structure
+        )
     elif structure == "amorphous":
         # Pt's packing (min distance 2.0 A, 95 % of fcc density) scaled to the element's bond
         pos = amorphous_particle(

@@ -18,6 +18,8 @@ from ..core.geometry import in_plane_basis
 PT_LATTICE_CONSTANT_A = 3.912
 
 _FCC_BASIS = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]], dtype=np.float64)
+_BCC_BASIS = np.array([[0, 0, 0], [0.5, 0.5, 0.5]], dtype=np.float64)
+_CUBIC_BASES = {"fcc": _FCC_BASIS, "bcc": _BCC_BASIS}
 
 
 def _rng(seed) -> np.random.Generator:
@@ -40,8 +42,10 @@ def fcc_lattice(
     *,
     orientation: np.ndarray | None = None,
     center_A: np.ndarray | tuple = (0.0, 0.0, 0.0),
+    lattice: str = "fcc",
 ) -> np.ndarray:
-    """Sites of an fcc lattice filling a sphere of radius ``extent_A``.
+    """Sites of an fcc (or, with ``lattice="bcc"``, a bcc) lattice filling a sphere of radius
+    ``extent_A``.
 
     Parameters
     ----------
@@ -53,6 +57,8 @@ def fcc_lattice(
         Rotation applied to the crystal (crystal axes to lab ``(z, y, x)``).
     center_A : array-like of shape (3,)
         Where the lattice origin (an atom) is placed [A].
+    lattice : {"fcc", "bcc"}
+        The cubic lattice's kind.
 
     Returns
     -------
@@ -61,10 +67,13 @@ def fcc_lattice(
     """
     if lattice_constant_A <= 0 or extent_A <= 0:
         raise ValueError("lattice_constant_A and extent_A must be positive (Angstrom)")
+    if lattice not in _CUBIC_BASES:
+        raise ValueError(f"unknown lattice {lattice!r}; choose one of {', '.join(_CUBIC_BASES)}")
+    basis = _CUBIC_BASES[lattice]
     n = int(np.ceil(extent_A * np.sqrt(3) / lattice_constant_A)) + 1
     g = np.arange(-n, n + 1, dtype=np.float64)
     cells = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 1, 3)
-    pts = ((cells + _FCC_BASIS[None]) * lattice_constant_A).reshape(-1, 3)
+    pts = ((cells + basis[None]) * lattice_constant_A).reshape(-1, 3)
     pts = pts[np.linalg.norm(pts, axis=1) <= extent_A]
     rot = _as_rotation(orientation)
     return pts @ rot.T + np.asarray(center_A, dtype=np.float64)
@@ -162,13 +171,15 @@ def fcc_particle(
     shape: str = "blob",
     orientation: np.ndarray | None = None,
     seed=None,
+    lattice: str = "fcc",
     **shape_kwargs,
 ) -> np.ndarray:
-    """A single-crystal fcc particle of a random shape centred at the origin [A]."""
+    """A single-crystal fcc (or ``lattice="bcc"``) particle of a random shape centred at the
+    origin [A]."""
     rng = _rng(seed)
     if orientation is None:
         orientation = Rotation.random(random_state=rng.integers(2**31)).as_matrix()
-    pts = fcc_lattice(lattice_constant_A, radius_A * 1.6, orientation=orientation)
+    pts = fcc_lattice(lattice_constant_A, radius_A * 1.6, orientation=orientation, lattice=lattice)
     if shape == "convex":
         shape_kwargs.setdefault("orientation", orientation)
     return pts[shape_mask(pts, shape, radius_A=radius_A, seed=rng, **shape_kwargs)]

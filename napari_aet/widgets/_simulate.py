@@ -19,7 +19,7 @@ from qtpy.QtCore import QTimer
 from .._layers import atoms_layer_data, tilt_series_layer_data
 from ..core.elements import parse_elements
 from ..io import TiltSeries, parse_angles
-from ..simulate import build_structure, simulate_tilt_series
+from ..simulate import STRUCTURES, build_structure, simulate_tilt_series
 from ..workflows import SimulateSettings
 from ._runner import DockContainer, element_edit, element_value, status_label
 
@@ -31,14 +31,13 @@ if TYPE_CHECKING:
 
 
 class SimulateWidget(DockContainer):
-    """Simulate a particle (twinned dumbbell, fcc or amorphous) and its ADF-STEM tilt series."""
+    """Simulate a particle (twinned dumbbell, fcc, bcc or amorphous) and its ADF-STEM tilt
+    series."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
         self._viewer = viewer
-        self.structure = ComboBox(
-            label="structure", choices=["twinned dumbbell", "fcc", "amorphous"], value="fcc"
-        )
+        self.structure = ComboBox(label="structure", choices=list(STRUCTURES), value="fcc")
         self.element = element_edit(D.element, uses="several make a random alloy")
         self.radius = FloatSpinBox(label="radius (A)", value=12.0, min=3.0, max=60.0)
         self.angles = LineEdit(label="angles (deg)", value=D.angles)

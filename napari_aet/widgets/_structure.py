@@ -233,12 +233,17 @@ class StructureWidget(StageWidgetMixin, DockContainer):
         s = res.summary
         rot = s["relative_rotation_deg"]
         faults = ", ".join(f"{x['type']} at {x['layer']}" for x in s.get("faults", [])) or "none"
-        self.status.value = (
-            f"{s['n_layers']} layers; faults: {faults}; twin boundaries "
+        a = s.get("lattice_constant_A")
+        head = (
+            "a bcc crystal, lattice constant "
+            + ("not measured" if a is None else f"{a:.4f} A")
+            + f"; {s['local_structure_counts']['bcc']} of {s['n_atoms']} atoms bcc"
+            if s.get("lattice") == "bcc"
+            else f"{s['n_layers']} layers; faults: {faults}; twin boundaries "
             f"{s['twin_boundary_layers']}; rotation between clusters "
             + ("not measured" if rot is None else f"{rot:.2f} deg")
-            + "".join(f". Note: {n}" for n in s.get("notes", []))
         )
+        self.status.value = head + "".join(f". Note: {n}" for n in s.get("notes", []))
 
     def _fill_table(self, layers) -> None:
         self.table.setRowCount(len(layers))
@@ -262,7 +267,7 @@ class StructureWidget(StageWidgetMixin, DockContainer):
         from matplotlib.colors import to_rgba
 
         f = self._target.features
-        mode = self.color_by.value
+        mode = self._color_mode()
         if mode == "study preset":
             g = layer_groups(f["layer"].to_numpy(), self.result.stacking.twin_boundaries)
             return np.array([to_rgba(STUDY_LAYER_COLORS[x]) for x in g])
@@ -292,9 +297,18 @@ class StructureWidget(StageWidgetMixin, DockContainer):
         self._target.face_color = self.colors()
         self.legend.value = self.legend_html()
 
+    def _color_mode(self) -> str:
+        """The chosen colouring; the study preset of a particle without (111) layers (bcc,
+        amorphous) colours by bond order (fcc/hcp/bcc/other) instead."""
+        mode = self.color_by.value
+        if mode == "study preset" and self.result is not None:
+            if not self.result.summary.get("n_layers"):
+                return "local_structure"
+        return mode
+
     def legend_html(self) -> str:
         """What the colours mean, as swatches (categorical) or the scale (continuous)."""
-        mode = self.color_by.value
+        mode = self._color_mode()
 
         def swatches(table) -> str:
             return " &nbsp; ".join(  # an entry never breaks across lines
@@ -379,7 +393,11 @@ class StructureWidget(StageWidgetMixin, DockContainer):
     def _plot(self) -> None:
         f = self._target.features
         s = self.result.summary
-        g = layer_groups(f["layer"].to_numpy(), self.result.stacking.twin_boundaries)
+        g = (
+            layer_groups(f["layer"].to_numpy(), self.result.stacking.twin_boundaries)
+            if s.get("n_layers")
+            else None
+        )
         self._figure.clear()
         ax1, ax2 = self._figure.subplots(2, 1)
         plot_q4_q6(
@@ -388,6 +406,7 @@ class StructureWidget(StageWidgetMixin, DockContainer):
             g,
             ideal_fcc=s["boo"]["ideal_fcc_q4_q6"],
             ideal_hcp=s["boo"]["ideal_hcp_q4_q6"],
+            ideal_bcc=s["boo"].get("ideal_bcc_q4_q6") if s.get("lattice") == "bcc" else None,
             ax=ax1,
         )
         plot_layer_rmsd(s["layers"], ax=ax2)

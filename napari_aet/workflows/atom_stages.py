@@ -275,7 +275,11 @@ def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=Non
     write_atoms(stage_file(out, "analyze", "atoms_h5"), res.model)
     write_json(stage_file(out, "analyze", "record"), summary)
     f = res.model.features
-    groups = layer_groups(f["layer"].to_numpy(), res.stacking.twin_boundaries)
+    groups = (
+        layer_groups(f["layer"].to_numpy(), res.stacking.twin_boundaries)
+        if summary["n_layers"]
+        else None
+    )
     figs = [
         _save_figure(
             plot_q4_q6(
@@ -284,12 +288,16 @@ def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=Non
                 groups,
                 ideal_fcc=summary["boo"]["ideal_fcc_q4_q6"],
                 ideal_hcp=summary["boo"]["ideal_hcp_q4_q6"],
+                ideal_bcc=summary["boo"]["ideal_bcc_q4_q6"]
+                if summary["lattice"] == "bcc"
+                else None,
             ),
             out,
             "figures/q4_q6.png",
         ),
-        _save_figure(plot_layer_rmsd(summary["layers"]), out, "figures/layer_rmsd.png"),
     ]
+    if summary["n_layers"]:  # (111) layers to show
+        figs.append(_save_figure(plot_layer_rmsd(summary["layers"]), out, "figures/layer_rmsd.png"))
     if summary.get("amorphous"):
         figs.append(_save_figure(plot_rdf(summary["amorphous"]), out, "figures/rdf.png"))
         figs.append(
@@ -300,13 +308,16 @@ def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=Non
     rot = summary["relative_rotation_deg"]
     a = summary["lattice_constant_A"]
     faults = ", ".join(f"{x['type']} at layer {x['layer']}" for x in summary["faults"])
-    msg = (
-        f"{summary['n_layers']} (111) layers; faults: {faults or 'none'}; twin boundaries at "
-        f"layers {summary['twin_boundary_layers']}; relative rotation "
-        + ("not measured" if rot is None else f"{rot:.2f} deg")
-        + "; lattice constant "
-        + ("not measured" if a is None else f"{a:.4f} A")
-    )
+    lattice_a = "; lattice constant " + ("not measured" if a is None else f"{a:.4f} A")
+    if summary["lattice"] == "bcc":
+        msg = "a bcc crystal (no (111) stacking)" + lattice_a
+    else:
+        msg = (
+            f"{summary['n_layers']} (111) layers; faults: {faults or 'none'}; twin boundaries at "
+            f"layers {summary['twin_boundary_layers']}; relative rotation "
+            + ("not measured" if rot is None else f"{rot:.2f} deg")
+            + lattice_a
+        )
     written = [STAGE_FILES["analyze"][k] for k in ("atoms", "atoms_h5", "record")] + figs
     return StageResult("analyze", summary, written, msg, list(summary.get("notes", [])))
 

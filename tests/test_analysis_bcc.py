@@ -1,0 +1,93 @@
+"""bcc crystals (W, Fe, Mo, ...): told from close-packed ones by their bond order, analysed on
+their own lattice (no (111) stacking labels), strained against the bcc reference."""
+
+import re
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from napari_aet.analysis import analyze_structure, classify_local_structure, steinhardt_q4_q6
+from napari_aet.analysis._lattice import cubic_axes_from_bonds, fit_fcc_lattice
+from napari_aet.cli import main
+from napari_aet.core.atoms import AtomModel
+from napari_aet.io import write_atoms
+from napari_aet.simulate import build_structure, fcc_lattice
+
+
+def _noisy(model: AtomModel, sd_A: float, scale: float = 1.0, seed: int = 0) -> AtomModel:
+    rng = np.random.default_rng(seed)
+    c = model.positions.mean(axis=0)
+    pos = c + scale * (model.positions - c) + rng.normal(0, sd_A, model.positions.shape)
+    return AtomModel(pos, model.features.copy(), dict(model.metadata))
+
+
+def test_bcc_particle_has_the_elements_lattice():
+    w = build_structure("bcc", element="W", radius_A=10, jitter_A=0.0, seed=1)
+    assert w.metadata["lattice_constant_A"] == pytest.approx(3.16, abs=0.01)
+    d = np.linalg.norm(w.positions[:, None] - w.positions[None], axis=-1)
+    d[d == 0] = np.inf
+    # 8 nearest neighbours at a sqrt(3)/2, none nearer
+    assert d.min() == pytest.approx(3.16 * np.sqrt(3) / 2, abs=1e-6)
+
+
+def test_bond_order_labels_bcc_atoms_bcc():
+    pts = fcc_lattice(3.16, 12.0, lattice="bcc")
+    q4, q6 = steinhardt_q4_q6(pts, cutoff_A=1.235 * 3.16 * np.sqrt(3) / 2)
+    lab, _ = classify_local_structure(q4, q6)
+    interior = np.linalg.norm(pts, axis=1) < 7.0
+    assert set(lab[interior]) == {"bcc"}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cubic_axes_from_bonds_orient_a_noisy_bcc_lattice(seed):
+    rot = Rotation.random(random_state=seed).as_matrix()
+    pts = fcc_lattice(3.16, 14.0, lattice="bcc", orientation=rot)
+    pts = pts + np.random.default_rng(seed).normal(0, 0.12, pts.shape)
+    axes = cubic_axes_from_bonds(pts, 3.16 * np.sqrt(3) / 2)
+    # each found axis is one of the crystal's cubic axes (either sense)
+    assert np.abs(axes.T @ rot).max(axis=1) == pytest.approx(np.ones(3), abs=0.02)
+    fit = fit_fcc_lattice(pts, lattice_constant_A=2.9, rotation=axes, kind="bcc")
+    assert len(fit.assigned) >= 0.98 * len(pts)
+    assert fit.lattice_constant_A == pytest.approx(3.16, abs=0.01)
+
+
+def test_bcc_particle_is_analysed_on_its_own_lattice():
+    # W expanded by 1.5 %, 12 pm noise per axis: the strain is measured against bcc W
+    w = _noisy(build_structure("bcc", element="W", radius_A=13, seed=2), 0.12, scale=1.015)
+    res = analyze_structure(w, element="W", strain=True)
+    s = res.summary
+    assert s["lattice"] == "bcc"
+    assert s["n_layers"] == 0 and s["faults"] == [] and s["twin_boundary_layers"] == []
+    assert s["lattice_constant_A"] == pytest.approx(1.015 * 3.16, rel=0.002)
+    assert s["reference_lattice_constant_A"] == pytest.approx(3.16, abs=0.01)
+    assert s["local_structure_counts"]["bcc"] > 0.5 * s["n_atoms"]
+    assert s["lattice_fits"][0]["assigned_fraction"] > 0.98
+    ls = res.model.features["local_strain"].to_numpy(float)
+    assert np.nanmedian(ls) == pytest.approx(0.015, abs=0.002)
+    assert any("bcc crystal" in n for n in s["notes"])
+    assert set(res.model.features["stacking"]) == {"other"}
+
+
+def test_close_packed_and_amorphous_particles_are_not_taken_for_bcc():
+    pt = _noisy(build_structure("twinned dumbbell", element="Pt", radius_A=10, seed=3), 0.1)
+    s = analyze_structure(pt, element="Pt").summary
+    assert s["lattice"] == "fcc" and len(s["twin_boundary_layers"]) == 2
+    am = build_structure("amorphous", element="Pt", radius_A=12, seed=3)
+    s = analyze_structure(am, element="Pt").summary
+    assert s["lattice"] is None and s["amorphous"] is not None
+    assert s["local_structure_counts"]["bcc"] < 0.1 * s["n_atoms"]
+
+
+def test_cli_analyze_reports_a_bcc_crystal(tmp_path, capsys):
+    fe = _noisy(build_structure("bcc", element="Fe", radius_A=11, seed=4), 0.1)
+    write_atoms(tmp_path / "fe.csv", fe)
+    assert (
+        main(["analyze", str(tmp_path / "fe.csv"), "--element", "Fe", "--out", str(tmp_path / "a")])
+        == 0
+    )
+    out = capsys.readouterr().out
+    found = re.search(r"a bcc crystal \(no \(111\) stacking\); lattice constant ([0-9.]+) A", out)
+    assert found and float(found.group(1)) == pytest.approx(2.87, abs=0.005)  # Fe's bcc
+    assert (tmp_path / "a" / "figures" / "q4_q6.png").exists()
+    assert not (tmp_path / "a" / "figures" / "layer_rmsd.png").exists()
