@@ -275,6 +275,13 @@ class StackingResult:
         bond orientations (the structure analysis replaces it by the fitted lattices' value).
     notes : list of str
         What could not be measured, and why.
+    host : str
+        ``"fcc"``, or ``"hcp"`` when at least 4 and more than twice as many well-populated
+        layers are hcp-stacked as fcc-stacked (an hcp
+        crystal, ABAB: Co, Ru, Ti, ...). An hcp crystal's faults are its runs of fcc-stacked
+        layers (``type`` ``intrinsic I1``: one, ``intrinsic I2``: two, ``extrinsic``: three,
+        ``fcc lamella``: more; ``fcc_layers``, ``layer`` the run's first), and it has no
+        interface, twin boundaries or clusters.
     """
 
     normal: np.ndarray
@@ -290,6 +297,7 @@ class StackingResult:
     layering_score: float = float("nan")
     faults: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    host: str = "fcc"
 
 
 def _circular_mean_60(angles_rad: np.ndarray, weights=None) -> float:
@@ -323,6 +331,22 @@ def _find_faults(stack_layer, big) -> list[dict]:
         else:
             faults.append({"type": "twin", "hcp_layers": [L], "layer": L})
             used.add(L)
+    return faults
+
+
+def _faults_in_hcp(stack_layer, big) -> list[dict]:
+    """Every run of fcc-stacked, well-populated layers in an hcp crystal (indices before
+    renumbering)."""
+    kinds = {1: "intrinsic I1", 2: "intrinsic I2", 3: "extrinsic"}
+    faults, run = [], []
+    for L in [*range(len(stack_layer)), None]:
+        if L is not None and stack_layer[L] == "fcc" and big[L]:
+            run.append(L)
+            continue
+        if run:
+            kind = kinds.get(len(run), "fcc lamella")
+            faults.append({"type": kind, "fcc_layers": list(run), "layer": run[0]})
+            run = []
     return faults
 
 
@@ -425,10 +449,22 @@ def analyze_stacking(
         if step[L - 1] and step[L]:
             stack_layer[L] = "hcp" if step[L - 1] != step[L] else "fcc"
     big = counts >= max(min_layer_atoms, 0.2 * np.median(counts[counts > 0]))
-    faults = _find_faults(stack_layer, big)
+    n_hcp = int(np.sum((stack_layer == "hcp") & big))
+    n_fcc = int(np.sum((stack_layer == "fcc") & big))
+    # an hcp crystal only by a clear majority: a small fcc particle with an extrinsic fault has
+    # two hcp layers around one fcc one
+    host = "hcp" if n_hcp > 2 * n_fcc and n_hcp >= 4 else "fcc"
     interface = None
     boundaries: list[int] = []
-    if faults:
+    if host == "hcp":
+        faults = _faults_in_hcp(stack_layer, big)
+        notes.append(
+            f"an hcp crystal ({n_hcp} of {n_hcp + n_fcc} inner layers hcp-stacked, ABAB): its "
+            "faults are the runs of fcc-stacked layers; no interface, twin boundaries or clusters"
+        )
+    else:
+        faults = _find_faults(stack_layer, big)
+    if faults and host == "fcc":
         main_fault = max(faults, key=lambda f: (counts[f["hcp_layers"]].sum(), -f["layer"]))
         interface, boundaries = main_fault["layer"], list(main_fault["hcp_layers"])
     zero = interface if interface is not None else 0
@@ -455,7 +491,8 @@ def analyze_stacking(
         for L in range(n_layers)
     ]
     for f in faults:
-        f["hcp_layers"] = [int(x - zero) for x in f["hcp_layers"]]
+        key = "hcp_layers" if "hcp_layers" in f else "fcc_layers"
+        f[key] = [int(x - zero) for x in f[key]]
         f["layer"] = int(f["layer"] - zero)
     return StackingResult(
         n,
@@ -471,4 +508,5 @@ def analyze_stacking(
         float(score),
         faults,
         notes,
+        host,
     )

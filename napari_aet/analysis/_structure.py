@@ -571,6 +571,8 @@ def analyze_structure(
         st = _empty_stacking(n_atoms, [])
         st.layering_score = score
     crystalline = st is not None and np.isfinite(st.normal).all()
+    if crystalline and st.host == "hcp":
+        lattice_kind = "hcp"
     if st is None:
         st = _empty_stacking(n_atoms, [])
     notes.extend(st.notes)
@@ -638,6 +640,13 @@ def analyze_structure(
             fit_iter = fit_cluster_lattices(pos, None, clusters, d_nn=d_nn, notes=notes, kind="bcc")
         else:
             fit_iter = [(0, np.arange(n_atoms), bcc_fit)]
+    elif lattice_kind == "hcp":
+        a_ref = None
+        notes.append(
+            "an hcp crystal: no 3D lattice fit, strain, local strain or facets (those are for "
+            "fcc and bcc); its a is the bond length, its c twice the layer spacing"
+        )
+        fit_iter = ()
     elif crystalline:
         if a_ref_bcc is not None:
             notes.append(
@@ -718,7 +727,10 @@ def analyze_structure(
         # the fcc neighbour count means nothing here: the surface is where cells open
         surface = per_atom["voronoi_index"] == ""
         f["surface"] = surface.astype(np.int8)
-    a_meas = a_fit if np.isfinite(a_fit) else d_nn / CUBIC_LATTICES[lattice_kind][1]
+    if lattice_kind == "hcp":
+        a_meas = d_nn
+    else:
+        a_meas = a_fit if np.isfinite(a_fit) else d_nn / CUBIC_LATTICES[lattice_kind][1]
     if a_ref is not None and np.isfinite(a_meas) and abs(a_meas / a_ref - 1) > 0.03:
         notes.append(
             f"the measured lattice constant {a_meas:.3f} A is {100 * (a_meas / a_ref - 1):+.1f} % "
@@ -734,9 +746,12 @@ def analyze_structure(
         "lattice_constant_A": a_meas,
         "lattice_constant_source": f"fitted {lattice_kind} lattices"
         if np.isfinite(a_fit)
+        else "nearest-neighbour distance (hcp a)"
+        if lattice_kind == "hcp"
         else "nearest-neighbour distance",
+        "hcp_c_A": 2.0 * st.spacing_A if lattice_kind == "hcp" else None,
         "reference_lattice_constant_A": a_ref,
-        "lattice": "bcc" if lattice_kind == "bcc" else "fcc" if crystalline else None,
+        "lattice": lattice_kind if lattice_kind != "fcc" else "fcc" if crystalline else None,
         "local_structure_counts": {
             k: int(np.sum(local == k)) for k in (*LOCAL_STRUCTURES, "other")
         },

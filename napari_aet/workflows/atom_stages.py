@@ -311,6 +311,12 @@ def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=Non
     lattice_a = "; lattice constant " + ("not measured" if a is None else f"{a:.4f} A")
     if summary["lattice"] == "bcc":
         msg = "a bcc crystal (no (111) stacking)" + lattice_a
+    elif summary["lattice"] == "hcp":
+        c = summary["hcp_c_A"]
+        msg = (
+            f"an hcp crystal: {summary['n_layers']} (0001) layers; faults: {faults or 'none'}; "
+            f"a = {a:.4f} A" + ("" if c is None else f", c = {c:.4f} A")
+        )
     else:
         msg = (
             f"{summary['n_layers']} (111) layers; faults: {faults or 'none'}; twin boundaries at "

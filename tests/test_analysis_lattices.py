@@ -1,5 +1,6 @@
-"""bcc crystals (W, Fe, Mo, ...): told from close-packed ones by their bond order, analysed on
-their own lattice (no (111) stacking labels), strained against the bcc reference."""
+"""Crystals other than fcc: bcc ones (W, Fe, Mo, ...) told from close-packed ones by their bond
+order, analysed on their own lattice (no (111) stacking labels), strained against the bcc
+reference; hcp ones (Co, Ru, ...) with their own faults (fcc-stacked layers) and no twins."""
 
 import re
 
@@ -12,7 +13,7 @@ from napari_aet.analysis._lattice import cubic_axes_from_bonds, fit_fcc_lattice
 from napari_aet.cli import main
 from napari_aet.core.atoms import AtomModel
 from napari_aet.io import write_atoms
-from napari_aet.simulate import build_structure, fcc_lattice
+from napari_aet.simulate import build_structure, fcc_lattice, stacked_particle
 
 
 def _noisy(model: AtomModel, sd_A: float, scale: float = 1.0, seed: int = 0) -> AtomModel:
@@ -91,3 +92,32 @@ def test_cli_analyze_reports_a_bcc_crystal(tmp_path, capsys):
     assert found and float(found.group(1)) == pytest.approx(2.87, abs=0.005)  # Fe's bcc
     assert (tmp_path / "a" / "figures" / "q4_q6.png").exists()
     assert not (tmp_path / "a" / "figures" / "layer_rmsd.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("sequence", "fault", "fcc_layers"),
+    [
+        ("ABABABABABABAB", None, 0),
+        ("ABABABCBCBCBCB", "intrinsic I1", 1),
+        ("ABABABABCACACA", "intrinsic I2", 2),
+        ("ABABABCABABABA", "extrinsic", 3),
+    ],
+)
+def test_hcp_crystal_has_its_own_faults_and_no_twins(sequence, fault, fcc_layers):
+    # Co-like hcp (bond 2.507 A) in a random orientation, 6 pm noise per axis
+    s = stacked_particle(sequence, lattice_constant_A=2.507 * np.sqrt(2), lateral_extent_A=14)
+    rot = Rotation.random(random_state=4).as_matrix()
+    pos = (s.positions - s.positions.mean(0)) @ rot.T
+    pos = pos + np.random.default_rng(0).normal(0, 0.06, pos.shape)
+    res = analyze_structure(AtomModel(pos), element="Co", strain=True)
+    out = res.summary
+    assert out["lattice"] == "hcp"
+    assert out["twin_boundary_layers"] == [] and out["interface_layer"] is None
+    assert out["lattice_constant_A"] == pytest.approx(2.507, abs=0.01)
+    assert out["hcp_c_A"] == pytest.approx(2.507 * np.sqrt(8 / 3), abs=0.02)  # ideal c/a
+    if fault is None:
+        assert out["faults"] == []
+    else:
+        assert [f["type"] for f in out["faults"]] == [fault]
+        assert len(out["faults"][0]["fcc_layers"]) == fcc_layers
+    assert set(res.model.features["cluster"]) == {0}
