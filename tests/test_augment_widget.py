@@ -56,3 +56,28 @@ def test_augment_widget_refuses_bad_input(tomogram_viewer, tmp_path):
     assert w.run() is None
     assert "no voxel size" in w.status.value
     assert [layer.name for layer in viewer.layers] == ["tomo", "no scale"]
+
+
+def test_augment_widget_auto_weights_follow_the_element(tomogram_viewer, qtbot):
+    from qtpy.QtCore import Qt
+
+    viewer, w = tomogram_viewer
+    w.weights.value = "auto"  # the default, as in `napari-aet run`
+    # (explicitly hidden or not: the dock itself is not shown here)
+    assert not w.element.native.isHidden() and w.weights_file.native.isHidden()
+    w.element.value = "Xq"
+    assert w.run() is None and "not a chemical symbol" in w.status.value
+    w.element.value = "Pt,Pd"  # an alloy: the alloy network
+    qtbot.mouseClick(w.run_button.native, Qt.MouseButton.LeftButton)  # as the analyst does
+    qtbot.waitUntil(lambda: "Done" in w.status.value, timeout=120000)
+    assert "alloy weights" in w.status.value
+    assert "alloy" in str(viewer.layers["tomo U-Net"].metadata["augment_settings"]["weights"])
+    w.weights.value = "fcc"
+    assert w.element.native.isHidden()
+
+
+def test_augment_widget_defaults_to_auto(make_napari_viewer):
+    from napari_aet.widgets import AugmentWidget
+
+    w = AugmentWidget(make_napari_viewer())
+    assert w.weights.value == "auto" and w.element.value == "Pt"

@@ -14,12 +14,20 @@ from magicgui.widgets import (
 )
 
 from .._layers import tomogram_voxel_size_A
-from ..augment import SHIPPED_WEIGHTS, augment_volume, shipped_weights
+from ..augment import (
+    AUTO_WEIGHTS,
+    SHIPPED_WEIGHTS,
+    augment_volume,
+    choose_weights,
+    shipped_weights,
+)
 from ..workflows import AugmentSettings
 from ._runner import (
     DockContainer,
     StageRunner,
     StageWidgetMixin,
+    element_edit,
+    element_value,
     follow_new_layers,
     select_latest,
     show_result,
@@ -36,7 +44,9 @@ USER_FILE = "weights file..."
 
 
 class AugmentWidget(StageWidgetMixin, DockContainer):
-    """Clean a tomogram with the 3D U-Net (shipped fcc / amorphous / alloy weights or a file).
+    """Clean a tomogram with the 3D U-Net (shipped fcc / amorphous / alloy weights or a file;
+    "auto", the default as in ``napari-aet run``: the alloy weights for several elements, else
+    fcc).
 
     Runs in a worker thread with progress per tile; the augmented tomogram is added beside the
     raw one with the same scale (and becomes the Trace widget's default input). A failed or
@@ -48,8 +58,18 @@ class AugmentWidget(StageWidgetMixin, DockContainer):
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Image", label="tomogram")
         names = [n for n in SHIPPED_WEIGHTS if n in shipped_weights()]
+        auto = [AUTO_WEIGHTS] if "fcc" in names else []
         self.weights = ComboBox(
-            label="weights", choices=[*names, USER_FILE], value=names[0] if names else USER_FILE
+            label="weights",
+            choices=[*auto, *names, USER_FILE],
+            value=(auto or names or [USER_FILE])[0],
+        )
+        self.weights.tooltip = (
+            "auto: the alloy network for several elements, the fcc one otherwise (as "
+            "'napari-aet run'); amorphous for an amorphous particle"
+        )
+        self.element = element_edit(
+            "Pt", uses="'auto' weights: several elements pick the alloy one"
         )
         self.weights_file = FileEdit(label="weights file", filter="*.pt", mode="r")
         self.tile = SpinBox(label="tile (voxels)", value=D.tile_px, min=16, max=512, step=8)
@@ -62,6 +82,7 @@ class AugmentWidget(StageWidgetMixin, DockContainer):
             [
                 self.layer,
                 self.weights,
+                self.element,
                 self.weights_file,
                 self.tile,
                 self.overlap,
@@ -85,6 +106,7 @@ class AugmentWidget(StageWidgetMixin, DockContainer):
 
     def _show_file(self, value) -> None:
         self.weights_file.visible = value == USER_FILE
+        self.element.visible = value == AUTO_WEIGHTS
 
     def run(self, event=None):
         """Start the augmentation; returns the worker (None if the input is not usable)."""
@@ -95,6 +117,8 @@ class AugmentWidget(StageWidgetMixin, DockContainer):
                 weights = Path(self.weights_file.value)
                 if not weights.is_file():
                     raise ValueError("choose a weights file (.pt from 'napari-aet train')")
+            elif self.weights.value == AUTO_WEIGHTS:
+                weights = choose_weights(AUTO_WEIGHTS, element_value(self.element))
             else:
                 weights = self.weights.value
         except ValueError as err:
@@ -109,7 +133,8 @@ class AugmentWidget(StageWidgetMixin, DockContainer):
             device=self.device.value,
         )
         self._source = (layer, vs)
-        self.status.value = "Loading the network..."
+        self._weights_name = weights if isinstance(weights, str) else Path(weights).name
+        self.status.value = f"Loading the {self._weights_name} network..."
         return self.runner.start(
             lambda progress, cancel: augment_volume(
                 data, progress=progress, cancel=cancel, **params
@@ -136,4 +161,7 @@ class AugmentWidget(StageWidgetMixin, DockContainer):
             },
         )
         show_result(self._viewer, new, hide_kinds=("tilt_series", "tomogram"))
-        self.status.value = f"Done on {res.settings['device']} in {res.seconds:.1f} s"
+        self.status.value = (
+            f"Done with the {self._weights_name} weights on {res.settings['device']} in "
+            f"{res.seconds:.1f} s"
+        )
