@@ -42,6 +42,9 @@ PARTICLES = {
     "pt-multislice": ("Pt", "fcc", "blob", 0.35, "fcc"),
     "pd-particle": ("Pd", "fcc", "convex", 0.22, "fcc"),
     "ni-particle": ("Ni", "fcc", "blob", 0.22, "fcc"),
+    "ag-particle": ("Ag", "fcc", "convex", 0.22, "fcc"),
+    # an amorphous heavy metal run as a new user would (default weights, not the amorphous ones)
+    "ta-amorphous": ("Ta", "amorphous", "blob", 0.22, "auto"),
     # bcc crystals (every neighbour 15 % nearer than fcc's second shell; the tungsten needles
     # of the first AET studies), a heavy and a light element
     "w-particle": ("W", "bcc", "blob", 0.22, "auto"),
@@ -73,6 +76,9 @@ CONDITIONS = {
     # drift left in by the microscope: shifts of up to 12 px (the faults otherwise the same)
     "drift": (50.0, (12.0, 0.5, 3.0, 3.0)),
     "third-drift": (17.0, (12.0, 0.5, 3.0, 3.0)),
+    # the study's total dose spread over 41 tilts of 3 deg to +-60 deg (a narrower range, a
+    # finer step, half the counts per image), as other groups acquire
+    "dense": (50.0 * 21 / 41, (0.0, 0.0, 0.0, 1.0)),
 }
 #: each image's defocus drawn about 0 with this standard deviation [A] per condition: the
 #: focus found anew at each tilt, off by a nm or two (the probe's depth of field is about
@@ -82,7 +88,10 @@ CONDITIONS["focus"] = CONDITIONS["study"]
 CONDITIONS["third-focus"] = CONDITIONS["third"]
 CONDITIONS["focus-4nm"] = CONDITIONS["study"]
 #: tilt angles [deg] per condition: the study's 21 tilts -70:70:7 unless named here
-TILTS = {"fullrange": np.arange(-88.5, 88.6, 3.0)}  # 60 tilts over 180 deg, no missing wedge
+TILTS = {
+    "fullrange": np.arange(-88.5, 88.6, 3.0),  # 60 tilts over 180 deg, no missing wedge
+    "dense": np.arange(-60.0, 60.1, 3.0),  # 41 tilts, a wider missing wedge
+}
 DEFAULT_CASES = [
     "pt-dumbbell/study",
     "pt-dumbbell/third",
@@ -429,7 +438,8 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     print()
     print(f"Machine: {machine()}; {args.size} px of {args.pixel_size} A, 21 tilts -70:70:7")
-    print("(fullrange: 60 tilts -88.5:88.5:3; tenth: 5 counts at the brightest column;")
+    print("(fullrange: 60 tilts -88.5:88.5:3; dense: 41 tilts -60:60:3 at 21/41 of the counts;")
+    print(" tenth: 5 counts at the brightest column;")
     print(" faults: +-3 px shifts, 0.5 deg angle errors, axis 3 deg, background 3 counts)")
     for p, n in MULTISLICE_PX.items():
         print(f"({p}: {n} px, abTEM PRISM multislice, 2 A slices, 40-200 mrad detector)")
