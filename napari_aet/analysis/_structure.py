@@ -481,18 +481,15 @@ def analyze_structure(
     if not (math.isfinite(strain_sigma_A) and strain_sigma_A > 0):
         raise ValueError(f"strain_sigma_A must be a positive length in A, got {strain_sigma_A}")
     early_notes: list[str] = []
-    # a bcc element's (W, Fe, Mo, ...) reference is its bcc lattice constant
-    a_ref_bcc = _bcc_reference(element, None, _composition(model, element))
-    if a_ref_bcc is not None:
-        a_ref_bcc = _bcc_reference(
-            element, reference_lattice_constant_A, _composition(model, element)
-        )
+    comp = _composition(model, element)
+    # a bcc element's (W, Fe, Mo, ...) reference is its bcc lattice constant (or the one given)
+    a_ref_bcc = None
+    if _bcc_reference(element, None, comp) is not None:
+        a_ref_bcc = _bcc_reference(element, reference_lattice_constant_A, comp)
         a_ref = None
     else:
         try:
-            a_ref = reference_lattice_constant(
-                element, reference_lattice_constant_A, _composition(model, element)
-            )
+            a_ref = reference_lattice_constant(element, reference_lattice_constant_A, comp)
         except ValueError:
             if reference_lattice_constant_A is not None or not _is_element(element):
                 raise
