@@ -43,6 +43,8 @@ PARTICLES = {
     "pd-particle": ("Pd", "fcc", "convex", 0.22, "fcc"),
     "ni-particle": ("Ni", "fcc", "blob", 0.22, "fcc"),
     "ag-particle": ("Ag", "fcc", "convex", 0.22, "fcc"),
+    # a large, thick crystal (at 256 px about 5,800 atoms, columns of up to 20)
+    "pt-large": ("Pt", "fcc", "blob", 0.3, "fcc"),
     # an amorphous heavy metal run as a new user would (default weights, not the amorphous ones)
     "ta-amorphous": ("Ta", "amorphous", "blob", 0.22, "auto"),
     # bcc crystals (every neighbour 15 % nearer than fcc's second shell; the tungsten needles
