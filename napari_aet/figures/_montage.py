@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def add_scale_bar(ax, *, length_A: float, pixel_size_A: float, label: str | None = None) -> None:
-    """Draw a white scale bar of ``length_A`` in the lower left of an image axis."""
+def add_scale_bar(
+    ax, *, length_A: float, pixel_size_A: float, label: str | None = None, color: str = "white"
+) -> None:
+    """Draw a scale bar of ``length_A`` (white unless ``color``) in the lower left of an image
+    axis."""
     from matplotlib.patches import Rectangle
 
     x0, x1 = ax.get_xlim()
@@ -15,14 +18,20 @@ def add_scale_bar(ax, *, length_A: float, pixel_size_A: float, label: str | None
     height_px = abs(y1 - y0)
     bar = length_A / pixel_size_A
     left = min(x0, x1) + 0.06 * width_px
-    bottom = max(y0, y1) - 0.08 * height_px
-    ax.add_patch(Rectangle((left, bottom), bar, 0.02 * height_px, color="white", lw=0, zorder=5))
+    thick = 0.02 * height_px
+    if y0 > y1:  # an image axis (y down): the bar near the bottom row, its label above it
+        bottom = max(y0, y1) - 0.08 * height_px
+        text_y = bottom - 0.015 * height_px
+    else:  # y up: the bar near the lowest y, its label above it (higher y)
+        bottom = min(y0, y1) + 0.06 * height_px
+        text_y = bottom + thick + 0.015 * height_px
+    ax.add_patch(Rectangle((left, bottom), bar, thick, color=color, lw=0, zorder=5))
     text = label or (f"{length_A / 10:g} nm" if length_A >= 10 else f"{length_A:g} Å")
     ax.text(
         left + bar / 2,
-        bottom - 0.015 * height_px,
+        text_y,
         text,
-        color="white",
+        color=color,
         ha="center",
         va="bottom",
         fontsize=7,

@@ -364,7 +364,12 @@ def measured_vs_reprojected_figure(
                 ax.set_title(f"{angles_deg[i]:+.0f}°", fontsize=9)
             if c == 0:
                 ax.set_ylabel(("measured", "reprojected", "residual")[row], fontsize=9)
-                add_scale_bar(ax, length_A=scale_bar_A, pixel_size_A=pixel_size_A)
+                add_scale_bar(  # black on the residual's white zero
+                    ax,
+                    length_A=scale_bar_A,
+                    pixel_size_A=pixel_size_A,
+                    color="black" if row == 2 else "white",
+                )
     fig.tight_layout()
     return fig
 

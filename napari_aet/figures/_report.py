@@ -110,7 +110,8 @@ def make_figures(
     def crystalline():
         normal = summary.get("stacking_normal_zyx") or []
         if summary.get("amorphous") or None in normal:
-            raise LookupError("the particle forms no close-packed layers (amorphous)")
+            kind = "a bcc crystal" if summary.get("lattice") == "bcc" else "amorphous"
+            raise LookupError(f"the particle forms no close-packed layers ({kind})")
 
     def build(name):
         if name in ("rdf", "voronoi_motifs"):
