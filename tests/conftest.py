@@ -1,11 +1,16 @@
+import atexit
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 
 import pytest
 
-# Keep the sample cache inside the test run so that tests never depend on a user's cache.
-os.environ.setdefault("NAPARI_AET_CACHE", tempfile.mkdtemp(prefix="napari-aet-test-cache-"))
+# Keep the sample cache inside the test run so that tests never depend on a user's cache (and
+# remove it afterwards: each run left about 11 MB in the temporary folder).
+if "NAPARI_AET_CACHE" not in os.environ:
+    os.environ["NAPARI_AET_CACHE"] = tempfile.mkdtemp(prefix="napari-aet-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["NAPARI_AET_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
