@@ -84,3 +84,15 @@ def test_rigid_registration_recovers_a_known_rotation_and_shift():
     assert angle == pytest.approx(expected, abs=0.01)
     cmp = compare_atom_models(ref, moved, radius_A=1.0)
     assert cmp.n_common == len(ref) and cmp.rmsd_A < 1e-6
+
+
+@pytest.mark.parametrize("blur", [0.3, 0.6])
+def test_the_blur_the_images_show_is_found(model_and_series, blur):
+    from napari_aet.analysis import fit_blur_sigma
+
+    m, _, _ = model_and_series
+    s = simulate_tilt_series(m, ANGLES, shape_px=(96, 96), seed=2, blur_sigma_A=blur)
+    sigma, r_fit = fit_blur_sigma(m.positions, s.data, ANGLES, pixel_size_A=PX)
+    assert sigma == pytest.approx(blur, abs=0.03)
+    study = r_factor(m.positions, s.data, ANGLES, pixel_size_A=PX, blur_sigma_A=0.45).r_mean
+    assert r_fit < study - 0.01  # the study's width misfits these images

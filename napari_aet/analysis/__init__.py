@@ -29,7 +29,7 @@ from ._structure import (
     fit_cluster_lattices,
     in_plane_zone_axes,
 )
-from ._validate import RFactorResult, r_factor
+from ._validate import STUDY_BLUR_SIGMA_A, RFactorResult, fit_blur_sigma, r_factor
 
 __all__ = [
     "amorphous_summary",
@@ -58,6 +58,8 @@ __all__ = [
     "find_stacking_direction",
     "nearest_neighbour_distance",
     "r_factor",
+    "fit_blur_sigma",
+    "STUDY_BLUR_SIGMA_A",
     "steinhardt_q4_q6",
     "strain_map",
 ]

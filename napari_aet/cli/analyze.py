@@ -111,7 +111,13 @@ def add_validate(sub) -> None:
     p.add_argument("atoms", type=Path, help="atom model file (z, y, x in A, volume frame)")
     add_series_input(p)
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--blur", type=float, default=V.blur_sigma_A, help="Gaussian blur sigma [A]")
+    p.add_argument(
+        "--blur",
+        type=float,
+        default=V.blur_sigma_A,
+        help="Gaussian blur sigma [A] of the forward projections (default: fitted to the images, "
+        "the width that minimises the R-factor; 0.45 for the study's)",
+    )
     element_option(p, V.element, "the scattering factors of the calculated images")
     p.add_argument("--shared-scale", action="store_true", help="one scale for all images")
     p.set_defaults(func=cmd_validate)

@@ -219,10 +219,11 @@ def cmd_run(args) -> int:
         finally:
             bar.close()
         if not args.quiet:
-            r = summary.get("r_factor_mean")
+            r, blur = summary.get("r_factor_mean"), summary.get("r_factor_blur_A")
             print(
                 f"pipeline done: {summary.get('n_atoms_traced')} atoms, mean R-factor "
                 + ("n/a" if r is None else f"{r:.4f}")
+                + ("" if blur is None else f" (blur {blur:.2f} A)")
                 + f", twin boundaries {summary.get('twin_boundary_layers')}; results in {args.out}"
             )
         return 0

@@ -221,11 +221,14 @@ def _numbers_table(summary: dict) -> str:
     keys = [
         ("n_atoms_traced", "atoms traced"),
         ("n_atoms", "atoms analysed"),
+        ("lattice", "lattice (bond order)"),
         ("lattice_constant_A", "lattice constant (Å)"),
         ("n_layers", "(111) layers"),
         ("twin_boundary_layers", "twin-boundary layers"),
         ("relative_rotation_deg", "relative rotation of the clusters (°)"),
         ("r_factor_mean", "mean R-factor"),
+        ("r_factor_blur_A", "its forward projections' blur (Å; fitted)"),
+        ("r_factor_mean_study_blur", "mean R-factor with the study's 0.45 Å blur"),
         ("tilt_axis_angle_deg", "tilt-axis angle (°)"),
         ("n_surface_atoms", "surface atoms"),
     ]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..align import recorded_denoiser
-from ..analysis import analyze_structure, r_factor
+from ..analysis import STUDY_BLUR_SIGMA_A, analyze_structure, fit_blur_sigma, r_factor
 from ..core.device import cuda_available
 from ..core.elements import parse_elements
 from ..figures import (
@@ -338,20 +338,25 @@ def run_validate(
     s = settings
     model, src = _atoms_in(atoms)
     ts = load_series(series)
+    species = _species(model, s.element)
+    kw = dict(pixel_size_A=ts.pixel_size_A, element=species, per_image_scale=not s.shared_scale)
+    blur, study_r = s.blur_sigma_A, None
+    if blur is None:  # the width the images show (B factor), and the study's R beside it
+        blur, _ = fit_blur_sigma(model.positions, ts.data, ts.angles_deg, **kw)
+        study_r = r_factor(
+            model.positions, ts.data, ts.angles_deg, blur_sigma_A=STUDY_BLUR_SIGMA_A, **kw
+        ).r_mean
     res = r_factor(
-        model.positions,
-        ts.data,
-        ts.angles_deg,
-        pixel_size_A=ts.pixel_size_A,
-        blur_sigma_A=s.blur_sigma_A,
-        element=_species(model, s.element),
-        per_image_scale=not s.shared_scale,
-        progress=progress,
+        model.positions, ts.data, ts.angles_deg, blur_sigma_A=blur, progress=progress, **kw
     )
     out = _folder(out)
     info = {
         **_provenance("validate", s, atoms=src, tilts=series.path),
-        "blur_sigma_A": s.blur_sigma_A,
+        "blur_sigma_A": blur,
+        "blur_fitted": s.blur_sigma_A is None,
+        "r_mean_study_blur": res.r_mean
+        if study_r is None and blur == STUDY_BLUR_SIGMA_A
+        else study_r,
         "element": s.element,
         "r_mean": res.r_mean,
         "r_per_image": res.r_per_image.tolist(),
@@ -381,7 +386,9 @@ def run_validate(
     ]
     msg = (
         f"mean R-factor {res.r_mean:.4f} over {len(res.r_per_image)} images "
-        f"(min {res.r_per_image.min():.4f}, max {res.r_per_image.max():.4f})"
+        f"(min {res.r_per_image.min():.4f}, max {res.r_per_image.max():.4f}) with "
+        + (f"the fitted blur {blur:.3f} A" if s.blur_sigma_A is None else f"a blur of {blur:g} A")
+        + ("" if study_r is None else f"; {study_r:.4f} with the study's {STUDY_BLUR_SIGMA_A} A")
     )
     written = [STAGE_FILES["validate"][k] for k in ("record", "projections")] + figs
     return StageResult("validate", info, written, msg)

@@ -144,6 +144,8 @@ def gather(run_dir) -> dict:
         r = json.loads(lay.rfactor.read_text())
         summary["r_factor_mean"] = r["r_mean"]
         summary["r_factor_per_image"] = r["r_per_image"]
+        summary["r_factor_blur_A"] = r.get("blur_sigma_A")
+        summary["r_factor_mean_study_blur"] = r.get("r_mean_study_blur")
     trace_record = lay.file("trace", "record")
     if trace_record.exists():
         t = json.loads(trace_record.read_text())

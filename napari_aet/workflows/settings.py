@@ -249,7 +249,10 @@ class ValidateSettings:
     """R-factors of an atom model against the aligned series (``napari-aet validate``)."""
 
     element: str = "Pt"
-    blur_sigma_A: float = 0.45
+    # the forward projections' Gaussian broadening [A]; None: fitted to the images (the width
+    # that minimises the mean R-factor, the field's B factor; the R-factor at the study's
+    # 0.45 A is recorded beside it)
+    blur_sigma_A: float | None = None
     shared_scale: bool = False
 
 
