@@ -121,3 +121,22 @@ def test_hcp_crystal_has_its_own_faults_and_no_twins(sequence, fault, fcc_layers
         assert [f["type"] for f in out["faults"]] == [fault]
         assert len(out["faults"][0]["fcc_layers"]) == fcc_layers
     assert set(res.model.features["cluster"]) == {0}
+
+
+def test_a_bcc_bicrystal_is_bcc_and_each_grain_fits_on_its_own():
+    rng = np.random.default_rng(0)
+    r1, r2 = (Rotation.random(random_state=k).as_matrix() for k in (1, 2))
+    a = fcc_lattice(3.16, 14.0, lattice="bcc", orientation=r1)
+    b = fcc_lattice(3.16, 14.0, lattice="bcc", orientation=r2)
+    pos = np.vstack([a[a[:, 0] < 0], b[b[:, 0] >= 1.4]])
+    pos = pos + rng.normal(0, 0.05, pos.shape)
+    grain = (pos[:, 0] >= 0.7).astype(int)
+    s = analyze_structure(AtomModel(pos), element="W").summary
+    assert s["lattice"] == "bcc" and any("another grain" in n for n in s["notes"])
+    assert 0.3 < s["lattice_fits"][0]["assigned_fraction"] < 0.8
+    # the user's selection of the grains: each on its own bcc lattice
+    s = analyze_structure(AtomModel(pos), element="W", clusters=grain).summary
+    fits = s["lattice_fits"]
+    assert [f["cluster"] for f in fits] == [0, 1]
+    assert all(f["assigned_fraction"] > 0.95 for f in fits)
+    assert all(f["lattice_constant_A"] == pytest.approx(3.16, abs=0.01) for f in fits)
