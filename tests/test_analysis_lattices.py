@@ -140,3 +140,18 @@ def test_a_bcc_bicrystal_is_bcc_and_each_grain_fits_on_its_own():
     assert [f["cluster"] for f in fits] == [0, 1]
     assert all(f["assigned_fraction"] > 0.95 for f in fits)
     assert all(f["lattice_constant_A"] == pytest.approx(3.16, abs=0.01) for f in fits)
+
+
+def test_a_diamond_cubic_crystal_is_not_given_close_packed_labels():
+    # diamond-cubic Si (a = 5.431 A): fcc and its copy shifted by a/4, 4 neighbours each; its
+    # {111} double layers once gave 15 "(111) layers" and an "fcc lattice constant" of 3.80 A
+    rot = Rotation.random(random_state=3).as_matrix()
+    f = fcc_lattice(5.431, 16.0)
+    pos = np.vstack([f, f + 5.431 / 4])
+    pos = pos[np.linalg.norm(pos - pos.mean(0), axis=1) < 14.0] @ rot.T
+    pos = pos + np.random.default_rng(0).normal(0, 0.04, pos.shape)
+    s = analyze_structure(AtomModel(pos), element="Si").summary
+    assert s["lattice"] is None and s["n_layers"] == 0 and s["lattice_constant_A"] is None
+    assert any("4-coordinated" in n for n in s["notes"])
+    # g(r) instead: its first peak at the Si-Si bond, 2.35 A
+    assert s["amorphous"]["rdf_first_peak_A"] == pytest.approx(5.431 * np.sqrt(3) / 4, abs=0.05)

@@ -285,6 +285,23 @@ def _fit_bcc_clusters(pos, cluster, *, d_nn: float, notes: list):
         yield int(cl), sel, fit
 
 
+#: A tetrahedral network's 5th-nearest neighbour lies in its second shell (1.63 bond lengths in
+#: diamond-cubic crystals, about 1.5 in amorphous Si): the 5th over the 4th neighbour's distance
+#: of at least this for a quarter of the atoms (75th percentile) marks one. Close-packed and bcc
+#: crystals and random packings give 1.00-1.10, a gas of random points 1.13.
+TETRAHEDRAL_GAP = 1.25
+
+
+def _tetrahedral(pos, d_nn: float) -> bool:
+    """True for a tetrahedral network (4 nearest neighbours, then a gap: see
+    :data:`TETRAHEDRAL_GAP`)."""
+    if len(pos) < 20 or not math.isfinite(d_nn):
+        return False
+    d, _ = cKDTree(pos).query(pos, k=6)
+    gap = d[:, 5] / np.maximum(d[:, 4], 1e-9)
+    return float(np.percentile(gap, 75)) >= TETRAHEDRAL_GAP
+
+
 def _bcc_verdict(pos, local, d_nn: float, notes: list):
     """The particle's bcc lattice fit when its atoms form one (see :data:`BCC_MIN_FRACTION`),
     else None (a note says why a bcc-looking particle is not taken for one)."""
@@ -549,6 +566,13 @@ def analyze_structure(
     bcc_fit = None
     if structure != "amorphous" and normal is None:
         bcc_fit = _bcc_verdict(pos, local, d_nn, notes)
+    tetrahedral = bcc_fit is None and normal is None and _tetrahedral(pos, d_nn)
+    if tetrahedral:
+        notes.append(
+            "the atoms are 4-coordinated (a tetrahedral network: diamond-cubic or amorphous Si, "
+            "Ge, C): the close-packed analysis (layers, stacking, fcc lattice fits) does not "
+            "apply; g(r), coordination and Voronoi motifs instead"
+        )
     lattice_kind = "bcc" if bcc_fit is not None else "fcc"
     st = None
     if bcc_fit is None and (n_atoms < 10 or not math.isfinite(d_nn)):
@@ -562,14 +586,16 @@ def analyze_structure(
     # at the best of thousands: a small particle needs a clearer layering
     min_score = max(MIN_LAYERING_SCORE, 4.0 / np.sqrt(max(n_atoms, 1)))
     too_weak = st is not None and st.layering_score < min_score and structure == "auto"
-    if st is not None and normal is None and (too_weak or structure == "amorphous"):
-        notes.append(
-            "amorphous as asked (structure='amorphous'): no crystal labels"
-            if structure == "amorphous"
-            else f"the atoms do not form close-packed layers (layering score "
-            f"{st.layering_score:.2f} < {min_score:.2f}): no layers, stacking labels, faults or "
-            "lattice fits (an amorphous or polycrystalline particle, or positions too noisy)"
-        )
+    if st is not None and normal is None and (too_weak or structure == "amorphous" or tetrahedral):
+        if structure == "amorphous":
+            notes.append("amorphous as asked (structure='amorphous'): no crystal labels")
+        elif not tetrahedral:
+            notes.append(
+                f"the atoms do not form close-packed layers (layering score "
+                f"{st.layering_score:.2f} < {min_score:.2f}): no layers, stacking labels, "
+                "faults or lattice fits (an amorphous or polycrystalline particle, or positions "
+                "too noisy)"
+            )
         score = st.layering_score
         st = _empty_stacking(n_atoms, [])
         st.layering_score = score
@@ -732,6 +758,8 @@ def analyze_structure(
         f["surface"] = surface.astype(np.int8)
     if lattice_kind == "hcp":
         a_meas = d_nn
+    elif lattice_kind == "fcc" and not crystalline:
+        a_meas = float("nan")  # no lattice (amorphous, a tetrahedral network): no constant
     else:
         a_meas = a_fit if np.isfinite(a_fit) else d_nn / CUBIC_LATTICES[lattice_kind][1]
     if a_ref is not None and np.isfinite(a_meas) and abs(a_meas / a_ref - 1) > 0.03:
