@@ -163,3 +163,11 @@ def test_structure_widget_shows_a_bcc_crystal_by_its_bond_order(make_napari_view
         layer.face_color[bcc], [to_rgba(_STACKING_COLORS["bcc"])] * bcc.sum()
     )
     assert "bcc" in w.legend.value
+    # View looks down the fitted bcc lattice's [001], [011], [111] in turn: columns end-on
+    rot = np.asarray(s["lattice_fits"][0]["rotation_crystal_to_lab"])
+    for d in ((0, 0, 1), (0, 1, 1), (1, 1, 1)):
+        qtbot.mouseClick(w.view_button.native, Qt.MouseButton.LeftButton)
+        want = rot @ np.array(d, float) / np.linalg.norm(d)
+        got = np.asarray(viewer.camera.view_direction)
+        assert abs(got @ want) == pytest.approx(1.0, abs=1e-3), (d, got, want)
+        assert "bcc lattice's" in w.status.value

@@ -278,9 +278,9 @@ class StackingResult:
     host : str
         ``"fcc"``, or ``"hcp"`` when at least 4 and more than twice as many well-populated
         layers are hcp-stacked as fcc-stacked (an hcp crystal, ABAB: Co, Ru, Ti, ...). An hcp
-        crystal's faults are its runs of fcc-stacked layers (``type`` ``intrinsic I1``: one, ``intrinsic I2``: two, ``extrinsic``: three,
-        ``fcc lamella``: more; ``fcc_layers``, ``layer`` the run's first), and it has no
-        interface, twin boundaries or clusters.
+        crystal's faults are its runs of fcc-stacked layers (``type`` ``intrinsic I1``: one,
+        ``intrinsic I2``: two, ``extrinsic``: three, ``fcc lamella``: more; ``fcc_layers``,
+        ``layer`` the run's first), and it has no interface, twin boundaries or clusters.
     """
 
     normal: np.ndarray

@@ -353,6 +353,8 @@ class StructureWidget(StageWidgetMixin, DockContainer):
         turns to the next of the three equivalent directions. Returns False (with a message)
         when there is nothing to view."""
         choice = choice or self.view_direction.value
+        if self.result is not None and self.result.summary.get("lattice") == "bcc":
+            return self._view_bcc()
         if self.result is None or not np.isfinite(self.result.stacking.normal).all():
             self.status.value = "Analyse first (a crystalline particle with (111) layers)"
             return False
@@ -381,6 +383,27 @@ class StructureWidget(StageWidgetMixin, DockContainer):
         self.status.value = (
             f"Viewing along an in-layer {VIEW_CHOICES[choice]} ({self._turn + 1} of 3): the "
             "(111) layers, the interface and any twin boundary edge-on, [111] up"
+        )
+        return True
+
+    def _view_bcc(self) -> bool:
+        """A bcc crystal has no layers: look down its fitted lattice's [001], [011] and [111]
+        in turn (atom columns end-on), one more with each press."""
+        fits = self.result.summary.get("lattice_fits") or []
+        if not fits:
+            self.status.value = "No bcc lattice was fitted: nothing to look along"
+            return False
+        rot = np.asarray(fits[0]["rotation_crystal_to_lab"], float)
+        names = ("[001]", "[011]", "[111]")
+        self._bcc_turn = (getattr(self, "_bcc_turn", -1) + 1) % 3
+        d = rot @ np.array(((0, 0, 1), (0, 1, 1), (1, 1, 1))[self._bcc_turn], float)
+        d /= np.linalg.norm(d)
+        up, _ = in_plane_basis(d)
+        self._viewer.dims.ndisplay = 3
+        self._viewer.camera.set_view_direction(tuple(d), tuple(up))
+        self.status.value = (
+            f"Viewing down the bcc lattice's {names[self._bcc_turn]} (atom columns end-on; "
+            "press View for the next)"
         )
         return True
 
