@@ -1,5 +1,6 @@
 """The smooth part of two position fits' difference (what a denoiser takes from a strain
-field), known answers on a constructed crystal."""
+field), known answers on a constructed crystal; and the traced positions' share of the final
+ones."""
 
 import numpy as np
 import pytest
@@ -78,3 +79,35 @@ def test_the_correction_applies_only_above_the_noise_it_brings(crystal):
     # noise alone: what the local fits keep of it is all there is; nothing is added
     none, info = counts_correction(crystal, rng.normal(0.0, 0.10, crystal.shape))
     assert none is None and not info["applied"] and "noise" in info["why"]
+
+
+def test_traced_positions_share_the_final_ones_by_how_far_the_fit_moved_them():
+    """Each traced atom goes back toward its traced position by TRACER_SHARE * (s / d)^2 (s the
+    fit's error on the replicate, d the RMS of the fit's shifts), capped at TRACER_SHARE; added
+    atoms keep their refined positions; no replicate, no change."""
+    import pandas as pd
+
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.trace._refine import TRACER_SHARE, _with_tracer_share
+
+    rng = np.random.default_rng(0)
+    origin = rng.uniform(0, 30, (50, 3))
+    shift = rng.normal(0, 0.2 / np.sqrt(3), (50, 3))  # about 20 pm RMS
+    added = np.zeros(50, np.int8)
+    added[-5:] = 1
+    feats = pd.DataFrame({"refine_added": added, "refine_shift_A": np.linalg.norm(shift, axis=1)})
+    model = AtomModel(origin + shift, feats, {})
+    d = 100 * np.sqrt(np.mean(np.sum(shift[:45] ** 2, axis=1)))
+    for fit_error, weight in ((d / 2, TRACER_SHARE / 4), (2 * d, TRACER_SHARE)):
+        source = {"source": "counts", "replicate_rms_pm": {"counts": fit_error}}
+        out, info = _with_tracer_share(model, {}, source, origin)
+        assert info["tracer_share"]["weight"] == pytest.approx(weight)
+        np.testing.assert_allclose(out.positions[:45], origin[:45] + (1 - weight) * shift[:45])
+        np.testing.assert_allclose(out.positions[45:], model.positions[45:])  # added: as fitted
+        np.testing.assert_allclose(
+            out.features["refine_shift_A"], np.linalg.norm(out.positions - origin, axis=1)
+        )
+    same, info = _with_tracer_share(model, {}, None, origin)
+    assert same is model and "tracer_share" not in info
+    same, _ = _with_tracer_share(model, {"not_refined": "poor fit"}, source, origin)
+    assert same is model
