@@ -228,6 +228,13 @@ def run_refine(
             )
         elif corr:
             notes.append(f"no smooth correction from the counts: {corr.get('why')}")
+        share = info.get("tracer_share")
+        if share:
+            msg += (
+                f"; the traced positions' share {share['weight']:.2f} (the fit moved the atoms "
+                f"{share['shift_rms_pm']:.1f} pm RMS against its own error of "
+                f"{share['fit_error_pm']:.1f} pm)"
+            )
 
     return StageResult("refine", prov, written, msg, notes)
 
