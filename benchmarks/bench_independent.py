@@ -10,9 +10,11 @@ crystal axis along a lab axis), at the study's counts (about 50 at the brightest
 third and a tenth of them, over the full tilt range (60 tilts over 180 deg), and with
 acquisition faults (shifts, angle errors, a rotated tilt axis, a background), at the study's
 counts and at a third and a tenth of them (`third-faults`, `tenth-faults`), and with the
-shifts of a series whose drift was left in (up to 12 px: `drift`, `third-drift`); Pt, Au, Pd and
-Ni, crystalline and amorphous, and Fe-Pt and Pd-Pt alloys (each element as bright as in ADF
-images, or with `--contrast potential` as in the projected potential). Each series goes through
+shifts of a series whose drift was left in (up to 12 px: `drift`, `third-drift`), and the
+study's dose over 41 tilts to +-60 deg (`dense`); Pt, Au, Pd, Ni and Ag crystals, bcc W and Fe
+crystals, a thick Pt crystal (`pt-large`), amorphous Pt and Ta, and Fe-Pt and Pd-Pt alloys (each
+element as bright as in ADF images, or with `--contrast potential` as in the projected
+potential). Each series goes through
 `napari-aet run` with its defaults (only the element is given, and the amorphous U-Net for the
 amorphous particle); the traced, refined and final atoms are scored against the truth after a
 rigid registration with one-to-one matching within 1 A, an alloy's also per element. Every
