@@ -91,19 +91,21 @@ def test_traced_positions_share_the_final_ones_by_how_far_the_fit_moved_them():
     from napari_aet.trace._refine import TRACER_SHARE, _with_tracer_share
 
     rng = np.random.default_rng(0)
-    origin = rng.uniform(0, 30, (50, 3))
-    shift = rng.normal(0, 0.2 / np.sqrt(3), (50, 3))  # about 20 pm RMS
-    added = np.zeros(50, np.int8)
+    origin = build_structure("fcc", radius_A=9, seed=1, jitter_A=0.0).positions  # a crystal
+    n = len(origin)
+    shift = rng.normal(0, 0.2 / np.sqrt(3), (n, 3))  # about 20 pm RMS
+    added = np.zeros(n, np.int8)
     added[-5:] = 1
     feats = pd.DataFrame({"refine_added": added, "refine_shift_A": np.linalg.norm(shift, axis=1)})
     model = AtomModel(origin + shift, feats, {})
-    d = 100 * np.sqrt(np.mean(np.sum(shift[:45] ** 2, axis=1)))
+    m = n - 5
+    d = 100 * np.sqrt(np.mean(np.sum(shift[:m] ** 2, axis=1)))
     for fit_error, weight in ((d / 2, TRACER_SHARE / 4), (2 * d, TRACER_SHARE)):
         source = {"source": "counts", "replicate_rms_pm": {"counts": fit_error}}
         out, info = _with_tracer_share(model, {}, source, origin)
         assert info["tracer_share"]["weight"] == pytest.approx(weight)
-        np.testing.assert_allclose(out.positions[:45], origin[:45] + (1 - weight) * shift[:45])
-        np.testing.assert_allclose(out.positions[45:], model.positions[45:])  # added: as fitted
+        np.testing.assert_allclose(out.positions[:m], origin[:m] + (1 - weight) * shift[:m])
+        np.testing.assert_allclose(out.positions[m:], model.positions[m:])  # added: as fitted
         np.testing.assert_allclose(
             out.features["refine_shift_A"], np.linalg.norm(out.positions - origin, axis=1)
         )
@@ -111,3 +113,25 @@ def test_traced_positions_share_the_final_ones_by_how_far_the_fit_moved_them():
     assert same is model and "tracer_share" not in info
     same, _ = _with_tracer_share(model, {"not_refined": "poor fit"}, source, origin)
     assert same is model
+
+
+def test_an_amorphous_particle_keeps_its_fitted_positions():
+    """The traced positions' share is for crystals: an amorphous particle's (no atom in a
+    crystal class of the Q4-Q6 map) keep the fit's positions."""
+    import pandas as pd
+
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.simulate import build_structure
+    from napari_aet.trace._refine import _with_tracer_share
+
+    rng = np.random.default_rng(1)
+    for structure, shared in (("amorphous", False), ("fcc", True)):
+        origin = build_structure(structure, radius_A=10, seed=2, jitter_A=0.0).positions
+        shift = rng.normal(0, 0.05, origin.shape)
+        feats = pd.DataFrame({"refine_added": np.zeros(len(origin), np.int8)})
+        model = AtomModel(origin + shift, feats, {})
+        source = {"source": "counts", "replicate_rms_pm": {"counts": 20.0}}
+        out, info = _with_tracer_share(model, {}, source, origin)
+        assert (info["tracer_share"]["weight"] > 0) == shared, info["tracer_share"]
+        moved = not np.allclose(out.positions, model.positions)
+        assert moved == shared

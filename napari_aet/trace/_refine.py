@@ -78,6 +78,14 @@ HELD_OUT_T = 2.0
 #: much at a tenth of the counts but lost up to 2.9 pm elsewhere. Not when the held-out
 #: images decided (they chose the refinement).
 TRACER_SHARE = 0.5
+#: ... for a crystal: at least this fraction of the refined atoms nearest an ideal crystal
+#: point (fcc, hcp or bcc) of the Q4-Q6 map. The tracer's positions win where they sit on a
+#: lattice; an amorphous particle's traced positions are worse than its fit's (the five runs the
+#: share made worse, by 0.1-0.5 pm and 0.8 pm, were all amorphous). Measured on the refined atoms
+#: of 72 runs (docs/benchmarks.md, thirtieth session): every amorphous one 0.00, every crystal
+#: 0.75-1.00, even at a tenth of the counts, but for a misaligned series at a tenth of the
+#: counts whose atoms were 68 % wrong (0.06).
+TRACER_SHARE_MIN_CRYSTAL = 0.5
 #: The held-out test needs at least this many images in each half ...
 HELD_OUT_MIN_IMAGES = 5
 #: ... and this many traced atoms.
@@ -511,6 +519,17 @@ def _with_tracer_share(model, info, source, origin):
     traced = model.features["refine_added"].to_numpy(np.int8) == 0
     if fit_error is None or traced.sum() < 4:
         return model, info
+    crystal = _crystal_fraction(model.positions)
+    if crystal < TRACER_SHARE_MIN_CRYSTAL:
+        info = dict(info)
+        info["tracer_share"] = {
+            "weight": 0.0,
+            "crystal_fraction": crystal,
+            "why": f"{100 * crystal:.0f} % of the atoms in a crystal class of the Q4-Q6 map "
+            f"(< {100 * TRACER_SHARE_MIN_CRYSTAL:.0f} %): not a crystal, the fit's positions kept",
+        }
+        model.metadata["refinement"] = info
+        return model, info
     shift = model.positions - np.asarray(origin, float)
     moved = 100.0 * float(np.sqrt(np.mean(np.sum(shift[traced] ** 2, axis=1))))
     if not moved > 0:
@@ -524,6 +543,7 @@ def _with_tracer_share(model, info, source, origin):
     info = dict(info)
     info["tracer_share"] = {
         "weight": w,
+        "crystal_fraction": crystal,
         "fit_error_pm": float(fit_error),
         "shift_rms_pm": moved,
         "share": TRACER_SHARE,
@@ -531,3 +551,18 @@ def _with_tracer_share(model, info, source, origin):
     out = AtomModel(positions, features, dict(model.metadata))
     out.metadata["refinement"] = info
     return out, info
+
+
+def _crystal_fraction(positions) -> float:
+    """Fraction of the atoms whose bond order (Q4, Q6 with the study's cutoff per bond length)
+    is nearest an ideal fcc, hcp or bcc point
+    (:func:`napari_aet.analysis.classify_local_structure`)."""
+    from ..analysis import classify_local_structure, nearest_neighbour_distance, steinhardt_q4_q6
+
+    try:
+        d_nn = nearest_neighbour_distance(positions)
+    except ValueError:
+        return 0.0
+    q4, q6 = steinhardt_q4_q6(positions, cutoff_A=(3.416 / 2.766) * d_nn)
+    labels, _ = classify_local_structure(q4, q6)
+    return float(np.mean(labels != "other"))
