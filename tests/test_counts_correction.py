@@ -133,5 +133,7 @@ def test_an_amorphous_particle_keeps_its_fitted_positions():
         source = {"source": "counts", "replicate_rms_pm": {"counts": 20.0}}
         out, info = _with_tracer_share(model, {}, source, origin)
         assert (info["tracer_share"]["weight"] > 0) == shared, info["tracer_share"]
+        # the record has the same fields either way (the refine stage's message reads them)
+        assert {"fit_error_pm", "shift_rms_pm", "crystal_fraction"} <= set(info["tracer_share"])
         moved = not np.allclose(out.positions, model.positions)
         assert moved == shared

@@ -519,20 +519,23 @@ def _with_tracer_share(model, info, source, origin):
     traced = model.features["refine_added"].to_numpy(np.int8) == 0
     if fit_error is None or traced.sum() < 4:
         return model, info
+    shift = model.positions - np.asarray(origin, float)
+    moved = 100.0 * float(np.sqrt(np.mean(np.sum(shift[traced] ** 2, axis=1))))
+    if not moved > 0:
+        return model, info
     crystal = _crystal_fraction(model.positions)
     if crystal < TRACER_SHARE_MIN_CRYSTAL:
         info = dict(info)
         info["tracer_share"] = {
             "weight": 0.0,
+            "fit_error_pm": float(fit_error),
+            "shift_rms_pm": moved,
+            "share": TRACER_SHARE,
             "crystal_fraction": crystal,
             "why": f"{100 * crystal:.0f} % of the atoms in a crystal class of the Q4-Q6 map "
             f"(< {100 * TRACER_SHARE_MIN_CRYSTAL:.0f} %): not a crystal, the fit's positions kept",
         }
         model.metadata["refinement"] = info
-        return model, info
-    shift = model.positions - np.asarray(origin, float)
-    moved = 100.0 * float(np.sqrt(np.mean(np.sum(shift[traced] ** 2, axis=1))))
-    if not moved > 0:
         return model, info
     w = TRACER_SHARE * min(1.0, (float(fit_error) / moved) ** 2)
     positions = model.positions.copy()
