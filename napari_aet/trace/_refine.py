@@ -561,11 +561,12 @@ def _crystal_fraction(positions) -> float:
     is nearest an ideal fcc, hcp or bcc point
     (:func:`napari_aet.analysis.classify_local_structure`)."""
     from ..analysis import classify_local_structure, nearest_neighbour_distance, steinhardt_q4_q6
+    from ..analysis._structure import BOO_CUTOFF_PER_BOND
 
     try:
         d_nn = nearest_neighbour_distance(positions)
     except ValueError:
         return 0.0
-    q4, q6 = steinhardt_q4_q6(positions, cutoff_A=(3.416 / 2.766) * d_nn)
+    q4, q6 = steinhardt_q4_q6(positions, cutoff_A=BOO_CUTOFF_PER_BOND * d_nn)
     labels, _ = classify_local_structure(q4, q6)
     return float(np.mean(labels != "other"))
