@@ -9,7 +9,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from napari_aet.analysis import analyze_structure, classify_local_structure, steinhardt_q4_q6
-from napari_aet.analysis._lattice import cubic_axes_from_bonds, fit_fcc_lattice
+from napari_aet.analysis._lattice import cubic_axes_from_bonds, fit_cubic_lattice
 from napari_aet.cli import main
 from napari_aet.core.atoms import AtomModel
 from napari_aet.io import write_atoms
@@ -48,7 +48,7 @@ def test_cubic_axes_from_bonds_orient_a_noisy_bcc_lattice(seed):
     axes = cubic_axes_from_bonds(pts, 3.16 * np.sqrt(3) / 2)
     # each found axis is one of the crystal's cubic axes (either sense)
     assert np.abs(axes.T @ rot).max(axis=1) == pytest.approx(np.ones(3), abs=0.02)
-    fit = fit_fcc_lattice(pts, lattice_constant_A=2.9, rotation=axes, kind="bcc")
+    fit = fit_cubic_lattice(pts, lattice_constant_A=2.9, rotation=axes, kind="bcc")
     assert len(fit.assigned) >= 0.98 * len(pts)
     assert fit.lattice_constant_A == pytest.approx(3.16, abs=0.01)
 

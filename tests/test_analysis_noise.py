@@ -12,7 +12,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from napari_aet.analysis import analyze_stacking, analyze_structure, nearest_neighbour_distance
-from napari_aet.analysis._lattice import DegenerateFit, fit_fcc_lattice
+from napari_aet.analysis._lattice import DegenerateFit, fit_cubic_lattice
 from napari_aet.core.atoms import AtomModel
 from napari_aet.simulate import (
     LATTICE_CONSTANTS_A,
@@ -192,7 +192,7 @@ def test_non_finite_positions_are_refused_with_the_fix():
 def test_a_collapsed_lattice_fit_is_a_clear_error_not_a_nan_crash():
     flat = np.stack([np.zeros(30), np.zeros(30), np.arange(30) * 2.77], axis=1)
     with pytest.raises(DegenerateFit):
-        fit_fcc_lattice(flat, lattice_constant_A=3.912, rotation=np.eye(3))
+        fit_cubic_lattice(flat, lattice_constant_A=3.912, rotation=np.eye(3))
 
 
 @pytest.mark.slow

@@ -106,7 +106,7 @@ def test_too_few_atoms():
 
 
 def test_fcc_lattice_fit_recovers_constant_orientation_and_noise():
-    from napari_aet.analysis._lattice import fit_fcc_lattice
+    from napari_aet.analysis._lattice import fit_cubic_lattice
 
     rot = Rotation.from_euler("zyx", [33, -21, 47], degrees=True).as_matrix()
     pts = fcc_particle(
@@ -114,12 +114,12 @@ def test_fcc_lattice_fit_recovers_constant_orientation_and_noise():
     )
     noisy = thermal_jitter(pts, sigma_A=0.03, seed=1)
     start = Rotation.from_rotvec([0.02, -0.01, 0.015]).as_matrix() @ rot
-    fit = fit_fcc_lattice(noisy, lattice_constant_A=3.85, rotation=start)
+    fit = fit_cubic_lattice(noisy, lattice_constant_A=3.85, rotation=start)
     assert len(fit.assigned) == len(pts)
     assert fit.lattice_constant_A == pytest.approx(3.912, abs=0.002)
     assert fit.rmsd_A == pytest.approx(np.sqrt(3) * 0.03, rel=0.1)
     # exact data: exact lattice constant
-    exact = fit_fcc_lattice(pts, lattice_constant_A=3.85, rotation=start)
+    exact = fit_cubic_lattice(pts, lattice_constant_A=3.85, rotation=start)
     assert exact.lattice_constant_A == pytest.approx(3.912, abs=1e-6)
 
 

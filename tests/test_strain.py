@@ -3,7 +3,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from napari_aet.analysis import analyze_structure, strain_map
-from napari_aet.analysis._lattice import fit_fcc_lattice
+from napari_aet.analysis._lattice import fit_cubic_lattice
 from napari_aet.core.atoms import AtomModel
 from napari_aet.simulate import fcc_particle
 
@@ -27,7 +27,7 @@ def test_homogeneous_strain_is_recovered_in_the_lab_frame(crystal):
     # of the fit stays 3.912 and the whole deformation is strain)
     e = np.array([[0.0, 0.003, 0.0], [0.003, -0.01, 0.0], [0.0, 0.0, 0.01]])
     pts = _strained(crystal, e)
-    fit = fit_fcc_lattice(pts, lattice_constant_A=3.9, rotation=ROT)
+    fit = fit_cubic_lattice(pts, lattice_constant_A=3.9, rotation=ROT)
     assert len(fit.assigned) == len(pts)
     res = strain_map(pts[fit.assigned], fit.displacements_A, grid_spacing_A=1.5)
     core = np.linalg.norm(pts[fit.assigned] - pts.mean(0), axis=1) < 6
@@ -45,7 +45,7 @@ def test_crystal_frame(crystal):
     e_s = np.diag([0.008, -0.008, 0.0])
     e_lab = ROT @ e_s @ ROT.T
     pts = _strained(crystal, e_lab)
-    fit = fit_fcc_lattice(pts, lattice_constant_A=3.9, rotation=ROT)
+    fit = fit_cubic_lattice(pts, lattice_constant_A=3.9, rotation=ROT)
     res = strain_map(
         pts[fit.assigned],
         fit.displacements_A,
@@ -69,7 +69,7 @@ def test_unstrained_particle_and_features(crystal):
 
 
 def test_facets_of_a_cube_and_local_lattice_constant():
-    from napari_aet.analysis._lattice import fit_fcc_lattice
+    from napari_aet.analysis._lattice import fit_cubic_lattice
     from napari_aet.analysis._surface import facet_sets, local_lattice_constants
 
     half = 4
@@ -80,7 +80,7 @@ def test_facets_of_a_cube_and_local_lattice_constant():
     on_face = np.abs(cube).max(axis=1) == half
     np.testing.assert_array_equal(fs["100"], on_face)  # the six {100} faces, nothing else
     # a uniformly expanded crystal has that lattice constant at every atom
-    fit = fit_fcc_lattice(1.02 * pts, lattice_constant_A=3.912, rotation=ROT)
+    fit = fit_cubic_lattice(1.02 * pts, lattice_constant_A=3.912, rotation=ROT)
     a_loc = local_lattice_constants(
         (1.02 * pts)[fit.assigned], fit.sites, lattice_constant_A=fit.lattice_constant_A
     )

@@ -8,6 +8,8 @@ from ._amorphous import (
 )
 from ._boo import classify_local_structure, steinhardt_q4_q6
 from ._compare import ModelComparison, compare_atom_models, register_rigid, register_translation
+from ._crystal import fit_cluster_lattices
+from ._orientation import in_plane_zone_axes
 from ._orr import (
     OrrRelation,
     facet_summary,
@@ -23,12 +25,7 @@ from ._stacking import (
     nearest_neighbour_distance,
 )
 from ._strain import StrainResult, strain_map
-from ._structure import (
-    StructureAnalysis,
-    analyze_structure,
-    fit_cluster_lattices,
-    in_plane_zone_axes,
-)
+from ._structure import StructureAnalysis, analyze_structure
 from ._validate import STUDY_BLUR_SIGMA_A, RFactorResult, fit_blur_sigma, r_factor
 
 __all__ = [

@@ -157,7 +157,7 @@ def _umeyama(src: np.ndarray, dst: np.ndarray):
 
 
 @dataclass
-class FccFit:
+class CubicFit:
     """3D cubic lattice (fcc, or ``kind`` bcc) fitted to a cluster."""
 
     assigned: np.ndarray  # atom indices (into the given positions)
@@ -177,7 +177,7 @@ class FccFit:
         return self.origin_A + self.lattice_constant_A * np.asarray(sites) @ self.rotation.T
 
 
-def fit_fcc_lattice(
+def fit_cubic_lattice(
     positions_A,
     *,
     lattice_constant_A: float,
@@ -186,9 +186,9 @@ def fit_fcc_lattice(
     max_iter: int = 50,
     converge_A: float = 1e-5,
     kind: str = "fcc",
-) -> FccFit:
-    """Search-and-assign 3D fcc lattice fit (the study's procedure for strain; ``kind="bcc"``
-    fits a bcc lattice the same way).
+) -> CubicFit:
+    """Search-and-assign 3D cubic lattice fit: fcc (the study's procedure for strain), or
+    ``kind="bcc"`` a bcc lattice the same way.
 
     From the atom nearest the centre, the 12 (bcc: 8) nearest-neighbour sites of the current
     lattice are searched for atoms within ``tol_A``; origin, orientation and lattice constant
@@ -223,7 +223,7 @@ def fit_fcc_lattice(
         if change < converge_A:
             break
     fitted = origin + a * sites @ rot.T
-    return FccFit(idx, sites, a, rot, origin, p[idx] - fitted, kind)
+    return CubicFit(idx, sites, a, rot, origin, p[idx] - fitted, kind)
 
 
 def cubic_axes_from_bonds(positions_A, d_nn: float) -> np.ndarray | None:

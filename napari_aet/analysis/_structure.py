@@ -10,13 +10,6 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..core.atoms import AtomModel
-from ..core.elements import (
-    FCC_LATTICE_CONSTANTS_A,
-    element_data,
-    fcc_reference_A,
-    mean_bond_length_A,
-    parse_elements,
-)
 from ..core.geometry import in_plane_basis
 from ..core.memory import check_memory
 from ..core.progress import report
@@ -28,41 +21,31 @@ from ._boo import (
     classify_local_structure,
     steinhardt_q4_q6,
 )
-from ._lattice import (
-    _FCC_STEPS,
-    CUBIC_LATTICES,
-    DegenerateFit,
-    cubic_axes_from_bonds,
-    fcc_rotation_from_stacking,
-    fit_fcc_lattice,
-    fit_hexagonal_layer,
+from ._crystal import (
+    BOO_CUTOFF_PER_BOND,
+    BOO_CUTOFF_PER_LATTICE_CONSTANT,
+    _bcc_reference,
+    _bcc_verdict,
+    _composition,
+    _is_element,
+    _tetrahedral,
+    fit_cluster_lattices,
+    reference_lattice_constant,
+    surface_atoms,
 )
+from ._lattice import CUBIC_LATTICES, DegenerateFit, fit_hexagonal_layer
+from ._orientation import cluster_rotation_deg, lattice_twist_deg
 from ._orr import OrrRelation, facet_summary, orr_activity, read_orr_relation, smooth_per_atom
 from ._stacking import (
     _DUPLICATE_A,
     StackingResult,
     _check_positions,
-    _circular_mean_60,
     _wrap60,
     analyze_stacking,
-    bond_vectors,
     nearest_neighbour_distance,
 )
 from ._strain import strain_map
 from ._surface import facet_sets, local_lattice_constants
-
-#: The study's Q4/Q6 cutoff (3.416 A) as a fraction of its lattice constant (Pt, 3.912 A).
-BOO_CUTOFF_PER_LATTICE_CONSTANT = STUDY_BOO_CUTOFF_A / 3.912
-
-#: The study's cutoff per bond length (3.416 / 2.766 A): between the first and second shells of
-#: fcc, between the second and third of bcc.
-BOO_CUTOFF_PER_BOND = STUDY_BOO_CUTOFF_A / 2.766
-
-#: A particle is analysed as a bcc crystal when more of its atoms are bcc than fcc or hcp in
-#: the Q4/Q6 map, at least this fraction of them are, and a bcc lattice grown from its centre
-#: takes at least :data:`BCC_MIN_ASSIGNED` of them.
-BCC_MIN_FRACTION = 0.2
-BCC_MIN_ASSIGNED = 0.3  # a bicrystal of two grains gives about half; amorphous atoms no bcc
 
 #: A layering score below this (or below ``4 / sqrt(N)`` for N atoms, what random points reach
 #: by chance) means the atoms do not form close-packed layers (amorphous, polycrystalline, or
@@ -83,72 +66,6 @@ class StructureAnalysis:
     summary: dict = field(default_factory=dict)
 
 
-def reference_lattice_constant(
-    element: str | None = None, lattice_constant_A=None, fractions=None
-) -> float:
-    """The bulk fcc lattice constant [A] strains are measured against.
-
-    ``lattice_constant_A`` when given, else the element's room-temperature value
-    (:data:`napari_aet.core.elements.FCC_LATTICE_CONSTANTS_A`, else ASE's), for an alloy
-    (``"Pt,Ni"``) the Vegard average with the atom ``fractions`` (default equal), else Pt's
-    3.912 A (the study's).
-    """
-
-    if lattice_constant_A is not None:
-        a = float(lattice_constant_A)
-        if not (math.isfinite(a) and 1.5 < a < 8.0):
-            raise ValueError(
-                f"lattice constant {lattice_constant_A!r} A is not a metal's fcc lattice constant "
-                "(1.5-8 A); give it in Angstrom, e.g. 3.912 for Pt"
-            )
-        return a
-    els = parse_elements("Pt" if element is None else element)
-    a = fcc_reference_A(els, fractions)
-    if a is None:
-        raise ValueError(
-            f"no tabulated fcc lattice constant for element {element!r} (fcc metals: "
-            f"{', '.join(sorted(FCC_LATTICE_CONSTANTS_A))}, ...); give --lattice-constant in "
-            "Angstrom"
-        )
-    return float(a)
-
-
-def _is_element(symbol) -> bool:
-    """True for one or several chemical symbols (``Si``, ``Fe``, ``Pt,Ni``)."""
-    try:
-        parse_elements(symbol)
-    except ValueError:
-        return False
-    return True
-
-
-def _bcc_reference(element, lattice_constant_A=None, fractions=None) -> float | None:
-    """The bcc lattice constant [A] strains of a bcc crystal are measured against: the one given,
-    else, when every element of ``element`` is bcc (W, Fe, Mo, Cr, ...), the one whose bond
-    is their (Vegard) mean bond length; None otherwise."""
-    if lattice_constant_A is not None:
-        return reference_lattice_constant(None, lattice_constant_A)
-    if element is None or not _is_element(element):
-        return None
-    els = parse_elements(element)
-    if not all(element_data(e).structure == "bcc" for e in els):
-        return None
-    return mean_bond_length_A(els, fractions) * 2.0 / np.sqrt(3.0)
-
-
-def _composition(model: AtomModel, element) -> list[float] | None:
-    """Atom fractions of an alloy's elements from the model's ``element`` feature."""
-    try:
-        els = parse_elements(element)
-    except ValueError:
-        return None
-    if len(els) < 2 or "element" not in model.features:
-        return None
-    col = model.features["element"].astype(str).to_numpy()
-    counts = np.array([(col == e).sum() for e in els], float)
-    return list(counts / counts.sum()) if counts.sum() > 0 else None
-
-
 def _facets(features) -> dict:
 
     return facet_summary(features)
@@ -161,246 +78,6 @@ def _boo_distance(q4, q6, kind: str) -> float:
     if not len(q):
         return float("nan")
     return float(np.linalg.norm(q - ref, axis=1).mean())
-
-
-def _bond_orientation(pos, normal, d_nn) -> float:
-    """6-fold mean in-plane orientation [rad] of the nearest-neighbour bonds of ``pos``."""
-    e1, e2 = in_plane_basis(normal)
-    if len(pos) < 2:
-        return float("nan")
-    _, b = bond_vectors(pos, d_nn)
-    b = b[np.abs(b @ normal) < 0.3 * d_nn]
-    if not len(b):
-        return float("nan")
-    return _circular_mean_60(np.arctan2(b @ e2, b @ e1))
-
-
-def in_plane_zone_axes(positions_A, normal, d_nn: float | None = None) -> dict[str, np.ndarray]:
-    """The close-packed directions lying in the (111) layers: the views that show the layers,
-    the interface and the twin boundaries edge-on, with the atom columns end-on.
-
-    The in-plane nearest-neighbour bonds of an fcc (or hcp) stacking point along the three
-    <110> directions of the layer (6-fold, so a (111) twin, a 60 deg turn about the normal,
-    shares them); the <112> directions lie 30 deg from them. Found from the atoms' own bonds,
-    so they hold for a particle in any orientation.
-
-    Parameters
-    ----------
-    positions_A : ndarray of shape (N, 3)
-        Atom positions ``(z, y, x)`` [A].
-    normal : array-like of shape (3,)
-        The stacking direction [111] (``StackingResult.normal``).
-    d_nn : float, optional
-        Nearest-neighbour distance [A]; measured from the atoms when omitted.
-
-    Returns
-    -------
-    dict
-        ``"<110>"`` and ``"<112>"``: arrays of shape (3, 3), three unit vectors ``(z, y, x)``
-        each, perpendicular to ``normal``, 60 deg apart. ValueError when the atoms have no
-        in-plane bonds (not a layered crystal).
-    """
-    pos = _check_positions(positions_A, minimum=3)
-    n = np.asarray(normal, dtype=np.float64)
-    n = n / np.linalg.norm(n)
-    if d_nn is None:
-        d_nn = nearest_neighbour_distance(pos)
-    theta = _bond_orientation(pos, n, d_nn)
-    if not np.isfinite(theta):
-        raise ValueError(
-            "no nearest-neighbour bonds lie in the (111) layers: the atoms do not form "
-            "close-packed layers about this normal"
-        )
-    e1, e2 = in_plane_basis(n)
-    out = {}
-    for name, offset in (("<110>", 0.0), ("<112>", np.pi / 6)):
-        t = theta + offset + np.arange(3) * np.pi / 3
-        out[name] = np.cos(t)[:, None] * e1 + np.sin(t)[:, None] * e2
-    return out
-
-
-def fit_cluster_lattices(
-    pos, normal, cluster, *, d_nn: float, notes: list | None = None, kind: str = "fcc"
-):
-    """Search-and-assign fcc fit of every cluster; yields ``(cluster, atom indices, FccFit)``.
-
-    Each fit starts from the stacking normal and the cluster's in-plane bond orientation and
-    tries both twin variants about [111], keeping the one that assigns more atoms. A cluster
-    that cannot be fitted (fewer than 20 atoms, no in-plane bonds, a degenerate fit) is
-    skipped, with the reason appended to ``notes``. ``kind="bcc"`` fits a bcc lattice instead,
-    started from the cubic axes its second-neighbour bonds follow (``normal`` unused).
-    """
-    notes = [] if notes is None else notes
-    if kind == "bcc":
-        yield from _fit_bcc_clusters(pos, cluster, d_nn=d_nn, notes=notes)
-        return
-    e1, e2 = in_plane_basis(normal)
-    for cl in np.unique(cluster):
-        sel = np.nonzero(cluster == cl)[0]
-        if len(sel) < 20:
-            notes.append(f"cluster {cl}: {len(sel)} atoms, too few for an fcc lattice fit")
-            continue
-        th = _bond_orientation(pos[sel], normal, d_nn)
-        if not np.isfinite(th):
-            notes.append(f"cluster {cl}: no in-plane bonds, so no lattice orientation to fit")
-            continue
-        best, why = None, ""
-        for extra in (0.0, np.pi / 3):  # the two twin variants about [111]
-            e = np.cos(th + extra) * e1 + np.sin(th + extra) * e2
-            try:
-                fit = fit_fcc_lattice(
-                    pos[sel],
-                    lattice_constant_A=d_nn * np.sqrt(2),
-                    rotation=fcc_rotation_from_stacking(normal, e),
-                )
-            except DegenerateFit as err:
-                why = str(err)
-                continue
-            if best is None or len(fit.assigned) > len(best.assigned):
-                best = fit
-        if best is None:
-            notes.append(f"cluster {cl}: no fcc lattice fit ({why})")
-            continue
-        yield int(cl), sel, best
-
-
-def _fit_bcc_clusters(pos, cluster, *, d_nn: float, notes: list):
-    """:func:`fit_cluster_lattices` for bcc crystals."""
-    for cl in np.unique(cluster):
-        sel = np.nonzero(cluster == cl)[0]
-        if len(sel) < 20:
-            notes.append(f"cluster {cl}: {len(sel)} atoms, too few for a bcc lattice fit")
-            continue
-        axes = cubic_axes_from_bonds(pos[sel], d_nn)
-        if axes is None:
-            notes.append(f"cluster {cl}: too few second-neighbour bonds to orient a bcc lattice")
-            continue
-        try:
-            fit = fit_fcc_lattice(
-                pos[sel], lattice_constant_A=d_nn * 2.0 / np.sqrt(3.0), rotation=axes, kind="bcc"
-            )
-        except DegenerateFit as err:
-            notes.append(f"cluster {cl}: no bcc lattice fit ({err})")
-            continue
-        yield int(cl), sel, fit
-
-
-#: A tetrahedral network's 5th-nearest neighbour lies in its second shell (1.63 bond lengths in
-#: diamond-cubic crystals, about 1.5 in amorphous Si): the 5th over the 4th neighbour's distance
-#: of at least this for a quarter of the atoms (75th percentile) marks one. Close-packed and bcc
-#: crystals and random packings give 1.00-1.10, a gas of random points 1.13.
-TETRAHEDRAL_GAP = 1.25
-
-
-def _tetrahedral(pos, d_nn: float) -> bool:
-    """True for a tetrahedral network (4 nearest neighbours, then a gap: see
-    :data:`TETRAHEDRAL_GAP`)."""
-    if len(pos) < 20 or not math.isfinite(d_nn):
-        return False
-    d, _ = cKDTree(pos).query(pos, k=6)
-    gap = d[:, 5] / np.maximum(d[:, 4], 1e-9)
-    return float(np.percentile(gap, 75)) >= TETRAHEDRAL_GAP
-
-
-def _bcc_verdict(pos, local, d_nn: float, notes: list):
-    """The particle's bcc lattice fit when its atoms form one (see :data:`BCC_MIN_FRACTION`),
-    else None (a note says why a bcc-looking particle is not taken for one)."""
-    n = len(pos)
-    n_bcc = int(np.sum(local == "bcc"))
-    n_close = int(np.sum((local == "fcc") | (local == "hcp")))
-    if n < 20 or not math.isfinite(d_nn) or n_bcc <= n_close or n_bcc < BCC_MIN_FRACTION * n:
-        return None
-    fits = list(_fit_bcc_clusters(pos, np.zeros(n, np.int64), d_nn=d_nn, notes=[]))
-    share = len(fits[0][2].assigned) / n if fits else 0.0
-    if share < BCC_MIN_ASSIGNED:
-        notes.append(
-            f"{n_bcc} of {n} atoms look bcc in the Q4/Q6 map, but a bcc lattice takes only "
-            f"{100 * share:.0f} % of them: analysed as close-packed or amorphous"
-        )
-        return None
-    notes.append(
-        f"a bcc crystal ({n_bcc} of {n} atoms bcc in the Q4/Q6 map, {n_close} fcc or hcp; the "
-        f"bcc lattice takes {100 * share:.0f} %): no close-packed (111) layers, so no stacking "
-        "labels, faults or twin boundaries; strain and local lattice constants on the bcc "
-        "lattice"
-    )
-    if share < 0.8:
-        notes.append(
-            f"the bcc lattice grown from the centre takes only {100 * share:.0f} % of the atoms: "
-            "the others sit on another grain (a twin or a polycrystal?) or off any lattice; "
-            "select a grain as cluster 1 to fit each on its own"
-        )
-    return fits[0][2]
-
-
-def cluster_rotation_deg(positions_A, normal, clusters, *, d_nn: float) -> float:
-    """Rotation [degrees] of cluster 1's hexagonal nets relative to cluster 0's about ``normal``,
-    from the 6-fold mean orientation of the in-plane nearest-neighbour bonds inside each."""
-    pos = np.asarray(positions_A, float)
-    clusters = np.asarray(clusters)
-    means = [_bond_orientation(pos[clusters == c], normal, d_nn) for c in (0, 1)]
-    if not all(np.isfinite(means)):
-        return float("nan")
-    return float(np.rad2deg(_wrap60(means[1] - means[0])))
-
-
-def _net_orientation_of_fit(rotation, normal) -> tuple[float, float]:
-    """In-plane orientation [rad, modulo 60 degrees] of a fitted fcc lattice's <110> bonds in
-    its {111} plane closest to ``normal``, and the angle [deg] between that <111> and
-    ``normal``."""
-    r = np.asarray(rotation, float)
-    n = np.asarray(normal, float)
-    dirs = np.array([[i, j, 1] for i in (-1, 1) for j in (-1, 1)]) / np.sqrt(3)  # 4 <111> axes
-    lab = dirs @ r.T
-    c = lab @ n
-    best = int(np.argmax(np.abs(c)))
-    tilt = float(np.rad2deg(np.arccos(min(1.0, abs(c[best])))))
-    steps = _FCC_STEPS / np.linalg.norm(_FCC_STEPS, axis=1, keepdims=True)
-    inplane = steps[np.abs(steps @ dirs[best]) < 1e-9]  # the 6 bonds in that (111) plane
-    v = inplane @ r.T
-    e1, e2 = in_plane_basis(n)
-    return _circular_mean_60(np.arctan2(v @ e2, v @ e1)), tilt
-
-
-def lattice_twist_deg(rotation_0, rotation_1, normal) -> tuple[float, float]:
-    """Rotation [degrees] of lattice 1 relative to lattice 0 about ``normal`` (their common
-    [111]) from two fitted fcc lattices (``FccFit.rotation``), as the study measures the twist,
-    and the largest angle [deg] between ``normal`` and either lattice's own [111].
-
-    The sign is that of :func:`napari_aet.simulate.stacked_particle`'s ``twist_deg``: positive
-    for a rotation of cluster 1 by ``+angle`` about ``normal`` (pointing from cluster 0 to
-    cluster 1) as ``scipy.spatial.transform.Rotation.from_rotvec(angle * normal)`` applies it
-    to ``(z, y, x)`` vectors. Twin variants (60 degrees about [111]) count as no rotation.
-    """
-    t0, tilt0 = _net_orientation_of_fit(rotation_0, normal)
-    t1, tilt1 = _net_orientation_of_fit(rotation_1, normal)
-    return float(np.rad2deg(_wrap60(t1 - t0))), max(tilt0, tilt1)
-
-
-def surface_atoms(positions_A, d_nn: float, kind: str = "fcc") -> tuple[np.ndarray, np.ndarray]:
-    """Surface atoms and their outward directions.
-
-    Surface atoms have fewer than 11 of the 12 fcc neighbours within the midpoint of the first
-    and second shells (``(1 + sqrt 2) / 2`` bonds, so that noise does not move atoms across;
-    ``kind="bcc"``: fewer than 13 of the 14 first and second neighbours within the midpoint of
-    the second and third shells, 1.39 bonds); the outward direction is the unit vector from the
-    centroid of an atom's neighbours to the atom (zero without neighbours).
-    """
-    pos = np.asarray(positions_A, float)
-    tree = cKDTree(pos)
-    if kind == "bcc":
-        r, full = 0.5 * (2.0 / np.sqrt(3.0) + np.sqrt(8.0 / 3.0)) * d_nn, 14
-    else:
-        r, full = 0.5 * (1 + np.sqrt(2.0)) * d_nn, 12
-    near = tree.query_ball_point(pos, r)
-    coordination = np.array([len(x) - 1 for x in near])
-    outward = np.zeros_like(pos)
-    for i, nb in enumerate(near):
-        if len(nb) > 1:
-            outward[i] = pos[i] - pos[nb].mean(axis=0)  # the atom itself is in nb
-    norm = np.linalg.norm(outward, axis=1, keepdims=True)
-    outward = np.divide(outward, norm, out=np.zeros_like(outward), where=norm > 1e-9)
-    return coordination < full - 1, outward
 
 
 def _clean(value):
@@ -428,6 +105,67 @@ def _empty_stacking(n: int, notes: list) -> StackingResult:
         np.zeros(n, np.int64),
         notes=notes,
     )
+
+
+def _references(model, element, reference_lattice_constant_A, cutoff_A, notes: list):
+    """The fcc reference lattice constant (None for a bcc metal or a non-fcc element), the bcc
+    one (None unless a bcc metal) and the Q4/Q6 cutoff (None: from the measured bonds)."""
+    comp = _composition(model, element)
+    # a bcc element's (W, Fe, Mo, ...) reference is its bcc lattice constant (or the one given)
+    a_ref_bcc = None
+    if _bcc_reference(element, None, comp) is not None:
+        a_ref_bcc = _bcc_reference(element, reference_lattice_constant_A, comp)
+        a_ref = None
+    else:
+        try:
+            a_ref = reference_lattice_constant(element, reference_lattice_constant_A, comp)
+        except ValueError:
+            if reference_lattice_constant_A is not None or not _is_element(element):
+                raise
+            a_ref = None  # not an fcc metal (Si, ...): no bulk fcc reference
+            notes.append(
+                f"{element} has no tabulated fcc lattice constant: no local strain against a "
+                "reference (give --lattice-constant for one); the Q4/Q6 cutoff follows the "
+                "measured bond length"
+            )
+    if cutoff_A is None and a_ref is not None:
+        cutoff_A = BOO_CUTOFF_PER_LATTICE_CONSTANT * a_ref
+    elif cutoff_A is None and a_ref_bcc is not None:
+        cutoff_A = BOO_CUTOFF_PER_BOND * a_ref_bcc * np.sqrt(3.0) / 2.0
+    elif cutoff_A is not None and not (math.isfinite(cutoff_A) and cutoff_A > 0):
+        raise ValueError(f"the Q4/Q6 cutoff must be a positive length in A, got {cutoff_A}")
+    return a_ref, a_ref_bcc, cutoff_A
+
+
+def _layer_lattice_fits(st: StackingResult, pos, surface, d_nn: float, notes: list) -> None:
+    """A 2D hexagonal lattice fit of every (111) layer of 7 atoms or more: its RMSD (surface and
+    core atoms apart), assigned fraction and bond length go into the layer's entry."""
+    e1, e2 = in_plane_basis(st.normal)
+    centre = pos.mean(axis=0)
+    for L in st.layers:
+        sel = np.nonzero(st.layer == L["index"])[0]
+        L.update(
+            rmsd_2d_A=None, rmsd_2d_surface_A=None, rmsd_2d_core_A=None, assigned_fraction_2d=None
+        )
+        if len(sel) < 7 or L["orientation_deg"] is None:
+            continue
+        xy = np.stack([(pos[sel] - centre) @ e1, (pos[sel] - centre) @ e2], axis=1)
+        try:
+            fit = fit_hexagonal_layer(
+                xy, bond_A=d_nn, orientation_rad=np.deg2rad(L["orientation_deg"])
+            )
+        except DegenerateFit as err:
+            notes.append(f"layer {L['index']}: no 2D lattice fit ({err})")
+            continue
+        surf = surface[sel][fit.assigned]
+        r = fit.residuals_A
+        L.update(
+            rmsd_2d_A=fit.rmsd_A,
+            rmsd_2d_surface_A=float(np.sqrt((r[surf] ** 2).mean())) if surf.any() else None,
+            rmsd_2d_core_A=float(np.sqrt((r[~surf] ** 2).mean())) if (~surf).any() else None,
+            assigned_fraction_2d=len(fit.assigned) / len(sel),
+            bond_length_2d_A=fit.bond_length_A,
+        )
 
 
 def analyze_structure(
@@ -504,30 +242,9 @@ def analyze_structure(
     if not (math.isfinite(strain_sigma_A) and strain_sigma_A > 0):
         raise ValueError(f"strain_sigma_A must be a positive length in A, got {strain_sigma_A}")
     early_notes: list[str] = []
-    comp = _composition(model, element)
-    # a bcc element's (W, Fe, Mo, ...) reference is its bcc lattice constant (or the one given)
-    a_ref_bcc = None
-    if _bcc_reference(element, None, comp) is not None:
-        a_ref_bcc = _bcc_reference(element, reference_lattice_constant_A, comp)
-        a_ref = None
-    else:
-        try:
-            a_ref = reference_lattice_constant(element, reference_lattice_constant_A, comp)
-        except ValueError:
-            if reference_lattice_constant_A is not None or not _is_element(element):
-                raise
-            a_ref = None  # not an fcc metal (Si, ...): no bulk fcc reference
-            early_notes.append(
-                f"{element} has no tabulated fcc lattice constant: no local strain against a "
-                "reference (give --lattice-constant for one); the Q4/Q6 cutoff follows the "
-                "measured bond length"
-            )
-    if cutoff_A is None and a_ref is not None:
-        cutoff_A = BOO_CUTOFF_PER_LATTICE_CONSTANT * a_ref
-    elif cutoff_A is None and a_ref_bcc is not None:
-        cutoff_A = BOO_CUTOFF_PER_BOND * a_ref_bcc * np.sqrt(3.0) / 2.0
-    elif cutoff_A is not None and not (math.isfinite(cutoff_A) and cutoff_A > 0):
-        raise ValueError(f"the Q4/Q6 cutoff must be a positive length in A, got {cutoff_A}")
+    a_ref, a_ref_bcc, cutoff_A = _references(
+        model, element, reference_lattice_constant_A, cutoff_A, early_notes
+    )
     # bonds, neighbour lists, Q4/Q6 and the feature table: about 10 kB per atom at the peak
     # (measured: 18,000 atoms add 200 MB)
     check_memory(
@@ -626,32 +343,8 @@ def analyze_structure(
     else:
         surface, outward = np.ones(n_atoms, bool), np.zeros_like(pos)
     f["surface"] = surface.astype(np.int8)
-    e1, e2 = in_plane_basis(st.normal) if crystalline else (None, None)
-    centre = pos.mean(axis=0)
-    for L in st.layers:
-        sel = np.nonzero(st.layer == L["index"])[0]
-        L.update(
-            rmsd_2d_A=None, rmsd_2d_surface_A=None, rmsd_2d_core_A=None, assigned_fraction_2d=None
-        )
-        if len(sel) < 7 or L["orientation_deg"] is None:
-            continue
-        xy = np.stack([(pos[sel] - centre) @ e1, (pos[sel] - centre) @ e2], axis=1)
-        try:
-            fit = fit_hexagonal_layer(
-                xy, bond_A=d_nn, orientation_rad=np.deg2rad(L["orientation_deg"])
-            )
-        except DegenerateFit as err:
-            notes.append(f"layer {L['index']}: no 2D lattice fit ({err})")
-            continue
-        surf = surface[sel][fit.assigned]
-        r = fit.residuals_A
-        L.update(
-            rmsd_2d_A=fit.rmsd_A,
-            rmsd_2d_surface_A=float(np.sqrt((r[surf] ** 2).mean())) if surf.any() else None,
-            rmsd_2d_core_A=float(np.sqrt((r[~surf] ** 2).mean())) if (~surf).any() else None,
-            assigned_fraction_2d=len(fit.assigned) / len(sel),
-            bond_length_2d_A=fit.bond_length_A,
-        )
+    if crystalline:
+        _layer_lattice_fits(st, pos, surface, d_nn, notes)
     assigned_flag = np.zeros(n_atoms, np.int8)
     fits_summary, fits = [], {}
     if strain:

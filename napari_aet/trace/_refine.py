@@ -561,7 +561,7 @@ def _crystal_fraction(positions) -> float:
     is nearest an ideal fcc, hcp or bcc point
     (:func:`napari_aet.analysis.classify_local_structure`)."""
     from ..analysis import classify_local_structure, nearest_neighbour_distance, steinhardt_q4_q6
-    from ..analysis._structure import BOO_CUTOFF_PER_BOND
+    from ..analysis._crystal import BOO_CUTOFF_PER_BOND
 
     try:
         d_nn = nearest_neighbour_distance(positions)

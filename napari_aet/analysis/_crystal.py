@@ -1,0 +1,250 @@
+"""Which lattice the atoms form, what it is measured against, and its fit per cluster.
+
+The bulk reference lattice constants (fcc, bcc, alloys), the verdicts that tell a bcc crystal
+or a tetrahedral network from a close-packed one, the cluster lattice fits and the surface
+atoms of either cubic lattice.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ..core.atoms import AtomModel
+from ..core.elements import (
+    FCC_LATTICE_CONSTANTS_A,
+    element_data,
+    fcc_reference_A,
+    mean_bond_length_A,
+    parse_elements,
+)
+from ..core.geometry import in_plane_basis
+from ._boo import STUDY_BOO_CUTOFF_A
+from ._lattice import (
+    DegenerateFit,
+    cubic_axes_from_bonds,
+    fcc_rotation_from_stacking,
+    fit_cubic_lattice,
+)
+from ._orientation import _bond_orientation
+
+#: The study's Q4/Q6 cutoff (3.416 A) as a fraction of its lattice constant (Pt, 3.912 A).
+BOO_CUTOFF_PER_LATTICE_CONSTANT = STUDY_BOO_CUTOFF_A / 3.912
+
+#: The study's cutoff per bond length (3.416 / 2.766 A): between the first and second shells of
+#: fcc, between the second and third of bcc.
+BOO_CUTOFF_PER_BOND = STUDY_BOO_CUTOFF_A / 2.766
+
+#: A particle is analysed as a bcc crystal when more of its atoms are bcc than fcc or hcp in
+#: the Q4/Q6 map, at least this fraction of them are, and a bcc lattice grown from its centre
+#: takes at least :data:`BCC_MIN_ASSIGNED` of them.
+BCC_MIN_FRACTION = 0.2
+BCC_MIN_ASSIGNED = 0.3  # a bicrystal of two grains gives about half; amorphous atoms no bcc
+
+
+def reference_lattice_constant(
+    element: str | None = None, lattice_constant_A=None, fractions=None
+) -> float:
+    """The bulk fcc lattice constant [A] strains are measured against.
+
+    ``lattice_constant_A`` when given, else the element's room-temperature value
+    (:data:`napari_aet.core.elements.FCC_LATTICE_CONSTANTS_A`, else ASE's), for an alloy
+    (``"Pt,Ni"``) the Vegard average with the atom ``fractions`` (default equal), else Pt's
+    3.912 A (the study's).
+    """
+
+    if lattice_constant_A is not None:
+        a = float(lattice_constant_A)
+        if not (math.isfinite(a) and 1.5 < a < 8.0):
+            raise ValueError(
+                f"lattice constant {lattice_constant_A!r} A is not a metal's fcc lattice constant "
+                "(1.5-8 A); give it in Angstrom, e.g. 3.912 for Pt"
+            )
+        return a
+    els = parse_elements("Pt" if element is None else element)
+    a = fcc_reference_A(els, fractions)
+    if a is None:
+        raise ValueError(
+            f"no tabulated fcc lattice constant for element {element!r} (fcc metals: "
+            f"{', '.join(sorted(FCC_LATTICE_CONSTANTS_A))}, ...); give --lattice-constant in "
+            "Angstrom"
+        )
+    return float(a)
+
+
+def _is_element(symbol) -> bool:
+    """True for one or several chemical symbols (``Si``, ``Fe``, ``Pt,Ni``)."""
+    try:
+        parse_elements(symbol)
+    except ValueError:
+        return False
+    return True
+
+
+def _bcc_reference(element, lattice_constant_A=None, fractions=None) -> float | None:
+    """The bcc lattice constant [A] strains of a bcc crystal are measured against: the one given,
+    else, when every element of ``element`` is bcc (W, Fe, Mo, Cr, ...), the one whose bond
+    is their (Vegard) mean bond length; None otherwise."""
+    if lattice_constant_A is not None:
+        return reference_lattice_constant(None, lattice_constant_A)
+    if element is None or not _is_element(element):
+        return None
+    els = parse_elements(element)
+    if not all(element_data(e).structure == "bcc" for e in els):
+        return None
+    return mean_bond_length_A(els, fractions) * 2.0 / np.sqrt(3.0)
+
+
+def _composition(model: AtomModel, element) -> list[float] | None:
+    """Atom fractions of an alloy's elements from the model's ``element`` feature."""
+    try:
+        els = parse_elements(element)
+    except ValueError:
+        return None
+    if len(els) < 2 or "element" not in model.features:
+        return None
+    col = model.features["element"].astype(str).to_numpy()
+    counts = np.array([(col == e).sum() for e in els], float)
+    return list(counts / counts.sum()) if counts.sum() > 0 else None
+
+
+def fit_cluster_lattices(
+    pos, normal, cluster, *, d_nn: float, notes: list | None = None, kind: str = "fcc"
+):
+    """Search-and-assign fcc fit of every cluster; yields ``(cluster, atom indices, CubicFit)``.
+
+    Each fit starts from the stacking normal and the cluster's in-plane bond orientation and
+    tries both twin variants about [111], keeping the one that assigns more atoms. A cluster
+    that cannot be fitted (fewer than 20 atoms, no in-plane bonds, a degenerate fit) is
+    skipped, with the reason appended to ``notes``. ``kind="bcc"`` fits a bcc lattice instead,
+    started from the cubic axes its second-neighbour bonds follow (``normal`` unused).
+    """
+    notes = [] if notes is None else notes
+    if kind == "bcc":
+        yield from _fit_bcc_clusters(pos, cluster, d_nn=d_nn, notes=notes)
+        return
+    e1, e2 = in_plane_basis(normal)
+    for cl in np.unique(cluster):
+        sel = np.nonzero(cluster == cl)[0]
+        if len(sel) < 20:
+            notes.append(f"cluster {cl}: {len(sel)} atoms, too few for an fcc lattice fit")
+            continue
+        th = _bond_orientation(pos[sel], normal, d_nn)
+        if not np.isfinite(th):
+            notes.append(f"cluster {cl}: no in-plane bonds, so no lattice orientation to fit")
+            continue
+        best, why = None, ""
+        for extra in (0.0, np.pi / 3):  # the two twin variants about [111]
+            e = np.cos(th + extra) * e1 + np.sin(th + extra) * e2
+            try:
+                fit = fit_cubic_lattice(
+                    pos[sel],
+                    lattice_constant_A=d_nn * np.sqrt(2),
+                    rotation=fcc_rotation_from_stacking(normal, e),
+                )
+            except DegenerateFit as err:
+                why = str(err)
+                continue
+            if best is None or len(fit.assigned) > len(best.assigned):
+                best = fit
+        if best is None:
+            notes.append(f"cluster {cl}: no fcc lattice fit ({why})")
+            continue
+        yield int(cl), sel, best
+
+
+def _fit_bcc_clusters(pos, cluster, *, d_nn: float, notes: list):
+    """:func:`fit_cluster_lattices` for bcc crystals."""
+    for cl in np.unique(cluster):
+        sel = np.nonzero(cluster == cl)[0]
+        if len(sel) < 20:
+            notes.append(f"cluster {cl}: {len(sel)} atoms, too few for a bcc lattice fit")
+            continue
+        axes = cubic_axes_from_bonds(pos[sel], d_nn)
+        if axes is None:
+            notes.append(f"cluster {cl}: too few second-neighbour bonds to orient a bcc lattice")
+            continue
+        try:
+            fit = fit_cubic_lattice(
+                pos[sel], lattice_constant_A=d_nn * 2.0 / np.sqrt(3.0), rotation=axes, kind="bcc"
+            )
+        except DegenerateFit as err:
+            notes.append(f"cluster {cl}: no bcc lattice fit ({err})")
+            continue
+        yield int(cl), sel, fit
+
+
+#: A tetrahedral network's 5th-nearest neighbour lies in its second shell (1.63 bond lengths in
+#: diamond-cubic crystals, about 1.5 in amorphous Si): the 5th over the 4th neighbour's distance
+#: of at least this for a quarter of the atoms (75th percentile) marks one. Close-packed and bcc
+#: crystals and random packings give 1.00-1.10, a gas of random points 1.13.
+TETRAHEDRAL_GAP = 1.25
+
+
+def _tetrahedral(pos, d_nn: float) -> bool:
+    """True for a tetrahedral network (4 nearest neighbours, then a gap: see
+    :data:`TETRAHEDRAL_GAP`)."""
+    if len(pos) < 20 or not math.isfinite(d_nn):
+        return False
+    d, _ = cKDTree(pos).query(pos, k=6)
+    gap = d[:, 5] / np.maximum(d[:, 4], 1e-9)
+    return float(np.percentile(gap, 75)) >= TETRAHEDRAL_GAP
+
+
+def _bcc_verdict(pos, local, d_nn: float, notes: list):
+    """The particle's bcc lattice fit when its atoms form one (see :data:`BCC_MIN_FRACTION`),
+    else None (a note says why a bcc-looking particle is not taken for one)."""
+    n = len(pos)
+    n_bcc = int(np.sum(local == "bcc"))
+    n_close = int(np.sum((local == "fcc") | (local == "hcp")))
+    if n < 20 or not math.isfinite(d_nn) or n_bcc <= n_close or n_bcc < BCC_MIN_FRACTION * n:
+        return None
+    fits = list(_fit_bcc_clusters(pos, np.zeros(n, np.int64), d_nn=d_nn, notes=[]))
+    share = len(fits[0][2].assigned) / n if fits else 0.0
+    if share < BCC_MIN_ASSIGNED:
+        notes.append(
+            f"{n_bcc} of {n} atoms look bcc in the Q4/Q6 map, but a bcc lattice takes only "
+            f"{100 * share:.0f} % of them: analysed as close-packed or amorphous"
+        )
+        return None
+    notes.append(
+        f"a bcc crystal ({n_bcc} of {n} atoms bcc in the Q4/Q6 map, {n_close} fcc or hcp; the "
+        f"bcc lattice takes {100 * share:.0f} %): no close-packed (111) layers, so no stacking "
+        "labels, faults or twin boundaries; strain and local lattice constants on the bcc "
+        "lattice"
+    )
+    if share < 0.8:
+        notes.append(
+            f"the bcc lattice grown from the centre takes only {100 * share:.0f} % of the atoms: "
+            "the others sit on another grain (a twin or a polycrystal?) or off any lattice; "
+            "select a grain as cluster 1 to fit each on its own"
+        )
+    return fits[0][2]
+
+
+def surface_atoms(positions_A, d_nn: float, kind: str = "fcc") -> tuple[np.ndarray, np.ndarray]:
+    """Surface atoms and their outward directions.
+
+    Surface atoms have fewer than 11 of the 12 fcc neighbours within the midpoint of the first
+    and second shells (``(1 + sqrt 2) / 2`` bonds, so that noise does not move atoms across;
+    ``kind="bcc"``: fewer than 13 of the 14 first and second neighbours within the midpoint of
+    the second and third shells, 1.39 bonds); the outward direction is the unit vector from the
+    centroid of an atom's neighbours to the atom (zero without neighbours).
+    """
+    pos = np.asarray(positions_A, float)
+    tree = cKDTree(pos)
+    if kind == "bcc":
+        r, full = 0.5 * (2.0 / np.sqrt(3.0) + np.sqrt(8.0 / 3.0)) * d_nn, 14
+    else:
+        r, full = 0.5 * (1 + np.sqrt(2.0)) * d_nn, 12
+    near = tree.query_ball_point(pos, r)
+    coordination = np.array([len(x) - 1 for x in near])
+    outward = np.zeros_like(pos)
+    for i, nb in enumerate(near):
+        if len(nb) > 1:
+            outward[i] = pos[i] - pos[nb].mean(axis=0)  # the atom itself is in nb
+    norm = np.linalg.norm(outward, axis=1, keepdims=True)
+    outward = np.divide(outward, norm, out=np.zeros_like(outward), where=norm > 1e-9)
+    return coordination < full - 1, outward
