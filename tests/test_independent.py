@@ -159,23 +159,33 @@ def test_independent_series_at_a_mean_count_per_pixel():
         at_counts(s, peak_counts=10.0, mean_counts=1.0)
 
 
+def _random_particle_traced(tmp_path, structure, element, *, seed, rotation_seed, series_seed):
+    """A 7-A sphere of ``structure`` turned into a random orientation, its independent series
+    (15 tilts -70:70:10, the study's counts), GENFIRE (60 iterations) and the tracer. Returns the
+    truth, the series and its path."""
+    from scipy.spatial.transform import Rotation
+
+    shape = (64, 64)
+    atoms = build_structure(structure, element=element, radius_A=7.0, shape="sphere",
+                            shape_px=shape, seed=seed)  # fmt: skip
+    c = rotation_center_A(shape, PX)
+    truth = (atoms.positions - c) @ Rotation.random(random_state=rotation_seed).as_matrix().T + c
+    angles = np.arange(-70.0, 70.1, 10.0)
+    s = independent_tilt_series(truth, element, angles, shape_px=shape, seed=series_seed)
+    path = tmp_path / "series.h5"
+    write_tilt_series(path, TiltSeries(s.data, s.angles_deg, PX, "independent", {}))
+    run_recon(SeriesSource(str(path)), ReconSettings(iterations=60), tmp_path / "recon")
+    run_trace(VolumeSource(str(tmp_path / "recon" / "tomogram.h5")),
+              TraceSettings(element=element), tmp_path / "trace")  # fmt: skip
+    return truth, s, path
+
+
 def test_reconstruction_and_tracing_hold_on_an_independent_series(tmp_path):
     """A Pt particle in a random orientation, abTEM's potentials and probe, the study's counts
     (about 50 at the brightest column): GENFIRE, the tracer and the position refinement find
     every atom (measured: 87 of 87, none false; RMSD 6.3 pm traced, 4.9 pm refined)."""
-    from scipy.spatial.transform import Rotation
-
-    shape = (64, 64)
-    atoms = build_structure("fcc", radius_A=7.0, shape="sphere", shape_px=shape, seed=3)
-    c = rotation_center_A(shape, PX)
-    truth = (atoms.positions - c) @ Rotation.random(random_state=5).as_matrix().T + c
-    angles = np.arange(-70.0, 70.1, 10.0)
-    s = independent_tilt_series(truth, "Pt", angles, shape_px=shape, seed=1)
-    path = tmp_path / "series.h5"
-    write_tilt_series(path, TiltSeries(s.data, s.angles_deg, PX, "independent", {}))
-    run_recon(SeriesSource(str(path)), ReconSettings(iterations=60), tmp_path / "recon")
-    run_trace(VolumeSource(str(tmp_path / "recon" / "tomogram.h5")), TraceSettings(),
-              tmp_path / "trace")  # fmt: skip
+    truth, s, path = _random_particle_traced(tmp_path, "fcc", "Pt", seed=3, rotation_seed=5,
+                                             series_seed=1)  # fmt: skip
     res = run_refine(tmp_path / "trace" / "atoms.csv", SeriesSource(str(path)),
                      PositionRefineSettings(), tmp_path / "refine")  # fmt: skip
     from napari_aet.io import read_atoms
@@ -218,23 +228,11 @@ def test_a_bcc_tungsten_particle_is_traced_and_found_bcc(tmp_path):
     orientation, abTEM's potentials and probe at the study's counts: GENFIRE and the tracer
     find its atoms, and the analysis of the traced atoms calls it bcc with W's lattice
     constant (measured: 89 of 89, none false, 6.8 pm; a = 3.155 A)."""
-    from scipy.spatial.transform import Rotation
-
     from napari_aet.analysis import analyze_structure
     from napari_aet.io import read_atoms
 
-    shape = (64, 64)
-    atoms = build_structure("bcc", element="W", radius_A=7.0, shape="sphere", shape_px=shape,
-                            seed=4)  # fmt: skip
-    c = rotation_center_A(shape, PX)
-    truth = (atoms.positions - c) @ Rotation.random(random_state=6).as_matrix().T + c
-    angles = np.arange(-70.0, 70.1, 10.0)
-    s = independent_tilt_series(truth, "W", angles, shape_px=shape, seed=2)
-    path = tmp_path / "series.h5"
-    write_tilt_series(path, TiltSeries(s.data, s.angles_deg, PX, "independent", {}))
-    run_recon(SeriesSource(str(path)), ReconSettings(iterations=60), tmp_path / "recon")
-    run_trace(VolumeSource(str(tmp_path / "recon" / "tomogram.h5")), TraceSettings(element="W"),
-              tmp_path / "trace")  # fmt: skip
+    truth, _, _ = _random_particle_traced(tmp_path, "bcc", "W", seed=4, rotation_seed=6,
+                                          series_seed=2)  # fmt: skip
     found = read_atoms(tmp_path / "trace" / "atoms.csv")
     moved, _ = register_rigid(truth, found.positions)
     cmp = compare_atom_models(truth, moved, radius_A=1.0)
