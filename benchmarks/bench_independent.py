@@ -53,6 +53,10 @@ PARTICLES = {
     # of the first AET studies), a heavy and a light element
     "w-particle": ("W", "bcc", "blob", 0.22, "auto"),
     "fe-particle": ("Fe", "bcc", "blob", 0.22, "auto"),
+    # hcp crystals (ABAB stacking, c/a below the ideal 1.633: the out-of-plane bonds 2 % shorter
+    # than the in-plane ones for Ru), a middle and a light element
+    "ru-particle": ("Ru", "hcp", "blob", 0.22, "auto"),
+    "co-particle": ("Co", "hcp", "blob", 0.22, "auto"),
     # random substitutional alloys (each site's species drawn, equal fractions): a light and a
     # heavy element (Z 26 and 78), and two heavy ones closer in Z (46 and 78)
     "fept-particle": ("Fe,Pt", "fcc", "convex", 0.22, "auto"),
@@ -341,7 +345,7 @@ def _analysis_record(path: Path) -> dict | None:
     if not path.exists():
         return None
     a = json.loads(path.read_text())
-    keys = ("lattice", "lattice_constant_A", "n_layers", "local_structure_counts")
+    keys = ("lattice", "lattice_constant_A", "hcp_c_A", "n_layers", "local_structure_counts")
     return {**{k: a.get(k) for k in keys}, "n_faults": len(a.get("faults") or [])}
 
 

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from napari_aet.analysis import analyze_structure, classify_local_structure, steinhardt_q4_q6
@@ -121,6 +122,25 @@ def test_hcp_crystal_has_its_own_faults_and_no_twins(sequence, fault, fcc_layers
         assert [f["type"] for f in out["faults"]] == [fault]
         assert len(out["faults"][0]["fcc_layers"]) == fcc_layers
     assert set(res.model.features["cluster"]) == {0}
+
+
+@pytest.mark.parametrize(
+    ("element", "a", "c"), [("Ru", 2.70, 2.70 * 1.584), ("Co", 2.51, 2.51 * 1.622)]
+)
+def test_an_hcp_metal_has_its_own_a_and_c(element, a, c):
+    # a particle of the element's hcp lattice (c/a below the ideal 1.633: Ru's bonds between
+    # layers are 2 % shorter than those in them), random orientation, 2.2 pm jitter
+    m = build_structure("hcp", element=element, radius_A=9.0, shape_px=(128, 128), seed=1)
+    pos = m.positions
+    d, _ = cKDTree(pos).query(pos, k=2)
+    assert np.median(d[:, 1]) < a  # the nearest neighbour is one between layers
+    out = analyze_structure(m, element=element).summary
+    assert out["lattice"] == "hcp" and out["faults"] == []
+    # a from the layers' in-plane bonds, not the nearest-neighbour distance (1 % short for Ru)
+    assert out["lattice_constant_A"] == pytest.approx(a, rel=0.003)
+    assert out["hcp_c_A"] == pytest.approx(c, rel=0.003)
+    with pytest.raises(ValueError, match="blob"):
+        build_structure("hcp", element=element, shape="convex")
 
 
 def test_a_bcc_bicrystal_is_bcc_and_each_grain_fits_on_its_own():

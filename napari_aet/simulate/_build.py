@@ -19,6 +19,7 @@ from ._structures import (
     amorphous_particle,
     apply_point_defects,
     fcc_particle,
+    hcp_particle,
     thermal_jitter,
     twinned_dumbbell,
 )
@@ -26,7 +27,7 @@ from ._structures import (
 #: fcc lattice constants [A] at room temperature (Kittel); see :mod:`napari_aet.core.elements`.
 LATTICE_CONSTANTS_A = FCC_LATTICE_CONSTANTS_A
 
-STRUCTURES = ("twinned dumbbell", "fcc", "bcc", "amorphous")
+STRUCTURES = ("twinned dumbbell", "fcc", "bcc", "hcp", "amorphous")
 
 
 def build_structure(
@@ -44,8 +45,8 @@ def build_structure(
     pixel_size_A: float = 0.358,
     seed=None,
 ) -> AtomModel:
-    """Build ``"fcc"``, ``"bcc"``, ``"amorphous"`` or ``"twinned dumbbell"`` and centre it in
-    the volume.
+    """Build ``"fcc"``, ``"bcc"``, ``"hcp"``, ``"amorphous"`` or ``"twinned dumbbell"`` and
+    centre it in the volume.
 
     Parameters
     ----------
@@ -61,9 +62,10 @@ def build_structure(
     lattice_constant_A : float, optional
         Cubic lattice constant [A]; default the element's (:data:`LATTICE_CONSTANTS_A`) for
         fcc, for bcc the one whose nearest-neighbour distance is the element's bond length
-        (W 3.165 A, Fe 2.87 A; an alloy's by Vegard's rule).
+        (W 3.165 A, Fe 2.87 A; an alloy's by Vegard's rule). For hcp, its ``a`` (default the
+        element's bond length; ``c / a`` is the element's, see :func:`hcp_c_over_a`).
     shape : {"blob", "sphere", "convex"}
-        Shape of fcc and amorphous particles.
+        Shape of fcc, bcc and amorphous particles (hcp: "blob" or "sphere").
     vacancy_fraction : float
         Fraction of atoms removed at random (point defects).
     jitter_A : float
@@ -94,6 +96,8 @@ def build_structure(
     lattice_note = None
     if structure == "bcc":
         a = lattice_constant_A or bond * 2.0 / np.sqrt(3.0)
+    elif structure == "hcp":
+        a = lattice_constant_A or bond
     elif a is None:
         # not an fcc metal (Si, Fe, Co, ...): an fcc lattice with the element's own bond length
         a = bond * np.sqrt(2.0)
@@ -105,6 +109,12 @@ def build_structure(
     if structure in ("fcc", "bcc"):
         pos = fcc_particle(
             lattice_constant_A=a, radius_A=radius_A, shape=shape, seed=rng, lattice=structure
+        )
+    elif structure == "hcp":
+        if shape not in ("blob", "sphere"):
+            raise ValueError(f"an hcp particle is a 'blob' or a 'sphere', not {shape!r}")
+        pos = hcp_particle(
+            bond_A=a, c_over_a=hcp_c_over_a(elements), radius_A=radius_A, shape=shape, seed=rng
         )
     elif structure == "amorphous":
         # Pt's packing (min distance 2.0 A, 95 % of fcc density) scaled to the element's bond
@@ -150,6 +160,19 @@ def build_structure(
         **({"note": lattice_note} if lattice_note and structure != "amorphous" else {}),
     }
     return AtomModel(pos, frame, meta)
+
+
+def hcp_c_over_a(elements) -> float:
+    """The mean ``c / a`` of the hcp elements among ``elements`` (ASE's reference states: Ru
+    1.584, Co 1.622, Ti 1.588, ...), the ideal ``sqrt(8/3)`` when none is hcp."""
+    from ase.data import atomic_numbers, reference_states
+
+    ratios = []
+    for e in split_elements(elements):
+        ref = reference_states[atomic_numbers[e]] or {}
+        if ref.get("symmetry") == "hcp" and ref.get("c/a"):
+            ratios.append(float(ref["c/a"]))
+    return float(np.mean(ratios)) if ratios else float(np.sqrt(8.0 / 3.0))
 
 
 def turn_about_beam(atoms: AtomModel, delta_deg: float, *, shape_px, pixel_size_A) -> AtomModel:

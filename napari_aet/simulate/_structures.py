@@ -274,6 +274,7 @@ def stacked_particle(
     in_plane_angle_deg: float = 0.0,
     inside=None,
     lateral_extent_A: float = 40.0,
+    layer_spacing_A: float | None = None,
 ) -> StackedStructure:
     """Build (111) layers with a given A/B/C sequence, optionally twisting the upper part.
 
@@ -297,6 +298,9 @@ def stacked_particle(
         ``lateral_extent_A`` of the axis.
     lateral_extent_A : float
         Half-width [A] of the generated layers before carving.
+    layer_spacing_A : float, optional
+        Distance between layers [A]; default the close packing of spheres, ``a / sqrt(3)``
+        (an hcp metal's is ``c / 2``: Ru, Os and Ti pack their layers 3 % closer).
     """
     seq = sequence.upper()
     if not seq or set(seq) - set("ABC"):
@@ -308,7 +312,9 @@ def stacked_particle(
         interface_index = len(seq) // 2
     a = lattice_constant_A
     bond = a / np.sqrt(2.0)
-    spacing = a / np.sqrt(3.0)
+    spacing = a / np.sqrt(3.0) if layer_spacing_A is None else float(layer_spacing_A)
+    if not spacing > 0:
+        raise ValueError(f"layer_spacing_A must be a positive length in A, got {layer_spacing_A}")
     nvec = np.asarray(normal, dtype=np.float64)
     nvec = nvec / np.linalg.norm(nvec)
     e1, e2 = in_plane_basis(nvec)
@@ -405,6 +411,47 @@ def twinned_dumbbell(
         inside=inside,
         lateral_extent_A=max(radius_bottom_A, radius_top_A) * 1.4,
     )
+
+
+def hcp_particle(
+    *,
+    bond_A: float,
+    c_over_a: float = np.sqrt(8.0 / 3.0),
+    radius_A: float = 15.0,
+    shape: str = "blob",
+    seed=None,
+    **shape_kwargs,
+) -> np.ndarray:
+    """A single-crystal hcp particle (ABAB stacking of close-packed layers: Co, Ru, Ti, Mg, ...)
+    of a random shape and orientation, centred at the origin [A].
+
+    ``bond_A`` is the in-plane bond (the hcp ``a``), ``c_over_a`` the ratio of the cell's
+    height to it (the layer spacing is ``c / 2``; ideal close packing ``sqrt(8/3)``).
+    """
+    rng = _rng(seed)
+    if not (bond_A > 0 and c_over_a > 0 and radius_A > 0):
+        raise ValueError("bond_A, c_over_a and radius_A must be positive")
+    normal = Rotation.random(random_state=rng.integers(2**31)).apply([0.0, 0.0, 1.0])
+    in_plane = float(rng.uniform(0.0, 60.0))
+    spacing = 0.5 * c_over_a * bond_A
+    n = int(np.ceil(radius_A * 1.6 / spacing))
+    seq = "AB" * (n + 1)
+    shape_seed = int(rng.integers(2**31))
+
+    def inside(p):
+        return shape_mask(p, shape, radius_A=radius_A, seed=shape_seed, **shape_kwargs)
+
+    st = stacked_particle(
+        seq[: 2 * n + 1],
+        lattice_constant_A=bond_A * np.sqrt(2.0),
+        interface_index=n,
+        normal=normal,
+        in_plane_angle_deg=in_plane,
+        inside=inside,
+        lateral_extent_A=radius_A * 1.6,
+        layer_spacing_A=spacing,
+    )
+    return st.positions
 
 
 # --------------------------------------------------------------------------------------------

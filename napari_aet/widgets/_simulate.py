@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 
 class SimulateWidget(DockContainer):
-    """Simulate a particle (twinned dumbbell, fcc, bcc or amorphous) and its ADF-STEM tilt
+    """Simulate a particle (twinned dumbbell, fcc, bcc, hcp or amorphous) and its ADF-STEM tilt
     series."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
