@@ -127,18 +127,36 @@ def test_hcp_crystal_has_its_own_faults_and_no_twins(sequence, fault, fcc_layers
 @pytest.mark.parametrize(
     ("element", "a", "c"), [("Ru", 2.70, 2.70 * 1.584), ("Co", 2.51, 2.51 * 1.622)]
 )
-def test_an_hcp_metal_has_its_own_a_and_c(element, a, c):
+def test_an_hcp_metal_is_fitted_on_its_own_lattice(element, a, c):
     # a particle of the element's hcp lattice (c/a below the ideal 1.633: Ru's bonds between
     # layers are 2 % shorter than those in them), random orientation, 2.2 pm jitter
     m = build_structure("hcp", element=element, radius_A=9.0, shape_px=(128, 128), seed=1)
     pos = m.positions
     d, _ = cKDTree(pos).query(pos, k=2)
     assert np.median(d[:, 1]) < a  # the nearest neighbour is one between layers
-    out = analyze_structure(m, element=element).summary
+    res = analyze_structure(m, element=element, strain=True)
+    out = res.summary
     assert out["lattice"] == "hcp" and out["faults"] == []
-    # a from the layers' in-plane bonds, not the nearest-neighbour distance (1 % short for Ru)
-    assert out["lattice_constant_A"] == pytest.approx(a, rel=0.003)
-    assert out["hcp_c_A"] == pytest.approx(c, rel=0.003)
+    assert out["lattice_constant_source"] == "fitted hcp lattices"
+    (fit,) = out["lattice_fits"]
+    assert fit["assigned_fraction"] == 1.0 and fit["rmsd_A"] < 0.05  # jitter 3.8 pm in 3D
+    assert out["lattice_constant_A"] == pytest.approx(a, rel=0.002)
+    assert out["hcp_c_A"] == pytest.approx(c, rel=0.002)
+    assert out["reference_lattice_constant_A"] == pytest.approx(a)
+    ls = res.model.features["local_strain"].to_numpy()
+    assert abs(np.nanmedian(ls)) < 0.001 and np.nanstd(ls) < 0.005  # the jitter's own spread
+    # stretched 2 % along c and 1 % in the layers: a up by 1 %, c by 2 %, each atom's local
+    # lattice constant 1 % over the element's
+    n = np.asarray(out["stacking_normal_zyx"])
+    ctr = pos.mean(axis=0)
+    along = (pos - ctr) @ n
+    stretched = ctr + 1.01 * (pos - ctr - np.outer(along, n)) + 1.02 * np.outer(along, n)
+    res2 = analyze_structure(AtomModel(stretched), element=element, strain=True)
+    out2 = res2.summary
+    assert out2["lattice_constant_A"] == pytest.approx(1.01 * a, rel=0.002)
+    assert out2["hcp_c_A"] == pytest.approx(1.02 * c, rel=0.002)
+    assert out2["lattice_fits"][0]["c_over_a"] == pytest.approx(1.02 / 1.01 * c / a, rel=0.002)
+    assert np.nanmedian(res2.model.features["local_strain"]) == pytest.approx(0.01, abs=0.002)
     with pytest.raises(ValueError, match="blob"):
         build_structure("hcp", element=element, shape="convex")
 

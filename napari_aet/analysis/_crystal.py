@@ -27,6 +27,7 @@ from ._lattice import (
     cubic_axes_from_bonds,
     fcc_rotation_from_stacking,
     fit_cubic_lattice,
+    fit_hcp_lattice,
 )
 from ._orientation import _bond_orientation
 
@@ -56,13 +57,7 @@ def reference_lattice_constant(
     """
 
     if lattice_constant_A is not None:
-        a = float(lattice_constant_A)
-        if not (math.isfinite(a) and 1.5 < a < 8.0):
-            raise ValueError(
-                f"lattice constant {lattice_constant_A!r} A is not a metal's fcc lattice constant "
-                "(1.5-8 A); give it in Angstrom, e.g. 3.912 for Pt"
-            )
-        return a
+        return _given_constant(lattice_constant_A, "fcc lattice constant", "3.912 for Pt")
     els = parse_elements("Pt" if element is None else element)
     a = fcc_reference_A(els, fractions)
     if a is None:
@@ -72,6 +67,25 @@ def reference_lattice_constant(
             "Angstrom"
         )
     return float(a)
+
+
+def _given_constant(value, what: str, example: str) -> float:
+    """A lattice constant the user gave [A], checked to be a metal's (1.5-8 A)."""
+    a = float(value)
+    if not (math.isfinite(a) and 1.5 < a < 8.0):
+        raise ValueError(
+            f"lattice constant {value!r} A is not a metal's {what} (1.5-8 A); give it in "
+            f"Angstrom, e.g. {example}"
+        )
+    return a
+
+
+def _elements_of_structure(element, structure: str) -> list[str] | None:
+    """The elements of ``element`` when every one of them is ``structure`` (bcc, hcp, ...)."""
+    if element is None or not _is_element(element):
+        return None
+    els = parse_elements(element)
+    return els if all(element_data(e).structure == structure for e in els) else None
 
 
 def _is_element(symbol) -> bool:
@@ -88,13 +102,19 @@ def _bcc_reference(element, lattice_constant_A=None, fractions=None) -> float | 
     else, when every element of ``element`` is bcc (W, Fe, Mo, Cr, ...), the one whose bond
     is their (Vegard) mean bond length; None otherwise."""
     if lattice_constant_A is not None:
-        return reference_lattice_constant(None, lattice_constant_A)
-    if element is None or not _is_element(element):
-        return None
-    els = parse_elements(element)
-    if not all(element_data(e).structure == "bcc" for e in els):
-        return None
-    return mean_bond_length_A(els, fractions) * 2.0 / np.sqrt(3.0)
+        return _given_constant(lattice_constant_A, "bcc lattice constant", "3.165 for W")
+    els = _elements_of_structure(element, "bcc")
+    return None if els is None else mean_bond_length_A(els, fractions) * 2.0 / np.sqrt(3.0)
+
+
+def _hcp_reference(element, lattice_constant_A=None) -> float | None:
+    """The hcp ``a`` [A] strains of an hcp crystal are measured against: the one given, else
+    the mean ``a`` of ``element`` when every element of it is hcp (Co, Ru, Ti, ...: ASE's
+    reference states), else None."""
+    if lattice_constant_A is not None:
+        return _given_constant(lattice_constant_A, "hcp a", "2.70 for Ru")
+    els = _elements_of_structure(element, "hcp")
+    return None if els is None else float(np.mean([element_data(e).bond_length_A for e in els]))
 
 
 def _composition(model: AtomModel, element) -> list[float] | None:
@@ -113,13 +133,14 @@ def _composition(model: AtomModel, element) -> list[float] | None:
 def fit_cluster_lattices(
     pos, normal, cluster, *, d_nn: float, notes: list | None = None, kind: str = "fcc"
 ):
-    """Search-and-assign fcc fit of every cluster; yields ``(cluster, atom indices, CubicFit)``.
+    """Search-and-assign fcc fit of every cluster; yields ``(cluster, atom indices, LatticeFit)``.
 
     Each fit starts from the stacking normal and the cluster's in-plane bond orientation and
     tries both twin variants about [111], keeping the one that assigns more atoms. A cluster
     that cannot be fitted (fewer than 20 atoms, no in-plane bonds, a degenerate fit) is
     skipped, with the reason appended to ``notes``. ``kind="bcc"`` fits a bcc lattice instead,
-    started from the cubic axes its second-neighbour bonds follow (``normal`` unused).
+    started from the cubic axes its second-neighbour bonds follow (``normal`` unused);
+    ``kind="hcp"`` an hcp lattice with c along ``normal``, its ``c / a`` fitted too.
     """
     notes = [] if notes is None else notes
     if kind == "bcc":
@@ -129,30 +150,46 @@ def fit_cluster_lattices(
     for cl in np.unique(cluster):
         sel = np.nonzero(cluster == cl)[0]
         if len(sel) < 20:
-            notes.append(f"cluster {cl}: {len(sel)} atoms, too few for an fcc lattice fit")
+            notes.append(f"cluster {cl}: {len(sel)} atoms, too few for an {kind} lattice fit")
             continue
         th = _bond_orientation(pos[sel], normal, d_nn)
         if not np.isfinite(th):
             notes.append(f"cluster {cl}: no in-plane bonds, so no lattice orientation to fit")
             continue
         best, why = None, ""
-        for extra in (0.0, np.pi / 3):  # the two twin variants about [111]
+        # the two twin variants about [111] (hcp: the two ways to stack B on A)
+        for extra in (0.0, np.pi / 3):
             e = np.cos(th + extra) * e1 + np.sin(th + extra) * e2
             try:
-                fit = fit_cubic_lattice(
-                    pos[sel],
-                    lattice_constant_A=d_nn * np.sqrt(2),
-                    rotation=fcc_rotation_from_stacking(normal, e),
-                )
+                if kind == "hcp":
+                    fit = fit_hcp_lattice(pos[sel], a_A=d_nn, rotation=_hcp_rotation(normal, e))
+                else:
+                    fit = fit_cubic_lattice(
+                        pos[sel],
+                        lattice_constant_A=d_nn * np.sqrt(2),
+                        rotation=fcc_rotation_from_stacking(normal, e),
+                    )
             except DegenerateFit as err:
                 why = str(err)
                 continue
             if best is None or len(fit.assigned) > len(best.assigned):
                 best = fit
         if best is None:
-            notes.append(f"cluster {cl}: no fcc lattice fit ({why})")
+            notes.append(f"cluster {cl}: no {kind} lattice fit ({why})")
             continue
         yield int(cl), sel, best
+
+
+def _hcp_rotation(normal, bond) -> np.ndarray:
+    """Crystal-to-lab rotation of an hcp lattice: x along the in-plane ``bond``, z along
+    ``normal`` (the c axis)."""
+    z = np.asarray(normal, float) / np.linalg.norm(normal)
+    x = np.asarray(bond, float) - (np.asarray(bond, float) @ z) * z
+    x = x / np.linalg.norm(x)
+    r = np.stack([x, np.cross(z, x), z], axis=1)
+    if np.linalg.det(r) < 0:  # (z, y, x) lab axes: keep it a proper rotation
+        r[:, 1] *= -1
+    return r
 
 
 def _fit_bcc_clusters(pos, cluster, *, d_nn: float, notes: list):

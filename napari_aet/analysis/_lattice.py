@@ -27,10 +27,12 @@ def _search_and_assign(positions, start, predict, steps, tol_A):
     """Grow an assignment of atoms to lattice sites from ``start`` through neighbour steps.
 
     ``predict(site)`` gives a site's position; an unassigned atom within ``tol_A`` of it is
-    assigned. Returns ``{atom_index: site}``.
+    assigned. ``steps`` is an array of neighbour steps, or ``steps(site)`` gives them (hcp: they
+    differ between the A and B layers). Returns ``{atom_index: site}``.
     """
     tree = cKDTree(positions)
-    start_site = np.zeros(steps.shape[1])
+    steps_of = steps if callable(steps) else (lambda _site, st=steps: st)
+    start_site = np.zeros(3 if callable(steps) else steps.shape[1])
     if not np.isfinite(predict(start_site)).all():
         raise DegenerateFit("the lattice's origin or vectors are not finite")
     assigned = {int(start): start_site}
@@ -38,7 +40,7 @@ def _search_and_assign(positions, start, predict, steps, tol_A):
     queue = deque([start_site])
     while queue:
         site = queue.popleft()
-        for st in steps:
+        for st in steps_of(site):
             nxt = site + st
             key = tuple(np.round(nxt * 2).astype(int))
             if key in taken_sites:
@@ -156,25 +158,117 @@ def _umeyama(src: np.ndarray, dst: np.ndarray):
     return s, r, t
 
 
+#: hcp sites are integers ``(i, j, l)``: ``i``, ``j`` the in-plane lattice steps (60 deg
+#: apart, one bond ``a`` long) and ``l`` the layer; odd (B) layers sit at ``(1/2, 1/(2 sqrt 3))
+#: a`` from even (A) ones, ``c / 2`` above. The 12 neighbour steps from an A site (6 in its
+#: layer, 3 in each B layer beside it); from a B site the out-of-layer ones point the other way.
+HCP_STEPS_FROM_A = np.array(
+    [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [1, -1, 0], [-1, 1, 0]]
+    + [[0, 0, 1], [-1, 0, 1], [0, -1, 1], [0, 0, -1], [-1, 0, -1], [0, -1, -1]]
+)
+HCP_STEPS_FROM_B = HCP_STEPS_FROM_A * np.array([-1, -1, 1])
+#: The ideal close packing's c / a.
+IDEAL_C_OVER_A = float(np.sqrt(8.0 / 3.0))
+
+
+def _hcp_steps(site) -> np.ndarray:
+    return HCP_STEPS_FROM_B if int(round(site[2])) % 2 else HCP_STEPS_FROM_A
+
+
+def hcp_coordinates(sites, c_over_a: float) -> np.ndarray:
+    """Cartesian crystal coordinates (units of ``a``; x along the first in-plane step, z along
+    c) of hcp sites ``(i, j, l)``."""
+    s = np.atleast_2d(np.asarray(sites, float))
+    odd = np.mod(np.round(s[:, 2]), 2)
+    x = s[:, 0] + 0.5 * s[:, 1] + 0.5 * odd
+    y = np.sqrt(3.0) / 2.0 * s[:, 1] + odd / (2.0 * np.sqrt(3.0))
+    return np.stack([x, y, 0.5 * c_over_a * s[:, 2]], axis=1)
+
+
 @dataclass
-class CubicFit:
-    """3D cubic lattice (fcc, or ``kind`` bcc) fitted to a cluster."""
+class LatticeFit:
+    """A 3D lattice fitted to a cluster: cubic (``kind`` fcc or bcc; ``sites`` in cubic units)
+    or hcp (``sites`` are ``(i, j, l)``, see :func:`hcp_coordinates`; ``lattice_constant_A``
+    is its ``a``, ``c_over_a`` its ratio)."""
 
     assigned: np.ndarray  # atom indices (into the given positions)
-    sites: np.ndarray  # lattice sites of the assigned atoms, cubic units
+    sites: np.ndarray  # lattice sites of the assigned atoms
     lattice_constant_A: float
-    rotation: np.ndarray  # crystal (cubic) axes -> lab (z, y, x)
+    rotation: np.ndarray  # crystal axes -> lab (z, y, x)
     origin_A: np.ndarray
     displacements_A: np.ndarray  # assigned atom minus its fitted site
     kind: str = "fcc"
+    c_over_a: float | None = None  # hcp only
 
     @property
     def rmsd_A(self) -> float:
         d = self.displacements_A
         return float(np.sqrt((d**2).sum(axis=1).mean())) if len(d) else np.nan
 
+    def crystal_coordinates(self, sites) -> np.ndarray:
+        """Sites in Cartesian crystal coordinates, units of the lattice constant (``a``)."""
+        if self.kind == "hcp":
+            return hcp_coordinates(sites, self.c_over_a)
+        return np.atleast_2d(np.asarray(sites, float))
+
     def site_positions(self, sites) -> np.ndarray:
-        return self.origin_A + self.lattice_constant_A * np.asarray(sites) @ self.rotation.T
+        xyz = self.crystal_coordinates(sites)
+        return self.origin_A + self.lattice_constant_A * xyz @ self.rotation.T
+
+
+def fit_hcp_lattice(
+    positions_A,
+    *,
+    a_A: float,
+    rotation: np.ndarray,
+    c_over_a: float = IDEAL_C_OVER_A,
+    tol_A: float = 0.7,
+    max_iter: int = 50,
+    converge_A: float = 1e-5,
+) -> LatticeFit:
+    """Search-and-assign 3D hcp lattice fit, as :func:`fit_cubic_lattice` with ``c / a`` fitted
+    too.
+
+    ``rotation`` maps crystal axes (x along an in-plane bond, z along c) to lab ``(z, y, x)``.
+    From the atom nearest the centre (an A site) the 12 neighbour sites are searched for atoms
+    within ``tol_A``; origin, orientation and ``a`` are fitted to the assigned atoms
+    (similarity transform at the current ``c / a``), then ``c / a`` from their heights along
+    c; both steps repeat until the lattice changes by less than ``converge_A``.
+    """
+    p = np.asarray(positions_A, np.float64)
+    start = int(np.argmin(np.linalg.norm(p - p.mean(0), axis=1)))
+    a, q = float(a_A), float(c_over_a)
+    rot, origin = np.asarray(rotation, float), p[start].copy()
+    for _ in range(max_iter):
+        o0, a0, r0, q0 = origin, a, rot, q
+        assigned = _search_and_assign(
+            p,
+            start,
+            lambda s, o0=o0, a0=a0, r0=r0, q0=q0: o0 + a0 * (r0 @ hcp_coordinates(s, q0)[0]),
+            _hcp_steps,
+            tol_A,
+        )
+        idx = np.array(list(assigned))
+        sites = np.array([assigned[k] for k in idx])
+        if len(idx) < 4 or np.ptp(sites[:, 2]) == 0:
+            raise DegenerateFit(
+                f"only {len(idx)} atom(s) in {len(np.unique(sites[:, 2]))} layer(s) sit on an "
+                f"hcp lattice of a = {a:.2f} A within {tol_A} A of the sites grown from the "
+                "central atom"
+            )
+        s, r, t = _umeyama(hcp_coordinates(sites, q), p[idx])
+        if not (np.isfinite(s) and s > 0 and np.isfinite(r).all() and np.isfinite(t).all()):
+            raise DegenerateFit("the fitted hcp lattice collapsed (the assigned atoms are flat)")
+        # heights along c (units of a) against the layer index: c / 2a per layer
+        height = ((p[idx] - t) @ r)[:, 2] / s
+        l_half = 0.5 * sites[:, 2]
+        q_new = float((height * l_half).sum() / (l_half**2).sum())
+        change = np.abs(s * r - a * rot).sum() + abs(s * q_new - a * q)
+        a, rot, origin, q = float(s), r, t, q_new
+        if change < converge_A:
+            break
+    fitted = origin + a * hcp_coordinates(sites, q) @ rot.T
+    return LatticeFit(idx, sites, a, rot, origin, p[idx] - fitted, "hcp", q)
 
 
 def fit_cubic_lattice(
@@ -186,7 +280,7 @@ def fit_cubic_lattice(
     max_iter: int = 50,
     converge_A: float = 1e-5,
     kind: str = "fcc",
-) -> CubicFit:
+) -> LatticeFit:
     """Search-and-assign 3D cubic lattice fit: fcc (the study's procedure for strain), or
     ``kind="bcc"`` a bcc lattice the same way.
 
@@ -223,7 +317,7 @@ def fit_cubic_lattice(
         if change < converge_A:
             break
     fitted = origin + a * sites @ rot.T
-    return CubicFit(idx, sites, a, rot, origin, p[idx] - fitted, kind)
+    return LatticeFit(idx, sites, a, rot, origin, p[idx] - fitted, kind)
 
 
 def cubic_axes_from_bonds(positions_A, d_nn: float) -> np.ndarray | None:

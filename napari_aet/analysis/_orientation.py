@@ -102,7 +102,7 @@ def _net_orientation_of_fit(rotation, normal) -> tuple[float, float]:
 
 def lattice_twist_deg(rotation_0, rotation_1, normal) -> tuple[float, float]:
     """Rotation [degrees] of lattice 1 relative to lattice 0 about ``normal`` (their common
-    [111]) from two fitted fcc lattices (``CubicFit.rotation``), as the study measures the twist,
+    [111]) from two fitted fcc lattices (``LatticeFit.rotation``), as the study measures the twist,
     and the largest angle [deg] between ``normal`` and either lattice's own [111].
 
     The sign is that of :func:`napari_aet.simulate.stacked_particle`'s ``twist_deg``: positive

@@ -89,7 +89,7 @@ def strain_map(
     sigma_A : float
         Gaussian kernel [A] (the study: 2.7).
     rotation : ndarray of shape (3, 3), optional
-        Crystal-to-lab rotation of the fitted lattice (``CubicFit.rotation``), for
+        Crystal-to-lab rotation of the fitted lattice (``LatticeFit.rotation``), for
         ``frame="crystal"``: the tensor is expressed on the cubic axes, ``exx`` along [100].
     grid_spacing_A : float or None
         Spacing of the grid for volume layers; None skips the grid.

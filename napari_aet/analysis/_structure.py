@@ -27,6 +27,7 @@ from ._crystal import (
     _bcc_reference,
     _bcc_verdict,
     _composition,
+    _hcp_reference,
     _is_element,
     _tetrahedral,
     fit_cluster_lattices,
@@ -108,13 +109,18 @@ def _empty_stacking(n: int, notes: list) -> StackingResult:
 
 
 def _references(model, element, reference_lattice_constant_A, cutoff_A, notes: list):
-    """The fcc reference lattice constant (None for a bcc metal or a non-fcc element), the bcc
-    one (None unless a bcc metal) and the Q4/Q6 cutoff (None: from the measured bonds)."""
+    """The fcc reference lattice constant (None for a bcc or hcp metal or a non-fcc element),
+    the bcc one (None unless a bcc metal), the hcp a (None unless an hcp metal) and the Q4/Q6
+    cutoff (None: from the measured bonds)."""
     comp = _composition(model, element)
-    # a bcc element's (W, Fe, Mo, ...) reference is its bcc lattice constant (or the one given)
-    a_ref_bcc = None
+    # a bcc element's (W, Fe, Mo, ...) reference is its bcc lattice constant (or the one given),
+    # an hcp element's (Co, Ru, Ti, ...) its hcp a
+    a_ref_bcc = a_ref_hcp = None
     if _bcc_reference(element, None, comp) is not None:
         a_ref_bcc = _bcc_reference(element, reference_lattice_constant_A, comp)
+        a_ref = None
+    elif _hcp_reference(element) is not None:
+        a_ref_hcp = _hcp_reference(element, reference_lattice_constant_A)
         a_ref = None
     else:
         try:
@@ -132,9 +138,11 @@ def _references(model, element, reference_lattice_constant_A, cutoff_A, notes: l
         cutoff_A = BOO_CUTOFF_PER_LATTICE_CONSTANT * a_ref
     elif cutoff_A is None and a_ref_bcc is not None:
         cutoff_A = BOO_CUTOFF_PER_BOND * a_ref_bcc * np.sqrt(3.0) / 2.0
+    elif cutoff_A is None and a_ref_hcp is not None:
+        cutoff_A = BOO_CUTOFF_PER_BOND * a_ref_hcp
     elif cutoff_A is not None and not (math.isfinite(cutoff_A) and cutoff_A > 0):
         raise ValueError(f"the Q4/Q6 cutoff must be a positive length in A, got {cutoff_A}")
-    return a_ref, a_ref_bcc, cutoff_A
+    return a_ref, a_ref_bcc, a_ref_hcp, cutoff_A
 
 
 def _layer_lattice_fits(st: StackingResult, pos, surface, d_nn: float, notes: list) -> None:
@@ -166,6 +174,15 @@ def _layer_lattice_fits(st: StackingResult, pos, surface, d_nn: float, notes: li
             assigned_fraction_2d=len(fit.assigned) / len(sel),
             bond_length_2d_A=fit.bond_length_A,
         )
+
+
+def _hcp_c(fits: dict, spacing_A: float) -> float:
+    """An hcp crystal's ``c`` [A]: from its fitted lattices (weighted by the atoms each takes),
+    else twice the layer spacing."""
+    if not fits:
+        return 2.0 * spacing_A
+    w = np.array([len(x.assigned) for x in fits.values()], float)
+    return float(np.average([x.lattice_constant_A * x.c_over_a for x in fits.values()], weights=w))
 
 
 def _in_plane_bond(layers, d_nn: float) -> float:
@@ -257,7 +274,7 @@ def analyze_structure(
     if not (math.isfinite(strain_sigma_A) and strain_sigma_A > 0):
         raise ValueError(f"strain_sigma_A must be a positive length in A, got {strain_sigma_A}")
     early_notes: list[str] = []
-    a_ref, a_ref_bcc, cutoff_A = _references(
+    a_ref, a_ref_bcc, a_ref_hcp, cutoff_A = _references(
         model, element, reference_lattice_constant_A, cutoff_A, early_notes
     )
     # bonds, neighbour lists, Q4/Q6 and the feature table: about 10 kB per atom at the peak
@@ -378,12 +395,15 @@ def analyze_structure(
         else:
             fit_iter = [(0, np.arange(n_atoms), bcc_fit)]
     elif lattice_kind == "hcp":
-        a_ref = None
-        notes.append(
-            "an hcp crystal: no 3D lattice fit, strain, local strain or facets (those are for "
-            "fcc and bcc); its a is the in-plane bond of its layers, its c twice the layer spacing"
+        a_ref = a_ref_hcp  # strains of an hcp crystal against the element's hcp a
+        if a_ref is None:
+            notes.append(
+                "an hcp crystal but no hcp reference a (the element is not an hcp metal): no "
+                "local strain (give --lattice-constant for one)"
+            )
+        fit_iter = fit_cluster_lattices(
+            pos, st.normal, st.cluster, d_nn=d_nn, notes=notes, kind="hcp"
         )
-        fit_iter = ()
     elif crystalline:
         if a_ref_bcc is not None:
             notes.append(
@@ -417,6 +437,7 @@ def analyze_structure(
                 "rmsd_A": best.rmsd_A,
                 "lattice_constant_A": best.lattice_constant_A,
                 "rotation_crystal_to_lab": np.asarray(best.rotation).tolist(),
+                **({"c_over_a": best.c_over_a} if best.kind == "hcp" else {}),
             }
         )
     f["lattice_assigned"] = assigned_flag
@@ -464,7 +485,7 @@ def analyze_structure(
         # the fcc neighbour count means nothing here: the surface is where cells open
         surface = per_atom["voronoi_index"] == ""
         f["surface"] = surface.astype(np.int8)
-    if lattice_kind == "hcp":
+    if lattice_kind == "hcp" and not np.isfinite(a_fit):
         a_meas = _in_plane_bond(st.layers, d_nn)
     elif lattice_kind == "fcc" and not crystalline:
         a_meas = float("nan")  # no lattice (amorphous, a tetrahedral network): no constant
@@ -488,7 +509,7 @@ def analyze_structure(
         else "in-plane bonds of the fitted layers (hcp a)"
         if lattice_kind == "hcp"
         else "nearest-neighbour distance",
-        "hcp_c_A": 2.0 * st.spacing_A if lattice_kind == "hcp" else None,
+        "hcp_c_A": _hcp_c(fits, st.spacing_A) if lattice_kind == "hcp" else None,
         "reference_lattice_constant_A": a_ref,
         "lattice": lattice_kind if lattice_kind != "fcc" else "fcc" if crystalline else None,
         "local_structure_counts": {
@@ -555,13 +576,20 @@ def _strain_of_cluster(f, pos, sel, best, surface, sigma_A, frame, a_ref, notes,
     for name, vals in st_res.per_atom.items():
         f.loc[idx, name] = vals
     a_loc = local_lattice_constants(
-        pos[idx], best.sites, lattice_constant_A=best.lattice_constant_A, kind=best.kind
+        pos[idx],
+        best.sites,
+        lattice_constant_A=best.lattice_constant_A,
+        kind=best.kind,
+        c_over_a=best.c_over_a,
     )
     f.loc[idx, "a_local"] = a_loc
     if a_ref is not None:
         f.loc[idx, "local_strain"] = (a_loc - a_ref) / a_ref
     if best.kind != "fcc":  # {111} and {100} facets (and the ORR relation) are fcc's
-        notes.append(f"no {{111}}/{{100}} facets or ORR activity for a {best.kind} crystal")
+        notes.append(
+            f"no {{111}}/{{100}} facets or ORR activity on the fitted {best.kind} lattice "
+            "(fcc only)"
+        )
         return
     fs = facet_sets(
         pos[sel],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ._lattice import CUBIC_LATTICES, _umeyama
+from ._lattice import CUBIC_LATTICES, _hcp_steps, _umeyama, hcp_coordinates
 
 _DIRS_111 = np.array([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)]) / np.sqrt(3)
 _DIRS_100 = np.vstack([np.eye(3), -np.eye(3)])
@@ -83,30 +83,50 @@ def facet_sets(
 
 
 def local_lattice_constants(
-    positions_A, sites, *, lattice_constant_A: float, kind: str = "fcc"
+    positions_A, sites, *, lattice_constant_A: float, kind: str = "fcc", c_over_a=None
 ) -> np.ndarray:
-    """Lattice constant [A] of a local fcc (``kind="bcc"``: bcc) fit to each atom and its
-    nearest neighbours.
+    """Lattice constant [A] of a local fcc (``kind="bcc"``: bcc; ``"hcp"``: the hcp ``a`` at the
+    global ``c_over_a``) fit to each atom and its nearest neighbours.
 
-    ``sites`` are the atoms' lattice sites from the global fit (cubic units). For each atom, the
-    assigned atoms on its 12 (bcc: 8) nearest-neighbour sites and itself are fitted by a
-    similarity transform (origin, orientation, lattice constant); atoms with fewer than 4 such
-    neighbours get NaN.
+    ``sites`` are the atoms' lattice sites from the global fit (cubic units; hcp: ``(i, j, l)``,
+    see :func:`napari_aet.analysis._lattice.hcp_coordinates`). For each atom, the assigned
+    atoms on its 12 (bcc: 8) nearest-neighbour sites and itself are fitted by a similarity
+    transform (origin, orientation, lattice constant); atoms with fewer than 4 such neighbours
+    get NaN.
     """
     p = np.asarray(positions_A, float)
     s = np.asarray(sites, float)
     tree = cKDTree(p)
-    nn_steps, bond_per_a = CUBIC_LATTICES[kind]
-    near = tree.query_ball_point(p, 1.3 * lattice_constant_A * bond_per_a)
+    if kind == "hcp":
+        if c_over_a is None:
+            raise ValueError("an hcp lattice's local fits need its c_over_a")
+        xyz = hcp_coordinates(s, c_over_a)
+        near = tree.query_ball_point(p, 1.3 * lattice_constant_A)
+
+        def steps_of(site):
+            return {tuple(v) for v in _hcp_steps(site).astype(int)}
+
+    else:
+        nn_steps, bond_per_a = CUBIC_LATTICES[kind]
+        xyz = s
+        near = tree.query_ball_point(p, 1.3 * lattice_constant_A * bond_per_a)
+        cubic = {tuple(np.round(v * 2).astype(int)) for v in nn_steps}
+
+        def steps_of(site):
+            return cubic
+
+    scale2 = 1 if kind == "hcp" else 2  # hcp sites are integers, cubic ones halves
     out = np.full(len(p), np.nan)
-    steps = {tuple(np.round(v * 2).astype(int)) for v in nn_steps}
     for i in range(len(p)):
+        steps = steps_of(s[i])
         nb = [
-            j for j in near[i] if j != i and tuple(np.round((s[j] - s[i]) * 2).astype(int)) in steps
+            j
+            for j in near[i]
+            if j != i and tuple(np.round((s[j] - s[i]) * scale2).astype(int)) in steps
         ]
         if len(nb) < 4:
             continue
         idx = [i, *nb]
-        scale, _, _ = _umeyama(s[idx] - s[i], p[idx])
+        scale, _, _ = _umeyama(xyz[idx] - xyz[i], p[idx])
         out[i] = scale
     return out

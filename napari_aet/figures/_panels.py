@@ -105,7 +105,7 @@ def crystal_direction_projections(
         The whole model ``(z, y, x)`` [A].
     rotation : ndarray of shape (3, 3)
         Crystal-to-lab rotation of the cluster's fitted fcc lattice: column ``k`` is cubic axis
-        ``k`` (``[100]``, ``[010]``, ``[001]``) in lab ``(z, y, x)`` (``CubicFit.rotation``).
+        ``k`` (``[100]``, ``[010]``, ``[001]``) in lab ``(z, y, x)`` (``LatticeFit.rotation``).
     directions : sequence of (h, k, l)
         Crystal directions to look along.
     include_lab_z : bool

@@ -135,6 +135,8 @@ def make_figures(
             rot = fits[0].get("rotation_crystal_to_lab") if fits else None
             if rot is None:
                 raise LookupError("no fitted cluster lattice in analysis.json")
+            if summary.get("lattice") == "hcp":
+                raise LookupError("the projections down <100>, <110>, <111> are for cubic lattices")
             return crystal_direction_projections(p, np.asarray(rot))
         if name == "layers_111":
             need(["layer"])

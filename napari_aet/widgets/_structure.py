@@ -239,7 +239,10 @@ class StructureWidget(StageWidgetMixin, DockContainer):
             + ("not measured" if a is None else f"{a:.4f} A")
             + f"; {s['local_structure_counts']['bcc']} of {s['n_atoms']} atoms bcc"
             if s.get("lattice") == "bcc"
-            else f"an hcp crystal: {s['n_layers']} (0001) layers; faults: {faults}"
+            else "an hcp crystal, a "
+            + ("not measured" if a is None else f"{a:.4f} A")
+            + (f", c {s['hcp_c_A']:.4f} A" if s.get("hcp_c_A") else "")
+            + f": {s['n_layers']} (0001) layers; faults: {faults}"
             if s.get("lattice") == "hcp"
             else f"{s['n_layers']} layers; faults: {faults}; twin boundaries "
             f"{s['twin_boundary_layers']}; rotation between clusters "
