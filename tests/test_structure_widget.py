@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,36 @@ def test_structure_widget_shows_a_bcc_crystal_by_its_bond_order(make_napari_view
         got = np.asarray(viewer.camera.view_direction)
         assert abs(got @ want) == pytest.approx(1.0, abs=1e-3), (d, got, want)
         assert "bcc lattice's" in w.status.value
+
+
+def test_structure_widget_shows_an_hcp_crystal_by_its_stacking(make_napari_viewer, qtbot):
+    from matplotlib.colors import to_rgba
+    from qtpy.QtCore import Qt
+
+    from napari_aet._layers import _STACKING_COLORS
+    from napari_aet.simulate import build_structure
+    from napari_aet.widgets import StructureWidget
+
+    viewer = make_napari_viewer(show=True)
+    ru = build_structure("hcp", element="Ru", radius_A=9, shape_px=(128, 128), seed=1)
+    data, kw, _ = atoms_layer_data(AtomModel(ru.positions), name="Ru atoms")
+    layer = viewer.add_points(data, **kw)
+    w = StructureWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.layer.value = layer
+    w.element.value = "Ru"
+    w.result = None
+    qtbot.mouseClick(w.run_button.native, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: getattr(w, "result", None) is not None, timeout=120000)
+    assert w.result.summary["lattice"] == "hcp"
+    m = re.match(r"an hcp crystal, a ([\d.]+) A, c ([\d.]+) A", w.status.value)
+    assert m, w.status.value
+    assert float(m[1]) == pytest.approx(2.70, rel=0.002)  # Ru
+    assert float(m[2]) == pytest.approx(2.70 * 1.584, rel=0.002)
+    # no interface: the study preset's clusters would split one crystal at an arbitrary
+    # layer, so its atoms show their stacking (hcp pink) instead
+    hcp = layer.features["stacking"].to_numpy() == "hcp"
+    assert hcp.sum() > 0.6 * len(hcp)
+    np.testing.assert_allclose(
+        layer.face_color[hcp], [to_rgba(_STACKING_COLORS["hcp"])] * hcp.sum()
+    )

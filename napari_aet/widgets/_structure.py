@@ -303,12 +303,17 @@ class StructureWidget(StageWidgetMixin, DockContainer):
         self.legend.value = self.legend_html()
 
     def _color_mode(self) -> str:
-        """The chosen colouring; the study preset of a particle without (111) layers (bcc,
-        amorphous) colours by bond order (fcc/hcp/bcc/other) instead."""
+        """The chosen colouring. The study preset (interface, twin boundaries, the two clusters)
+        is for a particle with an interface: one without (111) layers (bcc, amorphous) is
+        coloured by bond order (fcc/hcp/bcc/other) instead, a layered one without an interface
+        (a single crystal, an hcp crystal and its faults) by stacking."""
         mode = self.color_by.value
         if mode == "study preset" and self.result is not None:
-            if not self.result.summary.get("n_layers"):
+            s = self.result.summary
+            if not s.get("n_layers"):
                 return "local_structure"
+            if s.get("interface_layer") is None:
+                return "stacking"
         return mode
 
     def legend_html(self) -> str:
