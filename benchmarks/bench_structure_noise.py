@@ -13,11 +13,15 @@ error; the bias of the nearest-neighbour distance and of the fitted lattice cons
 The second table: Au, Pd, Ni and Pt dumbbells expanded by 0.5 % (true local strain +0.005
 against the element's bulk lattice constant) with 20 pm noise, analysed with ``element=``.
 
+The third: other lattices (a bcc W and an hcp Ru and Co particle of about 2,000 atoms from
+``build_structure``, each in a random orientation) expanded by 0.5 % with 0-40 pm of noise: the
+lattice found, the bias of its a (and the hcp c) and the mean local strain.
+
 With ``--source sample`` the particle is the built-in sample's true atoms (3,333 atoms, 5 pm
 jitter) turned by a random rotation, as the issue's table was measured.
 
 Usage: python benchmarks/bench_structure_noise.py [--orientations 10] [--noise-pm 0 10 20 ...]
-       [--source builder|sample] [--no-metals]
+       [--source builder|sample] [--no-metals] [--no-lattices]
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ def main() -> None:
         "atoms (jitter 5 pm) turned by a random rotation",
     )
     ap.add_argument("--no-metals", action="store_true", help="skip the other-metals table")
+    ap.add_argument("--no-lattices", action="store_true", help="skip the bcc/hcp table")
     args = ap.parse_args()
     from napari_aet.analysis import analyze_structure
     from napari_aet.core.atoms import AtomModel
@@ -137,8 +142,13 @@ def main() -> None:
             f"{int(r[:, 4].sum())} of {len(r)} | {r[:, 5].max():.3f} | "
             f"{r[:, 6].mean():+.3f} | {r[:, 7].mean():+.3f} | {r[:, 8].mean():.1f} |"
         )
-    if args.no_metals:
-        return
+    if not args.no_metals:
+        _metals_table(_case, analyze_structure, AtomModel, LATTICE_CONSTANTS_A)
+    if not args.no_lattices:
+        _lattices_table(args.orientations, analyze_structure, AtomModel)
+
+
+def _metals_table(_case, analyze_structure, AtomModel, LATTICE_CONSTANTS_A) -> None:
     print()
     print(
         "Other metals: dumbbells expanded by 0.5 % (true local strain +0.005), 20 pm noise, "
@@ -164,6 +174,54 @@ def main() -> None:
             f"| {element} | {a:.3f} | {min(f1s):.3f} | {sum(tbs)} of 3 | {np.mean(means):.5f} | "
             f"{err:.5f} |"
         )
+
+
+def _lattices_table(orientations: int, analyze_structure, AtomModel) -> None:
+    """bcc W, hcp Ru and Co particles expanded by 0.5 %, with noise: lattice, a, c, strain."""
+    from napari_aet.core.elements import hcp_c_over_a
+    from napari_aet.simulate import build_structure
+
+    truth = {"W": "bcc", "Ru": "hcp", "Co": "hcp"}
+    n = max(1, orientations // 2)
+    print()
+    print(
+        f"Other lattices: particles of radius 18 A expanded by 0.5 % (true local strain +0.005), "
+        f"{n} random orientations per noise level, analysed with element=..."
+    )
+    print()
+    print(
+        "| element | lattice | atoms | noise (pm, 3D RMS) | lattice found | a bias mean (%) | "
+        "c bias mean (%) | mean local strain (truth 0.005) | worst error of the mean | seconds |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for element, kind in truth.items():
+        for noise in (0, 20, 30, 40):
+            found, da, dc, means, times, n_atoms = 0, [], [], [], [], 0
+            for seed in range(n):
+                m = build_structure(kind, element=element, radius_A=18.0, seed=200 + seed)
+                a = m.metadata["lattice_constant_A"]  # W 3.16, Ru 2.70, Co 2.51 A (ASE's)
+                c = a * hcp_c_over_a(element) if kind == "hcp" else None
+                ctr = m.positions.mean(axis=0)
+                rng = np.random.default_rng(300 + seed)
+                pos = ctr + 1.005 * (m.positions - ctr)
+                pos = pos + rng.normal(0, noise / 100 / np.sqrt(3), pos.shape)
+                n_atoms = len(pos)
+                t0 = time.perf_counter()
+                res = analyze_structure(AtomModel(pos), strain=True, element=element)
+                times.append(time.perf_counter() - t0)
+                sm = res.summary
+                found += sm["lattice"] == kind
+                da.append(100 * (sm["lattice_constant_A"] / (1.005 * a) - 1))
+                if c is not None and sm.get("hcp_c_A"):
+                    dc.append(100 * (sm["hcp_c_A"] / (1.005 * c) - 1))
+                means.append(float(np.nanmean(res.model.features["local_strain"])))
+            err = np.abs(np.array(means) - 0.005).max()
+            c_bias = f"{np.mean(dc):+.3f}" if dc else ""
+            print(
+                f"| {element} | {kind} | {n_atoms} | {noise} | {found} of {n} | "
+                f"{np.mean(da):+.3f} | {c_bias} | {np.mean(means):.5f} | {err:.5f} | "
+                f"{np.mean(times):.1f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -185,6 +185,20 @@ def hcp_coordinates(sites, c_over_a: float) -> np.ndarray:
     return np.stack([x, y, 0.5 * c_over_a * s[:, 2]], axis=1)
 
 
+def _hcp_predictor(origin, a: float, rotation, c_over_a: float):
+    """``site -> position`` of one hcp site (:func:`hcp_coordinates` without its array
+    overhead: the search calls it once per site tried)."""
+    r = a * np.asarray(rotation, float)
+    h, b = np.sqrt(3.0) / 2.0, 1.0 / (2.0 * np.sqrt(3.0))
+
+    def predict(site):
+        odd = int(round(site[2])) % 2
+        xyz = (site[0] + 0.5 * site[1] + 0.5 * odd, h * site[1] + b * odd, 0.5 * c_over_a * site[2])
+        return origin + r @ xyz
+
+    return predict
+
+
 @dataclass
 class LatticeFit:
     """A 3D lattice fitted to a cluster: cubic (``kind`` fcc or bcc; ``sites`` in cubic units)
@@ -241,13 +255,7 @@ def fit_hcp_lattice(
     rot, origin = np.asarray(rotation, float), p[start].copy()
     for _ in range(max_iter):
         o0, a0, r0, q0 = origin, a, rot, q
-        assigned = _search_and_assign(
-            p,
-            start,
-            lambda s, o0=o0, a0=a0, r0=r0, q0=q0: o0 + a0 * (r0 @ hcp_coordinates(s, q0)[0]),
-            _hcp_steps,
-            tol_A,
-        )
+        assigned = _search_and_assign(p, start, _hcp_predictor(o0, a0, r0, q0), _hcp_steps, tol_A)
         idx = np.array(list(assigned))
         sites = np.array([assigned[k] for k in idx])
         if len(idx) < 4 or np.ptp(sites[:, 2]) == 0:

@@ -137,3 +137,14 @@ def tracer_min_distance_A(elements) -> float:
 def known_symbols() -> tuple[str, ...]:
     """Every chemical symbol (for option help and validation)."""
     return tuple(chemical_symbols[1:])
+
+
+def hcp_c_over_a(elements) -> float:
+    """The mean ``c / a`` of the hcp elements among ``elements`` (ASE's reference states: Ru
+    1.584, Co 1.622, Ti 1.588, ...), the ideal ``sqrt(8/3)`` when none is hcp."""
+    ratios = []
+    for e in split_elements(elements):
+        ref = reference_states[atomic_numbers[e]] or {}
+        if ref.get("symmetry") == "hcp" and ref.get("c/a"):
+            ratios.append(float(ref["c/a"]))
+    return float(np.mean(ratios)) if ratios else float(np.sqrt(8.0 / 3.0))

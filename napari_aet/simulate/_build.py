@@ -10,6 +10,7 @@ from ..core.elements import (
     FCC_LATTICE_CONSTANTS_A,
     MIN_DISTANCE_PER_BOND,
     fcc_reference_A,
+    hcp_c_over_a,
     mean_bond_length_A,
     parse_elements,
     split_elements,
@@ -160,19 +161,6 @@ def build_structure(
         **({"note": lattice_note} if lattice_note and structure != "amorphous" else {}),
     }
     return AtomModel(pos, frame, meta)
-
-
-def hcp_c_over_a(elements) -> float:
-    """The mean ``c / a`` of the hcp elements among ``elements`` (ASE's reference states: Ru
-    1.584, Co 1.622, Ti 1.588, ...), the ideal ``sqrt(8/3)`` when none is hcp."""
-    from ase.data import atomic_numbers, reference_states
-
-    ratios = []
-    for e in split_elements(elements):
-        ref = reference_states[atomic_numbers[e]] or {}
-        if ref.get("symmetry") == "hcp" and ref.get("c/a"):
-            ratios.append(float(ref["c/a"]))
-    return float(np.mean(ratios)) if ratios else float(np.sqrt(8.0 / 3.0))
 
 
 def turn_about_beam(atoms: AtomModel, delta_deg: float, *, shape_px, pixel_size_A) -> AtomModel:
