@@ -138,6 +138,13 @@ def test_hcp_crystal_has_its_own_faults_and_no_twins(sequence, fault, fcc_layers
         assert [f["type"] for f in out["faults"]] == [fault]
         assert len(out["faults"][0]["fcc_layers"]) == fcc_layers
     assert set(res.model.features["cluster"]) == {0}
+    # the hcp lattice is fitted on each side of the fault: every atom on one but an extrinsic
+    # fault's inserted layer (a lattice grown across the fault lost 37-50 % of them)
+    assert len(out["lattice_fits"]) == (1 if fault is None else 2)
+    assert all(f["assigned_fraction"] > 0.99 for f in out["lattice_fits"])
+    no_strain = np.isnan(res.model.features["exx"].to_numpy()).mean()
+    assert no_strain < (0.1 if fault == "extrinsic" else 0.01)
+    assert out["lattice_constant_A"] == pytest.approx(2.507, rel=0.002)
 
 
 @pytest.mark.parametrize(

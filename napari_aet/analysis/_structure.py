@@ -176,6 +176,40 @@ def _layer_lattice_fits(st: StackingResult, pos, surface, d_nn: float, notes: li
         )
 
 
+def _hcp_segments(layer, faults) -> np.ndarray:
+    """Which side of an hcp crystal's faults each atom is on (0 below the first, 1 above it,
+    ...), -1 inside a fault. A fault's first fcc-stacked layer still sits on the lattice below
+    it and its last on the lattice above (an intrinsic I1 fault's one layer on both: counted
+    below); the layers between (an extrinsic fault's inserted layer) sit on neither."""
+    layer = np.asarray(layer)
+    seg = np.zeros(len(layer), np.int64)
+    inside = np.zeros(len(layer), bool)
+    for fault in faults:
+        first, last = min(fault["fcc_layers"]), max(fault["fcc_layers"])
+        seg += layer > first
+        inside |= (layer > first) & (layer < last)
+    seg[inside] = -1
+    return seg
+
+
+def _hcp_fits(pos, st: StackingResult, d_nn: float, notes: list):
+    """The hcp lattice fits of an hcp crystal, one on each side of every fault (a lattice grown
+    across a fault loses the atoms beyond it: a third to a half of a faulted particle); yields
+    as :func:`fit_cluster_lattices` does, the segment as the cluster."""
+    seg = _hcp_segments(st.layer, st.faults)
+    keep = np.nonzero(seg >= 0)[0]
+    if st.faults:
+        notes.append(
+            f"the hcp lattice is fitted on each side of the {len(st.faults)} fault(s) on its own "
+            f"({len(np.unique(seg[keep]))} parts; {len(seg) - len(keep)} atoms inside faults "
+            "are on neither)"
+        )
+    for cl, sel, fit in fit_cluster_lattices(
+        pos[keep], st.normal, seg[keep], d_nn=d_nn, notes=notes, kind="hcp"
+    ):
+        yield cl, keep[sel], fit
+
+
 def _hcp_c(fits: dict, spacing_A: float) -> float:
     """An hcp crystal's ``c`` [A]: from its fitted lattices (weighted by the atoms each takes),
     else twice the layer spacing."""
@@ -401,9 +435,7 @@ def analyze_structure(
                 "an hcp crystal but no hcp reference a (the element is not an hcp metal): no "
                 "local strain (give --lattice-constant for one)"
             )
-        fit_iter = fit_cluster_lattices(
-            pos, st.normal, st.cluster, d_nn=d_nn, notes=notes, kind="hcp"
-        )
+        fit_iter = _hcp_fits(pos, st, d_nn, notes)
     elif crystalline:
         if a_ref_bcc is not None:
             notes.append(
@@ -442,7 +474,7 @@ def analyze_structure(
         )
     f["lattice_assigned"] = assigned_flag
     twist_source = "in-plane bond orientations" if clusters is not None else None
-    if 0 in fits and 1 in fits and crystalline:
+    if 0 in fits and 1 in fits and crystalline and lattice_kind == "fcc":
         twist, tilt = lattice_twist_deg(fits[0].rotation, fits[1].rotation, st.normal)
         st.relative_rotation_deg = twist
         twist_source = "fitted fcc lattices of the two clusters"
