@@ -180,6 +180,11 @@ def test_an_hcp_metal_is_fitted_on_its_own_lattice(element, a, c):
     assert out2["hcp_c_A"] == pytest.approx(1.02 * c, rel=0.002)
     assert out2["lattice_fits"][0]["c_over_a"] == pytest.approx(1.02 / 1.01 * c / a, rel=0.002)
     assert np.nanmedian(res2.model.features["local_strain"]) == pytest.approx(0.01, abs=0.002)
+    # a reference the user gives is the one strains are measured against (no element given)
+    res3 = analyze_structure(AtomModel(pos), strain=True, reference_lattice_constant_A=1.01 * a)
+    assert res3.summary["reference_lattice_constant_A"] == pytest.approx(1.01 * a)
+    ls3 = np.nanmedian(res3.model.features["local_strain"])
+    assert ls3 == pytest.approx(1 / 1.01 - 1, abs=0.002)
     with pytest.raises(ValueError, match="blob"):
         build_structure("hcp", element=element, shape="convex")
 

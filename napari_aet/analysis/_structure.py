@@ -311,6 +311,9 @@ def analyze_structure(
     a_ref, a_ref_bcc, a_ref_hcp, cutoff_A = _references(
         model, element, reference_lattice_constant_A, cutoff_A, early_notes
     )
+    given_ref = (
+        None if reference_lattice_constant_A is None else float(reference_lattice_constant_A)
+    )
     # bonds, neighbour lists, Q4/Q6 and the feature table: about 10 kB per atom at the peak
     # (measured: 18,000 atoms add 200 MB)
     check_memory(
@@ -418,7 +421,8 @@ def analyze_structure(
             f[name] = np.nan
         f["facet"] = ""
     if lattice_kind == "bcc":
-        a_ref = a_ref_bcc  # strains of a bcc crystal against the bcc reference
+        # strains of a bcc crystal against the bcc reference (or the one the user gave)
+        a_ref = a_ref_bcc if a_ref_bcc is not None else given_ref
         if a_ref is None:
             notes.append(
                 "a bcc crystal but no bcc reference lattice constant (the element is not a bcc "
@@ -429,7 +433,8 @@ def analyze_structure(
         else:
             fit_iter = [(0, np.arange(n_atoms), bcc_fit)]
     elif lattice_kind == "hcp":
-        a_ref = a_ref_hcp  # strains of an hcp crystal against the element's hcp a
+        # strains of an hcp crystal against the element's hcp a (or the one the user gave)
+        a_ref = a_ref_hcp if a_ref_hcp is not None else given_ref
         if a_ref is None:
             notes.append(
                 "an hcp crystal but no hcp reference a (the element is not an hcp metal): no "
