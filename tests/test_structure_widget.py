@@ -206,3 +206,6 @@ def test_structure_widget_shows_an_hcp_crystal_by_its_stacking(make_napari_viewe
     np.testing.assert_allclose(
         layer.face_color[hcp], [to_rgba(_STACKING_COLORS["hcp"])] * hcp.sum()
     )
+    # nor does the Q4-Q6 panel split it into "bottom" and "top" clusters
+    labels = w._figure.axes[0].get_legend_handles_labels()[1]
+    assert "atoms" in labels and not any("cluster" in x for x in labels), labels

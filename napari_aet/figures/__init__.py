@@ -13,6 +13,7 @@ from ._curves import (
     plot_refine_shifts,
     plot_trace_histogram,
     plot_voronoi_motifs,
+    summary_layer_groups,
 )
 from ._montage import add_scale_bar, tilt_series_montage, volume_slices_figure
 from ._panels import (
@@ -49,6 +50,7 @@ __all__ = [
     "write_html_report",
     "STUDY_LAYER_COLORS",
     "layer_groups",
+    "summary_layer_groups",
     "plot_deviation_histogram",
     "plot_layer_rmsd",
     "plot_rdf",

@@ -97,6 +97,15 @@ def layer_groups(layer, twin_boundaries) -> np.ndarray:
     return out.astype(str)
 
 
+def summary_layer_groups(layer, summary: dict):
+    """:func:`layer_groups` for a particle with an interface (the study's clusters either side
+    of it), else None: a single crystal or an hcp one has no clusters to tell apart, and one
+    without (111) layers no layers."""
+    if not summary.get("n_layers", 1) or summary.get("interface_layer", 0) is None:
+        return None
+    return layer_groups(layer, summary.get("twin_boundary_layers") or [])
+
+
 def plot_q4_q6(q4, q6, groups, *, ideal_fcc=None, ideal_hcp=None, ideal_bcc=None, ax=None):
     """The Q4-Q6 map of every atom coloured by layer group (``groups`` None: a particle without
     (111) layers, one colour), with the ideal fcc, hcp (and bcc) points."""

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from . import (
-    layer_groups,
     plot_alignment,
     plot_layer_rmsd,
     plot_q4_q6,
     plot_r_factors,
     plot_rdf,
     plot_voronoi_motifs,
+    summary_layer_groups,
 )
 
 #: Figures :func:`make_run_figures` knows, in report order, with their captions.
@@ -158,11 +158,7 @@ def make_figures(
             return plot_layer_rmsd(summary["layers"])
         if name == "q4_q6":
             need(["q4", "q6", "layer"])
-            groups = (
-                layer_groups(f["layer"].to_numpy(), summary.get("twin_boundary_layers", []))
-                if summary.get("n_layers", 1)
-                else None
-            )
+            groups = summary_layer_groups(f["layer"].to_numpy(), summary)
             boo = summary.get("boo", {})
             return plot_q4_q6(
                 f["q4"],

@@ -19,7 +19,13 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 from .._layers import _STACKING_COLORS, atoms_from_layer
 from ..analysis import analyze_structure, in_plane_zone_axes
 from ..core.geometry import in_plane_basis
-from ..figures import STUDY_LAYER_COLORS, layer_groups, plot_layer_rmsd, plot_q4_q6
+from ..figures import (
+    STUDY_LAYER_COLORS,
+    layer_groups,
+    plot_layer_rmsd,
+    plot_q4_q6,
+    summary_layer_groups,
+)
 from ..workflows import AnalyzeSettings
 from ._runner import (
     DockContainer,
@@ -426,11 +432,7 @@ class StructureWidget(StageWidgetMixin, DockContainer):
     def _plot(self) -> None:
         f = self._target.features
         s = self.result.summary
-        g = (
-            layer_groups(f["layer"].to_numpy(), self.result.stacking.twin_boundaries)
-            if s.get("n_layers")
-            else None
-        )
+        g = summary_layer_groups(f["layer"].to_numpy(), s)
         self._figure.clear()
         ax1, ax2 = self._figure.subplots(2, 1)
         plot_q4_q6(
