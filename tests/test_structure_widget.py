@@ -136,25 +136,35 @@ def test_structure_widget_strain_colouring(make_napari_viewer, qtbot):
     np.testing.assert_allclose(layer.face_color[faceted][0], to_rgba("#e9c46a"))
 
 
+def _analysed_by_click(make_napari_viewer, qtbot, atoms, element):
+    """A shown viewer with ``atoms`` as a points layer and the Structure widget docked, its
+    element set and Analyze clicked as the analyst does; returns (viewer, layer, widget)."""
+    from qtpy.QtCore import Qt
+
+    from napari_aet.widgets import StructureWidget
+
+    viewer = make_napari_viewer(show=True)
+    data, kw, _ = atoms_layer_data(AtomModel(atoms.positions), name=f"{element} atoms")
+    layer = viewer.add_points(data, **kw)
+    w = StructureWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    w.layer.value = layer
+    w.element.value = element
+    w.result = None
+    qtbot.mouseClick(w.run_button.native, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: getattr(w, "result", None) is not None, timeout=120000)
+    return viewer, layer, w
+
+
 def test_structure_widget_shows_a_bcc_crystal_by_its_bond_order(make_napari_viewer, qtbot):
     from matplotlib.colors import to_rgba
     from qtpy.QtCore import Qt
 
     from napari_aet._layers import _STACKING_COLORS
     from napari_aet.simulate import build_structure
-    from napari_aet.widgets import StructureWidget
 
-    viewer = make_napari_viewer(show=True)
     w_atoms = build_structure("bcc", element="W", radius_A=11, seed=5)
-    data, kw, _ = atoms_layer_data(AtomModel(w_atoms.positions), name="W atoms")
-    layer = viewer.add_points(data, **kw)
-    w = StructureWidget(viewer)
-    viewer.window.add_dock_widget(w)
-    w.layer.value = layer
-    w.element.value = "W"
-    w.result = None
-    qtbot.mouseClick(w.run_button.native, Qt.MouseButton.LeftButton)  # as the analyst does
-    qtbot.waitUntil(lambda: getattr(w, "result", None) is not None, timeout=120000)
+    viewer, layer, w = _analysed_by_click(make_napari_viewer, qtbot, w_atoms, "W")
     s = w.result.summary
     assert s["lattice"] == "bcc" and s["n_layers"] == 0 and w.table.rowCount() == 0
     assert w.status.value.startswith("a bcc crystal, lattice constant 3.1")
@@ -177,23 +187,12 @@ def test_structure_widget_shows_a_bcc_crystal_by_its_bond_order(make_napari_view
 
 def test_structure_widget_shows_an_hcp_crystal_by_its_stacking(make_napari_viewer, qtbot):
     from matplotlib.colors import to_rgba
-    from qtpy.QtCore import Qt
 
     from napari_aet._layers import _STACKING_COLORS
     from napari_aet.simulate import build_structure
-    from napari_aet.widgets import StructureWidget
 
-    viewer = make_napari_viewer(show=True)
     ru = build_structure("hcp", element="Ru", radius_A=9, shape_px=(128, 128), seed=1)
-    data, kw, _ = atoms_layer_data(AtomModel(ru.positions), name="Ru atoms")
-    layer = viewer.add_points(data, **kw)
-    w = StructureWidget(viewer)
-    viewer.window.add_dock_widget(w)
-    w.layer.value = layer
-    w.element.value = "Ru"
-    w.result = None
-    qtbot.mouseClick(w.run_button.native, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: getattr(w, "result", None) is not None, timeout=120000)
+    _, layer, w = _analysed_by_click(make_napari_viewer, qtbot, ru, "Ru")
     assert w.result.summary["lattice"] == "hcp"
     m = re.match(r"an hcp crystal, a ([\d.]+) A, c ([\d.]+) A", w.status.value)
     assert m, w.status.value
