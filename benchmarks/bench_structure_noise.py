@@ -97,7 +97,6 @@ def main() -> None:
     args = ap.parse_args()
     from napari_aet.analysis import analyze_structure
     from napari_aet.core.atoms import AtomModel
-    from napari_aet.simulate import LATTICE_CONSTANTS_A
 
     print(
         f"Machine: {machine()}; twinned Pt dumbbells ({args.source}), {args.orientations} random "
@@ -143,12 +142,17 @@ def main() -> None:
             f"{r[:, 6].mean():+.3f} | {r[:, 7].mean():+.3f} | {r[:, 8].mean():.1f} |"
         )
     if not args.no_metals:
-        _metals_table(_case, analyze_structure, AtomModel, LATTICE_CONSTANTS_A)
+        _metals_table()
     if not args.no_lattices:
-        _lattices_table(args.orientations, analyze_structure, AtomModel)
+        _lattices_table(args.orientations)
 
 
-def _metals_table(_case, analyze_structure, AtomModel, LATTICE_CONSTANTS_A) -> None:
+def _metals_table() -> None:
+    """Au, Pd, Ni and Pt dumbbells expanded by 0.5 % with 20 pm of noise: their local strain."""
+    from napari_aet.analysis import analyze_structure
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.simulate import LATTICE_CONSTANTS_A
+
     print()
     print(
         "Other metals: dumbbells expanded by 0.5 % (true local strain +0.005), 20 pm noise, "
@@ -176,8 +180,10 @@ def _metals_table(_case, analyze_structure, AtomModel, LATTICE_CONSTANTS_A) -> N
         )
 
 
-def _lattices_table(orientations: int, analyze_structure, AtomModel) -> None:
+def _lattices_table(orientations: int) -> None:
     """bcc W, hcp Ru and Co particles expanded by 0.5 %, with noise: lattice, a, c, strain."""
+    from napari_aet.analysis import analyze_structure
+    from napari_aet.core.atoms import AtomModel
     from napari_aet.core.elements import hcp_c_over_a
     from napari_aet.simulate import build_structure
 

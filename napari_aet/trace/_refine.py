@@ -524,33 +524,25 @@ def _with_tracer_share(model, info, source, origin):
     if not moved > 0:
         return model, info
     crystal = _crystal_fraction(model.positions)
-    if crystal < TRACER_SHARE_MIN_CRYSTAL:
-        info = dict(info)
-        info["tracer_share"] = {
-            "weight": 0.0,
-            "fit_error_pm": float(fit_error),
-            "shift_rms_pm": moved,
-            "share": TRACER_SHARE,
-            "crystal_fraction": crystal,
-            "why": f"{100 * crystal:.0f} % of the atoms in a crystal class of the Q4-Q6 map "
-            f"(< {100 * TRACER_SHARE_MIN_CRYSTAL:.0f} %): not a crystal, the fit's positions kept",
-        }
-        model.metadata["refinement"] = info
-        return model, info
-    w = TRACER_SHARE * min(1.0, (float(fit_error) / moved) ** 2)
-    positions = model.positions.copy()
-    positions[traced] -= w * shift[traced]
-    features = model.features.copy()
-    if "refine_shift_A" in features:
-        features["refine_shift_A"] = np.linalg.norm(positions - origin, axis=1)
-    info = dict(info)
-    info["tracer_share"] = {
-        "weight": w,
+    record = {
+        "weight": 0.0,
         "crystal_fraction": crystal,
         "fit_error_pm": float(fit_error),
         "shift_rms_pm": moved,
         "share": TRACER_SHARE,
     }
+    positions, features = model.positions.copy(), model.features.copy()
+    if crystal < TRACER_SHARE_MIN_CRYSTAL:
+        record["why"] = (
+            f"{100 * crystal:.0f} % of the atoms in a crystal class of the Q4-Q6 map "
+            f"(< {100 * TRACER_SHARE_MIN_CRYSTAL:.0f} %): not a crystal, the fit's positions kept"
+        )
+    else:
+        record["weight"] = w = TRACER_SHARE * min(1.0, (float(fit_error) / moved) ** 2)
+        positions[traced] -= w * shift[traced]
+        if "refine_shift_A" in features:
+            features["refine_shift_A"] = np.linalg.norm(positions - origin, axis=1)
+    info = {**info, "tracer_share": record}
     out = AtomModel(positions, features, dict(model.metadata))
     out.metadata["refinement"] = info
     return out, info
