@@ -37,24 +37,22 @@ def _aligned_noise(raw_noise, shape, tilt_axis_angle_deg, shifts_px):
     return raw_noise * moved.reshape(len(moved), -1).var(axis=1)
 
 
-def _noisy(fit, max_change_deg, noise, notes: list, where: str) -> bool:
-    """Whether a fit that explains the images' signal (:func:`why_untrusted` with the noise)
-    fails the plain correlation bar, i.e. the images are mostly noise; says so in ``notes``.
+def _noisy(fit, max_change_deg, noise) -> str:
+    """Why a fit that explains the images' signal (:func:`why_untrusted` with the noise)
+    may still not establish each image's angle: it fails the plain correlation bar, i.e. the
+    images are mostly noise ('' when it passes).
 
     Such images establish what all of them or every atom share (the tilt axis, each image's
-    offset, measured by hundreds of atoms) but not each image's angle: at a tenth of the
-    study's counts a model with 62 % of its atoms wrong explained the signal as well as the
-    true one and set an angle 1.5 deg off at "3 standard errors"."""
-    why = why_untrusted(fit, max_angle_change_deg=max_change_deg)
-    if not why:
-        return False
+    offset, measured by hundreds of atoms) but not necessarily each image's angle: at a tenth
+    of the study's counts a model with 62 % of its atoms wrong explained the signal as well
+    as the true one and set an angle 1.5 deg off at "3 standard errors". Their angles are
+    held unless two halves of their counts, fitted apart, measure that uncertainty
+    (:func:`napari_aet.align._held_out.split_half_angles`)."""
+    if not why_untrusted(fit, max_angle_change_deg=max_change_deg):
+        return ""
     plain = float(np.median(fit.image_correlation))
     signal = float(np.median(signal_correlation(fit, noise)))
-    notes.append(
-        f"{where}: noisy images (median correlation {plain:.2f}, {signal:.2f} with their "
-        "signal): offsets and tilt axis from the atom model, angles held"
-    )
-    return True
+    return f"noisy images (median correlation {plain:.2f}, {signal:.2f} with their signal)"
 
 
 def _angles_held(fit, ang):

@@ -10,6 +10,7 @@ import numpy as np
 from ..core.counts import as_counts
 from ..core.geometry import images_and_angles
 from ..core.progress import check_cancel, report
+from ._held_out import count_halves
 from ._preprocess import (
     STUDY_LOWPASS_INV_A,
     background_planes,
@@ -131,7 +132,8 @@ def keep_significant(
     final fit (``ProjectionMatchingResult.model_spread``, angles [deg] and offsets [px]); each
     adds in quadrature to that image's standard error: an estimate that depends on which atoms
     the model has is not established by the images (Si at 1.2 counts per pixel: up to 1.9 deg);
-    so is one that a width per image takes back (an image blurred by its own focus).
+    so is one that a width per image takes back (an image blurred by its own focus), and one
+    that two halves of the counts, fitted apart, disagree on (images that are mostly noise).
 
     Returns ``(angles, shifts_px, info)``.
     """
@@ -359,6 +361,56 @@ def _model_tilt_axis(res, shape, record: dict) -> float:
     return a
 
 
+def _prepared(arr, *, background, denoise_method, noise, counts, lowpass, cancel=None):
+    """The preprocessing of a series: ``(work, unfiltered, plain, bg_params, info)``, the
+    images background subtracted, denoised (``denoise_method`` resolved already) and low-pass
+    filtered; the same before the denoiser and the filter (what atom models are fitted to);
+    the same without the denoiser but filtered (None when none ran); each image's background
+    plane; and what ran, for the steps record."""
+    info: dict = {}
+    bg_params = None
+    work = arr
+    if background:
+        check_cancel(cancel, "alignment")
+        work, bg_params = subtract_background(work, method=background)
+        info["background"] = {"method": background}
+    # what the atom-model fit compares with: the counts themselves, neither denoised nor
+    # filtered (a denoiser's and a filter's artifacts are not in its image model and pull the
+    # angles; the noise they remove only averages out over the pixels)
+    unfiltered = work
+    if denoise_method:
+        check_cancel(cancel, "alignment")
+        info["denoise"] = {"noise": noise}
+        if noise == "poisson" and bg_params is not None and counts:
+            # the Anscombe transform needs the counts: denoised after the background was
+            # subtracted, every negative pixel was clipped to 0 first (at 1 count of
+            # background per pixel 0 and 1 count became the same), then the plane subtracted
+            planes = background_planes(bg_params, arr.shape)
+            work, used = denoise(arr, method=denoise_method, noise=noise)
+            work = work - planes
+            info["denoise"]["background_counts"] = [float(v) for v in bg_params[:, 0]]
+        else:
+            work, used = denoise(work, method=denoise_method, noise=noise)
+        info["denoise"]["method"] = used
+    plain = unfiltered if denoise_method else None  # what the denoiser did not touch
+    if lowpass:
+        work = lowpass_filter(work, **lowpass)
+        if plain is not None:
+            plain = lowpass_filter(plain, **lowpass)
+    return work, unfiltered, plain, bg_params, info
+
+
+def _count_halves_prepared(arr, prep, cancel=None):
+    """Two independent halves of a series of counts (:func:`count_halves`), each prepared as
+    the series was (for its tomogram) and background subtracted (for the atom-model fit):
+    what :func:`split_half_angles` takes."""
+    out = []
+    for half in count_halves(arr):
+        work, fit, _, _, _ = _prepared(half, **prep, cancel=cancel)
+        out += [work, fit]
+    return tuple(out)
+
+
 def align_tilt_series(
     data,
     angles_deg,
@@ -470,36 +522,9 @@ def align_tilt_series(
         if converted is not None:
             arr, counts = converted, True
     total = 6
-    bg_params = None
-    work = arr
-    if background:
-        check_cancel(cancel, "alignment")
-        work, bg_params = subtract_background(work, method=background)
-        steps["background"] = {"method": background}
-    report(progress, 1, total, "background subtracted")
-    # what the atom-model fit compares with: the counts themselves, neither denoised nor
-    # filtered (a denoiser's and a filter's artifacts are not in its image model and pull the
-    # angles; the noise they remove only averages out over the pixels)
-    unfiltered = work
     if denoise_method == "dose":
         denoise_method, why = dose_denoise_choice(arr, counts=counts)
         steps["denoise"] = {"method": denoise_method or "none", "dose_rule": why}
-    if denoise_method:
-        check_cancel(cancel, "alignment")
-        steps["denoise"] = {**steps.get("denoise", {}), "noise": noise}
-        if noise == "poisson" and bg_params is not None and counts:
-            # the Anscombe transform needs the counts: denoised after the background was
-            # subtracted, every negative pixel was clipped to 0 first (at 1 count of
-            # background per pixel 0 and 1 count became the same), then the plane subtracted
-            planes = background_planes(bg_params, arr.shape)
-            work, used = denoise(arr, method=denoise_method, noise=noise)
-            work = work - planes
-            steps["denoise"]["background_counts"] = [float(v) for v in bg_params[:, 0]]
-        else:
-            work, used = denoise(work, method=denoise_method, noise=noise)
-        steps["denoise"]["method"] = used
-    report(progress, 2, total, "denoised")
-    plain = unfiltered if denoise_method else None  # what the denoiser did not touch
     lowpass = None
     if lowpass_diameter_inv_A:
         lowpass = dict(
@@ -507,14 +532,19 @@ def align_tilt_series(
             cutoff_diameter_inv_A=lowpass_diameter_inv_A,
             edge_width_inv_A=lowpass_edge_inv_A,
         )
-        work = lowpass_filter(work, **lowpass)
-        if plain is not None:
-            plain = lowpass_filter(plain, **lowpass)
+    prep = dict(background=background, denoise_method=denoise_method, noise=noise,
+                counts=counts, lowpass=lowpass)  # fmt: skip
+    work, unfiltered, plain, bg_params, info = _prepared(arr, **prep, cancel=cancel)
+    denoised = info.pop("denoise", None)
+    steps.update(info)
+    if denoised:
+        steps["denoise"] = {**steps.get("denoise", {}), **denoised}
+    if lowpass:
         steps["lowpass"] = {
             "diameter_inv_A": lowpass_diameter_inv_A,
             "edge_inv_A": lowpass_edge_inv_A,
         }
-    report(progress, 3, total, "filtered")
+    report(progress, 3, total, "background subtracted, denoised, filtered")
     # the coarse steps and the shifts-only registrations work on the images without the
     # denoiser: at a few counts BM3D's artifacts differ from image to image and move both
     # (an aligned Pt series at 5 counts on the brightest column: common-line offsets 2.6 px
@@ -557,6 +587,7 @@ def align_tilt_series(
             model_trials=model_trials,
             fit_images=unfiltered,
             register_images=plain,
+            held_out=(lambda: _count_halves_prepared(arr, prep, cancel)) if counts else None,
             pixel_size_A=pixel_size_A,
             refine_axis=tilt_axis == "estimate",
             image_indices=image_indices,

@@ -14,6 +14,7 @@ from ..forward import (
     why_untrusted,
 )
 from ..recon import genfire
+from ._held_out import split_half_angles
 from ._model_rounds import (
     _aligned_noise,
     _angles_held,
@@ -75,7 +76,9 @@ class ProjectionMatchingResult:
     shift_sigma_px: np.ndarray | None = None
     # per image, how far the final fit's angle [deg] and offset [px] estimates moved when trial
     # atoms (where the model lacked density) joined it, and (angles, in quadrature) when each
-    # image got its own atom width (:func:`_blur_effect`): the model's own uncertainty
+    # image got its own atom width (:func:`_blur_effect`) and, on noisy images, how far two
+    # halves of the counts fitted apart disagree (:func:`split_half_angles`): the model's
+    # own uncertainty
     model_spread: tuple[np.ndarray, np.ndarray] | None = None
     # each image's fitted atom width [A] in the final fit with a width per image (the width
     # check, :func:`_blur_effect`); None when it did not run or was not trusted
@@ -106,6 +109,7 @@ def projection_matching(
     fit_images=None,
     register_images=None,
     model_trials=None,
+    held_out=None,
     shift_tol_px: float = 0.05,
     angle_tol_deg: float = 0.02,
     refine_axis: bool = False,
@@ -187,6 +191,15 @@ def projection_matching(
         device, cancel) -> positions (m, 3) [A]``, trial atoms where the images show density
         that the last round's fitted model lacks (the refine stage's
         :func:`napari_aet.trace.residual_trials`); the final fit includes them.
+    held_out : callable, optional
+        With the model method: ``() -> (a_work, a_fit, b_work, b_fit)``, two independent
+        halves of the counts in the raw frame (:func:`napari_aet.align._held_out.
+        split_half_angles` says which is which). Where the images are mostly noise (a fit
+        that explains their signal but correlates below
+        :data:`napari_aet.forward.MIN_MODEL_CORRELATION` with them), each half is fitted on
+        its own once, and the angles are fitted with the halves' disagreement added to
+        their uncertainty (``model_spread``); without halves (images that are not counts)
+        the angles are held there.
     shift_tol_px, angle_tol_deg : float
         Convergence: stop when every change of a round is below both.
     refine_axis : bool
@@ -242,6 +255,31 @@ def projection_matching(
     # fit gets a width per image (:func:`_width_refit`)
     per_image_width = False
     held_before = False
+    split = []  # the halves of the counts, fitted once, at the first fit on noisy images
+
+    def noisy_held(fit, noise, where, per_image_width) -> bool:
+        """Whether ``fit``'s angles are to be held: the images are mostly noise
+        (:func:`_noisy`) and no halves of their counts measure how well they establish the
+        angles (:func:`split_half_angles`)."""
+        noisy = _noisy(fit, max_angle_change_deg, noise)
+        if not noisy:
+            return False
+        if held_out is not None and not split:
+            res, note = split_half_angles(
+                held_out(), ang, s, tilt_axis_angle_deg, pixel_size_A=pixel_size_A,
+                builder=model_builder, max_angle_change_deg=max_angle_change_deg,
+                recon_iterations=recon_iterations, oversampling=oversampling,
+                per_image_width=per_image_width, device=device,
+                progress=prefixed(progress, f"{where}: "), cancel=cancel,
+            )  # fmt: skip
+            split.append(res)
+            notes.append(f"{where}: {note}")
+        if split and split[0] is not None:
+            notes.append(f"{where}: {noisy}: angles fitted, judged by the halves' disagreement too")
+            return False
+        notes.append(f"{where}: {noisy}: offsets and tilt axis from the atom model, angles held")
+        return True
+
     r = -1
     while r + 1 < limit:
         r += 1
@@ -311,7 +349,7 @@ def projection_matching(
                 elif why:
                     notes.append(f"round {r + 1}: {why}; shifts only")
                     fitted = None
-                elif _noisy(fitted, max_angle_change_deg, noise, notes, f"round {r + 1}"):
+                elif noisy_held(fitted, noise, f"round {r + 1}", per_image_width):
                     fitted = _angles_held(fitted, ang)
         sig = None
         last_fit = None
@@ -366,7 +404,17 @@ def projection_matching(
             limit += 1
             notes.append(f"round {r + 1} held the angles: round {limit} added")
         elif fitted is not None and r + 1 == limit < rounds + EXTRA_ROUNDS:
-            if len(angle_rms) >= 2 and angle_rms[-1] < CONVERGING_RATIO * angle_rms[-2]:
+            if len(angle_rms) == 1 and not bound_held and rnd.rms_angle_change_deg > 0:
+                # the first round that fitted the angles was the last: its change is the
+                # correction itself, which as the round-to-round jitter would judge every
+                # correction by itself (an independent Pt dumbbell at a third of the counts,
+                # rounds 1-2 at the bound: 1 of 21 corrections kept, 0.45 deg RMS left of 0.58)
+                limit += 1
+                notes.append(
+                    f"the angles were fitted in the last round only ({angle_rms[-1]:.3f} deg "
+                    f"RMS): round {limit} added"
+                )
+            elif len(angle_rms) >= 2 and angle_rms[-1] < CONVERGING_RATIO * angle_rms[-2]:
                 limit += 1
                 notes.append(
                     f"angles still converging (changed by {angle_rms[-2]:.3f} and then "
@@ -403,7 +451,7 @@ def projection_matching(
             notes.append(f"final fit: {why}; no standard errors")
             model = None
         else:
-            if _noisy(final, max_angle_change_deg, noise, notes, "final fit"):
+            if noisy_held(final, noise, "final fit", per_image_width):
                 final = _angles_held(final, ang)
                 with_trials = None if with_trials is None else _angles_held(with_trials, ang)
             model = final
@@ -456,6 +504,11 @@ def projection_matching(
                         blur[out_of_focus] = max_angle_change_deg
                     t_ang, t_off = trial_effect or (np.zeros(n), np.zeros((n, 2)))
                     trial_effect = (np.hypot(t_ang, blur), t_off)
+            if refine_angles and not held_now and split and split[0] is not None:
+                # what the halves of the counts disagree by is an uncertainty of the angles
+                # that the images' noise does not show (a model traced from noise)
+                t_ang, t_off = trial_effect or (np.zeros(n), np.zeros((n, 2)))
+                trial_effect = (np.hypot(t_ang, split[0].spread_deg), t_off)
             fd, fdang = final.offsets_px.copy(), final.angle_corrections_deg.copy()
             if refine_angles:
                 fdang -= fdang.mean()
