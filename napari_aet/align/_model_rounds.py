@@ -47,7 +47,7 @@ def _noisy(fit, max_change_deg, noise) -> str:
     of the study's counts a model with 62 % of its atoms wrong explained the signal as well
     as the true one and set an angle 1.5 deg off at "3 standard errors". Their angles are
     held unless two halves of their counts, fitted apart, measure that uncertainty
-    (:func:`napari_aet.align._held_out.split_half_angles`)."""
+    (:func:`napari_aet.align._split_counts.split_half_angles`)."""
     if not why_untrusted(fit, max_angle_change_deg=max_change_deg):
         return ""
     plain = float(np.median(fit.image_correlation))

@@ -10,7 +10,6 @@ import numpy as np
 from ..core.counts import as_counts
 from ..core.geometry import images_and_angles
 from ..core.progress import check_cancel, report
-from ._held_out import count_halves
 from ._preprocess import (
     STUDY_LOWPASS_INV_A,
     background_planes,
@@ -28,6 +27,7 @@ from ._shifts import (
     common_line_offsets,
     estimate_tilt_axis_angle,
 )
+from ._split_counts import count_halves
 
 
 @dataclass
@@ -587,7 +587,7 @@ def align_tilt_series(
             model_trials=model_trials,
             fit_images=unfiltered,
             register_images=plain,
-            held_out=(lambda: _count_halves_prepared(arr, prep, cancel)) if counts else None,
+            halves=(lambda: _count_halves_prepared(arr, prep, cancel)) if counts else None,
             pixel_size_A=pixel_size_A,
             refine_axis=tilt_axis == "estimate",
             image_indices=image_indices,

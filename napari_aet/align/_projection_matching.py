@@ -14,7 +14,6 @@ from ..forward import (
     why_untrusted,
 )
 from ..recon import genfire
-from ._held_out import split_half_angles
 from ._model_rounds import (
     _aligned_noise,
     _angles_held,
@@ -28,6 +27,7 @@ from ._model_rounds import (
     blurred_images,
 )
 from ._shifts import apply_alignment, axis_matrix
+from ._split_counts import split_half_angles
 from ._tomogram_matching import _match_to_tomogram
 
 #: With the model method, a round is added (at most :data:`EXTRA_ROUNDS` beyond ``rounds``)
@@ -109,7 +109,7 @@ def projection_matching(
     fit_images=None,
     register_images=None,
     model_trials=None,
-    held_out=None,
+    halves=None,
     shift_tol_px: float = 0.05,
     angle_tol_deg: float = 0.02,
     refine_axis: bool = False,
@@ -191,9 +191,9 @@ def projection_matching(
         device, cancel) -> positions (m, 3) [A]``, trial atoms where the images show density
         that the last round's fitted model lacks (the refine stage's
         :func:`napari_aet.trace.residual_trials`); the final fit includes them.
-    held_out : callable, optional
+    halves : callable, optional
         With the model method: ``() -> (a_work, a_fit, b_work, b_fit)``, two independent
-        halves of the counts in the raw frame (:func:`napari_aet.align._held_out.
+        halves of the counts in the raw frame (:func:`napari_aet.align._split_counts.
         split_half_angles` says which is which). Where the images are mostly noise (a fit
         that explains their signal but correlates below
         :data:`napari_aet.forward.MIN_MODEL_CORRELATION` with them), each half is fitted on
@@ -264,9 +264,9 @@ def projection_matching(
         noisy = _noisy(fit, max_angle_change_deg, noise)
         if not noisy:
             return False
-        if held_out is not None and not split:
+        if halves is not None and not split:
             res, note = split_half_angles(
-                held_out(), ang, s, tilt_axis_angle_deg, pixel_size_A=pixel_size_A,
+                halves(), ang, s, tilt_axis_angle_deg, pixel_size_A=pixel_size_A,
                 builder=model_builder, max_angle_change_deg=max_angle_change_deg,
                 recon_iterations=recon_iterations, oversampling=oversampling,
                 per_image_width=per_image_width, device=device,

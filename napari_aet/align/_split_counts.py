@@ -28,7 +28,7 @@ from ..recon import genfire
 from ._shifts import apply_alignment
 
 #: L-BFGS iterations of each half's fit (as a projection-matching round's).
-HELD_OUT_ITERATIONS = 60
+HALF_ITERATIONS = 60
 
 
 def count_halves(counts, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +80,7 @@ def _half_fit(work, fit, ang, *, pixel_size_A, builder, max_angle_change_deg,
         return None
     return refine_atomic_model(
         fit, ang, positions, pixel_size_A=pixel_size_A,
-        max_angle_change_deg=max_angle_change_deg, iterations=HELD_OUT_ITERATIONS,
+        max_angle_change_deg=max_angle_change_deg, iterations=HALF_ITERATIONS,
         per_image_width=per_image_width, device=device, progress=progress, cancel=cancel,
     )  # fmt: skip
 

@@ -1,10 +1,10 @@
-"""Angle corrections at low counts judged by a held-out half of the counts (known answers)."""
+"""Angle corrections on noisy images judged by two halves of their counts (known answers)."""
 
 import numpy as np
 import pytest
 
 from napari_aet.align import STUDY_LOWPASS_INV_A, lowpass_filter, subtract_background
-from napari_aet.align._held_out import count_halves, split_half_angles
+from napari_aet.align._split_counts import count_halves, split_half_angles
 from napari_aet.simulate import build_structure, simulate_tilt_series
 from napari_aet.workflows import atom_model_builder
 
