@@ -15,6 +15,7 @@ from ..forward import (
 )
 from ..recon import genfire
 from ._model_rounds import (
+    WIDER_BOUND,
     _aligned_noise,
     _angles_held,
     _blur_effect,
@@ -23,6 +24,7 @@ from ._model_rounds import (
     _held_refit,
     _noisy,
     _refine_traced_model,
+    _wider_bound_refit,
     _width_refit,
     blurred_images,
 )
@@ -164,7 +166,9 @@ def projection_matching(
     angle_step_deg : float
         Trial-angle spacing of the tomogram method [degrees].
     max_angle_change_deg : float
-        Bound on each angle correction per round [degrees].
+        Bound on each angle correction per round [degrees]; widened once to
+        :data:`WIDER_BOUND` times it when a round's angles run to it again after the round
+        before held them (``notes`` says so).
     refine_angles : bool
         Refine tilt angles as well as shifts.
     angle_method : {"tomogram", "model"}
@@ -255,6 +259,10 @@ def projection_matching(
     # fit gets a width per image (:func:`_width_refit`)
     per_image_width = False
     held_before = False
+    # a round's angles that run to the bound again after the round before held them, and
+    # that a width per image does not settle, are fitted with the bound widened once
+    # (:func:`_wider_bound_refit`); when that passes, every later fit keeps the wider bound
+    given_bound = max_angle_change_deg
     split = []  # the halves of the counts, fitted once, at the first fit on noisy images
 
     def noisy_held(fit, noise, where, per_image_width) -> bool:
@@ -334,6 +342,27 @@ def projection_matching(
                             "per image"
                         )
                         fitted, why, per_image_width = wide, "", True
+                if (
+                    why
+                    and held_before
+                    and max_angle_change_deg == given_bound
+                    and _bound_only(fitted, noise)
+                ):
+                    wider = _wider_bound_refit(
+                        fitted, target, ang, pixel_size_A, WIDER_BOUND * given_bound, device,
+                        cancel, refine_axis, model_trials is not None, per_image_width,
+                        prefixed(progress, f"round {r + 1}, a wider bound: "),
+                    )  # fmt: skip
+                    if not why_untrusted(
+                        wider, max_angle_change_deg=WIDER_BOUND * given_bound,
+                        noise_variance=noise,
+                    ):  # fmt: skip
+                        max_angle_change_deg = WIDER_BOUND * given_bound
+                        notes.append(
+                            f"round {r + 1}: {why} again; refitted with a bound of "
+                            f"{max_angle_change_deg:g} deg, which this and every later fit keep"
+                        )
+                        fitted, why = wider, ""
                 if why and _bound_only(fitted, noise):
                     held = _held_refit(
                         fitted, target, ang, pixel_size_A, device, cancel, refine_axis,
