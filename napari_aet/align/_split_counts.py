@@ -40,12 +40,18 @@ def count_halves(counts, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     are first rounded at random to a neighbouring integer with their fraction as the chance
     of rounding up, so that the mean is kept; negative values count as 0.
     """
-    c = np.clip(np.asarray(counts, np.float64), 0.0, None)
+    arr = np.asarray(counts)
     rng = np.random.default_rng(seed)
-    whole = np.floor(c)
-    n = (whole + (rng.random(c.shape) < c - whole)).astype(np.int64)
-    a = rng.binomial(n, 0.5)
-    return a.astype(np.float32), (n - a).astype(np.float32)
+    a = np.empty(arr.shape, np.float32)
+    b = np.empty(arr.shape, np.float32)
+    for i, image in enumerate(arr.reshape(-1, *arr.shape[-2:])):  # an image at a time
+        c = np.clip(image.astype(np.float64), 0.0, None)
+        whole = np.floor(c)
+        n = (whole + (rng.random(c.shape) < c - whole)).astype(np.int64)
+        h = rng.binomial(n, 0.5)
+        a.reshape(-1, *arr.shape[-2:])[i] = h
+        b.reshape(-1, *arr.shape[-2:])[i] = n - h
+    return a, b
 
 
 @dataclass(frozen=True)
