@@ -361,12 +361,14 @@ def _model_tilt_axis(res, shape, record: dict) -> float:
     return a
 
 
-def _prepared(arr, *, background, denoise_method, noise, counts, lowpass, cancel=None):
+def _prepared(arr, *, background, denoise_method, noise, counts, lowpass, cancel=None,
+              progress=None):  # fmt: skip
     """The preprocessing of a series: ``(work, unfiltered, plain, bg_params, info)``, the
     images background subtracted, denoised (``denoise_method`` resolved already) and low-pass
     filtered; the same before the denoiser and the filter (what atom models are fitted to);
     the same without the denoiser but filtered (None when none ran); each image's background
-    plane; and what ran, for the steps record."""
+    plane; and what ran, for the steps record. ``progress`` hears steps 1 and 2 of the
+    alignment's 6."""
     info: dict = {}
     bg_params = None
     work = arr
@@ -374,6 +376,7 @@ def _prepared(arr, *, background, denoise_method, noise, counts, lowpass, cancel
         check_cancel(cancel, "alignment")
         work, bg_params = subtract_background(work, method=background)
         info["background"] = {"method": background}
+    report(progress, 1, 6, "background subtracted")
     # what the atom-model fit compares with: the counts themselves, neither denoised nor
     # filtered (a denoiser's and a filter's artifacts are not in its image model and pull the
     # angles; the noise they remove only averages out over the pixels)
@@ -392,6 +395,7 @@ def _prepared(arr, *, background, denoise_method, noise, counts, lowpass, cancel
         else:
             work, used = denoise(work, method=denoise_method, noise=noise)
         info["denoise"]["method"] = used
+    report(progress, 2, 6, "denoised")
     plain = unfiltered if denoise_method else None  # what the denoiser did not touch
     if lowpass:
         work = lowpass_filter(work, **lowpass)
@@ -534,7 +538,9 @@ def align_tilt_series(
         )
     prep = dict(background=background, denoise_method=denoise_method, noise=noise,
                 counts=counts, lowpass=lowpass)  # fmt: skip
-    work, unfiltered, plain, bg_params, info = _prepared(arr, **prep, cancel=cancel)
+    work, unfiltered, plain, bg_params, info = _prepared(
+        arr, **prep, cancel=cancel, progress=progress
+    )
     denoised = info.pop("denoise", None)
     steps.update(info)
     if denoised:
@@ -544,7 +550,7 @@ def align_tilt_series(
             "diameter_inv_A": lowpass_diameter_inv_A,
             "edge_inv_A": lowpass_edge_inv_A,
         }
-    report(progress, 3, total, "background subtracted, denoised, filtered")
+    report(progress, 3, total, "filtered")
     # the coarse steps and the shifts-only registrations work on the images without the
     # denoiser: at a few counts BM3D's artifacts differ from image to image and move both
     # (an aligned Pt series at 5 counts on the brightest column: common-line offsets 2.6 px
