@@ -23,12 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.progress import check_cancel, prefixed
-from ..forward import refine_atomic_model, why_untrusted
+from ..forward import why_untrusted
 from ..recon import genfire
+from ._model_rounds import _refine_traced_model
 from ._shifts import apply_alignment
-
-#: L-BFGS iterations of each half's fit (as a projection-matching round's).
-HALF_ITERATIONS = 60
 
 
 def count_halves(counts, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -44,13 +42,15 @@ def count_halves(counts, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     a = np.empty(arr.shape, np.float32)
     b = np.empty(arr.shape, np.float32)
-    for i, image in enumerate(arr.reshape(-1, *arr.shape[-2:])):  # an image at a time
+    images = arr.reshape(-1, *arr.shape[-2:])
+    a_images, b_images = a.reshape(images.shape), b.reshape(images.shape)  # views
+    for i, image in enumerate(images):  # an image at a time
         c = np.clip(image.astype(np.float64), 0.0, None)
         whole = np.floor(c)
         n = (whole + (rng.random(c.shape) < c - whole)).astype(np.int64)
         h = rng.binomial(n, 0.5)
-        a.reshape(-1, *arr.shape[-2:])[i] = h
-        b.reshape(-1, *arr.shape[-2:])[i] = n - h
+        a_images[i] = h
+        b_images[i] = n - h
     return a, b
 
 
@@ -74,20 +74,17 @@ class SplitHalfAngles:
 def _half_fit(work, fit, ang, *, pixel_size_A, builder, max_angle_change_deg,
               recon_iterations, oversampling, per_image_width, device, progress,
               cancel):  # fmt: skip
-    """One half's tomogram, traced, and its atom model fitted with the angles free; None
-    when fewer than 4 atoms are traced."""
+    """One half's tomogram, traced, and its atom model fitted with the angles free as a
+    round's is (:func:`_refine_traced_model`, which raises ValueError when fewer than 4
+    atoms are traced)."""
     check_cancel(cancel, "projection matching")
     vol = genfire(
         work, ang, iterations=recon_iterations, oversampling=oversampling, support="auto",
         rfree_fraction=0.0, device=device, cancel=cancel,
     ).volume  # fmt: skip
-    positions = np.asarray(builder(vol, pixel_size_A, cancel), np.float64).reshape(-1, 3)
-    if len(positions) < 4:
-        return None
-    return refine_atomic_model(
-        fit, ang, positions, pixel_size_A=pixel_size_A,
-        max_angle_change_deg=max_angle_change_deg, iterations=HALF_ITERATIONS,
-        per_image_width=per_image_width, device=device, progress=progress, cancel=cancel,
+    return _refine_traced_model(
+        vol, fit, ang, pixel_size_A, builder, max_angle_change_deg, device, cancel,
+        progress=progress, per_image_width=per_image_width,
     )  # fmt: skip
 
 
@@ -133,14 +130,15 @@ def split_half_angles(halves, angles_deg, shifts_px, tilt_axis_angle_deg, *, pix
     ang = np.asarray(angles_deg, np.float64)
     fits = []
     for name, (work, fit) in zip("AB", (al[:2], al[2:]), strict=True):
-        f = _half_fit(
-            work, fit, ang, pixel_size_A=pixel_size_A, builder=builder,
-            max_angle_change_deg=max_angle_change_deg, recon_iterations=recon_iterations,
-            oversampling=oversampling, per_image_width=per_image_width, device=device,
-            progress=prefixed(progress, f"half {name} of the counts: "), cancel=cancel,
-        )  # fmt: skip
-        if f is None:
-            return None, f"half {name} of the counts: fewer than 4 atoms traced"
+        try:
+            f = _half_fit(
+                work, fit, ang, pixel_size_A=pixel_size_A, builder=builder,
+                max_angle_change_deg=max_angle_change_deg, recon_iterations=recon_iterations,
+                oversampling=oversampling, per_image_width=per_image_width, device=device,
+                progress=prefixed(progress, f"half {name} of the counts: "), cancel=cancel,
+            )  # fmt: skip
+        except ValueError as err:  # no atom model (too few atoms traced)
+            return None, f"half {name} of the counts: no atom model ({err})"
         # the atoms' width alone: angles at their bound are no reason here (a true error
         # beyond it is corrected in part by each half), nor is the correlation, which the
         # dose caps
