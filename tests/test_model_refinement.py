@@ -799,7 +799,7 @@ def test_rounds_are_added_while_the_angles_still_converge(
     monkeypatch.setattr(pm, "_refine_traced_model", traced)
     monkeypatch.setattr(pm, "why_untrusted", untrusted)
     monkeypatch.setattr(pm, "_held_refit", lambda fitted, t, ang, *a: pm._angles_held(fitted, ang))
-    monkeypatch.setattr(pm, "_width_refit", lambda fitted, *a: fitted)
+    monkeypatch.setattr(pm, "_round_fit", lambda *a, **k: fit(changes_deg[len(calls) - 1]))
     monkeypatch.setattr(pm, "_bound_only", lambda fitted, noise: not untrusted(fitted))
     monkeypatch.setattr(pm, "_noisy", lambda *a, **k: False)
     monkeypatch.setattr(pm, "_final_model_fit", lambda *a, **k: (fit(0.0, np.ones(n)), None, 0))
@@ -891,7 +891,8 @@ def test_angles_at_the_bound_again_after_a_held_round_get_a_width_per_image(monk
         widths["round"].append(per_image_width)
         return fit(bound=not per_image_width)
 
-    def width_refit(fitted, *args):
+    def round_fit(*args, per_image_width=False, **kw):  # a refit (held rounds: _held_refit)
+        assert per_image_width, "only a width per image is to be tried here"
         widths["refit"] += 1
         return fit()
 
@@ -910,7 +911,7 @@ def test_angles_at_the_bound_again_after_a_held_round_get_a_width_per_image(monk
     monkeypatch.setattr(pm, "_refine_traced_model", traced)
     monkeypatch.setattr(pm, "why_untrusted", untrusted)
     monkeypatch.setattr(pm, "_held_refit", lambda fitted, t, ang, *a: pm._angles_held(fitted, ang))
-    monkeypatch.setattr(pm, "_width_refit", width_refit)
+    monkeypatch.setattr(pm, "_round_fit", round_fit)
     monkeypatch.setattr(pm, "_bound_only", lambda fitted, noise: True)
     monkeypatch.setattr(pm, "_noisy", lambda *a, **k: False)
     monkeypatch.setattr(pm, "_final_model_fit", final)

@@ -24,7 +24,7 @@ BLURRED_RATIO = 1.5
 #: iterations left two noise draws 0.08 deg RMS apart, converged fits 0.036).
 FINAL_ITERATIONS = 200
 #: The factor by which the angles' bound is widened, once, when a round's angles run to it
-#: again after the round before held them (:func:`_wider_bound_refit`).
+#: again after the round before held them (:func:`_round_fit`).
 WIDER_BOUND = 2.0
 
 
@@ -80,62 +80,44 @@ def _bound_only(fit, noise) -> bool:
     return not why_untrusted(fit, noise_variance=noise)
 
 
+def _round_fit(target, ang, positions_A, pixel_size_A, device, cancel, refine_axis, progress,
+               **options):  # fmt: skip
+    """A round's joint fit of atoms at ``positions_A`` with the angles and offsets against
+    ``target`` from the angles ``ang`` (:data:`ROUND_ITERATIONS`); ``options`` go to
+    :func:`refine_atomic_model` (the bound, a width per image, angles held, model images).
+
+    Every refit of a round goes through here: with the angles held when they ran to the bound
+    (:func:`_held_refit`); with a width per image when they ran there again after a held
+    round (images blurred unlike each other: the focus found anew at each tilt, off by more
+    than the probe's depth of field; an independent Pt dumbbell with a defocus spread of 4 nm
+    had 3 angles at the bound in every round and shifts of up to 2.6 px applied to a series
+    that had none; with a width per image, no angle at the bound and no correction kept. Not
+    the first choice: a width per image also trades against an angle error, and on a series
+    with angle errors of sd 0.5 deg at a third of the counts it let 3 angles run to the bound
+    where one width fitted them all); and with the bound widened by :data:`WIDER_BOUND` when a
+    width per image did not settle them (angle errors of sd 0.5-0.7 deg over 21 images reach
+    past 1 deg in 1-4 of them, which run to the bound in every round; more than 10 % at the
+    bound refuses the round, so a held round never moves them: an independent Pt polyhedron
+    at a third of the counts, errors of up to 1.47 deg, held six rounds. Angles that are
+    really off settle inside the wider bound; angles that absorb what the model cannot fit
+    run to it again, and the fit is refused as before)."""
+    return refine_atomic_model(
+        target, ang, positions_A, pixel_size_A=pixel_size_A, iterations=ROUND_ITERATIONS,
+        refine_axis=refine_axis, device=device, progress=progress, cancel=cancel, **options,
+    )  # fmt: skip
+
+
 def _held_refit(fitted, target, ang, pixel_size_A, device, cancel, refine_axis, progress):
     """``fitted`` fitted again with the angles held (offsets, tilt axis and atoms free), or
     None when that fit does not pass the plain correlation bar (noisy images, whose model's
     angles ran to the bound, are registered to the tomogram as before)."""
-    refit = refine_atomic_model(
-        target, ang, fitted.positions_A, pixel_size_A=pixel_size_A, refine_angles=False,
-        iterations=ROUND_ITERATIONS, refine_axis=refine_axis, device=device,
-        progress=progress, cancel=cancel,
+    refit = _round_fit(
+        target, ang, fitted.positions_A, pixel_size_A, device, cancel, refine_axis, progress,
+        refine_angles=False,
     )  # fmt: skip
     if why_untrusted(refit):  # the plain bar: on noisy images a model whose angles ran off
         return None  # also sets offsets 1-5 px off (an aligned Pt series at a tenth of the counts)
     return _angles_held(refit, ang)
-
-
-def _width_refit(fitted, target, ang, pixel_size_A, max_change_deg, device, cancel, refine_axis,
-                 return_images, progress):  # fmt: skip
-    """``fitted``'s atoms fitted again from the nominal angles with a width per image
-    (:func:`refine_atomic_model`'s ``per_image_width``), when its angles ran to the bound
-    again after the round before held them (a turned tilt axis, which also runs them there,
-    is measured by the held round and does not come back).
-
-    Images blurred unlike the others (the focus found anew at each tilt, off by more than
-    the probe's depth of field) do not fit one width, and their angles run off to make up
-    for it: an independent Pt dumbbell with a defocus spread of 4 nm had 3 angles at the
-    bound in every round and shifts of up to 2.6 px applied to a series that had none; with
-    a width per image, no angle at the bound and no correction kept. Not the first choice:
-    a width per image also trades against an angle error (a wrong angle blurs the columns),
-    and on a series with angle errors of sd 0.5 deg at a third of the counts it let 3 angles
-    run to the bound where one width fitted them all."""
-    return refine_atomic_model(
-        target, ang, fitted.positions_A, pixel_size_A=pixel_size_A,
-        max_angle_change_deg=max_change_deg, iterations=ROUND_ITERATIONS,
-        refine_axis=refine_axis, return_images=return_images, per_image_width=True,
-        device=device, progress=progress, cancel=cancel,
-    )  # fmt: skip
-
-
-def _wider_bound_refit(fitted, target, ang, pixel_size_A, bound_deg, device, cancel, refine_axis,
-                       return_images, per_image_width, progress):  # fmt: skip
-    """``fitted``'s atoms fitted again from the nominal angles with the angles' bound at
-    ``bound_deg`` (:data:`WIDER_BOUND`, times the given one), when its angles ran to the
-    bound again after the round before held them and a width per image did not settle them.
-
-    Angle errors of a few tenths of a degree reach past a bound of 1 deg in some images of
-    a series (errors of sd 0.5-0.7 deg over 21 images: 1-4 of them): those images run to it
-    in every round, and more than 10 % at the bound refuses the round, so a held round
-    never moves them and the next runs there again (an independent Pt polyhedron at a third
-    of the counts, errors of up to 1.47 deg: six rounds held, no angle corrected). Angles
-    that are really off settle inside the wider bound; angles that absorb what the model
-    cannot fit run to it again, and the fit is refused as before."""
-    return refine_atomic_model(
-        target, ang, fitted.positions_A, pixel_size_A=pixel_size_A,
-        max_angle_change_deg=bound_deg, iterations=ROUND_ITERATIONS, refine_axis=refine_axis,
-        return_images=return_images, per_image_width=per_image_width, device=device,
-        progress=progress, cancel=cancel,
-    )  # fmt: skip
 
 
 def _blur_effect(final, target, pixel_size_A, max_change_deg, noise, device, cancel, refine_axis,
@@ -211,20 +193,11 @@ def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_de
             "an atom model needs atomic resolution (use angle_method='tomogram' or "
             "refine_angles=False for this series)"
         )
-    return refine_atomic_model(
-        aligned,
-        ang,
-        positions,
-        pixel_size_A=pixel_size_A,
-        max_angle_change_deg=max_change_deg,
-        iterations=ROUND_ITERATIONS,
-        refine_axis=refine_axis,
-        return_images=return_images,
+    return _round_fit(
+        aligned, ang, positions, pixel_size_A, device, cancel, refine_axis, progress,
+        max_angle_change_deg=max_change_deg, return_images=return_images,
         per_image_width=per_image_width,
-        device=device,
-        progress=progress,
-        cancel=cancel,
-    )
+    )  # fmt: skip
 
 
 def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials, max_change_deg,
@@ -244,7 +217,7 @@ def _final_model_fit(round_fit, round_target, target, ang, pixel_size_A, trials,
     Returns ``(result, with_trials or None, n_trials)``: ``result`` without trial atoms, with
     standard errors; ``with_trials`` the fit with them (no standard errors of its own).
     ``hold_angles``: the angles are held (:func:`_bound_only`); ``per_image_width``: each
-    image gets its own atom width (:func:`_width_refit`)."""
+    image gets its own atom width (:func:`_round_fit`)."""
     pos = round_fit.positions_A
     kw = dict(pixel_size_A=pixel_size_A, max_angle_change_deg=max_change_deg,
               iterations=FINAL_ITERATIONS, refine_axis=refine_axis, device=device,

@@ -24,8 +24,7 @@ from ._model_rounds import (
     _held_refit,
     _noisy,
     _refine_traced_model,
-    _wider_bound_refit,
-    _width_refit,
+    _round_fit,
     blurred_images,
 )
 from ._shifts import apply_alignment, axis_matrix
@@ -256,12 +255,12 @@ def projection_matching(
     # a round's angles that run to the bound again after the round before held them (a
     # turned tilt axis is measured by the held round and does not come back; images blurred
     # unlike each other do) are fitted with a width per image; when that passes, every later
-    # fit gets a width per image (:func:`_width_refit`)
+    # fit gets a width per image (:func:`_round_fit`)
     per_image_width = False
     held_before = False
     # a round's angles that run to the bound again after the round before held them, and
     # that a width per image does not settle, are fitted with the bound widened once
-    # (:func:`_wider_bound_refit`); when that passes, every later fit keeps the wider bound
+    # (:func:`_round_fit`); when that passes, every later fit keeps the wider bound
     given_bound = max_angle_change_deg
     split = []  # the halves of the counts, fitted once, at the first fit on noisy images
 
@@ -329,10 +328,11 @@ def projection_matching(
                 )
                 held = None
                 if why and held_before and not per_image_width and _bound_only(fitted, noise):
-                    wide = _width_refit(
-                        fitted, target, ang, pixel_size_A, max_angle_change_deg, device, cancel,
-                        refine_axis, model_trials is not None,
-                        prefixed(progress, f"round {r + 1}, a width per image: "),
+                    wide = _round_fit(
+                        target, ang, fitted.positions_A, pixel_size_A, device, cancel,
+                        refine_axis, prefixed(progress, f"round {r + 1}, a width per image: "),
+                        max_angle_change_deg=max_angle_change_deg, per_image_width=True,
+                        return_images=model_trials is not None,
                     )  # fmt: skip
                     if not why_untrusted(
                         wide, max_angle_change_deg=max_angle_change_deg, noise_variance=noise
@@ -348,10 +348,11 @@ def projection_matching(
                     and max_angle_change_deg == given_bound
                     and _bound_only(fitted, noise)
                 ):
-                    wider = _wider_bound_refit(
-                        fitted, target, ang, pixel_size_A, WIDER_BOUND * given_bound, device,
-                        cancel, refine_axis, model_trials is not None, per_image_width,
-                        prefixed(progress, f"round {r + 1}, a wider bound: "),
+                    wider = _round_fit(
+                        target, ang, fitted.positions_A, pixel_size_A, device, cancel,
+                        refine_axis, prefixed(progress, f"round {r + 1}, a wider bound: "),
+                        max_angle_change_deg=WIDER_BOUND * given_bound,
+                        per_image_width=per_image_width, return_images=model_trials is not None,
                     )  # fmt: skip
                     if not why_untrusted(
                         wider, max_angle_change_deg=WIDER_BOUND * given_bound,

@@ -288,7 +288,7 @@ def refine_atomic_model(
         series of a small Pt particle, exact angles: 0.16 deg RMS of bias, 0.105). But a wrong
         angle blurs the columns too: the two trade. The alignment refits a round with it when
         the angles of a fit with one width ran to their bound again after a held round
-        (:func:`napari_aet.align._model_rounds._width_refit`).
+        (:func:`napari_aet.align._model_rounds._round_fit`).
     device : {"auto", "cpu", "cuda"}
 
     Returns
