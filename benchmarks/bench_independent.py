@@ -81,8 +81,10 @@ CONDITIONS = {
     "fullrange": (50.0, (0.0, 0.0, 0.0, 1.0)),
     "third-faults": (17.0, (3.0, 0.5, 3.0, 3.0)),
     "tenth-faults": (5.0, (3.0, 0.5, 3.0, 3.0)),
-    # the faults' background alone (no shift, angle or axis error): what it costs by itself
+    # the faults one by one over their background (the others left out): what each costs
     "third-background": (17.0, (0.0, 0.0, 0.0, 3.0)),
+    "third-axis": (17.0, (0.0, 0.0, 3.0, 3.0)),  # and the tilt axis turned 3 deg
+    "third-shifts": (17.0, (3.0, 0.0, 0.0, 3.0)),  # and shifts of up to 3 px
     # drift left in by the microscope: shifts of up to 12 px (the faults otherwise the same)
     "drift": (50.0, (12.0, 0.5, 3.0, 3.0)),
     "third-drift": (17.0, (12.0, 0.5, 3.0, 3.0)),

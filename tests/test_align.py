@@ -331,6 +331,55 @@ def test_align_denoises_a_low_count_detector_series_in_counts():
     assert "counts" not in res.steps and res.steps["denoise"]["method"] == "none"
 
 
+def test_align_denoises_a_series_resampled_elsewhere_as_counts():
+    """A low-count series aligned elsewhere (cubic sub-pixel shifts and a 3-degree turn: its
+    noise correlated between neighbours) used to be refused as counts and left undenoised;
+    now it is converted with the gain of its whole variance and denoised."""
+    from test_counts import _atom_images
+
+    lam = _atom_images(8.0, n=6, size=96)
+    counts = np.random.default_rng(0).poisson(lam).astype(np.float32)
+    shifts = np.random.default_rng(1).uniform(-0.5, 0.5, (len(counts), 2))
+    resampled = apply_alignment(counts, tilt_axis_angle_deg=3.0, shifts_px=shifts)
+    res = align_tilt_series(resampled, np.linspace(-25.0, 25.0, 6), **DOSE_RULE_ONLY)
+    info = res.steps["counts"]
+    assert info["units"] == "counts equivalent" and info["correlated"] is True, info
+    # the truth: the variance the same resampling leaves of unit white noise
+    white = np.random.default_rng(2).standard_normal(counts.shape).astype(np.float32)
+    kept = apply_alignment(white, tilt_axis_angle_deg=3.0, shifts_px=shifts)[:, 8:-8, 8:-8].var()
+    assert info["noise_model"]["gain"] == pytest.approx(kept, rel=0.25), (info, kept)
+    assert res.steps["denoise"]["method"] in ("bm3d", "nlmeans")
+
+
+@pytest.mark.parametrize("resampled", [False, True])
+def test_only_white_counts_are_split_into_halves_for_the_angles(monkeypatch, resampled):
+    # binomial thinning splits white counts into independent halves; a resampled series'
+    # halves would share its correlated noise, so projection matching gets no halves
+    from test_counts import _atom_images
+
+    import napari_aet.align._pipeline as pipe
+
+    lam = _atom_images(8.0, n=6, size=96)
+    data = np.random.default_rng(0).poisson(lam).astype(np.float32)
+    if resampled:
+        shifts = np.random.default_rng(1).uniform(-0.5, 0.5, (len(data), 2))
+        data = apply_alignment(data, tilt_axis_angle_deg=3.0, shifts_px=shifts)
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake(*args, halves=None, **kw):
+        seen["halves"] = halves
+        raise Stop
+
+    monkeypatch.setattr(pipe, "_projection_matching", fake)
+    kw = {**DOSE_RULE_ONLY, "denoise_method": None, "projection_matching": True}
+    with pytest.raises(Stop):
+        align_tilt_series(data, np.linspace(-25.0, 25.0, 6), model_builder=lambda *a: None, **kw)
+    assert (seen["halves"] is None) == resampled
+
+
 def test_keep_significant_reverts_what_the_errors_allow():
     from types import SimpleNamespace
 

@@ -469,8 +469,11 @@ def align_tilt_series(
         (a detector's units: gain, offset, read noise) is converted to counts by its measured
         noise model first (:func:`napari_aet.core.counts.as_counts`; ``steps["counts"]``), so
         that the dose rule, the Anscombe transform and the replicates see counts; the aligned
-        series is then in those counts. Where no noise model can be measured (an already
-        denoised series) the images are left as they are.
+        series is then in those counts. A series resampled before (aligned elsewhere: its
+        noise correlated between neighbouring pixels) is converted too, its gain corrected
+        for the correlation, but not split into halves of its counts (thinning splits only
+        white counts into independent halves). Where no noise model can be measured (an
+        already denoised series) the images are left as they are.
     lowpass_diameter_inv_A : float or None
         Diameter of the pass band [1/A] (the study: 2.08); None skips the filter.
     lowpass_edge_inv_A : float
@@ -516,6 +519,7 @@ def align_tilt_series(
         )
     steps: dict = {"stage": "align"}
     counts = False
+    correlated = False  # counts whose noise is correlated (resampled): no independent halves
     if noise == "poisson":
         # counts as recorded, or a detector's units (gain, offset, read noise; or scaled by
         # its software) converted by the images' own noise model, or intensities when it
@@ -524,7 +528,7 @@ def align_tilt_series(
         if info["units"] != "counts":
             steps["counts"] = info
         if converted is not None:
-            arr, counts = converted, True
+            arr, counts, correlated = converted, True, bool(info.get("correlated"))
     total = 6
     if denoise_method == "dose":
         denoise_method, why = dose_denoise_choice(arr, counts=counts)
@@ -593,7 +597,12 @@ def align_tilt_series(
             model_trials=model_trials,
             fit_images=unfiltered,
             register_images=plain,
-            halves=(lambda: _count_halves_prepared(arr, prep, cancel)) if counts else None,
+            # thinning splits white counts into independent halves, not resampled ones
+            halves=(
+                (lambda: _count_halves_prepared(arr, prep, cancel))
+                if counts and not correlated
+                else None
+            ),
             pixel_size_A=pixel_size_A,
             refine_axis=tilt_axis == "estimate",
             image_indices=image_indices,
