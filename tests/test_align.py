@@ -82,6 +82,24 @@ def test_background_of_low_count_images_is_not_set_low(particle, peak, level):
     assert abs(float(out[:, border].mean())) < 0.015
 
 
+def test_background_of_a_series_aligned_elsewhere_leaves_its_fill_out(particle):
+    # turned and shifted by interpolation before it arrives: 0 outside the recorded field,
+    # where the background was 3 counts; fitted with the fill, the plane came out low
+    clean = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None)
+    rng = np.random.default_rng(3)
+    counts = rng.poisson(clean.data / clean.data.max() * 15.0 + 3.0).astype(np.float32)
+    shifts = rng.uniform(-4.0, 4.0, (len(counts), 2))
+    moved = apply_alignment(counts, tilt_axis_angle_deg=5.0, shifts_px=shifts)
+    fill = moved == 0
+    assert 0.05 < fill.mean() < 0.2
+    _, params = subtract_background(moved)
+    assert abs(params[:, 0].mean() - 3.0) < 0.1, params[:, 0]
+    # and sparse zeros of very low counts are data, not fill
+    low = rng.poisson(0.3, (2, 128, 128)).astype(np.float32)
+    _, params = subtract_background(low)
+    np.testing.assert_allclose(params[:, 0], 0.3, atol=0.1)
+
+
 def test_apply_alignment_undoes_shift_and_axis_rotation(particle):
     clean = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), dose_e_per_A2=None)
     moved = simulate_tilt_series(
