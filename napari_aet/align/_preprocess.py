@@ -56,7 +56,16 @@ def subtract_background(
     arr = check_stack(data)
     if method not in ("plane", "offset"):
         raise ValueError("method must be 'plane' or 'offset'")
-    masks = _particle_masks(arr, margin_px=mask_margin_px) | fill_masks(arr)
+    masks = _particle_masks(arr, margin_px=mask_margin_px)
+    fills = fill_masks(arr)
+    for i in np.flatnonzero(fills.any(axis=(1, 2))):
+        # a fill at the background's own level is no bias (vacuum recorded as 0 counts, a
+        # background-subtracted series filled with 0), and leaving it out of sparse counts
+        # would keep only the pixels that happen to have counts
+        rest = arr[i][~masks[i] & ~fills[i]].astype(np.float64)
+        level = float(np.median(arr[i][fills[i]]))
+        if rest.size >= 50 and abs(level - rest.mean()) > rest.std():
+            masks[i] |= fills[i]
     n, rows, cols = arr.shape
     rr, cc = np.mgrid[0:rows, 0:cols].astype(np.float64)
     rr -= rows // 2
