@@ -11,17 +11,20 @@ third and a tenth of them, over the full tilt range (60 tilts over 180 deg), and
 acquisition faults (shifts, angle errors, a rotated tilt axis, a background), at the study's
 counts and at a third and a tenth of them (`third-faults`, `tenth-faults`), and with the
 shifts of a series whose drift was left in (up to 12 px: `drift`, `third-drift`), and the
-study's dose over 41 tilts to +-60 deg (`dense`); Pt, Au, Pd, Ni and Ag crystals, bcc W and Fe
-crystals, a thick Pt crystal (`pt-large`), amorphous Pt and Ta, and Fe-Pt and Pd-Pt alloys (each
-element as bright as in ADF images, or with `--contrast potential` as in the projected
-potential). Each series goes through
+study's dose over 41 tilts to +-60 deg (`dense`), and each fault alone at a third of the
+counts (`third-background`, `third-axis`, `third-shifts`, `third-angles`); Pt, Au, Pd, Ni and
+Ag crystals, bcc W and Fe crystals, a thick Pt crystal (`pt-large`), amorphous Pt and Ta, and
+Fe-Pt and Pd-Pt alloys (each element as bright as in ADF images, or with `--contrast
+potential` as in the projected potential). Each series goes through
 `napari-aet run` with its defaults (only the element is given, and the amorphous U-Net for the
 amorphous particle); the traced, refined and final atoms are scored against the truth after a
-rigid registration with one-to-one matching within 1 A, an alloy's also per element. Every
-case is reported.
+rigid registration with one-to-one matching within 1 A, an alloy's also per element. With
+`--aligned-elsewhere` each series arrives as another group publishes it: resampled into its
+aligned frame (cubic spline, to within +-0.25 px), as floats. Every case is reported.
 
 Usage: python benchmarks/bench_independent.py [--size 128] [--cases all] [--out DIR]
        [--json FILE] [--weights auto|fcc|amorphous|alloy|FILE] [--contrast adf|potential]
+       [--detector GAIN,OFFSET,READ[,SPREAD]] [--aligned-elsewhere]
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ CONDITIONS = {
     "third-background": (17.0, (0.0, 0.0, 0.0, 3.0)),
     "third-axis": (17.0, (0.0, 0.0, 3.0, 3.0)),  # and the tilt axis turned 3 deg
     "third-shifts": (17.0, (3.0, 0.0, 0.0, 3.0)),  # and shifts of up to 3 px
+    "third-angles": (17.0, (0.0, 0.5, 0.0, 1.0)),  # angle errors alone (background 1)
     # drift left in by the microscope: shifts of up to 12 px (the faults otherwise the same)
     "drift": (50.0, (12.0, 0.5, 3.0, 3.0)),
     "third-drift": (17.0, (12.0, 0.5, 3.0, 3.0)),
