@@ -813,6 +813,32 @@ def test_rounds_are_added_while_the_angles_still_converge(
     assert sum("added" in note for note in res.notes) == rounds_run - 2
 
 
+def _kept_changes(res, n):
+    """The images whose angle change the significance test keeps (more than 0.2 deg) from a
+    projection-matching result on the first ``n`` of ANGLES (standard errors of its model)."""
+    from napari_aet.align import keep_significant
+
+    kept, _, _ = keep_significant(
+        ANGLES[:n], res.angles_deg, np.zeros((n, 2)), 0.0, res.model, k=3.0,
+        model_spread=res.model_spread,
+    )  # fmt: skip
+    return np.flatnonzero(np.abs(kept - ANGLES[:n]) > 0.2).tolist()
+
+
+def _fake_final_fit(n, change, sigma=None):
+    """A fake atom-model fit of ``n`` images whose angles changed by ``change`` [deg], with
+    standard errors ``sigma`` (offsets' 0.1 px) or none."""
+    from napari_aet.forward import ModelRefinementResult
+
+    return ModelRefinementResult(
+        positions_A=np.zeros((4, 3)), amplitudes=np.ones(4),
+        angles_deg=ANGLES[:n] + change, angle_corrections_deg=change,
+        offsets_px=np.zeros((n, 2)), sigma_A=0.4, image_scale=np.ones(n),
+        image_offset=np.zeros(n), image_correlation=np.ones(n), angle_sigma_deg=sigma,
+        offset_sigma_px=None if sigma is None else np.full((n, 2), 0.1),
+    )  # fmt: skip
+
+
 def test_an_image_far_out_of_focus_keeps_its_nominal_angle(monkeypatch):
     """The width check's moves join the angles' uncertainty, and an image whose own width is
     far above the others' (out of focus: the image model fits it badly) gets its angle held.
@@ -821,21 +847,13 @@ def test_an_image_far_out_of_focus_keeps_its_nominal_angle(monkeypatch):
     import types
 
     import napari_aet.align._projection_matching as pm
-    from napari_aet.align import keep_significant
-    from napari_aet.forward import ModelRefinementResult
 
     n = 7
     corr = np.zeros(n)
     corr[[2, 4]] = [0.6, 0.5]
 
     def fit(change, sigma=None):
-        return ModelRefinementResult(
-            positions_A=np.zeros((4, 3)), amplitudes=np.ones(4),
-            angles_deg=ANGLES[:n] + change, angle_corrections_deg=change,
-            offsets_px=np.zeros((n, 2)), sigma_A=0.4, image_scale=np.ones(n),
-            image_offset=np.zeros(n), image_correlation=np.ones(n), angle_sigma_deg=sigma,
-            offset_sigma_px=None if sigma is None else np.full((n, 2), 0.1),
-        )  # fmt: skip
+        return _fake_final_fit(n, change, sigma)
 
     moved = np.zeros(n)
     moved[5] = 0.3
@@ -857,12 +875,48 @@ def test_an_image_far_out_of_focus_keeps_its_nominal_angle(monkeypatch):
     spread = res.model_spread[0]
     assert spread[2] >= 1.0 and spread[5] == pytest.approx(0.3) and spread[4] == 0.0
     np.testing.assert_allclose(res.image_width_A, widths)
-    kept, _, _ = keep_significant(
-        ANGLES[:n], res.angles_deg, np.zeros((n, 2)), 0.0, res.model, k=3.0,
-        model_spread=res.model_spread,
+    assert _kept_changes(res, n) == [4]
+
+
+def test_an_angle_that_walked_off_over_the_rounds_keeps_its_nominal_angle(monkeypatch):
+    """Each round's bound holds from where the last round left the angles: a fit that keeps
+    pushing one image walks it off (a resampled Pt polyhedron: 7 deg, kept at 3.2 standard
+    errors). An angle that ends more than RUNAWAY_BOUNDS bounds from its nominal one is held
+    there, named in the notes; the others are judged as before. Fake fits: every round moves
+    image 3 by +0.9 deg and image 2 by -0.9 deg (within the 1-degree bound), the final fit
+    image 4 by 0.5 deg."""
+    import types
+
+    import napari_aet.align._projection_matching as pm
+
+    n = 7
+    step = np.zeros(n)
+    step[[2, 3]] = [-0.9, 0.9]
+
+    def fit(change, sigma=None):
+        return _fake_final_fit(n, change, sigma)
+
+    final = np.zeros(n)
+    final[[2, 3, 4]] = [-0.9, 0.9, 0.5]
+    monkeypatch.setattr(pm, "genfire", lambda *a, **k: types.SimpleNamespace(volume=None))
+    monkeypatch.setattr(pm, "_refine_traced_model", lambda *a, **k: fit(step))
+    monkeypatch.setattr(pm, "why_untrusted", lambda fitted, **kw: "")
+    monkeypatch.setattr(pm, "_noisy", lambda *a, **k: False)
+    monkeypatch.setattr(
+        pm, "_final_model_fit", lambda *a, **k: (fit(final, np.full(n, 0.1)), None, 0)
+    )
+    monkeypatch.setattr(pm, "_blur_effect", lambda *a, **k: (np.zeros(n), np.full(n, 0.25)))
+    res = pm.projection_matching(
+        np.zeros((n, 16, 16), np.float32), ANGLES[:n], rounds=3, angle_method="model",
+        pixel_size_A=PX, model_builder=lambda *a: None, angle_tol_deg=1e-6,
     )  # fmt: skip
-    changed = np.flatnonzero(np.abs(kept - ANGLES[:n]) > 0.2)
-    assert list(changed) == [4], kept - ANGLES[:n]
+    total = res.angles_deg - ANGLES[:n]
+    total -= total.mean()
+    assert total[3] > pm.RUNAWAY_BOUNDS  # the rounds walked it off (0.9 deg a round)
+    assert any("walked more than 2.5 deg" in note and "3 (+" in note for note in res.notes)
+    assert res.model_spread[0][3] >= 100 and res.model_spread[0][2] >= 100
+    assert res.model_spread[0][4] == 0.0
+    assert _kept_changes(res, n) == [4]
 
 
 def test_angles_at_the_bound_again_after_a_held_round_get_a_width_per_image(monkeypatch):
