@@ -314,7 +314,7 @@ def estimate_noise_model(data) -> NoiseModel:
 def _noise_acf(arr) -> np.ndarray | None:
     """The noise's autocorrelation, ``(2 L + 1, 2 L + 1)`` for lags up to :data:`ACF_LAGS`
     (1 at lag 0), pooled over the images where each is dimmest (its lowest quarter by the
-    mean of a ring about the pixel, as for the correlation of the fourth differences):
+    mean of the 11 x 11 pixels about it, the box that holds the fourth differences' ring):
     deviations from the local mean of that quarter's pixels within 15, pairs of pixels both in
     it and clear of constant patches and of the image's frame (zero-filled edges), less the
     level of the outermost lags. None where too few pixels are left."""
