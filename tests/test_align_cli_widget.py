@@ -242,3 +242,36 @@ def test_align_widget_leaves_out_the_images_typed_in(make_napari_viewer, qtbot, 
     # a typo is refused before anything runs
     qtbot.keyClicks(field, "x")
     assert w.run() is None and "separated by commas" in w.status.value
+
+
+def test_a_denoised_alignment_gives_the_reconstruction_its_counts(
+    make_napari_viewer, qtbot, shifted_series
+):
+    """At low counts the Align widget denoises, and adds the same alignment without the
+    denoiser as a hidden second layer: the Reconstruct dock takes that one (as
+    ``napari-aet run`` reconstructs the counts: a denoiser can paint the wrong lattice), the
+    Trace dock's refinement the denoised one; Undo removes both."""
+    from qtpy.QtCore import Qt
+
+    from napari_aet.widgets import ReconWidget, TraceWidget
+
+    path, _ = shifted_series
+    ts = read_tilt_series(path)
+    low = np.random.default_rng(3).poisson(0.15 * ts.data).astype(np.float32)
+    assert np.percentile(low, 99.9) < 100  # the dose rule denoises
+    viewer = make_napari_viewer(show=True)
+    w = _align_arriving_aligned(viewer, qtbot, TiltSeries(low, ANGLES, PX), "low")
+    assert "denoised with" in w.status.value, w.status.value
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["low", "low aligned", "low aligned counts"], names
+    counts, denoised = viewer.layers["low aligned counts"], viewer.layers["low aligned"]
+    assert not counts.visible and denoised.visible
+    np.testing.assert_array_equal(counts.data, w.result.undenoised)
+    assert not np.allclose(counts.data, denoised.data, atol=0.1)
+    assert counts.metadata["angles_deg"] == pytest.approx(list(ANGLES))
+    recon, trace = ReconWidget(viewer), TraceWidget(viewer)
+    viewer.window.add_dock_widget(recon, name="Reconstruct")
+    assert recon.layer.value is counts
+    assert trace.series.value is denoised
+    qtbot.mouseClick(w.undo_button.native, Qt.LeftButton)
+    assert [layer.name for layer in viewer.layers] == ["low"]

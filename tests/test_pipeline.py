@@ -1,5 +1,6 @@
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,6 +160,15 @@ def test_align_stage_keeps_the_aligned_series_without_the_denoiser(series, tmp_p
     assert recorded_denoiser(read_tilt_series(lay.aligned_series).metadata) is None
     again = recorded_denoiser(read_tilt_series(lay2.aligned_series).metadata)
     assert again is not None and again(undenoised[:1]).shape == undenoised[:1].shape
+    # the recon stage reconstructs the counts (the denoiser can paint the wrong lattice)
+    from napari_aet.workflows.pipeline import _recon_series
+
+    assert Path(_recon_series(lay2, ReconSettings(), first=True).path) == lay2.undenoised_series
+    denoised = _recon_series(lay2, ReconSettings(series="denoised"), first=True)
+    assert Path(denoised.path) == lay2.aligned_series
+    assert Path(_recon_series(lay, ReconSettings(), first=True).path) == lay.aligned_series
+    with pytest.raises(ValueError, match="recon series 'raw'"):
+        ReconSettings(series="raw")
 
 
 def test_images_left_out_rerun_the_alignment_on_resume():

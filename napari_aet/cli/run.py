@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..workflows import (
+    RECON_SERIES,
     AlignSettings,
     AnalyzeSettings,
     AugmentSettings,
@@ -54,6 +55,14 @@ def add_run(sub) -> None:
     p.add_argument("--recon-iterations", type=int, default=RE.iterations)
     p.add_argument("--oversampling", type=float, default=RE.oversampling)
     p.add_argument("--interpolation", default=RE.interpolation, choices=["fft", "dft"])
+    p.add_argument(
+        "--recon-series",
+        default=RE.series,
+        choices=list(RECON_SERIES),
+        help="what GENFIRE reconstructs when the align stage denoised the series: 'counts' "
+        "(default: the aligned counts before the denoiser, which can paint the wrong lattice "
+        "where a crystal changes) or 'denoised'",
+    )
     p.add_argument(
         "--denoise",
         default=AL.denoise,
@@ -173,6 +182,7 @@ def settings_from_args(args) -> RunSettings:
             oversampling=args.oversampling,
             interpolation=args.interpolation,
             second_axis_rotation_deg=args.second_axis_rotation,
+            series=args.recon_series,
         ),
         augment=augment,
         refine=None

@@ -42,7 +42,7 @@ from ._runner import (
     show_result,
     status_label,
 )
-from ._tilt_series import ask_for_geometry, is_aligned
+from ._tilt_series import ALIGNED_COUNTS, ask_for_geometry, is_aligned
 
 if TYPE_CHECKING:
     import napari
@@ -219,6 +219,12 @@ class AlignWidget(StageWidgetMixin, DockContainer):
         new = self._viewer.add_image(data, **kw)
         show_result(self._viewer, new, hide_kinds=("tilt_series",))
         self._made.append(new.name)
+        if res.undenoised is not None:  # what the Reconstruct dock takes (ReconSettings.series)
+            plain = TiltSeries(res.undenoised, res.angles_deg, ts.pixel_size_A, name, {})
+            cdata, ckw, _ = tilt_series_layer_data(plain, name=f"{name} aligned counts")
+            ckw["metadata"] = {**kw["metadata"], ALIGNED_COUNTS: True, "file_metadata": {}}
+            counts_layer = self._viewer.add_image(cdata, visible=False, **ckw)
+            self._made.append(counts_layer.name)
         self._fill_table(res)
         self.undo_button.enabled = True
         s = np.asarray(res.shifts_px)

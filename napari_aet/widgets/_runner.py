@@ -239,15 +239,16 @@ class StageWidgetMixin:
             self.cancel_button.enabled = busy
 
 
-def follow_new_layers(viewer, layer_widget, kinds: tuple[str, ...]) -> None:
+def follow_new_layers(viewer, layer_widget, kinds: tuple[str, ...], skip=None) -> None:
     """Keep ``layer_widget``'s choices in step with the viewer's layers, and select each newly
-    added layer whose ``metadata["napari_aet_type"]`` is one of ``kinds``: a step picks up the
-    previous step's result by default (``kinds=()`` only keeps the choices current)."""
+    added layer whose ``metadata["napari_aet_type"]`` is one of ``kinds`` (and, with ``skip``,
+    for which ``skip(layer)`` is false): a step picks up the previous step's result by default
+    (``kinds=()`` only keeps the choices current)."""
 
     def on_insert(event) -> None:
         layer = event.value
         layer_widget.reset_choices()
-        if layer.metadata.get("napari_aet_type") in kinds:
+        if layer.metadata.get("napari_aet_type") in kinds and not (skip and skip(layer)):
             try:
                 layer_widget.value = layer
             except ValueError:  # not a choice of this widget (another layer type)

@@ -123,6 +123,18 @@ class TiltSeriesWidget(DockContainer):
         return True
 
 
+#: ``metadata`` key of the Align widget's second layer when it denoised the series: the same
+#: alignment without the denoiser, what the Reconstruct dock reconstructs by default (as
+#: ``napari-aet run``: :data:`napari_aet.workflows.RECON_SERIES`); the Trace dock's
+#: refinement keeps the denoised layer.
+ALIGNED_COUNTS = "napari_aet_aligned_counts"
+
+
+def is_aligned_counts(layer) -> bool:
+    """The Align widget's aligned series without the denoiser (:data:`ALIGNED_COUNTS`)."""
+    return bool(layer.metadata.get(ALIGNED_COUNTS))
+
+
 def is_aligned(layer) -> bool:
     """A tilt series aligned by napari-aet (the Align widget's output or ``napari-aet align``'s
     file read back)."""

@@ -48,6 +48,7 @@ from ._runner import (
     status_label,
 )
 from ._shared import has_shared_model, publish, share, shared_model
+from ._tilt_series import is_aligned_counts
 
 D = TraceSettings()
 
@@ -187,9 +188,13 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         self.layer.changed.connect(self._species_source)
         follow_new_layers(viewer, self.layer, ("tomogram",))
         select_latest(viewer, self.layer, ("tomogram",))
-        follow_new_layers(viewer, self.series, ("tilt_series",))
+        # the refinement fits the denoised series (the Align widget's counts layer is what the
+        # Reconstruct dock takes)
+        follow_new_layers(viewer, self.series, ("tilt_series",), skip=is_aligned_counts)
         series = [
-            lay for lay in viewer.layers if lay.metadata.get("napari_aet_type") == "tilt_series"
+            lay
+            for lay in viewer.layers
+            if lay.metadata.get("napari_aet_type") == "tilt_series" and not is_aligned_counts(lay)
         ]
         if series:  # the newest tilt series (the aligned one, in the workflow)
             self.series.value = series[-1]

@@ -17,6 +17,7 @@ from .pipeline import StageFailed, file_fingerprint, gather, run_batch, run_pipe
 from .precision import PrecisionResult, precision_analysis
 from .report import load_run, make_run_figures, run_figures, run_summary
 from .settings import (
+    RECON_SERIES,
     REFINE_COUNTS,
     STAGES,
     STUDY_LOWPASS_INV_A,
@@ -47,6 +48,7 @@ from .stages import (
 )
 
 __all__ = [
+    "RECON_SERIES",
     "REFINE_COUNTS",
     "STAGES",
     "STAGE_FILES",

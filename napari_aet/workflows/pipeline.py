@@ -26,7 +26,7 @@ from ..core.files import replace_when_done, staged_folder
 from ..core.progress import Cancelled
 from ._common import StageResult, left_out_indices, write_json
 from .atom_stages import run_analyze, run_refine, run_trace, run_validate
-from .layout import RunLayout
+from .layout import STAGE_FILES, RunLayout
 from .report import run_figures
 from .settings import STAGES, RunSettings, SeriesSource, VolumeSource, settings_dict
 from .stages import run_align, run_augment, run_recon
@@ -96,8 +96,14 @@ def _run_stage(
                 res.written += [f"second/{w}" for w in res2.written]
             return res
         if stage == "recon":
-            other = None if second is None else SeriesSource(str(lay.second_aligned_series))
-            return run_recon(aligned, settings.recon, tmp, progress, cancel, second=other)
+            return run_recon(
+                _recon_series(lay, settings.recon, first=True),
+                settings.recon,
+                tmp,
+                progress,
+                cancel,
+                second=None if second is None else _recon_series(lay, settings.recon, first=False),
+            )
         if stage == "augment":
             return run_augment(
                 VolumeSource(str(lay.tomogram)), settings.augment, tmp, progress, cancel
@@ -129,6 +135,18 @@ def _run_stage(
                 lay.analysed_atoms, aligned, settings.validate, tmp, progress, cancel
             )
     raise ValueError(f"unknown stage {stage!r}; the stages are {', '.join(STAGES)}")
+
+
+def _recon_series(lay: RunLayout, settings, *, first: bool) -> SeriesSource:
+    """The aligned series the recon stage reconstructs (the first or a dual-axis run's
+    second): its counts before the denoiser when the align stage denoised it and
+    ``settings.series`` is ``"counts"`` (:data:`~.settings.RECON_SERIES`), else the aligned
+    series."""
+    aligned = lay.aligned_series if first else lay.second_aligned_series
+    plain = aligned.with_name(STAGE_FILES["align"]["series_undenoised"])
+    if settings.series == "counts" and plain.exists():
+        return SeriesSource(str(plain))
+    return SeriesSource(str(aligned))
 
 
 def gather(run_dir) -> dict:

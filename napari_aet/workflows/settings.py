@@ -123,6 +123,18 @@ class AlignSettings:
             ) from err
 
 
+#: What the pipeline's recon stage reconstructs when the align stage denoised the series
+#: (:class:`ReconSettings` ``series``): the aligned counts before the denoiser, or the
+#: denoised series. The denoiser (BM3D, patch-based) paints a plausible lattice where the
+#: counts are few, and where a crystal is not the same everywhere it can paint the wrong one:
+#: a twinned Pt dumbbell at a third of the study's counts (256 px, 2,368 atoms; abTEM series)
+#: came out of GENFIRE on the denoised series with a patch of one (111) layer at the neck on
+#: the wrong stacking sites (33 of its 154 atoms missed and 41 false, 1.6 A off: the
+#: stacking shift), which the counts reconstruct right (1 missed, 11 false there); the U-Net
+#: then cleans the counts' noisier tomogram (docs/benchmarks.md, thirty-fourth session).
+RECON_SERIES = ("counts", "denoised")
+
+
 @dataclass(frozen=True)
 class ReconSettings:
     """GENFIRE reconstruction (``napari-aet recon``, the Reconstruct widget)."""
@@ -138,6 +150,15 @@ class ReconSettings:
     format: str = "h5"
     # dual-axis: the second series' in-plane turn [deg]; None = measured from the images
     second_axis_rotation_deg: float | None = None
+    # which aligned series the pipeline reconstructs when the align stage denoised it:
+    # "counts" (the aligned counts before the denoiser, ``RECON_SERIES``) or "denoised"
+    series: str = "counts"
+
+    def __post_init__(self):
+        if self.series not in RECON_SERIES:
+            raise ValueError(
+                f"recon series {self.series!r}: choose " + " or ".join(map(repr, RECON_SERIES))
+            )
 
 
 @dataclass(frozen=True)
