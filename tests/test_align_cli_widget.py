@@ -245,7 +245,7 @@ def test_align_widget_leaves_out_the_images_typed_in(make_napari_viewer, qtbot, 
 
 
 def test_a_denoised_alignment_gives_the_reconstruction_its_counts(
-    make_napari_viewer, qtbot, shifted_series
+    make_napari_viewer, qtbot, shifted_series, tmp_path
 ):
     """At low counts the Align widget denoises, and adds the same alignment without the
     denoiser as a hidden second layer: the Reconstruct dock takes that one (as
@@ -266,6 +266,7 @@ def test_a_denoised_alignment_gives_the_reconstruction_its_counts(
     assert names == ["low", "low aligned", "low aligned counts"], names
     counts, denoised = viewer.layers["low aligned counts"], viewer.layers["low aligned"]
     assert not counts.visible and denoised.visible
+    assert viewer.layers.selection.active is denoised  # its controls, not the hidden one's
     np.testing.assert_array_equal(counts.data, w.result.undenoised)
     assert not np.allclose(counts.data, denoised.data, atol=0.1)
     assert counts.metadata["angles_deg"] == pytest.approx(list(ANGLES))
@@ -273,5 +274,7 @@ def test_a_denoised_alignment_gives_the_reconstruction_its_counts(
     viewer.window.add_dock_widget(recon, name="Reconstruct")
     assert recon.layer.value is counts
     assert trace.series.value is denoised
+    shot = viewer.screenshot(str(tmp_path / "align_counts_layer.png"), canvas_only=False)
+    assert shot.std() > 0  # a drawn window, not a black one
     qtbot.mouseClick(w.undo_button.native, Qt.LeftButton)
     assert [layer.name for layer in viewer.layers] == ["low"]

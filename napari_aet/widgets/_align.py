@@ -225,6 +225,7 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             ckw["metadata"] = {**kw["metadata"], ALIGNED_COUNTS: True, "file_metadata": {}}
             counts_layer = self._viewer.add_image(cdata, visible=False, **ckw)
             self._made.append(counts_layer.name)
+            self._viewer.layers.selection.active = new  # the shown layer's controls
         self._fill_table(res)
         self.undo_button.enabled = True
         s = np.asarray(res.shifts_px)
