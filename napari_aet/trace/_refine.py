@@ -15,6 +15,7 @@ from ..forward import (
 )
 from . import _verdicts
 from ._counts_correction import counts_correction
+from ._counts_moves import MIN_MOVE_A, counts_prefer_origin
 from ._position_source import choose_position_source
 from ._trials import _trial_candidates, residual_trials
 from ._verdicts import (
@@ -341,6 +342,8 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
     if source is not None:
         info["position_source"] = source
     model.metadata["refinement"] = info
+    model, info = _with_counts_moves_back(model, info, source, judge_images, origin,
+                                          angles_deg=res.angles_deg, **kw)  # fmt: skip
     model, info = _with_counts_correction(
         model, info, source, judge_images, origin, angles_deg=angles_deg, **kw
     )
@@ -464,6 +467,44 @@ def _held_out_check(atoms, images, angles_deg, judge_images, params) -> dict:
     t = cmp["t"]
     verdict = "refined" if t is not None and t >= HELD_OUT_T else "traced"
     return {**out, **cmp, "verdict": verdict, "n_atoms_half_fit": int(model.n_atoms)}
+
+
+def _with_counts_moves_back(model, info, source, counts, origin, *, angles_deg, pixel_size_A,
+                            weighting, device, cancel, **_):  # fmt: skip
+    """``(model, info)`` with the traced atoms that the fit to a denoised series moved far
+    and that the counts would rather have where the tracer put them moved back there
+    (:func:`~napari_aet.trace._counts_moves.counts_prefer_origin`, on the atoms' amplitudes
+    fitted to the counts with the positions held; ``info["counts_moves"]``). Only when the
+    positions were fitted to a denoised series that the counts judged."""
+    if source is None or source.get("source") != "denoised" or counts is None:
+        return model, info
+    if info.get("judged_on") != "judge_images" or origin is None:
+        return model, info
+    if len(origin) != model.n_atoms or model.n_atoms < 5:
+        return model, info
+    start = np.asarray(origin, float).copy()
+    if "refine_added" in model.features:  # an added atom's start is a trial, not a tracer's
+        start[model.features["refine_added"].to_numpy(np.int8) != 0] = np.nan
+    moved = np.linalg.norm(model.positions - start, axis=1)
+    if not np.any(moved > MIN_MOVE_A):  # (NaN compares False)
+        info = {**info, "counts_moves": {"min_move_A": MIN_MOVE_A, "n_judged": 0, "n_back": 0}}
+        model.metadata["refinement"] = info
+        return model, info
+    check_cancel(cancel, "refinement")
+    fit = refine_atomic_model(
+        counts, angles_deg, model.positions, pixel_size_A=pixel_size_A, refine_positions=False,
+        refine_angles=False, refine_offsets=False, iterations=JUDGE_ITERATIONS,
+        return_images=True, weighting=weighting, device=device, cancel=cancel,
+    )  # fmt: skip
+    back, record = counts_prefer_origin(fit, counts, start, pixel_size_A=pixel_size_A)
+    info = {**info, "counts_moves": record}
+    positions, features = model.positions.copy(), model.features.copy()
+    positions[back] = start[back]
+    if back.any() and "refine_shift_A" in features:
+        features["refine_shift_A"] = np.linalg.norm(positions - np.asarray(origin), axis=1)
+    out = AtomModel(positions, features, dict(model.metadata))
+    out.metadata["refinement"] = info
+    return out, info
 
 
 def _with_counts_correction(model, info, source, counts, origin, *, angles_deg, pixel_size_A,
