@@ -64,8 +64,11 @@ def test_simulate_align_recon_trace_edit_analyze_export_and_reopen(
     assert align.layer.value is viewer.layers["simulated twinned dumbbell"]
     align.rounds.value = 1
     _run(qtbot, align)
-    # 3. reconstruct the aligned series (picked up automatically)
-    assert recon.layer.value.name == "simulated twinned dumbbell aligned"
+    # 3. reconstruct the aligned series (picked up automatically): its counts, since the
+    # alignment denoised them (the hidden second layer), as `napari-aet run` does
+    assert "denoised with" in align.status.value
+    assert recon.layer.value.name == "simulated twinned dumbbell aligned counts"
+    assert not recon.layer.value.visible
     recon.iterations.value = 40
     _run(qtbot, recon)
     tomo = recon.layer.value.name + " GENFIRE"
