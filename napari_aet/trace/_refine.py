@@ -343,7 +343,7 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
         info["position_source"] = source
     model.metadata["refinement"] = info
     model, info = _with_counts_moves_back(model, info, source, judge_images, origin,
-                                          angles_deg=res.angles_deg, **kw)  # fmt: skip
+                                          angles_deg=angles_deg, **kw)  # fmt: skip
     model, info = _with_counts_correction(
         model, info, source, judge_images, origin, angles_deg=angles_deg, **kw
     )
@@ -470,16 +470,16 @@ def _held_out_check(atoms, images, angles_deg, judge_images, params) -> dict:
 
 
 def _with_counts_moves_back(model, info, source, counts, origin, *, angles_deg, pixel_size_A,
-                            weighting, device, cancel, **_):  # fmt: skip
+                            refine_geometry, weighting, device, cancel, **_):  # fmt: skip
     """``(model, info)`` with the traced atoms that the fit to a denoised series moved far
     and that the counts would rather have where the tracer put them moved back there
     (:func:`~napari_aet.trace._counts_moves.counts_prefer_origin`, on the atoms' amplitudes
     fitted to the counts with the positions held; ``info["counts_moves"]``). Only when the
-    positions were fitted to a denoised series that the counts judged."""
+    positions were fitted to a denoised series that the counts judged, the geometry held."""
     if source is None or source.get("source") != "denoised" or counts is None:
         return model, info
-    if info.get("judged_on") != "judge_images" or origin is None:
-        return model, info
+    if info.get("judged_on") != "judge_images" or origin is None or refine_geometry:
+        return model, info  # (a fit that moved the geometry: the counts' fit would not match)
     if len(origin) != model.n_atoms or model.n_atoms < 5:
         return model, info
     start = np.asarray(origin, float).copy()
