@@ -88,7 +88,7 @@ def test_traced_positions_share_the_final_ones_by_how_far_the_fit_moved_them():
     import pandas as pd
 
     from napari_aet.core.atoms import AtomModel
-    from napari_aet.trace._refine import TRACER_SHARE, _with_tracer_share
+    from napari_aet.trace._post_fit import TRACER_SHARE, _with_tracer_share
 
     rng = np.random.default_rng(0)
     origin = build_structure("fcc", radius_A=9, seed=1, jitter_A=0.0).positions  # a crystal
@@ -122,7 +122,7 @@ def test_an_amorphous_particle_keeps_its_fitted_positions():
 
     from napari_aet.core.atoms import AtomModel
     from napari_aet.simulate import build_structure
-    from napari_aet.trace._refine import _with_tracer_share
+    from napari_aet.trace._post_fit import _with_tracer_share
 
     rng = np.random.default_rng(1)
     for structure, shared in (("amorphous", False), ("fcc", True)):

@@ -1,0 +1,178 @@
+"""What happens to a refinement's positions after its fit to a denoised series: the long
+moves the counts undo (:mod:`~napari_aet.trace._counts_moves`), the smooth part of what the
+counts move them by (:mod:`~napari_aet.trace._counts_correction`) and the traced positions'
+share (:data:`TRACER_SHARE`). Each takes and returns ``(model, info)``, recording what it did
+in ``info`` (``refine.json``); each leaves the model alone where it does not apply."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.atoms import AtomModel
+from ..core.progress import check_cancel
+from ..forward import MIN_MODEL_CORRELATION, refine_atomic_model, why_untrusted
+from ._counts_correction import counts_correction
+from ._counts_moves import MIN_MOVE_A, counts_prefer_origin
+from ._verdicts import JUDGE_ITERATIONS
+
+#: When the replicate measured the fit's precision (:func:`choose_position_source`: a denoiser
+#: ran), each traced atom ends at ``w`` of the way back from its refined position to its
+#: traced one, ``w = TRACER_SHARE * min(1, (s / d)^2)``: ``s`` the fit's RMS error on the
+#: replicate, ``d`` the RMS of how far the fit moved the traced atoms. Were the tracer's and
+#: the fit's errors independent, ``d^2 - s^2`` would be the tracer's variance and ``(s / d)^2``
+#: the inverse-variance weight of the traced position; the fit starts from the traced
+#: positions, so the errors share a part and the weight is halved. When the fit moves atoms
+#: by no more than its own noise (``d <= s``: very low counts) traced and refined count alike.
+#: Measured on 42 finished runs of independent series (docs/benchmarks.md, thirtieth
+#: session; 128 and 256 px, Pt, Au, Pd, Ni, Ag, W, Fe, Ta, crystals and amorphous, a tenth to
+#: the full counts): the final RMSD fell in 32 (by up to 7.2 pm: Fe at a tenth of the counts
+#: 21.3 -> 14.1 pm, a Pt polyhedron 17.5 -> 12.8, Pd 15.6 -> 12.6, Ni 20.7 -> 17.2), stayed
+#: within 0.05 pm in 6, rose in 4 amorphous ones by 0.1-0.8 pm (an amorphous particle's
+#: traced positions are worse than a crystal's); the full weight ``(s / d)^2`` gained as
+#: much at a tenth of the counts but lost up to 2.9 pm elsewhere. Not when the held-out
+#: images decided (they chose the refinement).
+TRACER_SHARE = 0.5
+#: ... for a crystal: at least this fraction of the refined atoms nearest an ideal crystal
+#: point (fcc, hcp or bcc) of the Q4-Q6 map. The tracer's positions win where they sit on a
+#: lattice; an amorphous particle's traced positions are worse than its fit's (the five runs the
+#: share made worse, by 0.1-0.5 pm and 0.8 pm, were all amorphous). Measured on the refined atoms
+#: of 72 runs (docs/benchmarks.md, thirtieth session): every amorphous one 0.00, every crystal
+#: 0.75-1.00, even at a tenth of the counts, but for a misaligned series at a tenth of the
+#: counts whose atoms were 68 % wrong (0.06).
+TRACER_SHARE_MIN_CRYSTAL = 0.5
+
+
+def _with_counts_moves_back(model, info, source, counts, origin, *, angles_deg, pixel_size_A,
+                            refine_geometry, weighting, device, cancel, **_):  # fmt: skip
+    """``(model, info)`` with the traced atoms that the fit to a denoised series moved far
+    and that the counts would rather have where the tracer put them moved back there
+    (:func:`~napari_aet.trace._counts_moves.counts_prefer_origin`, on the atoms' amplitudes
+    fitted to the counts with the positions held; ``info["counts_moves"]``). Only when the
+    positions were fitted to a denoised series that the counts judged, the geometry held."""
+    if source is None or source.get("source") != "denoised" or counts is None:
+        return model, info
+    if info.get("judged_on") != "judge_images" or origin is None or refine_geometry:
+        return model, info  # (a fit that moved the geometry: the counts' fit would not match)
+    if len(origin) != model.n_atoms or model.n_atoms < 5:
+        return model, info
+    start = np.asarray(origin, float).copy()
+    if "refine_added" in model.features:  # an added atom's start is a trial, not a tracer's
+        start[model.features["refine_added"].to_numpy(np.int8) != 0] = np.nan
+    moved = np.linalg.norm(model.positions - start, axis=1)
+    if not np.any(moved > MIN_MOVE_A):  # (NaN compares False)
+        info = {**info, "counts_moves": {"min_move_A": MIN_MOVE_A, "n_judged": 0, "n_back": 0}}
+        model.metadata["refinement"] = info
+        return model, info
+    check_cancel(cancel, "refinement")
+    fit = refine_atomic_model(
+        counts, angles_deg, model.positions, pixel_size_A=pixel_size_A, refine_positions=False,
+        refine_angles=False, refine_offsets=False, iterations=JUDGE_ITERATIONS,
+        return_images=True, weighting=weighting, device=device, cancel=cancel,
+    )  # fmt: skip
+    back, record = counts_prefer_origin(fit, counts, start, pixel_size_A=pixel_size_A)
+    info = {**info, "counts_moves": record}
+    positions, features = model.positions.copy(), model.features.copy()
+    positions[back] = start[back]
+    if back.any() and "refine_shift_A" in features:
+        features["refine_shift_A"] = np.linalg.norm(positions - np.asarray(origin), axis=1)
+    out = AtomModel(positions, features, dict(model.metadata))
+    out.metadata["refinement"] = info
+    return out, info
+
+
+def _with_counts_correction(model, info, source, counts, origin, *, angles_deg, pixel_size_A,
+                            iterations, refine_geometry, weighting, device, progress, cancel,
+                            min_correlation=MIN_MODEL_CORRELATION, **_):  # fmt: skip
+    """``(model, info)`` with the smooth part of what the counts move the positions by
+    added, when the positions were fitted to a denoised series that the replicate chose over
+    the counts (:mod:`~napari_aet.trace._counts_correction`; ``info["counts_correction"]``)."""
+    if source is None or source.get("source") != "denoised" or counts is None:
+        return model, info
+    if "not_refined" in info or model.n_atoms < 5:
+        return model, info
+    if refine_geometry:  # the denoised fit moved the geometry: the counts' fit would not match
+        info["counts_correction"] = {"applied": False, "why": "refine_geometry"}
+        return model, info
+    check_cancel(cancel, "refinement")
+    res = refine_atomic_model(
+        counts, angles_deg, model.positions, pixel_size_A=pixel_size_A, refine_angles=False,
+        refine_offsets=False, iterations=iterations, weighting=weighting, device=device,
+        progress=progress, cancel=cancel,
+    )  # fmt: skip
+    why = why_untrusted(res, min_correlation=min_correlation)
+    if why:
+        info["counts_correction"] = {"applied": False, "why": why}
+        return model, info
+    smooth, cinfo = counts_correction(model.positions, res.positions_A - model.positions)
+    info["counts_correction"] = cinfo
+    if smooth is None:
+        return model, info
+    positions = model.positions + smooth
+    features = model.features.copy()
+    if origin is not None and len(origin) == len(positions) and "refine_shift_A" in features:
+        features["refine_shift_A"] = np.linalg.norm(positions - origin, axis=1)
+    out = AtomModel(positions, features, dict(model.metadata))
+    out.metadata["refinement"] = info
+    return out, info
+
+
+def _with_tracer_share(model, info, source, origin):
+    """``(model, info)`` with each traced atom moved :data:`TRACER_SHARE`-weighted back toward
+    its traced position, by how far the fit moved the atoms against the fit's own error on the
+    replicate (``info["tracer_share"]``); unchanged without a replicate or a refinement."""
+    if source is None or "not_refined" in info or origin is None:
+        return model, info
+    if len(origin) != model.n_atoms or "refine_added" not in model.features:
+        return model, info
+    rms = source.get("replicate_rms_pm") or {}
+    corr = info.get("counts_correction") or {}
+    if source.get("source") == "denoised" and corr.get("applied"):
+        fit_error = rms.get("denoised_corrected") or rms.get("denoised")
+    else:
+        fit_error = rms.get(source.get("source"))
+    traced = model.features["refine_added"].to_numpy(np.int8) == 0
+    if fit_error is None or traced.sum() < 4:
+        return model, info
+    shift = model.positions - np.asarray(origin, float)
+    moved = 100.0 * float(np.sqrt(np.mean(np.sum(shift[traced] ** 2, axis=1))))
+    if not moved > 0:
+        return model, info
+    crystal = _crystal_fraction(model.positions)
+    record = {
+        "weight": 0.0,
+        "crystal_fraction": crystal,
+        "fit_error_pm": float(fit_error),
+        "shift_rms_pm": moved,
+        "share": TRACER_SHARE,
+    }
+    positions, features = model.positions.copy(), model.features.copy()
+    if crystal < TRACER_SHARE_MIN_CRYSTAL:
+        record["why"] = (
+            f"{100 * crystal:.0f} % of the atoms in a crystal class of the Q4-Q6 map "
+            f"(< {100 * TRACER_SHARE_MIN_CRYSTAL:.0f} %): not a crystal, the fit's positions kept"
+        )
+    else:
+        record["weight"] = w = TRACER_SHARE * min(1.0, (float(fit_error) / moved) ** 2)
+        positions[traced] -= w * shift[traced]
+        if "refine_shift_A" in features:
+            features["refine_shift_A"] = np.linalg.norm(positions - origin, axis=1)
+    info = {**info, "tracer_share": record}
+    out = AtomModel(positions, features, dict(model.metadata))
+    out.metadata["refinement"] = info
+    return out, info
+
+
+def _crystal_fraction(positions) -> float:
+    """Fraction of the atoms whose bond order (Q4, Q6 with the study's cutoff per bond length)
+    is nearest an ideal fcc, hcp or bcc point
+    (:func:`napari_aet.analysis.classify_local_structure`)."""
+    from ..analysis import classify_local_structure, nearest_neighbour_distance, steinhardt_q4_q6
+    from ..analysis._crystal import BOO_CUTOFF_PER_BOND
+
+    try:
+        d_nn = nearest_neighbour_distance(positions)
+    except ValueError:
+        return 0.0
+    q4, q6 = steinhardt_q4_q6(positions, cutoff_A=BOO_CUTOFF_PER_BOND * d_nn)
+    labels, _ = classify_local_structure(q4, q6)
+    return float(np.mean(labels != "other"))
