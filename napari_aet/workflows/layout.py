@@ -121,7 +121,13 @@ class RunLayout:
     def undenoised_series(self) -> Path | None:
         """The aligned series without the denoiser when one ran
         (``align/aligned_tilt_series_undenoised.h5``; the refine stage's counts), else None."""
-        plain = self.file("align", "series_undenoised")
+        return self.undenoised_beside(self.aligned_series)
+
+    @staticmethod
+    def undenoised_beside(aligned) -> Path | None:
+        """The counts before the denoiser that the align stage wrote beside ``aligned`` (the
+        first series or a dual-axis run's second) when it denoised, else None."""
+        plain = Path(aligned).with_name(STAGE_FILES["align"]["series_undenoised"])
         return plain if plain.exists() else None
 
     @property

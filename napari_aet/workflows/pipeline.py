@@ -26,7 +26,7 @@ from ..core.files import replace_when_done, staged_folder
 from ..core.progress import Cancelled
 from ._common import StageResult, left_out_indices, write_json
 from .atom_stages import run_analyze, run_refine, run_trace, run_validate
-from .layout import STAGE_FILES, RunLayout
+from .layout import RunLayout
 from .report import run_figures
 from .settings import STAGES, RunSettings, SeriesSource, VolumeSource, settings_dict
 from .stages import run_align, run_augment, run_recon
@@ -143,8 +143,8 @@ def _recon_series(lay: RunLayout, settings, *, first: bool) -> SeriesSource:
     ``settings.series`` is ``"counts"`` (:data:`~.settings.RECON_SERIES`), else the aligned
     series."""
     aligned = lay.aligned_series if first else lay.second_aligned_series
-    plain = aligned.with_name(STAGE_FILES["align"]["series_undenoised"])
-    if settings.series == "counts" and plain.exists():
+    plain = lay.undenoised_beside(aligned)
+    if settings.series == "counts" and plain is not None:
         return SeriesSource(str(plain))
     return SeriesSource(str(aligned))
 
