@@ -59,3 +59,43 @@ def test_the_counts_take_back_an_atom_moved_onto_a_wrong_site_and_keep_one_moved
     traced[wrong[0]] = np.nan
     back, record = counts_prefer_origin(fit, counts, traced, pixel_size_A=PX)
     assert record["n_judged"] == 11 and not back[wrong[0]] and back[wrong[1:]].all()
+
+
+def test_the_refine_stage_moves_back_what_the_counts_undo_and_only_after_a_denoised_fit():
+    """``_with_counts_moves_back`` as the refine stage calls it: a fit to a denoised series
+    (judged on the counts) that moved atoms 1.6 A off their sites gets them back at their
+    traced positions, recorded in ``counts_moves``; an atom the fit added is never judged; a
+    fit to the counts themselves, or one that moved the geometry, is left alone."""
+    import pandas as pd
+
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.trace._post_fit import _with_counts_moves_back
+
+    truth = build_structure("fcc", radius_A=7.0, shape_px=SHAPE, pixel_size_A=PX, seed=4)
+    truth = truth.positions
+    counts = _counts(truth, seed=2)
+    rng = np.random.default_rng(5)
+    wrong = rng.choice(len(truth), 5, replace=False)
+    step = rng.normal(size=(5, 3))
+    step *= 1.6 / np.linalg.norm(step, axis=1, keepdims=True)
+    fitted = truth.copy()
+    fitted[wrong] += step
+    added = np.zeros(len(truth), np.int8)
+    added[wrong[0]] = 1  # this one the fit added from a trial: it has no traced position
+    features = pd.DataFrame({"refine_added": added, "refine_shift_A": 0.0})
+    model = AtomModel(fitted, features, {})
+    source = {"source": "denoised"}
+    kw = dict(angles_deg=ANGLES, pixel_size_A=PX, weighting="uniform", device="cpu",
+              cancel=None)  # fmt: skip
+    info = {"judged_on": "judge_images"}
+    out, out_info = _with_counts_moves_back(model, info, source, counts, truth,
+                                            refine_geometry=False, **kw)  # fmt: skip
+    assert out_info["counts_moves"]["n_judged"] == 4 and out_info["counts_moves"]["n_back"] == 4
+    np.testing.assert_allclose(out.positions[wrong[1:]], truth[wrong[1:]])
+    np.testing.assert_allclose(out.positions[wrong[0]], fitted[wrong[0]])
+    np.testing.assert_allclose(out.features["refine_shift_A"].to_numpy()[wrong[1:]], 0.0)
+    assert out.metadata["refinement"]["counts_moves"]["n_back"] == 4
+    for src, geometry in (({"source": "counts"}, False), (source, True)):
+        same, same_info = _with_counts_moves_back(model, dict(info), src, counts, truth,
+                                                  refine_geometry=geometry, **kw)  # fmt: skip
+        assert same is model and "counts_moves" not in same_info

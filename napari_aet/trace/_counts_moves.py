@@ -63,6 +63,13 @@ def move_scores(residual_images, angles_deg, offsets_px, image_sigma_A, atom_int
     return gain / np.maximum(scale, 1e-30)
 
 
+def far_moves(positions_A, origin_A, min_move_A: float = MIN_MOVE_A) -> np.ndarray:
+    """Indices of the atoms more than ``min_move_A`` from their ``origin_A`` (NaN rows, atoms
+    without an origin, never)."""
+    moved = np.linalg.norm(np.asarray(positions_A, float) - np.asarray(origin_A, float), axis=1)
+    return np.nonzero(np.isfinite(moved) & (moved > min_move_A))[0]
+
+
 def counts_prefer_origin(fit, counts, origin_A, *, pixel_size_A: float,
                          min_move_A: float = MIN_MOVE_A) -> tuple[np.ndarray, dict]:  # fmt: skip
     """Which of ``fit``'s atoms (a :class:`~napari_aet.forward.ModelRefinementResult` on the
@@ -72,8 +79,7 @@ def counts_prefer_origin(fit, counts, origin_A, *, pixel_size_A: float,
     above 0. Returns the mask and a record."""
     pos = np.asarray(fit.positions_A, float)
     origin = np.asarray(origin_A, float)
-    moved = np.linalg.norm(pos - origin, axis=1)
-    far = np.nonzero(np.isfinite(moved) & (moved > min_move_A))[0]
+    far = far_moves(pos, origin, min_move_A)
     record = {"min_move_A": min_move_A, "n_judged": int(len(far)), "n_back": 0}
     mask = np.zeros(len(pos), bool)
     if not len(far) or fit.model_images is None:

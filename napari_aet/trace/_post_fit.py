@@ -12,7 +12,7 @@ from ..core.atoms import AtomModel
 from ..core.progress import check_cancel
 from ..forward import MIN_MODEL_CORRELATION, refine_atomic_model, why_untrusted
 from ._counts_correction import counts_correction
-from ._counts_moves import MIN_MOVE_A, counts_prefer_origin
+from ._counts_moves import MIN_MOVE_A, counts_prefer_origin, far_moves
 from ._verdicts import JUDGE_ITERATIONS
 
 #: When the replicate measured the fit's precision (:func:`choose_position_source`: a denoiser
@@ -58,8 +58,7 @@ def _with_counts_moves_back(model, info, source, counts, origin, *, angles_deg, 
     start = np.asarray(origin, float).copy()
     if "refine_added" in model.features:  # an added atom's start is a trial, not a tracer's
         start[model.features["refine_added"].to_numpy(np.int8) != 0] = np.nan
-    moved = np.linalg.norm(model.positions - start, axis=1)
-    if not np.any(moved > MIN_MOVE_A):  # (NaN compares False)
+    if not len(far_moves(model.positions, start)):
         info = {**info, "counts_moves": {"min_move_A": MIN_MOVE_A, "n_judged": 0, "n_back": 0}}
         model.metadata["refinement"] = info
         return model, info
