@@ -768,7 +768,6 @@ def test_rounds_are_added_while_the_angles_still_converge(
     # the last round's change counts as the estimates' jitter in the significance test:
     # stopping while the angles still converge reverts real corrections. Each fake round's
     # fit changes the angles by a given RMS (the same pattern, scaled)
-    import types
 
     import napari_aet.align._projection_matching as pm
     from napari_aet.forward import ModelRefinementResult
@@ -795,7 +794,7 @@ def test_rounds_are_added_while_the_angles_still_converge(
         bound = held_first and len(calls) == 1 and "max_angle_change_deg" in kw
         return "3 angle corrections ran to the bound of 1.0 deg" if bound else ""
 
-    monkeypatch.setattr(pm, "genfire", lambda *a, **k: types.SimpleNamespace(volume=None))
+    monkeypatch.setattr(pm, "round_tomogram", lambda *a, **k: None)
     monkeypatch.setattr(pm, "_refine_traced_model", traced)
     monkeypatch.setattr(pm, "why_untrusted", untrusted)
     monkeypatch.setattr(pm, "_held_refit", lambda fitted, t, ang, *a: pm._angles_held(fitted, ang))
@@ -844,7 +843,6 @@ def test_an_image_far_out_of_focus_keeps_its_nominal_angle(monkeypatch):
     far above the others' (out of focus: the image model fits it badly) gets its angle held.
     Fake fits: the final fit corrects image 2 by 0.6 deg (to 0.1 deg) and image 4 by 0.5 deg;
     the width check moves image 5 by 0.3 deg and gives image 2 twice the median width."""
-    import types
 
     import napari_aet.align._projection_matching as pm
 
@@ -859,7 +857,7 @@ def test_an_image_far_out_of_focus_keeps_its_nominal_angle(monkeypatch):
     moved[5] = 0.3
     widths = np.full(n, 0.25)
     widths[2] = 0.5
-    monkeypatch.setattr(pm, "genfire", lambda *a, **k: types.SimpleNamespace(volume=None))
+    monkeypatch.setattr(pm, "round_tomogram", lambda *a, **k: None)
     monkeypatch.setattr(pm, "_refine_traced_model", lambda *a, **k: fit(np.zeros(n)))
     monkeypatch.setattr(pm, "why_untrusted", lambda fitted, **kw: "")
     monkeypatch.setattr(pm, "_noisy", lambda *a, **k: False)
@@ -885,7 +883,6 @@ def test_an_angle_that_walked_off_over_the_rounds_keeps_its_nominal_angle(monkey
     there, named in the notes; the others are judged as before. Fake fits: every round moves
     image 3 by +0.9 deg and image 2 by -0.9 deg (within the 1-degree bound), the final fit
     image 4 by 0.5 deg."""
-    import types
 
     import napari_aet.align._projection_matching as pm
 
@@ -898,7 +895,7 @@ def test_an_angle_that_walked_off_over_the_rounds_keeps_its_nominal_angle(monkey
 
     final = np.zeros(n)
     final[[2, 3, 4]] = [-0.9, 0.9, 0.5]
-    monkeypatch.setattr(pm, "genfire", lambda *a, **k: types.SimpleNamespace(volume=None))
+    monkeypatch.setattr(pm, "round_tomogram", lambda *a, **k: None)
     monkeypatch.setattr(pm, "_refine_traced_model", lambda *a, **k: fit(step))
     monkeypatch.setattr(pm, "why_untrusted", lambda fitted, **kw: "")
     monkeypatch.setattr(pm, "_noisy", lambda *a, **k: False)
@@ -924,7 +921,6 @@ def test_angles_at_the_bound_again_after_a_held_round_get_a_width_per_image(monk
     it); images blurred unlike each other run them there again. Then the round is refitted
     with a width per image, and when that fit passes, every later fit (rounds and the final
     fit) gets one too. Fake fits: every fit with one width runs to the bound."""
-    import types
 
     import napari_aet.align._projection_matching as pm
     from napari_aet.forward import ModelRefinementResult
@@ -961,7 +957,7 @@ def test_angles_at_the_bound_again_after_a_held_round_get_a_width_per_image(monk
         at = np.abs(fitted.angle_corrections_deg) > 0.95
         return "7 angle corrections ran to the bound of 1.0 deg" if at.any() else ""
 
-    monkeypatch.setattr(pm, "genfire", lambda *a, **k: types.SimpleNamespace(volume=None))
+    monkeypatch.setattr(pm, "round_tomogram", lambda *a, **k: None)
     monkeypatch.setattr(pm, "_refine_traced_model", traced)
     monkeypatch.setattr(pm, "why_untrusted", untrusted)
     monkeypatch.setattr(pm, "_held_refit", lambda fitted, t, ang, *a: pm._angles_held(fitted, ang))

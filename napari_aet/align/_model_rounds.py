@@ -179,6 +179,17 @@ def blurred_images(
     )
 
 
+def round_tomogram(aligned, angles_deg, *, recon_iterations, oversampling, device, cancel):
+    """A round's quick tomogram of the aligned images: GENFIRE with an automatic support and
+    no R-free (every image counts), what the rounds and the split halves trace atoms from."""
+    from ..recon import genfire
+
+    return genfire(
+        aligned, angles_deg, iterations=recon_iterations, oversampling=oversampling,
+        support="auto", rfree_fraction=0.0, device=device, cancel=cancel,
+    ).volume  # fmt: skip
+
+
 def _refine_traced_model(vol, aligned, ang, pixel_size_A, builder, max_change_deg, device, cancel,
                          return_images=False, progress=None, refine_axis=False,
                          per_image_width=False):  # fmt: skip

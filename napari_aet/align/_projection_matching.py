@@ -13,7 +13,6 @@ from ..forward import (
     split_object_translation,
     why_untrusted,
 )
-from ..recon import genfire
 from ._model_rounds import (
     WIDER_BOUND,
     _aligned_noise,
@@ -26,6 +25,7 @@ from ._model_rounds import (
     _refine_traced_model,
     _round_fit,
     blurred_images,
+    round_tomogram,
 )
 from ._shifts import apply_alignment, axis_matrix
 from ._split_counts import split_half_angles
@@ -324,16 +324,8 @@ def projection_matching(
         r += 1
         check_cancel(cancel, "projection matching")
         aligned = apply_alignment(arr, tilt_axis_angle_deg=tilt_axis_angle_deg, shifts_px=s)
-        vol = genfire(
-            aligned,
-            ang,
-            iterations=recon_iterations,
-            oversampling=oversampling,
-            support="auto",
-            rfree_fraction=0.0,
-            device=device,
-            cancel=cancel,
-        ).volume
+        vol = round_tomogram(aligned, ang, recon_iterations=recon_iterations,
+                             oversampling=oversampling, device=device, cancel=cancel)  # fmt: skip
         fitted = None
         bound_held = False  # the angles ran to the bound: this round held them
         if refine_angles and angle_method == "model":

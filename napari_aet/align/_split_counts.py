@@ -24,8 +24,7 @@ import numpy as np
 
 from ..core.progress import check_cancel, prefixed
 from ..forward import why_untrusted
-from ..recon import genfire
-from ._model_rounds import _refine_traced_model
+from ._model_rounds import _refine_traced_model, round_tomogram
 from ._shifts import apply_alignment
 
 
@@ -78,10 +77,8 @@ def _half_fit(work, fit, ang, *, pixel_size_A, builder, max_angle_change_deg,
     round's is (:func:`_refine_traced_model`, which raises ValueError when fewer than 4
     atoms are traced)."""
     check_cancel(cancel, "projection matching")
-    vol = genfire(
-        work, ang, iterations=recon_iterations, oversampling=oversampling, support="auto",
-        rfree_fraction=0.0, device=device, cancel=cancel,
-    ).volume  # fmt: skip
+    vol = round_tomogram(work, ang, recon_iterations=recon_iterations, oversampling=oversampling,
+                         device=device, cancel=cancel)  # fmt: skip
     return _refine_traced_model(
         vol, fit, ang, pixel_size_A, builder, max_angle_change_deg, device, cancel,
         progress=progress, per_image_width=per_image_width,
