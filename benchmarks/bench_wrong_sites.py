@@ -9,7 +9,9 @@ the same for a control: as many rightly traced atoms, the nearest to the false o
 to their truth positions (a model whose positions were fitted to these counts is favoured
 over the truth's by the noise it fitted: the control's ``z`` is that bias), and both again
 with the moved atoms' positions refitted locally from each start (the two configurations
-each at its own best, which removes the bias: the control's refitted ``z`` is then near 0). The
+each at its own best, which removes the bias: the control's refitted ``z`` is then near 0).
+A second table: the missed atoms with no false partner and the false atoms with no missed
+one, and how many of them the counts alone would add or remove (``z > 2`` for one atom). The
 image model is the run's own (amplitudes and widths fitted to the counts with the positions
 held, each atom a Gaussian; the change is exact for that model given the residual, the moved
 atoms' overlaps with themselves and each other included). A fall well above its noise says
@@ -18,7 +20,7 @@ data prefer the wrong sites and no method judged on them would move them.
 
 ``--noise-free``: also the same on the case's noise-free signal (regenerated with the case's
 name, size and seed), put through the run's own alignment and scaled to the counts image by
-image: what the data would say on average.
+image: what the data would say on average (its ``z`` in units of the counts' noise).
 
     python benchmarks/bench_wrong_sites.py /tmp/b/pt-dumbbell-third-faults --noise-free \
         pt-dumbbell/third-faults 256 13
@@ -169,14 +171,56 @@ def refitted_fall(data, m, moving, start_A, end_A, *, pixel_size_A, max_step_A=0
     return best(np.asarray(start_A, float)) - best(np.asarray(end_A, float))
 
 
-def _judge(data, angles, positions, false, target, pixel_size_A):
+def single_falls(data, m, add_A, remove, *, pixel_size_A):
+    """z of the fall of the squared residual for adding one atom of the median amplitude at
+    each of ``add_A`` alone, and for removing each of the model's atoms ``remove`` alone
+    (no refit; the noise per pixel from the particle's central region)."""
+    from scipy import ndimage
+
+    from napari_aet.forward import project_positions
+
+    res = np.asarray(data, np.float64) - np.asarray(m.model_images, np.float64)
+    n_img, rows, cols = res.shape
+    total = (np.asarray(m.model_images, np.float64) - m.image_offset[:, None, None]).sum((1, 2))
+    amp = np.asarray(m.amplitudes, float)
+    sig = m.image_sigma_A if m.image_sigma_A is not None else [m.sigma_A] * n_img
+    centre = np.array([[rows / 4, cols / 4], [3 * rows / 4, 3 * cols / 4]])
+    out = {}
+    for key, pts, a_rel in (("add", add_A, np.full(len(add_A), np.median(amp))),
+                            ("remove", m.positions_A[remove], amp[remove])):  # fmt: skip
+        fall, var = np.zeros(len(pts)), np.zeros(len(pts))
+        for i in range(n_img):
+            s = max(float(sig[i]) / pixel_size_A, 1e-3)
+            a = total[i] * a_rel / amp.sum() / (2.0 * np.pi * s * s)
+            kw = dict(shape_px=(rows, cols), pixel_size_A=pixel_size_A, shift_px=m.offsets_px[i])
+            at = project_positions(pts, float(m.angles_deg[i]), **kw)
+            lin = (
+                2.0
+                * np.pi
+                * s
+                * s
+                * a
+                * ndimage.map_coordinates(ndimage.gaussian_filter(res[i], s), at.T, order=1)
+            )
+            fall += (2.0 * lin if key == "add" else -2.0 * lin) - np.pi * s * s * a * a
+            var += 4.0 * _noise_sd(res[i], centre) ** 2 * np.pi * s * s * a * a
+        out[key] = fall / np.sqrt(np.maximum(var, 1e-30))
+    return out
+
+
+def _fit(data, angles, positions, pixel_size_A):
+    """The model's amplitudes, widths and image scales fitted to ``data``, positions held."""
     from napari_aet.forward import refine_atomic_model
 
-    model = refine_atomic_model(
+    return refine_atomic_model(
         np.asarray(data, np.float32), angles, positions, pixel_size_A=pixel_size_A,
         refine_positions=False, refine_angles=False, refine_offsets=False, iterations=20,
         return_images=True,
     )  # fmt: skip
+
+
+def _judge(data, angles, positions, false, target, pixel_size_A):
+    model = _fit(data, angles, positions, pixel_size_A)
     fall, sd = collective_fall(data, model, false, positions[false], target,
                                pixel_size_A=pixel_size_A)  # fmt: skip
     refit = refitted_fall(data, model, false, positions[false], target,
@@ -212,6 +256,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     from napari_aet.io import read_atoms, read_tilt_series
 
+    unpaired = []
+
     print("| case | missed / false | pairs within 2.2 A | median distance (A) | data | "
           "z | control z | z, both refitted | control z, both refitted |")  # fmt: skip
     print("|---|---|---:|---:|---|---:|---:|---:|---:|")
@@ -234,6 +280,14 @@ def main(argv=None):
         if args.noise_free:
             name, size, seed = args.noise_free
             data.append(("noise-free", _noise_free(d, name, int(size), int(seed), counts)))
+        m = _fit(counts, np.asarray(cnt.angles_deg), pos, cnt.pixel_size_A)
+        from napari_aet.analysis import compare_atom_models
+
+        c = compare_atom_models(reg, pos, radius_A=1.0)
+        lone_missed = np.setdiff1d(np.setdiff1d(np.arange(len(reg)), c.pairs[:, 0]), missed)
+        lone_false = np.setdiff1d(np.setdiff1d(np.arange(len(pos)), c.pairs[:, 1]), false)
+        z = single_falls(counts, m, reg[lone_missed], lone_false, pixel_size_A=cnt.pixel_size_A)
+        unpaired.append((d.name, z, np.median(m.amplitudes), m.amplitudes[lone_false]))
         for tag, images in data:
             if not len(false):
                 print(f"| {d.name} | {n_miss} / {n_false} | 0 | | {tag} | | | | |")
@@ -242,9 +296,21 @@ def main(argv=None):
             fall, sd, refit = _judge(images, ang, pos, false, reg[missed], cnt.pixel_size_A)
             c_fall, c_sd, c_refit = _judge(images, ang, pos, ctrl[:, 1], reg[ctrl[:, 0]],
                                            cnt.pixel_size_A)  # fmt: skip
+            if tag == "counts":  # the noise-free signal's falls in units of the counts' noise
+                sd_counts, c_sd_counts = sd, c_sd
+            sd, c_sd = sd_counts, c_sd_counts
             print(f"| {d.name} | {n_miss} / {n_false} | {len(false)} | {np.median(dist):.2f} | "
                   f"{tag} | {fall / sd:+.1f} | {c_fall / c_sd:+.1f} | {refit / sd:+.1f} | "
                   f"{c_refit / c_sd:+.1f} |", flush=True)  # fmt: skip
+
+    print()
+    print("| case | missed without a false partner | z > 2 for adding it | false without a missed "
+          "partner | z > 2 for removing it | its amplitude / the median |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---|")
+    for name, z, med, a in unpaired:
+        amps = ", ".join(f"{v:.2f}" for v in np.sort(a / med)) if len(a) else ""
+        print(f"| {name} | {len(z['add'])} | {int(np.sum(z['add'] > 2))} | {len(z['remove'])} | "
+              f"{int(np.sum(z['remove'] > 2))} | {amps} |")  # fmt: skip
 
 
 if __name__ == "__main__":
