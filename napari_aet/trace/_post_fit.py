@@ -17,19 +17,20 @@ from ._verdicts import JUDGE_ITERATIONS
 
 #: When the replicate measured the fit's precision (a denoiser ran:
 #: :func:`~napari_aet.trace._position_source.choose_position_source`), each traced atom ends at
-#: ``w`` of the way back from its refined position to its traced one, ``w = TRACER_SHARE * min(1, (s
-#: / d)^2)``: ``s`` the fit's RMS error on the replicate, ``d`` the RMS of how far the fit moved the
-#: traced atoms. Were the tracer's and the fit's errors independent, ``d^2 - s^2`` would be the
-#: tracer's variance and ``(s / d)^2`` the inverse-variance weight of the traced position; the fit
-#: starts from the traced positions, so the errors share a part and the weight is halved. When the
-#: fit moves atoms by no more than its own noise (``d <= s``: very low counts) traced and refined
-#: count alike. Measured on 42 finished runs of independent series (docs/benchmarks.md, thirtieth
-#: session; 128 and 256 px, Pt, Au, Pd, Ni, Ag, W, Fe, Ta, crystals and amorphous, a tenth to the
-#: full counts): the final RMSD fell in 32 (by up to 7.2 pm: Fe at a tenth of the counts 21.3 ->
-#: 14.1 pm, a Pt polyhedron 17.5 -> 12.8, Pd 15.6 -> 12.6, Ni 20.7 -> 17.2), stayed within 0.05 pm
-#: in 6, rose in 4 amorphous ones by 0.1-0.8 pm (an amorphous particle's traced positions are worse
-#: than a crystal's); the full weight ``(s / d)^2`` gained as much at a tenth of the counts but lost
-#: up to 2.9 pm elsewhere. Not when the held-out images decided (they chose the refinement).
+#: ``w`` of the way back from its refined position to its traced one, ``w =
+#: TRACER_SHARE*min(1,(s/d)^2)``: ``s`` the fit's RMS error on the replicate, ``d`` the RMS of how
+#: far the fit moved the traced atoms. Were the tracer's and the fit's errors independent,
+#: ``d^2-s^2`` would be the tracer's variance and ``(s/d)^2`` the inverse-variance weight of the
+#: traced position; the fit starts from the traced positions, so the errors share a part and the
+#: weight is halved. When the fit moves atoms by no more than its own noise (``d<=s``: very low
+#: counts) traced and refined count alike. Measured on 42 finished runs of independent series
+#: (docs/benchmarks.md, thirtieth session; 128 and 256 px, Pt, Au, Pd, Ni, Ag, W, Fe, Ta, crystals
+#: and amorphous, a tenth to the full counts): the final RMSD fell in 32 (by up to 7.2 pm: Fe at a
+#: tenth of the counts 21.3 -> 14.1 pm, a Pt polyhedron 17.5 -> 12.8, Pd 15.6 -> 12.6, Ni 20.7 ->
+#: 17.2), stayed within 0.05 pm in 6, rose in 4 amorphous ones by 0.1-0.8 pm (an amorphous
+#: particle's traced positions are worse than a crystal's); the full weight ``(s/d)^2`` gained as
+#: much at a tenth of the counts but lost up to 2.9 pm elsewhere. Not when the held-out images
+#: decided (they chose the refinement).
 TRACER_SHARE = 0.5
 #: ... for a crystal: at least this fraction of the refined atoms nearest an ideal crystal
 #: point (fcc, hcp or bcc) of the Q4-Q6 map. The tracer's positions win where they sit on a
