@@ -17,9 +17,9 @@ from ._verdicts import JUDGE_ITERATIONS
 
 #: When the replicate measured the fit's precision (a denoiser ran:
 #: :func:`~napari_aet.trace._position_source.choose_position_source`), each traced atom ends at
-#: ``w`` of the way back from its refined position to its traced one, ``w =
-#: TRACER_SHARE*min(1,(s/d)^2)``: ``s`` the fit's RMS error on the replicate, ``d`` the RMS of how
-#: far the fit moved the traced atoms. Were the tracer's and the fit's errors independent,
+#: ``w`` of the way back from its refined position to its traced one,
+#: ``w=TRACER_SHARE*min(1,(s/d)^2)``: ``s`` the fit's RMS error on the replicate, ``d`` the RMS of
+#: how far the fit moved the traced atoms. Were the tracer's and the fit's errors independent,
 #: ``d^2-s^2`` would be the tracer's variance and ``(s/d)^2`` the inverse-variance weight of the
 #: traced position; the fit starts from the traced positions, so the errors share a part and the
 #: weight is halved. When the fit moves atoms by no more than its own noise (``d<=s``: very low
