@@ -70,13 +70,9 @@ def _with_counts_moves_back(model, info, source, counts, origin, *, angles_deg, 
     )  # fmt: skip
     back, record = counts_prefer_origin(fit, counts, start, pixel_size_A=pixel_size_A)
     info = {**info, "counts_moves": record}
-    positions, features = model.positions.copy(), model.features.copy()
+    positions = model.positions.copy()
     positions[back] = start[back]
-    if back.any() and "refine_shift_A" in features:
-        features["refine_shift_A"] = np.linalg.norm(positions - np.asarray(origin), axis=1)
-    out = AtomModel(positions, features, dict(model.metadata))
-    out.metadata["refinement"] = info
-    return out, info
+    return _moved(model, positions, info, origin if back.any() else None), info
 
 
 def _with_counts_correction(model, info, source, counts, origin, *, angles_deg, pixel_size_A,
@@ -106,13 +102,9 @@ def _with_counts_correction(model, info, source, counts, origin, *, angles_deg, 
     info["counts_correction"] = cinfo
     if smooth is None:
         return model, info
-    positions = model.positions + smooth
-    features = model.features.copy()
-    if origin is not None and len(origin) == len(positions) and "refine_shift_A" in features:
-        features["refine_shift_A"] = np.linalg.norm(positions - origin, axis=1)
-    out = AtomModel(positions, features, dict(model.metadata))
-    out.metadata["refinement"] = info
-    return out, info
+    if origin is not None and len(origin) != model.n_atoms:
+        origin = None
+    return _moved(model, model.positions + smooth, info, origin), info
 
 
 def _with_tracer_share(model, info, source, origin):
@@ -144,7 +136,7 @@ def _with_tracer_share(model, info, source, origin):
         "shift_rms_pm": moved,
         "share": TRACER_SHARE,
     }
-    positions, features = model.positions.copy(), model.features.copy()
+    positions, shift_from = model.positions.copy(), None
     if crystal < TRACER_SHARE_MIN_CRYSTAL:
         record["why"] = (
             f"{100 * crystal:.0f} % of the atoms in a crystal class of the Q4-Q6 map "
@@ -153,12 +145,20 @@ def _with_tracer_share(model, info, source, origin):
     else:
         record["weight"] = w = TRACER_SHARE * min(1.0, (float(fit_error) / moved) ** 2)
         positions[traced] -= w * shift[traced]
-        if "refine_shift_A" in features:
-            features["refine_shift_A"] = np.linalg.norm(positions - origin, axis=1)
+        shift_from = origin
     info = {**info, "tracer_share": record}
+    return _moved(model, positions, info, shift_from), info
+
+
+def _moved(model, positions, info, origin=None) -> AtomModel:
+    """``model`` with ``positions`` and ``info`` as its refinement record; with ``origin``
+    (the traced positions) its ``refine_shift_A`` measured again from them."""
+    features = model.features.copy()
+    if origin is not None and "refine_shift_A" in features:
+        features["refine_shift_A"] = np.linalg.norm(positions - np.asarray(origin), axis=1)
     out = AtomModel(positions, features, dict(model.metadata))
     out.metadata["refinement"] = info
-    return out, info
+    return out
 
 
 def _crystal_fraction(positions) -> float:
