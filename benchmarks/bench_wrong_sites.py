@@ -69,6 +69,16 @@ def _noise_sd(res, rc, pad=8):
     return 3.0 * float(np.std(blocks))
 
 
+def _atom_peaks(m, pixel_size_A):
+    """Each image's atom width [px] ``(n_images,)`` and each atom's peak height in it
+    ``(n_images, n_atoms)``, from the model ``m`` fitted with its images."""
+    from napari_aet.trace._counts_moves import atom_image_terms
+
+    inten, sigma_A = atom_image_terms(m)
+    s_px = np.maximum(sigma_A / pixel_size_A, 1e-3)
+    return s_px, inten / (2.0 * np.pi * s_px[:, None] ** 2)
+
+
 def collective_fall(data, m, moving, start_A, end_A, *, pixel_size_A):
     """Fall of ``||images - model||^2`` when the atoms at ``start_A`` (part of the model) move
     to ``end_A`` together, and its standard deviation; ``m`` the model fitted to ``data``
@@ -81,13 +91,10 @@ def collective_fall(data, m, moving, start_A, end_A, *, pixel_size_A):
 
     res = np.asarray(data, np.float64) - np.asarray(m.model_images, np.float64)
     n_img, rows, cols = res.shape
-    total = (np.asarray(m.model_images, np.float64) - m.image_offset[:, None, None]).sum((1, 2))
-    amp = np.asarray(m.amplitudes, float)
-    sig = m.image_sigma_A if m.image_sigma_A is not None else [m.sigma_A] * n_img
+    s_px, peaks = _atom_peaks(m, pixel_size_A)
     fall, var = 0.0, 0.0
     for i in range(n_img):
-        s = max(float(sig[i]) / pixel_size_A, 1e-3)
-        a = total[i] * amp[moving] / amp.sum() / (2.0 * np.pi * s * s)
+        s, a = float(s_px[i]), peaks[i, moving]
         kw = dict(shape_px=(rows, cols), pixel_size_A=pixel_size_A, shift_px=m.offsets_px[i])
         p = project_positions(start_A, float(m.angles_deg[i]), **kw)
         q = project_positions(end_A, float(m.angles_deg[i]), **kw)
@@ -146,12 +153,8 @@ def refitted_fall(data, m, moving, start_A, end_A, *, pixel_size_A, max_step_A=0
     from scipy.optimize import least_squares
 
     res = np.asarray(data, np.float64) - np.asarray(m.model_images, np.float64)
-    n_img = len(res)
-    total = (np.asarray(m.model_images, np.float64) - m.image_offset[:, None, None]).sum((1, 2))
-    amp = np.asarray(m.amplitudes, float)
-    sig = m.image_sigma_A if m.image_sigma_A is not None else [m.sigma_A] * n_img
-    sig_px = np.maximum(np.asarray(sig, float) / pixel_size_A, 1e-3)
-    peaks = total[:, None] * amp[None, moving] / amp.sum() / (2 * np.pi * sig_px[:, None] ** 2)
+    sig_px, peaks = _atom_peaks(m, pixel_size_A)
+    peaks = peaks[:, moving]
     win = _windows(m, res.shape[1:], pixel_size_A, [start_A, end_A], sig_px)
     # the data the moving atoms must explain: the residual with their own images added back
     base = np.concatenate(
@@ -181,17 +184,16 @@ def single_falls(data, m, add_A, remove, *, pixel_size_A):
 
     res = np.asarray(data, np.float64) - np.asarray(m.model_images, np.float64)
     n_img, rows, cols = res.shape
-    total = (np.asarray(m.model_images, np.float64) - m.image_offset[:, None, None]).sum((1, 2))
+    s_px, peaks = _atom_peaks(m, pixel_size_A)
     amp = np.asarray(m.amplitudes, float)
-    sig = m.image_sigma_A if m.image_sigma_A is not None else [m.sigma_A] * n_img
+    unit = peaks.sum(axis=1) / amp.sum()  # each image's peak per unit of amplitude
     centre = np.array([[rows / 4, cols / 4], [3 * rows / 4, 3 * cols / 4]])
     out = {}
     for key, pts, a_rel in (("add", add_A, np.full(len(add_A), np.median(amp))),
                             ("remove", m.positions_A[remove], amp[remove])):  # fmt: skip
         fall, var = np.zeros(len(pts)), np.zeros(len(pts))
         for i in range(n_img):
-            s = max(float(sig[i]) / pixel_size_A, 1e-3)
-            a = total[i] * a_rel / amp.sum() / (2.0 * np.pi * s * s)
+            s, a = float(s_px[i]), unit[i] * a_rel
             kw = dict(shape_px=(rows, cols), pixel_size_A=pixel_size_A, shift_px=m.offsets_px[i])
             at = project_positions(pts, float(m.angles_deg[i]), **kw)
             lin = (
@@ -219,8 +221,8 @@ def _fit(data, angles, positions, pixel_size_A):
     )  # fmt: skip
 
 
-def _judge(data, angles, positions, false, target, pixel_size_A):
-    model = _fit(data, angles, positions, pixel_size_A)
+def _judge(data, model, positions, false, target, pixel_size_A):
+    """:func:`collective_fall` and :func:`refitted_fall` of moving ``false`` to ``target``."""
     fall, sd = collective_fall(data, model, false, positions[false], target,
                                pixel_size_A=pixel_size_A)  # fmt: skip
     refit = refitted_fall(data, model, false, positions[false], target,
@@ -280,21 +282,19 @@ def main(argv=None):
         if args.noise_free:
             name, size, seed = args.noise_free
             data.append(("noise-free", _noise_free(d, name, int(size), int(seed), counts)))
-        m = _fit(counts, np.asarray(cnt.angles_deg), pos, cnt.pixel_size_A)
-        from napari_aet.analysis import compare_atom_models
-
-        c = compare_atom_models(reg, pos, radius_A=1.0)
-        lone_missed = np.setdiff1d(np.setdiff1d(np.arange(len(reg)), c.pairs[:, 0]), missed)
-        lone_false = np.setdiff1d(np.setdiff1d(np.arange(len(pos)), c.pairs[:, 1]), false)
+        ang = np.asarray(cnt.angles_deg)
+        m = _fit(counts, ang, pos, cnt.pixel_size_A)
+        lone_missed = np.setdiff1d(np.setdiff1d(np.arange(len(reg)), matched[:, 0]), missed)
+        lone_false = np.setdiff1d(np.setdiff1d(np.arange(len(pos)), matched[:, 1]), false)
         z = single_falls(counts, m, reg[lone_missed], lone_false, pixel_size_A=cnt.pixel_size_A)
         unpaired.append((d.name, z, np.median(m.amplitudes), m.amplitudes[lone_false]))
         for tag, images in data:
             if not len(false):
                 print(f"| {d.name} | {n_miss} / {n_false} | 0 | | {tag} | | | | |")
                 continue
-            ang = np.asarray(cnt.angles_deg)
-            fall, sd, refit = _judge(images, ang, pos, false, reg[missed], cnt.pixel_size_A)
-            c_fall, c_sd, c_refit = _judge(images, ang, pos, ctrl[:, 1], reg[ctrl[:, 0]],
+            fit = m if tag == "counts" else _fit(images, ang, pos, cnt.pixel_size_A)
+            fall, sd, refit = _judge(images, fit, pos, false, reg[missed], cnt.pixel_size_A)
+            c_fall, c_sd, c_refit = _judge(images, fit, pos, ctrl[:, 1], reg[ctrl[:, 0]],
                                            cnt.pixel_size_A)  # fmt: skip
             if tag == "counts":  # the noise-free signal's falls in units of the counts' noise
                 sd_counts, c_sd_counts = sd, c_sd

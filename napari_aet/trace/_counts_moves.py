@@ -70,6 +70,19 @@ def far_moves(positions_A, origin_A, min_move_A: float = MIN_MOVE_A) -> np.ndarr
     return np.nonzero(np.isfinite(moved) & (moved > min_move_A))[0]
 
 
+def atom_image_terms(fit) -> tuple[np.ndarray, np.ndarray]:
+    """``(intensity (n_images, n_atoms), sigma_A (n_images,))`` of ``fit`` (a
+    :class:`~napari_aet.forward.ModelRefinementResult` with its model images): each image's
+    share of the atoms' summed image split by their fitted amplitudes, and each image's atom
+    width (the one width when the fit had no width per image)."""
+    model = np.asarray(fit.model_images, np.float64)
+    amp = np.asarray(fit.amplitudes, float)
+    total = (model - np.asarray(fit.image_offset, float)[:, None, None]).sum(axis=(1, 2))
+    inten = total[:, None] * amp[None, :] / max(float(amp.sum()), 1e-30)
+    sigma = fit.image_sigma_A if fit.image_sigma_A is not None else [fit.sigma_A] * len(model)
+    return inten, np.asarray(sigma, float)
+
+
 def counts_prefer_origin(fit, counts, origin_A, *, pixel_size_A: float,
                          min_move_A: float = MIN_MOVE_A) -> tuple[np.ndarray, dict]:  # fmt: skip
     """Which of ``fit``'s atoms (a :class:`~napari_aet.forward.ModelRefinementResult` on the
@@ -84,16 +97,10 @@ def counts_prefer_origin(fit, counts, origin_A, *, pixel_size_A: float,
     mask = np.zeros(len(pos), bool)
     if not len(far) or fit.model_images is None:
         return mask, record
-    counts = np.asarray(counts, np.float64)
-    model = np.asarray(fit.model_images, np.float64)
-    amp = np.asarray(fit.amplitudes, float)
-    n_img = len(counts)
-    # each image's share of the atoms' summed image, split by their fitted amplitudes
-    total = (model - np.asarray(fit.image_offset, float)[:, None, None]).sum(axis=(1, 2))
-    inten = total[:, None] * amp[None, far] / max(float(amp.sum()), 1e-30)
-    sigma = fit.image_sigma_A if fit.image_sigma_A is not None else [fit.sigma_A] * n_img
+    inten, sigma = atom_image_terms(fit)
+    residual = np.asarray(counts, np.float64) - np.asarray(fit.model_images, np.float64)
     score = move_scores(
-        counts - model, fit.angles_deg, fit.offsets_px, sigma, inten, pos[far], origin[far],
+        residual, fit.angles_deg, fit.offsets_px, sigma, inten[:, far], pos[far], origin[far],
         pixel_size_A=pixel_size_A,
     )  # fmt: skip
     mask[far[score > 0]] = True
