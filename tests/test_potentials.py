@@ -50,3 +50,30 @@ def test_unknown_element_message():
         kirkland_parameters("Xx")
     with pytest.raises(ValueError, match="blur_sigma_A"):
         projected_potential_profile("Pt", np.zeros(1), blur_sigma_A=0)
+
+
+@pytest.mark.parametrize("element", ["Pt", "Ni", "Si", "C"])
+@pytest.mark.parametrize("sigma", [0.05, 0.45, 1.5])
+def test_peak_of_the_blurred_potential_has_its_closed_form(element, sigma):
+    # At r = 0 each term of the Kirkland sum has a closed form once blurred by a Gaussian
+    # (alpha = 2 pi^2 sigma^2): a / (q^2 + b) -> pi a exp(alpha b) E1(alpha b),
+    # c exp(-d q^2) -> pi c / (d + alpha). The quadrature must reproduce it.
+    from scipy.integrate import quad
+
+    def exp_e1(x):  # exp(x) E1(x) = int_0^inf exp(-t) / (x + t) dt, without overflow
+        return quad(lambda t: np.exp(-t) / (x + t), 0, np.inf, epsabs=0, epsrel=1e-12)[0]
+
+    p = kirkland_parameters(element)
+    a, b, c, d = p[0:6:2], p[1:6:2], p[6:12:2], p[7:12:2]
+    alpha = 2 * np.pi**2 * sigma**2
+    lorentz = sum(np.pi * ai * exp_e1(alpha * bi) for ai, bi in zip(a, b, strict=True))
+    exact = 2 * np.pi * A0_E_VOLT_A2 * (lorentz + np.sum(np.pi * c / (d + alpha)))
+    v0 = projected_potential_profile(element, np.zeros(1), blur_sigma_A=sigma)[0]
+    assert v0 == pytest.approx(exact, rel=1e-8)
+    # and away from the centre the defaults agree with a quadrature eight times as fine
+    r = np.linspace(0.0, 8.0, 401)
+    fine = projected_potential_profile(
+        element, r, blur_sigma_A=sigma, q_max_inv_A=4.0 / sigma, n_q=4096
+    )
+    fast = projected_potential_profile(element, r, blur_sigma_A=sigma)
+    assert np.abs(fast - fine).max() < 1e-8 * fine[0]
