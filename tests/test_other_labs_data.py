@@ -468,3 +468,33 @@ def test_run_with_a_second_axis_aligns_both_and_reconstructs_them_together(tmp_p
     assert c.rmsd_A < 0.15
     assert main(["-q", "run", str(tmp_path / "a.h5"), str(tmp_path / "b.h5"), "--second-axis",
                  str(tmp_path / "b.h5"), "--out", str(tmp_path / "x")]) == 1  # fmt: skip
+
+
+@pytest.mark.slow
+def test_run_on_odd_non_square_images_from_an_mrc_file_with_a_tlt_file(tmp_path):
+    """Images of 75 x 91 pixels (odd, not square), shipped as an MRC stack with the pixel size
+    in its header and the angles in an IMOD .tlt file: every atom found, the tomogram's shape
+    follows the images'."""
+    import mrcfile
+
+    atoms = build_structure(
+        "fcc", element="Pt", radius_A=7.0, shape_px=(75, 75), pixel_size_A=0.4, seed=3
+    )
+    ang = np.arange(-70, 71, 5.0)
+    sim = simulate_tilt_series(
+        atoms, ang, pixel_size_A=0.4, shape_px=(75, 91), seed=1, background_counts=1
+    )
+    with mrcfile.new(tmp_path / "series.mrc") as mrc:
+        mrc.set_data(sim.data.astype(np.float32))
+        mrc.voxel_size = 0.4
+    (tmp_path / "series.tlt").write_text("\n".join(f"{a:.2f}" for a in ang) + "\n")
+    rc = main(["-q", "run", str(tmp_path / "series.mrc"), "--angles", str(tmp_path / "series.tlt"),
+               "--element", "Pt", "--figure-formats", "png", "--figure-dpi", "100",
+               "--out", str(tmp_path / "run")])  # fmt: skip
+    assert rc == 0
+    with h5py.File(tmp_path / "run" / "recon" / "tomogram.h5", "r") as f:
+        assert f["tomogram"].shape == (91, 75, 91)
+    traced = read_atoms(tmp_path / "run" / "atoms.csv")
+    c = compare_atom_models(atoms.positions, traced.positions)
+    assert c.n_common == atoms.n_atoms == traced.n_atoms
+    assert c.rmsd_A < 0.1
