@@ -188,24 +188,22 @@ def single_falls(data, m, add_A, remove, *, pixel_size_A):
     amp = np.asarray(m.amplitudes, float)
     unit = peaks.sum(axis=1) / amp.sum()  # each image's peak per unit of amplitude
     centre = np.array([[rows / 4, cols / 4], [3 * rows / 4, 3 * cols / 4]])
+    # each image's residual smoothed by its atom width, and its noise: the same for both sets
+    smoothed = [ndimage.gaussian_filter(res[i], float(s_px[i])) for i in range(n_img)]
+    noise_var = [_noise_sd(res[i], centre) ** 2 for i in range(n_img)]
     out = {}
     for key, pts, a_rel in (("add", add_A, np.full(len(add_A), np.median(amp))),
                             ("remove", m.positions_A[remove], amp[remove])):  # fmt: skip
+        sign = 1.0 if key == "add" else -1.0
         fall, var = np.zeros(len(pts)), np.zeros(len(pts))
         for i in range(n_img):
             s, a = float(s_px[i]), unit[i] * a_rel
             kw = dict(shape_px=(rows, cols), pixel_size_A=pixel_size_A, shift_px=m.offsets_px[i])
             at = project_positions(pts, float(m.angles_deg[i]), **kw)
-            lin = (
-                2.0
-                * np.pi
-                * s
-                * s
-                * a
-                * ndimage.map_coordinates(ndimage.gaussian_filter(res[i], s), at.T, order=1)
-            )
-            fall += (2.0 * lin if key == "add" else -2.0 * lin) - np.pi * s * s * a * a
-            var += 4.0 * _noise_sd(res[i], centre) ** 2 * np.pi * s * s * a * a
+            overlap = ndimage.map_coordinates(smoothed[i], at.T, order=1)
+            lin = 2.0 * np.pi * s * s * a * overlap
+            fall += sign * 2.0 * lin - np.pi * s * s * a * a
+            var += 4.0 * noise_var[i] * np.pi * s * s * a * a
         out[key] = fall / np.sqrt(np.maximum(var, 1e-30))
     return out
 
