@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_aet.cli import main
+from napari_aet.core.threads import available_cpus
 from napari_aet.io import read_atoms
 from napari_aet.workflows import (
     AlignSettings,
@@ -115,6 +116,10 @@ def test_batch_isolates_failures(series, tmp_path):
     assert results[str(bad)].startswith("stage 'align' failed")
     assert (tmp_path / "batch" / "tilt_series" / "atoms.csv").exists()
     assert json.loads((tmp_path / "batch" / "batch.json").read_text()) == results
+    # Dask starts its worker processes with one thread (OMP_NUM_THREADS=1); a single worker
+    # gets every CPU the process may use
+    state = json.loads((tmp_path / "batch" / "tilt_series" / "pipeline.json").read_text())
+    assert state["cpu_threads"] == available_cpus()
 
 
 @pytest.mark.slow

@@ -24,7 +24,6 @@ stopped. Generation runs on Dask: a LocalCluster by default, or a running schedu
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from ..core.elements import parse_elements
 from ..core.files import replace_when_done
 from ..core.filters import lowpass_filter
 from ..core.progress import check_cancel, is_cancelled, report
+from ..core.threads import available_cpus
 from ..forward import rotation_center_A
 from ..recon import genfire
 from ..simulate import (
@@ -487,7 +487,7 @@ def generate_training_set(
         cluster = None
         if scheduler is None:
             cluster = LocalCluster(
-                n_workers=n_workers or os.cpu_count() or 1,
+                n_workers=n_workers or available_cpus(),
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=":0",

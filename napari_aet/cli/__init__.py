@@ -9,6 +9,7 @@ import sys
 
 from .. import __version__
 from ..core.progress import Cancelled
+from ..core.threads import set_threads
 from ._safety import check_option_ranges
 from .align import add_align
 from .analyze import add_analyze, add_precision, add_validate
@@ -46,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
         add_info,
     ):
         add(sub)
+    for command in sub.choices.values():
+        command.add_argument(
+            "--threads",
+            type=int,
+            default=None,
+            metavar="N",
+            help="CPU threads for torch, the FFTs and BLAS (default: the CPUs this process may "
+            "use: its affinity mask and cgroup CPU quota, not the host's count)",
+        )
     return parser
 
 
@@ -84,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         check_option_ranges(args)
+        # an explicit count is used as given; otherwise only lowered to what the process may
+        # use (a user's OMP_NUM_THREADS stays)
+        set_threads(args.threads, only_lower=args.threads is None)
         return int(args.func(args) or 0)
     except (KeyboardInterrupt, Cancelled):
         print(

@@ -76,6 +76,9 @@ def check_option_ranges(args) -> None:
         if not (math.isfinite(value) and lo <= value <= hi):
             opt = "--" + dest.replace("_", "-")
             raise ValueError(f"{opt} {value:g} is out of range: give {lo:g} to {hi:g} ({what})")
+    threads = getattr(args, "threads", None)
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads {threads}: give at least 1 (default: the CPUs available)")
     if args.command == "run" and getattr(args, "workers", 1) < 1:
         raise ValueError(f"--workers {args.workers}: a batch needs at least 1 worker process")
     element = getattr(args, "element", None)

@@ -245,6 +245,7 @@ def cmd_run(args) -> int:
         scheduler=args.scheduler,
         n_workers=args.workers,
         resume=not args.no_resume,
+        threads=args.threads,
     )
     failed = {k: v for k, v in results.items() if v != "ok"}
     if not args.quiet:

@@ -10,6 +10,7 @@ from magicgui.widgets import Container
 from qtpy.QtCore import QEvent, QObject, QTimer, Signal
 
 from ..core.progress import Cancelled
+from ..core.threads import set_threads
 
 
 class _Relay(QObject):
@@ -63,6 +64,7 @@ class StageRunner:
     def start(self, func: Callable):
         from napari.qt.threading import create_worker
 
+        set_threads(only_lower=True)  # torch counts the host's CPUs, not a container's quota
         self.cancel_event.clear()
         self._returned_flag = False
         relay, cancel = self.relay, self.cancel_event

@@ -13,6 +13,7 @@ from .. import __version__
 from ..core.atoms import AtomModel
 from ..core.elements import parse_elements
 from ..core.files import replace_when_done
+from ..core.threads import current_threads
 from ..io import (
     TiltSeries,
     read_atoms,
@@ -43,6 +44,7 @@ def _provenance(stage: str, settings, **inputs) -> dict:
     return {
         "napari_aet_version": __version__,
         "command": stage,
+        "cpu_threads": current_threads(),
         **{k: (str(v) if isinstance(v, Path) else v) for k, v in inputs.items()},
         "settings": settings_dict(settings),
     }

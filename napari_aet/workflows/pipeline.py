@@ -24,6 +24,7 @@ from pathlib import Path
 from .. import __version__
 from ..core.files import replace_when_done, staged_folder
 from ..core.progress import Cancelled
+from ..core.threads import available_cpus, current_threads, set_threads
 from ._common import StageResult, left_out_indices, write_json
 from .atom_stages import run_analyze, run_refine, run_trace, run_validate
 from .layout import RunLayout
@@ -251,6 +252,7 @@ def run_pipeline(
             "napari_aet_version": __version__,
             "input": str(tilts),
             "settings": settings_dict(settings),
+            "cpu_threads": current_threads(),  # 2 threads' sums differ from 1's in the last bits
         }
     )
     inputs = {"tilts": file_fingerprint(tilts)}
@@ -331,12 +333,17 @@ def run_batch(
     scheduler: str | None = None,
     n_workers: int = 1,
     resume: bool = True,
+    threads: int | None = None,
 ) -> dict[str, str]:
     """Run the pipeline on many tilt series with Dask, one output folder each.
 
     A LocalCluster (``n_workers`` processes) unless ``scheduler`` names a running
     ``dask.distributed`` scheduler. Failures are isolated: returns ``{input: "ok" or the
     error}``; each failed folder's ``run.log`` has the traceback.
+
+    Each run uses ``threads`` CPU threads; by default, on a LocalCluster, the CPUs this process
+    may use shared out among the workers (Dask starts its workers with one), and on a
+    scheduler's workers what they were started with.
     """
     from dask.distributed import Client, LocalCluster
 
@@ -351,7 +358,12 @@ def run_batch(
             name = f"{stem}_{k}"
         names[str(p)] = name
 
+    if threads is None and scheduler is None:
+        threads = max(1, available_cpus() // max(1, n_workers))
+
     def one(path: str, name: str) -> str:
+        if threads is not None:
+            set_threads(threads)
         try:
             run_pipeline(path, out / name, settings, source=source, resume=resume)
             return "ok"
