@@ -20,11 +20,13 @@ potential` as in the projected potential). Each series goes through
 amorphous particle); the traced, refined and final atoms are scored against the truth after a
 rigid registration with one-to-one matching within 1 A, an alloy's also per element. With
 `--aligned-elsewhere` each series arrives as another group publishes it: resampled into its
-aligned frame (cubic spline, to within +-0.25 px), as floats. Every case is reported.
+aligned frame (cubic spline, to within +-0.25 px), as floats. With `--field 384` each image
+sits in a 384-px field of vacuum at a drifting position, as a microscope records a small
+particle (the run crops it back). Every case is reported.
 
 Usage: python benchmarks/bench_independent.py [--size 128] [--cases all] [--out DIR]
        [--json FILE] [--weights auto|fcc|amorphous|alloy|FILE] [--contrast adf|potential]
-       [--detector GAIN,OFFSET,READ[,SPREAD]] [--aligned-elsewhere]
+       [--detector GAIN,OFFSET,READ[,SPREAD]] [--aligned-elsewhere] [--field PX]
 """
 
 from __future__ import annotations
@@ -259,6 +261,34 @@ def aligned_elsewhere(series, residual_px: float = 0.25, *, seed: int):
     return replace(series, data=data)
 
 
+def in_larger_field(series, field_px: int, *, drift_px: float, seed: int):
+    """``series`` as a microscope records it: each image placed in a ``field_px``-square field
+    of vacuum at a position that drifts from image to image (a random walk scaled to reach about
+    ``drift_px`` from the field's centre), the vacuum Poisson counts at the level of the image's
+    own outer rows and columns (its background). Whole-pixel placement: the counts stay
+    counts. The truth's frame is unchanged (the scoring registers rigidly)."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(seed + 23)
+    data = np.asarray(series.data)
+    n, rows, cols = data.shape
+    if field_px < max(rows, cols) + 2 * drift_px:
+        raise ValueError(f"a {field_px}-px field cannot hold {rows} x {cols} images drifting "
+                         f"{drift_px:g} px")  # fmt: skip
+    walk = np.cumsum(rng.normal(size=(n, 2)), axis=0)
+    walk -= walk.mean(axis=0)
+    walk *= drift_px / max(np.abs(walk).max(), 1e-9)
+    out = np.empty((n, field_px, field_px), data.dtype)
+    for i, img in enumerate(data):
+        border = np.concatenate([img[:4].ravel(), img[-4:].ravel(), img[:, :4].ravel(),
+                                 img[:, -4:].ravel()])  # fmt: skip
+        out[i] = rng.poisson(max(float(border.mean()), 0.0), (field_px, field_px))
+        r0 = (field_px - rows) // 2 + int(round(walk[i, 0]))
+        c0 = (field_px - cols) // 2 + int(round(walk[i, 1]))
+        out[i, r0 : r0 + rows, c0 : c0 + cols] = img
+    return replace(series, data=out)
+
+
 def score(truth, atoms_csv, ideal=None, species=None):
     """Identification and RMSD of the atoms in ``atoms_csv`` against ``truth`` (rigidly
     registered, matched one to one within 1 A). With ``ideal`` (the truth's sites before its
@@ -390,6 +420,8 @@ def run_case(name: str, args) -> dict:
     t_sim = time.perf_counter() - t0
     folder = args.out / name.replace("/", "-")
     counts = None
+    if args.field:
+        series = in_larger_field(series, args.field, drift_px=args.field_drift, seed=args.seed)
     if args.aligned_elsewhere:
         counts = series.data
         series = aligned_elsewhere(series, seed=args.seed)
@@ -465,6 +497,20 @@ def main() -> None:
         help="write each series as another group publishes it: resampled (cubic spline) with "
         "its tilt axis and shifts undone up to +-0.25 px per image, float32 (the noise then "
         "correlated between neighbouring pixels)",
+    )
+    ap.add_argument(
+        "--field",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="place each image in a PX-square field of vacuum (Poisson counts at the image's "
+        "background) at a drifting position, as a microscope records a small particle",
+    )
+    ap.add_argument(
+        "--field-drift",
+        type=float,
+        default=20.0,
+        help="with --field: how far the particle drifts from the field's centre [px]",
     )
     ap.add_argument(
         "--contrast",

@@ -1,5 +1,6 @@
 """Tilt-series preprocessing and alignment (no Qt, no napari)."""
 
+from ._crop import ParticleCrop, particle_crop
 from ._dual_axis import (
     DualAxisRegistration,
     dual_axis_euler,
@@ -36,6 +37,8 @@ from ._shifts import (
 )
 
 __all__ = [
+    "ParticleCrop",
+    "particle_crop",
     "BLURRED_RATIO",
     "blurred_images",
     "SIGNIFICANCE_K",

@@ -10,6 +10,7 @@ import numpy as np
 from ..core.counts import as_counts
 from ..core.geometry import images_and_angles
 from ..core.progress import check_cancel, report
+from ._crop import particle_crop
 from ._preprocess import (
     STUDY_LOWPASS_INV_A,
     background_planes,
@@ -45,7 +46,8 @@ class AlignmentResult:
         ``angles_deg - input angles``.
     shifts_px : ndarray of shape (n, 2)
         ``(d_row, d_col)`` of each raw image's content from where it should be, in raw pixel
-        coordinates (what :func:`apply_alignment` undoes).
+        coordinates (what :func:`apply_alignment` undoes); in the crop's box when the images
+        were cropped (``steps["crop"]``).
     tilt_axis_angle_deg : float
         In-plane angle of the tilt axis in the raw images [degrees].
     background : ndarray of shape (n, 3) or None
@@ -439,18 +441,19 @@ def align_tilt_series(
     oversampling: float = 2.0,
     significance_k: float | None = SIGNIFICANCE_K,
     image_indices=None,
+    crop: str | int | None = None,
     device: str = "auto",
     progress=None,
     cancel=None,
 ) -> AlignmentResult:
     """Preprocess and align a single-axis tilt series.
 
-    Steps, in order (each switchable): background subtraction (robust plane outside the
-    particle), denoising (BM3D or non-local means on Anscombe-transformed counts), circular
-    low-pass filter [1/A], coarse centring by centre of mass, estimation of the tilt axis's
-    in-plane angle (common-line condition), centre of mass perpendicular to the axis and
-    common-line registration along it, then projection-matching refinement of shifts (and,
-    optionally, angles) against GENFIRE reconstructions.
+    Steps, in order (each switchable): cropping to the particle, background subtraction
+    (robust plane outside the particle), denoising (BM3D or non-local means on
+    Anscombe-transformed counts), circular low-pass filter [1/A], coarse centring by centre of
+    mass, estimation of the tilt axis's in-plane angle (common-line condition), centre of mass
+    perpendicular to the axis and common-line registration along it, then projection-matching
+    refinement of shifts (and, optionally, angles) against GENFIRE reconstructions.
 
     Parameters
     ----------
@@ -509,6 +512,11 @@ def align_tilt_series(
     image_indices : sequence of int, optional
         Each image's index in its file (default ``0 .. n-1``), by which the notes name images
         (the series may lack images of the file that were left out).
+    crop : "auto", int, "none" or None
+        Cut each image to a square box around the particle first (:func:`particle_crop`):
+        ``"auto"`` measures the box and crops when it is at most 3/4 of the images' side; an
+        int gives the box's side [px]; None or ``"none"`` keeps the images whole. The result's
+        images and shifts are then in the box (``steps["crop"]`` says where each box lies).
     """
     arr, ang = images_and_angles(data, angles_deg)
     if projection_matching and refine_angles and angle_method == "model" and model_builder is None:
@@ -518,6 +526,15 @@ def align_tilt_series(
             "use angle_method='tomogram'"
         )
     steps: dict = {"stage": "align"}
+    if crop not in (None, "none"):
+        registered = center_of_mass or common_line or projection_matching
+        box, why = particle_crop(
+            arr, box_px=None if crop == "auto" else int(crop), per_image=registered
+        )
+        steps["crop"] = box.record() if box is not None else {"applied": False, "why": why}
+        if box is not None:
+            arr = box.apply(arr)
+            steps["crop"]["why"] = why
     counts = False
     correlated = False  # counts whose noise is correlated (resampled): no independent halves
     if noise == "poisson":

@@ -9,6 +9,7 @@ from ..core.denoise import LOW_COUNTS
 from ..workflows import AlignSettings, run_align
 from ._common import (
     add_series_input,
+    crop_option,
     device_option,
     element_option,
     run_staged,
@@ -94,6 +95,7 @@ def add_align(sub) -> None:
         help="projection-matching rounds (up to 3 more run while the angles still converge)",
     )
     p.add_argument("--recon-iterations", type=int, default=D.recon_iterations)
+    crop_option(p, D.crop)
     element_option(p, D.element, "the tracer's minimum distance in the model-based refinement")
     device_option(p)
     p.set_defaults(func=cmd_align)
@@ -116,6 +118,7 @@ def settings_from_args(args) -> AlignSettings:
         rounds=args.rounds,
         recon_iterations=args.recon_iterations,
         element=args.element,
+        crop=args.crop,
         device=args.device,
     )
 

@@ -22,6 +22,7 @@ from ._common import (
     Bar,
     add_series_input,
     check_dpi,
+    crop_option,
     device_option,
     element_option,
     parse_formats,
@@ -102,6 +103,7 @@ def add_run(sub) -> None:
         help="the series arrives aligned: only preprocess it (background, low-pass), with no "
         "shifts, tilt-axis turn or angle changes",
     )
+    crop_option(p, AL.crop)
     p.add_argument(
         "--no-refine-model",
         action="store_true",
@@ -163,13 +165,16 @@ def settings_from_args(args) -> RunSettings:
     """The run's settings from its options (everything else: the stages' defaults)."""
     formats = parse_formats(args.figure_formats, "--figure-formats")
     if args.no_align:
-        align = AlignSettings.preprocess_only(device=args.device, denoise=args.denoise)
+        align = AlignSettings.preprocess_only(
+            device=args.device, denoise=args.denoise, crop=args.crop
+        )
     else:
         align = AlignSettings(
             tilt_axis=str(args.tilt_axis),
             projection_matching=not args.no_projection_matching,
             rounds=args.rounds,
             denoise=args.denoise,
+            crop=args.crop,
             device=args.device,
         )
     augment = None if str(args.augment).lower() == "none" else AugmentSettings(args.augment)

@@ -82,6 +82,13 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             tooltip="background and low-pass only: no shifts, no tilt-axis turn, no angle "
             "changes (for series aligned elsewhere)",
         )
+        self.crop = ComboBox(
+            label="crop to the particle",
+            choices=["auto", "none"],
+            value=d.crop if d.crop in ("auto", "none") else "auto",
+            tooltip="auto: cut every image to a square box around the particle when it needs "
+            "at most 3/4 of the field (GENFIRE's memory and time grow as the box's side cubed)",
+        )
         self.center_of_mass = CheckBox(label="centre of mass", value=d.center_of_mass)
         self.common_line = CheckBox(label="common line", value=d.common_line)
         self.tilt_axis = ComboBox(
@@ -116,6 +123,7 @@ class AlignWidget(StageWidgetMixin, DockContainer):
                 self.lowpass,
                 self.lowpass_edge,
                 self.arrives_aligned,
+                self.crop,
                 self.center_of_mass,
                 self.common_line,
                 self.tilt_axis,
@@ -187,6 +195,7 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             model_trials=atom_model_trials if self.angle_method.value == "model" else None,
             recon_iterations=d.recon_iterations,
             image_indices=file_image_indices(ts),
+            crop=None if self.crop.value == "none" else self.crop.value,
         )
         if self.arrives_aligned.value:  # as AlignSettings.preprocess_only()
             opts.update(

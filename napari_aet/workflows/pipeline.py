@@ -91,7 +91,10 @@ def _run_stage(
         if stage == "align":
             res = run_align(source, settings.align, tmp, progress, cancel)
             if second is not None:  # a dual-axis run: the second series on its own
-                res2 = run_align(second, settings.align, tmp / "second", progress, cancel)
+                # the two series are reconstructed together: one box side for both
+                box = res.info.get("crop", {}).get("box_px")
+                align2 = settings.align if box is None else replace(settings.align, crop=str(box))
+                res2 = run_align(second, align2, tmp / "second", progress, cancel)
                 res.message += f"; second series: {res2.message}"
                 res.notes += [f"second series: {n}" for n in res2.notes]
                 res.written += [f"second/{w}" for w in res2.written]

@@ -97,6 +97,9 @@ class AlignSettings:
     element: str = "Pt"  # the model method's tracer (its minimum distance follows the element)
     rounds: int = 3
     recon_iterations: int = 20
+    # "auto": cut the images to a box around the particle when it is at most 3/4 of their
+    # side (napari_aet.align.particle_crop); "none"; or the box's side in pixels
+    crop: str = "auto"
     device: str = "auto"
 
     @classmethod
@@ -110,6 +113,20 @@ class AlignSettings:
             projection_matching=False,
             **kw,
         )
+
+    def crop_value(self):
+        """``"auto"``, ``None`` (no crop) or the box's side [px] as an int."""
+        if self.crop in ("auto", "none"):
+            return None if self.crop == "none" else "auto"
+        try:
+            side = int(self.crop)
+        except ValueError:
+            side = 0
+        if side < 16:
+            raise ValueError(
+                f"crop {self.crop!r}: give 'auto', 'none' or the box's side in pixels (16 or more)"
+            )
+        return side
 
     def tilt_axis_value(self):
         """``"estimate"``, ``None`` (vertical) or the given angle [deg] as a float."""

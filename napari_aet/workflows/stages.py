@@ -190,9 +190,14 @@ def excluded_note(metadata) -> str:
 
 
 def align_notes(steps: dict) -> list[str]:
-    """What an analyst should read about an alignment (its record's ``steps``): the units
-    the series was taken in, the dose rule's verdict, the tilt axis, the rounds' notes."""
+    """What an analyst should read about an alignment (its record's ``steps``): the crop, the
+    units the series was taken in, the dose rule's verdict, the tilt axis, the rounds' notes."""
     notes = []
+    crop = steps.get("crop") or {}
+    if crop.get("applied") or crop.get("why", "").startswith(
+        ("no particle", "the particle's", "objects")
+    ):
+        notes.append(f"crop: {crop['why']}")  # cropped, or the particle could not be found
     counts_why = (steps.get("counts") or {}).get("why")
     if counts_why:  # a detector's units: what the dose rule and the refine stage work in
         notes.append(f"counts: {counts_why}")
@@ -238,6 +243,7 @@ def run_align(
         refine_rounds=s.rounds,
         recon_iterations=s.recon_iterations,
         image_indices=file_image_indices(ts),
+        crop=s.crop_value(),
         device=s.device,
         progress=progress,
         cancel=cancel,
