@@ -431,7 +431,8 @@ def _check_device_memory(need, dev, n_img, rows, cols, oversampling, interpolati
                 + (
                     f"The largest oversampling that fits is {best:g}."
                     if best
-                    else "Bin the images (fewer pixels) to make it fit."
+                    else "Crop the images to the particle (align --crop auto, or a smaller "
+                    "--crop PX) or bin them to make it fit."
                 )
             )
     else:
@@ -443,6 +444,7 @@ def _check_device_memory(need, dev, n_img, rows, cols, oversampling, interpolati
             hint=(
                 f"The largest oversampling that fits is {best:g}."
                 if best
-                else "Bin the images (fewer pixels) or use a GPU."
+                else "Crop the images to the particle (align --crop auto, or a smaller "
+                "--crop PX), bin them, or use a GPU."
             ),
         )
