@@ -97,16 +97,20 @@ def test_an_object_across_the_box_edge_widens_the_box(drifting):
         # one well outside it
         blob = np.exp(-((rr - r) ** 2 + (cc - c - half) ** 2) / (2 * 5.0**2))
         beside[i] += 0.1 * signal[i] / blob.sum() * blob * (blob > 1e-3)
-        c_far = c - half - 40 if c - half - 40 > 20 else c + half + 40
+        c_far = c - half - 40 if c - half - 40 > 40 else c + half + 40  # not in the strips
         blob = np.exp(-((rr - r) ** 2 + (cc - c_far) ** 2) / (2 * 5.0**2))
         far[i] += 0.1 * signal[i] / blob.sum() * blob * (blob > 1e-3)
-    wide, why = particle_crop(beside)
-    if wide is not None:  # widened to hold the neighbour whole, or not cropped at all
-        assert wide.box_px > crop.box_px
-        edge = np.abs(centres[:, 1] + half - (wide.corners_px[:, 1] + wide.box_px // 2))
-        assert (edge + 3 * 5.0 < wide.box_px / 2).all()
-    else:
-        assert "need" in why
+    # in a 512-px field, so that the widened box still fits under the 3/4 bar
+    pad = 96
+    rng = np.random.default_rng(2)
+    big = rng.poisson(1.0, (len(field), FIELD + 2 * pad, FIELD + 2 * pad)).astype(np.float32)
+    big[:, pad:-pad, pad:-pad] = beside
+    wide, why = particle_crop(big)
+    assert wide is not None, why
+    assert wide.box_px > crop.box_px  # widened to hold the neighbour whole
+    box_centre = wide.corners_px[:, 1] + wide.box_px // 2
+    neighbour = centres[:, 1] + half + pad
+    assert (np.abs(neighbour - box_centre) + 3 * 5.0 < wide.box_px / 2).all()
     same, _ = particle_crop(far)  # an object beyond the box leaves it as it was
     assert same.box_px == crop.box_px
 
@@ -115,9 +119,12 @@ def test_what_is_not_cropped(drifting):
     field, _, _, _, sim = drifting
     crop, why = particle_crop(sim.data)  # the particle fills the 128-px images
     assert crop is None and "not cropped" in why and "need" in why
-    noise = np.random.default_rng(0).poisson(2.0, (5, 200, 200)).astype(np.float32)
-    noise[2] = 2.0  # a flat image: nothing stands out
-    crop, why = particle_crop(noise)
+    noise = np.random.default_rng(0).poisson(1.0, (5, 320, 320)).astype(np.float32)
+    crop, why = particle_crop(noise)  # vacuum only
+    assert crop is None and why.startswith("no particle stands out in image(s) [0, 1, 2, 3, 4]")
+    flat = field[:5].copy()
+    flat[2] = 1.0  # one flat image: nothing stands out there
+    crop, why = particle_crop(flat)
     assert crop is None and why.startswith("no particle stands out in image(s) [2]")
     crop, why = particle_crop(field, box_px=FIELD + 8)
     assert crop is None and "does not fit" in why

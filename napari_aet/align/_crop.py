@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..recon._support import disk_footprint, li_foreground
+from ..recon._support import disk_footprint
 
 #: The box's margin beyond the particle's largest extent from its centre (in any image): this
 #: fraction of that extent plus :data:`CROP_MARGIN_PX` pixels, on every side. The vacuum it
@@ -84,24 +84,51 @@ JOIN_PX = 4.0
 OTHER_OBJECT_FRACTION = 0.02
 
 
+#: The particle's pixels: the smoothed image above the vacuum by :data:`LOW_SD` noise
+#: deviations, in parts that reach :data:`HIGH_SD` somewhere (hysteresis); the vacuum's level
+#: and noise from the image's outer strips.
+LOW_SD, HIGH_SD = 2.0, 6.0
+
+
+def _vacuum(sm: np.ndarray) -> tuple[float, float]:
+    """Level and noise of the vacuum: median and MAD of the smoothed image's outer strips
+    (a twentieth of each side, at least 8 px); where most of those are equal (vacuum of
+    exactly zero counts) their standard deviation, or else 1 % of the image's height above
+    the level."""
+    w0 = max(8, sm.shape[0] // 20)
+    w1 = max(8, sm.shape[1] // 20)
+    strip = np.concatenate([sm[:w0].ravel(), sm[-w0:].ravel(), sm[:, :w1].ravel(),
+                            sm[:, -w1:].ravel()])  # fmt: skip
+    level = float(np.median(strip))
+    sd = 1.4826 * float(np.median(np.abs(strip - level)))
+    if sd <= 0:
+        sd = float(strip.std())
+    if sd <= 0:
+        sd = 0.01 * float(sm.max() - level)
+    return level, sd
+
+
 def _objects(image: np.ndarray, smooth_px: float):
-    """The foreground objects of one image, most signal first: ``(signal, rows, cols,
-    weights)`` each; None when nothing stands out."""
+    """The foreground objects of one image, most signal first (at most 50): ``(signal, rows,
+    cols, weights)`` each, the weights each pixel's smoothed signal above the vacuum; None
+    when nothing stands out."""
+    from skimage.filters import apply_hysteresis_threshold
+
     sm = ndimage.gaussian_filter(np.asarray(image, np.float64), smooth_px)
-    fg = li_foreground(sm)
-    if fg.all():  # a flat image: nothing stands out
+    level, sd = _vacuum(sm)
+    fg = apply_hysteresis_threshold(sm, level + LOW_SD * sd, level + HIGH_SD * sd)
+    if not fg.any():
         return None
-    bg = float(np.median(sm[~fg]))
     joined = ndimage.binary_dilation(fg, structure=disk_footprint(JOIN_PX))
     labels, n = ndimage.label(joined)
     labels[~fg] = 0  # the objects' own pixels, grouped by the joined parts
+    signal = ndimage.sum_labels(sm - level, labels, index=np.arange(1, n + 1))
     out = []
-    for k in range(1, n + 1):
+    for k in np.argsort(-signal)[:50] + 1:
         rows, cols = np.nonzero(labels == k)
-        w = np.clip(sm[rows, cols] - bg, 0, None)
-        if rows.size and w.sum() > 0:
-            out.append((float(w.sum()), rows, cols, w))
-    out.sort(key=lambda o: -o[0])
+        if rows.size:
+            w = np.clip(sm[rows, cols] - level, 0, None)
+            out.append((float(signal[k - 1]), rows, cols, w))
     return out or None
 
 
@@ -121,13 +148,19 @@ def particle_crop(
 ) -> tuple[ParticleCrop | None, str]:
     """Find the particle in every image and the square box that holds it in all of them.
 
-    Each image's particle is the foreground component (Li's threshold of the image smoothed
-    by ``smooth_px``) that holds the most signal above the background; the box is centred on
-    its intensity-weighted centre, which is where the rotation axis projects when the axis
-    runs through the particle (the projection of its centre of mass). Its side is twice the
-    largest distance of the particle's pixels from that centre in any image, widened by the
-    margin (so that the particle turned by the tilt axis's angle still fits), rounded up to a
-    multiple of :data:`CROP_MULTIPLE`. A box that reaches past an image's edge is moved inside.
+    Each image is smoothed by ``smooth_px``; the vacuum's level and noise come from its outer
+    strips (:func:`_vacuum`), and its foreground is what stands :data:`LOW_SD` noise
+    deviations above the vacuum in parts that reach :data:`HIGH_SD` (hysteresis: a threshold
+    fitted to the whole histogram, as Li's, falls into the noise when the particle is a
+    hundredth of the field). The particle is the object (parts closer than ``2 JOIN_PX``
+    joined) that holds the most signal; the box is centred on its intensity-weighted centre,
+    where the particle's centre of mass projects. Its side is twice the largest distance of
+    the particle's pixels from that centre in any image, widened by the margin (so that the
+    particle turned by the tilt axis's angle still fits), rounded up to a multiple of
+    :data:`CROP_MULTIPLE`. A box that reaches past an image's edge is moved inside. The
+    images stay whole, with the reason, when an image has no foreground, when the particle
+    touches an image's edge, when its area differs more than 2.5x between images (another
+    object), or when ``auto``'s box exceeds ``max_fraction`` of the images.
 
     Parameters
     ----------
@@ -154,6 +187,10 @@ def particle_crop(
     if missing:
         return None, f"no particle stands out in image(s) {missing[:5]}: not cropped"
     mains = [f[0] for f in found]  # each image's particle: the object with the most signal
+    edge = [i for i, (_, r, c, _w) in enumerate(mains)
+            if r.min() < 2 or c.min() < 2 or r.max() > rows - 3 or c.max() > cols - 3]  # fmt: skip
+    if edge:
+        return None, f"the particle reaches the edge of image(s) {edge[:5]}: not cropped"
     centres = np.array([[np.average(r, weights=w), np.average(c, weights=w)]
                         for _, r, c, w in mains])  # fmt: skip
     areas = np.array([m[1].size for m in mains], float)
