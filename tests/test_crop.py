@@ -115,6 +115,24 @@ def test_an_object_across_the_box_edge_widens_the_box(drifting):
     assert same.box_px == crop.box_px
 
 
+def test_a_tilted_background_is_vacuum_and_a_filled_field_is_not(drifting):
+    field, centres, footprints, corners, _ = drifting
+    rng = np.random.default_rng(3)
+    tilt = 3.0 * np.arange(FIELD) / FIELD  # 1 to 4 counts of background across the field
+    tilted = field + rng.poisson(tilt, field.shape).astype(np.float32)
+    crop, why = particle_crop(tilted)
+    assert crop is not None, why
+    for box, at, pixels in zip(crop.corners_px, corners, footprints, strict=True):
+        inside = pixels + at - box
+        assert inside.min() >= 16 and inside.max() < crop.box_px - 16
+    # something bright along a side of the field (a thick support's edge): that strip is
+    # not vacuum, and the images stay whole
+    support = field.copy()
+    support[:, :, :40] += rng.poisson(4.0, support[:, :, :40].shape)
+    crop, why = particle_crop(support)
+    assert crop is None and "outer strips are not vacuum" in why
+
+
 def test_what_is_not_cropped(drifting):
     field, _, _, _, sim = drifting
     crop, why = particle_crop(sim.data)  # the particle fills the 128-px images

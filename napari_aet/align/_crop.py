@@ -90,44 +90,80 @@ OTHER_OBJECT_FRACTION = 0.02
 LOW_SD, HIGH_SD = 2.0, 6.0
 
 
-def _vacuum(sm: np.ndarray) -> tuple[float, float]:
-    """Level and noise of the vacuum: median and MAD of the smoothed image's outer strips
-    (a twentieth of each side, at least 8 px); where most of those are equal (vacuum of
-    exactly zero counts) their standard deviation, or else 1 % of the image's height above
-    the level."""
-    w0 = max(8, sm.shape[0] // 20)
-    w1 = max(8, sm.shape[1] // 20)
-    strip = np.concatenate([sm[:w0].ravel(), sm[-w0:].ravel(), sm[:, :w1].ravel(),
-                            sm[:, -w1:].ravel()])  # fmt: skip
-    level = float(np.median(strip))
-    sd = 1.4826 * float(np.median(np.abs(strip - level)))
-    if sd <= 0:
-        sd = float(strip.std())
-    if sd <= 0:
-        sd = 0.01 * float(sm.max() - level)
-    return level, sd
+def _vacuum(image: np.ndarray, sm: np.ndarray, smooth_px: float):
+    """The vacuum under a smoothed image ``sm`` of ``image``: a plane fitted to its outer
+    strips (a twentieth of each side, at least 8 px; a tilted background is a plane), and the
+    noise of ``sm`` about it: the raw strips' pixel-to-pixel differences (MAD, or their
+    standard deviation where most are 0, as in sparse counts; the noisiest strip's), over
+    ``2 sqrt(pi) smooth_px``, what Gaussian smoothing leaves of white noise. The plane is
+    fitted again without the strip pixels more than 3 noise deviations off it. Returns
+    ``(plane, noise)``, where the strips are all one value the noise 1 % of the image's height
+    above the plane (0 for a flat image); None when one strip's median then
+    stands more than 3 noise deviations off the plane: something bright covers most of it (a
+    support's edge, a particle that fills the field), and the plane is not the vacuum's."""
+    rows, cols = sm.shape
+    w0, w1 = max(8, rows // 20), max(8, cols // 20)
+    strips = [(slice(0, w0), slice(None)), (slice(rows - w0, rows), slice(None)),
+              (slice(None), slice(0, w1)), (slice(None), slice(cols - w1, cols))]  # fmt: skip
+    raw_sd = 0.0
+    for s in strips:  # the noisiest strip's (counting noise grows with a tilted background)
+        d = np.diff(np.asarray(image[s], np.float64), axis=1).ravel()
+        mad = 1.4826 * float(np.median(np.abs(d)))
+        raw_sd = max(raw_sd, (mad if mad > 0 else float(d.std())) / np.sqrt(2))
+    sd = raw_sd / (2 * np.sqrt(np.pi) * smooth_px)
+    rr, cc = np.mgrid[0:rows, 0:cols]
+    rr = (rr - rows / 2) / rows
+    cc = (cc - cols / 2) / cols
+    a = np.concatenate([np.stack([np.ones(sm[s].size), rr[s].ravel(), cc[s].ravel()], 1)
+                        for s in strips])  # fmt: skip
+    b = np.concatenate([sm[s].ravel() for s in strips])
+    keep = np.ones(b.size, bool)
+    for _ in range(2):
+        coef = np.linalg.lstsq(a[keep][::3], b[keep][::3], rcond=None)[0]
+        res = b - a @ coef
+        if sd > 0:
+            keep = np.abs(res) <= 3 * sd
+            if keep.sum() < 0.2 * b.size:  # most of the strips are not vacuum
+                return None
+    plane = coef[0] + coef[1] * rr + coef[2] * cc
+    if sd <= 0:  # vacuum of exactly one value (no noise, or zero counts): 1 % of the height
+        return plane, 0.01 * max(float((sm - plane).max()), 0.0)
+    start = 0
+    for s in strips:
+        n = sm[s].size
+        if abs(float(np.median(res[start : start + n]))) > 3 * sd:
+            return None
+        start += n
+    return plane, sd
 
 
 def _objects(image: np.ndarray, smooth_px: float):
     """The foreground objects of one image, most signal first (at most 50): ``(signal, rows,
     cols, weights)`` each, the weights each pixel's smoothed signal above the vacuum; None
-    when nothing stands out."""
+    when nothing stands out, ``"strips"`` when the vacuum cannot be measured
+    (:func:`_vacuum`)."""
     from skimage.filters import apply_hysteresis_threshold
 
     sm = ndimage.gaussian_filter(np.asarray(image, np.float64), smooth_px)
-    level, sd = _vacuum(sm)
-    fg = apply_hysteresis_threshold(sm, level + LOW_SD * sd, level + HIGH_SD * sd)
+    vac = _vacuum(image, sm, smooth_px)
+    if vac is None:
+        return "strips"
+    plane, sd = vac
+    if sd <= 0:
+        return None
+    sm = sm - plane
+    fg = apply_hysteresis_threshold(sm, LOW_SD * sd, HIGH_SD * sd)
     if not fg.any():
         return None
     joined = ndimage.binary_dilation(fg, structure=disk_footprint(JOIN_PX))
     labels, n = ndimage.label(joined)
     labels[~fg] = 0  # the objects' own pixels, grouped by the joined parts
-    signal = ndimage.sum_labels(sm - level, labels, index=np.arange(1, n + 1))
+    signal = ndimage.sum_labels(sm, labels, index=np.arange(1, n + 1))
     out = []
     for k in np.argsort(-signal)[:50] + 1:
         rows, cols = np.nonzero(labels == k)
         if rows.size:
-            w = np.clip(sm[rows, cols] - level, 0, None)
+            w = np.clip(sm[rows, cols], 0, None)
             out.append((float(signal[k - 1]), rows, cols, w))
     return out or None
 
@@ -148,8 +184,8 @@ def particle_crop(
 ) -> tuple[ParticleCrop | None, str]:
     """Find the particle in every image and the square box that holds it in all of them.
 
-    Each image is smoothed by ``smooth_px``; the vacuum's level and noise come from its outer
-    strips (:func:`_vacuum`), and its foreground is what stands :data:`LOW_SD` noise
+    Each image is smoothed by ``smooth_px``; the vacuum (a plane) and its noise come from its
+    outer strips (:func:`_vacuum`), and its foreground is what stands :data:`LOW_SD` noise
     deviations above the vacuum in parts that reach :data:`HIGH_SD` (hysteresis: a threshold
     fitted to the whole histogram, as Li's, falls into the noise when the particle is a
     hundredth of the field). The particle is the object (parts closer than ``2 JOIN_PX``
@@ -158,9 +194,10 @@ def particle_crop(
     the particle's pixels from that centre in any image, widened by the margin (so that the
     particle turned by the tilt axis's angle still fits), rounded up to a multiple of
     :data:`CROP_MULTIPLE`. A box that reaches past an image's edge is moved inside. The
-    images stay whole, with the reason, when an image has no foreground, when the particle
-    touches an image's edge, when its area differs more than 2.5x between images (another
-    object), or when ``auto``'s box exceeds ``max_fraction`` of the images.
+    images stay whole, with the reason, when an image has no foreground, when its outer
+    strips are not vacuum, when the particle touches an image's edge, when its area differs
+    more than 2.5x between images (another object), or when ``auto``'s box exceeds
+    ``max_fraction`` of the images.
 
     Parameters
     ----------
@@ -183,6 +220,12 @@ def particle_crop(
     arr = np.asarray(images)
     n, rows, cols = arr.shape
     found = [_objects(img, smooth_px) for img in arr]
+    filled = [i for i, f in enumerate(found) if isinstance(f, str)]
+    if filled:
+        return None, (
+            f"the images' outer strips are not vacuum (image(s) {filled[:5]}: the particle "
+            "fills the field): not cropped"
+        )
     missing = [i for i, f in enumerate(found) if f is None]
     if missing:
         return None, f"no particle stands out in image(s) {missing[:5]}: not cropped"
