@@ -195,7 +195,7 @@ def align_notes(steps: dict) -> list[str]:
     notes = []
     crop = steps.get("crop") or {}
     if crop.get("applied") or crop.get("why", "").startswith(
-        ("no particle", "the particle's", "objects")
+        ("no particle", "the particle's", "objects", "the images'")
     ):
         notes.append(f"crop: {crop['why']}")  # cropped, or the particle could not be found
     counts_why = (steps.get("counts") or {}).get("why")
