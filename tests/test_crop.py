@@ -14,7 +14,7 @@ from napari_aet.simulate import (
     build_structure,
     simulate_tilt_series,
 )
-from napari_aet.workflows import AlignSettings
+from napari_aet.workflows import AlignSettings, SeriesSource, run_align
 
 PX = 0.358
 ANGLES = np.linspace(-70, 70, 11)
@@ -180,3 +180,7 @@ def test_crop_settings_and_the_record(drifting, tmp_path):
     assert rc == 0
     rec = json.loads((out / "alignment.json").read_text())
     assert rec["crop"]["box_px"] == 192 and rec["crop"]["image_shape"] == [FIELD, FIELD]
+    # the stage's notes (run.log, the widget's status) say what was cut
+    settings = AlignSettings(projection_matching=False, tilt_axis="none", denoise="none")
+    res = run_align(SeriesSource(str(path)), settings, tmp_path / "auto")
+    assert any(n.startswith("crop: cropped the 320 x 320 images") for n in res.notes)
