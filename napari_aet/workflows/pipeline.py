@@ -92,7 +92,7 @@ def _run_stage(
             res = run_align(source, settings.align, tmp, progress, cancel)
             if second is not None:  # a dual-axis run: the second series on its own
                 # the two series are reconstructed together: one box side for both
-                box = res.info.get("crop", {}).get("box_px")
+                box = (res.record.get("crop") or {}).get("box_px")
                 align2 = settings.align if box is None else replace(settings.align, crop=str(box))
                 res2 = run_align(second, align2, tmp / "second", progress, cancel)
                 res.message += f"; second series: {res2.message}"
