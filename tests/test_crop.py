@@ -184,3 +184,27 @@ def test_crop_settings_and_the_record(drifting, tmp_path):
     settings = AlignSettings(projection_matching=False, tilt_axis="none", denoise="none")
     res = run_align(SeriesSource(str(path)), settings, tmp_path / "auto")
     assert any(n.startswith("crop: cropped the 320 x 320 images") for n in res.notes)
+
+
+def test_a_dual_axis_runs_second_series_gets_the_first_ones_box(drifting, tmp_path):
+    from napari_aet.workflows import RunLayout, RunSettings
+    from napari_aet.workflows.pipeline import _run_stage
+
+    field, *_, sim = drifting
+    first, second = tmp_path / "a.h5", tmp_path / "b.h5"
+    write_tilt_series(first, TiltSeries(field, ANGLES, PX, "a", {}))
+    # the second series alone would get a wider box: its images magnified 1.5x
+    from scipy.ndimage import zoom
+
+    wide = np.random.default_rng(4).poisson(1.0, (len(ANGLES), 640, 640)).astype(np.float32)
+    wide[:, 250:442, 300:492] = zoom(sim.data, (1, 1.5, 1.5), order=1)
+    assert particle_crop(wide)[0].box_px > particle_crop(field)[0].box_px
+    write_tilt_series(second, TiltSeries(wide, ANGLES, PX, "b", {}))
+    align = AlignSettings(projection_matching=False, tilt_axis="none", denoise="none")
+    lay = RunLayout(tmp_path / "run")
+    _run_stage("align", lay, RunSettings(align=align), SeriesSource(str(first)), None, None,
+               second=SeriesSource(str(second)))  # fmt: skip
+    rec1 = json.loads((lay.stage_dir("align") / "alignment.json").read_text())
+    rec2 = json.loads((lay.stage_dir("align") / "second" / "alignment.json").read_text())
+    assert rec1["crop"]["applied"] and rec2["crop"]["box_px"] == rec1["crop"]["box_px"]
+    assert rec2["crop"]["image_shape"] == [640, 640]
