@@ -111,10 +111,10 @@ def _vacuum(image: np.ndarray, sm: np.ndarray, smooth_px: float):
         mad = 1.4826 * float(np.median(np.abs(d)))
         raw_sd = max(raw_sd, (mad if mad > 0 else float(d.std())) / np.sqrt(2))
     sd = raw_sd / (2 * np.sqrt(np.pi) * smooth_px)
-    rr, cc = np.mgrid[0:rows, 0:cols]
-    rr = (rr - rows / 2) / rows
-    cc = (cc - cols / 2) / cols
-    a = np.concatenate([np.stack([np.ones(sm[s].size), rr[s].ravel(), cc[s].ravel()], 1)
+    rr = ((np.arange(rows) - rows / 2) / rows)[:, None]  # broadcast, not two full grids
+    cc = ((np.arange(cols) - cols / 2) / cols)[None, :]
+    rr_full, cc_full = np.broadcast_arrays(rr, cc)
+    a = np.concatenate([np.stack([np.ones(sm[s].size), rr_full[s].ravel(), cc_full[s].ravel()], 1)
                         for s in strips])  # fmt: skip
     b = np.concatenate([sm[s].ravel() for s in strips])
     keep = np.ones(b.size, bool)
