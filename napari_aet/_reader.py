@@ -38,7 +38,19 @@ def _one(path):
 
 def _read_tilt_series_layer(path):
     path = _one(path)
-    ts = read_tilt_series(path)
+    ts = read_tilt_series(path, keep_frames=True)
+    if ts.data.ndim == 4:  # several frames per tilt: registered and added as the CLI does
+        from napari.utils.notifications import show_info
+
+        from .workflows import frames_note, registered_frames
+
+        ts = registered_frames(ts)
+        fr = ts.metadata["frames"]
+        show_info(
+            f"{Path(path).name}: {frames_note(ts.metadata)}; scan distortion undone for rows "
+            "scanned top to bottom (napari-aet run --scan-direction for others)"
+            + (f". {len(fr['notes'])} note(s): {fr['notes'][0]}" if fr["notes"] else "")
+        )
     missing = [
         what
         for what, value in (("tilt angles", ts.angles_deg), ("pixel size", ts.pixel_size_A))

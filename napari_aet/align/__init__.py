@@ -7,6 +7,7 @@ from ._dual_axis import (
     refine_second_axis_turn,
     register_second_axis,
 )
+from ._frames import SCAN_DIRECTIONS, FrameRegistration, frame_shifts, register_frames
 from ._model_rounds import BLURRED_RATIO, blurred_images
 from ._pipeline import (
     SIGNIFICANCE_K,
@@ -38,6 +39,10 @@ from ._shifts import (
 
 __all__ = [
     "ParticleCrop",
+    "SCAN_DIRECTIONS",
+    "FrameRegistration",
+    "frame_shifts",
+    "register_frames",
     "particle_crop",
     "BLURRED_RATIO",
     "blurred_images",

@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ..align import SCAN_DIRECTIONS
 from ..core.files import staged_folder
 from ..workflows import SeriesSource, VolumeSource, parse_image_indices
 
@@ -69,6 +70,22 @@ def add_series_input(p, *, positional: bool = True) -> None:
         help="leave these images out (their index in the file, 0 = the first; e.g. an image "
         "the alignment names as out of focus)",
     )
+    p.add_argument(
+        "--scan-direction",
+        choices=SCAN_DIRECTIONS,
+        default="down",
+        help="a file of several frames per tilt (4D, or each angle repeated): the order the "
+        "rows were scanned in, to undo the drift's scan distortion ('down': row 0 first, as "
+        "DM, Velox and TIFF images are stored; 'none': register the frames by shifts only)",
+    )
+    p.add_argument(
+        "--frame-interval",
+        type=float,
+        default=1.0,
+        help="several frames per tilt: a frame period over one frame's scan time (1: frames "
+        "scanned back to back; more with a pause between frames or for frames cut from a "
+        "taller scan)",
+    )
 
 
 def crop_option(p, default: str) -> None:
@@ -103,6 +120,8 @@ def series_source(args, path=None) -> SeriesSource:
         dataset=args.dataset,
         fill_nans=getattr(args, "fill_nans", False),
         exclude=tuple(getattr(args, "exclude_images", ()) or ()),
+        scan_direction=getattr(args, "scan_direction", "down"),
+        frame_interval=getattr(args, "frame_interval", 1.0),
     )
 
 

@@ -20,8 +20,13 @@ def cmd_info(args) -> int:
         print(f"{args.path}: atom model, {m.n_atoms} atoms")
         print(f"  features: {', '.join(m.features.columns) or 'none'}")
         return 0
-    ts = read_tilt_series(args.path, dataset=args.dataset)
+    ts = read_tilt_series(args.path, dataset=args.dataset, keep_frames=True)
     print(f"{args.path}: tilt series {ts.data.shape} ({ts.metadata.get('format')})")
+    if fr := ts.metadata.get("frames"):
+        print(
+            f"  frames: {fr['frames_per_tilt']} per tilt, {fr['layout']}; align and run "
+            "register and add them (--scan-direction, --frame-interval)"
+        )
     px = (
         f"{ts.pixel_size_A:g} A ({ts.metadata.get('pixel_size_source')})"
         if ts.pixel_size_A

@@ -64,7 +64,9 @@ class TiltSeries:
     Attributes
     ----------
     data : ndarray of float32, shape (n_tilts, rows, cols)
-        The images; the tilt axis is (nominally) the vertical image axis.
+        The images; the tilt axis is (nominally) the vertical image axis. Read with
+        ``keep_frames``, a file of several frames per tilt gives ``(n_tilts, n_frames, rows,
+        cols)``.
     angles_deg : ndarray of shape (n_tilts,) or None
         Tilt angle of each image [degrees]; None when not known yet.
     pixel_size_A : float or None
@@ -172,8 +174,8 @@ def _read_hdf5(path: Path, dataset: str | None, angles_dataset: str | None):
     with h5py.File(path, "r") as h5:
         sets = _list_datasets(h5)
         listing = ", ".join(f"'{n}' {s}" for n, s in sets) or "none"
-        if dataset is None:
-            three_d = [n for n, s in sets if len(s) == 3]
+        if dataset is None:  # a stack of images, or of several frames per tilt
+            three_d = [n for n, s in sets if len(s) == 3] or [n for n, s in sets if len(s) == 4]
             named = [n for n in three_d if n.split("/")[-1].lower() in HDF5_DATA_NAMES]
             if named:
                 dataset = named[0]
@@ -263,8 +265,16 @@ def read_tilt_series(
     angles_dataset: str | None = None,
     pixel_size_A: float | None = None,
     nan_policy: str = "raise",
+    keep_frames: bool = False,
 ) -> TiltSeries:
     """Read a tilt series ``(n_tilts, rows, cols)`` with its tilt angles and pixel size.
+
+    A file may hold several frames per tilt: a 4D stack ``(n_tilts, n_frames, rows, cols)``
+    (or ``(n_frames, n_tilts, ...)`` where only the second axis matches the angles), or a 3D
+    stack whose angles repeat, each the same number of times in a row. Such a series is
+    refused (the message says how to register the frames) unless ``keep_frames``, which
+    returns ``data`` as ``(n_tilts, n_frames, rows, cols)`` with one angle per tilt and
+    ``metadata["frames"]`` saying how the file held them.
 
     Parameters
     ----------
@@ -287,6 +297,8 @@ def read_tilt_series(
     nan_policy : {"raise", "fill"}
         What to do with NaN or infinite pixels: raise an error, or replace them by the median
         of their image.
+    keep_frames : bool
+        Return several frames per tilt as a 4D ``data`` instead of refusing them.
 
     Returns
     -------
@@ -336,8 +348,7 @@ def read_tilt_series(
             "is the file complete and of the type its suffix says?"
         ) from err
 
-    data = _validate_stack(np.asarray(data), path, nan_policy, meta)
-
+    data = np.asarray(data)
     angle_source = meta.get("angles_source")
     if angles is not None:
         if isinstance(angles, (str, Path)) and _is_file(angles):
@@ -363,6 +374,16 @@ def read_tilt_series(
         side = find_angle_sidecar(path)
         ang = read_angles(side) if side is not None else None
         angle_source = str(side) if side is not None else None
+    data, ang = _frames_layout(data, ang, path, meta)
+    if data.ndim == 4 and not keep_frames:
+        m = data.shape[1]
+        raise TiltSeriesFileError(
+            f"{path} holds {m} frames per tilt ({meta['frames']['layout']}): napari-aet run "
+            "and align register them, undo the drift's scan distortion and add them; in "
+            "Python read it with keep_frames=True and call "
+            "napari_aet.align.register_frames, or add the frames elsewhere first"
+        )
+    data = _validate_stack(data, path, nan_policy, meta)
     if ang is not None:
         ang = validate_angles(ang, data.shape[0], where=angle_source or "the given angles")
     meta["angles_source"] = angle_source
@@ -429,11 +450,37 @@ def validate_angles(angles, n_images: int, *, where: str = "the angles") -> np.n
     return ang
 
 
-def _validate_stack(data: np.ndarray, path, nan_policy: str, meta: dict) -> np.ndarray:
+def _frames_layout(data: np.ndarray, angles, path, meta: dict):
+    """``(data, angles)`` with several frames per tilt brought to ``(n_tilts, n_frames, rows,
+    cols)`` and one angle per tilt, ``meta["frames"]`` saying how the file held them; other
+    stacks as they are (singleton axes of a 4D or 5D array squeezed)."""
     if data.ndim > 3:
         squeezed = np.squeeze(data)
-        if squeezed.ndim == 3:
+        if squeezed.ndim >= 3:
             data = squeezed
+    ang = None if angles is None else np.asarray(angles, np.float64).ravel()
+    if data.ndim == 4 and min(data.shape[2:]) >= 8 and max(data.shape[:2]) < min(data.shape[2:]):
+        a, b = data.shape[:2]  # (not an RGB stack, whose last axis has 3 or 4 values)
+        layout = "(n_tilts, n_frames, rows, cols)"
+        if ang is not None and ang.size == b and ang.size != a:
+            data, layout = np.swapaxes(data, 0, 1), "(n_frames, n_tilts, rows, cols)"
+        meta["frames"] = {"layout": layout, "frames_per_tilt": int(data.shape[1])}
+        return data, ang
+    if data.ndim == 3 and ang is not None and ang.size == data.shape[0] > 2:
+        starts = np.r_[0, np.nonzero(np.diff(ang) != 0)[0] + 1]
+        runs = np.diff(np.r_[starts, ang.size])
+        if len(runs) >= 2 and runs[0] >= 2 and np.all(runs == runs[0]):
+            m = int(runs[0])
+            meta["frames"] = {"layout": f"each angle {m} times in a row", "frames_per_tilt": m}
+            return data.reshape(len(runs), m, *data.shape[1:]), ang[starts]
+    return data, ang
+
+
+def _validate_stack(data: np.ndarray, path, nan_policy: str, meta: dict) -> np.ndarray:
+    if data.ndim == 4 and "frames" in meta:  # frames per tilt: each checked as an image
+        n, m = data.shape[:2]
+        flat = _validate_stack(data.reshape(n * m, *data.shape[2:]), path, nan_policy, meta)
+        return flat.reshape(n, m, *data.shape[2:])
     if data.ndim == 2:
         raise ValueError(
             f"{path} holds a single 2D image of shape {data.shape}; a tilt series is a stack "

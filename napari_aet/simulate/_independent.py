@@ -79,6 +79,16 @@ class IndependentImaging:
         Root-mean-square thermal displacement of the frozen phonons [A].
     prism_interpolation : int
         PRISM interpolation factor (the probe is cut to 1/f of the field of view).
+    frames : int
+        Scans per tilt (the study's: 3), each with ``1 / frames`` of the dose, recorded while
+        the specimen drifts (``"incoherent"`` only): the series then carries the raw frames.
+    drift_px : float
+        Largest drift of the specimen over one frame period [pixels]; each tilt drifts
+        steadily at a speed drawn uniformly up to it, in a random direction.
+    frame_interval : float
+        A frame period over one frame's scan time (1: frames scanned back to back). Rows are
+        scanned top to bottom, each row left to right, so that the drift both moves the
+        specimen between frames and distorts each frame.
     """
 
     energy_keV: float = 300.0
@@ -101,6 +111,9 @@ class IndependentImaging:
     phonon_configs: int = 0
     phonon_sigma_A: float = 0.08
     prism_interpolation: int = 4
+    frames: int = 1
+    drift_px: float = 0.0
+    frame_interval: float = 1.0
 
     def __post_init__(self):
         if self.method not in ("incoherent", "prism"):
@@ -112,6 +125,10 @@ class IndependentImaging:
             raise ValueError(
                 f"detector_mrad must be (inner, outer) with inner < outer, not {self.detector_mrad}"
             )
+        if self.frames < 1 or self.frame_interval < 1:
+            raise ValueError("frames must be at least 1 and frame_interval at least 1")
+        if self.frames > 1 and self.method != "incoherent":
+            raise ValueError("frames with drift are simulated by the 'incoherent' method only")
 
 
 @dataclass
@@ -127,6 +144,11 @@ class IndependentSeries:
     #: the noise-free detected signal before the counts' scaling, background and noise (for
     #: :func:`at_counts`: the same acquisition at other counts without simulating it again)
     signal: np.ndarray | None = field(default=None, repr=False)
+    #: with ``IndependentImaging.frames > 1``: the raw frames ``(n, frames, rows, cols)``
+    #: (``data`` is then their plain, unregistered sum) and each tilt's drift over one frame
+    #: period ``(n, 2)`` [px, (row, col)]
+    frames: np.ndarray | None = field(default=None, repr=False)
+    frame_drift_px: np.ndarray | None = None
 
 
 def poisson_counts(
@@ -374,6 +396,14 @@ def independent_tilt_series(
     # drawn after the shifts, and only when asked, so that other series stay as they were
     defoci = s.defocus_A + (rng.normal(0.0, s.defocus_spread_A, n) if s.defocus_spread_A else 0)
     defoci = np.asarray(defoci, np.float64) * np.ones(n)
+    m = int(s.frames)
+    drift = np.zeros((n, 2))
+    if m > 1:  # drawn last, and only when asked, as the defoci
+        speed = rng.uniform(0.0, s.drift_px, n)
+        heading = rng.uniform(0.0, 2 * np.pi, n)
+        drift = speed[:, None] * np.stack([np.sin(heading), np.cos(heading)], 1)
+        check_memory(n * m * rows * cols * 8 * 2, "the independent simulator's frames")
+        frames_clean = np.empty((n, m, rows, cols), np.float64)
     # one probe for the series, or one per image (built in the loop) with a defocus spread
     focused = not prism and not s.defocus_spread_A
     probe_ft = np.fft.rfft2(_probe_intensity(s, gpts, fine)) if focused else None
@@ -406,8 +436,17 @@ def independent_tilt_series(
                 probe_ft = np.fft.rfft2(_probe_intensity(s_i, gpts, fine))
             img = np.fft.irfft2(np.fft.rfft2(v) * probe_ft, s=gpts)
             clean[i] = img[::k, ::k]
+            if m > 1:
+                frames_clean[i] = _scanned_frames(img, k, (rows, cols), m, drift[i], s)
         report(progress, i + 1, n, f"image {i + 1}/{n} at {th_deg:+.1f} deg")
-    counts, scale = _counts(clean, s, rng)
+    frames = None
+    if m > 1:  # the frames share the dose; the specimen at the middle of the scans is where
+        # a registration of the frames puts it
+        frames, scale = _frame_counts(frames_clean, s, rng)
+        counts = frames.sum(1)
+        shifts = shifts + drift * ((m - 1) / 2 + 0.5 / s.frame_interval)
+    else:
+        counts, scale = _counts(clean, s, rng)
     return IndependentSeries(
         counts,
         nominal,
@@ -422,5 +461,44 @@ def independent_tilt_series(
             "defocus_A_per_image": defoci.tolist(),
             "element_brightness": weights,
         },
-        clean.astype(np.float32),
+        None if m > 1 else clean.astype(np.float32),
+        frames,
+        drift if m > 1 else None,
     )
+
+
+def _scanned_frames(img, k: int, shape, m: int, drift, s: IndependentImaging) -> np.ndarray:
+    """``m`` scans of the fine image ``img`` (``k`` fine points per pixel) while the specimen
+    drifts by ``drift`` pixels per frame period: rows top to bottom, each left to right, pixel
+    ``(r, c)`` of frame ``f`` at the time ``f * interval + (r + c / cols) / rows`` scans and
+    showing the specimen's point moved back by the drift so far (bilinear on the fine grid)."""
+    from scipy import ndimage
+
+    rows, cols = shape
+    r, c = np.meshgrid(np.arange(rows, dtype=np.float64), np.arange(cols, dtype=np.float64),
+                       indexing="ij")  # fmt: skip
+    rate = np.asarray(drift, np.float64) / s.frame_interval  # pixels per scan time
+    out = np.empty((m, rows, cols))
+    for f in range(m):
+        t = f * s.frame_interval + (r + c / cols) / rows
+        where = [(r - rate[0] * t) * k, (c - rate[1] * t) * k]
+        out[f] = ndimage.map_coordinates(img, where, order=1, mode="grid-wrap")
+    return out
+
+
+def _frame_counts(frames, s: IndependentImaging, rng) -> tuple[np.ndarray, float]:
+    """Poisson counts of noise-free frames ``(n, m, rows, cols)`` that share the dose: their
+    sum has ``s``'s counts at the brightest column (or per pixel) and background."""
+    from scipy import ndimage
+
+    m = frames.shape[1]
+    total = frames.sum(1)
+    if s.mean_counts is not None:
+        mean = float(total.mean())
+        target = max(float(s.mean_counts) - s.background_counts, 0.0)
+        scale = target / mean if mean > 0 else 1.0
+    else:
+        peak = float(np.max(ndimage.maximum_filter(total, size=(1, 3, 3))))
+        scale = float(s.peak_counts) / peak if peak > 0 else 1.0
+    lam = np.clip(frames * scale, 0, None) + s.background_counts / m
+    return np.random.default_rng(rng).poisson(lam).astype(np.float32), scale

@@ -6,9 +6,11 @@ analysis. The CLI and the widgets call these; no Qt."""
 from ._common import (
     StageResult,
     file_image_indices,
+    frames_note,
     load_series,
     load_tomogram,
     parse_image_indices,
+    registered_frames,
     without_images,
 )
 from .atom_stages import run_analyze, run_precision, run_refine, run_trace, run_validate
@@ -78,6 +80,8 @@ __all__ = [
     "gather",
     "load_run",
     "load_series",
+    "frames_note",
+    "registered_frames",
     "parse_image_indices",
     "without_images",
     "file_image_indices",

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..align import register_frames
 from ..core.atoms import AtomModel
 from ..core.elements import parse_elements
 from ..core.files import replace_when_done
@@ -96,8 +97,39 @@ def _folder(out) -> Path:
     return out
 
 
-def load_series(source: SeriesSource | str | Path, *, need_pixel_size: bool = True) -> TiltSeries:
-    """Read a tilt series and make sure it has angles (and a pixel size)."""
+def registered_frames(ts: TiltSeries, scan_direction="down", frame_interval=1.0, progress=None):
+    """A series read with several frames per tilt (``ts.data`` 4D) as one image per tilt:
+    the frames registered, the drift's scan distortion undone and added
+    (:func:`napari_aet.align.register_frames`); ``metadata["frames"]`` gets the record."""
+    reg = register_frames(
+        ts.data,
+        frame_interval=frame_interval,
+        scan_direction=scan_direction,
+        progress=progress,
+    )
+    meta = dict(ts.metadata)
+    meta["frames"] = {**(meta.get("frames") or {}), **reg.record()}
+    return replace(ts, data=reg.data, metadata=meta)
+
+
+def frames_note(metadata) -> str:
+    """What the status line says about a series' registered frames, or ``""``."""
+    fr = (metadata or {}).get("frames")
+    if not fr or "drift_px_per_frame_max" not in fr:
+        return ""
+    how = "shifts and scan distortion" if fr["scan_distortion_corrected"] else "shifts only"
+    return (
+        f"{fr['frames_per_image']} frames per image registered ({how}): drift up to "
+        f"{fr['drift_px_per_frame_max']:.2f} px per frame (median "
+        f"{fr['drift_px_per_frame_median']:.2f})"
+    )
+
+
+def load_series(
+    source: SeriesSource | str | Path, *, need_pixel_size: bool = True, progress=None
+) -> TiltSeries:
+    """Read a tilt series and make sure it has angles (and a pixel size); several frames per
+    tilt are registered and added (:func:`registered_frames`)."""
     if not isinstance(source, SeriesSource):
         source = SeriesSource(str(source))
     ts = read_tilt_series(
@@ -106,7 +138,10 @@ def load_series(source: SeriesSource | str | Path, *, need_pixel_size: bool = Tr
         angles=source.angles,
         pixel_size_A=source.pixel_size_A,
         nan_policy="fill" if source.fill_nans else "raise",
+        keep_frames=True,
     )
+    if ts.data.ndim == 4:
+        ts = registered_frames(ts, source.scan_direction, source.frame_interval, progress)
     if ts.angles_deg is None:
         raise ValueError(
             f"{source.path} carries no tilt angles and has no sidecar .tlt file; pass --angles "

@@ -73,6 +73,9 @@ def stage_key(stage: str, settings: RunSettings, source: SeriesSource) -> dict:
         }
         if source.exclude:  # only when set: earlier run folders' keys stay as they were
             key["series"]["exclude"] = left_out_indices(source.exclude)
+        frames = {"scan_direction": source.scan_direction, "frame_interval": source.frame_interval}
+        if frames != {"scan_direction": "down", "frame_interval": 1.0}:  # the same: as exclude
+            key["series"]["frames"] = frames
     if stage == "trace":
         key["from"] = "augment" if settings.augment is not None else "recon"
     if stage == "analyze":

@@ -39,6 +39,11 @@ class SeriesSource:
     # images left out, by their index in the file (0 = the first): an image out of focus, hit
     # by the beam's drift or blocked by the grid at high tilt
     exclude: tuple[int, ...] = ()
+    # several frames per tilt (:func:`napari_aet.align.register_frames`): the order the rows
+    # were scanned in ("down": row 0 first; "none": shifts only, no scan distortion
+    # correction) and the frame period over one frame's scan time
+    scan_direction: str = "down"
+    frame_interval: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from ._common import (
     _save_figure,
     _trace_kwargs,
     file_image_indices,
+    frames_note,
     load_series,
     load_tomogram,
     write_json,
@@ -179,6 +180,12 @@ def _excluded(ts) -> dict:
     return {"excluded_images": left} if left else {}
 
 
+def _frames(ts) -> dict:
+    """The registration of a series read with several frames per tilt, for the record."""
+    fr = ts.metadata.get("frames")
+    return {"frames": fr} if fr else {}
+
+
 def excluded_note(metadata) -> str:
     """What the status line says about the images left out of a series
     (:func:`without_images`'s record in its metadata), or ``""``."""
@@ -217,7 +224,7 @@ def run_align(
     per-image corrections (``alignment.csv``) and every setting and estimate
     (``alignment.json``)."""
     s = settings
-    ts = load_series(series)
+    ts = load_series(series, progress=progress)
     builder = None
     if s.projection_matching and s.refine_angles and s.angle_method == "model":
         builder = atom_model_builder(
@@ -252,6 +259,7 @@ def run_align(
     prov = {
         **_provenance("align", s, input=series.path),
         **_excluded(ts),
+        **_frames(ts),
         **res.steps,
         "tilt_axis_angle_deg": res.tilt_axis_angle_deg,
     }
@@ -288,6 +296,8 @@ def run_align(
     notes = align_notes(res.steps)
     if left := excluded_note(ts.metadata):
         notes.insert(0, left)
+    if fr := frames_note(ts.metadata):  # the frames' registration first, with its own notes
+        notes[:0] = [fr, *ts.metadata["frames"].get("notes", [])]
     sig = res.steps.get("significance")
     if sig:
         msg += (

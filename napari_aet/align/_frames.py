@@ -1,0 +1,376 @@
+"""Several fast frames per tilt: registered, corrected for the scan's drift distortion, summed.
+
+An ADF-STEM tilt series is usually recorded as a few short scans per tilt (the study: three
+images of 4 us dwell per angle), because the specimen drifts: one long scan would smear the
+drift into the image, several short ones can be registered and added. Two things follow from
+a drift that is steady over the few seconds of one tilt's frames:
+
+* **Translation between frames.** Frame ``k`` shows the specimen moved by ``s_k`` since the
+  first; the sum of unregistered frames is the image convolved with the drift's path.
+* **Scan distortion within each frame.** A scan takes its rows one after the other, so row
+  ``y`` is recorded a fraction ``y / H`` of the scan time after row 0: a specimen drifting at
+  ``u`` pixels per scan time is drawn sheared and stretched, pixel ``p`` showing the specimen's
+  point ``p - s_k - u y / H``. Every frame carries the same distortion (the rate is the same),
+  so registering frames does not see it, but it differs from tilt to tilt with the drift, and
+  no shift or angle of the alignment can take it out of the tilt series.
+
+Both come from the frames' registration: the displacement between consecutive frames is the
+drift over one frame period, ``d = u * frame_interval`` (``frame_interval``: the frame period
+over the image's scan time; 1 for frames scanned back to back, more with a pause between them
+or for frames cut from a taller scan). Each frame is then resampled (cubic splines) to where
+the specimen was at the middle of the tilt's scans, distortion undone, and the frames summed:
+counts stay counts (pixels that some frames do not cover are scaled by the frames that do).
+
+Registration is by cross-correlation of each frame with the sum of the others (leave one out,
+so a frame's own noise does not pull the peak to zero), iterated, on frames with their median
+taken off and smoothed by a pixel: the particle's whole image carries the registration, which
+works at the few counts per frame that a low-dose series splits into its frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from ..core.memory import check_memory
+from ..core.progress import check_cancel, report
+
+#: Directions the rows of a frame were scanned in: ``"down"`` (row 0 first, as microscope
+#: software stores an image), ``"up"`` (the last row first), ``"none"`` (frames registered by
+#: shifts only, the scan distortion left as it is).
+SCAN_DIRECTIONS = ("down", "up", "none")
+#: Frames further apart than this fraction of the image's shorter side are refused.
+MAX_FRAME_SHIFT_FRACTION = 0.25
+#: A tilt whose frames depart further than this from a steady drift gets a note [px].
+DRIFT_NONLINEARITY_NOTE_PX = 0.5
+#: A frame whose signal (over its median) differs from its tilt's median frame by more than
+#: this fraction gets a note (a beam current that changed, a blanked part of a scan).
+FRAME_SIGNAL_NOTE = 0.25
+#: The registration's window: a Tukey window flat over all but this fraction of each side.
+WINDOW = 0.2
+
+
+@dataclass
+class FrameRegistration:
+    """Registered, distortion-corrected and summed frames (:func:`register_frames`).
+
+    Attributes
+    ----------
+    data : ndarray of float32, shape (n_tilts, rows, cols)
+        The sum of each tilt's frames, in the frames' units (counts stay counts).
+    shifts_px : ndarray, shape (n_tilts, n_frames, 2)
+        Where the specimen was at the start of each frame, relative to the mean of its tilt's
+        frames [pixels, (row, col)]: on the steady drift's line through the registered places
+        (which averages their noise), or those places themselves where they depart from it by
+        more than :data:`DRIFT_NONLINEARITY_NOTE_PX` (a jump).
+    drift_px_per_frame : ndarray, shape (n_tilts, 2)
+        Each tilt's steady drift over one frame period (the least-squares line through its
+        shifts) [pixels, (row, col)].
+    drift_nonlinearity_px : ndarray, shape (n_tilts,)
+        Root-mean-square departure of the shifts from that line (0 with two frames).
+    scan_direction, frame_interval
+        As given (:func:`register_frames`).
+    uncovered_pixels : int
+        Output pixels that no frame covered (filled with their image's median).
+    notes : list of str
+        What an analyst should read.
+    """
+
+    data: np.ndarray
+    shifts_px: np.ndarray
+    drift_px_per_frame: np.ndarray
+    drift_nonlinearity_px: np.ndarray
+    scan_direction: str
+    frame_interval: float
+    uncovered_pixels: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.shifts_px.shape[1])
+
+    def record(self) -> dict:
+        """A JSON-ready record of the registration (for the align stage's provenance)."""
+        speed = np.hypot(*self.drift_px_per_frame.T)
+        return {
+            "frames_per_image": self.n_frames,
+            "scan_direction": self.scan_direction,
+            "scan_distortion_corrected": self.scan_direction != "none",
+            "frame_interval": self.frame_interval,
+            "drift_px_per_frame_row_col": np.round(self.drift_px_per_frame, 4).tolist(),
+            "drift_px_per_frame_max": round(float(speed.max()), 4),
+            "drift_px_per_frame_median": round(float(np.median(speed)), 4),
+            "drift_nonlinearity_px": np.round(self.drift_nonlinearity_px, 4).tolist(),
+            "frame_shifts_px_row_col": np.round(self.shifts_px, 4).tolist(),
+            "uncovered_pixels": int(self.uncovered_pixels),
+            "notes": list(self.notes),
+        }
+
+
+def _tukey(n: int, alpha: float = 0.2) -> np.ndarray:
+    """A Tukey window: flat over ``1 - alpha`` of ``n``, cosine tapers at the ends."""
+    x = np.linspace(0.0, 1.0, n)
+    w = np.ones(n)
+    edge = alpha / 2
+    lo, hi = x < edge, x > 1 - edge
+    w[lo] = 0.5 * (1 + np.cos(np.pi * (x[lo] / edge - 1)))
+    w[hi] = 0.5 * (1 + np.cos(np.pi * ((x[hi] - 1) / edge + 1)))
+    return w
+
+
+def _vacuum_plane(image) -> np.ndarray:
+    """The vacuum's level under one tilt's summed frames: a plane through its outer strips
+    (:func:`napari_aet.align._crop._vacuum`), or the image's median where the strips are not
+    vacuum."""
+    from ._crop import _vacuum
+
+    image = np.asarray(image, np.float64)
+    vac = _vacuum(image, ndimage.gaussian_filter(image, 2.0), 2.0)
+    if vac is None:
+        return np.full(image.shape, float(np.median(image)))
+    return np.broadcast_to(vac[0], image.shape)
+
+
+def _phase_ramp(shape: tuple[int, int], shift) -> np.ndarray:
+    """``exp(-2 pi i k.s)``: multiplying an image's FFT by it moves the image by ``s``."""
+    ky = np.fft.fftfreq(shape[0])[:, None]
+    kx = np.fft.fftfreq(shape[1])[None, :]
+    return np.exp(-2j * np.pi * (ky * shift[0] + kx * shift[1]))
+
+
+def frame_shifts(
+    frames,
+    *,
+    upsample: int = 100,
+    smooth_px: float = 1.0,
+    weighted: bool = True,
+    spectrum_sigma: float = 1.0,
+    max_iter: int = 6,
+) -> np.ndarray:
+    """Where the specimen is in each of one tilt's frames, relative to their mean [px].
+
+    The frames (the vacuum's plane off, a Tukey window against the edges) are first placed
+    by registering each, smoothed by ``smooth_px``, to the one before, then to the sum of the
+    others at their latest places, one frame at a time, until no place changes by more than
+    0.01 px. With ``weighted``, the same rounds follow without the smoothing, each frequency
+    of the cross-correlation weighted for the signal it carries over the noise (the
+    maximum-likelihood weighting of Knapp & Carter 1976): at a few counts per frame the noise
+    of the others' sum, multiplied with the frame's own, would otherwise swamp the peak. For
+    a frame with signal power ``P`` and white noise ``N`` per frequency, against the sum of
+    the other ``m - 1``, the weight is ``P / (N (m P + N))``; ``P`` is the frames' mean
+    cross-spectrum at their current places (smoothed over ``spectrum_sigma`` frequency bins,
+    no noise in it), ``N`` their power where the probe passes no signal (beyond 0.4 cycles per
+    pixel). Registration is to ``1 / upsample`` of a pixel
+    (:func:`skimage.registration.phase_cross_correlation` without normalisation).
+
+    Returns
+    -------
+    ndarray, shape (n_frames, 2)
+        ``s_k``: frame ``k`` shows the specimen's point ``p - s_k`` at pixel ``p`` (if the
+        frames differ by shifts only), the mean over the frames removed.
+    """
+    from skimage.registration import phase_cross_correlation
+
+    f = np.asarray(frames, np.float64)
+    m, h, w = f.shape
+    level = _vacuum_plane(f.sum(0))
+    g = (f - level[None] / m) * (_tukey(h, WINDOW)[:, None] * _tukey(w, WINDOW)[None, :])
+    raw = np.fft.fft2(g)
+    ft = np.fft.fft2(ndimage.gaussian_filter(g, (0, smooth_px, smooth_px))) if smooth_px else raw
+
+    def where(reference, k) -> np.ndarray:
+        # ``d`` moves frame k onto the reference: the specimen in frame k sits at -d from
+        # where the reference has it
+        d, _, _ = phase_cross_correlation(
+            reference, ft[k], space="fourier", upsample_factor=upsample, normalization=None
+        )
+        return -np.asarray(d, np.float64)
+
+    def rounds(s, weight_of=None):
+        moved = np.stack([ft[k] * _phase_ramp((h, w), -s[k]) for k in range(m)])
+        total = moved.sum(0)
+        weight = 1.0 if weight_of is None else weight_of(moved)
+        for _ in range(max_iter):
+            change = 0.0
+            for k in range(m):
+                new = where((total - moved[k]) * weight, k)
+                change = max(change, float(np.abs(new - s[k]).max()))
+                s[k] = new
+                total -= moved[k]
+                moved[k] = ft[k] * _phase_ramp((h, w), -s[k])
+                total += moved[k]
+            if change < 0.01:
+                break
+            if weight_of is not None:
+                weight = weight_of(moved)
+        return s
+
+    # a start from consecutive frames (each the previous one's place plus their offset)
+    s = np.zeros((m, 2))
+    for k in range(1, m):
+        s[k] = s[k - 1] + where(ft[k - 1], k)
+    s = rounds(s)
+    if weighted:
+        ky = np.fft.fftfreq(h)[:, None]
+        kx = np.fft.fftfreq(w)[None, :]
+        beyond = np.hypot(ky, kx) > 0.4
+        noise = float(np.mean([np.median(np.abs(raw[k][beyond]) ** 2) for k in range(m)]))
+        if noise > 0:
+            ft = raw
+
+            def weight_of(moved):
+                power = _signal_power(moved, spectrum_sigma)
+                return power / (noise * (m * power + noise))
+
+            s = rounds(s, weight_of)
+    return s - s.mean(0)
+
+
+def _signal_power(moved, spectrum_sigma: float) -> np.ndarray:
+    """The signal's power per frequency: the frames' mean cross-spectrum at their places
+    (each pair's, so no noise power in it), smoothed over ``spectrum_sigma`` bins, >= 0."""
+    m, h, w = moved.shape
+    cross = np.zeros((h, w))
+    for j in range(m):
+        for k in range(j + 1, m):
+            cross += (moved[j] * np.conj(moved[k])).real
+    cross /= m * (m - 1) / 2
+    return np.clip(ndimage.gaussian_filter(cross, spectrum_sigma, mode="wrap"), 0, None)
+
+
+def _source_pixels(q_y, q_x, c, u, direction: str, rows: int):
+    """The pixel of a frame (row, col) that recorded the specimen point that pixel ``q`` of
+    the output shows; ``c = s_k - s_ref`` the frame's displacement, ``u`` the drift over one
+    scan (both [px]). Row ``y`` of a frame is recorded at the fraction ``a + b y`` of its scan."""
+    a, b = (0.0, 1.0 / rows) if direction == "down" else ((rows - 1.0) / rows, -1.0 / rows)
+    p_y = (q_y + c[0] + u[0] * a) / (1.0 - u[0] * b)
+    p_x = q_x + c[1] + u[1] * (a + b * p_y)
+    return p_y, p_x
+
+
+def register_frames(
+    frames,
+    *,
+    frame_interval: float = 1.0,
+    scan_direction: str = "down",
+    upsample: int = 100,
+    progress=None,
+    cancel=None,
+) -> FrameRegistration:
+    """Register each tilt's frames, undo the drift's scan distortion and sum them.
+
+    Parameters
+    ----------
+    frames : array, shape (n_tilts, n_frames, rows, cols)
+        Several scans of each tilt, in the order they were recorded.
+    frame_interval : float
+        The time from one frame's start to the next's over the time a frame's scan takes
+        (rows of the image times the line time): 1 for frames scanned back to back, more with
+        a pause between them or for frames cut from a taller scan.
+    scan_direction : {"down", "up", "none"}
+        The order the rows were scanned in: ``"down"`` (row 0 first, as DM, Velox and TIFF
+        images are stored), ``"up"``, or ``"none"`` to register by shifts only (no scan
+        distortion correction).
+    upsample : int
+        Registration precision, ``1 / upsample`` of a pixel.
+
+    Raises
+    ------
+    ValueError
+        For a stack that is not 4D, one frame per tilt, a blank frame, an unknown scan
+        direction, a frame interval below 1, or frames moved by more than a quarter of the
+        image (not frames of one tilt).
+    """
+    f = np.asarray(frames)
+    if f.ndim != 4:
+        raise ValueError(
+            f"frames must be a 4D stack (n_tilts, n_frames, rows, cols), not shape {f.shape}"
+        )
+    n, m, rows, cols = f.shape
+    if m < 2:
+        raise ValueError(
+            f"{m} frame per tilt: nothing to register; give the series as (n_tilts, rows, cols)"
+        )
+    if scan_direction not in SCAN_DIRECTIONS:
+        raise ValueError(
+            f"scan_direction {scan_direction!r} is not one of {', '.join(SCAN_DIRECTIONS)}"
+        )
+    if not np.isfinite(frame_interval) or frame_interval < 1.0:
+        raise ValueError(
+            f"frame_interval {frame_interval} is below 1: a frame cannot start before the "
+            "previous one's scan has ended (1 = frames scanned back to back)"
+        )
+    flat = np.ptp(f.reshape(n, m, -1), axis=2) == 0
+    if flat.any():
+        i, k = (int(v) for v in np.argwhere(flat)[0])
+        raise ValueError(
+            f"frame {k} of image {i} is blank (every pixel the same): remove that image or "
+            "frame, or check the file (a failed acquisition or export)"
+        )
+    # per tilt: the frames in double, their FFTs, the moved copies and the splines
+    check_memory(m * rows * cols * 8 * 8, "registering one tilt's frames")
+    out = np.empty((n, rows, cols), np.float32)
+    shifts = np.zeros((n, m, 2))
+    drift = np.zeros((n, 2))
+    nonlinear = np.zeros(n)
+    notes: list[str] = []
+    uncovered = 0
+    q_y, q_x = np.meshgrid(np.arange(rows, dtype=np.float64), np.arange(cols, dtype=np.float64),
+                           indexing="ij")  # fmt: skip
+    t = np.arange(m, dtype=np.float64)
+    limit = MAX_FRAME_SHIFT_FRACTION * min(rows, cols)
+    for i in range(n):
+        check_cancel(cancel, "the frames' registration")
+        stack = np.asarray(f[i], np.float64)
+        s = frame_shifts(stack, upsample=upsample)
+        far = float(np.ptp(s, axis=0).max())  # the farthest two frames, on either axis
+        if far > limit:
+            raise ValueError(
+                f"the frames of image {i} are up to {far:.0f} px apart, more than a quarter of "
+                "the image: they do not look like frames of one tilt (check the stack's order: "
+                "(n_tilts, n_frames, rows, cols)), or leave that image out"
+            )
+        coef = np.polyfit(t, s, 1)  # (2, 2): slope and intercept per axis
+        d = coef[0]
+        steady = coef[0] * t[:, None] + coef[1]
+        nonlinear[i] = float(np.sqrt(np.mean(np.sum((s - steady) ** 2, axis=1)))) if m > 2 else 0
+        if nonlinear[i] <= DRIFT_NONLINEARITY_NOTE_PX:  # the steady drift averages the noise
+            s = steady - steady.mean(0)
+        shifts[i], drift[i] = s, d
+        u = d / frame_interval if scan_direction != "none" else np.zeros(2)
+        ref = u / 2.0  # the specimen at the middle of the scans (the shifts' mean is 0)
+        total = np.zeros((rows, cols))
+        cover = np.zeros((rows, cols))
+        for k in range(m):
+            p_y, p_x = _source_pixels(q_y, q_x, s[k] - ref, u, scan_direction, rows)
+            inside = (p_y >= 0) & (p_y <= rows - 1) & (p_x >= 0) & (p_x <= cols - 1)
+            vals = ndimage.map_coordinates(stack[k], [p_y, p_x], order=3, mode="nearest")
+            total += np.where(inside, vals, 0.0)
+            cover += inside
+        seen = cover > 0
+        img = np.where(seen, total * m / np.maximum(cover, 1), 0.0)
+        if not seen.all():
+            uncovered += int((~seen).sum())
+            img[~seen] = np.median(img[seen])
+        out[i] = img
+        if nonlinear[i] > DRIFT_NONLINEARITY_NOTE_PX:
+            notes.append(
+                f"image {i}: the frames depart {nonlinear[i]:.2f} px from a steady drift (a "
+                "jump, a changing drift, or frames too faint to register): each frame placed "
+                "where it registered, the scan distortion undone at the mean rate"
+            )
+        signal = np.array([np.sum(np.clip(fr - np.median(fr), 0, None)) for fr in stack])
+        typical = float(np.median(signal))
+        odd = np.nonzero(np.abs(signal - typical) > FRAME_SIGNAL_NOTE * max(typical, 1e-12))[0]
+        if len(odd):
+            notes.append(
+                f"image {i}: frame(s) {odd.tolist()} carry "
+                f"{', '.join(f'{v / typical:.0%}' for v in signal[odd])} of the signal of the "
+                "median frame (a beam current that changed, a blanked scan?)"
+            )
+        report(progress, i + 1, n, f"frames of image {i + 1}/{n}")
+    return FrameRegistration(
+        out, shifts, drift, nonlinear, scan_direction, float(frame_interval), uncovered, notes
+    )
