@@ -87,16 +87,36 @@ def test_frames_registered_and_scan_distortion_undone(drifting):
 
 @needs_abtem
 def test_a_jump_between_frames_is_followed_and_named(drifting):
-    """A frame displaced by 2 px off the steady drift (a jump of the stage): that frame is
-    placed where it registered, not on the steady line, and the image gets a note."""
+    """A fourth frame per tilt, one drift on from the third; in image 0 it jumped 2 px further
+    (the stage): that frame is placed where it registered, not on the steady line, and the
+    image gets a note; the others stay on their steady lines."""
     s, _ = drifting
-    frames = np.concatenate([s.frames[:1], s.frames[:1, :1]], axis=1)  # 4 frames of image 0
-    frames[0, 3] = ndimage.shift(frames[0, 0], (2.0, -1.0), order=1, mode="nearest")
+    fourth = np.stack([ndimage.shift(s.frames[i, 2], s.frame_drift_px[i] + (i == 0) * np.array(
+        [2.0, -1.0]), order=1, mode="nearest") for i in range(len(ANGLES))])  # fmt: skip
+    frames = np.concatenate([s.frames, fourth[:, None]], axis=1)
     reg = register_frames(frames)
-    jump = reg.shifts_px[0, 3] - reg.shifts_px[0, 0]
-    assert np.allclose(jump, (2.0, -1.0), atol=0.15), jump
-    assert reg.drift_nonlinearity_px[0] > 0.5
-    assert any("steady drift" in n and n.startswith("image 0") for n in reg.notes), reg.notes
+    step = reg.shifts_px[0, 3] - reg.shifts_px[0, 2]
+    assert np.allclose(step, s.frame_drift_px[0] + (2.0, -1.0), atol=0.15), step
+    assert reg.drift_nonlinearity_px[0] > 0.5 > reg.drift_nonlinearity_px[1:].max()
+    assert [n.split(":")[0] for n in reg.notes] == ["image 0"], reg.notes
+    others = reg.shifts_px[1:, 3] - reg.shifts_px[1:, 2]
+    np.testing.assert_allclose(others, s.frame_drift_px[1:], atol=0.1)
+
+
+@needs_abtem
+def test_frames_too_faint_to_show_their_drift_are_added_as_recorded(drifting):
+    """At a tenth of the study's counts (2 counts at a frame's brightest column) the places
+    scatter by most of a pixel: a drift within three standard errors of none is left alone
+    (the frames added as recorded), and the notes say why."""
+    pos = _particle()
+    im = IndependentImaging(peak_counts=5.0, background_counts=1.0, frames=3, drift_px=0.5)
+    faint = independent_tilt_series(pos, "Pt", ANGLES, shape_px=SHAPE, imaging=im, seed=5)
+    reg = register_frames(faint.frames)
+    assert reg.place_scatter_px > 0.1
+    assert len(reg.unregistered) >= len(ANGLES) // 2, reg.record()
+    for i in reg.unregistered:
+        np.testing.assert_allclose(reg.data[i], faint.frames[i].sum(0), rtol=1e-5)
+    assert any("added as recorded" in n for n in reg.notes) == (reg.place_scatter_px > 0.25)
 
 
 def test_register_frames_refuses_what_it_cannot_register():

@@ -7,7 +7,13 @@ from ._dual_axis import (
     refine_second_axis_turn,
     register_second_axis,
 )
-from ._frames import SCAN_DIRECTIONS, FrameRegistration, frame_shifts, register_frames
+from ._frames import (
+    SCAN_DIRECTIONS,
+    FrameRegistration,
+    add_frames,
+    frame_shifts,
+    register_frames,
+)
 from ._model_rounds import BLURRED_RATIO, blurred_images
 from ._pipeline import (
     SIGNIFICANCE_K,
@@ -41,6 +47,7 @@ __all__ = [
     "ParticleCrop",
     "SCAN_DIRECTIONS",
     "FrameRegistration",
+    "add_frames",
     "frame_shifts",
     "register_frames",
     "particle_crop",

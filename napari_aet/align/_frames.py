@@ -43,11 +43,22 @@ from ..core.progress import check_cancel, report
 SCAN_DIRECTIONS = ("down", "up", "none")
 #: Frames further apart than this fraction of the image's shorter side are refused.
 MAX_FRAME_SHIFT_FRACTION = 0.25
-#: A tilt whose frames depart further than this from a steady drift gets a note [px].
+#: A tilt whose frames depart further than this from a steady drift, and further than
+#: :data:`DRIFT_SIGNIFICANCE_K` times the places' scatter, had a jump: its frames are placed
+#: where they registered, and it gets a note [px].
 DRIFT_NONLINEARITY_NOTE_PX = 0.5
+#: A tilt's drift is corrected only when it is this many standard errors from none (the
+#: alignment's rule for its corrections); else its frames are added as recorded.
+DRIFT_SIGNIFICANCE_K = 3.0
 #: A frame whose signal (over its median) differs from its tilt's median frame by more than
 #: this fraction gets a note (a beam current that changed, a blanked part of a scan).
 FRAME_SIGNAL_NOTE = 0.25
+#: The coarse registration's smoothing [px]: the particle's outline, not its lattice (column
+#: spacings in projection are 4-6 px at 0.358 A).
+COARSE_SMOOTH_PX = 3.0
+#: The fine registration looks for its peak this near the coarse place [px] (under the nearest
+#: lattice peak, a column spacing away).
+FINE_SEARCH_PX = 2.0
 #: The registration's window: a Tukey window flat over all but this fraction of each side.
 WINDOW = 0.2
 
@@ -63,17 +74,24 @@ class FrameRegistration:
     shifts_px : ndarray, shape (n_tilts, n_frames, 2)
         Where the specimen was at the start of each frame, relative to the mean of its tilt's
         frames [pixels, (row, col)]: on the steady drift's line through the registered places
-        (which averages their noise), or those places themselves where they depart from it by
-        more than :data:`DRIFT_NONLINEARITY_NOTE_PX` (a jump).
+        (which averages their noise), those places themselves where they depart from it by
+        more than :data:`DRIFT_NONLINEARITY_NOTE_PX` (a jump), or 0 where no drift shows.
     drift_px_per_frame : ndarray, shape (n_tilts, 2)
         Each tilt's steady drift over one frame period (the least-squares line through its
-        shifts) [pixels, (row, col)].
+        registered places; 0 where it is within :data:`DRIFT_SIGNIFICANCE_K` standard errors
+        of none) [pixels, (row, col)].
     drift_nonlinearity_px : ndarray, shape (n_tilts,)
         Root-mean-square departure of the shifts from that line (0 with two frames).
     scan_direction, frame_interval
         As given (:func:`register_frames`).
     uncovered_pixels : int
         Output pixels that no frame covered (filled with their image's median).
+    place_scatter_px : float
+        The registered places' scatter about steady drifts (one axis, pooled over the tilts;
+        0 with two frames): the registration's noise.
+    unregistered : list of int
+        Tilts whose drift is within :data:`DRIFT_SIGNIFICANCE_K` standard errors of none:
+        their frames were added as recorded.
     notes : list of str
         What an analyst should read.
     """
@@ -86,6 +104,8 @@ class FrameRegistration:
     frame_interval: float
     uncovered_pixels: int = 0
     notes: list[str] = field(default_factory=list)
+    place_scatter_px: float = 0.0
+    unregistered: list[int] = field(default_factory=list)
 
     @property
     def n_frames(self) -> int:
@@ -105,6 +125,9 @@ class FrameRegistration:
             "drift_nonlinearity_px": np.round(self.drift_nonlinearity_px, 4).tolist(),
             "frame_shifts_px_row_col": np.round(self.shifts_px, 4).tolist(),
             "uncovered_pixels": int(self.uncovered_pixels),
+            "place_scatter_px": round(float(self.place_scatter_px), 4),
+            "drift_significance_k": DRIFT_SIGNIFICANCE_K,
+            "added_unregistered": [int(i) for i in self.unregistered],
             "notes": list(self.notes),
         }
 
@@ -141,29 +164,27 @@ def _phase_ramp(shape: tuple[int, int], shift) -> np.ndarray:
 
 
 def frame_shifts(
-    frames,
-    *,
-    upsample: int = 100,
-    smooth_px: float = 1.0,
-    weighted: bool = True,
-    spectrum_sigma: float = 1.0,
-    max_iter: int = 6,
+    frames, *, upsample: int = 100, spectrum_sigma: float = 1.0, max_iter: int = 6
 ) -> np.ndarray:
     """Where the specimen is in each of one tilt's frames, relative to their mean [px].
 
-    The frames (the vacuum's plane off, a Tukey window against the edges) are first placed
-    by registering each, smoothed by ``smooth_px``, to the one before, then to the sum of the
-    others at their latest places, one frame at a time, until no place changes by more than
-    0.01 px. With ``weighted``, the same rounds follow without the smoothing, each frequency
-    of the cross-correlation weighted for the signal it carries over the noise (the
-    maximum-likelihood weighting of Knapp & Carter 1976): at a few counts per frame the noise
-    of the others' sum, multiplied with the frame's own, would otherwise swamp the peak. For
-    a frame with signal power ``P`` and white noise ``N`` per frequency, against the sum of
-    the other ``m - 1``, the weight is ``P / (N (m P + N))``; ``P`` is the frames' mean
-    cross-spectrum at their current places (smoothed over ``spectrum_sigma`` frequency bins,
-    no noise in it), ``N`` their power where the probe passes no signal (beyond 0.4 cycles per
-    pixel). Registration is to ``1 / upsample`` of a pixel
-    (:func:`skimage.registration.phase_cross_correlation` without normalisation).
+    The frames (the vacuum's plane off, a Tukey window against the edges) are registered in
+    two steps, each frame against the sum of the others at their latest places (leave one
+    out, so that a frame's own noise does not pull the peak to zero), one frame at a time,
+    until no place changes by more than 0.01 px:
+
+    * **coarse**, on frames smoothed by :data:`COARSE_SMOOTH_PX` (the particle's outline, not
+      its lattice), from a start that registers each frame to the one before: a crystal's
+      lattice makes peaks one column spacing apart, and at a few counts per frame the noise
+      can lift one of those above the true one;
+    * **fine**, near the coarse places only (within :data:`FINE_SEARCH_PX`), on the frames as
+      they are, each frequency of the cross-correlation weighted for the signal it carries over
+      the noise (the maximum-likelihood weighting of Knapp & Carter 1976): for a frame with
+      signal power ``P`` and white noise ``N`` per frequency against the sum of the other
+      ``m - 1``, ``P / (N (m P + N))``. ``P`` is the frames' mean cross-spectrum at their
+      current places (smoothed over ``spectrum_sigma`` frequency bins; no noise power in it),
+      ``N`` their power where the probe passes no signal (beyond 0.4 cycles per pixel). The
+      peak is found to ``1 / upsample`` of a pixel by a local discrete Fourier transform.
 
     Returns
     -------
@@ -171,31 +192,24 @@ def frame_shifts(
         ``s_k``: frame ``k`` shows the specimen's point ``p - s_k`` at pixel ``p`` (if the
         frames differ by shifts only), the mean over the frames removed.
     """
-    from skimage.registration import phase_cross_correlation
-
     f = np.asarray(frames, np.float64)
     m, h, w = f.shape
     level = _vacuum_plane(f.sum(0))
     g = (f - level[None] / m) * (_tukey(h, WINDOW)[:, None] * _tukey(w, WINDOW)[None, :])
     raw = np.fft.fft2(g)
-    ft = np.fft.fft2(ndimage.gaussian_filter(g, (0, smooth_px, smooth_px))) if smooth_px else raw
+    coarse = np.fft.fft2(ndimage.gaussian_filter(g, (0, COARSE_SMOOTH_PX, COARSE_SMOOTH_PX)))
 
-    def where(reference, k) -> np.ndarray:
-        # ``d`` moves frame k onto the reference: the specimen in frame k sits at -d from
-        # where the reference has it
-        d, _, _ = phase_cross_correlation(
-            reference, ft[k], space="fourier", upsample_factor=upsample, normalization=None
-        )
-        return -np.asarray(d, np.float64)
-
-    def rounds(s, weight_of=None):
+    def rounds(ft, s, weight_of=None, radius=None):
         moved = np.stack([ft[k] * _phase_ramp((h, w), -s[k]) for k in range(m)])
         total = moved.sum(0)
         weight = 1.0 if weight_of is None else weight_of(moved)
         for _ in range(max_iter):
             change = 0.0
             for k in range(m):
-                new = where((total - moved[k]) * weight, k)
+                cross = (total - moved[k]) * weight * np.conj(ft[k])
+                # the lag of the peak moves frame k onto the others, which sit at 0: frame k's
+                # specimen is at minus that lag
+                new = -_peak(cross, -s[k], radius, upsample)
                 change = max(change, float(np.abs(new - s[k]).max()))
                 s[k] = new
                 total -= moved[k]
@@ -207,25 +221,50 @@ def frame_shifts(
                 weight = weight_of(moved)
         return s
 
-    # a start from consecutive frames (each the previous one's place plus their offset)
     s = np.zeros((m, 2))
-    for k in range(1, m):
-        s[k] = s[k - 1] + where(ft[k - 1], k)
-    s = rounds(s)
-    if weighted:
-        ky = np.fft.fftfreq(h)[:, None]
-        kx = np.fft.fftfreq(w)[None, :]
-        beyond = np.hypot(ky, kx) > 0.4
-        noise = float(np.mean([np.median(np.abs(raw[k][beyond]) ** 2) for k in range(m)]))
-        if noise > 0:
-            ft = raw
+    for k in range(1, m):  # a start: each frame against the one before
+        s[k] = s[k - 1] - _peak(coarse[k - 1] * np.conj(coarse[k]), None, None, 10)
+    s = rounds(coarse, s)
+    ky = np.fft.fftfreq(h)[:, None]
+    kx = np.fft.fftfreq(w)[None, :]
+    beyond = np.hypot(ky, kx) > 0.4
+    noise = float(np.mean([np.median(np.abs(raw[k][beyond]) ** 2) for k in range(m)]))
+    if noise > 0:
 
-            def weight_of(moved):
-                power = _signal_power(moved, spectrum_sigma)
-                return power / (noise * (m * power + noise))
+        def weight_of(moved):
+            power = _signal_power(moved, spectrum_sigma)
+            return power / (noise * (m * power + noise))
 
-            s = rounds(s, weight_of)
+        s = rounds(raw, s, weight_of, FINE_SEARCH_PX)
     return s - s.mean(0)
+
+
+def _peak(cross, guess, radius, upsample: int) -> np.ndarray:
+    """The lag [px, (row, col)] of the largest value of the cross-correlation whose spectrum
+    is ``cross`` (``R * conj(M)``: the lag that moves ``M`` onto ``R``), among the lags within
+    ``radius`` of ``guess`` (all when None), to ``1 / upsample`` of a pixel: the integer peak,
+    then a discrete Fourier transform on finer and finer grids about it."""
+    h, w = cross.shape
+    cc = np.fft.ifft2(cross).real
+    ly = np.fft.fftfreq(h) * h  # the lags, signed
+    lx = np.fft.fftfreq(w) * w
+    if guess is not None and radius is not None:
+        near = (ly[:, None] - guess[0]) ** 2 + (lx[None, :] - guess[1]) ** 2 <= radius**2
+        cc = np.where(near, cc, -np.inf)
+    i, j = np.unravel_index(int(np.argmax(cc)), cc.shape)
+    lag = np.array([ly[i], lx[j]], np.float64)
+    fy, fx = np.fft.fftfreq(h), np.fft.fftfreq(w)
+    span, step = 1.0, 0.1
+    while True:
+        off = np.arange(-span, span + step / 2, step)
+        ey = np.exp(2j * np.pi * np.outer(lag[0] + off, fy))
+        ex = np.exp(2j * np.pi * np.outer(fx, lag[1] + off))
+        c = (ey @ cross @ ex).real
+        a, b = np.unravel_index(int(np.argmax(c)), c.shape)
+        lag += (off[a], off[b])
+        if step <= 1.0 / upsample * 1.0001:
+            return lag
+        span, step = step, max(step / 10, 1.0 / upsample)
 
 
 def _signal_power(moved, spectrum_sigma: float) -> np.ndarray:
@@ -248,6 +287,37 @@ def _source_pixels(q_y, q_x, c, u, direction: str, rows: int):
     p_y = (q_y + c[0] + u[0] * a) / (1.0 - u[0] * b)
     p_x = q_x + c[1] + u[1] * (a + b * p_y)
     return p_y, p_x
+
+
+def add_frames(
+    stack, shifts, drift, *, frame_interval: float = 1.0, scan_direction: str = "down"
+) -> tuple[np.ndarray, np.ndarray]:
+    """One tilt's frames ``(n_frames, rows, cols)`` moved to where the specimen was at the
+    middle of their scans, the drift's scan distortion undone, and added.
+
+    ``shifts`` ``(n_frames, 2)``: where the specimen was at each frame's start (mean 0);
+    ``drift`` ``(2,)``: its drift over one frame period [px, (row, col)]. Each frame is
+    resampled by cubic splines; a pixel that only some frames cover is scaled by the frames
+    that do. Returns the image (in the frames' units, added) and where any frame covered it.
+    """
+    m, rows, cols = stack.shape
+    q_y, q_x = np.meshgrid(np.arange(rows, dtype=np.float64), np.arange(cols, dtype=np.float64),
+                           indexing="ij")  # fmt: skip
+    u = np.asarray(drift, np.float64) / frame_interval
+    if scan_direction == "none":
+        u = np.zeros(2)
+    ref = u / 2.0  # the specimen at the middle of the scans (the shifts' mean is 0)
+    total = np.zeros((rows, cols))
+    cover = np.zeros((rows, cols))
+    for k in range(m):
+        p_y, p_x = _source_pixels(q_y, q_x, shifts[k] - ref, u, scan_direction, rows)
+        inside = (p_y >= 0) & (p_y <= rows - 1) & (p_x >= 0) & (p_x <= cols - 1)
+        vals = ndimage.map_coordinates(np.asarray(stack[k], np.float64), [p_y, p_x], order=3,
+                                       mode="nearest")  # fmt: skip
+        total += np.where(inside, vals, 0.0)
+        cover += inside
+    seen = cover > 0
+    return np.where(seen, total * m / np.maximum(cover, 1), 0.0), seen
 
 
 def register_frames(
@@ -311,57 +381,63 @@ def register_frames(
         )
     # per tilt: the frames in double, their FFTs, the moved copies and the splines
     check_memory(m * rows * cols * 8 * 8, "registering one tilt's frames")
-    out = np.empty((n, rows, cols), np.float32)
-    shifts = np.zeros((n, m, 2))
-    drift = np.zeros((n, 2))
-    nonlinear = np.zeros(n)
-    notes: list[str] = []
-    uncovered = 0
-    q_y, q_x = np.meshgrid(np.arange(rows, dtype=np.float64), np.arange(cols, dtype=np.float64),
-                           indexing="ij")  # fmt: skip
     t = np.arange(m, dtype=np.float64)
     limit = MAX_FRAME_SHIFT_FRACTION * min(rows, cols)
-    for i in range(n):
+    measured = np.zeros((n, m, 2))
+    for i in range(n):  # every tilt's frames placed first: their scatter is the series'
         check_cancel(cancel, "the frames' registration")
-        stack = np.asarray(f[i], np.float64)
-        s = frame_shifts(stack, upsample=upsample)
-        far = float(np.ptp(s, axis=0).max())  # the farthest two frames, on either axis
+        measured[i] = frame_shifts(np.asarray(f[i], np.float64), upsample=upsample)
+        far = float(np.ptp(measured[i], axis=0).max())  # the farthest two, on either axis
         if far > limit:
             raise ValueError(
                 f"the frames of image {i} are up to {far:.0f} px apart, more than a quarter of "
                 "the image: they do not look like frames of one tilt (check the stack's order: "
                 "(n_tilts, n_frames, rows, cols)), or leave that image out"
             )
-        coef = np.polyfit(t, s, 1)  # (2, 2): slope and intercept per axis
-        d = coef[0]
-        steady = coef[0] * t[:, None] + coef[1]
-        nonlinear[i] = float(np.sqrt(np.mean(np.sum((s - steady) ** 2, axis=1)))) if m > 2 else 0
-        if nonlinear[i] <= DRIFT_NONLINEARITY_NOTE_PX:  # the steady drift averages the noise
-            s = steady - steady.mean(0)
-        shifts[i], drift[i] = s, d
-        u = d / frame_interval if scan_direction != "none" else np.zeros(2)
-        ref = u / 2.0  # the specimen at the middle of the scans (the shifts' mean is 0)
-        total = np.zeros((rows, cols))
-        cover = np.zeros((rows, cols))
-        for k in range(m):
-            p_y, p_x = _source_pixels(q_y, q_x, s[k] - ref, u, scan_direction, rows)
-            inside = (p_y >= 0) & (p_y <= rows - 1) & (p_x >= 0) & (p_x <= cols - 1)
-            vals = ndimage.map_coordinates(stack[k], [p_y, p_x], order=3, mode="nearest")
-            total += np.where(inside, vals, 0.0)
-            cover += inside
-        seen = cover > 0
-        img = np.where(seen, total * m / np.maximum(cover, 1), 0.0)
+        report(progress, i + 1, 2 * n, f"frames of image {i + 1}/{n} placed")
+    coef = np.stack([np.polyfit(t, measured[i], 1) for i in range(n)])  # (n, 2, 2)
+    steady = coef[:, 0, None, :] * t[None, :, None] + coef[:, 1, None, :]
+    rss = np.sum((measured - steady) ** 2, axis=(1, 2))
+    nonlinear = np.sqrt(rss / m) if m > 2 else np.zeros(n)
+    # the places' scatter about steady drifts, one axis, pooled over the tilts by the median
+    # (a tilt with a jump does not set it): chi-square with 2 (m - 2) degrees of freedom
+    dof = 2 * (m - 2)
+    scatter = float(np.sqrt(np.median(rss / dof) / (1 - 2 / (9 * dof)) ** 3)) if m > 2 else 0.0
+    drift_se = scatter / float(np.sqrt(np.sum((t - t.mean()) ** 2)))
+    jump_px = max(DRIFT_NONLINEARITY_NOTE_PX, DRIFT_SIGNIFICANCE_K * scatter)
+    out = np.empty((n, rows, cols), np.float32)
+    shifts = np.zeros((n, m, 2))
+    drift = coef[:, 0, :].copy()
+    notes: list[str] = []
+    uncovered = 0
+    unregistered = []
+    for i in range(n):
+        check_cancel(cancel, "the frames' registration")
+        stack = np.asarray(f[i], np.float64)
+        if nonlinear[i] > jump_px:  # a jump: each frame where it registered
+            s = measured[i]
+            notes.append(
+                f"image {i}: the frames depart {nonlinear[i]:.2f} px from a steady drift (a "
+                "jump or a changing drift): each frame placed where it registered, the scan "
+                "distortion undone at the mean rate"
+            )
+        elif np.hypot(*drift[i]) <= DRIFT_SIGNIFICANCE_K * drift_se:  # no drift shows
+            s, drift[i] = np.zeros((m, 2)), 0.0
+            unregistered.append(i)
+        else:  # the steady drift's line averages the places' noise
+            s = steady[i] - steady[i].mean(0)
+        shifts[i] = s
+        if i in unregistered:  # as recorded: no resampling at all
+            img, seen = stack.sum(0), np.ones((rows, cols), bool)
+        else:
+            img, seen = add_frames(stack, s, drift[i], frame_interval=frame_interval,
+                                   scan_direction=scan_direction)  # fmt: skip
         if not seen.all():
             uncovered += int((~seen).sum())
             img[~seen] = np.median(img[seen])
         out[i] = img
-        if nonlinear[i] > DRIFT_NONLINEARITY_NOTE_PX:
-            notes.append(
-                f"image {i}: the frames depart {nonlinear[i]:.2f} px from a steady drift (a "
-                "jump, a changing drift, or frames too faint to register): each frame placed "
-                "where it registered, the scan distortion undone at the mean rate"
-            )
-        signal = np.array([np.sum(np.clip(fr - np.median(fr), 0, None)) for fr in stack])
+        # each frame's counts over the vacuum (a linear measure: noise does not bias it)
+        signal = np.sum(stack - _vacuum_plane(stack.sum(0))[None] / m, axis=(1, 2))
         typical = float(np.median(signal))
         odd = np.nonzero(np.abs(signal - typical) > FRAME_SIGNAL_NOTE * max(typical, 1e-12))[0]
         if len(odd):
@@ -370,7 +446,15 @@ def register_frames(
                 f"{', '.join(f'{v / typical:.0%}' for v in signal[odd])} of the signal of the "
                 "median frame (a beam current that changed, a blanked scan?)"
             )
-        report(progress, i + 1, n, f"frames of image {i + 1}/{n}")
+        report(progress, n + i + 1, 2 * n, f"frames of image {i + 1}/{n} added")
+    if unregistered and scatter > DRIFT_NONLINEARITY_NOTE_PX / 2:
+        notes.append(
+            f"the frames' places scatter by {scatter:.2f} px about steady drifts (too few "
+            f"counts per frame to place them better): {len(unregistered)} of {n} images, "
+            f"whose drift is within {DRIFT_SIGNIFICANCE_K:g} standard errors "
+            f"({DRIFT_SIGNIFICANCE_K * drift_se:.2f} px per frame) of none, added as recorded"
+        )
     return FrameRegistration(
-        out, shifts, drift, nonlinear, scan_direction, float(frame_interval), uncovered, notes
-    )
+        out, shifts, drift, nonlinear, scan_direction, float(frame_interval), uncovered, notes,
+        scatter, unregistered,
+    )  # fmt: skip
