@@ -124,8 +124,13 @@ def pipeline_rows(name, size, peak, frames, drift, seed, out: Path) -> list[dict
     import h5py
 
     from napari_aet.io import TiltSeries, write_tilt_series
-    from napari_aet.workflows import AugmentSettings, FiguresSettings, RunLayout, RunSettings
-    from napari_aet.workflows import run_pipeline
+    from napari_aet.workflows import (
+        AugmentSettings,
+        FiguresSettings,
+        RunLayout,
+        RunSettings,
+        run_pipeline,
+    )
 
     (truth, _), moving, still = _series(name, size, peak, frames, drift, seed)
     element, *_, weights = PARTICLES[name]
