@@ -182,7 +182,8 @@ def main() -> None:
     rows = []
     print("| case | counts (summed) | frames | drift up to (px/frame) | brightest of a frame | "
           "shift error rms / max (px) | drift error rms (px/frame) | images noted | "
-          "image error: registered | shifts only | plain sum | true places | register (s) |")  # fmt: skip
+          "image error: registered | shifts only | plain sum | true places | "
+          "register (s) |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in args.cases.split(","):
         for peak in (float(v) for v in args.counts.split(",")):
