@@ -205,6 +205,7 @@ def test_align_reads_frames_registers_them_and_records_the_drift(tmp_path, drift
     fr = rec["frames"]
     assert fr["frames_per_image"] == 3 and fr["layout"] == "(n_tilts, n_frames, rows, cols)"
     np.testing.assert_allclose(fr["drift_px_per_frame_row_col"], s.frame_drift_px, atol=0.1)
+    assert fr["counts"] and rec["counts"]["units"] == "counts" and rec["counts"]["correlated"]
     aligned = read_tilt_series(out / "aligned_tilt_series.h5")
     assert aligned.data.shape[0] == len(ANGLES)
     # the frames' settings reach the record: shifts only
@@ -242,3 +243,68 @@ def test_napari_reader_opens_frames_as_one_registered_image_per_tilt(tmp_path, d
     assert fr["frames_per_image"] == 3
     np.testing.assert_allclose(fr["drift_px_per_frame_row_col"], s.frame_drift_px, atol=0.1)
     np.testing.assert_allclose(data, register_frames(s.frames).data)
+
+
+@needs_abtem
+def test_open_frames_in_napari_and_align_with_the_crop_chosen_by_clicks(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """An analyst opens a 4D file of frames (a 40-px particle in a 256-px field), turns
+    projection matching off, aligns with the crop on *auto* (the images cut to the particle),
+    then picks *none* in the crop combo with the mouse and the keyboard and aligns again (the
+    whole field): real Qt events on the dock's widgets; the status line names the frames."""
+    import h5py
+    from qtpy.QtCore import QPoint, Qt
+    from qtpy.QtWidgets import QApplication
+
+    from napari_aet.widgets import AlignWidget
+
+    shape = (256, 256)
+    atoms = build_structure("fcc", element="Pt", radius_A=8.0, shape="sphere", shape_px=shape,
+                            seed=2)  # fmt: skip
+    c = rotation_center_A(shape, PX)
+    pos = (atoms.positions - c) @ Rotation.random(random_state=7).as_matrix().T + c
+    im = IndependentImaging(peak_counts=50.0, background_counts=1.0, frames=3, drift_px=2.0)
+    s = independent_tilt_series(pos, "Pt", ANGLES, shape_px=shape, imaging=im, seed=5)
+    path = tmp_path / "frames.h5"
+    with h5py.File(path, "w") as f:
+        f["tilt_series"] = s.frames
+        f["tilt_series"].attrs["pixel_size_A"] = PX
+        f["angles_deg"] = ANGLES
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    (layer,) = viewer.open(str(path), plugin="napari-aet")
+    assert layer.data.shape == (len(ANGLES), *shape)
+    w = AlignWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Align")
+    w.layer.value = layer
+    box = w.refine.native
+    qtbot.mouseClick(box, Qt.LeftButton, pos=QPoint(8, box.height() // 2))
+    assert not w.refine.value
+    qtbot.mouseClick(w.run_button.native, Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.status.value.startswith(("Aligned", "Failed")), timeout=120000)
+    assert "3 frames per image registered" in w.status.value, w.status.value
+    assert "counts: sums of registered frames of counts" in w.status.value  # gain 1, kept
+    cut = viewer.layers[f"{layer.name} aligned"]
+    assert cut.data.shape[1] < shape[0] and "crop:" in w.status.value, (
+        w.status.value,
+        cut.metadata["alignment"]["steps"].get("crop"),
+    )
+    assert cut.metadata["alignment"]["frames"]["frames_per_image"] == 3
+    qtbot.mouseClick(w.undo_button.native, Qt.LeftButton)
+    combo = w.crop.native
+    qtbot.mouseClick(combo, Qt.LeftButton)  # opens the list
+    QApplication.processEvents()
+    qtbot.keyClick(combo.view(), Qt.Key_Down)
+    qtbot.keyClick(combo.view(), Qt.Key_Return)
+    QApplication.processEvents()
+    assert w.crop.value == "none"
+    qtbot.mouseClick(w.run_button.native, Qt.LeftButton)
+    qtbot.waitUntil(lambda: f"{layer.name} aligned" in viewer.layers, timeout=120000)
+    qtbot.waitUntil(lambda: w.status.value.startswith(("Aligned", "Failed")), timeout=120000)
+    whole = viewer.layers[f"{layer.name} aligned"]
+    assert whole.data.shape[1:] == shape and "crop:" not in w.status.value
+    label = w.status.native  # the whole status shows, wrapped: every line of it
+    qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()) - 2, timeout=3000)
+    shot = viewer.screenshot(str(tmp_path / "aligned.png"), canvas_only=False)
+    assert shot.std() > 5  # drawn, not black

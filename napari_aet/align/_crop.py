@@ -128,6 +128,11 @@ def _vacuum(image: np.ndarray, sm: np.ndarray, smooth_px: float):
     plane = coef[0] + coef[1] * rr + coef[2] * cc
     if sd <= 0:  # vacuum of exactly one value (no noise, or zero counts): 1 % of the height
         return plane, 0.01 * max(float((sm - plane).max()), 0.0)
+    # noise correlated between neighbouring pixels (a series resampled before it arrives, or
+    # frames registered and added) passes smoothing more than white noise does, and its pixel
+    # differences are smaller: the smoothed strips' own spread about the plane, where larger
+    smoothed_sd = 1.4826 * float(np.median(np.abs(res[keep])))
+    sd = max(sd, smoothed_sd)
     start = 0
     for s in strips:
         n = sm[s].size

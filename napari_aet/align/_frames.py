@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from ..core.counts import is_counts
 from ..core.memory import check_memory
 from ..core.progress import check_cancel, report
 
@@ -85,13 +86,17 @@ class FrameRegistration:
     scan_direction, frame_interval
         As given (:func:`register_frames`).
     uncovered_pixels : int
-        Output pixels that no frame covered (filled with their image's median).
+        Output pixels (of all images) that some frame did not record: each such frame's
+        nearest recorded pixel stands in (:func:`add_frames`).
     place_scatter_px : float
         The registered places' scatter about steady drifts (one axis, pooled over the tilts;
         0 with two frames): the registration's noise.
     unregistered : list of int
         Tilts whose drift is within :data:`DRIFT_SIGNIFICANCE_K` standard errors of none:
         their frames were added as recorded.
+    counts : bool
+        The frames were counts (integer, non-negative): ``data`` is counts too, resampled (its
+        noise correlated between neighbouring pixels), its sums kept.
     notes : list of str
         What an analyst should read.
     """
@@ -106,6 +111,7 @@ class FrameRegistration:
     notes: list[str] = field(default_factory=list)
     place_scatter_px: float = 0.0
     unregistered: list[int] = field(default_factory=list)
+    counts: bool = False
 
     @property
     def n_frames(self) -> int:
@@ -124,10 +130,11 @@ class FrameRegistration:
             "drift_px_per_frame_median": round(float(np.median(speed)), 4),
             "drift_nonlinearity_px": np.round(self.drift_nonlinearity_px, 4).tolist(),
             "frame_shifts_px_row_col": np.round(self.shifts_px, 4).tolist(),
-            "uncovered_pixels": int(self.uncovered_pixels),
+            "pixels_not_in_every_frame": int(self.uncovered_pixels),
             "place_scatter_px": round(float(self.place_scatter_px), 4),
             "drift_significance_k": DRIFT_SIGNIFICANCE_K,
             "added_unregistered": [int(i) for i in self.unregistered],
+            "counts": bool(self.counts),
             "notes": list(self.notes),
         }
 
@@ -297,8 +304,11 @@ def add_frames(
 
     ``shifts`` ``(n_frames, 2)``: where the specimen was at each frame's start (mean 0);
     ``drift`` ``(2,)``: its drift over one frame period [px, (row, col)]. Each frame is
-    resampled by cubic splines; a pixel that only some frames cover is scaled by the frames
-    that do. Returns the image (in the frames' units, added) and where any frame covered it.
+    resampled by cubic splines; where a frame did not record a pixel (the drift moved it out of
+    the field) the frame's nearest recorded pixel stands in, so that every pixel of the sum is
+    the counts of all the frames (scaling up the frames that did record it would amplify their
+    noise, at the edges, into what looks like an object beside the particle). Returns the image
+    (in the frames' units, added) and how many frames recorded each pixel.
     """
     m, rows, cols = stack.shape
     q_y, q_x = np.meshgrid(np.arange(rows, dtype=np.float64), np.arange(cols, dtype=np.float64),
@@ -308,16 +318,13 @@ def add_frames(
         u = np.zeros(2)
     ref = u / 2.0  # the specimen at the middle of the scans (the shifts' mean is 0)
     total = np.zeros((rows, cols))
-    cover = np.zeros((rows, cols))
+    cover = np.zeros((rows, cols), np.int16)
     for k in range(m):
         p_y, p_x = _source_pixels(q_y, q_x, shifts[k] - ref, u, scan_direction, rows)
-        inside = (p_y >= 0) & (p_y <= rows - 1) & (p_x >= 0) & (p_x <= cols - 1)
-        vals = ndimage.map_coordinates(np.asarray(stack[k], np.float64), [p_y, p_x], order=3,
-                                       mode="nearest")  # fmt: skip
-        total += np.where(inside, vals, 0.0)
-        cover += inside
-    seen = cover > 0
-    return np.where(seen, total * m / np.maximum(cover, 1), 0.0), seen
+        cover += (p_y >= -0.5) & (p_y <= rows - 0.5) & (p_x >= -0.5) & (p_x <= cols - 0.5)
+        total += ndimage.map_coordinates(np.asarray(stack[k], np.float64), [p_y, p_x], order=3,
+                                         mode="nearest")  # fmt: skip
+    return total, cover
 
 
 def register_frames(
@@ -428,14 +435,12 @@ def register_frames(
             s = steady[i] - steady[i].mean(0)
         shifts[i] = s
         if i in unregistered:  # as recorded: no resampling at all
-            img, seen = stack.sum(0), np.ones((rows, cols), bool)
+            out[i] = stack.sum(0)
         else:
-            img, seen = add_frames(stack, s, drift[i], frame_interval=frame_interval,
-                                   scan_direction=scan_direction)  # fmt: skip
-        if not seen.all():
-            uncovered += int((~seen).sum())
-            img[~seen] = np.median(img[seen])
-        out[i] = img
+            img, cover = add_frames(stack, s, drift[i], frame_interval=frame_interval,
+                                    scan_direction=scan_direction)  # fmt: skip
+            uncovered += int((cover < m).sum())
+            out[i] = img
         # each frame's counts over the vacuum (a linear measure: noise does not bias it)
         signal = np.sum(stack - _vacuum_plane(stack.sum(0))[None] / m, axis=(1, 2))
         typical = float(np.median(signal))
@@ -456,5 +461,5 @@ def register_frames(
         )
     return FrameRegistration(
         out, shifts, drift, nonlinear, scan_direction, float(frame_interval), uncovered, notes,
-        scatter, unregistered,
+        scatter, unregistered, is_counts(f),
     )  # fmt: skip

@@ -170,6 +170,7 @@ def align_tilt_series(
     significance_k: float | None = SIGNIFICANCE_K,
     image_indices=None,
     crop: str | int | None = None,
+    resampled_counts: bool = False,
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -245,6 +246,10 @@ def align_tilt_series(
         ``"auto"`` measures the box and crops when it is at most 3/4 of the images' side; an
         int gives the box's side [px]; None or ``"none"`` keeps the images whole. The result's
         images and shifts are then in the box (``steps["crop"]`` says where each box lies).
+    resampled_counts : bool
+        The images are counts that were resampled and added (a file of several frames per
+        tilt, :func:`register_frames`): counts as they are (gain 1), their noise correlated
+        (not split into halves); with ``noise="poisson"`` only.
     """
     arr, ang = images_and_angles(data, angles_deg)
     if projection_matching and refine_angles and angle_method == "model" and model_builder is None:
@@ -269,8 +274,14 @@ def align_tilt_series(
         # counts as recorded, or a detector's units (gain, offset, read noise; or scaled by
         # its software) converted by the images' own noise model, or intensities when it
         # cannot be measured
-        converted, info = as_counts(arr)
-        if info["units"] != "counts":
+        if resampled_counts:  # counts resampled and added (registered frames): no gain to
+            # measure (it is 1, the sums kept), but no independent halves either
+            converted, info = arr, {"units": "counts", "correlated": True, "why": (
+                "sums of registered frames of counts: counts (their noise correlated by the "
+                "resampling, so not split into halves)")}  # fmt: skip
+        else:
+            converted, info = as_counts(arr)
+        if info["units"] != "counts" or resampled_counts:
             steps["counts"] = info
         if converted is not None:
             arr, counts, correlated = converted, True, bool(info.get("correlated"))

@@ -27,6 +27,7 @@ from ..workflows import (
     atom_model_trials,
     excluded_note,
     file_image_indices,
+    frames_note,
     parse_image_indices,
     without_images,
 )
@@ -196,6 +197,8 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             recon_iterations=d.recon_iterations,
             image_indices=file_image_indices(ts),
             crop=None if self.crop.value == "none" else self.crop.value,
+            # a file of frames of counts, registered when it was opened: counts, resampled
+            resampled_counts=bool((ts.metadata.get("frames") or {}).get("counts")),
         )
         if self.arrives_aligned.value:  # as AlignSettings.preprocess_only()
             opts.update(
@@ -225,6 +228,8 @@ class AlignWidget(StageWidgetMixin, DockContainer):
         left = ts.metadata.get("excluded_images")
         if left:
             kw["metadata"]["alignment"]["excluded_images"] = left
+        if ts.metadata.get("frames"):
+            kw["metadata"]["alignment"]["frames"] = ts.metadata["frames"]
         new = self._viewer.add_image(data, **kw)
         show_result(self._viewer, new, hide_kinds=("tilt_series",))
         self._made.append(new.name)
@@ -241,6 +246,8 @@ class AlignWidget(StageWidgetMixin, DockContainer):
         notes = align_notes(res.steps)
         if left:
             notes.insert(0, excluded_note(ts.metadata))
+        if fr := frames_note(ts.metadata):  # a file of frames, registered when it was opened
+            notes.insert(0, fr)
         self.status.value = (
             f"Aligned: tilt axis {res.tilt_axis_angle_deg:+.3f} deg, shifts up to "
             f"{np.abs(s).max():.2f} px, angle corrections up to "

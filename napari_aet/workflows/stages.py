@@ -251,6 +251,7 @@ def run_align(
         recon_iterations=s.recon_iterations,
         image_indices=file_image_indices(ts),
         crop=s.crop_value(),
+        resampled_counts=bool((ts.metadata.get("frames") or {}).get("counts")),
         device=s.device,
         progress=progress,
         cancel=cancel,
