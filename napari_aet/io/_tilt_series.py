@@ -459,7 +459,7 @@ def _frames_layout(data: np.ndarray, angles, path, meta: dict):
         if squeezed.ndim >= 3:
             data = squeezed
     ang = None if angles is None else np.asarray(angles, np.float64).ravel()
-    if data.ndim == 4 and min(data.shape[2:]) >= 8 and max(data.shape[:2]) < min(data.shape[2:]):
+    if data.ndim == 4 and min(data.shape[2:]) >= 8 and min(data.shape[:2]) < min(data.shape[2:]):
         a, b = data.shape[:2]  # (not an RGB stack, whose last axis has 3 or 4 values)
         layout = "(n_tilts, n_frames, rows, cols)"
         if ang is not None and ang.size == b and ang.size != a:
