@@ -308,3 +308,19 @@ def test_open_frames_in_napari_and_align_with_the_crop_chosen_by_clicks(
     qtbot.waitUntil(lambda: label.height() >= label.heightForWidth(label.width()) - 2, timeout=3000)
     shot = viewer.screenshot(str(tmp_path / "aligned.png"), canvas_only=False)
     assert shot.std() > 5  # drawn, not black
+
+
+@needs_abtem
+def test_a_pause_between_frames_is_given_by_the_frame_interval():
+    """Frames with a pause as long as a scan between them (frame interval 2): the drift
+    between frames is twice the drift over one scan. Given the interval, the distortion is
+    undone at the right rate; taken as back to back (1), it is undone twice over."""
+    pos = _particle()
+    im = IndependentImaging(peak_counts=50.0, background_counts=1.0, frames=3, drift_px=3.0,
+                            frame_interval=2.0)  # fmt: skip
+    s = independent_tilt_series(pos, "Pt", ANGLES, shape_px=SHAPE, imaging=im, seed=5)
+    still = independent_tilt_series(pos, "Pt", ANGLES, shape_px=SHAPE, seed=5)
+    right = _misfit(register_frames(s.frames, frame_interval=2.0).data, s, still)
+    wrong = _misfit(register_frames(s.frames).data, s, still)
+    assert right < 0.93 * wrong, (right, wrong)
+    assert register_frames(s.frames, frame_interval=2.0).record()["frame_interval"] == 2.0
