@@ -324,3 +324,48 @@ def test_a_pause_between_frames_is_given_by_the_frame_interval():
     wrong = _misfit(register_frames(s.frames).data, s, still)
     assert right < 0.93 * wrong, (right, wrong)
     assert register_frames(s.frames, frame_interval=2.0).record()["frame_interval"] == 2.0
+
+
+@needs_abtem
+def test_geometry_dock_registers_the_frames_again_as_chosen_by_clicks(
+    make_napari_viewer, qtbot, tmp_path, drifting
+):
+    """A frames file opened in napari is registered with the defaults; in the geometry dock
+    the analyst picks *shifts only* (mouse and keyboard on the combo) and clicks *Register
+    frames again*: the layer's images become that registration's, its record says so. A
+    layer that was not read from frames does not show the frames' fields."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QApplication
+
+    from napari_aet.widgets import TiltSeriesWidget
+
+    s, _ = drifting
+    path = tmp_path / "frames.npy"
+    np.save(path, s.frames)
+    (tmp_path / "frames.tlt").write_text("".join(f"{a}\n" for a in s.angles_deg))
+    viewer = make_napari_viewer(show=True)
+    (layer,) = viewer.open(str(path), plugin="napari-aet")
+    w = TiltSeriesWidget(viewer)
+    viewer.window.add_dock_widget(w, name="geometry")
+    w.layer.value = layer
+    QApplication.processEvents()
+    assert w.register_button.native.isVisible() and w.scan_direction.value == "down"
+    combo = w.scan_direction.native
+    qtbot.mouseClick(combo, Qt.LeftButton)
+    QApplication.processEvents()
+    qtbot.keyClick(combo.view(), Qt.Key_Down)
+    qtbot.keyClick(combo.view(), Qt.Key_Down)
+    qtbot.keyClick(combo.view(), Qt.Key_Return)
+    QApplication.processEvents()
+    assert w.scan_direction.value == "none"
+    qtbot.mouseClick(w.register_button.native, Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.status.value.startswith(("Registered", "Failed")), timeout=60000)
+    assert "registered (shifts only)" in w.status.value, w.status.value
+    np.testing.assert_allclose(
+        np.asarray(layer.data), register_frames(s.frames, scan_direction="none").data
+    )
+    assert not layer.metadata["file_metadata"]["frames"]["scan_distortion_corrected"]
+    plain = viewer.add_image(s.data, name="plain")
+    w.layer.value = plain
+    QApplication.processEvents()
+    assert not w.register_button.native.isVisible()

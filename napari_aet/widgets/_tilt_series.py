@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from magicgui.widgets import (
+    ComboBox,
     FileEdit,
     FloatSpinBox,
     LineEdit,
@@ -14,8 +15,15 @@ from magicgui.widgets import (
 )
 
 from .._layers import tilt_series_scale
-from ..io import parse_angles, read_angles, validate_angles
-from ._runner import DockContainer, follow_new_layers, select_latest, status_label
+from ..io import parse_angles, read_angles, read_tilt_series, validate_angles
+from ..workflows import frames_note, registered_frames
+from ._runner import (
+    DockContainer,
+    StageRunner,
+    follow_new_layers,
+    select_latest,
+    status_label,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -39,6 +47,22 @@ class TiltSeriesWidget(DockContainer):
             label="pixel size (A)", value=0.358, min=0.001, max=1000.0, step=0.001
         )
         self.apply_button = PushButton(text="Apply")
+        # a file of several frames per tilt, registered when it was opened (rows top to
+        # bottom, frames back to back): registered again from the file as it was recorded
+        self.scan_direction = ComboBox(
+            label="frames: rows scanned",
+            choices=[("top to bottom", "down"), ("bottom to top", "up"),
+                     ("shifts only (no distortion)", "none")],
+            value="down",
+            tooltip="the order each frame's rows were scanned in, to undo the drift's scan "
+            "distortion (DM, Velox and TIFF images: top to bottom)",
+        )  # fmt: skip
+        self.frame_interval = FloatSpinBox(
+            label="frame interval", value=1.0, min=1.0, max=1000.0, step=0.1,
+            tooltip="a frame period over one frame's scan time: 1 for frames scanned back to "
+            "back, more with a pause between frames or for frames cut from a taller scan",
+        )  # fmt: skip
+        self.register_button = PushButton(text="Register frames again")
         self.status = status_label()
         self.extend(
             [
@@ -47,17 +71,78 @@ class TiltSeriesWidget(DockContainer):
                 self.angles_file,
                 self.pixel_size,
                 self.apply_button,
+                self.scan_direction,
+                self.frame_interval,
+                self.register_button,
                 self.status,
             ]
         )
+        self.runner = StageRunner(
+            "Registering frames", self._set_status, self._registered, self._busy
+        )
         self.layer.changed.connect(self._show_layer)
         self.apply_button.changed.connect(self.apply)
+        self.register_button.changed.connect(self.register_again)
         follow_new_layers(viewer, self.layer, ("tilt_series",))
         select_latest(viewer, self.layer, ("tilt_series",), prefer=_lacks_geometry)
         self._show_layer()
 
+    def _set_status(self, text: str) -> None:
+        self.status.value = text
+
+    def _busy(self, busy: bool) -> None:
+        self.register_button.enabled = not busy
+        self.apply_button.enabled = not busy
+
+    def _frames(self, layer) -> dict | None:
+        """The layer's frames record (a file of frames, registered when opened), or None."""
+        fr = (layer.metadata.get("file_metadata") or {}).get("frames") if layer else None
+        return fr if fr and "drift_px_per_frame_max" in fr else None
+
+    def register_again(self, event=None):
+        """Register the layer's frames again from its file with the scan direction and frame
+        interval chosen here; the layer's images are replaced (its angles and pixel size
+        kept). Returns the worker, or None when the layer holds no frames."""
+        layer = self.layer.value
+        fr = self._frames(layer)
+        if fr is None:
+            self.status.value = "Not registered: the layer was not read from a file of frames."
+            return None
+        meta = layer.metadata.get("file_metadata") or {}
+        path, dataset = layer.metadata.get("source"), meta.get("dataset") or meta.get("variable")
+        direction, interval = self.scan_direction.value, float(self.frame_interval.value)
+        self._target = layer
+        self.status.value = "Registering the frames..."
+        return self.runner.start(
+            lambda progress, cancel: registered_frames(
+                read_tilt_series(path, dataset=dataset, keep_frames=True), direction, interval,
+                progress, cancel,
+            )
+        )  # fmt: skip
+
+    def _registered(self, ts) -> None:
+        layer = self._target
+        if ts.data.shape != layer.data.shape:
+            self.status.value = (
+                f"Not replaced: the file now gives {ts.data.shape}, the layer holds "
+                f"{layer.data.shape}"
+            )
+            return
+        layer.data = ts.data
+        layer.metadata = {**layer.metadata, "file_metadata": ts.metadata}
+        notes = ts.metadata["frames"].get("notes") or []
+        self.status.value = f"Registered again: {frames_note(ts.metadata)}" + (
+            f" ({'; '.join(notes)})" if notes else ""
+        )
+
     def _show_layer(self, event=None) -> None:
         layer = self.layer.value
+        fr = self._frames(layer)
+        for w in (self.scan_direction, self.frame_interval, self.register_button):
+            w.visible = fr is not None
+        if fr is not None:
+            self.scan_direction.value = fr.get("scan_direction", "down")
+            self.frame_interval.value = float(fr.get("frame_interval", 1.0))
         if layer is None:
             self.status.value = "Open a tilt series (File > Open) or load the sample."
             return

@@ -97,15 +97,20 @@ def _folder(out) -> Path:
     return out
 
 
-def registered_frames(ts: TiltSeries, scan_direction="down", frame_interval=1.0, progress=None):
+def registered_frames(
+    ts: TiltSeries, scan_direction="down", frame_interval=1.0, progress=None, cancel=None
+):
     """A series read with several frames per tilt (``ts.data`` 4D) as one image per tilt:
     the frames registered, the drift's scan distortion undone and added
     (:func:`napari_aet.align.register_frames`); ``metadata["frames"]`` gets the record."""
+    if ts.data.ndim != 4:
+        raise ValueError(f"{ts.source} holds one image per tilt: no frames to register")
     reg = register_frames(
         ts.data,
         frame_interval=frame_interval,
         scan_direction=scan_direction,
         progress=progress,
+        cancel=cancel,
     )
     meta = dict(ts.metadata)
     meta["frames"] = {**(meta.get("frames") or {}), **reg.record()}
