@@ -350,6 +350,7 @@ def test_geometry_dock_registers_the_frames_again_as_chosen_by_clicks(
     w.layer.value = layer
     QApplication.processEvents()
     assert w.register_button.native.isVisible() and w.scan_direction.value == "down"
+    assert "3 frames per image registered" in w.status.value
     combo = w.scan_direction.native
     qtbot.mouseClick(combo, Qt.LeftButton)
     QApplication.processEvents()

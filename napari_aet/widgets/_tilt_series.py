@@ -161,6 +161,7 @@ class TiltSeriesWidget(DockContainer):
         self.status.value = (
             f"{n} images; angles {'set' if ang is not None else 'missing'}; "
             f"pixel size {f'{px:.4g} A' if px else 'missing'}"
+            + (f"; {frames_note(layer.metadata.get('file_metadata'))}" if fr else "")
             + (
                 f". {layer.name!r} needs its {' and '.join(missing)}: type the values of this "
                 "data (the fields in red) and press Apply"
