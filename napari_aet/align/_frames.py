@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
+from scipy.signal.windows import tukey
 
 from ..core.counts import is_counts
 from ..core.memory import check_memory
@@ -139,17 +140,6 @@ class FrameRegistration:
         }
 
 
-def _tukey(n: int, alpha: float = 0.2) -> np.ndarray:
-    """A Tukey window: flat over ``1 - alpha`` of ``n``, cosine tapers at the ends."""
-    x = np.linspace(0.0, 1.0, n)
-    w = np.ones(n)
-    edge = alpha / 2
-    lo, hi = x < edge, x > 1 - edge
-    w[lo] = 0.5 * (1 + np.cos(np.pi * (x[lo] / edge - 1)))
-    w[hi] = 0.5 * (1 + np.cos(np.pi * ((x[hi] - 1) / edge + 1)))
-    return w
-
-
 def _vacuum_plane(image) -> np.ndarray:
     """The vacuum's level under one tilt's summed frames: a plane through its outer strips
     (:func:`napari_aet.align._crop._vacuum`), or the image's median where the strips are not
@@ -163,15 +153,13 @@ def _vacuum_plane(image) -> np.ndarray:
     return np.broadcast_to(vac[0], image.shape)
 
 
-def _phase_ramp(shape: tuple[int, int], shift) -> np.ndarray:
-    """``exp(-2 pi i k.s)``: multiplying an image's FFT by it moves the image by ``s``."""
-    ky = np.fft.fftfreq(shape[0])[:, None]
-    kx = np.fft.fftfreq(shape[1])[None, :]
-    return np.exp(-2j * np.pi * (ky * shift[0] + kx * shift[1]))
-
-
 def frame_shifts(
-    frames, *, upsample: int = 100, spectrum_sigma: float = 1.0, max_iter: int = 6
+    frames,
+    *,
+    upsample: int = 100,
+    spectrum_sigma: float = 1.0,
+    max_iter: int = 6,
+    vacuum=None,
 ) -> np.ndarray:
     """Where the specimen is in each of one tilt's frames, relative to their mean [px].
 
@@ -193,6 +181,9 @@ def frame_shifts(
       ``N`` their power where the probe passes no signal (beyond 0.4 cycles per pixel). The
       peak is found to ``1 / upsample`` of a pixel by a local discrete Fourier transform.
 
+    ``vacuum``: the vacuum's level under the frames' sum (:func:`_vacuum_plane`), when the
+    caller has it.
+
     Returns
     -------
     ndarray, shape (n_frames, 2)
@@ -201,13 +192,13 @@ def frame_shifts(
     """
     f = np.asarray(frames, np.float64)
     m, h, w = f.shape
-    level = _vacuum_plane(f.sum(0))
-    g = (f - level[None] / m) * (_tukey(h, WINDOW)[:, None] * _tukey(w, WINDOW)[None, :])
+    level = _vacuum_plane(f.sum(0)) if vacuum is None else vacuum
+    g = (f - level[None] / m) * (tukey(h, WINDOW)[:, None] * tukey(w, WINDOW)[None, :])
     raw = np.fft.fft2(g)
     coarse = np.fft.fft2(ndimage.gaussian_filter(g, (0, COARSE_SMOOTH_PX, COARSE_SMOOTH_PX)))
 
     def rounds(ft, s, weight_of=None, radius=None):
-        moved = np.stack([ft[k] * _phase_ramp((h, w), -s[k]) for k in range(m)])
+        moved = np.stack([ndimage.fourier_shift(ft[k], -s[k]) for k in range(m)])
         total = moved.sum(0)
         weight = 1.0 if weight_of is None else weight_of(moved)
         for _ in range(max_iter):
@@ -220,7 +211,7 @@ def frame_shifts(
                 change = max(change, float(np.abs(new - s[k]).max()))
                 s[k] = new
                 total -= moved[k]
-                moved[k] = ft[k] * _phase_ramp((h, w), -s[k])
+                moved[k] = ndimage.fourier_shift(ft[k], -s[k])
                 total += moved[k]
             if change < 0.01:
                 break
@@ -391,9 +382,22 @@ def register_frames(
     t = np.arange(m, dtype=np.float64)
     limit = MAX_FRAME_SHIFT_FRACTION * min(rows, cols)
     measured = np.zeros((n, m, 2))
+    notes: list[str] = []
     for i in range(n):  # every tilt's frames placed first: their scatter is the series'
         check_cancel(cancel, "the frames' registration")
-        measured[i] = frame_shifts(np.asarray(f[i], np.float64), upsample=upsample)
+        stack = np.asarray(f[i], np.float64)
+        vacuum = _vacuum_plane(stack.sum(0))
+        measured[i] = frame_shifts(stack, upsample=upsample, vacuum=vacuum)
+        # each frame's counts over the vacuum (a linear measure: noise does not bias it)
+        signal = np.sum(stack - vacuum[None] / m, axis=(1, 2))
+        typical = float(np.median(signal))
+        odd = np.nonzero(np.abs(signal - typical) > FRAME_SIGNAL_NOTE * max(typical, 1e-12))[0]
+        if len(odd):
+            notes.append(
+                f"image {i}: frame(s) {odd.tolist()} carry "
+                f"{', '.join(f'{v / typical:.0%}' for v in signal[odd])} of the signal of the "
+                "median frame (a beam current that changed, a blanked scan?)"
+            )
         far = float(np.ptp(measured[i], axis=0).max())  # the farthest two, on either axis
         if far > limit:
             raise ValueError(
@@ -415,7 +419,6 @@ def register_frames(
     out = np.empty((n, rows, cols), np.float32)
     shifts = np.zeros((n, m, 2))
     drift = coef[:, 0, :].copy()
-    notes: list[str] = []
     uncovered = 0
     unregistered = []
     for i in range(n):
@@ -429,28 +432,18 @@ def register_frames(
                 "distortion undone at the mean rate"
             )
         elif np.hypot(*drift[i]) <= DRIFT_SIGNIFICANCE_K * drift_se:  # no drift shows
-            s, drift[i] = np.zeros((m, 2)), 0.0
+            s, drift[i] = None, 0.0
             unregistered.append(i)
         else:  # the steady drift's line averages the places' noise
             s = steady[i] - steady[i].mean(0)
-        shifts[i] = s
-        if i in unregistered:  # as recorded: no resampling at all
+        if s is None:  # as recorded: no resampling at all (its places stay 0)
             out[i] = stack.sum(0)
         else:
+            shifts[i] = s
             img, cover = add_frames(stack, s, drift[i], frame_interval=frame_interval,
                                     scan_direction=scan_direction)  # fmt: skip
             uncovered += int((cover < m).sum())
             out[i] = img
-        # each frame's counts over the vacuum (a linear measure: noise does not bias it)
-        signal = np.sum(stack - _vacuum_plane(stack.sum(0))[None] / m, axis=(1, 2))
-        typical = float(np.median(signal))
-        odd = np.nonzero(np.abs(signal - typical) > FRAME_SIGNAL_NOTE * max(typical, 1e-12))[0]
-        if len(odd):
-            notes.append(
-                f"image {i}: frame(s) {odd.tolist()} carry "
-                f"{', '.join(f'{v / typical:.0%}' for v in signal[odd])} of the signal of the "
-                "median frame (a beam current that changed, a blanked scan?)"
-            )
         report(progress, n + i + 1, 2 * n, f"frames of image {i + 1}/{n} added")
     if unregistered and scatter > DRIFT_NONLINEARITY_NOTE_PX / 2:
         notes.append(
