@@ -172,22 +172,28 @@ def poisson_counts(
     scale : float
         The factor applied to ``signal``.
     """
-    from scipy import ndimage
-
     if (peak_counts is None) == (mean_counts is None):
         raise ValueError("give exactly one of peak_counts and mean_counts")
     signal = np.asarray(signal, np.float64)
-    if mean_counts is not None:  # the series' mean, background included
-        target = max(float(mean_counts) - background_counts, 0.0)
-        mean = float(signal.mean())
-        scale = target / mean if mean > 0 else 1.0
-    else:
-        peak = float(np.max(ndimage.maximum_filter(signal, size=(1, 3, 3))))
-        scale = float(peak_counts) / peak if peak > 0 else 1.0
+    scale = _counts_scale(signal, peak_counts, mean_counts, background_counts)
     counts = np.random.default_rng(rng).poisson(
         np.clip(signal * scale, 0, None) + background_counts
     )
     return counts.astype(np.float32), scale
+
+
+def _counts_scale(signal, peak_counts, mean_counts, background_counts: float) -> float:
+    """The factor that gives the stack ``signal`` ``(n, rows, cols)`` ``peak_counts`` at its
+    brightest column (the largest 3x3 local maximum of any image), or, with ``mean_counts``,
+    that mean per pixel with ``background_counts`` included."""
+    from scipy import ndimage
+
+    if mean_counts is not None:  # the series' mean, background included
+        target = max(float(mean_counts) - background_counts, 0.0)
+        mean = float(signal.mean())
+        return target / mean if mean > 0 else 1.0
+    peak = float(np.max(ndimage.maximum_filter(signal, size=(1, 3, 3))))
+    return float(peak_counts) / peak if peak > 0 else 1.0
 
 
 def _counts(signal: np.ndarray, s: IndependentImaging, rng) -> tuple[np.ndarray, float]:
@@ -489,16 +495,8 @@ def _scanned_frames(img, k: int, shape, m: int, drift, s: IndependentImaging) ->
 def _frame_counts(frames, s: IndependentImaging, rng) -> tuple[np.ndarray, float]:
     """Poisson counts of noise-free frames ``(n, m, rows, cols)`` that share the dose: their
     sum has ``s``'s counts at the brightest column (or per pixel) and background."""
-    from scipy import ndimage
-
     m = frames.shape[1]
-    total = frames.sum(1)
-    if s.mean_counts is not None:
-        mean = float(total.mean())
-        target = max(float(s.mean_counts) - s.background_counts, 0.0)
-        scale = target / mean if mean > 0 else 1.0
-    else:
-        peak = float(np.max(ndimage.maximum_filter(total, size=(1, 3, 3))))
-        scale = float(s.peak_counts) / peak if peak > 0 else 1.0
+    peak = None if s.mean_counts is not None else s.peak_counts
+    scale = _counts_scale(frames.sum(1), peak, s.mean_counts, s.background_counts)
     lam = np.clip(frames * scale, 0, None) + s.background_counts / m
     return np.random.default_rng(rng).poisson(lam).astype(np.float32), scale
