@@ -428,6 +428,8 @@ def run_case(name: str, args) -> dict:
     if args.detector:
         counts = series.data if counts is None else counts
         series = detector_units(series, *args.detector, seed=args.seed)
+    if args.order != "sorted":
+        series, counts = in_acquisition_order(series, counts, args.order, seed=args.seed)
     row = run_and_score(
         folder, truth, series, element, weights, resume=not args.no_resume, ideal=ideal,
         counts=counts, species=species,
@@ -442,6 +444,33 @@ def run_case(name: str, args) -> dict:
         rec = json.loads((folder / "run" / "align" / "alignment.json").read_text())
         out["counts_model"] = rec.get("counts")
     return out
+
+
+def in_acquisition_order(series, counts, order: str, *, seed: int):
+    """``series`` (and ``counts``) with the images in the order a microscope acquired them, as
+    its file then holds them: ``"dose-symmetric"`` (Hagen et al. 2017: the tilt nearest 0
+    first, then alternating sides outward), ``"bidirectional"`` (0 to one end, then from the
+    first negative tilt to the other end) or ``"random"``; the angles, true angles and shifts
+    go with their images."""
+    from dataclasses import replace
+
+    a = np.asarray(series.angles_deg, float)
+    if order == "dose-symmetric":
+        idx = np.lexsort((a < 0, np.abs(a)))  # |a| up, the positive tilt of a pair first
+    elif order == "bidirectional":
+        up = np.flatnonzero(a >= 0)
+        down = np.flatnonzero(a < 0)
+        idx = np.concatenate([up[np.argsort(a[up])], down[np.argsort(-a[down])]])
+    elif order == "random":
+        idx = np.random.default_rng(seed + 13).permutation(len(a))
+    else:
+        raise ValueError(f"unknown order {order!r}")
+    fields = {"data": series.data[idx], "angles_deg": a[idx]}
+    for name in ("true_angles_deg", "shifts_px", "signal", "frames", "frame_drift_px"):
+        value = getattr(series, name, None)
+        if value is not None:
+            fields[name] = np.asarray(value)[idx]
+    return replace(series, **fields), (None if counts is None else counts[idx])
 
 
 def angle_errors(folder: Path, series) -> dict:
@@ -511,6 +540,12 @@ def main() -> None:
         type=float,
         default=20.0,
         help="with --field: how far the particle drifts from the field's centre [px]",
+    )
+    ap.add_argument(
+        "--order",
+        choices=("sorted", "dose-symmetric", "bidirectional", "random"),
+        default="sorted",
+        help="the order of the images in the file: by angle (default) or as acquired",
     )
     ap.add_argument(
         "--contrast",

@@ -54,8 +54,8 @@ def add_series_input(p, *, positional: bool = True) -> None:
     p.add_argument(
         "--angles",
         default=None,
-        help="angles file (.tlt/.rawtlt/.txt/.mat) or list/range [deg]; default: from the file "
-        "or its sidecar",
+        help="angles file (.tlt/.rawtlt/.txt/.mdoc/.mat) or list/range [deg]; default: from "
+        "the file (HDF5, .mat, an MRC extended header) or its sidecar (.tlt, SerialEM .mdoc)",
     )
     p.add_argument(
         "--pixel-size", type=float, default=None, help="pixel size [A]; default: from the file"

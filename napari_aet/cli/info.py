@@ -34,9 +34,21 @@ def cmd_info(args) -> int:
     )
     print(f"  pixel size: {px}")
     if ts.angles_deg is None:
-        print("  angles: unknown (none in the file and no sidecar .tlt/.rawtlt/.txt beside it)")
+        print(
+            "  angles: unknown (none in the file and no sidecar .tlt/.rawtlt/.txt/.mdoc beside it)"
+        )
     else:
         a = ts.angles_deg
         src = ts.metadata.get("angles_source")
         print(f"  angles: {len(a)} from {a.min():g} to {a.max():g} deg ({src})")
+    if mic := ts.metadata.get("microscope"):
+        if (axis := mic.get("tilt_axis_deg_in_header")) is not None:
+            print(
+                f"  tilt axis in the microscope's metadata: {axis:g} deg (its own convention; "
+                "align estimates the axis from the images, or give --tilt-axis)"
+            )
+        if det := mic.get("detector"):
+            print(f"  detector: {det}")
+        if note := mic.get("angles_note"):
+            print(f"  note: {note}")
     return 0

@@ -1,4 +1,5 @@
-"""Tilt angles: sidecar text files (.txt, .tlt, .rawtlt) and typed-in lists or ranges."""
+"""Tilt angles: sidecar text files (.txt, .tlt, .rawtlt, SerialEM's .mdoc) and typed-in lists
+or ranges."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ._matlab import read_mat_angles
+from ._microscope import read_mdoc
 
 ANGLE_SUFFIXES = (".tlt", ".rawtlt", ".txt")
 
@@ -62,11 +64,15 @@ def read_angles(path: str | Path) -> np.ndarray:
     any mix of separators; ``#`` starts a comment.
 
     If a line holds several numbers and the file has one such line per image, the first
-    column is taken only when every line has the same count (e.g. ``angle dose``).
+    column is taken only when every line has the same count (e.g. ``angle dose``). A SerialEM
+    ``.mdoc`` gives each image's ``TiltAngle`` (:func:`napari_aet.io._microscope.read_mdoc`),
+    a ``.mat`` file its angle variable.
     """
     path = Path(path)
     if path.suffix.lower() == ".mat":
         return read_mat_angles(path)
+    if path.suffix.lower() == ".mdoc":
+        return read_mdoc(path).angles_deg
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as err:
@@ -84,14 +90,16 @@ def read_angles(path: str | Path) -> np.ndarray:
 
 def find_angle_sidecar(path: str | Path) -> Path | None:
     """Look next to a tilt-series file for its angles: ``stem.tlt``, ``stem.rawtlt``,
-    ``stem.txt``, ``stem_angles.txt``; None if there is none."""
+    ``stem.txt``, ``stem_angles.txt``, then SerialEM's ``name.mdoc`` (``tilt.mrc.mdoc``) or
+    ``stem.mdoc``; None if there is none."""
     path = Path(path)
     stem = path.name
     for suffix in (".ome.tiff", ".ome.tif", *[s for s in [path.suffix] if s]):
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
             break
-    for cand in [*(stem + s for s in ANGLE_SUFFIXES), stem + "_angles.txt"]:
+    names = [*(stem + s for s in ANGLE_SUFFIXES), stem + "_angles.txt"]
+    for cand in [*names, path.name + ".mdoc", stem + ".mdoc"]:
         p = path.with_name(cand)
         if p.exists() and p != path:
             return p

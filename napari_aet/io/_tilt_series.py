@@ -15,6 +15,7 @@ from ..core.files import replace_when_done
 from ._angles import find_angle_sidecar, parse_angles, read_angles, write_angles
 from ._emd import EMD_SUFFIXES, read_emd_stack
 from ._matlab import mat_tilt_series
+from ._microscope import MicroscopeMetadata, mrc_extended_metadata, read_mdoc
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".ali", ".rec", ".map")
@@ -144,7 +145,9 @@ def _ome_pixel_size(xml: str) -> float | None:
     return None
 
 
-def _read_mrc(path: Path) -> tuple[np.ndarray, float | None, dict]:
+def _read_mrc(path: Path) -> tuple[np.ndarray, float | None, dict, MicroscopeMetadata | None]:
+    """The stack, the header's pixel size, provenance, and what the extended header says
+    (:func:`napari_aet.io._microscope.mrc_extended_metadata`)."""
     import mrcfile
 
     with mrcfile.open(path, permissive=True, mode="r") as mrc:
@@ -152,7 +155,9 @@ def _read_mrc(path: Path) -> tuple[np.ndarray, float | None, dict]:
             raise TiltSeriesFileError(f"{path}: the MRC file has no data block")
         data = np.array(mrc.data)  # a writable copy, not the file's buffer
         vx = float(mrc.voxel_size.x)
-    return data, (round(vx, 6) if vx > 0 else None), {"format": "MRC"}
+        n = data.shape[0] if data.ndim == 3 else 1
+        ext = mrc_extended_metadata(mrc, n)
+    return data, (round(vx, 6) if vx > 0 else None), {"format": "MRC"}, ext
 
 
 def _list_datasets(h5) -> list[tuple[str, tuple]]:
@@ -287,13 +292,16 @@ def read_tilt_series(
         ``tilt_series``/``data``, or the only 3D dataset.
     angles : str, Path, sequence of float or None
         Tilt angles [degrees]: a text file, a typed string (``"-70:70:7"``), or numbers. Default:
-        from the HDF5 file, else from a sidecar ``stem.tlt``/``stem.rawtlt``/``stem.txt``, else
-        left unknown (None).
+        from the HDF5 or MATLAB file, else from a sidecar ``stem.tlt``/``stem.rawtlt``/
+        ``stem.txt`` or SerialEM's ``name.mdoc``, else from an MRC file's extended header
+        (Thermo Fisher / FEI, SerialEM), else left unknown (None). Where a sidecar's angles
+        differ from the extended header's, ``metadata["microscope"]["angles_note"]`` says so.
     angles_dataset : str, optional
         HDF5 only: path of the angles inside the file.
     pixel_size_A : float, optional
         Pixel size [A]. Overrides the file's metadata when given; else read from OME-TIFF,
-        ImageJ TIFF, MRC header or HDF5 attributes (``pixel_size_A``).
+        ImageJ TIFF, MRC header (or its extended header, or a SerialEM ``.mdoc``) or HDF5
+        attributes (``pixel_size_A``).
     nan_policy : {"raise", "fill"}
         What to do with NaN or infinite pixels: raise an error, or replace them by the median
         of their image.
@@ -321,11 +329,12 @@ def read_tilt_series(
         raise ValueError("nan_policy must be 'raise' or 'fill'")
     suffix = path.suffix.lower()
     file_angles = None
+    microscope = None  # what an MRC file's extended header says (angles, pixel size)
     try:
         if suffix in TIFF_SUFFIXES:
             data, px, meta = _read_tiff(path)
         elif suffix in MRC_SUFFIXES:
-            data, px, meta = _read_mrc(path)
+            data, px, meta, microscope = _read_mrc(path)
         elif suffix in HDF5_SUFFIXES:
             data, px, meta, file_angles = _read_hdf5(path, dataset, angles_dataset)
         elif suffix in NPY_SUFFIXES:
@@ -360,7 +369,7 @@ def read_tilt_series(
         ):
             raise FileNotFoundError(
                 f"angles file {angles} does not exist; give an existing file (.tlt, .rawtlt, "
-                ".txt) or the angles themselves, e.g. '-70:70:7' or '-60,-30,0,30,60'"
+                ".txt, .mdoc) or the angles themselves, e.g. '-70:70:7' or '-60,-30,0,30,60'"
             )
         elif isinstance(angles, str):
             ang = parse_angles(angles)
@@ -372,8 +381,17 @@ def read_tilt_series(
         ang = file_angles
     else:
         side = find_angle_sidecar(path)
-        ang = read_angles(side) if side is not None else None
-        angle_source = str(side) if side is not None else None
+        if side is not None and side.suffix.lower() == ".mdoc":
+            mdoc = read_mdoc(side)
+            microscope = mdoc if microscope is None or microscope.angles_deg is None else microscope
+            ang, angle_source = mdoc.angles_deg, mdoc.source
+            if px is None and mdoc.pixel_size_A is not None:
+                px, meta["pixel_size_source"] = mdoc.pixel_size_A, mdoc.source
+        else:
+            ang = read_angles(side) if side is not None else None
+            angle_source = str(side) if side is not None else None
+    if microscope is not None:
+        ang, angle_source, px = _with_microscope(microscope, ang, angle_source, px, meta)
     data, ang = _frames_layout(data, ang, path, meta)
     if data.ndim == 4 and not keep_frames:
         m = data.shape[1]
@@ -397,8 +415,35 @@ def read_tilt_series(
             meta["pixel_size_in_file_A"] = px
         px = float(pixel_size_A)
     elif px is not None:
-        meta["pixel_size_source"] = "file"
+        meta.setdefault("pixel_size_source", "file")
     return TiltSeries(data, ang, None if px is None else float(px), str(path), meta)
+
+
+def _with_microscope(microscope, ang, angle_source, px, meta: dict):
+    """The angles and pixel size with a microscope file's own (an MRC extended header, a
+    SerialEM .mdoc) filled in where nothing else gave them; where a sidecar or the caller gave
+    other angles, theirs are kept and the difference is noted in ``meta``."""
+    meta["microscope"] = {"source": microscope.source, **microscope.extra}
+    own = microscope.angles_deg
+    if own is not None:
+        if ang is None:
+            ang, angle_source = own, microscope.source
+        elif angle_source != microscope.source:
+            given = np.asarray(ang, np.float64).ravel()
+            if given.shape != own.shape:
+                meta["microscope"]["angles_note"] = (
+                    f"{microscope.source} lists {own.size} angles, {angle_source} {given.size}; "
+                    f"{angle_source}'s were used"
+                )
+            elif np.abs(given - own).max() > 0.05:
+                meta["microscope"]["angles_note"] = (
+                    f"{angle_source}'s angles differ from {microscope.source}'s by up to "
+                    f"{np.abs(given - own).max():.2f} deg; {angle_source}'s were used"
+                )
+    if px is None and microscope.pixel_size_A is not None:
+        px = microscope.pixel_size_A
+        meta["pixel_size_source"] = microscope.source
+    return ang, angle_source, px
 
 
 def _is_file(text) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
 class TiltSeriesWidget(DockContainer):
     """Attach tilt angles [degrees] and a pixel size [A] to a tilt-series Image layer.
 
-    Angles are typed (``-70:70:7`` or a list) or read from a ``.tlt``/``.rawtlt``/``.txt`` file;
-    they must match the number of images. The layer's ``scale`` follows the pixel size.
+    Angles are typed (``-70:70:7`` or a list) or read from a ``.tlt``/``.rawtlt``/``.txt`` file
+    or SerialEM's ``.mdoc``; they must match the number of images. The layer's ``scale``
+    follows the pixel size.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -42,7 +44,9 @@ class TiltSeriesWidget(DockContainer):
         self.layer = create_widget(annotation="napari.layers.Image", label="tilt series")
         self.angles = LineEdit(label="angles (deg)", value="")
         self.angles.tooltip = "e.g. -70:70:7 or -70, -63, ... (one per image)"
-        self.angles_file = FileEdit(label="or angles file", mode="r", filter="*.tlt *.rawtlt *.txt")
+        self.angles_file = FileEdit(
+            label="or angles file", mode="r", filter="*.tlt *.rawtlt *.txt *.mdoc"
+        )
         self.pixel_size = FloatSpinBox(
             label="pixel size (A)", value=0.358, min=0.001, max=1000.0, step=0.001
         )
@@ -158,10 +162,13 @@ class TiltSeriesWidget(DockContainer):
         _mark(self.pixel_size, not px)
         missing = [what for what, ok in (("tilt angles", ang is not None), ("pixel size", px))
                    if not ok]  # fmt: skip
+        file_meta = layer.metadata.get("file_metadata") or {}
+        note = (file_meta.get("microscope") or {}).get("angles_note")
         self.status.value = (
-            f"{n} images; angles {'set' if ang is not None else 'missing'}; "
+            f"{n} images; angles {_set_from(ang, file_meta.get('angles_source'))}; "
             f"pixel size {f'{px:.4g} A' if px else 'missing'}"
-            + (f"; {frames_note(layer.metadata.get('file_metadata'))}" if fr else "")
+            + (f"; {frames_note(file_meta)}" if fr else "")
+            + (f"; note: {note}" if note else "")
             + (
                 f". {layer.name!r} needs its {' and '.join(missing)}: type the values of this "
                 "data (the fields in red) and press Apply"
@@ -239,6 +246,16 @@ def _missing(layer) -> list[str]:
 
 def _lacks_geometry(layer) -> bool:
     return bool(_missing(layer))
+
+
+def _set_from(angles, source) -> str:
+    """'set (from where)' for the status line: a file name or a microscope's header, not the
+    words for angles typed or passed in."""
+    if angles is None:
+        return "missing"
+    if source and source not in ("typed", "given"):
+        return f"set (from {Path(str(source)).name if '/' in str(source) else source})"
+    return "set"
 
 
 def _mark(widget, missing: bool) -> None:
