@@ -70,15 +70,30 @@ def _image_error(images, moving, still) -> float:
     return 100 * float(np.mean(out))
 
 
-def registration_row(name, size, peak, frames, drift, seed) -> dict:
+def in_field(frames, field: int, *, seed: int) -> np.ndarray:
+    """Each tilt's frames placed in a ``field``-square of vacuum (Poisson counts at the frames'
+    background, 1 count summed over the frames) at a place of its own, drawn at random, as a
+    microscope records a small particle in a large scan."""
+    n, m, rows, cols = frames.shape
+    rng = np.random.default_rng(seed + 17)
+    out = rng.poisson(1.0 / m, (n, m, field, field)).astype(np.float32)
+    for i in range(n):
+        r0 = int(rng.integers(0, field - rows + 1))
+        c0 = int(rng.integers(0, field - cols + 1))
+        out[i, :, r0 : r0 + rows, c0 : c0 + cols] = frames[i]
+    return out
+
+
+def registration_row(name, size, peak, frames, drift, seed, field=None) -> dict:
     from dataclasses import replace
 
     from napari_aet.align import add_frames, register_frames
     from napari_aet.simulate import IndependentImaging, independent_tilt_series
 
     truth_atoms, moving, still = _series(name, size, peak, frames, drift, seed)
+    given = moving.frames if field is None else in_field(moving.frames, field, seed=seed)
     t0 = time.perf_counter()
-    reg = register_frames(moving.frames)
+    reg = register_frames(given)
     t_reg = time.perf_counter() - t0
     m = moving.frames.shape[1]
     truth = moving.frame_drift_px[:, None, :] * np.arange(m)[None, :, None]
@@ -116,6 +131,7 @@ def registration_row(name, size, peak, frames, drift, seed) -> dict:
         "image_error_pct": {k: _image_error(v, moving, still) for k, v in placed.items()},
         "register_s": t_reg,
         "image_px": size,
+        "field_px": field,
         "n_images": len(moving.frames),
     }
 
@@ -177,6 +193,14 @@ def main() -> None:
     ap.add_argument("--pipeline", default="", help="CASE:COUNTS:DRIFT,... also run whole")
     ap.add_argument("--out", type=Path, default=Path("out/bench_frames"))
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--field",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="register the frames placed in a PX-square field of vacuum (the places and "
+        "images are scored as without it)",
+    )
     args = ap.parse_args()
     print(machine())
     rows = []
@@ -189,7 +213,8 @@ def main() -> None:
         for peak in (float(v) for v in args.counts.split(",")):
             for frames in (int(v) for v in args.frames.split(",")):
                 for drift in (float(v) for v in args.drift.split(",")):
-                    r = registration_row(name, args.size, peak, frames, drift, args.seed)
+                    r = registration_row(name, args.size, peak, frames, drift, args.seed,
+                                         args.field)  # fmt: skip
                     rows.append(r)
                     f = r["image_error_pct"]
                     print(f"| {name} | {peak:g} | {frames} | {drift:g} | "

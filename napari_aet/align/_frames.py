@@ -22,9 +22,12 @@ the specimen was at the middle of the tilt's scans, distortion undone, and the f
 counts stay counts (pixels that some frames do not cover are scaled by the frames that do).
 
 Registration is by cross-correlation of each frame with the sum of the others (leave one out,
-so a frame's own noise does not pull the peak to zero), iterated, on frames with their median
-taken off and smoothed by a pixel: the particle's whole image carries the registration, which
-works at the few counts per frame that a low-dose series splits into its frames.
+so a frame's own noise does not pull the peak to zero), iterated, on frames with the vacuum's
+plane taken off, first smoothed (the particle's outline), then each frequency weighted for the
+signal it carries (:func:`frame_shifts`), in a window about the particle where it fills a small
+part of a large field (the vacuum carries only noise): the particle's whole image carries the
+registration, which works at the few counts per frame that a low-dose series splits into its
+frames.
 """
 
 from __future__ import annotations
@@ -55,6 +58,12 @@ DRIFT_SIGNIFICANCE_K = 3.0
 #: A frame whose signal (over its median) differs from its tilt's median frame by more than
 #: this fraction gets a note (a beam current that changed, a blanked part of a scan).
 FRAME_SIGNAL_NOTE = 0.25
+#: Frames are registered in a window about the particle (its objects' box on the tilt's sum,
+#: :func:`_particle_window`) widened by this margin [px] on every side ...
+WINDOW_MARGIN_PX = 24
+#: ... when that window is at most this fraction of the image's side on both axes (else, or
+#: when the vacuum cannot be measured, on the whole image).
+WINDOW_MAX_FRACTION = 0.6
 #: The coarse registration's smoothing [px]: the particle's outline, not its lattice (column
 #: spacings in projection are 4-6 px at 0.358 A).
 COARSE_SMOOTH_PX = 3.0
@@ -151,6 +160,34 @@ def _vacuum_plane(image) -> np.ndarray:
     if vac is None:
         return np.full(image.shape, float(np.median(image)))
     return np.broadcast_to(vac[0], image.shape)
+
+
+def _particle_window(image) -> tuple[slice, slice] | None:
+    """Where to register one tilt's frames: the box of the objects that stand out of the
+    vacuum in the frames' sum ``image`` (:func:`napari_aet.align._crop._objects`; those with
+    at least 2 % of the largest one's signal), widened by :data:`WINDOW_MARGIN_PX` and grown
+    to a fast FFT size; None (the whole image) when nothing stands out, the vacuum cannot be
+    measured, or the box is more than :data:`WINDOW_MAX_FRACTION` of the image."""
+    from scipy.fft import next_fast_len
+
+    from ._crop import OTHER_OBJECT_FRACTION, _objects
+
+    objects = _objects(np.asarray(image, np.float64), COARSE_SMOOTH_PX)
+    if objects is None or isinstance(objects, str):
+        return None
+    top = objects[0][0]
+    kept = [(r, c) for sig, r, c, _ in objects if sig >= OTHER_OBJECT_FRACTION * top]
+    rows = np.concatenate([r for r, _ in kept])
+    cols = np.concatenate([c for _, c in kept])
+    window = []
+    for lo, hi, size in ((rows.min(), rows.max(), image.shape[0]),
+                         (cols.min(), cols.max(), image.shape[1])):  # fmt: skip
+        side = next_fast_len(int(hi - lo + 1 + 2 * WINDOW_MARGIN_PX))
+        if side > WINDOW_MAX_FRACTION * size:
+            return None
+        start = int(np.clip((lo + hi + 1) // 2 - side // 2, 0, size - side))
+        window.append(slice(start, start + side))
+    return window[0], window[1]
 
 
 def frame_shifts(
@@ -387,9 +424,14 @@ def register_frames(
         check_cancel(cancel, "the frames' registration")
         stack = np.asarray(f[i], np.float64)
         vacuum = _vacuum_plane(stack.sum(0))
-        measured[i] = frame_shifts(stack, upsample=upsample, vacuum=vacuum)
-        # each frame's counts over the vacuum (a linear measure: noise does not bias it)
-        signal = np.sum(stack - vacuum[None] / m, axis=(1, 2))
+        box = _particle_window(stack.sum(0))
+        box = (slice(None), slice(None)) if box is None else box
+        measured[i] = frame_shifts(
+            stack[(slice(None), *box)], upsample=upsample, vacuum=vacuum[box]
+        )
+        # each frame's counts over the vacuum in the particle's window (a linear measure: noise
+        # does not bias it; the whole field of a large scan would add its vacuum's noise)
+        signal = np.sum(stack[(slice(None), *box)] - vacuum[box][None] / m, axis=(1, 2))
         typical = float(np.median(signal))
         odd = np.nonzero(np.abs(signal - typical) > FRAME_SIGNAL_NOTE * max(typical, 1e-12))[0]
         if len(odd):
