@@ -136,7 +136,10 @@ def test_a_tlt_beside_the_file_wins_and_the_difference_is_noted(tmp_path, data, 
     ts = read_tilt_series(path)
     np.testing.assert_allclose(ts.angles_deg, fixed)
     note = ts.metadata["microscope"]["angles_note"]
-    assert "differ" in note and "0.40 deg" in note and "tomo.tlt" in note
+    assert note == (
+        "the angles of tomo.tlt (used) differ from those in the MRC extended header (FEI1) "
+        "by up to 0.40 deg"
+    )
     assert main(["info", str(path)]) == 0
     assert "note:" in capsys.readouterr().out
 
@@ -186,18 +189,30 @@ def test_a_series_in_acquisition_order_aligns_as_the_sorted_one():
 def test_napari_opens_a_microscope_file_and_the_geometry_dock_names_its_sources(
     make_napari_viewer, tmp_path, data
 ):
+    # napari's own open path (as File > Open, the plugin preselected), then Plugins > napari
+    # AET > 1. Tilt-series geometry: its status says where the angles came from and that the
+    # header's differ
+    from qtpy.QtWidgets import QApplication
+    from test_gui_workflow_defaults import _dock_widget, _menu_action
+
     from napari_aet.widgets import TiltSeriesWidget
 
     path = tmp_path / "tomo.mrc"
     _fei1_file(path, data, ANGLES)
     np.savetxt(tmp_path / "tomo.tlt", ANGLES + 0.4)
-    viewer = make_napari_viewer()
-    (layer,) = viewer.open(str(path), plugin="napari-aet")
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    viewer.window._qt_viewer._qt_open([str(path)], stack=False, plugin="napari-aet")
+    layer = viewer.layers["tomo"]
     assert layer.metadata["angles_deg"] == pytest.approx(list(ANGLES + 0.4))
     assert tuple(layer.scale) == pytest.approx((0.358,) * 3)
-    w = TiltSeriesWidget(viewer)
-    w.layer.value = layer
-    w._show_layer()
-    status = w.status.value
+    _menu_action(viewer.window, "Plugins", "napari AET", "1. Tilt-series geometry").trigger()
+    QApplication.processEvents()
+    geo = _dock_widget(viewer.window, TiltSeriesWidget)
+    assert geo is not None and geo.layer.value is layer
+    status = geo.status.value
     assert "angles set (from tomo.tlt)" in status and "pixel size 0.358 A" in status
     assert "note: " in status and "0.40 deg" in status  # the header's angles differ
+    assert geo.pixel_size.value == pytest.approx(0.358)
+    shot = viewer.screenshot(str(tmp_path / "geometry.png"), canvas_only=False)
+    assert shot.shape[0] > 500 and shot[..., :3].std() > 5  # something drawn, not black

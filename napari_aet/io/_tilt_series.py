@@ -430,15 +430,19 @@ def _with_microscope(microscope, ang, angle_source, px, meta: dict):
             ang, angle_source = own, microscope.source
         elif angle_source != microscope.source:
             given = np.asarray(ang, np.float64).ravel()
+            used = (
+                Path(angle_source).name
+                if angle_source not in (None, "typed", "given")
+                else ("the given angles")
+            )
             if given.shape != own.shape:
                 meta["microscope"]["angles_note"] = (
-                    f"{microscope.source} lists {own.size} angles, {angle_source} {given.size}; "
-                    f"{angle_source}'s were used"
+                    f"{used} lists {given.size} angles (used), the {microscope.source} {own.size}"
                 )
             elif np.abs(given - own).max() > 0.05:
                 meta["microscope"]["angles_note"] = (
-                    f"{angle_source}'s angles differ from {microscope.source}'s by up to "
-                    f"{np.abs(given - own).max():.2f} deg; {angle_source}'s were used"
+                    f"the angles of {used} (used) differ from those in the "
+                    f"{microscope.source} by up to {np.abs(given - own).max():.2f} deg"
                 )
     if px is None and microscope.pixel_size_A is not None:
         px = microscope.pixel_size_A
