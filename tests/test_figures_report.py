@@ -62,6 +62,35 @@ def test_alignment_figure_shows_the_changes_their_bar_and_the_images_out_of_focu
     assert len(plot_alignment(record).axes) == 2
 
 
+def test_curves_over_the_tilt_angle_follow_the_angle_in_a_file_in_acquisition_order():
+    # a dose-symmetric file (0, +20, -20, +40, ...): the lines join neighbouring angles, not
+    # the images in the order they were taken (which would zigzag across the plot)
+    from napari_aet.figures import plot_alignment, plot_r_factors
+
+    angles = np.linspace(-60, 60, 7)
+    record = _alignment_record(angles)
+    order = np.array([3, 4, 2, 5, 1, 6, 0])
+    shuffled = {
+        **record,
+        "angles_in_deg": list(np.asarray(record["angles_in_deg"])[order]),
+        "angles_refined_deg": list(np.asarray(record["angles_refined_deg"])[order]),
+        "shifts_px_row_col": np.asarray(record["shifts_px_row_col"])[order].tolist(),
+    }
+    rows = plot_alignment(shuffled).axes[1].lines[0]
+    np.testing.assert_allclose(rows.get_xdata(), angles)
+    np.testing.assert_allclose(rows.get_ydata(), np.linspace(-2, 2, 7))
+    r = plot_r_factors(angles[order], np.linspace(0.1, 0.4, 7)[order]).axes[0].lines[0]
+    np.testing.assert_allclose(r.get_xdata(), angles)
+    np.testing.assert_allclose(r.get_ydata(), np.linspace(0.1, 0.4, 7))
+    # the measured / reprojected panels: five tilts spread over the angles, left to right
+    from napari_aet.figures import measured_vs_reprojected_figure
+
+    images = np.random.default_rng(0).random((7, 16, 16))
+    fig = measured_vs_reprojected_figure(images, images * 0.9, angles[order], pixel_size_A=PX)
+    titles = [ax.get_title() for ax in fig.axes[:5]]
+    assert titles == ["-60°", "-20°", "+0°", "+20°", "+60°"], titles
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A run folder as `napari-aet run` leaves it: atoms.csv + analysis.json with strain,

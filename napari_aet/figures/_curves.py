@@ -161,7 +161,9 @@ def plot_r_factors(angles_deg, r_per_image, *, ax=None):
     """R-factor of every image against its tilt angle, with the mean."""
     fig, ax = _figure_axes(ax, (4.2, 3.0))
     r = np.asarray(r_per_image, float)
-    ax.plot(angles_deg, r, "o-", ms=4, color="#264653")
+    # lines by angle: a file in acquisition order (dose-symmetric) would zigzag
+    order = np.argsort(np.asarray(angles_deg, float), kind="stable")
+    ax.plot(np.asarray(angles_deg, float)[order], r[order], "o-", ms=4, color="#264653")
     ax.axhline(r.mean(), color="#e76f51", ls="--", lw=1, label=f"mean {r.mean():.3f}")
     ax.set_xlabel("tilt angle (deg)")
     ax.set_ylabel("R-factor")
@@ -319,8 +321,10 @@ def plot_alignment(record: dict, *, blurred_ratio: float | None = None):
     ax.set_ylabel("angle change (deg)")
     ax.legend(frameon=False, fontsize=7, loc="best")
     ax = axes[1]
-    ax.plot(ang_in, shifts[:, 0], "o-", ms=3, lw=0.8, color="#264653", label="rows")
-    ax.plot(ang_in, shifts[:, 1], "s-", ms=3, lw=0.8, color="#2a9d8f", label="columns")
+    order = np.argsort(ang_in, kind="stable")  # lines by angle, whatever the file's order
+    ax.plot(ang_in[order], shifts[order, 0], "o-", ms=3, lw=0.8, color="#264653", label="rows")
+    ax.plot(ang_in[order], shifts[order, 1], "s-", ms=3, lw=0.8, color="#2a9d8f",
+            label="columns")  # fmt: skip
     ax.axhline(0.0, color="#999999", lw=0.6)
     ax.set_ylabel("shift (px)")
     ax.legend(frameon=False, fontsize=7, loc="best")

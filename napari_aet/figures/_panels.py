@@ -342,7 +342,9 @@ def measured_vs_reprojected_figure(
     measured = np.asarray(measured, float)
     calculated = np.asarray(calculated, float)
     n = len(measured)
-    idx = np.unique(np.linspace(0, n - 1, min(n_show, n)).round().astype(int))
+    # spread over the angles, left to right (a file in acquisition order is not by angle)
+    by_angle = np.argsort(np.asarray(angles_deg, float), kind="stable")
+    idx = by_angle[np.unique(np.linspace(0, n - 1, min(n_show, n)).round().astype(int))]
     fig = _figure((1.9 * len(idx), 6.0))
     axes = fig.subplots(3, len(idx), squeeze=False)
     for c, i in enumerate(idx):
