@@ -14,6 +14,7 @@ from ._frames import (
     frame_shifts,
     register_frames,
 )
+from ._glitches import dead_lines_reason, dead_scan_lines
 from ._model_rounds import BLURRED_RATIO, blurred_images
 from ._pipeline import (
     SIGNIFICANCE_K,
@@ -51,6 +52,8 @@ __all__ = [
     "frame_shifts",
     "register_frames",
     "particle_crop",
+    "dead_lines_reason",
+    "dead_scan_lines",
     "BLURRED_RATIO",
     "blurred_images",
     "SIGNIFICANCE_K",

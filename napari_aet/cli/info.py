@@ -41,6 +41,11 @@ def cmd_info(args) -> int:
         a = ts.angles_deg
         src = ts.metadata.get("angles_source")
         print(f"  angles: {len(a)} from {a.min():g} to {a.max():g} deg ({src})")
+    if ts.data.ndim == 3:
+        from ..align import dead_lines_reason, dead_scan_lines
+
+        for i, bands in dead_scan_lines(ts.data).items():
+            print(f"  image {i}: {dead_lines_reason(bands)}; align and run leave it out")
     if mic := ts.metadata.get("microscope"):
         if (axis := mic.get("tilt_axis_deg_in_header")) is not None:
             print(

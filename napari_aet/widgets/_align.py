@@ -29,7 +29,7 @@ from ..workflows import (
     file_image_indices,
     frames_note,
     parse_image_indices,
-    without_images,
+    without_dead_lines,
 )
 from ._runner import (
     DockContainer,
@@ -167,9 +167,7 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             if ts.angles_deg is None or ts.pixel_size_A is None:
                 self.status.value = "Not started: " + ask_for_geometry(self._viewer, layer)
                 return None
-            left_out = parse_image_indices(self.exclude.value)
-            if left_out:
-                ts = without_images(ts, left_out)
+            ts = without_dead_lines(ts, parse_image_indices(self.exclude.value))
             element = element_value(self.element)
         except ValueError as err:
             self.status.value = f"Not started: {err}"

@@ -11,6 +11,7 @@ from ._common import (
     load_tomogram,
     parse_image_indices,
     registered_frames,
+    without_dead_lines,
     without_images,
 )
 from .atom_stages import run_analyze, run_precision, run_refine, run_trace, run_validate
@@ -83,6 +84,7 @@ __all__ = [
     "frames_note",
     "registered_frames",
     "parse_image_indices",
+    "without_dead_lines",
     "without_images",
     "file_image_indices",
     "load_tomogram",

@@ -154,9 +154,7 @@ def load_series(
         )
     if need_pixel_size and ts.pixel_size_A is None:
         raise ValueError(f"{source.path} carries no pixel size; pass --pixel-size (Angstrom)")
-    if source.exclude:
-        ts = without_images(ts, source.exclude)
-    return ts
+    return without_dead_lines(ts, source.exclude)
 
 
 def parse_image_indices(text: str) -> tuple[int, ...]:
@@ -181,9 +179,26 @@ def left_out_indices(exclude) -> list[int]:
 MIN_IMAGES_KEPT = 3
 
 
-def without_images(ts: TiltSeries, exclude) -> TiltSeries:
+def without_dead_lines(ts: TiltSeries, exclude=()) -> TiltSeries:
+    """``ts`` without the images an analyst left out (``exclude``) and those with scan lines
+    that recorded nothing (:func:`napari_aet.align.dead_scan_lines`: a band of lines of one
+    value inside the image; taken as data it says the specimen is empty there), the reasons
+    in ``metadata["excluded_images"]["reasons"]``."""
+    from ..align import dead_lines_reason, dead_scan_lines
+
+    dead = dead_scan_lines(ts.data) if ts.data.ndim == 3 else {}
+    if not dead and not exclude:
+        return ts
+    reasons = {int(i): dead_lines_reason(b) for i, b in dead.items()}
+    for i in exclude:
+        reasons.setdefault(int(i), "left out by the analyst")
+    return without_images(ts, sorted(reasons), reasons=reasons)
+
+
+def without_images(ts: TiltSeries, exclude, *, reasons: dict | None = None) -> TiltSeries:
     """``ts`` without the images at the indices ``exclude`` (0 = the first image of the file),
-    which ``metadata["excluded_images"]`` records with their angles.
+    which ``metadata["excluded_images"]`` records with their angles (and ``reasons``, image
+    index -> why, when given).
 
     Raises
     ------
@@ -212,6 +227,8 @@ def without_images(ts: TiltSeries, exclude) -> TiltSeries:
         "angles_deg": None if angles is None else [float(angles[i]) for i in drop],
         "n_images_in_file": n,
     }
+    if reasons:
+        meta["excluded_images"]["reasons"] = {str(i): reasons[i] for i in drop if i in reasons}
     return replace(
         ts,
         data=ts.data[keep],

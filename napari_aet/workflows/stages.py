@@ -193,7 +193,11 @@ def excluded_note(metadata) -> str:
     if not left:
         return ""
     at = ", ".join(f"{a:+.1f}" for a in left["angles_deg"] or [])
-    return f"left out image(s) {left['indices']} of {left['n_images_in_file']} (at {at} deg)"
+    note = f"left out image(s) {left['indices']} of {left['n_images_in_file']} (at {at} deg)"
+    why = {k: v for k, v in (left.get("reasons") or {}).items() if v != "left out by the analyst"}
+    if why:
+        note += ": " + "; ".join(f"image {k}: {v}" for k, v in why.items())
+    return note
 
 
 def align_notes(steps: dict) -> list[str]:
