@@ -64,6 +64,26 @@ def test_integer_counts_are_kept_and_a_noiseless_series_is_not_counts():
     assert dose_denoise_choice(clean)[0] is None
 
 
+@pytest.mark.parametrize("peak", [6.0, 40.0])
+def test_a_detectors_integer_units_are_not_taken_for_counts(peak):
+    # a 16-bit ADC (integers over an offset) and an 8-bit export scaled to its range are
+    # integers, but their noise is not that of counts: converted like any detector's units
+    from napari_aet.core.counts import is_counts
+
+    counts = np.random.default_rng(0).poisson(_atom_images(peak)).astype(np.float32)
+    assert is_counts(counts)
+    adc = np.round(_adc(counts)).astype(np.uint16)
+    assert not is_counts(adc)
+    converted, info = as_counts(adc)
+    assert info["units"] == "counts equivalent"
+    assert info["why"].startswith("the images are integers but their noise is not")
+    assert np.percentile(converted, 99.9) == pytest.approx(np.percentile(counts, 99.9), rel=0.2)
+    eight = np.clip(np.round(counts / np.percentile(counts, 99.9) * 230), 0, 255)
+    assert not is_counts(eight.astype(np.uint8))
+    # counts of two frames added (gain 1, integers) stay counts
+    assert is_counts(counts + np.random.default_rng(1).poisson(_atom_images(peak)))
+
+
 def test_zero_filled_borders_do_not_bias_the_gain():
     lam = _atom_images(10.0)
     adc = _adc(np.random.default_rng(0).poisson(lam))
