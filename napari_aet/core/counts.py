@@ -286,7 +286,8 @@ def estimate_noise_model(data) -> NoiseModel:
     with np.errstate(invalid="ignore", divide="ignore"):
         offsets = (dims[:, 1] - gains * dims[:, 2]) / dims[:, 0]
     ok = ok & (dims[:, 0] > 0)
-    offsets = np.where(ok, offsets, np.nanmedian(offsets[ok]) if ok.any() else np.nan)
+    finite = ok & np.isfinite(offsets)  # a gain that could not be measured gives NaN
+    offsets = np.where(ok, offsets, np.median(offsets[finite]) if finite.any() else np.nan)
     acf, factor = None, None
     if max(corr) > WHITE_CORRELATION + MAX_CORRELATION_SHIFT:
         # correlated noise: the fourth difference passes only the fraction ``factor`` of its
@@ -300,7 +301,9 @@ def estimate_noise_model(data) -> NoiseModel:
             a, se, gains, offsets = a / factor, se / factor, gains / factor, offsets / factor
     return NoiseModel(
         gain=a,
-        offset_variance=float(np.nanmedian(offsets)),
+        offset_variance=float(np.median(offsets[np.isfinite(offsets)]))
+        if np.isfinite(offsets).any()
+        else float("nan"),
         gain_se=se,
         n_images=n,
         noise_correlation=corr,
