@@ -97,9 +97,9 @@ def test_align_widget_adds_aligned_layer_table_and_undo(make_napari_viewer, qtbo
     assert w.table.rowCount() == 0
 
 
-def _align_arriving_aligned(viewer, qtbot, series, name):
-    """``series`` as a layer, the Align widget docked on it, its 'series arrives aligned' box
-    clicked, and the run waited for: the widget."""
+def docked_arriving_aligned(viewer, qtbot, series, name):
+    """``series`` as a layer, the Align widget docked on it and its 'series arrives aligned'
+    box clicked: the widget."""
     from qtpy.QtCore import QPoint, Qt
 
     from napari_aet._layers import tilt_series_layer_data
@@ -113,6 +113,12 @@ def _align_arriving_aligned(viewer, qtbot, series, name):
     box = w.arrives_aligned.native
     qtbot.mouseClick(box, Qt.LeftButton, pos=QPoint(8, box.height() // 2))  # on its box
     assert w.arrives_aligned.value
+    return w
+
+
+def _align_arriving_aligned(viewer, qtbot, series, name):
+    """:func:`docked_arriving_aligned`, and the run waited for: the widget."""
+    w = docked_arriving_aligned(viewer, qtbot, series, name)
     with qtbot.waitSignal(w.run().finished, timeout=120000):
         pass
     return w
@@ -214,20 +220,11 @@ def test_images_left_out_of_a_series(shifted_series, tmp_path, capsys):
 def test_align_widget_leaves_out_the_images_typed_in(make_napari_viewer, qtbot, shifted_series):
     """The analyst types the images to leave out (real key events) and runs the alignment:
     the aligned layer lacks them and the status line says which."""
-    from qtpy.QtCore import QPoint, Qt
-
-    from napari_aet._layers import tilt_series_layer_data
-    from napari_aet.widgets import AlignWidget
+    from qtpy.QtCore import Qt
 
     path, _ = shifted_series
     viewer = make_napari_viewer(show=True)
-    data, kw, _ = tilt_series_layer_data(read_tilt_series(path), name="raw")
-    viewer.add_image(data, **kw)
-    w = AlignWidget(viewer)
-    viewer.window.add_dock_widget(w, name="Align")
-    w.layer.value = viewer.layers["raw"]
-    box = w.arrives_aligned.native
-    qtbot.mouseClick(box, Qt.LeftButton, pos=QPoint(8, box.height() // 2))
+    w = docked_arriving_aligned(viewer, qtbot, read_tilt_series(path), "raw")
     field = w.exclude.native
     qtbot.mouseClick(field, Qt.LeftButton)
     qtbot.keyClicks(field, "0, 14")

@@ -74,21 +74,13 @@ def test_the_run_leaves_the_image_out_and_says_why(series, tmp_path, capsys):
 
 def test_align_widget_leaves_the_image_out_and_says_why(make_napari_viewer, qtbot, series):
     # real clicks: 'series arrives aligned' ticked, then Align pressed
-    from qtpy.QtCore import QPoint, Qt
-
-    from napari_aet._layers import tilt_series_layer_data
-    from napari_aet.widgets import AlignWidget
+    from qtpy.QtCore import Qt
+    from test_align_cli_widget import docked_arriving_aligned
 
     data = series.data.copy()
     data[6, 20:26] = 0
     viewer = make_napari_viewer(show=True)
-    d, kw, _ = tilt_series_layer_data(TiltSeries(data, ANGLES, 0.358, "t", {}), name="raw")
-    viewer.add_image(d, **kw)
-    w = AlignWidget(viewer)
-    viewer.window.add_dock_widget(w, name="Align")
-    w.layer.value = viewer.layers["raw"]
-    box = w.arrives_aligned.native
-    qtbot.mouseClick(box, Qt.LeftButton, pos=QPoint(8, box.height() // 2))
+    w = docked_arriving_aligned(viewer, qtbot, TiltSeries(data, ANGLES, 0.358, "t", {}), "raw")
     qtbot.mouseClick(w.run_button.native, Qt.LeftButton)
     qtbot.waitUntil(lambda: w.status.value.startswith("Aligned"), timeout=120000)
     assert viewer.layers["raw aligned"].data.shape[0] == len(ANGLES) - 1

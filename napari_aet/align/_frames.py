@@ -423,15 +423,13 @@ def register_frames(
     for i in range(n):  # every tilt's frames placed first: their scatter is the series'
         check_cancel(cancel, "the frames' registration")
         stack = np.asarray(f[i], np.float64)
-        vacuum = _vacuum_plane(stack.sum(0))
-        box = _particle_window(stack.sum(0))
-        box = (slice(None), slice(None)) if box is None else box
-        measured[i] = frame_shifts(
-            stack[(slice(None), *box)], upsample=upsample, vacuum=vacuum[box]
-        )
+        total = stack.sum(0)
+        box = _particle_window(total) or (slice(None), slice(None))
+        inside, vacuum = stack[(slice(None), *box)], _vacuum_plane(total)[box]
+        measured[i] = frame_shifts(inside, upsample=upsample, vacuum=vacuum)
         # each frame's counts over the vacuum in the particle's window (a linear measure: noise
         # does not bias it; the whole field of a large scan would add its vacuum's noise)
-        signal = np.sum(stack[(slice(None), *box)] - vacuum[box][None] / m, axis=(1, 2))
+        signal = np.sum(inside - vacuum[None] / m, axis=(1, 2))
         typical = float(np.median(signal))
         odd = np.nonzero(np.abs(signal - typical) > FRAME_SIGNAL_NOTE * max(typical, 1e-12))[0]
         if len(odd):
