@@ -51,10 +51,14 @@ def _read_tilt_series_layer(path):
             "scanned top to bottom (napari-aet run --scan-direction for others)"
             + (f". {len(fr['notes'])} note(s): {fr['notes'][0]}" if fr["notes"] else "")
         )
-    if note := (ts.metadata.get("microscope") or {}).get("angles_note"):
-        from napari.utils.notifications import show_info
+    for note in (
+        (ts.metadata.get("microscope") or {}).get("angles_note"),
+        (ts.metadata.get("genfire") or {}).get("note"),
+    ):
+        if note:
+            from napari.utils.notifications import show_info
 
-        show_info(f"{Path(path).name}: {note}")
+            show_info(f"{Path(path).name}: {note}")
     missing = [
         what
         for what, value in (("tilt angles", ts.angles_deg), ("pixel size", ts.pixel_size_A))

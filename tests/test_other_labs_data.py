@@ -41,10 +41,12 @@ def test_mat_tilt_series_in_matlab_layout_with_euler_angles(version, stack, tmp_
     else:
         _write_v73(path, {"projections": mat, "angles": euler})
     ts = read_tilt_series(path)
-    np.testing.assert_array_equal(ts.data, data)
-    np.testing.assert_array_equal(ts.angles_deg, ang)
+    # GENFIRE's convention (tests/test_genfire_convention.py): its first image index is x and
+    # its tilt the opposite of napari-aet's
+    np.testing.assert_array_equal(ts.data, np.swapaxes(data, 1, 2))
+    np.testing.assert_array_equal(ts.angles_deg, -ang)
     assert ts.metadata["format"] == "MATLAB .mat" and ts.metadata["variable"] == "projections"
-    np.testing.assert_array_equal(read_angles(path), ang)
+    np.testing.assert_array_equal(read_angles(path), ang)  # the file's own numbers
     assert not is_atom_model_file(path)
 
 
@@ -55,12 +57,13 @@ def test_mat_series_stored_stack_first_and_angles_as_one_row(stack, tmp_path):
     np.testing.assert_array_equal(ts.data, data)  # the angles say the stack is (n, rows, cols)
 
 
-def test_mat_euler_angles_of_a_tilted_axis_warn(stack, tmp_path):
+def test_mat_euler_angles_whose_phi_varies_are_recorded(stack, tmp_path):
     data, ang = stack
     euler = np.stack([np.linspace(0, 10, 60), ang, np.zeros(60)], axis=1)
     sio.savemat(tmp_path / "s.mat", {"projections": np.moveaxis(data, 0, -1), "angles": euler})
-    with pytest.warns(UserWarning, match="not a single-axis series"):
-        read_tilt_series(tmp_path / "s.mat")
+    gf = read_tilt_series(tmp_path / "s.mat").metadata["genfire"]
+    assert gf["object_turn_deg"] == pytest.approx(5.0)  # the common phi turns the object
+    assert gf["out_of_plane_deg"] > 1.0 and "not a single-axis geometry" in gf["note"]
 
 
 @pytest.mark.parametrize("shape", ["3xN", "Nx3", "v7.3"])
@@ -90,7 +93,9 @@ def test_full_range_series_from_a_mat_file_reconstructs_and_traces(tmp_path, cap
     atoms = build_structure("fcc", radius_A=7.0, shape_px=(64, 64), pixel_size_A=0.4, seed=2)
     ang = np.arange(0, 178, 3.0)
     sim = simulate_tilt_series(atoms, ang, pixel_size_A=0.4, shape_px=(64, 64), seed=1)
-    sio.savemat(tmp_path / "s.mat", {"projections": np.moveaxis(sim.data, 0, -1), "angles": ang})
+    # in GENFIRE's convention: first image index x, tilt -theta (tests/test_genfire_convention)
+    genfire = np.moveaxis(np.swapaxes(sim.data, 1, 2), 0, -1)
+    sio.savemat(tmp_path / "s.mat", {"projections": genfire, "angles": -ang})
     rc = main(["-q", "recon", str(tmp_path / "s.mat"), "--pixel-size", "0.4", "--iterations",
                "30", "--out", str(tmp_path / "r")])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
@@ -172,8 +177,9 @@ def test_a_crystal_gets_no_amorphous_summary():
 @pytest.mark.slow
 def test_run_on_a_full_range_au_series_with_a_horizontal_axis_from_a_mat_file(tmp_path):
     """Another lab's acquisition end to end: Au, 60 images over 0..177 degrees, tilt axis
-    horizontal, shifted images, shipped as a MATLAB v7.3 file with no pixel size (both MATLAB
-    versions are read alike: ``test_mat_tilt_series_in_matlab_layout_with_euler_angles``)."""
+    horizontal, shifted images, shipped as a MATLAB v7.3 file with no pixel size, the stack
+    first (as numpy made it: napari-aet's own convention, not GENFIRE's; both MATLAB versions
+    are read alike: ``test_mat_tilt_series_in_matlab_layout_with_euler_angles``)."""
     atoms = build_structure(
         "fcc", element="Au", radius_A=7.0, shape_px=(64, 64), pixel_size_A=0.4, seed=2
     )
@@ -182,7 +188,7 @@ def test_run_on_a_full_range_au_series_with_a_horizontal_axis_from_a_mat_file(tm
         atoms, ang, pixel_size_A=0.4, shape_px=(64, 64), element="Au", seed=1,
         tilt_axis_angle_deg=90.0, shift_error_px=1.0,
     )  # fmt: skip
-    arrays = {"projections": np.moveaxis(sim.data, 0, -1), "angles": ang}
+    arrays = {"projections": sim.data, "angles": ang}
     _write_v73(tmp_path / "au.mat", arrays)
     rc = main(["-q", "run", str(tmp_path / "au.mat"), "--pixel-size", "0.4", "--element", "Au",
                "--augment", "none", "--recon-iterations", "40", "--rounds", "1",

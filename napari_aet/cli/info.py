@@ -46,6 +46,8 @@ def cmd_info(args) -> int:
 
         for i, bands in dead_scan_lines(ts.data).items():
             print(f"  image {i}: {dead_lines_reason(bands)}; align and run leave it out")
+    if gf := ts.metadata.get("genfire"):
+        print(f"  geometry: {gf['note']}")
     if mic := ts.metadata.get("microscope"):
         if (axis := mic.get("tilt_axis_deg_in_header")) is not None:
             print(

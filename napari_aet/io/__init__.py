@@ -1,7 +1,14 @@
 """Reading and writing tilt series, tilt angles and atom models (no Qt, no napari)."""
 
-from ._angles import find_angle_sidecar, parse_angles, read_angles, write_angles
+from ._angles import (
+    find_angle_sidecar,
+    parse_angles,
+    read_angle_file,
+    read_angles,
+    write_angles,
+)
 from ._atom_files import ATOM_SUFFIXES, is_atom_model_file, read_atoms, write_atoms
+from ._genfire import from_genfire_geometry, genfire_note
 from ._tilt_series import (
     TILT_SERIES_SUFFIXES,
     TiltSeries,
@@ -18,8 +25,11 @@ __all__ = [
     "TiltSeries",
     "TiltSeriesFileError",
     "find_angle_sidecar",
+    "from_genfire_geometry",
+    "genfire_note",
     "is_atom_model_file",
     "parse_angles",
+    "read_angle_file",
     "read_angles",
     "read_atoms",
     "read_tilt_series",

@@ -7,10 +7,11 @@ with the axes reversed; both are brought to MATLAB's order first, then to napari
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
+
+from ._genfire import euler_triplets
 
 #: Variable names tried, in order, for each kind of content (case-insensitive).
 MAT_SERIES_NAMES = ("projections", "tilt_series", "tiltseries", "data", "images", "proj", "stack")
@@ -70,13 +71,15 @@ def _pick(arrays: dict, names: tuple, ndim: set, what: str, path, variable: str 
 
 
 def mat_tilt_series(path, variable: str | None = None):
-    """The tilt series ``(n, rows, cols)``, its angles (or None), and provenance of a .mat file.
+    """The tilt series, its angles (or None), GENFIRE Euler triplets (or None) and provenance.
 
     MATLAB keeps a stack as ``(rows, cols, n)`` (GENFIRE's ``projections``); it is taken as
     ``(n, rows, cols)`` only when the file's angles match the first axis and not the last.
     Angles come from a variable such as ``angles``: one column of tilt angles, or GENFIRE's
-    Euler triplets ``(phi, theta, psi)`` per image, of which the tilt is ``theta`` (a warning
-    when ``phi`` or ``psi`` vary: not a single-axis series).
+    Euler triplets ``(phi, theta, psi)`` per image. The triplets, or ``(0, theta, 0)`` for one
+    column beside a stack in MATLAB's layout (GENFIRE reads one column so), are returned for
+    :func:`napari_aet.io._genfire.from_genfire_geometry`; the images are returned as the file
+    holds them, ``(n, X, Y)``.
     """
     arrays = load_mat(path)
     name, arr = _pick(arrays, MAT_SERIES_NAMES, {3}, "tilt series", path, variable)
@@ -85,11 +88,11 @@ def mat_tilt_series(path, variable: str | None = None):
         arr = np.squeeze(arr)
     if arr.ndim != 3:
         raise ValueError(f"{path}: variable {name!r} has shape {arr.shape}, not a 3D stack")
-    angles, angle_var = None, None
+    angles, euler, angle_var = None, None, None
     rest = {k: v for k, v in arrays.items() if k != name}
     try:
         angle_var, a = _pick(rest, MAT_ANGLE_NAMES, {1, 2}, "angles", path, None)
-        angles = mat_angles_array(a)
+        angles, euler = mat_angles_array(a)
     except (ValueError, KeyError):
         angles = None
     # MATLAB's stack is (rows, cols, n); (n, rows, cols) only where the angles say so
@@ -97,36 +100,35 @@ def mat_tilt_series(path, variable: str | None = None):
         data, layout = arr, "(n, rows, cols)"
     else:
         data, layout = np.moveaxis(arr, -1, 0), "(rows, cols, n), MATLAB's"
+        if angles is not None and euler is None:
+            euler = np.stack([np.zeros_like(angles), angles, np.zeros_like(angles)], axis=1)
     meta = {"format": "MATLAB .mat", "variable": name, "layout": layout}
     if angle_var:
         meta["angles_variable"] = angle_var
-    return np.ascontiguousarray(data), angles, meta
+    return np.ascontiguousarray(data), angles, meta, euler
 
 
-def mat_angles_array(a, n_images: int | None = None) -> np.ndarray:
-    """Tilt angles [deg] from a MATLAB array: one value per image, or Euler triplets."""
+def mat_angles_array(a, n_images: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Tilt angles [deg] from a MATLAB array (one value per image, or Euler triplets, whose
+    ``theta`` is the tilt), and the ``(n, 3)`` triplets or None."""
     a = np.asarray(a, np.float64)
     if a.ndim == 2 and 1 in a.shape:
         a = a.ravel()
     if a.ndim == 1:
-        return a
-    if a.ndim == 2 and 3 in a.shape:
-        trip = a if a.shape[1] == 3 and (n_images is None or a.shape[0] == n_images) else a.T
-        if not np.allclose(trip[:, 0], trip[0, 0]) or not np.allclose(trip[:, 2], trip[0, 2]):
-            warnings.warn(
-                "the Euler angles' phi or psi vary between images: not a single-axis series; "
-                "only theta (the tilt) is used",
-                stacklevel=3,
-            )
-        return trip[:, 1].copy()
+        return a, None
+    trip = euler_triplets(a, n_images)
+    if trip is not None:
+        return trip[:, 1].copy(), trip
     raise ValueError(f"angles of shape {a.shape}: give one column, or (n, 3) Euler triplets")
 
 
-def read_mat_angles(path) -> np.ndarray:
-    """Tilt angles [deg] from a .mat file (the first angle-like variable)."""
+def read_mat_angles(path, *, triplets: bool = False):
+    """Tilt angles [deg] from a .mat file (the first angle-like variable); with ``triplets``,
+    also GENFIRE's ``(n, 3)`` Euler triplets where the file holds them (else None)."""
     arrays = load_mat(path)
     _, a = _pick(arrays, MAT_ANGLE_NAMES, {1, 2}, "angles", path, None)
-    return mat_angles_array(a)
+    ang, trip = mat_angles_array(a)
+    return (ang, trip) if triplets else ang
 
 
 def read_mat_atoms(path) -> np.ndarray:

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from ..core.files import replace_when_done
-from ._angles import find_angle_sidecar, parse_angles, read_angles, write_angles
+from ._angles import find_angle_sidecar, parse_angles, read_angle_file, write_angles
 from ._emd import EMD_SUFFIXES, read_emd_stack
+from ._genfire import euler_triplets, from_genfire_geometry, genfire_note
 from ._matlab import mat_tilt_series
 from ._microscope import MicroscopeMetadata, mrc_extended_metadata, read_mdoc
 
@@ -329,6 +330,7 @@ def read_tilt_series(
         raise ValueError("nan_policy must be 'raise' or 'fill'")
     suffix = path.suffix.lower()
     file_angles = None
+    euler = None  # GENFIRE's (phi, theta, psi) per image, where the angles came so
     microscope = None  # what an MRC file's extended header says (angles, pixel size)
     try:
         if suffix in TIFF_SUFFIXES:
@@ -340,7 +342,7 @@ def read_tilt_series(
         elif suffix in NPY_SUFFIXES:
             data, px, meta = np.load(path, allow_pickle=False), None, {"format": "NPY"}
         elif suffix in MAT_SUFFIXES:
-            data, file_angles, meta = mat_tilt_series(path, dataset)
+            data, file_angles, meta, euler = mat_tilt_series(path, dataset)
             px = None
         elif suffix in EMD_SUFFIXES:
             data, px, file_angles, meta = read_emd_stack(path, dataset)
@@ -360,8 +362,9 @@ def read_tilt_series(
     data = np.asarray(data)
     angle_source = meta.get("angles_source")
     if angles is not None:
+        euler = None
         if isinstance(angles, (str, Path)) and _is_file(angles):
-            ang = read_angles(angles)
+            ang, euler = read_angle_file(angles)
             angle_source = str(angles)
         elif isinstance(angles, Path) or (
             isinstance(angles, str)
@@ -375,7 +378,8 @@ def read_tilt_series(
             ang = parse_angles(angles)
             angle_source = "typed"
         else:
-            ang = np.asarray(angles, dtype=np.float64).ravel()
+            euler = euler_triplets(angles, data.shape[0])
+            ang = np.asarray(angles, dtype=np.float64).ravel() if euler is None else euler[:, 1]
             angle_source = "given"
     elif file_angles is not None:
         ang = file_angles
@@ -388,10 +392,21 @@ def read_tilt_series(
             if px is None and mdoc.pixel_size_A is not None:
                 px, meta["pixel_size_source"] = mdoc.pixel_size_A, mdoc.source
         else:
-            ang = read_angles(side) if side is not None else None
+            ang, euler = read_angle_file(side) if side is not None else (None, None)
             angle_source = str(side) if side is not None else None
     if microscope is not None:
         ang, angle_source, px = _with_microscope(microscope, ang, angle_source, px, meta)
+    if (
+        euler is None
+        and ang is not None
+        and str(meta.get("layout", "")).startswith("(rows, cols, n)")
+        and str(angle_source or "").lower().endswith(".mat")
+    ):  # a MATLAB stack with one column of angles from a .mat file: GENFIRE's (0, theta, 0)
+        a = np.asarray(ang, np.float64).ravel()
+        euler = np.stack([np.zeros_like(a), a, np.zeros_like(a)], axis=1)
+    if euler is not None:  # GENFIRE's convention: transpose, tilt = -theta, undo psi
+        data, ang, record = from_genfire_geometry(data, euler)
+        meta["genfire"] = {**record, "note": genfire_note(record)}
     data, ang = _frames_layout(data, ang, path, meta)
     if data.ndim == 4 and not keep_frames:
         m = data.shape[1]

@@ -16,7 +16,14 @@ from magicgui.widgets import (
 )
 
 from .._layers import tilt_series_scale
-from ..io import parse_angles, read_angles, read_tilt_series, validate_angles
+from ..io import (
+    from_genfire_geometry,
+    genfire_note,
+    parse_angles,
+    read_angle_file,
+    read_tilt_series,
+    validate_angles,
+)
 from ..workflows import frames_note, registered_frames
 from ._runner import (
     DockContainer,
@@ -33,9 +40,12 @@ if TYPE_CHECKING:
 class TiltSeriesWidget(DockContainer):
     """Attach tilt angles [degrees] and a pixel size [A] to a tilt-series Image layer.
 
-    Angles are typed (``-70:70:7`` or a list) or read from a ``.tlt``/``.rawtlt``/``.txt`` file
-    or SerialEM's ``.mdoc``; they must match the number of images. The layer's ``scale``
-    follows the pixel size.
+    Angles are typed (``-70:70:7`` or a list) or read from a ``.tlt``/``.rawtlt``/``.txt`` file,
+    SerialEM's ``.mdoc`` or a ``.mat``/``.npy`` file; they must match the number of images.
+    GENFIRE's Euler triplets ``(phi, theta, psi)`` bring their convention with them: the
+    layer's images are transposed and turned back by ``psi``, the tilt is ``-theta``
+    (:func:`napari_aet.io.from_genfire_geometry`). The layer's ``scale`` follows the pixel
+    size.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -45,7 +55,7 @@ class TiltSeriesWidget(DockContainer):
         self.angles = LineEdit(label="angles (deg)", value="")
         self.angles.tooltip = "e.g. -70:70:7 or -70, -63, ... (one per image)"
         self.angles_file = FileEdit(
-            label="or angles file", mode="r", filter="*.tlt *.rawtlt *.txt *.mdoc"
+            label="or angles file", mode="r", filter="*.tlt *.rawtlt *.txt *.mdoc *.mat *.npy"
         )
         self.pixel_size = FloatSpinBox(
             label="pixel size (A)", value=0.358, min=0.001, max=1000.0, step=0.001
@@ -163,7 +173,14 @@ class TiltSeriesWidget(DockContainer):
         missing = [what for what, ok in (("tilt angles", ang is not None), ("pixel size", px))
                    if not ok]  # fmt: skip
         file_meta = layer.metadata.get("file_metadata") or {}
-        note = (file_meta.get("microscope") or {}).get("angles_note")
+        note = "; ".join(
+            n
+            for n in (
+                (file_meta.get("microscope") or {}).get("angles_note"),
+                (file_meta.get("genfire") or {}).get("note"),
+            )
+            if n
+        )
         self.status.value = (
             f"{n} images; angles {_set_from(ang, file_meta.get('angles_source'))}; "
             f"pixel size {f'{px:.4g} A' if px else 'missing'}"
@@ -191,28 +208,49 @@ class TiltSeriesWidget(DockContainer):
                 )
             text = self.angles.value.strip()
             fpath = self.angles_file.value
+            euler, record = None, None
             if text:
                 ang = parse_angles(text)
             elif fpath and str(fpath) not in ("", ".") and fpath.is_file():
-                ang = read_angles(fpath)
+                ang, euler = read_angle_file(fpath)
             else:
                 raise ValueError("type the tilt angles or choose an angles file")
             ang = validate_angles(ang, layer.data.shape[0], where="the angles")
+            if euler is not None:  # GENFIRE's (phi, theta, psi): its images' convention too
+                data, ang, record = from_genfire_geometry(layer.data, euler)
         except (ValueError, OSError) as err:
             self.status.value = f"Not applied: {err}"
             return False
         px = float(self.pixel_size.value)
+        extra = {}
+        if record is not None:
+            layer.data = data
+            record = {**record, "note": genfire_note(record)}
+            extra["file_metadata"] = {**(layer.metadata.get("file_metadata") or {}),
+                                      "genfire": record}  # fmt: skip
         layer.metadata = {
             **layer.metadata,
+            **extra,
             "napari_aet_type": "tilt_series",
             "angles_deg": [float(a) for a in ang],
             "pixel_size_A": px,
         }
+        dims = self._viewer.dims
+        step = dims.current_step[0] if dims.ndim == 3 else None
         layer.scale = tilt_series_scale(px)
         layer.units = ("angstrom",) * 3
+        if layer in self._viewer.layers:  # the new scale (and shape): the same image, whole
+            if step is not None:  # a new scale moves the slider's world point: keep the image
+                dims.set_current_step(0, step)
+            self._viewer.reset_view()
+        if record is not None:
+            layer.reset_contrast_limits(mode="data")
         _mark(self.angles, False)
         _mark(self.pixel_size, False)
-        self.status.value = f"Applied: {len(ang)} angles {ang.min():g}..{ang.max():g} deg, {px:g} A"
+        self.status.value = (
+            f"Applied: {len(ang)} angles {ang.min():g}..{ang.max():g} deg, {px:g} A"
+            + (f"; {record['note']}" if record else "")
+        )
         return True
 
 

@@ -1,0 +1,127 @@
+"""GENFIRE's and RESIRE's projection geometry, brought to napari-aet's.
+
+GENFIRE (MATLAB and Python) takes each image's orientation as Euler angles
+``(phi, theta, psi)`` [deg] and an image's first index as its ``x``: the image pixel
+``(X, Y)`` relative to the centre samples the object line ``M (X, Y, t)`` with
+``M = Rz(phi) Ry(theta) Rz(psi)`` in the object's ``(x, y, z)`` (``x`` the volume's first
+index). A single-axis series is ``(0, theta, 0)``: its tilt axis is the images' *second* index.
+
+napari-aet's images are ``(rows, cols)`` with the tilt axis along the rows and the object
+rotated by ``Rz(phi') Ry(theta') Rz(psi')`` (:doc:`conventions`). Taking GENFIRE's image
+transposed (row = ``Y``, column = ``X``), the two agree exactly with the object frame unchanged
+(napari-aet's ``(z, y, x)`` is GENFIRE's ``(x, y, z)`` read backwards, as its atom models are
+read) when ``(phi', theta', psi') = (-psi, -theta, -phi)``. So:
+
+- the tilt is ``-theta`` (the sign the conventions page warns of);
+- ``psi`` is a turn of the image in its own plane: undone by turning each image back;
+- ``phi`` turns the object about the beam before the tilt. A ``phi`` common to every image
+  only turns the reconstruction (recorded, not undone); where ``phi`` varies, its part about
+  the tilted beam (``cos theta``) is an in-plane turn and undone with ``psi``, its part across
+  the tilt axis (``sin theta``) is not a single-axis geometry and is left (its size recorded).
+
+Without this, a GENFIRE series read as it lies has its tilt axis horizontal, which the
+alignment finds, but with either sense of the tilt: a reconstruction or its mirror image,
+depending on which of the two equal answers the estimate lands on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+#: Turns of the image plane below this [deg] are not resampled.
+MIN_TURN_DEG = 1e-3
+
+
+def euler_triplets(a, n_images: int | None = None) -> np.ndarray | None:
+    """``(n, 3)`` Euler triplets ``(phi, theta, psi)`` from an ``(n, 3)`` or ``(3, n)`` array,
+    or None where the array is not one (one column or row of plain tilt angles)."""
+    a = np.asarray(a, np.float64)
+    if a.ndim != 2 or 1 in a.shape or 3 not in a.shape:
+        return None
+    if a.shape == (3, 3):
+        return a.copy()  # three images: MATLAB's rows are images in GENFIRE's files
+    if a.shape[1] == 3 and (n_images is None or a.shape[0] == n_images):
+        return a.copy()
+    return np.ascontiguousarray(a.T)
+
+
+def _wrap(d):
+    return (np.asarray(d, np.float64) + 180.0) % 360.0 - 180.0
+
+
+def from_genfire_geometry(data, euler_deg) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Images, tilt angles and a record of a GENFIRE-convention series in napari-aet's.
+
+    Parameters
+    ----------
+    data : ndarray of shape (n, X, Y) or (n, frames, X, Y)
+        The images as GENFIRE holds them (first image index ``x``).
+    euler_deg : array-like of shape (n, 3)
+        GENFIRE's ``(phi, theta, psi)`` per image [deg].
+
+    Returns
+    -------
+    data : ndarray of shape (n, Y, X) or (n, frames, Y, X)
+        Transposed, each image turned back by its in-plane turn (cubic spline, edges
+        continued).
+    angles_deg : ndarray of shape (n,)
+        The tilt angles, ``-theta``.
+    record : dict
+        ``convention``, ``object_turn_deg`` (the common ``phi``), ``in_plane_turn_deg``
+        (per image, undone), ``out_of_plane_deg`` (largest part of ``phi``'s variation that
+        is not a single-axis tilt, left).
+    """
+    e = np.asarray(euler_deg, np.float64)
+    arr = np.asarray(data)
+    if e.ndim != 2 or e.shape[1] != 3 or e.shape[0] != arr.shape[0]:
+        raise ValueError(
+            f"Euler angles of shape {e.shape} for {arr.shape[0]} images: give one "
+            "(phi, theta, psi) triplet per image"
+        )
+    phi, theta, psi = e.T
+    common = float(phi[0] + _wrap(phi - phi[0]).mean())
+    dphi = _wrap(phi - common)
+    th = np.deg2rad(theta)
+    turn = _wrap(-psi - dphi * np.cos(th))
+    out = np.swapaxes(arr, -1, -2)
+    if np.abs(turn).max() > MIN_TURN_DEG:
+        out = out.astype(np.float32 if arr.dtype.itemsize <= 4 else np.float64)
+        rows, cols = out.shape[-2:]
+        c = np.array([rows // 2, cols // 2], np.float64)
+        for i, g in enumerate(np.deg2rad(turn)):
+            if abs(np.rad2deg(g)) <= MIN_TURN_DEG:
+                continue
+            # the image content sits turned by g (counter-clockwise as displayed): sample it
+            # back at the turned coordinates
+            m = np.array([[np.cos(g), np.sin(g)], [-np.sin(g), np.cos(g)]])
+            planes = out[i].reshape(-1, rows, cols)
+            for j in range(planes.shape[0]):
+                planes[j] = ndimage.affine_transform(
+                    planes[j], m, offset=c - m @ c, order=3, mode="nearest"
+                )
+    else:
+        out = np.ascontiguousarray(out)
+    record = {
+        "convention": "GENFIRE (phi, theta, psi): images transposed, tilt = -theta",
+        "object_turn_deg": round(_wrap(common).item(), 4),
+        "in_plane_turn_deg": [round(float(t), 4) for t in turn],
+        "out_of_plane_deg": round(float(np.abs(dphi * np.sin(th)).max()), 4),
+    }
+    return np.ascontiguousarray(out), -theta, record
+
+
+def genfire_note(record: dict) -> str:
+    """One line for the reader's notes: what was taken from GENFIRE's convention."""
+    turns = np.abs(record["in_plane_turn_deg"])
+    parts = ["GENFIRE's convention: images transposed, tilt = -theta"]
+    if turns.max() > MIN_TURN_DEG:
+        parts.append(f"in-plane turns up to {turns.max():.2f} deg undone (psi)")
+    if abs(record["object_turn_deg"]) > MIN_TURN_DEG:
+        parts.append(f"the object turned by phi = {record['object_turn_deg']:+.2f} deg kept")
+    if record["out_of_plane_deg"] > 0.05:
+        parts.append(
+            f"phi's variation tilts images across the axis by up to "
+            f"{record['out_of_plane_deg']:.2f} deg (not a single-axis geometry; not modelled)"
+        )
+    return "; ".join(parts)
