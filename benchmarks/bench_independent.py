@@ -22,11 +22,15 @@ rigid registration with one-to-one matching within 1 A, an alloy's also per elem
 `--aligned-elsewhere` each series arrives as another group publishes it: resampled into its
 aligned frame (cubic spline, to within +-0.25 px), as floats. With `--field 384` each image
 sits in a 384-px field of vacuum at a drifting position, as a microscope records a small
-particle (the run crops it back). Every case is reported.
+particle (the run crops it back). With `--genfire-file` each series, aligned elsewhere, arrives
+as a GENFIRE user ships it: `projections.mat` (MATLAB's (X, Y, n), the first index x) beside
+`angles.mat` (3 x n Euler triplets (phi, theta, psi) in GENFIRE's convention, psi turning each
+image by up to 1 deg as refined angles do), no pixel size in the file. Every case is reported.
 
 Usage: python benchmarks/bench_independent.py [--size 128] [--cases all] [--out DIR]
        [--json FILE] [--weights auto|fcc|amorphous|alloy|FILE] [--contrast adf|potential]
        [--detector GAIN,OFFSET,READ[,SPREAD]] [--aligned-elsewhere] [--field PX]
+       [--genfire-file]
 """
 
 from __future__ import annotations
@@ -261,6 +265,34 @@ def aligned_elsewhere(series, residual_px: float = 0.25, *, seed: int):
     return replace(series, data=data)
 
 
+def as_genfire_files(folder: Path, series, *, psi_deg: float = 1.0, seed: int) -> Path:
+    """Write ``series`` (napari-aet's convention) as GENFIRE's examples ship a series:
+    ``projections.mat`` in MATLAB's ``(X, Y, n)`` with GENFIRE's first index ``x`` (each image
+    transposed) beside ``angles.mat``, 3 x n Euler triplets ``(phi, theta, psi)`` with GENFIRE's
+    tilt ``theta = -angle`` and each image turned in its plane by its ``psi``, uniform in
+    ``+-psi_deg`` (cubic spline; :mod:`napari_aet.io._genfire` turns them back). Returns the
+    projections' path."""
+    from scipy import io as sio
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed + 17)
+    data = np.asarray(series.data, np.float32)
+    n, rows, cols = data.shape
+    psi = rng.uniform(-psi_deg, psi_deg, n)
+    c = np.array([rows // 2, cols // 2], np.float64)
+    turned = np.empty_like(data)
+    for i in range(n):
+        g = np.deg2rad(-psi[i])  # GENFIRE's psi turns napari-aet's image content by -psi
+        m = np.array([[np.cos(g), -np.sin(g)], [np.sin(g), np.cos(g)]])
+        turned[i] = ndimage.affine_transform(data[i], m, offset=c - m @ c, order=3, mode="nearest")
+    euler = np.stack([np.zeros(n), -np.asarray(series.angles_deg, np.float64), psi])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "projections.mat"
+    sio.savemat(path, {"projections": np.moveaxis(np.swapaxes(turned, 1, 2), 0, -1)})
+    sio.savemat(folder / "angles.mat", {"angles": euler})
+    return path
+
+
 def in_larger_field(series, field_px: int, *, drift_px: float, seed: int):
     """``series`` as a microscope records it: each image placed in a ``field_px``-square field
     of vacuum at a position that drifts from image to image (a random walk scaled to reach about
@@ -350,25 +382,31 @@ def run_and_score(
     ideal=None,
     counts=None,
     species=None,
+    source_file: Path | None = None,
 ) -> dict:
     """Write an independent series and its truth into ``folder``, run it through
     ``run_pipeline`` with the defaults of ``napari-aet run`` (the element and the U-Net weights
     given) and score the traced, refined and final atoms; the shared part of a benchmark row.
     ``counts``: the series' counts where ``series`` is in a detector's units (for the row's
-    counts figures). ``species``: each true atom's element (an alloy's scored per atom)."""
+    counts figures). ``species``: each true atom's element (an alloy's scored per atom).
+    ``source_file``: run on this file of the series (its pixel size given) instead of an HDF5
+    copy."""
     from napari_aet.io import TiltSeries, read_tilt_series, write_tilt_series
     from napari_aet.workflows import (
         AugmentSettings,
         FiguresSettings,
         RunLayout,
         RunSettings,
+        SeriesSource,
         run_pipeline,
     )
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "tilt_series.h5"
     same = False  # an identical series is not rewritten: that would make the run redo it all
-    if resume and path.exists():
+    if source_file is not None:
+        path, same = Path(source_file), True
+    if resume and path.exists() and not same:
         old = read_tilt_series(path)
         same = old.data.shape == series.data.shape and np.array_equal(old.data, series.data)
     if not same:
@@ -382,7 +420,8 @@ def run_and_score(
     )
     counts_data = series.data if counts is None else counts
     t0 = time.perf_counter()
-    summary = run_pipeline(path, folder / "run", settings, resume=resume)
+    src = SeriesSource(str(path), pixel_size_A=series.pixel_size_A) if source_file else None
+    summary = run_pipeline(path, folder / "run", settings, source=src, resume=resume)
     t_run = time.perf_counter() - t0
     lay = RunLayout(folder / "run")
     stages = {"traced": lay.traced_atoms, "refined": lay.refined_atoms, "final": lay.atoms}
@@ -422,7 +461,7 @@ def run_case(name: str, args) -> dict:
     counts = None
     if args.field:
         series = in_larger_field(series, args.field, drift_px=args.field_drift, seed=args.seed)
-    if args.aligned_elsewhere:
+    if args.aligned_elsewhere or args.genfire_file:
         counts = series.data
         series = aligned_elsewhere(series, seed=args.seed)
     if args.detector:
@@ -430,12 +469,13 @@ def run_case(name: str, args) -> dict:
         series = detector_units(series, *args.detector, seed=args.seed)
     if args.order != "sorted":
         series, counts = in_acquisition_order(series, counts, args.order, seed=args.seed)
+    source_file = as_genfire_files(folder, series, seed=args.seed) if args.genfire_file else None
     row = run_and_score(
         folder, truth, series, element, weights, resume=not args.no_resume, ideal=ideal,
-        counts=counts, species=species,
+        counts=counts, species=species, source_file=source_file,
     )  # fmt: skip
     out = {"case": name, "simulate_s": t_sim, **row, "angles": angle_errors(folder, series)}
-    if args.aligned_elsewhere:
+    if args.aligned_elsewhere or args.genfire_file:
         rec = json.loads((folder / "run" / "align" / "alignment.json").read_text())
         out["counts_model"] = rec.get("counts")
     if args.detector:
@@ -526,6 +566,12 @@ def main() -> None:
         help="write each series as another group publishes it: resampled (cubic spline) with "
         "its tilt axis and shifts undone up to +-0.25 px per image, float32 (the noise then "
         "correlated between neighbouring pixels)",
+    )
+    ap.add_argument(
+        "--genfire-file",
+        action="store_true",
+        help="aligned elsewhere, then written as GENFIRE ships a series: projections.mat "
+        "(first index x) beside angles.mat (Euler triplets, psi up to 1 deg), no pixel size",
     )
     ap.add_argument(
         "--field",

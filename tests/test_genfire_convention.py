@@ -115,7 +115,7 @@ def test_genfire_text_triplets_are_read_as_euler_angles(tmp_path):
     assert read_angle_file(tmp_path / "e.npy")[1].shape == (theta.size, 3)
 
 
-def test_a_genfire_series_beside_its_triplets_is_turned_to_napari_aet(tmp_path):
+def test_a_genfire_series_beside_its_triplets_is_turned_to_napari_aet(tmp_path, capsys):
     """A .npy stack in GENFIRE's (n, X, Y) with an Euler sidecar: transposed, tilt negated."""
     data = np.random.default_rng(0).uniform(1, 2, (21, 30, 40)).astype(np.float32)
     theta = np.arange(-60.0, 61.0, 6.0)
@@ -125,6 +125,8 @@ def test_a_genfire_series_beside_its_triplets_is_turned_to_napari_aet(tmp_path):
     np.testing.assert_array_equal(ts.data, np.swapaxes(data, 1, 2))
     np.testing.assert_array_equal(ts.angles_deg, -theta)
     assert "transposed" in ts.metadata["genfire"]["note"]
+    assert main(["info", str(tmp_path / "p.npy")]) == 0
+    assert "geometry: GENFIRE's convention" in capsys.readouterr().out
 
 
 def test_a_genfire_series_reconstructs_right_handed(tmp_path, capsys):
