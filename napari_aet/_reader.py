@@ -1,4 +1,5 @@
-"""napari reader contribution: tilt series (TIFF, MRC, HDF5, NPY) and atom models."""
+"""napari reader contribution: tilt series (TIFF, MRC, HDF5, NPY, MATLAB, EMD, a folder of one
+image per tilt) and atom models."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from ._layers import atoms_layer_data, tilt_series_layer_data
 from .io import (
     ATOM_SUFFIXES,
     TILT_SERIES_SUFFIXES,
+    image_files,
     is_atom_model_file,
     read_atoms,
     read_tilt_series,
@@ -23,6 +25,8 @@ def napari_get_reader(path):
         path = path[0]
     p = Path(str(path))
     suffix = p.suffix.lower()
+    if p.is_dir():  # a folder of one image per tilt
+        return _read_tilt_series_layer if len(image_files(p)) >= 2 else None
     if is_session_file(p):
         return _read_session_layers
     if suffix in ATOM_SUFFIXES and is_atom_model_file(p):

@@ -8,6 +8,7 @@ from ._angles import (
     write_angles,
 )
 from ._atom_files import ATOM_SUFFIXES, is_atom_model_file, read_atoms, write_atoms
+from ._folder import image_files
 from ._genfire import from_genfire_geometry, genfire_note
 from ._tilt_series import (
     TILT_SERIES_SUFFIXES,
@@ -27,6 +28,7 @@ __all__ = [
     "find_angle_sidecar",
     "from_genfire_geometry",
     "genfire_note",
+    "image_files",
     "is_atom_model_file",
     "parse_angles",
     "read_angle_file",

@@ -14,6 +14,7 @@ import numpy as np
 from ..core.files import replace_when_done
 from ._angles import find_angle_sidecar, parse_angles, read_angle_file, write_angles
 from ._emd import EMD_SUFFIXES, read_emd_stack
+from ._folder import FolderError, angle_file_in, read_image_folder
 from ._genfire import euler_triplets, from_genfire_geometry, genfire_note
 from ._matlab import mat_tilt_series
 from ._microscope import MicroscopeMetadata, mrc_extended_metadata, read_mdoc
@@ -286,7 +287,10 @@ def read_tilt_series(
     ----------
     path : str or Path
         A TIFF/OME-TIFF, MRC (``.mrc .mrcs .st .ali``), HDF5 (``.h5 .hdf5``), NPY, MATLAB
-        (``.mat``) or EMD (``.emd``: NCEM and Velox, through RosettaSciIO) file.
+        (``.mat``) or EMD (``.emd``: NCEM and Velox, through RosettaSciIO) file, or a folder of
+        one TIFF or MRC file per tilt (:mod:`napari_aet.io._folder`: ordered by the number in
+        the names, which give the angles where they are angles; else an angles file in the
+        folder or beside it).
     dataset : str, optional
         HDF5: path of the image stack inside the file; MATLAB: the variable; EMD: the
         signal's title (e.g. ``HAADF``). Default: a 3D dataset named like
@@ -333,7 +337,9 @@ def read_tilt_series(
     euler = None  # GENFIRE's (phi, theta, psi) per image, where the angles came so
     microscope = None  # what an MRC file's extended header says (angles, pixel size)
     try:
-        if suffix in TIFF_SUFFIXES:
+        if path.is_dir():
+            data, px, meta, file_angles = read_image_folder(path, _read_one_image)
+        elif suffix in TIFF_SUFFIXES:
             data, px, meta = _read_tiff(path)
         elif suffix in MRC_SUFFIXES:
             data, px, meta, microscope = _read_mrc(path)
@@ -351,7 +357,7 @@ def read_tilt_series(
                 f"{path.name}: unsupported file type {suffix!r}; tilt series can be read from "
                 f"{', '.join(TILT_SERIES_SUFFIXES)}"
             )
-    except (KeyError, TiltSeriesFileError, ImportError):
+    except (KeyError, TiltSeriesFileError, FolderError, ImportError):
         raise
     except Exception as err:  # noqa: BLE001 - any reader failure becomes one clear message
         raise ValueError(
@@ -385,6 +391,8 @@ def read_tilt_series(
         ang = file_angles
     else:
         side = find_angle_sidecar(path)
+        if side is None and path.is_dir():  # a folder series: its one angles file inside
+            side = angle_file_in(path)
         if side is not None and side.suffix.lower() == ".mdoc":
             mdoc = read_mdoc(side)
             microscope = mdoc if microscope is None or microscope.angles_deg is None else microscope
@@ -432,6 +440,15 @@ def read_tilt_series(
     elif px is not None:
         meta.setdefault("pixel_size_source", "file")
     return TiltSeries(data, ang, None if px is None else float(px), str(path), meta)
+
+
+def _read_one_image(path: Path):
+    """One file of a folder series: its image (or one tilt's frames) and pixel size."""
+    if path.suffix.lower() in MRC_SUFFIXES:
+        data, px, _, _ = _read_mrc(path)
+    else:
+        data, px, _ = _read_tiff(path)
+    return data, px
 
 
 def _with_microscope(microscope, ang, angle_source, px, meta: dict):

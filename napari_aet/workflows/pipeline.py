@@ -44,8 +44,21 @@ class StageFailed(RuntimeError):
 
 def file_fingerprint(path) -> dict:
     """What identifies a file's content cheaply: size, modification time and a SHA-256 of its
-    first and last MiB (a resume reruns every stage when an input changes)."""
+    first and last MiB (a resume reruns every stage when an input changes); of a folder series,
+    of every file in it."""
     path = Path(path)
+    if path.is_dir():  # a folder series: every file in it (an image or angles file changed)
+        parts = [
+            (p.name, file_fingerprint(p))
+            for p in sorted(path.iterdir())
+            if p.is_file() and not p.name.startswith(".")
+        ]
+        return {
+            "files": len(parts),
+            "size": sum(f["size"] for _, f in parts),
+            "mtime_ns": max((f["mtime_ns"] for _, f in parts), default=0),
+            "sha256_ends": hashlib.sha256(repr(parts).encode()).hexdigest(),
+        }
     st = path.stat()
     h = hashlib.sha256()
     with open(path, "rb") as fh:
