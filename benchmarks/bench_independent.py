@@ -30,7 +30,7 @@ image by up to 1 deg as refined angles do), no pixel size in the file. Every cas
 Usage: python benchmarks/bench_independent.py [--size 128] [--cases all] [--out DIR]
        [--json FILE] [--weights auto|fcc|amorphous|alloy|FILE] [--contrast adf|potential]
        [--detector GAIN,OFFSET,READ[,SPREAD]] [--aligned-elsewhere] [--field PX]
-       [--genfire-file]
+       [--genfire-file [--genfire-psi DEG]]
 """
 
 from __future__ import annotations
@@ -469,7 +469,11 @@ def run_case(name: str, args) -> dict:
         series = detector_units(series, *args.detector, seed=args.seed)
     if args.order != "sorted":
         series, counts = in_acquisition_order(series, counts, args.order, seed=args.seed)
-    source_file = as_genfire_files(folder, series, seed=args.seed) if args.genfire_file else None
+    source_file = (
+        as_genfire_files(folder, series, psi_deg=args.genfire_psi, seed=args.seed)
+        if args.genfire_file
+        else None
+    )
     row = run_and_score(
         folder, truth, series, element, weights, resume=not args.no_resume, ideal=ideal,
         counts=counts, species=species, source_file=source_file,
@@ -572,6 +576,12 @@ def main() -> None:
         action="store_true",
         help="aligned elsewhere, then written as GENFIRE ships a series: projections.mat "
         "(first index x) beside angles.mat (Euler triplets, psi up to 1 deg), no pixel size",
+    )
+    ap.add_argument(
+        "--genfire-psi",
+        type=float,
+        default=1.0,
+        help="with --genfire-file: each image's in-plane turn psi, uniform in +-this [deg]",
     )
     ap.add_argument(
         "--field",
