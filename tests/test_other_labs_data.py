@@ -504,3 +504,21 @@ def test_run_on_odd_non_square_images_from_an_mrc_file_with_a_tlt_file(tmp_path)
     c = compare_atom_models(atoms.positions, traced.positions)
     assert c.n_common == atoms.n_atoms == traced.n_atoms
     assert c.rmsd_A < 0.1
+
+
+def test_mat_variables_named_as_groups_name_them(stack, tmp_path):
+    """Published files name their variables freely: ``final_projections`` beside a 2D mask,
+    ``Angles_init`` and ``Angles_refined`` (the refined ones taken), ``atomic_model``."""
+    data, ang = stack
+    euler = np.stack([np.zeros(60), ang, np.zeros(60)])
+    sio.savemat(tmp_path / "pub.mat", {
+        "final_projections": np.moveaxis(data, 0, -1), "support_mask": np.ones((40, 48)),
+        "Angles_init": np.round(euler), "Angles_refined": euler + [[0.0], [0.1], [0.0]],
+    })  # fmt: skip
+    ts = read_tilt_series(tmp_path / "pub.mat")
+    assert ts.metadata["variable"] == "final_projections"
+    assert ts.metadata["angles_variable"] == "Angles_refined"
+    np.testing.assert_allclose(ts.angles_deg, -(ang + 0.1))  # GENFIRE's sign
+    xyz = np.random.default_rng(1).uniform(0, 20, (3, 50))
+    sio.savemat(tmp_path / "m.mat", {"atomic_model": xyz, "atom_types": np.ones((1, 50))})
+    np.testing.assert_allclose(read_atoms(tmp_path / "m.mat").positions, xyz.T[:, ::-1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shlex
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,10 +49,34 @@ def write_atoms(path: str | Path, model: AtomModel) -> Path:
         writer = _xyz_writer(model, meta)
     elif suffix in (".h5", ".hdf5"):
         writer = _h5_writer(model, meta)
+    elif suffix == ".mat":
+        writer = _mat_writer(model)
     else:
-        raise ValueError(f"cannot write atoms as {suffix!r}; use one of .csv, .xyz, .h5, .hdf5")
+        raise ValueError(
+            f"cannot write atoms as {suffix!r}; use one of .csv, .xyz, .h5, .hdf5, .mat"
+        )
     replace_when_done(path, writer)
     return path
+
+
+def _mat_writer(model):
+    """GENFIRE's and RESIRE's model: ``model`` 3 x N of ``x, y, z`` [A] (napari-aet's
+    ``(z, y, x)`` read backwards, as :func:`napari_aet.io._matlab.read_mat_atoms` reads it), and
+    each numeric feature as a 1 x N row."""
+
+    def write(tmp: Path):
+        from scipy import io as sio
+
+        arrays = {"model": np.ascontiguousarray(model.positions[:, ::-1].T, np.float64)}
+        for name in model.features:
+            values = model.features[name].to_numpy()
+            key = re.sub(r"\W", "_", str(name))[:31]
+            if values.dtype.kind in "fiub" and key not in arrays:
+                arrays[key] = values.astype(np.float64)[None, :]
+        with open(tmp, "wb") as fh:
+            sio.savemat(fh, arrays, do_compression=True)
+
+    return write
 
 
 def _csv_writer(model, meta):

@@ -17,6 +17,17 @@ from ._genfire import euler_triplets
 MAT_SERIES_NAMES = ("projections", "tilt_series", "tiltseries", "data", "images", "proj", "stack")
 MAT_ANGLE_NAMES = ("angles", "tilt_angles", "angles_deg", "theta", "tiltangles", "euler_angles")
 MAT_MODEL_NAMES = ("model", "atoms", "atom_model", "positions", "coordinates", "xyz", "pos")
+#: Scalars taken as the pixel size [A] (napari-aet's own .mat files carry ``pixel_size_A``).
+MAT_PIXEL_SIZE_NAMES = ("pixel_size_a", "pixel_size_angstrom")
+#: Parts of a variable's name that say what it holds, where no name above is used
+#: (``final_projections``, ``Angles_refined``, ``atomic_model``, ...).
+MAT_NAME_PARTS = {
+    "tilt series": ("proj",),
+    "angles": ("angle",),
+    "atom model": ("model", "atom", "coord", "pos"),
+}
+#: Among several such variables, the one whose name says it is the last word.
+MAT_PREFERRED_PARTS = ("final", "refine", "align")
 
 
 def load_mat(path) -> dict[str, np.ndarray]:
@@ -60,6 +71,17 @@ def _pick(arrays: dict, names: tuple, ndim: set, what: str, path, variable: str 
     for n in names:
         if n in lower and arrays[lower[n]].ndim in ndim:
             return lower[n], arrays[lower[n]]
+    named = [
+        k
+        for k, v in arrays.items()
+        if v.ndim in ndim and any(part in k.lower() for part in MAT_NAME_PARTS.get(what, ()))
+    ]
+    for pref in MAT_PREFERRED_PARTS:  # e.g. angles_init beside angles_refined
+        chosen = [k for k in named if pref in k.lower()]
+        if len(named) > 1 and len(chosen) == 1:
+            return chosen[0], arrays[chosen[0]]
+    if len(named) == 1:
+        return named[0], arrays[named[0]]
     fits = [k for k, v in arrays.items() if np.squeeze(v).ndim in ndim]
     if len(fits) == 1:
         return fits[0], arrays[fits[0]]
@@ -105,6 +127,12 @@ def mat_tilt_series(path, variable: str | None = None):
     meta = {"format": "MATLAB .mat", "variable": name, "layout": layout}
     if angle_var:
         meta["angles_variable"] = angle_var
+    for key in MAT_PIXEL_SIZE_NAMES:  # a scalar in Angstrom, as napari-aet writes it
+        v = {k.lower(): v for k, v in arrays.items()}.get(key)
+        if v is not None and v.size == 1 and 0 < float(v.ravel()[0]) < 1e3:
+            meta["pixel_size_A"] = float(v.ravel()[0])
+            meta["pixel_size_source"] = f"file ({key})"
+            break
     return np.ascontiguousarray(data), angles, meta, euler
 
 

@@ -349,7 +349,7 @@ def read_tilt_series(
             data, px, meta = np.load(path, allow_pickle=False), None, {"format": "NPY"}
         elif suffix in MAT_SUFFIXES:
             data, file_angles, meta, euler = mat_tilt_series(path, dataset)
-            px = None
+            px = meta.pop("pixel_size_A", None)
         elif suffix in EMD_SUFFIXES:
             data, px, file_angles, meta = read_emd_stack(path, dataset)
         else:
@@ -617,8 +617,12 @@ def write_tilt_series(
 
     ``.h5``/``.hdf5`` keep everything in one file (``tilt_series``, ``angles_deg``, attributes
     ``pixel_size_A`` and ``provenance`` JSON). ``.mrc``, ``.tif`` (ImageJ-compatible, pixel
-    size in A) and ``.npy`` get the angles in a sidecar ``.tlt``. Each file is written to a
-    temporary name first, so a failure never leaves a half-written file over a good one.
+    size in A) and ``.npy`` get the angles in a sidecar ``.tlt``. ``.mat`` is written as
+    GENFIRE and RESIRE take a series (:mod:`napari_aet.io._genfire`): ``projections`` in
+    MATLAB's ``(X, Y, n)`` with each image transposed, ``angles`` as ``3 x n`` Euler triplets
+    ``(0, -angle, 0)``, and ``pixel_size_A``; reading it back gives the series again. Each
+    file is written to a temporary name first, so a failure never leaves a half-written file
+    over a good one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -628,9 +632,9 @@ def write_tilt_series(
     ang = tilt_series.angles_deg
     prov = dict(provenance or tilt_series.metadata.get("provenance") or {})
     written = [path]
-    if suffix not in TILT_SERIES_SUFFIXES:
+    if suffix not in TILT_SERIES_SUFFIXES or suffix in EMD_SUFFIXES:
         raise ValueError(
-            f"cannot write a tilt series as {suffix!r}; use one of .h5, .mrc, .tif, .npy"
+            f"cannot write a tilt series as {suffix!r}; use one of .h5, .mrc, .tif, .npy, .mat"
         )
 
     def write(tmp: Path) -> None:
@@ -666,9 +670,20 @@ def write_tilt_series(
         elif suffix in NPY_SUFFIXES:
             with open(tmp, "wb") as fh:
                 np.save(fh, data)
+        elif suffix in MAT_SUFFIXES:
+            from scipy import io as sio
+
+            arrays = {"projections": np.moveaxis(np.swapaxes(data, 1, 2), 0, -1)}
+            if ang is not None:  # GENFIRE's Euler triplets: its tilt turns the other way
+                a = np.asarray(ang, np.float64)
+                arrays["angles"] = np.stack([np.zeros_like(a), -a, np.zeros_like(a)])
+            if px is not None:
+                arrays["pixel_size_A"] = np.float64(px)
+            with open(tmp, "wb") as fh:
+                sio.savemat(fh, arrays, do_compression=True)
 
     replace_when_done(path, write)
-    if ang is not None and suffix not in HDF5_SUFFIXES:
+    if ang is not None and suffix not in HDF5_SUFFIXES + MAT_SUFFIXES:
         side = path.with_suffix(".tlt")
         write_angles(side, ang)
         written.append(side)
