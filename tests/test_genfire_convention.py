@@ -251,3 +251,23 @@ def test_series_and_models_written_for_genfire_read_back(tmp_path):
     write_atoms(tmp_path / "m.mat", model)
     np.testing.assert_allclose(sio.loadmat(tmp_path / "m.mat")["model"], model.positions[:, ::-1].T)
     np.testing.assert_allclose(read_atoms(tmp_path / "m.mat").positions, model.positions)
+
+
+def test_napari_saves_a_tilt_series_and_atoms_as_mat(make_napari_viewer, tmp_path):
+    """File > Save Selected Layers with a .mat name: napari hands it to napari-aet's writers."""
+    from napari_aet._layers import tilt_series_layer_data
+    from napari_aet.io import TiltSeries
+
+    data = np.random.default_rng(0).uniform(0, 1, (5, 12, 16)).astype(np.float32)
+    ts = TiltSeries(data, np.array([-20.0, -10, 0, 10, 20]), 0.3, "x", {})
+    viewer = make_napari_viewer()
+    arr, kwargs, _ = tilt_series_layer_data(ts, name="series")
+    viewer.add_image(arr, **kwargs)
+    viewer.layers.save(str(tmp_path / "series.mat"), selected=False, plugin="napari-aet")
+    back = read_tilt_series(tmp_path / "series.mat")
+    np.testing.assert_array_equal(back.data, data)
+    np.testing.assert_allclose(back.angles_deg, ts.angles_deg)
+    viewer.layers.clear()
+    pts = viewer.add_points(np.random.default_rng(1).uniform(0, 9, (7, 3)))
+    viewer.layers.save(str(tmp_path / "atoms.mat"), plugin="napari-aet")
+    np.testing.assert_allclose(read_atoms(tmp_path / "atoms.mat").positions, pts.data)
