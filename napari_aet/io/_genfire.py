@@ -84,6 +84,12 @@ def from_genfire_geometry(data, euler_deg) -> tuple[np.ndarray, np.ndarray, dict
     th = np.deg2rad(theta)
     turn = _wrap(-psi - dphi * np.cos(th))
     out = np.swapaxes(arr, -1, -2)
+    # a common turn by quarters (psi = 90, say: a tilt axis along the other image axis) is
+    # undone exactly, by moving pixels (the image's shape turns with it); the rest by shears
+    quarters = int(np.round(np.median(turn) / 90.0)) % 4
+    if quarters:
+        out = quarter_turn_back(out, quarters)
+        turn = _wrap(turn - 90.0 * quarters)
     if np.abs(turn).max() > MIN_TURN_DEG:  # a C-ordered float copy, turned in place below
         out = np.ascontiguousarray(out, np.float32 if arr.dtype.itemsize <= 4 else np.float64)
         rows, cols = out.shape[-2:]
@@ -99,10 +105,28 @@ def from_genfire_geometry(data, euler_deg) -> tuple[np.ndarray, np.ndarray, dict
     record = {
         "convention": "GENFIRE (phi, theta, psi): images transposed, tilt = -theta",
         "object_turn_deg": round(_wrap(common).item(), 4),
-        "in_plane_turn_deg": [round(float(t), 4) for t in turn],
+        "quarter_turns": quarters,
+        "in_plane_turn_deg": [round(float(_wrap(t + 90.0 * quarters)), 4) for t in turn],
         "out_of_plane_deg": round(float(np.abs(dphi * np.sin(th)).max()), 4),
     }
     return np.ascontiguousarray(out), -theta, record
+
+
+def quarter_turn_back(stack: np.ndarray, quarters: int) -> np.ndarray:
+    """Images ``(..., rows, cols)`` whose content sits turned by ``quarters`` x 90 deg
+    (counter-clockwise as displayed) about their centre pixel ``(rows // 2, cols // 2)``,
+    turned back exactly (whole pixels; an odd number of quarters gives ``(cols, rows)``
+    images, centred on their own centre pixel; the one line a turn about an even-sized
+    image's centre pixel brings in is its edge's copy)."""
+    q = quarters % 4
+    rows, cols = stack.shape[-2:]
+    shape = (rows, cols) if q % 2 == 0 else (cols, rows)
+    cos, sin = [(1, 0), (0, 1), (-1, 0), (0, -1)][q]
+    rr, cc = np.indices(shape)
+    dr, dc = rr - shape[0] // 2, cc - shape[1] // 2
+    src_r = np.clip(cos * dr + sin * dc + rows // 2, 0, rows - 1)
+    src_c = np.clip(-sin * dr + cos * dc + cols // 2, 0, cols - 1)
+    return np.ascontiguousarray(stack[..., src_r, src_c])
 
 
 def turn_back(img: np.ndarray, g: float, c) -> np.ndarray:
@@ -144,8 +168,10 @@ def turn_back(img: np.ndarray, g: float, c) -> np.ndarray:
 
 def genfire_note(record: dict) -> str:
     """One line for the reader's notes: what was taken from GENFIRE's convention."""
-    turns = np.abs(record["in_plane_turn_deg"])
+    turns = np.abs(_wrap(np.asarray(record["in_plane_turn_deg"]) - 90.0 * record["quarter_turns"]))
     parts = ["GENFIRE's convention: images transposed, tilt = -theta"]
+    if record["quarter_turns"]:
+        parts.append(f"images turned back by {90 * record['quarter_turns']} deg (psi)")
     if turns.max() > MIN_TURN_DEG:
         parts.append(f"in-plane turns up to {turns.max():.2f} deg undone (psi)")
     if abs(record["object_turn_deg"]) > MIN_TURN_DEG:
