@@ -273,3 +273,34 @@ def test_napari_saves_a_tilt_series_and_atoms_as_mat(make_napari_viewer, tmp_pat
     pts = viewer.add_points(np.random.default_rng(1).uniform(0, 9, (7, 3)))
     viewer.layers.save(str(tmp_path / "atoms.mat"), plugin="napari-aet")
     np.testing.assert_allclose(read_atoms(tmp_path / "atoms.mat").positions, pts.data)
+
+
+def test_a_published_genfire_reconstruction_traces_in_its_own_frame(tmp_path, capsys):
+    """A reconstruction as GENFIRE's results hold it, ``(x, y, z)`` in a .mat file with no voxel
+    size, drawn here directly in that layout: `napari-aet trace rec.mat --voxel-size` finds
+    every atom where GENFIRE's model (x, y, z read backwards) has it."""
+    from napari_aet.io import read_volume, write_volume
+
+    xyz = amorphous_particle(radius_A=7.0, min_distance_A=2.4, seed=1)
+    xyz = xyz - xyz.mean(axis=0)
+    n, vx, s = (48, 44, 40), 0.4, 0.45  # not a cube: an axis mix-up cannot pass
+    grids = [(np.arange(k) - k // 2) * vx for k in n]
+    vol = np.zeros(n)
+    for p in xyz:
+        g = [np.exp(-((gr - c) ** 2) / (2 * s * s)) for gr, c in zip(grids, p, strict=True)]
+        vol += g[0][:, None, None] * g[1][None, :, None] * g[2][None, None, :]
+    sio.savemat(tmp_path / "GENFIRE_rec.mat", {"GENFIRE_rec": vol})
+    back, size, _ = read_volume(tmp_path / "GENFIRE_rec.mat")
+    assert back.shape == n[::-1] and size is None
+    rc = main(["-q", "trace", str(tmp_path / "GENFIRE_rec.mat"), "--voxel-size", str(vx),
+               "--out", str(tmp_path / "t")])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    traced = read_atoms(tmp_path / "t" / "atoms.csv").positions
+    truth = (xyz + np.array([k // 2 for k in n]) * vx)[:, ::-1]  # (z, y, x) from the corner
+    c = compare_atom_models(truth, traced, radius_A=0.5)
+    assert c.n_common == len(xyz) == len(traced) and c.rmsd_A < 0.05
+    # written back for GENFIRE's users: the same (x, y, z) array
+    write_volume(tmp_path / "again.mat", back, voxel_size_A=vx)
+    again = sio.loadmat(tmp_path / "again.mat")["tomogram"]  # float32, as every volume
+    np.testing.assert_allclose(again, vol, rtol=1e-6, atol=1e-6 * vol.max())
+    assert read_volume(tmp_path / "again.mat")[1] == pytest.approx(vx)

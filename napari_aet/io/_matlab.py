@@ -22,6 +22,7 @@ MAT_PIXEL_SIZE_NAMES = ("pixel_size_a", "pixel_size_angstrom")
 #: Parts of a variable's name that say what it holds, where no name above is used
 #: (``final_projections``, ``Angles_refined``, ``atomic_model``, ...).
 MAT_NAME_PARTS = {
+    "tomogram": ("tomo", "rec", "vol"),
     "tilt series": ("proj",),
     "angles": ("angle",),
     "atom model": ("model", "atom", "coord", "pos"),
@@ -134,6 +135,35 @@ def mat_tilt_series(path, variable: str | None = None):
             meta["pixel_size_source"] = f"file ({key})"
             break
     return np.ascontiguousarray(data), angles, meta, euler
+
+
+#: Names tried first for a reconstruction (GENFIRE's and RESIRE's results, napari-aet's own).
+MAT_VOLUME_NAMES = ("tomogram", "rec", "reconstruction", "genfire_rec", "resire_rec", "vol",
+                    "volume", "obj", "object")  # fmt: skip
+
+
+def mat_volume(path, variable: str | None = None) -> tuple[np.ndarray, float | None, dict]:
+    """A reconstruction ``(z, y, x)``, its voxel size [A] (a ``voxel_size_A`` or
+    ``pixel_size_A`` scalar, else None) and provenance from a .mat file.
+
+    GENFIRE and RESIRE keep a volume as ``(x, y, z)``: it is read backwards, so that
+    napari-aet's ``(z, y, x)`` is their frame as for their atom models
+    (:mod:`napari_aet.io._genfire`).
+    """
+    arrays = load_mat(path)
+    name, vol = _pick(arrays, MAT_VOLUME_NAMES, {3}, "tomogram", path, variable)
+    vol = np.asarray(vol)
+    if vol.ndim != 3:
+        raise ValueError(f"{path}: variable {name!r} has shape {vol.shape}, not a 3D volume")
+    lower = {k.lower(): v for k, v in arrays.items()}
+    vx = None
+    for key in ("voxel_size_a", *MAT_PIXEL_SIZE_NAMES):
+        v = lower.get(key)
+        if v is not None and v.size == 1 and 0 < float(v.ravel()[0]) < 1e3:
+            vx = float(v.ravel()[0])
+            break
+    meta = {"format": "MATLAB .mat", "variable": name, "layout": "(x, y, z), GENFIRE's"}
+    return np.ascontiguousarray(vol.transpose(2, 1, 0)), vx, meta
 
 
 def mat_angles_array(a, n_images: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:

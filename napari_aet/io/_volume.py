@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core.files import replace_when_done
+from ._matlab import mat_volume
 
-VOLUME_SUFFIXES = (".h5", ".hdf5", ".mrc", ".rec", ".tif", ".tiff")
+VOLUME_SUFFIXES = (".h5", ".hdf5", ".mrc", ".rec", ".tif", ".tiff", ".mat")
 
 
 def write_volume(
@@ -24,6 +25,7 @@ def write_volume(
 
     HDF5 keeps dataset ``tomogram``, attribute ``voxel_size_A``, ``provenance`` (JSON) and any
     ``extra`` arrays (e.g. error curves). MRC and TIFF keep the voxel size in their headers.
+    MATLAB ``.mat`` holds ``tomogram`` in GENFIRE's ``(x, y, z)`` and ``voxel_size_A``.
     """
     path = Path(path)
     vol = np.asarray(volume, dtype=np.float32)
@@ -68,6 +70,14 @@ def write_volume(
                     "metadata": {"axes": "ZYX", "spacing": voxel_size_A, "unit": "A"},
                 }
             tifffile.imwrite(tmp, vol, imagej=True, **kw)
+        elif suffix == ".mat":
+            from scipy import io as sio
+
+            arrays = {"tomogram": np.ascontiguousarray(vol.transpose(2, 1, 0))}
+            if voxel_size_A is not None:
+                arrays["voxel_size_A"] = np.float64(voxel_size_A)
+            with open(tmp, "wb") as fh:
+                sio.savemat(fh, arrays, do_compression=True)
 
     return replace_when_done(path, write)
 
@@ -75,7 +85,9 @@ def write_volume(
 def read_volume(
     path: str | Path, *, dataset: str | None = None
 ) -> tuple[np.ndarray, float | None, dict]:
-    """Read a volume written by :func:`write_volume` (or any 3D MRC/TIFF/HDF5 dataset).
+    """Read a volume written by :func:`write_volume` (or any 3D MRC/TIFF/HDF5 dataset, or a
+    GENFIRE/RESIRE reconstruction in a ``.mat`` file, read from its ``(x, y, z)`` into
+    ``(z, y, x)``: :func:`napari_aet.io._matlab.mat_volume`).
 
     Returns ``(volume, voxel_size_A or None, provenance)``.
     """
@@ -108,6 +120,9 @@ def read_volume(
 
         vol = tifffile.imread(path)
         return vol, None, {}
+    if suffix == ".mat":
+        vol, vx, meta = mat_volume(path, dataset)
+        return vol, vx, {"file": meta}
     raise ValueError(
         f"cannot read a volume from {suffix!r}; use one of {', '.join(VOLUME_SUFFIXES)}"
     )
