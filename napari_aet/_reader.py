@@ -11,8 +11,10 @@ from .io import (
     TILT_SERIES_SUFFIXES,
     image_files,
     is_atom_model_file,
+    is_mat_volume,
     read_atoms,
     read_tilt_series,
+    read_volume,
 )
 from .session import is_session_file, read_session
 
@@ -31,6 +33,8 @@ def napari_get_reader(path):
         return _read_session_layers
     if suffix in ATOM_SUFFIXES and is_atom_model_file(p):
         return _read_atoms_layer
+    if suffix == ".mat" and is_mat_volume(p):  # a published GENFIRE/RESIRE reconstruction
+        return _read_volume_layer
     if suffix in TILT_SERIES_SUFFIXES and suffix != ".csv":
         return _read_tilt_series_layer
     return None
@@ -77,6 +81,30 @@ def _read_tilt_series_layer(path):
             "next to it)"
         )
     return [tilt_series_layer_data(ts, name=Path(path).stem)]
+
+
+def _read_volume_layer(path):
+    """A reconstruction from a .mat file, as a tomogram layer in ``(z, y, x)``."""
+    path = _one(path)
+    vol, vx, meta = read_volume(path)
+    if vx is None:
+        from napari.utils.notifications import show_info
+
+        show_info(
+            f"{Path(path).name} has no voxel size: set the layer's scale in Angstrom "
+            "(or trace it with napari-aet trace --voxel-size)"
+        )
+    scale = (vx or 1.0,) * 3
+    kwargs = {
+        "name": Path(path).stem,
+        "scale": scale,
+        "colormap": "inferno",
+        "axis_labels": ("z", "y", "x"),
+        "metadata": {"napari_aet_type": "tomogram", "voxel_size_A": vx, "file_metadata": meta},
+    }
+    if vx is not None:
+        kwargs["units"] = ("angstrom",) * 3
+    return [(vol, kwargs, "image")]
 
 
 def _read_atoms_layer(path):

@@ -304,3 +304,22 @@ def test_a_published_genfire_reconstruction_traces_in_its_own_frame(tmp_path, ca
     again = sio.loadmat(tmp_path / "again.mat")["tomogram"]  # float32, as every volume
     np.testing.assert_allclose(again, vol, rtol=1e-6, atol=1e-6 * vol.max())
     assert read_volume(tmp_path / "again.mat")[1] == pytest.approx(vx)
+
+
+def test_napari_opens_a_published_reconstruction_as_a_tomogram(make_napari_viewer, tmp_path):
+    """File > Open of GENFIRE's results (.mat, (x, y, z), a voxel size beside it): one tomogram
+    layer in (z, y, x) that the tracing docks take, not a 'tilt series' of its z slices."""
+    from napari_aet._layers import tomogram_voxel_size_A
+    from napari_aet.io import is_mat_volume
+
+    vol = np.random.default_rng(0).uniform(0, 1, (20, 18, 16))
+    sio.savemat(tmp_path / "rec.mat", {"GENFIRE_rec": vol, "voxel_size_A": 0.347})
+    sio.savemat(tmp_path / "series.mat", {"projections": vol, "angles": np.arange(16.0)})
+    assert is_mat_volume(tmp_path / "rec.mat") and not is_mat_volume(tmp_path / "series.mat")
+    viewer = make_napari_viewer()
+    viewer.window._qt_viewer._qt_open([str(tmp_path / "rec.mat")], stack=False,
+                                      plugin="napari-aet")  # fmt: skip
+    layer = viewer.layers["rec"]
+    np.testing.assert_array_equal(layer.data, vol.transpose(2, 1, 0))
+    assert layer.metadata["napari_aet_type"] == "tomogram"
+    assert tomogram_voxel_size_A(layer) == pytest.approx(0.347)

@@ -10,6 +10,7 @@ from ._angles import (
 from ._atom_files import ATOM_SUFFIXES, is_atom_model_file, read_atoms, write_atoms
 from ._folder import image_files
 from ._genfire import from_genfire_geometry, genfire_note
+from ._matlab import is_mat_volume
 from ._tilt_series import (
     TILT_SERIES_SUFFIXES,
     TiltSeries,
@@ -30,6 +31,7 @@ __all__ = [
     "genfire_note",
     "image_files",
     "is_atom_model_file",
+    "is_mat_volume",
     "parse_angles",
     "read_angle_file",
     "read_angles",

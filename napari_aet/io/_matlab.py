@@ -166,6 +166,25 @@ def mat_volume(path, variable: str | None = None) -> tuple[np.ndarray, float | N
     return np.ascontiguousarray(vol.transpose(2, 1, 0)), vx, meta
 
 
+def is_mat_volume(path) -> bool:
+    """True for a .mat file that holds a reconstruction rather than a tilt series: a 3D array
+    named as one (``GENFIRE_rec``, ``tomogram``, ``vol``, ...), none named as projections, and
+    no angles."""
+    try:
+        arrays = load_mat(path)
+    except (OSError, ValueError):
+        return False
+    names = [k.lower() for k, v in arrays.items() if v.ndim == 3]
+    if not names or any("proj" in k for k in names):
+        return False
+    if any("angle" in k.lower() or k.lower() in MAT_ANGLE_NAMES for k in arrays):
+        return False
+    return any(
+        k in MAT_VOLUME_NAMES or any(part in k for part in MAT_NAME_PARTS["tomogram"])
+        for k in names
+    )
+
+
 def mat_angles_array(a, n_images: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Tilt angles [deg] from a MATLAB array (one value per image, or Euler triplets, whose
     ``theta`` is the tilt), and the ``(n, 3)`` triplets or None."""
