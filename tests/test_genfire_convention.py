@@ -306,7 +306,9 @@ def test_a_published_genfire_reconstruction_traces_in_its_own_frame(tmp_path, ca
     assert read_volume(tmp_path / "again.mat")[1] == pytest.approx(vx)
 
 
-def test_napari_opens_a_published_reconstruction_as_a_tomogram(make_napari_viewer, tmp_path):
+def test_napari_opens_a_published_reconstruction_as_a_tomogram(
+    make_napari_viewer, tmp_path, capsys
+):
     """File > Open of GENFIRE's results (.mat, (x, y, z), a voxel size beside it): one tomogram
     layer in (z, y, x) that the tracing docks take, not a 'tilt series' of its z slices."""
     from napari_aet._layers import tomogram_voxel_size_A
@@ -323,3 +325,5 @@ def test_napari_opens_a_published_reconstruction_as_a_tomogram(make_napari_viewe
     np.testing.assert_array_equal(layer.data, vol.transpose(2, 1, 0))
     assert layer.metadata["napari_aet_type"] == "tomogram"
     assert tomogram_voxel_size_A(layer) == pytest.approx(0.347)
+    assert main(["info", str(tmp_path / "rec.mat")]) == 0
+    assert "reconstruction (16, 18, 20) (z, y, x)" in capsys.readouterr().out

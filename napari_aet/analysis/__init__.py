@@ -7,7 +7,13 @@ from ._amorphous import (
     voronoi_indices,
 )
 from ._boo import classify_local_structure, steinhardt_q4_q6
-from ._compare import ModelComparison, compare_atom_models, register_rigid, register_translation
+from ._compare import (
+    ModelComparison,
+    compare_atom_models,
+    compare_models,
+    register_rigid,
+    register_translation,
+)
 from ._crystal import fit_cluster_lattices
 from ._orientation import in_plane_zone_axes
 from ._orr import (
@@ -52,6 +58,7 @@ __all__ = [
     "analyze_structure",
     "classify_local_structure",
     "compare_atom_models",
+    "compare_models",
     "find_stacking_direction",
     "nearest_neighbour_distance",
     "r_factor",

@@ -14,6 +14,7 @@ from ._safety import check_option_ranges
 from .align import add_align
 from .analyze import add_analyze, add_precision, add_validate
 from .augment import add_augment, add_train
+from .compare import add_compare
 from .figures import add_bench, add_figures
 from .info import add_info
 from .recon import add_recon
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_bench,
         add_run,
         add_info,
+        add_compare,
     ):
         add(sub)
     for command in sub.choices.values():

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import is_atom_model_file, read_atoms, read_tilt_series
+from ..io import is_atom_model_file, is_mat_volume, read_atoms, read_tilt_series, read_volume
 
 
 def add_info(sub) -> None:
-    p = sub.add_parser("info", help="describe a tilt-series or atom file")
+    p = sub.add_parser("info", help="describe a tilt-series, atom or .mat reconstruction file")
     p.add_argument("path", type=Path)
     p.add_argument("--dataset", default=None, help="HDF5 dataset path of the tilt series")
     p.set_defaults(func=cmd_info)
@@ -19,6 +19,12 @@ def cmd_info(args) -> int:
         m = read_atoms(args.path)
         print(f"{args.path}: atom model, {m.n_atoms} atoms")
         print(f"  features: {', '.join(m.features.columns) or 'none'}")
+        return 0
+    if args.path.suffix.lower() == ".mat" and is_mat_volume(args.path):
+        vol, vx, meta = read_volume(args.path, dataset=args.dataset)
+        print(f"{args.path}: reconstruction {vol.shape} (z, y, x), from {meta['file']['layout']} "
+              f"variable {meta['file']['variable']!r}")  # fmt: skip
+        print(f"  voxel size: {f'{vx:g} A' if vx else 'unknown (give --voxel-size)'}")
         return 0
     ts = read_tilt_series(args.path, dataset=args.dataset, keep_frames=True)
     print(f"{args.path}: tilt series {ts.data.shape} ({ts.metadata.get('format')})")
