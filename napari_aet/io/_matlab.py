@@ -128,13 +128,20 @@ def mat_tilt_series(path, variable: str | None = None):
     meta = {"format": "MATLAB .mat", "variable": name, "layout": layout}
     if angle_var:
         meta["angles_variable"] = angle_var
-    for key in MAT_PIXEL_SIZE_NAMES:  # a scalar in Angstrom, as napari-aet writes it
-        v = {k.lower(): v for k, v in arrays.items()}.get(key)
-        if v is not None and v.size == 1 and 0 < float(v.ravel()[0]) < 1e3:
-            meta["pixel_size_A"] = float(v.ravel()[0])
-            meta["pixel_size_source"] = f"file ({key})"
-            break
+    key, size = _size_scalar(arrays, MAT_PIXEL_SIZE_NAMES)  # as napari-aet writes it
+    if size is not None:
+        meta["pixel_size_A"], meta["pixel_size_source"] = size, f"file ({key})"
     return np.ascontiguousarray(data), angles, meta, euler
+
+
+def _size_scalar(arrays: dict, keys) -> tuple[str | None, float | None]:
+    """The first of ``keys`` (lower case) that is a plausible size [A] in ``arrays``."""
+    lower = {k.lower(): v for k, v in arrays.items()}
+    for key in keys:
+        v = lower.get(key)
+        if v is not None and v.size == 1 and 0 < float(v.ravel()[0]) < 1e3:
+            return key, float(v.ravel()[0])
+    return None, None
 
 
 #: Names tried first for a reconstruction (GENFIRE's and RESIRE's results, napari-aet's own).
@@ -155,13 +162,7 @@ def mat_volume(path, variable: str | None = None) -> tuple[np.ndarray, float | N
     vol = np.asarray(vol)
     if vol.ndim != 3:
         raise ValueError(f"{path}: variable {name!r} has shape {vol.shape}, not a 3D volume")
-    lower = {k.lower(): v for k, v in arrays.items()}
-    vx = None
-    for key in ("voxel_size_a", *MAT_PIXEL_SIZE_NAMES):
-        v = lower.get(key)
-        if v is not None and v.size == 1 and 0 < float(v.ravel()[0]) < 1e3:
-            vx = float(v.ravel()[0])
-            break
+    _, vx = _size_scalar(arrays, ("voxel_size_a", *MAT_PIXEL_SIZE_NAMES))
     meta = {"format": "MATLAB .mat", "variable": name, "layout": "(x, y, z), GENFIRE's"}
     return np.ascontiguousarray(vol.transpose(2, 1, 0)), vx, meta
 
