@@ -327,3 +327,24 @@ def test_napari_opens_a_published_reconstruction_as_a_tomogram(
     assert tomogram_voxel_size_A(layer) == pytest.approx(0.347)
     assert main(["info", str(tmp_path / "rec.mat")]) == 0
     assert "reconstruction (16, 18, 20) (z, y, x)" in capsys.readouterr().out
+
+
+def test_the_align_stage_records_how_a_genfire_file_was_read(tmp_path):
+    """The run's notes and alignment.json say that the series was read in GENFIRE's
+    convention (the reader's record), not only the reader's notification."""
+    import json
+
+    from napari_aet.workflows import AlignSettings, SeriesSource, run_align
+
+    xyz = amorphous_particle(radius_A=7.0, min_distance_A=2.4, seed=0)
+    theta = np.arange(-60.0, 61.0, 6.0)
+    euler = np.stack([np.zeros(theta.size), theta, np.full(theta.size, 1.5)], axis=1)
+    images = genfire_images(xyz - xyz.mean(axis=0), euler, (56, 64), 0.4, 0.8)
+    sio.savemat(tmp_path / "projections.mat", {"projections": np.moveaxis(images, 0, -1)})
+    sio.savemat(tmp_path / "angles.mat", {"angles": euler.T})
+    settings = AlignSettings(denoise="none", projection_matching=False)
+    src = SeriesSource(str(tmp_path / "projections.mat"), pixel_size_A=0.4)
+    res = run_align(src, settings, tmp_path / "align")
+    assert any(n.startswith("read: GENFIRE's convention") for n in res.notes)
+    rec = json.loads((tmp_path / "align" / "alignment.json").read_text())
+    assert rec["genfire"]["in_plane_turn_deg"] == [-1.5] * theta.size

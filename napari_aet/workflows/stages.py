@@ -265,6 +265,7 @@ def run_align(
         **_provenance("align", s, input=series.path),
         **_excluded(ts),
         **_frames(ts),
+        **({"genfire": ts.metadata["genfire"]} if ts.metadata.get("genfire") else {}),
         **res.steps,
         "tilt_axis_angle_deg": res.tilt_axis_angle_deg,
     }
@@ -301,6 +302,12 @@ def run_align(
     notes = align_notes(res.steps)
     if left := excluded_note(ts.metadata):
         notes.insert(0, left)
+    for read in (  # how the file was read: another program's convention, a header's angles
+        (ts.metadata.get("microscope") or {}).get("angles_note"),
+        (ts.metadata.get("genfire") or {}).get("note"),
+    ):
+        if read:
+            notes.insert(0, f"read: {read}")
     if fr := frames_note(ts.metadata):  # the frames' registration first, with its own notes
         notes[:0] = [fr, *ts.metadata["frames"].get("notes", [])]
     sig = res.steps.get("significance")
