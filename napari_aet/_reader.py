@@ -9,8 +9,8 @@ from ._layers import atoms_layer_data, tilt_series_layer_data
 from .io import (
     ATOM_SUFFIXES,
     TILT_SERIES_SUFFIXES,
-    image_files,
     is_atom_model_file,
+    is_image_folder,
     is_mat_volume,
     read_atoms,
     read_tilt_series,
@@ -27,8 +27,8 @@ def napari_get_reader(path):
         path = path[0]
     p = Path(str(path))
     suffix = p.suffix.lower()
-    if p.is_dir():  # a folder of one image per tilt
-        return _read_tilt_series_layer if len(image_files(p)) >= 2 else None
+    if p.is_dir():  # a folder of one image per tilt, named by tilt or order
+        return _read_tilt_series_layer if is_image_folder(p) else None
     if is_session_file(p):
         return _read_session_layers
     if suffix in ATOM_SUFFIXES and is_atom_model_file(p):

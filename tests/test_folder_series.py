@@ -82,6 +82,10 @@ def test_folders_that_are_not_a_series_say_why(tmp_path, images):
     c.mkdir()
     with pytest.raises(ValueError, match="holds no image files"):
         read_tilt_series(c)
+    # napari's reader leaves such folders to other plugins
+    from napari_aet._reader import napari_get_reader
+
+    assert napari_get_reader(str(b)) is None and napari_get_reader(str(c)) is None
 
 
 def test_napari_opens_a_folder_as_one_series(make_napari_viewer, tmp_path, images):

@@ -8,7 +8,7 @@ from ._angles import (
     write_angles,
 )
 from ._atom_files import ATOM_SUFFIXES, is_atom_model_file, read_atoms, write_atoms
-from ._folder import image_files
+from ._folder import image_files, is_image_folder
 from ._genfire import from_genfire_geometry, genfire_note
 from ._matlab import is_mat_volume
 from ._tilt_series import (
@@ -30,6 +30,7 @@ __all__ = [
     "from_genfire_geometry",
     "genfire_note",
     "image_files",
+    "is_image_folder",
     "is_atom_model_file",
     "is_mat_volume",
     "parse_angles",

@@ -134,6 +134,16 @@ def read_image_folder(folder, read_one) -> tuple[np.ndarray, float | None, dict,
     return data, px, meta, angles
 
 
+def is_image_folder(folder) -> bool:
+    """True for a folder that reads as a series: two or more image files whose names give
+    their order (napari's reader takes only such folders, leaving others to other plugins)."""
+    try:
+        files = image_files(folder)
+        return len(files) >= 2 and bool(order_and_angles(files)[0])
+    except (OSError, FolderError):
+        return False
+
+
 def angle_file_in(folder) -> Path | None:
     """The one angles file inside a folder series (``.tlt``, ``.rawtlt``, ``.txt``, ``.mdoc``),
     or None (none, or several)."""
