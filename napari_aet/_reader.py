@@ -9,6 +9,7 @@ from ._layers import atoms_layer_data, tilt_series_layer_data
 from .io import (
     ATOM_SUFFIXES,
     TILT_SERIES_SUFFIXES,
+    file_notes,
     is_atom_model_file,
     is_image_folder,
     is_mat_volume,
@@ -59,14 +60,10 @@ def _read_tilt_series_layer(path):
             "scanned top to bottom (napari-aet run --scan-direction for others)"
             + (f". {len(fr['notes'])} note(s): {fr['notes'][0]}" if fr["notes"] else "")
         )
-    for note in (
-        (ts.metadata.get("microscope") or {}).get("angles_note"),
-        (ts.metadata.get("genfire") or {}).get("note"),
-    ):
-        if note:
-            from napari.utils.notifications import show_info
+    for note in file_notes(ts.metadata):
+        from napari.utils.notifications import show_info
 
-            show_info(f"{Path(path).name}: {note}")
+        show_info(f"{Path(path).name}: {note}")
     missing = [
         what
         for what, value in (("tilt angles", ts.angles_deg), ("pixel size", ts.pixel_size_A))

@@ -9,12 +9,13 @@ from ._angles import (
 )
 from ._atom_files import ATOM_SUFFIXES, is_atom_model_file, read_atoms, write_atoms
 from ._folder import image_files, is_image_folder
-from ._genfire import from_genfire_geometry, genfire_note
+from ._genfire import from_genfire_geometry
 from ._matlab import is_mat_volume
 from ._tilt_series import (
     TILT_SERIES_SUFFIXES,
     TiltSeries,
     TiltSeriesFileError,
+    file_notes,
     read_tilt_series,
     validate_angles,
     write_tilt_series,
@@ -28,7 +29,7 @@ __all__ = [
     "TiltSeriesFileError",
     "find_angle_sidecar",
     "from_genfire_geometry",
-    "genfire_note",
+    "file_notes",
     "image_files",
     "is_image_folder",
     "is_atom_model_file",

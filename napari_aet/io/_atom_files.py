@@ -15,7 +15,7 @@ import pandas as pd
 from .. import __version__
 from ..core.atoms import COORDINATE_COLUMNS, KNOWN_FEATURES, AtomModel, _coerce_features
 from ..core.files import replace_when_done
-from ._matlab import load_mat, read_mat_atoms
+from ._matlab import mat_shapes, read_mat_atoms, save_mat
 
 ATOM_SUFFIXES = (".csv", ".xyz", ".h5", ".hdf5", ".mat")
 _CSV_META_PREFIX = "# napari-aet-metadata: "
@@ -65,16 +65,13 @@ def _mat_writer(model):
     each numeric feature as a 1 x N row."""
 
     def write(tmp: Path):
-        from scipy import io as sio
-
         arrays = {"model": np.ascontiguousarray(model.positions[:, ::-1].T, np.float64)}
         for name in model.features:
             values = model.features[name].to_numpy()
             key = re.sub(r"\W", "_", str(name))[:31]
             if values.dtype.kind in "fiub" and key not in arrays:
                 arrays[key] = values.astype(np.float64)[None, :]
-        with open(tmp, "wb") as fh:
-            sio.savemat(fh, arrays, do_compression=True)
+        save_mat(tmp, arrays)
 
     return write
 
@@ -309,7 +306,7 @@ def is_atom_model_file(path: str | Path) -> bool:
             with h5py.File(path, "r") as h5:
                 return "atoms" in h5 and "positions_zyx_A" in h5["atoms"]
         if suffix == ".mat":  # a model (2D, 3 x N) and no 3D stack
-            shapes = [v.shape for v in load_mat(path).values()]
+            shapes = list(mat_shapes(path).values())
             return not any(len(s) == 3 for s in shapes) and any(
                 len(s) == 2 and 3 in s and max(s) > 3 for s in shapes
             )

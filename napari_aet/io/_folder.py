@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._angles import ANGLE_SUFFIXES
+
 #: Image types read from a folder (one image, or one tilt's frames, per file).
 FOLDER_IMAGE_SUFFIXES = (".tif", ".tiff", ".mrc")
 
@@ -150,6 +152,6 @@ def angle_file_in(folder) -> Path | None:
     found = [
         p
         for p in Path(folder).iterdir()
-        if p.is_file() and p.suffix.lower() in (".tlt", ".rawtlt", ".txt", ".mdoc")
+        if p.is_file() and p.suffix.lower() in (*ANGLE_SUFFIXES, ".mdoc")
     ]
     return found[0] if len(found) == 1 else None

@@ -67,9 +67,10 @@ def from_genfire_geometry(data, euler_deg) -> tuple[np.ndarray, np.ndarray, dict
     angles_deg : ndarray of shape (n,)
         The tilt angles, ``-theta``.
     record : dict
-        ``convention``, ``object_turn_deg`` (the common ``phi``), ``in_plane_turn_deg``
-        (per image, undone), ``out_of_plane_deg`` (largest part of ``phi``'s variation that
-        is not a single-axis tilt, left).
+        ``convention``, ``object_turn_deg`` (the common ``phi``), ``quarter_turns``,
+        ``in_plane_turn_deg`` (per image, undone), ``out_of_plane_deg`` (largest part of
+        ``phi``'s variation that is not a single-axis tilt, left) and ``note``
+        (:func:`genfire_note`).
     """
     e = np.asarray(euler_deg, np.float64)
     arr = np.asarray(data)
@@ -109,6 +110,7 @@ def from_genfire_geometry(data, euler_deg) -> tuple[np.ndarray, np.ndarray, dict
         "in_plane_turn_deg": [round(float(_wrap(t + 90.0 * quarters)), 4) for t in turn],
         "out_of_plane_deg": round(float(np.abs(dphi * np.sin(th)).max()), 4),
     }
+    record["note"] = genfire_note(record)
     return np.ascontiguousarray(out), -theta, record
 
 

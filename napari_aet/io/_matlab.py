@@ -60,6 +60,44 @@ def load_mat(path) -> dict[str, np.ndarray]:
         return out
 
 
+#: MATLAB classes of numeric arrays (what :func:`load_mat` keeps).
+_NUMERIC_CLASSES = ("double", "single", "logical", *(f"{s}int{b}" for s in ("", "u")
+                                                      for b in (8, 16, 32, 64)))  # fmt: skip
+
+
+def mat_shapes(path) -> dict[str, tuple]:
+    """The shape of every numeric array of a .mat file, in MATLAB's index order, without
+    reading the data (deciding what a file holds need not load a volume twice)."""
+    from scipy import io as sio
+
+    path = Path(path)
+    try:
+        return {n: tuple(shape) for n, shape, cls in sio.whosmat(path) if cls in _NUMERIC_CLASSES}
+    except (NotImplementedError, ValueError) as err:  # v7.3: HDF5 with reversed axes
+        import h5py
+
+        if not h5py.is_hdf5(path):
+            raise ValueError(f"{path} is not a MATLAB file scipy or h5py can read ({err})") from err
+        out: dict[str, tuple] = {}
+        with h5py.File(path, "r") as h5:
+
+            def visit(name, obj):
+                if isinstance(obj, h5py.Dataset) and obj.dtype.kind in "fiub":
+                    out[name.split("/")[-1]] = tuple(obj.shape[::-1])
+
+            h5.visititems(visit)
+        return out
+
+
+def save_mat(path, arrays: dict) -> None:
+    """Write ``arrays`` as a compressed MATLAB v5 file (napari-aet's writers: series, volumes,
+    atom models, each in GENFIRE's layout)."""
+    from scipy import io as sio
+
+    with open(path, "wb") as fh:
+        sio.savemat(fh, arrays, do_compression=True)
+
+
 def _pick(arrays: dict, names: tuple, ndim: set, what: str, path, variable: str | None):
     if variable is not None:
         if variable not in arrays:
@@ -172,13 +210,13 @@ def is_mat_volume(path) -> bool:
     named as one (``GENFIRE_rec``, ``tomogram``, ``vol``, ...), none named as projections, and
     no angles."""
     try:
-        arrays = load_mat(path)
+        shapes = mat_shapes(path)
     except (OSError, ValueError):
         return False
-    names = [k.lower() for k, v in arrays.items() if v.ndim == 3]
+    names = [k.lower() for k, shape in shapes.items() if len(shape) == 3]
     if not names or any("proj" in k for k in names):
         return False
-    if any("angle" in k.lower() or k.lower() in MAT_ANGLE_NAMES for k in arrays):
+    if any("angle" in k.lower() or k.lower() in MAT_ANGLE_NAMES for k in shapes):
         return False
     return any(
         k in MAT_VOLUME_NAMES or any(part in k for part in MAT_NAME_PARTS["tomogram"])

@@ -15,8 +15,8 @@ from ..core.files import replace_when_done
 from ._angles import find_angle_sidecar, parse_angles, read_angle_file, write_angles
 from ._emd import EMD_SUFFIXES, read_emd_stack
 from ._folder import FolderError, angle_file_in, read_image_folder
-from ._genfire import euler_triplets, from_genfire_geometry, genfire_note
-from ._matlab import mat_tilt_series
+from ._genfire import euler_triplets, from_genfire_geometry
+from ._matlab import mat_tilt_series, save_mat
 from ._microscope import MicroscopeMetadata, mrc_extended_metadata, read_mdoc
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -413,8 +413,7 @@ def read_tilt_series(
         a = np.asarray(ang, np.float64).ravel()
         euler = np.stack([np.zeros_like(a), a, np.zeros_like(a)], axis=1)
     if euler is not None:  # GENFIRE's convention: transpose, tilt = -theta, undo psi
-        data, ang, record = from_genfire_geometry(data, euler)
-        meta["genfire"] = {**record, "note": genfire_note(record)}
+        data, ang, meta["genfire"] = from_genfire_geometry(data, euler)
     data, ang = _frames_layout(data, ang, path, meta)
     if data.ndim == 4 and not keep_frames:
         m = data.shape[1]
@@ -440,6 +439,18 @@ def read_tilt_series(
     elif px is not None:
         meta.setdefault("pixel_size_source", "file")
     return TiltSeries(data, ang, None if px is None else float(px), str(path), meta)
+
+
+def file_notes(metadata: dict | None) -> list[str]:
+    """What reading a series noted about its file (a header's angles that differ from those
+    used, GENFIRE's convention applied), for the reader's notification, the geometry dock and
+    the align stage's notes."""
+    meta = metadata or {}
+    notes = (
+        (meta.get("microscope") or {}).get("angles_note"),
+        (meta.get("genfire") or {}).get("note"),
+    )
+    return [n for n in notes if n]
 
 
 def _read_one_image(path: Path):
@@ -671,16 +682,13 @@ def write_tilt_series(
             with open(tmp, "wb") as fh:
                 np.save(fh, data)
         elif suffix in MAT_SUFFIXES:
-            from scipy import io as sio
-
             arrays = {"projections": np.moveaxis(np.swapaxes(data, 1, 2), 0, -1)}
             if ang is not None:  # GENFIRE's Euler triplets: its tilt turns the other way
                 a = np.asarray(ang, np.float64)
                 arrays["angles"] = np.stack([np.zeros_like(a), -a, np.zeros_like(a)])
             if px is not None:
                 arrays["pixel_size_A"] = np.float64(px)
-            with open(tmp, "wb") as fh:
-                sio.savemat(fh, arrays, do_compression=True)
+            save_mat(tmp, arrays)
 
     replace_when_done(path, write)
     if ang is not None and suffix not in HDF5_SUFFIXES + MAT_SUFFIXES:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.files import replace_when_done
-from ._matlab import mat_volume
+from ._matlab import mat_volume, save_mat
 
 VOLUME_SUFFIXES = (".h5", ".hdf5", ".mrc", ".rec", ".tif", ".tiff", ".mat")
 
@@ -71,13 +71,10 @@ def write_volume(
                 }
             tifffile.imwrite(tmp, vol, imagej=True, **kw)
         elif suffix == ".mat":
-            from scipy import io as sio
-
             arrays = {"tomogram": np.ascontiguousarray(vol.transpose(2, 1, 0))}
             if voxel_size_A is not None:
                 arrays["voxel_size_A"] = np.float64(voxel_size_A)
-            with open(tmp, "wb") as fh:
-                sio.savemat(fh, arrays, do_compression=True)
+            save_mat(tmp, arrays)
 
     return replace_when_done(path, write)
 

@@ -17,8 +17,8 @@ from magicgui.widgets import (
 
 from .._layers import tilt_series_scale
 from ..io import (
+    file_notes,
     from_genfire_geometry,
-    genfire_note,
     parse_angles,
     read_angle_file,
     read_tilt_series,
@@ -173,14 +173,7 @@ class TiltSeriesWidget(DockContainer):
         missing = [what for what, ok in (("tilt angles", ang is not None), ("pixel size", px))
                    if not ok]  # fmt: skip
         file_meta = layer.metadata.get("file_metadata") or {}
-        note = "; ".join(
-            n
-            for n in (
-                (file_meta.get("microscope") or {}).get("angles_note"),
-                (file_meta.get("genfire") or {}).get("note"),
-            )
-            if n
-        )
+        note = "; ".join(file_notes(file_meta))
         self.status.value = (
             f"{n} images; angles {_set_from(ang, file_meta.get('angles_source'))}; "
             f"pixel size {f'{px:.4g} A' if px else 'missing'}"
@@ -225,7 +218,6 @@ class TiltSeriesWidget(DockContainer):
         extra = {}
         if record is not None:
             layer.data = data
-            record = {**record, "note": genfire_note(record)}
             extra["file_metadata"] = {**(layer.metadata.get("file_metadata") or {}),
                                       "genfire": record}  # fmt: skip
         layer.metadata = {

@@ -30,6 +30,7 @@ from ..figures import (
 )
 from ..io import (
     TiltSeries,
+    file_notes,
     read_volume,
     write_angles,
     write_atoms,
@@ -302,12 +303,8 @@ def run_align(
     notes = align_notes(res.steps)
     if left := excluded_note(ts.metadata):
         notes.insert(0, left)
-    for read in (  # how the file was read: another program's convention, a header's angles
-        (ts.metadata.get("microscope") or {}).get("angles_note"),
-        (ts.metadata.get("genfire") or {}).get("note"),
-    ):
-        if read:
-            notes.insert(0, f"read: {read}")
+    # how the file was read: a header's angles, another program's convention
+    notes[:0] = [f"read: {n}" for n in file_notes(ts.metadata)]
     if fr := frames_note(ts.metadata):  # the frames' registration first, with its own notes
         notes[:0] = [fr, *ts.metadata["frames"].get("notes", [])]
     sig = res.steps.get("significance")
