@@ -42,15 +42,15 @@ def image_files(folder: Path) -> list[Path]:
     return [p for p, k in zip(files, kinds, strict=True) if k == common]
 
 
-def _numbers(stem: str) -> list[tuple[float, bool, str]]:
-    """Each number in a file name: its value, whether it is marked as an angle (a sign, a
-    decimal point or 'deg' after it) and its text."""
+def _numbers(stem: str) -> list[tuple[float, bool]]:
+    """Each number in a file name: its value and whether it is marked as an angle (a sign, a
+    decimal point or 'deg' after it)."""
     out = []
     for m in _NUMBER.finditer(stem):
         text = m.group(1)
         value = float(text.replace("p", ".").replace("P", "."))
         marked = text[0] in "+-" or "." in text or "p" in text.lower() or bool(m.group(2))
-        out.append((value, marked, text))
+        out.append((value, marked))
     return out
 
 
