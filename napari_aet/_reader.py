@@ -1,5 +1,5 @@
-"""napari reader contribution: tilt series (TIFF, MRC, HDF5, NPY, MATLAB, EMD, a folder of one
-image per tilt) and atom models."""
+"""napari reader contribution: tilt series (TIFF, MRC, HDF5, NPY, MATLAB, EMD,
+DigitalMicrograph, a folder of one image per tilt) and atom models."""
 
 from __future__ import annotations
 

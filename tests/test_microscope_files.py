@@ -152,6 +152,25 @@ def test_headers_that_say_nothing_usable_are_ignored(tmp_path, data):
     assert "microscope" not in ts.metadata
 
 
+def test_a_folder_of_single_fei_images_takes_each_files_alpha_tilt(tmp_path, data):
+    """Velox/Tomography saving one MRC per tilt, numbered not by angle: each file's one
+    Alpha tilt gives its angle; files whose tilts are all the same give none."""
+    order = np.random.default_rng(1).permutation(len(ANGLES))
+    folder = tmp_path / "tomo"
+    folder.mkdir()
+    for k, i in enumerate(order):
+        _fei1_file(folder / f"tomo_{k:03d}.mrc", data[i : i + 1], ANGLES[i : i + 1])
+    ts = read_tilt_series(folder)
+    np.testing.assert_allclose(ts.angles_deg, ANGLES[order])
+    np.testing.assert_array_equal(ts.data, data[order])
+    assert ts.pixel_size_A == pytest.approx(0.358)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for k in range(3):
+        _fei1_file(flat / f"still_{k:03d}.mrc", data[k : k + 1], np.zeros(1))
+    assert read_tilt_series(flat).angles_deg is None
+
+
 def test_bad_mdoc_is_refused_by_name(tmp_path, data):
     path = tmp_path / "tilt.mrc"
     with mrcfile.new(path) as m:

@@ -357,7 +357,7 @@ def test_emd_tilt_series_with_angles_and_pixel_size_from_its_axes(stack, tmp_pat
     _write_ncem_emd(tmp_path / "v.emd", data, angles=None)
     ts = read_tilt_series(tmp_path / "v.emd", angles=",".join(str(a) for a in ang))
     np.testing.assert_allclose(ts.angles_deg, ang)
-    with pytest.raises(ValueError, match="no 3D image stack named 'DF4'"):
+    with pytest.raises(ValueError, match="no image or image stack named 'DF4'"):
         read_tilt_series(tmp_path / "s.emd", dataset="DF4")
 
 

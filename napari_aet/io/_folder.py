@@ -2,11 +2,13 @@
 
 Velox, DigitalMicrograph scripts, Tomviz and GENFIRE's Python version write or read a tilt
 series as one file per tilt: ``HAADF_-60.0deg.tif`` ... or ``proj1.tif``, ``proj2.tif`` ...
-The folder is read as one series: the files of its commonest image type, each one image (or a
-stack of frames of the same tilt), ordered by the number their names carry. Where that number
-is the tilt (signed, with decimals, named ``deg``, or not a run of consecutive integers from 0
-or 1), the names give the angles; a run of consecutive integers is only the order (the angles
-then come from a file in the folder or beside it, or are given).
+or ``Tomo_001.dm4`` ... The folder is read as one series: the files of its commonest image
+type, each one image (or a stack of frames of the same tilt), ordered by the number their names
+carry. Where that number is the tilt (signed, with decimals, named ``deg``, or not a run of
+consecutive integers from 0 or 1), the names give the angles; a run of consecutive integers is
+only the order (the angles then come from a file in the folder or beside it, or are given, or
+else from the stage tilt each file's header records: DigitalMicrograph's Stage Alpha, an MRC
+file's extended header).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from ._angles import ANGLE_SUFFIXES
+from ._microscope import MicroscopeMetadata, _varying
 
 #: Image types read from a folder (one image, or one tilt's frames, per file).
-FOLDER_IMAGE_SUFFIXES = (".tif", ".tiff", ".mrc")
+FOLDER_IMAGE_SUFFIXES = (".tif", ".tiff", ".mrc", ".dm3", ".dm4")
 
 _NUMBER = re.compile(r"(?<![0-9.])([-+]?\d+(?:[.p]\d+)?)(\s*(?:deg|°|degrees?)\b)?", re.I)
 
@@ -96,10 +99,12 @@ def order_and_angles(files: list[Path]) -> tuple[list[Path], np.ndarray | None, 
     return files, values, "the file names"
 
 
-def read_image_folder(folder, read_one) -> tuple[np.ndarray, float | None, dict, np.ndarray | None]:
+def read_image_folder(folder, read_one):
     """Images ``(n, rows, cols)`` (or ``(n, frames, rows, cols)``), pixel size [A] or None,
-    provenance and angles from the names (or None) of a folder of one file per tilt;
-    ``read_one(path) -> (image, pixel size or None)`` reads one file."""
+    provenance, angles from the names (or None), and the stage tilts the files' headers
+    record (a :class:`MicroscopeMetadata`, or None where not every file has one or they do not
+    vary) of a folder of one file per tilt; ``read_one(path) -> (image, pixel size or None,
+    stage tilt [deg] or None)`` reads one file."""
     folder = Path(folder)
     files = image_files(folder)
     if not files:
@@ -108,9 +113,9 @@ def read_image_folder(folder, read_one) -> tuple[np.ndarray, float | None, dict,
             "series is one image file per tilt"
         )
     files, angles, how = order_and_angles(files)
-    images, px = [], None
+    images, px, tilts = [], None, []
     for p in files:
-        img, size = read_one(p)
+        img, size, tilt = read_one(p)
         img = np.asarray(img)
         if img.ndim == 3 and img.shape[0] == 1:
             img = img[0]
@@ -122,6 +127,7 @@ def read_image_folder(folder, read_one) -> tuple[np.ndarray, float | None, dict,
                 "image must have the same size"
             )
         images.append(img)
+        tilts.append(tilt)
         px = px if px is not None else size
     data = np.stack(images)
     meta = {
@@ -133,7 +139,10 @@ def read_image_folder(folder, read_one) -> tuple[np.ndarray, float | None, dict,
         meta["angles_source"] = "file names"
     if data.ndim == 4:
         meta["frames_per_file"] = int(data.shape[1])
-    return data, px, meta, angles
+    own = None
+    if all(t is not None for t in tilts) and _varying(tilts) is not None and len(tilts) > 1:
+        own = MicroscopeMetadata("files' headers (stage tilts)", np.asarray(tilts, np.float64))
+    return data, px, meta, angles, own
 
 
 def is_image_folder(folder) -> bool:

@@ -36,9 +36,10 @@ class MicroscopeMetadata:
 
 def _varying(angles) -> np.ndarray | None:
     """``angles`` as float64 if they are finite and not all the same (a tilt series), else
-    None."""
+    None. One image's angle is kept as it is (a folder of one file per tilt judges the files'
+    angles together)."""
     a = np.asarray(angles, np.float64).ravel()
-    if a.size < 2 or not np.all(np.isfinite(a)) or np.ptp(a) < 1e-3:
+    if a.size == 0 or not np.all(np.isfinite(a)) or (a.size > 1 and np.ptp(a) < 1e-3):
         return None
     return a
 

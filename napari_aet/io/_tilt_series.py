@@ -13,11 +13,11 @@ import numpy as np
 
 from ..core.files import replace_when_done
 from ._angles import find_angle_sidecar, parse_angles, read_angle_file, write_angles
-from ._emd import EMD_SUFFIXES, read_emd_stack
 from ._folder import FolderError, angle_file_in, read_image_folder
 from ._genfire import euler_triplets, from_genfire_geometry
 from ._matlab import mat_tilt_series, save_mat
 from ._microscope import MicroscopeMetadata, mrc_extended_metadata, read_mdoc
+from ._rsciio import DM_SUFFIXES, RSCIIO_SUFFIXES, read_rsciio_stack
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".ali", ".rec", ".map")
@@ -25,7 +25,7 @@ HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs")
 NPY_SUFFIXES = (".npy",)
 MAT_SUFFIXES = (".mat",)
 TILT_SERIES_SUFFIXES = (
-    TIFF_SUFFIXES + MRC_SUFFIXES + HDF5_SUFFIXES + NPY_SUFFIXES + MAT_SUFFIXES + EMD_SUFFIXES
+    TIFF_SUFFIXES + MRC_SUFFIXES + HDF5_SUFFIXES + NPY_SUFFIXES + MAT_SUFFIXES + RSCIIO_SUFFIXES
 )
 
 #: Dataset names tried, in order, when an HDF5 file has several 3D datasets.
@@ -287,13 +287,14 @@ def read_tilt_series(
     ----------
     path : str or Path
         A TIFF/OME-TIFF, MRC (``.mrc .mrcs .st .ali``), HDF5 (``.h5 .hdf5``), NPY, MATLAB
-        (``.mat``) or EMD (``.emd``: NCEM and Velox, through RosettaSciIO) file, or a folder of
-        one TIFF or MRC file per tilt (:mod:`napari_aet.io._folder`: ordered by the number in
-        the names, which give the angles where they are angles; else an angles file in the
-        folder or beside it).
+        (``.mat``), EMD (``.emd``: NCEM and Velox) or DigitalMicrograph (``.dm3``, ``.dm4``;
+        both through RosettaSciIO) file, or a folder of one TIFF, MRC or DigitalMicrograph file
+        per tilt (:mod:`napari_aet.io._folder`: ordered by the number in the names, which give
+        the angles where they are angles; else an angles file in the folder or beside it, else
+        each file's own stage tilt).
     dataset : str, optional
-        HDF5: path of the image stack inside the file; MATLAB: the variable; EMD: the
-        signal's title (e.g. ``HAADF``). Default: a 3D dataset named like
+        HDF5: path of the image stack inside the file; MATLAB: the variable; EMD and
+        DigitalMicrograph: the signal's title (e.g. ``HAADF``). Default: a 3D dataset named like
         ``tilt_series``/``data``, or the only 3D dataset.
     angles : str, Path, sequence of float or None
         Tilt angles [degrees]: a text file, a typed string (``"-70:70:7"``), or numbers. Default:
@@ -338,7 +339,7 @@ def read_tilt_series(
     microscope = None  # what an MRC file's extended header says (angles, pixel size)
     try:
         if path.is_dir():
-            data, px, meta, file_angles = read_image_folder(path, _read_one_image)
+            data, px, meta, file_angles, microscope = read_image_folder(path, _read_one_image)
         elif suffix in TIFF_SUFFIXES:
             data, px, meta = _read_tiff(path)
         elif suffix in MRC_SUFFIXES:
@@ -350,8 +351,8 @@ def read_tilt_series(
         elif suffix in MAT_SUFFIXES:
             data, file_angles, meta, euler = mat_tilt_series(path, dataset)
             px = meta.pop("pixel_size_A", None)
-        elif suffix in EMD_SUFFIXES:
-            data, px, file_angles, meta = read_emd_stack(path, dataset)
+        elif suffix in RSCIIO_SUFFIXES:
+            data, px, file_angles, meta = read_rsciio_stack(path, dataset)
         else:
             raise TiltSeriesFileError(
                 f"{path.name}: unsupported file type {suffix!r}; tilt series can be read from "
@@ -449,17 +450,30 @@ def file_notes(metadata: dict | None) -> list[str]:
     notes = (
         (meta.get("microscope") or {}).get("angles_note"),
         (meta.get("genfire") or {}).get("note"),
+        meta.get("angles_note"),
     )
     return [n for n in notes if n]
 
 
 def _read_one_image(path: Path):
-    """One file of a folder series: its image (or one tilt's frames) and pixel size."""
-    if path.suffix.lower() in MRC_SUFFIXES:
-        data, px, _, _ = _read_mrc(path)
+    """One file of a folder series: its image (or one tilt's frames), pixel size, and the
+    stage tilt its header says it was taken at (an MRC extended header, DigitalMicrograph's
+    Stage Alpha), or None."""
+    suffix = path.suffix.lower()
+    tilt = None
+    if suffix in MRC_SUFFIXES:
+        data, px, _, ext = _read_mrc(path)
+        if ext is not None and ext.angles_deg is not None and ext.angles_deg.size == 1:
+            tilt = float(ext.angles_deg[0])
+        if px is None and ext is not None:
+            px = ext.pixel_size_A
+    elif suffix in DM_SUFFIXES:
+        data, px, angles, _ = read_rsciio_stack(path)
+        if angles is not None and np.ndim(data) == 2:
+            tilt = float(angles[0])
     else:
         data, px, _ = _read_tiff(path)
-    return data, px
+    return data, px, tilt
 
 
 def _with_microscope(microscope, ang, angle_source, px, meta: dict):
@@ -643,7 +657,7 @@ def write_tilt_series(
     ang = tilt_series.angles_deg
     prov = dict(provenance or tilt_series.metadata.get("provenance") or {})
     written = [path]
-    if suffix not in TILT_SERIES_SUFFIXES or suffix in EMD_SUFFIXES:
+    if suffix not in TILT_SERIES_SUFFIXES or suffix in RSCIIO_SUFFIXES:
         raise ValueError(
             f"cannot write a tilt series as {suffix!r}; use one of .h5, .mrc, .tif, .npy, .mat"
         )
