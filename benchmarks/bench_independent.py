@@ -293,6 +293,20 @@ def as_genfire_files(folder: Path, series, *, psi_deg: float = 1.0, seed: int) -
     return path
 
 
+def as_genfire_tiff(folder: Path, series) -> Path:
+    """Write ``series`` as a GENFIRE user exports it to other programs: a TIFF stack of the
+    images as GENFIRE holds them (first index ``x``: each image transposed, so the tilt axis
+    lies along the rows) beside a ``.tlt`` of GENFIRE's tilts ``theta = -angle``; no Euler
+    triplets, no pixel size. Returns the stack's path."""
+    import tifffile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "projections.tif"
+    tifffile.imwrite(path, np.ascontiguousarray(np.swapaxes(series.data, 1, 2), np.float32))
+    np.savetxt(path.with_suffix(".tlt"), -np.asarray(series.angles_deg, np.float64), fmt="%.4f")
+    return path
+
+
 def in_larger_field(series, field_px: int, *, drift_px: float, seed: int):
     """``series`` as a microscope records it: each image placed in a ``field_px``-square field
     of vacuum at a position that drifts from image to image (a random walk scaled to reach about
@@ -461,7 +475,7 @@ def run_case(name: str, args) -> dict:
     counts = None
     if args.field:
         series = in_larger_field(series, args.field, drift_px=args.field_drift, seed=args.seed)
-    if args.aligned_elsewhere or args.genfire_file:
+    if args.aligned_elsewhere or args.genfire_file or args.genfire_tiff:
         counts = series.data
         series = aligned_elsewhere(series, seed=args.seed)
     if args.detector:
@@ -469,17 +483,17 @@ def run_case(name: str, args) -> dict:
         series = detector_units(series, *args.detector, seed=args.seed)
     if args.order != "sorted":
         series, counts = in_acquisition_order(series, counts, args.order, seed=args.seed)
-    source_file = (
-        as_genfire_files(folder, series, psi_deg=args.genfire_psi, seed=args.seed)
-        if args.genfire_file
-        else None
-    )
+    source_file = None
+    if args.genfire_file:
+        source_file = as_genfire_files(folder, series, psi_deg=args.genfire_psi, seed=args.seed)
+    elif args.genfire_tiff:
+        source_file = as_genfire_tiff(folder, series)
     row = run_and_score(
         folder, truth, series, element, weights, resume=not args.no_resume, ideal=ideal,
         counts=counts, species=species, source_file=source_file,
     )  # fmt: skip
     out = {"case": name, "simulate_s": t_sim, **row, "angles": angle_errors(folder, series)}
-    if args.aligned_elsewhere or args.genfire_file:
+    if args.aligned_elsewhere or args.genfire_file or args.genfire_tiff:
         rec = json.loads((folder / "run" / "align" / "alignment.json").read_text())
         out["counts_model"] = rec.get("counts")
     if args.detector:
@@ -576,6 +590,13 @@ def main() -> None:
         action="store_true",
         help="aligned elsewhere, then written as GENFIRE ships a series: projections.mat "
         "(first index x) beside angles.mat (Euler triplets, psi up to 1 deg), no pixel size",
+    )
+    ap.add_argument(
+        "--genfire-tiff",
+        action="store_true",
+        help="aligned elsewhere, then exported from GENFIRE's world as a TIFF stack of its "
+        "images as they lie (first index x: the tilt axis along the rows) beside a .tlt of "
+        "GENFIRE's theta (the tilt's other sign), no pixel size",
     )
     ap.add_argument(
         "--genfire-psi",

@@ -123,22 +123,55 @@ def register_rigid(reference_A, test_A, *, radius_A: float = 1.0, iterations: in
     return moved, angle
 
 
+def _cube_turns(proper: bool) -> list[np.ndarray]:
+    """The 24 turns of a cube (signed permutation matrices of determinant +1), or the 24
+    turns combined with a mirror (determinant -1)."""
+    import itertools
+
+    out = []
+    for perm in itertools.permutations(range(3)):
+        for signs in itertools.product((1.0, -1.0), repeat=3):
+            m = np.zeros((3, 3))
+            m[range(3), perm] = signs
+            if (np.linalg.det(m) > 0) == proper:
+                out.append(m)
+    out.sort(key=lambda m: -np.trace(m))  # the identity (or the plainest mirror) first
+    return out
+
+
+def _turn_deg(before: np.ndarray, after: np.ndarray) -> float:
+    """The angle [deg] of the rotation that takes the points ``before`` to ``after`` (a rigid
+    motion of them)."""
+    a, b = before - before.mean(0), after - after.mean(0)
+    u, _, vt = np.linalg.svd(b.T @ a)
+    sg = np.eye(3)
+    sg[2, 2] = np.sign(np.linalg.det(u @ vt))
+    r = u @ sg @ vt
+    return float(np.degrees(np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1))))
+
+
 def compare_models(reference_A, test_A, *, register: str = "rigid", radius_A: float = 1.0) -> dict:
     """Two atom models side by side, as when a traced model is checked against a published one.
 
-    ``register``: ``"rigid"`` (:func:`register_rigid`: a translation, then a small rotation),
-    ``"translation"`` or ``"none"`` (the same frame, as a GENFIRE series read in its own
-    convention and the group's model are). Atoms pair one to one within ``radius_A``.
+    ``register``: ``"rigid"`` (:func:`register_rigid` from each of the 24 quarter- and
+    half-turns of a cube about the test model's centroid, the one pairing most atoms kept: two
+    programs' frames may differ by such a turn, a half-turn about an axis across the beam
+    where a tilt series' axis was taken with the other sense, say), ``"translation"`` or
+    ``"none"`` (the same frame, as a GENFIRE series read in its own convention and the group's
+    model are). Atoms pair one to one within ``radius_A``.
 
-    The hand is checked too: the test model mirrored through each axis (about its centroid) is
-    registered the same way; where a mirror pairs clearly more atoms (1.5 times, and more than
-    half the reference), the two models are of opposite hands (a tilt whose sign was read the
-    other way) and ``mirror`` names the axis.
+    The hand is checked too: the test model mirrored (about its centroid; with ``"rigid"`` in
+    each of the 24 turns) is registered the same way; where a mirror image pairs clearly more
+    atoms (by 2 % of the reference and at least 3, and more than half the reference: a crystal
+    and its mirror image, turned, share most sites), the two models are of opposite hands
+    (a tilt whose sign was read the other way) and ``mirror`` names the axis to mirror the
+    test model through (before the turn that overlays it).
 
     Returns a dict: ``n_reference``, ``n_test``, ``n_common``, ``missed``, ``extra``,
     ``identification_error_pct``, ``rmsd_A``, ``mean_offset_A`` (``(z, y, x)`` of the pairs),
-    ``rotation_deg``, ``mirror`` (None or the axis), ``mirror_n_common`` and the
-    ``comparison`` (:class:`ModelComparison`) with the ``moved`` test positions.
+    ``rotation_deg`` (the whole turn applied), ``mirror`` (None or the axis),
+    ``mirror_n_common`` and the ``comparison`` (:class:`ModelComparison`) with the ``moved``
+    test positions.
     """
     if register not in ("rigid", "translation", "none"):
         raise ValueError("register must be 'rigid', 'translation' or 'none'")
@@ -148,28 +181,50 @@ def compare_models(reference_A, test_A, *, register: str = "rigid", radius_A: fl
         raise ValueError(
             f"models of {len(ref)} and {len(tst)} atoms: at least 4 each are needed to compare"
         )
+    centre = tst.mean(axis=0)
 
     def overlay(pos):
         if register == "rigid":
-            return register_rigid(ref, pos, radius_A=radius_A)
+            return register_rigid(ref, pos, radius_A=radius_A)[0]
         if register == "translation":
-            return pos + register_translation(ref, pos), 0.0
-        return pos, 0.0
+            return pos + register_translation(ref, pos)
+        return pos
 
-    moved, angle = overlay(tst)
-    c = compare_atom_models(ref, moved, radius_A=radius_A)
-    best_axis, best_n = None, 0
-    if register != "none":
-        centre = tst.mean(axis=0)
-        for axis, name in enumerate("zyx"):
-            flip = tst.copy()
-            flip[:, axis] = 2 * centre[axis] - flip[:, axis]
-            n = compare_atom_models(ref, overlay(flip)[0], radius_A=radius_A).n_common
-            if n > best_n:
-                best_axis, best_n = name, n
-    mirror = (
-        best_axis if best_axis and best_n > 1.5 * c.n_common and best_n > 0.5 * len(ref) else None
-    )
+    def best(starts):
+        """The start (a matrix about the centroid) whose overlay pairs most atoms: its
+        overlaid positions, comparison and the matrix. Many starts are ranked by a translation
+        alone first, and the three best registered in full."""
+        if len(starts) > 3:
+
+            def shifted(m):
+                pos = (tst - centre) @ m.T + centre
+                return compare_atom_models(ref, pos + register_translation(ref, pos)).n_common
+
+            starts = sorted(starts, key=shifted, reverse=True)[:3]
+        found = None
+        for m in starts:
+            moved = overlay((tst - centre) @ m.T + centre)
+            c = compare_atom_models(ref, moved, radius_A=radius_A)
+            if found is None or c.n_common > found[1].n_common:
+                found = (moved, c, m)
+        return found
+
+    flips = [np.diag(v) for v in ((-1.0, 1, 1), (1, -1.0, 1), (1, 1, -1.0))]
+    if register == "rigid":
+        moved, c, _ = best(_cube_turns(proper=True))
+        mirrored = best(_cube_turns(proper=False))
+    else:
+        moved, c, _ = best([np.eye(3)])
+        mirrored = best(flips) if register != "none" else None
+    mirror, mirror_n = None, 0
+    if mirrored is not None:
+        mirror_n = mirrored[1].n_common
+        # the axis whose mirror leaves the plainest turn (the identity for a plain mirror)
+        axis = int(np.argmax([np.trace(mirrored[2] @ f) for f in flips]))
+        # a crystal's mirror image, turned, pairs most of its atoms too (a lattice is its own
+        # mirror image): the hand is named where the mirror pairs clearly more than any turn
+        if mirror_n > c.n_common + max(3, 0.02 * len(ref)) and mirror_n > 0.5 * len(ref):
+            mirror = "zyx"[axis]
     return {
         "n_reference": len(ref),
         "n_test": len(tst),
@@ -179,9 +234,9 @@ def compare_models(reference_A, test_A, *, register: str = "rigid", radius_A: fl
         "identification_error_pct": 100 * c.identification_error,
         "rmsd_A": c.rmsd_A,
         "mean_offset_A": c.deviations_A.mean(axis=0) if c.n_common else np.full(3, np.nan),
-        "rotation_deg": angle,
+        "rotation_deg": _turn_deg(tst, moved) if register == "rigid" else 0.0,
         "mirror": mirror,
-        "mirror_n_common": best_n,
+        "mirror_n_common": mirror_n,
         "comparison": c,
         "moved": moved,
     }

@@ -22,9 +22,9 @@ def add_compare(sub) -> None:
         "--register",
         choices=("rigid", "translation", "none"),
         default="rigid",
-        help="overlay the test model first: a translation and a small rotation (default), a "
-        "translation, or nothing (the same frame, e.g. a GENFIRE series read in its "
-        "convention beside the group's model)",
+        help="overlay the test model first: from each quarter and half turn, a translation and "
+        "a small rotation (default), a translation, or nothing (the same frame, e.g. a "
+        "GENFIRE series read in its convention beside the group's model)",
     )
     p.add_argument(
         "--radius", type=float, default=1.0, help="largest distance of a pair [A] (default 1)"
