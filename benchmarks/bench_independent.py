@@ -335,7 +335,7 @@ def in_larger_field(series, field_px: int, *, drift_px: float, seed: int):
     return replace(series, data=out)
 
 
-def score(truth, atoms_csv, ideal=None, species=None):
+def score(truth, atoms_csv, ideal=None, species=None, any_turn=False):
     """Identification and RMSD of the atoms in ``atoms_csv`` against ``truth`` (rigidly
     registered, matched one to one within 1 A). With ``ideal`` (the truth's sites before its
     random displacements, same order) also ``follows_displacement``: the least-squares slope of
@@ -345,13 +345,18 @@ def score(truth, atoms_csv, ideal=None, species=None):
     With ``species`` (each true atom's element) of more than one element, also
     ``species_error_pct`` (the matched atoms given the wrong element) and, per element,
     ``species_found`` (of its true atoms: matched and given that element, matched and given
-    another, missed)."""
-    from napari_aet.analysis import compare_atom_models, register_rigid
+    another, missed). ``any_turn``: register from each quarter and half turn (a series read in
+    another frame: GENFIRE's images as they lie give the particle turned half round)."""
+    from napari_aet.analysis import compare_atom_models, compare_models, register_rigid
     from napari_aet.io import read_atoms
 
     model = read_atoms(atoms_csv)
     traced = model.positions
-    moved, angle = register_rigid(truth, traced)
+    if any_turn:
+        r = compare_models(truth, traced)
+        moved, angle = r["moved"], r["rotation_deg"]
+    else:
+        moved, angle = register_rigid(truth, traced)
     c = compare_atom_models(truth, moved, radius_A=1.0)
     out = {
         "n_true": c.n_reference,
@@ -397,6 +402,7 @@ def run_and_score(
     counts=None,
     species=None,
     source_file: Path | None = None,
+    any_turn: bool = False,
 ) -> dict:
     """Write an independent series and its truth into ``folder``, run it through
     ``run_pipeline`` with the defaults of ``napari-aet run`` (the element and the U-Net weights
@@ -446,7 +452,9 @@ def run_and_score(
         "mean_counts_per_px": float(counts_data.mean()),
         "run_s": t_run,
         "r_factor_mean": summary.get("r_factor_mean"),
-        "scores": {k: score(truth, p, ideal, species) for k, p in stages.items() if p.exists()},
+        "scores": {
+            k: score(truth, p, ideal, species, any_turn) for k, p in stages.items() if p.exists()
+        },
         "analysis": _analysis_record(folder / "run" / "analyze" / "analysis.json"),
     }
 
@@ -490,7 +498,7 @@ def run_case(name: str, args) -> dict:
         source_file = as_genfire_tiff(folder, series)
     row = run_and_score(
         folder, truth, series, element, weights, resume=not args.no_resume, ideal=ideal,
-        counts=counts, species=species, source_file=source_file,
+        counts=counts, species=species, source_file=source_file, any_turn=args.genfire_tiff,
     )  # fmt: skip
     out = {"case": name, "simulate_s": t_sim, **row, "angles": angle_errors(folder, series)}
     if args.aligned_elsewhere or args.genfire_file or args.genfire_tiff:

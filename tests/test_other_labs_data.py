@@ -179,14 +179,16 @@ def test_run_on_a_full_range_au_series_with_a_horizontal_axis_from_a_mat_file(tm
     """Another lab's acquisition end to end: Au, 60 images over 0..177 degrees, tilt axis
     horizontal, shifted images, shipped as a MATLAB v7.3 file with no pixel size, the stack
     first (as numpy made it: napari-aet's own convention, not GENFIRE's; both MATLAB versions
-    are read alike: ``test_mat_tilt_series_in_matlab_layout_with_euler_angles``)."""
+    are read alike: ``test_mat_tilt_series_in_matlab_layout_with_euler_angles``). The images
+    cannot tell a horizontal axis's sense; it is taken at -90 deg (GENFIRE's images as they
+    lie, :func:`napari_aet.align._axis_choice.horizontal_sense`), the sense simulated here."""
     atoms = build_structure(
         "fcc", element="Au", radius_A=7.0, shape_px=(64, 64), pixel_size_A=0.4, seed=2
     )
     ang = np.arange(0, 180, 3.0)
     sim = simulate_tilt_series(
         atoms, ang, pixel_size_A=0.4, shape_px=(64, 64), element="Au", seed=1,
-        tilt_axis_angle_deg=90.0, shift_error_px=1.0,
+        tilt_axis_angle_deg=-90.0, shift_error_px=1.0,
     )  # fmt: skip
     arrays = {"projections": sim.data, "angles": ang}
     _write_v73(tmp_path / "au.mat", arrays)

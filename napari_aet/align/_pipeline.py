@@ -10,6 +10,7 @@ import numpy as np
 from ..core.counts import as_counts
 from ..core.geometry import images_and_angles
 from ..core.progress import check_cancel, report
+from ._axis_choice import choose_axis_by_prediction, horizontal_sense
 from ._crop import particle_crop
 from ._preprocess import (
     STUDY_LOWPASS_INV_A,
@@ -326,6 +327,31 @@ def align_tilt_series(
         alpha, axis_info = significant_tilt_axis(
             apply_alignment(work, shifts_px=s), search_range_deg=tilt_axis_search_deg
         )
+        if axis_info.get("uncertain") and len(work) >= 6:
+            # the common line cannot tell: the direction whose tomogram predicts held-out
+            # images best (vertical unless another is clearly better)
+            s0 = s
+            chosen, axis_info["prediction"] = choose_axis_by_prediction(
+                work, ang, [axis_info["estimated_deg"], axis_info.get("second_best_deg")],
+                lambda a: _coarse_shifts(coarse, s0, a, center_of_mass, common_line),
+                device=device,
+            )  # fmt: skip
+            if chosen != 0.0:
+                alpha = chosen
+                axis_info.update(applied_deg=alpha, note=(
+                    f"estimate uncertain ({axis_info['why']}); {alpha:+.2f} deg chosen: "
+                    f"{axis_info['prediction']['why']}"))  # fmt: skip
+        sensed = horizontal_sense(alpha)
+        if sensed != alpha:
+            axis_info["sense_note"] = (
+                f"{alpha:+.2f} deg taken as {sensed:+.2f} (a horizontal axis's sense: "
+                "GENFIRE's images as they lie)"
+            )
+            alpha = sensed
+            axis_info["applied_deg"] = alpha
+            axis_info["note"] = "; ".join(
+                n for n in (axis_info.get("note"), axis_info["sense_note"]) if n
+            )
         steps["tilt_axis"] = axis_info
     elif tilt_axis is not None:
         alpha = float(tilt_axis)
