@@ -167,7 +167,7 @@ def _series(tmp_path, data=None, angles=None, **attrs):
     "angles, message",
     [
         ([0.0] * 7, "are all 0 degrees"),
-        ([-30, -20, -10, 0, 0, 10, 20], "repeat the angle"),
+        ([-30, -10, 10, 30, -30, -10, 10], "a series taken twice"),
         ([-30, -20, -10, 0, 10, 20], "give 6 tilt angles but the stack has 7"),
         ([-400, -60, -30, 0, 30, 60, 100], "beyond a full turn"),
         ([0, 60, 120, 180, 240, 300, 365], "beyond a full turn"),

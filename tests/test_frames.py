@@ -198,7 +198,7 @@ def test_files_that_hold_frames(tmp_path):
     assert ts.metadata["frames"]["layout"] == "each angle 3 times in a row"
     # uneven repeats are not frames: the angles' own error
     (tmp_path / "flat.tlt").write_text("".join(f"{a}\n" for a in [*np.repeat(angles, 3)[:-1], 50]))
-    with pytest.raises(ValueError, match="repeat the angle"):
+    with pytest.raises(ValueError, match="a series taken twice"):
         read_tilt_series(tmp_path / "flat.mrc", keep_frames=True)
     # an RGB stack is not frames
     np.save(tmp_path / "rgb.npy", rng.random((4, 24, 20, 3)))

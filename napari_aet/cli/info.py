@@ -62,6 +62,7 @@ def cmd_info(args) -> int:
             )
         if det := mic.get("detector"):
             print(f"  detector: {det}")
-        if note := mic.get("angles_note"):
+    for key in ("angles_note", "repeats_note"):  # what reading noted beside the geometry
+        if note := (ts.metadata.get("microscope") or {}).get(key) or ts.metadata.get(key):
             print(f"  note: {note}")
     return 0

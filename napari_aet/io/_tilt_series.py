@@ -427,6 +427,8 @@ def read_tilt_series(
     data = _validate_stack(data, path, nan_policy, meta)
     if ang is not None:
         ang = validate_angles(ang, data.shape[0], where=angle_source or "the given angles")
+        if repeats_note(ang):
+            meta["repeats_note"] = repeats_note(ang)
     meta["angles_source"] = angle_source
     if pixel_size_A is not None:
         if not np.isfinite(pixel_size_A) or pixel_size_A <= 0:
@@ -451,6 +453,7 @@ def file_notes(metadata: dict | None) -> list[str]:
         (meta.get("microscope") or {}).get("angles_note"),
         (meta.get("genfire") or {}).get("note"),
         meta.get("angles_note"),
+        meta.get("repeats_note"),
     )
     return [n for n in notes if n]
 
@@ -515,12 +518,38 @@ def _is_file(text) -> bool:
         return False
 
 
+def repeated_images(angles) -> np.ndarray:
+    """Indices of the images whose angle (to 1e-4 deg) an earlier image already has."""
+    rounded = np.round(np.asarray(angles, np.float64).ravel(), 4)
+    _, first = np.unique(rounded, return_index=True)
+    return np.setdiff1d(np.arange(rounded.size), first)
+
+
+def repeats_note(angles) -> str | None:
+    """A note naming the images taken again at an angle of an earlier one (as a 0-degree image
+    taken before and after a series to see what the beam did), or None."""
+    ang = np.asarray(angles, np.float64).ravel()
+    rep = repeated_images(ang)
+    if not len(rep):
+        return None
+    pairs = []
+    for i in rep[:5]:
+        first = int(np.flatnonzero(np.round(ang, 4) == np.round(ang[i], 4))[0])
+        pairs.append(f"image {int(i)} ({ang[i]:g} deg, as image {first})")
+    return (
+        f"{len(rep)} image(s) repeat an earlier angle: {', '.join(pairs)}; both are used as "
+        f"images of the series. If the particle changed between them, leave one out "
+        f"(--exclude {','.join(str(int(i)) for i in rep)})"
+    )
+
+
 def validate_angles(angles, n_images: int, *, where: str = "the angles") -> np.ndarray:
     """Check that there is one finite angle per image; return them as float64 [degrees].
 
     Any range is accepted (a limited -70..70 series, a full-range 0..180 one, a 360-degree
-    needle series), in any order; the angles must differ, and values that look like radians
-    give a warning."""
+    needle series), in any order; a few images may repeat an angle (a 0-degree image taken
+    again at the end; :func:`repeats_note`), a series taken twice (more than a fifth of the
+    images, and more than 2) is refused, and values that look like radians give a warning."""
     ang = np.asarray(angles, dtype=np.float64).ravel()
     if ang.size != n_images:
         raise ValueError(
@@ -540,12 +569,13 @@ def validate_angles(angles, n_images: int, *, where: str = "the angles") -> np.n
             f"{where} are all {ang[0]:g} degrees: a tilt series needs images at different "
             "angles; check the angles file (one angle per image, in stack order)"
         )
-    rounded = np.round(ang, 4)
-    if len(np.unique(rounded)) < len(rounded):
-        dup = sorted({float(a) for a in rounded if (rounded == a).sum() > 1})
+    repeats = repeated_images(ang)
+    if len(repeats) > max(2, 0.2 * len(ang)):  # a series taken twice, not an image retaken
+        dup = sorted({float(np.round(ang[i], 4)) for i in repeats})
         raise ValueError(
-            f"{where} repeat the angle(s) {dup[:5]} degrees: every image needs its own angle "
-            "(a dual-axis or repeated series must be split into single-axis series first)"
+            f"{where} repeat {len(repeats)} of {len(ang)} angles ({dup[:5]} ... degrees): a "
+            "series taken twice (a dual-axis series, or the same tilts again) must be split "
+            "into single-axis series first (napari-aet run A --second-axis B for dual-axis)"
         )
     if n_images >= 5 and np.abs(ang).max() <= 1.6 and np.ptp(ang) > 0.3:
         warnings.warn(
