@@ -74,3 +74,16 @@ def test_bench_lists_the_scripts_and_refuses_unknown_ones(capsys):
     assert {"augment", "run", "strain", "genfire", "trace"} <= set(names)
     assert main(["bench", "nope"]) == 1
     assert "choose one of" in capsys.readouterr().err
+
+
+def test_the_runs_last_line_counts_the_final_atoms():
+    """The refine stage adds and removes atoms: the last line gives the final count, the
+    tracer's beside it where they differ (it gave the tracer's alone)."""
+    from napari_aet.cli.run import done_line
+
+    summary = {"n_atoms": 379, "n_atoms_traced": 360, "r_factor_mean": 0.0633,
+               "r_factor_blur_A": 0.467, "twin_boundary_layers": [-1, 1]}  # fmt: skip
+    line = done_line(summary, "out")
+    assert line.startswith("pipeline done: 379 atoms (360 traced), mean R-factor 0.0633")
+    assert "pipeline done: 200 atoms, " in done_line({"n_atoms": 200, "n_atoms_traced": 200}, ".")
+    assert "12 atoms traced, mean R-factor n/a" in done_line({"n_atoms_traced": 12}, ".")

@@ -234,13 +234,7 @@ def cmd_run(args) -> int:
         finally:
             bar.close()
         if not args.quiet:
-            r, blur = summary.get("r_factor_mean"), summary.get("r_factor_blur_A")
-            print(
-                f"pipeline done: {summary.get('n_atoms_traced')} atoms, mean R-factor "
-                + ("n/a" if r is None else f"{r:.4f}")
-                + ("" if blur is None else f" (blur {blur:.2f} A)")
-                + f", twin boundaries {summary.get('twin_boundary_layers')}; results in {args.out}"
-            )
+            print(done_line(summary, args.out))
         return 0
     results = run_batch(
         inputs,
@@ -258,3 +252,19 @@ def cmd_run(args) -> int:
         for k, v in failed.items():
             print(f"  FAILED {k}: {v}")
     return 1 if failed else 0
+
+
+def done_line(summary: dict, out) -> str:
+    """The run's last line: the final atoms (and the tracer's count where the refine stage
+    changed it), the mean R-factor and the twin boundaries."""
+    final, traced = summary.get("n_atoms"), summary.get("n_atoms_traced")
+    count = f"{traced} atoms traced" if final is None else f"{final} atoms"
+    if final is not None and traced is not None and traced != final:
+        count += f" ({traced} traced)"
+    r, blur = summary.get("r_factor_mean"), summary.get("r_factor_blur_A")
+    return (
+        f"pipeline done: {count}, mean R-factor "
+        + ("n/a" if r is None else f"{r:.4f}")
+        + ("" if blur is None else f" (blur {blur:.2f} A)")
+        + f", twin boundaries {summary.get('twin_boundary_layers')}; results in {out}"
+    )
