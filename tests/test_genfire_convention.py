@@ -156,6 +156,25 @@ def test_a_genfire_series_beside_its_triplets_is_turned_to_napari_aet(tmp_path, 
     assert "geometry: GENFIRE's convention" in capsys.readouterr().out
 
 
+def test_two_series_merged_in_one_file_are_refused_with_the_fix(tmp_path):
+    """A file merging two tilt series taken with the specimen turned 90 deg about the beam
+    between them (GENFIRE's phi 0 and 90): not one single-axis series (read as one, each
+    image would be turned by up to 45 deg); refused, naming the groups and the dual-axis run.
+    A single image's phi apart, or phi refined by a degree, stays one series."""
+    data = np.random.default_rng(0).uniform(1, 2, (20, 30, 30)).astype(np.float32)
+    theta = np.r_[np.arange(-57.0, 60.0, 12.0), np.arange(-51.0, 60.0, 12.0)]
+    phi = np.r_[np.zeros(10), np.full(10, 90.0)]
+    np.save(tmp_path / "p.npy", data)
+    np.save(tmp_path / "p_angles.npy", np.stack([phi, theta, 0 * phi], axis=1))
+    with pytest.raises(ValueError, match=r"2 tilt series turned apart.*phi \+90.0 deg \(10 "
+                       r"images from 10\).*--second-axis"):  # fmt: skip
+        read_tilt_series(tmp_path / "p.npy")
+    phi = np.r_[np.random.default_rng(1).normal(0, 0.7, 19), 25.0]  # refined, one outlier
+    theta = np.arange(-57.0, 60.0, 6.0)
+    np.save(tmp_path / "p_angles.npy", np.stack([phi, theta, 0 * phi], axis=1))
+    assert read_tilt_series(tmp_path / "p.npy").data.shape == (20, 30, 30)
+
+
 def test_a_genfire_series_reconstructs_right_handed(tmp_path, capsys):
     """An amorphous (chiral) particle drawn by GENFIRE's formula over 0..177 deg with psi
     turning each image by up to 2 deg and phi wobbling 0.3 deg, in a MATLAB file as GENFIRE's

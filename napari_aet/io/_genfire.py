@@ -80,6 +80,18 @@ def from_genfire_geometry(data, euler_deg) -> tuple[np.ndarray, np.ndarray, dict
             "(phi, theta, psi) triplet per image"
         )
     phi, theta, psi = e.T
+    groups = phi_groups(phi)
+    if len(groups) > 1 and min(len(g) for g in groups) >= 3:
+        listed = ", ".join(
+            f"phi {float(np.median(phi[g])):+.1f} deg ({len(g)} images from {int(g[0])})"
+            for g in groups
+        )
+        raise ValueError(
+            f"the Euler angles hold {len(groups)} tilt series turned apart about the beam "
+            f"({listed}): napari-aet reads one single-axis series at a time. Save each "
+            "group of images with its own angles and run them together as a dual-axis series "
+            "(napari-aet run A --second-axis B)"
+        )
     common = float(phi[0] + _wrap(phi - phi[0]).mean())
     dphi = _wrap(phi - common)
     th = np.deg2rad(theta)
@@ -112,6 +124,29 @@ def from_genfire_geometry(data, euler_deg) -> tuple[np.ndarray, np.ndarray, dict
     }
     record["note"] = genfire_note(record)
     return np.ascontiguousarray(out), -theta, record
+
+
+#: phi values further apart than this [deg], with no image between, are separate tilt series
+PHI_GROUP_GAP_DEG = 10.0
+
+
+def phi_groups(phi_deg) -> list[np.ndarray]:
+    """The images' indices grouped by ``phi`` (GENFIRE's turn of the object about the beam):
+    one group for a single-axis series (``phi`` refined by a degree or so), several where a
+    file merges series taken with the specimen turned between them (``phi`` values more than
+    :data:`PHI_GROUP_GAP_DEG` apart, none between)."""
+    phi = _wrap(np.asarray(phi_deg, np.float64))
+    order = np.argsort(phi, kind="stable")
+    p = phi[order]
+    gaps = np.diff(np.r_[p, p[0] + 360.0])  # circular: the last gap closes the circle
+    cuts = np.flatnonzero(gaps > PHI_GROUP_GAP_DEG)
+    if len(cuts) <= 1:
+        return [np.arange(len(phi))]
+    groups = []
+    for a, b in zip(cuts, np.r_[cuts[1:], cuts[0] + len(p)], strict=True):
+        idx = order[np.arange(a + 1, b + 1) % len(p)]
+        groups.append(np.sort(idx))
+    return sorted(groups, key=lambda g: int(g[0]))
 
 
 def quarter_turn_back(stack: np.ndarray, quarters: int) -> np.ndarray:
