@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ._angles import ANGLE_SUFFIXES
-from ._microscope import MicroscopeMetadata, _varying
+from ._microscope import MicroscopeMetadata, varying_angles
 
 #: Image types read from a folder (one image, or one tilt's frames, per file).
 FOLDER_IMAGE_SUFFIXES = (".tif", ".tiff", ".mrc", ".dm3", ".dm4")
@@ -140,7 +140,7 @@ def read_image_folder(folder, read_one):
     if data.ndim == 4:
         meta["frames_per_file"] = int(data.shape[1])
     own = None
-    if all(t is not None for t in tilts) and _varying(tilts) is not None and len(tilts) > 1:
+    if all(t is not None for t in tilts) and varying_angles(tilts) is not None and len(tilts) > 1:
         own = MicroscopeMetadata("files' headers (stage tilts)", np.asarray(tilts, np.float64))
     return data, px, meta, angles, own
 

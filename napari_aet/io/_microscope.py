@@ -34,7 +34,7 @@ class MicroscopeMetadata:
     extra: dict = field(default_factory=dict)
 
 
-def _varying(angles) -> np.ndarray | None:
+def varying_angles(angles) -> np.ndarray | None:
     """``angles`` as float64 if they are finite and not all the same (a tilt series), else
     None. One image's angle is kept as it is (a folder of one file per tilt judges the files'
     angles together)."""
@@ -72,7 +72,7 @@ def mrc_extended_metadata(mrc, n_images: int) -> MicroscopeMetadata | None:
         return _serialem_metadata(raw, nint, nreal, order, n_images)
     if exttyp in (b"AGAR", b"") and nint == 0 and nreal == 32 and raw.size >= 128 * n_images:
         rec = np.frombuffer(raw[: 128 * n_images].tobytes(), order + "f4").reshape(n_images, 32)
-        angles = _varying(rec[:, 0])
+        angles = varying_angles(rec[:, 0])
         px = _plausible_pixel(np.median(rec[:, 11]) * 1e10)
         if angles is None and px is None:
             return None
@@ -91,7 +91,7 @@ def _fei_metadata(mrc, kind: str, n_images: int) -> MicroscopeMetadata | None:
         return None
     rec = rec[:n_images]
     names = rec.dtype.names or ()
-    angles = _varying(rec["Alpha tilt"]) if "Alpha tilt" in names else None
+    angles = varying_angles(rec["Alpha tilt"]) if "Alpha tilt" in names else None
     px = None
     if "Pixel size X" in names:
         px = _plausible_pixel(np.median(np.asarray(rec["Pixel size X"], np.float64)) * 1e10)
@@ -113,7 +113,7 @@ def _serialem_metadata(raw, nbytes: int, flags: int, order: str, n_images: int):
     if nbytes < 2 or raw.size < nbytes * n_images or not flags & 1:
         return None
     per = raw[: nbytes * n_images].reshape(n_images, nbytes)[:, :2]
-    angles = _varying(np.frombuffer(per.tobytes(), order + "i2") / 100.0)
+    angles = varying_angles(np.frombuffer(per.tobytes(), order + "i2") / 100.0)
     if angles is None:
         return None
     return MicroscopeMetadata("MRC extended header (SerialEM)", angles)

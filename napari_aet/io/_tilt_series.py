@@ -427,8 +427,8 @@ def read_tilt_series(
     data = _validate_stack(data, path, nan_policy, meta)
     if ang is not None:
         ang = validate_angles(ang, data.shape[0], where=angle_source or "the given angles")
-        if repeats_note(ang):
-            meta["repeats_note"] = repeats_note(ang)
+        if note := repeats_note(ang):
+            meta["repeats_note"] = note
     meta["angles_source"] = angle_source
     if pixel_size_A is not None:
         if not np.isfinite(pixel_size_A) or pixel_size_A <= 0:
