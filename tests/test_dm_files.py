@@ -241,3 +241,50 @@ def test_napari_opens_a_dm4_stack_as_a_tilt_series(make_napari_viewer, stack, tm
     assert layer.data.shape == stack.shape
     assert layer.metadata["angles_deg"] == pytest.approx([-60, -30, 0, 30, 60])
     assert tuple(layer.scale) == pytest.approx((0.4,) * 3)
+
+
+def write_velox(path, images: dict, *, pixel_m=0.4e-10, alpha_rad=0.0) -> None:
+    """A Thermo Fisher Velox EMD file of one scan: ``images`` maps each detector's name to its
+    image, stored as Velox lays them out (``Data/Image/<uuid>/Data`` of ``(rows, cols, 1)``,
+    its ``Metadata`` a column of the JSON's bytes, the stage's alpha tilt in radians)."""
+    import json
+    import uuid
+
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        version = json.dumps({"format": "Velox", "version": "11"}).encode()
+        f.create_dataset("Version", data=np.array([version]))
+        for k, img in enumerate(images.values()):
+            meta = {
+                "Acquisition": {"AcquisitionStartDatetime": {"DateTime": "1700000000"}},
+                "BinaryResult": {
+                    "PixelSize": {"width": str(pixel_m), "height": str(pixel_m)},
+                    "PixelUnitX": "m", "PixelUnitY": "m", "DetectorIndex": str(k),
+                    "Offset": {"x": "0", "y": "0"},
+                },
+                "Detectors": {f"Detector-{j}": {"DetectorName": n, "DetectorType":
+                              "ScanningDetector"} for j, n in enumerate(images)},
+                "Scan": {"FrameTime": "2.0"},
+                "Stage": {"AlphaTilt": repr(float(alpha_rad)), "BetaTilt": "0"},
+            }  # fmt: skip
+            g = f.create_group(f"Data/Image/{uuid.UUID(int=k + 1).hex}")
+            g.create_dataset("Data", data=np.asarray(img)[:, :, None])
+            raw = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+            g.create_dataset("Metadata", data=raw[:, None])
+
+
+def test_folder_of_velox_files_takes_each_files_alpha_tilt_and_its_haadf(stack, tmp_path):
+    """Velox saving each tilt's scan as its own .emd (HAADF and DF4 side by side), numbered by
+    acquisition: the HAADF images, each with its AlphaTilt (radians) as its angle."""
+    angles = np.array([0.0, 30.0, -30.0, 60.0, -60.0])
+    folder = tmp_path / "velox"
+    folder.mkdir()
+    for k, (img, a) in enumerate(zip(stack, angles, strict=True)):
+        write_velox(folder / f"Tomo_{k + 1:04d}.emd", {"HAADF": img.astype(np.uint16),
+                    "DF4": 2 * img.astype(np.uint16)}, alpha_rad=np.deg2rad(a))  # fmt: skip
+    ts = read_tilt_series(folder)
+    np.testing.assert_allclose(ts.angles_deg, angles, atol=1e-9)
+    np.testing.assert_array_equal(ts.data, stack)  # HAADF, not DF4
+    assert ts.pixel_size_A == pytest.approx(0.4)
+    assert ts.metadata["angles_source"] == "files' headers (stage tilts)"

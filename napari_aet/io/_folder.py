@@ -7,8 +7,8 @@ type, each one image (or a stack of frames of the same tilt), ordered by the num
 carry. Where that number is the tilt (signed, with decimals, named ``deg``, or not a run of
 consecutive integers from 0 or 1), the names give the angles; a run of consecutive integers is
 only the order (the angles then come from a file in the folder or beside it, or are given, or
-else from the stage tilt each file's header records: DigitalMicrograph's Stage Alpha, an MRC
-file's extended header).
+else from the stage tilt each file's header records: DigitalMicrograph's Stage Alpha, Velox's
+AlphaTilt, an MRC file's extended header).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ._angles import ANGLE_SUFFIXES
 from ._microscope import MicroscopeMetadata, varying_angles
 
 #: Image types read from a folder (one image, or one tilt's frames, per file).
-FOLDER_IMAGE_SUFFIXES = (".tif", ".tiff", ".mrc", ".dm3", ".dm4")
+FOLDER_IMAGE_SUFFIXES = (".tif", ".tiff", ".mrc", ".dm3", ".dm4", ".emd")
 
 _NUMBER = re.compile(r"(?<![0-9.])([-+]?\d+(?:[.p]\d+)?)(\s*(?:deg|°|degrees?)\b)?", re.I)
 

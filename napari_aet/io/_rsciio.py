@@ -15,7 +15,11 @@ Where the angles come from:
   as ETSpy and HyperSpy users read them), used only where they count as many angles as there
   are images;
 - one DigitalMicrograph image (a folder of one file per tilt): its ``Microscope Info > Stage
-  Position > Stage Alpha`` tag, the stage's tilt when it was taken.
+  Position > Stage Alpha`` tag, the stage's tilt when it was taken; one Velox image: its
+  ``Stage > AlphaTilt`` (radians).
+
+A Velox file records each detector's image (HAADF, DF4, BF, ...); where ``dataset`` names none
+and one of them is the HAADF image, that one is read (ADF tomography's signal).
 """
 
 from __future__ import annotations
@@ -119,6 +123,13 @@ def dm_stage_tilt(sig: dict) -> float | None:
     return _number(alpha)
 
 
+def velox_stage_tilt(sig: dict) -> float | None:
+    """The stage's alpha tilt [deg] a Velox image was taken at (its ``Stage > AlphaTilt``
+    metadata, in radians), or None."""
+    alpha = _number(_tag(sig.get("original_metadata", {}), "Stage", "AlphaTilt"))
+    return None if alpha is None else float(np.degrees(alpha))
+
+
 def read_rsciio_stack(path, dataset: str | None = None):
     """The image stack of an EMD or DigitalMicrograph file with what its axes and tags say.
 
@@ -142,6 +153,9 @@ def read_rsciio_stack(path, dataset: str | None = None):
     if dataset is not None:
         sigs = [s for s in sigs if _title(s) == dataset]
     stacks = [s for s in sigs if np.ndim(s["data"]) == 3] or sigs
+    haadf = [s for s in stacks if "haadf" in _title(s).lower()]
+    if dataset is None and len(stacks) > 1 and len(haadf) == 1:
+        stacks = haadf  # a Velox file's detectors side by side: ADF tomography's is HAADF
     if not stacks:
         kind = f"no image or image stack named {dataset!r}" if dataset else "no image stack"
         raise ValueError(
@@ -188,6 +202,11 @@ def read_rsciio_stack(path, dataset: str | None = None):
         elif dm_stage_tilt(sig) is not None:
             angles = np.array([dm_stage_tilt(sig)])
             meta["angles_source"] = f"{path.name} (Stage Alpha)"
+    if angles is None and data.ndim == 2 and velox_stage_tilt(sig) is not None:
+        angles = np.array([velox_stage_tilt(sig)])
+        meta["angles_source"] = f"{path.name} (Stage AlphaTilt)"
+    if len(sigs) > 1:
+        meta["datasets"] = [_title(s) for s in sigs]
     meta["axes"] = [
         {k: v for k, v in ax.items() if k in ("name", "units", "scale", "offset", "size")}
         for ax in axes

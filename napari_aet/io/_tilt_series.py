@@ -17,7 +17,7 @@ from ._folder import FolderError, angle_file_in, read_image_folder
 from ._genfire import euler_triplets, from_genfire_geometry
 from ._matlab import mat_tilt_series, save_mat
 from ._microscope import MicroscopeMetadata, mrc_extended_metadata, read_mdoc
-from ._rsciio import DM_SUFFIXES, RSCIIO_SUFFIXES, read_rsciio_stack
+from ._rsciio import RSCIIO_SUFFIXES, read_rsciio_stack
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 MRC_SUFFIXES = (".mrc", ".mrcs", ".st", ".ali", ".rec", ".map")
@@ -461,7 +461,7 @@ def file_notes(metadata: dict | None) -> list[str]:
 def _read_one_image(path: Path):
     """One file of a folder series: its image (or one tilt's frames), pixel size, and the
     stage tilt its header says it was taken at (an MRC extended header, DigitalMicrograph's
-    Stage Alpha), or None."""
+    Stage Alpha, Velox's AlphaTilt), or None."""
     suffix = path.suffix.lower()
     tilt = None
     if suffix in MRC_SUFFIXES:
@@ -470,7 +470,7 @@ def _read_one_image(path: Path):
             tilt = float(ext.angles_deg[0])
         if px is None and ext is not None:
             px = ext.pixel_size_A
-    elif suffix in DM_SUFFIXES:
+    elif suffix in RSCIIO_SUFFIXES:
         data, px, angles, _ = read_rsciio_stack(path)
         if angles is not None and np.ndim(data) == 2:
             tilt = float(angles[0])
