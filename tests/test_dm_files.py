@@ -288,3 +288,4 @@ def test_folder_of_velox_files_takes_each_files_alpha_tilt_and_its_haadf(stack, 
     np.testing.assert_array_equal(ts.data, stack)  # HAADF, not DF4
     assert ts.pixel_size_A == pytest.approx(0.4)
     assert ts.metadata["angles_source"] == "files' headers (stage tilts)"
+    np.testing.assert_array_equal(read_tilt_series(folder, dataset="DF4").data, 2 * stack)

@@ -339,7 +339,9 @@ def read_tilt_series(
     microscope = None  # what an MRC file's extended header says (angles, pixel size)
     try:
         if path.is_dir():
-            data, px, meta, file_angles, microscope = read_image_folder(path, _read_one_image)
+            data, px, meta, file_angles, microscope = read_image_folder(
+                path, lambda p: _read_one_image(p, dataset)
+            )
         elif suffix in TIFF_SUFFIXES:
             data, px, meta = _read_tiff(path)
         elif suffix in MRC_SUFFIXES:
@@ -458,10 +460,11 @@ def file_notes(metadata: dict | None) -> list[str]:
     return [n for n in notes if n]
 
 
-def _read_one_image(path: Path):
+def _read_one_image(path: Path, dataset: str | None = None):
     """One file of a folder series: its image (or one tilt's frames), pixel size, and the
     stage tilt its header says it was taken at (an MRC extended header, DigitalMicrograph's
-    Stage Alpha, Velox's AlphaTilt), or None."""
+    Stage Alpha, Velox's AlphaTilt), or None. ``dataset``: an EMD or DigitalMicrograph file's
+    signal (e.g. ``DF4``)."""
     suffix = path.suffix.lower()
     tilt = None
     if suffix in MRC_SUFFIXES:
@@ -471,7 +474,7 @@ def _read_one_image(path: Path):
         if px is None and ext is not None:
             px = ext.pixel_size_A
     elif suffix in RSCIIO_SUFFIXES:
-        data, px, angles, _ = read_rsciio_stack(path)
+        data, px, angles, _ = read_rsciio_stack(path, dataset)
         if angles is not None and np.ndim(data) == 2:
             tilt = float(angles[0])
     else:
