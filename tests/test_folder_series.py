@@ -133,7 +133,7 @@ def test_a_zero_degree_image_taken_again_at_the_end_is_used_and_named(tmp_path, 
     assert len(ts.angles_deg) == 23
     (note,) = file_notes(ts.metadata)
     assert "image 11 (0 deg, as image 0)" in note and "image 22" in note
-    assert "--exclude 11,22" in note
+    assert "--exclude-images 11,22" in note
     assert main(["info", str(tmp_path / "s.h5")]) == 0
     assert "image 22 (0 deg, as image 0)" in capsys.readouterr().out
     assert_every_atom_traced(tmp_path / "s.h5", atoms, tmp_path, capsys, rmsd_A=0.2)  # +-70

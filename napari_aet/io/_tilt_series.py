@@ -542,7 +542,7 @@ def repeats_note(angles) -> str | None:
     return (
         f"{len(rep)} image(s) repeat an earlier angle: {', '.join(pairs)}; both are used as "
         f"images of the series. If the particle changed between them, leave one out "
-        f"(--exclude {','.join(str(int(i)) for i in rep)})"
+        f"(--exclude-images {','.join(str(int(i)) for i in rep)})"
     )
 
 
