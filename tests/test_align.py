@@ -468,6 +468,12 @@ def test_angle_errors_no_image_establishes_are_applied_as_a_group():
     a, _, info = keep_significant(ang, noise, shifts, 0.0, model, k=3.0, image_shape=(128, 128))
     assert not info["angle_group"]["applied"]
     np.testing.assert_allclose(a, ang)
+    # a processed series (no noise model calibrates the errors): only what each image
+    # establishes; the same estimates as above move only the images past three errors
+    a, _, info = keep_significant(ang, out, shifts, 0.0, model, k=3.0, image_shape=(128, 128),
+                                  group=False)  # fmt: skip
+    assert not info["angle_group"]["applied"] and "no noise model" in info["angle_group"]["why"]
+    np.testing.assert_allclose(a, only_kept)
 
 
 @pytest.mark.slow

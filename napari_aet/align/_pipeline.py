@@ -440,6 +440,7 @@ def align_tilt_series(
                 ang, new_ang, s, alpha, errors, k=significance_k,
                 jitter=(res.last_angle_change_deg, res.last_shift_change_px),
                 model_spread=res.model_spread, image_shape=work.shape[1:],
+                group=counts,  # a processed series' errors are not calibrated for it
             )  # fmt: skip
     aligned = apply_alignment(work, tilt_axis_angle_deg=alpha, shifts_px=s)
     undenoised = None
