@@ -141,10 +141,12 @@ def read_rsciio_stack(path, dataset: str | None = None):
     angles_deg : ndarray or None
         From the stack axis when it is in angle units (an NCEM file written with its tilt
         angles as the first dimension), or a Gatan tomography stack's tags; for one image, the
-        stage tilt it was taken at (DigitalMicrograph's Stage Alpha), as a 1-element array.
+        stage tilt it was taken at (DigitalMicrograph's Stage Alpha, Velox's AlphaTilt), as a
+        1-element array.
     meta : dict
-        ``format``, ``dataset`` (the signal's title), the axes, ``angles_source``, and an
-        ``angles_note`` where the file's angles could not be used.
+        ``format``, ``dataset`` (the signal's title), ``datasets`` (every image's title, where
+        the file has several), the axes, ``angles_source``, and an ``angles_note`` where the
+        file's angles could not be used.
     """
     path = Path(path)
     what = _KIND[path.suffix.lower()][1]
