@@ -112,15 +112,23 @@ def register_rigid(reference_A, test_A, *, radius_A: float = 1.0, iterations: in
         if len(c.pairs) < 4:
             break
         a, b = moved[c.pairs[:, 1]], ref[c.pairs[:, 0]]
-        mu_a, mu_b = a.mean(0), b.mean(0)
-        u, _, vt = np.linalg.svd((b - mu_b).T @ (a - mu_a))
-        sg = np.eye(3)
-        sg[2, 2] = np.sign(np.linalg.det(u @ vt))
-        r = u @ sg @ vt
-        moved = (moved - mu_a) @ r.T + mu_b
+        r = _kabsch(a, b)
+        moved = (moved - a.mean(0)) @ r.T + b.mean(0)
         total = r @ total
-    angle = float(np.degrees(np.arccos(np.clip((np.trace(total) - 1) / 2, -1, 1))))
-    return moved, angle
+    return moved, _angle_deg(total)
+
+
+def _kabsch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The least-squares rotation taking the centred points ``a`` onto the centred ``b``."""
+    u, _, vt = np.linalg.svd((b - b.mean(0)).T @ (a - a.mean(0)))
+    sg = np.eye(3)
+    sg[2, 2] = np.sign(np.linalg.det(u @ vt))
+    return u @ sg @ vt
+
+
+def _angle_deg(r: np.ndarray) -> float:
+    """The angle [deg] of the rotation matrix ``r``."""
+    return float(np.degrees(np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1))))
 
 
 def _cube_turns(proper: bool) -> list[np.ndarray]:
@@ -137,17 +145,6 @@ def _cube_turns(proper: bool) -> list[np.ndarray]:
                 out.append(m)
     out.sort(key=lambda m: -np.trace(m))  # the identity (or the plainest mirror) first
     return out
-
-
-def _turn_deg(before: np.ndarray, after: np.ndarray) -> float:
-    """The angle [deg] of the rotation that takes the points ``before`` to ``after`` (a rigid
-    motion of them)."""
-    a, b = before - before.mean(0), after - after.mean(0)
-    u, _, vt = np.linalg.svd(b.T @ a)
-    sg = np.eye(3)
-    sg[2, 2] = np.sign(np.linalg.det(u @ vt))
-    r = u @ sg @ vt
-    return float(np.degrees(np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1))))
 
 
 def compare_models(reference_A, test_A, *, register: str = "rigid", radius_A: float = 1.0) -> dict:
@@ -198,7 +195,8 @@ def compare_models(reference_A, test_A, *, register: str = "rigid", radius_A: fl
 
             def shifted(m):
                 pos = (tst - centre) @ m.T + centre
-                return compare_atom_models(ref, pos + register_translation(ref, pos)).n_common
+                moved = pos + register_translation(ref, pos)
+                return compare_atom_models(ref, moved, radius_A=radius_A).n_common
 
             starts = sorted(starts, key=shifted, reverse=True)[:3]
         found = None
@@ -234,7 +232,7 @@ def compare_models(reference_A, test_A, *, register: str = "rigid", radius_A: fl
         "identification_error_pct": 100 * c.identification_error,
         "rmsd_A": c.rmsd_A,
         "mean_offset_A": c.deviations_A.mean(axis=0) if c.n_common else np.full(3, np.nan),
-        "rotation_deg": _turn_deg(tst, moved) if register == "rigid" else 0.0,
+        "rotation_deg": _angle_deg(_kabsch(tst, moved)) if register == "rigid" else 0.0,
         "mirror": mirror,
         "mirror_n_common": mirror_n,
         "comparison": c,
