@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import is_atom_model_file, is_mat_volume, read_atoms, read_tilt_series, read_volume
+from ..io import (
+    file_notes,
+    is_atom_model_file,
+    is_mat_volume,
+    read_atoms,
+    read_tilt_series,
+    read_volume,
+)
 
 
 def add_info(sub) -> None:
@@ -62,7 +69,7 @@ def cmd_info(args) -> int:
             )
         if det := mic.get("detector"):
             print(f"  detector: {det}")
-    for key in ("angles_note", "repeats_note"):  # what reading noted beside the geometry
-        if note := (ts.metadata.get("microscope") or {}).get(key) or ts.metadata.get(key):
+    for note in file_notes(ts.metadata):  # what reading noted (GENFIRE's: the geometry line)
+        if note != (gf or {}).get("note"):
             print(f"  note: {note}")
     return 0

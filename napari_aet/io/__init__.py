@@ -5,6 +5,7 @@ from ._angles import (
     parse_angles,
     read_angle_file,
     read_angles,
+    validate_angles,
     write_angles,
 )
 from ._atom_files import ATOM_SUFFIXES, is_atom_model_file, read_atoms, write_atoms
@@ -17,7 +18,6 @@ from ._tilt_series import (
     TiltSeriesFileError,
     file_notes,
     read_tilt_series,
-    validate_angles,
     write_tilt_series,
 )
 from ._volume import VOLUME_SUFFIXES, read_volume, write_volume

@@ -1,9 +1,10 @@
-"""Tilt angles: sidecar text files (.txt, .tlt, .rawtlt, SerialEM's .mdoc) and typed-in lists
-or ranges."""
+"""Tilt angles: sidecar text files (.txt, .tlt, .rawtlt, SerialEM's .mdoc), typed-in lists
+or ranges, and the checks that they can be a tilt series' angles."""
 
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,71 @@ def write_angles(path: str | Path, angles_deg) -> None:
     """Write angles one per line (readable by IMOD as a ``.tlt`` file)."""
     arr = np.asarray(angles_deg, dtype=np.float64)
     Path(path).write_text("".join(f"{a:.4f}\n" for a in arr))
+
+
+def repeated_images(angles) -> np.ndarray:
+    """Indices of the images whose angle (to 1e-4 deg) an earlier image already has."""
+    rounded = np.round(np.asarray(angles, np.float64).ravel(), 4)
+    _, first = np.unique(rounded, return_index=True)
+    return np.setdiff1d(np.arange(rounded.size), first)
+
+
+def repeats_note(angles) -> str | None:
+    """A note naming the images taken again at an angle of an earlier one (as a 0-degree image
+    taken before and after a series to see what the beam did), or None."""
+    ang = np.asarray(angles, np.float64).ravel()
+    rep = repeated_images(ang)
+    if not len(rep):
+        return None
+    pairs = []
+    for i in rep[:5]:
+        first = int(np.flatnonzero(np.round(ang, 4) == np.round(ang[i], 4))[0])
+        pairs.append(f"image {int(i)} ({ang[i]:g} deg, as image {first})")
+    return (
+        f"{len(rep)} image(s) repeat an earlier angle: {', '.join(pairs)}; both are used as "
+        f"images of the series. If the particle changed between them, leave one out "
+        f"(--exclude-images {','.join(str(int(i)) for i in rep)})"
+    )
+
+
+def validate_angles(angles, n_images: int, *, where: str = "the angles") -> np.ndarray:
+    """Check that there is one finite angle per image; return them as float64 [degrees].
+
+    Any range is accepted (a limited -70..70 series, a full-range 0..180 one, a 360-degree
+    needle series), in any order; a few images may repeat an angle (a 0-degree image taken
+    again at the end; :func:`repeats_note`), a series taken twice (more than a fifth of the
+    images, and more than 2) is refused, and values that look like radians give a warning."""
+    ang = np.asarray(angles, dtype=np.float64).ravel()
+    if ang.size != n_images:
+        raise ValueError(
+            f"{where} give {ang.size} tilt angles but the stack has {n_images} images; "
+            "give exactly one angle per image, in stack order"
+        )
+    if not np.all(np.isfinite(ang)):
+        raise ValueError(f"{where} contain NaN or infinite tilt angles")
+    if np.any(np.abs(ang) > 360) or np.ptp(ang) > 360:
+        raise ValueError(
+            f"{where} span {ang.min():.1f}..{ang.max():.1f}: beyond a full turn; tilt angles "
+            "are expected in degrees (any range up to 360, e.g. -70..70 or 0..177), not "
+            "image indices"
+        )
+    if n_images > 1 and np.ptp(ang) < 1e-6:
+        raise ValueError(
+            f"{where} are all {ang[0]:g} degrees: a tilt series needs images at different "
+            "angles; check the angles file (one angle per image, in stack order)"
+        )
+    repeats = repeated_images(ang)
+    if len(repeats) > max(2, 0.2 * len(ang)):  # a series taken twice, not an image retaken
+        dup = sorted({float(np.round(ang[i], 4)) for i in repeats})
+        raise ValueError(
+            f"{where} repeat {len(repeats)} of {len(ang)} angles ({dup[:5]} ... degrees): a "
+            "series taken twice (a dual-axis series, or the same tilts again) must be split "
+            "into single-axis series first (napari-aet run A --second-axis B for dual-axis)"
+        )
+    if n_images >= 5 and np.abs(ang).max() <= 1.6 and np.ptp(ang) > 0.3:
+        warnings.warn(
+            f"{where} span only {ang.min():.3f}..{ang.max():.3f}: they look like radians; "
+            "napari-aet expects degrees (multiply by 57.2958)",
+            stacklevel=2,
+        )
+    return ang

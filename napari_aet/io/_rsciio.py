@@ -201,11 +201,11 @@ def read_rsciio_stack(path, dataset: str | None = None):
                 meta["angles_source"] = f"{path.name} (tomography tags)"
             elif note:
                 meta["angles_note"] = note
-        elif dm_stage_tilt(sig) is not None:
-            angles = np.array([dm_stage_tilt(sig)])
+        elif (alpha := dm_stage_tilt(sig)) is not None:
+            angles = np.array([alpha])
             meta["angles_source"] = f"{path.name} (Stage Alpha)"
-    if angles is None and data.ndim == 2 and velox_stage_tilt(sig) is not None:
-        angles = np.array([velox_stage_tilt(sig)])
+    if angles is None and data.ndim == 2 and (alpha := velox_stage_tilt(sig)) is not None:
+        angles = np.array([alpha])
         meta["angles_source"] = f"{path.name} (Stage AlphaTilt)"
     if len(sigs) > 1:
         meta["datasets"] = [_title(s) for s in sigs]
