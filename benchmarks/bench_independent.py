@@ -428,6 +428,8 @@ def run_and_score(
     species=None,
     source_file: Path | None = None,
     any_turn: bool = False,
+    recon=None,
+    device: str = "auto",
 ) -> dict:
     """Write an independent series and its truth into ``folder``, run it through
     ``run_pipeline`` with the defaults of ``napari-aet run`` (the element and the U-Net weights
@@ -435,7 +437,8 @@ def run_and_score(
     ``counts``: the series' counts where ``series`` is in a detector's units (for the row's
     counts figures). ``species``: each true atom's element (an alloy's scored per atom).
     ``source_file``: run on this file of the series (its pixel size given) instead of an HDF5
-    copy."""
+    copy. ``recon``: the run's GENFIRE settings (a ``ReconSettings``; default the run's).
+    ``device``: where the run computes (``"auto"``, ``"cpu"``, ``"cuda"``)."""
     from napari_aet.io import TiltSeries, read_tilt_series, write_tilt_series
     from napari_aet.workflows import (
         AugmentSettings,
@@ -460,8 +463,13 @@ def run_and_score(
             TiltSeries(series.data, series.angles_deg, series.pixel_size_A, "independent", {}),
         )
     np.savetxt(folder / "truth.csv", truth, delimiter=",", header="z,y,x", comments="")
+    stages = {} if recon is None else {"recon": recon}
     settings = RunSettings.for_element(
-        element, augment=AugmentSettings(weights), figures=FiguresSettings(formats=("png",))
+        element,
+        device=device,
+        augment=None if weights == "none" else AugmentSettings(weights),
+        figures=FiguresSettings(formats=("png",)),
+        **stages,
     )
     counts_data = series.data if counts is None else counts
     t0 = time.perf_counter()
@@ -476,12 +484,96 @@ def run_and_score(
         "brightest_counts": float(np.percentile(counts_data, 99.9)),
         "mean_counts_per_px": float(counts_data.mean()),
         "run_s": t_run,
+        "stage_s": {  # this run's stages (a resumed run's record keeps others')
+            k: round(v.get("seconds", 0.0), 1)
+            for k, v in (summary.get("pipeline") or {}).get("stages", {}).items()
+            if k in settings.stages()
+        },
+        "recon": {k: getattr(settings.recon, k) for k in RECON_KEYS},
+        "device": _device_name(device),
         "r_factor_mean": summary.get("r_factor_mean"),
         "scores": {
             k: score(truth, p, ideal, species, any_turn) for k, p in stages.items() if p.exists()
         },
         "analysis": _analysis_record(folder / "run" / "analyze" / "analysis.json"),
     }
+
+
+#: the reconstruction settings a row records (and ``--recon`` sets)
+RECON_KEYS = ("iterations", "oversampling", "interpolation", "interpolation_radius")
+
+
+def parse_recon(text: str):
+    """``--recon ITERATIONS,OVERSAMPLING,INTERPOLATION[,RADIUS]`` as the run's
+    ``ReconSettings`` (``1000,5,dft,0.1``: the study's final tomogram)."""
+    from dataclasses import replace
+
+    from napari_aet.workflows import ReconSettings
+
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) not in (3, 4):
+        raise argparse.ArgumentTypeError(
+            f"--recon {text!r}: give ITERATIONS,OVERSAMPLING,INTERPOLATION[,RADIUS], "
+            "e.g. 1000,5,dft,0.1"
+        )
+    radius = float(parts[3]) if len(parts) == 4 else None
+    return replace(
+        ReconSettings(),
+        iterations=int(parts[0]),
+        oversampling=float(parts[1]),
+        interpolation=parts[2],
+        interpolation_radius=radius,
+    )
+
+
+def _device_name(device: str) -> str:
+    """The card (or ``"cpu"``) a run on ``device`` computes on."""
+    from napari_aet.core import resolve_device
+
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(dev)
+    return "cpu"
+
+
+def cached_case(name: str, args):
+    """:func:`_make_case` for ``args``, through ``args.case_cache``: a case made before with
+    the same settings is read back (abTEM not needed: a series made on one machine runs on
+    another), a new one is made and stored (gzipped, without the noise-free signal, counts as
+    integers: about 1 MB for 21 images of 256 px)."""
+    import gzip
+    import pickle
+    from dataclasses import replace
+
+    make = dict(
+        jitter_pm=args.jitter_pm, radial_strain_pct=args.radial_strain_pct, contrast=args.contrast
+    )
+    if args.case_cache is None:
+        return _make_case(name, args.size, args.pixel_size, args.seed, **make)
+    key = {"case": name, "size": args.size, "pixel_size": args.pixel_size, "seed": args.seed,
+           **make}  # fmt: skip
+    path = args.case_cache / f"{name.replace('/', '-')}-{args.size}px-seed{args.seed}.pkl.gz"
+    if path.exists():
+        with gzip.open(path, "rb") as f:
+            stored = pickle.load(f)
+        if stored["key"] == key:
+            truth, ideal, series, species = stored["case"]
+            data = stored["data"].astype(stored["dtype"])
+            return truth, ideal, replace(series, data=data), species
+    truth, ideal, series, species = _make_case(name, args.size, args.pixel_size, args.seed, **make)
+    data = series.data
+    small = data.astype(np.uint16) if np.array_equal(data, np.round(data)) else data
+    if small.dtype == np.uint16 and not np.array_equal(small, data):
+        small = data  # negative or over 65,535: stored as it is
+    light = replace(series, data=np.zeros((0,)), signal=None, frames=None)
+    args.case_cache.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wb") as f:
+        stored = {"key": key, "case": (truth, ideal, light, species), "data": small,
+                  "dtype": data.dtype.str}  # fmt: skip
+        pickle.dump(stored, f)
+    return truth, ideal, series, species
 
 
 def _analysis_record(path: Path) -> dict | None:
@@ -499,11 +591,10 @@ def run_case(name: str, args) -> dict:
     element, *_, weights = PARTICLES[particle]
     weights = args.weights or weights
     t0 = time.perf_counter()
-    truth, ideal, series, species = _make_case(
-        name, args.size, args.pixel_size, args.seed, jitter_pm=args.jitter_pm,
-        radial_strain_pct=args.radial_strain_pct, contrast=args.contrast,
-    )  # fmt: skip
+    truth, ideal, series, species = cached_case(name, args)
     t_sim = time.perf_counter() - t0
+    if args.simulate_only:
+        return {"case": name, "simulate_s": t_sim, "n_atoms": len(truth)}
     folder = args.out / name.replace("/", "-")
     counts = None
     if args.field:
@@ -527,6 +618,7 @@ def run_case(name: str, args) -> dict:
     row = run_and_score(
         folder, truth, series, element, weights, resume=not args.no_resume, ideal=ideal,
         counts=counts, species=species, source_file=source_file, any_turn=args.genfire_tiff,
+        recon=args.recon, device=args.device,
     )  # fmt: skip
     out = {"case": name, "simulate_s": t_sim, **row, "angles": angle_errors(folder, series)}
     if args.aligned_elsewhere or args.genfire_file or args.genfire_tiff or args.published:
@@ -592,6 +684,24 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("out/bench_independent"))
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
     ap.add_argument("--no-resume", action="store_true")
+    ap.add_argument(
+        "--case-cache",
+        type=Path,
+        default=None,
+        help="folder of made cases: reused when their settings match (runs elsewhere need no "
+        "abTEM)",
+    )
+    ap.add_argument(
+        "--simulate-only", action="store_true", help="make (and cache) the cases, run nothing"
+    )
+    ap.add_argument(
+        "--recon",
+        type=parse_recon,
+        default=None,
+        help="the run's GENFIRE: ITERATIONS,OVERSAMPLING,INTERPOLATION[,RADIUS] (the study's "
+        "final tomogram: 1000,5,dft,0.1; default the run's)",
+    )
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument(
         "--jitter-pm",
         type=float,
@@ -675,7 +785,9 @@ def main() -> None:
         "as in the projected potential (about Z**0.4: a harder test)",
     )
     ap.add_argument(
-        "--weights", default=None, help="U-Net weights for every case (default: per particle)"
+        "--weights",
+        default=None,
+        help="U-Net weights for every case (default: per particle; 'none': no U-Net)",
     )
     args = ap.parse_args()
     if args.cases == "all":
@@ -687,11 +799,21 @@ def main() -> None:
         row = run_case(name, args)
         rows.append(row)
         print(json.dumps(row), flush=True)
+        if args.json:  # each row as soon as it is done (a run cut short keeps the rest)
+            args.json.write_text(json.dumps(rows, indent=2))
+    if args.simulate_only:
+        return
     print()
     print(f"Machine: {machine()}; {args.size} px of {args.pixel_size} A, 21 tilts -70:70:7")
     print("(fullrange: 60 tilts -88.5:88.5:3; dense: 41 tilts -60:60:3 at 21/41 of the counts;")
     print(" tenth: 5 counts at the brightest column;")
     print(" faults: +-3 px shifts, 0.5 deg angle errors, axis 3 deg, background 3 counts)")
+    for r in rows[:1]:
+        rc = r["recon"]
+        print(
+            f"Computed on: {r['device']}; the run's GENFIRE: {rc['iterations']} iterations, "
+            f"oversampling {rc['oversampling']}, {rc['interpolation']} interpolation"
+        )
     for p, n in MULTISLICE_PX.items():
         print(f"({p}: {n} px, abTEM PRISM multislice, 2 A slices, 40-200 mrad detector)")
     print()
@@ -710,6 +832,13 @@ def main() -> None:
                 f"{s['rmsd_pm']:.1f} | {'' if fd is None else f'{fd:.2f}'} | "
                 f"{'' if rf is None else f'{rf:.3f}'} | {r['run_s']:.0f} |"
             )
+    print()
+    stages = list(dict.fromkeys(k for r in rows for k in r["stage_s"]))
+    print("| case | " + " | ".join(f"{k} (s)" for k in stages) + " | run (s) |")
+    print("|---|" + "---:|" * (len(stages) + 1))
+    for r in rows:
+        cells = " | ".join(f"{r['stage_s'].get(k, 0):.1f}" for k in stages)
+        print(f"| {r['case']} | {cells} | {r['run_s']:.0f} |")
     alloys = [r for r in rows if "species_error_pct" in r["scores"].get("final", {})]
     if alloys:
         print()
