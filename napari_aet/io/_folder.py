@@ -22,7 +22,7 @@ from ._angles import ANGLE_SUFFIXES
 from ._microscope import MicroscopeMetadata, varying_angles
 
 #: Image types read from a folder (one image, or one tilt's frames, per file).
-FOLDER_IMAGE_SUFFIXES = (".tif", ".tiff", ".mrc", ".dm3", ".dm4", ".emd")
+FOLDER_IMAGE_SUFFIXES = (".tif", ".tiff", ".mrc", ".dm3", ".dm4", ".emd", ".ser")
 
 _NUMBER = re.compile(r"(?<![0-9.])([-+]?\d+(?:[.p]\d+)?)(\s*(?:deg|°|degrees?)\b)?", re.I)
 

@@ -1,5 +1,6 @@
 """Microscope vendors' files read through RosettaSciIO: EMD (NCEM / Berkeley and Thermo Fisher
-Velox) and Gatan DigitalMicrograph (``.dm3``, ``.dm4``).
+Velox), Gatan DigitalMicrograph (``.dm3``, ``.dm4``) and FEI / Thermo Fisher TIA (``.ser``
+with its ``.emi``).
 
 RosettaSciIO (the reader library of HyperSpy and of the microscope-file community) is an
 optional dependency: ``pip install napari-aet[formats]``. A file may hold several signals
@@ -16,7 +17,12 @@ Where the angles come from:
   are images;
 - one DigitalMicrograph image (a folder of one file per tilt): its ``Microscope Info > Stage
   Position > Stage Alpha`` tag, the stage's tilt when it was taken; one Velox image: its
-  ``Stage > AlphaTilt`` (radians).
+  ``Stage > AlphaTilt`` (radians); one TIA image: the ``Stage A`` [deg] of the experimental
+  description in its ``.emi`` file.
+
+TIA writes each acquisition as ``name.emi`` (the microscope's settings) beside ``name_1.ser``
+(the image or image series, ``name_2.ser`` for a second detector); a ``.ser`` is read with its
+``.emi`` where that is beside it (without it: no stage tilt, the pixel size from the ``.ser``).
 
 A Velox file records each detector's image (HAADF, DF4, BF, ...); where ``dataset`` names none
 and one of them is the HAADF image, that one is read (ADF tomography's signal).
@@ -31,16 +37,31 @@ import numpy as np
 
 EMD_SUFFIXES = (".emd",)
 DM_SUFFIXES = (".dm3", ".dm4")
-RSCIIO_SUFFIXES = EMD_SUFFIXES + DM_SUFFIXES
+TIA_SUFFIXES = (".ser", ".emi")
+RSCIIO_SUFFIXES = EMD_SUFFIXES + DM_SUFFIXES + TIA_SUFFIXES
 
 _LENGTH_TO_A = {"m": 1e10, "mm": 1e7, "um": 1e4, "µm": 1e4, "nm": 10.0, "a": 1.0, "å": 1.0,
                 "angstrom": 1.0, "pm": 0.01}  # fmt: skip
 _ANGLE_UNITS = {"deg": 1.0, "degree": 1.0, "degrees": 1.0, "°": 1.0, "rad": 180.0 / np.pi}
 _KIND = {".emd": ("emd", "EMD"), ".dm3": ("digitalmicrograph", "DigitalMicrograph"),
-         ".dm4": ("digitalmicrograph", "DigitalMicrograph")}  # fmt: skip
+         ".dm4": ("digitalmicrograph", "DigitalMicrograph"), ".ser": ("tia", "TIA"),
+         ".emi": ("tia", "TIA")}  # fmt: skip
 
 
-def _signals(path: Path) -> list[dict]:
+def tia_emi(ser: Path) -> Path | None:
+    """The ``.emi`` file TIA wrote beside ``ser`` (``name.emi`` for ``name_1.ser``), or
+    None."""
+    base = re.sub(r"_\d+$", "", ser.stem)
+    for suffix in (".emi", ".EMI", ".Emi"):
+        if (cand := ser.with_name(base + suffix)).is_file():
+            return cand
+    return None
+
+
+def _signals(path: Path) -> tuple[list[dict], list[str]]:
+    """The file's signals (RosettaSciIO's dicts) and the warnings its reader gave."""
+    import warnings
+
     module, what = _KIND[path.suffix.lower()]
     try:
         import importlib
@@ -52,7 +73,19 @@ def _signals(path: Path) -> list[dict]:
             "`pip install napari-aet[formats]` (or `pip install rosettasciio`), or export the "
             "series as TIFF/MRC"
         ) from err
-    return file_reader(str(path))
+    source, keep = path, None
+    if path.suffix.lower() == ".ser" and (emi := tia_emi(path)) is not None:
+        source, keep = emi, path.name  # the .emi brings the microscope's settings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sigs = file_reader(str(source))
+    if keep is not None:
+        sigs = [s for s in sigs if _original_filename(s) == keep] or file_reader(str(path))
+    return sigs, list(dict.fromkeys(str(w.message) for w in caught))
+
+
+def _original_filename(sig: dict) -> str:
+    return str(sig.get("metadata", {}).get("General", {}).get("original_filename", ""))
 
 
 def _title(sig: dict) -> str:
@@ -130,8 +163,18 @@ def velox_stage_tilt(sig: dict) -> float | None:
     return None if alpha is None else float(np.degrees(alpha))
 
 
+def tia_stage_tilt(sig: dict) -> float | None:
+    """The stage's alpha tilt [deg] a TIA image was taken at (``Stage A`` in its ``.emi``
+    file's experimental description), or None."""
+    desc = _tag(sig.get("original_metadata", {}), "ObjectInfo", "ExperimentalDescription")
+    if not isinstance(desc, dict):
+        return None
+    return _number(_tag(desc, "Stage A_deg"))
+
+
 def read_rsciio_stack(path, dataset: str | None = None):
-    """The image stack of an EMD or DigitalMicrograph file with what its axes and tags say.
+    """The image stack of an EMD, DigitalMicrograph or TIA file with what its axes and tags
+    say.
 
     Returns
     -------
@@ -141,16 +184,18 @@ def read_rsciio_stack(path, dataset: str | None = None):
     angles_deg : ndarray or None
         From the stack axis when it is in angle units (an NCEM file written with its tilt
         angles as the first dimension), or a Gatan tomography stack's tags; for one image, the
-        stage tilt it was taken at (DigitalMicrograph's Stage Alpha, Velox's AlphaTilt), as a
-        1-element array.
+        stage tilt it was taken at (DigitalMicrograph's Stage Alpha, Velox's AlphaTilt, TIA's
+        Stage A), as a 1-element array.
     meta : dict
         ``format``, ``dataset`` (the signal's title), ``datasets`` (every image's title, where
-        the file has several), the axes, ``angles_source``, and an ``angles_note`` where the
-        file's angles could not be used.
+        the file has several), the axes, ``angles_source``, an ``angles_note`` where the
+        file's angles could not be used, and a ``reader_note`` with what the reader warned
+        (TIA: the units it had to guess).
     """
     path = Path(path)
     what = _KIND[path.suffix.lower()][1]
-    sigs = [s for s in _signals(path) if np.ndim(s["data"]) in (2, 3)]
+    signals, warned = _signals(path)
+    sigs = [s for s in signals if np.ndim(s["data"]) in (2, 3)]
     titles = [f"{_title(s) or '(untitled)'} {tuple(np.shape(s['data']))}" for s in sigs]
     if dataset is not None:
         sigs = [s for s in sigs if _title(s) == dataset]
@@ -175,6 +220,8 @@ def read_rsciio_stack(path, dataset: str | None = None):
     px = None
     angles = None
     meta = {"format": f"{what} (RosettaSciIO)", "dataset": _title(sig)}
+    if warned:
+        meta["reader_note"] = f"{path.name}: RosettaSciIO: " + "; ".join(warned)
     if len(axes) == data.ndim:
         scales = []
         for ax in axes[-2:]:
@@ -207,6 +254,9 @@ def read_rsciio_stack(path, dataset: str | None = None):
     if angles is None and data.ndim == 2 and (alpha := velox_stage_tilt(sig)) is not None:
         angles = np.array([alpha])
         meta["angles_source"] = f"{path.name} (Stage AlphaTilt)"
+    if angles is None and data.ndim == 2 and (alpha := tia_stage_tilt(sig)) is not None:
+        angles = np.array([alpha])
+        meta["angles_source"] = f"{path.name} (Stage A)"
     if len(sigs) > 1:
         meta["datasets"] = [_title(s) for s in sigs]
     meta["axes"] = [

@@ -462,6 +462,7 @@ def file_notes(metadata: dict | None) -> list[str]:
         (meta.get("genfire") or {}).get("note"),
         meta.get("angles_note"),
         meta.get("repeats_note"),
+        meta.get("reader_note"),
     )
     return [n for n in notes if n]
 
@@ -469,8 +470,8 @@ def file_notes(metadata: dict | None) -> list[str]:
 def _read_one_image(path: Path, dataset: str | None = None):
     """One file of a folder series: its image (or one tilt's frames), pixel size, and the
     stage tilt its header says it was taken at (an MRC extended header, DigitalMicrograph's
-    Stage Alpha, Velox's AlphaTilt), or None. ``dataset``: an EMD or DigitalMicrograph file's
-    signal (e.g. ``DF4``)."""
+    Stage Alpha, Velox's AlphaTilt, TIA's Stage A), or None. ``dataset``: an EMD or
+    DigitalMicrograph file's signal (e.g. ``DF4``)."""
     suffix = path.suffix.lower()
     tilt = None
     if suffix in MRC_SUFFIXES:
