@@ -87,3 +87,5 @@ def test_the_runs_last_line_counts_the_final_atoms():
     assert line.startswith("pipeline done: 379 atoms (360 traced), mean R-factor 0.0633")
     assert "pipeline done: 200 atoms, " in done_line({"n_atoms": 200, "n_atoms_traced": 200}, ".")
     assert "12 atoms traced, mean R-factor n/a" in done_line({"n_atoms_traced": 12}, ".")
+    cut = done_line({"n_atoms": 200, "n_atoms_outside_field": 9}, ".")
+    assert "200 atoms, 9 of them outside some image's field, mean" in cut

@@ -68,6 +68,65 @@ def test_cli_validate(model_and_series, tmp_path):
     assert (out / "projections.h5").exists()
 
 
+def test_field_coverage_finds_the_atoms_a_tilt_carries_out_of_the_field():
+    """Known answers from the projection geometry: 64-px images of 0.5 A (the rotation centre
+    at column 32; columns 2 to 61 are more than 1 A inside the edges), an atom 15.5 A from the
+    centre along the beam projects to column 32 +- 31 sin(tilt): out at +-80 deg (62.5 and
+    1.5), in at +-60 deg (58.8 and 5.2); an atom at the top row is cut in every image; one at
+    the centre never."""
+    from napari_aet.analysis import field_coverage
+    from napari_aet.forward import rotation_center_A
+
+    c = rotation_center_A((64, 64), 0.5)
+    atoms = np.array([c, c + [15.5, 0, 0], [c[0], 0.2, c[2]]])
+    ang = np.array([-80.0, -60.0, 0.0, 60.0, 80.0])
+    cover = field_coverage(atoms, ang, shape_px=(64, 64), pixel_size_A=0.5)
+    np.testing.assert_array_equal(cover.images_outside, [0, 2, 5])
+    np.testing.assert_array_equal(cover.atoms_outside, [2, 1, 1, 1, 2])
+    assert cover.n_atoms == 2
+    note = cover.note(ang)
+    assert note.startswith("2 of 3 atoms") and "in 5 of 5 images" in note
+    inside = field_coverage(atoms[:1], ang, shape_px=(64, 64), pixel_size_A=0.5)
+    assert inside.n_atoms == 0 and inside.note(ang) is None
+
+
+def test_validate_says_when_the_images_cut_the_particle(tmp_path, capsys):
+    """A particle 50 A long along the beam in a 38-A field: from about 50 deg of tilt the
+    images cut it. `napari-aet validate` of the true atoms says which images and how many atoms
+    (no R-factor shows it: the cut images agree with the model's projection inside them)."""
+    import json
+
+    from napari_aet.cli import main
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.forward import rotation_center_A
+    from napari_aet.io import TiltSeries, write_atoms, write_tilt_series
+
+    n, px = 96, 0.4
+    big = build_structure("fcc", radius_A=30.0, shape="convex", shape_px=(n, n), pixel_size_A=px,
+                          seed=3)  # fmt: skip
+    d = big.positions - rotation_center_A((n, n), px)
+    rod = (d[:, 0] / 25.0) ** 2 + (d[:, 1] / 8.0) ** 2 + (d[:, 2] / 8.0) ** 2 <= 1
+    pos = big.positions[rod]
+    ang = np.arange(-70.0, 70.1, 14.0)
+    sim = simulate_tilt_series(pos, ang, pixel_size_A=px, shape_px=(n, n), dose_e_per_A2=None)
+    atoms = write_atoms(tmp_path / "atoms.csv", AtomModel(pos))
+    series = write_tilt_series(tmp_path / "s.h5", TiltSeries(sim.data, ang, px))[0]
+    out = tmp_path / "val"
+    assert main(["validate", str(atoms), str(series), "--out", str(out)]) == 0
+    info = json.loads((out / "rfactor.json").read_text())["outside_field"]
+    # the geometry's own count (docs/conventions.md): column n/2 + (x cos + z sin) / px, cut
+    # within 1 A of either edge (the rod's rows stay well inside)
+    dz = pos - rotation_center_A((n, n), px)
+    th = np.deg2rad(ang)[:, None]
+    col = n // 2 + (dz[:, 2] * np.cos(th) + dz[:, 0] * np.sin(th)) / px
+    cut = (col < 1.0 / px) | (col > n - 1 - 1.0 / px)
+    assert info["images"] == [int(i) for i in np.flatnonzero(cut.any(axis=1))]
+    assert set(np.abs(np.asarray(info["angles_deg"]))) == {56.0, 70.0}
+    assert info["n_atoms"] == int(cut.any(axis=0).sum()) > 20
+    said = capsys.readouterr()
+    assert "atoms lie outside the field" in said.out + said.err
+
+
 def test_rigid_registration_recovers_a_known_rotation_and_shift():
     from scipy.spatial.transform import Rotation
 

@@ -32,7 +32,14 @@ from ._stacking import (
 )
 from ._strain import StrainResult, strain_map
 from ._structure import StructureAnalysis, analyze_structure
-from ._validate import STUDY_BLUR_SIGMA_A, RFactorResult, fit_blur_sigma, r_factor
+from ._validate import (
+    STUDY_BLUR_SIGMA_A,
+    FieldCoverage,
+    RFactorResult,
+    field_coverage,
+    fit_blur_sigma,
+    r_factor,
+)
 
 __all__ = [
     "amorphous_summary",
@@ -63,6 +70,8 @@ __all__ = [
     "nearest_neighbour_distance",
     "r_factor",
     "fit_blur_sigma",
+    "field_coverage",
+    "FieldCoverage",
     "STUDY_BLUR_SIGMA_A",
     "steinhardt_q4_q6",
     "strain_map",

@@ -88,11 +88,11 @@ def r_factor(
         raise ValueError("some atom positions are NaN or infinite: drop those atoms first")
     if not np.abs(meas).sum() > 0:
         raise ValueError("the measured images are all zero: nothing to compare with")
-    outside = 0
-    for a in (ang.min(), ang.max()):
+    outside = len(pos)  # in the image that sees the most of the model (a particle larger
+    for a in ang:  # than the field at high tilt is cut by those images, but not by all)
         rc = project_positions(pos, a, shape_px=shape, pixel_size_A=pixel_size_A)
         out = (rc < 0) | (rc > np.array(shape) - 1)
-        outside = max(outside, int(out.any(axis=1).sum()))
+        outside = min(outside, int(out.any(axis=1).sum()))
     if outside > 0.05 * len(pos):
         raise ValueError(
             f"{outside} of {len(pos)} atoms project outside the {shape[0]} x {shape[1]}-pixel "
@@ -119,6 +119,88 @@ def r_factor(
     resid = meas - calc
     r = np.abs(resid).sum(axis=(1, 2)) / np.maximum(np.abs(meas).sum(axis=(1, 2)), 1e-300)
     return RFactorResult(r, scales, calc.astype(np.float32), resid.astype(np.float32))
+
+
+#: An atom whose projection comes within this distance [A] of an image's edge (or lies
+#: beyond it) is cut by that image: about two probe widths, where its image is cut off.
+FIELD_EDGE_MARGIN_A = 1.0
+
+
+@dataclass
+class FieldCoverage:
+    """Where an atom model leaves the images' field (:func:`field_coverage`).
+
+    Attributes
+    ----------
+    images_outside : ndarray of int, shape (N,)
+        For each atom, the number of images whose field it lies outside of (or within
+        :data:`FIELD_EDGE_MARGIN_A` of the edge).
+    atoms_outside : ndarray of int, shape (n,)
+        For each image, the number of atoms it does not fully see.
+    """
+
+    images_outside: np.ndarray
+    atoms_outside: np.ndarray
+
+    @property
+    def n_atoms(self) -> int:
+        """Atoms that at least one image does not see."""
+        return int(np.count_nonzero(self.images_outside))
+
+    @property
+    def images(self) -> np.ndarray:
+        """Indices of the images that cut the particle."""
+        return np.flatnonzero(self.atoms_outside)
+
+    def note(self, angles_deg) -> str | None:
+        """What it means for the user, or None when every image sees every atom."""
+        if not self.n_atoms:
+            return None
+        idx = self.images
+        ang = np.sort(np.asarray(angles_deg, float)[idx])
+        if len(ang) <= 6:
+            tilts = ", ".join(f"{a:+.1f}" for a in ang)
+        else:  # the cut images' range on each side of 0
+            sides = [ang[ang < 0], ang[ang >= 0]]
+            tilts = " and ".join(f"{g[0]:+.1f} to {g[-1]:+.1f}" for g in sides if len(g))
+        return (
+            f"{self.n_atoms} of {len(self.images_outside)} atoms lie outside the field (or "
+            f"within {FIELD_EDGE_MARGIN_A:g} A of its edge) in {len(idx)} of "
+            f"{len(self.atoms_outside)} images (tilts {tilts} deg): those images cut the "
+            "particle, so the reconstruction lacks what lay beyond "
+            "their edges (more of it the further out); atoms there are less certain and some "
+            "may be missing. Record a larger field, or centre the particle, so that every "
+            "image holds all of it"
+        )
+
+    def record(self, angles_deg) -> dict:
+        """JSON-ready summary (the validate stage's ``outside_field``)."""
+        return {
+            "n_atoms": self.n_atoms,
+            "margin_A": FIELD_EDGE_MARGIN_A,
+            "atoms": [int(i) for i in np.flatnonzero(self.images_outside)],
+            "images": [int(i) for i in self.images],
+            "angles_deg": [float(np.asarray(angles_deg, float)[i]) for i in self.images],
+            "atoms_per_image": [int(v) for v in self.atoms_outside],
+        }
+
+
+def field_coverage(positions_A, angles_deg, *, shape_px, pixel_size_A: float) -> FieldCoverage:
+    """Which atoms each image of an aligned series does not fully see: their projection
+    (:func:`napari_aet.forward.project_positions`) outside the image or within
+    :data:`FIELD_EDGE_MARGIN_A` of its edge. A particle larger than the field at high tilt
+    (its extent along the beam grows into the field's width as ``sin(tilt)``) is cut by those
+    images; what they did not record is missing from the reconstruction, and nothing in the
+    images says so."""
+    pos = np.asarray(positions_A, np.float64).reshape(-1, 3)
+    ang = np.asarray(angles_deg, np.float64).ravel()
+    m = FIELD_EDGE_MARGIN_A / pixel_size_A
+    hi = np.asarray(shape_px[:2], np.float64) - 1 - m
+    out = np.zeros((len(ang), len(pos)), bool)
+    for i, a in enumerate(ang):
+        rc = project_positions(pos, a, shape_px=tuple(shape_px[:2]), pixel_size_A=pixel_size_A)
+        out[i] = ((rc < m) | (rc > hi)).any(axis=1)
+    return FieldCoverage(out.sum(axis=0), out.sum(axis=1))
 
 
 #: The study's Gaussian broadening of the forward projections [A] (Fig. S8: 0.45 A).

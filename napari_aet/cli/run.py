@@ -261,6 +261,8 @@ def done_line(summary: dict, out) -> str:
     count = f"{traced} atoms traced" if final is None else f"{final} atoms"
     if final is not None and traced is not None and traced != final:
         count += f" ({traced} traced)"
+    if cut := summary.get("n_atoms_outside_field"):
+        count += f", {cut} of them outside some image's field"
     r, blur = summary.get("r_factor_mean"), summary.get("r_factor_blur_A")
     return (
         f"pipeline done: {count}, mean R-factor "

@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from ..align import recorded_denoiser
-from ..analysis import STUDY_BLUR_SIGMA_A, analyze_structure, fit_blur_sigma, r_factor
+from ..analysis import (
+    STUDY_BLUR_SIGMA_A,
+    analyze_structure,
+    field_coverage,
+    fit_blur_sigma,
+    r_factor,
+)
 from ..core.device import cuda_available
 from ..core.elements import parse_elements
 from ..figures import (
@@ -358,6 +364,9 @@ def run_validate(
     res = r_factor(
         model.positions, ts.data, ts.angles_deg, blur_sigma_A=blur, progress=progress, **kw
     )
+    cover = field_coverage(
+        model.positions, ts.angles_deg, shape_px=ts.data.shape[1:], pixel_size_A=ts.pixel_size_A
+    )
     out = _folder(out)
     info = {
         **_provenance("validate", s, atoms=src, tilts=series.path),
@@ -371,6 +380,7 @@ def run_validate(
         "r_per_image": res.r_per_image.tolist(),
         "angles_deg": [float(a) for a in ts.angles_deg],
         "scales": res.scales.tolist(),
+        "outside_field": cover.record(ts.angles_deg),
     }
     write_json(stage_file(out, "validate", "record"), info)
     with h5py.File(stage_file(out, "validate", "projections"), "w") as h5:
@@ -400,7 +410,8 @@ def run_validate(
         + ("" if study_r is None else f"; {study_r:.4f} with the study's {STUDY_BLUR_SIGMA_A} A")
     )
     written = [STAGE_FILES["validate"][k] for k in ("record", "projections")] + figs
-    return StageResult("validate", info, written, msg)
+    notes = [n for n in (cover.note(ts.angles_deg),) if n]
+    return StageResult("validate", info, written, msg, notes)
 
 
 def run_precision(

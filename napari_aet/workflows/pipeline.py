@@ -184,6 +184,9 @@ def gather(run_dir) -> dict:
         summary["r_factor_per_image"] = r["r_per_image"]
         summary["r_factor_blur_A"] = r.get("blur_sigma_A")
         summary["r_factor_mean_study_blur"] = r.get("r_mean_study_blur")
+        cut = r.get("outside_field") or {}
+        summary["n_atoms_outside_field"] = cut.get("n_atoms")
+        summary["images_cutting_particle"] = cut.get("images")
     trace_record = lay.file("trace", "record")
     if trace_record.exists():
         t = json.loads(trace_record.read_text())
