@@ -87,5 +87,9 @@ def test_the_runs_last_line_counts_the_final_atoms():
     assert line.startswith("pipeline done: 379 atoms (360 traced), mean R-factor 0.0633")
     assert "pipeline done: 200 atoms, " in done_line({"n_atoms": 200, "n_atoms_traced": 200}, ".")
     assert "12 atoms traced, mean R-factor n/a" in done_line({"n_atoms_traced": 12}, ".")
+    held = done_line({"n_atoms": 200, "atoms_not_confirmed": "the model fits poorly"}, ".")
+    assert held.splitlines()[1] == (
+        "the atoms are the tracer's, not confirmed by the images: the model fits poorly"
+    )
     cut = done_line({"n_atoms": 200, "n_atoms_outside_field": 9}, ".")
     assert "200 atoms, 9 of them outside some image's field, mean" in cut

@@ -190,3 +190,22 @@ def test_images_left_out_rerun_the_alignment_on_resume():
     assert stage_key("recon", SETTINGS, SeriesSource("tilts.h5", exclude=(3,))) == stage_key(
         "recon", SETTINGS, SeriesSource("tilts.h5")
     )
+
+
+def test_summary_says_when_the_images_did_not_confirm_the_atoms(tmp_path):
+    """A run whose refine stage held the traced positions (the images do not support the
+    model: a tenth of the counts with faults, say) and whose validate stage found atoms cut by
+    the field: both reach the run's summary (analysis.json, report, last line)."""
+    from napari_aet.workflows.pipeline import gather
+
+    (tmp_path / "refine").mkdir()
+    why = "the undenoised counts do not support the atom model (median correlation 0.22)"
+    (tmp_path / "refine" / "refine.json").write_text(json.dumps({"not_refined": why}))
+    (tmp_path / "validate").mkdir()
+    val = {"r_mean": 0.3, "r_per_image": [0.3], "outside_field": {"n_atoms": 7, "images": [0]}}
+    (tmp_path / "validate" / "rfactor.json").write_text(json.dumps(val))
+    s = gather(tmp_path)
+    assert s["atoms_not_confirmed"] == why
+    assert s["n_atoms_outside_field"] == 7 and s["images_cutting_particle"] == [0]
+    (tmp_path / "refine" / "refine.json").write_text(json.dumps({"iterations": 60}))
+    assert gather(tmp_path)["atoms_not_confirmed"] is None  # a refined model: nothing to say

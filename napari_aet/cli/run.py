@@ -256,7 +256,9 @@ def cmd_run(args) -> int:
 
 def done_line(summary: dict, out) -> str:
     """The run's last line: the final atoms (and the tracer's count where the refine stage
-    changed it), the mean R-factor and the twin boundaries."""
+    changed it), the mean R-factor and the twin boundaries; and, where the refine stage held
+    the traced positions because the images do not support the model, a second line that
+    says so."""
     final, traced = summary.get("n_atoms"), summary.get("n_atoms_traced")
     count = f"{traced} atoms traced" if final is None else f"{final} atoms"
     if final is not None and traced is not None and traced != final:
@@ -264,9 +266,12 @@ def done_line(summary: dict, out) -> str:
     if cut := summary.get("n_atoms_outside_field"):
         count += f", {cut} of them outside some image's field"
     r, blur = summary.get("r_factor_mean"), summary.get("r_factor_blur_A")
-    return (
+    line = (
         f"pipeline done: {count}, mean R-factor "
         + ("n/a" if r is None else f"{r:.4f}")
         + ("" if blur is None else f" (blur {blur:.2f} A)")
         + f", twin boundaries {summary.get('twin_boundary_layers')}; results in {out}"
     )
+    if why := summary.get("atoms_not_confirmed"):
+        line += f"\nthe atoms are the tracer's, not confirmed by the images: {why}"
+    return line

@@ -229,6 +229,7 @@ def _numbers_table(summary: dict) -> str:
         ("r_factor_mean_study_blur", "mean R-factor with the study's 0.45 Å blur"),
         ("tilt_axis_angle_deg", "tilt-axis angle (°)"),
         ("n_atoms_outside_field", "atoms outside some image's field (less certain)"),
+        ("atoms_not_confirmed", "atoms not confirmed by the images"),
         ("n_surface_atoms", "surface atoms"),
     ]
     rows = []

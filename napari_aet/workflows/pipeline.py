@@ -193,6 +193,9 @@ def gather(run_dir) -> dict:
         summary["n_atoms_traced"] = t.get("n_atoms")
         summary["n_manual_added"] = 0
         summary["n_manual_removed"] = 0
+    refine_record = lay.file("refine", "record")
+    if refine_record.exists():  # the refinement held the traced positions: say why
+        summary["atoms_not_confirmed"] = json.loads(refine_record.read_text()).get("not_refined")
     align_record = lay.file("align", "record")
     if align_record.exists():
         a = json.loads(align_record.read_text())
