@@ -43,9 +43,11 @@ def write_ser(path: Path, images: np.ndarray, pixel_m: float) -> None:
     path.write_bytes(out)
 
 
-def write_emi(path: Path, stage_alpha_deg: float | None, *, mode: str = "STEM nP SA Zoom Image"):
-    """A TIA ``.emi`` file as RosettaSciIO reads it: binary around an ``<ObjectInfo>`` XML
-    block whose experimental description holds the stage's tilt."""
+def write_emi(path: Path, stage_alpha_deg: float | None, *, mode: str = "STEM nP SA Zoom Image",
+              detectors: int = 1):  # fmt: skip
+    """A TIA ``.emi`` file as RosettaSciIO reads it: binary around one ``<ObjectInfo>`` XML
+    block per detector (``name_1.ser``, ``name_2.ser``, ...) whose experimental description
+    holds the stage's tilt."""
     rows = [("Microscope", "Titan 80-300", ""), ("Mode", mode, ""),
             ("High tension", "300", "kV")]  # fmt: skip
     if stage_alpha_deg is not None:
@@ -58,7 +60,7 @@ def write_emi(path: Path, stage_alpha_deg: float | None, *, mode: str = "STEM nP
         f"<ExperimentalDescription><Root>{data}</Root></ExperimentalDescription>"
         "<AcquireInfo><DwellTimePath>2e-05</DwellTimePath></AcquireInfo></ObjectInfo>"
     )
-    path.write_bytes(b"\x00\x01TIA" + bytes(64) + xml.encode() + bytes(16))
+    path.write_bytes(b"\x00\x01TIA" + bytes(64) + (xml.encode() + bytes(16)) * detectors)
 
 
 def write_tia(folder: Path, name: str, image: np.ndarray, pixel_m: float, alpha=None) -> Path:
@@ -151,3 +153,23 @@ def test_tia_names_with_angles_and_the_running_number(tmp_path):
     ts = read_tilt_series(tmp_path)
     np.testing.assert_allclose(ts.angles_deg, [-20, -10, 0, 10, 20])
     assert any("0.30 deg" in n for n in file_notes(ts.metadata))
+
+
+def test_tia_emi_of_two_detectors_names_them_and_reads_the_one_chosen(tmp_path):
+    """``scan.emi`` with ``scan_1.ser`` and ``scan_2.ser`` (two detectors of one scan):
+    opening the .emi lists both by file, ``dataset`` picks one; the .ser opened directly is
+    that detector's image with the .emi's stage tilt."""
+    from napari_aet.io._rsciio import read_rsciio_stack
+
+    a, b = _images(2, seed=4)
+    write_ser(tmp_path / "scan_1.ser", a, 0.358e-10)
+    write_ser(tmp_path / "scan_2.ser", b, 0.358e-10)
+    write_emi(tmp_path / "scan.emi", 7.5, detectors=2)
+    with pytest.raises(ValueError, match=r"scan_1\.ser.*scan_2\.ser.*--dataset"):
+        read_rsciio_stack(tmp_path / "scan.emi")
+    data, _, angles, _ = read_rsciio_stack(tmp_path / "scan.emi", dataset="scan_2.ser")
+    np.testing.assert_array_equal(data, b)
+    np.testing.assert_allclose(angles, [7.5])
+    data, _, angles, _ = read_rsciio_stack(tmp_path / "scan_2.ser")
+    np.testing.assert_array_equal(data, b)
+    np.testing.assert_allclose(angles, [7.5])

@@ -79,8 +79,8 @@ def _signals(path: Path) -> tuple[list[dict], list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         sigs = file_reader(str(source))
-    if keep is not None:
-        sigs = [s for s in sigs if _original_filename(s) == keep] or file_reader(str(path))
+        if keep is not None:
+            sigs = [s for s in sigs if _original_filename(s) == keep] or file_reader(str(path))
     return sigs, list(dict.fromkeys(str(w.message) for w in caught))
 
 
@@ -89,7 +89,10 @@ def _original_filename(sig: dict) -> str:
 
 
 def _title(sig: dict) -> str:
-    return str(sig.get("metadata", {}).get("General", {}).get("title", ""))
+    """The signal's title, or its file's name where it has none (TIA: ``name_1.ser``,
+    ``name_2.ser`` for a second detector)."""
+    general = sig.get("metadata", {}).get("General", {})
+    return str(general.get("title") or general.get("original_filename") or "")
 
 
 def _key(name) -> str:
