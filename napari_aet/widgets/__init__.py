@@ -10,6 +10,7 @@ from ._strain import StrainWidget
 from ._structure import StructureWidget
 from ._tilt_series import TiltSeriesWidget
 from ._trace import TraceWidget
+from ._validate import ValidateWidget
 
 __all__ = [
     "AlignWidget",
@@ -22,4 +23,5 @@ __all__ = [
     "StructureWidget",
     "TiltSeriesWidget",
     "TraceWidget",
+    "ValidateWidget",
 ]

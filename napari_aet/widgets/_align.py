@@ -16,7 +16,7 @@ from magicgui.widgets import (
 )
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
-from .._layers import tilt_series_from_layer, tilt_series_layer_data
+from .._layers import tilt_series_layer_data
 from ..align import align_tilt_series
 from ..io import TiltSeries
 from ..workflows import (
@@ -43,7 +43,7 @@ from ._runner import (
     show_result,
     status_label,
 )
-from ._tilt_series import ALIGNED_COUNTS, ask_for_geometry, is_aligned
+from ._tilt_series import ALIGNED_COUNTS, is_aligned, stage_series
 
 if TYPE_CHECKING:
     import napari
@@ -161,12 +161,7 @@ class AlignWidget(StageWidgetMixin, DockContainer):
         """Start the alignment; returns the worker (None when the input is not usable)."""
         layer = self.layer.value
         try:
-            if layer is None:
-                raise ValueError("choose a tilt-series layer")
-            ts = tilt_series_from_layer(layer.data, layer.metadata, layer.scale)
-            if ts.angles_deg is None or ts.pixel_size_A is None:
-                self.status.value = "Not started: " + ask_for_geometry(self._viewer, layer)
-                return None
+            ts = stage_series(self._viewer, layer)
             ts = without_dead_lines(ts, parse_image_indices(self.exclude.value))
             element = element_value(self.element)
         except ValueError as err:

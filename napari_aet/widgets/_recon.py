@@ -13,7 +13,6 @@ from magicgui.widgets import (
     create_widget,
 )
 
-from .._layers import tilt_series_from_layer
 from ..figures import plot_recon_errors
 from ..recon import check_tomogram, genfire
 from ..workflows import ReconSettings
@@ -27,7 +26,7 @@ from ._runner import (
     show_result,
     status_label,
 )
-from ._tilt_series import ask_for_geometry, is_aligned
+from ._tilt_series import is_aligned, stage_series
 
 D = ReconSettings()
 
@@ -101,16 +100,7 @@ class ReconWidget(StageWidgetMixin, DockContainer):
         """Start the reconstruction; returns the worker (None if the input is not usable)."""
         layer = self.layer.value
         try:
-            if layer is None:
-                raise ValueError("choose a tilt-series layer")
-            ts = tilt_series_from_layer(layer.data, layer.metadata, layer.scale)
-            if ts.angles_deg is None or ts.pixel_size_A is None:
-                self.status.value = "Not started: " + ask_for_geometry(self._viewer, layer)
-                return None
-            if len(ts.angles_deg) != ts.n_tilts:
-                raise ValueError(
-                    f"{len(ts.angles_deg)} angles for {ts.n_tilts} images; fix the geometry"
-                )
+            ts = stage_series(self._viewer, layer)
         except ValueError as err:
             self.status.value = f"Not started: {err}"
             return None

@@ -15,7 +15,7 @@ from magicgui.widgets import (
     create_widget,
 )
 
-from .._layers import tilt_series_scale
+from .._layers import tilt_series_from_layer, tilt_series_scale
 from ..io import (
     file_notes,
     from_genfire_geometry,
@@ -291,6 +291,21 @@ def _set_from(angles, source) -> str:
 def _mark(widget, missing: bool) -> None:
     """Outline a field in red while its value is missing."""
     widget.native.setStyleSheet("border: 2px solid #e63946;" if missing else "")
+
+
+def stage_series(viewer, layer, *, what: str = "a tilt-series layer"):
+    """The :class:`~napari_aet.io.TiltSeries` of ``layer`` for a stage to run on. Raises
+    ValueError with what is wrong (no layer: "choose ``what``"; angles that do not count the
+    images); where the angles or the pixel size are missing, the *Tilt-series geometry* dock
+    opens on the layer (:func:`ask_for_geometry`) and its message is raised."""
+    if layer is None:
+        raise ValueError(f"choose {what}")
+    ts = tilt_series_from_layer(layer.data, layer.metadata, layer.scale)
+    if ts.angles_deg is None or ts.pixel_size_A is None:
+        raise ValueError(ask_for_geometry(viewer, layer))
+    if len(ts.angles_deg) != ts.n_tilts:
+        raise ValueError(f"{len(ts.angles_deg)} angles for {ts.n_tilts} images; fix the geometry")
+    return ts
 
 
 def ask_for_geometry(viewer, layer) -> str:

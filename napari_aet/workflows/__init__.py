@@ -14,7 +14,15 @@ from ._common import (
     without_dead_lines,
     without_images,
 )
-from .atom_stages import run_analyze, run_precision, run_refine, run_trace, run_validate
+from .atom_stages import (
+    Validation,
+    run_analyze,
+    run_precision,
+    run_refine,
+    run_trace,
+    run_validate,
+    validate_atoms,
+)
 from .layout import STAGE_FILES, RunLayout, stage_file
 from .pipeline import StageFailed, file_fingerprint, gather, run_batch, run_pipeline, stage_key
 from .precision import PrecisionResult, precision_analysis
@@ -103,6 +111,8 @@ __all__ = [
     "run_summary",
     "run_trace",
     "run_validate",
+    "validate_atoms",
+    "Validation",
     "settings_dict",
     "stage_file",
     "stage_key",

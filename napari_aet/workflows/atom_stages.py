@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import numpy as np
 from ..align import recorded_denoiser
 from ..analysis import (
     STUDY_BLUR_SIGMA_A,
+    FieldCoverage,
+    RFactorResult,
     analyze_structure,
     field_coverage,
     fit_blur_sigma,
@@ -343,16 +346,25 @@ def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=Non
     return StageResult("analyze", summary, written, msg, list(summary.get("notes", [])))
 
 
-def run_validate(
-    atoms, series: SeriesSource, settings: ValidateSettings, out, progress=None, cancel=None
-) -> StageResult:
-    """R-factors of an atom model against the aligned series: ``rfactor.json``, the calculated
-    and residual stacks (``projections.h5``) and their figures."""
-    import h5py
+@dataclass
+class Validation:
+    """What :func:`validate_atoms` found: the R-factors (:class:`~napari_aet.analysis.
+    RFactorResult`) at the blur used, that blur [A], the mean R-factor at the study's 0.45 A
+    (None where the blur was given), and where the images cut the model
+    (:class:`~napari_aet.analysis.FieldCoverage`)."""
 
+    result: RFactorResult
+    blur_sigma_A: float
+    r_mean_study_blur: float | None
+    coverage: FieldCoverage
+
+
+def validate_atoms(model, ts, settings: ValidateSettings, progress=None) -> Validation:
+    """The validate stage's computation on an atom model and an aligned :class:`TiltSeries`
+    (no files): the blur fitted to the images unless ``settings`` gives one, the R-factors at
+    it, the study's blur's beside it, and the images that cut the model. The Validate widget
+    runs it on layers."""
     s = settings
-    model, src = _atoms_in(atoms)
-    ts = load_series(series)
     species = _species(model, s.element)
     kw = dict(pixel_size_A=ts.pixel_size_A, element=species, per_image_scale=not s.shared_scale)
     blur, study_r = s.blur_sigma_A, None
@@ -367,6 +379,21 @@ def run_validate(
     cover = field_coverage(
         model.positions, ts.angles_deg, shape_px=ts.data.shape[1:], pixel_size_A=ts.pixel_size_A
     )
+    return Validation(res, float(blur), study_r, cover)
+
+
+def run_validate(
+    atoms, series: SeriesSource, settings: ValidateSettings, out, progress=None, cancel=None
+) -> StageResult:
+    """R-factors of an atom model against the aligned series: ``rfactor.json``, the calculated
+    and residual stacks (``projections.h5``) and their figures."""
+    import h5py
+
+    s = settings
+    model, src = _atoms_in(atoms)
+    ts = load_series(series)
+    v = validate_atoms(model, ts, s, progress)
+    res, blur, study_r, cover = v.result, v.blur_sigma_A, v.r_mean_study_blur, v.coverage
     out = _folder(out)
     info = {
         **_provenance("validate", s, atoms=src, tilts=series.path),

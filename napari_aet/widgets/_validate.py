@@ -1,0 +1,129 @@
+"""Dock widget "Validate": the R-factor of the atom model on screen against the aligned series."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import CheckBox, FloatSpinBox, PushButton, create_widget
+
+from .._layers import atoms_from_layer, tilt_series_layer_data
+from ..analysis import STUDY_BLUR_SIGMA_A
+from ..figures import plot_r_factors
+from ..io import TiltSeries
+from ..workflows import ValidateSettings, validate_atoms
+from ._runner import (
+    DockContainer,
+    StageRunner,
+    StageWidgetMixin,
+    add_plot_canvas,
+    element_edit,
+    element_value,
+    follow_new_layers,
+    select_latest,
+    status_label,
+)
+from ._tilt_series import is_aligned, stage_series
+
+D = ValidateSettings()
+
+if TYPE_CHECKING:
+    import napari
+
+
+class ValidateWidget(StageWidgetMixin, DockContainer):
+    """Forward-project the atom layer at the series' angles and compare with the images: the
+    R-factor per image (plotted), the projections' blur fitted to the images (or the study's
+    0.45 A), where the images cut the particle, and the calculated and residual stacks as
+    layers beside the series to scroll through. The model is taken as it is on screen, manual
+    edits included: check a correction before exporting it."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self._viewer = viewer
+        self.layer = create_widget(annotation="napari.layers.Points", label="atoms")
+        self.series = create_widget(annotation="napari.layers.Image", label="aligned series")
+        self.element = element_edit(D.element, uses="sets each atom's projected potential")
+        self.fit_blur = CheckBox(label="fit the blur to the images", value=D.blur_sigma_A is None)
+        self.blur = FloatSpinBox(
+            label="blur (A)", value=STUDY_BLUR_SIGMA_A, min=0.05, max=3.0, step=0.01
+        )
+        self.blur.enabled = not self.fit_blur.value
+        self.fit_blur.changed.connect(lambda v: setattr(self.blur, "enabled", not v))
+        self.run_button = PushButton(text="Compute R-factors")
+        self.status = status_label()
+        self.extend(
+            [
+                self.layer,
+                self.series,
+                self.element,
+                self.fit_blur,
+                self.blur,
+                self.run_button,
+                self.status,
+            ]
+        )
+        self.result = None
+        self._source = None
+        self.runner = StageRunner("validate", self._set_status, self._done, self._busy)
+        self.run_button.changed.connect(self.run)
+        follow_new_layers(viewer, self.layer, ("atom_model",))
+        select_latest(viewer, self.layer, ("atom_model",))
+        follow_new_layers(viewer, self.series, ("tilt_series",))
+        select_latest(viewer, self.series, ("tilt_series",), prefer=is_aligned)
+        self._figure, self._canvas = add_plot_canvas(self, figsize=(3.6, 2.0), min_height=170)
+
+    def run(self, event=None):
+        """Start the comparison; returns the worker (None if the inputs are not usable)."""
+        atoms, layer = self.layer.value, self.series.value
+        try:
+            if atoms is None or len(atoms.data) == 0:
+                raise ValueError("choose an atom layer with atoms")
+            ts = stage_series(
+                self._viewer, layer, what="the aligned tilt-series layer the atoms came from"
+            )
+            element = element_value(self.element)
+        except ValueError as err:
+            self.status.value = f"Not started: {err}"
+            return None
+        model = atoms_from_layer(atoms.data, atoms.features, atoms.metadata)
+        blur = None if self.fit_blur.value else float(self.blur.value)
+        settings = ValidateSettings(element=element, blur_sigma_A=blur)
+        self._source = (layer.name, ts)
+        self.status.value = "Fitting the blur..." if blur is None else "Projecting..."
+        return self.runner.start(
+            lambda progress, cancel: validate_atoms(model, ts, settings, progress=progress)
+        )
+
+    def _done(self, v) -> None:
+        name, ts = self._source
+        self.result = v
+        res = v.result
+        for what, stack in (("calculated", res.calculated), ("residual", res.residuals)):
+            title = f"{name} {what}"
+            data, kw, _ = tilt_series_layer_data(
+                TiltSeries(stack, ts.angles_deg, ts.pixel_size_A, f"validate: {what}"), title
+            )
+            kw["metadata"]["napari_aet_type"] = "validation"  # not a series to align again
+            limits = (float(data.min()), float(data.max()))
+            if what == "residual":  # what the model misses red, what it invents blue
+                m = float(np.percentile(np.abs(data), 99.5)) or 1.0
+                kw["colormap"], limits = "bwr", (-m, m)
+            if title in self._viewer.layers:  # a second run replaces the first's stacks
+                self._viewer.layers[title].data = data
+                self._viewer.layers[title].contrast_limits = limits
+            else:
+                self._viewer.add_image(data, **kw, contrast_limits=limits, visible=False)
+        self._figure.clear()
+        plot_r_factors(ts.angles_deg, res.r_per_image, ax=self._figure.add_subplot())
+        self._canvas.draw_idle()
+        worst = int(np.argmax(res.r_per_image))
+        text = (
+            f"Done: mean R-factor {res.r_mean:.4f} over {len(res.r_per_image)} images "
+            f"(worst {res.r_per_image[worst]:.4f} at {ts.angles_deg[worst]:+.1f} deg), blur "
+            f"{v.blur_sigma_A:.3f} A" + (" (fitted)" if self.fit_blur.value else "")
+        )
+        if v.r_mean_study_blur is not None:
+            text += f"; {v.r_mean_study_blur:.4f} with the study's {STUDY_BLUR_SIGMA_A} A"
+        note = v.coverage.note(ts.angles_deg)
+        self.status.value = text + (f". Note: {note}" if note else "")
