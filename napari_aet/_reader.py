@@ -9,6 +9,7 @@ from ._layers import atoms_layer_data, tilt_series_layer_data
 from .io import (
     ATOM_SUFFIXES,
     TILT_SERIES_SUFFIXES,
+    MergedSeriesError,
     file_notes,
     is_atom_model_file,
     is_image_folder,
@@ -47,7 +48,31 @@ def _one(path):
 
 def _read_tilt_series_layer(path):
     path = _one(path)
-    ts = read_tilt_series(path, keep_frames=True)
+    try:
+        ts = read_tilt_series(path, keep_frames=True)
+    except MergedSeriesError as err:  # GENFIRE's file of several series: one layer each
+        from napari.utils.notifications import show_info
+
+        show_info(
+            f"{Path(path).name}: {len(err.groups)} tilt series turned about the beam between "
+            "them, opened as one layer each (phi groups); napari-aet run and recon take two "
+            "as a dual-axis series"
+        )
+        return [
+            layer
+            for k, phi in enumerate(err.phi_deg)
+            for layer in _series_layers(
+                path,
+                read_tilt_series(path, keep_frames=True, phi_group=k),
+                name=f"{Path(path).stem} phi {phi:+.0f}",
+            )
+        ]
+    return _series_layers(path, ts, name=Path(path).stem)
+
+
+def _series_layers(path, ts, *, name: str) -> list:
+    """The layer of a tilt series read from ``path`` (frames registered and added), with the
+    notes of its reading shown."""
     if ts.data.ndim == 4:  # several frames per tilt: registered and added as the CLI does
         from napari.utils.notifications import show_info
 
@@ -77,7 +102,7 @@ def _read_tilt_series_layer(path):
             "napari-aet > 1. Tilt-series geometry (or put a .tlt file with the same name "
             "next to it)"
         )
-    return [tilt_series_layer_data(ts, name=Path(path).stem)]
+    return [tilt_series_layer_data(ts, name=name)]
 
 
 def _read_volume_layer(path):

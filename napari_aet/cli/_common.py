@@ -79,6 +79,15 @@ def add_series_input(p, *, positional: bool = True) -> None:
         "DM, Velox and TIFF images are stored; 'none': register the frames by shifts only)",
     )
     p.add_argument(
+        "--phi-group",
+        type=int,
+        default=None,
+        metavar="K",
+        help="a GENFIRE file that merges tilt series turned about the beam between them: read "
+        "the K-th (0 = the one holding the file's first image); without it, run and recon take "
+        "a file of two as a dual-axis series",
+    )
+    p.add_argument(
         "--frame-interval",
         type=float,
         default=1.0,
@@ -122,7 +131,54 @@ def series_source(args, path=None) -> SeriesSource:
         exclude=tuple(getattr(args, "exclude_images", ()) or ()),
         scan_direction=getattr(args, "scan_direction", "down"),
         frame_interval=getattr(args, "frame_interval", 1.0),
+        phi_group=getattr(args, "phi_group", None),
     )
+
+
+#: Files whose angles may be GENFIRE's Euler triplets (a .mat or .npy stack, or an angles
+#: file beside or given): the ones :func:`merged_as_dual_axis` reads to look.
+_EULER_SUFFIXES = (".mat", ".npy", ".txt")
+
+
+def merged_as_dual_axis(source: SeriesSource, second: SeriesSource | None):
+    """A GENFIRE-convention file that merges two tilt series turned about the beam between
+    them, given without ``--second-axis`` or ``--phi-group``: its first series as the run's,
+    the other as the second axis (``(source, second, note)``; as given otherwise). A file of
+    more than two is refused, naming ``--phi-group``."""
+    from ..io import MergedSeriesError, read_tilt_series
+
+    angles = str(source.angles or "")
+    if (
+        second is not None
+        or source.phi_group is not None
+        or not (
+            Path(source.path).suffix.lower() in _EULER_SUFFIXES
+            or Path(angles).suffix.lower() in _EULER_SUFFIXES
+        )
+    ):
+        return source, second, None
+    try:
+        read_tilt_series(source.path, dataset=source.dataset, angles=source.angles,
+                         pixel_size_A=source.pixel_size_A, keep_frames=True,
+                         nan_policy="fill")  # fmt: skip
+    except MergedSeriesError as err:
+        if len(err.groups) != 2:
+            raise ValueError(
+                f"{err}. A dual-axis run takes two: choose the series with --phi-group K, or "
+                "the pair with --phi-group K and --second-axis FILE"
+            ) from None
+        a, b = (f"phi {p:+.1f} deg, {len(g)} images" for p, g in zip(err.phi_deg, err.groups,
+                                                                    strict=True))  # fmt: skip
+        note = (
+            f"{Path(source.path).name} merges two tilt series turned about the beam ({a}; "
+            f"{b}): run as a dual-axis series, each aligned on its own and both reconstructed "
+            "together (the second's in-plane turn measured from its images)"
+        )
+        first = replace(source, phi_group=0)
+        return first, replace(source, phi_group=1, exclude=()), note
+    except Exception:  # noqa: BLE001 - any other reading problem is the run's to report
+        pass
+    return source, second, None
 
 
 def add_volume_input(p) -> None:

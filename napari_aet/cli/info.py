@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io import (
+    MergedSeriesError,
     file_notes,
     is_atom_model_file,
     is_mat_volume,
@@ -33,8 +34,26 @@ def cmd_info(args) -> int:
               f"variable {meta['file']['variable']!r}")  # fmt: skip
         print(f"  voxel size: {f'{vx:g} A' if vx else 'unknown (give --voxel-size)'}")
         return 0
-    ts = read_tilt_series(args.path, dataset=args.dataset, keep_frames=True)
-    print(f"{args.path}: tilt series {ts.data.shape} ({ts.metadata.get('format')})")
+    try:
+        ts = read_tilt_series(args.path, dataset=args.dataset, keep_frames=True)
+    except MergedSeriesError as err:  # GENFIRE's file of several series: each described
+        print(
+            f"{args.path}: {len(err.groups)} tilt series turned about the beam between them "
+            "(GENFIRE's Euler angles); `run` and `recon` take two as a dual-axis series, "
+            "--phi-group K reads one"
+        )
+        for k, phi in enumerate(err.phi_deg):
+            print(f"phi group {k} (phi {phi:+.1f} deg):")
+            one = read_tilt_series(args.path, dataset=args.dataset, keep_frames=True, phi_group=k)
+            _describe_series(args.path, one)
+        return 0
+    _describe_series(args.path, ts)
+    return 0
+
+
+def _describe_series(path, ts) -> None:
+    """What ``info`` prints about a tilt series read from ``path``."""
+    print(f"{path}: tilt series {ts.data.shape} ({ts.metadata.get('format')})")
     if fr := ts.metadata.get("frames"):
         print(
             f"  frames: {fr['frames_per_tilt']} per tilt, {fr['layout']}; align and run "
@@ -72,4 +91,3 @@ def cmd_info(args) -> int:
     for note in file_notes(ts.metadata):  # what reading noted (GENFIRE's: the geometry line)
         if note != (gf or {}).get("note"):
             print(f"  note: {note}")
-    return 0

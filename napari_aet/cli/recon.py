@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..workflows import ReconSettings, run_recon
 from ._common import (
     add_series_input,
     device_option,
+    merged_as_dual_axis,
     run_staged,
     second_axis_options,
     second_axis_source,
@@ -60,8 +62,9 @@ def cmd_recon(args) -> int:
         format=args.format,
         second_axis_rotation_deg=args.second_axis_rotation,
     )
-    src = series_source(args)
-    second = second_axis_source(args)
+    src, second, merged = merged_as_dual_axis(series_source(args), second_axis_source(args))
+    if merged and not args.quiet:
+        print(f"note: {merged}", file=sys.stderr)
     return run_staged(
         args, "GENFIRE", lambda out, bar: run_recon(src, settings, out, bar, second=second)
     )

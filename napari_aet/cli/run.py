@@ -25,6 +25,7 @@ from ._common import (
     crop_option,
     device_option,
     element_option,
+    merged_as_dual_axis,
     parse_formats,
     second_axis_options,
     second_axis_source,
@@ -210,6 +211,10 @@ def cmd_run(args) -> int:
     second = second_axis_source(args)
     if second is not None and (len(inputs) > 1 or args.scheduler is not None):
         raise ValueError("--second-axis pairs with one tilt series: run a batch without it")
+    if len(inputs) == 1:
+        source, second, merged = merged_as_dual_axis(source, second)
+        if merged and not args.quiet:
+            print(f"note: {merged}", file=sys.stderr)
     if len(inputs) == 1 and args.scheduler is None:
         bar = Bar("run", args.quiet)
 

@@ -10,7 +10,7 @@ from ._angles import (
 )
 from ._atom_files import ATOM_SUFFIXES, is_atom_model_file, read_atoms, write_atoms
 from ._folder import image_files, is_image_folder
-from ._genfire import from_genfire_geometry
+from ._genfire import MergedSeriesError, from_genfire_geometry
 from ._matlab import is_mat_volume
 from ._tilt_series import (
     TILT_SERIES_SUFFIXES,
@@ -29,6 +29,7 @@ __all__ = [
     "TiltSeriesFileError",
     "find_angle_sidecar",
     "from_genfire_geometry",
+    "MergedSeriesError",
     "file_notes",
     "image_files",
     "is_image_folder",

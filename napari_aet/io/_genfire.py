@@ -46,6 +46,33 @@ def euler_triplets(a, n_images: int | None = None) -> np.ndarray | None:
     return np.ascontiguousarray(a.T)
 
 
+class MergedSeriesError(ValueError):
+    """A GENFIRE-convention file that merges tilt series taken with the specimen turned about
+    the beam between them (:func:`phi_groups`): ``groups`` holds each one's image indices,
+    ``phi_deg`` its median ``phi``. Read one with ``phi_group``; ``napari-aet run`` and
+    ``recon`` run a file of two as a dual-axis series."""
+
+    def __init__(self, message: str, groups: list[np.ndarray], phi_deg: list[float]):
+        super().__init__(message)
+        self.groups = groups
+        self.phi_deg = phi_deg
+
+
+def select_phi_group(data, euler_deg, group: int):
+    """The images and Euler triplets of ``phi`` group ``group`` (0 = the one holding the
+    file's first image, :func:`phi_groups`' order) and their indices in the file; a file of
+    one series has only group 0."""
+    e = np.asarray(euler_deg, np.float64)
+    groups = phi_groups(e[:, 0])
+    if not 0 <= int(group) < len(groups):
+        raise ValueError(
+            f"phi group {group}: the file holds {len(groups)} tilt series (groups 0 to "
+            f"{len(groups) - 1})"
+        )
+    idx = groups[int(group)]
+    return np.asarray(data)[idx], e[idx], idx
+
+
 def _wrap(d):
     return (np.asarray(d, np.float64) + 180.0) % 360.0 - 180.0
 
@@ -86,11 +113,14 @@ def from_genfire_geometry(data, euler_deg) -> tuple[np.ndarray, np.ndarray, dict
             f"phi {float(np.median(phi[g])):+.1f} deg ({len(g)} images from {int(g[0])})"
             for g in groups
         )
-        raise ValueError(
+        raise MergedSeriesError(
             f"the Euler angles hold {len(groups)} tilt series turned apart about the beam "
-            f"({listed}): napari-aet reads one single-axis series at a time. Save each "
-            "group of images with its own angles and run them together as a dual-axis series "
-            "(napari-aet run A --second-axis B)"
+            f"({listed}): napari-aet reads one single-axis series at a time. `napari-aet run` "
+            "and `recon` run a file of two as a dual-axis series (each aligned on its own, "
+            "reconstructed together); read one with --phi-group K (0 = the first listed), or "
+            "save each group with its own angles and run A --second-axis B",
+            groups,
+            [float(np.median(phi[g])) for g in groups],
         )
     common = float(phi[0] + _wrap(phi - phi[0]).mean())
     dphi = _wrap(phi - common)

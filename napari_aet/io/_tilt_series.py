@@ -22,7 +22,7 @@ from ._angles import (
     write_angles,
 )
 from ._folder import FolderError, angle_file_in, read_image_folder
-from ._genfire import euler_triplets, from_genfire_geometry
+from ._genfire import euler_triplets, from_genfire_geometry, select_phi_group
 from ._matlab import mat_tilt_series, save_mat
 from ._microscope import read_mdoc
 from ._rsciio import RSCIIO_SUFFIXES, read_rsciio_stack
@@ -78,6 +78,7 @@ def read_tilt_series(
     pixel_size_A: float | None = None,
     nan_policy: str = "raise",
     keep_frames: bool = False,
+    phi_group: int | None = None,
 ) -> TiltSeries:
     """Read a tilt series ``(n_tilts, rows, cols)`` with its tilt angles and pixel size.
 
@@ -118,6 +119,10 @@ def read_tilt_series(
         of their image.
     keep_frames : bool
         Return several frames per tilt as a 4D ``data`` instead of refusing them.
+    phi_group : int, optional
+        Of a GENFIRE-convention file that merges tilt series turned about the beam between
+        them (refused without it: :class:`~napari_aet.io.MergedSeriesError`), the one to read
+        (0 = the group of the file's first image); ``metadata["phi_group"]`` lists its images.
 
     Returns
     -------
@@ -220,6 +225,14 @@ def read_tilt_series(
     ):  # a MATLAB stack with one column of angles from a .mat file: GENFIRE's (0, theta, 0)
         a = np.asarray(ang, np.float64).ravel()
         euler = np.stack([np.zeros_like(a), a, np.zeros_like(a)], axis=1)
+    if euler is not None and phi_group is not None:  # one series of a merged file
+        data, euler, idx = select_phi_group(data, euler, phi_group)
+        meta["phi_group"] = {"group": int(phi_group), "images": [int(i) for i in idx]}
+    elif phi_group not in (None, 0):
+        raise ValueError(
+            f"phi group {phi_group}: {path.name} is not a GENFIRE-convention file of several "
+            "tilt series (only group 0)"
+        )
     if euler is not None:  # GENFIRE's convention: transpose, tilt = -theta, undo psi
         data, ang, meta["genfire"] = from_genfire_geometry(data, euler)
     data, ang = _frames_layout(data, ang, path, meta)

@@ -144,6 +144,7 @@ def load_series(
         pixel_size_A=source.pixel_size_A,
         nan_policy="fill" if source.fill_nans else "raise",
         keep_frames=True,
+        phi_group=source.phi_group,
     )
     if ts.data.ndim == 4:
         ts = registered_frames(ts, source.scan_direction, source.frame_interval, progress)

@@ -89,6 +89,8 @@ def stage_key(stage: str, settings: RunSettings, source: SeriesSource) -> dict:
         frames = {"scan_direction": source.scan_direction, "frame_interval": source.frame_interval}
         if frames != {"scan_direction": "down", "frame_interval": 1.0}:  # the same: as exclude
             key["series"]["frames"] = frames
+        if source.phi_group is not None:  # one series of a merged GENFIRE file: as exclude
+            key["series"]["phi_group"] = source.phi_group
     if stage == "trace":
         key["from"] = "augment" if settings.augment is not None else "recon"
     if stage == "analyze":
@@ -283,6 +285,8 @@ def run_pipeline(
     inputs = {"tilts": file_fingerprint(tilts)}
     if second is not None:
         inputs["second_axis"] = file_fingerprint(second.path)
+        if second.phi_group is not None:  # the other series of the same merged file
+            inputs["second_axis_phi_group"] = second.phi_group
         if second.angles is not None and Path(str(second.angles)).is_file():
             inputs["second_axis_angles"] = file_fingerprint(second.angles)
     if source.angles is not None and Path(str(source.angles)).is_file():

@@ -44,6 +44,9 @@ class SeriesSource:
     # correction) and the frame period over one frame's scan time
     scan_direction: str = "down"
     frame_interval: float = 1.0
+    # of a GENFIRE-convention file merging tilt series turned about the beam: the one to read
+    # (``read_tilt_series(phi_group=...)``); None: a file of one series
+    phi_group: int | None = None
 
 
 @dataclass(frozen=True)
