@@ -84,8 +84,8 @@ def add_series_input(p, *, positional: bool = True) -> None:
         default=None,
         metavar="K",
         help="a GENFIRE file that merges tilt series turned about the beam between them: read "
-        "the K-th (0 = the one holding the file's first image); without it, run and recon take "
-        "a file of two as a dual-axis series",
+        "the K-th (0 = the one holding the file's first image; --exclude-images then counts "
+        "its images); without it, run and recon take a file of two as a dual-axis series",
     )
     p.add_argument(
         "--frame-interval",
