@@ -166,3 +166,49 @@ def test_an_empty_tomogram_fails_by_name_and_adds_nothing(
         pass
     assert w.status.value.startswith("Failed: GENFIRE gave an empty tomogram")
     assert len(viewer.layers) == 1
+
+
+def test_recon_widget_reconstructs_two_series_of_a_genfire_file_together(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """A GENFIRE file of two series (phi 0 and 90) opened in napari gives one layer each; in
+    the Reconstruct dock the second is chosen as the second axis by keys on its box, and one
+    click reconstructs both: the turn found (-90 deg), 21 + 21 images, said in the status."""
+    import scipy.io as sio
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QApplication
+    from test_genfire_convention import genfire_images
+
+    from napari_aet.simulate import amorphous_particle
+    from napari_aet.widgets import ReconWidget
+
+    xyz = amorphous_particle(radius_A=7.0, min_distance_A=2.4, seed=1)
+    theta = np.arange(-60.0, 61.0, 6.0)
+    euler = np.concatenate([np.stack([np.full(21, p), theta, np.zeros(21)], 1) for p in (0, 90)])
+    images = genfire_images(xyz - xyz.mean(0), euler, (56, 56), 0.4)
+    path = tmp_path / "projections.mat"
+    sio.savemat(path, {"projections": np.moveaxis(images, 0, -1), "pixel_size_A": 0.4})
+    sio.savemat(tmp_path / "angles.mat", {"angles": euler.T})
+    viewer = make_napari_viewer(show=True)
+    viewer.open(str(path), plugin="napari-aet")
+    assert [layer.name for layer in viewer.layers] == ["projections phi +0", "projections phi +90"]
+    w = ReconWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Reconstruct")
+    w.layer.value = viewer.layers["projections phi +0"]
+    w.iterations.value = 30
+    combo = w.second.native
+    combo.setFocus()
+    for _ in range(combo.count()):  # the choices: none, then the layers
+        if w.second.value is viewer.layers["projections phi +90"]:
+            break
+        qtbot.keyClick(combo, Qt.Key_Down)
+        QApplication.processEvents()
+    assert w.second.value is viewer.layers["projections phi +90"]
+    qtbot.mouseClick(w.run_button.native, Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.result is not None and w.run_button.enabled, timeout=120000)
+    dual = w.result.settings["dual_axis"]
+    assert dual["n_images"] == [21, 21] and abs(dual["rotation_deg"] + 90.0) < 0.5
+    assert "Dual-axis: 21 + 21 images" in w.status.value
+    tomo = viewer.layers[-1]
+    assert tomo.data.shape == (56, 56, 56)
+    assert tomo.metadata["recon_settings"]["dual_axis"]["rotation_deg"] == dual["rotation_deg"]

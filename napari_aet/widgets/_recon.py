@@ -15,7 +15,7 @@ from magicgui.widgets import (
 
 from ..figures import plot_recon_errors
 from ..recon import check_tomogram, genfire
-from ..workflows import ReconSettings
+from ..workflows import ReconSettings, dual_axis_geometry
 from ._runner import (
     DockContainer,
     StageRunner,
@@ -47,6 +47,16 @@ class ReconWidget(StageWidgetMixin, DockContainer):
         super().__init__(labels=True)
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Image", label="tilt series")
+        self.second = create_widget(
+            value=None,
+            annotation="napari.layers.Image",
+            label="second axis",
+            options={"nullable": True},
+        )
+        self.second.tooltip = (
+            "dual-axis: the second tilt series (same size and pixel size, the specimen turned "
+            "about the beam); its turn is measured and both are reconstructed together"
+        )
         self.iterations = SpinBox(label="iterations", value=D.iterations, min=1, max=100000)
         self.oversampling = FloatSpinBox(
             label="oversampling", value=D.oversampling, min=1.0, max=8.0
@@ -69,6 +79,7 @@ class ReconWidget(StageWidgetMixin, DockContainer):
         self.extend(
             [
                 self.layer,
+                self.second,
                 self.iterations,
                 self.oversampling,
                 self.interpolation,
@@ -101,6 +112,10 @@ class ReconWidget(StageWidgetMixin, DockContainer):
         layer = self.layer.value
         try:
             ts = stage_series(self._viewer, layer)
+            second = self.second.value
+            if second is layer:
+                raise ValueError("the second axis is the first series: choose another or none")
+            tsb = None if second is None else stage_series(self._viewer, second)
         except ValueError as err:
             self.status.value = f"Not started: {err}"
             return None
@@ -115,12 +130,18 @@ class ReconWidget(StageWidgetMixin, DockContainer):
             device=self.device.value,
         )
         self._source = (layer.name, ts)
-        self.status.value = "Gridding..."
-        return self.runner.start(
-            lambda progress, cancel: genfire(
-                ts.data, ts.angles_deg, progress=progress, cancel=cancel, **params
-            )
-        )
+        self.status.value = "Gridding..." if tsb is None else "Turning the second series..."
+
+        def work(progress, cancel):
+            if tsb is None:
+                return genfire(ts.data, ts.angles_deg, progress=progress, cancel=cancel, **params)
+            geometry = ReconSettings(device=params["device"])
+            data, euler, dual, notes = dual_axis_geometry(ts, tsb, geometry, cancel)
+            res = genfire(data, euler_deg=euler, progress=progress, cancel=cancel, **params)
+            res.settings["dual_axis"] = {**dual, "notes": notes}
+            return res
+
+        return self.runner.start(work)
 
     def _done(self, res) -> None:
         source_name, ts = self._source
@@ -155,6 +176,12 @@ class ReconWidget(StageWidgetMixin, DockContainer):
         )
         if res.settings.get("support_note"):
             self.status.value += f". Support: {res.settings['support_note']}"
+        if dual := res.settings.get("dual_axis"):
+            self.status.value += (
+                f". Dual-axis: {dual['n_images'][0]} + {dual['n_images'][1]} images, the second "
+                f"turned by {dual['rotation_deg']:+.2f} deg"
+                + "".join(f". Note: {n}" for n in dual["notes"])
+            )
 
     def _plot(self, errors, rfree) -> None:
 

@@ -339,8 +339,12 @@ def _support(spec: str):
     return mask
 
 
-def _dual_axis_geometry(ts: TiltSeries, tsb: TiltSeries, s: ReconSettings, cancel):
-    """The joined images and Euler angles of a dual-axis acquisition, and its record."""
+def dual_axis_geometry(ts: TiltSeries, tsb: TiltSeries, s: ReconSettings, cancel):
+    """The joined images and Euler angles of a dual-axis acquisition (``ts`` and ``tsb``,
+    aligned, one size and pixel size), its record (the second's in-plane turn, measured from
+    the untilted images or taken from ``s.second_axis_rotation_deg``, refined against its
+    images) and notes: what ``run_recon`` and the Reconstruct dock reconstruct with GENFIRE's
+    ``euler_deg``."""
     if tsb.data.shape[1:] != ts.data.shape[1:]:
         raise ValueError(
             f"the second series' images are {tsb.data.shape[1:]} pixels, the first's "
@@ -400,7 +404,7 @@ def run_recon(
     ts = load_series(series)
     data, geometry, dual, notes = ts.data, {"angles_deg": ts.angles_deg}, None, []
     if second is not None:
-        data, euler, dual, notes = _dual_axis_geometry(ts, load_series(second), s, cancel)
+        data, euler, dual, notes = dual_axis_geometry(ts, load_series(second), s, cancel)
         geometry = {"euler_deg": euler}
     res = genfire(
         data,
