@@ -9,13 +9,12 @@ from ._layers import atoms_layer_data, tilt_series_layer_data
 from .io import (
     ATOM_SUFFIXES,
     TILT_SERIES_SUFFIXES,
-    MergedSeriesError,
     file_notes,
     is_atom_model_file,
     is_image_folder,
     is_mat_volume,
     read_atoms,
-    read_tilt_series,
+    read_each_series,
     read_volume,
 )
 from .session import is_session_file, read_session
@@ -48,26 +47,23 @@ def _one(path):
 
 def _read_tilt_series_layer(path):
     path = _one(path)
-    try:
-        ts = read_tilt_series(path, keep_frames=True)
-    except MergedSeriesError as err:  # GENFIRE's file of several series: one layer each
+    series = read_each_series(path, keep_frames=True)
+    if len(series) > 1:  # GENFIRE's file of several series: one layer each
         from napari.utils.notifications import show_info
 
         show_info(
-            f"{Path(path).name}: {len(err.groups)} tilt series turned about the beam between "
+            f"{Path(path).name}: {len(series)} tilt series turned about the beam between "
             "them, opened as one layer each (phi groups); napari-aet run and recon take two "
             "as a dual-axis series"
         )
-        return [
-            layer
-            for k, phi in enumerate(err.phi_deg)
-            for layer in _series_layers(
-                path,
-                read_tilt_series(path, keep_frames=True, phi_group=k),
-                name=f"{Path(path).stem} phi {phi:+.0f}",
-            )
-        ]
-    return _series_layers(path, ts, name=Path(path).stem)
+    stem = Path(path).stem
+    return [
+        layer
+        for phi, ts in series
+        for layer in _series_layers(
+            path, ts, name=stem if phi is None else f"{stem} phi {phi:+.0f}"
+        )
+    ]
 
 
 def _series_layers(path, ts, *, name: str) -> list:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..io import (
-    MergedSeriesError,
     file_notes,
     is_atom_model_file,
     is_mat_volume,
     read_atoms,
-    read_tilt_series,
+    read_each_series,
     read_volume,
 )
 
@@ -34,20 +33,17 @@ def cmd_info(args) -> int:
               f"variable {meta['file']['variable']!r}")  # fmt: skip
         print(f"  voxel size: {f'{vx:g} A' if vx else 'unknown (give --voxel-size)'}")
         return 0
-    try:
-        ts = read_tilt_series(args.path, dataset=args.dataset, keep_frames=True)
-    except MergedSeriesError as err:  # GENFIRE's file of several series: each described
+    series = read_each_series(args.path, dataset=args.dataset, keep_frames=True)
+    if len(series) > 1:  # GENFIRE's file of several series: each described
         print(
-            f"{args.path}: {len(err.groups)} tilt series turned about the beam between them "
+            f"{args.path}: {len(series)} tilt series turned about the beam between them "
             "(GENFIRE's Euler angles); `run` and `recon` take two as a dual-axis series, "
             "--phi-group K reads one"
         )
-        for k, phi in enumerate(err.phi_deg):
+    for k, (phi, ts) in enumerate(series):
+        if phi is not None:
             print(f"phi group {k} (phi {phi:+.1f} deg):")
-            one = read_tilt_series(args.path, dataset=args.dataset, keep_frames=True, phi_group=k)
-            _describe_series(args.path, one)
-        return 0
-    _describe_series(args.path, ts)
+        _describe_series(args.path, ts)
     return 0
 
 

@@ -17,6 +17,7 @@ from ._tilt_series import (
     TiltSeries,
     TiltSeriesFileError,
     file_notes,
+    read_each_series,
     read_tilt_series,
     write_tilt_series,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "read_angles",
     "read_atoms",
     "read_tilt_series",
+    "read_each_series",
     "validate_angles",
     "write_angles",
     "write_atoms",

@@ -22,7 +22,12 @@ from ._angles import (
     write_angles,
 )
 from ._folder import FolderError, angle_file_in, read_image_folder
-from ._genfire import euler_triplets, from_genfire_geometry, select_phi_group
+from ._genfire import (
+    MergedSeriesError,
+    euler_triplets,
+    from_genfire_geometry,
+    select_phi_group,
+)
 from ._matlab import mat_tilt_series, save_mat
 from ._microscope import read_mdoc
 from ._rsciio import RSCIIO_SUFFIXES, read_rsciio_stack
@@ -262,6 +267,18 @@ def read_tilt_series(
     elif px is not None:
         meta.setdefault("pixel_size_source", "file")
     return TiltSeries(data, ang, None if px is None else float(px), str(path), meta)
+
+
+def read_each_series(path: str | Path, **kwargs) -> list[tuple[float | None, TiltSeries]]:
+    """The tilt series of ``path`` (:func:`read_tilt_series`'s ``kwargs``): ``[(None, ts)]``,
+    or, for a GENFIRE-convention file that merges several turned about the beam between them
+    (:class:`~napari_aet.io.MergedSeriesError`), each ``phi`` group's ``(phi, ts)``: what
+    napari opens and ``info`` describes."""
+    try:
+        return [(None, read_tilt_series(path, **kwargs))]
+    except MergedSeriesError as err:
+        return [(phi, read_tilt_series(path, phi_group=k, **kwargs))
+                for k, phi in enumerate(err.phi_deg)]  # fmt: skip
 
 
 def file_notes(metadata: dict | None) -> list[str]:
