@@ -219,13 +219,7 @@ def plot_voronoi_motifs(amorphous: dict, *, ax=None):
 
 def plot_deviation_histogram(comparisons: dict, *, bins: int = 30, ax=None):
     """Histogram of the common atoms' deviations [pm] per comparison (the study's Fig. S1)."""
-    from matplotlib.figure import Figure
-
-    if ax is None:
-        fig = Figure(figsize=(4.6, 3.2), dpi=150)
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
+    fig, ax = _figure_axes(ax, (4.6, 3.2))  # a constrained layout, also in a widget's figure
     dmax = max(
         (np.linalg.norm(c.deviations_A, axis=1).max(initial=0) for c in comparisons.values()),
         default=1.0,
@@ -239,7 +233,6 @@ def plot_deviation_histogram(comparisons: dict, *, bins: int = 30, ax=None):
     ax.set_xlabel("deviation (pm)")
     ax.set_ylabel("atoms")
     ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
     return fig
 
 

@@ -16,6 +16,7 @@ from ._common import (
 )
 from .atom_stages import (
     Validation,
+    precision_of_atoms,
     run_analyze,
     run_precision,
     run_refine,
@@ -99,6 +100,7 @@ __all__ = [
     "load_tomogram",
     "make_run_figures",
     "precision_analysis",
+    "precision_of_atoms",
     "run_align",
     "run_analyze",
     "run_augment",

@@ -52,7 +52,7 @@ from ._common import (
     write_json,
 )
 from .layout import STAGE_FILES, stage_file
-from .precision import precision_analysis
+from .precision import PrecisionResult, precision_analysis
 from .settings import (
     AnalyzeSettings,
     PositionRefineSettings,
@@ -441,16 +441,14 @@ def run_validate(
     return StageResult("validate", info, written, msg, notes)
 
 
-def run_precision(
-    atoms, series: SeriesSource, settings: PrecisionSettings, out, progress=None, cancel=None
-) -> StageResult:
-    """Precision analysis of an atom model at a measured series' geometry
-    (:func:`napari_aet.workflows.precision_analysis`): ``precision.json`` and a deviation
-    histogram."""
-
+def precision_of_atoms(
+    model, ts, settings: PrecisionSettings, progress=None, cancel=None
+) -> tuple[PrecisionResult, list[str]]:
+    """The precision stage's computation on an atom model and a measured :class:`TiltSeries`
+    (no files): the model's series simulated at that series' angles, pixel size and image
+    size, reconstructed, traced again and compared (:func:`precision_analysis`). Returns the
+    result and notes (multislice on a CPU is slow). The Validate widget runs it on layers."""
     s = settings
-    model, src = _atoms_in(atoms)
-    ts = load_series(series)
     gpu = s.device == "cuda" or (s.device == "auto" and cuda_available())
     ms = MultisliceSettings(
         energy_keV=s.energy_keV,
@@ -486,6 +484,19 @@ def run_precision(
         progress=progress,
         cancel=cancel,
     )
+    return res, notes
+
+
+def run_precision(
+    atoms, series: SeriesSource, settings: PrecisionSettings, out, progress=None, cancel=None
+) -> StageResult:
+    """Precision analysis of an atom model at a measured series' geometry
+    (:func:`precision_of_atoms`): ``precision.json`` and a deviation histogram."""
+
+    s = settings
+    model, src = _atoms_in(atoms)
+    ts = load_series(series)
+    res, notes = precision_of_atoms(model, ts, s, progress, cancel)
     out = _folder(out)
     info = {
         **_provenance("precision", s, atoms=src, tilts=series.path),

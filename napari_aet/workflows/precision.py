@@ -24,7 +24,7 @@ from ..analysis import ModelComparison, compare_atom_models
 from ..augment import augment_volume
 from ..core.atoms import AtomModel
 from ..core.elements import parse_elements
-from ..core.progress import check_cancel
+from ..core.progress import check_cancel, prefixed
 from ..recon import genfire
 from ..simulate import MultisliceSettings, multislice_tilt_series, simulate_tilt_series
 from ..trace import refine_atom_positions, trace_atoms
@@ -146,21 +146,28 @@ def precision_analysis(
             shape_px=shape_px,
             element=heaviest,
             seed=seed,
+            progress=prefixed(progress, "simulate: "),
         ).data
     else:
         raise ValueError("simulator must be 'multislice' or 'kirkland'")
     check_cancel(cancel, "the precision analysis")
-    vol = genfire(series, angles, iterations=iterations, oversampling=oversampling, device=device)
+    vol = genfire(
+        series, angles, iterations=iterations, oversampling=oversampling, device=device,
+        progress=prefixed(progress, "GENFIRE: "), cancel=cancel,
+    )  # fmt: skip
     volumes = {"raw": vol.volume}
     if weights is not None:
         volumes["augmented"] = augment_volume(
-            vol.volume, voxel_size_A=pixel_size_A, weights=weights, device=device
-        ).volume
+            vol.volume, voxel_size_A=pixel_size_A, weights=weights, device=device,
+            progress=prefixed(progress, "U-Net: "), cancel=cancel,
+        ).volume  # fmt: skip
     comps: dict[str, ModelComparison] = {}
     traced = {}
     for k, v in volumes.items():
         check_cancel(cancel, "the precision analysis")
-        t = trace_atoms(v, voxel_size_A=pixel_size_A, element=spec)
+        t = trace_atoms(
+            v, voxel_size_A=pixel_size_A, element=spec, progress=prefixed(progress, f"{k}: trace: ")
+        )
         traced[k] = t.atoms.positions
         comps[k] = compare_atom_models(pos, t.atoms.positions, radius_A=pair_radius_A)
         if refine_positions and t.atoms.n_atoms:
@@ -171,6 +178,7 @@ def precision_analysis(
                 pixel_size_A=pixel_size_A,
                 element=spec,
                 device=device,
+                progress=prefixed(progress, f"{k}: refine: "),
                 cancel=cancel,
             )
             if "not_refined" not in info:
