@@ -144,6 +144,26 @@ def test_new_training_options_keep_old_sets_and_refuse_bad_ones():
         TrainingDataSettings(peak_counts=(20, 80), denoise="bm3d").validate()
 
 
+def test_training_pair_of_a_faulted_particle():
+    """``structure="faulted"``: an fcc particle with twins and faults drawn per sample; the
+    sample records its stacking, its target holds every atom, and the setting stays out of
+    older sets' manifests at its default."""
+    s = replace(TINY, structure="faulted", reversal_rate_max=0.5)
+    x, y, info, atoms = make_training_pair(s, 4, return_atoms=True)
+    assert x.shape == y.shape == (48, 48, 48)
+    seq = info["stacking"]
+    assert set(seq) <= set("ABC") and 0 <= info["reversal_rate"] <= 0.5
+    assert info["n_atoms"] == len(atoms) > 20
+    # every atom sits on a target peak
+    idx = np.round(atoms / TINY.pixel_size_A).astype(int)
+    inside = ((idx >= 0) & (idx < 48)).all(axis=1)
+    assert inside.all() and y[tuple(idx.T)].min() > 0.5
+    assert "reversal_rate_max" not in TINY.to_json()
+    assert s.to_json()["reversal_rate_max"] == 0.5
+    with pytest.raises(ValueError, match="chance per layer"):
+        replace(s, reversal_rate_max=2.0).validate()
+
+
 def test_settings_refuse_a_particle_larger_than_the_box():
     with pytest.raises(ValueError, match="do not fit"):
         TrainingDataSettings(box_px=48, radius_max_A=9.0).validate()

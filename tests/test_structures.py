@@ -8,8 +8,10 @@ from napari_aet.simulate import (
     amorphous_particle,
     apply_point_defects,
     build_structure,
+    faulted_particle,
     fcc_lattice,
     fcc_particle,
+    random_stacking,
     stacked_particle,
     stacking_sequence,
     thermal_jitter,
@@ -121,3 +123,50 @@ def test_build_structure_centres_in_volume_and_rejects_unknown():
         build_structure("fcc", element="Xx")
     with pytest.raises(ValueError, match="one non-negative fraction per element"):
         build_structure("fcc", element="Pt,Ni", composition=[1.0])
+
+
+def _hcp_layers(seq):
+    return sum(seq[i - 1] == seq[i + 1] for i in range(1, len(seq) - 1))
+
+
+def test_random_stacking_reverses_at_the_given_rate():
+    """Every layer beside its neighbours is a close packing; a reversal of the walk makes one
+    hcp layer, so their share is the rate: none at 0 (perfect fcc), all at 1 (ABAB: hcp), and
+    0.1 +- 0.02 over 2,000 layers at 0.1."""
+    for rate in (0.0, 0.1, 1.0):
+        seq = random_stacking(2000, rate, seed=5)
+        assert set(seq) <= set("ABC") and len(seq) == 2000
+        assert all(seq[i] != seq[i + 1] for i in range(len(seq) - 1))
+        assert _hcp_layers(seq) / 1998 == pytest.approx(rate, abs=0.02)
+    perfect = random_stacking(12, 0.0, seed=1)
+    assert perfect in ("ABCABCABCABC"[k:] + "ABCABCABCABC"[:k] for k in range(3)) or perfect in (
+        "CBACBACBACBA"[k:] + "CBACBACBACBA"[:k] for k in range(3)
+    )
+    with pytest.raises(ValueError, match="reversal_rate"):
+        random_stacking(10, 1.5)
+
+
+def test_faulted_particle_is_close_packed_with_its_drawn_faults():
+    """A faulted particle's inner atoms keep 12 neighbours at a / sqrt(2) whatever the
+    stacking (fcc and hcp alike); its layers' labels follow the drawn sequence (an hcp layer
+    wherever the stacking reversed), and it is centred near the origin within the radius'
+    reach."""
+    a = 3.912
+    p = faulted_particle(lattice_constant_A=a, radius_A=12.0, reversal_rate=0.3, seed=7)
+    seq = p.sequence
+    assert _hcp_layers(seq) >= 2  # this draw has faults
+    for k, letter in enumerate(seq):
+        on = p.layer == k - p.interface_index
+        if on.any():
+            assert set(p.abc[on]) == {letter}
+            if 0 < k < len(seq) - 1:
+                want = "hcp" if seq[k - 1] == seq[k + 1] else "fcc"
+                assert set(p.stacking[on]) == {want}
+    r = np.linalg.norm(p.positions, axis=1)
+    assert r.max() < 12.0 * 1.4 and np.linalg.norm(p.positions.mean(axis=0)) < 1.5
+    inner = r < 7.0
+    d, _ = cKDTree(p.positions).query(p.positions[inner], k=13)
+    assert d[:, 1:] == pytest.approx(a / np.sqrt(2), abs=1e-6)
+    assert d.shape[0] > 50
+    convex = faulted_particle(radius_A=10.0, shape="convex", seed=8)
+    assert len(convex.positions) > 200

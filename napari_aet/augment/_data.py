@@ -41,16 +41,19 @@ from ..forward import rotation_center_A
 from ..recon import genfire
 from ..simulate import (
     IndependentImaging,
+    apply_point_defects,
     build_structure,
+    faulted_particle,
     independent_tilt_series,
     poisson_counts,
     simulate_tilt_series,
+    thermal_jitter,
 )
 from ..simulate._structures import amorphous_particle
 from ._normalise import gaussian_target, normalise_tomogram
 
 #: Structures the generator knows.
-TRAINING_STRUCTURES = ("fcc", "amorphous")
+TRAINING_STRUCTURES = ("fcc", "faulted", "amorphous")
 
 #: Forward models the generator can image a sample with.
 FORWARD_MODELS = ("project", "independent")
@@ -66,7 +69,10 @@ class TrainingDataSettings:
 
     Attributes
     ----------
-    structure : {"fcc", "amorphous"}
+    structure : {"fcc", "faulted", "amorphous"}
+        ``"faulted"``: fcc particles whose (111) layers carry twins and stacking faults at
+        random (:func:`napari_aet.simulate.faulted_particle`, a reversal of the stacking at
+        each layer with a probability drawn per sample from [0, ``reversal_rate_max``]).
     element : str
     lattice_constant_A : float
         fcc lattice constant [A] (Pt: 3.912).
@@ -81,6 +87,8 @@ class TrainingDataSettings:
         Particle shapes drawn from (``"blob"``, ``"convex"``, ``"sphere"``).
     vacancy_max : float
         Point-defect fraction drawn uniformly from [0, vacancy_max].
+    reversal_rate_max : float
+        ``"faulted"``: the largest chance per layer that the stacking reverses.
     jitter_A : float
         Thermal displacement per axis [A].
     min_distance_A, density_fraction : float
@@ -134,6 +142,7 @@ class TrainingDataSettings:
     radius_max_A: float = 11.0
     shapes: tuple = ("blob", "convex")
     vacancy_max: float = 0.005
+    reversal_rate_max: float = 0.2
     jitter_A: float = 0.022
     min_distance_A: float = 2.0
     density_fraction: float = 0.95
@@ -164,6 +173,10 @@ class TrainingDataSettings:
             raise ValueError(
                 f"unknown training structure {self.structure!r}; choose "
                 + " or ".join(TRAINING_STRUCTURES)
+            )
+        if not 0.0 <= self.reversal_rate_max <= 1.0:
+            raise ValueError(
+                f"reversal_rate_max is a chance per layer, in [0, 1]; got {self.reversal_rate_max}"
             )
         if self.box_px < 32 or self.box_px % 8:
             raise ValueError(f"box_px must be a multiple of 8 and at least 32; got {self.box_px}")
@@ -231,6 +244,7 @@ _ADDED_SETTINGS = (
     "random_orientation",
     "defocus_max_A",
     "denoise",
+    "reversal_rate_max",
 )
 
 
@@ -248,6 +262,7 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
     radius = float(rng.uniform(settings.radius_min_A, settings.radius_max_A))
     shape = str(rng.choice(list(settings.shapes)))
     species = None  # an alloy's element per atom
+    extra_info: dict = {}
     if settings.structure == "fcc":
         vac = float(rng.uniform(0, settings.vacancy_max))
         built = build_structure(
@@ -264,6 +279,21 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
         )
         atoms = built.positions
         species = built.features["element"].astype(str).to_numpy()
+    elif settings.structure == "faulted":
+        vac = float(rng.uniform(0, settings.vacancy_max))
+        rate = float(rng.uniform(0.0, settings.reversal_rate_max))
+        built = faulted_particle(
+            lattice_constant_A=settings.lattice_constant_A,
+            radius_A=radius,
+            shape=shape,
+            reversal_rate=rate,
+            seed=rng,
+        )
+        keep = apply_point_defects(len(built.positions), vacancy_fraction=vac, seed=rng)
+        pos = built.positions[keep]
+        pos = thermal_jitter(pos, sigma_A=settings.jitter_A, seed=rng)
+        atoms = pos + rotation_center_A((n, n), settings.pixel_size_A)
+        extra_info.update(stacking=built.sequence, reversal_rate=rate)
     else:
         vac = 0.0
         density = settings.density_fraction * 4 / settings.lattice_constant_A**3
@@ -287,7 +317,6 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
     elif species is None:  # an amorphous alloy: each atom's element drawn, equal fractions
         species = more.choice(np.asarray(elements), size=len(atoms))
     center = rotation_center_A((n, n), settings.pixel_size_A)
-    extra_info: dict = {}
     if settings.random_orientation:
         from scipy.spatial.transform import Rotation
 

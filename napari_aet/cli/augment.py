@@ -80,7 +80,20 @@ def add_train(sub) -> None:
     )
     p.add_argument("--out", type=Path, default=None, help="training output folder")
     p.add_argument("--generate", type=int, default=0, metavar="N", help="make N samples first")
-    p.add_argument("--structure", default="fcc", choices=TRAINING_STRUCTURES)
+    p.add_argument(
+        "--structure",
+        default="fcc",
+        choices=TRAINING_STRUCTURES,
+        help="single fcc crystals, fcc with random twins and stacking faults (faulted), or "
+        "amorphous particles",
+    )
+    p.add_argument(
+        "--reversal-rate-max",
+        type=float,
+        default=0.2,
+        help="faulted: the largest chance per (111) layer that the stacking reverses (a twin "
+        "or a fault), drawn per sample from [0, this]",
+    )
     p.add_argument("--box", type=int, default=96, help="sample side [voxels]")
     p.add_argument("--pixel-size", type=float, default=0.358, help="voxel size [A]")
     p.add_argument("--radius-min", type=float, default=6.0, help="particle radius min [A]")
@@ -175,6 +188,7 @@ def cmd_train(args) -> int:
             pixel_size_A=args.pixel_size,
             radius_min_A=args.radius_min,
             radius_max_A=args.radius_max,
+            reversal_rate_max=args.reversal_rate_max,
             iterations=args.gen_iterations,
             forward_models=tuple(m.strip() for m in args.forward_models.split(",") if m.strip()),
             peak_counts=tuple(args.peak_counts) if args.peak_counts else None,

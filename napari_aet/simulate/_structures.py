@@ -356,6 +356,62 @@ def stacked_particle(
     )
 
 
+def random_stacking(n_layers: int, reversal_rate: float, *, seed=None) -> str:
+    """A close-packed layer sequence with planar defects at random: a walk through A, B, C
+    that continues its step (fcc) and reverses it with probability ``reversal_rate`` at each
+    layer. One reversal is a twin boundary (``ABCA CBA``), two on neighbouring layers a
+    stacking fault (``ABC B CA...``: intrinsic, or extrinsic with an inserted layer), a
+    reversal at every other layer a slab of hcp. ``reversal_rate=0`` gives perfect fcc."""
+    if n_layers < 1:
+        raise ValueError("n_layers must be at least 1")
+    if not 0.0 <= reversal_rate <= 1.0:
+        raise ValueError(f"reversal_rate must lie in [0, 1]; got {reversal_rate}")
+    rng = _rng(seed)
+    idx, step = int(rng.integers(3)), 1 if rng.random() < 0.5 else -1
+    seq = ["ABC"[idx]]
+    for _ in range(n_layers - 1):
+        if rng.random() < reversal_rate:
+            step = -step
+        idx = (idx + step) % 3
+        seq.append("ABC"[idx])
+    return "".join(seq)
+
+
+def faulted_particle(
+    *,
+    lattice_constant_A: float = PT_LATTICE_CONSTANT_A,
+    radius_A: float = 15.0,
+    shape: str = "blob",
+    reversal_rate: float = 0.1,
+    seed=None,
+) -> StackedStructure:
+    """An fcc particle of a random shape whose (111) layers carry twins and stacking faults at
+    random (:func:`random_stacking`), the stacking normal and the net's in-plane angle drawn at
+    random; centred at the origin [A]. Real fcc nanoparticles are seldom single crystals: a
+    network trained on single crystals only learns that ABC continues."""
+    rng = _rng(seed)
+    spacing = lattice_constant_A / np.sqrt(3.0)
+    n_layers = int(np.ceil(2 * radius_A * 1.4 / spacing)) + 2
+    seq = random_stacking(n_layers, reversal_rate, seed=rng)
+    normal = Rotation.random(random_state=rng.integers(2**31)).apply([0.0, 0.0, 1.0])
+    # a convex shape's facets in a crystal frame whose [111] is the stacking normal
+    frame, _ = Rotation.align_vectors([normal], [np.ones(3) / np.sqrt(3.0)])
+    shape_seed = int(rng.integers(2**31))
+    kw = {"orientation": frame.as_matrix()} if shape == "convex" else {}
+
+    def inside(p):
+        return shape_mask(p, shape, radius_A=radius_A, seed=shape_seed, **kw)
+
+    return stacked_particle(
+        seq,
+        lattice_constant_A=lattice_constant_A,
+        normal=normal,
+        in_plane_angle_deg=float(rng.uniform(0.0, 60.0)),
+        inside=inside,
+        lateral_extent_A=radius_A * 1.4,
+    )
+
+
 def twinned_dumbbell(
     *,
     lattice_constant_A: float = PT_LATTICE_CONSTANT_A,
