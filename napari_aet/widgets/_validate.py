@@ -19,6 +19,8 @@ from magicgui.widgets import (
 from .._layers import atoms_from_layer, tilt_series_layer_data
 from ..analysis import STUDY_BLUR_SIGMA_A
 from ..augment import AUTO_WEIGHTS, SHIPPED_WEIGHTS, choose_weights, shipped_weights
+from ..core.device import cuda_available
+from ..core.progress import prefixed
 from ..figures import plot_deviation_histogram, plot_r_factors
 from ..io import TiltSeries
 from ..workflows import PrecisionSettings, ValidateSettings, precision_of_atoms, validate_atoms
@@ -188,9 +190,14 @@ class ValidateWidget(StageWidgetMixin, DockContainer):
             iterations=int(self.iterations.value),
         )
         self.status.value = f"Simulating the model's {len(ts.angles_deg)} images..."
+        # multislice on a CPU takes hours at 256 px: every message of the run says so
+        slow = settings.simulator == "multislice" and not cuda_available()
+        prefix = "(multislice on the CPU: slow; kirkland takes minutes) " if slow else ""
         self._job = "precision"
         return self.precision_runner.start(
-            lambda progress, cancel: precision_of_atoms(model, ts, settings, progress, cancel)
+            lambda progress, cancel: precision_of_atoms(
+                model, ts, settings, prefixed(progress, prefix), cancel
+            )
         )
 
     def _precision_done(self, out) -> None:
