@@ -158,6 +158,39 @@ def _subtract_gaussians(
         )
 
 
+#: A bright class of candidates smaller than this share of the positive ones is not taken
+#: for the atoms (a few bright artefacts are no particle).
+BRIGHT_CLASS_MIN_SHARE = 0.05
+
+
+def _bright_class_median(vals: np.ndarray, fraction: float) -> float:
+    """The median of the brightest class of candidate intensities: the positive ones split
+    in two by Otsu's threshold of their logarithms, the bright part split again, for as long
+    as the two parts' medians differ by more than ``1 / fraction`` (atoms of one element lie
+    within that factor of each other, so the split then separates classes, not atoms) and
+    the bright part keeps at least :data:`BRIGHT_CLASS_MIN_SHARE` of the positive candidates;
+    0 when the candidates do not split so. Noise maxima in a clean vacuum (the U-Net's) lie
+    orders of magnitude below the atoms, in classes of their own: on a log scale the atoms
+    are the brightest class however many noise peaks there are. Where atoms outnumber the
+    noise peaks a fraction of this median lies below the brighter half's, and the rule of
+    :func:`trace_atoms` keeps its threshold."""
+    from skimage.filters import threshold_otsu
+
+    pos = np.asarray(vals, float)
+    pos = pos[pos > 0]
+    cls, found = pos, False
+    while len(np.unique(cls)) >= 2:
+        logs = np.log(cls)
+        cut = threshold_otsu(logs)
+        hi, lo = cls[logs > cut], cls[logs <= cut]
+        if len(hi) < max(3, BRIGHT_CLASS_MIN_SHARE * len(pos)):
+            break
+        if np.median(hi) < np.median(lo) / fraction:
+            break
+        cls, found = hi, True
+    return float(np.median(cls)) if found else 0.0
+
+
 def trace_atoms(
     volume,
     *,
@@ -186,8 +219,10 @@ def trace_atoms(
     6. Classification: candidates whose integrated intensity (within
        ``integration_radius_A``) is below the threshold are non-atoms. ``"auto"`` sets it at
        ``threshold_fraction`` of the median intensity of the brighter half of the candidates
-       (robust whether or not noise peaks form a class of their own); ``"otsu"`` takes Otsu's
-       threshold of the histogram; a number is used as given.
+       (robust whether or not noise peaks form a class of their own), or of the bright class
+       of their log-intensities where that is higher (noise peaks that outnumber the atoms:
+       :func:`_bright_class_median`); ``"otsu"`` takes Otsu's threshold of the histogram; a
+       number is used as given.
     7. Several elements (an alloy, ``element="Pt,Ni"``): the candidates' intensities are
        split by 1D K-means into noise and one class per element (started at the Z**1.7
        ratios of :data:`Z_CONTRAST_EXPONENT`, heaviest brightest) instead of the threshold
@@ -307,6 +342,10 @@ def trace_atoms(
         # whether or not a noise population exists (Otsu splits a one-class histogram)
         upper = np.sort(vals)[len(vals) // 2 :]
         thr = float(threshold_fraction * np.median(upper)) if len(upper) else 0.0
+        # ... unless noise peaks outnumber the atoms (a small particle in a large, clean
+        # field: the U-Net leaves many faint maxima in the vacuum): then the brighter half is
+        # noise too, and the atoms are the bright class of the candidates' log-intensities
+        thr = max(thr, threshold_fraction * _bright_class_median(vals, threshold_fraction))
     elif threshold == "otsu":
         thr = float(threshold_otsu(vals)) if len(np.unique(vals)) > 1 else float(vals.min())
     else:
