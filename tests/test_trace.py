@@ -187,6 +187,12 @@ def test_faint_maxima_that_outnumber_the_atoms_are_not_atoms():
     c = compare_atom_models(m.positions, res.atoms.positions, radius_A=1.0)
     assert c.found_fraction == 1.0 and res.atoms.n_atoms == len(m.positions)
     assert res.settings["n_candidates"] > 10 * len(m.positions)
+    from napari_aet.figures import plot_trace_histogram
+
+    fig = plot_trace_histogram(res.candidates["intensity"], res.threshold)
+    assert fig.axes[0].get_yscale() == "log"  # the 54 atoms stay visible beside the flood
+    fig = plot_trace_histogram(res.candidates["intensity"][res.candidates["is_atom"]], 0.0)
+    assert fig.axes[0].get_yscale() == "linear"
 
 
 def test_threshold_modes_and_bad_input(known_tomogram):

@@ -62,8 +62,15 @@ def plot_trace_histogram(
     v = np.asarray(intensities, float)
     extra = np.zeros(len(v), bool) if other_tomogram is None else np.asarray(other_tomogram, bool)
     span = (v.min(), v.max())
-    ax.hist(v[(v < threshold) & ~extra], bins=bins, range=span, color="#8d99ae", label="non-atoms")
-    ax.hist(v[(v >= threshold) & ~extra], bins=bins, range=span, color="#3a86ff", label="atoms")
+    noise, *_ = ax.hist(
+        v[(v < threshold) & ~extra], bins=bins, range=span, color="#8d99ae", label="non-atoms"
+    )
+    atoms, *_ = ax.hist(
+        v[(v >= threshold) & ~extra], bins=bins, range=span, color="#3a86ff", label="atoms"
+    )
+    if noise.max(initial=0) > 20 * max(atoms.max(initial=0), 1):
+        # a flood of faint maxima (a small particle in a large field) would flatten the atoms
+        ax.set_yscale("log")
     if extra.any():
         label = f"only in the elements' tomogram ({int(extra.sum())}, tried by refine)"
         ax.hist(v[extra], bins=bins, range=span, color="#fb8500", alpha=0.85, label=label)
