@@ -16,10 +16,8 @@ from magicgui.widgets import (
 from .._layers import tomogram_voxel_size_A
 from ..augment import (
     AUTO_WEIGHTS,
-    SHIPPED_WEIGHTS,
     augment_volume,
     choose_weights,
-    shipped_weights,
 )
 from ..workflows import AugmentSettings
 from ._runner import (
@@ -30,6 +28,7 @@ from ._runner import (
     element_value,
     follow_new_layers,
     select_latest,
+    shipped_weight_choices,
     show_result,
     status_label,
 )
@@ -57,12 +56,9 @@ class AugmentWidget(StageWidgetMixin, DockContainer):
         super().__init__(labels=True)
         self._viewer = viewer
         self.layer = create_widget(annotation="napari.layers.Image", label="tomogram")
-        names = [n for n in SHIPPED_WEIGHTS if n in shipped_weights()]
-        auto = [AUTO_WEIGHTS] if "fcc" in names else []
+        shipped = shipped_weight_choices()
         self.weights = ComboBox(
-            label="weights",
-            choices=[*auto, *names, USER_FILE],
-            value=(auto or names or [USER_FILE])[0],
+            label="weights", choices=[*shipped, USER_FILE], value=(shipped or [USER_FILE])[0]
         )
         self.weights.tooltip = (
             "auto: the alloy network for several elements, the fcc one otherwise (as "

@@ -346,6 +346,16 @@ def draw_subset(viewer, layer, mask, label: str | None):
     return sub
 
 
+def shipped_weight_choices() -> list[str]:
+    """The U-Net weights a dock offers: "auto" (as ``napari-aet run``: the alloy network for
+    several elements, fcc otherwise) where the fcc weights are shipped, then each shipped
+    network."""
+    from ..augment import AUTO_WEIGHTS, SHIPPED_WEIGHTS, shipped_weights
+
+    names = [n for n in SHIPPED_WEIGHTS if n in shipped_weights()]
+    return [*([AUTO_WEIGHTS] if "fcc" in names else []), *names]
+
+
 def element_edit(default: str = "Pt", *, uses: str = ""):
     """A text field for the sample's element, or several for an alloy (``Pt,Ni``)."""
     from magicgui.widgets import LineEdit

@@ -18,12 +18,17 @@ from magicgui.widgets import (
 
 from .._layers import atoms_from_layer, tilt_series_layer_data
 from ..analysis import STUDY_BLUR_SIGMA_A
-from ..augment import AUTO_WEIGHTS, SHIPPED_WEIGHTS, choose_weights, shipped_weights
-from ..core.device import cuda_available
+from ..augment import AUTO_WEIGHTS, choose_weights
 from ..core.progress import prefixed
 from ..figures import plot_deviation_histogram, plot_r_factors
 from ..io import TiltSeries
-from ..workflows import PrecisionSettings, ValidateSettings, precision_of_atoms, validate_atoms
+from ..workflows import (
+    PrecisionSettings,
+    ValidateSettings,
+    multislice_on_cpu,
+    precision_of_atoms,
+    validate_atoms,
+)
 from ._runner import (
     DockContainer,
     StageRunner,
@@ -33,6 +38,7 @@ from ._runner import (
     element_value,
     follow_new_layers,
     select_latest,
+    shipped_weight_choices,
     status_label,
 )
 from ._tilt_series import is_aligned, stage_series
@@ -88,11 +94,11 @@ class ValidateWidget(StageWidgetMixin, DockContainer):
             "kirkland: the project's incoherent simulator at the study's dose (minutes on a "
             "CPU); multislice: abTEM with the study's beam settings (hours on a CPU: use a GPU)"
         )
-        names = [n for n in SHIPPED_WEIGHTS if n in shipped_weights()]
+        shipped = shipped_weight_choices()
         self.weights = ComboBox(
             label="U-Net weights",
-            choices=[NO_WEIGHTS, *([AUTO_WEIGHTS] if "fcc" in names else []), *names],
-            value=AUTO_WEIGHTS if "fcc" in names else NO_WEIGHTS,
+            choices=[NO_WEIGHTS, *shipped],
+            value=AUTO_WEIGHTS if AUTO_WEIGHTS in shipped else NO_WEIGHTS,
         )
         self.weights.tooltip = (
             "the simulated tomogram is traced as it is and, with weights, after the U-Net too "
@@ -191,7 +197,7 @@ class ValidateWidget(StageWidgetMixin, DockContainer):
         )
         self.status.value = f"Simulating the model's {len(ts.angles_deg)} images..."
         # multislice on a CPU takes hours at 256 px: every message of the run says so
-        slow = settings.simulator == "multislice" and not cuda_available()
+        slow = multislice_on_cpu(settings)
         prefix = "(multislice on the CPU: slow; kirkland takes minutes) " if slow else ""
         self._job = "precision"
         return self.precision_runner.start(

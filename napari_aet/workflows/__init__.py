@@ -16,6 +16,7 @@ from ._common import (
 )
 from .atom_stages import (
     Validation,
+    multislice_on_cpu,
     precision_of_atoms,
     run_analyze,
     run_precision,
@@ -101,6 +102,7 @@ __all__ = [
     "make_run_figures",
     "precision_analysis",
     "precision_of_atoms",
+    "multislice_on_cpu",
     "run_align",
     "run_analyze",
     "run_augment",

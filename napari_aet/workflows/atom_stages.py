@@ -441,6 +441,16 @@ def run_validate(
     return StageResult("validate", info, written, msg, notes)
 
 
+def _precision_on_gpu(settings: PrecisionSettings) -> bool:
+    return settings.device == "cuda" or (settings.device == "auto" and cuda_available())
+
+
+def multislice_on_cpu(settings: PrecisionSettings) -> bool:
+    """Whether the precision analysis of ``settings`` runs multislice on the CPU (hours for a
+    256-px series): the run's note says so, and the Validate dock's progress too."""
+    return settings.simulator == "multislice" and not _precision_on_gpu(settings)
+
+
 def precision_of_atoms(
     model, ts, settings: PrecisionSettings, progress=None, cancel=None
 ) -> tuple[PrecisionResult, list[str]]:
@@ -449,7 +459,7 @@ def precision_of_atoms(
     size, reconstructed, traced again and compared (:func:`precision_analysis`). Returns the
     result and notes (multislice on a CPU is slow). The Validate widget runs it on layers."""
     s = settings
-    gpu = s.device == "cuda" or (s.device == "auto" and cuda_available())
+    gpu = _precision_on_gpu(s)
     ms = MultisliceSettings(
         energy_keV=s.energy_keV,
         semiangle_mrad=s.semiangle_mrad,
@@ -463,7 +473,7 @@ def precision_of_atoms(
         device="gpu" if gpu else "cpu",
     )
     notes = []
-    if s.simulator == "multislice" and not gpu:
+    if multislice_on_cpu(s):
         probes = int(ts.data.shape[0] * ts.data.shape[1] * ts.data.shape[2] * s.frozen_phonons)
         notes.append(
             f"multislice on the CPU: {probes:,} probe positions x slices; a full 256 x 256 series "
