@@ -275,3 +275,17 @@ def test_a_denoised_alignment_gives_the_reconstruction_its_counts(
     assert shot.std() > 0  # a drawn window, not a black one
     qtbot.mouseClick(w.undo_button.native, Qt.LeftButton)
     assert [layer.name for layer in viewer.layers] == ["low"]
+    # an alloy: the Reconstruct dock takes the denoised layer (a light element's faint atoms
+    # stand out of the denoised series' tomogram; ReconSettings.series "auto")
+    field = w.element.native
+    qtbot.mouseClick(field, Qt.LeftButton)
+    field.selectAll()
+    qtbot.keyClicks(field, "Fe,Pt")
+    qtbot.keyClick(field, Qt.Key_Return)
+    with qtbot.waitSignal(w.run().finished, timeout=120000):
+        pass
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["low", "low aligned counts", "low aligned"], names
+    assert viewer.layers.selection.active is viewer.layers["low aligned"]
+    assert not viewer.layers["low aligned counts"].visible
+    assert ReconWidget(viewer).layer.value is viewer.layers["low aligned"]

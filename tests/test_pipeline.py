@@ -168,10 +168,18 @@ def test_align_stage_keeps_the_aligned_series_without_the_denoiser(series, tmp_p
     # the recon stage reconstructs the counts (the denoiser can paint the wrong lattice)
     from napari_aet.workflows.pipeline import _recon_series
 
-    assert Path(_recon_series(lay2, ReconSettings(), first=True).path) == lay2.undenoised_series
-    denoised = _recon_series(lay2, ReconSettings(series="denoised"), first=True)
-    assert Path(denoised.path) == lay2.aligned_series
-    assert Path(_recon_series(lay, ReconSettings(), first=True).path) == lay.aligned_series
+    def recon_of(layout, element="Pt", **recon):
+        run = RunSettings.for_element(element, recon=ReconSettings(**recon))
+        return Path(_recon_series(layout, run, first=True).path)
+
+    assert recon_of(lay2) == lay2.undenoised_series
+    assert recon_of(lay2, series="denoised") == lay2.aligned_series
+    assert recon_of(lay) == lay.aligned_series
+    # an alloy reconstructs the denoised series unless told otherwise (a light element's
+    # faint atoms stand out of it)
+    assert recon_of(lay2, "Fe,Pt") == lay2.aligned_series
+    assert recon_of(lay2, "Fe,Pt", series="counts") == lay2.undenoised_series
+    assert recon_of(lay, "Fe,Pt") == lay.aligned_series
     with pytest.raises(ValueError, match="recon series 'raw'"):
         ReconSettings(series="raw")
 

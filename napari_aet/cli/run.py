@@ -61,9 +61,11 @@ def add_run(sub) -> None:
         "--recon-series",
         default=RE.series,
         choices=list(RECON_SERIES),
-        help="what GENFIRE reconstructs when the align stage denoised the series: 'counts' "
-        "(default: the aligned counts before the denoiser, which can paint the wrong lattice "
-        "where a crystal changes) or 'denoised'",
+        help="what GENFIRE reconstructs when the align stage denoised the series: 'auto' "
+        "(default: 'counts' for one element, 'denoised' for several), 'counts' (the aligned "
+        "counts before the denoiser; their noise can hide a light element's atoms beside "
+        "heavy ones) or 'denoised' (the denoiser can paint the wrong lattice where a crystal "
+        "changes)",
     )
     p.add_argument(
         "--denoise",

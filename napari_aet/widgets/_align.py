@@ -29,6 +29,7 @@ from ..workflows import (
     file_image_indices,
     frames_note,
     parse_image_indices,
+    recon_series_for,
     without_dead_lines,
 )
 from ._runner import (
@@ -197,7 +198,7 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             opts.update(
                 center_of_mass=False, common_line=False, tilt_axis=None, projection_matching=False
             )
-        self._source = (layer.name, ts)
+        self._source = (layer.name, ts, element)
         self.status.value = "Aligning..."
         return self.runner.start(
             lambda progress, cancel: align_tilt_series(
@@ -206,7 +207,7 @@ class AlignWidget(StageWidgetMixin, DockContainer):
         )
 
     def _done(self, res) -> None:
-        name, ts = self._source
+        name, ts, element = self._source
         self.result = res
         out = TiltSeries(
             res.data, res.angles_deg, ts.pixel_size_A, f"{name} aligned", {"alignment": res.steps}
@@ -223,14 +224,22 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             kw["metadata"]["alignment"]["excluded_images"] = left
         if ts.metadata.get("frames"):
             kw["metadata"]["alignment"]["frames"] = ts.metadata["frames"]
-        new = self._viewer.add_image(data, **kw)
-        show_result(self._viewer, new, hide_kinds=("tilt_series",))
-        self._made.append(new.name)
-        if res.undenoised is not None:  # what the Reconstruct dock takes (ReconSettings.series)
+        # the Reconstruct dock takes the newest aligned layer: the counts for one element, the
+        # denoised series for an alloy (as ``napari-aet run``: ReconSettings.series "auto")
+        several = recon_series_for("auto", element) == "denoised"
+        counts_layer = None
+        if res.undenoised is not None:
             plain = TiltSeries(res.undenoised, res.angles_deg, ts.pixel_size_A, name, {})
             cdata, ckw, _ = tilt_series_layer_data(plain, name=f"{name} aligned counts")
             ckw["metadata"] = {**kw["metadata"], ALIGNED_COUNTS: True, "file_metadata": {}}
+        if res.undenoised is not None and several:
             counts_layer = self._viewer.add_image(cdata, visible=False, **ckw)
+        new = self._viewer.add_image(data, **kw)
+        show_result(self._viewer, new, hide_kinds=("tilt_series",))
+        self._made.append(new.name)
+        if res.undenoised is not None and not several:
+            counts_layer = self._viewer.add_image(cdata, visible=False, **ckw)
+        if counts_layer is not None:
             self._made.append(counts_layer.name)
             self._viewer.layers.selection.active = new  # the shown layer's controls
         self._fill_table(res)

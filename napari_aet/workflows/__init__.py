@@ -47,6 +47,7 @@ from .settings import (
     TraceSettings,
     ValidateSettings,
     VolumeSource,
+    recon_series_for,
     settings_dict,
 )
 from .stages import (
@@ -119,6 +120,7 @@ __all__ = [
     "run_validate",
     "validate_atoms",
     "Validation",
+    "recon_series_for",
     "settings_dict",
     "stage_file",
     "stage_key",

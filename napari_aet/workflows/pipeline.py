@@ -29,7 +29,14 @@ from ._common import StageResult, left_out_indices, write_json
 from .atom_stages import run_analyze, run_refine, run_trace, run_validate
 from .layout import RunLayout
 from .report import run_figures
-from .settings import STAGES, RunSettings, SeriesSource, VolumeSource, settings_dict
+from .settings import (
+    STAGES,
+    RunSettings,
+    SeriesSource,
+    VolumeSource,
+    recon_series_for,
+    settings_dict,
+)
 from .stages import run_align, run_augment, run_recon
 
 
@@ -119,12 +126,12 @@ def _run_stage(
             return res
         if stage == "recon":
             return run_recon(
-                _recon_series(lay, settings.recon, first=True),
+                _recon_series(lay, settings, first=True),
                 settings.recon,
                 tmp,
                 progress,
                 cancel,
-                second=None if second is None else _recon_series(lay, settings.recon, first=False),
+                second=None if second is None else _recon_series(lay, settings, first=False),
             )
         if stage == "augment":
             return run_augment(
@@ -159,14 +166,17 @@ def _run_stage(
     raise ValueError(f"unknown stage {stage!r}; the stages are {', '.join(STAGES)}")
 
 
-def _recon_series(lay: RunLayout, settings, *, first: bool) -> SeriesSource:
+def _recon_series(lay: RunLayout, settings: RunSettings, *, first: bool) -> SeriesSource:
     """The aligned series the recon stage reconstructs (the first or a dual-axis run's
-    second): its counts before the denoiser when the align stage denoised it and
-    ``settings.series`` is ``"counts"`` (:data:`~.settings.RECON_SERIES`), else the aligned
-    series."""
+    second): its counts before the denoiser when the align stage denoised it and the recon
+    settings' ``series`` (:data:`~.settings.RECON_SERIES`) is ``"counts"``, or ``"auto"`` for
+    one element; else the aligned series (``"auto"`` for several elements: see
+    :func:`~.settings.recon_series_for`)."""
     aligned = lay.aligned_series if first else lay.second_aligned_series
     plain = lay.undenoised_beside(aligned)
-    if settings.series == "counts" and plain is not None:
+    if plain is not None and recon_series_for(settings.recon.series, settings.trace.element) == (
+        "counts"
+    ):
         return SeriesSource(str(plain))
     return SeriesSource(str(aligned))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from ..align import STUDY_LOWPASS_INV_A
-from ..core.elements import tracer_min_distance_A
+from ..core.elements import parse_elements, tracer_min_distance_A
 from ..forward import WEIGHTINGS
 
 #: What the refine stage may do with the aligned series without the denoiser
@@ -157,7 +157,13 @@ class AlignSettings:
 #: the wrong stacking sites (33 of its 154 atoms missed and 41 false, 1.6 A off: the
 #: stacking shift), which the counts reconstruct right (1 missed, 11 false there); the U-Net
 #: then cleans the counts' noisier tomogram (docs/benchmarks.md, thirty-fourth session).
-RECON_SERIES = ("counts", "denoised")
+#: ``"auto"`` (the default) takes the counts for a run of one element and the denoised series
+#: for an alloy (:func:`recon_series_for`): the faint atoms of a light element beside heavy
+#: ones stand out of the denoised series' tomogram, and the counts' noisier one hides them
+#: from the U-Net (independent Fe-Pt series at the study's counts, a third of them and with
+#: acquisition faults: 9.0, 12.2 and 10.8 % wrong atoms from the counts, 3.5, 9.2 and 6.4 %
+#: from the denoised series; docs/benchmarks.md, forty-fourth session).
+RECON_SERIES = ("auto", "counts", "denoised")
 
 
 @dataclass(frozen=True)
@@ -176,14 +182,24 @@ class ReconSettings:
     # dual-axis: the second series' in-plane turn [deg]; None = measured from the images
     second_axis_rotation_deg: float | None = None
     # which aligned series the pipeline reconstructs when the align stage denoised it:
-    # "counts" (the aligned counts before the denoiser, ``RECON_SERIES``) or "denoised"
-    series: str = "counts"
+    # "auto" (the counts for one element, the denoised series for several), "counts" (the
+    # aligned counts before the denoiser) or "denoised" (``RECON_SERIES``)
+    series: str = "auto"
 
     def __post_init__(self):
         if self.series not in RECON_SERIES:
             raise ValueError(
                 f"recon series {self.series!r}: choose " + " or ".join(map(repr, RECON_SERIES))
             )
+
+
+def recon_series_for(series: str, element: str) -> str:
+    """``"counts"`` or ``"denoised"``: what a run of ``element`` (one or several, ``"Fe,Pt"``)
+    reconstructs when its align stage denoised the series, ``series`` being the recon
+    settings' choice; ``"auto"`` (the default) resolved by the elements (:data:`RECON_SERIES`)."""
+    if series != "auto":
+        return series
+    return "denoised" if len(parse_elements(element)) > 1 else "counts"
 
 
 @dataclass(frozen=True)
