@@ -312,3 +312,49 @@ def test_an_alloys_verdicts_wait_for_its_faintest_element_to_be_measured(monkeyp
     out, info = refine_atom_positions(model, counts, ANGLES, element="Pd,Pt",
                                       residual_pass=False, **kw)  # fmt: skip
     assert info["faint_verdicts"]["applied"] and info["n_added"] >= 0.8 * len(rejected)
+
+
+def test_an_alloys_trial_joins_only_where_the_counts_measure_it(monkeypatch):
+    """An alloy's add bar is set on its faintest element's amplitude, so density a little
+    brighter than 0.6 of a faint atom clears it at a few standard errors: such a trial joins
+    only where the counts measure it to ``ALLOY_TRIAL_SIGNIFICANCE`` standard errors. A Pd-Pt
+    particle at 7 counts on the brightest column (Pd 0.38 times as bright as Pt), eight faint
+    blobs (0.8 of a Pd atom) off its surface offered as the tracer's rejected candidates:
+    every trial that joins stands at 5 standard errors or more; without the bar, fainter ones
+    join too."""
+    from napari_aet.trace import _verdicts
+
+    alloy = build_structure("fcc", element="Pd,Pt", radius_A=9, shape_px=(96, 96),
+                            pixel_size_A=PX, seed=5)  # fmt: skip
+    el = alloy.features["element"].to_numpy()
+    rng = np.random.default_rng(0)
+    centre = alloy.positions.mean(axis=0)
+    blobs: list[np.ndarray] = []
+    while len(blobs) < 8:  # 11.5 A from the centre, 2.3 A from any atom, 3 A apart
+        v = rng.normal(size=3)
+        p = centre + 11.5 * v / np.linalg.norm(v)
+        near = np.min(np.linalg.norm(alloy.positions - p, axis=1))
+        if near > 2.3 and all(np.linalg.norm(p - b) > 3.0 for b in blobs):
+            blobs.append(p)
+    parts = [
+        w * simulate_tilt_series(pos, ANGLES, shape_px=(96, 96), dose_e_per_A2=None).data
+        for pos, w in ((alloy.positions[el == "Pt"], 1.0), (alloy.positions[el == "Pd"], 0.38),
+                       (np.array(blobs), 0.8 * 0.38))
+    ]  # fmt: skip
+    counts = _counts(sum(parts), 7.0, 1.0, seed=11)
+    pos = np.vstack([alloy.positions, blobs])
+    start = pos + np.random.default_rng(4).normal(0, 0.05, pos.shape)
+    model, cand = _traced(start, np.arange(len(el)))
+    model.features["element"] = "Pt"
+    monkeypatch.setattr(_verdicts, "HELD_VERDICT_SIGNIFICANCE", 0.0)  # the verdicts apply
+    kw = dict(pixel_size_A=PX, candidates=cand, residual_pass=False, iterations=30)
+    assert _verdicts.ALLOY_TRIAL_SIGNIFICANCE == 5.0
+    added_z = []
+    for bar in (5.0, 0.0):
+        monkeypatch.setattr(_verdicts, "ALLOY_TRIAL_SIGNIFICANCE", bar)
+        out, info = refine_atom_positions(model, counts, ANGLES, element="Pd,Pt", **kw)
+        assert info["faint_verdicts"]["applied"] and info["n_added"] >= 1
+        added = out.features["refine_added"].to_numpy() == 1
+        added_z.append(out.features["refine_significance"].to_numpy()[added])
+    assert np.all(added_z[0] >= 5.0), added_z[0]
+    assert np.sum(added_z[1] < 5.0) >= 2, added_z[1]
