@@ -254,6 +254,10 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
         info["position_source"] = source
     held = "not_refined" in info or (info.get("faint_verdicts") or {}).get("applied") is False
     if not judge or not residual_pass or held or model.n_atoms < 4:
+        # (an alloy's held verdicts too: its faint atoms' positions fitted to a denoised
+        # series are judged on the counts like any others)
+        model, info = _with_counts_moves_back(model, info, source, judge_images, origin,
+                                              angles_deg=angles_deg, **kw)  # fmt: skip
         model, info = _with_counts_correction(
             model, info, source, judge_images, origin, angles_deg=angles_deg, **kw
         )
