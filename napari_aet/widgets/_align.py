@@ -226,18 +226,18 @@ class AlignWidget(StageWidgetMixin, DockContainer):
             kw["metadata"]["alignment"]["frames"] = ts.metadata["frames"]
         # the Reconstruct dock takes the newest aligned layer: the counts for one element, the
         # denoised series for an alloy (as ``napari-aet run``: ReconSettings.series "auto")
-        several = recon_series_for("auto", element) == "denoised"
+        recon_denoised = recon_series_for("auto", element) == "denoised"
         counts_layer = None
         if res.undenoised is not None:
             plain = TiltSeries(res.undenoised, res.angles_deg, ts.pixel_size_A, name, {})
             cdata, ckw, _ = tilt_series_layer_data(plain, name=f"{name} aligned counts")
             ckw["metadata"] = {**kw["metadata"], ALIGNED_COUNTS: True, "file_metadata": {}}
-        if res.undenoised is not None and several:
+        if res.undenoised is not None and recon_denoised:
             counts_layer = self._viewer.add_image(cdata, visible=False, **ckw)
         new = self._viewer.add_image(data, **kw)
         show_result(self._viewer, new, hide_kinds=("tilt_series",))
         self._made.append(new.name)
-        if res.undenoised is not None and not several:
+        if res.undenoised is not None and not recon_denoised:
             counts_layer = self._viewer.add_image(cdata, visible=False, **ckw)
         if counts_layer is not None:
             self._made.append(counts_layer.name)
