@@ -282,8 +282,9 @@ def test_an_element_the_tracer_missed_entirely_joins_from_the_candidates():
 
 def test_an_alloys_verdicts_wait_for_its_faintest_element_to_be_measured(monkeypatch):
     """Where the counts measure an alloy's faintest traced atoms below the significance bar
-    (median), the verdicts are coin flips: the traced atoms stay (positions refined), no trial
-    joins and no residual pass runs; above it they apply. The bar is the faintest element's:
+    (median), the verdicts are coin flips: the traced atoms stay (the bright ones' positions
+    refined, the faint ones' as traced), no trial joins and no residual pass runs; above it
+    they apply. The bar is the faintest element's:
     bright atoms measured at 30 standard errors do not lift it."""
     from napari_aet.trace import _verdicts
 
@@ -307,7 +308,11 @@ def test_an_alloys_verdicts_wait_for_its_faintest_element_to_be_measured(monkeyp
     assert out.n_atoms == model.n_atoms and info["n_added"] == info["n_removed"] == 0
     assert "residual_pass" not in info
     moved = np.linalg.norm(out.positions - model.positions, axis=1)
-    assert np.median(moved) > 0.01  # the positions were refined
+    called_pd = out.features["element"].to_numpy() == "Pd"
+    assert np.median(moved[~called_pd]) > 0.01  # the bright atoms' positions were refined
+    # the faint element's stay where the tracer put them (the counts place them no better)
+    assert np.mean(moved[called_pd] == 0) > 0.9, np.mean(moved[called_pd] == 0)
+    assert info["faint_verdicts"]["n_positions_held"] == int(np.sum(moved == 0))
     monkeypatch.setattr(_verdicts, "HELD_VERDICT_SIGNIFICANCE", 0.0)
     out, info = refine_atom_positions(model, counts, ANGLES, element="Pd,Pt",
                                       residual_pass=False, **kw)  # fmt: skip
@@ -358,3 +363,33 @@ def test_an_alloys_trial_joins_only_where_the_counts_measure_it(monkeypatch):
         added_z.append(out.features["refine_significance"].to_numpy()[added])
     assert np.all(added_z[0] >= 5.0), added_z[0]
     assert np.sum(added_z[1] < 5.0) >= 2, added_z[1]
+
+
+def test_an_alloys_faint_atoms_stay_as_traced_on_a_lattice_only():
+    """Where an alloy's verdicts wait, its faint element's atoms go back to the tracer's
+    positions on a crystal (the tracer places atoms on a lattice better than counts that
+    cannot measure them), but keep the fit's on an amorphous particle (whose traced positions
+    are worse); the bright element's stay refined either way."""
+    from napari_aet.trace._post_fit import _with_faint_positions_held
+
+    crystal = build_structure("fcc", element="Pd,Pt", radius_A=9, shape_px=(96, 96),
+                              pixel_size_A=PX, seed=5)  # fmt: skip
+    glass = build_structure("amorphous", element="Pd,Pt", radius_A=9, shape_px=(96, 96),
+                            pixel_size_A=PX, seed=5)  # fmt: skip
+    held = {"element": "Pd", "n_atoms": 1, "median_significance": 3.0, "applied": False}
+    for structure, back in ((crystal, True), (glass, False)):
+        traced = structure.positions
+        fitted = traced + np.random.default_rng(1).normal(0, 0.1, traced.shape)
+        feats = pd.DataFrame({"element": structure.features["element"].to_numpy()})
+        model = AtomModel(fitted, feats, {})
+        out, info = _with_faint_positions_held(model, {"faint_verdicts": held}, traced)
+        pd_atoms = feats["element"].to_numpy() == "Pd"
+        assert 0 < pd_atoms.sum() < len(pd_atoms)
+        np.testing.assert_array_equal(out.positions[~pd_atoms], fitted[~pd_atoms])
+        expected = traced[pd_atoms] if back else fitted[pd_atoms]
+        np.testing.assert_array_equal(out.positions[pd_atoms], expected)
+        assert (info["faint_verdicts"].get("n_positions_held", 0) > 0) == back
+    # verdicts that apply leave every position as fitted
+    out, _ = _with_faint_positions_held(model, {"faint_verdicts": {**held, "applied": True}},
+                                        traced)  # fmt: skip
+    np.testing.assert_array_equal(out.positions, model.positions)

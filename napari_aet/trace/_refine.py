@@ -13,7 +13,12 @@ from ..forward import (
 )
 from . import _verdicts
 from ._position_source import choose_position_source
-from ._post_fit import _with_counts_correction, _with_counts_moves_back, _with_tracer_share
+from ._post_fit import (
+    _with_counts_correction,
+    _with_counts_moves_back,
+    _with_faint_positions_held,
+    _with_tracer_share,
+)
 from ._trials import _trial_candidates, residual_trials
 from ._verdicts import (
     ADD_AMPLITUDE,
@@ -254,6 +259,7 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
         info["position_source"] = source
     held = "not_refined" in info or (info.get("faint_verdicts") or {}).get("applied") is False
     if not judge or not residual_pass or held or model.n_atoms < 4:
+        model, info = _with_faint_positions_held(model, info, origin)
         # (an alloy's held verdicts too: its faint atoms' positions fitted to a denoised
         # series are judged on the counts like any others)
         model, info = _with_counts_moves_back(model, info, source, judge_images, origin,
