@@ -180,6 +180,12 @@ def test_align_stage_keeps_the_aligned_series_without_the_denoiser(series, tmp_p
     assert recon_of(lay2, "Fe,Pt") == lay2.aligned_series
     assert recon_of(lay2, "Fe,Pt", series="counts") == lay2.undenoised_series
     assert recon_of(lay, "Fe,Pt") == lay.aligned_series
+    # the run log says which and why
+    from napari_aet.workflows import recon_series_note
+
+    assert "denoised aligned series (several elements" in recon_series_note("auto", "Fe,Pt")
+    assert "counts before the denoiser (one element" in recon_series_note("auto", "Pt")
+    assert recon_series_note("counts", "Fe,Pt").endswith("(--recon-series counts)")
     with pytest.raises(ValueError, match="recon series 'raw'"):
         ReconSettings(series="raw")
 

@@ -48,6 +48,7 @@ from .settings import (
     ValidateSettings,
     VolumeSource,
     recon_series_for,
+    recon_series_note,
     settings_dict,
 )
 from .stages import (
@@ -121,6 +122,7 @@ __all__ = [
     "validate_atoms",
     "Validation",
     "recon_series_for",
+    "recon_series_note",
     "settings_dict",
     "stage_file",
     "stage_key",

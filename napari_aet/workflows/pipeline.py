@@ -35,6 +35,7 @@ from .settings import (
     SeriesSource,
     VolumeSource,
     recon_series_for,
+    recon_series_note,
     settings_dict,
 )
 from .stages import run_align, run_augment, run_recon
@@ -125,7 +126,7 @@ def _run_stage(
                 res.written += [f"second/{w}" for w in res2.written]
             return res
         if stage == "recon":
-            return run_recon(
+            res = run_recon(
                 _recon_series(lay, settings, first=True),
                 settings.recon,
                 tmp,
@@ -133,6 +134,9 @@ def _run_stage(
                 cancel,
                 second=None if second is None else _recon_series(lay, settings, first=False),
             )
+            if lay.undenoised_series is not None:  # the align stage denoised: say which
+                res.notes.append(recon_series_note(settings.recon.series, settings.trace.element))
+            return res
         if stage == "augment":
             return run_augment(
                 VolumeSource(str(lay.tomogram)), settings.augment, tmp, progress, cancel

@@ -202,6 +202,25 @@ def recon_series_for(series: str, element: str) -> str:
     return "denoised" if len(parse_elements(element)) > 1 else "counts"
 
 
+def recon_series_note(series: str, element: str) -> str:
+    """One line on which aligned series a denoised run reconstructed, and why
+    (:func:`recon_series_for`)."""
+    got = recon_series_for(series, element)
+    what = {
+        "counts": "the aligned counts before the denoiser",
+        "denoised": "the denoised aligned series",
+    }[got]
+    if series != "auto":
+        why = f"--recon-series {series}"
+    elif got == "denoised":
+        why = ("several elements: the faintest element's atoms stand out of it and can sink "
+               "into the counts' noise; --recon-series counts takes the other")  # fmt: skip
+    else:
+        why = ("one element: a denoiser can paint the wrong lattice where a crystal changes; "
+               "--recon-series denoised takes the other")  # fmt: skip
+    return f"GENFIRE reconstructed {what} ({why})"
+
+
 @dataclass(frozen=True)
 class AugmentSettings:
     """The 3D U-Net (``napari-aet augment``)."""
