@@ -164,10 +164,13 @@ def _with_tracer_share(model, info, source, origin):
         fit_error = rms.get(source.get("source"))
     traced = model.features["refine_added"].to_numpy(np.int8) == 0
     shift = model.positions - np.asarray(origin, float)
-    traced &= np.any(shift != 0, axis=1)  # (not those held as traced: an alloy's faint atoms)
-    if fit_error is None or traced.sum() < 4:
+    fitted = traced.copy()  # how far the fit moved atoms: not over an alloy's faint atoms
+    held = info.get("faint_verdicts") or {}  # held as traced (_with_faint_positions_held)
+    if held.get("n_positions_held") and "element" in model.features:
+        fitted &= model.features["element"].to_numpy().astype(str) != held["element"]
+    if fit_error is None or fitted.sum() < 4:
         return model, info
-    moved = 100.0 * float(np.sqrt(np.mean(np.sum(shift[traced] ** 2, axis=1))))
+    moved = 100.0 * float(np.sqrt(np.mean(np.sum(shift[fitted] ** 2, axis=1))))
     if not moved > 0:
         return model, info
     crystal = _crystal_fraction(model.positions)
