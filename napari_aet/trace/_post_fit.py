@@ -40,17 +40,6 @@ TRACER_SHARE = 0.5
 #: 0.75-1.00, even at a tenth of the counts, but for a misaligned series at a tenth of the
 #: counts whose atoms were 68 % wrong (0.06).
 TRACER_SHARE_MIN_CRYSTAL = 0.5
-#: Where an alloy's verdicts wait (its faintest element measured below the held verdicts' 5
-#: standard errors, median), that element's atoms keep the tracer's positions when at least
-#: this fraction of the atoms is crystalline (:data:`TRACER_SHARE_MIN_CRYSTAL`): counts that
-#: cannot tell such an atom from nothing place it no better than the tracer did on a lattice.
-#: Independent 128-px Fe-Pt series (docs/benchmarks.md, forty-fourth session; Fe median
-#: significance 2.9-5.0): a third of the study's counts 10.57 % / 20.1 pm -> 8.28 % / 17.1 pm
-#: (the refined Fe positions had moved 6 right atoms more than 1 A off), acquisition faults
-#: 18.1 -> 14.6 pm, the study's counts 3.45 -> 2.99 %. An amorphous particle's traced positions
-#: are worse: the three-element amorphous alloy at a third 34.88 % / 25.6 pm held would be
-#: 32.89 % / 30.8 pm, so there they stay refined.
-FAINT_POSITIONS_HELD = TRACER_SHARE_MIN_CRYSTAL
 
 
 def _with_counts_moves_back(model, info, source, counts, origin, *, angles_deg, pixel_size_A,
@@ -118,23 +107,35 @@ def _with_counts_correction(model, info, source, counts, origin, *, angles_deg, 
     return _moved(model, model.positions + smooth, info, origin), info
 
 
+def _held_faint(model, info) -> np.ndarray | None:
+    """Which atoms are of an alloy's faintest element when its verdicts wait
+    (``info["faint_verdicts"]`` not applied), by their ``element``; None otherwise."""
+    held = info.get("faint_verdicts")
+    if not held or held.get("applied") or "element" not in model.features:
+        return None
+    return model.features["element"].to_numpy().astype(str) == held["element"]
+
+
 def _with_faint_positions_held(model, info, origin):
     """``(model, info)`` with an alloy's faintest element's atoms back where the tracer put
-    them when its verdicts wait (``info["faint_verdicts"]`` not applied: the counts measure
-    those atoms below the bar, and place them no better than the tracer did) and the particle
-    is a crystal (:data:`FAINT_POSITIONS_HELD`); the record says how many, or why not."""
-    held = info.get("faint_verdicts")
-    if not held or held.get("applied") or origin is None or len(origin) != model.n_atoms:
+    them when its verdicts wait (:func:`_held_faint`: the counts measure those atoms below the
+    bar, and place them no better than the tracer did) and the particle is a crystal (the
+    tracer share's test, :data:`TRACER_SHARE_MIN_CRYSTAL`); the record says how many, or why
+    not. Independent 128-px Fe-Pt series (docs/benchmarks.md, forty-fourth session; Fe median
+    significance 2.9-5.0): a third of the study's counts 10.57 % / 20.1 pm -> 8.28 % / 17.1 pm
+    (the refined Fe positions had moved 6 right atoms more than 1 A off), acquisition faults
+    18.1 -> 14.6 pm, the study's counts 3.45 -> 2.99 %. An amorphous particle's traced
+    positions are worse: the three-element amorphous alloy at a third 34.88 % / 25.6 pm held
+    would be 32.89 % / 30.8 pm, so there they stay refined."""
+    faint = _held_faint(model, info)
+    if faint is None or origin is None or len(origin) != model.n_atoms:
         return model, info
-    if "element" not in model.features:
-        return model, info
-    faint = model.features["element"].to_numpy().astype(str) == held["element"]
     crystal = _crystal_fraction(model.positions)
-    held = {**held, "crystal_fraction": crystal}
-    if crystal < FAINT_POSITIONS_HELD:
+    held = {**info["faint_verdicts"], "crystal_fraction": crystal}
+    if crystal < TRACER_SHARE_MIN_CRYSTAL:
         held["positions"] = (
             f"refined: {100 * crystal:.0f} % of the atoms in a crystal class (< "
-            f"{100 * FAINT_POSITIONS_HELD:.0f} %), an amorphous particle's traced positions "
+            f"{100 * TRACER_SHARE_MIN_CRYSTAL:.0f} %), an amorphous particle's traced positions "
             "are worse than its fit's"
         )
         info = {**info, "faint_verdicts": held}
@@ -165,9 +166,9 @@ def _with_tracer_share(model, info, source, origin):
     traced = model.features["refine_added"].to_numpy(np.int8) == 0
     shift = model.positions - np.asarray(origin, float)
     fitted = traced.copy()  # how far the fit moved atoms: not over an alloy's faint atoms
-    held = info.get("faint_verdicts") or {}  # held as traced (_with_faint_positions_held)
-    if held.get("n_positions_held") and "element" in model.features:
-        fitted &= model.features["element"].to_numpy().astype(str) != held["element"]
+    faint = _held_faint(model, info)  # held as traced (_with_faint_positions_held)
+    if faint is not None and info["faint_verdicts"].get("n_positions_held"):
+        fitted &= ~faint
     if fit_error is None or fitted.sum() < 4:
         return model, info
     moved = 100.0 * float(np.sqrt(np.mean(np.sum(shift[fitted] ** 2, axis=1))))

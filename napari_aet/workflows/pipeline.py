@@ -178,9 +178,8 @@ def _recon_series(lay: RunLayout, settings: RunSettings, *, first: bool) -> Seri
     :func:`~.settings.recon_series_for`)."""
     aligned = lay.aligned_series if first else lay.second_aligned_series
     plain = lay.undenoised_beside(aligned)
-    if plain is not None and recon_series_for(settings.recon.series, settings.trace.element) == (
-        "counts"
-    ):
+    choice = recon_series_for(settings.recon.series, settings.trace.element)
+    if plain is not None and choice == "counts":
         return SeriesSource(str(plain))
     return SeriesSource(str(aligned))
 
