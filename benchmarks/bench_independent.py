@@ -48,6 +48,10 @@ from _common import machine
 PARTICLES = {
     "pt-dumbbell": ("Pt", "twinned dumbbell", "blob", 0.18, "fcc"),
     "pt-polyhedron": ("Pt", "fcc", "convex", 0.22, "fcc"),
+    # a multiply twinned particle: five fcc segments about a five-fold axis, strained to close
+    # (the shape most Pt, Pd and Au particles below 10 nm take; twin planes not parallel)
+    # (a radius of 0.3 of the field: at 128 px about 550 atoms, segments large enough to see)
+    "pt-decahedron": ("Pt", "decahedron", "blob", 0.3, "fcc"),
     "au-particle": ("Au", "fcc", "blob", 0.22, "fcc"),
     "pt-amorphous": ("Pt", "amorphous", "blob", 0.22, "amorphous"),
     "pt-multislice": ("Pt", "fcc", "blob", 0.35, "fcc"),

@@ -15,6 +15,7 @@ from ._compare import (
     register_translation,
 )
 from ._crystal import fit_cluster_lattices
+from ._grains import MULTIPLY_TWINNED, Grains, local_fcc_orientations, segment_grains
 from ._orientation import in_plane_zone_axes
 from ._orr import (
     OrrRelation,
@@ -42,6 +43,10 @@ from ._validate import (
 )
 
 __all__ = [
+    "MULTIPLY_TWINNED",
+    "Grains",
+    "local_fcc_orientations",
+    "segment_grains",
     "amorphous_summary",
     "motif_summary",
     "radial_distribution",

@@ -34,6 +34,7 @@ from ._crystal import (
     reference_lattice_constant,
     surface_atoms,
 )
+from ._grains import MULTIPLY_TWINNED, fit_grain_lattices, grains_note, segment_grains
 from ._lattice import CUBIC_LATTICES, DegenerateFit, fit_hexagonal_layer
 from ._orientation import cluster_rotation_deg, lattice_twist_deg
 from ._orr import OrrRelation, facet_summary, orr_activity, read_orr_relation, smooth_per_atom
@@ -402,6 +403,24 @@ def analyze_structure(
     f["local_structure"] = local
     if clusters is not None and crystalline:
         st.relative_rotation_deg = cluster_rotation_deg(pos, st.normal, clusters, d_nn=d_nn)
+    # twin domains from each atom's own orientation: a multiply twinned particle (twin planes
+    # not parallel, a decahedron) has no single stacking normal to describe it
+    grains = None
+    if crystalline and lattice_kind == "fcc" and math.isfinite(d_nn):
+        grains = segment_grains(pos, d_nn)
+        f["grain"] = grains.label
+        notes.extend(grains.notes)
+    multi = (
+        grains is not None
+        and clusters is None
+        and normal is None
+        and grains.kind in MULTIPLY_TWINNED
+    )
+    if multi:
+        notes.append(grains_note(grains))
+        st.cluster = grains.label.copy()
+        f["cluster"] = st.cluster
+        st.relative_rotation_deg = float("nan")
     tb = np.isin(st.layer, st.twin_boundaries) & crystalline
     interface = (st.layer == 0) & (st.interface_layer is not None)
     others = ~tb & ~interface
@@ -447,7 +466,10 @@ def analyze_structure(
                 f"{element} is a bcc metal but these atoms form close-packed layers: no local "
                 "strain against a reference (give --lattice-constant for an fcc one)"
             )
-        fit_iter = fit_cluster_lattices(pos, st.normal, st.cluster, d_nn=d_nn, notes=notes)
+        if multi:
+            fit_iter = fit_grain_lattices(pos, grains, d_nn=d_nn, notes=notes)
+        else:
+            fit_iter = fit_cluster_lattices(pos, st.normal, st.cluster, d_nn=d_nn, notes=notes)
     else:
         fit_iter = ()
     for cl, sel, best in fit_iter:
@@ -479,7 +501,9 @@ def analyze_structure(
         )
     f["lattice_assigned"] = assigned_flag
     twist_source = "in-plane bond orientations" if clusters is not None else None
-    if 0 in fits and 1 in fits and crystalline and lattice_kind == "fcc":
+    if multi:
+        twist_source = None
+    elif 0 in fits and 1 in fits and crystalline and lattice_kind == "fcc":
         twist, tilt = lattice_twist_deg(fits[0].rotation, fits[1].rotation, st.normal)
         st.relative_rotation_deg = twist
         twist_source = "fitted fcc lattices of the two clusters"
@@ -490,7 +514,7 @@ def analyze_structure(
             )
     elif crystalline and st.interface_layer is not None:
         twist_source = "in-plane bond orientations (a cluster lattice could not be fitted)"
-    if not np.isfinite(st.relative_rotation_deg) and st.interface_layer is not None:
+    if not multi and not np.isfinite(st.relative_rotation_deg) and st.interface_layer is not None:
         notes.append("no relative rotation: a cluster has no measurable lattice orientation")
     if strain:
         _facet_strain(f, pos, strain_sigma_A)
@@ -583,6 +607,7 @@ def analyze_structure(
             "other": int((st.stacking == "other").sum()),
         },
         "amorphous": amorphous,
+        "grains": None if grains is None else grains.summary(),
         "notes": list(dict.fromkeys(notes)),
     }
     summary = _clean(summary)

@@ -23,6 +23,7 @@ KNOWN_FEATURES: dict[str, str] = {
     "stacking": "str",
     "abc": "str",
     "cluster": "int64",
+    "grain": "int64",
     "element": "str",
     "q4": "float64",
     "q6": "float64",

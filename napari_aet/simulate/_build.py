@@ -19,6 +19,7 @@ from ..forward import rotation_center_A
 from ._structures import (
     amorphous_particle,
     apply_point_defects,
+    decahedral_particle,
     fcc_particle,
     hcp_particle,
     thermal_jitter,
@@ -28,7 +29,7 @@ from ._structures import (
 #: fcc lattice constants [A] at room temperature (Kittel); see :mod:`napari_aet.core.elements`.
 LATTICE_CONSTANTS_A = FCC_LATTICE_CONSTANTS_A
 
-STRUCTURES = ("twinned dumbbell", "fcc", "bcc", "hcp", "amorphous")
+STRUCTURES = ("twinned dumbbell", "decahedron", "fcc", "bcc", "hcp", "amorphous")
 
 
 def build_structure(
@@ -46,8 +47,9 @@ def build_structure(
     pixel_size_A: float = 0.358,
     seed=None,
 ) -> AtomModel:
-    """Build ``"fcc"``, ``"bcc"``, ``"hcp"``, ``"amorphous"`` or ``"twinned dumbbell"`` and
-    centre it in the volume.
+    """Build ``"fcc"``, ``"bcc"``, ``"hcp"``, ``"amorphous"``, ``"twinned dumbbell"`` or
+    ``"decahedron"`` (five twinned fcc segments about a common axis) and centre it in the
+    volume.
 
     Parameters
     ----------
@@ -107,6 +109,7 @@ def build_structure(
             f"{bond:.3f} A (a = {a:.3f} A); give --lattice-constant for another"
         )
     feats: dict = {}
+    extra_meta: dict = {}
     if structure in ("fcc", "bcc"):
         pos = fcc_particle(
             lattice_constant_A=a, radius_A=radius_A, shape=shape, seed=rng, lattice=structure
@@ -137,6 +140,10 @@ def build_structure(
         )
         pos = s.positions
         feats = {"layer": s.layer, "abc": s.abc, "stacking": s.stacking, "cluster": s.cluster}
+    elif structure in ("decahedron", "decahedral"):
+        pos, segment, axis = decahedral_particle(lattice_constant_A=a, radius_A=radius_A, seed=rng)
+        feats = {"segment": segment}
+        extra_meta["fivefold_axis_zyx"] = [float(v) for v in axis]
     else:
         raise ValueError(f"unknown structure {structure!r}; choose one of {', '.join(STRUCTURES)}")
     keep = apply_point_defects(len(pos), vacancy_fraction=vacancy_fraction, seed=rng)
@@ -159,6 +166,7 @@ def build_structure(
         "vacancy_fraction": vacancy_fraction,
         "jitter_A": jitter_A,
         **({"note": lattice_note} if lattice_note and structure != "amorphous" else {}),
+        **extra_meta,
     }
     return AtomModel(pos, frame, meta)
 

@@ -17,7 +17,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from .._layers import _STACKING_COLORS, atoms_from_layer
-from ..analysis import analyze_structure, in_plane_zone_axes
+from ..analysis import MULTIPLY_TWINNED, analyze_structure, in_plane_zone_axes
 from ..core.geometry import in_plane_basis
 from ..figures import (
     STUDY_LAYER_COLORS,
@@ -101,6 +101,7 @@ class StructureWidget(StageWidgetMixin, DockContainer):
                 "layer",
                 "stacking",
                 "cluster",
+                "grain",
                 "local_structure",
                 "q4",
                 "q6",
@@ -237,6 +238,8 @@ class StructureWidget(StageWidgetMixin, DockContainer):
             self.view_direction.value = SIDE_110
             self.view_along(SIDE_110)
         s = res.summary
+        grains = s.get("grains") or {}
+        multi = grains.get("kind") in MULTIPLY_TWINNED
         rot = s["relative_rotation_deg"]
         faults = ", ".join(f"{x['type']} at {x['layer']}" for x in s.get("faults", [])) or "none"
         a = s.get("lattice_constant_A")
@@ -250,6 +253,10 @@ class StructureWidget(StageWidgetMixin, DockContainer):
             + (f", c {s['hcp_c_A']:.4f} A" if s.get("hcp_c_A") else "")
             + f": {s['n_layers']} (0001) layers; faults: {faults}"
             if s.get("lattice") == "hcp"
+            else f"{grains['kind']}: {grains['n_grains']} twin domains ('grain'), "
+            f"{sum(b['twin'] for b in grains['boundaries'])} coherent twin boundaries"
+            + (", viewed down the five-fold axis" if grains.get("fivefold_axis_zyx") else "")
+            if multi
             else f"{s['n_layers']} layers; faults: {faults}; twin boundaries "
             f"{s['twin_boundary_layers']}; rotation between clusters "
             + ("not measured" if rot is None else f"{rot:.2f} deg")
@@ -289,8 +296,11 @@ class StructureWidget(StageWidgetMixin, DockContainer):
             table = _FACET_COLORS if mode == "facet" else _STACKING_COLORS
             return np.array([to_rgba(table.get(str(x), "#8d99ae")) for x in f[mode]])
         v = f[mode].to_numpy(dtype=float)
-        if mode in ("layer", "cluster"):
-            return colormaps["tab20"]((np.nan_to_num(v) % 20) / 19.0)
+        if mode in ("layer", "cluster", "grain"):
+            rgba = colormaps["tab20"]((np.nan_to_num(v) % 20) / 19.0)
+            if mode == "grain":  # atoms in no grain
+                rgba[~(v >= 0)] = to_rgba("#8d99ae")
+            return rgba
         # strain-like features: symmetric diverging scale around 0, NaN (unassigned) grey
         lim = np.nanpercentile(np.abs(v), 99) if np.isfinite(v).any() else 1.0
         if mode in ("q4", "q6", "a_local"):
@@ -318,6 +328,8 @@ class StructureWidget(StageWidgetMixin, DockContainer):
             s = self.result.summary
             if not s.get("n_layers"):
                 return "local_structure"
+            if (s.get("grains") or {}).get("kind") in MULTIPLY_TWINNED:
+                return "grain"  # twin planes not parallel: the twin domains
             if s.get("interface_layer") is None:
                 return "stacking"
         return mode
@@ -339,6 +351,12 @@ class StructureWidget(StageWidgetMixin, DockContainer):
         if mode == "facet":
             return swatches({"{111}": _FACET_COLORS["111"], "{100}": _FACET_COLORS["100"],
                              "other": "#8d99ae"})  # fmt: skip
+        if mode == "grain" and self.result is not None:
+            g = self.result.summary.get("grains") or {}
+            return (
+                f"grain: {g.get('kind', '')}, {g.get('n_grains', 0)} twin domains in cycling "
+                "colours (tab20); grey: in no grain"
+            )
         if mode in ("layer", "cluster"):
             return f"{mode}: cycling colours (tab20)"
         if mode in ("q4", "q6", "a_local"):
@@ -372,6 +390,21 @@ class StructureWidget(StageWidgetMixin, DockContainer):
         if self.result is None or not np.isfinite(self.result.stacking.normal).all():
             self.status.value = "Analyse first (a crystalline particle with (111) layers)"
             return False
+        axis5 = (self.result.summary.get("grains") or {}).get("fivefold_axis_zyx")
+        if axis5 is not None and choice != DOWN_111:
+            # a decahedron: down its five-fold axis every segment's <110> columns are end-on
+            # and the five twin planes edge-on, a star of five domains
+            d = np.asarray(axis5, float)
+            up, _ = in_plane_basis(d)
+            self._viewer.dims.ndisplay = 3
+            self._viewer.camera.set_view_direction(tuple(d), tuple(up))
+            if self._target is not None:  # the whole particle in view
+                self._viewer.reset_view(layers=[self._target], reset_camera_angle=False)
+            self.status.value = (
+                "Viewing down the five-fold axis: the five twin domains and their twin planes "
+                "edge-on"
+            )
+            return True
         n = np.asarray(self.result.stacking.normal, float)
         n /= np.linalg.norm(n)
         self._viewer.dims.ndisplay = 3

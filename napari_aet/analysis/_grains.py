@@ -1,0 +1,415 @@
+"""Twin domains (grains) of an fcc particle from each atom's local lattice orientation.
+
+A twinned dumbbell has one set of parallel {111} twin planes, and the stacking analysis
+describes it along their common normal. Most Pt, Pd and Au particles below 10 nm are
+*multiply* twinned instead: five tetrahedral segments about a common <110> axis (a decahedron)
+or twenty about a centre (an icosahedron), whose twin planes are not parallel. No single
+stacking normal describes them, so the domains are found from the atoms themselves:
+
+1. each atom with twelve neighbours gets the rotation that best maps the twelve ideal fcc
+   bond directions onto its bonds (started from one bond pair at 60 deg, then matched and
+   refitted by Kabsch's method), with the fit's RMS misfit; atoms of twin planes (an hcp
+   environment), surfaces and defects fit badly and are left out;
+2. neighbouring well-fitted atoms whose rotations differ by less than a few degrees (after
+   the 24 rotations of the cube) are joined, and the connected groups of at least
+   ``min_atoms`` are the grains;
+3. the atoms left out join the grain most of their neighbours belong to (twin-plane atoms,
+   equally shared, the larger grain's);
+4. each pair of touching grains gets its misorientation: a coherent twin boundary (Sigma 3)
+   is 60 deg about a common <111>, the twin plane's normal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
+
+from ._lattice import DegenerateFit, fit_cubic_lattice
+
+#: The twelve nearest-neighbour bond directions of fcc (unit <110>), crystal frame.
+_FCC_BONDS = np.array(
+    [[a, b, 0] for a in (1, -1) for b in (1, -1)]
+    + [[a, 0, b] for a in (1, -1) for b in (1, -1)]
+    + [[0, a, b] for a in (1, -1) for b in (1, -1)],
+    dtype=np.float64,
+) / np.sqrt(2.0)
+#: The 24 proper rotations of the cube.
+_CUBIC = Rotation.create_group("O").as_matrix()
+#: The <111> directions (up to sign).
+_AXES_111 = np.array([[1, 1, 1], [1, 1, -1], [1, -1, 1], [-1, 1, 1]], float) / np.sqrt(3.0)
+
+#: Largest RMS misfit of an atom's twelve unit bonds to the fitted fcc directions for its
+#: orientation to count (an ideal twin-plane atom fits at 0.24, thermal and traced positions
+#: of 10-30 pm at 0.03-0.08).
+MAX_MISFIT = 0.16
+#: Neighbours whose orientations differ by less than this [deg] belong to one grain (a twin
+#: differs by 60 deg; the homogeneous strain of a decahedron turns a segment by under 1 deg).
+JOIN_DEG = 6.0
+#: Grains whose bonds across are fewer than this fraction of either one's largest boundary's
+#: meet along a line (a junction), not across a plane.
+LINE_CONTACT = 0.3
+#: Grains turned by less than this [deg] meet at a low-angle boundary (sub-grains, e.g. the
+#: twist between coalesced clusters), not a grain boundary that needs its own description.
+LOW_ANGLE_DEG = 15.0
+#: A Sigma-3 twin: within this of 60 deg about a <111> [deg].
+TWIN_TOLERANCE_DEG = 5.0
+
+
+@dataclass
+class Grains:
+    """Twin domains of a particle.
+
+    Attributes
+    ----------
+    label : ndarray of int, shape (N,)
+        Each atom's grain, 0 the largest; -1 for an atom with no grain around it.
+    oriented : ndarray of bool, shape (N,)
+        Atoms whose own fcc orientation was measured (twelve neighbours, a good fit).
+    rotations : list of ndarray (3, 3)
+        Each grain's mean crystal-to-lab rotation (acting on ``(z, y, x)`` vectors as the
+        lattice fits' do).
+    boundaries : list of dict
+        Touching grain pairs: ``grains``, ``n_bonds`` (bonds across), ``misorientation_deg``,
+        ``axis_crystal`` (in the first grain's cubic frame), ``twin`` (Sigma 3) and, for a
+        twin, ``plane_normal_zyx`` (the shared {111} in the lab).
+    junctions : list of [int, int]
+        Grain pairs that touch only along a line (few bonds across: the segments of a
+        decahedron two apart, which meet at its axis).
+    kind : str
+        ``"not measured"`` (no grain found: too few atoms with twelve neighbours, e.g. a
+        particle under about 1.2 nm in radius), ``"single crystal"``, ``"low-angle grains"``
+        (turned by less than :data:`LOW_ANGLE_DEG`), ``"lamellar twins"`` (parallel twin
+        planes), ``"decahedral"`` (four or more grains whose twin planes share an axis),
+        ``"multiply twinned"`` (twin planes not parallel) or ``"polycrystalline"`` (a
+        boundary that is neither a twin nor low-angle).
+    fivefold_axis_zyx : ndarray of shape (3,) or None
+        The decahedron's common axis.
+    notes : list of str
+    """
+
+    label: np.ndarray
+    oriented: np.ndarray
+    rotations: list = field(default_factory=list)
+    boundaries: list = field(default_factory=list)
+    junctions: list = field(default_factory=list)
+    kind: str = "not measured"
+    fivefold_axis_zyx: np.ndarray | None = None
+    notes: list = field(default_factory=list)
+
+    @property
+    def n_grains(self) -> int:
+        return len(self.rotations)
+
+    def summary(self) -> dict:
+        """What ``analysis.json`` reports about the grains."""
+        sizes = np.bincount(self.label[self.label >= 0], minlength=self.n_grains)
+        return {
+            "kind": self.kind,
+            "n_grains": self.n_grains,
+            "grain_atoms": [int(s) for s in sizes],
+            "oriented_fraction": float(self.oriented.mean()) if len(self.oriented) else 0.0,
+            "boundaries": [
+                {
+                    k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v)
+                    for k, v in b.items()
+                }
+                for b in self.boundaries
+            ],
+            "junctions": self.junctions,
+            "twin_plane_angles_deg": _twin_plane_angles(self.boundaries),
+            "fivefold_axis_zyx": None
+            if self.fivefold_axis_zyx is None
+            else [float(v) for v in self.fivefold_axis_zyx],
+        }
+
+
+def _frames(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Right-handed orthonormal frames (columns) from first vectors ``a`` and second ``b``."""
+    e1 = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    e2 = b - np.sum(b * e1, axis=-1, keepdims=True) * e1
+    e2 /= np.linalg.norm(e2, axis=-1, keepdims=True)
+    return np.stack([e1, e2, np.cross(e1, e2)], axis=-1)
+
+
+def _kabsch(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Rotations ``R`` (batch) that best map each row of ``v`` onto ``u``: ``u ~ R v``."""
+    m = np.einsum("nja,njb->nab", u, v)
+    uu, _, wt = np.linalg.svd(m)
+    d = np.sign(np.linalg.det(uu @ wt))
+    uu[:, :, 2] *= d[:, None]
+    return uu @ wt
+
+
+def local_fcc_orientations(positions_A, d_nn: float, *, iterations: int = 3):
+    """Each atom's fcc lattice orientation from its twelve nearest bonds.
+
+    Returns ``(rotations, misfit)``: crystal-to-lab rotations of shape (N, 3, 3) and the RMS
+    distance between the atom's unit bonds and the rotated ideal directions matched to them
+    (NaN, and an identity rotation, for an atom without twelve neighbours within 1.25
+    ``d_nn``: a surface atom).
+    """
+    pos = np.asarray(positions_A, np.float64)
+    n = len(pos)
+    rot = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
+    misfit = np.full(n, np.nan)
+    if n < 13 or not np.isfinite(d_nn):
+        return rot, misfit
+    dist, idx = cKDTree(pos).query(pos, k=13)
+    # twelve bonds in the first shell, none to an atom traced twice (closer than half a bond)
+    full = (dist[:, 12] < 1.25 * d_nn) & (dist[:, 1] > 0.5 * d_nn)
+    sel = np.nonzero(full)[0]
+    if not len(sel):
+        return rot, misfit
+    bonds = pos[idx[sel, 1:]] - pos[sel, None, :]
+    u = bonds / np.linalg.norm(bonds, axis=-1, keepdims=True)
+    # start: the first bond and the one nearest 60 deg to it onto [110] and [101]
+    cos = np.einsum("nja,na->nj", u[:, 1:], u[:, 0])
+    j2 = 1 + np.argmin(np.abs(cos - 0.5), axis=1)
+    b2 = u[np.arange(len(sel)), j2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _fit_orientations(u, b2, iterations, rot, misfit, sel)
+
+
+def _fit_orientations(u, b2, iterations, rot, misfit, sel):
+    """Fill ``rot`` and ``misfit`` of atoms ``sel`` from their unit bonds ``u`` (see
+    :func:`local_fcc_orientations`), ``b2`` the bond nearest 60 deg to the first."""
+    lab = _frames(u[:, 0], b2)
+    best_r, best_m = None, None
+    # the pair fixes the orientation up to the {111} mirror through it (a twin): try both
+    for second in (4, 5):  # [101] and [10-1], each 60 deg from [110]
+        ideal = _frames(_FCC_BONDS[None, 0], _FCC_BONDS[None, second])
+        r = lab @ np.swapaxes(ideal, -1, -2)
+        for _ in range(iterations):
+            w = np.einsum("nab,kb->nka", r, _FCC_BONDS)  # rotated ideal directions
+            match = np.argmax(np.einsum("nja,nka->njk", u, w), axis=2)
+            r = _kabsch(u, _FCC_BONDS[match])
+        w = np.einsum("nab,kb->nka", r, _FCC_BONDS)
+        m = np.sqrt(
+            np.mean(
+                np.min(np.maximum(2.0 - 2.0 * np.einsum("nja,nka->njk", u, w), 0.0), axis=2), axis=1
+            )
+        )
+        if best_r is None:
+            best_r, best_m = r, m
+        else:
+            better = m < best_m
+            best_r[better], best_m[better] = r[better], m[better]
+    good = np.isfinite(best_m) & np.isfinite(best_r).all(axis=(1, 2))
+    rot[sel[good]] = best_r[good]
+    misfit[sel[good]] = best_m[good]
+    return rot, misfit
+
+
+def misorientation_deg(ra: np.ndarray, rb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest angle [deg] between cubic orientations ``ra`` and ``rb`` (batches of 3x3),
+    and the index into the cube's 24 rotations that gives it (``rb @ S`` nearest ``ra``)."""
+    rel = np.einsum("eba,ebc->eac", ra, rb)  # ra^T rb
+    tr = np.einsum("eab,sba->es", rel, _CUBIC)
+    best = np.argmax(tr, axis=1)
+    c = np.clip((tr[np.arange(len(tr)), best] - 1.0) / 2.0, -1.0, 1.0)
+    return np.rad2deg(np.arccos(c)), best
+
+
+def _mean_rotation(rots: np.ndarray, weights=None) -> np.ndarray:
+    """Mean of cubic orientations: each brought to the variant nearest the first's, averaged
+    and projected back onto a rotation."""
+    ref = rots[len(rots) // 2]
+    _, s = misorientation_deg(np.broadcast_to(ref, rots.shape), rots)
+    aligned = np.einsum("eab,ebc->eac", rots, _CUBIC[s])
+    m = np.average(aligned, axis=0, weights=weights)
+    uu, _, wt = np.linalg.svd(m)
+    if np.linalg.det(uu @ wt) < 0:
+        uu[:, 2] *= -1
+    return uu @ wt
+
+
+def _twin_check(ra: np.ndarray, rb: np.ndarray):
+    """Misorientation angle [deg], its axis in ``ra``'s crystal frame, and whether it is a
+    Sigma-3 twin (60 deg about <111>) with its plane normal in the lab."""
+    ang, s = misorientation_deg(ra[None], rb[None])
+    rel = ra.T @ rb @ _CUBIC[s[0]]
+    rv = Rotation.from_matrix(rel).as_rotvec()
+    norm = float(np.linalg.norm(rv))
+    axis = rv / norm if norm > 1e-9 else np.array([0.0, 0.0, 1.0])
+    off = np.rad2deg(np.arccos(np.clip(np.max(np.abs(_AXES_111 @ axis)), -1.0, 1.0)))
+    twin = abs(float(ang[0]) - 60.0) < TWIN_TOLERANCE_DEG and off < TWIN_TOLERANCE_DEG
+    normal = ra @ axis
+    return float(ang[0]), axis, twin, normal / np.linalg.norm(normal)
+
+
+def _twin_plane_angles(boundaries) -> list[float]:
+    """Angles [deg] between the twin planes of the boundaries (each pair once)."""
+    normals = [np.asarray(b["plane_normal_zyx"]) for b in boundaries if b.get("twin")]
+    out = []
+    for i in range(len(normals)):
+        for j in range(i + 1, len(normals)):
+            c = abs(float(normals[i] @ normals[j]))
+            out.append(float(np.rad2deg(np.arccos(min(c, 1.0)))))
+    return out
+
+
+def segment_grains(
+    positions_A,
+    d_nn: float,
+    *,
+    min_atoms: int = 20,
+    join_deg: float = JOIN_DEG,
+    max_misfit: float = MAX_MISFIT,
+) -> Grains:
+    """Twin domains of an fcc particle (see the module's description).
+
+    ``d_nn`` is the nearest-neighbour distance [A]; a grain needs ``min_atoms`` atoms whose
+    own orientation was measured. Any positions give a result: too few oriented atoms give
+    no grain (every label -1) with the reason in ``notes``.
+    """
+    pos = np.asarray(positions_A, np.float64)
+    n = len(pos)
+    label = np.full(n, -1, np.int64)
+    rot, misfit = local_fcc_orientations(pos, d_nn)
+    oriented = np.isfinite(misfit) & (misfit < max_misfit)
+    out = Grains(label, oriented, kind="not measured")
+    if oriented.sum() < min_atoms:
+        out.notes.append(
+            f"{int(oriented.sum())} atoms have a measurable fcc orientation (twelve neighbours, "
+            f"misfit < {max_misfit}): no grains"
+        )
+        return out
+    tree = cKDTree(pos)
+    pairs = tree.query_pairs(1.25 * d_nn, output_type="ndarray")
+    both = oriented[pairs[:, 0]] & oriented[pairs[:, 1]]
+    p = pairs[both]
+    ang, _ = misorientation_deg(rot[p[:, 0]], rot[p[:, 1]])
+    p = p[ang < join_deg]
+    graph = coo_matrix((np.ones(len(p)), (p[:, 0], p[:, 1])), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    comp = np.where(oriented, comp, -1)
+    ids, counts = np.unique(comp[comp >= 0], return_counts=True)
+    big = ids[counts >= min_atoms][np.argsort(-counts[counts >= min_atoms], kind="stable")]
+    for g, c in enumerate(big):
+        label[comp == c] = g
+    if not len(big):
+        out.notes.append(f"no group of {min_atoms} or more atoms shares one fcc orientation")
+        return out
+    out.rotations = [_mean_rotation(rot[label == g]) for g in range(len(big))]
+    # the rest join the grain most of their neighbours are in (ties: the larger grain)
+    nbrs = tree.query_ball_point(pos, 1.25 * d_nn)
+    for _ in range(6):
+        todo = np.nonzero(label < 0)[0]
+        if not len(todo):
+            break
+        new = label.copy()
+        for i in todo:
+            lab = label[nbrs[i]]
+            lab = lab[lab >= 0]
+            if len(lab):
+                new[i] = np.argmax(np.bincount(lab))
+        if (new == label).all():
+            break
+        label[:] = new
+    _boundaries(out, pairs)
+    _classify(out)
+    return out
+
+
+def _boundaries(out: Grains, pairs: np.ndarray) -> None:
+    la, lb = out.label[pairs[:, 0]], out.label[pairs[:, 1]]
+    across = (la >= 0) & (lb >= 0) & (la != lb)
+    if not across.any():
+        return
+    a, b = np.minimum(la[across], lb[across]), np.maximum(la[across], lb[across])
+    keys, counts = np.unique(np.stack([a, b], 1), axis=0, return_counts=True)
+    # a plane shared by two grains carries a few bonds per atom of its area; grains that meet
+    # only along a line (the segments of a decahedron two apart, at its axis) a few in all
+    largest = np.zeros(out.n_grains)
+    for (ga, gb), c in zip(keys, counts, strict=True):
+        largest[ga], largest[gb] = max(largest[ga], c), max(largest[gb], c)
+    for (ga, gb), c in zip(keys, counts, strict=True):
+        if c < LINE_CONTACT * min(largest[ga], largest[gb]):
+            out.junctions.append([int(ga), int(gb)])
+            continue
+        ang, axis, twin, normal = _twin_check(out.rotations[ga], out.rotations[gb])
+        entry = {
+            "grains": [int(ga), int(gb)],
+            "n_bonds": int(c),
+            "misorientation_deg": ang,
+            "axis_crystal": [float(v) for v in axis],
+            "twin": bool(twin),
+        }
+        if twin:
+            entry["plane_normal_zyx"] = [float(v) for v in normal]
+        out.boundaries.append(entry)
+
+
+def _classify(out: Grains) -> None:
+    if out.n_grains < 2:
+        out.kind = "single crystal"
+        return
+    twins = [b for b in out.boundaries if b["twin"]]
+    high = [b for b in out.boundaries if not b["twin"] and b["misorientation_deg"] >= LOW_ANGLE_DEG]
+    normals = np.array([b["plane_normal_zyx"] for b in twins]) if twins else np.zeros((0, 3))
+    if high:
+        out.notes.append(
+            f"{len(high)} of {len(out.boundaries)} grain boundaries are neither coherent twins "
+            f"(60 deg about <111>) nor low-angle (< {LOW_ANGLE_DEG:g} deg)"
+        )
+        out.kind = "polycrystalline"
+        return
+    if not len(normals):
+        out.kind = "low-angle grains"  # e.g. two clusters twisted a degree or two apart
+        return
+    if np.all(np.abs(normals @ normals[0]) > np.cos(np.deg2rad(8.0))):
+        out.kind = "lamellar twins"
+        return
+    out.kind = "multiply twinned"
+    if len(normals) >= 3:
+        # a common axis lies in every twin plane: the normals' least direction
+        _, _, vt = np.linalg.svd(normals)
+        axis = vt[2]
+        off = np.rad2deg(np.arcsin(np.clip(np.abs(normals @ axis), 0.0, 1.0)))
+        if np.all(off < 8.0) and out.n_grains >= 4:
+            out.kind = "decahedral"
+            out.fivefold_axis_zyx = axis * np.sign(axis[np.argmax(np.abs(axis))])
+
+
+#: The kinds of particle whose twin planes are not parallel: no single stacking normal.
+MULTIPLY_TWINNED = ("decahedral", "multiply twinned", "polycrystalline")
+
+
+def fit_grain_lattices(positions_A, grains: Grains, *, d_nn: float, notes: list | None = None):
+    """Search-and-assign fcc fit of every grain, started from its mean orientation; yields
+    ``(grain, atom indices, LatticeFit)`` as :func:`fit_cluster_lattices` does. A grain that
+    cannot be fitted is skipped with the reason appended to ``notes``."""
+    notes = [] if notes is None else notes
+    pos = np.asarray(positions_A, np.float64)
+    for g, rot in enumerate(grains.rotations):
+        sel = np.nonzero(grains.label == g)[0]
+        if len(sel) < 20:
+            notes.append(f"grain {g}: {len(sel)} atoms, too few for an fcc lattice fit")
+            continue
+        try:
+            fit = fit_cubic_lattice(pos[sel], lattice_constant_A=d_nn * np.sqrt(2.0), rotation=rot)
+        except DegenerateFit as err:
+            notes.append(f"grain {g}: no fcc lattice fit ({err})")
+            continue
+        yield g, sel, fit
+
+
+def grains_note(grains: Grains) -> str:
+    """What an analyst reads about a particle whose twin planes are not parallel."""
+    what = {
+        "decahedral": "a decahedral (five-fold twinned) particle",
+        "multiply twinned": "a multiply twinned particle",
+        "polycrystalline": "a polycrystalline particle",
+    }[grains.kind]
+    n_twin = sum(b["twin"] for b in grains.boundaries)
+    return (
+        f"{what}: {grains.n_grains} grains, {n_twin} coherent twin boundaries, twin planes not "
+        "parallel. The layers, A/B/C letters, faults and twist are measured along one stacking "
+        "normal and describe only the grains whose {111} planes lie across it; 'grain' (and "
+        "'cluster') hold the twin domains, and strain is measured on each grain's own lattice"
+    )
