@@ -47,12 +47,15 @@ _AXES_111 = np.array([[1, 1, 1], [1, 1, -1], [1, -1, 1], [-1, 1, 1]], float) / n
 #: orientation to count (an ideal twin-plane atom fits at 0.24, thermal and traced positions
 #: of 10-30 pm at 0.03-0.08).
 MAX_MISFIT = 0.16
+#: The highest the misfit bar is raised for noisy positions (see :func:`_misfit_bar`).
+MAX_MISFIT_NOISY = 0.21
 #: Neighbours whose orientations differ by less than this [deg] belong to one grain (a twin
 #: differs by 60 deg; the homogeneous strain of a decahedron turns a segment by under 1 deg).
 JOIN_DEG = 6.0
-#: Grains whose bonds across are fewer than this fraction of either one's largest boundary's
-#: meet along a line (a junction), not across a plane.
-LINE_CONTACT = 0.3
+#: Grains whose bonds across spread less than this [A] (RMS) across their longest direction
+#: meet along a line (a junction), not across a plane (measured: lines of a decahedron's and
+#: an icosahedron's five-fold axes 0.04-1.0 A, their twin planes 3.0-5.4 A).
+LINE_WIDTH_A = 1.6
 #: Grains turned by less than this [deg] meet at a low-angle boundary (sub-grains, e.g. the
 #: twist between coalesced clusters), not a grain boundary that needs its own description.
 LOW_ANGLE_DEG = 15.0
@@ -75,8 +78,12 @@ class Grains:
         lattice fits' do).
     boundaries : list of dict
         Touching grain pairs: ``grains``, ``n_bonds`` (bonds across), ``misorientation_deg``,
-        ``axis_crystal`` (in the first grain's cubic frame), ``twin`` (Sigma 3) and, for a
-        twin, ``plane_normal_zyx`` (the shared {111} in the lab).
+        ``axis_crystal`` (in the first grain's cubic frame), ``twin`` (Sigma 3),
+        ``plane_normal_zyx`` (in the lab: a twin's shared {111} from both grains' lattices,
+        another boundary's plane through the bonds across it), ``plane_flatness_A`` (the
+        bonds' RMS spread along their plane's normal) and, for a twin,
+        ``plane_to_twin_axis_deg`` (the bonds' plane to the shared {111}: near 0 for a
+        coherent twin).
     junctions : list of [int, int]
         Grain pairs that touch only along a line (few bonds across: the segments of a
         decahedron two apart, which meet at its axis).
@@ -85,10 +92,13 @@ class Grains:
         particle under about 1.2 nm in radius), ``"single crystal"``, ``"low-angle grains"``
         (turned by less than :data:`LOW_ANGLE_DEG`), ``"lamellar twins"`` (parallel twin
         planes), ``"decahedral"`` (four or more grains whose twin planes share an axis),
-        ``"multiply twinned"`` (twin planes not parallel) or ``"polycrystalline"`` (a
+        ``"icosahedral"`` (eight or more grains, twin planes about two or more five-fold
+        axes), ``"multiply twinned"`` (twin planes not parallel) or ``"polycrystalline"`` (a
         boundary that is neither a twin nor low-angle).
     fivefold_axis_zyx : ndarray of shape (3,) or None
         The decahedron's common axis.
+    fivefold_axes_zyx : list of ndarray (3,)
+        Every direction four or more twin planes share (an icosahedron has six).
     notes : list of str
     """
 
@@ -99,6 +109,7 @@ class Grains:
     junctions: list = field(default_factory=list)
     kind: str = "not measured"
     fivefold_axis_zyx: np.ndarray | None = None
+    fivefold_axes_zyx: list = field(default_factory=list)
     notes: list = field(default_factory=list)
 
     @property
@@ -125,6 +136,7 @@ class Grains:
             "fivefold_axis_zyx": None
             if self.fivefold_axis_zyx is None
             else [float(v) for v in self.fivefold_axis_zyx],
+            "fivefold_axes_zyx": [[float(v) for v in a] for a in self.fivefold_axes_zyx],
         }
 
 
@@ -253,13 +265,23 @@ def _twin_plane_angles(boundaries) -> list[float]:
     return out
 
 
+def _misfit_bar(misfit: np.ndarray) -> float:
+    """The misfit below which an atom's orientation counts: :data:`MAX_MISFIT`, raised with
+    the positions' noise (the lower quartile of the misfits, mostly bulk fcc atoms, at 1.6
+    times) up to :data:`MAX_MISFIT_NOISY`, below an ideal twin-plane atom's 0.24."""
+    m = misfit[np.isfinite(misfit)]
+    if not len(m):
+        return MAX_MISFIT
+    return float(np.clip(1.6 * np.percentile(m, 25), MAX_MISFIT, MAX_MISFIT_NOISY))
+
+
 def segment_grains(
     positions_A,
     d_nn: float,
     *,
-    min_atoms: int = 20,
+    min_atoms: int = 10,
     join_deg: float = JOIN_DEG,
-    max_misfit: float = MAX_MISFIT,
+    max_misfit: float | None = None,
 ) -> Grains:
     """Twin domains of an fcc particle (see the module's description).
 
@@ -271,6 +293,8 @@ def segment_grains(
     n = len(pos)
     label = np.full(n, -1, np.int64)
     rot, misfit = local_fcc_orientations(pos, d_nn)
+    if max_misfit is None:
+        max_misfit = _misfit_bar(misfit)
     oriented = np.isfinite(misfit) & (misfit < max_misfit)
     out = Grains(label, oriented, kind="not measured")
     if oriented.sum() < min_atoms:
@@ -311,38 +335,62 @@ def segment_grains(
         if (new == label).all():
             break
         label[:] = new
-    _boundaries(out, pairs)
+    _boundaries(out, pos, pairs)
     _classify(out)
     return out
 
 
-def _boundaries(out: Grains, pairs: np.ndarray) -> None:
+def _boundaries(out: Grains, pos: np.ndarray, pairs: np.ndarray) -> None:
     la, lb = out.label[pairs[:, 0]], out.label[pairs[:, 1]]
     across = (la >= 0) & (lb >= 0) & (la != lb)
     if not across.any():
         return
     a, b = np.minimum(la[across], lb[across]), np.maximum(la[across], lb[across])
-    keys, counts = np.unique(np.stack([a, b], 1), axis=0, return_counts=True)
-    # a plane shared by two grains carries a few bonds per atom of its area; grains that meet
-    # only along a line (the segments of a decahedron two apart, at its axis) a few in all
-    largest = np.zeros(out.n_grains)
-    for (ga, gb), c in zip(keys, counts, strict=True):
-        largest[ga], largest[gb] = max(largest[ga], c), max(largest[gb], c)
-    for (ga, gb), c in zip(keys, counts, strict=True):
-        if c < LINE_CONTACT * min(largest[ga], largest[gb]):
+    mid = 0.5 * (pos[pairs[across, 0]] + pos[pairs[across, 1]])
+    keys, inverse = np.unique(np.stack([a, b], 1), axis=0, return_inverse=True)
+    for key, (ga, gb) in enumerate(keys):
+        m = mid[inverse.ravel() == key]
+        # a plane shared by two grains spreads its bonds across over an area; grains that
+        # meet only along a line (a decahedron's segments two apart, at its axis; an
+        # icosahedron's along its five-fold axes) have them within a bond or so of that line
+        if len(m) < 3:
             out.junctions.append([int(ga), int(gb)])
             continue
-        ang, axis, twin, normal = _twin_check(out.rotations[ga], out.rotations[gb])
-        entry = {
-            "grains": [int(ga), int(gb)],
-            "n_bonds": int(c),
-            "misorientation_deg": ang,
-            "axis_crystal": [float(v) for v in axis],
-            "twin": bool(twin),
-        }
+        _, sv, vt = np.linalg.svd(m - m.mean(0), full_matrices=False)
+        sv = sv / np.sqrt(len(m))
+        if sv[1] < LINE_WIDTH_A:
+            out.junctions.append([int(ga), int(gb)])
+            continue
+        ang, axis, twin, twin_normal = _twin_check(out.rotations[ga], out.rotations[gb])
+        # the plane itself: the bonds across it, least spread along its normal; a twin's is
+        # the {111} both grains share, taken from their lattices (averaged over all their
+        # atoms, so steadier than the few bonds across), the two grains' versions averaged
+        plane = vt[2] * np.sign(vt[2] @ twin_normal or 1.0)
+        geometric = plane
         if twin:
-            entry["plane_normal_zyx"] = [float(v) for v in normal]
-        out.boundaries.append(entry)
+            both = []
+            for rot in (out.rotations[ga], out.rotations[gb]):
+                h = rot @ _AXES_111.T  # the grain's four <111> in the lab
+                k = int(np.argmax(np.abs(geometric @ h)))
+                both.append(h[:, k] * np.sign(geometric @ h[:, k]))
+            plane = (both[0] + both[1]) / np.linalg.norm(both[0] + both[1])
+        out.boundaries.append(
+            {
+                "grains": [int(ga), int(gb)],
+                "n_bonds": int(len(m)),
+                "misorientation_deg": ang,
+                "axis_crystal": [float(v) for v in axis],
+                "twin": bool(twin),
+                "plane_normal_zyx": [float(v) for v in plane],
+                "plane_flatness_A": float(sv[2]),
+                # a coherent twin's plane is the {111} the grains share
+                "plane_to_twin_axis_deg": float(
+                    np.rad2deg(np.arccos(min(1.0, abs(float(geometric @ plane)))))
+                )
+                if twin
+                else None,
+            }
+        )
 
 
 def _classify(out: Grains) -> None:
@@ -366,18 +414,46 @@ def _classify(out: Grains) -> None:
         out.kind = "lamellar twins"
         return
     out.kind = "multiply twinned"
-    if len(normals) >= 3:
-        # a common axis lies in every twin plane: the normals' least direction
-        _, _, vt = np.linalg.svd(normals)
-        axis = vt[2]
-        off = np.rad2deg(np.arcsin(np.clip(np.abs(normals @ axis), 0.0, 1.0)))
-        if np.all(off < 8.0) and out.n_grains >= 4:
-            out.kind = "decahedral"
-            out.fivefold_axis_zyx = axis * np.sign(axis[np.argmax(np.abs(axis))])
+    axes = fivefold_axes(normals)
+    out.fivefold_axes_zyx = axes
+    if len(axes) == 1 and out.n_grains >= 4:
+        out.kind = "decahedral"
+        out.fivefold_axis_zyx = axes[0]
+    elif len(axes) >= 2 and out.n_grains >= 8:
+        out.kind = "icosahedral"
+
+
+def fivefold_axes(normals: np.ndarray, *, min_planes: int = 4, tol_deg: float = 8.0) -> list:
+    """Directions that lie in ``min_planes`` or more distinct twin planes (``normals``, unit):
+    a decahedron's one five-fold axis, an icosahedron's six (its three- and two-fold axes lie
+    in three and two). Candidates are the lines where
+    two planes meet; each is refined as the direction least along the normals of the planes
+    that hold it."""
+    sin_tol = np.sin(np.deg2rad(tol_deg))
+    planes: list[np.ndarray] = []  # each plane once (an icosahedron's opposite faces share one)
+    for n in np.asarray(normals, float).reshape(-1, 3):
+        if all(abs(n @ q) < np.cos(np.deg2rad(tol_deg)) for q in planes):
+            planes.append(n)
+    normals = np.array(planes).reshape(-1, 3)
+    found: list[np.ndarray] = []
+    for i in range(len(normals)):
+        for j in range(i + 1, len(normals)):
+            c = np.cross(normals[i], normals[j])
+            if np.linalg.norm(c) < sin_tol:
+                continue  # parallel planes meet nowhere
+            c /= np.linalg.norm(c)
+            held = np.abs(normals @ c) < sin_tol
+            if held.sum() < min_planes:
+                continue
+            axis = np.linalg.svd(normals[held])[2][2]
+            axis = axis * np.sign(axis[np.argmax(np.abs(axis))])
+            if all(abs(axis @ f) < np.cos(np.deg2rad(tol_deg)) for f in found):
+                found.append(axis)
+    return found
 
 
 #: The kinds of particle whose twin planes are not parallel: no single stacking normal.
-MULTIPLY_TWINNED = ("decahedral", "multiply twinned", "polycrystalline")
+MULTIPLY_TWINNED = ("decahedral", "icosahedral", "multiply twinned", "polycrystalline")
 
 
 def fit_grain_lattices(positions_A, grains: Grains, *, d_nn: float, notes: list | None = None):
@@ -399,17 +475,25 @@ def fit_grain_lattices(positions_A, grains: Grains, *, d_nn: float, notes: list 
         yield g, sel, fit
 
 
-def grains_note(grains: Grains) -> str:
-    """What an analyst reads about a particle whose twin planes are not parallel."""
+def grains_note(grains: Grains, *, layered: bool = True) -> str:
+    """What an analyst reads about a particle whose twin planes are not parallel
+    (``layered``: the stacking analysis still found layers along one normal)."""
     what = {
         "decahedral": "a decahedral (five-fold twinned) particle",
+        "icosahedral": "an icosahedral particle",
         "multiply twinned": "a multiply twinned particle",
         "polycrystalline": "a polycrystalline particle",
     }[grains.kind]
     n_twin = sum(b["twin"] for b in grains.boundaries)
+    stacking = (
+        "The layers, A/B/C letters, faults and twist are measured along one stacking normal and "
+        "describe only the grains whose {111} planes lie across it"
+        if layered
+        else "No one stacking normal holds for the whole particle, so it has no layers or "
+        "stacking letters"
+    )
     return (
         f"{what}: {grains.n_grains} grains, {n_twin} coherent twin boundaries, twin planes not "
-        "parallel. The layers, A/B/C letters, faults and twist are measured along one stacking "
-        "normal and describe only the grains whose {111} planes lie across it; 'grain' (and "
-        "'cluster') hold the twin domains, and strain is measured on each grain's own lattice"
+        f"parallel. {stacking}; 'grain' (and 'cluster') hold the twin domains, and strain is "
+        "measured on each grain's own lattice"
     )

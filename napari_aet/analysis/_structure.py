@@ -369,6 +369,23 @@ def analyze_structure(
             st = analyze_stacking(pos, normal=normal, bond_A=d_nn)
         except ValueError as err:
             notes.append(f"no stacking analysis: {err}")
+    # twin domains from each atom's own orientation: a multiply twinned particle (twin planes
+    # not parallel: a decahedron, an icosahedron) has no single stacking normal to describe it
+    grains = None
+    if (
+        bcc_fit is None
+        and not tetrahedral
+        and structure != "amorphous"
+        and math.isfinite(d_nn)
+        and n_atoms >= 13
+    ):
+        grains = segment_grains(pos, d_nn)
+    multi = (
+        grains is not None
+        and clusters is None
+        and normal is None
+        and grains.kind in MULTIPLY_TWINNED
+    )
     # random points reach a score of about 1/sqrt(N) in any one direction, and a few times that
     # at the best of thousands: a small particle needs a clearer layering
     min_score = max(MIN_LAYERING_SCORE, 4.0 / np.sqrt(max(n_atoms, 1)))
@@ -376,7 +393,7 @@ def analyze_structure(
     if st is not None and normal is None and (too_weak or structure == "amorphous" or tetrahedral):
         if structure == "amorphous":
             notes.append("amorphous as asked (structure='amorphous'): no crystal labels")
-        elif not tetrahedral:
+        elif not tetrahedral and not multi:
             notes.append(
                 f"the atoms do not form close-packed layers (layering score "
                 f"{st.layering_score:.2f} < {min_score:.2f}): no layers, stacking labels, "
@@ -403,21 +420,11 @@ def analyze_structure(
     f["local_structure"] = local
     if clusters is not None and crystalline:
         st.relative_rotation_deg = cluster_rotation_deg(pos, st.normal, clusters, d_nn=d_nn)
-    # twin domains from each atom's own orientation: a multiply twinned particle (twin planes
-    # not parallel, a decahedron) has no single stacking normal to describe it
-    grains = None
-    if crystalline and lattice_kind == "fcc" and math.isfinite(d_nn):
-        grains = segment_grains(pos, d_nn)
+    if grains is not None and (crystalline or multi):
         f["grain"] = grains.label
         notes.extend(grains.notes)
-    multi = (
-        grains is not None
-        and clusters is None
-        and normal is None
-        and grains.kind in MULTIPLY_TWINNED
-    )
     if multi:
-        notes.append(grains_note(grains))
+        notes.append(grains_note(grains, layered=crystalline))
         st.cluster = grains.label.copy()
         f["cluster"] = st.cluster
         st.relative_rotation_deg = float("nan")
@@ -460,7 +467,7 @@ def analyze_structure(
                 "local strain (give --lattice-constant for one)"
             )
         fit_iter = _hcp_fits(pos, st, d_nn, notes)
-    elif crystalline:
+    elif crystalline or multi:
         if a_ref_bcc is not None:
             notes.append(
                 f"{element} is a bcc metal but these atoms form close-packed layers: no local "
@@ -539,7 +546,11 @@ def analyze_structure(
         w = np.array([len(x.assigned) for x in fits.values()], float)
         a_fit = float(np.average([x.lattice_constant_A for x in fits.values()], weights=w))
     amorphous = None
-    if (not crystalline or structure == "amorphous") and lattice_kind != "bcc" and n_atoms >= 4:
+    if (
+        ((not crystalline and not multi) or structure == "amorphous")
+        and lattice_kind != "bcc"
+        and n_atoms >= 4
+    ):
         amorphous, per_atom = amorphous_summary(pos)
         for k, v in per_atom.items():
             f[k] = v
@@ -548,7 +559,7 @@ def analyze_structure(
         f["surface"] = surface.astype(np.int8)
     if lattice_kind == "hcp" and not np.isfinite(a_fit):
         a_meas = _in_plane_bond(st.layers, d_nn)
-    elif lattice_kind == "fcc" and not crystalline:
+    elif lattice_kind == "fcc" and not crystalline and not multi:
         a_meas = float("nan")  # no lattice (amorphous, a tetrahedral network): no constant
     else:
         a_meas = a_fit if np.isfinite(a_fit) else d_nn / CUBIC_LATTICES[lattice_kind][1]
@@ -572,7 +583,11 @@ def analyze_structure(
         else "nearest-neighbour distance",
         "hcp_c_A": _hcp_c(fits, st.spacing_A) if lattice_kind == "hcp" else None,
         "reference_lattice_constant_A": a_ref,
-        "lattice": lattice_kind if lattice_kind != "fcc" else "fcc" if crystalline else None,
+        "lattice": lattice_kind
+        if lattice_kind != "fcc"
+        else "fcc"
+        if crystalline or multi
+        else None,
         "local_structure_counts": {
             k: int(np.sum(local == k)) for k in (*LOCAL_STRUCTURES, "other")
         },
@@ -607,7 +622,7 @@ def analyze_structure(
             "other": int((st.stacking == "other").sum()),
         },
         "amorphous": amorphous,
-        "grains": None if grains is None else grains.summary(),
+        "grains": grains.summary() if grains is not None and (crystalline or multi) else None,
         "notes": list(dict.fromkeys(notes)),
     }
     summary = _clean(summary)

@@ -346,3 +346,47 @@ def plot_alignment(record: dict, *, blurred_ratio: float | None = None):
     if axis is not None:
         axes[0].set_title(f"tilt axis {axis:+.2f} deg", fontsize=9)
     return fig
+
+
+def plot_grains(positions_A, grain, grains: dict, *, ax=None):
+    """The atoms projected along a multiply twinned particle's five-fold axis (a decahedron's;
+    an icosahedron's first; otherwise the particle's longest direction), coloured by
+    ``grain`` (the ``grains`` part of ``analysis.json`` says which), the traces of the twin
+    planes that hold the axis drawn from the centre out: the star of a decahedron."""
+    from matplotlib import colormaps
+
+    from ..core.geometry import in_plane_basis
+
+    fig, ax = _figure_axes(ax, (4.2, 4.2))
+    pos = np.asarray(positions_A, float)
+    grain = np.asarray(grain, int)
+    axes = grains.get("fivefold_axes_zyx") or []
+    if axes:
+        view, what = np.asarray(axes[0], float), "down a five-fold axis"
+    else:
+        c = pos - pos.mean(0)
+        view, what = np.linalg.svd(c, full_matrices=False)[2][0], "down the longest direction"
+    view = view / np.linalg.norm(view)
+    e1, e2 = in_plane_basis(view)
+    c = pos - pos.mean(0)
+    u, v = c @ e1, c @ e2
+    order = np.argsort(c @ view)  # far atoms first, near ones drawn over them
+    colours = colormaps["tab20"]((np.maximum(grain, 0) % 20) / 19.0)
+    colours[grain < 0] = (0.55, 0.6, 0.68, 1.0)
+    ax.scatter(u[order], v[order], s=9, c=colours[order], linewidths=0)
+    r = float(np.hypot(u, v).max())
+    for b in grains.get("boundaries", []):
+        n = np.asarray(b.get("plane_normal_zyx") or (0, 0, 0), float)
+        if b.get("twin") and abs(n @ view) < np.sin(np.deg2rad(8.0)):
+            t = np.cross(view, n)  # the plane's trace in the picture, from the centre out
+            pair = np.isin(grain, b["grains"])  # on the side where its two grains lie
+            if pair.any() and (c[pair].mean(0) @ t) < 0:
+                t = -t
+            ax.plot([0, r * (t @ e1)], [0, r * (t @ e2)], color="#222222", lw=0.6, alpha=0.6)
+    ax.set_aspect("equal")
+    ax.set_xlabel("Å")
+    ax.set_ylabel("Å")
+    ax.set_title(
+        f"{grains.get('kind', '')}: {grains.get('n_grains', 0)} grains, {what}", fontsize=9
+    )
+    return fig

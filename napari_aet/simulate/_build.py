@@ -22,6 +22,7 @@ from ._structures import (
     decahedral_particle,
     fcc_particle,
     hcp_particle,
+    icosahedral_particle,
     thermal_jitter,
     twinned_dumbbell,
 )
@@ -29,7 +30,15 @@ from ._structures import (
 #: fcc lattice constants [A] at room temperature (Kittel); see :mod:`napari_aet.core.elements`.
 LATTICE_CONSTANTS_A = FCC_LATTICE_CONSTANTS_A
 
-STRUCTURES = ("twinned dumbbell", "decahedron", "fcc", "bcc", "hcp", "amorphous")
+STRUCTURES = (
+    "twinned dumbbell",
+    "decahedron",
+    "icosahedron",
+    "fcc",
+    "bcc",
+    "hcp",
+    "amorphous",
+)
 
 
 def build_structure(
@@ -47,9 +56,10 @@ def build_structure(
     pixel_size_A: float = 0.358,
     seed=None,
 ) -> AtomModel:
-    """Build ``"fcc"``, ``"bcc"``, ``"hcp"``, ``"amorphous"``, ``"twinned dumbbell"`` or
-    ``"decahedron"`` (five twinned fcc segments about a common axis) and centre it in the
-    volume.
+    """Build ``"fcc"``, ``"bcc"``, ``"hcp"``, ``"amorphous"``, ``"twinned dumbbell"``,
+    ``"decahedron"`` (five twinned fcc segments about a common axis, a rounded shape) or
+    ``"icosahedron"`` (a Mackay icosahedron of twenty, ``radius_A`` to its vertices) and centre
+    it in the volume.
 
     Parameters
     ----------
@@ -144,6 +154,9 @@ def build_structure(
         pos, segment, axis = decahedral_particle(lattice_constant_A=a, radius_A=radius_A, seed=rng)
         feats = {"segment": segment}
         extra_meta["fivefold_axis_zyx"] = [float(v) for v in axis]
+    elif structure in ("icosahedron", "icosahedral"):
+        pos, axes = icosahedral_particle(lattice_constant_A=a, radius_A=radius_A, seed=rng)
+        extra_meta["fivefold_axes_zyx"] = axes.tolist()
     else:
         raise ValueError(f"unknown structure {structure!r}; choose one of {', '.join(STRUCTURES)}")
     keep = apply_point_defects(len(pos), vacancy_fraction=vacancy_fraction, seed=rng)

@@ -534,6 +534,30 @@ def decahedral_particle(
     return local[keep] @ rot.T, segment[keep], rot[:, 0]
 
 
+def icosahedral_particle(
+    *, lattice_constant_A: float = PT_LATTICE_CONSTANT_A, radius_A: float = 15.0, seed=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A Mackay icosahedron (:class:`ase.cluster.Icosahedron`): twenty fcc tetrahedra about a
+    centre, sharing thirty {111} twin planes and six five-fold axes, in a random orientation.
+    ``radius_A`` is the distance from the centre to a vertex (rounded to whole shells of one
+    bond each). Returns the positions ``(z, y, x)`` [A], centred at the origin, and the
+    six five-fold axes (unit rows)."""
+    from ase.cluster import Icosahedron
+
+    rng = _rng(seed)
+    bond = lattice_constant_A / np.sqrt(2.0)
+    shells = max(2, int(round(radius_A / bond)) + 1)
+    pos = Icosahedron("Pt", shells, latticeconstant=lattice_constant_A).positions
+    pos = pos - pos.mean(axis=0)
+    # the vertices: the atoms farthest out; opposite pairs give the six axes
+    r = np.linalg.norm(pos, axis=1)
+    tips = pos[r > r.max() - 0.1 * bond]
+    tips = tips / np.linalg.norm(tips, axis=1, keepdims=True)
+    axes = [t for t in tips if t @ np.array([0.3, 0.5, 0.8]) > 0]
+    rot = Rotation.random(random_state=rng.integers(2**31)).as_matrix()
+    return pos @ rot.T, np.array(axes) @ rot.T
+
+
 def hcp_particle(
     *,
     bond_A: float,

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..align import recorded_denoiser
 from ..analysis import (
+    MULTIPLY_TWINNED,
     STUDY_BLUR_SIGMA_A,
     FieldCoverage,
     RFactorResult,
@@ -23,6 +24,7 @@ from ..core.elements import parse_elements
 from ..figures import (
     layer_groups,
     plot_deviation_histogram,
+    plot_grains,
     plot_layer_rmsd,
     plot_q4_q6,
     plot_r_factors,
@@ -323,6 +325,14 @@ def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=Non
                 plot_voronoi_motifs(summary["amorphous"]), out, "figures/voronoi_motifs.png"
             )
         )
+    grains = summary.get("grains") or {}
+    multi = grains.get("kind") in MULTIPLY_TWINNED
+    if multi:
+        figs.append(
+            _save_figure(
+                plot_grains(res.model.positions, f["grain"], grains), out, "figures/grains.png"
+            )
+        )
     rot = summary["relative_rotation_deg"]
     a = summary["lattice_constant_A"]
     faults = ", ".join(f"{x['type']} at layer {x['layer']}" for x in summary["faults"])
@@ -334,6 +344,19 @@ def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=Non
         msg = (
             f"an hcp crystal: {summary['n_layers']} (0001) layers; faults: {faults or 'none'}; "
             f"a = {a:.4f} A" + ("" if c is None else f", c = {c:.4f} A")
+        )
+    elif multi:
+        axes = grains.get("fivefold_axes_zyx") or []
+        msg = (
+            f"{grains['kind']}: {grains['n_grains']} twin domains (feature 'grain'), "
+            f"{sum(b['twin'] for b in grains['boundaries'])} coherent twin boundaries"
+            + (f", {len(axes)} five-fold axes" if len(axes) > 1 else "")
+            + (
+                ", five-fold axis (z, y, x) " + ", ".join(f"{v:+.3f}" for v in axes[0])
+                if len(axes) == 1
+                else ""
+            )
+            + lattice_a
         )
     else:
         msg = (
