@@ -52,6 +52,9 @@ PARTICLES = {
     # (the shape most Pt, Pd and Au particles below 10 nm take; twin planes not parallel)
     # (a radius of 0.3 of the field: at 128 px about 550 atoms, segments large enough to see)
     "pt-decahedron": ("Pt", "decahedron", "blob", 0.3, "fcc"),
+    # twenty tetrahedra about a centre (a Mackay icosahedron, radius to its vertices: at 128 px
+    # 8 shells, 1,415 atoms)
+    "pt-icosahedron": ("Pt", "icosahedron", "blob", 0.4, "fcc"),
     "au-particle": ("Au", "fcc", "blob", 0.22, "fcc"),
     "pt-amorphous": ("Pt", "amorphous", "blob", 0.22, "amorphous"),
     "pt-multislice": ("Pt", "fcc", "blob", 0.35, "fcc"),

@@ -261,3 +261,7 @@ def test_analyze_command_on_a_decahedron_writes_its_grains(tmp_path, capsys):
     assert sorted(atoms.features["grain"].unique()) == [0, 1, 2, 3, 4]
     png = tmp_path / "out" / "figures" / "grains.png"
     assert png.stat().st_size > 10_000
+    # the figures command draws it too (and says why it is not drawn for a single crystal)
+    assert main(["figures", str(tmp_path / "out"), "--only", "grains,atoms_layers",
+                 "--formats", "png", "--dpi", "60", "--out", str(tmp_path / "f")]) == 0  # fmt: skip
+    assert (tmp_path / "f" / "grains.png").exists()

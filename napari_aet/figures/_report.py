@@ -9,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..analysis import MULTIPLY_TWINNED
 from . import (
     plot_alignment,
+    plot_grains,
     plot_layer_rmsd,
     plot_q4_q6,
     plot_r_factors,
@@ -25,6 +27,8 @@ RUN_FIGURES = {
     "atoms_layers": "Atoms coloured by (111) layer index (0 = interface).",
     "crystal_projections": "Forward projections of the model along crystal directions of "
     "cluster 0's fitted lattice, and along lab z.",
+    "grains": "Twin domains of a multiply twinned particle (a decahedron, an icosahedron) "
+    "down its five-fold axis, coloured by grain, with the traces of the twin planes.",
     "layers_111": "The three (111) layers around the interface viewed along the stacking "
     "normal; hexagons join the in-plane neighbours of a central atom.",
     "layer_rmsd": "Per-layer 2D RMSD of the hexagonal-net fits.",
@@ -138,6 +142,15 @@ def make_figures(
             if summary.get("lattice") == "hcp":
                 raise LookupError("the projections down <100>, <110>, <111> are for cubic lattices")
             return crystal_direction_projections(p, np.asarray(rot))
+        if name == "grains":
+            g = summary.get("grains") or {}
+            if g.get("kind") not in MULTIPLY_TWINNED:
+                raise LookupError(
+                    "not a multiply twinned particle (analysis.json's grains: "
+                    f"{g.get('kind', 'none')})"
+                )
+            need(["grain"])
+            return plot_grains(p, f["grain"], g)
         if name == "layers_111":
             need(["layer"])
             normal = summary.get("stacking_normal_zyx")
