@@ -265,3 +265,51 @@ def test_analyze_command_on_a_decahedron_writes_its_grains(tmp_path, capsys):
     assert main(["figures", str(tmp_path / "out"), "--only", "grains,atoms_layers",
                  "--formats", "png", "--dpi", "60", "--out", str(tmp_path / "f")]) == 0  # fmt: skip
     assert (tmp_path / "f" / "grains.png").exists()
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("abtem") is None,
+    reason="the independent simulator needs abTEM",
+)
+def test_a_decahedron_traced_from_an_independent_series_keeps_its_five_domains(tmp_path):
+    """A decahedron (12 A, about 400 atoms) in a random orientation, abTEM's potentials and
+    probe at the study's counts, 15 tilts: GENFIRE and the tracer find its atoms, and the
+    analysis of the traced atoms finds the five twin domains, their five twins and the
+    five-fold axis where the truth's analysis puts it."""
+    from scipy.spatial.transform import Rotation
+
+    from napari_aet.analysis import compare_atom_models, register_rigid
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.forward import rotation_center_A
+    from napari_aet.io import TiltSeries, read_atoms, write_tilt_series
+    from napari_aet.simulate import independent_tilt_series
+    from napari_aet.workflows import (
+        ReconSettings,
+        SeriesSource,
+        TraceSettings,
+        VolumeSource,
+        run_recon,
+        run_trace,
+    )
+
+    px, shape = 0.358, (96, 96)
+    atoms = build_structure("decahedron", element="Pt", radius_A=12.0, shape_px=shape, seed=7)
+    c = rotation_center_A(shape, px)
+    truth = (atoms.positions - c) @ Rotation.random(random_state=8).as_matrix().T + c
+    angles = np.arange(-70.0, 70.1, 10.0)
+    s = independent_tilt_series(truth, "Pt", angles, shape_px=shape, seed=9)
+    path = tmp_path / "series.h5"
+    write_tilt_series(path, TiltSeries(s.data, s.angles_deg, px, "independent", {}))
+    run_recon(SeriesSource(str(path)), ReconSettings(iterations=60), tmp_path / "recon")
+    run_trace(VolumeSource(str(tmp_path / "recon" / "tomogram.h5")),
+              TraceSettings(element="Pt"), tmp_path / "trace")  # fmt: skip
+    found = read_atoms(tmp_path / "trace" / "atoms.csv").positions
+    moved, _ = register_rigid(truth, found)
+    cmp = compare_atom_models(truth, moved, radius_A=1.0)
+    assert cmp.n_reference - cmp.n_common + cmp.n_test - cmp.n_common <= 0.01 * len(truth)
+    t = analyze_structure(AtomModel(truth), element="Pt").summary["grains"]
+    r = analyze_structure(AtomModel(moved), element="Pt").summary["grains"]
+    assert t["kind"] == r["kind"] == "decahedral"
+    assert r["n_grains"] == 5 and sum(b["twin"] for b in r["boundaries"]) == 5
+    axis_t, axis_r = np.asarray(t["fivefold_axis_zyx"]), np.asarray(r["fivefold_axis_zyx"])
+    assert abs(axis_t @ axis_r) > np.cos(np.deg2rad(1.0))
