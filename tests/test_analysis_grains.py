@@ -175,6 +175,18 @@ def test_structure_dock_colours_a_decahedron_by_its_twin_domains(
     assert abs(view @ axis) == pytest.approx(1.0, abs=1e-3)
     assert w.status.value.startswith("decahedral: 5 twin domains")
     assert "five-fold axis" in w.status.value
+    # the analyst types two domains into 'show grains': only they are drawn
+    qtbot.keyClicks(w.show_grains.native, "0, 2")
+    QApplication.processEvents()
+    subset = viewer.layers["atoms (grains 0, 2)"]
+    assert subset.visible and not layer.visible
+    assert set(subset.features["grain"]) == {0, 2}
+    assert len(subset.data) == int(np.isin(f["grain"], [0, 2]).sum())
+    viewer.screenshot(str(tmp_path / "two_grains.png"), canvas_only=True, flash=False)
+    w.show_grains.native.selectAll()
+    qtbot.keyClick(w.show_grains.native, Qt.Key_Delete)
+    QApplication.processEvents()
+    assert layer.visible and [x.name for x in viewer.layers] == ["atoms"]
     shot = viewer.screenshot(str(tmp_path / "decahedron.png"), canvas_only=True, flash=False)
     # five domain colours on the canvas
     rgb = shot[..., :3].reshape(-1, 3).astype(int)

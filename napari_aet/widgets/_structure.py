@@ -130,6 +130,10 @@ class StructureWidget(StageWidgetMixin, DockContainer):
         self.strain = CheckBox(label="strain, facets, local strain", value=False)
         self.show_layers = LineEdit(label="show layers", value="")
         self.show_layers.tooltip = "e.g. -1:1 or -1, 0, 1; empty shows all"
+        self.show_grains = LineEdit(label="show grains", value="")
+        self.show_grains.tooltip = (
+            "twin domains of a multiply twinned particle, e.g. 0, 2 or 0:1; empty shows all"
+        )
         self.legend = Label(value="")
         self.legend.native.setTextFormat(Qt.RichText)
         self.legend.native.setWordWrap(True)
@@ -154,6 +158,7 @@ class StructureWidget(StageWidgetMixin, DockContainer):
                 self.color_by,
                 self.legend,
                 self.show_layers,
+                self.show_grains,
                 self.view_direction,
                 self.view_button,
                 self.status,
@@ -180,6 +185,7 @@ class StructureWidget(StageWidgetMixin, DockContainer):
         self.run_button.changed.connect(self.run)
         self.color_by.changed.connect(lambda v: self.recolor())
         self.show_layers.changed.connect(lambda v: self.apply_layer_selection())
+        self.show_grains.changed.connect(lambda v: self.apply_layer_selection())
         self.view_button.changed.connect(lambda e=None: self.view_along())
         self._zone_axes = None
         self._last_choice = None
@@ -366,15 +372,25 @@ class StructureWidget(StageWidgetMixin, DockContainer):
     def apply_layer_selection(self) -> None:
         if self.result is None or self._target is None:
             return
-        try:
-            sel = parse_layer_selection(self.show_layers.value)
-        except ValueError:
-            self.status.value = "Layers: give numbers or ranges like -1:1"
-            return
-        lay = self._target.features["layer"].to_numpy()
-        shown = np.ones(len(lay), bool) if sel is None else np.isin(lay, sorted(sel))
-        label = None if sel is None else f"layers {self.show_layers.value.strip()}"
-        draw_subset(self._viewer, self._target, shown, label)
+        f = self._target.features
+        shown, labels = np.ones(len(f), bool), []
+        for field, column, what in (
+            (self.show_layers, "layer", "Layers"),
+            (self.show_grains, "grain", "Grains"),
+        ):
+            try:
+                sel = parse_layer_selection(field.value)
+            except ValueError:
+                self.status.value = f"{what}: give numbers or ranges like -1:1"
+                return
+            if sel is None:
+                continue
+            if column not in f.columns:
+                self.status.value = f"{what}: this analysis has none (a single crystal?)"
+                return
+            shown &= np.isin(f[column].to_numpy(), sorted(sel))
+            labels.append(f"{what.lower()} {field.value.strip()}")
+        draw_subset(self._viewer, self._target, shown, ", ".join(labels) or None)
         self._target.refresh()
         self.status.value = f"Showing {int(shown.sum())} of {len(shown)} atoms"
 
