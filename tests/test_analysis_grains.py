@@ -265,6 +265,7 @@ def test_analyze_command_on_a_decahedron_writes_its_grains(tmp_path, capsys):
           "Pt"])  # fmt: skip
     out = capsys.readouterr().out
     assert "decahedral: 5 twin domains" in out and "five-fold axis (z, y, x)" in out
+    assert "segment angles 7" in out
     summary = json.loads((tmp_path / "out" / "analysis.json").read_text())
     assert summary["grains"]["kind"] == "decahedral"
     axis = np.asarray(summary["grains"]["fivefold_axis_zyx"])
@@ -325,3 +326,26 @@ def test_a_decahedron_traced_from_an_independent_series_keeps_its_five_domains(t
     assert r["n_grains"] == 5 and sum(b["twin"] for b in r["boundaries"]) == 5
     axis_t, axis_r = np.asarray(t["fivefold_axis_zyx"]), np.asarray(r["fivefold_axis_zyx"])
     assert abs(axis_t @ axis_r) > np.cos(np.deg2rad(1.0))
+
+
+@pytest.mark.parametrize(
+    ("strained", "angles"),
+    [(5, [72.0] * 5), (1, [77.88] + [70.53] * 4), (2, [74.21, 74.21] + [70.53] * 3)],
+)
+def test_segment_angles_say_where_a_decahedron_takes_its_gap(strained, angles):
+    """Five ideal tetrahedra (70.53 deg each) leave 7.35 deg; a decahedron shares it among
+    its segments. Built with the gap in all five, one or two segments, with 15 pm of noise:
+    each grain's angle between its twin planes (measured through the planes' own atoms, which
+    a strained grain's lattice would turn) within 0.5 deg, the sum 360."""
+    from napari_aet.simulate._structures import decahedral_particle
+
+    pos, seg, _ = decahedral_particle(
+        radius_A=20.0, strained_segments=strained, seed=np.random.default_rng(1)
+    )
+    pos = pos + np.random.default_rng(2).normal(0.0, 0.15, pos.shape)
+    g = segment_grains(pos, nearest_neighbour_distance(pos))
+    assert g.kind == "decahedral"
+    true_segment = [np.bincount(seg[g.label == k]).argmax() for k in range(5)]
+    found = dict(zip(true_segment, g.segment_angles_deg, strict=True))
+    np.testing.assert_allclose([found[k] for k in range(5)], angles, atol=0.5)
+    assert sum(g.segment_angles_deg) == pytest.approx(360.0, abs=0.05)

@@ -79,11 +79,12 @@ class Grains:
     boundaries : list of dict
         Touching grain pairs: ``grains``, ``n_bonds`` (bonds across), ``misorientation_deg``,
         ``axis_crystal`` (in the first grain's cubic frame), ``twin`` (Sigma 3),
-        ``plane_normal_zyx`` (in the lab: a twin's shared {111} from both grains' lattices,
-        another boundary's plane through the bonds across it), ``plane_flatness_A`` (the
-        bonds' RMS spread along their plane's normal) and, for a twin,
-        ``plane_to_twin_axis_deg`` (the bonds' plane to the shared {111}: near 0 for a
-        coherent twin).
+        ``plane_normal_zyx`` (in the lab: the plane through the boundary's own atoms, those
+        without an fcc orientation between the two grains, or through the bonds across it
+        where it has too few), ``plane_flatness_A`` (the bonds' RMS spread along their plane's
+        normal) and, for a twin, ``plane_to_twin_axis_deg`` (the plane to the {111} both
+        grains' lattices share there, ``lattice_plane_normal_zyx``: near 0 for a coherent twin
+        between unstrained grains; the five-fold axes are found from the latter).
     junctions : list of [int, int]
         Grain pairs that touch only along a line (few bonds across: the segments of a
         decahedron two apart, which meet at its axis).
@@ -99,6 +100,11 @@ class Grains:
         The decahedron's common axis.
     fivefold_axes_zyx : list of ndarray (3,)
         Every direction four or more twin planes share (an icosahedron has six).
+    segment_angles_deg : list
+        A decahedron's grains' angles between their two twin planes about the axis (sum 360:
+        72 each when the 7.35-deg gap of five ideal tetrahedra, 70.53 deg each, is shared
+        evenly; one much wider where a segment takes it, or a disclination sits); None for a
+        grain without two twin planes there.
     notes : list of str
     """
 
@@ -110,6 +116,7 @@ class Grains:
     kind: str = "not measured"
     fivefold_axis_zyx: np.ndarray | None = None
     fivefold_axes_zyx: list = field(default_factory=list)
+    segment_angles_deg: list = field(default_factory=list)
     notes: list = field(default_factory=list)
 
     @property
@@ -137,6 +144,7 @@ class Grains:
             if self.fivefold_axis_zyx is None
             else [float(v) for v in self.fivefold_axis_zyx],
             "fivefold_axes_zyx": [[float(v) for v in a] for a in self.fivefold_axes_zyx],
+            "segment_angles_deg": self.segment_angles_deg,
         }
 
 
@@ -322,6 +330,7 @@ def segment_grains(
     out.rotations = [_mean_rotation(rot[label == g]) for g in range(len(big))]
     # the rest join the grain most of their neighbours are in (ties: the larger grain)
     nbrs = tree.query_ball_point(pos, 1.25 * d_nn)
+    core = label.copy()  # the oriented atoms' grains, before the rest join them
     for _ in range(6):
         todo = np.nonzero(label < 0)[0]
         if not len(todo):
@@ -335,12 +344,54 @@ def segment_grains(
         if (new == label).all():
             break
         label[:] = new
-    _boundaries(out, pos, pairs)
+    _boundaries(out, pos, pairs, _sandwiched(core, oriented, nbrs))
     _classify(out)
+    if out.kind == "decahedral":
+        out.segment_angles_deg = _segment_angles(out, pos)
     return out
 
 
-def _boundaries(out: Grains, pos: np.ndarray, pairs: np.ndarray) -> None:
+def _segment_angles(out: Grains, pos: np.ndarray) -> list:
+    """Each decahedral grain's angle [deg] between its two twin planes, about the five-fold
+    axis (72 for a segment strained to close the gap, 70.53 for a perfect tetrahedron); None
+    for a grain without two twin planes on the axis. Each plane's trace runs from the axis
+    out to the side where its two grains lie."""
+    axis = out.fivefold_axis_zyx
+    centre = pos.mean(axis=0)
+    traces: dict[int, list] = {g: [] for g in range(out.n_grains)}
+    for b in out.boundaries:
+        n = np.asarray(b["plane_normal_zyx"])
+        if not b["twin"] or abs(n @ axis) > np.sin(np.deg2rad(8.0)):
+            continue
+        t = np.cross(axis, n)
+        side = pos[np.isin(out.label, b["grains"])].mean(axis=0) - centre
+        t = t if side @ t >= 0 else -t
+        for g in b["grains"]:
+            traces[g].append(t / np.linalg.norm(t))
+    angles = []
+    for g in range(out.n_grains):
+        if len(traces[g]) != 2:
+            angles.append(None)
+            continue
+        c = float(np.clip(traces[g][0] @ traces[g][1], -1.0, 1.0))
+        angles.append(float(np.rad2deg(np.arccos(c))))
+    return angles
+
+
+def _sandwiched(core: np.ndarray, oriented: np.ndarray, nbrs) -> dict:
+    """Atoms with no orientation of their own whose oriented neighbours belong to exactly two
+    grains, by grain pair: a coherent twin plane's own atoms (an hcp environment between
+    two fcc grains)."""
+    out: dict[tuple, list] = {}
+    for i in np.nonzero(~oriented)[0]:
+        g = np.unique(core[nbrs[i]])
+        g = g[g >= 0]
+        if len(g) == 2:
+            out.setdefault((int(g[0]), int(g[1])), []).append(i)
+    return out
+
+
+def _boundaries(out: Grains, pos: np.ndarray, pairs: np.ndarray, sandwiched: dict) -> None:
     la, lb = out.label[pairs[:, 0]], out.label[pairs[:, 1]]
     across = (la >= 0) & (lb >= 0) & (la != lb)
     if not across.any():
@@ -362,18 +413,24 @@ def _boundaries(out: Grains, pos: np.ndarray, pairs: np.ndarray) -> None:
             out.junctions.append([int(ga), int(gb)])
             continue
         ang, axis, twin, twin_normal = _twin_check(out.rotations[ga], out.rotations[gb])
-        # the plane itself: the bonds across it, least spread along its normal; a twin's is
-        # the {111} both grains share, taken from their lattices (averaged over all their
-        # atoms, so steadier than the few bonds across), the two grains' versions averaged
-        plane = vt[2] * np.sign(vt[2] @ twin_normal or 1.0)
-        geometric = plane
+        # the plane itself: through the twin plane's own atoms where it has enough of them
+        # (exact, and unbiased where one grain is strained more than the other), else
+        # through the bonds across it; and the {111} both grains' lattices share there
+        plane = vt[2]
+        own = pos[sandwiched.get((int(ga), int(gb)), [])]
+        if len(own) >= 6:
+            _, sv_own, vt_own = np.linalg.svd(own - own.mean(0), full_matrices=False)
+            if sv_own[1] / np.sqrt(len(own)) >= LINE_WIDTH_A:
+                plane = vt_own[2]
+        plane = plane * np.sign(plane @ twin_normal or 1.0)
+        lattice_plane = plane
         if twin:
             both = []
             for rot in (out.rotations[ga], out.rotations[gb]):
                 h = rot @ _AXES_111.T  # the grain's four <111> in the lab
-                k = int(np.argmax(np.abs(geometric @ h)))
-                both.append(h[:, k] * np.sign(geometric @ h[:, k]))
-            plane = (both[0] + both[1]) / np.linalg.norm(both[0] + both[1])
+                k = int(np.argmax(np.abs(plane @ h)))
+                both.append(h[:, k] * np.sign(plane @ h[:, k]))
+            lattice_plane = (both[0] + both[1]) / np.linalg.norm(both[0] + both[1])
         out.boundaries.append(
             {
                 "grains": [int(ga), int(gb)],
@@ -382,10 +439,11 @@ def _boundaries(out: Grains, pos: np.ndarray, pairs: np.ndarray) -> None:
                 "axis_crystal": [float(v) for v in axis],
                 "twin": bool(twin),
                 "plane_normal_zyx": [float(v) for v in plane],
+                "lattice_plane_normal_zyx": [float(v) for v in lattice_plane] if twin else None,
                 "plane_flatness_A": float(sv[2]),
                 # a coherent twin's plane is the {111} the grains share
                 "plane_to_twin_axis_deg": float(
-                    np.rad2deg(np.arccos(min(1.0, abs(float(geometric @ plane)))))
+                    np.rad2deg(np.arccos(min(1.0, abs(float(lattice_plane @ plane)))))
                 )
                 if twin
                 else None,
@@ -399,7 +457,11 @@ def _classify(out: Grains) -> None:
         return
     twins = [b for b in out.boundaries if b["twin"]]
     high = [b for b in out.boundaries if not b["twin"] and b["misorientation_deg"] >= LOW_ANGLE_DEG]
-    normals = np.array([b["plane_normal_zyx"] for b in twins]) if twins else np.zeros((0, 3))
+    # the planes from the grains' lattices: steadier than through a small boundary's few atoms,
+    # and where one grain is strained more they turn about the five-fold axis, not off it
+    normals = (
+        np.array([b["lattice_plane_normal_zyx"] for b in twins]) if twins else np.zeros((0, 3))
+    )
     if high:
         out.notes.append(
             f"{len(high)} of {len(out.boundaries)} grain boundaries are neither coherent twins "

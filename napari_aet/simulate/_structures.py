@@ -475,6 +475,7 @@ def decahedral_particle(
     radius_A: float = 15.0,
     length_A: float | None = None,
     roughness: float = 0.08,
+    strained_segments: int = 5,
     seed=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A multiply twinned (decahedral) fcc particle: five tetrahedral fcc segments around a
@@ -483,9 +484,11 @@ def decahedral_particle(
     Five tetrahedra leave a gap of 7.35 deg (5 x 70.53 deg of {111} dihedral angle); here each
     segment's azimuth about the axis is stretched by 72 / 70.53 (a tangential strain of 2.1 %)
     so that they close, the homogeneous strain of the Ino/Marks decahedra most Pt, Pd and Au
-    nanoparticles below 10 nm grow as. The segments share the atoms of their twin planes and
-    the axis. The shape is a blob of ``radius_A`` (a rounded decahedron), cut to ``length_A``
-    along the axis (default ``1.6 radius_A``), in a random orientation.
+    nanoparticles below 10 nm grow as; ``strained_segments`` < 5 puts the whole gap into that
+    many segments (one: four perfect tetrahedra and one opened to 77.9 deg). The segments
+    share the atoms of their twin planes and the axis. The shape is a blob of ``radius_A`` (a
+    rounded decahedron), cut to ``length_A`` along the axis (default ``1.6 radius_A``), in a
+    random orientation.
 
     Returns
     -------
@@ -507,7 +510,13 @@ def decahedral_particle(
     e_bis = np.array([0.0, 0.0, -1.0])
     e_side = np.cross(e_axis, e_bis)
     half_wedge = 0.5 * np.arccos(1.0 / 3.0)  # 35.26 deg: half the {111} dihedral angle
-    stretch = (np.pi / 5.0) / half_wedge
+    # each segment's opening angle: the gap shared by the first ``strained_segments``
+    if strained_segments not in range(1, 6):
+        raise ValueError(f"strained_segments must be 1 to 5, got {strained_segments}")
+    gap = 2.0 * np.pi - 10.0 * half_wedge
+    opening = np.full(5, 2.0 * half_wedge)
+    opening[:strained_segments] += gap / strained_segments
+    centre = np.concatenate([[0.0], np.cumsum(opening)[:-1]]) + 0.5 * (opening - opening[0])
     pts = fcc_lattice(lattice_constant_A, 1.6 * max(radius_A, 0.5 * length) + lattice_constant_A)
     along, bis, side = pts @ e_axis, pts @ e_bis, pts @ e_side
     rho = np.hypot(bis, side)
@@ -518,7 +527,8 @@ def decahedral_particle(
     parts, labels = [], []
     for k in range(5):
         sel = wedge | (on_axis if k == 0 else np.zeros_like(on_axis))
-        ang = 2.0 * np.pi * k / 5.0 + np.where(on_axis[sel], 0.0, phi[sel] * stretch)
+        stretch = opening[k] / (2.0 * half_wedge)
+        ang = centre[k] + np.where(on_axis[sel], 0.0, phi[sel] * stretch)
         local = np.stack([along[sel], rho[sel] * np.cos(ang), rho[sel] * np.sin(ang)], axis=1)
         parts.append(local)
         labels.append(np.full(len(local), k))

@@ -356,6 +356,13 @@ def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=Non
                 if len(axes) == 1
                 else ""
             )
+            + (
+                "; segment angles "
+                + ", ".join("-" if v is None else f"{v:.1f}" for v in grains["segment_angles_deg"])
+                + " deg"
+                if grains.get("segment_angles_deg")
+                else ""
+            )
             + lattice_a
         )
     else:
