@@ -79,7 +79,8 @@ class Grains:
     boundaries : list of dict
         Touching grain pairs: ``grains``, ``n_bonds`` (bonds across), ``misorientation_deg``,
         ``axis_crystal`` (in the first grain's cubic frame), ``twin`` (Sigma 3),
-        ``plane_normal_zyx`` (in the lab: the plane through the boundary's own atoms, those
+        ``plane_normal_zyx`` and ``plane_point_zyx`` (in the lab [A]: the plane through the
+        boundary's own atoms, those
         without an fcc orientation between the two grains, or through the bonds across it
         where it has too few), ``plane_flatness_A`` (the bonds' RMS spread along their plane's
         normal) and, for a twin, ``plane_to_twin_axis_deg`` (the plane to the {111} both
@@ -416,12 +417,12 @@ def _boundaries(out: Grains, pos: np.ndarray, pairs: np.ndarray, sandwiched: dic
         # the plane itself: through the twin plane's own atoms where it has enough of them
         # (exact, and unbiased where one grain is strained more than the other), else
         # through the bonds across it; and the {111} both grains' lattices share there
-        plane = vt[2]
+        plane, point = vt[2], m.mean(0)
         own = pos[sandwiched.get((int(ga), int(gb)), [])]
         if len(own) >= 6:
             _, sv_own, vt_own = np.linalg.svd(own - own.mean(0), full_matrices=False)
             if sv_own[1] / np.sqrt(len(own)) >= LINE_WIDTH_A:
-                plane = vt_own[2]
+                plane, point = vt_own[2], own.mean(0)
         plane = plane * np.sign(plane @ twin_normal or 1.0)
         lattice_plane = plane
         if twin:
@@ -439,6 +440,7 @@ def _boundaries(out: Grains, pos: np.ndarray, pairs: np.ndarray, sandwiched: dic
                 "axis_crystal": [float(v) for v in axis],
                 "twin": bool(twin),
                 "plane_normal_zyx": [float(v) for v in plane],
+                "plane_point_zyx": [float(v) for v in point],
                 "lattice_plane_normal_zyx": [float(v) for v in lattice_plane] if twin else None,
                 "plane_flatness_A": float(sv[2]),
                 # a coherent twin's plane is the {111} the grains share

@@ -375,14 +375,25 @@ def plot_grains(positions_A, grain, grains: dict, *, ax=None):
     colours[grain < 0] = (0.55, 0.6, 0.68, 1.0)
     ax.scatter(u[order], v[order], s=9, c=colours[order], linewidths=0)
     r = float(np.hypot(u, v).max())
+    traces = []  # (direction, a point on it) in the picture of each twin plane on the axis
     for b in grains.get("boundaries", []):
         n = np.asarray(b.get("plane_normal_zyx") or (0, 0, 0), float)
         if b.get("twin") and abs(n @ view) < np.sin(np.deg2rad(8.0)):
-            t = np.cross(view, n)  # the plane's trace in the picture, from the centre out
+            t = np.cross(view, n)  # the plane's trace, from the axis out
             pair = np.isin(grain, b["grains"])  # on the side where its two grains lie
             if pair.any() and (c[pair].mean(0) @ t) < 0:
                 t = -t
-            ax.plot([0, r * (t @ e1)], [0, r * (t @ e2)], color="#222222", lw=0.6, alpha=0.6)
+            q = np.asarray(b.get("plane_point_zyx") or pos.mean(0), float) - pos.mean(0)
+            traces.append((np.array([t @ e1, t @ e2]), np.array([q @ e1, q @ e2])))
+    if traces:
+        # where the traces meet (least squares): the axis in the picture
+        a = sum(np.eye(2) - np.outer(d, d) / (d @ d) for d, _ in traces)
+        rhs = sum((np.eye(2) - np.outer(d, d) / (d @ d)) @ q for d, q in traces)
+        hub = np.linalg.lstsq(a, rhs, rcond=None)[0] if len(traces) > 1 else np.zeros(2)
+        for d, _ in traces:
+            d = d / np.linalg.norm(d)
+            ax.plot([hub[0], hub[0] + r * d[0]], [hub[1], hub[1] + r * d[1]], color="#222222",
+                    lw=0.6, alpha=0.6)  # fmt: skip
     ax.set_aspect("equal")
     ax.set_xlabel("Å")
     ax.set_ylabel("Å")
