@@ -15,8 +15,11 @@ stacking normal describes them, so the domains are found from the atoms themselv
    ``min_atoms`` are the grains;
 3. the atoms left out join the grain most of their neighbours belong to (twin-plane atoms,
    equally shared, the larger grain's);
-4. each pair of touching grains gets its misorientation: a coherent twin boundary (Sigma 3)
-   is 60 deg about a common <111>, the twin plane's normal.
+4. each pair of grains that share a plane gets its misorientation (a coherent twin, Sigma 3,
+   is 60 deg about a common <111>) and the plane, fitted through its own atoms; pairs that
+   touch along a line only are junctions;
+5. the twin planes' arrangement names the particle: parallel (lamellar twins), about one
+   common axis (decahedral: the five-fold axis), about several (icosahedral).
 """
 
 from __future__ import annotations
@@ -44,8 +47,8 @@ _CUBIC = Rotation.create_group("O").as_matrix()
 _AXES_111 = np.array([[1, 1, 1], [1, 1, -1], [1, -1, 1], [-1, 1, 1]], float) / np.sqrt(3.0)
 
 #: Largest RMS misfit of an atom's twelve unit bonds to the fitted fcc directions for its
-#: orientation to count (an ideal twin-plane atom fits at 0.24, thermal and traced positions
-#: of 10-30 pm at 0.03-0.08).
+#: orientation to count (an ideal twin-plane atom fits at 0.24; fcc atoms at 5, 12 and 20 pm
+#: of noise per axis at medians of 0.04, 0.09 and 0.15).
 MAX_MISFIT = 0.16
 #: The highest the misfit bar is raised for noisy positions (see :func:`_misfit_bar`).
 MAX_MISFIT_NOISY = 0.21
@@ -77,26 +80,26 @@ class Grains:
         Each grain's mean crystal-to-lab rotation (acting on ``(z, y, x)`` vectors as the
         lattice fits' do).
     boundaries : list of dict
-        Touching grain pairs: ``grains``, ``n_bonds`` (bonds across), ``misorientation_deg``,
-        ``axis_crystal`` (in the first grain's cubic frame), ``twin`` (Sigma 3),
-        ``plane_normal_zyx`` and ``plane_point_zyx`` (in the lab [A]: the plane through the
-        boundary's own atoms, those
-        without an fcc orientation between the two grains, or through the bonds across it
-        where it has too few), ``plane_flatness_A`` (the bonds' RMS spread along their plane's
-        normal) and, for a twin, ``plane_to_twin_axis_deg`` (the plane to the {111} both
-        grains' lattices share there, ``lattice_plane_normal_zyx``: near 0 for a coherent twin
-        between unstrained grains; the five-fold axes are found from the latter).
+        Grain pairs that share a plane: ``grains``, ``n_bonds`` (bonds across),
+        ``misorientation_deg``, ``axis_crystal`` (in the first grain's cubic frame), ``twin``
+        (Sigma 3), ``plane_normal_zyx`` and ``plane_point_zyx`` (in the lab [A]: the plane
+        through the boundary's own atoms, those without an fcc orientation between the two
+        grains, or through the bonds across it where it has too few), ``plane_flatness_A``
+        (the bonds' RMS spread along their plane's normal) and, for a twin,
+        ``lattice_plane_normal_zyx`` (the {111} both grains' lattices share there; the
+        five-fold axes are found from these) and ``plane_to_twin_axis_deg`` (the angle between
+        the two planes: near 0 for a coherent twin between unstrained grains).
     junctions : list of [int, int]
-        Grain pairs that touch only along a line (few bonds across: the segments of a
-        decahedron two apart, which meet at its axis).
+        Grain pairs that touch only along a line (their bonds across lie within
+        :data:`LINE_WIDTH_A` of one: a decahedron's segments two apart, at its axis).
     kind : str
-        ``"not measured"`` (no grain found: too few atoms with twelve neighbours, e.g. a
-        particle under about 1.2 nm in radius), ``"single crystal"``, ``"low-angle grains"``
-        (turned by less than :data:`LOW_ANGLE_DEG`), ``"lamellar twins"`` (parallel twin
-        planes), ``"decahedral"`` (four or more grains whose twin planes share an axis),
-        ``"icosahedral"`` (eight or more grains, twin planes about two or more five-fold
-        axes), ``"multiply twinned"`` (twin planes not parallel) or ``"polycrystalline"`` (a
-        boundary that is neither a twin nor low-angle).
+        ``"not measured"`` (no grain found: too few atoms with twelve neighbours, as in
+        multiply twinned particles under about 1.2-1.5 nm in radius), ``"single crystal"``,
+        ``"low-angle grains"`` (turned by less than :data:`LOW_ANGLE_DEG`),
+        ``"lamellar twins"`` (parallel twin planes), ``"decahedral"`` (four or more grains
+        whose twin planes share an axis), ``"icosahedral"`` (eight or more grains, twin
+        planes about two or more five-fold axes), ``"multiply twinned"`` (twin planes not
+        parallel) or ``"polycrystalline"`` (a boundary that is neither a twin nor low-angle).
     fivefold_axis_zyx : ndarray of shape (3,) or None
         The decahedron's common axis.
     fivefold_axes_zyx : list of ndarray (3,)
