@@ -77,10 +77,15 @@ PARTICLES = {
     # heavy element (Z 26 and 78), and two heavy ones closer in Z (46 and 78)
     "fept-particle": ("Fe,Pt", "fcc", "convex", 0.22, "auto"),
     "pdpt-particle": ("Pd,Pt", "fcc", "blob", 0.22, "auto"),
+    # a chemically ordered alloy: L1_0 FePt (the published AET study of chemical order), its
+    # (001) layers of Fe and Pt alternating along c (BUILD below)
+    "fept-l10": ("Fe,Pt", "fcc", "convex", 0.22, "auto"),
     # an amorphous alloy of three elements (a metallic-glass particle's heavy, middle and light
     # groups)
     "nipdpt-amorphous": ("Ni,Pd,Pt", "amorphous", "blob", 0.22, "auto"),
 }
+#: :func:`napari_aet.simulate.build_structure` options of a particle beyond PARTICLES'
+BUILD = {"fept-l10": {"order": "L1_0"}}
 #: particles imaged by abTEM's PRISM multislice (channelling in the data) on their own field
 #: size [px] whatever --size says: about a minute per image on 2 cores at 64 px
 MULTISLICE_PX = {"pt-multislice": 64}
@@ -167,7 +172,7 @@ def _oriented(name: str, size: int, pixel_size_A: float, seed: int, **build):
         shape_px=(size, size),
         pixel_size_A=pixel_size_A,
         seed=seed,
-        **build,
+        **{**BUILD.get(particle, {}), **build},
     )
     center = rotation_center_A((size, size), pixel_size_A)
     rot = Rotation.random(random_state=seed + 101).as_matrix()

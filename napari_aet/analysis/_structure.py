@@ -21,6 +21,7 @@ from ._boo import (
     classify_local_structure,
     steinhardt_q4_q6,
 )
+from ._chemical_order import chemical_order_summary, local_chemical_order
 from ._crystal import (
     BOO_CUTOFF_PER_BOND,
     BOO_CUTOFF_PER_LATTICE_CONSTANT,
@@ -479,8 +480,10 @@ def analyze_structure(
             fit_iter = fit_cluster_lattices(pos, st.normal, st.cluster, d_nn=d_nn, notes=notes)
     else:
         fit_iter = ()
+    fit_atoms = {}
     for cl, sel, best in fit_iter:
         fits[cl] = best
+        fit_atoms[cl] = (sel, best)
         assigned_flag[sel[best.assigned]] = 1
         if strain:
             _strain_of_cluster(
@@ -507,6 +510,11 @@ def analyze_structure(
             }
         )
     f["lattice_assigned"] = assigned_flag
+    chem = None
+    species = _two_species(f)
+    if species is not None and lattice_kind == "fcc" and fit_atoms:
+        chem = _chemical_order(f, pos, species, d_nn, fit_atoms, st.cluster)
+        notes.extend(chem.pop("notes", []))
     twist_source = "in-plane bond orientations" if clusters is not None else None
     if multi:
         twist_source = None
@@ -623,6 +631,7 @@ def analyze_structure(
         },
         "amorphous": amorphous,
         "grains": grains.summary() if grains is not None and (crystalline or multi) else None,
+        "chemical_order": chem,
         "notes": list(dict.fromkeys(notes)),
     }
     summary = _clean(summary)
@@ -632,6 +641,43 @@ def analyze_structure(
     }
     report(progress, 3, 3, "done")
     return StructureAnalysis(out, st, summary)
+
+
+def _two_species(f) -> np.ndarray | None:
+    """The ``element`` column of a model of exactly two elements, else None."""
+    if "element" not in f.columns:
+        return None
+    species = f["element"].astype(str).to_numpy()
+    kinds = set(species) - {"", "nan", "None"}
+    return species if len(kinds) == 2 and len(set(species)) == 2 else None
+
+
+def _chemical_order(f, pos, species, d_nn, fit_atoms, cluster) -> dict:
+    """Long-range order per fitted cluster or grain, each atom's local phase
+    (``chemical_order``) and which of its cluster lattice's cube axes its c is
+    (``order_variant``, -1 where none): the ``chemical_order`` part of ``analysis.json``."""
+    fallback = np.full((len(pos), 3, 3), np.nan)  # each atom's cluster lattice's axes
+    for cl, (_, fit) in fit_atoms.items():
+        fallback[np.asarray(cluster) == cl] = np.asarray(fit.rotation, float)
+    phase, axis, _ = local_chemical_order(pos, species, d_nn, fallback_rotations=fallback)
+    f["chemical_order"] = phase.astype(str)
+    variant = np.full(len(pos), -1, np.int64)
+    for cl, (_, fit) in fit_atoms.items():
+        sel = (np.asarray(cluster) == cl) & (np.abs(axis).sum(1) > 0)
+        if sel.any():
+            variant[sel] = np.argmax(np.abs(axis[sel] @ np.asarray(fit.rotation, float)), axis=1)
+    f["order_variant"] = variant
+    out = chemical_order_summary(species, fit_atoms, local_phase=phase)
+    notes = []
+    if out["phase"] in ("L1_0", "L1_2"):
+        s_key = "S_L1_0" if out["phase"] == "L1_0" else "S_L1_2"
+        best = max(g[s_key] for g in out["grains"] if g["phase"] == out["phase"])
+        notes.append(
+            f"chemically ordered: {out['phase']} (long-range order parameter up to {best:.2f}; "
+            "'chemical_order' and 'order_variant' per atom)"
+        )
+    out["notes"] = notes
+    return out
 
 
 def _strain_of_cluster(f, pos, sel, best, surface, sigma_A, frame, a_ref, notes, cl) -> None:

@@ -24,6 +24,8 @@ KNOWN_FEATURES: dict[str, str] = {
     "abc": "str",
     "cluster": "int64",
     "grain": "int64",
+    "chemical_order": "str",
+    "order_variant": "int64",
     "element": "str",
     "q4": "float64",
     "q6": "float64",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.spatial.transform import Rotation
 
 from ..core.atoms import AtomModel
 from ..core.elements import (
@@ -23,6 +24,7 @@ from ._structures import (
     fcc_particle,
     hcp_particle,
     icosahedral_particle,
+    ordered_species,
     thermal_jitter,
     twinned_dumbbell,
 )
@@ -50,6 +52,8 @@ def build_structure(
     lattice_constant_A: float | None = None,
     shape: str = "blob",
     vacancy_fraction: float = 0.0,
+    order: str | None = None,
+    order_parameter: float = 1.0,
     jitter_A: float = 0.022,
     twist_deg: float = 1.6,
     shape_px: tuple[int, int] = (256, 256),
@@ -81,6 +85,15 @@ def build_structure(
         Shape of fcc, bcc and amorphous particles (hcp: "blob" or "sphere").
     vacancy_fraction : float
         Fraction of atoms removed at random (point defects).
+    order : {None, "L1_0", "L1_2"}
+        Chemical order of a two-element fcc alloy (``structure="fcc"``): ``"L1_0"`` (FePt,
+        CuAu: (001) layers of the first and the second element alternating along the
+        crystal's c = [001]) or ``"L1_2"`` (FePt3, Cu3Au: the second element on the cube's
+        corners, the first on its face centres; default composition 3:1). None: a random
+        substitutional alloy.
+    order_parameter : float
+        The long-range order parameter S (0-1): each site keeps its ordered species with
+        probability S and is drawn at random (with the alloy's fractions) otherwise.
     jitter_A : float
         Standard deviation of the thermal displacement per axis [A].
     twist_deg : float
@@ -92,7 +105,7 @@ def build_structure(
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     given = split_elements(element)
     elements = parse_elements(given)
-    order = [elements.index(g) for g in given]  # as given -> canonical
+    as_given = [elements.index(g) for g in given]  # as given -> canonical
     fractions = np.ones(len(elements))
     if composition is not None:
         comp = np.asarray(composition, float).ravel()
@@ -102,7 +115,19 @@ def build_structure(
                 f"({', '.join(given)})"
             )
         fractions = np.zeros(len(elements))
-        fractions[order] = comp
+        fractions[as_given] = comp
+    if order is not None:
+        if order not in ("L1_0", "L1_2"):
+            raise ValueError(f"order {order!r}: choose 'L1_0', 'L1_2' or None (random)")
+        if structure != "fcc" or len(elements) != 2:
+            raise ValueError(
+                f"chemical order {order} needs an fcc alloy of two elements (got {structure!r}, "
+                f"{','.join(given)})"
+            )
+        if not 0.0 <= order_parameter <= 1.0:
+            raise ValueError(f"order_parameter must be 0-1, got {order_parameter}")
+        if composition is None and order == "L1_2":  # A3B: the first element given thrice
+            fractions = np.array([0.75 if e == given[0] else 0.25 for e in elements])
     fractions = fractions / fractions.sum()
     bond = mean_bond_length_A(elements, fractions)
     a = lattice_constant_A or fcc_reference_A(elements, fractions)
@@ -120,9 +145,17 @@ def build_structure(
         )
     feats: dict = {}
     extra_meta: dict = {}
+    orientation = None
     if structure in ("fcc", "bcc"):
+        if order is not None:  # the crystal's axes decide each site's species
+            orientation = Rotation.random(random_state=rng.integers(2**31)).as_matrix()
         pos = fcc_particle(
-            lattice_constant_A=a, radius_A=radius_A, shape=shape, seed=rng, lattice=structure
+            lattice_constant_A=a,
+            radius_A=radius_A,
+            shape=shape,
+            seed=rng,
+            lattice=structure,
+            orientation=orientation,
         )
     elif structure == "hcp":
         if shape not in ("blob", "sphere"):
@@ -159,6 +192,11 @@ def build_structure(
         extra_meta["fivefold_axes_zyx"] = axes.tolist()
     else:
         raise ValueError(f"unknown structure {structure!r}; choose one of {', '.join(STRUCTURES)}")
+    ordered = None
+    if order is not None:
+        ordered = ordered_species(pos @ orientation / a, order, given)
+        extra_meta["order"] = {"kind": order, "order_parameter": float(order_parameter),
+                               "c_axis_zyx": [float(v) for v in orientation[:, 2]]}  # fmt: skip
     keep = apply_point_defects(len(pos), vacancy_fraction=vacancy_fraction, seed=rng)
     pos = thermal_jitter(pos[keep], sigma_A=jitter_A, seed=rng)
     pos = pos + rotation_center_A(shape_px, pixel_size_A)
@@ -167,6 +205,9 @@ def build_structure(
         if len(elements) > 1
         else np.full(len(pos), elements[0])
     )
+    if ordered is not None:  # ordered sites, each disordered (drawn above) with 1 - S
+        keep_order = rng.random(len(pos)) < order_parameter
+        species = np.where(keep_order, ordered[keep], species)
     frame = pd.DataFrame({"element": species})
     for k, v in feats.items():
         frame[k] = np.asarray(v)[keep]

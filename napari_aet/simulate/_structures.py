@@ -568,6 +568,24 @@ def icosahedral_particle(
     return pos @ rot.T, np.array(axes) @ rot.T
 
 
+def ordered_species(sites, order: str, elements) -> np.ndarray:
+    """Each fcc site's element in a chemically ordered binary alloy.
+
+    ``sites`` are the atoms' positions in cubic crystal coordinates (units of the lattice
+    constant, one atom at the origin); ``elements`` the two elements, the first the one on
+    the origin's sublattice for ``"L1_0"`` ((001) layers alternating along c = [001]: the
+    first element where ``2 z`` is even) and the majority for ``"L1_2"`` (the second element
+    on the cube's corners, where every coordinate is whole).
+    """
+    a, b = elements
+    half = np.rint(2.0 * np.asarray(sites, float)).astype(int) % 2
+    if order == "L1_0":
+        return np.where(half[:, 2] == 0, a, b)
+    if order == "L1_2":
+        return np.where((half == 0).all(axis=1), b, a)
+    raise ValueError(f"order {order!r}: choose 'L1_0' or 'L1_2'")
+
+
 def hcp_particle(
     *,
     bond_A: float,

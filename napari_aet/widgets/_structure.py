@@ -80,6 +80,10 @@ def parse_layer_selection(text: str) -> set[int] | None:
     return out
 
 
+#: Local chemical order (L1_0, L1_2 ordered; A1 disordered).
+_ORDER_COLORS = {"L1_0": "#e76f51", "L1_2": "#2a9d8f", "A1": "#e9c46a"}
+
+
 class StructureWidget(StageWidgetMixin, DockContainer):
     """Analyse the (111) stacking of an atom layer and colour it.
 
@@ -102,6 +106,8 @@ class StructureWidget(StageWidgetMixin, DockContainer):
                 "stacking",
                 "cluster",
                 "grain",
+                "chemical_order",
+                "order_variant",
                 "local_structure",
                 "q4",
                 "q6",
@@ -298,13 +304,15 @@ class StructureWidget(StageWidgetMixin, DockContainer):
         if mode not in f.columns:
             self.status.value = f"No '{mode}' yet: tick 'strain, facets, local strain' and analyse"
             return np.tile(to_rgba("#8d99ae"), (len(f), 1))
+        if mode == "chemical_order":
+            return np.array([to_rgba(_ORDER_COLORS.get(str(x), "#8d99ae")) for x in f[mode]])
         if mode in ("stacking", "local_structure", "facet"):
             table = _FACET_COLORS if mode == "facet" else _STACKING_COLORS
             return np.array([to_rgba(table.get(str(x), "#8d99ae")) for x in f[mode]])
         v = f[mode].to_numpy(dtype=float)
-        if mode in ("layer", "cluster", "grain"):
+        if mode in ("layer", "cluster", "grain", "order_variant"):
             rgba = colormaps["tab20"]((np.nan_to_num(v) % 20) / 19.0)
-            if mode == "grain":  # atoms in no grain
+            if mode in ("grain", "order_variant"):  # atoms in no grain, without an order
                 rgba[~(v >= 0)] = to_rgba("#8d99ae")
             return rgba
         # strain-like features: symmetric diverging scale around 0, NaN (unassigned) grey
@@ -357,6 +365,13 @@ class StructureWidget(StageWidgetMixin, DockContainer):
         if mode == "facet":
             return swatches({"{111}": _FACET_COLORS["111"], "{100}": _FACET_COLORS["100"],
                              "other": "#8d99ae"})  # fmt: skip
+        if mode == "chemical_order":
+            return swatches({**_ORDER_COLORS, "not measured": "#8d99ae"})
+        if mode == "order_variant":
+            return (
+                "order_variant: which cube axis of its lattice an ordered atom's c is (L1_0 "
+                "variant domains), cycling colours (tab20); grey: not ordered"
+            )
         if mode == "grain" and self.result is not None:
             g = self.result.summary.get("grains") or {}
             return (
