@@ -132,7 +132,7 @@ def runs_table(runs) -> list[str]:
     ]
     for folder in runs:
         folder = Path(folder)
-        truth = np.loadtxt(folder / "truth.csv", delimiter=",", skiprows=1)
+        truth = np.loadtxt(folder / "truth.csv", delimiter=",", skiprows=1, usecols=(0, 1, 2))
         traced = read_atoms(folder / "run" / "atoms.csv").positions
         moved, _ = register_rigid(truth, traced)
         t = analyze_structure(AtomModel(truth), element="Pt", strain=True)

@@ -481,7 +481,14 @@ def run_and_score(
             path,
             TiltSeries(series.data, series.angles_deg, series.pixel_size_A, "independent", {}),
         )
-    np.savetxt(folder / "truth.csv", truth, delimiter=",", header="z,y,x", comments="")
+    if species is not None and len(set(np.asarray(species).astype(str))) > 1:
+        import pandas as pd  # an alloy's truth keeps each atom's element
+
+        table = pd.DataFrame(truth, columns=["z", "y", "x"])
+        table["element"] = np.asarray(species).astype(str)
+        table.to_csv(folder / "truth.csv", index=False)
+    else:
+        np.savetxt(folder / "truth.csv", truth, delimiter=",", header="z,y,x", comments="")
     stages = {} if recon is None else {"recon": recon}
     settings = RunSettings.for_element(
         element,

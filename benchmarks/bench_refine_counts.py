@@ -28,7 +28,7 @@ def refine_case(folder: Path, counts: str, element: str) -> dict:
     from napari_aet.trace import refine_atom_positions
 
     run = folder / "run"
-    truth = np.loadtxt(folder / "truth.csv", delimiter=",", skiprows=1)
+    truth = np.loadtxt(folder / "truth.csv", delimiter=",", skiprows=1, usecols=(0, 1, 2))
     denoised = read_tilt_series(run / "align" / "aligned_tilt_series.h5")
     plain = read_tilt_series(run / "align" / "aligned_tilt_series_undenoised.h5")
     images = plain.data if counts == "fit" else denoised.data

@@ -38,7 +38,7 @@ def refine_case(folder: Path, weighting: str, element: str, out: Path) -> dict:
     from napari_aet.workflows import PositionRefineSettings, SeriesSource, run_refine
 
     run = folder / "run"
-    truth = np.loadtxt(folder / "truth.csv", delimiter=",", skiprows=1)
+    truth = np.loadtxt(folder / "truth.csv", delimiter=",", skiprows=1, usecols=(0, 1, 2))
     plain = run / "align" / "aligned_tilt_series_undenoised.h5"
     t0 = time.perf_counter()
     run_refine(

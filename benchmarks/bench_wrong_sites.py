@@ -263,7 +263,7 @@ def main(argv=None):
     print("|---|---|---:|---:|---|---:|---:|---:|---:|")
     for case in args.cases:
         d = Path(case)
-        truth = np.loadtxt(d / "truth.csv", delimiter=",", skiprows=1)
+        truth = np.loadtxt(d / "truth.csv", delimiter=",", skiprows=1, usecols=(0, 1, 2))
         pos = read_atoms(d / "run/atoms.csv").positions
         false, missed, reg, matched, n_miss, n_false = _pairs(truth, pos)
         # the control: as many right atoms, the nearest to the false ones, moved to the truth
