@@ -151,3 +151,23 @@ def test_structure_dock_colours_an_ordered_alloy_by_its_order(make_napari_viewer
     assert "L1_0" in w.legend.value and "A1" in w.legend.value
     shot = viewer.screenshot(str(tmp_path / "fept.png"), canvas_only=True, flash=False)
     assert shot[..., :3].mean() > 5
+
+
+def test_analyze_command_reports_an_ordered_alloy(tmp_path, capsys):
+    """``napari-aet analyze`` of an L1_0 FePt model: the note, analysis.json's chemical order,
+    the features in atoms.csv, figures/chemical_order.png (the (001) layers)."""
+    import json
+
+    from napari_aet.cli import main
+    from napari_aet.io import read_atoms, write_atoms
+
+    write_atoms(tmp_path / "fept.csv", _ordered("L1_0", "Fe,Pt", swap=0.05))
+    main(["analyze", str(tmp_path / "fept.csv"), "--out", str(tmp_path / "out"), "--element",
+          "Fe,Pt"])  # fmt: skip
+    said = capsys.readouterr()
+    assert "chemically ordered: L1_0" in said.out + said.err  # a note
+    chem = json.loads((tmp_path / "out" / "analysis.json").read_text())["chemical_order"]
+    assert chem["phase"] == "L1_0" and chem["grains"][0]["S_L1_0"] == pytest.approx(0.9, abs=0.06)
+    f = read_atoms(tmp_path / "out" / "atoms.csv").features
+    assert {"chemical_order", "order_variant"} <= set(f.columns)
+    assert (tmp_path / "out" / "figures" / "chemical_order.png").stat().st_size > 10_000

@@ -144,7 +144,8 @@ def test_cli_figures_writes_every_figure_and_the_report(run_dir):
     fig_dir = run_dir / "figures"
     # no ORR relation in this run, g(r) is for amorphous particles only, grains for multiply
     # twinned ones (the dumbbell's twin planes are parallel)
-    drawn = [n for n in RUN_FIGURES if n not in ("facet_orr", "rdf", "voronoi_motifs", "grains")]
+    skip = ("facet_orr", "rdf", "voronoi_motifs", "grains", "chemical_order")
+    drawn = [n for n in RUN_FIGURES if n not in skip]
     for name in drawn:
         png = fig_dir / f"{name}.png"
         assert png.exists(), name
@@ -157,6 +158,7 @@ def test_cli_figures_writes_every_figure_and_the_report(run_dir):
     assert page.count("<img ") == len(drawn)
     assert "facet_orr not drawn" in page
     assert "grains not drawn: not a multiply twinned particle" in page
+    assert "chemical_order not drawn: not a two-element alloy" in page
     assert "mean R-factor" in page and "twin-boundary layers" in page
 
 

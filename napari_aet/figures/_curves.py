@@ -401,3 +401,46 @@ def plot_grains(positions_A, grain, grains: dict, *, ax=None):
         f"{grains.get('kind', '')}: {grains.get('n_grains', 0)} grains, {what}", fontsize=9
     )
     return fig
+
+
+def plot_chemical_order(positions_A, species, chem: dict, lattice_fits, *, ax=None):
+    """A slab through the largest grain of a binary alloy, one lattice constant thick, seen
+    down a cube axis of its fitted lattice (for L1_0 one across c, so that the (001) layers of
+    the two elements alternate up the picture), atoms coloured by element; the title gives the
+    phase and the long-range order parameter (``chem``: the ``chemical_order`` part of
+    ``analysis.json``; ``lattice_fits`` its ``lattice_fits``)."""
+    fig, ax = _figure_axes(ax, (4.2, 4.2))
+    pos = np.asarray(positions_A, float)
+    species = np.asarray(species).astype(str)
+    grains = chem.get("grains") or []
+    if not grains or not lattice_fits:
+        ax.text(0.5, 0.5, "no fitted grain to show", ha="center", va="center",
+                transform=ax.transAxes)  # fmt: skip
+        ax.set_axis_off()
+        return fig
+    g = max(grains, key=lambda x: x["n_atoms"])
+    fit = next((f for f in lattice_fits if f["cluster"] == g["grain"]), lattice_fits[0])
+    rot = np.asarray(fit["rotation_crystal_to_lab"], float)
+    k = g.get("L1_0_axis", 2) if g["phase"] == "L1_0" else 2
+    view = rot[:, (k + 1) % 3]  # a cube axis across c
+    up = rot[:, k]
+    view, up = view / np.linalg.norm(view), up / np.linalg.norm(up)
+    right = np.cross(up, view)
+    c = pos - pos.mean(0)
+    a = float(fit.get("lattice_constant_A") or 3.9)
+    slab = np.abs(c @ view) <= 0.5 * a
+    colours = dict(zip(chem["elements"], ("#e76f51", "#264653"), strict=False))
+    for e in chem["elements"]:
+        sel = slab & (species == e)
+        ax.scatter(c[sel] @ right, c[sel] @ up, s=22, c=colours.get(e, "#8d99ae"), label=e,
+                   linewidths=0)  # fmt: skip
+    ax.set_aspect("equal")
+    ax.set_xlabel("Å")
+    ax.set_ylabel("Å" + (" (c up)" if g["phase"] == "L1_0" else ""))
+    key = "S_L1_2" if g["phase"] == "L1_2" else "S_L1_0"
+    ax.set_title(
+        f"{g['phase']}, S = {g[key]:.2f} ({g['n_atoms']} atoms); slab {a:.1f} Å thick",
+        fontsize=9,
+    )
+    ax.legend(fontsize=7, loc="upper right", frameon=False)
+    return fig

@@ -12,6 +12,7 @@ import numpy as np
 from ..analysis import MULTIPLY_TWINNED
 from . import (
     plot_alignment,
+    plot_chemical_order,
     plot_grains,
     plot_layer_rmsd,
     plot_q4_q6,
@@ -29,6 +30,9 @@ RUN_FIGURES = {
     "cluster 0's fitted lattice, and along lab z.",
     "grains": "Twin domains of a multiply twinned particle (a decahedron, an icosahedron) "
     "down its five-fold axis, coloured by grain, with the traces of the twin planes.",
+    "chemical_order": "A slab through a binary alloy's largest grain, one lattice constant "
+    "thick, down a cube axis of its lattice (for L1_0 across c: the two elements' (001) layers "
+    "alternate up the picture), atoms coloured by element, with the phase and S.",
     "layers_111": "The three (111) layers around the interface viewed along the stacking "
     "normal; hexagons join the in-plane neighbours of a central atom.",
     "layer_rmsd": "Per-layer 2D RMSD of the hexagonal-net fits.",
@@ -151,6 +155,12 @@ def make_figures(
                 )
             need(["grain"])
             return plot_grains(p, f["grain"], g)
+        if name == "chemical_order":
+            chem = summary.get("chemical_order")
+            if not chem:
+                raise LookupError("not a two-element alloy (no chemical_order in analysis.json)")
+            need(["element"])
+            return plot_chemical_order(p, f["element"], chem, summary.get("lattice_fits") or [])
         if name == "layers_111":
             need(["layer"])
             normal = summary.get("stacking_normal_zyx")

@@ -23,6 +23,7 @@ from ..core.device import cuda_available
 from ..core.elements import parse_elements
 from ..figures import (
     layer_groups,
+    plot_chemical_order,
     plot_deviation_histogram,
     plot_grains,
     plot_layer_rmsd,
@@ -331,6 +332,19 @@ def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=Non
         figs.append(
             _save_figure(
                 plot_grains(res.model.positions, f["grain"], grains), out, "figures/grains.png"
+            )
+        )
+    if summary.get("chemical_order"):
+        figs.append(
+            _save_figure(
+                plot_chemical_order(
+                    res.model.positions,
+                    f["element"],
+                    summary["chemical_order"],
+                    summary["lattice_fits"],
+                ),  # fmt: skip
+                out,
+                "figures/chemical_order.png",
             )
         )
     rot = summary["relative_rotation_deg"]
