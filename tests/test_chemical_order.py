@@ -138,6 +138,10 @@ def test_structure_dock_colours_an_ordered_alloy_by_its_order(make_napari_viewer
     qtbot.mouseClick(w.run_button.native, Qt.LeftButton)
     qtbot.waitUntil(lambda: w.result is not None, timeout=120000)
     assert "chemically ordered: L1_0" in w.status.value
+    # the study preset shows an ordered alloy's order at once
+    assert w.color_by.value == "study preset" and "L1_0" in w.legend.value
+    inner = layer.features["chemical_order"].to_numpy() == "L1_0"
+    np.testing.assert_allclose(layer.face_color[inner][0], to_rgba(_ORDER_COLORS["L1_0"]))
     w.color_by.native.setFocus()
     qtbot.keyClicks(w.color_by.native, "chem")
     QApplication.processEvents()

@@ -344,6 +344,8 @@ class StructureWidget(StageWidgetMixin, DockContainer):
                 return "local_structure"
             if (s.get("grains") or {}).get("kind") in MULTIPLY_TWINNED:
                 return "grain"  # twin planes not parallel: the twin domains
+            if (s.get("chemical_order") or {}).get("phase") in ("L1_0", "L1_2"):
+                return "chemical_order"  # an ordered alloy: its order
             if s.get("interface_layer") is None:
                 return "stacking"
         return mode
