@@ -349,3 +349,28 @@ def test_segment_angles_say_where_a_decahedron_takes_its_gap(strained, angles):
     found = dict(zip(true_segment, g.segment_angles_deg, strict=True))
     np.testing.assert_allclose([found[k] for k in range(5)], angles, atol=0.5)
     assert sum(g.segment_angles_deg) == pytest.approx(360.0, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("structure", "radius", "wrong", "kinds"),
+    [
+        ("decahedron", 20.0, 0.05, {"decahedral"}),
+        ("icosahedron", 20.0, 0.03, {"icosahedral"}),
+        ("twinned dumbbell", 18.0, 0.10, {"lamellar twins", "low-angle grains"}),
+        ("fcc", 20.0, 0.10, {"single crystal"}),
+    ],
+)
+def test_grains_hold_with_a_tracers_missed_and_false_atoms(structure, radius, wrong, kinds):
+    """Atoms missed and atoms invented (each a share ``wrong`` of the model, the false ones at
+    random places at least 1.8 A from any atom) and 15 pm of noise per axis: the multiply
+    twinned particles keep their kind (grains two apart that meet where a patch of the one
+    between is wrong are second-order twins, not a polycrystal's boundary), and the particles
+    with parallel twin planes or none never come out multiply twinned."""
+    rng = np.random.default_rng(0)
+    m = build_structure(structure, element="Pt", radius_A=radius, seed=5, jitter_A=0.15)
+    pos = m.positions[rng.random(len(m.positions)) > wrong]
+    cand = rng.uniform(pos.min(0), pos.max(0), (4 * int(wrong * len(pos)), 3))
+    d, _ = cKDTree(pos).query(cand)
+    pos = np.concatenate([pos, cand[d > 1.8][: int(wrong * len(pos))]])
+    g = segment_grains(pos, nearest_neighbour_distance(pos))
+    assert g.kind in kinds, (g.kind, g.notes)

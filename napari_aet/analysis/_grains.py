@@ -43,6 +43,10 @@ _FCC_BONDS = np.array(
 ) / np.sqrt(2.0)
 #: The 24 proper rotations of the cube.
 _CUBIC = Rotation.create_group("O").as_matrix()
+#: The <110> directions (up to sign).
+_AXES_110 = np.array(
+    [[1, 1, 0], [1, -1, 0], [1, 0, 1], [1, 0, -1], [0, 1, 1], [0, 1, -1]], float
+) / np.sqrt(2.0)
 #: The <111> directions (up to sign).
 _AXES_111 = np.array([[1, 1, 1], [1, 1, -1], [1, -1, 1], [-1, 1, 1]], float) / np.sqrt(3.0)
 
@@ -64,6 +68,12 @@ LINE_WIDTH_A = 1.6
 LOW_ANGLE_DEG = 15.0
 #: A Sigma-3 twin: within this of 60 deg about a <111> [deg].
 TWIN_TOLERANCE_DEG = 5.0
+#: Two twins in turn (Sigma 9): 38.94 deg about a <110>; a decahedron's segments two apart
+#: are turned so (36 deg once strained to close the gap; an icosahedron's tetrahedra, whose
+#: strain is larger, about an axis up to 7 deg off <110>): within the tolerance [deg] and
+#: 10 deg of a <110>.
+SIGMA9_DEG = 38.94
+SIGMA9_TOLERANCE_DEG = 4.5
 
 
 @dataclass
@@ -88,7 +98,11 @@ class Grains:
         (the bonds' RMS spread along their plane's normal) and, for a twin,
         ``lattice_plane_normal_zyx`` (the {111} both grains' lattices share there; the
         five-fold axes are found from these) and ``plane_to_twin_axis_deg`` (the angle between
-        the two planes: near 0 for a coherent twin between unstrained grains).
+        the two planes: near 0 for a coherent twin between unstrained grains);
+        ``second_order_twin`` for a boundary between two grains that are both twins of a
+        third, or turned as two twins in turn are (Sigma 9: 38.94 deg about <110>, 36 deg in a
+        strained decahedron), which a missing or wrongly traced patch of the third leaves
+        (not counted as a grain boundary of a polycrystal).
     junctions : list of [int, int]
         Grain pairs that touch only along a line (their bonds across lie within
         :data:`LINE_WIDTH_A` of one: a decahedron's segments two apart, at its axis).
@@ -461,7 +475,26 @@ def _classify(out: Grains) -> None:
         out.kind = "single crystal"
         return
     twins = [b for b in out.boundaries if b["twin"]]
-    high = [b for b in out.boundaries if not b["twin"] and b["misorientation_deg"] >= LOW_ANGLE_DEG]
+    twin_of: dict[int, set] = {}
+    for b in twins:
+        ga, gb = b["grains"]
+        twin_of.setdefault(ga, set()).add(gb)
+        twin_of.setdefault(gb, set()).add(ga)
+    for b in out.boundaries:
+        # two grains that are both twins of a third meet where the third is missing there
+        # (a decahedron's segments two apart, across a patch of wrongly traced atoms)
+        ga, gb = b["grains"]
+        axis = np.asarray(b["axis_crystal"], float)
+        off110 = np.rad2deg(np.arccos(min(1.0, float(np.max(np.abs(_AXES_110 @ axis))))))
+        sigma9 = abs(b["misorientation_deg"] - SIGMA9_DEG) < SIGMA9_TOLERANCE_DEG and off110 < 10.0
+        b["second_order_twin"] = bool(
+            not b["twin"] and (sigma9 or twin_of.get(ga, set()) & twin_of.get(gb, set()))
+        )
+    high = [
+        b
+        for b in out.boundaries
+        if not b["twin"] and not b["second_order_twin"] and b["misorientation_deg"] >= LOW_ANGLE_DEG
+    ]
     # the planes from the grains' lattices: steadier than through a small boundary's few atoms,
     # and where one grain is strained more they turn about the five-fold axis, not off it
     normals = (
