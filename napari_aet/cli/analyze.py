@@ -31,10 +31,13 @@ P = PrecisionSettings()
 def add_analyze(sub) -> None:
     p = sub.add_parser(
         "analyze",
-        help="structure analysis of an atom model: (111) layers, stacking, twist, Q4/Q6, strain",
+        help="structure analysis of an atom model: (111) layers, stacking, twist, twin domains, "
+        "chemical order, Q4/Q6, strain",
         description="Analyse an atom model (CSV, XYZ, HDF5 or .mat). Writes atoms.csv and "
-        "atoms.h5 with the features layer, abc, stacking, cluster, q4, q6, local_structure (and "
-        "the strain columns), analysis.json and figures/ into --out.",
+        "atoms.h5 with the features layer, abc, stacking, cluster, grain (twin domains of a "
+        "multiply twinned particle), q4, q6, local_structure (and the strain columns; "
+        "chemical_order and order_variant for a two-element alloy), analysis.json and figures/ "
+        "into --out.",
     )
     p.add_argument("atoms", type=Path, help="atom model file")
     p.add_argument("--out", required=True, type=Path, help="output folder")
