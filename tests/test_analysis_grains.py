@@ -374,3 +374,30 @@ def test_grains_hold_with_a_tracers_missed_and_false_atoms(structure, radius, wr
     pos = np.concatenate([pos, cand[d > 1.8][: int(wrong * len(pos))]])
     g = segment_grains(pos, nearest_neighbour_distance(pos))
     assert g.kind in kinds, (g.kind, g.notes)
+
+
+def test_a_glass_with_two_small_crystallites_stays_a_glass():
+    """An amorphous particle (about 3,900 atoms) holding two small fcc crystallites at random
+    orientations: the grains find the two, but their atoms are under a tenth of the model,
+    so the particle is analysed as amorphous (g(r), Voronoi motifs), not grain by grain."""
+    from scipy.spatial.transform import Rotation
+
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.simulate._structures import fcc_particle
+
+    glass = build_structure("amorphous", element="Pt", radius_A=25.0, seed=2).positions
+    centre = glass.mean(0)
+    parts = [glass]
+    for k, offset in enumerate(([12.0, 0, 0], [-12.0, 0, 0])):
+        rot = Rotation.random(random_state=10 + k).as_matrix()
+        xtal = fcc_particle(radius_A=6.5, shape="sphere", orientation=rot, seed=k)
+        xtal = xtal + centre + np.asarray(offset)
+        d, _ = cKDTree(xtal).query(parts[0])
+        parts[0] = parts[0][d > 2.4]
+        parts.append(xtal)
+    pos = np.concatenate(parts)
+    g = segment_grains(pos, nearest_neighbour_distance(pos))
+    assert g.n_grains == 2 and g.kind == "polycrystalline"
+    res = analyze_structure(AtomModel(pos), element="Pt")
+    assert res.summary["amorphous"] is not None
+    assert res.summary["grains"] is None

@@ -386,6 +386,9 @@ def analyze_structure(
         and clusters is None
         and normal is None
         and grains.kind in MULTIPLY_TWINNED
+        # the grains' own oriented atoms a tenth of the model or more (an icosahedron: 28 %):
+        # a few fcc-like clusters in a glass are no polycrystal
+        and np.mean(grains.oriented & (grains.label >= 0)) >= MIN_GRAIN_SHARE
     )
     # random points reach a score of about 1/sqrt(N) in any one direction, and a few times that
     # at the best of thousands: a small particle needs a clearer layering
@@ -641,6 +644,11 @@ def analyze_structure(
     }
     report(progress, 3, 3, "done")
     return StructureAnalysis(out, st, summary)
+
+
+#: The share of a model's atoms that must be oriented atoms of its grains for it to be
+#: analysed grain by grain (see :func:`analyze_structure`).
+MIN_GRAIN_SHARE = 0.1
 
 
 def _two_species(f) -> np.ndarray | None:
