@@ -293,6 +293,15 @@ def analyze_structure(
 
     ``structure`` overrides the decision: ``"amorphous"`` skips the crystal labels whatever the
     layering, ``"crystalline"`` labels layers however weak (a small or noisy crystal).
+
+    An fcc particle's twin domains come from each atom's own orientation
+    (:func:`~napari_aet.analysis.segment_grains`: feature ``grain``, ``summary["grains"]``).
+    Where their twin planes are not parallel (a decahedron, an icosahedron) or a boundary is
+    neither a twin nor low-angle, and their atoms are a tenth of the model or more, the grains
+    are the clusters: each one's lattice is fitted from its own orientation and its strain
+    measured on it, no twist between two clusters is given, and a note says so. A model of two
+    elements (its ``element`` feature) gets its chemical order (``summary["chemical_order"]``,
+    features ``chemical_order`` and ``order_variant``; :mod:`._chemical_order`).
     """
     if structure not in ("auto", "crystalline", "amorphous"):
         raise ValueError(
