@@ -401,3 +401,12 @@ def test_a_glass_with_two_small_crystallites_stays_a_glass():
     res = analyze_structure(AtomModel(pos), element="Pt")
     assert res.summary["amorphous"] is not None
     assert res.summary["grains"] is None
+
+
+def test_hcp_and_bcc_crystals_get_no_fcc_twin_domains():
+    for structure, element in (("hcp", "Ru"), ("bcc", "W")):
+        m = build_structure(structure, element=element, radius_A=15.0, seed=1)
+        res = analyze_structure(m, element=element)
+        assert res.summary["lattice"] == structure and res.summary["grains"] is None
+        assert "grain" not in res.model.features
+        assert not any("fcc orientation" in n for n in res.summary["notes"])

@@ -433,6 +433,8 @@ def analyze_structure(
     f["local_structure"] = local
     if clusters is not None and crystalline:
         st.relative_rotation_deg = cluster_rotation_deg(pos, st.normal, clusters, d_nn=d_nn)
+    if grains is not None and lattice_kind == "hcp":
+        grains = None  # fcc twin domains say nothing of an hcp crystal
     if grains is not None and (crystalline or multi):
         f["grain"] = grains.label
         notes.extend(grains.notes)
