@@ -416,3 +416,27 @@ def test_a_fit_that_scattered_the_faint_atoms_does_not_hide_the_crystal():
     out, info = _with_faint_positions_held(model, {"faint_verdicts": held}, traced)
     np.testing.assert_array_equal(out.positions[fe], traced[fe])
     assert info["faint_verdicts"]["n_positions_held"] == int(fe.sum())
+
+
+def test_a_measured_faint_element_the_fit_scattered_goes_back_to_the_lattice():
+    """Verdicts that apply (the counts measure the faint atoms) leave their fitted positions,
+    unless the fit took the crystal apart: Fe of an L1_0 FePt moved 40 pm off the lattice
+    (under half of the atoms left in a crystal class, all of them traced) go back where the
+    tracer put them; moved 5 pm they stay fitted."""
+    from napari_aet.trace._post_fit import _with_faint_positions_held
+
+    crystal = build_structure("fcc", element="Fe,Pt", radius_A=12, order="L1_0",
+                              shape_px=(96, 96), pixel_size_A=PX, seed=5)  # fmt: skip
+    traced = crystal.positions
+    fe = crystal.features["element"].to_numpy() == "Fe"
+    verdicts = {"element": "Fe", "n_atoms": int(fe.sum()), "median_significance": 5.3,
+                "applied": True}  # fmt: skip
+    for sd, back in ((0.4, True), (0.05, False)):
+        fitted = traced.copy()
+        fitted[fe] += np.random.default_rng(3).normal(0, sd, (fe.sum(), 3))
+        model = AtomModel(fitted, pd.DataFrame({"element": np.where(fe, "Fe", "Pt")}), {})
+        out, info = _with_faint_positions_held(model, {"faint_verdicts": verdicts}, traced)
+        expected = traced[fe] if back else fitted[fe]
+        np.testing.assert_array_equal(out.positions[fe], expected)
+        np.testing.assert_array_equal(out.positions[~fe], fitted[~fe])
+        assert (info["faint_verdicts"].get("n_positions_held", 0) > 0) == back

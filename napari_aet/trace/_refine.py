@@ -324,6 +324,8 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
     if source is not None:
         info["position_source"] = source
     model.metadata["refinement"] = info
+    # an alloy's measured faint atoms that the fit scattered off the tracer's crystal
+    model, info = _with_faint_positions_held(model, info, origin)
     model, info = _with_counts_moves_back(model, info, source, judge_images, origin,
                                           angles_deg=angles_deg, **kw)  # fmt: skip
     model, info = _with_counts_correction(
