@@ -135,56 +135,47 @@ def _with_faint_positions_held(model, info, origin):
     would be 32.89 % / 30.8 pm, so there they stay refined. Whether the particle is a crystal
     is judged on the traced positions: a fit that scattered the faint atoms would hide the
     crystal it spoiled (an L1_0 FePt at a third, forty-fifth session: 16 % of the fitted
-    atoms in a crystal class against 100 % traced; 13.10 % / 29.4 pm -> 5.29 % / 13.1 pm)."""
-    faint = _held_faint(model, info)
-    verdicts = info.get("faint_verdicts") or {}
-    if faint is None and verdicts.get("applied") and "element" in model.features:
-        faint = model.features["element"].to_numpy().astype(str) == verdicts["element"]
-        if origin is None or len(origin) != model.n_atoms:
-            return model, info
-        return _with_scattered_faint_held(model, info, origin, faint)
-    if faint is None or origin is None or len(origin) != model.n_atoms:
+    atoms in a crystal class against 100 % traced; 13.10 % / 29.4 pm -> 5.29 % / 13.1 pm).
+    Where the verdicts apply, the faint atoms go back only if the fit took the tracer's
+    crystal apart (:data:`SCATTER_DROP`)."""
+    verdicts = info.get("faint_verdicts")
+    if not verdicts or "element" not in model.features:
         return model, info
+    if origin is None or len(origin) != model.n_atoms:
+        return model, info
+    faint = model.features["element"].to_numpy().astype(str) == verdicts["element"]
+    origin = np.asarray(origin, float)
     crystal = _crystal_fraction(origin)  # the particle's kind, judged on the tracer's model
-    held = {**info["faint_verdicts"], "crystal_fraction": crystal}
-    if crystal < TRACER_SHARE_MIN_CRYSTAL:
-        held["positions"] = (
-            f"refined: {100 * crystal:.0f} % of the atoms in a crystal class (< "
-            f"{100 * TRACER_SHARE_MIN_CRYSTAL:.0f} %), an amorphous particle's traced positions "
-            "are worse than its fit's"
+    held = {**verdicts, "crystal_fraction": crystal}
+    why = ""
+    if verdicts.get("applied"):
+        # the counts measure the faint atoms: their fitted positions stay unless the fit took
+        # the crystal the tracer found apart (SCATTER_DROP or more of the atoms leaving the
+        # crystal classes of the Q4-Q6 map): a fit that errs by its image model beside the
+        # bright element (an L1_0 FePt's Fe between Pt layers, forty-fifth session) scatters
+        # them, a real displacement would not
+        fitted = _crystal_fraction(model.positions)
+        held["crystal_fraction_fitted"] = fitted
+        hold = crystal >= TRACER_SHARE_MIN_CRYSTAL and crystal - fitted >= SCATTER_DROP
+        why = (
+            f": the fit left {100 * fitted:.0f} % of the atoms in a crystal class against "
+            f"{100 * crystal:.0f} % traced"
         )
+    else:
+        hold = crystal >= TRACER_SHARE_MIN_CRYSTAL
+        if not hold:
+            held["positions"] = (
+                f"refined: {100 * crystal:.0f} % of the atoms in a crystal class (< "
+                f"{100 * TRACER_SHARE_MIN_CRYSTAL:.0f} %), an amorphous particle's traced "
+                "positions are worse than its fit's"
+            )
+    if not hold:
         info = {**info, "faint_verdicts": held}
         model.metadata["refinement"] = info
         return model, info
     positions = model.positions.copy()
-    positions[faint] = np.asarray(origin, float)[faint]
-    held["positions"] = f"{int(faint.sum())} {held['element']} atoms kept as traced"
-    held["n_positions_held"] = int(faint.sum())
-    info = {**info, "faint_verdicts": held}
-    return _moved(model, positions, info, origin), info
-
-
-def _with_scattered_faint_held(model, info, origin, faint):
-    """Where an alloy's faint element's verdicts apply (the counts measure those atoms) but
-    the fit took the crystal the tracer found apart (:data:`SCATTER_DROP` or more of the atoms
-    leaving the crystal classes of the Q4-Q6 map), the faint atoms go back where the tracer put
-    them: a fit that errs by its image model beside the bright element (an L1_0 FePt's Fe
-    between Pt layers, forty-fifth session) scatters them, a real displacement would not."""
-    crystal = _crystal_fraction(np.asarray(origin, float))
-    fitted = _crystal_fraction(model.positions)
-    held = {**info["faint_verdicts"], "crystal_fraction": crystal,
-            "crystal_fraction_fitted": fitted}  # fmt: skip
-    if crystal < TRACER_SHARE_MIN_CRYSTAL or crystal - fitted < SCATTER_DROP:
-        info = {**info, "faint_verdicts": held}
-        model.metadata["refinement"] = info
-        return model, info
-    positions = model.positions.copy()
-    positions[faint] = np.asarray(origin, float)[faint]
-    held["positions"] = (
-        f"{int(faint.sum())} {held['element']} atoms kept as traced: the fit left "
-        f"{100 * fitted:.0f} % of the atoms in a crystal class against {100 * crystal:.0f} % "
-        "traced"
-    )
+    positions[faint] = origin[faint]
+    held["positions"] = f"{int(faint.sum())} {held['element']} atoms kept as traced{why}"
     held["n_positions_held"] = int(faint.sum())
     info = {**info, "faint_verdicts": held}
     return _moved(model, positions, info, origin), info
