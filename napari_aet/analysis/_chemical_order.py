@@ -207,3 +207,46 @@ def chemical_order_summary(species, fits, *, local_phase=None) -> dict:
         out["local_phase_atoms"] = {p: int((lp == p).sum()) for p in ("L1_0", "L1_2", "A1")}
         out["local_unmeasured_atoms"] = int((lp == "").sum())
     return out
+
+
+def two_species(features) -> np.ndarray | None:
+    """The ``element`` column of a model of exactly two elements, else None."""
+    if "element" not in features.columns:
+        return None
+    species = features["element"].astype(str).to_numpy()
+    kinds = set(species) - {"", "nan", "None"}
+    return species if len(kinds) == 2 and len(set(species)) == 2 else None
+
+
+def add_chemical_order(f, pos, species, d_nn, fit_atoms, cluster, *, grains=None) -> dict:
+    """Long-range order per fitted cluster or grain (``fit_atoms``: ``{cluster: (atom
+    indices, LatticeFit)}``), each atom's local phase (feature ``chemical_order``) and which
+    of its cluster lattice's cube axes its c is (``order_variant``, -1 where none), added to
+    the feature table ``f``; returns the ``chemical_order`` part of ``analysis.json`` with its
+    ``notes``. ``grains`` (:class:`~napari_aet.analysis.Grains`) lends the atoms'
+    orientations it measured."""
+    fallback = np.full((len(pos), 3, 3), np.nan)  # each atom's cluster lattice's axes
+    for cl, (_, fit) in fit_atoms.items():
+        fallback[np.asarray(cluster) == cl] = np.asarray(fit.rotation, float)
+    own = {}
+    if grains is not None and grains.atom_rotations is not None:
+        own = {"rotations": grains.atom_rotations, "misfit": grains.misfit}
+    phase, axis, _ = local_chemical_order(pos, species, d_nn, fallback_rotations=fallback, **own)
+    f["chemical_order"] = phase.astype(str)
+    variant = np.full(len(pos), -1, np.int64)
+    for cl, (_, fit) in fit_atoms.items():
+        sel = (np.asarray(cluster) == cl) & (np.abs(axis).sum(1) > 0)
+        if sel.any():
+            variant[sel] = np.argmax(np.abs(axis[sel] @ np.asarray(fit.rotation, float)), axis=1)
+    f["order_variant"] = variant
+    out = chemical_order_summary(species, fit_atoms, local_phase=phase)
+    notes = []
+    if out["phase"] in ("L1_0", "L1_2"):
+        s_key = "S_L1_0" if out["phase"] == "L1_0" else "S_L1_2"
+        best = max(g[s_key] for g in out["grains"] if g["phase"] == out["phase"])
+        notes.append(
+            f"chemically ordered: {out['phase']} (long-range order parameter up to {best:.2f}; "
+            "'chemical_order' and 'order_variant' per atom)"
+        )
+    out["notes"] = notes
+    return out

@@ -66,6 +66,9 @@ LINE_WIDTH_A = 1.6
 #: Grains turned by less than this [deg] meet at a low-angle boundary (sub-grains, e.g. the
 #: twist between coalesced clusters), not a grain boundary that needs its own description.
 LOW_ANGLE_DEG = 15.0
+#: The share of a model's atoms that must be oriented atoms of its grains for the grains to
+#: describe it (:meth:`Grains.describe`).
+MIN_GRAIN_SHARE = 0.1
 #: A Sigma-3 twin: within this of 60 deg about a <111> [deg].
 TWIN_TOLERANCE_DEG = 5.0
 #: Two twins in turn (Sigma 9): 38.94 deg about a <110>; a decahedron's segments two apart
@@ -124,6 +127,9 @@ class Grains:
         evenly; one much wider where a segment takes it, or a disclination sits); None for a
         grain without two twin planes there.
     notes : list of str
+    atom_rotations, misfit : ndarray or None
+        Each atom's own orientation and its misfit (:func:`local_fcc_orientations`), for
+        analyses that read the atoms' bonds on their cube axes.
     """
 
     label: np.ndarray
@@ -136,10 +142,20 @@ class Grains:
     fivefold_axes_zyx: list = field(default_factory=list)
     segment_angles_deg: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    atom_rotations: np.ndarray | None = None
+    misfit: np.ndarray | None = None
 
     @property
     def n_grains(self) -> int:
         return len(self.rotations)
+
+    def describe(self) -> bool:
+        """Whether the grains, not one stacking normal, describe the particle: twin planes
+        not parallel or a polycrystal's boundary (:data:`MULTIPLY_TWINNED`), and the grains'
+        own oriented atoms :data:`MIN_GRAIN_SHARE` of the model or more (an icosahedron's
+        28 %: a few fcc-like clusters in a glass are no polycrystal)."""
+        own = np.mean(self.oriented & (self.label >= 0)) if len(self.label) else 0.0
+        return self.kind in MULTIPLY_TWINNED and own >= MIN_GRAIN_SHARE
 
     def summary(self) -> dict:
         """What ``analysis.json`` reports about the grains."""
@@ -322,7 +338,7 @@ def segment_grains(
     if max_misfit is None:
         max_misfit = _misfit_bar(misfit)
     oriented = np.isfinite(misfit) & (misfit < max_misfit)
-    out = Grains(label, oriented, kind="not measured")
+    out = Grains(label, oriented, kind="not measured", atom_rotations=rot, misfit=misfit)
     if oriented.sum() < min_atoms:
         out.notes.append(
             f"{int(oriented.sum())} atoms have a measurable fcc orientation (twelve neighbours, "

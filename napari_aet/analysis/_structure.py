@@ -21,7 +21,7 @@ from ._boo import (
     classify_local_structure,
     steinhardt_q4_q6,
 )
-from ._chemical_order import chemical_order_summary, local_chemical_order
+from ._chemical_order import add_chemical_order, two_species
 from ._crystal import (
     BOO_CUTOFF_PER_BOND,
     BOO_CUTOFF_PER_LATTICE_CONSTANT,
@@ -35,7 +35,7 @@ from ._crystal import (
     reference_lattice_constant,
     surface_atoms,
 )
-from ._grains import MULTIPLY_TWINNED, fit_grain_lattices, grains_note, segment_grains
+from ._grains import fit_grain_lattices, grains_note, segment_grains
 from ._lattice import CUBIC_LATTICES, DegenerateFit, fit_hexagonal_layer
 from ._orientation import cluster_rotation_deg, lattice_twist_deg
 from ._orr import OrrRelation, facet_summary, orr_activity, read_orr_relation, smooth_per_atom
@@ -390,15 +390,7 @@ def analyze_structure(
         and n_atoms >= 13
     ):
         grains = segment_grains(pos, d_nn)
-    multi = (
-        grains is not None
-        and clusters is None
-        and normal is None
-        and grains.kind in MULTIPLY_TWINNED
-        # the grains' own oriented atoms a tenth of the model or more (an icosahedron: 28 %):
-        # a few fcc-like clusters in a glass are no polycrystal
-        and np.mean(grains.oriented & (grains.label >= 0)) >= MIN_GRAIN_SHARE
-    )
+    multi = grains is not None and clusters is None and normal is None and grains.describe()
     # random points reach a score of about 1/sqrt(N) in any one direction, and a few times that
     # at the best of thousands: a small particle needs a clearer layering
     min_score = max(MIN_LAYERING_SCORE, 4.0 / np.sqrt(max(n_atoms, 1)))
@@ -525,9 +517,9 @@ def analyze_structure(
         )
     f["lattice_assigned"] = assigned_flag
     chem = None
-    species = _two_species(f)
+    species = two_species(f)
     if species is not None and lattice_kind == "fcc" and fit_atoms:
-        chem = _chemical_order(f, pos, species, d_nn, fit_atoms, st.cluster)
+        chem = add_chemical_order(f, pos, species, d_nn, fit_atoms, st.cluster, grains=grains)
         notes.extend(chem.pop("notes", []))
     twist_source = "in-plane bond orientations" if clusters is not None else None
     if multi:
@@ -655,48 +647,6 @@ def analyze_structure(
     }
     report(progress, 3, 3, "done")
     return StructureAnalysis(out, st, summary)
-
-
-#: The share of a model's atoms that must be oriented atoms of its grains for it to be
-#: analysed grain by grain (see :func:`analyze_structure`).
-MIN_GRAIN_SHARE = 0.1
-
-
-def _two_species(f) -> np.ndarray | None:
-    """The ``element`` column of a model of exactly two elements, else None."""
-    if "element" not in f.columns:
-        return None
-    species = f["element"].astype(str).to_numpy()
-    kinds = set(species) - {"", "nan", "None"}
-    return species if len(kinds) == 2 and len(set(species)) == 2 else None
-
-
-def _chemical_order(f, pos, species, d_nn, fit_atoms, cluster) -> dict:
-    """Long-range order per fitted cluster or grain, each atom's local phase
-    (``chemical_order``) and which of its cluster lattice's cube axes its c is
-    (``order_variant``, -1 where none): the ``chemical_order`` part of ``analysis.json``."""
-    fallback = np.full((len(pos), 3, 3), np.nan)  # each atom's cluster lattice's axes
-    for cl, (_, fit) in fit_atoms.items():
-        fallback[np.asarray(cluster) == cl] = np.asarray(fit.rotation, float)
-    phase, axis, _ = local_chemical_order(pos, species, d_nn, fallback_rotations=fallback)
-    f["chemical_order"] = phase.astype(str)
-    variant = np.full(len(pos), -1, np.int64)
-    for cl, (_, fit) in fit_atoms.items():
-        sel = (np.asarray(cluster) == cl) & (np.abs(axis).sum(1) > 0)
-        if sel.any():
-            variant[sel] = np.argmax(np.abs(axis[sel] @ np.asarray(fit.rotation, float)), axis=1)
-    f["order_variant"] = variant
-    out = chemical_order_summary(species, fit_atoms, local_phase=phase)
-    notes = []
-    if out["phase"] in ("L1_0", "L1_2"):
-        s_key = "S_L1_0" if out["phase"] == "L1_0" else "S_L1_2"
-        best = max(g[s_key] for g in out["grains"] if g["phase"] == out["phase"])
-        notes.append(
-            f"chemically ordered: {out['phase']} (long-range order parameter up to {best:.2f}; "
-            "'chemical_order' and 'order_variant' per atom)"
-        )
-    out["notes"] = notes
-    return out
 
 
 def _strain_of_cluster(f, pos, sel, best, surface, sigma_A, frame, a_ref, notes, cl) -> None:
