@@ -66,3 +66,23 @@ def score_against_truth(truth, positions) -> dict:
         "error": 100 * c.identification_error,
         "rmsd": 100 * c.rmsd_A,
     }
+
+
+def truth_and_run(folder):
+    """A finished ``bench_independent.py`` case folder's truth and its run's atoms laid on
+    it: ``(truth table, truth positions, run model, registered run positions, pairs)``, the
+    table with ``z, y, x`` (and an alloy's ``element``), the run rigidly registered onto the
+    truth and its atoms paired one to one within 1 A (``pairs``: truth index, run index)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from napari_aet.analysis import compare_atom_models, register_rigid
+    from napari_aet.io import read_atoms
+
+    folder = Path(folder)
+    table = pd.read_csv(folder / "truth.csv")
+    truth = table[["z", "y", "x"]].to_numpy(float)
+    run = read_atoms(folder / "run" / "atoms.csv")
+    moved, _ = register_rigid(truth, run.positions)
+    return table, truth, run, moved, compare_atom_models(truth, moved).pairs

@@ -87,10 +87,10 @@ def built_table(seeds) -> list[str]:
 
 def runs_table(runs) -> list[str]:
     import pandas as pd
+    from _common import truth_and_run
 
-    from napari_aet.analysis import analyze_structure, compare_atom_models, register_rigid
+    from napari_aet.analysis import analyze_structure
     from napari_aet.core.atoms import AtomModel
-    from napari_aet.io import read_atoms
 
     rows = [
         "| run | atoms (truth) | paired | species right | truth: phase, S | run: phase, S | "
@@ -99,11 +99,7 @@ def runs_table(runs) -> list[str]:
     ]
     for folder in runs:
         folder = Path(folder)
-        truth_table = pd.read_csv(folder / "truth.csv")
-        truth = truth_table[["z", "y", "x"]].to_numpy()
-        run = read_atoms(folder / "run" / "atoms.csv")
-        moved, _ = register_rigid(truth, run.positions)
-        pairs = compare_atom_models(truth, moved).pairs
+        truth_table, truth, run, moved, pairs = truth_and_run(folder)
         t_sp = truth_table["element"].astype(str).to_numpy()
         r_sp = run.features["element"].astype(str).to_numpy()
         right = float(np.mean(t_sp[pairs[:, 0]] == r_sp[pairs[:, 1]]))

@@ -118,11 +118,11 @@ def noise_table(noise_pm, seeds) -> list[str]:
 
 
 def runs_table(runs) -> list[str]:
+    from _common import truth_and_run
     from scipy.spatial import cKDTree
 
-    from napari_aet.analysis import analyze_structure, compare_atom_models, register_rigid
+    from napari_aet.analysis import analyze_structure
     from napari_aet.core.atoms import AtomModel
-    from napari_aet.io import read_atoms
 
     rows = [
         "| run | truth: kind, grains, twins | run: kind, grains, twins | five-fold axes: worst "
@@ -132,13 +132,10 @@ def runs_table(runs) -> list[str]:
     ]
     for folder in runs:
         folder = Path(folder)
-        truth = np.loadtxt(folder / "truth.csv", delimiter=",", skiprows=1, usecols=(0, 1, 2))
-        traced = read_atoms(folder / "run" / "atoms.csv").positions
-        moved, _ = register_rigid(truth, traced)
+        _, truth, _, moved, pairs = truth_and_run(folder)
         t = analyze_structure(AtomModel(truth), element="Pt", strain=True)
         r = analyze_structure(AtomModel(moved), element="Pt", strain=True)
         gt, gr = t.summary["grains"] or {}, r.summary["grains"] or {}
-        pairs = compare_atom_models(truth, moved).pairs
         # off the twin planes (their atoms are shared: which grain takes them is a convention)
         true_grain = t.model.features["grain"].to_numpy()
         nbrs = cKDTree(truth).query_ball_point(
