@@ -15,6 +15,7 @@ from ._compare import (
     register_translation,
 )
 from ._crystal import fit_cluster_lattices
+from ._depth import atom_depths, composition_by_depth
 from ._grains import MULTIPLY_TWINNED, Grains, local_fcc_orientations, segment_grains
 from ._orientation import in_plane_zone_axes
 from ._orr import (
@@ -44,6 +45,8 @@ from ._validate import (
 
 __all__ = [
     "MULTIPLY_TWINNED",
+    "atom_depths",
+    "composition_by_depth",
     "Grains",
     "local_fcc_orientations",
     "segment_grains",

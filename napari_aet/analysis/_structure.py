@@ -35,6 +35,7 @@ from ._crystal import (
     reference_lattice_constant,
     surface_atoms,
 )
+from ._depth import add_composition_by_depth
 from ._grains import fit_grain_lattices, grains_note, segment_grains
 from ._lattice import CUBIC_LATTICES, DegenerateFit, fit_hexagonal_layer
 from ._orientation import cluster_rotation_deg, lattice_twist_deg
@@ -521,6 +522,8 @@ def analyze_structure(
     if species is not None and lattice_kind == "fcc" and fit_atoms:
         chem = add_chemical_order(f, pos, species, d_nn, fit_atoms, st.cluster, grains=grains)
         notes.extend(chem.pop("notes", []))
+    depth = add_composition_by_depth(f, pos, d_nn)
+    notes.extend(depth.pop("notes") if depth else [])
     twist_source = "in-plane bond orientations" if clusters is not None else None
     if multi:
         twist_source = None
@@ -638,6 +641,7 @@ def analyze_structure(
         "amorphous": amorphous,
         "grains": grains.summary() if grains is not None and (crystalline or multi) else None,
         "chemical_order": chem,
+        "composition_by_depth": depth,
         "notes": list(dict.fromkeys(notes)),
     }
     summary = _clean(summary)

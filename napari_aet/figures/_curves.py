@@ -444,3 +444,39 @@ def plot_chemical_order(positions_A, species, chem: dict, lattice_fits, *, ax=No
     )
     ax.legend(fontsize=7, loc="upper right", frameon=False)
     return fig
+
+
+def plot_composition_by_depth(profile: dict, *, ax=None):
+    """Each element's share per shell from the surface (0) inward with its binomial standard
+    error (``profile``: the ``composition_by_depth`` part of ``analysis.json``) and, where the
+    atoms carry the refine stage's significance, each element's median beside it (right axis,
+    dashed): a share that falls where its element is measured weakly may be atoms missed."""
+    fig, ax = _figure_axes(ax, (4.6, 3.2))
+    shells = profile.get("shells") or []
+    elements = profile.get("elements") or []
+    if not shells or len(elements) < 2:
+        ax.text(0.5, 0.5, "one element: no profile", ha="center", va="center",
+                transform=ax.transAxes)  # fmt: skip
+        ax.set_axis_off()
+        return fig
+    x = np.array([s["depth_A"] for s in shells])
+    colours = ("#e76f51", "#264653", "#2a9d8f", "#e9c46a", "#8d99ae")
+    twin = None
+    for e, col in zip(elements, colours, strict=False):
+        share = np.array([s[e]["share"] for s in shells])
+        err = np.array([s[e]["share_error"] for s in shells])
+        ax.errorbar(x, share, yerr=err, marker="o", ms=4, color=col, capsize=2, label=e)
+        sig = [s[e].get("median_significance") for s in shells]
+        if all(v is not None for v in sig):
+            twin = twin or ax.twinx()
+            twin.plot(x, sig, ls="--", color=col, lw=1, alpha=0.7)
+    ax.set_xlabel("depth below the surface (Å)")
+    ax.set_ylabel("share of the shell's atoms")
+    ax.set_ylim(0, 1)
+    if twin is not None:
+        twin.set_ylabel("median significance (dashed)")
+        twin.set_ylim(bottom=0)
+    n = sum(s["n_atoms"] for s in shells)
+    ax.set_title(f"composition by depth: {n} atoms, shells one bond deep", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right", frameon=False)
+    return fig

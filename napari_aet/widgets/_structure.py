@@ -108,6 +108,7 @@ class StructureWidget(StageWidgetMixin, DockContainer):
                 "grain",
                 "chemical_order",
                 "order_variant",
+                "depth_shell",
                 "local_structure",
                 "q4",
                 "q6",
@@ -302,7 +303,11 @@ class StructureWidget(StageWidgetMixin, DockContainer):
             g = layer_groups(f["layer"].to_numpy(), self.result.stacking.twin_boundaries)
             return np.array([to_rgba(STUDY_LAYER_COLORS[x]) for x in g])
         if mode not in f.columns:
-            self.status.value = f"No '{mode}' yet: tick 'strain, facets, local strain' and analyse"
+            self.status.value = (
+                f"No '{mode}': the atoms have one element (an alloy's shells from the surface)"
+                if mode == "depth_shell"
+                else f"No '{mode}' yet: tick 'strain, facets, local strain' and analyse"
+            )
             return np.tile(to_rgba("#8d99ae"), (len(f), 1))
         if mode == "chemical_order":
             return np.array([to_rgba(_ORDER_COLORS.get(str(x), "#8d99ae")) for x in f[mode]])
@@ -310,6 +315,8 @@ class StructureWidget(StageWidgetMixin, DockContainer):
             table = _FACET_COLORS if mode == "facet" else _STACKING_COLORS
             return np.array([to_rgba(table.get(str(x), "#8d99ae")) for x in f[mode]])
         v = f[mode].to_numpy(dtype=float)
+        if mode == "depth_shell":  # 0 at the surface, deeper shells darker
+            return colormaps["viridis_r"](v / max(float(np.nanmax(v)), 1.0))
         if mode in ("layer", "cluster", "grain", "order_variant"):
             rgba = colormaps["tab20"]((np.nan_to_num(v) % 20) / 19.0)
             if mode in ("grain", "order_variant"):  # atoms in no grain, without an order

@@ -24,6 +24,7 @@ from ..core.elements import parse_elements
 from ..figures import (
     layer_groups,
     plot_chemical_order,
+    plot_composition_by_depth,
     plot_deviation_histogram,
     plot_grains,
     plot_layer_rmsd,
@@ -345,6 +346,14 @@ def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=Non
                 ),  # fmt: skip
                 out,
                 "figures/chemical_order.png",
+            )
+        )
+    if summary.get("composition_by_depth"):
+        figs.append(
+            _save_figure(
+                plot_composition_by_depth(summary["composition_by_depth"]),
+                out,
+                "figures/composition_depth.png",
             )
         )
     rot = summary["relative_rotation_deg"]
