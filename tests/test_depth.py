@@ -130,3 +130,7 @@ def test_analyze_command_writes_the_profile_and_its_figure(tmp_path):
     assert prof["shells"][0]["Pt"]["share"] > 0.9
     assert "depth_shell" in read_atoms(tmp_path / "out" / "atoms.csv").features.columns
     assert (tmp_path / "out" / "figures" / "composition_depth.png").stat().st_size > 10_000
+    # and the report's figure of the same folder
+    assert main(["-q", "figures", str(tmp_path / "out"), "--only", "composition_depth",
+                 "--formats", "png", "--dpi", "60"]) == 0  # fmt: skip
+    assert "composition_depth.png" in (tmp_path / "out" / "report.html").read_text()

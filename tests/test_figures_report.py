@@ -144,7 +144,7 @@ def test_cli_figures_writes_every_figure_and_the_report(run_dir):
     fig_dir = run_dir / "figures"
     # no ORR relation in this run, g(r) is for amorphous particles only, grains for multiply
     # twinned ones (the dumbbell's twin planes are parallel)
-    skip = ("facet_orr", "rdf", "voronoi_motifs", "grains", "chemical_order")
+    skip = ("facet_orr", "rdf", "voronoi_motifs", "grains", "chemical_order", "composition_depth")
     drawn = [n for n in RUN_FIGURES if n not in skip]
     for name in drawn:
         png = fig_dir / f"{name}.png"
@@ -159,6 +159,7 @@ def test_cli_figures_writes_every_figure_and_the_report(run_dir):
     assert "facet_orr not drawn" in page
     assert "grains not drawn: not a multiply twinned particle" in page
     assert "chemical_order not drawn: not a two-element alloy" in page
+    assert "composition_depth not drawn: one element" in page
     assert "mean R-factor" in page and "twin-boundary layers" in page
 
 

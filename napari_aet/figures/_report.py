@@ -13,6 +13,7 @@ from ..analysis import MULTIPLY_TWINNED
 from . import (
     plot_alignment,
     plot_chemical_order,
+    plot_composition_by_depth,
     plot_grains,
     plot_layer_rmsd,
     plot_q4_q6,
@@ -33,6 +34,9 @@ RUN_FIGURES = {
     "chemical_order": "A slab through a binary alloy's largest grain, one lattice constant "
     "thick, down a cube axis of its lattice (for L1_0 across c: the two elements' (001) layers "
     "alternate up the picture), atoms coloured by element, with the phase and S.",
+    "composition_depth": "An alloy's composition shell by shell from the surface inward: "
+    "each element's share with its standard error and, dashed, its atoms' median significance "
+    "(a share that falls where its element is measured weakly may be atoms missed).",
     "layers_111": "The three (111) layers around the interface viewed along the stacking "
     "normal; hexagons join the in-plane neighbours of a central atom.",
     "layer_rmsd": "Per-layer 2D RMSD of the hexagonal-net fits.",
@@ -161,6 +165,11 @@ def make_figures(
                 raise LookupError("not a two-element alloy (no chemical_order in analysis.json)")
             need(["element"])
             return plot_chemical_order(p, f["element"], chem, summary.get("lattice_fits") or [])
+        if name == "composition_depth":
+            prof = summary.get("composition_by_depth")
+            if not prof:
+                raise LookupError("one element (no composition_by_depth in analysis.json)")
+            return plot_composition_by_depth(prof)
         if name == "layers_111":
             need(["layer"])
             normal = summary.get("stacking_normal_zyx")
