@@ -114,6 +114,16 @@ def test_structure_dock_colours_a_core_shell_alloy_by_depth(make_napari_viewer, 
     np.testing.assert_allclose(layer.face_color[shell == shell.max()][0], cmap(1.0))
     shot = viewer.screenshot(str(tmp_path / "ptni.png"), canvas_only=True, flash=False)
     assert shot[..., :3].mean() > 5
+    # beneath the surface: 'show shells' 1:9 typed, the surface shell's atoms hidden
+    qtbot.keyClicks(w.show_shells.native, "1:9")
+    qtbot.keyClick(w.show_shells.native, Qt.Key_Return)
+    QApplication.processEvents()
+    inner = int((shell >= 1).sum())
+    assert w.status.value == f"Showing {inner} of {len(shell)} atoms"
+    shown = [ly for ly in viewer.layers if ly.visible and ly.name.startswith("PtNi")]
+    assert sum(len(ly.data) for ly in shown) == inner
+    core = viewer.screenshot(str(tmp_path / "ptni_core.png"), canvas_only=True, flash=False)
+    assert core[..., :3].mean() > 5
 
 
 def test_analyze_command_writes_the_profile_and_its_figure(tmp_path):

@@ -141,6 +141,11 @@ class StructureWidget(StageWidgetMixin, DockContainer):
         self.show_grains.tooltip = (
             "twin domains of a multiply twinned particle, e.g. 0, 2 or 0:1; empty shows all"
         )
+        self.show_shells = LineEdit(label="show shells", value="")
+        self.show_shells.tooltip = (
+            "an alloy's shells from the surface inward (0 = surface), e.g. 1:9 to look beneath "
+            "the surface; empty shows all"
+        )
         self.legend = Label(value="")
         self.legend.native.setTextFormat(Qt.RichText)
         self.legend.native.setWordWrap(True)
@@ -166,6 +171,7 @@ class StructureWidget(StageWidgetMixin, DockContainer):
                 self.legend,
                 self.show_layers,
                 self.show_grains,
+                self.show_shells,
                 self.view_direction,
                 self.view_button,
                 self.status,
@@ -193,6 +199,7 @@ class StructureWidget(StageWidgetMixin, DockContainer):
         self.color_by.changed.connect(lambda v: self.recolor())
         self.show_layers.changed.connect(lambda v: self.apply_layer_selection())
         self.show_grains.changed.connect(lambda v: self.apply_layer_selection())
+        self.show_shells.changed.connect(lambda v: self.apply_layer_selection())
         self.view_button.changed.connect(lambda e=None: self.view_along())
         self._zone_axes = None
         self._last_choice = None
@@ -398,9 +405,10 @@ class StructureWidget(StageWidgetMixin, DockContainer):
             return
         f = self._target.features
         shown, labels = np.ones(len(f), bool), []
-        for field, column, what in (
-            (self.show_layers, "layer", "Layers"),
-            (self.show_grains, "grain", "Grains"),
+        for field, column, what, none in (
+            (self.show_layers, "layer", "Layers", "a single crystal?"),
+            (self.show_grains, "grain", "Grains", "a single crystal?"),
+            (self.show_shells, "depth_shell", "Shells", "one element"),
         ):
             try:
                 sel = parse_layer_selection(field.value)
@@ -410,7 +418,7 @@ class StructureWidget(StageWidgetMixin, DockContainer):
             if sel is None:
                 continue
             if column not in f.columns:
-                self.status.value = f"{what}: this analysis has none (a single crystal?)"
+                self.status.value = f"{what}: this analysis has none ({none})"
                 return
             shown &= np.isin(f[column].to_numpy(), sorted(sel))
             labels.append(f"{what.lower()} {field.value.strip()}")
