@@ -104,10 +104,14 @@ def test_structure_dock_colours_a_core_shell_alloy_by_depth(make_napari_viewer, 
     qtbot.mouseClick(w.run_button.native, Qt.LeftButton)
     qtbot.waitUntil(lambda: w.result is not None, timeout=120000)
     assert "Pt is richer at the surface" in w.status.value
+    # the dock's plots: the profile under the Q4/Q6 map and the layers' fits
+    titles = [ax.get_title() for ax in w._figure.axes]
+    assert any(t.startswith("composition by depth") for t in titles)
     w.color_by.native.setFocus()
     qtbot.keyClicks(w.color_by.native, "dep")
     QApplication.processEvents()
     assert w.color_by.value == "depth_shell"
+    assert w.legend.value.startswith("depth_shell: the surface shell (yellow)")
     shell = layer.features["depth_shell"].to_numpy()
     cmap = colormaps["viridis_r"]
     np.testing.assert_allclose(layer.face_color[shell == 0][0], cmap(0.0))
@@ -124,6 +128,8 @@ def test_structure_dock_colours_a_core_shell_alloy_by_depth(make_napari_viewer, 
     assert sum(len(ly.data) for ly in shown) == inner
     core = viewer.screenshot(str(tmp_path / "ptni_core.png"), canvas_only=True, flash=False)
     assert core[..., :3].mean() > 5
+    window = viewer.screenshot(str(tmp_path / "ptni_window.png"), canvas_only=False, flash=False)
+    assert window.shape[1] > core.shape[1]
 
 
 def test_analyze_command_writes_the_profile_and_its_figure(tmp_path):

@@ -471,12 +471,12 @@ def plot_composition_by_depth(profile: dict, *, ax=None):
             twin = twin or ax.twinx()
             twin.plot(x, sig, ls="--", color=col, lw=1, alpha=0.7)
     ax.set_xlabel("depth below the surface (Å)")
-    ax.set_ylabel("share of the shell's atoms")
+    ax.set_ylabel("share of the shell")
     ax.set_ylim(0, 1)
     if twin is not None:
-        twin.set_ylabel("median significance (dashed)")
+        twin.set_ylabel("median significance (dashed)", fontsize=8)
         twin.set_ylim(bottom=0)
     n = sum(s["n_atoms"] for s in shells)
-    ax.set_title(f"composition by depth: {n} atoms, shells one bond deep", fontsize=9)
-    ax.legend(fontsize=7, loc="upper right", frameon=False)
+    ax.set_title(f"composition by depth ({n} atoms)", fontsize=9)
+    ax.legend(fontsize=7, loc="best", frameon=False)
     return fig

@@ -22,6 +22,7 @@ from ..core.geometry import in_plane_basis
 from ..figures import (
     STUDY_LAYER_COLORS,
     layer_groups,
+    plot_composition_by_depth,
     plot_layer_rmsd,
     plot_q4_q6,
     summary_layer_groups,
@@ -396,6 +397,8 @@ class StructureWidget(StageWidgetMixin, DockContainer):
             )
         if mode in ("layer", "cluster"):
             return f"{mode}: cycling colours (tab20)"
+        if mode == "depth_shell":
+            return "depth_shell: the surface shell (yellow) to the deepest (dark violet), viridis"
         if mode in ("q4", "q6", "a_local"):
             return f"{mode}: low (dark violet) to high (yellow), viridis"
         return f"{mode}: compressive (blue), 0 (white), tensile (red); grey: not measured"
@@ -515,7 +518,9 @@ class StructureWidget(StageWidgetMixin, DockContainer):
         s = self.result.summary
         g = summary_layer_groups(f["layer"].to_numpy(), s)
         self._figure.clear()
-        ax1, ax2 = self._figure.subplots(2, 1)
+        profile = s.get("composition_by_depth")  # an alloy's: a third panel
+        axes = self._figure.subplots(3 if profile else 2, 1)
+        ax1, ax2 = axes[0], axes[1]
         plot_q4_q6(
             f["q4"],
             f["q6"],
@@ -526,4 +531,6 @@ class StructureWidget(StageWidgetMixin, DockContainer):
             ax=ax1,
         )
         plot_layer_rmsd(s["layers"], ax=ax2)
+        if profile:
+            plot_composition_by_depth(profile, ax=axes[2])
         self._canvas.draw_idle()
