@@ -150,3 +150,9 @@ def test_analyze_command_writes_the_profile_and_its_figure(tmp_path):
     assert main(["-q", "figures", str(tmp_path / "out"), "--only", "composition_depth",
                  "--formats", "png", "--dpi", "60"]) == 0  # fmt: skip
     assert "composition_depth.png" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_model_in_the_wrong_units_is_refused_before_the_grid_is_made():
+    m = _alloy(radius_A=10.0)
+    with pytest.raises(MemoryError, match="check the model's units"):
+        atom_depths(m.positions * 100.0, 2.70)  # nm taken for pm: a particle 100x too big

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from ..core.memory import check_memory
+
 #: the spheres' radius and the voxels' size, in bonds
 SPHERE_BONDS = 0.8
 VOXEL_BONDS = 0.25
@@ -38,11 +40,11 @@ def atom_depths(positions_A, d_nn: float) -> np.ndarray:
     pad = int(np.ceil((radius + 2 * d_nn) / vox)) + 1
     lo = pos.min(axis=0) - pad * vox
     shape = tuple(int(v) for v in np.ceil((pos.max(axis=0) - lo) / vox).astype(int) + pad + 1)
-    if np.prod(shape, dtype=np.int64) > 64_000_000:
-        raise MemoryError(
-            f"a depth grid of {shape} voxels: the atoms span more than a nanoparticle; check the "
-            "model's units (A)"
-        )
+    # the grid's masks and its distance transform (float64) with scipy's index arrays
+    check_memory(
+        20.0 * np.prod(shape, dtype=np.float64), f"the depth grid of {shape} voxels",
+        hint="the atoms span more than a nanoparticle: check the model's units (A)",
+    )  # fmt: skip
     idx = np.round((pos - lo) / vox).astype(int)
     body = np.zeros(shape, bool)
     body[tuple(idx.T)] = True
