@@ -155,4 +155,4 @@ def test_analyze_command_writes_the_profile_and_its_figure(tmp_path):
 def test_a_model_in_the_wrong_units_is_refused_before_the_grid_is_made():
     m = _alloy(radius_A=10.0)
     with pytest.raises(MemoryError, match="check the model's units"):
-        atom_depths(m.positions * 100.0, 2.70)  # nm taken for pm: a particle 100x too big
+        atom_depths(m.positions * 100.0, 2.70)  # units 100x off: a particle 100x too big
