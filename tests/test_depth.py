@@ -156,3 +156,5 @@ def test_a_model_in_the_wrong_units_is_refused_before_the_grid_is_made():
     m = _alloy(radius_A=10.0)
     with pytest.raises(MemoryError, match="check the model's units"):
         atom_depths(m.positions * 100.0, 2.70)  # units 100x off: a particle 100x too big
+    with pytest.raises(ValueError, match="one element per atom"):
+        composition_by_depth(m.positions, ["Pt"] * 3, 2.70)

@@ -48,26 +48,25 @@ def atom_depths(positions_A, d_nn: float) -> np.ndarray:
     idx = np.round((pos - lo) / vox).astype(int)
     body = np.zeros(shape, bool)
     body[tuple(idx.T)] = True
-    r = int(np.ceil(radius / vox))
-    g = np.arange(-r, r + 1)
-    ball = (g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2) <= (
-        radius / vox
-    ) ** 2
-    body = ndimage.binary_dilation(body, structure=ball)
-    c = int(np.ceil(d_nn / vox))
-    g = np.arange(-c, c + 1)
-    close = (g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2) <= c * c
-    body = ndimage.binary_closing(body, structure=close)
+    body = ndimage.binary_dilation(body, structure=_ball(radius / vox))
+    body = ndimage.binary_closing(body, structure=_ball(d_nn / vox))
     body = ndimage.binary_fill_holes(body)
     edt = ndimage.distance_transform_edt(body, sampling=vox)
     return np.clip(edt[tuple(idx.T)] - radius, 0.0, None)
+
+
+def _ball(radius_vox: float) -> np.ndarray:
+    """A ball of ``radius_vox`` voxels as a boolean structuring element."""
+    r = int(np.ceil(radius_vox))
+    g = np.arange(-r, r + 1)
+    return (g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2) <= radius_vox**2
 
 
 def _shells(depth_A, d_nn: float) -> np.ndarray:
     """Shell index per atom: 0 for the outermost bond of depth, 1 for the next, ...; the
     deepest shells joined until the last holds :data:`MIN_SHELL_ATOMS` atoms."""
     shell = np.floor(np.asarray(depth_A, float) / d_nn + 0.5).astype(int)
-    while shell.max() > 0 and np.sum(shell == shell.max()) < MIN_SHELL_ATOMS:
+    while len(shell) and shell.max() > 0 and np.sum(shell == shell.max()) < MIN_SHELL_ATOMS:
         top = shell.max()
         shell[shell == top] = top - 1
     return shell
@@ -79,6 +78,11 @@ def composition_by_depth(positions_A, species, d_nn: float, significance=None) -
     (atoms deeper than the median) per element, with a note where an element's share differs
     by more than :data:`NOTE_Z` binomial standard errors."""
     species = np.asarray(species).astype(str)
+    if len(species) == 0 or len(species) != len(positions_A):
+        raise ValueError(
+            f"{len(positions_A)} positions and {len(species)} species: give one element per "
+            "atom (and at least one atom)"
+        )
     depth = atom_depths(positions_A, d_nn)
     shell = _shells(depth, d_nn)
     elements = sorted(str(e) for e in set(species))
