@@ -28,12 +28,19 @@ from _common import machine
 BOND_A = {"Pt,Ni": 2.70}
 
 
+def _notes(notes) -> str:
+    """The notes' kinds: the profile's (an element richer at the surface) and each element
+    measured below the bar."""
+    kinds = ["profile" if "richer" in n else "weak " + n.split("'")[0] for n in notes]
+    return ", ".join(kinds) or "none"
+
+
 def built_table(seeds) -> list[str]:
     from napari_aet.analysis import composition_by_depth
     from napari_aet.simulate import build_structure
 
     rows = [
-        "| particle (seed) | atoms | Pt surface / inner | z | note | time (s) |",
+        "| particle (seed) | atoms | Pt surface / inner | z | notes | time (s) |",
         "|---|---:|---|---:|---|---:|",
     ]
     for seed in seeds:
@@ -51,7 +58,7 @@ def built_table(seeds) -> list[str]:
             c = out["surface_vs_inner"]["Pt"]
             rows.append(
                 f"| {name} ({seed}) | {len(pos)} | {c['surface_share']:.2f} / "
-                f"{c['inner_share']:.2f} | {c['z']:+.1f} | {'yes' if out['notes'] else 'no'} | "
+                f"{c['inner_share']:.2f} | {c['z']:+.1f} | {_notes(out['notes'])} | "
                 f"{dt:.2f} |"
             )
     return rows
@@ -64,7 +71,7 @@ def runs_table(folders) -> list[str]:
 
     rows = [
         "| run | element | truth: surface / inner | run: surface / inner (z) | run: median "
-        "significance, surface / inner | note |",
+        "significance, surface / inner | notes |",
         "|---|---|---|---|---|---|",
     ]
     for folder in folders:
@@ -83,7 +90,7 @@ def runs_table(folders) -> list[str]:
                 f"| {folder} | {e} | {ct['surface_share']:.2f} / {ct['inner_share']:.2f} | "
                 f"{cr.get('surface_share', float('nan')):.2f} / "
                 f"{cr.get('inner_share', float('nan')):.2f} ({cr.get('z', float('nan')):+.1f}) | "
-                f"{sig_txt} | {'yes' if r['notes'] else 'no'} |"
+                f"{sig_txt} | {_notes(r['notes'])} |"
             )
     return rows
 

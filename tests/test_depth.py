@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from napari_aet.analysis import analyze_structure, atom_depths, composition_by_depth
+from napari_aet.analysis._depth import MEASURED_SIGNIFICANCE
 from napari_aet.simulate import build_structure
+from napari_aet.trace._verdicts import HELD_VERDICT_SIGNIFICANCE
 
 
 def _alloy(radius_A=16.0, seed=3):
@@ -46,9 +48,15 @@ def test_a_random_alloy_has_no_profile_note_and_the_significance_is_reported():
     m = _alloy()
     species = m.features["element"].astype(str).to_numpy()
     assert set(species) == {"Pt", "Ni"}
+    assert composition_by_depth(m.positions, species, 2.70)["notes"] == []
     sig = np.where(species == "Ni", 4.0, 12.0)
     out = composition_by_depth(m.positions, species, 2.70, sig)
-    assert out["notes"] == []
+    # no profile to note, but Ni measured below the refine stage's bar
+    assert out["notes"] == [
+        "Ni's atoms are measured to a median of 4.0 standard errors (below 5): some of them "
+        "may be missed or misplaced, and Ni's shares by depth with them"
+    ]
+    assert MEASURED_SIGNIFICANCE == HELD_VERDICT_SIGNIFICANCE
     for e in ("Pt", "Ni"):
         assert abs(out["surface_vs_inner"][e]["z"]) < 3.0
         assert out["surface_vs_inner"][e]["inner_median_significance"] == (
