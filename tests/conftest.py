@@ -58,3 +58,25 @@ def click(viewer, position, view_direction=(1.0, 0.0, 0.0), dims=(0, 1, 2)):
 
     event = _MouseEvent(tuple(position), tuple(view_direction), list(dims))
     mouse_press_callbacks(viewer, ReadOnlyWrapper(event, exceptions=("handled",)))
+
+
+def structure_dock_analysed(make_napari_viewer, qtbot, model, name, elements):
+    """A shown viewer with ``model`` as the points layer ``name`` and the Structure dock, the
+    elements typed into its field and Analyze clicked, as an analyst does; returns
+    ``(viewer, layer, widget)`` once the analysis is done."""
+    from qtpy.QtCore import Qt
+
+    from napari_aet._layers import atoms_layer_data
+    from napari_aet.widgets import StructureWidget
+
+    viewer = make_napari_viewer(show=True)
+    data, kw, _ = atoms_layer_data(model, name=name)
+    layer = viewer.add_points(data, **kw)
+    w = StructureWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Structure")
+    w.layer.value = layer
+    w.element.native.selectAll()
+    qtbot.keyClicks(w.element.native, elements)
+    qtbot.mouseClick(w.run_button.native, Qt.LeftButton)
+    qtbot.waitUntil(lambda: w.result is not None, timeout=120000)
+    return viewer, layer, w

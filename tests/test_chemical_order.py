@@ -3,6 +3,7 @@ from particles built with a known order (and with species misassigned as a trace
 
 import numpy as np
 import pytest
+from conftest import structure_dock_analysed
 
 from napari_aet.analysis import analyze_structure
 from napari_aet.analysis._chemical_order import long_range_order, sublattice_of
@@ -118,25 +119,13 @@ def test_structure_dock_colours_an_ordered_alloy_by_its_order(make_napari_viewer
     chemical_order from the combo box with the keyboard: every measured atom L1_0's colour, the
     surface grey, the legend naming the phases; the status line says it is ordered."""
     from matplotlib.colors import to_rgba
-    from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QApplication
 
-    from napari_aet._layers import atoms_layer_data
-    from napari_aet.widgets import StructureWidget
     from napari_aet.widgets._structure import _ORDER_COLORS
 
     m = _ordered("L1_0", "Fe,Pt")
-    viewer = make_napari_viewer(show=True)
-    data, kw, _ = atoms_layer_data(m, name="FePt")
-    layer = viewer.add_points(data, **kw)
-    w = StructureWidget(viewer)
-    viewer.window.add_dock_widget(w, name="Structure")
-    w.layer.value = layer
-    w.element.native.selectAll()
-    qtbot.keyClicks(w.element.native, "Fe,Pt")
+    viewer, layer, w = structure_dock_analysed(make_napari_viewer, qtbot, m, "FePt", "Fe,Pt")
     assert w.element.value == "Fe,Pt"
-    qtbot.mouseClick(w.run_button.native, Qt.LeftButton)
-    qtbot.waitUntil(lambda: w.result is not None, timeout=120000)
     assert "chemically ordered: L1_0" in w.status.value
     # the study preset shows an ordered alloy's order at once
     assert w.color_by.value == "study preset" and "L1_0" in w.legend.value
