@@ -3,6 +3,7 @@ with a known profile (a core-shell particle, a random alloy) and the depth of a 
 
 import numpy as np
 import pytest
+from conftest import structure_dock_analysed
 
 from napari_aet.analysis import analyze_structure, atom_depths, composition_by_depth
 from napari_aet.analysis._depth import MEASURED_SIGNIFICANCE
@@ -42,6 +43,9 @@ def test_a_core_shell_particle_is_found_richer_at_its_surface():
     assert len(out["notes"]) == 1 and out["notes"][0].startswith("Pt is richer at the surface")
     # the shells run from 0 at the surface inward, every atom in one
     assert out["shell"].min() == 0 and sum(s["n_atoms"] for s in out["shells"]) == len(pos)
+    # atoms without an element (added by hand) count in the shells but name no element
+    species[:3] = ""
+    assert composition_by_depth(pos, species, 2.70)["elements"] == ["Ni", "Pt"]
 
 
 def test_a_random_alloy_has_no_profile_note_and_the_significance_is_reported():
@@ -98,19 +102,9 @@ def test_structure_dock_colours_a_core_shell_alloy_by_depth(make_napari_viewer, 
     from qtpy.QtCore import Qt
     from qtpy.QtWidgets import QApplication
 
-    from napari_aet._layers import atoms_layer_data
-    from napari_aet.widgets import StructureWidget
-
-    viewer = make_napari_viewer(show=True)
-    data, kw, _ = atoms_layer_data(_core_shell(), name="PtNi")
-    layer = viewer.add_points(data, **kw)
-    w = StructureWidget(viewer)
-    viewer.window.add_dock_widget(w, name="Structure")
-    w.layer.value = layer
-    w.element.native.selectAll()
-    qtbot.keyClicks(w.element.native, "Pt,Ni")
-    qtbot.mouseClick(w.run_button.native, Qt.LeftButton)
-    qtbot.waitUntil(lambda: w.result is not None, timeout=120000)
+    viewer, layer, w = structure_dock_analysed(
+        make_napari_viewer, qtbot, _core_shell(), "PtNi", "Pt,Ni"
+    )
     assert "Pt is richer at the surface" in w.status.value
     # the dock's plots: the profile under the Q4/Q6 map and the layers' fits
     titles = [ax.get_title() for ax in w._figure.axes]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ._crystal import element_kinds
 from ._grains import local_fcc_orientations
 
 #: The four simple-cubic sublattices of fcc by the parities of twice a site's cubic
@@ -211,10 +212,10 @@ def chemical_order_summary(species, fits, *, local_phase=None) -> dict:
 
 def two_species(features) -> np.ndarray | None:
     """The ``element`` column of a model of exactly two elements, else None."""
-    if "element" not in features.columns:
+    got = element_kinds(features)
+    if got is None:
         return None
-    species = features["element"].astype(str).to_numpy()
-    kinds = set(species) - {"", "nan", "None"}
+    species, kinds = got
     return species if len(kinds) == 2 and len(set(species)) == 2 else None
 
 

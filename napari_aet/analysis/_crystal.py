@@ -121,6 +121,19 @@ def _hcp_reference(element, lattice_constant_A=None) -> float | None:
     return None if els is None else float(np.mean([element_data(e).bond_length_A for e in els]))
 
 
+#: what an atom's ``element`` feature holds where no element was given
+UNSET_ELEMENTS = frozenset({"", "nan", "None"})
+
+
+def element_kinds(features) -> tuple[np.ndarray, set] | None:
+    """``(species, kinds)``: a feature table's ``element`` column as strings and the elements
+    it names (:data:`UNSET_ELEMENTS` left out); None without the column."""
+    if "element" not in features.columns:
+        return None
+    species = features["element"].astype(str).to_numpy()
+    return species, set(species) - UNSET_ELEMENTS
+
+
 def _composition(model: AtomModel, element) -> list[float] | None:
     """Atom fractions of an alloy's elements from the model's ``element`` feature."""
     try:

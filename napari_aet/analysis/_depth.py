@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..core.memory import check_memory
+from ._crystal import UNSET_ELEMENTS, element_kinds
 
 #: the spheres' radius and the voxels' size, in bonds
 SPHERE_BONDS = 0.8
@@ -91,7 +92,7 @@ def composition_by_depth(positions_A, species, d_nn: float, significance=None) -
         )
     depth = atom_depths(positions_A, d_nn)
     shell = _shells(depth, d_nn)
-    elements = sorted(str(e) for e in set(species))
+    elements = sorted(str(e) for e in set(species) - UNSET_ELEMENTS)  # shares of all atoms
     sig = None if significance is None else np.asarray(significance, float)
     rows = []
     for k in range(int(shell.max()) + 1):
@@ -168,11 +169,10 @@ def add_composition_by_depth(f, pos, d_nn: float) -> dict | None:
     the feature table ``f``), its ``refine_significance`` when present; adds the feature
     ``depth_shell`` to ``f`` and returns the ``composition_by_depth`` part of
     ``analysis.json`` with its ``notes``; None for one element or without a bond length."""
-    if "element" not in f.columns or not np.isfinite(d_nn) or len(f) < 2 * MIN_SHELL_ATOMS:
+    got = element_kinds(f)
+    if got is None or len(got[1]) < 2 or not np.isfinite(d_nn) or len(f) < 2 * MIN_SHELL_ATOMS:
         return None
-    species = f["element"].astype(str).to_numpy()
-    if len(set(species) - {"", "nan", "None"}) < 2:
-        return None
+    species = got[0]
     sig = f["refine_significance"].to_numpy(float) if "refine_significance" in f else None
     out = composition_by_depth(pos, species, d_nn, sig)
     f["depth_shell"] = out.pop("shell")
