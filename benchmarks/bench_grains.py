@@ -59,6 +59,7 @@ def noise_table(noise_pm, seeds) -> list[str]:
     from napari_aet.simulate import build_structure
 
     particles = [
+        ("decahedron", 10.0),
         ("decahedron", 15.0),
         ("decahedron", 20.0),
         ("icosahedron", 15.0),

@@ -55,6 +55,10 @@ PARTICLES = {
     # twenty tetrahedra about a centre (a Mackay icosahedron, radius to its vertices: at 128 px
     # 8 shells, 1,415 atoms)
     "pt-icosahedron": ("Pt", "icosahedron", "blob", 0.4, "fcc"),
+    # multiply twinned particles of 2-3 nm, the size of many catalysts (at 128 px a 209-atom
+    # decahedron of 10 A and a 561-atom icosahedron of 15 A: a few fcc atoms per segment)
+    "pt-small-decahedron": ("Pt", "decahedron", "blob", 0.22, "fcc"),
+    "pt-small-icosahedron": ("Pt", "icosahedron", "blob", 0.33, "fcc"),
     "au-particle": ("Au", "fcc", "blob", 0.22, "fcc"),
     "pt-amorphous": ("Pt", "amorphous", "blob", 0.22, "amorphous"),
     "pt-multislice": ("Pt", "fcc", "blob", 0.35, "fcc"),

@@ -410,3 +410,35 @@ def test_hcp_and_bcc_crystals_get_no_fcc_twin_domains():
         assert res.summary["lattice"] == structure and res.summary["grains"] is None
         assert "grain" not in res.model.features
         assert not any("fcc orientation" in n for n in res.summary["notes"])
+
+
+@pytest.mark.parametrize(
+    ("structure", "radius", "noise", "n_atoms", "kind", "n_grains", "n_twins"),
+    [
+        # 2 nm: seven oriented atoms per segment (a fixed bar of ten left it "not measured")
+        ("decahedron", 10.0, 0.15, 209, "decahedral", 5, 5),
+        # 2.8 nm, six shells: four oriented atoms per tetrahedron
+        ("icosahedron", 15.0, 0.10, 561, "icosahedral", 20, 30),
+    ],
+)
+def test_small_multiply_twinned_particles_are_measured(
+    structure, radius, noise, n_atoms, kind, n_grains, n_twins
+):
+    """Multiply twinned particles of 2-3 nm, the sizes of many catalysts: a grain needs a
+    twentieth of the oriented atoms (at least four), and a twin between small grains is
+    recognised within their orientations' standard errors (a Mackay icosahedron's strained
+    tetrahedra are 2.9 deg off an exact twin before any noise)."""
+    from napari_aet.analysis._grains import grain_min_atoms
+
+    m = build_structure(structure, element="Pt", radius_A=radius, seed=1, jitter_A=noise)
+    pos = m.positions
+    assert len(pos) == n_atoms
+    g = segment_grains(pos, nearest_neighbour_distance(pos))
+    assert g.kind == kind and g.n_grains == n_grains, (g.kind, g.notes)
+    assert sum(b["twin"] for b in g.boundaries) == n_twins
+    assert g.describe()
+    truth = m.metadata.get("fivefold_axes_zyx") or [m.metadata["fivefold_axis_zyx"]]
+    found = np.asarray(g.fivefold_axes_zyx)
+    assert len(found) == len(truth)
+    assert np.abs(found @ np.asarray(truth).T).max(axis=1).min() > np.cos(np.deg2rad(3.0))
+    assert grain_min_atoms(80) == 4 and grain_min_atoms(150) == 7 and grain_min_atoms(5000) == 10

@@ -69,8 +69,11 @@ LOW_ANGLE_DEG = 15.0
 #: The share of a model's atoms that must be oriented atoms of its grains for the grains to
 #: describe it (:meth:`Grains.describe`).
 MIN_GRAIN_SHARE = 0.1
-#: A Sigma-3 twin: within this of 60 deg about a <111> [deg].
+#: A Sigma-3 twin: within this of 60 deg about a <111> [deg], widened by the two grains'
+#: orientation uncertainty (:func:`_orientation_errors_deg`).
 TWIN_TOLERANCE_DEG = 5.0
+#: The fewest and the most oriented atoms a grain needs (:func:`grain_min_atoms`).
+MIN_GRAIN_ATOMS = (4, 10)
 #: Two twins in turn (Sigma 9): 38.94 deg about a <110>; a decahedron's segments two apart
 #: are turned so (36 deg once strained to close the gap; an icosahedron's tetrahedra, whose
 #: strain is larger, about an axis up to 7 deg off <110>): within the tolerance [deg] and
@@ -130,6 +133,9 @@ class Grains:
     atom_rotations, misfit : ndarray or None
         Each atom's own orientation and its misfit (:func:`local_fcc_orientations`), for
         analyses that read the atoms' bonds on their cube axes.
+    rotation_errors_deg : list of float
+        Each grain's mean orientation's standard error [deg] (its oriented atoms' spread):
+        a twin between small grains is recognised within it.
     """
 
     label: np.ndarray
@@ -144,6 +150,7 @@ class Grains:
     notes: list = field(default_factory=list)
     atom_rotations: np.ndarray | None = None
     misfit: np.ndarray | None = None
+    rotation_errors_deg: list = field(default_factory=list)
 
     @property
     def n_grains(self) -> int:
@@ -282,16 +289,19 @@ def _mean_rotation(rots: np.ndarray, weights=None) -> np.ndarray:
     return uu @ wt
 
 
-def _twin_check(ra: np.ndarray, rb: np.ndarray):
+def _twin_check(ra: np.ndarray, rb: np.ndarray, error_deg: float = 0.0):
     """Misorientation angle [deg], its axis in ``ra``'s crystal frame, and whether it is a
-    Sigma-3 twin (60 deg about <111>) with its plane normal in the lab."""
+    Sigma-3 twin (60 deg about <111>, within :data:`TWIN_TOLERANCE_DEG` plus twice
+    ``error_deg``, the relative orientation's standard error) with its plane normal in the
+    lab."""
     ang, s = misorientation_deg(ra[None], rb[None])
     rel = ra.T @ rb @ _CUBIC[s[0]]
     rv = Rotation.from_matrix(rel).as_rotvec()
     norm = float(np.linalg.norm(rv))
     axis = rv / norm if norm > 1e-9 else np.array([0.0, 0.0, 1.0])
     off = np.rad2deg(np.arccos(np.clip(np.max(np.abs(_AXES_111 @ axis)), -1.0, 1.0)))
-    twin = abs(float(ang[0]) - 60.0) < TWIN_TOLERANCE_DEG and off < TWIN_TOLERANCE_DEG
+    tol = TWIN_TOLERANCE_DEG + 2.0 * error_deg
+    twin = abs(float(ang[0]) - 60.0) < tol and off < tol
     normal = ra @ axis
     return float(ang[0]), axis, twin, normal / np.linalg.norm(normal)
 
@@ -305,6 +315,25 @@ def _twin_plane_angles(boundaries) -> list[float]:
             c = abs(float(normals[i] @ normals[j]))
             out.append(float(np.rad2deg(np.arccos(min(c, 1.0)))))
     return out
+
+
+def grain_min_atoms(n_oriented: int) -> int:
+    """The oriented atoms a grain needs: a twentieth of the model's (an icosahedron, the most
+    divided fcc particle, has twenty grains), within :data:`MIN_GRAIN_ATOMS`. Large particles
+    keep ten, which no patch of a tracer's wrong atoms reaches; a 2.8-nm icosahedron (561
+    atoms) has four oriented atoms per tetrahedron and a 2-nm decahedron seven per segment,
+    which a fixed ten left "not measured"."""
+    lo, hi = MIN_GRAIN_ATOMS
+    return int(np.clip(n_oriented // 20, lo, hi))
+
+
+def _orientation_error_deg(rots: np.ndarray, mean: np.ndarray) -> float:
+    """Standard error [deg] of a grain's mean orientation ``mean``: its atoms' RMS
+    misorientation from it over the square root of their number (0 for one atom)."""
+    if len(rots) < 2:
+        return 0.0
+    ang, _ = misorientation_deg(np.broadcast_to(mean, rots.shape), rots)
+    return float(np.sqrt(np.mean(ang**2) / (len(rots) - 1)))
 
 
 def _misfit_bar(misfit: np.ndarray) -> float:
@@ -321,15 +350,16 @@ def segment_grains(
     positions_A,
     d_nn: float,
     *,
-    min_atoms: int = 10,
+    min_atoms: int | None = None,
     join_deg: float = JOIN_DEG,
     max_misfit: float | None = None,
 ) -> Grains:
     """Twin domains of an fcc particle (see the module's description).
 
     ``d_nn`` is the nearest-neighbour distance [A]; a grain needs ``min_atoms`` atoms whose
-    own orientation was measured. Any positions give a result: too few oriented atoms give
-    no grain (every label -1) with the reason in ``notes``.
+    own orientation was measured (default :func:`grain_min_atoms` of the oriented atoms).
+    Any positions give a result: too few oriented atoms give no grain (every label -1) with
+    the reason in ``notes``.
     """
     pos = np.asarray(positions_A, np.float64)
     n = len(pos)
@@ -339,6 +369,8 @@ def segment_grains(
         max_misfit = _misfit_bar(misfit)
     oriented = np.isfinite(misfit) & (misfit < max_misfit)
     out = Grains(label, oriented, kind="not measured", atom_rotations=rot, misfit=misfit)
+    if min_atoms is None:
+        min_atoms = grain_min_atoms(int(oriented.sum()))
     if oriented.sum() < min_atoms:
         out.notes.append(
             f"{int(oriented.sum())} atoms have a measurable fcc orientation (twelve neighbours, "
@@ -362,6 +394,9 @@ def segment_grains(
         out.notes.append(f"no group of {min_atoms} or more atoms shares one fcc orientation")
         return out
     out.rotations = [_mean_rotation(rot[label == g]) for g in range(len(big))]
+    out.rotation_errors_deg = [
+        _orientation_error_deg(rot[label == g], out.rotations[g]) for g in range(len(big))
+    ]
     # the rest join the grain most of their neighbours are in (ties: the larger grain)
     nbrs = tree.query_ball_point(pos, 1.25 * d_nn)
     core = label.copy()  # the oriented atoms' grains, before the rest join them
@@ -446,7 +481,8 @@ def _boundaries(out: Grains, pos: np.ndarray, pairs: np.ndarray, sandwiched: dic
         if sv[1] < LINE_WIDTH_A:
             out.junctions.append([int(ga), int(gb)])
             continue
-        ang, axis, twin, twin_normal = _twin_check(out.rotations[ga], out.rotations[gb])
+        err = float(np.hypot(out.rotation_errors_deg[ga], out.rotation_errors_deg[gb]))
+        ang, axis, twin, twin_normal = _twin_check(out.rotations[ga], out.rotations[gb], err)
         # the plane itself: through the twin plane's own atoms where it has enough of them
         # (exact, and unbiased where one grain is strained more than the other), else
         # through the bonds across it; and the {111} both grains' lattices share there
