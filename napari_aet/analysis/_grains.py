@@ -114,7 +114,7 @@ class Grains:
         :data:`LINE_WIDTH_A` of one: a decahedron's segments two apart, at its axis).
     kind : str
         ``"not measured"`` (no grain found: too few atoms with twelve neighbours, as in
-        multiply twinned particles under about 1.2-1.5 nm in radius), ``"single crystal"``,
+        multiply twinned particles under about 1.2 nm in radius), ``"single crystal"``,
         ``"low-angle grains"`` (turned by less than :data:`LOW_ANGLE_DEG`),
         ``"lamellar twins"`` (parallel twin planes), ``"decahedral"`` (four or more grains
         whose twin planes share an axis), ``"icosahedral"`` (eight or more grains, twin
