@@ -17,6 +17,7 @@ from ._frames import (
 from ._glitches import dead_lines_reason, dead_scan_lines
 from ._model_rounds import BLURRED_RATIO, blurred_images
 from ._pipeline import (
+    FAMILY_ALPHA,
     SIGNIFICANCE_K,
     AlignmentResult,
     align_tilt_series,
@@ -57,6 +58,7 @@ __all__ = [
     "BLURRED_RATIO",
     "blurred_images",
     "SIGNIFICANCE_K",
+    "FAMILY_ALPHA",
     "coarse_shift_error",
     "keep_significant",
     "DualAxisRegistration",

@@ -25,7 +25,8 @@ from ._shifts import (
     apply_alignment,
     center_of_mass_offsets,
 )
-from ._significance import (
+from ._significance import (  # noqa: F401 (FAMILY_ALPHA re-exported)
+    FAMILY_ALPHA,
     SIGNIFICANCE_K,
     _coarse_shifts,
     _model_tilt_axis,

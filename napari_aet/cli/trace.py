@@ -133,6 +133,14 @@ def add_refine(sub) -> None:
         "atoms without asking the held-out images (default: refine on every other image and "
         "keep the refinement only if it predicts the others better than the traced atoms)",
     )
+    p.add_argument(
+        "--no-angle-check",
+        dest="check_angles",
+        action="store_false",
+        help="do not measure the tilt angles again with the refined atoms (default: measure "
+        "them, and where established corrections move the atoms at the particle's radius by "
+        "more than 5 pm, refine again at the corrected angles, written to angles.txt)",
+    )
     element_option(p, R.element, "for an alloy, each atom's species by its refined amplitude")
     device_option(p)
     p.set_defaults(func=cmd_refine)
@@ -183,6 +191,7 @@ def cmd_refine(args) -> int:
         counts=args.counts,
         weighting=args.weighting,
         held_out=args.held_out,
+        check_angles=args.check_angles,
         element=args.element,
         device=args.device,
     )

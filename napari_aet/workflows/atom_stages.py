@@ -21,6 +21,7 @@ from ..analysis import (
 )
 from ..core.device import cuda_available
 from ..core.elements import parse_elements
+from ..core.progress import prefixed
 from ..figures import (
     layer_groups,
     plot_chemical_order,
@@ -37,12 +38,13 @@ from ..figures import (
     tilt_series_montage,
 )
 from ..io import (
+    write_angles,
     write_atoms,
 )
 from ..simulate import (
     MultisliceSettings,
 )
-from ..trace import refine_atom_positions, trace_atoms
+from ..trace import check_angles, refine_atom_positions, trace_atoms
 from ._common import (
     StageResult,
     _atoms_in,
@@ -144,7 +146,7 @@ def run_refine(
     s = settings
     model, src = _atoms_in(atoms)
     ts = load_series(series)
-    judge = denoiser = None
+    judge = denoiser = plain = None
     if counts is not None and s.counts != "ignore":
         plain = load_series(counts)
         if plain.data.shape != ts.data.shape or not np.allclose(plain.angles_deg, ts.angles_deg):
@@ -162,24 +164,34 @@ def run_refine(
     cand = None
     if s.add_remove and candidates is not None and Path(candidates).exists():
         cand = pd.read_csv(candidates)
-    refined, info = refine_atom_positions(
-        model,
-        ts.data,
-        ts.angles_deg,
-        pixel_size_A=ts.pixel_size_A,
-        iterations=s.iterations,
-        refine_geometry=s.refine_geometry,
-        candidates=cand,
-        element=s.element,
-        residual_pass=s.residual_pass,
-        judge_images=judge,
-        denoiser=denoiser,
-        weighting=s.weighting,
-        held_out=s.held_out,
-        device=s.device,
-        progress=progress,
+    kw = dict(
+        pixel_size_A=ts.pixel_size_A, iterations=s.iterations, refine_geometry=s.refine_geometry,
+        candidates=cand, element=s.element, residual_pass=s.residual_pass, judge_images=judge,
+        denoiser=denoiser, weighting=s.weighting, held_out=s.held_out, device=s.device,
         cancel=cancel,
-    )
+    )  # fmt: skip
+    refined, info = refine_atom_positions(model, ts.data, ts.angles_deg, progress=progress, **kw)
+    angles = None
+    if s.check_angles and not s.refine_geometry and "not_refined" not in info:
+        # the angles measured again with the refined atoms, on the counts when there are
+        # counts (their noise calibrates the standard errors)
+        check = check_angles(
+            refined.positions, (ts if plain is None else plain).data, ts.angles_deg,
+            pixel_size_A=ts.pixel_size_A, device=s.device,
+            progress=prefixed(progress, "angle check: "), cancel=cancel,
+        )  # fmt: skip
+        if check["applied"]:
+            again, info2 = refine_atom_positions(
+                refined, ts.data, check["angles_deg"],
+                progress=prefixed(progress, "refine at the corrected angles: "), **kw,
+            )  # fmt: skip
+            if "not_refined" in info2:
+                check["applied"] = False
+                check["why"] = f"the refinement at the corrected angles: {info2['not_refined']}"
+            else:
+                refined, info = again, {**info2, "first_refinement": _brief(info)}
+                angles = np.asarray(check["angles_deg"])
+        info["angle_check"] = check
     out = _folder(out)
     prov = {**_provenance("refine", s, atoms=src, tilts=series.path), **info}
     if counts is not None:
@@ -191,7 +203,13 @@ def run_refine(
     fig = plot_refine_shifts(refined, info)
     written = [STAGE_FILES["refine"][k] for k in ("atoms", "atoms_h5", "record")]
     written.append(_save_figure(fig, out, STAGE_FILES["refine"]["figure"]))
-    notes = []
+    angles_file = stage_file(out, "refine", "angles")
+    if angles is not None:
+        write_angles(angles_file, angles)
+        written.append(STAGE_FILES["refine"]["angles"])
+    elif angles_file.exists():
+        angles_file.unlink()  # a rerun that kept the alignment's angles
+    notes = [_angle_check_note(info["angle_check"])] if "angle_check" in info else []
     held = info.get("held_out")
     if held:
         notes.append(_held_out_note(held))
@@ -252,6 +270,25 @@ def run_refine(
             )
 
     return StageResult("refine", prov, written, msg, notes)
+
+
+def _brief(info: dict) -> dict:
+    """What the first refinement's record keeps once the angle check ran it again."""
+    keys = ("shift_A_median", "residual_start", "residual_end", "n_added", "n_removed")
+    return {k: info[k] for k in keys if k in info}
+
+
+def _angle_check_note(check: dict) -> str:
+    """One line on :func:`~napari_aet.trace.check_angles`'s result."""
+    if check.get("applied"):
+        n = sum(check["kept"])
+        return (
+            f"angle check: the refined atoms established {n} of {check['n_images']} angle "
+            f"corrections ({check['rms_kept_deg']:.3f} deg RMS, moving the atoms at the radius "
+            f"by {100 * check['effect_A']:.1f} pm): refined again at the corrected angles "
+            "(refine/angles.txt; validate uses them)"
+        )
+    return f"angle check: {check.get('why', 'not applied')}"
 
 
 def _held_out_note(held: dict) -> str:

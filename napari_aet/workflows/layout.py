@@ -47,6 +47,7 @@ STAGE_FILES: dict[str, dict[str, str]] = {
         "atoms_h5": "atoms.h5",
         "record": "refine.json",
         "figure": "figures/refine_shifts.png",
+        "angles": "angles.txt",
     },
     "analyze": {
         "atoms": "atoms.csv",
