@@ -69,9 +69,9 @@ def check_angles(
     sigma = np.asarray(res.angle_sigma_deg, np.float64)
     k = max(SIGNIFICANCE_K, float(norm.isf(FAMILY_ALPHA / (2 * n))))
     keep = np.abs(dang) > k * sigma
+    # the fit's changes have zero mean (a common change is a rotation of the model); the kept
+    # ones alone may not, which is the same gauge
     applied = np.where(keep, dang, 0.0)
-    if keep.any():
-        applied[keep] -= applied[keep].mean()  # a common rotation of the model: a gauge
     rms = float(np.sqrt(np.mean(applied**2)))
     radius = float(np.linalg.norm(pos - pos.mean(axis=0), axis=1).max())
     effect = radius * np.deg2rad(rms)
