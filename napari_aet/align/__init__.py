@@ -17,7 +17,6 @@ from ._frames import (
 from ._glitches import dead_lines_reason, dead_scan_lines
 from ._model_rounds import BLURRED_RATIO, blurred_images
 from ._pipeline import (
-    FAMILY_ALPHA,
     SIGNIFICANCE_K,
     AlignmentResult,
     align_tilt_series,
@@ -44,6 +43,7 @@ from ._shifts import (
     estimate_tilt_axis_angle,
     gauge_free_shift_error,
 )
+from ._significance import significance_k
 
 __all__ = [
     "ParticleCrop",
@@ -58,9 +58,9 @@ __all__ = [
     "BLURRED_RATIO",
     "blurred_images",
     "SIGNIFICANCE_K",
-    "FAMILY_ALPHA",
     "coarse_shift_error",
     "keep_significant",
+    "significance_k",
     "DualAxisRegistration",
     "dual_axis_euler",
     "refine_second_axis_turn",

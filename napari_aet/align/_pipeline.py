@@ -25,8 +25,7 @@ from ._shifts import (
     apply_alignment,
     center_of_mass_offsets,
 )
-from ._significance import (  # noqa: F401 (FAMILY_ALPHA re-exported)
-    FAMILY_ALPHA,
+from ._significance import (
     SIGNIFICANCE_K,
     _coarse_shifts,
     _model_tilt_axis,

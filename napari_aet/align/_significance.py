@@ -23,6 +23,15 @@ SIGNIFICANCE_K = 3.0
 FAMILY_ALPHA = 0.05
 
 
+def significance_k(n_images: int, k: float = SIGNIFICANCE_K) -> float:
+    """The standard errors a correction of one of ``n_images`` images must exceed: ``k``,
+    raised so that the chance of any needless correction among them stays at
+    :data:`FAMILY_ALPHA` (two-sided; 3.34 for 60 images)."""
+    from scipy.stats import norm
+
+    return max(float(k), float(norm.isf(FAMILY_ALPHA / (2 * max(n_images, 1)))))
+
+
 def keep_significant(
     angles_in,
     angles_out,
@@ -73,13 +82,11 @@ def keep_significant(
 
     Returns ``(angles, shifts_px, info)``.
     """
-    from scipy.stats import norm
-
     a_in = np.asarray(angles_in, float)
     a_out = np.asarray(angles_out, float).copy()
     s = np.asarray(shifts_px, float)
     k_given = k
-    k = max(float(k), float(norm.isf(FAMILY_ALPHA / (2 * max(len(a_in), 1)))))
+    k = significance_k(len(a_in), k)
     m = axis_matrix(tilt_axis_deg)
     d = s @ m  # raw -> aligned frame (m is a rotation)
     sa = np.asarray(model.angle_sigma_deg, float)

@@ -70,7 +70,7 @@ LOW_ANGLE_DEG = 15.0
 #: describe it (:meth:`Grains.describe`).
 MIN_GRAIN_SHARE = 0.1
 #: A Sigma-3 twin: within this of 60 deg about a <111> [deg], widened by the two grains'
-#: orientation uncertainty (:func:`_orientation_errors_deg`).
+#: orientation uncertainty (:func:`_orientation_error_deg`).
 TWIN_TOLERANCE_DEG = 5.0
 #: The fewest and the most oriented atoms a grain needs (:func:`grain_min_atoms`).
 MIN_GRAIN_ATOMS = (4, 10)

@@ -7,8 +7,8 @@ misses most of its core kept none of its 0.42-deg RMS angle errors (standard err
 The refine stage's model is far better (0.16 % of the atoms wrong there), so the angles are
 measured once more with it: every image's angle and offset fitted jointly with the atoms
 (:func:`napari_aet.forward.refine_atomic_model`, standard errors calibrated), and a correction
-kept when it exceeds the alignment's bar (:data:`napari_aet.align.SIGNIFICANCE_K` standard
-errors, raised with the number of images to a family-wise :data:`FAMILY_ALPHA`). When the kept
+kept when it exceeds the alignment's bar (:func:`napari_aet.align.significance_k` standard
+errors, 3 raised with the number of images). When the kept
 corrections would move the particle's outermost atoms by more than :data:`EFFECT_A` (their RMS
 angle times the particle's radius), the refinement is run again at the corrected angles
 (:func:`check_angles` only measures; the refine stage decides).
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..align import FAMILY_ALPHA, SIGNIFICANCE_K
+from ..align import significance_k
 from ..forward import refine_atomic_model, why_untrusted
 
 #: The kept corrections are applied (and the atoms refined again) when their RMS angle moves
@@ -50,8 +50,6 @@ def check_angles(
     error), ``kept`` (per image), ``k_sigma``, ``rms_kept_deg``, ``effect_A`` (that RMS angle
     times the particle's radius) and ``why`` when not applied.
     """
-    from scipy.stats import norm
-
     ang = np.asarray(angles_deg, np.float64)
     pos = np.asarray(positions_A, np.float64).reshape(-1, 3)
     n = len(ang)
@@ -67,7 +65,7 @@ def check_angles(
     why = why_untrusted(res, max_angle_change_deg=MAX_CHANGE_DEG)
     dang = np.asarray(res.angle_corrections_deg, np.float64)
     sigma = np.asarray(res.angle_sigma_deg, np.float64)
-    k = max(SIGNIFICANCE_K, float(norm.isf(FAMILY_ALPHA / (2 * n))))
+    k = significance_k(n)
     keep = np.abs(dang) > k * sigma
     # the fit's changes have zero mean (a common change is a rotation of the model); the kept
     # ones alone may not, which is the same gauge
