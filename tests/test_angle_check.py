@@ -82,3 +82,62 @@ def test_the_refine_stage_refines_again_at_the_corrected_angles(particle, tmp_pa
                      tmp_path / "off")  # fmt: skip
     assert "angle_check" not in res.record
     assert not (tmp_path / "off" / "angles.txt").exists()
+
+
+def _checked_metadata(nominal, corrected, kept=None):
+    corr = np.asarray(corrected) - np.asarray(nominal)
+    kept = np.ones(len(corr), bool) if kept is None else np.asarray(kept)
+    return {
+        "provenance": {
+            "command": "refine",
+            "angle_check": {
+                "applied": True,
+                "angles_deg": [float(a) for a in np.where(kept, corrected, nominal)],
+                "corrections_deg": [float(c) for c in corr],
+                "kept": [bool(k) for k in kept],
+            },
+        }
+    }
+
+
+def test_checked_angles_only_for_the_series_the_check_started_from():
+    from napari_aet.trace import checked_angles
+
+    errors = np.random.default_rng(4).uniform(-1.0, 1.0, len(ANGLES))
+    kept = np.abs(errors) > 0.3
+    meta = _checked_metadata(ANGLES, ANGLES + errors, kept)
+    got = checked_angles(meta, ANGLES)
+    np.testing.assert_allclose(got, np.where(kept, ANGLES + errors, ANGLES))
+    # the series already at the corrected angles (refine/angles.txt), another series, none
+    assert checked_angles(meta, got) is None
+    assert checked_angles(meta, ANGLES[:-1]) is None
+    assert checked_angles(meta, ANGLES + 2.0) is None
+    meta["provenance"]["angle_check"]["applied"] = False
+    assert checked_angles(meta, ANGLES) is None
+    assert checked_angles({}, ANGLES) is None
+
+
+def test_validation_projects_a_checked_model_at_its_corrected_angles(particle):
+    """Known answer: images made at angles off by up to 1 deg but labelled with the nominal
+    ones; the model (the true atoms) says the refine stage's check corrected them. The
+    validation projects it at the corrected angles, says so, and its R-factor is lower on
+    every image whose label is off by more than 0.5 deg than the same model's without that
+    record (which is projected at the labels)."""
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.io import TiltSeries
+    from napari_aet.workflows import ValidateSettings
+    from napari_aet.workflows.atom_stages import validate_atoms
+
+    errors = np.random.default_rng(4).uniform(-1.0, 1.0, len(ANGLES))
+    sim = simulate_tilt_series(particle, ANGLES + errors, shape_px=(128, 128), seed=2)
+    ts = TiltSeries(sim.data, ANGLES, PX, "simulated", {})
+    settings = ValidateSettings(element="Pt", blur_sigma_A=0.45)
+    meta = _checked_metadata(ANGLES, sim.truth.angles_deg)
+    checked = validate_atoms(AtomModel(particle.positions, metadata=meta), ts, settings)
+    plain = validate_atoms(AtomModel(particle.positions), ts, settings)
+    assert checked.angles_checked and not plain.angles_checked
+    np.testing.assert_allclose(checked.angles_deg, sim.truth.angles_deg)
+    np.testing.assert_allclose(plain.angles_deg, ANGLES)
+    big = np.abs(errors) > 0.5  # the images' counting noise sets most of R: compare these
+    assert (checked.result.r_per_image[big] < plain.result.r_per_image[big]).all()
+    assert checked.result.r_mean < plain.result.r_mean - 0.002

@@ -140,3 +140,31 @@ def test_validate_dock_precision_analysis_by_clicks(viewer_with_model, qtbot, tm
     assert w.precision is first
     assert w.status.value == "Cancelled; nothing was added.", w.status.value
     assert not w.cancel_button.enabled
+
+
+def test_validate_dock_uses_the_angles_the_refine_stage_corrected(make_napari_viewer, qtbot):
+    """An atom layer read from a run whose refine stage corrected the angles (its metadata
+    says so) over the aligned series that still carries the alignment's angles: a click
+    projects the model at the corrected angles, plots against them and says so."""
+    from test_angle_check import _checked_metadata
+
+    from napari_aet.widgets import ValidateWidget
+
+    atoms = build_structure("fcc", radius_A=8.0, shape_px=(64, 64), pixel_size_A=PX, seed=4)
+    nominal = np.arange(-60.0, 61.0, 15.0)
+    true = nominal + np.random.default_rng(1).uniform(-1.0, 1.0, len(nominal))
+    sim = simulate_tilt_series(atoms, true, pixel_size_A=PX, shape_px=(64, 64), seed=5)
+    viewer = make_napari_viewer(show=True)
+    data, kw, _ = tilt_series_layer_data(TiltSeries(sim.data, nominal, PX), name="aligned")
+    viewer.add_image(data, **kw)
+    model = AtomModel(atoms.positions, metadata=_checked_metadata(nominal, true))
+    pdata, pkw, _ = atoms_layer_data(model, name="refined atoms")
+    viewer.add_points(pdata, **pkw)
+    w = ValidateWidget(viewer)
+    viewer.window.add_dock_widget(w, name="validate")
+    assert w.layer.value is viewer.layers["refined atoms"]
+    v = _compute(qtbot, w)
+    assert v.angles_checked
+    np.testing.assert_allclose(v.angles_deg, true)
+    assert "angle check corrected" in w.status.value, w.status.value
+    np.testing.assert_allclose(w._figure.axes[0].lines[0].get_xdata(), true)

@@ -1,6 +1,6 @@
 """Atom tracing and the editable atom model (no Qt, no napari)."""
 
-from ._angle_check import check_angles
+from ._angle_check import check_angles, checked_angles
 from ._editable import EditableAtomModel, default_autosave_path
 from ._picking import front_most_on_ray, pick_along_ray, pick_near_point
 from ._position_source import choose_position_source
@@ -25,6 +25,7 @@ __all__ = [
     "pick_near_point",
     "refine_atom_positions",
     "check_angles",
+    "checked_angles",
     "residual_trials",
     "trace_atoms",
     "classify_species",

@@ -95,3 +95,27 @@ def check_angles(
     else:
         record["applied"] = True
     return record
+
+
+def checked_angles(metadata: dict, angles_deg, *, atol_deg: float = 1e-3):
+    """The tilt angles that an atom model was refined at when the refine stage's angle check
+    corrected them (``metadata["provenance"]["angle_check"]``, as ``atoms.csv`` carries it),
+    for a series whose angles are ``angles_deg``; None when the check applied nothing, or
+    when ``angles_deg`` are not the angles the check started from (another series, or one
+    that already carries the corrected angles: ``refine/angles.txt``).
+
+    A model refined at corrected angles is judged at them: its R-factor at the alignment's
+    angles would count the angle errors the check removed as the model's."""
+    check = ((metadata or {}).get("provenance") or {}).get("angle_check") or {}
+    if not check.get("applied") or "angles_deg" not in check:
+        return None
+    ang = np.asarray(angles_deg, np.float64).ravel()
+    new = np.asarray(check["angles_deg"], np.float64).ravel()
+    kept = np.asarray(check.get("kept", []), bool).ravel()
+    corr = np.asarray(check.get("corrections_deg", []), np.float64).ravel()
+    if not (len(ang) == len(new) == len(kept) == len(corr)):
+        return None
+    start = new - np.where(kept, corr, 0.0)
+    if np.abs(start - ang).max() > atol_deg:
+        return None
+    return new

@@ -226,6 +226,7 @@ class ValidateWidget(StageWidgetMixin, DockContainer):
 
     def _done(self, v) -> None:
         name, ts = self._source
+        ts = TiltSeries(ts.data, v.angles_deg, ts.pixel_size_A, ts.source)  # the angles used
         self.result = v
         res = v.result
         for what, stack in (("calculated", res.calculated), ("residual", res.residuals)):
@@ -254,5 +255,7 @@ class ValidateWidget(StageWidgetMixin, DockContainer):
         )
         if v.r_mean_study_blur is not None:
             text += f"; {v.r_mean_study_blur:.4f} with the study's {STUDY_BLUR_SIGMA_A} A"
+        if v.angles_checked:
+            text += "; at the angles the refine stage's angle check corrected"
         note = v.coverage.note(ts.angles_deg)
         self.status.value = text + (f". Note: {note}" if note else "")

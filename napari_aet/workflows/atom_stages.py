@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,7 @@ from ..io import (
 from ..simulate import (
     MultisliceSettings,
 )
-from ..trace import check_angles, refine_atom_positions, trace_atoms
+from ..trace import check_angles, checked_angles, refine_atom_positions, trace_atoms
 from ._common import (
     StageResult,
     _atoms_in,
@@ -443,21 +443,29 @@ def run_analyze(atoms, settings: AnalyzeSettings, out, progress=None, cancel=Non
 class Validation:
     """What :func:`validate_atoms` found: the R-factors (:class:`~napari_aet.analysis.
     RFactorResult`) at the blur used, that blur [A], the mean R-factor at the study's 0.45 A
-    (None where the blur was given), and where the images cut the model
-    (:class:`~napari_aet.analysis.FieldCoverage`)."""
+    (None where the blur was given), where the images cut the model
+    (:class:`~napari_aet.analysis.FieldCoverage`), and the angles the model was projected at
+    with whether they are the refine stage's checked ones
+    (:func:`~napari_aet.trace.checked_angles`) rather than the series'."""
 
     result: RFactorResult
     blur_sigma_A: float
     r_mean_study_blur: float | None
     coverage: FieldCoverage
+    angles_deg: np.ndarray
+    angles_checked: bool = False
 
 
 def validate_atoms(model, ts, settings: ValidateSettings, progress=None) -> Validation:
     """The validate stage's computation on an atom model and an aligned :class:`TiltSeries`
     (no files): the blur fitted to the images unless ``settings`` gives one, the R-factors at
     it, the study's blur's beside it, and the images that cut the model. The Validate widget
-    runs it on layers."""
+    runs it on layers. A model refined at angles that the refine stage's angle check
+    corrected is projected at those angles."""
     s = settings
+    checked = checked_angles(model.metadata, ts.angles_deg)
+    if checked is not None:
+        ts = replace(ts, angles_deg=checked)
     species = _species(model, s.element)
     kw = dict(pixel_size_A=ts.pixel_size_A, element=species, per_image_scale=not s.shared_scale)
     blur, study_r = s.blur_sigma_A, None
@@ -472,7 +480,8 @@ def validate_atoms(model, ts, settings: ValidateSettings, progress=None) -> Vali
     cover = field_coverage(
         model.positions, ts.angles_deg, shape_px=ts.data.shape[1:], pixel_size_A=ts.pixel_size_A
     )
-    return Validation(res, float(blur), study_r, cover)
+    angles = np.asarray(ts.angles_deg, np.float64)
+    return Validation(res, float(blur), study_r, cover, angles, checked is not None)
 
 
 def run_validate(
@@ -487,6 +496,7 @@ def run_validate(
     ts = load_series(series)
     v = validate_atoms(model, ts, s, progress)
     res, blur, study_r, cover = v.result, v.blur_sigma_A, v.r_mean_study_blur, v.coverage
+    ts = replace(ts, angles_deg=v.angles_deg)
     out = _folder(out)
     info = {
         **_provenance("validate", s, atoms=src, tilts=series.path),
@@ -499,6 +509,7 @@ def run_validate(
         "r_mean": res.r_mean,
         "r_per_image": res.r_per_image.tolist(),
         "angles_deg": [float(a) for a in ts.angles_deg],
+        "angles_from": "the refine stage's angle check" if v.angles_checked else "the series",
         "scales": res.scales.tolist(),
         "outside_field": cover.record(ts.angles_deg),
     }
@@ -531,6 +542,8 @@ def run_validate(
     )
     written = [STAGE_FILES["validate"][k] for k in ("record", "projections")] + figs
     notes = [n for n in (cover.note(ts.angles_deg),) if n]
+    if v.angles_checked:
+        notes.append("projected at the angles the refine stage's angle check corrected")
     return StageResult("validate", info, written, msg, notes)
 
 
