@@ -329,10 +329,12 @@ def align_tilt_series(
         )
         if axis_info.get("uncertain") and len(work) >= 6:
             # the common line cannot tell: the direction whose tomogram predicts held-out
-            # images best (vertical unless another is clearly better)
+            # images best (vertical unless another is clearly better), judged on the images
+            # without the denoiser, whose noise its standard errors count (on BM3D images a
+            # horizontal Ru series at 6 counts on its brightest column was kept upright)
             s0 = s
             chosen, axis_info["prediction"] = choose_axis_by_prediction(
-                work, ang, [axis_info["estimated_deg"], axis_info.get("second_best_deg")],
+                coarse, ang, [axis_info["estimated_deg"], axis_info.get("second_best_deg")],
                 lambda a: _coarse_shifts(coarse, s0, a, center_of_mass, common_line),
                 device=device,
             )  # fmt: skip
