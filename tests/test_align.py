@@ -323,6 +323,11 @@ def test_dose_rule_denoises_only_low_count_raw_series():
     res = align_tilt_series(low, [-10.0, 0.0, 10.0], **DOSE_RULE_ONLY)
     assert res.steps["denoise"]["method"] in ("bm3d", "nlmeans")
     assert "counts at the brightest" in res.steps["denoise"]["dose_rule"]
+    # the number the recon stage's choice of series reads (recon_series_for)
+    assert res.steps["denoise"]["brightest_counts"] == pytest.approx(
+        np.percentile(low, 99.9), rel=0.2
+    )
+    assert res.steps["denoise"]["brightest_counts"] < LOW_COUNTS
     # the refine stage fits the counts: the same alignment without the denoiser comes along
     assert res.undenoised is not None and res.undenoised.shape == res.data.shape
     np.testing.assert_allclose(res.undenoised, low, atol=1e-4)  # no shift, no filter here

@@ -180,8 +180,27 @@ def test_align_stage_keeps_the_aligned_series_without_the_denoiser(series, tmp_p
     assert recon_of(lay2, "Fe,Pt") == lay2.aligned_series
     assert recon_of(lay2, "Fe,Pt", series="counts") == lay2.undenoised_series
     assert recon_of(lay, "Fe,Pt") == lay.aligned_series
-    # the run log says which and why
+    # a faint series (fewer than FAINT_COUNTS at its brightest columns, as the dose rule
+    # recorded them) reconstructs the denoised series for one element too
+    import json
+
     from napari_aet.workflows import recon_series_note
+    from napari_aet.workflows.settings import FAINT_COUNTS
+
+    record = lay2.file("align", "record")
+    kept = json.loads(record.read_text())
+    for peak, want in (
+        (FAINT_COUNTS - 4, lay2.aligned_series),
+        (FAINT_COUNTS, lay2.undenoised_series),
+    ):
+        record.write_text(
+            json.dumps({**kept, "denoise": {**kept["denoise"], "brightest_counts": peak}})
+        )
+        assert recon_of(lay2) == want
+        assert recon_of(lay2, series="counts") == lay2.undenoised_series
+    note = recon_series_note("auto", "Pt", 6.0)
+    assert "denoised aligned series (6 counts at the brightest columns (< 10)" in note
+    # the run log says which and why
 
     assert "denoised aligned series (several elements" in recon_series_note("auto", "Fe,Pt")
     assert "counts before the denoiser (one element" in recon_series_note("auto", "Pt")

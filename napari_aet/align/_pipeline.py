@@ -15,6 +15,7 @@ from ._crop import particle_crop
 from ._preprocess import (
     STUDY_LOWPASS_INV_A,
     background_planes,
+    brightest_counts,
     denoise,
     dose_denoise_choice,
     lowpass_filter,
@@ -290,6 +291,8 @@ def align_tilt_series(
     if denoise_method == "dose":
         denoise_method, why = dose_denoise_choice(arr, counts=counts)
         steps["denoise"] = {"method": denoise_method or "none", "dose_rule": why}
+        if counts:
+            steps["denoise"]["brightest_counts"] = brightest_counts(arr)
     lowpass = None
     if lowpass_diameter_inv_A:
         lowpass = dict(

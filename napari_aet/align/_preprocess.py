@@ -12,6 +12,7 @@ from scipy import ndimage
 from ..core.denoise import (  # noqa: F401 (re-exported)
     LOW_COUNTS,
     bm3d_available,
+    brightest_counts,
     check_stack,
     denoise,
     dose_denoise_choice,

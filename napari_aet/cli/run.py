@@ -62,7 +62,8 @@ def add_run(sub) -> None:
         default=RE.series,
         choices=list(RECON_SERIES),
         help="what GENFIRE reconstructs when the align stage denoised the series: 'auto' "
-        "(default: 'counts' for one element, 'denoised' for several), 'counts' (the aligned "
+        "(default: 'counts' for one element, 'denoised' for several or below 10 counts at the "
+        "brightest columns), 'counts' (the aligned "
         "counts before the denoiser; their noise can hide a light element's atoms beside "
         "heavy ones) or 'denoised' (the denoiser can paint the wrong lattice where a crystal "
         "changes)",

@@ -58,6 +58,12 @@ def bm3d_available() -> bool:
 LOW_COUNTS = 100.0
 
 
+def brightest_counts(data) -> float:
+    """The counts at a series' brightest atomic columns: the 99.9th percentile of its pixels
+    (background included), what :func:`dose_denoise_choice` judges by."""
+    return float(np.percentile(_subsample(np.asarray(data)), 99.9))
+
+
 def dose_denoise_choice(data, *, counts: bool | None = None) -> tuple[str | None, str]:
     """What ``denoise_method="dose"`` does with a raw series: ``(method or None, reason)``.
 
@@ -73,7 +79,7 @@ def dose_denoise_choice(data, *, counts: bool | None = None) -> tuple[str | None
             "the images are not counts (non-integer or negative, and no noise model was "
             "measured): not denoised"
         )
-    peak = float(np.percentile(_subsample(arr), 99.9))
+    peak = brightest_counts(arr)
     if peak >= LOW_COUNTS:
         return None, f"{peak:.0f} counts at the brightest columns: not denoised"
     method = "bm3d" if bm3d_available() else "nlmeans"

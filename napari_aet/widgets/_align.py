@@ -225,8 +225,10 @@ class AlignWidget(StageWidgetMixin, DockContainer):
         if ts.metadata.get("frames"):
             kw["metadata"]["alignment"]["frames"] = ts.metadata["frames"]
         # the Reconstruct dock takes the newest aligned layer: the counts for one element, the
-        # denoised series for an alloy (as ``napari-aet run``: ReconSettings.series "auto")
-        recon_denoised = recon_series_for("auto", element) == "denoised"
+        # denoised series for an alloy or a faint series (as ``napari-aet run``:
+        # ReconSettings.series "auto")
+        peak = (res.steps.get("denoise") or {}).get("brightest_counts")
+        recon_denoised = recon_series_for("auto", element, peak) == "denoised"
         counts_layer = None
         if res.undenoised is not None:
             plain = TiltSeries(res.undenoised, res.angles_deg, ts.pixel_size_A, name, {})

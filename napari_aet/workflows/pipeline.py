@@ -135,7 +135,9 @@ def _run_stage(
                 second=None if second is None else _recon_series(lay, settings, first=False),
             )
             if lay.undenoised_series is not None:  # the align stage denoised: say which
-                res.notes.append(recon_series_note(settings.recon.series, settings.trace.element))
+                res.notes.append(recon_series_note(
+                    settings.recon.series, settings.trace.element, _brightest_counts(lay)
+                ))  # fmt: skip
             return res
         if stage == "augment":
             return run_augment(
@@ -182,10 +184,21 @@ def _recon_series(lay: RunLayout, settings: RunSettings, *, first: bool) -> Seri
     :func:`~.settings.recon_series_for`)."""
     aligned = lay.aligned_series if first else lay.second_aligned_series
     plain = lay.undenoised_beside(aligned)
-    choice = recon_series_for(settings.recon.series, settings.trace.element)
+    peak = _brightest_counts(lay)
+    choice = recon_series_for(settings.recon.series, settings.trace.element, peak)
     if plain is not None and choice == "counts":
         return SeriesSource(str(plain))
     return SeriesSource(str(aligned))
+
+
+def _brightest_counts(lay: RunLayout) -> float | None:
+    """The counts at the aligned series' brightest columns, as the align stage's record has
+    them (None for a record without them)."""
+    path = lay.file("align", "record")
+    if not path.exists():
+        return None
+    value = (json.loads(path.read_text()).get("denoise") or {}).get("brightest_counts")
+    return None if value is None else float(value)
 
 
 def gather(run_dir) -> dict:

@@ -162,8 +162,19 @@ class AlignSettings:
 #: ones stand out of the denoised series' tomogram, and the counts' noisier one hides them
 #: from the U-Net (independent Fe-Pt series at the study's counts, a third of them and with
 #: acquisition faults: 9.0, 12.2 and 10.8 % wrong atoms from the counts, 3.5, 9.2 and 6.4 %
-#: from the denoised series; docs/benchmarks.md, forty-fourth session).
+#: from the denoised series; docs/benchmarks.md, forty-fourth session), and also for one
+#: element when the series has fewer than :data:`FAINT_COUNTS` at its brightest columns.
 RECON_SERIES = ("auto", "counts", "denoised")
+#: Counts at the brightest columns (background included) below which ``"auto"`` reconstructs
+#: the denoised series for one element too: there the counts' Poisson noise is more than a
+#: third of the brightest column's signal, and their tomogram more noise than atoms (raw
+#: GENFIRE of an independent Co series at 6 counts traced 78 % of its atoms wrong). On
+#: independent 128-px series at a tenth of the study's counts (6-8 at the brightest columns;
+#: docs/benchmarks.md, forty-eighth session) the denoised series' tomogram took the final
+#: error of a Ru particle from 39.9 to 13.4 %, a Co one from 48.8 to 24.4 %, a twinned Pt
+#: dumbbell from 1.75 to 0.35 % and a bcc Fe one from 1.64 to 0.99 %, where the counts' was
+#: as good or better at a third of the counts (10-18: the dumbbell's stacking above).
+FAINT_COUNTS = 10.0
 
 
 @dataclass(frozen=True)
@@ -193,28 +204,37 @@ class ReconSettings:
             )
 
 
-def recon_series_for(series: str, element: str) -> str:
+def recon_series_for(series: str, element: str, brightest_counts: float | None = None) -> str:
     """``"counts"`` or ``"denoised"``: what a run of ``element`` (one or several, ``"Fe,Pt"``)
     reconstructs when its align stage denoised the series, ``series`` being the recon
-    settings' choice; ``"auto"`` (the default) resolved by the elements (:data:`RECON_SERIES`)."""
+    settings' choice; ``"auto"`` (the default) resolved by the elements and the series'
+    ``brightest_counts`` (the align stage's record; :data:`RECON_SERIES`,
+    :data:`FAINT_COUNTS`)."""
     if series != "auto":
         return series
-    return "denoised" if len(parse_elements(element)) > 1 else "counts"
+    if len(parse_elements(element)) > 1:
+        return "denoised"
+    faint = brightest_counts is not None and brightest_counts < FAINT_COUNTS
+    return "denoised" if faint else "counts"
 
 
-def recon_series_note(series: str, element: str) -> str:
+def recon_series_note(series: str, element: str, brightest_counts: float | None = None) -> str:
     """One line on which aligned series a denoised run reconstructed, and why
     (:func:`recon_series_for`)."""
-    got = recon_series_for(series, element)
+    got = recon_series_for(series, element, brightest_counts)
     what = {
         "counts": "the aligned counts before the denoiser",
         "denoised": "the denoised aligned series",
     }[got]
     if series != "auto":
         why = f"--recon-series {series}"
-    elif got == "denoised":
+    elif got == "denoised" and len(parse_elements(element)) > 1:
         why = ("several elements: the faintest element's atoms stand out of it and can sink "
                "into the counts' noise; --recon-series counts takes the other")  # fmt: skip
+    elif got == "denoised":
+        why = (f"{brightest_counts:.0f} counts at the brightest columns (< {FAINT_COUNTS:.0f}): "
+               "the counts' tomogram would be more noise than atoms; --recon-series counts "
+               "takes the other")  # fmt: skip
     else:
         why = ("one element: a denoiser can paint the wrong lattice where a crystal changes; "
                "--recon-series denoised takes the other")  # fmt: skip
