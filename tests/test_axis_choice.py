@@ -107,3 +107,27 @@ def test_at_a_few_counts_a_horizontal_axis_is_still_found(faint_series):
     lying = np.ascontiguousarray(np.swapaxes(faint_series, 1, 2))
     alpha, rec = choose_axis_by_prediction(lying, -ANGLES, [35.0], _no_shifts(lying))
     assert alpha == -90.0, rec
+
+
+@pytest.mark.parametrize("shape, factor", [((2, 128, 128), 2), ((2, 131, 150), 3)])
+def test_predictions_map_back_into_the_raw_frame(shape, factor):
+    """Known answer: smooth images resampled into an aligned frame (a 28-deg axis, shifts,
+    a horizontal axis), binned, and mapped back give the binned raw images again, square or
+    not (the centre taken from the unbinned images)."""
+    from scipy import ndimage
+
+    from napari_aet.align._axis_choice import _bin, _to_raw_frame
+    from napari_aet.align._shifts import apply_alignment
+
+    rng = np.random.default_rng(0)
+    img = ndimage.gaussian_filter(rng.normal(size=shape), 5).astype(np.float32)
+    img[:, :25], img[:, -25:], img[:, :, :25], img[:, :, -25:] = 0, 0, 0, 0
+    inner = (slice(None), slice(12, -12), slice(12, -12))
+    for alpha in (0.0, 28.0, -90.0):
+        s = rng.uniform(-3, 3, (shape[0], 2))
+        aligned = apply_alignment(img, tilt_axis_angle_deg=alpha, shifts_px=s)
+        back = _to_raw_frame(_bin(aligned, factor), alpha, s, factor, shape[1:])
+        target = _bin(img, factor)
+        assert np.corrcoef(back[inner].ravel(), target[inner].ravel())[0, 1] > 0.998
+        wrong = _to_raw_frame(_bin(aligned, factor), alpha + 5.0, s, factor, shape[1:])
+        assert np.corrcoef(wrong[inner].ravel(), target[inner].ravel())[0, 1] < 0.99

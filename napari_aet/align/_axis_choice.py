@@ -47,21 +47,22 @@ def _bin(images: np.ndarray, factor: int) -> np.ndarray:
     return images[:, :r2, :c2].reshape(n, r2 // factor, factor, c2 // factor, factor).mean((2, 4))
 
 
-def _to_raw_frame(pred, alpha_deg: float, shifts_px, factor: int) -> np.ndarray:
+def _to_raw_frame(pred, alpha_deg: float, shifts_px, factor: int, raw_shape) -> np.ndarray:
     """Images in the aligned frame of a series binned by ``factor`` mapped back into its raw
     frame (binned the same way): the inverse of :func:`apply_alignment` with the tilt axis
-    ``alpha_deg`` and the raw frame's ``shifts_px``, in binned pixels (a binned pixel ``k``
-    is centred on the raw pixel ``f k + (f - 1) / 2``)."""
+    ``alpha_deg`` and the raw frame's ``shifts_px`` about the centre of the unbinned images
+    (``raw_shape``: rows, cols), in binned pixels (a binned pixel ``k`` is centred on the raw
+    pixel ``f k + (f - 1) / 2``)."""
     from scipy import ndimage
 
     from ._shifts import axis_matrix
 
-    n, rows, cols = pred.shape
     f = float(factor)
-    c = (np.array([(rows * factor) // 2, (cols * factor) // 2], np.float64) - (f - 1) / 2) / f
+    rows, cols = raw_shape
+    c = (np.array([rows // 2, cols // 2], np.float64) - (f - 1) / 2) / f
     mt = axis_matrix(alpha_deg).T
     out = np.empty_like(pred)
-    for i in range(n):
+    for i in range(len(pred)):
         s = np.asarray(shifts_px[i], np.float64) / f
         out[i] = ndimage.affine_transform(pred[i], mt, offset=c - mt @ (c + s), order=1,
                                           mode="constant")  # fmt: skip
@@ -101,7 +102,7 @@ def held_out_residuals(
         pred = reproject(vol, ang[test], image_shape=arr.shape[1:])
         if raw is not None:
             pred = _to_raw_frame(np.asarray(pred, np.float32), alpha_deg,
-                                 np.asarray(shifts_px)[test], factor)  # fmt: skip
+                                 np.asarray(shifts_px)[test], factor, raw.shape[1:])  # fmt: skip
         for p, i in zip(pred, test, strict=True):
             m = target[i].ravel().astype(np.float64)
             a = np.stack([p.ravel().astype(np.float64), np.ones(m.size)], axis=1)
