@@ -2,17 +2,13 @@
 
 import numpy as np
 import pytest
+from test_model_refinement import _angle_rms as _rms
 
 from napari_aet.simulate import build_structure, simulate_tilt_series
 from napari_aet.trace import check_angles
 
 PX = 0.358
 ANGLES = np.linspace(-70, 70, 21)
-
-
-def _rms(est, truth):
-    e = np.asarray(est) - np.asarray(truth)
-    return float(np.sqrt(((e - e.mean()) ** 2).mean()))
 
 
 @pytest.fixture(scope="module")

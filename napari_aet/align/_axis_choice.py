@@ -70,20 +70,19 @@ def _to_raw_frame(pred, alpha_deg: float, shifts_px, factor: int, raw_shape) -> 
 
 
 def held_out_residuals(
-    aligned, angles_deg, *, raw=None, alpha_deg: float = 0.0, shifts_px=None,
-    device: str = "auto",
-) -> np.ndarray:  # fmt: skip
-    """Each image's residual, as a share of its variance, when predicted by the tomogram of the
-    other half of the series (even images predict odd ones and the other way round): the
-    tomogram re-projected at the image's angle, scaled and offset by least squares.
+    aligned, angles_deg, *, raw, alpha_deg: float, shifts_px, device: str = "auto"
+) -> np.ndarray:
+    """Each raw image's residual, as a share of its variance, when predicted by the tomogram of
+    the other half of the series (even images predict odd ones and the other way round): the
+    tomogram of ``aligned`` (made from ``raw`` by :func:`apply_alignment` with ``alpha_deg``
+    and ``shifts_px``) re-projected at the image's angle, mapped back into the raw frame,
+    scaled and offset by least squares: the same target for every direction tried.
 
-    With ``raw`` (the images before :func:`apply_alignment` made ``aligned`` from them with
-    ``alpha_deg`` and ``shifts_px``) each prediction is mapped back and compared with its raw
-    image, the same target for every direction tried. Compared in the aligned frame, a turn
-    by an angle that is not a multiple of 90 deg interpolates, and so smooths, the held-out
-    images' noise: at a few counts per pixel that alone made a wrong direction predict
-    better (an upright Ru series at 6 counts on its brightest column: +28.6 deg 0.804 of the
-    variance left against 0.815 upright, by more than three standard errors)."""
+    Compared in the aligned frame, a turn by an angle that is not a multiple of 90 deg
+    interpolates, and so smooths, the held-out images' noise: at a few counts per pixel that
+    alone made a wrong direction predict better (an upright Ru series at 6 counts on its
+    brightest column: +28.6 deg 0.804 of the variance left against 0.815 upright, by more than
+    three standard errors)."""
     from ..recon import genfire
     from ._reproject import reproject
 
@@ -91,18 +90,15 @@ def held_out_residuals(
     ang = np.asarray(angles_deg, np.float64)
     factor = int(np.ceil(max(arr.shape[1:]) / _TEST_SIDE_PX))
     arr = _bin(arr, factor)
-    target = arr if raw is None else _bin(np.asarray(raw, np.float32), factor)
-    if shifts_px is None:
-        shifts_px = np.zeros((len(arr), 2))
+    target = _bin(np.asarray(raw, np.float32), factor)
     out = np.zeros(len(arr))
     for k in (0, 1):
         train, test = np.arange(k, len(arr), 2), np.arange(1 - k, len(arr), 2)
         vol = genfire(arr[train], ang[train], iterations=20, oversampling=2.0,
                       rfree_fraction=0.0, device=device).volume  # fmt: skip
         pred = reproject(vol, ang[test], image_shape=arr.shape[1:])
-        if raw is not None:
-            pred = _to_raw_frame(np.asarray(pred, np.float32), alpha_deg,
-                                 np.asarray(shifts_px)[test], factor, raw.shape[1:])  # fmt: skip
+        pred = _to_raw_frame(np.asarray(pred, np.float32), alpha_deg,
+                             np.asarray(shifts_px)[test], factor, raw.shape[1:])  # fmt: skip
         for p, i in zip(pred, test, strict=True):
             m = target[i].ravel().astype(np.float64)
             a = np.stack([p.ravel().astype(np.float64), np.ones(m.size)], axis=1)

@@ -45,7 +45,7 @@ def check_angles(
     and say which corrections are established (see the module's description).
 
     Returns a JSON-serialisable record: ``applied`` (whether the corrected angles should be
-    used), ``angles_deg`` (the angles with the kept corrections, a common rotation removed),
+    used), ``angles_deg`` (the angles with the kept corrections added),
     ``corrections_deg`` and ``sigma_deg`` (every image's fitted change and its standard
     error), ``kept`` (per image), ``k_sigma``, ``rms_kept_deg``, ``effect_A`` (that RMS angle
     times the particle's radius) and ``why`` when not applied.

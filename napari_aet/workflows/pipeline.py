@@ -166,10 +166,8 @@ def _run_stage(
             atoms = lay.refined_atoms if settings.refine is not None else lay.traced_atoms
             return run_analyze(atoms, settings.analyze, tmp, progress, cancel)
         if stage == "validate":
-            # the refine stage's angle check may have corrected the angles: the atoms fit those
-            checked = lay.file("refine", "angles")
-            if settings.refine is not None and checked.exists():
-                aligned = replace(aligned, angles=str(checked))
+            # atoms refined at angles the refine stage's angle check corrected carry them in
+            # their metadata, and validate projects them there (trace.checked_angles)
             return run_validate(
                 lay.analysed_atoms, aligned, settings.validate, tmp, progress, cancel
             )
