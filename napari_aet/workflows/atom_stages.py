@@ -289,7 +289,7 @@ def _angle_check_note(check: dict) -> str:
             f"angle check: the refined atoms established {n} of {check['n_images']} angle "
             f"corrections ({check['rms_kept_deg']:.3f} deg RMS, moving the atoms at the radius "
             f"by {100 * check['effect_A']:.1f} pm): refined again at the corrected angles "
-            "(refine/angles.txt; validate uses them)"
+            "(refine/angles.txt and the atoms' metadata, which validate uses)"
         )
     return f"angle check: {check.get('why', 'not applied')}"
 
