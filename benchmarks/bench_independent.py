@@ -87,6 +87,12 @@ PARTICLES = {
     # an amorphous alloy of three elements (a metallic-glass particle's heavy, middle and light
     # groups)
     "nipdpt-amorphous": ("Ni,Pd,Pt", "amorphous", "blob", 0.22, "auto"),
+    # metallic glasses as they are (the packing above quenched: the first shell at the bond,
+    # about 12 neighbours, no pair nearer than 0.85 bonds; the random packing's half within
+    # 0.77 bonds has no counterpart in a real glass), run as a new user would (default weights)
+    "pt-glass": ("Pt", "glass", "blob", 0.22, "auto"),
+    "ta-glass": ("Ta", "glass", "blob", 0.22, "auto"),
+    "nipdpt-glass": ("Ni,Pd,Pt", "glass", "blob", 0.22, "auto"),
 }
 #: :func:`napari_aet.simulate.build_structure` options of a particle beyond PARTICLES'
 BUILD = {"fept-l10": {"order": "L1_0"}}

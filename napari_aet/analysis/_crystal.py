@@ -320,3 +320,48 @@ def surface_atoms(positions_A, d_nn: float, kind: str = "fcc") -> tuple[np.ndarr
     norm = np.linalg.norm(outward, axis=1, keepdims=True)
     outward = np.divide(outward, norm, out=np.zeros_like(outward), where=norm > 1e-9)
     return coordination < full - 1, outward
+
+
+#: A layering score below this (or below ``4 / sqrt(N)`` for N atoms, what random points reach
+#: by chance) means the atoms do not form close-packed layers (amorphous, polycrystalline, or
+#: too noisy): no stacking labels are given.
+MIN_LAYERING_SCORE = 0.3
+#: Below this layering score the layers must also show in the atoms' own order: a metallic
+#: glass's dense first shell and its surface layer make a small glass particle look layered
+#: (quenched Pt glasses of 46-230 atoms scored 0.36-0.62, with 0-45 pm of noise on every
+#: atom), where single crystals of 50-340 atoms scored 0.70-1.00 with 45 pm of noise (fcc,
+#: hcp, a twinned dumbbell; a 10-A decahedron 0.36-0.43, an icosahedron about 0.2).
+GLASS_LAYERING_SCORE = 0.65
+#: ... and that order: at least this fraction of the atoms with a measurable fcc orientation
+#: (:func:`~napari_aet.analysis.segment_grains`; twelve neighbours that fit an fcc cell) or
+#: a crystal's Q4/Q6. The same glasses: 0.00-0.04 oriented, at most 0.04 by Q4/Q6; the
+#: decahedron 0.08-0.18 oriented; crystals 0.10-0.43 oriented or up to 1.00 by Q4/Q6.
+MIN_ORDERED_FRACTION = 0.06
+
+
+def not_layered(score: float, n_atoms: int, local, oriented) -> str:
+    """Why atoms whose stacking analysis found ``score`` do not form close-packed layers ('' when
+    they do): a score that random points reach (:data:`MIN_LAYERING_SCORE`, ``4 / sqrt(N)``), or
+    one that a glass reaches (:data:`GLASS_LAYERING_SCORE`) without the crystal order of
+    :data:`MIN_ORDERED_FRACTION` of the atoms (``local``: each atom's Q4/Q6 class;
+    ``oriented``: whether each atom has a measurable fcc orientation, None if not measured).
+    """
+    min_score = max(MIN_LAYERING_SCORE, 4.0 / np.sqrt(max(n_atoms, 1)))
+    if not score >= min_score:
+        return (
+            f"the atoms do not form close-packed layers (layering score {score:.2f} < "
+            f"{min_score:.2f}): no layers, stacking labels, faults or lattice fits (an amorphous "
+            "or polycrystalline particle, or positions too noisy)"
+        )
+    ordered = float(np.mean(np.asarray(local) != "other")) if len(local) else 0.0
+    oriented = float(np.mean(oriented)) if oriented is not None and len(oriented) else 0.0
+    if score < GLASS_LAYERING_SCORE and max(ordered, oriented) < MIN_ORDERED_FRACTION:
+        return (
+            f"the atoms do not form close-packed layers: their layering (score {score:.2f}, below "
+            f"{GLASS_LAYERING_SCORE}) is what a dense amorphous packing's first shell and surface "
+            f"make, and no crystal order backs it ({100 * oriented:.0f} % of the atoms with an "
+            f"fcc orientation, {100 * ordered:.0f} % with a crystal's Q4/Q6; "
+            f"{100 * MIN_ORDERED_FRACTION:.0f} % needed): no layers, stacking labels, faults or "
+            "lattice fits (an amorphous particle, or positions too noisy)"
+        )
+    return ""

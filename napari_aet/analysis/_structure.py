@@ -32,6 +32,7 @@ from ._crystal import (
     _is_element,
     _tetrahedral,
     fit_cluster_lattices,
+    not_layered,
     reference_lattice_constant,
     surface_atoms,
 )
@@ -50,11 +51,6 @@ from ._stacking import (
 )
 from ._strain import strain_map
 from ._surface import facet_sets, local_lattice_constants
-
-#: A layering score below this (or below ``4 / sqrt(N)`` for N atoms, what random points reach
-#: by chance) means the atoms do not form close-packed layers (amorphous, polycrystalline, or
-#: too noisy): no stacking labels are given.
-MIN_LAYERING_SCORE = 0.3
 
 
 @dataclass
@@ -393,19 +389,17 @@ def analyze_structure(
         grains = segment_grains(pos, d_nn)
     multi = grains is not None and clusters is None and normal is None and grains.describe()
     # random points reach a score of about 1/sqrt(N) in any one direction, and a few times that
-    # at the best of thousands: a small particle needs a clearer layering
-    min_score = max(MIN_LAYERING_SCORE, 4.0 / np.sqrt(max(n_atoms, 1)))
-    too_weak = st is not None and st.layering_score < min_score and structure == "auto"
+    # at the best of thousands; a small glass particle more: its layers need a crystal's order
+    too_weak = (
+        not_layered(st.layering_score, n_atoms, local, grains and grains.oriented)
+        if st is not None and structure == "auto"
+        else ""
+    )
     if st is not None and normal is None and (too_weak or structure == "amorphous" or tetrahedral):
         if structure == "amorphous":
             notes.append("amorphous as asked (structure='amorphous'): no crystal labels")
         elif not tetrahedral and not multi:
-            notes.append(
-                f"the atoms do not form close-packed layers (layering score "
-                f"{st.layering_score:.2f} < {min_score:.2f}): no layers, stacking labels, "
-                "faults or lattice fits (an amorphous or polycrystalline particle, or positions "
-                "too noisy)"
-            )
+            notes.append(too_weak)
         score = st.layering_score
         st = _empty_stacking(n_atoms, [])
         st.layering_score = score

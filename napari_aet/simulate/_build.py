@@ -17,6 +17,7 @@ from ..core.elements import (
     split_elements,
 )
 from ..forward import rotation_center_A
+from ._glass import relax_packing
 from ._structures import (
     amorphous_particle,
     apply_point_defects,
@@ -29,6 +30,8 @@ from ._structures import (
     twinned_dumbbell,
 )
 
+#: structures with no lattice (no lattice note)
+_DISORDERED = ("amorphous", "glass")
 #: fcc lattice constants [A] at room temperature (Kittel); see :mod:`napari_aet.core.elements`.
 LATTICE_CONSTANTS_A = FCC_LATTICE_CONSTANTS_A
 
@@ -40,6 +43,7 @@ STRUCTURES = (
     "bcc",
     "hcp",
     "amorphous",
+    "glass",
 )
 
 
@@ -60,10 +64,11 @@ def build_structure(
     pixel_size_A: float = 0.358,
     seed=None,
 ) -> AtomModel:
-    """Build ``"fcc"``, ``"bcc"``, ``"hcp"``, ``"amorphous"``, ``"twinned dumbbell"``,
-    ``"decahedron"`` (five twinned fcc segments about a common axis, a rounded shape) or
-    ``"icosahedron"`` (a Mackay icosahedron of twenty, ``radius_A`` to its vertices) and centre
-    it in the volume.
+    """Build ``"fcc"``, ``"bcc"``, ``"hcp"``, ``"amorphous"`` (a random packing with a hard
+    core of 0.72 bonds), ``"glass"`` (that packing quenched under a pair potential, its first
+    shell at the bond: a metallic glass), ``"twinned dumbbell"``, ``"decahedron"`` (five
+    twinned fcc segments about a common axis, a rounded shape) or ``"icosahedron"`` (a Mackay
+    icosahedron of twenty, ``radius_A`` to its vertices) and centre it in the volume.
 
     Parameters
     ----------
@@ -82,7 +87,7 @@ def build_structure(
         (W 3.165 A, Fe 2.87 A; an alloy's by Vegard's rule). For hcp, its ``a`` (default the
         element's bond length; ``c / a`` is the element's, see :func:`hcp_c_over_a`).
     shape : {"blob", "sphere", "convex"}
-        Shape of fcc, bcc and amorphous particles (hcp: "blob" or "sphere").
+        Shape of fcc, bcc, amorphous and glass particles (hcp: "blob" or "sphere").
     vacancy_fraction : float
         Fraction of atoms removed at random (point defects).
     order : {None, "L1_0", "L1_2"}
@@ -163,7 +168,7 @@ def build_structure(
         pos = hcp_particle(
             bond_A=a, c_over_a=hcp_c_over_a(elements), radius_A=radius_A, shape=shape, seed=rng
         )
-    elif structure == "amorphous":
+    elif structure in _DISORDERED:
         # Pt's packing (min distance 2.0 A, 95 % of fcc density) scaled to the element's bond
         pos = amorphous_particle(
             radius_A=radius_A,
@@ -172,6 +177,8 @@ def build_structure(
             shape=shape,
             seed=rng,
         )
+        if structure == "glass":  # quenched: the first shell at the bond (simulate._glass)
+            pos = relax_packing(pos, bond_A=bond)
     elif structure in ("twinned dumbbell", "twinned", "dumbbell"):
         s = twinned_dumbbell(
             lattice_constant_A=a,
@@ -219,7 +226,11 @@ def build_structure(
         "lattice_constant_A": a,
         "vacancy_fraction": vacancy_fraction,
         "jitter_A": jitter_A,
-        **({"note": lattice_note} if lattice_note and structure != "amorphous" else {}),
+        **(
+            {"note": lattice_note}
+            if lattice_note and structure not in ("amorphous", "glass")
+            else {}
+        ),
         **extra_meta,
     }
     return AtomModel(pos, frame, meta)

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 
 class SimulateWidget(DockContainer):
-    """Simulate a particle (twinned dumbbell, fcc, bcc, hcp or amorphous) and its ADF-STEM tilt
-    series."""
+    """Simulate a particle (twinned dumbbell, fcc, bcc, hcp, amorphous or a glass) and its
+    ADF-STEM tilt series."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(labels=True)
