@@ -115,25 +115,29 @@ def test_traced_positions_share_the_final_ones_by_how_far_the_fit_moved_them():
     assert same is model
 
 
-def test_an_amorphous_particle_keeps_its_fitted_positions():
-    """The traced positions' share is for crystals: an amorphous particle's (no atom in a
-    crystal class of the Q4-Q6 map) keep the fit's positions."""
+def test_a_glass_shares_its_traced_positions_like_a_crystal():
+    """The traced positions' share does not depend on a lattice: a metallic glass's traced
+    positions (the U-Net finds its atoms as well as a crystal's) get the same weight from the
+    same errors, and the record says how crystalline the atoms are."""
     import pandas as pd
 
     from napari_aet.core.atoms import AtomModel
     from napari_aet.simulate import build_structure
-    from napari_aet.trace._post_fit import _with_tracer_share
+    from napari_aet.trace._post_fit import TRACER_SHARE, _with_tracer_share
 
     rng = np.random.default_rng(1)
-    for structure, shared in (("amorphous", False), ("fcc", True)):
+    crystal = {}
+    for structure in ("glass", "fcc"):
         origin = build_structure(structure, radius_A=10, seed=2, jitter_A=0.0).positions
-        shift = rng.normal(0, 0.05, origin.shape)
+        shift = rng.normal(0, 0.3 / np.sqrt(3.0), origin.shape)  # 30 pm RMS
         feats = pd.DataFrame({"refine_added": np.zeros(len(origin), np.int8)})
         model = AtomModel(origin + shift, feats, {})
         source = {"source": "counts", "replicate_rms_pm": {"counts": 20.0}}
         out, info = _with_tracer_share(model, {}, source, origin)
-        assert (info["tracer_share"]["weight"] > 0) == shared, info["tracer_share"]
-        # the record has the same fields either way (the refine stage's message reads them)
-        assert {"fit_error_pm", "shift_rms_pm", "crystal_fraction"} <= set(info["tracer_share"])
-        moved = not np.allclose(out.positions, model.positions)
-        assert moved == shared
+        share = info["tracer_share"]
+        moved = share["shift_rms_pm"]
+        assert moved == pytest.approx(100 * np.sqrt(np.mean(np.sum(shift**2, axis=1))))
+        assert share["weight"] == pytest.approx(TRACER_SHARE * (20.0 / moved) ** 2)
+        np.testing.assert_allclose(out.positions, origin + (1 - share["weight"]) * shift)
+        crystal[structure] = share["crystal_fraction"]
+    assert crystal["glass"] < 0.1 < 0.5 < crystal["fcc"]
