@@ -164,6 +164,23 @@ def test_training_pair_of_a_faulted_particle():
         replace(s, reversal_rate_max=2.0).validate()
 
 
+def test_training_pair_of_a_metallic_glass():
+    """``structure="glass"``: the amorphous packing quenched, its first shell at the bond
+    (none of the random packing's pairs at 0.72 bonds); its target holds every atom."""
+    from scipy.spatial import cKDTree
+
+    s = replace(TINY, structure="glass", radius_min_A=6.0, radius_max_A=6.5, box_px=64)
+    x, y, info, atoms = make_training_pair(s, 3, return_atoms=True)
+    assert x.shape == y.shape == (64, 64, 64)
+    bond = s.lattice_constant_A / np.sqrt(2.0)
+    nn = cKDTree(atoms).query(atoms, k=2)[0][:, 1]
+    assert nn.min() > 0.85 * bond and abs(np.median(nn) - bond) < 0.06 * bond
+    idx = np.round(atoms / s.pixel_size_A).astype(int)
+    assert y[tuple(idx.T)].min() > 0.5
+    random = make_training_pair(replace(s, structure="amorphous"), 3, return_atoms=True)[3]
+    assert np.median(cKDTree(random).query(random, k=2)[0][:, 1]) < 0.85 * bond
+
+
 def test_settings_refuse_a_particle_larger_than_the_box():
     with pytest.raises(ValueError, match="do not fit"):
         TrainingDataSettings(box_px=48, radius_max_A=9.0).validate()

@@ -49,11 +49,12 @@ from ..simulate import (
     simulate_tilt_series,
     thermal_jitter,
 )
+from ..simulate._glass import relax_packing
 from ..simulate._structures import amorphous_particle
 from ._normalise import gaussian_target, normalise_tomogram
 
 #: Structures the generator knows.
-TRAINING_STRUCTURES = ("fcc", "faulted", "amorphous")
+TRAINING_STRUCTURES = ("fcc", "faulted", "amorphous", "glass")
 
 #: Forward models the generator can image a sample with.
 FORWARD_MODELS = ("project", "independent")
@@ -69,10 +70,12 @@ class TrainingDataSettings:
 
     Attributes
     ----------
-    structure : {"fcc", "faulted", "amorphous"}
+    structure : {"fcc", "faulted", "amorphous", "glass"}
         ``"faulted"``: fcc particles whose (111) layers carry twins and stacking faults at
         random (:func:`napari_aet.simulate.faulted_particle`, a reversal of the stacking at
         each layer with a probability drawn per sample from [0, ``reversal_rate_max``]).
+        ``"glass"``: the amorphous packing quenched so that its first shell lies at the fcc
+        bond (:func:`napari_aet.simulate._glass.relax_packing`), as in a metallic glass.
     element : str
     lattice_constant_A : float
         fcc lattice constant [A] (Pt: 3.912).
@@ -304,6 +307,8 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
             shape=shape,
             seed=rng,
         )
+        if settings.structure == "glass":
+            pos = relax_packing(pos, bond_A=settings.lattice_constant_A / np.sqrt(2.0))
         atoms = pos + rotation_center_A((n, n), settings.pixel_size_A)
     blur = max(settings.blur_min_A, float(rng.normal(settings.blur_mean_A, settings.blur_sd_A)))
     angles = np.linspace(settings.angle_min_deg, settings.angle_max_deg, settings.n_tilts)

@@ -84,8 +84,9 @@ def add_train(sub) -> None:
         "--structure",
         default="fcc",
         choices=TRAINING_STRUCTURES,
-        help="single fcc crystals, fcc with random twins and stacking faults (faulted), or "
-        "amorphous particles",
+        help="single fcc crystals, fcc with random twins and stacking faults (faulted), "
+        "amorphous particles (random packings) or metallic glasses (those packings quenched: "
+        "the first shell at the bond)",
     )
     p.add_argument(
         "--reversal-rate-max",
