@@ -7,7 +7,7 @@ use. Here the series come from an independent forward model
 abTEM's aberrated 300 keV probe, sampled at the scan positions, scaled to realistic ADF counts
 at the brightest column and Poisson-sampled), of several particles in random orientations (no
 crystal axis along a lab axis), at the study's counts (about 50 at the brightest column), a
-third and a tenth of them, over the full tilt range (60 tilts over 180 deg), and with
+third, a tenth and a twentieth of them, over the full tilt range (60 tilts over 180 deg), and with
 acquisition faults (shifts, angle errors, a rotated tilt axis, a background), at the study's
 counts and at a third and a tenth of them (`third-faults`, `tenth-faults`), and with the
 shifts of a series whose drift was left in (up to 12 px: `drift`, `third-drift`), and the
@@ -107,6 +107,8 @@ CONDITIONS = {
     "third": (17.0, (0.0, 0.0, 0.0, 1.0)),
     "faults": (50.0, (3.0, 0.5, 3.0, 3.0)),
     "tenth": (5.0, (0.0, 0.0, 0.0, 1.0)),
+    # below what atom tracing can use: what a run says when the counts cannot show the atoms
+    "twentieth": (2.5, (0.0, 0.0, 0.0, 1.0)),
     # five times the study's counts: what single light atoms beside heavy ones need
     "fivefold": (250.0, (0.0, 0.0, 0.0, 1.0)),
     "fullrange": (50.0, (0.0, 0.0, 0.0, 1.0)),
@@ -845,7 +847,7 @@ def main() -> None:
     print()
     print(f"Machine: {machine()}; {args.size} px of {args.pixel_size} A, 21 tilts -70:70:7")
     print("(fullrange: 60 tilts -88.5:88.5:3; dense: 41 tilts -60:60:3 at 21/41 of the counts;")
-    print(" tenth: 5 counts at the brightest column;")
+    print(" tenth: 5 counts at the brightest column; twentieth: 2.5;")
     print(" faults: +-3 px shifts, 0.5 deg angle errors, axis 3 deg, background 3 counts)")
     for r in rows[:1]:
         rc = r["recon"]

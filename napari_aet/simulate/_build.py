@@ -226,11 +226,7 @@ def build_structure(
         "lattice_constant_A": a,
         "vacancy_fraction": vacancy_fraction,
         "jitter_A": jitter_A,
-        **(
-            {"note": lattice_note}
-            if lattice_note and structure not in ("amorphous", "glass")
-            else {}
-        ),
+        **({"note": lattice_note} if lattice_note and structure not in _DISORDERED else {}),
         **extra_meta,
     }
     return AtomModel(pos, frame, meta)
