@@ -186,14 +186,18 @@ def plot_rdf(amorphous: dict, *, ax=None):
     g = np.array([np.nan if v is None else v for v in amorphous["rdf_g"]], float)
     ax.plot(r, g, color="#264653", lw=1)
     ax.axhline(1.0, color="#999999", lw=0.8, ls=":")
-    for key, label, color in (
-        ("rdf_first_peak_A", "first peak", "#e76f51"),
-        ("rdf_first_minimum_A", "first minimum", "#2a9d8f"),
+    # the peak's label left of its line (g(r) is 0 there), the minimum's right of its own:
+    # the two lines lie 0.6-0.9 A apart and their labels would overlap on one side
+    for key, label, color, side in (
+        ("rdf_first_peak_A", "first peak", "#e76f51", "right"),
+        ("rdf_first_minimum_A", "first minimum", "#2a9d8f", "left"),
     ):
         if amorphous.get(key) is not None:
             ax.axvline(amorphous[key], color=color, lw=0.8, ls="--")
-            ax.text(amorphous[key], ax.get_ylim()[1] * 0.95, f" {label} {amorphous[key]:.2f} Å",
-                    color=color, fontsize=7, va="top")  # fmt: skip
+            text = f"{label} {amorphous[key]:.2f} Å"
+            ax.text(amorphous[key], ax.get_ylim()[1] * 0.95,
+                    f"{text} " if side == "right" else f" {text}", color=color, fontsize=7,
+                    va="top", ha=side)  # fmt: skip
     cn = amorphous.get("coordination_mean")
     ax.set_title(f"mean coordination {cn:.2f}" if cn is not None else "", fontsize=9)
     ax.set_xlabel("r (Å)")
