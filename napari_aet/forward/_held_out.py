@@ -11,7 +11,14 @@ from ._model_fit import _Renderer
 
 
 def held_out_comparison(
-    images, angles_deg, reference_A, candidate_A, *, pixel_size_A: float, sigma_A: float
+    images,
+    angles_deg,
+    reference_A,
+    candidate_A,
+    *,
+    pixel_size_A: float,
+    sigma_A: float,
+    amplitudes=None,
 ) -> dict:
     """How much better ``candidate_A`` than ``reference_A`` predicts ``images``.
 
@@ -32,6 +39,10 @@ def held_out_comparison(
         The two models' ``(z, y, x)`` positions [A] in the volume frame.
     pixel_size_A, sigma_A : float
         Pixel size and the atoms' image width [A] (e.g. a refinement's fitted width).
+    amplitudes : array-like of shape (n_atoms,), optional
+        Each atom's relative amplitude, the same in both models (an alloy's elements, from a
+        fit to images other than ``images``): two models that differ in where they put some
+        atoms. Default: equal atoms.
 
     Returns
     -------
@@ -42,8 +53,16 @@ def held_out_comparison(
     imgs, angles = images_and_angles(images, angles_deg, dtype=np.float64)
     model_images = _equal_atoms_renderer(imgs.shape[1:], angles, pixel_size_A, sigma_A)
     sse = np.zeros((2, len(imgs)))
+    if amplitudes is not None:
+        amplitudes = np.asarray(amplitudes, np.float64).ravel()
+        for pos in (reference_A, candidate_A):
+            if len(np.reshape(pos, (-1, 3))) != len(amplitudes):
+                raise ValueError(
+                    f"{len(amplitudes)} amplitudes for a model of {len(np.reshape(pos, (-1, 3)))} "
+                    "atoms: give one per atom, the same atoms in both models"
+                )
     for k, pos in enumerate((reference_A, candidate_A)):
-        for i, (d, g) in enumerate(zip(imgs, model_images(pos), strict=True)):
+        for i, (d, g) in enumerate(zip(imgs, model_images(pos, amplitudes), strict=True)):
             design = np.stack([g.ravel(), np.ones(g.size)], axis=1)
             coef, *_ = np.linalg.lstsq(design, d.ravel(), rcond=None)
             sse[k, i] = float(np.sum((d.ravel() - design @ coef) ** 2))
@@ -72,13 +91,17 @@ def _equal_atoms_renderer(shape, angles_deg, pixel_size_A: float, sigma_A: float
     offsets = torch.zeros((len(theta), 2), dtype=torch.float32)
     width = torch.tensor(float(sigma_A) / px, dtype=torch.float32)
 
-    def run(positions_A) -> np.ndarray:
+    def run(positions_A, amplitudes=None) -> np.ndarray:
         pos = np.asarray(positions_A, np.float64).reshape(-1, 3)
         if not len(pos):
             return np.zeros((len(theta), *shape))
         with torch.no_grad():
             row, col = ren.coords(torch.as_tensor(pos, dtype=torch.float32), theta, offsets)
-            amp = torch.ones(len(pos), dtype=torch.float32)
+            amp = (
+                torch.ones(len(pos), dtype=torch.float32)
+                if amplitudes is None
+                else torch.as_tensor(np.asarray(amplitudes, np.float32))
+            )
             return ren.render(row, col, amp, width).numpy().astype(np.float64)
 
     return run

@@ -12,6 +12,7 @@ from ..forward import (
     held_out_comparison,
 )
 from . import _verdicts
+from ._faint_held_out import faint_positions_by_held_out
 from ._position_source import choose_position_source
 from ._post_fit import (
     _with_counts_correction,
@@ -196,8 +197,16 @@ def refine_atom_positions(
         residual_passes=residual_passes, denoiser=denoiser, weighting=weighting, device=device,
         progress=progress, cancel=cancel,
     )  # fmt: skip
-    model, info = _refine_once(atoms, images, angles_deg, judge_images=judge_images, **params)
+    model, info, origin = _refine_once(
+        atoms, images, angles_deg, judge_images=judge_images, return_origin=True, **params
+    )
     if not held_out or "not_refined" not in info or not info.get("poor_fit_only"):
+        if held_out and "not_refined" not in info:
+            # an alloy's faint atoms: the fit's positions or the tracer's, by the held-out images
+            model, info = faint_positions_by_held_out(
+                model, info, origin, atoms, images, angles_deg, judge_images, params,
+                refine_once=_refine_once,
+            )  # fmt: skip
         return model, info
     # the images' fit alone cannot say (very low counts): images the refinement never saw do
     check_cancel(cancel, "refinement")
@@ -222,7 +231,8 @@ def refine_atom_positions(
 def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_geometry,
                  candidates, element, residual_pass, residual_passes, judge_images, denoiser,
                  weighting, device, progress, cancel,
-                 min_correlation=MIN_MODEL_CORRELATION, tracer_share=True):  # fmt: skip
+                 min_correlation=MIN_MODEL_CORRELATION, tracer_share=True,
+                 return_origin=False):  # fmt: skip
     """:func:`refine_atom_positions` without the held-out images' verdict; ``min_correlation``
     is the bar of every fit's :func:`~napari_aet.forward.why_untrusted`; ``tracer_share``:
     the traced positions' share of the final ones (:data:`TRACER_SHARE`)."""
@@ -267,7 +277,7 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
         model, info = _with_counts_correction(
             model, info, source, judge_images, origin, angles_deg=angles_deg, **kw
         )
-        return _with_tracer_share(model, info, source, origin) if tracer_share else (model, info)
+        return _finish(model, info, source, origin, tracer_share, return_origin)
     imgs = np.asarray(images, np.float32)
     passes, n_first, last_info = [], (info["n_added"], info["n_removed"]), info
     n_first_trials = info["n_trial_candidates"]
@@ -331,7 +341,15 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
     model, info = _with_counts_correction(
         model, info, source, judge_images, origin, angles_deg=angles_deg, **kw
     )
-    return _with_tracer_share(model, info, source, origin) if tracer_share else (model, info)
+    return _finish(model, info, source, origin, tracer_share, return_origin)
+
+
+def _finish(model, info, source, origin, tracer_share, return_origin):
+    """:func:`_refine_once`'s result: with the traced positions' share when ``tracer_share``,
+    and with where each of its atoms started (``origin``) when ``return_origin``."""
+    if tracer_share:
+        model, info = _with_tracer_share(model, info, source, origin)
+    return (model, info, origin) if return_origin else (model, info)
 
 
 def _held_verdicts(atoms, counts, angles_deg, params) -> tuple[AtomModel, dict]:
