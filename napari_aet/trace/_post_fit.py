@@ -169,8 +169,8 @@ def _with_faint_positions_held(model, info, origin):
         if not hold:
             held["positions"] = (
                 f"refined: {100 * crystal:.0f} % of the atoms in a crystal class (< "
-                f"{100 * TRACER_SHARE_MIN_CRYSTAL:.0f} %), an amorphous particle's traced "
-                "positions are worse than its fit's"
+                f"{100 * TRACER_SHARE_MIN_CRYSTAL:.0f} %), not held as a crystal's are (the "
+                "held-out images may still send them back: faint_verdicts.held_out)"
             )
     if not hold:
         info = {**info, "faint_verdicts": held}
