@@ -13,7 +13,8 @@ counts and at a third and a tenth of them (`third-faults`, `tenth-faults`), and 
 shifts of a series whose drift was left in (up to 12 px: `drift`, `third-drift`), and the
 study's dose over 41 tilts to +-60 deg (`dense`), and each fault alone at a third of the
 counts (`third-background`, `third-axis`, `third-shifts`, `third-angles`); Pt, Au, Pd, Ni and
-Ag crystals, bcc W and Fe crystals, a thick Pt crystal (`pt-large`), amorphous Pt and Ta, and
+Ag crystals, bcc W and Fe crystals, a thick Pt crystal (`pt-large`), amorphous Pt and Ta
+(random packings) and metallic glasses of Pt, Ta and Ni-Pd-Pt (`*-glass`), and
 Fe-Pt and Pd-Pt alloys (each element as bright as in ADF images, or with `--contrast
 potential` as in the projected potential). Each series goes through
 `napari-aet run` with its defaults (only the element is given, and the amorphous U-Net for the
