@@ -391,7 +391,7 @@ def analyze_structure(
     # random points reach a score of about 1/sqrt(N) in any one direction, and a few times that
     # at the best of thousands; a small glass particle more: its layers need a crystal's order
     too_weak = (
-        not_layered(st.layering_score, n_atoms, local, grains and grains.oriented)
+        not_layered(st.layering_score, n_atoms, local, None if grains is None else grains.oriented)
         if st is not None and structure == "auto"
         else ""
     )

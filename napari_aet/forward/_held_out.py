@@ -56,10 +56,10 @@ def held_out_comparison(
     if amplitudes is not None:
         amplitudes = np.asarray(amplitudes, np.float64).ravel()
         for pos in (reference_A, candidate_A):
-            if len(np.reshape(pos, (-1, 3))) != len(amplitudes):
+            if (n := len(np.reshape(pos, (-1, 3)))) != len(amplitudes):
                 raise ValueError(
-                    f"{len(amplitudes)} amplitudes for a model of {len(np.reshape(pos, (-1, 3)))} "
-                    "atoms: give one per atom, the same atoms in both models"
+                    f"{len(amplitudes)} amplitudes for a model of {n} atoms: give one per atom, "
+                    "the same atoms in both models"
                 )
     for k, pos in enumerate((reference_A, candidate_A)):
         for i, (d, g) in enumerate(zip(imgs, model_images(pos, amplitudes), strict=True)):

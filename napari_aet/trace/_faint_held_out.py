@@ -75,6 +75,29 @@ def _faint(model, element) -> np.ndarray:
     return faint
 
 
+def refine_on_half(atoms, images, angles_deg, judge_images, params, refine_once, label, **kw):
+    """``refine_once`` on every other image by angle: ``(fit, held, images the verdicts are
+    reached on, refine_once's result)``, ``fit`` and ``held`` the two halves' indices, the
+    images the counts when ``judge_images`` are given (each half's denoiser its own, when the
+    recorded one can take a subset); ``kw`` go to ``refine_once``."""
+    angles = np.asarray(angles_deg, np.float64)
+    order = np.argsort(angles, kind="stable")
+    fit, held = np.sort(order[0::2]), np.sort(order[1::2])
+    kw = {**params, **kw}
+    kw["progress"] = prefixed(
+        params.get("progress"), f"{label}, fit to {len(fit)} of {len(angles)} images: "
+    )
+    den = kw.get("denoiser")
+    if den is not None and hasattr(den, "take"):
+        kw["denoiser"] = den.take(fit)
+    imgs = np.asarray(images, np.float32)
+    judge = None if judge_images is None else np.asarray(judge_images, np.float32)
+    result = refine_once(
+        atoms, imgs[fit], angles[fit], judge_images=None if judge is None else judge[fit], **kw
+    )
+    return fit, held, imgs if judge is None else judge, result
+
+
 def _test(model, verdicts, origin, atoms, images, angles_deg, judge_images, params, refine_once):
     angles = np.asarray(angles_deg, np.float64)
     n = len(angles)
@@ -85,20 +108,9 @@ def _test(model, verdicts, origin, atoms, images, angles_deg, judge_images, para
     if int(_faint(model, verdicts["element"]).sum()) < MIN_FAINT_ATOMS:
         return {"verdict": "not run", "why": f"fewer than {MIN_FAINT_ATOMS} faint atoms"}
     check_cancel(params.get("cancel"), "refinement")
-    order = np.argsort(angles, kind="stable")
-    fit, held = np.sort(order[0::2]), np.sort(order[1::2])
-    kw = dict(params)
-    kw["progress"] = prefixed(
-        params.get("progress"), f"faint atoms' held-out test, fit to {len(fit)} of {n} images: "
-    )
-    den = kw.get("denoiser")
-    if den is not None and hasattr(den, "take"):
-        kw["denoiser"] = den.take(fit)
-    imgs = np.asarray(images, np.float32)
-    judge = None if judge_images is None else np.asarray(judge_images, np.float32)
-    half, hinfo, horigin = refine_once(
-        atoms, imgs[fit], angles[fit], judge_images=None if judge is None else judge[fit],
-        return_origin=True, **kw,
+    fit, held, seen, (half, hinfo, horigin) = refine_on_half(
+        atoms, images, angles, judge_images, params, refine_once,
+        "faint atoms' held-out test", return_origin=True,
     )  # fmt: skip
     out = {"fit_images": fit.tolist(), "held_out_images": held.tolist(), "t_bar": FAINT_HELD_OUT_T}
     if "not_refined" in hinfo:
@@ -111,7 +123,6 @@ def _test(model, verdicts, origin, atoms, images, angles_deg, judge_images, para
     as_traced = half.positions.copy()
     as_traced[faint] = np.asarray(horigin, float)[faint]
     amp = half.features["refine_amplitude"].to_numpy(np.float64)
-    seen = imgs if judge is None else judge
     cmp = held_out_comparison(
         seen[held], angles[held], half.positions, as_traced, amplitudes=np.maximum(amp, 0.0),
         pixel_size_A=params["pixel_size_A"],

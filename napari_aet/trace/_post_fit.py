@@ -210,8 +210,9 @@ def _with_tracer_share(model, info, source, origin):
     if not moved > 0:
         return model, info
     # crystal or glass alike (TRACER_SHARE): the weight says how good the traced positions are
+    w = TRACER_SHARE * min(1.0, (float(fit_error) / moved) ** 2)
     record = {
-        "weight": 0.0,
+        "weight": w,
         "crystal_fraction": _crystal_fraction(np.asarray(origin, float)),
         "crystal_fraction_fitted": _crystal_fraction(model.positions),
         "fit_error_pm": float(fit_error),
@@ -219,7 +220,6 @@ def _with_tracer_share(model, info, source, origin):
         "share": TRACER_SHARE,
     }
     positions = model.positions.copy()
-    record["weight"] = w = TRACER_SHARE * min(1.0, (float(fit_error) / moved) ** 2)
     positions[traced] -= w * shift[traced]
     info = {**info, "tracer_share": record}
     return _moved(model, positions, info, origin), info

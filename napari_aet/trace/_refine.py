@@ -12,7 +12,7 @@ from ..forward import (
     held_out_comparison,
 )
 from . import _verdicts
-from ._faint_held_out import faint_positions_by_held_out
+from ._faint_held_out import faint_positions_by_held_out, refine_on_half
 from ._position_source import choose_position_source
 from ._post_fit import (
     _with_counts_correction,
@@ -443,25 +443,13 @@ def _held_out_check(atoms, images, angles_deg, judge_images, params) -> dict:
         return {"verdict": "not run", "why": "several elements"}
     if atoms.n_atoms < HELD_OUT_MIN_ATOMS:
         return {"verdict": "not run", "why": f"{atoms.n_atoms} atoms"}
-    order = np.argsort(angles, kind="stable")
-    fit, held = np.sort(order[0::2]), np.sort(order[1::2])
-    kw = dict(params)
-    kw["progress"] = prefixed(
-        params["progress"], f"held-out test, fit to {len(fit)} of {n} images: "
-    )
-    den = kw["denoiser"]
-    if den is not None and hasattr(den, "take"):
-        kw["denoiser"] = den.take(fit)
-    imgs = np.asarray(images, np.float32)
-    judge = None if judge_images is None else np.asarray(judge_images, np.float32)
-    model, info = _refine_once(
-        atoms, imgs[fit], angles[fit], judge_images=None if judge is None else judge[fit],
-        min_correlation=0.0, **kw,
+    fit, held, seen, (model, info) = refine_on_half(
+        atoms, images, angles, judge_images, params, _refine_once, "held-out test",
+        min_correlation=0.0,
     )  # fmt: skip
     out = {"fit_images": fit.tolist(), "held_out_images": held.tolist(), "t_bar": HELD_OUT_T}
     if "not_refined" in info:
         return {**out, "verdict": "traced", "why": info["not_refined"]}
-    seen = imgs if judge is None else judge
     cmp = held_out_comparison(
         seen[held], angles[held], atoms.positions, model.positions,
         pixel_size_A=params["pixel_size_A"], sigma_A=info.get("judge_sigma_A", info["sigma_A"]),

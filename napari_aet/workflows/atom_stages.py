@@ -263,9 +263,7 @@ def run_refine(
         elif corr:
             notes.append(f"no smooth correction from the counts: {corr.get('why')}")
         share = info.get("tracer_share")
-        if share and share.get("weight", 0) <= 0:
-            notes.append(f"no share of the traced positions: {share.get('why')}")
-        elif share:
+        if share:
             msg += (
                 f"; the traced positions' share {share['weight']:.2f} (the fit moved the atoms "
                 f"{share['shift_rms_pm']:.1f} pm RMS against its own error of "
