@@ -219,6 +219,7 @@ def refine_atomic_model(
     amplitude_sigmas: bool = False,
     weighting: str = "uniform",
     per_image_width: bool = False,
+    pixel_weights=None,
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -289,6 +290,9 @@ def refine_atomic_model(
         angle blurs the columns too: the two trade. The alignment refits a round with it when
         the angles of a fit with one width ran to their bound again after a held round
         (:func:`napari_aet.align._model_rounds._round_fit`).
+    pixel_weights : array, optional
+        Fixed weights of each pixel's squared residual (broadcast to the images; 0 leaves a
+        pixel out: every atom still rendered, e.g. the fit of one slab's rows).
     device : {"auto", "cpu", "cuda"}
 
     Returns
@@ -460,7 +464,10 @@ def refine_atomic_model(
     residual = []
     total = sum(max(1, int(np.ceil(it / 10))) for _, it in stages)
     done = 0
-    weights = None  # per-pixel, mean 1 (weighting="variance", from the last stage on)
+    fixed = None
+    if pixel_weights is not None:
+        fixed = torch.as_tensor(pixel_weights, dtype=f32, device=dev).expand_as(data)
+    weights = fixed  # per-pixel (weighting="variance": mean 1, from the last stage on)
     weight_info: dict = {}
 
     def geometry_now():
@@ -528,6 +535,7 @@ def refine_atomic_model(
         with torch.no_grad():
             bias_now = bias0 + step["bias"] * u["bias"]
             weights, weight_info = _variance_weights(model(), bias_now, data, torch)
+            weights = weights if fixed is None else weights * fixed
     run_stages(stages[-1:], data)
     if done < total:  # stopped early: converged
         done = total

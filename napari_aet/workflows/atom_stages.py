@@ -286,10 +286,16 @@ def _angle_check_note(check: dict) -> str:
         return (
             f"angle check: the refined atoms established {n} of {check['n_images']} angle "
             f"corrections ({check['rms_kept_deg']:.3f} deg RMS, moving the atoms at the radius "
-            f"by {100 * check['effect_A']:.1f} pm): refined again at the corrected angles "
-            "(refine/angles.txt and the atoms' metadata, which validate uses)"
+            f"by {100 * check['effect_A']:.1f} pm{_widened(check)}): refined again at the "
+            "corrected angles (refine/angles.txt and the atoms' metadata, which validate uses)"
         )
     return f"angle check: {check.get('why', 'not applied')}"
+
+
+def _widened(check: dict) -> str:
+    """How far the slabs' scatter widened the check's standard errors, when it did."""
+    factor = (check.get("slabs") or {}).get("factor", 1.0)
+    return f"; standard errors widened {factor:.1f}x by the slabs' scatter" if factor > 1 else ""
 
 
 def _held_out_note(held: dict) -> str:
