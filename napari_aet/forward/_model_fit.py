@@ -292,7 +292,8 @@ def refine_atomic_model(
         (:func:`napari_aet.align._model_rounds._round_fit`).
     pixel_weights : array, optional
         Fixed weights of each pixel's squared residual (broadcast to the images; 0 leaves a
-        pixel out: every atom still rendered, e.g. the fit of one slab's rows).
+        pixel out: every atom still rendered, e.g. the fit of one slab's rows). The fit only:
+        standard errors, correlations and the reported residual count every pixel.
     device : {"auto", "cpu", "cuda"}
 
     Returns

@@ -150,7 +150,8 @@ def slab_scatter(positions_A, images, angles_deg, sigma_deg, *, pixel_size_A: fl
 
     The atoms are cut at their median row (the tilt axis runs along the rows of aligned
     images, so each slab projects onto its own rows at every tilt); each slab's angles are
-    fitted to its rows alone, every atom within :data:`SLAB_PAD_A` of them in the model.
+    fitted to its rows alone, on images cut :data:`SLAB_PAD_A` beyond them (those rows
+    weighted 0), with every atom on the cut images or within as far again beyond them.
     Returns ``factor`` (the RMS over the images of half the slabs' difference over
     ``sigma_deg``: 1 when the standard errors hold), ``cut_row`` and each slab's corrections
     (their mean removed) and atom count; an empty record when a slab has fewer than
@@ -164,7 +165,8 @@ def slab_scatter(positions_A, images, angles_deg, sigma_deg, *, pixel_size_A: fl
     out: dict = {"cut_row": cut}
     corrections = []
     for name, (r0, r1) in (("top", (0, cut)), ("bottom", (cut, rows))):
-        if np.count_nonzero((row >= r0) & (row < r1)) < MIN_SLAB_ATOMS:
+        n_atoms = int(np.count_nonzero((row >= r0) & (row < r1)))
+        if n_atoms < MIN_SLAB_ATOMS:
             return {}
         a, b = max(r0 - pad, 0), min(r1 + pad, rows)  # the rows given, a pad beyond the slab's
         sel = (row >= a - pad) & (row < b + pad)
@@ -177,8 +179,7 @@ def slab_scatter(positions_A, images, angles_deg, sigma_deg, *, pixel_size_A: fl
         c = np.asarray(res.angle_corrections_deg, np.float64)
         c = c - c.mean()  # the gauge: a common change turns the slab
         corrections.append(c)
-        out[name] = {"n_atoms": int(np.count_nonzero((row >= r0) & (row < r1))),
-                     "corrections_deg": [float(v) for v in c]}  # fmt: skip
+        out[name] = {"n_atoms": n_atoms, "corrections_deg": [float(v) for v in c]}
     half = (corrections[0] - corrections[1]) / 2
     out["factor"] = float(np.sqrt(np.mean((half / np.maximum(sigma_deg, 1e-12)) ** 2)))
     return out
