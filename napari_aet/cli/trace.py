@@ -141,6 +141,15 @@ def add_refine(sub) -> None:
         "them, and where established corrections move the atoms at the particle's radius by "
         "more than 5 pm, refine again at the corrected angles, written to angles.txt)",
     )
+    p.add_argument(
+        "--no-site-pass",
+        dest="site_pass",
+        action="store_false",
+        help="do not try the empty sites of the atoms' own lattice (default: after the residual "
+        "pass, sites that the atoms' bonds continued one step reach, with at least 6 atoms "
+        "around them, join where the images show an atom as bright as a traced atom must be "
+        "to stay)",
+    )
     element_option(p, R.element, "for an alloy, each atom's species by its refined amplitude")
     device_option(p)
     p.set_defaults(func=cmd_refine)
@@ -192,6 +201,7 @@ def cmd_refine(args) -> int:
         weighting=args.weighting,
         held_out=args.held_out,
         check_angles=args.check_angles,
+        site_pass=args.site_pass,
         element=args.element,
         device=args.device,
     )

@@ -20,7 +20,7 @@ from ._post_fit import (
     _with_faint_positions_held,
     _with_tracer_share,
 )
-from ._trials import _trial_candidates, residual_trials
+from ._trials import SITE_MIN_NEIGHBOURS, _trial_candidates, residual_trials, site_trials
 from ._verdicts import (
     ADD_AMPLITUDE,
     JUDGE_ITERATIONS,
@@ -44,6 +44,9 @@ RESIDUAL_SEPARATION = 1.0
 #: reached its cap does not say: the same polyhedron with the tilt axis held vertical had 601
 #: trials, 15 under the cap, and 161 of them real atoms, and stopped at 0.92 %)
 RESIDUAL_MIN_ADDED = 0.005
+#: After the residual passes, at most this many passes try the empty sites of the model's own
+#: lattice (:func:`napari_aet.trace._trials.site_trials`; :func:`_site_passes`).
+SITE_PASSES = 2
 #: How the fits weigh the pixels (:func:`napari_aet.forward.refine_atomic_model`):
 #: ``"variance"`` weighs each by the inverse of a noise variance fitted to grow linearly with
 #: the signal (counting noise: an atom's bright core is noisier than the background). On the
@@ -83,6 +86,7 @@ def refine_atom_positions(
     element="Pt",
     residual_pass: bool = True,
     residual_passes: int = 3,
+    site_pass: bool = True,
     judge_images=None,
     denoiser=None,
     weighting: str = WEIGHTING,
@@ -137,7 +141,12 @@ def refine_atom_positions(
         With ``candidates``: then a second pass tries atoms where the images show density that
         the refined model lacks and no candidate covered (:func:`residual_trials`: peaks of a
         tomogram of the residual images), judged the same way; ``info["residual_pass"]``
-        says what it found. Atoms it adds have no tracer ``intensity`` (NaN).
+        says what it found. Atoms it adds have no tracer ``intensity`` (NaN). Then up to
+        :data:`SITE_PASSES` passes try the empty sites of the model's own lattice
+        (:func:`~napari_aet.trace._trials.site_trials`), which join at the bar an atom stays at
+        (``info["site_pass"]``), unless ``site_pass`` is False.
+    site_pass : bool
+        With ``residual_pass``: the passes over the empty sites of the model's own lattice.
     residual_passes : int
         Most residual passes: another runs while a pass added atoms
         (:data:`RESIDUAL_MIN_ADDED`) and the trials the images kept stood clear of those they
@@ -194,8 +203,8 @@ def refine_atom_positions(
     params = dict(
         pixel_size_A=pixel_size_A, iterations=iterations, refine_geometry=refine_geometry,
         candidates=candidates, element=element, residual_pass=residual_pass,
-        residual_passes=residual_passes, denoiser=denoiser, weighting=weighting, device=device,
-        progress=progress, cancel=cancel,
+        residual_passes=residual_passes, site_pass=site_pass, denoiser=denoiser,
+        weighting=weighting, device=device, progress=progress, cancel=cancel,
     )  # fmt: skip
     model, info, origin = _refine_once(
         atoms, images, angles_deg, judge_images=judge_images, return_origin=True, **params
@@ -230,6 +239,7 @@ def refine_atom_positions(
 
 def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_geometry,
                  candidates, element, residual_pass, residual_passes, judge_images, denoiser,
+                 site_pass=True,
                  weighting, device, progress, cancel,
                  min_correlation=MIN_MODEL_CORRELATION, tracer_share=True,
                  return_origin=False):  # fmt: skip
@@ -326,10 +336,17 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
             "per_pass": passes,
         }
     )
+    sites = {"n_added": 0, "n_removed": 0}
+    if site_pass:
+        model, res, origin, last_info, sites = _site_passes(
+            model, res, origin, last_info, images, angles_deg, kw, cancel
+        )
     info = dict(last_info)
     info["residual_pass"] = summary
-    info["n_added"] = n_first[0] + summary["n_added"]
-    info["n_removed"] = n_first[1] + summary["n_removed"]
+    if site_pass:
+        info["site_pass"] = sites
+    info["n_added"] = n_first[0] + summary["n_added"] + sites["n_added"]
+    info["n_removed"] = n_first[1] + summary["n_removed"] + sites["n_removed"]
     info["n_trial_candidates"] = n_first_trials
     if source is not None:
         info["position_source"] = source
@@ -342,6 +359,44 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
         model, info, source, judge_images, origin, angles_deg=angles_deg, **kw
     )
     return _finish(model, info, source, origin, tracer_share, return_origin)
+
+
+def _site_passes(model, res, origin, info, images, angles_deg, kw, cancel):
+    """Up to :data:`SITE_PASSES` fits with the empty sites of the model's own lattice as trials
+    (:func:`site_trials`; they join at the bar an atom stays at), while a pass adds at least
+    :data:`RESIDUAL_MIN_ADDED` of the atoms (a missed atom's neighbours are often missed too:
+    the next pass sees their sites). Returns the model, its fit, its origin, the last fit's
+    info and a summary (``info["site_pass"]``)."""
+    summary = {"min_neighbours": SITE_MIN_NEIGHBOURS, "passes": 0, "n_trials": 0,
+               "n_added": 0, "n_removed": 0, "per_pass": []}  # fmt: skip
+    for _ in range(SITE_PASSES):
+        check_cancel(cancel, "refinement")
+        trial = site_trials(model.positions)
+        if not len(trial):
+            break
+        model2, info2, res2, origin2, kept = _fit_and_judge(
+            model, images, angles_deg, trial, np.full(len(trial), np.nan), judge=True,
+            origin=origin, site_trials=True, **kw,
+        )  # fmt: skip
+        step = {"n_trials": int(len(trial))}
+        summary["per_pass"].append(step)
+        summary["passes"] += 1
+        summary["n_trials"] += len(trial)
+        if "not_refined" in info2:
+            step["not_refined"] = info2["not_refined"]
+            break
+        step.update({k: int(info2[k]) for k in ("n_added", "n_removed")})
+        step["bar"] = float(info2["drop_amplitude"])
+        summary["n_added"] += step["n_added"]
+        summary["n_removed"] += step["n_removed"]
+        added = np.r_[
+            model.features["refine_added"].to_numpy(np.int8), np.ones(len(trial), np.int8)
+        ]
+        model2.features["refine_added"] = added[kept]
+        model, res, origin, info = model2, res2, origin2, info2
+        if info2["n_added"] < max(1.0, RESIDUAL_MIN_ADDED * model2.n_atoms):
+            break
+    return model, res, origin, info, summary
 
 
 def _finish(model, info, source, origin, tracer_share, return_origin):

@@ -180,3 +180,60 @@ def _trial_candidates(atoms: AtomModel, candidates) -> tuple[np.ndarray, np.ndar
     spacing = TRIAL_SPACING * d_nn
     chosen = order[_greedy_min_distance(trial, order, spacing, existing=atoms.positions)[order]]
     return trial[chosen].reshape(-1, 3), t_int[chosen]
+
+
+#: :func:`site_trials`: an empty site is tried where at least this many atoms stand within
+#: :data:`SITE_NEIGHBOUR_RADIUS` nearest-neighbour distances of it: half a close-packed shell,
+#: more than any adatom's hollow on a facet has (3 on {111}, 4 on {100}), as many as a
+#: missing atom of a facet, an edge or a twin plane keeps when a neighbour is missing too.
+SITE_MIN_NEIGHBOURS = 6
+#: ... (the shell counted out to this many nearest-neighbour distances).
+SITE_NEIGHBOUR_RADIUS = 1.2
+
+
+def site_trials(positions_A, *, min_neighbours: int = SITE_MIN_NEIGHBOURS) -> np.ndarray:
+    """Empty sites of the atoms' own lattice: trial atom positions [A].
+
+    Each bond ``a-b`` continued one step past ``a`` (``2a - b``) lands on a site of the
+    lattice ``a`` belongs to: a lattice translation in fcc and bcc and within an hcp layer,
+    whatever the grain's orientation, and at a twin plane or a fault the atoms on either side
+    continue their own stacking, so no lattice is fitted and none is assumed. Landing points
+    closer than 0.3 nearest-neighbour distances are one site (their mean, most landings
+    first); a site is returned where it stands at least :data:`TRIAL_SPACING`
+    nearest-neighbour distances from every atom (and from the other sites) and has
+    ``min_neighbours`` atoms within :data:`SITE_NEIGHBOUR_RADIUS` of them. A missed atom
+    inside a crystal, or on its facet, leaves such a hole; an amorphous particle has few.
+    They are trials: the images then decide (:func:`refine_atom_positions`).
+    """
+    from scipy.spatial import cKDTree
+
+    pos = np.asarray(positions_A, float).reshape(-1, 3)
+    if len(pos) < max(4, min_neighbours):
+        return np.empty((0, 3))
+    tree = cKDTree(pos)
+    d_nn = float(np.median(tree.query(pos, k=2)[0][:, 1]))
+    bonds = tree.query_pairs(SITE_NEIGHBOUR_RADIUS * d_nn, output_type="ndarray")
+    if not len(bonds):
+        return np.empty((0, 3))
+    a, b = pos[bonds[:, 0]], pos[bonds[:, 1]]
+    land = np.vstack([2 * a - b, 2 * b - a])
+    land = land[tree.query(land)[0] >= TRIAL_SPACING * d_nn]
+    if not len(land):
+        return np.empty((0, 3))
+    groups = cKDTree(land).query_ball_point(land, 0.3 * d_nn)
+    taken = np.zeros(len(land), bool)
+    sites, votes = [], []
+    for i in np.argsort([-len(g) for g in groups], kind="stable"):
+        if taken[i]:
+            continue
+        g = [j for j in groups[i] if not taken[j]]
+        taken[g] = True
+        sites.append(land[g].mean(axis=0))
+        votes.append(len(g))
+    sites, votes = np.asarray(sites), np.asarray(votes)
+    n_near = np.array([len(x) for x in tree.query_ball_point(sites, SITE_NEIGHBOUR_RADIUS * d_nn)])
+    ok = (n_near >= min_neighbours) & (tree.query(sites)[0] >= TRIAL_SPACING * d_nn)
+    sites, votes = sites[ok], votes[ok]
+    order = np.argsort(-votes, kind="stable")
+    keep = _greedy_min_distance(sites, order, TRIAL_SPACING * d_nn, existing=pos)
+    return sites[order[keep[order]]].reshape(-1, 3)

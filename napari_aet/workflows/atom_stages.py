@@ -166,9 +166,9 @@ def run_refine(
         cand = pd.read_csv(candidates)
     kw = dict(
         pixel_size_A=ts.pixel_size_A, iterations=s.iterations, refine_geometry=s.refine_geometry,
-        candidates=cand, element=s.element, residual_pass=s.residual_pass, judge_images=judge,
-        denoiser=denoiser, weighting=s.weighting, held_out=s.held_out, device=s.device,
-        cancel=cancel,
+        candidates=cand, element=s.element, residual_pass=s.residual_pass, site_pass=s.site_pass,
+        judge_images=judge, denoiser=denoiser, weighting=s.weighting, held_out=s.held_out,
+        device=s.device, cancel=cancel,
     )  # fmt: skip
     refined, info = refine_atom_positions(model, ts.data, ts.angles_deg, progress=progress, **kw)
     angles = None
@@ -236,15 +236,21 @@ def run_refine(
         )
         if "n_added" in info:
             res_pass = info.get("residual_pass") or {}
+            sites = info.get("site_pass") or {}
             from_residual = int(res_pass.get("n_added", 0))
+            from_sites = int(sites.get("n_added", 0))
             msg += (
-                f"; the images added {info['n_added'] - from_residual} of "
+                f"; the images added {info['n_added'] - from_residual - from_sites} of "
                 f"{info['n_trial_candidates']} rejected candidates"
             )
             if res_pass.get("n_trials"):
                 msg += (
-                    f" and {from_residual} of {res_pass['n_trials']} trial atoms where the "
+                    f", {from_residual} of {res_pass['n_trials']} trial atoms where the "
                     "residual images showed density"
+                )
+            if sites.get("n_trials"):
+                msg += (
+                    f", {from_sites} of {sites['n_trials']} empty sites of the atoms' own lattice"
                 )
             msg += f", and removed {info['n_removed']} traced atoms"
         src = info.get("position_source")

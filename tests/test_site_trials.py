@@ -1,0 +1,112 @@
+"""Empty sites of an atom model's own lattice as trial atoms for the refine stage (known
+answers: constructed particles with atoms taken out)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.spatial import cKDTree
+
+from napari_aet.simulate import build_structure, simulate_tilt_series
+from napari_aet.trace._trials import site_trials
+
+PX = 0.358
+ANGLES = np.linspace(-70, 70, 21)
+
+
+def _taken_out(positions, rng, n_inner=15, n_surface=10):
+    """Indices of ``n_inner`` fully surrounded atoms and ``n_surface`` facet atoms (6-9
+    neighbours), drawn at random."""
+    tree = cKDTree(positions)
+    d_nn = np.median(tree.query(positions, 2)[0][:, 1])
+    nb = np.array([len(x) - 1 for x in tree.query_ball_point(positions, 1.2 * d_nn)])
+    inner = rng.choice(np.flatnonzero(nb >= 10), n_inner, replace=False)
+    surface = rng.choice(np.flatnonzero((nb >= 6) & (nb <= 9)), n_surface, replace=False)
+    return inner, surface
+
+
+@pytest.mark.parametrize(
+    "structure, element",
+    [("fcc", "Pt"), ("bcc", "W"), ("hcp", "Ru"), ("twinned dumbbell", "Pt"), ("decahedron", "Pt")],
+)
+def test_every_missing_atom_inside_a_crystal_is_an_empty_site(structure, element):
+    """Atoms taken out of a crystal (inside it, and on its facets) are sites that the bonds
+    around them predict, in any lattice, across twin planes, without a fitted lattice."""
+    m = build_structure(structure, element=element, radius_A=12.0, shape_px=(128, 128), seed=1)
+    pos = m.positions
+    inner, surface = _taken_out(pos, np.random.default_rng(0))
+    keep = np.ones(len(pos), bool)
+    keep[inner] = keep[surface] = False
+    sites = site_trials(pos[keep])
+    d_inner, _ = cKDTree(sites).query(pos[inner])
+    d_surface, _ = cKDTree(sites).query(pos[surface])
+    assert np.all(d_inner < 0.3), d_inner
+    assert np.sum(d_surface < 0.3) >= 8, d_surface  # (one with 6 may lose a neighbour too)
+    # every other site is a site of the crystal outside the particle, not a point between
+    # atoms
+    d_all, _ = cKDTree(pos).query(sites)
+    d_nn = np.median(cKDTree(pos).query(pos, 2)[0][:, 1])
+    assert np.all((d_all < 0.3) | (d_all > 0.9 * d_nn)), np.round(d_all, 2)
+
+
+def test_a_glass_and_a_complete_crystal_have_few_empty_sites():
+    """A complete close-packed particle offers only the odd concave surface site, and a
+    metallic glass (no lattice to continue) few holes: the refine stage's trials stay few."""
+    fcc = build_structure("fcc", radius_A=12.0, shape_px=(128, 128), seed=1)
+    glass = build_structure("glass", radius_A=12.0, shape_px=(128, 128), seed=1)
+    assert len(site_trials(fcc.positions)) < 0.05 * fcc.n_atoms
+    assert len(site_trials(glass.positions)) < 0.03 * glass.n_atoms
+    assert len(site_trials(fcc.positions[:3])) == 0
+
+
+def test_the_site_pass_brings_back_missed_atoms_that_no_trial_covered(monkeypatch):
+    """With no candidate and no residual peak near them, atoms missed inside the crystal come
+    back from the empty sites of the traced atoms' lattice (judged by the images), and the
+    complete particle's surface sites add no false atom; without the site pass they stay
+    missed."""
+    from napari_aet.analysis import compare_atom_models
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.trace import _refine, refine_atom_positions
+
+    particle = build_structure("fcc", radius_A=10, shape_px=(96, 96), pixel_size_A=PX, seed=3)
+    sim = simulate_tilt_series(particle, ANGLES, shape_px=(96, 96), seed=7)
+    rng = np.random.default_rng(4)
+    truth = particle.positions
+    inner, _ = _taken_out(truth, rng, n_inner=8, n_surface=1)
+    start = truth + rng.normal(0, 0.1, truth.shape)
+    traced = np.delete(start, inner, axis=0)
+    model = AtomModel(traced, pd.DataFrame({"intensity": np.ones(len(traced))}))
+    cand = pd.DataFrame(traced, columns=["z", "y", "x"])
+    cand["intensity"], cand["is_atom"] = 1.0, True
+    monkeypatch.setattr(_refine, "residual_trials", lambda *a, **k: (np.empty((0, 3)), {}))
+    kw = dict(pixel_size_A=PX, candidates=cand, iterations=30)
+    refined, info = refine_atom_positions(model, sim.data, ANGLES, **kw)
+    assert info["site_pass"]["n_added"] == 8, info["site_pass"]
+    assert info["site_pass"]["n_trials"] > 8  # the surface's empty sites were tried too
+    c = compare_atom_models(truth, refined.positions, radius_A=1.0)
+    assert c.n_common == len(truth) == refined.n_atoms
+    plain, info = refine_atom_positions(model, sim.data, ANGLES, site_pass=False, **kw)
+    assert plain.n_atoms == len(traced)
+    assert "site_pass" not in info
+
+
+def test_the_refine_command_turns_the_site_pass_off_on_request(tmp_path, monkeypatch):
+    """``napari-aet refine`` runs the site pass by default and not with ``--no-site-pass``
+    (the settings that reach the stage)."""
+    from napari_aet import cli
+    from napari_aet.cli import trace as cli_trace
+    from napari_aet.io import TiltSeries, write_tilt_series
+    from napari_aet.workflows import PositionRefineSettings
+
+    assert PositionRefineSettings().site_pass
+    seen = []
+    monkeypatch.setattr(
+        cli_trace, "run_refine", lambda a, s, settings, *r, **k: seen.append(settings)
+    )
+    monkeypatch.setattr(cli_trace, "run_staged", lambda args, name, fn: fn(tmp_path, None) or 0)
+    pd.DataFrame({"z": [1.0], "y": [1.0], "x": [1.0]}).to_csv(tmp_path / "atoms.csv", index=False)
+    series = tmp_path / "series.h5"
+    write_tilt_series(series, TiltSeries(np.ones((3, 8, 8), np.float32), [-10.0, 0.0, 10.0], PX))
+    base = ["refine", str(tmp_path / "atoms.csv"), str(series), "--out", str(tmp_path / "o")]
+    cli.main(base)
+    cli.main([*base, "--no-site-pass"])
+    assert [s.site_pass for s in seen] == [True, False]
