@@ -110,3 +110,28 @@ def test_the_refine_command_turns_the_site_pass_off_on_request(tmp_path, monkeyp
     cli.main(base)
     cli.main([*base, "--no-site-pass"])
     assert [s.site_pass for s in seen] == [True, False]
+
+
+@pytest.mark.parametrize("structure", ["fcc", "twinned dumbbell"])
+def test_of_two_atoms_too_close_the_one_off_the_lattice_goes(structure):
+    """False atoms put 0.6-0.75 bonds from real ones (a split peak, a tracer's atom between
+    sites) are the ones flagged, whichever of the pair lies first; a complete crystal and a
+    glass lose nothing."""
+    from napari_aet.trace._trials import off_lattice_of_close_pairs
+
+    m = build_structure(structure, radius_A=12.0, shape_px=(128, 128), seed=1)
+    pos = m.positions
+    rng = np.random.default_rng(2)
+    inner, surface = _taken_out(pos, rng, n_inner=10, n_surface=5)
+    d_nn = np.median(cKDTree(pos).query(pos, 2)[0][:, 1])
+    direction = rng.normal(size=(15, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    false = pos[np.r_[inner, surface]] + direction * rng.uniform(0.6, 0.75, (15, 1)) * d_nn
+    # false atoms first, then the crystal: the flag does not depend on the order
+    both = np.vstack([false, pos])
+    drop = off_lattice_of_close_pairs(both)
+    assert drop[:15].sum() >= 13, drop[:15]
+    assert not drop[15:].any()
+    assert not off_lattice_of_close_pairs(pos).any()
+    glass = build_structure("glass", radius_A=12.0, shape_px=(128, 128), seed=1)
+    assert not off_lattice_of_close_pairs(glass.positions).any()

@@ -237,3 +237,55 @@ def site_trials(positions_A, *, min_neighbours: int = SITE_MIN_NEIGHBOURS) -> np
     order = np.argsort(-votes, kind="stable")
     keep = _greedy_min_distance(sites, order, TRIAL_SPACING * d_nn, existing=pos)
     return sites[order[keep[order]]].reshape(-1, 3)
+
+
+#: :func:`off_lattice_of_close_pairs`: two atoms closer than this many nearest-neighbour
+#: distances cannot both be there (no metal packs so: a glass's closest pairs stand at 0.85
+#: bonds) ...
+CLOSE_PAIR = 0.8
+#: ... and when the images kept both, the one whose place this many fewer of the bonds around
+#: it predict (:func:`lattice_support`) goes.
+SUPPORT_MARGIN = 2
+
+
+def lattice_support(positions_A) -> np.ndarray:
+    """How many bonds of the other atoms, continued one step (``2a - b``, as in
+    :func:`site_trials`), land within 0.2 nearest-neighbour distances of each atom: about 12
+    inside an fcc crystal, a few on its surface, 0-1 for an atom off every neighbour's lattice
+    (and for most atoms of a glass)."""
+    from scipy.spatial import cKDTree
+
+    pos = np.asarray(positions_A, float).reshape(-1, 3)
+    if len(pos) < 4:
+        return np.zeros(len(pos), int)
+    tree = cKDTree(pos)
+    d_nn = float(np.median(tree.query(pos, k=2)[0][:, 1]))
+    bonds = tree.query_pairs(SITE_NEIGHBOUR_RADIUS * d_nn, output_type="ndarray")
+    if not len(bonds):
+        return np.zeros(len(pos), int)
+    a, b = pos[bonds[:, 0]], pos[bonds[:, 1]]
+    land = cKDTree(np.vstack([2 * a - b, 2 * b - a]))
+    return np.array([len(x) for x in land.query_ball_point(pos, 0.2 * d_nn)])
+
+
+def off_lattice_of_close_pairs(positions_A) -> np.ndarray:
+    """Which atoms (a boolean mask) are the less supported one of a pair closer than
+    :data:`CLOSE_PAIR` nearest-neighbour distances: its :func:`lattice_support` at least
+    :data:`SUPPORT_MARGIN` below its partner's. Pairs whose support does not differ that much
+    (a glass: neither is predicted) are left to the images."""
+    from scipy.spatial import cKDTree
+
+    pos = np.asarray(positions_A, float).reshape(-1, 3)
+    drop = np.zeros(len(pos), bool)
+    if len(pos) < 4:
+        return drop
+    tree = cKDTree(pos)
+    d_nn = float(np.median(tree.query(pos, k=2)[0][:, 1]))
+    pairs = tree.query_pairs(CLOSE_PAIR * d_nn, output_type="ndarray")
+    if not len(pairs):
+        return drop
+    support = lattice_support(pos)
+    i, k = pairs[:, 0], pairs[:, 1]
+    drop[i[support[i] + SUPPORT_MARGIN <= support[k]]] = True
+    drop[k[support[k] + SUPPORT_MARGIN <= support[i]]] = True
+    return drop

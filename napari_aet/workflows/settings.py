@@ -296,7 +296,9 @@ class PositionRefineSettings:
     residual_pass: bool = True
     # with residual_pass: then up to two passes try the empty sites of the atoms' own lattice
     # (bonds continued one step: napari_aet.trace._trials.site_trials), which join at the bar
-    # a traced atom stays at (the faulted 256-px dumbbell at a third: 7.98 -> 6.80 %)
+    # a traced atom stays at, and of two atoms too close to both be there the one off the
+    # lattice goes (three faulted 256-px dumbbells at a third: 7.98 / 1.50 / 0.78 % ->
+    # 6.00 / 1.04 / 0.17 %)
     site_pass: bool = True
     # what the aligned series without the denoiser (the align stage writes it when a denoiser
     # ran) is for: "judge" fits the positions to the denoised series and judges which atoms
