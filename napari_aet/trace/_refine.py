@@ -321,11 +321,7 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
             rinfo["not_refined"] = info2["not_refined"]
             break
         rinfo.update({k: info2[k] for k in ("n_added", "n_removed")})
-        # an atom added by any pass counts as added
-        added = np.r_[
-            model.features["refine_added"].to_numpy(np.int8), np.ones(len(extra), np.int8)
-        ]
-        model2.features["refine_added"] = added[kept]
+        _keep_added_marks(model, model2, len(extra), kept)
         model, res, origin, last_info = model2, res2, origin2, info2
         sep = info2.get("trial_separation")
         rinfo["separation"] = sep
@@ -367,6 +363,13 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
     return _finish(model, info, source, origin, tracer_share, return_origin)
 
 
+def _keep_added_marks(model, judged, n_trials, kept) -> None:
+    """``judged`` (``model`` plus ``n_trials`` trials, ``kept`` of them) marks as added
+    (``refine_added``) the atoms any pass added: ``model``'s marks and every kept trial."""
+    added = np.r_[model.features["refine_added"].to_numpy(np.int8), np.ones(n_trials, np.int8)]
+    judged.features["refine_added"] = added[kept]
+
+
 def _site_passes(model, res, origin, info, images, angles_deg, kw, cancel):
     """Up to :data:`SITE_PASSES` fits with the empty sites of the model's own lattice as trials
     (:func:`site_trials`; they join at the bar an atom stays at), while a pass adds at least
@@ -398,10 +401,7 @@ def _site_passes(model, res, origin, info, images, angles_deg, kw, cancel):
         step["bar"] = float(info2["drop_amplitude"])
         summary["n_added"] += step["n_added"]
         summary["n_removed"] += step["n_removed"]
-        added = np.r_[
-            model.features["refine_added"].to_numpy(np.int8), np.ones(len(trial), np.int8)
-        ]
-        model2.features["refine_added"] = added[kept]
+        _keep_added_marks(model, model2, len(trial), kept)
         model, res, origin, info = model2, res2, origin2, info2
         if info2["n_added"] < max(1.0, RESIDUAL_MIN_ADDED * model2.n_atoms):
             break

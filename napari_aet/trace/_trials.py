@@ -210,13 +210,9 @@ def site_trials(positions_A, *, min_neighbours: int = SITE_MIN_NEIGHBOURS) -> np
     pos = np.asarray(positions_A, float).reshape(-1, 3)
     if len(pos) < max(4, min_neighbours):
         return np.empty((0, 3))
-    tree = cKDTree(pos)
-    d_nn = float(np.median(tree.query(pos, k=2)[0][:, 1]))
-    bonds = tree.query_pairs(SITE_NEIGHBOUR_RADIUS * d_nn, output_type="ndarray")
-    if not len(bonds):
+    tree, d_nn, land = _bond_landings(pos)
+    if not len(land):
         return np.empty((0, 3))
-    a, b = pos[bonds[:, 0]], pos[bonds[:, 1]]
-    land = np.vstack([2 * a - b, 2 * b - a])
     land = land[tree.query(land)[0] >= TRIAL_SPACING * d_nn]
     if not len(land):
         return np.empty((0, 3))
@@ -253,19 +249,36 @@ def lattice_support(positions_A) -> np.ndarray:
     :func:`site_trials`), land within 0.2 nearest-neighbour distances of each atom: 12 inside
     an fcc crystal, 3-9 on its surface (a 571-atom particle), 0-2 for most atoms of a glass
     (median 1) and for an atom off every neighbour's lattice."""
-    from scipy.spatial import cKDTree
-
     pos = np.asarray(positions_A, float).reshape(-1, 3)
     if len(pos) < 4:
         return np.zeros(len(pos), int)
+    _, d_nn, land = _bond_landings(pos)
+    return _support(pos, d_nn, land)
+
+
+def _bond_landings(pos: np.ndarray):
+    """The atoms' KD-tree, their median nearest-neighbour distance, and where every bond
+    (atoms within :data:`SITE_NEIGHBOUR_RADIUS` of it) lands continued one step past either
+    end (``2a - b`` and ``2b - a``; none without bonds)."""
+    from scipy.spatial import cKDTree
+
     tree = cKDTree(pos)
     d_nn = float(np.median(tree.query(pos, k=2)[0][:, 1]))
     bonds = tree.query_pairs(SITE_NEIGHBOUR_RADIUS * d_nn, output_type="ndarray")
     if not len(bonds):
-        return np.zeros(len(pos), int)
+        return tree, d_nn, np.empty((0, 3))
     a, b = pos[bonds[:, 0]], pos[bonds[:, 1]]
-    land = cKDTree(np.vstack([2 * a - b, 2 * b - a]))
-    return np.array([len(x) for x in land.query_ball_point(pos, 0.2 * d_nn)])
+    return tree, d_nn, np.vstack([2 * a - b, 2 * b - a])
+
+
+def _support(pos: np.ndarray, d_nn: float, land: np.ndarray) -> np.ndarray:
+    """:func:`lattice_support` from :func:`_bond_landings`' landing points."""
+    from scipy.spatial import cKDTree
+
+    if not len(land):
+        return np.zeros(len(pos), int)
+    hits = cKDTree(land).query_ball_point(pos, 0.2 * d_nn)
+    return np.array([len(x) for x in hits])
 
 
 def off_lattice_of_close_pairs(positions_A) -> np.ndarray:
@@ -273,18 +286,15 @@ def off_lattice_of_close_pairs(positions_A) -> np.ndarray:
     :data:`CLOSE_PAIR` nearest-neighbour distances: its :func:`lattice_support` at least
     :data:`SUPPORT_MARGIN` below its partner's. Pairs whose support does not differ that much
     (a glass: neither is predicted) are left to the images."""
-    from scipy.spatial import cKDTree
-
     pos = np.asarray(positions_A, float).reshape(-1, 3)
     drop = np.zeros(len(pos), bool)
     if len(pos) < 4:
         return drop
-    tree = cKDTree(pos)
-    d_nn = float(np.median(tree.query(pos, k=2)[0][:, 1]))
+    tree, d_nn, land = _bond_landings(pos)
     pairs = tree.query_pairs(CLOSE_PAIR * d_nn, output_type="ndarray")
     if not len(pairs):
         return drop
-    support = lattice_support(pos)
+    support = _support(pos, d_nn, land)
     i, k = pairs[:, 0], pairs[:, 1]
     drop[i[support[i] + SUPPORT_MARGIN <= support[k]]] = True
     drop[k[support[k] + SUPPORT_MARGIN <= support[i]]] = True
