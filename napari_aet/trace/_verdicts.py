@@ -36,12 +36,6 @@ ADD_AMPLITUDE = 0.6
 #: multislice Pt particle and amorphous Si at 4.4 counts per pixel: none (bars 0.35-0.6).
 #: 3.5 standard deviations: a real atom of a normal spread falls below it once in 4,000.
 OUTLIER_SIGMAS = 3.5
-#: An empty site of the atoms' own lattice (:func:`~napari_aet.trace._trials.site_trials`)
-#: joins at the bar a traced atom stays at (``"drop"``: :func:`_drop_bar`), not at
-#: :data:`ADD_AMPLITUDE`: the lattice already says an atom is likely there, as the tracer did
-#: for a traced one, and an atom at a site the images show at 0.5 of the median would stay if
-#: it were there and not come if it were not.
-SITE_BAR = "drop"
 #: An alloy's bars are set on its faintest element's median amplitude, taken from the traced
 #: atoms and the trials whose amplitude stands at least this many standard errors above 0
 #: (clearly atoms of some element; a trial on nothing reaches it once in 700).
@@ -96,7 +90,10 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
     verdicts came from, origin of the kept atoms, kept mask or None)``. ``refine_positions``:
     False holds every atom where it is (amplitudes alone fitted). ``site_trials``: the trials
     are empty sites of the atoms' lattice (:func:`~napari_aet.trace._trials.site_trials`) and
-    join at the bar an atom stays at (:data:`SITE_BAR`)."""
+    join at the bar a traced atom stays at (:func:`_drop_bar`), not at :data:`ADD_AMPLITUDE`:
+    the lattice already says an atom is likely there, as the tracer did for a traced one, and
+    an atom at a site the images show at 0.5 of the median would stay if it were there and
+    not come if it were not."""
     start = np.vstack([atoms.positions, trial]) if len(trial) else atoms.positions
     res = refine_atomic_model(
         images,
@@ -188,10 +185,7 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
         bar = _drop_bar(amp_all[:n0], single=len(elements) == 1)
         info["drop_amplitude"] = bar
         keep[:n0] = amp_all[:n0] >= bar
-        add_bar = ADD_AMPLITUDE
-        if site_trials:
-            add_bar = bar if SITE_BAR == "drop" else float(SITE_BAR)
-        keep[n0:] = amp_all[n0:] >= add_bar
+        keep[n0:] = amp_all[n0:] >= (bar if site_trials else ADD_AMPLITUDE)
         if len(elements) > 1:  # an alloy's trial joins only where the counts measure it
             keep[n0:] &= z[n0:] >= ALLOY_TRIAL_SIGNIFICANCE
         info["trial_separation"] = _separation(z[n0:], keep[n0:])
