@@ -90,6 +90,50 @@ def test_an_alloys_elements_come_from_the_tomogram_that_keeps_their_contrast(all
         trace_atoms(alike, voxel_size_A=PX, element="Pd,Pt", species_volume=raw[1:])
 
 
+def _surface_ghosts(m: AtomModel, n: int, seed: int) -> np.ndarray:
+    """``n`` points a bond outside the particle's outermost atoms, apart from each other:
+    where a reconstruction's surface halo leaves half-formed peaks."""
+    rng = np.random.default_rng(seed)
+    centre = m.positions.mean(axis=0)
+    r = np.linalg.norm(m.positions - centre, axis=1)
+    out = []
+    for i in rng.permutation(np.argsort(-r)[: 6 * n]):
+        p = centre + (m.positions[i] - centre) * (r[i] + 2.4) / r[i]
+        if all(np.linalg.norm(p - q) > 6.0 for q in out):
+            out.append(p)
+        if len(out) == n:
+            break
+    return np.array(out)
+
+
+def test_half_formed_peaks_outside_an_alloy_are_not_its_faint_element(alloy_tomograms):
+    """Twelve peaks a third as bright as the atoms, a bond outside the surface, in the
+    tomogram where atoms are alike: the classes of noise, Pd and Pt would make them Pd atoms
+    (the classes' threshold falls below them); the species' tomogram shows that Pd atoms are
+    as bright as Pt ones there, so the peaks between noise and the one class of atoms are
+    doubtful, and the ghosts, with fewer than six atoms around them, are left out. Traced in
+    the tomogram that keeps the contrast the classes stand, and the faint Pd atoms all stay."""
+    m, raw, alike = alloy_tomograms
+    ghosts = _surface_ghosts(m, 12, seed=4)
+    assert len(ghosts) == 12
+    halo = render_atom_volume(ghosts, alike.shape, voxel_size_A=PX, sigma_A=0.5)
+    top = render_atom_volume(m.positions, alike.shape, voxel_size_A=PX, sigma_A=0.5).max()
+    vol = alike + 0.33 * halo / top
+    res = trace_atoms(vol, voxel_size_A=PX, element="Pd,Pt", species_volume=raw)
+    flat = res.settings["species_flat"]
+    assert flat["applied"] and flat["ratio"] > 0.9 and flat["n_left_out"] >= 12
+    c = compare_atom_models(m.positions, res.atoms.positions, radius_A=1.0)
+    assert c.found_fraction == 1.0 and c.n_test == m.n_atoms  # no ghost traced
+    classes = (res.candidates["intensity"] >= res.threshold).sum()
+    assert classes >= m.n_atoms + 12  # (what the classes alone would have traced)
+    assert _right_elements(m, res.atoms) > 0.98
+    # the tomogram that keeps the species' contrast: its classes stand
+    kept = trace_atoms(raw, voxel_size_A=PX, element="Pd,Pt", species_volume=raw)
+    assert not kept.settings["species_flat"]["applied"]
+    assert kept.settings["species_flat"]["ratio"] < 0.6
+    assert _right_elements(m, kept.atoms) > 0.98
+
+
 def test_atoms_the_unet_erased_join_the_candidates_the_refine_stage_tries(alloy_tomograms):
     """Five Pd atoms left out of the tomogram where atoms are alike (a U-Net trained on one
     element erases atoms much fainter than its training's) but present in the GENFIRE-like

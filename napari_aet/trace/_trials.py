@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.atoms import AtomModel
-from ._tracer import _greedy_min_distance
+from ._tracer import SITE_MIN_NEIGHBOURS, SITE_NEIGHBOUR_RADIUS, _greedy_min_distance
 
 #: Candidates fainter than this fraction of the tracer's threshold are not tried.
 TRY_FRACTION = 0.4
@@ -180,15 +180,6 @@ def _trial_candidates(atoms: AtomModel, candidates) -> tuple[np.ndarray, np.ndar
     spacing = TRIAL_SPACING * d_nn
     chosen = order[_greedy_min_distance(trial, order, spacing, existing=atoms.positions)[order]]
     return trial[chosen].reshape(-1, 3), t_int[chosen]
-
-
-#: :func:`site_trials`: an empty site is tried where at least this many atoms stand within
-#: :data:`SITE_NEIGHBOUR_RADIUS` nearest-neighbour distances of it: half a close-packed shell,
-#: more than any adatom's hollow on a facet has (3 on {111}, 4 on {100}), as many as a
-#: missing atom of a facet, an edge or a twin plane keeps when a neighbour is missing too.
-SITE_MIN_NEIGHBOURS = 6
-#: ... (the shell counted out to this many nearest-neighbour distances).
-SITE_NEIGHBOUR_RADIUS = 1.2
 
 
 def site_trials(positions_A, *, min_neighbours: int = SITE_MIN_NEIGHBOURS) -> np.ndarray:
