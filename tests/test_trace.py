@@ -127,6 +127,18 @@ def test_half_formed_peaks_outside_an_alloy_are_not_its_faint_element(alloy_tomo
     classes = (res.candidates["intensity"] >= res.threshold).sum()
     assert classes >= m.n_atoms + 12  # (what the classes alone would have traced)
     assert _right_elements(m, res.atoms) > 0.98
+    # the ghosts stay candidates, and the histogram shows them as a class of their own
+    from scipy.spatial import cKDTree
+
+    from napari_aet.figures import plot_trace_histogram
+
+    out = res.candidates["doubtful_left_out"].to_numpy(bool)
+    assert out.sum() == flat["n_left_out"] and not res.candidates["is_atom"][out].any()
+    left = res.candidates.loc[out, ["z", "y", "x"]].to_numpy()
+    assert cKDTree(left).query(ghosts)[0].max() < 0.2
+    fig = plot_trace_histogram(res.candidates["intensity"], res.threshold, left_out=out)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert f"off the lattice ({out.sum()})" in labels
     # the tomogram that keeps the species' contrast: its classes stand
     kept = trace_atoms(raw, voxel_size_A=PX, element="Pd,Pt", species_volume=raw)
     assert not kept.settings["species_flat"]["applied"]

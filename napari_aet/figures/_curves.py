@@ -46,13 +46,16 @@ def plot_recon_errors(errors, rfree=None, *, ax=None, title: str | None = "GENFI
 
 
 def plot_trace_histogram(
-    intensities, threshold: float, *, ax=None, bins: int = 80, other_tomogram=None
-):
+    intensities, threshold: float, *, ax=None, bins: int = 80, other_tomogram=None,
+    left_out=None,
+):  # fmt: skip
     """Histogram of candidate intensities with the atom / non-atom threshold.
 
     ``other_tomogram``: a mask of the candidates that only the tomogram an alloy's elements
     were told apart in showed (the tracer's ``species_volume_atom``: atoms the U-Net erased,
-    which the refine stage tries), drawn as a class of their own.
+    which the refine stage tries), drawn as a class of their own. ``left_out``: a mask of
+    the candidates above the threshold that the tracer left out all the same (its
+    ``doubtful_left_out``: an alloy's half-formed peaks outside the lattice), drawn so too.
 
     Returns
     -------
@@ -61,13 +64,18 @@ def plot_trace_histogram(
     fig, ax = _figure_axes(ax, (4.2, 3.0))
     v = np.asarray(intensities, float)
     extra = np.zeros(len(v), bool) if other_tomogram is None else np.asarray(other_tomogram, bool)
+    out = np.zeros(len(v), bool) if left_out is None else np.asarray(left_out, bool)
     span = (v.min(), v.max())
     noise, *_ = ax.hist(
         v[(v < threshold) & ~extra], bins=bins, range=span, color="#8d99ae", label="non-atoms"
     )
     atoms, *_ = ax.hist(
-        v[(v >= threshold) & ~extra], bins=bins, range=span, color="#3a86ff", label="atoms"
-    )
+        v[(v >= threshold) & ~extra & ~out], bins=bins, range=span, color="#3a86ff",
+        label="atoms",
+    )  # fmt: skip
+    if out.any():
+        label = f"off the lattice ({int(out.sum())})"
+        ax.hist(v[out], bins=bins, range=span, color="#8338ec", alpha=0.85, label=label)
     if noise.max(initial=0) > 20 * max(atoms.max(initial=0), 1):
         # a flood of faint maxima (a small particle in a large field) would flatten the atoms
         ax.set_yscale("log")

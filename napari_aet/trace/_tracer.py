@@ -399,6 +399,8 @@ def trace_atoms(
             "is_atom": is_atom,
         }
     )
+    if left_out.any():  # above the threshold, left out all the same
+        cand["doubtful_left_out"] = left_out
     n_other = 0
     if by_volume:
         # atoms the species' tomogram shows where the traced one has none: a U-Net trained
@@ -431,6 +433,8 @@ def trace_atoms(
                     "species_volume_atom": True,
                 }
             )
+            if "doubtful_left_out" in cand:
+                extra["doubtful_left_out"] = False
             cand = pd.concat([cand, extra], ignore_index=True)
     sel = np.nonzero(is_atom)[0]
     feats = pd.DataFrame(
@@ -492,7 +496,9 @@ def _species_flat_threshold(inten, cand_ok, pos_vox, other, thr, elements, radiu
     those within :data:`SITE_NEIGHBOUR_RADIUS` of their nearest-neighbour distance (a faint
     atom of a facet or an edge has them; a peak hanging outside the surface, in an adatom's
     hollow, has 3 or 4). The others (``left_out``, a
-    mask over the candidates) stay candidates, which the refine stage tries in the images.
+    mask over the candidates) stay candidates (the refine stage tries them in the images
+    where their intensity reaches :data:`~napari_aet.trace._trials.TRY_FRACTION` of the
+    faintest atom's).
     """
     els = parse_elements(elements)
     left_out = np.zeros(len(inten), bool)

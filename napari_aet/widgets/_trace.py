@@ -391,6 +391,7 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         plot_trace_histogram(
             res.candidates["intensity"], res.threshold, ax=self._figure.add_subplot(),
             other_tomogram=res.candidates.get("species_volume_atom"),
+            left_out=res.candidates.get("doubtful_left_out"),
         )  # fmt: skip
         self._canvas.draw_idle()
 

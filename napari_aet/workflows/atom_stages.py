@@ -112,6 +112,7 @@ def run_trace(
     fig = plot_trace_histogram(
         res.candidates["intensity"], res.threshold,
         other_tomogram=res.candidates.get("species_volume_atom"),
+        left_out=res.candidates.get("doubtful_left_out"),
     )  # fmt: skip
     written = [STAGE_FILES["trace"][k] for k in ("atoms", "atoms_h5", "candidates", "record")]
     written.append(_save_figure(fig, out, STAGE_FILES["trace"]["figure"]))
