@@ -22,11 +22,11 @@ Z_CONTRAST_EXPONENT = 1.7
 #: a close-packed shell, more than any adatom's hollow on a facet has (3 on {111}, 4 on
 #: {100}), as many as a missing atom of a facet, an edge or a twin plane keeps when a
 #: neighbour is missing too. The tracer asks as much of an alloy's doubtful peaks
-#: (:func:`_species_flat_threshold`).
+#: (:func:`_left_out_of_a_flat_tomogram`).
 SITE_MIN_NEIGHBOURS = 6
 #: ... (the shell counted out to this many nearest-neighbour distances).
 SITE_NEIGHBOUR_RADIUS = 1.2
-#: :func:`_species_flat_threshold`: an alloy's traced tomogram is flat (every atom alike)
+#: :func:`_left_out_of_a_flat_tomogram`: an alloy's traced tomogram is flat (every atom alike)
 #: where its lightest element's atoms are at least this fraction of the heaviest's median
 #: intensity (and nearer 1 than the Z**1.7 ratio). After the U-Net: 0.99-1.02 on L1_0 Fe-Pt
 #: and Pd-Pt series, 0.84-0.90 on random Fe-Pt; 0.58-0.67 for the Ni of Ni-Pd-Pt glasses,
@@ -248,7 +248,7 @@ def trace_atoms(
        join the candidates (``species_volume_atom``; not atoms: the refine stage tries
        them in the images). Where ``volume`` shows every species alike, its faint class is
        no element: the peaks between noise and the one atom class stay atoms only where
-       the lattice holds them (:func:`_species_flat_threshold`; ``settings["species_flat"]``).
+       the lattice holds them (:func:`_left_out_of_a_flat_tomogram`; ``settings["species_flat"]``).
 
     Parameters
     ----------
@@ -360,7 +360,7 @@ def trace_atoms(
         thr, centres, lab = classify_species(vals, elements)
         species[np.nonzero(cand_ok)[0]] = [elements[k] if k >= 0 else "" for k in lab]
         if other is not None and threshold == "auto":
-            left_out, flat = _species_flat_threshold(
+            left_out, flat = _left_out_of_a_flat_tomogram(
                 inten, cand_ok, all_pos, other, thr, elements, integration_radius_A / px
             )
     elif threshold == "auto":
@@ -474,7 +474,7 @@ def trace_atoms(
     return TraceResult(model, cand, thr, settings)
 
 
-def _species_flat_threshold(inten, cand_ok, pos_vox, other, thr, elements, radius_vox):
+def _left_out_of_a_flat_tomogram(inten, cand_ok, pos_vox, other, thr, elements, radius_vox):
     """The candidates an alloy's classes took that are half-formed peaks, not atoms, when the
     traced tomogram shows every species alike: ``(left_out, record)``.
 
@@ -495,10 +495,9 @@ def _species_flat_threshold(inten, cand_ok, pos_vox, other, thr, elements, radiu
     lattice of the atoms above both holds them: at least :data:`SITE_MIN_NEIGHBOURS` of
     those within :data:`SITE_NEIGHBOUR_RADIUS` of their nearest-neighbour distance (a faint
     atom of a facet or an edge has them; a peak hanging outside the surface, in an adatom's
-    hollow, has 3 or 4). The others (``left_out``, a
-    mask over the candidates) stay candidates (the refine stage tries them in the images
-    where their intensity reaches :data:`~napari_aet.trace._trials.TRY_FRACTION` of the
-    faintest atom's).
+    hollow, has 3 or 4). The others (``left_out``, a mask over the candidates) stay
+    candidates (the refine stage tries them in the images where their intensity reaches
+    :data:`~napari_aet.trace._trials.TRY_FRACTION` of the faintest atom's).
     """
     els = parse_elements(elements)
     left_out = np.zeros(len(inten), bool)
