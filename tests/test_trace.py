@@ -146,6 +146,36 @@ def test_half_formed_peaks_outside_an_alloy_are_not_its_faint_element(alloy_tomo
     assert _right_elements(m, kept.atoms) > 0.98
 
 
+def test_faint_atoms_of_a_flat_alloy_tomogram_held_by_the_lattice_hold_each_other(
+    alloy_tomograms,
+):
+    """Two neighbouring surface atoms at 0.45 of the others' intensity in the tomogram where
+    atoms are alike: both are doubtful. One has 7 neighbours, so 6 bright ones hold it; the
+    other has 6, one of them the first: 5 bright ones alone would leave it out, the first
+    once held completes it. Both are traced, nothing else is."""
+    from scipy.spatial import cKDTree
+
+    m, raw, _ = alloy_tomograms
+    tree = cKDTree(m.positions)
+    d_nn = np.median(tree.query(m.positions, k=2)[0][:, 1])
+    near = tree.query_ball_point(m.positions, 1.2 * d_nn)
+    n = np.array([len(x) - 1 for x in near])
+    a, b = next((a, b) for a in np.nonzero(n == 7)[0] for b in near[a] if n[b] == 6)
+    dim = np.zeros(m.n_atoms, bool)
+    dim[[a, b]] = True
+    shape = raw.shape
+    top = render_atom_volume(m.positions, shape, voxel_size_A=PX, sigma_A=0.5).max()
+    vol = render_atom_volume(
+        m.positions[~dim], shape, voxel_size_A=PX, sigma_A=0.5
+    ) + 0.45 * render_atom_volume(m.positions[dim], shape, voxel_size_A=PX, sigma_A=0.5)
+    vol = vol / top + np.random.default_rng(2).normal(scale=0.02, size=shape).astype(np.float32)
+    res = trace_atoms(vol, voxel_size_A=PX, element="Pd,Pt", species_volume=raw)
+    flat = res.settings["species_flat"]
+    assert flat["applied"] and flat["n_doubtful"] == 2 and flat["n_left_out"] == 0
+    c = compare_atom_models(m.positions, res.atoms.positions, radius_A=1.0)
+    assert c.n_common == c.n_test == m.n_atoms
+
+
 def test_atoms_the_unet_erased_join_the_candidates_the_refine_stage_tries(alloy_tomograms):
     """Five Pd atoms left out of the tomogram where atoms are alike (a U-Net trained on one
     element erases atoms much fainter than its training's) but present in the GENFIRE-like

@@ -495,7 +495,8 @@ def _left_out_of_a_flat_tomogram(inten, cand_ok, pos_vox, other, thr, elements, 
     lattice of the atoms above both holds them: at least :data:`SITE_MIN_NEIGHBOURS` of
     those within :data:`SITE_NEIGHBOUR_RADIUS` of their nearest-neighbour distance (a faint
     atom of a facet or an edge has them; a peak hanging outside the surface, in an adatom's
-    hollow, has 3 or 4). The others (``left_out``, a mask over the candidates) stay
+    hollow, has 3 or 4), the doubtful peaks so held counting for the others in turn (until
+    none joins). The others (``left_out``, a mask over the candidates) stay
     candidates (the refine stage tries them in the images where their intensity reaches
     :data:`~napari_aet.trace._trials.TRY_FRACTION` of the faintest atom's).
     """
@@ -521,10 +522,16 @@ def _left_out_of_a_flat_tomogram(inten, cand_ok, pos_vox, other, thr, elements, 
     doubtful = np.nonzero(cand_ok & (inten >= thr) & ~sure)[0]
     if ratio <= bar or not len(doubtful) or sure.sum() < SITE_MIN_NEIGHBOURS:
         return left_out, record
-    tree = cKDTree(pos_vox[sure])
-    d_nn = float(np.median(tree.query(pos_vox[sure], k=2)[0][:, 1]))
-    near = tree.query_ball_point(pos_vox[doubtful], SITE_NEIGHBOUR_RADIUS * d_nn)
-    held = np.array([len(x) for x in near]) >= SITE_MIN_NEIGHBOURS
+    d_nn = float(np.median(cKDTree(pos_vox[sure]).query(pos_vox[sure], k=2)[0][:, 1]))
+    held = np.zeros(len(doubtful), bool)
+    while True:  # the lattice grows by the peaks it holds (a facet's corner, then its edge)
+        tree = cKDTree(np.vstack([pos_vox[sure], pos_vox[doubtful[held]]]))
+        near = tree.query_ball_point(pos_vox[doubtful], SITE_NEIGHBOUR_RADIUS * d_nn)
+        now = np.array([len(x) - h for x, h in zip(near, held, strict=True)])
+        grown = held | (now >= SITE_MIN_NEIGHBOURS)
+        if (grown == held).all():
+            break
+        held = grown
     left_out[doubtful[~held]] = True
     record.update(applied=True, n_doubtful=int(len(doubtful)), n_left_out=int((~held).sum()))
     return left_out, record
