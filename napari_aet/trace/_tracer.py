@@ -355,13 +355,14 @@ def trace_atoms(
         other = species_volume
         if smooth_sigma_A > 0:
             other = ndimage.gaussian_filter(other, smooth_sigma_A / px)
+        other_bg = other - float(np.median(other))  # what the species' intensities integrate
     flat, left_out = None, np.zeros(len(inten), bool)
     if len(elements) > 1 and threshold in ("auto", "otsu") and len(vals) > 3 * len(elements):
         thr, centres, lab = classify_species(vals, elements)
         species[np.nonzero(cand_ok)[0]] = [elements[k] if k >= 0 else "" for k in lab]
         if other is not None and threshold == "auto":
             left_out, flat = _left_out_of_a_flat_tomogram(
-                inten, cand_ok, all_pos, other, thr, elements, integration_radius_A / px
+                inten, cand_ok, all_pos, other_bg, thr, elements, integration_radius_A / px
             )
     elif threshold == "auto":
         # atoms have consistent intensities: the brighter half of the candidates is atoms when
@@ -380,9 +381,7 @@ def trace_atoms(
     is_atom = cand_ok & (inten >= thr) & ~left_out
     by_volume = len(elements) > 1 and species_volume is not None and is_atom.sum() >= 3
     if by_volume:
-        other_inten = _integrated(
-            other - float(np.median(other)), all_pos[is_atom], integration_radius_A / px
-        )
+        other_inten = _integrated(other_bg, all_pos[is_atom], integration_radius_A / px)
         _, _, lab = classify_species(other_inten, elements, noise=False)
         species[np.nonzero(is_atom)[0]] = [elements[k] for k in lab]
     elif len(elements) > 1 and threshold not in ("auto", "otsu") and is_atom.any():
@@ -474,19 +473,19 @@ def trace_atoms(
     return TraceResult(model, cand, thr, settings)
 
 
-def _left_out_of_a_flat_tomogram(inten, cand_ok, pos_vox, other, thr, elements, radius_vox):
+def _left_out_of_a_flat_tomogram(inten, cand_ok, pos_vox, other_bg, thr, elements, radius_vox):
     """The candidates an alloy's classes took that are half-formed peaks, not atoms, when the
     traced tomogram shows every species alike: ``(left_out, record)``.
 
     :func:`classify_species` splits the traced tomogram's candidates into noise and one class
     per element. A tomogram that has lost the species' contrast (a U-Net makes every atom
-    alike; ``other``, the species' tomogram, keeps it) has one atom class, and the faint
-    element's class then takes the half-formed peaks between noise and atoms (a bond outside
-    the surface, where a reconstruction's halo leaves them): on an independent L1_0 Fe-Pt
-    series at a third of the counts 32 of them became Fe atoms, and the counts were too few
-    for the refine stage to remove them.
+    alike; ``other_bg``, the species' tomogram less its median, keeps it) has one atom
+    class, and the faint element's class then takes the half-formed peaks between noise and
+    atoms (a bond outside the surface, where a reconstruction's halo leaves them): on an
+    independent L1_0 Fe-Pt series at a third of the counts 32 of them became Fe atoms, and
+    the counts were too few for the refine stage to remove them.
 
-    The atoms the classes found (above ``thr``) are told apart in ``other``; when the
+    The atoms the classes found (above ``thr``) are told apart in ``other_bg``; when the
     lightest element's atoms are, in the traced tomogram, nearer the heaviest's intensity
     than the Z**1.7 ratio expects (above the ratio's square root, halfway in log) and at
     least :data:`FLAT_RATIO` of it, the traced tomogram is taken as flat. Its candidates are
@@ -511,7 +510,7 @@ def _left_out_of_a_flat_tomogram(inten, cand_ok, pos_vox, other, thr, elements, 
     above = np.nonzero(cand_ok & (inten >= thr))[0]
     if len(above) < 6:
         return left_out, record
-    other_inten = _integrated(other - float(np.median(other)), pos_vox[above], radius_vox)
+    other_inten = _integrated(other_bg, pos_vox[above], radius_vox)
     _, _, lab = classify_species(other_inten, els, noise=False)
     light, heavy = inten[above][lab == len(els) - 1], inten[above][lab == 0]
     if len(light) < 3 or len(heavy) < 3 or np.median(heavy) <= 0:
@@ -522,13 +521,17 @@ def _left_out_of_a_flat_tomogram(inten, cand_ok, pos_vox, other, thr, elements, 
     doubtful = np.nonzero(cand_ok & (inten >= thr) & ~sure)[0]
     if ratio <= bar or not len(doubtful) or sure.sum() < SITE_MIN_NEIGHBOURS:
         return left_out, record
-    d_nn = float(np.median(cKDTree(pos_vox[sure]).query(pos_vox[sure], k=2)[0][:, 1]))
-    held = np.zeros(len(doubtful), bool)
+    tree = cKDTree(pos_vox[sure])
+    shell = SITE_NEIGHBOUR_RADIUS * float(np.median(tree.query(pos_vox[sure], k=2)[0][:, 1]))
+    n_sure = np.array([len(x) for x in tree.query_ball_point(pos_vox[doubtful], shell)])
+    i, k = cKDTree(pos_vox[doubtful]).query_pairs(shell, output_type="ndarray").T
+    held = n_sure >= SITE_MIN_NEIGHBOURS
     while True:  # the lattice grows by the peaks it holds (a facet's corner, then its edge)
-        tree = cKDTree(np.vstack([pos_vox[sure], pos_vox[doubtful[held]]]))
-        near = tree.query_ball_point(pos_vox[doubtful], SITE_NEIGHBOUR_RADIUS * d_nn)
-        now = np.array([len(x) - h for x, h in zip(near, held, strict=True)])
-        grown = held | (now >= SITE_MIN_NEIGHBOURS)
+        n = len(doubtful)
+        n_held = np.bincount(i, weights=held[k], minlength=n) + np.bincount(
+            k, weights=held[i], minlength=n
+        )
+        grown = n_sure + n_held >= SITE_MIN_NEIGHBOURS
         if (grown == held).all():
             break
         held = grown
