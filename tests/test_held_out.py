@@ -280,6 +280,40 @@ def test_an_element_the_tracer_missed_entirely_joins_from_the_candidates():
     assert np.mean(got == el[c.pairs[:, 0]]) > 0.97
 
 
+def test_an_alloy_crystals_drop_bar_follows_its_faint_atoms_spread():
+    """The standard errors count the counting noise; where an alloy crystal's faintest
+    traced atoms spread wider (what the image model misses beside heavy atoms: an L1_0
+    Fe-Pt's Fe at 5.3 standard errors spread as if at 3.1, and real Fe atoms with 12
+    neighbours fitted at 0.07-0.22 of the median), the drop bar comes down to 3.5 robust
+    standard deviations below their median, to 0 at the lowest; a narrow spread leaves it at
+    0.35, and so do too few atoms. Only in a crystal: an amorphous particle's false atoms
+    widen the spread themselves."""
+    from napari_aet.trace import _verdicts
+
+    rng = np.random.default_rng(0)
+    wide = rng.normal(1.0, 0.2, 200)
+    sd = 1.4826 * np.median(np.abs(wide - np.median(wide)))
+    bar = _verdicts._faint_drop_bar(wide, 0.35)
+    assert bar == pytest.approx(np.median(wide) - 3.5 * sd) and 0.2 < bar < 0.35
+    assert _verdicts._faint_drop_bar(rng.normal(1.0, 0.4, 200), 0.35) == 0.0
+    assert _verdicts._faint_drop_bar(rng.normal(1.0, 0.1, 200), 0.35) == 0.35
+    assert _verdicts._faint_drop_bar(wide[:15], 0.35) == 0.35
+
+    fcc = build_structure("fcc", radius_A=10, shape_px=(96, 96), pixel_size_A=PX, seed=3)
+    glass = build_structure("amorphous", radius_A=10, shape_px=(96, 96), pixel_size_A=PX, seed=3)
+    assert _verdicts._crystal_fraction(fcc.positions) >= _verdicts.TRACER_SHARE_MIN_CRYSTAL
+    assert _verdicts._crystal_fraction(glass.positions) < _verdicts.TRACER_SHARE_MIN_CRYSTAL
+
+
+def test_the_refine_note_says_why_an_alloys_verdicts_waited():
+    from napari_aet.workflows.atom_stages import _faint_wait_note
+
+    rec = {"element": "Fe", "n_atoms": 60, "median_significance": 4.8, "significance_bar": 5.0,
+           "applied": False}  # fmt: skip
+    note = _faint_wait_note(rec)
+    assert "the 60 traced Fe atoms to 4.8 standard errors" in note and "stay" in note
+
+
 def test_an_alloys_verdicts_wait_for_its_faintest_element_to_be_measured(monkeypatch):
     """Where the counts measure an alloy's faintest traced atoms below the significance bar
     (median), the verdicts are coin flips: the traced atoms stay (the bright ones' positions

@@ -13,7 +13,7 @@ from ..core.progress import check_cancel
 from ..forward import MIN_MODEL_CORRELATION, refine_atomic_model, why_untrusted
 from ._counts_correction import counts_correction
 from ._counts_moves import MIN_MOVE_A, counts_prefer_origin, far_moves
-from ._verdicts import JUDGE_ITERATIONS
+from ._verdicts import JUDGE_ITERATIONS, TRACER_SHARE_MIN_CRYSTAL, _crystal_fraction
 
 #: When the replicate measured the fit's precision (a denoiser ran:
 #: :func:`~napari_aet.trace._position_source.choose_position_source`), each traced atom ends at
@@ -36,13 +36,6 @@ from ._verdicts import JUDGE_ITERATIONS
 #: study's counts 5.1 -> 4.7 pm, at a third 8.9 -> 7.7, Ta 9.6 -> 8.7, Ni-Pd-Pt 16.5 -> 13.7 and
 #: 25.2 -> 23.5 pm with 12.40 -> 8.53 %) and cost the random packings 0.0-1.0 pm.
 TRACER_SHARE = 0.5
-#: A crystal: at least this fraction of the refined atoms nearest an ideal crystal point (fcc,
-#: hcp or bcc) of the Q4-Q6 map: an alloy's faint atoms are held where the tracer put them
-#: only in a crystal (:func:`_with_faint_positions_held`). Measured on the refined atoms of 72
-#: runs (docs/benchmarks.md, thirtieth session): every amorphous one 0.00, every crystal
-#: 0.75-1.00, even at a tenth of the counts, but for a misaligned series at a tenth of the
-#: counts whose atoms were 68 % wrong (0.06).
-TRACER_SHARE_MIN_CRYSTAL = 0.5
 #: A fit that leaves this much less of a crystal's atoms in a crystal class of the Q4-Q6 map
 #: than the tracer did has scattered them (fits at these counts keep 0.9-1.0 of a crystal:
 #: the random Fe-Pt particle 0.95 traced and fitted; the L1_0 FePt's fit 0.66 of 1.00).
@@ -248,19 +241,3 @@ def _moved(model, positions, info, origin=None) -> AtomModel:
     out = AtomModel(positions, features, dict(model.metadata))
     out.metadata["refinement"] = info
     return out
-
-
-def _crystal_fraction(positions) -> float:
-    """Fraction of the atoms whose bond order (Q4, Q6 with the study's cutoff per bond length)
-    is nearest an ideal fcc, hcp or bcc point
-    (:func:`napari_aet.analysis.classify_local_structure`)."""
-    from ..analysis import classify_local_structure, nearest_neighbour_distance, steinhardt_q4_q6
-    from ..analysis._crystal import BOO_CUTOFF_PER_BOND
-
-    try:
-        d_nn = nearest_neighbour_distance(positions)
-    except ValueError:
-        return 0.0
-    q4, q6 = steinhardt_q4_q6(positions, cutoff_A=BOO_CUTOFF_PER_BOND * d_nn)
-    labels, _ = classify_local_structure(q4, q6)
-    return float(np.mean(labels != "other"))

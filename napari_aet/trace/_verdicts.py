@@ -74,6 +74,28 @@ HELD_VERDICT_SIGNIFICANCE = 5.0
 #: and 11 (Ni-Pd-Pt at the study's counts: 10; Fe-Pt at five times them: 1) were false; one
 #: element is left as it was (its add bar, 0.6 of a heavy atom, lies far above the noise).
 ALLOY_TRIAL_SIGNIFICANCE = HELD_VERDICT_SIGNIFICANCE
+#: An alloy crystal's drop bar comes down (from :data:`DROP_AMPLITUDE`, to 0 at the lowest) to
+#: :data:`OUTLIER_SIGMAS` robust standard deviations below its faintest element's median
+#: traced amplitude, the spread measured over at least this many of those atoms
+#: (:func:`_faint_drop_bar`). Their standard errors count the counting noise alone; their
+#: spread also holds what the image model misses beside heavier atoms (a light atom's share
+#: of a heavy neighbour's misfit). On independent 128-px Fe-Pt series at the study's counts
+#: (random and L1_0, two draws each; docs/benchmarks.md, fifty-third session) Fe measured at
+#: 5.1-5.5 standard errors spread as if at 3.1-3.6, and every traced atom under the fixed
+#: bar of 0.35 was a real Fe atom (3 of 3, 1 of 1, 3 of 3, 5 of 5; amplitudes 0.07-0.22 of
+#: the median Fe for three with 12 neighbours each, where the empty-site pass found the
+#: same). Not in an amorphous particle (:data:`TRACER_SHARE_MIN_CRYSTAL`), whose false atoms
+#: widen the spread they would be judged by: a Ni-Pd-Pt one (seed 21) had 19 false and 1
+#: real atom under 0.35, and 12 false ones under the bar its spread gave (0).
+SPREAD_MIN_ATOMS = 20
+#: A crystal: at least this fraction of the refined atoms nearest an ideal crystal point (fcc,
+#: hcp or bcc) of the Q4-Q6 map: an alloy's faint atoms are held where the tracer put them
+#: only in a crystal (:func:`~napari_aet.trace._post_fit._with_faint_positions_held`), and
+#: only there does their drop bar follow their spread (:func:`_faint_drop_bar`). Measured
+#: on the refined atoms of 72 runs (docs/benchmarks.md, thirtieth session): every amorphous
+#: one 0.00, every crystal 0.75-1.00, even at a tenth of the counts, but for a misaligned
+#: series at a tenth of the counts whose atoms were 68 % wrong (0.06).
+TRACER_SHARE_MIN_CRYSTAL = 0.5
 #: With ``judge_images``: L-BFGS iterations of the amplitude fit on them (positions held).
 JUDGE_ITERATIONS = 20
 
@@ -183,6 +205,11 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
         z = res.amplitudes / np.maximum(res.amplitude_sigma, 1e-30)
         features[REFINE_SIGNIFICANCE] = z
         bar = _drop_bar(amp_all[:n0], single=len(elements) == 1)
+        if faint is not None:  # an alloy's crystal: as far below its faint atoms as they spread
+            crystal = _crystal_fraction(atoms.positions)
+            info["crystal_fraction"] = crystal
+            if crystal >= TRACER_SHARE_MIN_CRYSTAL:
+                bar = _faint_drop_bar(amp_all[:n0][faint[:n0]], bar)
         info["drop_amplitude"] = bar
         keep[:n0] = amp_all[:n0] >= bar
         keep[n0:] = amp_all[n0:] >= (bar if site_trials else ADD_AMPLITUDE)
@@ -276,6 +303,21 @@ def _drop_bar(amplitudes, *, single: bool, least: int = 20) -> float:
     return float(np.clip(med - OUTLIER_SIGMAS * sd, DROP_AMPLITUDE, ADD_AMPLITUDE))
 
 
+def _faint_drop_bar(amplitudes, bar: float, least: int = SPREAD_MIN_ATOMS) -> float:
+    """An alloy's drop bar ``bar`` lowered to :data:`OUTLIER_SIGMAS` robust standard
+    deviations (1.4826 MAD) below the median of its faintest element's traced ``amplitudes``
+    (over the median of those), and no lower than 0: where they spread so wide that a real
+    atom of theirs falls under the bar, the images cannot tell such an atom from a fraction
+    of one (:data:`SPREAD_MIN_ATOMS`; for a crystal, whose faint atoms are few of them false).
+    ``bar`` as given for fewer than ``least`` atoms."""
+    amp = np.asarray(amplitudes, float)
+    if len(amp) < least:
+        return bar
+    med = float(np.median(amp))
+    sd = 1.4826 * float(np.median(np.abs(amp - med)))
+    return float(np.clip(med - OUTLIER_SIGMAS * sd, 0.0, bar))
+
+
 def _separation(z, kept, least: int = 5) -> float | None:
     """How far the trials the images kept stand from those they rejected: the 10th
     percentile of the kept trials' significance over the 99th percentile of the rejected
@@ -340,3 +382,19 @@ def _without_duplicates(positions, amplitudes, keep) -> np.ndarray:
         if out[a] and out[b]:
             out[a if amplitudes[a] < amplitudes[b] else b] = False
     return out
+
+
+def _crystal_fraction(positions) -> float:
+    """Fraction of the atoms whose bond order (Q4, Q6 with the study's cutoff per bond length)
+    is nearest an ideal fcc, hcp or bcc point
+    (:func:`napari_aet.analysis.classify_local_structure`)."""
+    from ..analysis import classify_local_structure, nearest_neighbour_distance, steinhardt_q4_q6
+    from ..analysis._crystal import BOO_CUTOFF_PER_BOND
+
+    try:
+        d_nn = nearest_neighbour_distance(positions)
+    except ValueError:
+        return 0.0
+    q4, q6 = steinhardt_q4_q6(positions, cutoff_A=BOO_CUTOFF_PER_BOND * d_nn)
+    labels, _ = classify_local_structure(q4, q6)
+    return float(np.mean(labels != "other"))

@@ -254,6 +254,9 @@ def run_refine(
                     f", {from_sites} of {sites['n_trials']} empty sites of the atoms' own lattice"
                 )
             msg += f", and removed {info['n_removed']} traced atoms"
+        faint = info.get("faint_verdicts") or {}
+        if faint.get("applied") is False:
+            notes.append(_faint_wait_note(faint))
         src = info.get("position_source")
         if src:
             rms = src["replicate_rms_pm"]
@@ -284,6 +287,16 @@ def _brief(info: dict) -> dict:
     """What the first refinement's record keeps once the angle check ran it again."""
     keys = ("shift_A_median", "residual_start", "residual_end", "n_added", "n_removed")
     return {k: info[k] for k in keys if k in info}
+
+
+def _faint_wait_note(faint: dict) -> str:
+    """Why an alloy's verdicts waited (``info["faint_verdicts"]``, not applied)."""
+    return (
+        f"no atom added or removed: the counts measure the {faint['n_atoms']} traced "
+        f"{faint['element']} atoms to {faint['median_significance']:.1f} standard errors "
+        f"(median); {faint['significance_bar']:g} are needed to tell such an atom from "
+        "nothing, so the traced atoms stay"
+    )
 
 
 def _angle_check_note(check: dict) -> str:
