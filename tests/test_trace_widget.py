@@ -94,6 +94,14 @@ def test_keyboard_modes_undo_and_autosave_restore(traced, press_key):
     np.testing.assert_allclose(w3.model.positions, positions)
     assert w3.model.n_manual_removed == 1
     assert [e["action"] for e in w3.model.edit_log][0] == "remove"
+    # another tomogram under the same name (no file behind it) does not get these atoms
+    viewer.layers.remove(w3.points)
+    other = np.asarray(viewer.layers["tomo"].data)[::-1].copy()
+    viewer.layers.remove("tomo")
+    viewer.add_image(other, name="tomo", scale=(PX, PX, PX))
+    w4 = TraceWidget(viewer)
+    w4.layer.value = viewer.layers["tomo"]
+    assert w4.model is None and "Restored" not in w4.status.value
 
 
 def test_refine_positions_against_the_series_is_one_undoable_edit(
@@ -204,3 +212,58 @@ def test_an_alloys_elements_from_the_tomogram_picked_for_them(make_napari_viewer
     assert len({tuple(c) for c in face[got == "Pd"]}) == 1
     assert not np.allclose(face[got == "Pt"][0], face[got == "Pd"][0])
     assert f"Pt {np.sum(got == 'Pt')} (blue), Pd {np.sum(got == 'Pd')} (green)" in w.status.value
+
+
+def test_a_flat_alloy_tomograms_ghost_peaks_are_left_out_and_shown(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch
+):
+    """The analyst traces the U-Net's tomogram of a Pd-Pt particle (every atom alike, twelve
+    half-formed peaks a bond outside the surface) with the GENFIRE one picked for the
+    elements, by clicking Run: every atom is traced and no ghost, the status says how many
+    peaks were left out off the lattice, and the histogram draws them as their own class."""
+    monkeypatch.setenv("NAPARI_AET_CACHE", str(tmp_path))
+    from test_trace import _surface_ghosts
+
+    from napari_aet.analysis import compare_atom_models
+    from napari_aet.simulate import build_structure
+    from napari_aet.widgets import TraceWidget
+
+    px = 0.358
+    m = build_structure("fcc", element="Pd,Pt", radius_A=10, shape_px=(80, 80),
+                        pixel_size_A=px, seed=3)  # fmt: skip
+    pt = m.features["element"].to_numpy() == "Pt"
+    shape = (80, 80, 80)
+    rng = np.random.default_rng(1)
+    raw = sum(
+        w * render_atom_volume(m.positions[sel], shape, voxel_size_A=px, sigma_A=0.5)
+        for w, sel in ((1.0, pt), (0.4, ~pt))
+    )
+    raw = raw / raw.max() + rng.normal(scale=0.03, size=shape).astype(np.float32)
+    alike = render_atom_volume(m.positions, shape, voxel_size_A=px, sigma_A=0.5)
+    ghosts = _surface_ghosts(m, 12, seed=4)
+    halo = render_atom_volume(ghosts, shape, voxel_size_A=px, sigma_A=0.5)
+    unet = (alike + 0.33 * halo) / alike.max()
+    unet = unet + rng.normal(scale=0.02, size=shape).astype(np.float32)
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    viewer.add_image(raw, name="genfire", scale=(px, px, px))
+    meta = {"napari_aet_type": "tomogram", "augmented": True, "source_layer": "genfire"}
+    viewer.add_image(unet, name="unet", scale=(px, px, px), metadata=meta)
+    w = TraceWidget(viewer)
+    viewer.window.add_dock_widget(w, name="Trace")
+    w.layer.value = viewer.layers["unet"]
+    w.element.value = "Pd,Pt"
+    assert w.species_from.value is viewer.layers["genfire"]
+    qtbot.mouseClick(w.run_button.native, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "atoms from" in w.status.value, timeout=120000)
+    c = compare_atom_models(m.positions, np.asarray(w.points.data), radius_A=1.0)
+    assert c.found_fraction == 1.0 and c.n_test == m.n_atoms  # no ghost traced
+    n_left = w.result.settings["species_flat"]["n_left_out"]
+    assert n_left >= 12
+    assert f"{n_left} peaks off the lattice left out" in w.status.value
+    labels = [t.get_text() for t in w._figure.axes[0].get_legend().get_texts()]
+    assert f"off the lattice ({n_left})" in labels
+    qtbot.wait(200)
+    shot = viewer.screenshot(str(tmp_path / "trace_flat_alloy.png"), canvas_only=False)
+    assert shot.shape[0] > 500 and shot[..., :3].std() > 5  # drawn, not black

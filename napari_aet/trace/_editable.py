@@ -323,12 +323,30 @@ def _blank(col: pd.Series):
     return ""
 
 
-def default_autosave_path(source: str | Path | None, name: str) -> Path:
-    """``<data stem>.atoms.autosave.h5`` next to the data; in the cache folder without one."""
+def default_autosave_path(source: str | Path | None, name: str, data=None) -> Path:
+    """``<data stem>.atoms.autosave.h5`` next to the data; in the cache folder without one,
+    named by ``name`` and, given the ``data`` (an array), a fingerprint of them
+    (:func:`data_fingerprint`): a layer name alone ("tomogram") is shared by other data, whose
+    autosave would otherwise come back for these."""
 
     if source:
         p = Path(source)
         if p.exists() and p.is_file():
             return p.with_name(p.name.split(".")[0] + ".atoms.autosave.h5")
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "atoms"
+    if data is not None:
+        safe = f"{safe}-{data_fingerprint(data)}"
     return cache_dir() / "autosave" / f"{safe}.atoms.autosave.h5"
+
+
+def data_fingerprint(data, samples: int = 32) -> str:
+    """A short hash of an array's shape, type and values on a grid of about ``samples`` per
+    axis (the same data give the same one; any other tomogram almost surely another)."""
+    import hashlib
+
+    shape = tuple(int(n) for n in np.shape(data))
+    grid = tuple(slice(None, None, max(1, n // samples)) for n in shape)
+    values = np.ascontiguousarray(np.asarray(data[grid]), dtype=np.float32)
+    h = hashlib.sha1(repr((shape, str(getattr(data, "dtype", "")))).encode())
+    h.update(values.tobytes())
+    return h.hexdigest()[:12]

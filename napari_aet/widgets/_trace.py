@@ -307,7 +307,8 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         layer = self.layer.value
         src = getattr(layer, "source", None)
         path = getattr(src, "path", None) or (layer.metadata.get("source") if layer else None)
-        return default_autosave_path(path, f"{layer.name if layer else 'atoms'}")
+        data = None if layer is None else layer.data[-1] if layer.multiscale else layer.data
+        return default_autosave_path(path, f"{layer.name if layer else 'atoms'}", data=data)
 
     def _done(self, res) -> None:
         self.result = res
@@ -320,10 +321,18 @@ class TraceWidget(StageWidgetMixin, DockContainer):
         by_element = ", ".join(
             f"{e} {n} ({c})" for (e, n), c in zip(counts.items(), names, strict=False)
         )
+        flat = res.settings.get("species_flat") or {}
+        left = (
+            f"; {flat['n_left_out']} peaks off the lattice left out (the elements look alike "
+            "here; the refine stage tries them in the images)"
+            if flat.get("applied") and flat.get("n_left_out")
+            else ""
+        )
         self.status.value = (
             f"{res.atoms.n_atoms} atoms from {len(res.candidates)} candidates "
             f"(threshold {res.threshold:.4g})"
             + (f": {by_element}" if by_element else "")
+            + left
             + f"; autosaved to {self.model.autosave_path.name}"
         )
 
