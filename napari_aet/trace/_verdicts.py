@@ -206,7 +206,9 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
         features[REFINE_SIGNIFICANCE] = z
         bar = _drop_bar(amp_all[:n0], single=len(elements) == 1)
         if faint is not None:  # an alloy's crystal: as far below its faint atoms as they spread
-            crystal = _crystal_fraction(atoms.positions)
+            # (the particle's kind judged where the atoms started: at low counts a fit's
+            # positions leave half of a crystal's atoms out of the crystal classes)
+            crystal = _crystal_fraction(origin[:n0])
             info["crystal_fraction"] = crystal
             if crystal >= TRACER_SHARE_MIN_CRYSTAL:
                 bar = _faint_drop_bar(amp_all[:n0][faint[:n0]], bar)
