@@ -17,7 +17,7 @@ demo: setup
 # (what CI runs, ~13 min on 2 cores) leaves out the tests marked slow: whole runs and statistical
 # checks whose capability a faster test also covers; `test-all` runs every test (~25 min).
 test: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" --durations=15
 
 test-all: setup
 	$(PY) -m pytest -q
