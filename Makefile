@@ -13,14 +13,16 @@ demo: setup
 	$(PY) -m napari_aet.cli simulate --sample --out out/sample
 	$(PY) -m napari_aet.cli run out/sample/tilt_series.h5 --out out/sample/run
 
-# The test suite (headless: pytest-xvfb starts a virtual display for the napari tests). `test`
-# (what CI runs, ~13 min on 2 cores) leaves out the tests marked slow: whole runs and statistical
-# checks whose capability a faster test also covers; `test-all` runs every test (~25 min).
+# The test suite (headless: pytest-xvfb starts a virtual display for the napari tests), one
+# pytest-xdist worker per CPU this process may use (tests/conftest.py gives each its own CPU and
+# thread count). `test` (what CI runs) leaves out the tests marked slow: whole runs and
+# statistical checks whose capability a faster test also covers; `test-all` runs every test.
+WORKERS = $(shell $(PY) -c "from napari_aet.core.threads import available_cpus; print(available_cpus())")
 test: setup
-	$(PY) -m pytest -q -m "not slow" --durations=15
+	$(PY) -m pytest -q -m "not slow" -n $(WORKERS) --durations=15
 
 test-all: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(WORKERS)
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
