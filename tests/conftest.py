@@ -18,10 +18,10 @@ if _WORKER.startswith("gw") and _N_WORKERS > 1 and hasattr(os, "sched_setaffinit
         _mine = set(_cpus[int(_WORKER[2:]) % _N_WORKERS :: _N_WORKERS])
         os.sched_setaffinity(0, _mine)
         for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            os.environ[_var] = str(len(_mine))
-        import torch
+            os.environ[_var] = str(len(_mine))  # for the processes a test starts
+        from napari_aet.core.threads import set_threads
 
-        torch.set_num_threads(len(_mine))
+        set_threads()  # torch and this process's BLAS and OpenMP pools: the CPUs now its own
 
 # Keep the sample cache inside the test run so that tests never depend on a user's cache (and
 # remove it afterwards: each run left about 11 MB in the temporary folder).
