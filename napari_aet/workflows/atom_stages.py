@@ -291,8 +291,15 @@ def _brief(info: dict) -> dict:
 
 def _faint_wait_note(faint: dict) -> str:
     """Why an alloy's verdicts waited (``info["faint_verdicts"]``, not applied)."""
+    joined = faint.get("n_trials_joined", 0)
+    what = (
+        f"no traced atom removed and {joined} candidates added, each measured on its own to "
+        f"{faint['significance_bar']:g} standard errors on a site of the lattice"
+        if joined
+        else "no atom added or removed"
+    )
     return (
-        f"no atom added or removed: the counts measure the {faint['n_atoms']} traced "
+        f"{what}: the counts measure the {faint['n_atoms']} traced "
         f"{faint['element']} atoms to {faint['median_significance']:.1f} standard errors "
         f"(median); {faint['significance_bar']:g} are needed to tell such an atom from "
         "nothing, so the traced atoms stay"
