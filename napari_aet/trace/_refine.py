@@ -283,13 +283,8 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
                 **kw,
             )  # fmt: skip
         info["position_source"] = source
-    waits = "not_refined" not in info and (info.get("faint_verdicts") or {}).get("applied") is False
-    held = "not_refined" in info or waits
+    held = "not_refined" in info or (info.get("faint_verdicts") or {}).get("applied") is False
     if not judge or not residual_pass or held or model.n_atoms < 4:
-        if waits and judge and residual_pass and site_pass and model.n_atoms >= 4:
-            model, res, origin, info = _site_passes_while_waiting(
-                model, res, origin, info, images, angles_deg, kw, cancel
-            )
         model, info = _with_faint_positions_held(model, info, origin)
         # (an alloy's held verdicts too: its faint atoms' positions fitted to a denoised
         # series are judged on the counts like any others)
@@ -421,31 +416,6 @@ def _site_passes(model, res, origin, info, images, angles_deg, kw, cancel):
         model, origin = model.subset(~drop), origin[~drop]
         summary["n_removed"] += int(drop.sum())
     return model, res, origin, info, summary
-
-
-def _site_passes_while_waiting(model, res, origin, info, images, angles_deg, kw, cancel):
-    """:func:`_site_passes` where an alloy's verdicts wait: the traced atoms stay, and an
-    empty site of their lattice joins only where the counts measure it on its own
-    (:data:`~._verdicts.ALLOY_TRIAL_SIGNIFICANCE`), as a candidate does then. No residual
-    pass: its trials come from the residual's noise, not from the lattice."""
-    first = info
-    model, res, origin, last, sites = _site_passes(
-        model, res, origin, info, images, angles_deg, {**kw, "verdicts_wait": True}, cancel
-    )
-    if not sites["passes"] or "not_refined" in last:
-        return model, res, origin, first
-    info = dict(last)
-    info["site_pass"] = sites
-    for key in ("n_added", "n_removed", "n_trial_candidates"):
-        info[key] = first[key] + (sites[key] if key in sites else 0)
-    if "position_source" in first:
-        info["position_source"] = first["position_source"]
-    waited = dict(first["faint_verdicts"])
-    waited["n_trials_joined"] = info["n_added"]
-    waited["n_sites_joined"] = sites["n_added"]
-    info["faint_verdicts"] = {**info.get("faint_verdicts", {}), **waited}
-    model.metadata["refinement"] = info
-    return model, res, origin, info
 
 
 def _finish(model, info, source, origin, tracer_share, return_origin):

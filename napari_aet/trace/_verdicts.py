@@ -119,7 +119,7 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
                    pixel_size_A, iterations, refine_geometry, element, device, progress,
                    cancel, judge_images=None, weighting="uniform",
                    min_correlation=MIN_MODEL_CORRELATION, refine_positions=True,
-                   site_trials=False, verdicts_wait=False):  # fmt: skip
+                   site_trials=False):  # fmt: skip
     """One refinement of ``atoms`` plus ``trial`` atoms against the images; with ``judge``, the
     images (``judge_images`` when given, positions held) keep the trials that rise and drop
     the atoms that fade. ``origin``: where each of ``atoms`` started (the traced positions;
@@ -130,8 +130,7 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
     join at the bar a traced atom stays at (:func:`_drop_bar`), not at :data:`ADD_AMPLITUDE`:
     the lattice already says an atom is likely there, as the tracer did for a traced one, and
     an atom at a site the images show at 0.5 of the median would stay if it were there and
-    not come if it were not. ``verdicts_wait``: an alloy's verdicts wait whatever this fit
-    measures (an earlier fit of the same refinement found them waiting)."""
+    not come if it were not."""
     start = np.vstack([atoms.positions, trial]) if len(trial) else atoms.positions
     res = refine_atomic_model(
         images,
@@ -231,8 +230,6 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
                 bar = _faint_drop_bar(amp_all[:n0][faint[:n0]], bar)
         info["drop_amplitude"] = bar
         held = None if faint is None else _faint_verdicts(z[:n0], faint[:n0], elements)
-        if held is not None and verdicts_wait:
-            held["applied"] = False
         waits = held is not None and not held["applied"]
         # where an alloy's verdicts wait the traced atoms stay (HELD_VERDICT_SIGNIFICANCE)
         keep[:n0] = True if waits else amp_all[:n0] >= bar

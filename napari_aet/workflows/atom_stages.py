@@ -293,7 +293,7 @@ def _faint_wait_note(faint: dict) -> str:
     """Why an alloy's verdicts waited (``info["faint_verdicts"]``, not applied)."""
     joined = faint.get("n_trials_joined", 0)
     what = (
-        f"no traced atom removed and {joined} atoms added (candidates, empty lattice sites), "
+        f"no traced atom removed and {joined} candidates added, "
         f"each measured on its own to {faint['significance_bar']:g} standard errors"
         if joined
         else "no atom added or removed"
