@@ -317,9 +317,9 @@ def test_the_refine_note_says_why_an_alloys_verdicts_waited():
 def test_an_alloys_verdicts_wait_for_its_faintest_element_to_be_measured(monkeypatch):
     """Where the counts measure an alloy's faintest traced atoms below the significance bar
     (median), the verdicts are coin flips: the traced atoms stay (the bright ones' positions
-    refined, the faint ones' as traced), no trial joins and no residual pass runs; above it
-    they apply. The bar is the faintest element's:
-    bright atoms measured at 30 standard errors do not lift it."""
+    refined, the faint ones' as traced) and no residual pass runs, but a candidate measured on
+    its own to 5 standard errors on the lattice joins; above the bar they apply. The bar is
+    the faintest element's: bright atoms measured at 30 standard errors do not lift it."""
     from napari_aet.trace import _verdicts
 
     faint = np.r_[np.zeros(40, bool), np.ones(40, bool)]

@@ -59,7 +59,8 @@ HELD_VERDICT_SIGNIFICANCE = 5.0
 #: The same bar holds an alloy's verdicts in a refinement that ran: where the counts measure its
 #: faintest element's traced atoms below it (median), the images cannot tell those atoms from
 #: nothing, and the verdicts (joins, drops) would be coin flips; the traced atoms stay, with
-#: refined positions and elements from their amplitudes (``info["faint_verdicts"]``).
+#: refined positions and elements from their amplitudes (``info["faint_verdicts"]``), and only
+#: a candidate measured on its own joins (:data:`ALLOY_TRIAL_MIN_NEIGHBOURS`).
 #: Independent Fe-Pt series with the alloy U-Net (docs/benchmarks.md, twenty-ninth session):
 #: at a third of the study's counts (Fe median significance 2.9) traced 7.36 %, after the
 #: verdicts 17.93 %, held 10.11 %; with acquisition faults (4.4) 5.98, 10.80 and 7.82 %. It
