@@ -521,23 +521,32 @@ def _left_out_of_a_flat_tomogram(inten, cand_ok, pos_vox, other_bg, thr, element
     doubtful = np.nonzero(cand_ok & (inten >= thr) & ~sure)[0]
     if ratio <= bar or not len(doubtful) or sure.sum() < SITE_MIN_NEIGHBOURS:
         return left_out, record
-    tree = cKDTree(pos_vox[sure])
-    shell = SITE_NEIGHBOUR_RADIUS * float(np.median(tree.query(pos_vox[sure], k=2)[0][:, 1]))
-    n_sure = np.array([len(x) for x in tree.query_ball_point(pos_vox[doubtful], shell)])
-    i, k = cKDTree(pos_vox[doubtful]).query_pairs(shell, output_type="ndarray").T
-    held = n_sure >= SITE_MIN_NEIGHBOURS
-    while True:  # the lattice grows by the peaks it holds (a facet's corner, then its edge)
-        n = len(doubtful)
-        n_held = np.bincount(i, weights=held[k], minlength=n) + np.bincount(
-            k, weights=held[i], minlength=n
-        )
-        grown = n_sure + n_held >= SITE_MIN_NEIGHBOURS
-        if (grown == held).all():
-            break
-        held = grown
+    held = held_by_the_lattice(pos_vox[sure], pos_vox[doubtful], SITE_MIN_NEIGHBOURS)
     left_out[doubtful[~held]] = True
     record.update(applied=True, n_doubtful=int(len(doubtful)), n_left_out=int((~held).sum()))
     return left_out, record
+
+
+def held_by_the_lattice(atoms, points, min_neighbours: int) -> np.ndarray:
+    """Which ``points`` the atoms' lattice holds: at least ``min_neighbours`` of ``atoms``
+    within :data:`SITE_NEIGHBOUR_RADIUS` of the atoms' median nearest-neighbour distance, the
+    points so held counting for the others in turn until none joins (a facet's corner, then
+    its edge)."""
+    points = np.asarray(points, float).reshape(-1, 3)
+    tree = cKDTree(atoms)
+    shell = SITE_NEIGHBOUR_RADIUS * float(np.median(tree.query(atoms, k=2)[0][:, 1]))
+    n_atoms = np.asarray(tree.query_ball_point(points, shell, return_length=True), int)
+    i, k = cKDTree(points).query_pairs(shell, output_type="ndarray").reshape(-1, 2).T
+    held = n_atoms >= min_neighbours
+    n = len(points)
+    while True:
+        n_held = np.bincount(i, weights=held[k], minlength=n) + np.bincount(
+            k, weights=held[i], minlength=n
+        )
+        grown = n_atoms + n_held >= min_neighbours
+        if (grown == held).all():
+            return held
+        held = grown
 
 
 def classify_species(intensity, elements, *, noise: bool = True):

@@ -10,7 +10,7 @@ import numpy as np
 from ..core.atoms import AtomModel
 from ..core.elements import parse_elements
 from ..forward import MIN_MODEL_CORRELATION, refine_atomic_model, why_untrusted
-from ._tracer import SITE_NEIGHBOUR_RADIUS, classify_species
+from ._tracer import SITE_NEIGHBOUR_RADIUS, classify_species, held_by_the_lattice
 
 #: Atoms that the refinement moved further than this [A] are worth a look in the review.
 LARGE_SHIFT_A = 0.5
@@ -420,34 +420,15 @@ def _neighbours_of_trials(atoms_A, trials_A) -> tuple[np.ndarray, np.ndarray]:
 
 def _on_the_lattice(atoms_A, trials_A, candidate) -> np.ndarray:
     """Which of the ``candidate`` trials stand on the atoms' packing: with at least
-    :data:`ALLOY_TRIAL_MIN_NEIGHBOURS` neighbours (:func:`_neighbours_of_trials`) among
+    :data:`ALLOY_TRIAL_MIN_NEIGHBOURS` neighbours (:func:`~._tracer.held_by_the_lattice`) among
     ``atoms_A`` and the trials already on it, grown until none joins (missed atoms come in
     patches: a missed surface atom's neighbours are often missed too)."""
     trials = np.asarray(trials_A, float).reshape(-1, 3)
-    atoms = np.asarray(atoms_A, float).reshape(-1, 3)
     candidate = np.asarray(candidate, bool)
     on = np.zeros(len(trials), bool)
-    if len(atoms) < 4 or not candidate.any():
+    if len(np.reshape(atoms_A, (-1, 3))) < 4 or not candidate.any():
         return on
-    from scipy.spatial import cKDTree
-
-    tree = cKDTree(atoms)
-    d_nn = float(np.median(tree.query(atoms, k=2)[0][:, 1]))
-    radius = SITE_NEIGHBOUR_RADIUS * d_nn
-    idx = np.nonzero(candidate)[0]
-    from_atoms = np.asarray(tree.query_ball_point(trials[idx], radius, return_length=True))
-    pairs = cKDTree(trials[idx]).query_pairs(radius, output_type="ndarray")
-    held = from_atoms >= ALLOY_TRIAL_MIN_NEIGHBOURS
-    while True:
-        count = from_atoms.copy()
-        if len(pairs):
-            np.add.at(count, pairs[:, 0], held[pairs[:, 1]])
-            np.add.at(count, pairs[:, 1], held[pairs[:, 0]])
-        grown = count >= ALLOY_TRIAL_MIN_NEIGHBOURS
-        if (grown == held).all():
-            break
-        held = grown | held
-    on[idx] = held
+    on[candidate] = held_by_the_lattice(atoms_A, trials[candidate], ALLOY_TRIAL_MIN_NEIGHBOURS)
     return on
 
 
