@@ -339,6 +339,52 @@ def test_augment_resamples_other_voxel_sizes(tmp_path):
     assert same.settings["resampled"] is False
 
 
+def _median_spacing_px(volume) -> float:
+    from scipy.spatial import cKDTree
+    from skimage.feature import peak_local_max
+
+    peaks = peak_local_max(volume, min_distance=3, threshold_rel=0.5, exclude_border=6)
+    centres = peaks.astype(float)
+    for ax in range(3):  # sub-voxel: a Gaussian's log is a parabola through three voxels
+        step = np.eye(3, dtype=int)[ax]
+        lo, mid, hi = (np.log(np.maximum(volume[tuple((peaks + k * step).T)], 1e-12))
+                       for k in (-1, 0, 1))  # fmt: skip
+        centres[:, ax] += 0.5 * (lo - hi) / (lo - 2 * mid + hi)
+    return float(np.median(cKDTree(centres).query(centres, 2)[0][:, 1]))
+
+
+def test_augment_draws_the_atoms_at_the_trainings_bond_length(tmp_path, monkeypatch):
+    """The network sees a Co lattice (bond 2.51 A) at the spacing its Pt training had (2.77 A):
+    the volume it is given has Pt's bond in voxels, the output is back on the input's grid,
+    and Pt data (or no element) are not resampled."""
+    from napari_aet.augment import _infer
+    from napari_aet.augment._infer import bond_length_zoom, training_bond_length_A
+    from napari_aet.core.elements import element_data
+
+    prov = {"data": [{"element": "Pt", "lattice_constant_A": 3.912, "pixel_size_A": 0.358}]}
+    assert training_bond_length_A(prov) == pytest.approx(2.766, abs=1e-3)
+    assert training_bond_length_A({"data": [{"element": "Au"}]}) == pytest.approx(2.884, abs=1e-3)
+    assert training_bond_length_A({}) is None and bond_length_zoom({}, "Co")[0] == 1.0
+    model = UNet3D(depth=2, width=4)
+    path = save_weights(tmp_path / "w.pt", model, voxel_size_A=0.358, provenance=prov)
+    co = element_data("Co").bond_length_A
+    grid = np.stack(np.meshgrid(*[np.arange(-6, 7)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    fcc = grid[grid.sum(1) % 2 == 0] * (co / np.sqrt(2.0))  # an fcc lattice of Co's bond
+    vol = gaussian_target(fcc + 24 * 0.358, (48, 48, 48), voxel_size_A=0.358)
+    seen = []
+    monkeypatch.setattr(_infer, "predict_tiled", lambda m, work, **k: seen.append(work) or work)
+    res = augment_volume(vol, voxel_size_A=0.358, weights=path, element="Co", device="cpu")
+    assert res.volume.shape == vol.shape and res.settings["resampled"] is True
+    assert res.settings["bond_length_A"]["zoom"] == pytest.approx(2.766 / co, rel=1e-3)
+    assert _median_spacing_px(vol) == pytest.approx(co / 0.358, abs=0.15)
+    assert _median_spacing_px(seen[-1]) == pytest.approx(2.766 / 0.358, abs=0.15)
+    assert _median_spacing_px(res.volume) == pytest.approx(co / 0.358, abs=0.15)
+    for element in ("Pt", None):
+        same = augment_volume(vol, voxel_size_A=0.358, weights=path, element=element,
+                              device="cpu")  # fmt: skip
+        assert same.settings["resampled"] is False and seen[-1].shape == vol.shape
+
+
 @pytest.mark.skipif(not shipped_weights(), reason="no shipped weights in resources/")
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["fcc", "amorphous", "alloy"])
@@ -445,6 +491,9 @@ def test_auto_weights_follow_the_elements_and_notes_read_the_shipped_weights():
     res = augment_volume(x, voxel_size_A=0.358, weights="fcc", element="Au", device="cpu",
                          tile_px=48)  # fmt: skip
     assert any("trained on Pt particles, the data are Au" in n for n in res.settings["notes"])
+    # drawn at Pt's bond length, which the shipped fcc weights were trained on
+    assert res.settings["resampled"] is True
+    assert res.settings["bond_length_A"]["training"] == pytest.approx(3.912 / np.sqrt(2), 1e-6)
     same = augment_volume(x, voxel_size_A=0.358, weights="auto", element="Pt", device="cpu",
                           tile_px=48)  # fmt: skip
     assert same.settings["notes"] == [] and same.settings["weights"].endswith("unet-fcc.pt")

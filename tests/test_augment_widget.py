@@ -72,8 +72,8 @@ def test_augment_widget_auto_weights_follow_the_element(tomogram_viewer, qtbot):
     qtbot.waitUntil(lambda: "Done" in w.status.value, timeout=120000)
     assert "alloy weights" in w.status.value
     assert "alloy" in str(viewer.layers["tomo U-Net"].metadata["augment_settings"]["weights"])
-    w.weights.value = "fcc"
-    assert w.element.native.isHidden()
+    w.weights.value = "fcc"  # the element still sets the spacing the network sees
+    assert not w.element.native.isHidden()
 
 
 def test_augment_widget_defaults_to_auto(make_napari_viewer):

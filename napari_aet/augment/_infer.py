@@ -1,9 +1,11 @@
 """Sliding-window U-Net inference with overlap blending, for any volume size, on GPU or CPU.
 
 The input is brought to the network's terms automatically: resampled to the voxel size the
-weights were trained at (when it differs by more than 1 %), then normalised so that the
-background is 0 and a typical atom peaks at 1 (:func:`normalise_tomogram`). The output keeps
-those units (a 0.45 A Gaussian of peak ~1 per atom) and is resampled back to the input's grid.
+weights were trained at and, when the data's element is known, to the bond length of the
+particles they were trained on (when the two together differ by more than 1 %), then
+normalised so that the background is 0 and a typical atom peaks at 1
+(:func:`normalise_tomogram`). The output keeps those units (a 0.45 A Gaussian of peak ~1 per
+atom) and is resampled back to the input's grid.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 
 from ..core.device import resolve_device
-from ..core.elements import parse_elements
+from ..core.elements import mean_bond_length_A, parse_elements
 from ..core.memory import check_memory
 from ..core.progress import check_cancel, report
 from ._model import UNet3D
@@ -130,6 +132,39 @@ def training_sets(provenance: dict) -> list[dict]:
     return out
 
 
+def training_bond_length_A(provenance: dict) -> float | None:
+    """The mean nearest-neighbour distance [A] of the particles the weights were trained on
+    (the mean over its training sets): ``napari-aet train`` builds every structure (fcc,
+    faulted, amorphous, glass) from one fcc lattice constant ``a`` (the glass's bond is
+    ``a / sqrt(2)``, the amorphous packing has the fcc density), so a set's bond is that; its
+    elements' bond where a set names no lattice constant; None when the provenance says
+    neither."""
+    bonds = [
+        float(s["lattice_constant_A"]) / np.sqrt(2.0)
+        if s.get("lattice_constant_A")
+        else mean_bond_length_A(s["element"])
+        for s in training_sets(provenance)
+        if s.get("lattice_constant_A") or s.get("element")
+    ]
+    return float(np.mean(bonds)) if bonds else None
+
+
+def bond_length_zoom(provenance: dict, element) -> tuple[float, float | None, float | None]:
+    """How much larger the data's atoms must be drawn for the network to see its training's
+    spacing: (the training's bond length over the data's, the data's [A], the training's [A]);
+    1 when either is unknown.
+
+    The network learnt what an atom and its neighbours look like at one spacing (the shipped
+    weights: Pt's 2.77 A); a hcp Co particle at a tenth of the study's counts, drawn at its own
+    2.50 A, lost 89 of 418 atoms to it, drawn at Pt's 49 (docs/benchmarks.md, fifty-fifth
+    session)."""
+    trained = training_bond_length_A(provenance)
+    if not element or trained is None:
+        return 1.0, None, trained
+    data = mean_bond_length_A(element)
+    return trained / data, data, trained
+
+
 def outside_training(provenance: dict, *, voxel_size_A: float, element=None) -> list[str]:
     """Where the data lie outside what the weights were trained on (an element no training set
     had, a voxel size far from theirs before resampling), one note each; empty when the
@@ -141,8 +176,8 @@ def outside_training(provenance: dict, *, voxel_size_A: float, element=None) -> 
     if element and seen and not set(parse_elements(element)) <= seen:
         notes.append(
             f"the network was trained on {' / '.join(trained)} particles, the data are "
-            f"{element}: its atom images differ in contrast and spacing; compare with "
-            "--augment none"
+            f"{element}: its atom images differ in contrast (their spacing is matched by "
+            "resampling); compare with --augment none"
         )
     px = [float(s["pixel_size_A"]) for s in sets if s.get("pixel_size_A")]
     trained_px = px[0] if px else None
@@ -173,11 +208,13 @@ def augment_volume(
     volume : ndarray of shape (z, y, x)
         A GENFIRE tomogram (any units; normalised automatically).
     element : str, optional
-        The data's element: a note (``settings["notes"]``) when it is not the element the
-        weights were trained on, as for a voxel size far from theirs.
+        The data's element(s): the volume is also resampled so that their bond length (Vegard's
+        rule for several) appears as the training particles' did (:func:`bond_length_zoom`),
+        and a note (``settings["notes"]``) says when it is not an element the weights were
+        trained on, as for a voxel size far from theirs.
     voxel_size_A : float
-        Its voxel size [A]; the volume is resampled to the network's sampling and back when
-        they differ by more than 1 %.
+        Its voxel size [A]; the volume is resampled to the network's sampling (and bond
+        length) and back when the two together differ by more than 1 %.
     weights : str, path or UNet3D
         ``"fcc"``, ``"amorphous"`` or ``"alloy"`` (shipped), ``"auto"`` (``"alloy"`` when
         ``element`` names several, else ``"fcc"``), a weights file from ``napari-aet train``, or
@@ -207,7 +244,9 @@ def augment_volume(
     else:
         model, meta = load_weights(weights, device=dev)
     net_vs = meta["voxel_size_A"]
-    zoom = voxel_size_A / net_vs
+    prov = meta.get("provenance", {})
+    bond_zoom, bond_data, bond_trained = bond_length_zoom(prov, element)
+    zoom = voxel_size_A / net_vs * bond_zoom
     resample = abs(zoom - 1) > 0.01
     new_shape = tuple(int(round(s * zoom)) for s in vol.shape) if resample else vol.shape
     check_memory(
@@ -230,7 +269,6 @@ def augment_volume(
     if resample:
         out = ndimage.zoom(out, [a / b for a, b in zip(vol.shape, out.shape, strict=True)], order=3)
         out = np.maximum(out, 0)
-    prov = meta.get("provenance", {})
     notes = outside_training(prov, voxel_size_A=float(voxel_size_A), element=element)
     settings = {
         "stage": "augment",
@@ -241,6 +279,7 @@ def augment_volume(
         "network_voxel_size_A": net_vs,
         "input_voxel_size_A": float(voxel_size_A),
         "resampled": bool(resample),
+        "bond_length_A": {"data": bond_data, "training": bond_trained, "zoom": bond_zoom},
         "normalisation": {"offset": offset, "atom_peak": scale},
         "tile_px": tile_px,
         "overlap_px": overlap_px,

@@ -65,7 +65,9 @@ class AugmentWidget(StageWidgetMixin, DockContainer):
             "'napari-aet run'); amorphous for an amorphous particle"
         )
         self.element = element_edit(
-            "Pt", uses="'auto' weights: several elements pick the alloy one"
+            "Pt",
+            uses="the tomogram is resampled so that its bond length appears as the training "
+            "particles' did; with 'auto' weights several elements pick the alloy network",
         )
         self.weights_file = FileEdit(label="weights file", filter="*.pt", mode="r")
         self.tile = SpinBox(label="tile (voxels)", value=D.tile_px, min=16, max=512, step=8)
@@ -102,19 +104,19 @@ class AugmentWidget(StageWidgetMixin, DockContainer):
 
     def _show_file(self, value) -> None:
         self.weights_file.visible = value == USER_FILE
-        self.element.visible = value == AUTO_WEIGHTS
 
     def run(self, event=None):
         """Start the augmentation; returns the worker (None if the input is not usable)."""
         layer = self.layer.value
         try:
             vs = tomogram_voxel_size_A(layer)
+            element = element_value(self.element)
             if self.weights.value == USER_FILE:
                 weights = Path(self.weights_file.value)
                 if not weights.is_file():
                     raise ValueError("choose a weights file (.pt from 'napari-aet train')")
             elif self.weights.value == AUTO_WEIGHTS:
-                weights = choose_weights(AUTO_WEIGHTS, element_value(self.element))
+                weights = choose_weights(AUTO_WEIGHTS, element)
             else:
                 weights = self.weights.value
         except ValueError as err:
@@ -124,6 +126,7 @@ class AugmentWidget(StageWidgetMixin, DockContainer):
         params = dict(
             voxel_size_A=vs,
             weights=weights,
+            element=element,
             tile_px=int(self.tile.value),
             overlap_px=int(self.overlap.value),
             device=self.device.value,

@@ -158,8 +158,8 @@ def precision_analysis(
     volumes = {"raw": vol.volume}
     if weights is not None:
         volumes["augmented"] = augment_volume(
-            vol.volume, voxel_size_A=pixel_size_A, weights=weights, device=device,
-            progress=prefixed(progress, "U-Net: "), cancel=cancel,
+            vol.volume, voxel_size_A=pixel_size_A, weights=weights, element=spec,
+            device=device, progress=prefixed(progress, "U-Net: "), cancel=cancel,
         ).volume  # fmt: skip
     comps: dict[str, ModelComparison] = {}
     traced = {}

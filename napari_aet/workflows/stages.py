@@ -79,8 +79,9 @@ def atom_model_builder(weights=None, *, trace: TraceSettings | None = None, devi
         src = volume
         if weights is not None:
             src = augment_volume(
-                volume, voxel_size_A=voxel_size_A, weights=weights, device=device
-            ).volume
+                volume, voxel_size_A=voxel_size_A, weights=weights, element=trace.element,
+                device=device,
+            ).volume  # fmt: skip
         return trace_atoms(
             src, voxel_size_A=voxel_size_A, cancel=cancel, **_trace_kwargs(trace)
         ).atoms.positions
