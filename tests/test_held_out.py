@@ -415,6 +415,36 @@ def test_an_alloys_trial_joins_only_where_the_counts_measure_it(monkeypatch):
     assert np.sum(added_z[1] < 5.0) >= 2, added_z[1]
 
 
+def test_an_alloy_crystals_atom_under_the_fixed_bar_stays_on_the_lattice_only():
+    """An fcc cube (a = 3.9 A) whose atoms all fit at 1 but four at 0.2, under the fixed drop
+    bar (0.35) and over the lower one the crystal's spread gave: an atom inside (12
+    neighbours) and one on a {100} face (8) stay; one at the hollow above that face (4) goes,
+    and so does one at the hollow above the other face, although the first hollow atom would
+    count for it. Over the fixed bar the hollow atom stays (the usual verdicts)."""
+    from napari_aet.trace import _verdicts
+
+    a, n = 3.9, 8
+    grid = np.array([(i, j, k) for i in range(n + 1) for j in range(n + 1)
+                     for k in range(n + 1) if (i + j + k) % 2 == 0], float)  # fmt: skip
+    extra = np.array([[-1, 3, 4], [-1, 4, 3]], float)  # hollows above the x = 0 face
+    pos = np.vstack([grid, extra]) * a / 2
+    amp = np.ones(len(pos))
+    inside = int(np.nonzero((grid == [4, 4, 4]).all(1))[0][0])
+    face = int(np.nonzero((grid == [0, 4, 4]).all(1))[0][0])
+    faint = [inside, face, len(grid), len(grid) + 1]
+    amp[faint] = 0.2
+    kept = np.ones(len(pos), bool)
+    assert _verdicts.FAINT_KEEP_MIN_NEIGHBOURS == 7
+    out = _verdicts._held_under_the_bar(pos, amp, kept, 0.35)
+    np.testing.assert_array_equal(out[faint], [True, True, False, False])
+    assert out[: len(grid)].all()
+    amp[len(grid)] = 0.5  # over the fixed bar: not this rule's to judge
+    out = _verdicts._held_under_the_bar(pos, amp, kept, 0.35)
+    np.testing.assert_array_equal(out[faint], [True, True, True, False])
+    kept[face] = False  # an atom the lower bar dropped stays dropped
+    assert not _verdicts._held_under_the_bar(pos, amp, kept, 0.35)[face]
+
+
 def test_an_alloys_trial_joins_on_a_site_of_the_lattice_only():
     """An fcc cube (a = 3.9 A; edge atoms have 5 neighbours, face atoms 8): an empty face
     site (7 neighbours left) stands on the lattice; the empty edge site beside it (4 left)

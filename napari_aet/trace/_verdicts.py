@@ -104,6 +104,16 @@ DUPLICATE_SPACING = 0.6
 #: widen the spread they would be judged by: a Ni-Pd-Pt one (seed 21) had 19 false and 1
 #: real atom under 0.35, and 12 false ones under the bar its spread gave (0).
 SPREAD_MIN_ATOMS = 20
+#: ... and an atom that only the lower bar keeps (under :data:`DROP_AMPLITUDE`) stays only with
+#: at least this many neighbours over that bar within :data:`~._tracer.SITE_NEIGHBOUR_RADIUS`
+#: nearest-neighbour distances of where it started: an atom inside the crystal or on a facet
+#: (a {111} facet's atom has 9, a {100} one's 8, an edge's 7), not one just outside the
+#: surface, where the image model's misfit of the surface leaves a fraction of an atom.
+#: Independent 128-px series (docs/benchmarks.md, fifty-fifth session): a Pd-Pt crystal at a
+#: third of the study's counts kept 7 false atoms one bond outside its surface under the
+#: fixed bar (amplitudes 0.26-0.34 of the median Pd, 3-6 such neighbours where they ended),
+#: a random Fe-Pt at the study's counts 2 real Fe (0.07-0.3, 9 each).
+FAINT_KEEP_MIN_NEIGHBOURS = 7
 #: A crystal: at least this fraction of the refined atoms nearest an ideal crystal point (fcc,
 #: hcp or bcc) of the Q4-Q6 map: an alloy's faint atoms are held where the tracer put them
 #: only in a crystal (:func:`~napari_aet.trace._post_fit._with_faint_positions_held`), and
@@ -220,7 +230,7 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
     if judge:
         z = res.amplitudes / np.maximum(res.amplitude_sigma, 1e-30)
         features[REFINE_SIGNIFICANCE] = z
-        bar = _drop_bar(amp_all[:n0], single=len(elements) == 1)
+        bar = bar_fixed = _drop_bar(amp_all[:n0], single=len(elements) == 1)
         crystal = False
         if faint is not None:  # an alloy's crystal: as far below its faint atoms as they spread
             # (the particle's kind judged where the atoms started: at low counts a fit's
@@ -234,6 +244,8 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
         waits = held is not None and not held["applied"]
         # where an alloy's verdicts wait the traced atoms stay (HELD_VERDICT_SIGNIFICANCE)
         keep[:n0] = True if waits else amp_all[:n0] >= bar
+        if crystal and not waits and bar < bar_fixed:  # under the fixed bar only on the lattice
+            keep[:n0] &= _held_under_the_bar(origin[:n0], amp_all[:n0], keep[:n0], bar_fixed)
         keep[n0:] = amp_all[n0:] >= (bar if site_trials else ADD_AMPLITUDE)
         if len(elements) > 1:  # an alloy's trial joins only where the counts measure it, and
             # in a crystal where it stands on the lattice of the atoms kept
@@ -354,6 +366,21 @@ def _faint_drop_bar(amplitudes, bar: float, least: int = SPREAD_MIN_ATOMS) -> fl
     if len(amp) < least:
         return bar
     return float(np.clip(_outlier_bar(amp), 0.0, bar))
+
+
+def _held_under_the_bar(positions, amplitudes, kept, bar: float) -> np.ndarray:
+    """Which ``kept`` atoms stay: those at or above ``bar`` (the fixed drop bar), and those
+    under it (kept by an alloy crystal's lower bar, :func:`_faint_drop_bar`) with at least
+    :data:`FAINT_KEEP_MIN_NEIGHBOURS` neighbours among the atoms over it where they started
+    (:func:`~._tracer.held_by_the_lattice`: those so held counting for each other)."""
+    out = np.asarray(kept, bool).copy()
+    under = out & (np.asarray(amplitudes) < bar)
+    sure = out & ~under
+    if under.any() and sure.sum() >= 4:
+        out[under] = held_by_the_lattice(
+            positions[sure], positions[under], FAINT_KEEP_MIN_NEIGHBOURS
+        )
+    return out
 
 
 def _separation(z, kept, least: int = 5) -> float | None:
