@@ -156,7 +156,7 @@ def bond_length_zoom(provenance: dict, element) -> tuple[float, float | None, fl
 
     The network learnt what an atom and its neighbours look like at one spacing (the shipped
     weights: Pt's 2.77 A); a hcp Co particle at a tenth of the study's counts, drawn at its own
-    2.50 A, lost 89 of 418 atoms to it, drawn at Pt's 49 (docs/benchmarks.md, fifty-fifth
+    2.51 A, lost 89 of 418 atoms to it, drawn at Pt's 65 (docs/benchmarks.md, fifty-fifth
     session)."""
     trained = training_bond_length_A(provenance)
     if not element or trained is None:
