@@ -81,3 +81,24 @@ def test_augment_widget_defaults_to_auto(make_napari_viewer):
 
     w = AugmentWidget(make_napari_viewer())
     assert w.weights.value == "auto" and w.element.value == "Pt"
+
+
+def test_augment_widget_draws_the_typed_element_at_the_networks_spacing(tomogram_viewer, qtbot):
+    """With the shipped fcc weights (trained on Pt, bond 2.77 A), the element typed into the
+    field sets the spacing the network sees: Co (2.51 A) is drawn 1.10x larger, as
+    ``napari-aet run --element Co`` does."""
+    from qtpy.QtCore import Qt
+
+    from napari_aet.augment import shipped_weights
+
+    if "fcc" not in shipped_weights():
+        pytest.skip("no shipped fcc weights")
+    viewer, w = tomogram_viewer
+    w.weights.value = "fcc"
+    w.element.native.selectAll()
+    qtbot.keyClicks(w.element.native, "Co")  # typed, as the analyst does
+    qtbot.mouseClick(w.run_button.native, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Done" in w.status.value, timeout=120000)
+    s = viewer.layers["tomo U-Net"].metadata["augment_settings"]
+    assert s["resampled"] is True and s["bond_length_A"]["zoom"] == pytest.approx(1.10, abs=0.01)
+    assert viewer.layers["tomo U-Net"].data.shape == viewer.layers["tomo"].data.shape
