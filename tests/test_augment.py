@@ -184,8 +184,69 @@ def test_training_pair_of_a_metallic_glass():
 def test_settings_refuse_a_particle_larger_than_the_box():
     with pytest.raises(ValueError, match="do not fit"):
         TrainingDataSettings(box_px=48, radius_max_A=9.0).validate()
-    with pytest.raises(ValueError, match="unknown training structure"):
-        TrainingDataSettings(structure="bcc").validate()
+    with pytest.raises(ValueError, match="unknown training structure bcx"):
+        TrainingDataSettings(structure="fcc,bcx").validate()
+    with pytest.raises(ValueError, match="fraction of the bond"):
+        TrainingDataSettings(bond_scale_max=0.7).validate()
+
+
+@pytest.mark.parametrize("kind", ["hcp", "bcc", "decahedron", "icosahedron"])
+def test_training_pair_of_another_packing_at_the_sets_bond(kind):
+    """``structure="hcp"`` (``"bcc"``, ...): the packing asked for, its nearest neighbours at
+    the fcc lattice constant's bond (a / sqrt 2) as every training structure, so that the run's
+    resampling to the training bond holds for them too; every atom sits on a target peak.
+    The central atom's shells tell the packing: bcc 8 neighbours at the bond and 6 at 1.155
+    bonds; hcp 12, and the two along c at 1.633 bonds that fcc has not (nothing between 1.42
+    and 1.73); the multiply twinned ones 12."""
+    from scipy.spatial import cKDTree
+
+    s = replace(TINY, structure=kind, radius_min_A=5.0, radius_max_A=5.0)
+    x, y, info, atoms = make_training_pair(s, 2, return_atoms=True)
+    bond = s.lattice_constant_A / np.sqrt(2.0)
+    nn = cKDTree(atoms).query(atoms, k=2)[0][:, 1]
+    assert abs(np.median(nn) - bond) < 0.03 * bond, (kind, np.median(nn))
+    idx = np.round(atoms / s.pixel_size_A).astype(int)
+    assert y[tuple(idx.T)].min() > 0.5
+    centre = atoms[np.argmin(np.linalg.norm(atoms - atoms.mean(0), axis=1))]
+    d = np.linalg.norm(atoms - centre, axis=1) / bond
+    first, second = int(np.sum((d > 0.5) & (d < 1.08))), int(np.sum((d >= 1.08) & (d < 1.2)))
+    if kind == "bcc":
+        assert (first, second) == (8, 6)
+    else:
+        assert (first, second) == (12, 0), kind
+    if kind == "hcp":
+        assert np.sum((d > 1.55) & (d < 1.70)) == 2
+    fcc = make_training_pair(replace(s, structure="fcc"), 2, return_atoms=True)[3]
+    centre = fcc[np.argmin(np.linalg.norm(fcc - fcc.mean(0), axis=1))]
+    d = np.linalg.norm(fcc - centre, axis=1) / bond
+    assert np.sum((d > 1.55) & (d < 1.70)) == 0
+
+
+def test_a_mixed_training_set_draws_each_structure_and_bond():
+    """``structure="fcc,fcc,hcp"``: each sample draws its structure, a name given twice twice
+    as often, from a stream of its own (one structure's samples stay what they were); with
+    ``bond_scale_max`` each sample's lattice is scaled within 1 +- it, and the atoms follow."""
+    from scipy.spatial import cKDTree
+
+    from napari_aet.augment import structure_names
+    from napari_aet.augment._data import draw_structure
+
+    names = structure_names(" fcc, fcc,hcp ")
+    assert names == ["fcc", "fcc", "hcp"]
+    drawn = [draw_structure(names, seed) for seed in range(3000)]
+    assert drawn.count("fcc") / len(drawn) == pytest.approx(2 / 3, abs=0.03)
+    assert draw_structure(["bcc"], 7) == "bcc"
+    s = replace(TINY, structure="fcc,bcc", bond_scale_max=0.1, radius_min_A=5.0, radius_max_A=5.0)
+    assert s.to_json()["bond_scale_max"] == 0.1 and "bond_scale_max" not in TINY.to_json()
+    seen = set()
+    for seed in range(6):
+        _, _, info, atoms = make_training_pair(s, seed, return_atoms=True)
+        seen.add(info["structure"])
+        assert 0.9 <= info["bond_scale"] <= 1.1
+        nn = np.median(cKDTree(atoms).query(atoms, k=2)[0][:, 1])
+        bond = info["bond_scale"] * s.lattice_constant_A / np.sqrt(2.0)
+        assert abs(nn - bond) < 0.02 * bond, (seed, nn, bond)
+    assert seen == {"fcc", "bcc"}
 
 
 def test_generation_writes_shards_and_resumes(tiny_set, tmp_path):
@@ -316,6 +377,29 @@ def test_cli_train_evaluate_prints_each_weights_loss(tiny_set, tiny_training, ca
     assert rc == 0
     text = capsys.readouterr().out
     assert "1 held-out samples" in text and text.count(str(w)) == 2
+
+
+def test_cli_train_generates_a_mixed_set_and_names_a_bad_structure(tmp_path, capsys):
+    """``napari-aet train --generate 2 --structure hcp,bcc --bond-scale-max 0.05``: the set's
+    manifest keeps the list and the scale, each sample its own draw; an unknown name in the
+    list stops the command before anything is made, naming it."""
+    out = tmp_path / "set"
+    rc = main(["-q", "train", "--data", str(out), "--generate", "2", "--structure", "hcp,bcc",
+               "--bond-scale-max", "0.05", "--box", "48", "--radius-min", "3", "--radius-max",
+               "4", "--gen-iterations", "5", "--workers", "0"])  # fmt: skip
+    assert rc == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"]["structure"] == "hcp,bcc"
+    assert manifest["settings"]["bond_scale_max"] == 0.05
+    with h5py.File(next(out.glob("shard-*.h5"))) as h5:
+        samples = json.loads(h5.attrs["samples"])
+    assert all(x["structure"] in ("hcp", "bcc") and 0.95 <= x["bond_scale"] <= 1.05
+               for x in samples)  # fmt: skip
+    with pytest.raises(SystemExit):
+        main(["train", "--data", str(tmp_path / "bad"), "--generate", "1", "--structure",
+              "fcc,hpc"])  # fmt: skip
+    assert "unknown structure hpc" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_weights_file_errors(tmp_path):

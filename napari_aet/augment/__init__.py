@@ -10,6 +10,7 @@ from ._data import (
     TrainingDataSettings,
     generate_training_set,
     make_training_pair,
+    structure_names,
     write_shard,
 )
 from ._infer import AugmentResult, augment_volume, predict_tiled, training_sets
@@ -46,6 +47,7 @@ __all__ = [
     "predict_tiled",
     "save_weights",
     "shipped_weights",
+    "structure_names",
     "train_unet",
     "training_sets",
     "validation_loss",

@@ -53,8 +53,21 @@ from ..simulate._glass import relax_packing
 from ..simulate._structures import amorphous_particle
 from ._normalise import gaussian_target, normalise_tomogram
 
-#: Structures the generator knows.
-TRAINING_STRUCTURES = ("fcc", "faulted", "amorphous", "glass")
+#: Structures the generator knows. Every one is built at the nearest-neighbour distance of the
+#: fcc lattice constant it is given (``a / sqrt(2)``): hcp with that ``a``, bcc with the cube
+#: whose body diagonal holds two such bonds, the multiply twinned particles (five-fold
+#: decahedra, Mackay icosahedra) from fcc segments of ``a``, so that the network learns one
+#: spacing whatever the packing (the run resamples the data to it, ``bond_length_zoom``).
+TRAINING_STRUCTURES = (
+    "fcc",
+    "faulted",
+    "hcp",
+    "bcc",
+    "decahedron",
+    "icosahedron",
+    "amorphous",
+    "glass",
+)
 
 #: Forward models the generator can image a sample with.
 FORWARD_MODELS = ("project", "independent")
@@ -70,15 +83,23 @@ class TrainingDataSettings:
 
     Attributes
     ----------
-    structure : {"fcc", "faulted", "amorphous", "glass"}
-        ``"faulted"``: fcc particles whose (111) layers carry twins and stacking faults at
-        random (:func:`napari_aet.simulate.faulted_particle`, a reversal of the stacking at
-        each layer with a probability drawn per sample from [0, ``reversal_rate_max``]).
+    structure : str
+        One of :data:`TRAINING_STRUCTURES`, or several as a comma list (``"fcc,hcp,bcc"``), one
+        drawn per sample (a name given twice is drawn twice as often). ``"faulted"``: fcc
+        particles whose (111) layers carry twins and stacking faults at random
+        (:func:`napari_aet.simulate.faulted_particle`, a reversal of the stacking at each
+        layer with a probability drawn per sample from [0, ``reversal_rate_max``]).
         ``"glass"``: the amorphous packing quenched so that its first shell lies at the fcc
         bond (:func:`napari_aet.simulate._glass.relax_packing`), as in a metallic glass.
     element : str
     lattice_constant_A : float
-        fcc lattice constant [A] (Pt: 3.912).
+        fcc lattice constant [A] (Pt: 3.912); its bond ``a / sqrt(2)`` is every structure's
+        nearest-neighbour distance (:data:`TRAINING_STRUCTURES`).
+    bond_scale_max : float
+        Each sample's lattice scaled by a factor drawn uniformly from ``1 +- bond_scale_max``
+        (0: every sample at the bond above), so that the network also knows atoms a few
+        percent nearer or further apart than its bond (strain, an alloy off Vegard's rule, an
+        element table's bond against a particle's own).
     box_px : int
         Image and volume side [voxels]; the study used 256, the default 96 keeps one sample
         at about 10 s on a 2-core CPU.
@@ -146,6 +167,7 @@ class TrainingDataSettings:
     shapes: tuple = ("blob", "convex")
     vacancy_max: float = 0.005
     reversal_rate_max: float = 0.2
+    bond_scale_max: float = 0.0
     jitter_A: float = 0.022
     min_distance_A: float = 2.0
     density_fraction: float = 0.95
@@ -172,10 +194,17 @@ class TrainingDataSettings:
     denoise: str = "none"
 
     def validate(self) -> None:
-        if self.structure not in TRAINING_STRUCTURES:
+        names = structure_names(self.structure)
+        bad = [n for n in names if n not in TRAINING_STRUCTURES]
+        if not names or bad:
             raise ValueError(
-                f"unknown training structure {self.structure!r}; choose "
-                + " or ".join(TRAINING_STRUCTURES)
+                f"unknown training structure {', '.join(bad) or repr(self.structure)}; choose "
+                + ", ".join(TRAINING_STRUCTURES)
+                + " (or several as a comma list, one drawn per sample)"
+            )
+        if not 0.0 <= self.bond_scale_max < 0.5:
+            raise ValueError(
+                f"bond_scale_max is a fraction of the bond in [0, 0.5); got {self.bond_scale_max}"
             )
         if not 0.0 <= self.reversal_rate_max <= 1.0:
             raise ValueError(
@@ -248,7 +277,21 @@ _ADDED_SETTINGS = (
     "defocus_max_A",
     "denoise",
     "reversal_rate_max",
+    "bond_scale_max",
 )
+
+
+def structure_names(structure: str) -> list[str]:
+    """The structures of a comma list (``"fcc,hcp"``), in order, repeats kept."""
+    return [n.strip() for n in str(structure).split(",") if n.strip()]
+
+
+def draw_structure(names, seed: int) -> str:
+    """Sample ``seed``'s structure of ``names`` (each entry as likely, so a name given twice
+    is drawn twice as often), from a stream of its own: one name is always itself."""
+    if len(names) == 1:
+        return names[0]
+    return str(np.random.default_rng([int(seed), 2]).choice(list(names)))
 
 
 def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atoms=False):
@@ -266,27 +309,23 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
     shape = str(rng.choice(list(settings.shapes)))
     species = None  # an alloy's element per atom
     extra_info: dict = {}
-    if settings.structure == "fcc":
-        vac = float(rng.uniform(0, settings.vacancy_max))
-        built = build_structure(
-            "fcc",
-            element=settings.element,
-            radius_A=radius,
-            lattice_constant_A=settings.lattice_constant_A,
-            shape=shape,
-            vacancy_fraction=vac,
-            jitter_A=settings.jitter_A,
-            shape_px=(n, n),
-            pixel_size_A=settings.pixel_size_A,
-            seed=rng,
-        )
-        atoms = built.positions
-        species = built.features["element"].astype(str).to_numpy()
-    elif settings.structure == "faulted":
+    # a mixed set's structure and a sample's bond scale come from their own streams, so that
+    # the samples of one structure at the set's bond stay what they were
+    names = structure_names(settings.structure)
+    kind = draw_structure(names, seed)
+    a = settings.lattice_constant_A
+    if settings.bond_scale_max:
+        x = settings.bond_scale_max
+        scale = float(np.random.default_rng([int(seed), 3]).uniform(1.0 - x, 1.0 + x))
+        a *= scale
+        extra_info["bond_scale"] = scale
+    if len(names) > 1:
+        extra_info["structure"] = kind
+    if kind == "faulted":
         vac = float(rng.uniform(0, settings.vacancy_max))
         rate = float(rng.uniform(0.0, settings.reversal_rate_max))
         built = faulted_particle(
-            lattice_constant_A=settings.lattice_constant_A,
+            lattice_constant_A=a,
             radius_A=radius,
             shape=shape,
             reversal_rate=rate,
@@ -297,18 +336,36 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
         pos = thermal_jitter(pos, sigma_A=settings.jitter_A, seed=rng)
         atoms = pos + rotation_center_A((n, n), settings.pixel_size_A)
         extra_info.update(stacking=built.sequence, reversal_rate=rate)
+    elif kind in ("fcc", "hcp", "bcc", "decahedron", "icosahedron"):
+        vac = float(rng.uniform(0, settings.vacancy_max))
+        bond = a / np.sqrt(2.0)
+        built = build_structure(
+            kind,
+            element=settings.element,
+            radius_A=radius,
+            # each at the fcc lattice's bond (TRAINING_STRUCTURES)
+            lattice_constant_A={"hcp": bond, "bcc": bond * 2.0 / np.sqrt(3.0)}.get(kind, a),
+            shape=shape if kind != "hcp" or shape in ("blob", "sphere") else "blob",
+            vacancy_fraction=vac,
+            jitter_A=settings.jitter_A,
+            shape_px=(n, n),
+            pixel_size_A=settings.pixel_size_A,
+            seed=rng,
+        )
+        atoms = built.positions
+        species = built.features["element"].astype(str).to_numpy()
     else:
         vac = 0.0
-        density = settings.density_fraction * 4 / settings.lattice_constant_A**3
+        density = settings.density_fraction * 4 / a**3
         pos = amorphous_particle(
             radius_A=radius,
-            min_distance_A=settings.min_distance_A,
+            min_distance_A=settings.min_distance_A * a / settings.lattice_constant_A,
             number_density_per_A3=density,
             shape=shape,
             seed=rng,
         )
-        if settings.structure == "glass":
-            pos = relax_packing(pos, bond_A=settings.lattice_constant_A / np.sqrt(2.0))
+        if kind == "glass":
+            pos = relax_packing(pos, bond_A=a / np.sqrt(2.0))
         atoms = pos + rotation_center_A((n, n), settings.pixel_size_A)
     blur = max(settings.blur_min_A, float(rng.normal(settings.blur_mean_A, settings.blur_sd_A)))
     angles = np.linspace(settings.angle_min_deg, settings.angle_max_deg, settings.n_tilts)

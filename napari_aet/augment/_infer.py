@@ -135,8 +135,9 @@ def training_sets(provenance: dict) -> list[dict]:
 def training_bond_length_A(provenance: dict) -> float | None:
     """The mean nearest-neighbour distance [A] of the particles the weights were trained on
     (the mean over its training sets): ``napari-aet train`` builds every structure (fcc,
-    faulted, amorphous, glass) from one fcc lattice constant ``a`` (the glass's bond is
-    ``a / sqrt(2)``, the amorphous packing has the fcc density), so a set's bond is that; its
+    faulted, hcp, bcc, decahedra, icosahedra, glass) with its nearest neighbours at one fcc
+    lattice constant's bond ``a / sqrt(2)`` (the amorphous packing at the fcc density; a
+    set's ``bond_scale_max`` spreads it symmetrically), so a set's bond is that; its
     elements' bond where a set names no lattice constant; None when the provenance says
     neither."""
     bonds = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 from pathlib import Path
@@ -13,6 +14,7 @@ from ..augment import (
     TRAINING_STRUCTURES,
     TrainingDataSettings,
     generate_training_set,
+    structure_names,
     train_unet,
     validation_loss,
 )
@@ -64,8 +66,9 @@ def add_train(sub) -> None:
     p = sub.add_parser(
         "train",
         help="generate U-Net training data (Dask) and train the U-Net",
-        description="Generate simulated training pairs (GENFIRE tomograms of random fcc or "
-        "amorphous particles and their Gaussian-atom targets) into --data as HDF5 shards, "
+        description="Generate simulated training pairs (GENFIRE tomograms of random fcc, "
+        "twinned, hcp, bcc, multiply twinned or amorphous particles and their Gaussian-atom "
+        "targets) into --data as HDF5 shards, "
         "then train the U-Net into --out (checkpoint.pt every epoch, weights.pt of the best "
         "validation loss, history.json, learning_curve.png, provenance.json). Both steps "
         "resume where they stopped.",
@@ -83,10 +86,20 @@ def add_train(sub) -> None:
     p.add_argument(
         "--structure",
         default="fcc",
-        choices=TRAINING_STRUCTURES,
-        help="single fcc crystals, fcc with random twins and stacking faults (faulted), "
-        "amorphous particles (random packings) or metallic glasses (those packings quenched: "
-        "the first shell at the bond)",
+        type=_structures,
+        help="single fcc crystals, fcc with random twins and stacking faults (faulted), hcp "
+        "or bcc crystals, decahedra or icosahedra (multiply twinned), amorphous particles "
+        "(random packings) or metallic glasses (those packings quenched: the first shell at "
+        "the bond); every one at the bond of --lattice-constant (a / sqrt 2); several as a "
+        "comma list, one drawn per sample (e.g. fcc,fcc,faulted,hcp,bcc: a name twice, twice "
+        "as often)",
+    )
+    p.add_argument(
+        "--bond-scale-max",
+        type=float,
+        default=0.0,
+        help="each sample's lattice scaled by a factor drawn from 1 +- this (e.g. 0.05: bonds "
+        "5 %% shorter to 5 %% longer), so that the network knows more than one spacing",
     )
     p.add_argument(
         "--reversal-rate-max",
@@ -172,6 +185,19 @@ def add_train(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
+def _structures(text: str) -> str:
+    """``--structure``: one of the training structures or a comma list of them."""
+    names = structure_names(text)
+    bad = [n for n in names if n not in TRAINING_STRUCTURES]
+    if not names or bad:
+        raise argparse.ArgumentTypeError(
+            f"unknown structure {', '.join(bad) or repr(text)}; choose from "
+            + ", ".join(TRAINING_STRUCTURES)
+            + " (several as a comma list)"
+        )
+    return ",".join(names)
+
+
 def cmd_train(args) -> int:
 
     command = "napari-aet " + " ".join(shlex.quote(a) for a in args.argv)
@@ -190,6 +216,7 @@ def cmd_train(args) -> int:
             radius_min_A=args.radius_min,
             radius_max_A=args.radius_max,
             reversal_rate_max=args.reversal_rate_max,
+            bond_scale_max=args.bond_scale_max,
             iterations=args.gen_iterations,
             forward_models=tuple(m.strip() for m in args.forward_models.split(",") if m.strip()),
             peak_counts=tuple(args.peak_counts) if args.peak_counts else None,
