@@ -491,7 +491,8 @@ def test_shipped_weights_improve_a_held_in_example(name):
     prov = meta["provenance"]
     # the alloy weights were trained on several sets: the first one's first sample
     data = prov["data"][0] if isinstance(prov["data"], list) else prov["data"]
-    assert data["structure"] == ("fcc" if name == "alloy" else name)
+    # (the fcc weights' last set draws several packings, fcc among them)
+    assert ("fcc" if name == "alloy" else name) in data["structure"].split(",")
     assert (len(data["element"].split(",")) > 1) == (name == "alloy")
     settings = TrainingDataSettings(**{**data, "shapes": tuple(data["shapes"])})
     # the first sample of the shipped training set (its data seed is in the provenance file)
