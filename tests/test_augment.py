@@ -216,6 +216,9 @@ def test_training_pair_of_another_packing_at_the_sets_bond(kind):
         assert (first, second) == (12, 0), kind
     if kind == "hcp":
         assert np.sum((d > 1.55) & (d < 1.70)) == 2
+        # an hcp particle is never faceted: a convex draw is made, and recorded, as a blob
+        info = make_training_pair(replace(s, shapes=("convex",)), 2)[2]
+        assert info["shape"] == "blob"
     fcc = make_training_pair(replace(s, structure="fcc"), 2, return_atoms=True)[3]
     centre = fcc[np.argmin(np.linalg.norm(fcc - fcc.mean(0), axis=1))]
     d = np.linalg.norm(fcc - centre, axis=1) / bond

@@ -463,9 +463,8 @@ def test_an_alloys_trial_joins_on_a_site_of_the_lattice_only():
     np.testing.assert_array_equal(on, [True, True, False])
     on = _verdicts._on_the_lattice(atoms, trials, np.array([True, False, True]))
     np.testing.assert_array_equal(on, [False, False, False])
-    n_nb, nearest = _verdicts._neighbours_of_trials(atoms, trials)
-    np.testing.assert_array_equal(n_nb, [4, 7, 4])
-    np.testing.assert_allclose(nearest, 1.0)
+    np.testing.assert_allclose(_verdicts._nearest_atom_of_trials(atoms, trials), 1.0)
+    assert np.isinf(_verdicts._nearest_atom_of_trials(atoms[:3], trials)).all()
 
 
 def test_an_alloys_faint_atoms_stay_as_traced_on_a_lattice_only():

@@ -242,3 +242,35 @@ def test_summary_says_when_the_images_did_not_confirm_the_atoms(tmp_path):
     assert s["n_atoms_outside_field"] == 7 and s["images_cutting_particle"] == [0]
     (tmp_path / "refine" / "refine.json").write_text(json.dumps({"iterations": 60}))
     assert gather(tmp_path)["atoms_not_confirmed"] is None  # a refined model: nothing to say
+
+
+def test_new_weights_under_the_same_name_rerun_the_unet(tmp_path):
+    """The resume key holds the weights' content: a retrained file written over the old one
+    (or a newer release's shipped file) reruns the U-Net; a copy of the same file does not."""
+    import shutil
+
+    from napari_aet.augment import shipped_weights, weights_file
+    from napari_aet.workflows.pipeline import stage_key
+    from napari_aet.workflows.settings import SeriesSource
+
+    src = SeriesSource("x.h5")
+    w = tmp_path / "mine.pt"
+    shutil.copy(shipped_weights()["fcc"], w)
+    settings = replace(QUICK, augment=AugmentSettings(str(w), element="Pt"))
+    key = stage_key("augment", settings, src)
+    assert (
+        key["weights_sha256"]
+        == stage_key("augment", replace(QUICK, augment=AugmentSettings("fcc")), src)[
+            "weights_sha256"
+        ]
+    )
+    shutil.copy(shipped_weights()["fcc"], tmp_path / "copy.pt")
+    shutil.copy(tmp_path / "copy.pt", w)  # the same content, a new file time
+    assert stage_key("augment", settings, src) == key
+    shutil.copy(shipped_weights()["amorphous"], w)  # other weights, the same name
+    assert stage_key("augment", settings, src) != key
+    assert weights_file("auto", "Pt,Ni") == shipped_weights()["alloy"]
+    w.unlink()  # a missing file: the key says so, the stage's own error names the fix
+    assert stage_key("augment", settings, src)["weights_sha256"] is None
+    with pytest.raises(FileNotFoundError, match="napari-aet train"):
+        weights_file(str(w))

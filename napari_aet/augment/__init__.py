@@ -24,6 +24,8 @@ from ._weights import (
     load_weights,
     save_weights,
     shipped_weights,
+    weights_digest,
+    weights_file,
 )
 
 __all__ = [
@@ -51,5 +53,7 @@ __all__ = [
     "train_unet",
     "training_sets",
     "validation_loss",
+    "weights_digest",
+    "weights_file",
     "write_shard",
 ]

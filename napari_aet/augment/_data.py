@@ -339,13 +339,15 @@ def make_training_pair(settings: TrainingDataSettings, seed: int, *, return_atom
     elif kind in ("fcc", "hcp", "bcc", "decahedron", "icosahedron"):
         vac = float(rng.uniform(0, settings.vacancy_max))
         bond = a / np.sqrt(2.0)
+        if kind == "hcp" and shape not in ("blob", "sphere"):
+            shape = "blob"  # an hcp particle has no facet model: the sample's record says so
         built = build_structure(
             kind,
             element=settings.element,
             radius_A=radius,
             # each at the fcc lattice's bond (TRAINING_STRUCTURES)
             lattice_constant_A={"hcp": bond, "bcc": bond * 2.0 / np.sqrt(3.0)}.get(kind, a),
-            shape=shape if kind != "hcp" or shape in ("blob", "sphere") else "blob",
+            shape=shape,
             vacancy_fraction=vac,
             jitter_A=settings.jitter_A,
             shape_px=(n, n),

@@ -7,6 +7,7 @@ sampling the network was trained at), ``normalisation`` and ``provenance`` (how 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -58,6 +59,43 @@ def choose_weights(weights, element=None):
     return "fcc"
 
 
+def weights_file(weights="fcc", element=None) -> Path:
+    """The file a shipped name (``"auto"`` chosen for ``element``) or a path stands for.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the shipped file or the given file is not there (the message says what to pass).
+    """
+    weights = choose_weights(weights, element)
+    if isinstance(weights, str) and weights in SHIPPED_WEIGHTS:
+        p = resources_dir() / SHIPPED_WEIGHTS[weights]
+        if not p.exists():
+            raise FileNotFoundError(
+                f"the shipped {weights!r} weights are not in {p.parent}; train your own with "
+                "`napari-aet train` and pass the file"
+            )
+        return p
+    p = Path(weights)
+    if not p.exists():
+        raise FileNotFoundError(
+            f"weights file {p} not found; use a shipped name "
+            f"({', '.join(SHIPPED_WEIGHTS)}) or the output of `napari-aet train`"
+        )
+    return p
+
+
+def weights_digest(weights="fcc", element=None) -> str | None:
+    """SHA-256 of the weights' file content, or None when there is no such file (loading it
+    then raises the error that says so). A run's resume compares it, so that new weights under
+    the same name (a newer release's shipped file, a retrained file) rerun the U-Net."""
+    try:
+        p = weights_file(weights, element)
+    except FileNotFoundError:
+        return None
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
 def save_weights(path, model: UNet3D, *, voxel_size_A: float, provenance: dict) -> Path:
     """Write a weights file (atomically)."""
 
@@ -79,21 +117,7 @@ def load_weights(weights="fcc", *, device="cpu") -> tuple[UNet3D, dict]:
     Returns the model (eval mode, on ``device``) and the file's metadata
     (``voxel_size_A``, ``normalisation``, ``provenance``, ``source``).
     """
-    weights = choose_weights(weights)
-    if isinstance(weights, str) and weights in SHIPPED_WEIGHTS:
-        p = resources_dir() / SHIPPED_WEIGHTS[weights]
-        if not p.exists():
-            raise FileNotFoundError(
-                f"the shipped {weights!r} weights are not in {p.parent}; train your own with "
-                "`napari-aet train` and pass the file"
-            )
-    else:
-        p = Path(weights)
-        if not p.exists():
-            raise FileNotFoundError(
-                f"weights file {p} not found; use a shipped name "
-                f"({', '.join(SHIPPED_WEIGHTS)}) or the output of `napari-aet train`"
-            )
+    p = weights_file(weights)
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling problem means "not ours"

@@ -531,8 +531,11 @@ def held_by_the_lattice(atoms, points, min_neighbours: int) -> np.ndarray:
     """Which ``points`` the atoms' lattice holds: at least ``min_neighbours`` of ``atoms``
     within :data:`SITE_NEIGHBOUR_RADIUS` of the atoms' median nearest-neighbour distance, the
     points so held counting for the others in turn until none joins (a facet's corner, then
-    its edge)."""
+    its edge). None is held where there are fewer than 4 atoms (no lattice to tell)."""
     points = np.asarray(points, float).reshape(-1, 3)
+    atoms = np.asarray(atoms, float).reshape(-1, 3)
+    if len(atoms) < 4 or not len(points):
+        return np.zeros(len(points), bool)
     tree = cKDTree(atoms)
     shell = SITE_NEIGHBOUR_RADIUS * float(np.median(tree.query(atoms, k=2)[0][:, 1]))
     n_atoms = np.asarray(tree.query_ball_point(points, shell, return_length=True), int)

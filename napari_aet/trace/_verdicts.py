@@ -10,7 +10,7 @@ import numpy as np
 from ..core.atoms import AtomModel
 from ..core.elements import parse_elements
 from ..forward import MIN_MODEL_CORRELATION, refine_atomic_model, why_untrusted
-from ._tracer import SITE_NEIGHBOUR_RADIUS, classify_species, held_by_the_lattice
+from ._tracer import classify_species, held_by_the_lattice
 
 #: Atoms that the refinement moved further than this [A] are worth a look in the review.
 LARGE_SHIFT_A = 0.5
@@ -257,8 +257,8 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
                 # counting radius)
                 keep[n0:] &= _on_the_lattice(start[:n0][keep[:n0]], trial, keep[n0:])
             if waits:  # a trial on a traced atom would take its place: it goes instead
-                keep[n0:] &= _neighbours_of_trials(positions[:n0], positions[n0:])[1] >= (
-                    DUPLICATE_SPACING
+                keep[n0:] &= (
+                    _nearest_atom_of_trials(positions[:n0], positions[n0:]) >= DUPLICATE_SPACING
                 )
         info["trial_separation"] = _separation(z[n0:], keep[n0:])
         unique = _without_duplicates(positions, amp_all, keep)
@@ -376,7 +376,7 @@ def _held_under_the_bar(positions, amplitudes, kept, bar: float) -> np.ndarray:
     out = np.asarray(kept, bool).copy()
     under = out & (np.asarray(amplitudes) < bar)
     sure = out & ~under
-    if under.any() and sure.sum() >= 4:
+    if sure.sum() >= 4:  # too few over the bar to tell a lattice: every kept atom stays
         out[under] = held_by_the_lattice(
             positions[sure], positions[under], FAINT_KEEP_MIN_NEIGHBOURS
         )
@@ -429,20 +429,18 @@ def _faint_verdicts(z, faint, elements) -> dict | None:
     }
 
 
-def _neighbours_of_trials(atoms_A, trials_A) -> tuple[np.ndarray, np.ndarray]:
-    """For each of ``trials_A``: how many of ``atoms_A`` stand within
-    :data:`SITE_NEIGHBOUR_RADIUS` of their median nearest-neighbour distance, and its nearest
-    atom's distance in those units (zeros and infinities for fewer than 4 atoms)."""
+def _nearest_atom_of_trials(atoms_A, trials_A) -> np.ndarray:
+    """Each of ``trials_A``'s distance to its nearest of ``atoms_A``, in the atoms' median
+    nearest-neighbour distances (infinities for fewer than 4 atoms)."""
     from scipy.spatial import cKDTree
 
     trials = np.asarray(trials_A, float).reshape(-1, 3)
     atoms = np.asarray(atoms_A, float).reshape(-1, 3)
     if len(atoms) < 4 or not len(trials):
-        return np.zeros(len(trials), int), np.full(len(trials), np.inf)
+        return np.full(len(trials), np.inf)
     tree = cKDTree(atoms)
     d_nn = float(np.median(tree.query(atoms, k=2)[0][:, 1]))
-    counts = tree.query_ball_point(trials, SITE_NEIGHBOUR_RADIUS * d_nn, return_length=True)
-    return np.asarray(counts, int), tree.query(trials)[0] / d_nn
+    return tree.query(trials)[0] / d_nn
 
 
 def _on_the_lattice(atoms_A, trials_A, candidate) -> np.ndarray:
@@ -453,8 +451,6 @@ def _on_the_lattice(atoms_A, trials_A, candidate) -> np.ndarray:
     trials = np.asarray(trials_A, float).reshape(-1, 3)
     candidate = np.asarray(candidate, bool)
     on = np.zeros(len(trials), bool)
-    if len(np.reshape(atoms_A, (-1, 3))) < 4 or not candidate.any():
-        return on
     on[candidate] = held_by_the_lattice(atoms_A, trials[candidate], ALLOY_TRIAL_MIN_NEIGHBOURS)
     return on
 

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
+from ..augment import weights_digest
 from ..core.files import replace_when_done, staged_folder
 from ..core.progress import Cancelled
 from ..core.threads import available_cpus, current_threads, set_threads
@@ -79,7 +80,8 @@ def file_fingerprint(path) -> dict:
 
 def stage_key(stage: str, settings: RunSettings, source: SeriesSource) -> dict:
     """What a stage's result depends on besides its input files: its settings, and for the
-    stages that read the raw series, how it is read; for trace, whether the U-Net ran."""
+    stages that read the raw series, how it is read; for the U-Net (and the align stage's
+    model tracing with weights), the weights' content; for trace, whether the U-Net ran."""
     key: dict = {"stage": stage}
     if stage == "figures":
         key["settings"] = settings_dict(settings.figures)
@@ -99,6 +101,12 @@ def stage_key(stage: str, settings: RunSettings, source: SeriesSource) -> dict:
             key["series"]["frames"] = frames
         if source.phi_group is not None:  # one series of a merged GENFIRE file: as exclude
             key["series"]["phi_group"] = source.phi_group
+    if stage == "augment" and settings.augment is not None:
+        # the weights' content, not only their name: new weights under the same name rerun it
+        key["weights_sha256"] = weights_digest(settings.augment.weights, settings.augment.element)
+    if stage == "align" and settings.align is not None and settings.align.model_weights:
+        a = settings.align
+        key["model_weights_sha256"] = weights_digest(a.model_weights, a.element)
     if stage == "trace":
         key["from"] = "augment" if settings.augment is not None else "recon"
     if stage == "analyze":
