@@ -581,18 +581,25 @@ def test_the_replicate_prefers_a_denoiser_that_helps_and_not_one_that_biases(par
 
 @pytest.mark.slow
 def test_an_atom_far_below_the_others_goes_unless_an_alloy_is_declared(particle):
-    """One element declared, an atom whose amplitude lies far below the spread of the others'
-    (a Cu atom in a Pt particle: about half a Pt atom, above the fixed floor of 0.35) is not
-    an atom like them and goes; with ``Pt,Cu`` declared it stays."""
+    """One element declared, an atom on a facet whose amplitude lies far below the spread of
+    the others' (a Cu atom in a Pt particle: about half a Pt atom, above the fixed floor of
+    0.35) is not an atom like them and goes; with ``Pt,Cu`` declared it stays. A Cu atom at
+    the centre, a full site (``FULL_SITE_AMPLITUDE``), stays either way: a hole there would
+    be a vacancy."""
     import pandas as pd
+    from scipy.spatial import cKDTree
 
     from napari_aet.core.atoms import AtomModel
     from napari_aet.trace import refine_atom_positions
 
     truth = particle.positions
-    odd = int(np.argmin(np.linalg.norm(truth - truth.mean(axis=0), axis=1)))  # the central atom
+    centre = int(np.argmin(np.linalg.norm(truth - truth.mean(axis=0), axis=1)))
+    tree = cKDTree(truth)
+    d_nn = np.median(tree.query(truth, 2)[0][:, 1])
+    nb = np.array([len(x) - 1 for x in tree.query_ball_point(truth, 1.2 * d_nn)])
+    odd = int(np.flatnonzero(nb == 9)[0])  # on a {111} facet
     elements = np.full(len(truth), "Pt", dtype=object)
-    elements[odd] = "Cu"
+    elements[[odd, centre]] = "Cu"
     sample = AtomModel(truth, pd.DataFrame({"element": elements.astype(str)}))
     counts = simulate_tilt_series(sample, ANGLES, shape_px=(128, 128), seed=4).data
     start = truth + np.random.default_rng(8).normal(0, 0.05, truth.shape)
@@ -602,8 +609,9 @@ def test_an_atom_far_below_the_others_goes_unless_an_alloy_is_declared(particle)
     kw = dict(pixel_size_A=PX, candidates=cand, residual_pass=False, iterations=30)
     pure, info = refine_atom_positions(model, counts, ANGLES, element="Pt", **kw)
     assert info["n_removed"] == 1 and info["drop_amplitude"] == 0.6, info["drop_amplitude"]
-    left = np.linalg.norm(pure.positions - truth[odd], axis=1).min()
-    assert left > 1.5  # the Cu atom went, no other
+    assert np.linalg.norm(pure.positions - truth[odd], axis=1).min() > 1.5  # the facet's Cu
+    assert np.linalg.norm(pure.positions - truth[centre], axis=1).min() < 0.5
+    assert info["full_sites"]["n_atoms_kept_under_bar"] == 1
     alloy, info = refine_atom_positions(model, counts, ANGLES, element="Pt,Cu", **kw)
     assert info["n_removed"] == 0 and info["drop_amplitude"] == 0.35
     amp = alloy.features["refine_amplitude"].to_numpy()

@@ -135,3 +135,71 @@ def test_of_two_atoms_too_close_the_one_off_the_lattice_goes(structure):
     assert not off_lattice_of_close_pairs(pos).any()
     glass = build_structure("glass", radius_A=12.0, shape_px=(128, 128), seed=1)
     assert not off_lattice_of_close_pairs(glass.positions).any()
+
+
+def test_a_full_site_keeps_a_faint_atom_and_drops_a_traced_vacancy(monkeypatch):
+    """An fcc Pt particle with six atoms inside it made Fe (fitted at a fraction of a Pt
+    atom's amplitude, under the bar an atom stays at) and two taken out (vacancies the tracer
+    put atoms in): the full sites keep the six faint atoms and drop the two empty ones; with
+    no full-site bar (every atom judged by the drop bar) the six Fe atoms are lost too."""
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.trace import _refine, _verdicts, refine_atom_positions
+
+    particle = build_structure("fcc", radius_A=9, shape_px=(80, 80), pixel_size_A=PX, seed=3)
+    pos = particle.positions
+    tree = cKDTree(pos)
+    d_nn = np.median(tree.query(pos, 2)[0][:, 1])
+    nb = np.array([len(x) - 1 for x in tree.query_ball_point(pos, 1.2 * d_nn)])
+    rng = np.random.default_rng(0)
+    inner = rng.choice(np.flatnonzero(nb >= 12), 8, replace=False)
+    faint, empty = inner[:6], inner[6:]
+    element = np.array(["Pt"] * len(pos), dtype=object)
+    element[faint] = "Fe"
+    there = np.ones(len(pos), bool)
+    there[empty] = False
+    truth = AtomModel(pos[there], pd.DataFrame({"element": element[there].astype(str)}))
+    sim = simulate_tilt_series(truth, ANGLES, shape_px=(80, 80), seed=7)
+    traced = pos + rng.normal(0, 0.1, pos.shape)  # every site traced, the vacancies too
+    model = AtomModel(traced, pd.DataFrame({"intensity": np.ones(len(pos))}))
+    cand = pd.DataFrame(traced, columns=["z", "y", "x"])
+    cand["intensity"], cand["is_atom"] = 1.0, True
+    monkeypatch.setattr(_refine, "residual_trials", lambda *a, **k: (np.empty((0, 3)), {}))
+    kw = dict(pixel_size_A=PX, iterations=20, site_pass=False, candidates=cand)
+
+    def kept(out):
+        d = cKDTree(out.positions).query(pos)[0] < 0.5
+        return int(d[faint].sum()), int(d[empty].sum())
+
+    out, info = refine_atom_positions(model, sim.data, ANGLES, **kw)
+    assert kept(out) == (6, 0)
+    assert info["full_sites"]["n_atoms_kept_under_bar"] >= 3  # the Fe atoms fit faint
+    assert info["full_sites"]["n_under_full_bar"] >= 2
+    monkeypatch.setattr(_verdicts, "FULL_SITE_AMPLITUDE", np.inf)
+    out, _ = refine_atom_positions(model, sim.data, ANGLES, **kw)
+    assert kept(out)[0] <= 3 and kept(out)[1] == 0
+
+
+def test_full_sites_are_inside_the_packing_only():
+    """``_full_sites``: an atom inside an fcc cube (12 neighbours) and an empty site inside it
+    (a site trial) are full; a {100} face atom (8), an edge atom (5), a trial that is not a
+    lattice site, and an atom squeezed beside another are not."""
+    from napari_aet.trace._verdicts import _full_sites
+
+    a, n = 3.9, 6
+    grid = np.array([(i, j, k) for i in range(n + 1) for j in range(n + 1)
+                     for k in range(n + 1) if (i + j + k) % 2 == 0], float) * a / 2  # fmt: skip
+    hole = np.array([2, 2, 2]) * a / 2
+    atoms = grid[np.linalg.norm(grid - hole, axis=1) > 0.1]
+
+    def at(*ijk):
+        return int(np.argmin(np.linalg.norm(atoms - np.array(ijk) * a / 2, axis=1)))
+
+    inside, crowded, face, edge = at(3, 3, 2), at(4, 4, 4), at(0, 3, 3), at(0, 0, 2)
+    squeezed = atoms[crowded] + np.array([0.0, 0.0, 0.9])  # 0.9 A from an inside atom
+    start = np.vstack([atoms, squeezed, hole])
+    n0 = len(atoms) + 1
+    full = _full_sites(start, n0, site_trials=True)
+    assert full[inside] and full[-1]  # an atom inside, the empty site inside
+    assert not full[face] and not full[edge]
+    assert not full[crowded] and not full[n0 - 1]  # either of a squeezed pair
+    assert not _full_sites(start, n0, site_trials=False)[-1]  # other trials: never

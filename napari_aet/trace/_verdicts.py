@@ -10,7 +10,8 @@ import numpy as np
 from ..core.atoms import AtomModel
 from ..core.elements import parse_elements
 from ..forward import MIN_MODEL_CORRELATION, refine_atomic_model, why_untrusted
-from ._tracer import classify_species, held_by_the_lattice
+from ._tracer import SITE_NEIGHBOUR_RADIUS, classify_species, held_by_the_lattice
+from ._trials import TRIAL_SPACING
 
 #: Atoms that the refinement moved further than this [A] are worth a look in the review.
 LARGE_SHIFT_A = 0.5
@@ -88,6 +89,15 @@ ALLOY_TRIAL_SIGNIFICANCE = HELD_VERDICT_SIGNIFICANCE
 #: amorphous particle (:data:`TRACER_SHARE_MIN_CRYSTAL`): a random Ni-Pd-Pt packing at the
 #: study's counts lost 23 real Ni atoms to it (12.02 -> 18.99 %).
 ALLOY_TRIAL_MIN_NEIGHBOURS = 5
+#: A full site: at least this many atoms within :data:`~._tracer.SITE_NEIGHBOUR_RADIUS`
+#: nearest-neighbour distances (12 inside an fcc or hcp crystal, 14 in bcc's first two shells,
+#: 7-9 on a facet) ...
+FULL_SITE_NEIGHBOURS = 10
+#: ... holds an atom (a traced one stays, an empty lattice site's trial joins) when the images
+#: show at least this fraction of the median atom's amplitude there, below the bars elsewhere
+#: (:data:`DROP_AMPLITUDE`): an atom-sized hole inside a metal is a vacancy, rare in a
+#: nanoparticle, and a real atom there may fit faint at low counts.
+FULL_SITE_AMPLITUDE = 0.1
 #: Two kept atoms closer than this many nearest-neighbour distances are one (the fainter goes).
 DUPLICATE_SPACING = 0.6
 #: An alloy crystal's drop bar comes down (from :data:`DROP_AMPLITUDE`, to 0 at the lowest) to
@@ -247,6 +257,20 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
         if crystal and not waits and bar < bar_fixed:  # under the fixed bar only on the lattice
             keep[:n0] &= _held_under_the_bar(origin[:n0], amp_all[:n0], keep[:n0], bar_fixed)
         keep[n0:] = amp_all[n0:] >= (bar if site_trials else ADD_AMPLITUDE)
+        if len(elements) == 1:  # a full site (FULL_SITE_NEIGHBOURS around an atom-sized hole)
+            # holds an atom unless the images show nearly nothing there (FULL_SITE_AMPLITUDE)
+            full = _full_sites(start, n0, site_trials)
+            low = full & ~keep & (amp_all >= FULL_SITE_AMPLITUDE)
+            keep |= low
+            info["full_sites"] = {
+                "neighbours": FULL_SITE_NEIGHBOURS,
+                "amplitude_bar": FULL_SITE_AMPLITUDE,
+                "n_atoms": int(full[:n0].sum()),
+                "n_trials": int(full[n0:].sum()),
+                "n_atoms_kept_under_bar": int(low[:n0].sum()),
+                "n_trials_joined_under_bar": int(low[n0:].sum()),
+                "n_under_full_bar": int((full & (amp_all < FULL_SITE_AMPLITUDE)).sum()),
+            }
         if len(elements) > 1:  # an alloy's trial joins only where the counts measure it, and
             # in a crystal where it stands on the lattice of the atoms kept
             # (ALLOY_TRIAL_MIN_NEIGHBOURS): so too where the verdicts wait, each trial being
@@ -366,6 +390,34 @@ def _faint_drop_bar(amplitudes, bar: float, least: int = SPREAD_MIN_ATOMS) -> fl
     if len(amp) < least:
         return bar
     return float(np.clip(_outlier_bar(amp), 0.0, bar))
+
+
+def _full_sites(start, n0: int, site_trials: bool) -> np.ndarray:
+    """Which of ``start`` (``n0`` atoms, then trials) stand at a full site of the atoms'
+    packing: at least :data:`FULL_SITE_NEIGHBOURS` of the ``n0`` atoms within
+    :data:`~._tracer.SITE_NEIGHBOUR_RADIUS` of their median nearest-neighbour distance and
+    none closer than :data:`~._trials.TRIAL_SPACING` of it (not a pair squeezed into one
+    site). Trials count only when they are empty sites of the lattice (``site_trials``)."""
+    from scipy.spatial import cKDTree
+
+    start = np.asarray(start, float).reshape(-1, 3)
+    full = np.zeros(len(start), bool)
+    atoms = start[:n0]
+    if n0 < FULL_SITE_NEIGHBOURS + 1:
+        return full
+    tree = cKDTree(atoms)
+    d2, _ = tree.query(atoms, k=2)
+    d_nn = float(np.median(d2[:, 1]))
+    points = start if site_trials else atoms
+    n_near = np.asarray(
+        tree.query_ball_point(points, SITE_NEIGHBOUR_RADIUS * d_nn, return_length=True), int
+    )
+    nearest = tree.query(points, k=2)[0]
+    n_near[:n0] -= 1  # an atom is not its own neighbour
+    nearest_other = nearest[:, 0].copy()
+    nearest_other[:n0] = nearest[:n0, 1]
+    full[: len(points)] = (n_near >= FULL_SITE_NEIGHBOURS) & (nearest_other >= TRIAL_SPACING * d_nn)
+    return full
 
 
 def _held_under_the_bar(positions, amplitudes, kept, bar: float) -> np.ndarray:
