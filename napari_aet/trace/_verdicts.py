@@ -98,6 +98,10 @@ FULL_SITE_NEIGHBOURS = 10
 #: (:data:`DROP_AMPLITUDE`): an atom-sized hole inside a metal is a vacancy, rare in a
 #: nanoparticle, and a real atom there may fit faint at low counts.
 FULL_SITE_AMPLITUDE = 0.1
+#: ... and where the fit left it within this many nearest-neighbour distances of the site: a
+#: faint atom the fit took off its site (1.9 A on an independent Ru series at a tenth of the
+#: counts) is not at the full site any more.
+FULL_SITE_SHIFT = 0.25
 #: Two kept atoms closer than this many nearest-neighbour distances are one (the fainter goes).
 DUPLICATE_SPACING = 0.6
 #: An alloy crystal's drop bar comes down (from :data:`DROP_AMPLITUDE`, to 0 at the lowest) to
@@ -259,7 +263,7 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
         keep[n0:] = amp_all[n0:] >= (bar if site_trials else ADD_AMPLITUDE)
         if len(elements) == 1:  # a full site (FULL_SITE_NEIGHBOURS around an atom-sized hole)
             # holds an atom unless the images show nearly nothing there (FULL_SITE_AMPLITUDE)
-            full = _full_sites(start, n0, site_trials)
+            full = _full_sites(start, n0, site_trials, fitted=positions)
             low = full & ~keep & (amp_all >= FULL_SITE_AMPLITUDE)
             keep |= low
             info["full_sites"] = {
@@ -392,12 +396,14 @@ def _faint_drop_bar(amplitudes, bar: float, least: int = SPREAD_MIN_ATOMS) -> fl
     return float(np.clip(_outlier_bar(amp), 0.0, bar))
 
 
-def _full_sites(start, n0: int, site_trials: bool) -> np.ndarray:
+def _full_sites(start, n0: int, site_trials: bool, fitted=None) -> np.ndarray:
     """Which of ``start`` (``n0`` atoms, then trials) stand at a full site of the atoms'
     packing: at least :data:`FULL_SITE_NEIGHBOURS` of the ``n0`` atoms within
     :data:`~._tracer.SITE_NEIGHBOUR_RADIUS` of their median nearest-neighbour distance and
     none closer than :data:`~._trials.TRIAL_SPACING` of it (not a pair squeezed into one
-    site). Trials count only when they are empty sites of the lattice (``site_trials``)."""
+    site), and, given the ``fitted`` positions, whose fit stayed within
+    :data:`FULL_SITE_SHIFT` of it (an atom the fit took off its site is not held there).
+    Trials count only when they are empty sites of the lattice (``site_trials``)."""
     from scipy.spatial import cKDTree
 
     start = np.asarray(start, float).reshape(-1, 3)
@@ -417,6 +423,9 @@ def _full_sites(start, n0: int, site_trials: bool) -> np.ndarray:
     nearest_other = nearest[:, 0].copy()
     nearest_other[:n0] = nearest[:n0, 1]
     full[: len(points)] = (n_near >= FULL_SITE_NEIGHBOURS) & (nearest_other >= TRIAL_SPACING * d_nn)
+    if fitted is not None:
+        moved = np.linalg.norm(np.asarray(fitted, float).reshape(-1, 3) - start, axis=1)
+        full &= moved <= FULL_SITE_SHIFT * d_nn
     return full
 
 
