@@ -412,17 +412,15 @@ def _full_sites(start, n0: int, site_trials: bool, fitted=None) -> np.ndarray:
     if n0 < FULL_SITE_NEIGHBOURS + 1:
         return full
     tree = cKDTree(atoms)
-    d2, _ = tree.query(atoms, k=2)
-    d_nn = float(np.median(d2[:, 1]))
+    d_atoms = tree.query(atoms, k=2)[0][:, 1]  # each atom's nearest other atom
+    d_nn = float(np.median(d_atoms))
     points = start if site_trials else atoms
     n_near = np.asarray(
         tree.query_ball_point(points, SITE_NEIGHBOUR_RADIUS * d_nn, return_length=True), int
     )
-    nearest = tree.query(points, k=2)[0]
     n_near[:n0] -= 1  # an atom is not its own neighbour
-    nearest_other = nearest[:, 0].copy()
-    nearest_other[:n0] = nearest[:n0, 1]
-    full[: len(points)] = (n_near >= FULL_SITE_NEIGHBOURS) & (nearest_other >= TRIAL_SPACING * d_nn)
+    nearest = np.r_[d_atoms, tree.query(points[n0:])[0]]
+    full[: len(points)] = (n_near >= FULL_SITE_NEIGHBOURS) & (nearest >= TRIAL_SPACING * d_nn)
     if fitted is not None:
         moved = np.linalg.norm(np.asarray(fitted, float).reshape(-1, 3) - start, axis=1)
         full &= moved <= FULL_SITE_SHIFT * d_nn
