@@ -99,3 +99,44 @@ def test_the_refine_stage_moves_back_what_the_counts_undo_and_only_after_a_denoi
         same, same_info = _with_counts_moves_back(model, dict(info), src, counts, truth,
                                                   refine_geometry=geometry, **kw)  # fmt: skip
         assert same is model and "counts_moves" not in same_info
+
+
+def test_the_verdicts_judge_the_atoms_where_the_counts_place_them(monkeypatch):
+    """A denoised series that painted six atoms 1 A off their sites: the fit to it moves them
+    there, where the counts show little, and without the check in the fit four of them fell
+    under the drop bar and two stayed 1 A off. With it (``_fit_and_judge``) the counts take all
+    six back to where the tracer had them before the verdicts, and all stay, on their sites."""
+    import pandas as pd
+
+    import napari_aet.trace._verdicts as verdicts
+    from napari_aet.core.atoms import AtomModel
+
+    truth = build_structure("fcc", radius_A=7.0, shape_px=SHAPE, pixel_size_A=PX, seed=3)
+    truth = truth.positions
+    rng = np.random.default_rng(0)
+    counts = _counts(truth, seed=4)
+    painted = truth.copy()
+    k = rng.choice(len(truth), 6, replace=False)
+    step = rng.normal(size=(6, 3))
+    painted[k] += step / np.linalg.norm(step, axis=1, keepdims=True)
+    denoised = _counts(painted, peak=4e4, seed=5) / 1e3  # all but noise-free, the same scale
+    traced = truth + rng.normal(0, 0.1, truth.shape)
+    model = AtomModel(traced, pd.DataFrame({"intensity": np.ones(len(truth))}))
+    kw = dict(judge=True, origin=None, pixel_size_A=PX, iterations=30, refine_geometry=False,
+              element="Pt", device="cpu", progress=None, cancel=None,
+              judge_images=counts)  # fmt: skip
+
+    def errors(out):
+        where = np.full(truth.shape, np.nan)
+        where[out[4]] = out[0].positions
+        return np.linalg.norm(where - truth, axis=1)
+
+    out = verdicts._fit_and_judge(model, denoised, ANGLES, np.empty((0, 3)), np.empty(0), **kw)
+    assert out[1]["counts_moves_in_fit"]["n_back"] == 6
+    assert out[4].all() and errors(out)[k].max() < 0.4
+    assert np.delete(errors(out), k).max() < 0.1
+    monkeypatch.setattr(
+        verdicts, "counts_prefer_origin", lambda fit, c, o, **_: (np.zeros(len(o), bool), {})
+    )
+    out = verdicts._fit_and_judge(model, denoised, ANGLES, np.empty((0, 3)), np.empty(0), **kw)
+    assert not (out[4][k] & (errors(out)[k] < 0.5)).any()  # each lost or left off its site
