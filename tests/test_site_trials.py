@@ -203,3 +203,37 @@ def test_full_sites_are_inside_the_packing_only():
     assert not full[face] and not full[edge]
     assert not full[crowded] and not full[n0 - 1]  # either of a squeezed pair
     assert not _full_sites(start, n0, site_trials=False)[-1]  # other trials: never
+
+
+def test_a_trial_hanging_off_a_dense_packing_does_not_join():
+    """``_hanging_trials`` on an fcc sphere (one element): a trial floating 5 A off the surface,
+    one on top of a surface atom (1 neighbour) and a pair floating together (1 each) hang; an
+    adatom in a hollow of the surface (3 neighbours) and a surface atom's own site do not,
+    nor any traced atom. With two thirds of the atoms missing (median 4 neighbours) the
+    neighbour count says nothing and no trial is refused."""
+    from napari_aet.trace._verdicts import _hanging_trials
+
+    a, d = 3.92, 3.92 / np.sqrt(2)
+    r = np.arange(-5, 6)
+    grid = np.array([(i, j, k) for i in r for j in r for k in r if (i + j + k) % 2 == 0])
+    grid = grid * a / 2.0
+    dist = np.linalg.norm(grid, axis=1)
+    atoms = grid[dist <= 9.0]
+    near = cKDTree(atoms).query_ball_point(grid, 1.05 * d, return_length=True)
+    hollow = grid[(dist > 9.0) & (near == 3)][0]  # an empty lattice site touching 3 atoms
+    surface = np.argmax(atoms[:, 0])
+    out = atoms[surface] / np.linalg.norm(atoms[surface])
+    on_top = atoms[surface] + d * out
+    floating = atoms[surface] + 5.0 * out + np.array([0.0, 6.0, 0.0])
+    pair = floating + np.array([0.0, 0.0, 8.0]), floating + np.array([0.0, 0.0, 8.0 + d])
+    site = atoms[surface].copy()
+    traced = np.delete(atoms, surface, axis=0)
+    trials = np.vstack([floating, on_top, *pair, hollow, site])
+    positions = np.vstack([traced, trials])
+    n0 = len(traced)
+    hang = _hanging_trials(positions, np.ones(len(positions), bool), n0)
+    assert not hang[:n0].any()
+    np.testing.assert_array_equal(hang[n0:], [True, True, True, True, False, False])
+    keep = np.ones(len(positions), bool)
+    keep[:n0] = np.random.default_rng(0).random(n0) > 2 / 3  # a model missing most atoms
+    assert not _hanging_trials(positions, keep, n0).any()

@@ -104,6 +104,21 @@ FULL_SITE_AMPLITUDE = 0.1
 #: faint atom the fit took off its site (1.9 A on an independent Ru series at a tenth of the
 #: counts) is not at the full site any more.
 FULL_SITE_SHIFT = 0.25
+#: One element in a dense packing: a trial joins only with at least this many of the atoms
+#: kept within :data:`~._tracer.SITE_NEIGHBOUR_RADIUS` nearest-neighbour distances of where
+#: the fit put it (an adatom in a hollow of a {111} facet has 3): a metal atom does not hang
+#: off a particle by one or two bonds, or float beside it, where the image model's misfit of
+#: the surface leaves a fraction of an atom (:func:`_hanging_trials`) ...
+TRIAL_MIN_NEIGHBOURS = 3
+#: ... when the kept atoms' median count of such neighbours is at least this (8-12 in every
+#: crystal traced from the independent series, 3 in an amorphous particle, whose shorter
+#: median bond leaves fewer atoms inside the radius, and in a model that misses half the
+#: atoms: there a real atom's neighbours may be missing). Final models of independent runs
+#: (docs/benchmarks.md, fifty-eighth session): in 63 of one element with a dense packing,
+#: the refinement had added 65 atoms with fewer than 3 such neighbours, every one false (21
+#: on a faulted 256-px dumbbell); in the 5 sparse ones (amorphous particles, a 256-px one at
+#: a tenth of the counts) 104 of 178 were real.
+DENSE_MEDIAN_NEIGHBOURS = 6
 #: Two kept atoms closer than this many nearest-neighbour distances are one (the fainter goes).
 DUPLICATE_SPACING = 0.6
 #: An alloy crystal's drop bar comes down (from :data:`DROP_AMPLITUDE`, to 0 at the lowest) to
@@ -300,6 +315,13 @@ def _fit_and_judge(atoms, images, angles_deg, trial, trial_intensity, *, judge, 
         keep[n0:] &= unique[n0:]
         if not waits:
             keep[:n0] &= unique[:n0]
+        if len(elements) == 1 and len(trial):
+            hanging = _hanging_trials(positions, keep, n0)
+            keep &= ~hanging
+            info["hanging_trials"] = {
+                "min_neighbours": TRIAL_MIN_NEIGHBOURS,
+                "n_refused": int(hanging.sum()),
+            }
         if held is not None:
             held["n_trials_joined"] = int(keep[n0:].sum())
             info["faint_verdicts"] = held
@@ -472,6 +494,37 @@ def _full_sites(start, n0: int, site_trials: bool, fitted=None) -> np.ndarray:
         moved = np.linalg.norm(np.asarray(fitted, float).reshape(-1, 3) - start, axis=1)
         full &= moved <= FULL_SITE_SHIFT * d_nn
     return full
+
+
+def _hanging_trials(positions, keep, n0: int) -> np.ndarray:
+    """Which kept trials (``positions[n0:]``) hang off a dense packing: fewer than
+    :data:`TRIAL_MIN_NEIGHBOURS` kept atoms within :data:`~._tracer.SITE_NEIGHBOUR_RADIUS`
+    of their median nearest-neighbour distance, peeled until none is left (two or three
+    floating trials do not hold each other up). None when the kept atoms' median count of
+    such neighbours is under :data:`DENSE_MEDIAN_NEIGHBOURS` (a glass, or a model that misses
+    many atoms)."""
+    from scipy.spatial import cKDTree
+
+    positions = np.asarray(positions, float).reshape(-1, 3)
+    keep = np.asarray(keep, bool).copy()
+    out = np.zeros(len(positions), bool)
+    if keep.sum() < 2 * DENSE_MEDIAN_NEIGHBOURS:
+        return out
+    pts = positions[keep]
+    tree = cKDTree(pts)
+    radius = SITE_NEIGHBOUR_RADIUS * float(np.median(tree.query(pts, k=2)[0][:, 1]))
+    if np.median(tree.query_ball_point(pts, radius, return_length=True) - 1) < (
+        DENSE_MEDIAN_NEIGHBOURS
+    ):
+        return out
+    while True:
+        idx = np.nonzero(keep)[0]
+        n = cKDTree(positions[idx]).query_ball_point(positions[idx], radius, return_length=True)
+        hang = idx[(idx >= n0) & (n - 1 < TRIAL_MIN_NEIGHBOURS)]
+        if not len(hang):
+            return out
+        keep[hang] = False
+        out[hang] = True
 
 
 def _held_under_the_bar(positions, amplitudes, kept, bar: float) -> np.ndarray:
