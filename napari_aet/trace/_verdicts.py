@@ -401,10 +401,10 @@ def _traced_places_the_counts_prefer(judged, counts, atoms, origin, info, pixel_
     (:func:`~._counts_moves.counts_prefer_origin`, on ``judged``: the amplitudes fitted to
     the counts with the positions held), and the amplitudes judged again there when any went
     back (``info["counts_moves_in_fit"]``). Done before the verdicts, not only after the last
-    fit: a denoiser's painted lattice at a stacking fault moved a whole layer of correctly
-    traced atoms of an independent faulted dumbbell by the stacking shift, where their
-    amplitudes, judged off their sites, fell under the drop bar; the site passes then filled
-    the painted sites (docs/benchmarks.md, fifty-eighth session). Trials and the atoms they
+    fit: a denoiser's painted lattice at a stacking fault moved correctly traced atoms of an
+    independent faulted dumbbell's neck 1.2-1.5 A off their sites, where their amplitudes,
+    judged there, fell under the drop bar; the site passes then filled the painted sites
+    (docs/benchmarks.md, fifty-eighth session). Trials and the atoms they
     added have no traced place and are not judged."""
     from dataclasses import replace
 
