@@ -63,6 +63,16 @@ def move_scores(residual_images, angles_deg, offsets_px, image_sigma_A, atom_int
     return gain / np.maximum(scale, 1e-30)
 
 
+def traced_starts(origin_A, features) -> np.ndarray:
+    """``origin_A`` (where each atom started) with NaN rows for the atoms a refinement pass
+    added (``features["refine_added"]``): their start is a trial's place, not the tracer's,
+    and their moves are never judged (:func:`far_moves`)."""
+    start = np.asarray(origin_A, float).copy()
+    if "refine_added" in features:
+        start[features["refine_added"].to_numpy(np.int8) != 0] = np.nan
+    return start
+
+
 def far_moves(positions_A, origin_A, min_move_A: float = MIN_MOVE_A) -> np.ndarray:
     """Indices of the atoms more than ``min_move_A`` from their ``origin_A`` (NaN rows, atoms
     without an origin, never)."""

@@ -12,7 +12,7 @@ from ..core.atoms import AtomModel
 from ..core.progress import check_cancel
 from ..forward import MIN_MODEL_CORRELATION, refine_atomic_model, why_untrusted
 from ._counts_correction import counts_correction
-from ._counts_moves import MIN_MOVE_A, counts_prefer_origin, far_moves
+from ._counts_moves import MIN_MOVE_A, counts_prefer_origin, far_moves, traced_starts
 from ._verdicts import JUDGE_ITERATIONS, TRACER_SHARE_MIN_CRYSTAL, _crystal_fraction
 
 #: When the replicate measured the fit's precision (a denoiser ran:
@@ -61,9 +61,7 @@ def _with_counts_moves_back(model, info, source, counts, origin, *, angles_deg, 
         return model, info  # (a fit that moved the geometry: the counts' fit would not match)
     if len(origin) != model.n_atoms or model.n_atoms < 5:
         return model, info
-    start = np.asarray(origin, float).copy()
-    if "refine_added" in model.features:  # an added atom's start is a trial, not a tracer's
-        start[model.features["refine_added"].to_numpy(np.int8) != 0] = np.nan
+    start = traced_starts(origin, model.features)
     if not len(far_moves(model.positions, start)):
         info = {**info, "counts_moves": {"min_move_A": MIN_MOVE_A, "n_judged": 0, "n_back": 0}}
         model.metadata["refinement"] = info

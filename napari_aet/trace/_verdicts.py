@@ -11,7 +11,7 @@ from ..core.atoms import AtomModel
 from ..core.elements import parse_elements
 from ..core.progress import check_cancel
 from ..forward import MIN_MODEL_CORRELATION, refine_atomic_model, why_untrusted
-from ._counts_moves import counts_prefer_origin
+from ._counts_moves import counts_prefer_origin, traced_starts
 from ._tracer import SITE_NEIGHBOUR_RADIUS, classify_species, held_by_the_lattice
 from ._trials import TRIAL_SPACING
 
@@ -411,9 +411,7 @@ def _traced_places_the_counts_prefer(judged, counts, atoms, origin, info, pixel_
     positions = np.asarray(judged.positions_A, float)
     n0 = atoms.n_atoms
     start = np.full_like(positions, np.nan)
-    start[:n0] = origin[:n0]
-    if "refine_added" in atoms.features:  # an added atom's origin is a trial, not a tracer's
-        start[:n0][atoms.features["refine_added"].to_numpy(np.int8) != 0] = np.nan
+    start[:n0] = traced_starts(origin[:n0], atoms.features)
     back, record = counts_prefer_origin(judged, counts, start, pixel_size_A=pixel_size_A)
     info["counts_moves_in_fit"] = record
     if not back.any():
