@@ -288,7 +288,7 @@ def test_an_alloy_crystals_drop_bar_follows_its_faint_atoms_spread():
     standard deviations below their median, to 0 at the lowest; a narrow spread leaves it at
     0.35, and so do too few atoms. Only in a crystal: an amorphous particle's false atoms
     widen the spread themselves."""
-    from napari_aet.trace import _verdicts
+    from napari_aet.trace import _packing, _verdicts
 
     rng = np.random.default_rng(0)
     wide = rng.normal(1.0, 0.2, 200)
@@ -301,8 +301,8 @@ def test_an_alloy_crystals_drop_bar_follows_its_faint_atoms_spread():
 
     fcc = build_structure("fcc", radius_A=10, shape_px=(96, 96), pixel_size_A=PX, seed=3)
     glass = build_structure("amorphous", radius_A=10, shape_px=(96, 96), pixel_size_A=PX, seed=3)
-    assert _verdicts._crystal_fraction(fcc.positions) >= _verdicts.TRACER_SHARE_MIN_CRYSTAL
-    assert _verdicts._crystal_fraction(glass.positions) < _verdicts.TRACER_SHARE_MIN_CRYSTAL
+    assert _packing._crystal_fraction(fcc.positions) >= _verdicts.TRACER_SHARE_MIN_CRYSTAL
+    assert _packing._crystal_fraction(glass.positions) < _verdicts.TRACER_SHARE_MIN_CRYSTAL
 
 
 def test_the_refine_note_says_why_an_alloys_verdicts_waited():
@@ -372,7 +372,7 @@ def test_an_alloys_trial_joins_only_where_the_counts_measure_it(monkeypatch):
     blobs (0.8 of a Pd atom) off its surface offered as the tracer's rejected candidates:
     every trial that joins stands at 5 standard errors or more; without the bar, fainter ones
     join too."""
-    from napari_aet.trace import _verdicts
+    from napari_aet.trace import _packing, _verdicts
 
     alloy = build_structure("fcc", element="Pd,Pt", radius_A=9, shape_px=(96, 96),
                             pixel_size_A=PX, seed=5)  # fmt: skip
@@ -402,7 +402,7 @@ def test_an_alloys_trial_joins_only_where_the_counts_measure_it(monkeypatch):
     # significance (below, the rule off: the significance bar alone)
     out, info = refine_atom_positions(model, counts, ANGLES, element="Pd,Pt", **kw)
     assert info["faint_verdicts"]["applied"] and info["n_added"] == 0
-    monkeypatch.setattr(_verdicts, "ALLOY_TRIAL_MIN_NEIGHBOURS", 0)
+    monkeypatch.setattr(_packing, "ALLOY_TRIAL_MIN_NEIGHBOURS", 0)
     assert _verdicts.ALLOY_TRIAL_SIGNIFICANCE == 5.0
     added_z = []
     for bar in (5.0, 0.0):
@@ -421,7 +421,7 @@ def test_an_alloy_crystals_atom_under_the_fixed_bar_stays_on_the_lattice_only():
     neighbours) and one on a {100} face (8) stay; one at the hollow above that face (4) goes,
     and so does one at the hollow above the other face, although the first hollow atom would
     count for it. Over the fixed bar the hollow atom stays (the usual verdicts)."""
-    from napari_aet.trace import _verdicts
+    from napari_aet.trace import _packing
 
     a, n = 3.9, 8
     grid = np.array([(i, j, k) for i in range(n + 1) for j in range(n + 1)
@@ -434,15 +434,15 @@ def test_an_alloy_crystals_atom_under_the_fixed_bar_stays_on_the_lattice_only():
     faint = [inside, face, len(grid), len(grid) + 1]
     amp[faint] = 0.2
     kept = np.ones(len(pos), bool)
-    assert _verdicts.FAINT_KEEP_MIN_NEIGHBOURS == 7
-    out = _verdicts._held_under_the_bar(pos, amp, kept, 0.35)
+    assert _packing.FAINT_KEEP_MIN_NEIGHBOURS == 7
+    out = _packing._held_under_the_bar(pos, amp, kept, 0.35)
     np.testing.assert_array_equal(out[faint], [True, True, False, False])
     assert out[: len(grid)].all()
     amp[len(grid)] = 0.5  # over the fixed bar: not this rule's to judge
-    out = _verdicts._held_under_the_bar(pos, amp, kept, 0.35)
+    out = _packing._held_under_the_bar(pos, amp, kept, 0.35)
     np.testing.assert_array_equal(out[faint], [True, True, True, False])
     kept[face] = False  # an atom the lower bar dropped stays dropped
-    assert not _verdicts._held_under_the_bar(pos, amp, kept, 0.35)[face]
+    assert not _packing._held_under_the_bar(pos, amp, kept, 0.35)[face]
 
 
 def test_an_alloys_trial_joins_on_a_site_of_the_lattice_only():
@@ -450,7 +450,7 @@ def test_an_alloys_trial_joins_on_a_site_of_the_lattice_only():
     site (7 neighbours left) stands on the lattice; the empty edge site beside it (4 left)
     only with the face site's trial counting for it; the hollow above the {100} face (4) and
     a trial that is not a candidate (too faint) never."""
-    from napari_aet.trace import _verdicts
+    from napari_aet.trace import _packing
 
     a, n = 3.9, 8
     grid = np.array([(i, j, k) for i in range(n + 1) for j in range(n + 1)
@@ -458,13 +458,13 @@ def test_an_alloys_trial_joins_on_a_site_of_the_lattice_only():
     sites = np.array([[0, 0, 2], [0, 1, 1], [-1, 1, 4]], float)  # edge, face, hollow
     empty = (grid[:, None, :] == sites[None, :2, :]).all(axis=2).any(axis=1)
     atoms, trials = grid[~empty] * a / 2, sites * a / 2
-    assert _verdicts.ALLOY_TRIAL_MIN_NEIGHBOURS == 5
-    on = _verdicts._on_the_lattice(atoms, trials, np.ones(3, bool))
+    assert _packing.ALLOY_TRIAL_MIN_NEIGHBOURS == 5
+    on = _packing._on_the_lattice(atoms, trials, np.ones(3, bool))
     np.testing.assert_array_equal(on, [True, True, False])
-    on = _verdicts._on_the_lattice(atoms, trials, np.array([True, False, True]))
+    on = _packing._on_the_lattice(atoms, trials, np.array([True, False, True]))
     np.testing.assert_array_equal(on, [False, False, False])
-    np.testing.assert_allclose(_verdicts._nearest_atom_of_trials(atoms, trials), 1.0)
-    assert np.isinf(_verdicts._nearest_atom_of_trials(atoms[:3], trials)).all()
+    np.testing.assert_allclose(_packing._nearest_atom_of_trials(atoms, trials), 1.0)
+    assert np.isinf(_packing._nearest_atom_of_trials(atoms[:3], trials)).all()
 
 
 def test_an_alloys_faint_atoms_stay_as_traced_on_a_lattice_only():

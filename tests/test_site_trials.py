@@ -183,7 +183,7 @@ def test_full_sites_are_inside_the_packing_only():
     """``_full_sites``: an atom inside an fcc cube (12 neighbours) and an empty site inside it
     (a site trial) are full; a {100} face atom (8), an edge atom (5), a trial that is not a
     lattice site, and an atom squeezed beside another are not."""
-    from napari_aet.trace._verdicts import _full_sites
+    from napari_aet.trace._packing import _full_sites
 
     a, n = 3.9, 6
     grid = np.array([(i, j, k) for i in range(n + 1) for j in range(n + 1)
@@ -211,7 +211,7 @@ def test_a_trial_hanging_off_a_dense_packing_does_not_join():
     adatom in a hollow of the surface (3 neighbours) and a surface atom's own site do not,
     nor any traced atom. With two thirds of the atoms missing (median 4 neighbours) the
     neighbour count says nothing and no trial is refused."""
-    from napari_aet.trace._verdicts import _hanging_trials
+    from napari_aet.trace._packing import _hanging_trials
 
     a, d = 3.92, 3.92 / np.sqrt(2)
     r = np.arange(-5, 6)

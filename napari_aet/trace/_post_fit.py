@@ -13,7 +13,8 @@ from ..core.progress import check_cancel
 from ..forward import MIN_MODEL_CORRELATION, refine_atomic_model, why_untrusted
 from ._counts_correction import counts_correction
 from ._counts_moves import MIN_MOVE_A, counts_prefer_origin, far_moves, traced_starts
-from ._verdicts import JUDGE_ITERATIONS, TRACER_SHARE_MIN_CRYSTAL, _crystal_fraction
+from ._packing import _crystal_fraction
+from ._verdicts import JUDGE_ITERATIONS, TRACER_SHARE_MIN_CRYSTAL
 
 #: When the replicate measured the fit's precision (a denoiser ran:
 #: :func:`~napari_aet.trace._position_source.choose_position_source`), each traced atom ends at

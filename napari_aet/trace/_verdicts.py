@@ -1,6 +1,7 @@
 """The images' verdicts on a traced atom model: one fit of the atoms (and trial atoms) and
 which of them stay, join or go by their fitted amplitudes (:func:`_fit_and_judge`), judged on
-the counts when the fitted images were denoised (:func:`_judge_fit`). The refine stage
+the counts when the fitted images were denoised (:func:`_judge_fit`); where each stands among
+the others is :mod:`._packing`'s to say. The refine stage
 (:func:`napari_aet.trace.refine_atom_positions`) runs it on every pass."""
 
 from __future__ import annotations
@@ -12,8 +13,19 @@ from ..core.elements import parse_elements
 from ..core.progress import check_cancel
 from ..forward import MIN_MODEL_CORRELATION, refine_atomic_model, why_untrusted
 from ._counts_moves import counts_prefer_origin, traced_starts
-from ._tracer import SITE_NEIGHBOUR_RADIUS, classify_species, held_by_the_lattice
-from ._trials import TRIAL_SPACING
+from ._packing import (
+    DUPLICATE_SPACING,
+    FULL_SITE_NEIGHBOURS,
+    TRIAL_MIN_NEIGHBOURS,
+    _crystal_fraction,
+    _full_sites,
+    _hanging_trials,
+    _held_under_the_bar,
+    _nearest_atom_of_trials,
+    _on_the_lattice,
+    _without_duplicates,
+)
+from ._tracer import classify_species
 
 #: Atoms that the refinement moved further than this [A] are worth a look in the review.
 LARGE_SHIFT_A = 0.5
@@ -63,7 +75,7 @@ HELD_VERDICT_SIGNIFICANCE = 5.0
 #: faintest element's traced atoms below it (median), the images cannot tell those atoms from
 #: nothing, and the verdicts (joins, drops) would be coin flips; the traced atoms stay, with
 #: refined positions and elements from their amplitudes (``info["faint_verdicts"]``), and only
-#: a candidate measured on its own joins (:data:`ALLOY_TRIAL_MIN_NEIGHBOURS`).
+#: a candidate measured on its own joins (:data:`~._packing.ALLOY_TRIAL_MIN_NEIGHBOURS`).
 #: Independent Fe-Pt series with the alloy U-Net (docs/benchmarks.md, twenty-ninth session):
 #: at a third of the study's counts (Fe median significance 2.9) traced 7.36 %, after the
 #: verdicts 17.93 %, held 10.11 %; with acquisition faults (4.4) 5.98, 10.80 and 7.82 %. It
@@ -78,73 +90,27 @@ HELD_VERDICT_SIGNIFICANCE = 5.0
 #: and 11 (Ni-Pd-Pt at the study's counts: 10; Fe-Pt at five times them: 1) were false; one
 #: element is left as it was (its add bar, 0.6 of a heavy atom, lies far above the noise).
 ALLOY_TRIAL_SIGNIFICANCE = HELD_VERDICT_SIGNIFICANCE
-#: An alloy crystal's trial joins only where at least this many of the atoms kept stand within
-#: :data:`~._tracer.SITE_NEIGHBOUR_RADIUS` nearest-neighbour distances of it: a site of the
-#: particle's own packing (a surface site of a facet has 6-9, an edge's 7, a vertex's 6) and
-#: not the hollow above a facet (3 on a {111} facet, 4 on a {100} one), where the image
-#: model's misfit of the surface's heavy atoms leaves density that clears the significance
-#: bar by chance. The atom-by-atom join holds also where the verdicts on the traced atoms
-#: wait (:data:`HELD_VERDICT_SIGNIFICANCE`): a trial judged by its own significance is not a
-#: coin flip because the median atom is. Independent 128-px Fe-Pt series (docs/benchmarks.md,
-#: fifty-fourth session): of the trials at >= 5 standard errors and above the add bar, the
-#: real Fe atoms had 4-12 such neighbours (two with 4 lost), the false ones 2-3. Not in an
-#: amorphous particle (:data:`TRACER_SHARE_MIN_CRYSTAL`): a random Ni-Pd-Pt packing at the
-#: study's counts lost 23 real Ni atoms to it (12.02 -> 18.99 %).
-ALLOY_TRIAL_MIN_NEIGHBOURS = 5
-#: A full site: at least this many atoms within :data:`~._tracer.SITE_NEIGHBOUR_RADIUS`
-#: nearest-neighbour distances (12 inside an fcc or hcp crystal, 14 in bcc's first two shells,
-#: 7-9 on a facet) ...
-FULL_SITE_NEIGHBOURS = 10
-#: ... holds an atom (a traced one stays, an empty lattice site's trial joins) when the images
-#: show at least this fraction of the median atom's amplitude there, below the bars elsewhere
-#: (:data:`DROP_AMPLITUDE`): an atom-sized hole inside a metal is a vacancy, rare in a
-#: nanoparticle, and a real atom there may fit faint at low counts.
+#: A full site (:func:`~._packing._full_sites`, :data:`~._packing.FULL_SITE_NEIGHBOURS` around
+#: an atom-sized hole) holds an atom (a traced one stays, an empty lattice site's trial joins)
+#: when the images show at least this fraction of the median atom's amplitude there, below the
+#: bars elsewhere (:data:`DROP_AMPLITUDE`): an atom-sized hole inside a metal is a vacancy, rare
+#: in a nanoparticle, and a real atom there may fit faint at low counts.
 FULL_SITE_AMPLITUDE = 0.1
-#: ... and where the fit left it within this many nearest-neighbour distances of the site: a
-#: faint atom the fit took off its site (1.9 A on an independent Ru series at a tenth of the
-#: counts) is not at the full site any more.
-FULL_SITE_SHIFT = 0.25
-#: One element in a dense packing: a trial joins only with at least this many of the atoms
-#: kept within :data:`~._tracer.SITE_NEIGHBOUR_RADIUS` nearest-neighbour distances of where
-#: the fit put it (an adatom in a hollow of a {111} facet has 3): a metal atom does not hang
-#: off a particle by one or two bonds, or float beside it, where the image model's misfit of
-#: the surface leaves a fraction of an atom (:func:`_hanging_trials`) ...
-TRIAL_MIN_NEIGHBOURS = 3
-#: ... when the kept atoms' median count of such neighbours is at least this (8-12 in every
-#: crystal traced from the independent series, 3 in an amorphous particle, whose shorter
-#: median bond leaves fewer atoms inside the radius, and in a model that misses half the
-#: atoms: there a real atom's neighbours may be missing). Final models of independent runs
-#: (docs/benchmarks.md, fifty-eighth session): in 63 of one element with a dense packing,
-#: the refinement had added 65 atoms with fewer than 3 such neighbours, every one false (21
-#: on a faulted 256-px dumbbell); in the 5 sparse ones (amorphous particles, a 256-px one at
-#: a tenth of the counts) 104 of 178 were real.
-DENSE_MEDIAN_NEIGHBOURS = 6
-#: Two kept atoms closer than this many nearest-neighbour distances are one (the fainter goes).
-DUPLICATE_SPACING = 0.6
 #: An alloy crystal's drop bar comes down (from :data:`DROP_AMPLITUDE`, to 0 at the lowest) to
-#: :data:`OUTLIER_SIGMAS` robust standard deviations below its faintest element's median
-#: traced amplitude, the spread measured over at least this many of those atoms
-#: (:func:`_faint_drop_bar`). Their standard errors count the counting noise alone; their
-#: spread also holds what the image model misses beside heavier atoms (a light atom's share
-#: of a heavy neighbour's misfit). On independent 128-px Fe-Pt series at the study's counts
-#: (random and L1_0, two draws each; docs/benchmarks.md, fifty-third session) Fe measured at
-#: 5.1-5.5 standard errors spread as if at 3.1-3.6, and every traced atom under the fixed
-#: bar of 0.35 was a real Fe atom (3 of 3, 1 of 1, 3 of 3, 5 of 5; amplitudes 0.07-0.22 of
-#: the median Fe for three with 12 neighbours each, where the empty-site pass found the
-#: same). Not in an amorphous particle (:data:`TRACER_SHARE_MIN_CRYSTAL`), whose false atoms
-#: widen the spread they would be judged by: a Ni-Pd-Pt one (seed 21) had 19 false and 1
-#: real atom under 0.35, and 12 false ones under the bar its spread gave (0).
+#: :data:`OUTLIER_SIGMAS` robust standard deviations below its faintest element's median traced
+#: amplitude, the spread measured over at least this many of those atoms
+#: (:func:`_faint_drop_bar`; the atoms only it keeps stand on the lattice,
+#: :data:`~._packing.FAINT_KEEP_MIN_NEIGHBOURS`). Their standard errors count the counting noise
+#: alone; their spread also holds what the image model misses beside heavier atoms (a light
+#: atom's share of a heavy neighbour's misfit). On independent 128-px Fe-Pt series at the
+#: study's counts (random and L1_0, two draws each; docs/benchmarks.md, fifty-third session) Fe
+#: measured at 5.1-5.5 standard errors spread as if at 3.1-3.6, and every traced atom under the
+#: fixed bar of 0.35 was a real Fe atom (3 of 3, 1 of 1, 3 of 3, 5 of 5; amplitudes 0.07-0.22 of
+#: the median Fe for three with 12 neighbours each, where the empty-site pass found the same).
+#: Not in an amorphous particle (:data:`TRACER_SHARE_MIN_CRYSTAL`), whose false atoms widen the
+#: spread they would be judged by: a Ni-Pd-Pt one (seed 21) had 19 false and 1 real atom under
+#: 0.35, and 12 false ones under the bar its spread gave (0).
 SPREAD_MIN_ATOMS = 20
-#: ... and an atom that only the lower bar keeps (under :data:`DROP_AMPLITUDE`) stays only with
-#: at least this many neighbours over that bar within :data:`~._tracer.SITE_NEIGHBOUR_RADIUS`
-#: nearest-neighbour distances of where it started: an atom inside the crystal or on a facet
-#: (a {111} facet's atom has 9, a {100} one's 8, an edge's 7), not one just outside the
-#: surface, where the image model's misfit of the surface leaves a fraction of an atom.
-#: Independent 128-px series (docs/benchmarks.md, fifty-fifth session): a Pd-Pt crystal at a
-#: third of the study's counts kept 7 false atoms one bond outside its surface under the
-#: fixed bar (amplitudes 0.26-0.34 of the median Pd, 3-6 such neighbours where they ended),
-#: a random Fe-Pt at the study's counts 2 real Fe (0.07-0.3, 9 each).
-FAINT_KEEP_MIN_NEIGHBOURS = 7
 #: A crystal: at least this fraction of the refined atoms nearest an ideal crystal point (fcc,
 #: hcp or bcc) of the Q4-Q6 map: an alloy's faint atoms are held where the tracer put them
 #: only in a crystal (:func:`~napari_aet.trace._post_fit._with_faint_positions_held`), and
@@ -463,83 +429,6 @@ def _faint_drop_bar(amplitudes, bar: float, least: int = SPREAD_MIN_ATOMS) -> fl
     return float(np.clip(_outlier_bar(amp), 0.0, bar))
 
 
-def _full_sites(start, n0: int, site_trials: bool, fitted=None) -> np.ndarray:
-    """Which of ``start`` (``n0`` atoms, then trials) stand at a full site of the atoms'
-    packing: at least :data:`FULL_SITE_NEIGHBOURS` of the ``n0`` atoms within
-    :data:`~._tracer.SITE_NEIGHBOUR_RADIUS` of their median nearest-neighbour distance and
-    none closer than :data:`~._trials.TRIAL_SPACING` of it (not a pair squeezed into one
-    site), and, given the ``fitted`` positions, whose fit stayed within
-    :data:`FULL_SITE_SHIFT` of it (an atom the fit took off its site is not held there).
-    Trials count only when they are empty sites of the lattice (``site_trials``)."""
-    from scipy.spatial import cKDTree
-
-    start = np.asarray(start, float).reshape(-1, 3)
-    full = np.zeros(len(start), bool)
-    atoms = start[:n0]
-    if n0 < FULL_SITE_NEIGHBOURS + 1:
-        return full
-    tree = cKDTree(atoms)
-    d_atoms = tree.query(atoms, k=2)[0][:, 1]  # each atom's nearest other atom
-    d_nn = float(np.median(d_atoms))
-    points = start if site_trials else atoms
-    n_near = np.asarray(
-        tree.query_ball_point(points, SITE_NEIGHBOUR_RADIUS * d_nn, return_length=True), int
-    )
-    n_near[:n0] -= 1  # an atom is not its own neighbour
-    nearest = np.r_[d_atoms, tree.query(points[n0:])[0]]
-    full[: len(points)] = (n_near >= FULL_SITE_NEIGHBOURS) & (nearest >= TRIAL_SPACING * d_nn)
-    if fitted is not None:
-        moved = np.linalg.norm(np.asarray(fitted, float).reshape(-1, 3) - start, axis=1)
-        full &= moved <= FULL_SITE_SHIFT * d_nn
-    return full
-
-
-def _hanging_trials(positions, keep, n0: int) -> np.ndarray:
-    """Which kept trials (``positions[n0:]``) hang off a dense packing: fewer than
-    :data:`TRIAL_MIN_NEIGHBOURS` kept atoms within :data:`~._tracer.SITE_NEIGHBOUR_RADIUS`
-    of their median nearest-neighbour distance, peeled until none is left (two or three
-    floating trials do not hold each other up). None when the kept atoms' median count of
-    such neighbours is under :data:`DENSE_MEDIAN_NEIGHBOURS` (a glass, or a model that misses
-    many atoms)."""
-    from scipy.spatial import cKDTree
-
-    positions = np.asarray(positions, float).reshape(-1, 3)
-    keep = np.asarray(keep, bool).copy()
-    out = np.zeros(len(positions), bool)
-    if keep.sum() < 2 * DENSE_MEDIAN_NEIGHBOURS:
-        return out
-    pts = positions[keep]
-    tree = cKDTree(pts)
-    radius = SITE_NEIGHBOUR_RADIUS * float(np.median(tree.query(pts, k=2)[0][:, 1]))
-    if np.median(tree.query_ball_point(pts, radius, return_length=True) - 1) < (
-        DENSE_MEDIAN_NEIGHBOURS
-    ):
-        return out
-    while True:
-        idx = np.nonzero(keep)[0]
-        n = cKDTree(positions[idx]).query_ball_point(positions[idx], radius, return_length=True)
-        hang = idx[(idx >= n0) & (n - 1 < TRIAL_MIN_NEIGHBOURS)]
-        if not len(hang):
-            return out
-        keep[hang] = False
-        out[hang] = True
-
-
-def _held_under_the_bar(positions, amplitudes, kept, bar: float) -> np.ndarray:
-    """Which ``kept`` atoms stay: those at or above ``bar`` (the fixed drop bar), and those
-    under it (kept by an alloy crystal's lower bar, :func:`_faint_drop_bar`) with at least
-    :data:`FAINT_KEEP_MIN_NEIGHBOURS` neighbours among the atoms over it where they started
-    (:func:`~._tracer.held_by_the_lattice`: those so held counting for each other)."""
-    out = np.asarray(kept, bool).copy()
-    under = out & (np.asarray(amplitudes) < bar)
-    sure = out & ~under
-    if sure.sum() >= 4:  # too few over the bar to tell a lattice: every kept atom stays
-        out[under] = held_by_the_lattice(
-            positions[sure], positions[under], FAINT_KEEP_MIN_NEIGHBOURS
-        )
-    return out
-
-
 def _separation(z, kept, least: int = 5) -> float | None:
     """How far the trials the images kept stand from those they rejected: the 10th
     percentile of the kept trials' significance over the 99th percentile of the rejected
@@ -584,66 +473,3 @@ def _faint_verdicts(z, faint, elements) -> dict | None:
         "significance_bar": HELD_VERDICT_SIGNIFICANCE,
         "applied": bool(med >= HELD_VERDICT_SIGNIFICANCE),
     }
-
-
-def _nearest_atom_of_trials(atoms_A, trials_A) -> np.ndarray:
-    """Each of ``trials_A``'s distance to its nearest of ``atoms_A``, in the atoms' median
-    nearest-neighbour distances (infinities for fewer than 4 atoms)."""
-    from scipy.spatial import cKDTree
-
-    trials = np.asarray(trials_A, float).reshape(-1, 3)
-    atoms = np.asarray(atoms_A, float).reshape(-1, 3)
-    if len(atoms) < 4 or not len(trials):
-        return np.full(len(trials), np.inf)
-    tree = cKDTree(atoms)
-    d_nn = float(np.median(tree.query(atoms, k=2)[0][:, 1]))
-    return tree.query(trials)[0] / d_nn
-
-
-def _on_the_lattice(atoms_A, trials_A, candidate) -> np.ndarray:
-    """Which of the ``candidate`` trials stand on the atoms' packing: with at least
-    :data:`ALLOY_TRIAL_MIN_NEIGHBOURS` neighbours (:func:`~._tracer.held_by_the_lattice`) among
-    ``atoms_A`` and the trials already on it, grown until none joins (missed atoms come in
-    patches: a missed surface atom's neighbours are often missed too)."""
-    trials = np.asarray(trials_A, float).reshape(-1, 3)
-    candidate = np.asarray(candidate, bool)
-    on = np.zeros(len(trials), bool)
-    on[candidate] = held_by_the_lattice(atoms_A, trials[candidate], ALLOY_TRIAL_MIN_NEIGHBOURS)
-    return on
-
-
-def _without_duplicates(positions, amplitudes, keep) -> np.ndarray:
-    """Of two kept atoms closer than :data:`DUPLICATE_SPACING` nearest-neighbour distances,
-    the fainter goes."""
-    from scipy.spatial import cKDTree
-
-    idx = np.nonzero(keep)[0]
-    out = np.ones(len(positions), bool)
-    if len(idx) < 4:
-        return out
-    pts = positions[idx]
-    d_nn = float(np.median(cKDTree(pts).query(pts, k=2)[0][:, 1]))
-    for i, j in sorted(
-        cKDTree(pts).query_pairs(DUPLICATE_SPACING * d_nn),
-        key=lambda p: -max(amplitudes[idx[p[0]]], amplitudes[idx[p[1]]]),
-    ):
-        a, b = idx[i], idx[j]
-        if out[a] and out[b]:
-            out[a if amplitudes[a] < amplitudes[b] else b] = False
-    return out
-
-
-def _crystal_fraction(positions) -> float:
-    """Fraction of the atoms whose bond order (Q4, Q6 with the study's cutoff per bond length)
-    is nearest an ideal fcc, hcp or bcc point
-    (:func:`napari_aet.analysis.classify_local_structure`)."""
-    from ..analysis import classify_local_structure, nearest_neighbour_distance, steinhardt_q4_q6
-    from ..analysis._crystal import BOO_CUTOFF_PER_BOND
-
-    try:
-        d_nn = nearest_neighbour_distance(positions)
-    except ValueError:
-        return 0.0
-    q4, q6 = steinhardt_q4_q6(positions, cutoff_A=BOO_CUTOFF_PER_BOND * d_nn)
-    labels, _ = classify_local_structure(q4, q6)
-    return float(np.mean(labels != "other"))
