@@ -137,6 +137,51 @@ def test_of_two_atoms_too_close_the_one_off_the_lattice_goes(structure):
     assert not off_lattice_of_close_pairs(glass.positions).any()
 
 
+def test_a_close_pair_loses_its_atom_off_the_lattice_only_where_the_counts_agree():
+    """With the atoms' amplitudes: the false atoms beside real ones (fainter) still go; the
+    same atoms fitted brighter than their partners stay (the two lines of evidence
+    disagree, and the images kept both), and a real atom the fit pushed 0.3 bonds towards its
+    neighbour (off its site, as bright) stays where the support alone would take it."""
+    from napari_aet.trace._trials import off_lattice_of_close_pairs
+
+    pos = build_structure("fcc", radius_A=12.0, shape_px=(128, 128), seed=1).positions
+    rng = np.random.default_rng(2)
+    inner, surface = _taken_out(pos, rng, n_inner=10, n_surface=5)
+    tree = cKDTree(pos)
+    d_nn = np.median(tree.query(pos, 2)[0][:, 1])
+    direction = rng.normal(size=(15, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    false = pos[np.r_[inner, surface]] + direction * rng.uniform(0.6, 0.75, (15, 1)) * d_nn
+    both = np.vstack([false, pos])
+    amp = np.r_[np.full(15, 0.5), np.ones(len(pos))]
+    drop = off_lattice_of_close_pairs(both, amp)
+    assert drop[:15].sum() >= 13 and not drop[15:].any(), drop[:15]
+    amp[:15] = 1.2
+    assert not off_lattice_of_close_pairs(both, amp).any()
+
+    squeezed = pos.copy()
+    a = inner[0]
+    b = tree.query(pos[a], 2)[1][1]  # its nearest neighbour
+    squeezed[a] += 0.3 * (pos[b] - pos[a])
+    assert off_lattice_of_close_pairs(squeezed)[a]  # the support alone: it goes
+    assert not off_lattice_of_close_pairs(squeezed, np.ones(len(pos))).any()
+
+
+def test_an_atom_that_went_is_no_partner(monkeypatch):
+    """A false atom F between a real atom A that the support barely predicts (1) and one it
+    predicts well (B, 7), F itself at 3: the clearest pair (F, B) goes first, F goes, and A,
+    no longer close to anything, stays (the support alone judged pair by pair would take A
+    too)."""
+    from napari_aet.trace import _trials
+
+    line = np.r_[0.0, 0.7, 1.4, np.arange(10.0, 30.0)]  # A, F, B, then atoms 1 apart
+    pos = np.c_[line, np.zeros(len(line)), np.zeros(len(line))]
+    support = np.r_[1, 3, 7, np.full(20, 2)]
+    monkeypatch.setattr(_trials, "_support", lambda *a: support)
+    drop = _trials.off_lattice_of_close_pairs(pos)
+    np.testing.assert_array_equal(np.nonzero(drop)[0], [1])
+
+
 def test_a_full_site_keeps_a_faint_atom_and_drops_a_traced_vacancy(monkeypatch):
     """An fcc Pt particle with six atoms inside it made Fe (fitted at a fraction of a Pt
     atom's amplitude, under the bar an atom stays at) and two taken out (vacancies the tracer

@@ -30,6 +30,7 @@ from ._trials import (
 from ._verdicts import (
     ADD_AMPLITUDE,
     JUDGE_ITERATIONS,
+    REFINE_FEATURES,
     _fit_and_judge,
     elements_by_amplitude,
 )
@@ -410,7 +411,10 @@ def _site_passes(model, res, origin, info, images, angles_deg, kw, cancel):
     # off their lattice by noise; on a 128-px Fe-Pt series it took out three real atoms)
     drop = np.zeros(model.n_atoms, bool)
     if len(parse_elements(kw["element"])) == 1:
-        drop = off_lattice_of_close_pairs(model.positions)
+        amp = model.features.get(REFINE_FEATURES[1])  # the last fit's, on the counts if judged
+        drop = off_lattice_of_close_pairs(
+            model.positions, None if amp is None else amp.to_numpy(float)
+        )
     summary["n_off_lattice_removed"] = int(drop.sum())
     if drop.any():
         model, origin = model.subset(~drop), origin[~drop]

@@ -272,15 +272,35 @@ def _support(pos: np.ndarray, d_nn: float, land: np.ndarray) -> np.ndarray:
     return np.array([len(x) for x in hits])
 
 
-def off_lattice_of_close_pairs(positions_A) -> np.ndarray:
+def off_lattice_of_close_pairs(positions_A, amplitudes=None) -> np.ndarray:
     """Which atoms (a boolean mask) are the less supported one of a pair closer than
     :data:`CLOSE_PAIR` nearest-neighbour distances: its :func:`lattice_support` at least
-    :data:`SUPPORT_MARGIN` below its partner's. Pairs whose support does not differ that much
-    (a glass: neither is predicted) are left to the images."""
+    :data:`SUPPORT_MARGIN` below its partner's and, given their ``amplitudes`` (fitted to the
+    counts), fainter than it (two real atoms the fit squeezed together, each some tenths of
+    an angstrom off its site, both show as atoms). Pairs whose support does not differ that
+    much (a glass: neither is predicted) are left to the images. The clearest pairs are
+    settled first, and an atom that goes is no longer anyone's partner: a false atom between
+    two real ones takes neither with it."""
     pos = np.asarray(positions_A, float).reshape(-1, 3)
     drop = np.zeros(len(pos), bool)
     if len(pos) < 4:
         return drop
+    tree, d_nn, land = _bond_landings(pos)
+    pairs = tree.query_pairs(CLOSE_PAIR * d_nn, output_type="ndarray")
+    if not len(pairs):
+        return drop
+    support = _support(pos, d_nn, land)
+    weak = np.where(support[pairs[:, 0]] < support[pairs[:, 1]], pairs[:, 0], pairs[:, 1])
+    strong = pairs.sum(axis=1) - weak
+    margin = support[strong] - support[weak]
+    go = margin >= SUPPORT_MARGIN
+    if amplitudes is not None:
+        amp = np.asarray(amplitudes, float)
+        go &= amp[weak] < amp[strong]
+    for j in np.nonzero(go)[0][np.argsort(-margin[go], kind="stable")]:
+        if not (drop[weak[j]] or drop[strong[j]]):
+            drop[weak[j]] = True
+    return drop
     tree, d_nn, land = _bond_landings(pos)
     pairs = tree.query_pairs(CLOSE_PAIR * d_nn, output_type="ndarray")
     if not len(pairs):
