@@ -301,12 +301,3 @@ def off_lattice_of_close_pairs(positions_A, amplitudes=None) -> np.ndarray:
         if not (drop[weak[j]] or drop[strong[j]]):
             drop[weak[j]] = True
     return drop
-    tree, d_nn, land = _bond_landings(pos)
-    pairs = tree.query_pairs(CLOSE_PAIR * d_nn, output_type="ndarray")
-    if not len(pairs):
-        return drop
-    support = _support(pos, d_nn, land)
-    i, k = pairs[:, 0], pairs[:, 1]
-    drop[i[support[i] + SUPPORT_MARGIN <= support[k]]] = True
-    drop[k[support[k] + SUPPORT_MARGIN <= support[i]]] = True
-    return drop
