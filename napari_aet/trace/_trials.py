@@ -279,8 +279,8 @@ def off_lattice_of_close_pairs(positions_A, amplitudes=None) -> np.ndarray:
     counts), fainter than it (two real atoms the fit squeezed together, each some tenths of
     an angstrom off its site, both show as atoms). Pairs whose support does not differ that
     much (a glass: neither is predicted) are left to the images. The clearest pairs are
-    settled first, and an atom that goes is no longer anyone's partner: a false atom between
-    two real ones takes neither with it."""
+    settled first, and an atom that goes is no longer anyone's partner: a false atom that goes
+    for a clearer pair takes no other atom with it."""
     pos = np.asarray(positions_A, float).reshape(-1, 3)
     drop = np.zeros(len(pos), bool)
     if len(pos) < 4:
