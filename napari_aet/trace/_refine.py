@@ -376,10 +376,10 @@ def _site_passes(model, res, origin, info, images, angles_deg, kw, cancel):
     (:func:`site_trials`; they join at the bar an atom stays at), while a pass adds at least
     :data:`RESIDUAL_MIN_ADDED` of the atoms (a missed atom's neighbours are often missed too:
     the next pass sees their sites). Then, for one element, of two atoms too close to both be
-    there, the one whose place the bonds around it predict clearly less goes
-    (:func:`~napari_aet.trace._trials.off_lattice_of_close_pairs`). Returns the model, its
-    fit (before that removal), its origin, the last fit's info and a summary
-    (``info["site_pass"]``)."""
+    there, the one whose place the bonds around it predict clearly less, and that the last fit
+    found fainter, goes (:func:`~napari_aet.trace._trials.off_lattice_of_close_pairs`).
+    Returns the model, its fit (before that removal), its origin, the last fit's info and a
+    summary (``info["site_pass"]``)."""
     summary = {"min_neighbours": SITE_MIN_NEIGHBOURS, "passes": 0, "n_trials": 0,
                "n_added": 0, "n_removed": 0, "per_pass": []}  # fmt: skip
     for _ in range(SITE_PASSES):
@@ -406,9 +406,9 @@ def _site_passes(model, res, origin, info, images, angles_deg, kw, cancel):
         model, res, origin, info = model2, res2, origin2, info2
         if info2["n_added"] < max(1.0, RESIDUAL_MIN_ADDED * model2.n_atoms):
             break
-    # of two atoms too close to both be there, which the images kept, the one off the lattice
-    # (one element: an alloy's faint atoms are placed less well beside heavy ones and fall
-    # off their lattice by noise; on a 128-px Fe-Pt series it took out three real atoms)
+    # of two atoms too close to both be there, which the images kept, the fainter one off the
+    # lattice (one element: an alloy's faint atoms are placed less well beside heavy ones and
+    # fall off their lattice by noise; on a 128-px Fe-Pt series it took out three real atoms)
     drop = np.zeros(model.n_atoms, bool)
     if len(parse_elements(kw["element"])) == 1:
         amp = model.features.get(REFINE_FEATURES[1])  # the last fit's, on the counts if judged
