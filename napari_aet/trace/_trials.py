@@ -290,8 +290,9 @@ def off_lattice_of_close_pairs(positions_A, amplitudes=None) -> np.ndarray:
     if not len(pairs):
         return drop
     support = _support(pos, d_nn, land)
-    weak = np.where(support[pairs[:, 0]] < support[pairs[:, 1]], pairs[:, 0], pairs[:, 1])
-    strong = pairs.sum(axis=1) - weak
+    first_weaker = support[pairs[:, 0]] < support[pairs[:, 1]]
+    weak = np.where(first_weaker, pairs[:, 0], pairs[:, 1])
+    strong = np.where(first_weaker, pairs[:, 1], pairs[:, 0])
     margin = support[strong] - support[weak]
     go = margin >= SUPPORT_MARGIN
     if amplitudes is not None:
