@@ -282,3 +282,16 @@ def test_a_trial_hanging_off_a_dense_packing_does_not_join():
     keep = np.ones(len(positions), bool)
     keep[:n0] = np.random.default_rng(0).random(n0) > 2 / 3  # a model missing most atoms
     assert not _hanging_trials(positions, keep, n0).any()
+
+
+def test_the_packing_rules_bond_length_is_the_median_nearest_distance():
+    from napari_aet.core.geometry import median_nearest_distance
+
+    a = 3.92
+    atoms = build_structure("fcc", element="Pt", radius_A=9.0, lattice_constant_A=a, jitter_A=0.0)
+    pos = atoms.positions.copy()
+    assert median_nearest_distance(pos) == pytest.approx(a / np.sqrt(2), rel=1e-6)
+    pos[0] += 0.9  # one atom off its site moves the median not at all
+    assert median_nearest_distance(pos) == pytest.approx(a / np.sqrt(2), rel=1e-6)
+    with pytest.raises(ValueError, match="needs two or more"):
+        median_nearest_distance(pos[:1])

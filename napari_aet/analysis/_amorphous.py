@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import ConvexHull, cKDTree
 
+from ..core.geometry import median_nearest_distance
+
 
 def radial_distribution(positions_A, *, r_max_A: float = 10.0, dr_A: float = 0.05):
     """Radial distribution function ``g(r)`` of a finite particle.
@@ -172,7 +174,7 @@ def voronoi_indices(positions_A, *, interior=None, bond_A: float | None = None):
     centre = 0.5 * (pos.max(0) + pos.min(0))
     rel = pos - centre
     if bond_A is None:
-        bond_A = float(np.median(cKDTree(pos).query(pos, k=2)[0][:, 1]))
+        bond_A = median_nearest_distance(pos)
     if not (np.isfinite(bond_A) and bond_A > 0) or np.ptp(rel, axis=0).min() <= 0:
         # coincident or flat: no cells to speak of
         return np.full(n, "", dtype=object).astype(str), counts

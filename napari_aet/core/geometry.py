@@ -15,6 +15,20 @@ FCC_STEPS = (
 )
 
 
+def median_nearest_distance(points, tree=None) -> float:
+    """The median over ``points`` (N x 3, N >= 2) of each one's distance to its nearest other
+    point: a quick bond length for the packing rules, not noise-corrected (see
+    :func:`napari_aet.analysis.nearest_neighbour_distance`). ``tree``: the points' KD-tree when
+    the caller has one."""
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(points, float).reshape(-1, 3)
+    if len(points) < 2:
+        raise ValueError(f"{len(points)} point(s): a nearest-neighbour distance needs two or more")
+    tree = cKDTree(points) if tree is None else tree
+    return float(np.median(tree.query(points, k=2)[0][:, 1]))
+
+
 def in_plane_basis(normal) -> tuple[np.ndarray, np.ndarray]:
     """Two unit vectors ``(e1, e2)`` spanning the plane normal to ``normal`` (``e2 = n x e1``).
 

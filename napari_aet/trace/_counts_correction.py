@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.geometry import median_nearest_distance
+
 #: The local average's Gaussian width, in nearest-neighbour distances (the analysis's strain
 #: is smoothed over about one: 2.7 A for Pt). Over 0.6-1.2 neighbour distances the result
 #: barely changed on the independent series (RMSD within 0.5 pm, the strained polyhedron's
@@ -55,7 +57,7 @@ def smooth_difference(positions_A, difference_A, *, sigma_A=None) -> tuple[np.nd
     if n < 5:
         return np.zeros_like(diff), {"applied": False, "why": f"{n} atoms"}
     tree = cKDTree(pos)
-    nn = float(np.median(tree.query(pos, k=2)[0][:, 1]))
+    nn = median_nearest_distance(pos, tree)
     sigma = float(sigma_A) if sigma_A else SMOOTHING_NN * nn
     usable = np.linalg.norm(diff, axis=1) <= MAX_DIFFERENCE_A
     out = np.zeros_like(diff)

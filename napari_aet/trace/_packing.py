@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.geometry import median_nearest_distance
 from ._tracer import SITE_NEIGHBOUR_RADIUS, held_by_the_lattice
 from ._trials import TRIAL_SPACING
 
@@ -109,7 +110,7 @@ def _hanging_trials(positions, keep, n0: int) -> np.ndarray:
         return out
     pts = positions[keep]
     tree = cKDTree(pts)
-    radius = SITE_NEIGHBOUR_RADIUS * float(np.median(tree.query(pts, k=2)[0][:, 1]))
+    radius = SITE_NEIGHBOUR_RADIUS * median_nearest_distance(pts, tree)
     if np.median(tree.query_ball_point(pts, radius, return_length=True) - 1) < (
         DENSE_MEDIAN_NEIGHBOURS
     ):
@@ -149,7 +150,7 @@ def _nearest_atom_of_trials(atoms_A, trials_A) -> np.ndarray:
     if len(atoms) < 4 or not len(trials):
         return np.full(len(trials), np.inf)
     tree = cKDTree(atoms)
-    d_nn = float(np.median(tree.query(atoms, k=2)[0][:, 1]))
+    d_nn = median_nearest_distance(atoms, tree)
     return tree.query(trials)[0] / d_nn
 
 
@@ -175,7 +176,7 @@ def _without_duplicates(positions, amplitudes, keep) -> np.ndarray:
     if len(idx) < 4:
         return out
     pts = positions[idx]
-    d_nn = float(np.median(cKDTree(pts).query(pts, k=2)[0][:, 1]))
+    d_nn = median_nearest_distance(pts)
     for i, j in sorted(
         cKDTree(pts).query_pairs(DUPLICATE_SPACING * d_nn),
         key=lambda p: -max(amplitudes[idx[p[0]]], amplitudes[idx[p[1]]]),

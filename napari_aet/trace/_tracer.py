@@ -12,6 +12,7 @@ from scipy.spatial import cKDTree
 
 from ..core.atoms import AtomModel
 from ..core.elements import element_data, parse_elements, tracer_min_distance_A
+from ..core.geometry import median_nearest_distance
 from ..core.progress import check_cancel, report
 
 #: ADF-STEM contrast goes about as Z**1.7 (Krivanek et al., Nature 464, 571 (2010)): the
@@ -537,7 +538,7 @@ def held_by_the_lattice(atoms, points, min_neighbours: int) -> np.ndarray:
     if len(atoms) < 4 or not len(points):
         return np.zeros(len(points), bool)
     tree = cKDTree(atoms)
-    shell = SITE_NEIGHBOUR_RADIUS * float(np.median(tree.query(atoms, k=2)[0][:, 1]))
+    shell = SITE_NEIGHBOUR_RADIUS * median_nearest_distance(atoms, tree)
     n_atoms = np.asarray(tree.query_ball_point(points, shell, return_length=True), int)
     i, k = cKDTree(points).query_pairs(shell, output_type="ndarray").reshape(-1, 2).T
     held = n_atoms >= min_neighbours

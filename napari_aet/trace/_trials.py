@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.atoms import AtomModel
+from ..core.geometry import median_nearest_distance
 from ._tracer import SITE_MIN_NEIGHBOURS, SITE_NEIGHBOUR_RADIUS, _greedy_min_distance
 
 #: Candidates fainter than this fraction of the tracer's threshold are not tried.
@@ -62,13 +63,12 @@ def residual_trials(
     (``info["n_unconfirmed"]`` counts those dropped): the choice and the confirmation see
     independent noise.
     """
-    from scipy.spatial import cKDTree
 
     pos = np.asarray(positions_A, float).reshape(-1, 3)
     info = {"sigmas": RESIDUAL_SIGMAS, "iterations": RESIDUAL_ITERATIONS, "n_peaks": 0}
     if len(pos) < 4:
         return np.empty((0, 3)), info
-    d_nn = float(np.median(cKDTree(pos).query(pos, k=2)[0][:, 1]))
+    d_nn = median_nearest_distance(pos)
     imgs = np.asarray(residual_images, np.float32)
     angles = np.asarray(angles_deg, float)
     px = float(pixel_size_A)
@@ -159,7 +159,6 @@ def _trial_candidates(atoms: AtomModel, candidates) -> tuple[np.ndarray, np.ndar
     the traced one), and farther than
     :data:`TRIAL_SPACING` nearest-neighbour distances from every atom and from each other
     (brightest first)."""
-    from scipy.spatial import cKDTree
 
     cand = candidates
     none = (np.empty((0, 3)), np.empty(0))
@@ -169,7 +168,7 @@ def _trial_candidates(atoms: AtomModel, candidates) -> tuple[np.ndarray, np.ndar
     inten = cand["intensity"].to_numpy(float)
     pos = cand[["z", "y", "x"]].to_numpy(float)
     floor = TRY_FRACTION * float(np.min(inten[is_atom])) if is_atom.any() else np.inf
-    d_nn = float(np.median(cKDTree(atoms.positions).query(atoms.positions, k=2)[0][:, 1]))
+    d_nn = median_nearest_distance(atoms.positions)
     keep = ~is_atom & (inten >= floor)
     if "species_volume_atom" in cand:  # atoms of the species' tomogram: tried whatever
         keep |= ~is_atom & cand["species_volume_atom"].fillna(False).to_numpy(bool)
@@ -254,7 +253,7 @@ def _bond_landings(pos: np.ndarray):
     from scipy.spatial import cKDTree
 
     tree = cKDTree(pos)
-    d_nn = float(np.median(tree.query(pos, k=2)[0][:, 1]))
+    d_nn = median_nearest_distance(pos, tree)
     bonds = tree.query_pairs(SITE_NEIGHBOUR_RADIUS * d_nn, output_type="ndarray")
     if not len(bonds):
         return tree, d_nn, np.empty((0, 3))
