@@ -167,6 +167,40 @@ def test_a_close_pair_loses_its_atom_off_the_lattice_only_where_the_counts_agree
     assert not off_lattice_of_close_pairs(squeezed, np.ones(len(pos))).any()
 
 
+def test_in_a_glass_the_counts_decide_a_close_pair():
+    """A glass's atoms stand on no lattice (support 0-2): of a false atom put 0.6-0.75 bonds
+    from a real one, the fainter on the counts goes (at least 13 of 15, no real atom), the
+    real partner when the false atom was fitted brighter and the lattice does not predict the
+    partner either (the pairs where it does stay: the two lines of evidence disagree); without
+    amplitudes only the pairs whose support differs by 2 or more are settled."""
+    from napari_aet.trace._trials import (
+        SUPPORT_MARGIN,
+        lattice_support,
+        off_lattice_of_close_pairs,
+    )
+
+    pos = build_structure("glass", radius_A=12.0, shape_px=(128, 128), seed=3).positions
+    tree = cKDTree(pos)
+    d_nn = np.median(tree.query(pos, 2)[0][:, 1])
+    assert not off_lattice_of_close_pairs(pos, np.ones(len(pos))).any()
+    rng = np.random.default_rng(4)
+    host = rng.choice(len(pos), 15, replace=False)
+    direction = rng.normal(size=(15, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    false = pos[host] + direction * rng.uniform(0.6, 0.75, (15, 1)) * d_nn
+    both = np.vstack([false, pos])
+    amp = np.r_[np.full(15, 0.5), rng.uniform(0.8, 1.2, len(pos))]
+    drop = off_lattice_of_close_pairs(both, amp)
+    assert drop[:15].sum() >= 13 and not drop[15:].any(), drop[:15]
+    support_only = off_lattice_of_close_pairs(both)
+    assert not support_only[15:].any() and support_only[:15].sum() < 13  # blind pairs stay
+    amp[:15] = 1.5  # the false atoms fitted brighter: the partners the lattice leaves go
+    drop = off_lattice_of_close_pairs(both, amp)
+    blind = lattice_support(both)[15 + host] < SUPPORT_MARGIN
+    assert blind.sum() >= 10 and not drop[:15].any()
+    np.testing.assert_array_equal(drop[15 + host], blind)
+
+
 def test_an_atom_that_went_is_no_partner(monkeypatch):
     """A false atom F between a real atom A that the support barely predicts (1) and one it
     predicts well (B, 7), F itself at 3: the clearest pair (F, B) goes first, F goes, and A,

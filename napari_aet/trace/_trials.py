@@ -272,14 +272,17 @@ def _support(pos: np.ndarray, d_nn: float, land: np.ndarray) -> np.ndarray:
 
 
 def off_lattice_of_close_pairs(positions_A, amplitudes=None) -> np.ndarray:
-    """Which atoms (a boolean mask) are the less supported one of a pair closer than
-    :data:`CLOSE_PAIR` nearest-neighbour distances: its :func:`lattice_support` at least
-    :data:`SUPPORT_MARGIN` below its partner's and, given their ``amplitudes`` (fitted to the
-    counts), fainter than it (two real atoms the fit squeezed together, each some tenths of
-    an angstrom off its site, both show as atoms). Pairs whose support does not differ that
-    much (a glass: neither is predicted) are left to the images. The clearest pairs are
-    settled first, and an atom that goes is no longer anyone's partner: a false atom that goes
-    for a clearer pair takes no other atom with it."""
+    """Which atoms (a boolean mask) go of the pairs closer than :data:`CLOSE_PAIR`
+    nearest-neighbour distances, which cannot both be there: the less supported one, its
+    :func:`lattice_support` at least :data:`SUPPORT_MARGIN` below its partner's and, given
+    their ``amplitudes`` (fitted to the counts), fainter than it (two real atoms the fit
+    squeezed together, each some tenths of an angstrom off its site, both show as atoms).
+    Where the lattice predicts neither (both supported less than :data:`SUPPORT_MARGIN`: a
+    glass, or a disordered patch), the fainter one on the counts goes; without
+    ``amplitudes`` such pairs, and those whose support differs by less, are left to the
+    images. The clearest pairs are settled first (the largest difference of support, then the
+    lowest ratio of amplitudes), and an atom that goes is no longer anyone's partner: a false
+    atom that goes for a clearer pair takes no other atom with it."""
     pos = np.asarray(positions_A, float).reshape(-1, 3)
     drop = np.zeros(len(pos), bool)
     if len(pos) < 4:
@@ -294,10 +297,22 @@ def off_lattice_of_close_pairs(positions_A, amplitudes=None) -> np.ndarray:
     strong = np.where(first_weaker, pairs[:, 1], pairs[:, 0])
     margin = support[strong] - support[weak]
     go = margin >= SUPPORT_MARGIN
+    order = list(np.nonzero(go)[0][np.argsort(-margin[go], kind="stable")])
     if amplitudes is not None:
         amp = np.asarray(amplitudes, float)
         go &= amp[weak] < amp[strong]
-    for j in np.nonzero(go)[0][np.argsort(-margin[go], kind="stable")]:
+        order = [j for j in order if go[j]]
+        # neither on a lattice: the counts alone tell which of the two is there
+        blind = support[strong] < SUPPORT_MARGIN
+        first_fainter = amp[pairs[:, 0]] < amp[pairs[:, 1]]
+        fainter = np.where(first_fainter, pairs[:, 0], pairs[:, 1])
+        brighter = np.where(first_fainter, pairs[:, 1], pairs[:, 0])
+        weak, strong = np.where(blind, fainter, weak), np.where(blind, brighter, strong)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = amp[weak] / amp[strong]
+        faint = np.nonzero(blind & (amp[weak] < amp[strong]))[0]  # NaN: both stay
+        order += list(faint[np.argsort(ratio[faint], kind="stable")])
+    for j in order:
         if not (drop[weak[j]] or drop[strong[j]]):
             drop[weak[j]] = True
     return drop
