@@ -63,7 +63,6 @@ def residual_trials(
     (``info["n_unconfirmed"]`` counts those dropped): the choice and the confirmation see
     independent noise.
     """
-
     pos = np.asarray(positions_A, float).reshape(-1, 3)
     info = {"sigmas": RESIDUAL_SIGMAS, "iterations": RESIDUAL_ITERATIONS, "n_peaks": 0}
     if len(pos) < 4:
@@ -159,7 +158,6 @@ def _trial_candidates(atoms: AtomModel, candidates) -> tuple[np.ndarray, np.ndar
     the traced one), and farther than
     :data:`TRIAL_SPACING` nearest-neighbour distances from every atom and from each other
     (brightest first)."""
-
     cand = candidates
     none = (np.empty((0, 3)), np.empty(0))
     if cand is None or not len(cand) or atoms.n_atoms < 4:
