@@ -319,6 +319,8 @@ def test_a_trial_hanging_off_a_dense_packing_does_not_join():
 
 
 def test_the_packing_rules_bond_length_is_the_median_nearest_distance():
+    """A perfect fcc crystal: a / sqrt(2), whatever one atom off its site does; an error for one
+    point."""
     from napari_aet.core.geometry import median_nearest_distance
 
     a = 3.92
