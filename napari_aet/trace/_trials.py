@@ -295,21 +295,23 @@ def off_lattice_of_close_pairs(positions_A, amplitudes=None) -> np.ndarray:
     strong = np.where(first_weaker, pairs[:, 1], pairs[:, 0])
     margin = support[strong] - support[weak]
     go = margin >= SUPPORT_MARGIN
-    order = list(np.nonzero(go)[0][np.argsort(-margin[go], kind="stable")])
+    blind = np.zeros(len(pairs), bool)
     if amplitudes is not None:
         amp = np.asarray(amplitudes, float)
         go &= amp[weak] < amp[strong]
-        order = [j for j in order if go[j]]
         # neither on a lattice: the counts alone tell which of the two is there
         blind = support[strong] < SUPPORT_MARGIN
         first_fainter = amp[pairs[:, 0]] < amp[pairs[:, 1]]
         fainter = np.where(first_fainter, pairs[:, 0], pairs[:, 1])
         brighter = np.where(first_fainter, pairs[:, 1], pairs[:, 0])
         weak, strong = np.where(blind, fainter, weak), np.where(blind, brighter, strong)
+        blind &= amp[weak] < amp[strong]  # NaN: both stay
+    order = list(np.nonzero(go)[0][np.argsort(-margin[go], kind="stable")])
+    if blind.any():
+        faint = np.nonzero(blind)[0]
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = amp[weak] / amp[strong]
-        faint = np.nonzero(blind & (amp[weak] < amp[strong]))[0]  # NaN: both stay
-        order += list(faint[np.argsort(ratio[faint], kind="stable")])
+            ratio = amp[weak[faint]] / amp[strong[faint]]
+        order += list(faint[np.argsort(ratio, kind="stable")])
     for j in order:
         if not (drop[weak[j]] or drop[strong[j]]):
             drop[weak[j]] = True
