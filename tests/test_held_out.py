@@ -546,3 +546,80 @@ def test_a_measured_faint_element_the_fit_scattered_goes_back_to_the_lattice():
         np.testing.assert_array_equal(out.positions[~fe], fitted[~fe])
         assert (info["faint_verdicts"].get("n_positions_held", 0) > 0) == back
     assert "median significance of 5.3" in info["faint_verdicts"]["positions"]
+
+
+@pytest.fixture(scope="module")
+def glass():
+    """An amorphous Pt particle and its counts at 10 on the brightest column over a background
+    of 3 (taken off): a fit of the right atoms passes the refinement's bar, but correlates
+    with the counts at about 0.65."""
+    particle = build_structure("amorphous", radius_A=10, shape_px=(96, 96), pixel_size_A=PX,
+                               seed=3)  # fmt: skip
+    clean = simulate_tilt_series(particle.positions, ANGLES, shape_px=(96, 96),
+                                 dose_e_per_A2=None).data  # fmt: skip
+    return particle.positions, _counts(clean, 10.0, 3.0, seed=8)
+
+
+def _with_false_atoms(truth, seed):
+    """``truth`` 0.15 A off per axis, and four false atoms 2.5 A outside the surface."""
+    start = truth + np.random.default_rng(seed).normal(0, 0.15, truth.shape)
+    centre = truth.mean(axis=0)
+    radial = np.linalg.norm(truth - centre, axis=1)
+    out = np.argsort(radial)[-4:]
+    false = truth[out] + 2.5 * (truth[out] - centre) / radial[out, None]
+    return start, *_traced(np.vstack([start, false]), np.arange(len(truth) + 4))
+
+
+def test_a_glass_fit_that_passed_the_bar_at_few_counts_is_put_to_the_held_out_images(
+    glass, particle, clean, monkeypatch
+):
+    """An amorphous particle, every atom traced 0.15 A off and four false atoms outside it.
+    At these counts the fit passes the plain bar, but below HELD_OUT_CORRELATION, and no
+    lattice holds the atoms: the held-out images are asked, they prefer the traced positions
+    (as on an independent Pt glass at a tenth of the study's counts, whose refinement
+    scattered its atoms), so every atom stays where the tracer put it and the counts,
+    positions held, take out the false ones. With that bar off the refinement stands and
+    moves the atoms. A tracer that missed 40 % of the atoms is vindicated, and its
+    refinement stands. A crystal at the same counts is left to the refinement."""
+    from napari_aet.trace import _refine
+
+    truth, counts = glass
+    start, model, cand = _with_false_atoms(truth, 6)
+    kw = dict(pixel_size_A=PX, candidates=cand, residual_pass=False, iterations=30)
+    held, info = refine_atom_positions(model, counts, ANGLES, **kw)
+    check = info["held_out"]
+    assert 0.5 < check["counts_correlation"] < check["correlation_bar"] == 0.7, check
+    assert info["crystal_fraction_refined"] < 0.5
+    assert check["verdict"] == "traced" and check["t"] < 2, check
+    assert "the images it did not see preferred the traced positions" in info["not_refined"]
+    assert info["refused_refinement"]["n_removed"] >= 4  # what the refinement would have done
+    assert info["held_verdicts"]["applied"] and info["held_verdicts"]["n_removed"] == 4
+    np.testing.assert_allclose(held.positions, start, atol=1e-4)  # false ones out, none moved
+    assert "refinement" not in model.metadata  # the traced model itself is left alone
+
+    monkeypatch.setattr(_refine, "HELD_OUT_CORRELATION", 0.5)
+    refined, info = refine_atom_positions(model, counts, ANGLES, **kw)
+    assert "held_out" not in info and "not_refined" not in info
+    c = compare_atom_models(truth, refined.positions, radius_A=1.0)
+    assert c.n_common >= len(truth) - 2 and refined.n_atoms <= len(truth)
+    moved = np.linalg.norm(refined.positions[:, None] - start[None], axis=2).min(axis=1)
+    assert np.median(moved) > 0.05
+
+    monkeypatch.undo()
+    rng = np.random.default_rng(5)
+    kept = np.sort(rng.choice(len(truth), len(truth) - len(truth) * 4 // 10, replace=False))
+    model, cand = _traced(start, kept)
+    refined, info = refine_atom_positions(model, counts, ANGLES, **{**kw, "candidates": cand})
+    check = info["held_out"]
+    assert check["verdict"] == "refined" and check["counts_correlation"] < 0.7, check
+    assert "not_refined" not in info
+    c = compare_atom_models(truth, refined.positions, radius_A=1.0)
+    assert c.n_common >= 0.95 * len(truth) and refined.n_atoms <= len(truth) + 3
+
+    crystal_counts = _counts(clean, 10.0, 3.0, seed=8)
+    _, model, cand = _with_false_atoms(particle.positions, 6)
+    refined, info = refine_atom_positions(
+        model, crystal_counts, ANGLES, **{**kw, "candidates": cand}
+    )
+    assert info["image_correlation_median"] < 0.7
+    assert "held_out" not in info and "not_refined" not in info

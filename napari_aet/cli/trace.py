@@ -129,9 +129,11 @@ def add_refine(sub) -> None:
         "--no-held-out",
         dest="held_out",
         action="store_false",
-        help="when the fit correlates poorly with the counts (very low counts), keep the traced "
-        "atoms without asking the held-out images (default: refine on every other image and "
-        "keep the refinement only if it predicts the others better than the traced atoms)",
+        help="when the fit correlates poorly with the counts (below 0.5, or below 0.7 for "
+        "atoms that are not a crystal: very low counts), do not ask the held-out images: below "
+        "0.5 keep the traced atoms, above it the refinement (default: refine on every other "
+        "image and keep the refinement only if it predicts the others better than the traced "
+        "atoms)",
     )
     p.add_argument(
         "--no-angle-check",

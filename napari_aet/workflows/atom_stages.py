@@ -332,8 +332,15 @@ def _held_out_note(held: dict) -> str:
     if held.get("t") is None:
         return f"held-out images: the traced atoms stay ({held.get('why', 'no verdict')})"
     which = "the refinement" if held["verdict"] == "refined" else "the traced atoms"
+    corr = held.get("counts_correlation")
+    why = (
+        "the counts' fit alone was below the bar"
+        if corr is None
+        else f"the fit correlated with the counts at only {corr:.2f} "
+        f"(bar {held['correlation_bar']:g})"
+    )
     return (
-        f"the counts' fit alone was below the bar; fitted to {len(held['fit_images'])} images, "
+        f"{why}; fitted to {len(held['fit_images'])} images, "
         f"the refinement predicted the {held['n_images']} held-out ones "
         f"{'better' if held['t'] > 0 else 'worse'} than the traced atoms (t = {held['t']:.1f}, "
         f"bar {held['t_bar']:g}): {which} kept"

@@ -318,10 +318,11 @@ class PositionRefineSettings:
     # inverse of a noise variance fitted to grow with the signal, as counting noise does;
     # 0.1-0.5 pm better on most independent series, see napari_aet.trace._refine.WEIGHTING)
     weighting: str = "uniform"
-    # when the fit is refused for its poor correlation with the counts alone (very low
-    # counts): refine on every other image and keep the refinement only if it predicts the
-    # held-out images better than the traced atoms (napari_aet.trace._refine.HELD_OUT_T). At a
-    # tenth of the study's counts: an amorphous Pt particle 58 -> 14 %, crystals kept as traced
+    # when the fit is refused for its poor correlation with the counts alone, or a glass's
+    # passes with one below napari_aet.trace._refine.HELD_OUT_CORRELATION: refine on
+    # every other image and keep the refinement only if it predicts the held-out images
+    # better than the traced atoms (HELD_OUT_T); else the counts judge the traced atoms. At a
+    # tenth of the study's counts: an amorphous Pt particle 48 -> 16 %, a Pt glass 7.8 -> 5.9 %
     held_out: bool = True
     # measure the tilt angles once more with the refined atoms and, where established
     # corrections move the atoms at the particle's radius by more than 5 pm, refine again at
