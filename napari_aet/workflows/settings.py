@@ -322,7 +322,7 @@ class PositionRefineSettings:
     # passes with one below napari_aet.trace._refine.HELD_OUT_CORRELATION: refine on
     # every other image and keep the refinement only if it predicts the held-out images
     # better than the traced atoms (HELD_OUT_T); else the counts judge the traced atoms. At a
-    # tenth of the study's counts: an amorphous Pt particle 48 -> 16 %, a Pt glass 7.8 -> 5.9 %
+    # tenth of the study's counts: an amorphous Pt particle 48 -> 11 %, a Pt glass 7.8 -> 5.9 %
     held_out: bool = True
     # measure the tilt angles once more with the refined atoms and, where established
     # corrections move the atoms at the particle's radius by more than 5 pm, refine again at
