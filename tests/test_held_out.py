@@ -550,19 +550,19 @@ def test_a_measured_faint_element_the_fit_scattered_goes_back_to_the_lattice():
 
 @pytest.fixture(scope="module")
 def glass():
-    """An amorphous Pt particle and its counts at 10 on the brightest column over a background
+    """An amorphous Pt particle and its counts at 8 on the brightest column over a background
     of 3 (taken off): a fit of the right atoms passes the refinement's bar, but correlates
-    with the counts at about 0.65."""
+    with the counts at about 0.57."""
     particle = build_structure("amorphous", radius_A=10, shape_px=(96, 96), pixel_size_A=PX,
                                seed=3)  # fmt: skip
     clean = simulate_tilt_series(particle.positions, ANGLES, shape_px=(96, 96),
                                  dose_e_per_A2=None).data  # fmt: skip
-    return particle.positions, _counts(clean, 10.0, 3.0, seed=8)
+    return particle.positions, _counts(clean, 8.0, 3.0, seed=8)
 
 
-def _with_false_atoms(truth, seed):
-    """``truth`` 0.15 A off per axis, and four false atoms 2.5 A outside the surface."""
-    start = truth + np.random.default_rng(seed).normal(0, 0.15, truth.shape)
+def _with_false_atoms(truth, seed, off_A=0.15):
+    """``truth`` ``off_A`` off per axis, and four false atoms 2.5 A outside the surface."""
+    start = truth + np.random.default_rng(seed).normal(0, off_A, truth.shape)
     centre = truth.mean(axis=0)
     radial = np.linalg.norm(truth - centre, axis=1)
     out = np.argsort(radial)[-4:]
@@ -590,7 +590,8 @@ def test_a_glass_fit_that_passed_the_bar_at_few_counts_is_put_to_the_held_out_im
     check = info["held_out"]
     assert 0.5 < check["counts_correlation"] < check["correlation_bar"] == 0.7, check
     assert check["crystal_fraction_refined"] < 0.5
-    assert check["verdict"] == "traced" and check["t"] < 2, check
+    # a glass's refinement goes only where the held-out images clearly prefer the tracer's
+    assert check["verdict"] == "traced" and check["t"] <= check["t_bar"] == -2, check
     assert "the images it did not see preferred the traced positions" in info["not_refined"]
     assert info["refused_refinement"]["n_removed"] >= 4  # what the refinement would have done
     assert info["held_verdicts"]["applied"] and info["held_verdicts"]["n_removed"] == 4
@@ -616,10 +617,12 @@ def test_a_glass_fit_that_passed_the_bar_at_few_counts_is_put_to_the_held_out_im
     c = compare_atom_models(truth, refined.positions, radius_A=1.0)
     assert c.n_common >= 0.95 * len(truth) and refined.n_atoms <= len(truth) + 3
 
-    crystal_counts = _counts(clean, 10.0, 3.0, seed=8)
-    _, model, cand = _with_false_atoms(particle.positions, 6)
+    crystal_counts = _counts(clean, 8.0, 3.0, seed=8)
+    # (traced 0.05 A off: 0.15 A of random error would hide the small crystal's lattice
+    # from the bond-order map, as no tracer's lattice-coherent error does)
+    _, model, cand = _with_false_atoms(particle.positions, 6, off_A=0.05)
     refined, info = refine_atom_positions(
         model, crystal_counts, ANGLES, **{**kw, "candidates": cand}
     )
-    assert info["image_correlation_median"] < 0.7
+    assert 0.5 < info["image_correlation_median"] < 0.7
     assert "held_out" not in info and "not_refined" not in info

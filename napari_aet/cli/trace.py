@@ -133,7 +133,7 @@ def add_refine(sub) -> None:
         "atoms that are not a crystal: very low counts), do not ask the held-out images: below "
         "0.5 keep the traced atoms, above it the refinement (default: refine on every other "
         "image and keep the refinement only if it predicts the others better than the traced "
-        "atoms)",
+        "atoms; a glass's unless it predicts them clearly worse)",
     )
     p.add_argument(
         "--no-angle-check",

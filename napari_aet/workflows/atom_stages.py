@@ -339,11 +339,14 @@ def _held_out_note(held: dict) -> str:
         else f"the fit correlated with the counts at only {corr:.2f} "
         f"(bar {held['correlation_bar']:g})"
     )
+    bar = f"bar {held['t_bar']:g}"
+    if held["t_bar"] < 0:
+        bar = f"a glass's refinement goes only at t <= {held['t_bar']:g}"
     return (
         f"{why}; fitted to {len(held['fit_images'])} images, "
         f"the refinement predicted the {held['n_images']} held-out ones "
         f"{'better' if held['t'] > 0 else 'worse'} than the traced atoms (t = {held['t']:.1f}, "
-        f"bar {held['t_bar']:g}): {which} kept"
+        f"{bar}): {which} kept"
     )
 
 

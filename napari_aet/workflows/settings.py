@@ -321,7 +321,8 @@ class PositionRefineSettings:
     # when the fit is refused for its poor correlation with the counts alone, or a glass's
     # passes with one below napari_aet.trace._refine.HELD_OUT_CORRELATION: refine on
     # every other image and keep the refinement only if it predicts the held-out images
-    # better than the traced atoms (HELD_OUT_T); else the counts judge the traced atoms. At a
+    # better than the traced atoms (HELD_OUT_T; a glass's unless it predicts them clearly
+    # worse); else the counts judge the traced atoms. At a
     # tenth of the study's counts: an amorphous Pt particle 48 -> 11 %, a Pt glass 7.8 -> 5.9 %
     held_out: bool = True
     # measure the tilt angles once more with the refined atoms and, where established
