@@ -220,9 +220,10 @@ def refine_atom_positions(
         are given, judge), and compare that model with the traced atoms on the images it did
         not see (:func:`napari_aet.forward.held_out_comparison`). When it predicts them better
         (:data:`HELD_OUT_T`) the refinement on all images is used, judged by its atoms' width
-        alone; otherwise the traced atoms stay. The same test judges the fit of atoms that are
-        not a crystal when it passed the bar but correlates with the counts below
-        :data:`HELD_OUT_CORRELATION`: the refinement stands only if vindicated.
+        alone; otherwise the traced atoms stay. For atoms that are not a crystal the burden
+        of proof turns: the refinement stands unless the traced atoms predict the held-out
+        images better by ``HELD_OUT_T``; and the same test judges their fit when it passed the
+        bar but correlates with the counts below :data:`HELD_OUT_CORRELATION`.
         Where they stay and ``candidates`` are given, the counts, positions held, decide which
         atoms stay or join (``info["held_verdicts"]``). ``info["held_out"]`` records the test.
         Not for several elements (the comparison images equal atoms) or fewer than
