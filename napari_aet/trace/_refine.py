@@ -248,28 +248,25 @@ def refine_atom_positions(
     )
     poor = "not_refined" in info and info.get("poor_fit_only")
     marginal = _marginal_fit(info, model, atoms)
-    if not held_out or not (poor or marginal is not None):
+    check = None
+    if held_out and (poor or marginal is not None):
+        # the images' fit alone cannot say (very low counts): images the refinement never saw do
+        check_cancel(cancel, "refinement")
+        check = _held_out_check(atoms, images, angles_deg, judge_images, params)
+        if marginal is not None:
+            check.update(marginal)
+    if check is None or (marginal is not None and check["verdict"] != "traced"):
+        # the refinement stands (a marginal one: vindicated, or no test could run: several
+        # elements, too few images or atoms, as before the test existed)
         if held_out and "not_refined" not in info:
             # an alloy's faint atoms: the fit's positions or the tracer's, by the held-out images
             model, info = faint_positions_by_held_out(
                 model, info, origin, atoms, images, angles_deg, judge_images, params,
                 refine_once=_refine_once,
             )  # fmt: skip
-        return model, info
-    # the images' fit alone cannot say (very low counts): images the refinement never saw do
-    check_cancel(cancel, "refinement")
-    check = _held_out_check(atoms, images, angles_deg, judge_images, params)
-    if marginal is not None:
-        check.update(marginal)
-    if marginal is not None and check["verdict"] != "traced":
-        # the refinement stands: vindicated, or no test could run (several elements: the
-        # comparison images equal atoms; too few images or atoms), as before the test existed
-        model, info = faint_positions_by_held_out(
-            model, info, origin, atoms, images, angles_deg, judge_images, params,
-            refine_once=_refine_once,
-        )  # fmt: skip
-        info["held_out"] = check
-        model.metadata["refinement"] = info
+        if check is not None:
+            info["held_out"] = check
+            model.metadata["refinement"] = info
         return model, info
     if marginal is not None:  # the refinement goes; the traced atoms stay, judged as below
         model = AtomModel(atoms.positions, atoms.features.copy(), dict(atoms.metadata))
