@@ -164,7 +164,7 @@ def test_counts_decide_which_atoms_are_there_when_positions_stay_as_traced(
     put it, still remove the false atoms the tracer made in empty space and add the atoms it
     rejected; a traced atom that stays does not move. Where the counts measure the atoms too
     poorly for that (a bar above their significance) nothing changes."""
-    from napari_aet.trace import _refine, _verdicts
+    from napari_aet.trace import _held_out, _verdicts
 
     truth = particle.positions
     rng = np.random.default_rng(7)
@@ -178,7 +178,7 @@ def test_counts_decide_which_atoms_are_there_when_positions_stay_as_traced(
     unit = (truth[out] - centre) / radial[out, None]
     false = truth[out] + 2.5 * unit
     model, cand = _traced(np.vstack([start, false]), np.r_[kept, np.arange(4) + len(truth)])
-    monkeypatch.setattr(_refine, "HELD_OUT_T", np.inf)
+    monkeypatch.setattr(_held_out, "HELD_OUT_T", np.inf)
     kw = dict(pixel_size_A=PX, candidates=cand, residual_pass=False, iterations=30)
     judged, info = refine_atom_positions(model, tenth_counts, ANGLES, **kw)
     assert info["held_out"]["verdict"] == "traced" and "not_refined" in info
@@ -581,7 +581,7 @@ def test_a_glass_fit_that_passed_the_bar_at_few_counts_is_put_to_the_held_out_im
     positions held, take out the false ones. With that bar off the refinement stands and
     moves the atoms. A tracer that missed 40 % of the atoms is vindicated, and its
     refinement stands. A crystal at the same counts is left to the refinement."""
-    from napari_aet.trace import _refine
+    from napari_aet.trace import _held_out
 
     truth, counts = glass
     start, model, cand = _with_false_atoms(truth, 6)
@@ -598,7 +598,7 @@ def test_a_glass_fit_that_passed_the_bar_at_few_counts_is_put_to_the_held_out_im
     np.testing.assert_allclose(held.positions, start, atol=1e-4)  # false ones out, none moved
     assert "refinement" not in model.metadata  # the traced model itself is left alone
 
-    monkeypatch.setattr(_refine, "HELD_OUT_CORRELATION", 0.5)
+    monkeypatch.setattr(_held_out, "HELD_OUT_CORRELATION", 0.5)
     refined, info = refine_atom_positions(model, counts, ANGLES, **kw)
     assert "held_out" not in info and "not_refined" not in info
     c = compare_atom_models(truth, refined.positions, radius_A=1.0)

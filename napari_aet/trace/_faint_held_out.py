@@ -28,7 +28,7 @@ from ..forward import held_out_comparison
 from ._post_fit import _moved
 
 #: The traced positions must predict the held-out images better by this many standard errors
-#: (the refine stage's held-out bar, :data:`napari_aet.trace._refine.HELD_OUT_T`).
+#: (the refine stage's held-out bar, :data:`napari_aet.trace._held_out.HELD_OUT_T`).
 FAINT_HELD_OUT_T = 2.0
 #: At least this many images in each half, and this many faint atoms.
 MIN_IMAGES = 5

@@ -319,7 +319,7 @@ class PositionRefineSettings:
     # 0.1-0.5 pm better on most independent series, see napari_aet.trace._refine.WEIGHTING)
     weighting: str = "uniform"
     # when the fit is refused for its poor correlation with the counts alone, or a glass's
-    # passes with one below napari_aet.trace._refine.HELD_OUT_CORRELATION: refine on
+    # passes with one below napari_aet.trace._held_out.HELD_OUT_CORRELATION: refine on
     # every other image and keep the refinement only if it predicts the held-out images
     # better than the traced atoms (HELD_OUT_T; a glass's unless it predicts them clearly
     # worse); else the counts judge the traced atoms. At a
