@@ -70,7 +70,7 @@ def test_run_on_a_ptni_alloy_tells_the_species_apart(tmp_path):
     atoms = build_structure(
         "fcc", element="Pt,Ni", radius_A=8.0, shape_px=(64, 64), pixel_size_A=0.4, seed=2
     )
-    ang = np.arange(-70, 71, 5.0)
+    ang = np.arange(-70, 71, 7.0)  # the study's 21 tilts
     sim = simulate_tilt_series(atoms, ang, pixel_size_A=0.4, shape_px=(64, 64), seed=1)
     write_tilt_series(tmp_path / "s.h5", TiltSeries(sim.data, ang, 0.4))
     rc = main(["-q", "run", str(tmp_path / "s.h5"), "--element", "Ni,Pt", "--tilt-axis",

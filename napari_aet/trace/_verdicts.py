@@ -57,8 +57,8 @@ OUTLIER_SIGMAS = 3.5
 SPECIES_TRIAL_Z = 3.0
 #: When neither the images' fit nor the held-out images trust a refinement (very low counts),
 #: the counts still decide the tracer's doubtful calls with the positions held as traced
-#: (:func:`_held_verdicts`), provided they measure the traced atoms' amplitudes to at least
-#: this many standard errors (median): a real atom of the median amplitude then falls below
+#: (:func:`~._held_out.held_verdicts`), provided they measure the traced atoms' amplitudes to
+#: at least this many standard errors (median): a real atom of the median amplitude then falls below
 #: the drop bar (0.35) only beyond 3.2 standard errors, and a trial on nothing rises above the
 #: add bar (0.6) only beyond 3. Measured on independent 128-px series at a tenth of the
 #: study's counts (6-7 on the brightest column; docs/benchmarks.md, twenty-sixth session),
