@@ -17,12 +17,14 @@ demo: setup
 # pytest-xdist worker per CPU this process may use (tests/conftest.py gives each its own CPU and
 # thread count). `test` (what CI runs) leaves out the tests marked slow: whole runs and
 # statistical checks whose capability a faster test also covers; `test-all` runs every test.
+# `--dist worksteal`: a worker that runs out of tests takes queued ones from the other, so that
+# both finish together (a few tests take 1-2 minutes each).
 WORKERS = $(shell $(PY) -c "from napari_aet.core.threads import available_cpus; print(available_cpus())")
 test: setup
-	$(PY) -m pytest -q -m "not slow" -n $(WORKERS) --durations=15
+	$(PY) -m pytest -q -m "not slow" -n $(WORKERS) --dist worksteal --durations=15
 
 test-all: setup
-	$(PY) -m pytest -q -n $(WORKERS)
+	$(PY) -m pytest -q -n $(WORKERS) --dist worksteal
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
