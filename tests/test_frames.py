@@ -295,7 +295,7 @@ def test_open_frames_in_napari_and_align_with_the_crop_chosen_by_clicks(
         f["tilt_series"].attrs["pixel_size_A"] = PX
         f["angles_deg"] = ANGLES
     viewer = make_napari_viewer(show=True)
-    viewer.window._qt_window.resize(1400, 900)
+    viewer.window._qt_window.resize(1000, 700)
     (layer,) = viewer.open(str(path), plugin="napari-aet")
     assert layer.data.shape == (len(ANGLES), *shape)
     w = AlignWidget(viewer)
