@@ -19,7 +19,7 @@ from ..core.elements import parse_elements
 from ..core.progress import prefixed
 from ..forward import held_out_comparison
 from . import _verdicts
-from ._faint_held_out import refine_on_half
+from ._faint_held_out import MIN_IMAGES, refine_on_half
 from ._packing import _crystal_fraction
 from ._trials import _trial_candidates
 from ._verdicts import ADD_AMPLITUDE, JUDGE_ITERATIONS, _fit_and_judge, elements_by_amplitude
@@ -59,8 +59,9 @@ HELD_OUT_T = 2.0
 #: (correlation 0.59, t = -4.1) whose refinement takes it from 18 % to 3.3 %. At a third of the
 #: counts the 128-px correlations were 0.81-0.89.
 HELD_OUT_CORRELATION = 0.7
-#: The held-out test needs at least this many images in each half ...
-HELD_OUT_MIN_IMAGES = 5
+#: The held-out test needs at least this many images in each half (the faint atoms' test's,
+#: which shares its split) ...
+HELD_OUT_MIN_IMAGES = MIN_IMAGES
 #: ... and this many traced atoms.
 HELD_OUT_MIN_ATOMS = 20
 
