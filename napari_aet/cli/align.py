@@ -92,7 +92,8 @@ def add_align(sub) -> None:
         "--rounds",
         type=int,
         default=D.rounds,
-        help="projection-matching rounds (up to 3 more run while the angles still converge)",
+        help="projection-matching rounds (up to 3 more run while the angles still converge or the "
+        "tilt axis still turns)",
     )
     p.add_argument("--recon-iterations", type=int, default=D.recon_iterations)
     crop_option(p, D.crop)

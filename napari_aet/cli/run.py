@@ -92,7 +92,8 @@ def add_run(sub) -> None:
         "--rounds",
         type=int,
         default=AL.rounds,
-        help="projection-matching rounds (up to 3 more run while the angles still converge)",
+        help="projection-matching rounds (up to 3 more run while the angles still converge or the "
+        "tilt axis still turns)",
     )
     p.add_argument(
         "--no-projection-matching",
