@@ -53,9 +53,8 @@ SETTINGS = RunSettings(
     figures=FiguresSettings(formats=("png",), dpi=100),
 )
 #: for what a test checks about stages (failures, resuming, batches, which tomogram is
-#: traced): no projection matching and no refine stage, the slowest parts on 2 cores
-# no projection matching, no denoising (the dose rule's BM3D was a third of a quick run), no
-# refinement: the stages' bookkeeping, not their accuracy
+#: traced): no projection matching, no denoising (the dose rule's BM3D was a third of a quick
+#: run) and no refine stage, the slowest parts on 2 cores
 QUICK = replace(
     SETTINGS, align=AlignSettings(projection_matching=False, denoise="none"), refine=None
 )
