@@ -14,6 +14,7 @@ from ..forward import (
     why_untrusted,
 )
 from ._model_rounds import (
+    RUNAWAY_BOUNDS,
     WIDER_BOUND,
     _aligned_noise,
     _angles_held,
@@ -24,6 +25,7 @@ from ._model_rounds import (
     _noisy,
     _refine_traced_model,
     _round_fit,
+    _runaway_held,
     blurred_images,
     round_tomogram,
 )
@@ -52,38 +54,6 @@ EXTRA_ROUNDS = 3
 #: deg; a round particle, whose common line could not tell the direction) turned 0.24, 0.25
 #: and 0.52 deg in rounds 1-3, stopped there at 1.08 deg and lost 56 % of its atoms.
 AXIS_TURNING = 1.0
-#: An image whose angle ended more than this many bounds (the bound in force at the end) from
-#: its nominal angle ran away over the rounds: each round's bound holds from where the last
-#: round left it, so a fit that keeps pushing one image walks it off. A resampled Pt
-#: polyhedron at a third of the counts walked image 12 by 1.3 deg a round to 7 deg off (its
-#: true error a few tenths), and the significance test kept it (7 deg at 3.2 of its
-#: standard errors). Real errors settle within the bound or run to it and hold the round; at
-#: 2.5 bounds a series with errors of sd 0.5 deg (1.65 deg at most in 21 images) keeps them.
-RUNAWAY_BOUNDS = 2.5
-
-
-def _runaway_held(ang, nominal, limit_deg, spread, notes, image_indices=None):
-    """``spread`` (the model's per-image uncertainty, ``(angles, offsets)`` or None) with the
-    angles that ended more than ``limit_deg`` from their nominal ones (common offset removed)
-    made uncertain beyond any correction, so that the significance test holds them at the
-    nominal angle; a note names them (:data:`RUNAWAY_BOUNDS`)."""
-    total = np.asarray(ang, float) - np.asarray(nominal, float)
-    total -= total.mean()
-    off = np.abs(total) > limit_deg
-    if not off.any():
-        return spread
-    n = len(total)
-    t_ang, t_off = spread or (np.zeros(n), np.zeros((n, 2)))
-    t_ang = np.asarray(t_ang, float).copy()
-    t_ang[off] = 1e3
-    label = np.arange(n) if image_indices is None else np.asarray(image_indices)
-    which = ", ".join(f"{label[i]} ({total[i]:+.2f} deg)" for i in np.flatnonzero(off))
-    notes.append(
-        f"angles walked more than {limit_deg:g} deg from their nominal ones over the rounds "
-        f"(each round's bound holds from where the last left them): {which}; held at the "
-        "nominal angle"
-    )
-    return t_ang, t_off
 
 
 @dataclass
