@@ -30,6 +30,7 @@ from ._model_rounds import (
     round_tomogram,
 )
 from ._shifts import apply_alignment, axis_matrix
+from ._significance import half_pixel_turn_deg
 from ._split_counts import split_half_angles
 from ._tomogram_matching import _match_to_tomogram
 
@@ -427,7 +428,7 @@ def projection_matching(
         history.append(rnd)
         held_before = bound_held
         turn = float(fitted.axis_correction_deg) if fitted is not None and refine_axis else 0.0
-        half_px_deg = float(np.rad2deg(1.0 / max(arr.shape[1:])))
+        half_px_deg = half_pixel_turn_deg(arr.shape)
         turning = abs(turn) > AXIS_TURNING * half_px_deg
         small = rnd.max_shift_change_px < shift_tol_px and rnd.max_angle_change_deg < angle_tol_deg
         small = small and not turning

@@ -239,6 +239,13 @@ def coarse_shift_error(raw, alpha, *, counts=None, center_of_mass=True, common_l
     return 1.4826 * np.median(np.abs(diff), axis=0) / np.sqrt(2.0)
 
 
+def half_pixel_turn_deg(shape) -> float:
+    """The in-plane turn [deg] that moves the edges of images of ``shape`` (``(..., rows,
+    cols)``) by half a pixel (``1 / width`` radians): a smaller turn of the tilt axis is
+    negligible."""
+    return float(np.rad2deg(1.0 / max(shape[-2:])))
+
+
 def significant_tilt_axis(data, *, search_range_deg: float = 90.0) -> tuple[float, dict]:
     """The in-plane tilt axis to apply, and what was measured.
 
@@ -264,7 +271,7 @@ def significant_tilt_axis(data, *, search_range_deg: float = 90.0) -> tuple[floa
             ]
             sigma = abs((halves[0] - halves[1] + 90.0) % 180.0 - 90.0) / 2.0
     # a turn that moves no pixel of the image by half a pixel is negligible
-    negligible = float(np.rad2deg(1.0 / max(arr.shape[1:])))
+    negligible = half_pixel_turn_deg(arr.shape)
     out = {"estimated_deg": alpha, "uncertainty_deg": sigma, **info}
     applied, note = alpha, ""
     if info["uncertain"]:
@@ -288,7 +295,7 @@ def _model_tilt_axis(res, shape, record: dict) -> float:
     a, sigma = float(res.tilt_axis_angle_deg), res.axis_sigma_deg
     before = record.get("applied_deg", 0.0)  # the common line's (refine_axis: "estimate")
     record.update(model_deg=a, model_sigma_deg=sigma, model_changes_deg=res.axis_changes_deg)
-    negligible = float(np.rad2deg(1.0 / max(shape[1:])))
+    negligible = half_pixel_turn_deg(shape)
     if sigma is None:
         note = f"the atom-model rounds put it at {a:+.3f} deg (no trusted final fit to judge it)"
     elif abs(a) - 3.0 * sigma <= negligible:
