@@ -132,6 +132,50 @@ def test_auto_support_holds_every_atom(sample):
     assert sup.mean() < 0.15  # and it is much smaller than the box
 
 
+def test_auto_support_keeps_a_thick_particles_faint_rim():
+    """A round, thick particle at low counts (a 1,415-atom icosahedron, 18 counts at the
+    brightest column, a background of 3): Li's threshold rises with the thickness and its
+    hull cuts atoms of the thin rim; the foreground referenced to the vacuum's noise keeps
+    every one, in a hull still far smaller than the box."""
+    from napari_aet.recon import projection_masks
+    from napari_aet.simulate import build_structure
+    from napari_aet.simulate._tilt_series import STUDY_DOSE_PER_IMAGE_E_PER_A2
+
+    size = 128
+    atoms = build_structure("icosahedron", radius_A=0.4 * size * 0.358, shape_px=(size, size),
+                            seed=1)  # fmt: skip
+    angles = np.arange(-70, 70.1, 7.0)
+    dose = 0.1 * STUDY_DOSE_PER_IMAGE_E_PER_A2
+    sim = simulate_tilt_series(atoms, angles, shape_px=(size, size), background_counts=3.0,
+                               dose_e_per_A2=dose, seed=2)  # fmt: skip
+    assert 12 <= np.percentile(sim.data, 99.9) <= 25
+    r, c, _ = projection_axes(angles)
+    idx = np.round(atoms.positions / 0.358).astype(int)
+    cut = {}
+    for method in ("li", "vacuum"):
+        masks = projection_masks(sim.data, margin_px=4.0, method=method)
+        sup = visual_hull_support(sim.data, r, c, (size,) * 3, masks=masks).numpy()
+        cut[method] = int((~sup[idx[:, 0], idx[:, 1], idx[:, 2]]).sum())
+        assert sup.mean() < 0.4
+    assert cut["li"] >= 10
+    assert cut["vacuum"] == 0
+
+
+def test_particle_foreground_without_vacuum_falls_back_to_li():
+    """A particle that fills the field leaves no vacuum strips to measure: Li's threshold."""
+    from scipy import ndimage
+
+    from napari_aet.recon._support import li_foreground, particle_foreground, vacuum
+
+    yy, xx = np.mgrid[:64, :64]
+    img = 5.0 + 10.0 * (np.hypot(yy - 32.0, xx - 32.0) < 36)  # over every strip's middle
+    img = np.random.default_rng(0).poisson(img).astype(float)
+    got = particle_foreground(img, smooth_px=3.0)
+    np.testing.assert_array_equal(got, li_foreground(ndimage.gaussian_filter(img, 3.0)))
+    assert 0 < got.mean() < 1
+    assert vacuum(img, ndimage.gaussian_filter(img, 3.0), 3.0) is None
+
+
 def test_single_axis_hull_matches_the_general_projection():
     """The separable path for a tilt about the rows' axis reads the same mask pixels as the
     general one (directions off the axis by 1e-30 take the general path, same rounding)."""

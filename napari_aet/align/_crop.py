@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..recon._support import disk_footprint
+from ..recon._support import HIGH_SD, LOW_SD, disk_footprint
+from ..recon._support import vacuum as _vacuum
 
 #: The box's margin beyond the particle's largest extent from its centre (in any image): this
 #: fraction of that extent plus :data:`CROP_MARGIN_PX` pixels, on every side. The vacuum it
@@ -82,64 +83,6 @@ JOIN_PX = 4.0
 #: Other foreground objects with at least this fraction of the particle's signal may not
 #: reach across the box's edge: the box widens to hold them, or the images stay whole.
 OTHER_OBJECT_FRACTION = 0.02
-
-
-#: The particle's pixels: the smoothed image above the vacuum by :data:`LOW_SD` noise
-#: deviations, in parts that reach :data:`HIGH_SD` somewhere (hysteresis); the vacuum's level
-#: and noise from the image's outer strips.
-LOW_SD, HIGH_SD = 2.0, 6.0
-
-
-def _vacuum(image: np.ndarray, sm: np.ndarray, smooth_px: float):
-    """The vacuum under a smoothed image ``sm`` of ``image``: a plane fitted to its outer
-    strips (a twentieth of each side, at least 8 px; a tilted background is a plane), and the
-    noise of ``sm`` about it: the raw strips' pixel-to-pixel differences (MAD, or their
-    standard deviation where most are 0, as in sparse counts; the noisiest strip's), over
-    ``2 sqrt(pi) smooth_px``, what Gaussian smoothing leaves of white noise. The plane is
-    fitted again without the strip pixels more than 3 noise deviations off it. Returns
-    ``(plane, noise)``, where the strips are all one value the noise 1 % of the image's height
-    above the plane (0 for a flat image); None when one strip's median then
-    stands more than 3 noise deviations off the plane: something bright covers most of it (a
-    support's edge, a particle that fills the field), and the plane is not the vacuum's."""
-    rows, cols = sm.shape
-    w0, w1 = max(8, rows // 20), max(8, cols // 20)
-    strips = [(slice(0, w0), slice(None)), (slice(rows - w0, rows), slice(None)),
-              (slice(None), slice(0, w1)), (slice(None), slice(cols - w1, cols))]  # fmt: skip
-    raw_sd = 0.0
-    for s in strips:  # the noisiest strip's (counting noise grows with a tilted background)
-        d = np.diff(np.asarray(image[s], np.float64), axis=1).ravel()
-        mad = 1.4826 * float(np.median(np.abs(d)))
-        raw_sd = max(raw_sd, (mad if mad > 0 else float(d.std())) / np.sqrt(2))
-    sd = raw_sd / (2 * np.sqrt(np.pi) * smooth_px)
-    rr = ((np.arange(rows) - rows / 2) / rows)[:, None]  # broadcast, not two full grids
-    cc = ((np.arange(cols) - cols / 2) / cols)[None, :]
-    rr_full, cc_full = np.broadcast_arrays(rr, cc)
-    a = np.concatenate([np.stack([np.ones(sm[s].size), rr_full[s].ravel(), cc_full[s].ravel()], 1)
-                        for s in strips])  # fmt: skip
-    b = np.concatenate([sm[s].ravel() for s in strips])
-    keep = np.ones(b.size, bool)
-    for _ in range(2):
-        coef = np.linalg.lstsq(a[keep][::3], b[keep][::3], rcond=None)[0]
-        res = b - a @ coef
-        if sd > 0:
-            keep = np.abs(res) <= 3 * sd
-            if keep.sum() < 0.2 * b.size:  # most of the strips are not vacuum
-                return None
-    plane = coef[0] + coef[1] * rr + coef[2] * cc
-    if sd <= 0:  # vacuum of exactly one value (no noise, or zero counts): 1 % of the height
-        return plane, 0.01 * max(float((sm - plane).max()), 0.0)
-    # noise correlated between neighbouring pixels (a series resampled before it arrives, or
-    # frames registered and added) passes smoothing more than white noise does, and its pixel
-    # differences are smaller: the smoothed strips' own spread about the plane, where larger
-    smoothed_sd = 1.4826 * float(np.median(np.abs(res[keep])))
-    sd = max(sd, smoothed_sd)
-    start = 0
-    for s in strips:
-        n = sm[s].size
-        if abs(float(np.median(res[start : start + n]))) > 3 * sd:
-            return None
-        start += n
-    return plane, sd
 
 
 def _objects(image: np.ndarray, smooth_px: float):

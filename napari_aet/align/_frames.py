@@ -151,9 +151,9 @@ class FrameRegistration:
 
 def _vacuum_plane(image) -> np.ndarray:
     """The vacuum's level under one tilt's summed frames: a plane through its outer strips
-    (:func:`napari_aet.align._crop._vacuum`), or the image's median where the strips are not
+    (:func:`napari_aet.recon._support.vacuum`), or the image's median where the strips are not
     vacuum."""
-    from ._crop import _vacuum
+    from ..recon._support import vacuum as _vacuum
 
     image = np.asarray(image, np.float64)
     vac = _vacuum(image, ndimage.gaussian_filter(image, 2.0), 2.0)
