@@ -13,7 +13,11 @@ LOW_SD, HIGH_SD = 2.0, 6.0
 
 
 def projection_masks(
-    projections: np.ndarray, *, smooth_px: float = 2.0, margin_px: float = 4.0, method="union"
+    projections: np.ndarray,
+    *,
+    smooth_px: float = 2.0,
+    margin_px: float = 4.0,
+    method: str = "union",
 ) -> np.ndarray:
     """Each image's particle: Li's threshold of the image smoothed by ``smooth_px``
     (:func:`li_foreground`) widened by ``margin_px``, and (``method="union"``, the default)
