@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..recon._support import HIGH_SD, LOW_SD, disk_footprint
-from ..recon._support import vacuum as _vacuum
+from ..recon._support import above_vacuum, disk_footprint
 
 #: The box's margin beyond the particle's largest extent from its centre (in any image): this
 #: fraction of that extent plus :data:`CROP_MARGIN_PX` pixels, on every side. The vacuum it
@@ -89,19 +88,12 @@ def _objects(image: np.ndarray, smooth_px: float):
     """The foreground objects of one image, most signal first (at most 50): ``(signal, rows,
     cols, weights)`` each, the weights each pixel's smoothed signal above the vacuum; None
     when nothing stands out, ``"strips"`` when the vacuum cannot be measured
-    (:func:`_vacuum`)."""
-    from skimage.filters import apply_hysteresis_threshold
-
-    sm = ndimage.gaussian_filter(np.asarray(image, np.float64), smooth_px)
-    vac = _vacuum(image, sm, smooth_px)
-    if vac is None:
+    (:func:`~napari_aet.recon._support.vacuum`)."""
+    found = above_vacuum(image, smooth_px)
+    if found is None:
         return "strips"
-    plane, sd = vac
-    if sd <= 0:
-        return None
-    sm = sm - plane
-    fg = apply_hysteresis_threshold(sm, LOW_SD * sd, HIGH_SD * sd)
-    if not fg.any():
+    sm, fg = found
+    if fg is None or not fg.any():
         return None
     joined = ndimage.binary_dilation(fg, structure=disk_footprint(JOIN_PX))
     labels, n = ndimage.label(joined)
@@ -133,8 +125,8 @@ def particle_crop(
     """Find the particle in every image and the square box that holds it in all of them.
 
     Each image is smoothed by ``smooth_px``; the vacuum (a plane) and its noise come from its
-    outer strips (:func:`_vacuum`), and its foreground is what stands :data:`LOW_SD` noise
-    deviations above the vacuum in parts that reach :data:`HIGH_SD` (hysteresis: a threshold
+    outer strips, and its foreground is what stands 2 noise deviations above the vacuum in parts
+    that reach 6 (:func:`~napari_aet.recon._support.above_vacuum`; hysteresis: a threshold
     fitted to the whole histogram, as Li's, falls into the noise when the particle is a
     hundredth of the field). The particle is the object (parts closer than ``2 JOIN_PX``
     joined) that holds the most signal; the box is centred on its intensity-weighted centre,

@@ -65,18 +65,31 @@ def vacuum_foreground(image: np.ndarray, *, smooth_px: float = VACUUM_SMOOTH_PX)
     are not vacuum (a particle that fills the field, a support along an edge, a denoised
     series whose vacuum is flat), the image is under 32 px, or nothing stands out.
     """
-    from skimage.filters import apply_hysteresis_threshold
-
     img = np.asarray(image, np.float64)
     if min(img.shape) < 32:
         return None
-    sm = ndimage.gaussian_filter(img, smooth_px)
-    vac = vacuum(img, sm, smooth_px)
-    if vac is None or vac[1] <= 0:
+    found = above_vacuum(img, smooth_px)
+    if found is None or found[1] is None or not found[1].any():
+        return None
+    return ndimage.binary_fill_holes(found[1])
+
+
+def above_vacuum(image: np.ndarray, smooth_px: float):
+    """``(above, foreground)``: the image smoothed by ``smooth_px`` less the vacuum's plane
+    (:func:`vacuum`), and its pixels that stand :data:`LOW_SD` noise deviations above it in
+    parts that reach :data:`HIGH_SD` (hysteresis; None where the vacuum has no noise). None
+    where the strips are not vacuum."""
+    from skimage.filters import apply_hysteresis_threshold
+
+    sm = ndimage.gaussian_filter(np.asarray(image, np.float64), smooth_px)
+    vac = vacuum(image, sm, smooth_px)
+    if vac is None:
         return None
     plane, sd = vac
-    fg = apply_hysteresis_threshold(sm - plane, LOW_SD * sd, HIGH_SD * sd)
-    return ndimage.binary_fill_holes(fg) if fg.any() else None
+    above = sm - plane
+    if sd <= 0:
+        return above, None
+    return above, apply_hysteresis_threshold(above, LOW_SD * sd, HIGH_SD * sd)
 
 
 def li_foreground(smoothed: np.ndarray) -> np.ndarray:
