@@ -318,6 +318,45 @@ def test_a_trial_hanging_off_a_dense_packing_does_not_join():
     assert not _hanging_trials(positions, keep, n0).any()
 
 
+def test_a_traced_atom_hanging_off_the_particle_goes_at_the_end(monkeypatch):
+    """The refine stage's last verdict (one element, verdicts on): a traced atom 4 A off the
+    surface with one neighbour goes even where the images show it whole (what hangs off a
+    dense packing is the image model's misfit of the surface on real data), an adatom in a
+    hollow of the surface (3 neighbours) and every atom of the particle stay; without
+    candidates (no verdicts) nothing goes."""
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.trace import _refine, refine_atom_positions
+
+    particle = build_structure("fcc", radius_A=10, shape_px=(96, 96), pixel_size_A=PX, seed=3)
+    pos = particle.positions
+    tree = cKDTree(pos)
+    d = np.median(tree.query(pos, 2)[0][:, 1])
+    centre = pos.mean(axis=0)
+    top = int(np.argmax(np.linalg.norm(pos - centre, axis=1)))
+    out = (pos[top] - centre) / np.linalg.norm(pos[top] - centre)
+    hanging = pos[top] + 4.0 * out  # one neighbour (the atom it stands on, 4 A below)
+    # an adatom: the point outside the particle with three atoms at the bond length
+    trial = site_trials(pos, min_neighbours=3)
+    n_near = tree.query_ball_point(trial, 1.05 * d, return_length=True)
+    adatom = trial[np.flatnonzero(n_near == 3)[0]]
+    truth = np.vstack([pos, hanging, adatom])
+    sim = simulate_tilt_series(AtomModel(truth), ANGLES, shape_px=(96, 96), seed=7)
+    start = truth + np.random.default_rng(4).normal(0, 0.05, truth.shape)
+    model = AtomModel(start, pd.DataFrame({"intensity": np.ones(len(start))}))
+    cand = pd.DataFrame(start, columns=["z", "y", "x"])
+    cand["intensity"], cand["is_atom"] = 1.0, True
+    monkeypatch.setattr(_refine, "residual_trials", lambda *a, **k: (np.empty((0, 3)), {}))
+    kw = dict(pixel_size_A=PX, iterations=30)
+    refined, info = refine_atom_positions(model, sim.data, ANGLES, candidates=cand, **kw)
+    assert info["hanging_atoms"] == {"min_neighbours": 3, "n_removed": 1}
+    found, _ = cKDTree(refined.positions).query(truth)
+    assert found[len(pos)] > 1.0  # the hanging atom went
+    assert np.all(found[: len(pos)] < 0.3) and found[-1] < 0.3  # the particle and the adatom
+    assert refined.n_atoms == len(truth) - 1
+    plain, info = refine_atom_positions(model, sim.data, ANGLES, **kw)
+    assert plain.n_atoms == len(truth) and "hanging_atoms" not in info
+
+
 def test_the_packing_rules_bond_length_is_the_median_nearest_distance():
     """A perfect fcc crystal: a / sqrt(2), whatever one atom off its site does; an error for one
     point."""

@@ -10,6 +10,7 @@ from ..core.progress import check_cancel, prefixed
 from ..forward import MIN_MODEL_CORRELATION
 from ._faint_held_out import faint_positions_by_held_out
 from ._held_out import held_out_check, held_verdicts, marginal_fit, refused_record
+from ._packing import TRIAL_MIN_NEIGHBOURS, _hanging_trials
 from ._position_source import choose_position_source
 from ._post_fit import (
     _with_counts_correction,
@@ -115,8 +116,9 @@ def refine_atom_positions(
         traced atom whose amplitude falls below :data:`DROP_AMPLITUDE` (for one element, also
         one :data:`OUTLIER_SIGMAS` robust standard deviations below the median, a bar of at
         most :data:`ADD_AMPLITUDE`) is removed, and of two atoms that end closer than 0.6
-        nearest-neighbour distances the fainter goes. The feature ``refine_added`` marks the
-        added atoms.
+        nearest-neighbour distances the fainter goes. For one element, an atom that hangs off
+        a dense packing in the final positions (fewer than 3 neighbours) goes at the end
+        (``info["hanging_atoms"]``). The feature ``refine_added`` marks the added atoms.
     element : str or sequence of str
         Several elements (an alloy): each atom's ``element`` is then its class of refined
         amplitude (:func:`classify_species`), and amplitudes are measured against the
@@ -293,7 +295,8 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
         model, info = _with_counts_correction(
             model, info, source, judge_images, origin, angles_deg=angles_deg, **kw
         )
-        return _finish(model, info, source, origin, tracer_share, return_origin)
+        hanging = judge and not held and len(parse_elements(element)) == 1
+        return _finish(model, info, source, origin, tracer_share, return_origin, hanging)
     imgs = np.asarray(images, np.float32)
     passes, n_first, last_info = [], (info["n_added"], info["n_removed"]), info
     n_first_trials = info["n_trial_candidates"]
@@ -360,7 +363,8 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
     model, info = _with_counts_correction(
         model, info, source, judge_images, origin, angles_deg=angles_deg, **kw
     )
-    return _finish(model, info, source, origin, tracer_share, return_origin)
+    hanging = len(parse_elements(element)) == 1
+    return _finish(model, info, source, origin, tracer_share, return_origin, hanging)
 
 
 def _keep_added_marks(model, judged, n_trials, kept) -> None:
@@ -421,9 +425,34 @@ def _site_passes(model, res, origin, info, images, angles_deg, kw, cancel):
     return model, res, origin, info, summary
 
 
-def _finish(model, info, source, origin, tracer_share, return_origin):
+def _finish(model, info, source, origin, tracer_share, return_origin, hanging=False):
     """:func:`_refine_once`'s result: with the traced positions' share when ``tracer_share``,
-    and with where each of its atoms started (``origin``) when ``return_origin``."""
+    without the atoms that hang off a dense packing when ``hanging`` (the verdicts ran, one
+    element: :func:`_without_hanging_atoms`), and with where each of its atoms started
+    (``origin``) when ``return_origin``."""
     if tracer_share:
         model, info = _with_tracer_share(model, info, source, origin)
+    if hanging:
+        model, info, origin = _without_hanging_atoms(model, info, origin)
     return (model, info, origin) if return_origin else (model, info)
+
+
+def _without_hanging_atoms(model, info, origin):
+    """``(model, info, origin)`` without the atoms, traced or added, that hang off a dense
+    packing in the final positions (fewer than :data:`~._packing.TRIAL_MIN_NEIGHBOURS`
+    neighbours, peeled; :func:`~._packing._hanging_trials`; ``info["hanging_atoms"]``): the
+    rule the trials meet when they join, met by every atom at the end, when the positions are
+    final and the atoms beside a real one are in (before, a real atom whose neighbours the
+    tracer missed hangs for a while)."""
+    drop = _hanging_trials(model.positions, np.ones(model.n_atoms, bool), 0)
+    info = {
+        **info,
+        "hanging_atoms": {"min_neighbours": TRIAL_MIN_NEIGHBOURS, "n_removed": int(drop.sum())},
+    }
+    if drop.any():
+        info["n_removed"] = int(info.get("n_removed", 0)) + int(drop.sum())
+        model = model.subset(~drop)
+        if origin is not None and len(origin) == len(drop):
+            origin = np.asarray(origin)[~drop]
+    model.metadata["refinement"] = info
+    return model, info, origin
