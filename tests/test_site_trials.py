@@ -84,9 +84,18 @@ def test_the_site_pass_brings_back_missed_atoms_that_no_trial_covered(monkeypatc
     assert info["site_pass"]["n_trials"] > 8  # the surface's empty sites were tried too
     c = compare_atom_models(truth, refined.positions, radius_A=1.0)
     assert c.n_common == len(truth) == refined.n_atoms
+    assert info["site_pass"]["last"]["n_added"] == 0  # nothing left for the last pass
     plain, info = refine_atom_positions(model, sim.data, ANGLES, site_pass=False, **kw)
     assert plain.n_atoms == len(traced)
     assert "site_pass" not in info
+    # the last pass alone (on the final positions, held) brings them back too
+    monkeypatch.setattr(_refine, "SITE_PASSES", 0)
+    last, info = refine_atom_positions(model, sim.data, ANGLES, **kw)
+    assert info["site_pass"]["passes"] == 0
+    assert info["site_pass"]["last"]["n_added"] == 8, info["site_pass"]["last"]
+    c = compare_atom_models(truth, last.positions, radius_A=1.0)
+    assert c.n_common == len(truth) == last.n_atoms
+    assert last.features["refine_added"].sum() == 8
 
 
 def test_the_refine_command_turns_the_site_pass_off_on_request(tmp_path, monkeypatch):
