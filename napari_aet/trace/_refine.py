@@ -130,7 +130,8 @@ def refine_atom_positions(
         says what it found. Atoms it adds have no tracer ``intensity`` (NaN). Then up to
         :data:`SITE_PASSES` passes try the empty sites of the model's own lattice
         (:func:`~napari_aet.trace._trials.site_trials`), which join at the bar an atom stays at
-        (``info["site_pass"]``), unless ``site_pass`` is False.
+        (``info["site_pass"]``), and a last one the sites of the final positions, held
+        (``info["site_pass"]["last"]``), unless ``site_pass`` is False.
     site_pass : bool
         With ``residual_pass``: the passes over the empty sites of the model's own lattice.
     residual_passes : int
