@@ -454,21 +454,29 @@ def test_residual_passes_repeat_while_they_find_many_atoms(small_particle):
 @pytest.mark.slow
 def test_verdicts_on_the_counts_undo_what_a_denoiser_erased_or_painted(particle):
     """The positions are fitted to the denoised images, which atoms stay is judged on the
-    counts: a 'denoised' series that lost three surface atoms and gained a plausible one
-    (noise-free images of that wrong model) removes the three and keeps the painted one on
-    its own, and with the counts as ``judge_images`` keeps the three and removes the painted
-    one, its positions still as good."""
+    counts: a 'denoised' series that lost three surface atoms and gained a plausible one (an
+    adatom in a hollow of the surface; noise-free images of that wrong model) removes the
+    three and keeps the painted one on its own, and with the counts as ``judge_images`` keeps
+    the three and removes the painted one, its positions still as good."""
     import pandas as pd
+    from scipy.spatial import cKDTree
 
     from napari_aet.analysis import compare_atom_models
     from napari_aet.core.atoms import AtomModel
     from napari_aet.trace import refine_atom_positions
+    from napari_aet.trace._trials import site_trials
 
     truth = particle.positions
     r = np.linalg.norm(truth - truth.mean(axis=0), axis=1)
     erased = np.argsort(-r)[[0, 40, 80]]  # three surface atoms far apart
-    out = truth[np.argmax(r)] - truth.mean(axis=0)
-    painted = truth[np.argmax(r)] + 2.6 * out / np.linalg.norm(out)  # a bond beyond the surface
+    # a hollow site touching three atoms, none of them erased (an atom hanging off the
+    # surface would go whatever the images show: the hanging atoms' verdict)
+    tree = cKDTree(truth)
+    d = np.median(tree.query(truth, 2)[0][:, 1])
+    sites = site_trials(truth, min_neighbours=3)
+    touch = tree.query_ball_point(sites, 1.05 * d)
+    far = cKDTree(truth[erased]).query(sites)[0] > 2.5 * d
+    painted = sites[[i for i, t in enumerate(touch) if len(t) == 3 and far[i]][0]]
     counts = simulate_tilt_series(truth, ANGLES, shape_px=(128, 128), seed=8).data
     wrong = np.vstack([np.delete(truth, erased, axis=0), painted])
     denoised = simulate_tilt_series(wrong, ANGLES, shape_px=(128, 128), dose_e_per_A2=None).data
