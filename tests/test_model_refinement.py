@@ -66,6 +66,27 @@ def test_angles_offsets_positions_and_a_false_atom_are_recovered(particle, serie
     assert res.residual[-1] < res.residual[0]
 
 
+def test_the_splat_gradients_are_those_of_its_images():
+    """The renderer's written-out gradients (row, column, amplitude) against finite
+    differences of its images, in float64, with atoms inside the images, straddling their
+    edges and outside them; the images sum to each atom's amplitude times its Gaussian's
+    mass on the pixels (a whole atom inside: 2 pi sigma^2)."""
+    import torch
+
+    from napari_aet.forward._splat import _Renderer
+
+    ren = _Renderer((20, 24), PX, 3, torch, "cpu")
+    gen = torch.Generator().manual_seed(1)
+    row = torch.rand(3, 6, generator=gen, dtype=torch.float64) * 28 - 4
+    col = torch.rand(3, 6, generator=gen, dtype=torch.float64) * 32 - 4
+    row[:, 0], col[:, 0] = 10.3, 11.6  # one whole atom inside every image
+    amp = torch.rand(6, generator=gen, dtype=torch.float64) + 0.5
+    inputs = tuple(t.clone().requires_grad_() for t in (row, col, amp))
+    assert torch.autograd.gradcheck(lambda r, c, a: ren.render(r, c, a, 0.9), inputs)
+    one = ren.render(row[:, :1], col[:, :1], amp[:1], 0.9)
+    np.testing.assert_allclose(one.sum(dim=(1, 2)), float(amp[0]) * 2 * np.pi * 0.81, rtol=1e-3)
+
+
 def test_model_refinement_checks_its_input(series, particle):
     with pytest.raises(ValueError, match="one angle per image"):
         refine_atomic_model(series.data, ANGLES[:3], particle.positions, pixel_size_A=PX)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.geometry import images_and_angles
-from ._model_fit import _Renderer
+from ._splat import _Renderer
 
 
 def held_out_comparison(
@@ -82,7 +82,7 @@ def held_out_comparison(
 def _equal_atoms_renderer(shape, angles_deg, pixel_size_A: float, sigma_A: float):
     """``positions -> images``: equal atoms imaged as unit-peak Gaussians of width
     ``sigma_A`` at ``angles_deg`` in the aligned frame, by the atom-model fit's own splatting
-    (:class:`~napari_aet.forward._model_fit._Renderer`, windows of 4 widths), float64."""
+    (:class:`~napari_aet.forward._splat._Renderer`, windows of 4 widths), float64."""
     import torch
 
     px = float(pixel_size_A)

@@ -29,6 +29,7 @@ from ..core.progress import check_cancel, report
 from ._model_errors import _amplitude_sigmas, _axis_sigma, _calibrated, _geometry_sigmas
 from ._noise_model import WEIGHTINGS, _variance_weights
 from ._projection import rotation_center_A, split_object_translation
+from ._splat import _Renderer
 
 #: Widths [A] of the Gaussian shoulders the image model adds to each atom's Gaussian core.
 TAIL_WIDTHS_A = (0.5, 1.0, 2.0)
@@ -149,56 +150,6 @@ def _fix_gauge(positions_A, angles_deg, corrections_deg, offsets_px, pixel_size_
         [z + tz * pixel_size_A, d[:, 1] + ty * pixel_size_A, x + tx * pixel_size_A]
     )
     return moved + center, da, off
-
-
-class _Renderer:
-    """Differentiable Gaussian splatting of projected atoms into a batch of images."""
-
-    def __init__(self, shape, pixel_size_A, radius_px, torch, device):
-        self.torch = torch
-        self.rows, self.cols = shape
-        self.px = float(pixel_size_A)
-        self.offs = torch.arange(-radius_px, radius_px + 1, device=device, dtype=torch.float32)
-
-        self.center = torch.as_tensor(
-            rotation_center_A((self.rows, self.cols), self.px), dtype=torch.float32, device=device
-        )
-        self.rc = torch.tensor([self.rows // 2, self.cols // 2], dtype=torch.float32, device=device)
-
-    def coords(self, pos, theta_rad, offsets, axis_rad=None):
-        """(n_img, n_atoms) row and column pixel coordinates; ``axis_rad``: every image's
-        content turned by that angle about the centre pixel (``axis_matrix``'s sense)."""
-        d = (pos - self.center) / self.px
-        cos = self.torch.cos(theta_rad)[:, None]
-        sin = self.torch.sin(theta_rad)[:, None]
-        row = d[None, :, 1].expand(len(theta_rad), -1)
-        col = d[None, :, 2] * cos + d[None, :, 0] * sin
-        if axis_rad is not None:
-            ca, sa = self.torch.cos(axis_rad), self.torch.sin(axis_rad)
-            row, col = ca * row - sa * col, sa * row + ca * col
-        return row + self.rc[0] + offsets[:, 0:1], col + self.rc[1] + offsets[:, 1:2]
-
-    def render(self, row, col, amp, sigma_px):
-        """Images (n_img, rows, cols) of unit-offset Gaussians with amplitudes ``amp``."""
-        t = self.torch
-        n = row.shape[0]
-        br = t.floor(row.detach())
-        bc = t.floor(col.detach())
-        pr = br[..., None] + self.offs  # (n, N, K)
-        pc = bc[..., None] + self.offs
-        inv = 1.0 / (2.0 * sigma_px * sigma_px)
-        gr = t.exp(-((pr - row[..., None]) ** 2) * inv)
-        gc = t.exp(-((pc - col[..., None]) ** 2) * inv)
-        gr = gr * ((pr >= 0) & (pr < self.rows))
-        gc = gc * ((pc >= 0) & (pc < self.cols))
-        vals = amp[None, :, None, None] * gr[..., :, None] * gc[..., None, :]
-        ir = pr.clamp(0, self.rows - 1).long()
-        ic = pc.clamp(0, self.cols - 1).long()
-        img_index = t.arange(n, device=row.device)[:, None, None, None] * (self.rows * self.cols)
-        idx = img_index + ir[..., :, None] * self.cols + ic[..., None, :]
-        out = t.zeros(n * self.rows * self.cols, device=row.device, dtype=vals.dtype)
-        out = out.index_add(0, idx.reshape(-1), vals.reshape(-1))
-        return out.reshape(n, self.rows, self.cols)
 
 
 def refine_atomic_model(
