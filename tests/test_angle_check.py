@@ -32,15 +32,24 @@ def test_angle_errors_left_by_the_alignment_are_found_and_applied(particle):
     assert rec["k_sigma"] >= 3.0
 
 
-def test_a_series_at_its_true_angles_is_left_alone(particle):
+def test_a_series_at_its_true_angles_is_left_alone(particle, monkeypatch):
     """The same particle imaged at the nominal angles: no correction is applied (none beyond
-    the bar, or too small to move the atoms by 5 pm)."""
+    the bar, or too small to move the atoms by 5 pm), and the two slabs are not fitted (they
+    can only take corrections away)."""
+    from napari_aet.trace import _angle_check
+
     sim = simulate_tilt_series(particle, ANGLES, shape_px=(128, 128), seed=2)
     atoms = particle.positions + np.random.default_rng(5).normal(0, 0.05, particle.positions.shape)
+    slabs = []
+    real = _angle_check.slab_scatter
+    monkeypatch.setattr(
+        _angle_check, "slab_scatter", lambda *a, **k: slabs.append(1) or real(*a, **k)
+    )
     rec = check_angles(atoms, sim.data, ANGLES, pixel_size_A=PX, device="cpu")
     assert not rec["applied"]
     assert rec["effect_A"] <= 0.05
     assert "why" in rec
+    assert not slabs and rec["slabs"] == {}
 
 
 def test_noise_fitted_at_a_tenth_of_the_dose_is_not_taken_for_angle_errors(particle):
