@@ -63,6 +63,56 @@ DUPLICATE_SPACING = 0.6
 FAINT_KEEP_MIN_NEIGHBOURS = 7
 
 
+#: One element in a dense packing: two atoms closer than this fraction of the bond length
+#: (the median distance between neighbours, :data:`~._tracer.SITE_NEIGHBOUR_RADIUS`) cannot
+#: both stand where they are (a metal's atoms come no closer than about 0.9 of it) ...
+CLOSE_PAIR_FRACTION = 0.7
+#: ... and the one with fewer neighbours at a bond length (within this fraction of it, the
+#: other not counted) is the one off its neighbours' lattice (:func:`_squeezed_atoms`).
+BOND_TOLERANCE = 0.15
+
+
+def _squeezed_atoms(positions) -> np.ndarray:
+    """Which atoms stand too close to another to be on the lattice of their neighbours: of
+    each pair closer than :data:`CLOSE_PAIR_FRACTION` bond lengths (closest first), the one
+    with fewer neighbours at a bond length (:data:`BOND_TOLERANCE`, the pair's other atom
+    and those already out not counted); a tie leaves both (the lattice cannot tell). None
+    when the atoms' median count of neighbours within :data:`~._tracer.SITE_NEIGHBOUR_RADIUS`
+    nearest-neighbour distances is under :data:`DENSE_MEDIAN_NEIGHBOURS` (a glass, whose
+    bonds spread, or a model that misses many atoms). The images cannot choose: the two share
+    one atom's density and fit at 0.65 and 0.86 of the median atom (median)."""
+    from scipy.spatial import cKDTree
+
+    pos = np.asarray(positions, float).reshape(-1, 3)
+    out = np.zeros(len(pos), bool)
+    if len(pos) < 2 * DENSE_MEDIAN_NEIGHBOURS:
+        return out
+    tree = cKDTree(pos)
+    radius = SITE_NEIGHBOUR_RADIUS * median_nearest_distance(pos, tree)
+    if np.median(tree.query_ball_point(pos, radius, return_length=True) - 1) < (
+        DENSE_MEDIAN_NEIGHBOURS
+    ):
+        return out
+    pairs = tree.query_pairs(radius, output_type="ndarray")
+    dist = np.linalg.norm(pos[pairs[:, 0]] - pos[pairs[:, 1]], axis=1)
+    bond = float(np.median(dist))
+    close = dist < CLOSE_PAIR_FRACTION * bond
+    lo, hi = (1.0 - BOND_TOLERANCE) * bond, (1.0 + BOND_TOLERANCE) * bond
+
+    def on_bond(i: int, other: int) -> int:
+        near = [j for j in tree.query_ball_point(pos[i], hi) if j not in (i, other) and not out[j]]
+        d = np.linalg.norm(pos[near] - pos[i], axis=1) if near else np.empty(0)
+        return int(np.count_nonzero(d >= lo))
+
+    for a, b in pairs[close][np.argsort(dist[close], kind="stable")]:
+        if out[a] or out[b]:
+            continue
+        na, nb = on_bond(a, b), on_bond(b, a)
+        if na != nb:
+            out[a if na < nb else b] = True
+    return out
+
+
 def _full_sites(start, n0: int, site_trials: bool, fitted=None) -> np.ndarray:
     """Which of ``start`` (``n0`` atoms, then trials) stand at a full site of the atoms'
     packing: at least :data:`FULL_SITE_NEIGHBOURS` of the ``n0`` atoms within
