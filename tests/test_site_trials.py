@@ -333,8 +333,7 @@ def test_a_traced_atom_hanging_off_the_particle_goes_at_the_end(monkeypatch):
     dense packing is the image model's misfit of the surface on real data), an adatom in a
     hollow of the surface (3 neighbours) and every atom of the particle stay; without
     candidates (no verdicts) nothing goes."""
-    from napari_aet.core.atoms import AtomModel
-    from napari_aet.trace import _refine, refine_atom_positions
+    from napari_aet.trace import refine_atom_positions
 
     particle = build_structure("fcc", radius_A=10, shape_px=(96, 96), pixel_size_A=PX, seed=3)
     pos = particle.positions
@@ -349,20 +348,15 @@ def test_a_traced_atom_hanging_off_the_particle_goes_at_the_end(monkeypatch):
     n_near = tree.query_ball_point(trial, 1.05 * d, return_length=True)
     adatom = trial[np.flatnonzero(n_near == 3)[0]]
     truth = np.vstack([pos, hanging, adatom])
-    sim = simulate_tilt_series(AtomModel(truth), ANGLES, shape_px=(96, 96), seed=7)
-    start = truth + np.random.default_rng(4).normal(0, 0.05, truth.shape)
-    model = AtomModel(start, pd.DataFrame({"intensity": np.ones(len(start))}))
-    cand = pd.DataFrame(start, columns=["z", "y", "x"])
-    cand["intensity"], cand["is_atom"] = 1.0, True
-    monkeypatch.setattr(_refine, "residual_trials", lambda *a, **k: (np.empty((0, 3)), {}))
+    model, cand, images = _traced_as_imaged(truth, monkeypatch)
     kw = dict(pixel_size_A=PX, iterations=30)
-    refined, info = refine_atom_positions(model, sim.data, ANGLES, candidates=cand, **kw)
+    refined, info = refine_atom_positions(model, images, ANGLES, candidates=cand, **kw)
     assert info["hanging_atoms"] == {"min_neighbours": 3, "n_removed": 1}
     found, _ = cKDTree(refined.positions).query(truth)
     assert found[len(pos)] > 1.0  # the hanging atom went
     assert np.all(found[: len(pos)] < 0.3) and found[-1] < 0.3  # the particle and the adatom
     assert refined.n_atoms == len(truth) - 1
-    plain, info = refine_atom_positions(model, sim.data, ANGLES, **kw)
+    plain, info = refine_atom_positions(model, images, ANGLES, **kw)
     assert plain.n_atoms == len(truth) and "hanging_atoms" not in info
 
 
@@ -410,8 +404,7 @@ def test_an_atom_squeezed_beside_another_goes_at_the_end(monkeypatch):
     refinement keeps the atom there, the packing verdict takes it out, and the last site pass
     puts one at its empty site (a full site, where the images show most of an atom); its
     neighbour and every other atom stay."""
-    from napari_aet.core.atoms import AtomModel
-    from napari_aet.trace import _refine, refine_atom_positions
+    from napari_aet.trace import refine_atom_positions
 
     pos = build_structure("fcc", radius_A=10, shape_px=(96, 96), pixel_size_A=PX, seed=3).positions
     tree = cKDTree(pos)
@@ -419,13 +412,8 @@ def test_an_atom_squeezed_beside_another_goes_at_the_end(monkeypatch):
     d, j = tree.query(pos[inner], 2)
     truth = pos.copy()
     truth[inner] += 1.0 * (pos[j[1]] - pos[inner]) / d[1]
-    sim = simulate_tilt_series(AtomModel(truth), ANGLES, shape_px=(96, 96), seed=7)
-    start = truth + np.random.default_rng(4).normal(0, 0.05, truth.shape)
-    model = AtomModel(start, pd.DataFrame({"intensity": np.ones(len(start))}))
-    cand = pd.DataFrame(start, columns=["z", "y", "x"])
-    cand["intensity"], cand["is_atom"] = 1.0, True
-    monkeypatch.setattr(_refine, "residual_trials", lambda *a, **k: (np.empty((0, 3)), {}))
-    refined, info = refine_atom_positions(model, sim.data, ANGLES, candidates=cand,
+    model, cand, images = _traced_as_imaged(truth, monkeypatch)
+    refined, info = refine_atom_positions(model, images, ANGLES, candidates=cand,
                                           pixel_size_A=PX, iterations=30)  # fmt: skip
     assert info["squeezed_atoms"]["n_removed"] == 1
     assert info["site_pass"]["last"]["n_added"] == 1
@@ -434,3 +422,19 @@ def test_an_atom_squeezed_beside_another_goes_at_the_end(monkeypatch):
     assert found[-1] < 0.3  # an atom at its site
     assert np.all(np.delete(found[:-1], inner) < 0.3)
     assert refined.n_atoms == len(truth)
+
+
+def _traced_as_imaged(truth, monkeypatch):
+    """``(model, candidates, images)``: images of the atoms ``truth`` (96 px), a traced
+    model 5 pm off them with every atom a candidate, and no residual pass (the test is on
+    the verdicts at the end)."""
+    from napari_aet.core.atoms import AtomModel
+    from napari_aet.trace import _refine
+
+    sim = simulate_tilt_series(AtomModel(truth), ANGLES, shape_px=(96, 96), seed=7)
+    start = truth + np.random.default_rng(4).normal(0, 0.05, truth.shape)
+    model = AtomModel(start, pd.DataFrame({"intensity": np.ones(len(start))}))
+    cand = pd.DataFrame(start, columns=["z", "y", "x"])
+    cand["intensity"], cand["is_atom"] = 1.0, True
+    monkeypatch.setattr(_refine, "residual_trials", lambda *a, **k: (np.empty((0, 3)), {}))
+    return model, cand, sim.data
