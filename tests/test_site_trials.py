@@ -377,9 +377,11 @@ def test_the_packing_rules_bond_length_is_the_median_nearest_distance():
 
 def test_of_two_atoms_squeezed_together_the_one_off_the_lattice_goes():
     """Known answer: an fcc particle (30 pm of position noise) with one interior atom moved
-    1 A toward a neighbour (1.8 A from it, 0.65 bonds): that atom goes, its neighbour and
-    every other atom stay. No atom of any structure the project builds (crystals, twinned
-    particles, a random packing, a glass) is squeezed, nor of the noisy crystal."""
+    1 A toward a neighbour (1.8 A from it, 0.65 bonds): that atom goes (off the lattice its
+    neighbours' bonds predict), its neighbour and every other atom stay. No atom of any
+    structure the project builds (crystals, twinned particles, a random packing, a glass) is
+    squeezed, nor of the noisy crystal; nor of a random packing with an atom put 0.65 bonds
+    from another (not a dense packing: the lattice says nothing there)."""
     from napari_aet.trace._packing import _squeezed_atoms
 
     rng = np.random.default_rng(2)
@@ -396,6 +398,10 @@ def test_of_two_atoms_squeezed_together_the_one_off_the_lattice_goes():
                       "decahedron", "icosahedron"):  # fmt: skip
         truth = build_structure(structure, element="Pt", radius_A=12.0, seed=3).positions
         assert not _squeezed_atoms(truth).any(), structure
+    glass = build_structure("amorphous", element="Pt", radius_A=12.0, seed=3).positions
+    d, j = cKDTree(glass).query(glass[0], 2)
+    extra = glass[0] + 0.65 * (glass[j[1]] - glass[0])  # between an atom and its neighbour
+    assert not _squeezed_atoms(np.vstack([glass, extra])).any()
 
 
 def test_an_atom_squeezed_beside_another_goes_at_the_end(monkeypatch):

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..core.geometry import median_nearest_distance
 from ._tracer import SITE_NEIGHBOUR_RADIUS, held_by_the_lattice
-from ._trials import TRIAL_SPACING
+from ._trials import TRIAL_SPACING, off_lattice_of_close_pairs
 
 #: An alloy crystal's trial joins only where at least this many of the atoms kept stand within
 #: :data:`~._tracer.SITE_NEIGHBOUR_RADIUS` nearest-neighbour distances of it: a site of the
@@ -63,54 +63,29 @@ DUPLICATE_SPACING = 0.6
 FAINT_KEEP_MIN_NEIGHBOURS = 7
 
 
-#: One element in a dense packing: two atoms closer than this fraction of the bond length
-#: (the median distance between neighbours, :data:`~._tracer.SITE_NEIGHBOUR_RADIUS`) cannot
-#: both stand where they are (a metal's atoms come no closer than about 0.9 of it) ...
-CLOSE_PAIR_FRACTION = 0.7
-#: ... and the one with fewer neighbours at a bond length (within this fraction of it, the
-#: other not counted) is the one off its neighbours' lattice (:func:`_squeezed_atoms`).
-BOND_TOLERANCE = 0.15
-
-
 def _squeezed_atoms(positions) -> np.ndarray:
-    """Which atoms stand too close to another to be on the lattice of their neighbours: of
-    each pair closer than :data:`CLOSE_PAIR_FRACTION` bond lengths (closest first), the one
-    with fewer neighbours at a bond length (:data:`BOND_TOLERANCE`, the pair's other atom
-    and those already out not counted); a tie leaves both (the lattice cannot tell). None
-    when the atoms' median count of neighbours within :data:`~._tracer.SITE_NEIGHBOUR_RADIUS`
-    nearest-neighbour distances is under :data:`DENSE_MEDIAN_NEIGHBOURS` (a glass, whose
-    bonds spread, or a model that misses many atoms). The images cannot choose: the two share
-    one atom's density and fit at 0.65 and 0.86 of the median atom (median)."""
+    """Which atoms of a dense packing stand too close to another to both be there and off
+    the lattice their neighbours' bonds predict: :func:`~._trials.off_lattice_of_close_pairs`
+    on the positions alone (pairs closer than :data:`~._trials.CLOSE_PAIR` nearest-neighbour
+    distances; the less supported one goes where the support differs by at least
+    :data:`~._trials.SUPPORT_MARGIN`). None when the atoms' median count of neighbours within
+    :data:`~._tracer.SITE_NEIGHBOUR_RADIUS` nearest-neighbour distances is under
+    :data:`DENSE_MEDIAN_NEIGHBOURS` (a glass, whose atoms few bonds predict, or a model that
+    misses many atoms). The amplitudes do not choose: the two share one atom's density (on
+    an independent 256-px Pt icosahedron the false ones fit at 0.65 of the median atom, their
+    real partners at 0.86), and the fainter of each pair was as often real as false."""
     from scipy.spatial import cKDTree
 
     pos = np.asarray(positions, float).reshape(-1, 3)
-    out = np.zeros(len(pos), bool)
     if len(pos) < 2 * DENSE_MEDIAN_NEIGHBOURS:
-        return out
+        return np.zeros(len(pos), bool)
     tree = cKDTree(pos)
     radius = SITE_NEIGHBOUR_RADIUS * median_nearest_distance(pos, tree)
     if np.median(tree.query_ball_point(pos, radius, return_length=True) - 1) < (
         DENSE_MEDIAN_NEIGHBOURS
     ):
-        return out
-    pairs = tree.query_pairs(radius, output_type="ndarray")
-    dist = np.linalg.norm(pos[pairs[:, 0]] - pos[pairs[:, 1]], axis=1)
-    bond = float(np.median(dist))
-    close = dist < CLOSE_PAIR_FRACTION * bond
-    lo, hi = (1.0 - BOND_TOLERANCE) * bond, (1.0 + BOND_TOLERANCE) * bond
-
-    def on_bond(i: int, other: int) -> int:
-        near = [j for j in tree.query_ball_point(pos[i], hi) if j not in (i, other) and not out[j]]
-        d = np.linalg.norm(pos[near] - pos[i], axis=1) if near else np.empty(0)
-        return int(np.count_nonzero(d >= lo))
-
-    for a, b in pairs[close][np.argsort(dist[close], kind="stable")]:
-        if out[a] or out[b]:
-            continue
-        na, nb = on_bond(a, b), on_bond(b, a)
-        if na != nb:
-            out[a if na < nb else b] = True
-    return out
+        return np.zeros(len(pos), bool)
+    return off_lattice_of_close_pairs(pos)
 
 
 def _full_sites(start, n0: int, site_trials: bool, fitted=None) -> np.ndarray:

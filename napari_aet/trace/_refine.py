@@ -10,7 +10,7 @@ from ..core.progress import check_cancel, prefixed
 from ..forward import MIN_MODEL_CORRELATION
 from ._faint_held_out import faint_positions_by_held_out
 from ._held_out import held_out_check, held_verdicts, marginal_fit, refused_record
-from ._packing import CLOSE_PAIR_FRACTION, TRIAL_MIN_NEIGHBOURS, _hanging_trials, _squeezed_atoms
+from ._packing import TRIAL_MIN_NEIGHBOURS, _hanging_trials, _squeezed_atoms
 from ._position_source import choose_position_source
 from ._post_fit import (
     _with_counts_correction,
@@ -19,6 +19,7 @@ from ._post_fit import (
     _with_tracer_share,
 )
 from ._trials import (
+    CLOSE_PAIR,
     SITE_MIN_NEIGHBOURS,
     _trial_candidates,
     off_lattice_of_close_pairs,
@@ -118,9 +119,9 @@ def refine_atom_positions(
         most :data:`ADD_AMPLITUDE`) is removed, and of two atoms that end closer than 0.6
         nearest-neighbour distances the fainter goes. For one element, an atom that hangs off
         a dense packing in the final positions (fewer than 3 neighbours) goes at the end
-        (``info["hanging_atoms"]``), and so does, of two atoms closer than 0.7 bond lengths,
-        the one off its neighbours' lattice (``info["squeezed_atoms"]``). The feature
-        ``refine_added`` marks the added atoms.
+        (``info["hanging_atoms"]``), and so does, of two atoms closer than 0.8
+        nearest-neighbour distances, the one off its neighbours' lattice
+        (``info["squeezed_atoms"]``). The feature ``refine_added`` marks the added atoms.
     element : str or sequence of str
         Several elements (an alloy): each atom's ``element`` is then its class of refined
         amplitude (:func:`classify_species`), and amplitudes are measured against the
@@ -497,13 +498,15 @@ def _finish(model, info, source, origin, tracer_share, return_origin, hanging=Fa
 def _without_squeezed_atoms(model, info, origin):
     """``(model, info, origin)`` without the atoms that stand too close to another to be on
     their neighbours' lattice (:func:`~._packing._squeezed_atoms`; ``info["squeezed_atoms"]``
-    counts them over the calls). On the final model of an independent 256-px Pt icosahedron
-    (a third of the counts, acquisition faults) 97 false atoms stood 1.7-2.4 A from a real one
-    (60 added by the passes, most 1-1.6 A off a missed atom's site), sharing its density;
-    the rule took 77 false and 17 real atoms (3.89 -> 3.12 % offline)."""
+    counts them over the calls): the site passes' rule (:func:`_site_passes`) met by the
+    final positions, where the traced positions' share and the last site pass make new
+    pairs. On the final model of an independent 256-px Pt icosahedron (a third of the counts,
+    acquisition faults) 97 false atoms stood 1.7-2.4 A from a real one (60 added by the
+    passes, most 1-1.6 A off a missed atom's site); the rule took 68 false and 19 real atoms
+    (3.85 -> 3.25 % offline)."""
     drop = _squeezed_atoms(model.positions)
     before = (info.get("squeezed_atoms") or {}).get("n_removed", 0)
-    record = {"max_bonds": CLOSE_PAIR_FRACTION, "n_removed": before + int(drop.sum())}
+    record = {"max_nearest_distances": CLOSE_PAIR, "n_removed": before + int(drop.sum())}
     return _dropped(model, {**info, "squeezed_atoms": record}, origin, drop)
 
 
