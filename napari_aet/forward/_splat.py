@@ -11,11 +11,15 @@ times.
 
 from __future__ import annotations
 
+import functools
+
 from ._projection import rotation_center_A
 
 
+@functools.cache
 def _splat_function(torch):
-    """The :class:`torch.autograd.Function` (made on first use: torch is imported lazily)."""
+    """The :class:`torch.autograd.Function` (made once, on first use: torch is imported
+    lazily)."""
 
     class _Splat(torch.autograd.Function):
         """``(row, col, amp) -> images``: ``row``, ``col`` (n_images, n_atoms) pixel
@@ -62,9 +66,6 @@ def _splat_function(torch):
     return _Splat
 
 
-_FUNCTIONS: dict = {}
-
-
 class _Renderer:
     """Differentiable Gaussian splatting of projected atoms into a batch of images."""
 
@@ -77,9 +78,7 @@ class _Renderer:
             rotation_center_A((self.rows, self.cols), self.px), dtype=torch.float32, device=device
         )
         self.rc = torch.tensor([self.rows // 2, self.cols // 2], dtype=torch.float32, device=device)
-        if "splat" not in _FUNCTIONS:
-            _FUNCTIONS["splat"] = _splat_function(torch)
-        self._splat = _FUNCTIONS["splat"]
+        self._splat = _splat_function(torch)
 
     def coords(self, pos, theta_rad, offsets, axis_rad=None):
         """(n_img, n_atoms) row and column pixel coordinates; ``axis_rad``: every image's

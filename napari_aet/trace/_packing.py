@@ -74,18 +74,26 @@ def _squeezed_atoms(positions) -> np.ndarray:
     misses many atoms). The amplitudes do not choose: the two share one atom's density (on
     an independent 256-px Pt icosahedron the false ones fit at 0.65 of the median atom, their
     real partners at 0.86), and the fainter of each pair was as often real as false."""
-    from scipy.spatial import cKDTree
-
     pos = np.asarray(positions, float).reshape(-1, 3)
-    if len(pos) < 2 * DENSE_MEDIAN_NEIGHBOURS:
-        return np.zeros(len(pos), bool)
-    tree = cKDTree(pos)
-    radius = SITE_NEIGHBOUR_RADIUS * median_nearest_distance(pos, tree)
-    if np.median(tree.query_ball_point(pos, radius, return_length=True) - 1) < (
-        DENSE_MEDIAN_NEIGHBOURS
-    ):
+    if _dense_packing_radius(pos) is None:
         return np.zeros(len(pos), bool)
     return off_lattice_of_close_pairs(pos)
+
+
+def _dense_packing_radius(points) -> float | None:
+    """The neighbour radius (:data:`~._tracer.SITE_NEIGHBOUR_RADIUS` median nearest-neighbour
+    distances) of ``points`` when they are a dense packing (their median count of neighbours
+    within it at least :data:`DENSE_MEDIAN_NEIGHBOURS`); None otherwise, or for fewer than
+    twice that many points."""
+    from scipy.spatial import cKDTree
+
+    pts = np.asarray(points, float).reshape(-1, 3)
+    if len(pts) < 2 * DENSE_MEDIAN_NEIGHBOURS:
+        return None
+    tree = cKDTree(pts)
+    radius = SITE_NEIGHBOUR_RADIUS * median_nearest_distance(pts, tree)
+    n = tree.query_ball_point(pts, radius, return_length=True) - 1
+    return radius if np.median(n) >= DENSE_MEDIAN_NEIGHBOURS else None
 
 
 def _full_sites(start, n0: int, site_trials: bool, fitted=None) -> np.ndarray:
@@ -131,14 +139,8 @@ def _hanging_trials(positions, keep, n0: int) -> np.ndarray:
     positions = np.asarray(positions, float).reshape(-1, 3)
     keep = np.asarray(keep, bool).copy()
     out = np.zeros(len(positions), bool)
-    if keep.sum() < 2 * DENSE_MEDIAN_NEIGHBOURS:
-        return out
-    pts = positions[keep]
-    tree = cKDTree(pts)
-    radius = SITE_NEIGHBOUR_RADIUS * median_nearest_distance(pts, tree)
-    if np.median(tree.query_ball_point(pts, radius, return_length=True) - 1) < (
-        DENSE_MEDIAN_NEIGHBOURS
-    ):
+    radius = _dense_packing_radius(positions[keep])
+    if radius is None:
         return out
     while True:
         idx = np.nonzero(keep)[0]
