@@ -77,3 +77,37 @@ def test_peak_of_the_blurred_potential_has_its_closed_form(element, sigma):
     )
     fast = projected_potential_profile(element, r, blur_sigma_A=sigma)
     assert np.abs(fast - fine).max() < 1e-8 * fine[0]
+
+
+def test_a_rendered_atom_is_its_profile_at_each_pixel_and_the_field_cuts_it():
+    # one Pt atom at a sub-pixel place, one beside the left edge: every pixel holds the
+    # blurred profile (less its value at the cut-off) at that pixel's distance, nothing
+    # beyond the cut-off, and the edge atom's far side is not wrapped into the image
+    from napari_aet.forward import render_projection
+    from napari_aet.forward._potentials import profile_cutoff_radius
+
+    px, blur = 0.35, 0.45
+    coords = np.array([[20.3, 21.7], [30.0, 0.4]])
+    img = render_projection(
+        coords, np.array(["Pt", "Pt"]), shape_px=(48, 40), pixel_size_A=px, blur_sigma_A=blur
+    )
+    r_cut = profile_cutoff_radius("Pt", blur_sigma_A=blur)
+    rr, cc = np.mgrid[:48, :40]
+    d = np.hypot(rr - 20.3, cc - 21.7) * px
+    tail = projected_potential_profile("Pt", np.array([r_cut]), blur_sigma_A=blur)[0]
+    expected = np.where(
+        d < r_cut,
+        projected_potential_profile("Pt", d.ravel(), blur_sigma_A=blur).reshape(d.shape) - tail,
+        0.0,
+    )
+    near = (np.hypot(rr - 30.0, cc - 0.4) * px) < r_cut
+    assert np.allclose(img[~near], expected[~near], rtol=1e-4, atol=1e-4 * expected.max())
+    assert img[20, 22] == pytest.approx(expected.max(), rel=1e-4)
+    assert img[:, 30:].sum() == pytest.approx(expected[:, 30:].sum(), rel=1e-4)
+    # the edge atom: its left half is outside the image and lost, its right half is there
+    edge = np.hypot(rr - 30.0, cc - 0.4) * px
+    on = edge < r_cut
+    assert img[on & (cc <= 3)].max() == pytest.approx(
+        projected_potential_profile("Pt", np.array([edge[30, 0]]), blur_sigma_A=blur)[0] - tail,
+        rel=1e-3,
+    )

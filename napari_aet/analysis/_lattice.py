@@ -3,7 +3,6 @@ cluster."""
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,33 +25,41 @@ class DegenerateFit(ValueError):
 def _search_and_assign(positions, start, predict, steps, tol_A):
     """Grow an assignment of atoms to lattice sites from ``start`` through neighbour steps.
 
-    ``predict(site)`` gives a site's position; an unassigned atom within ``tol_A`` of it is
-    assigned. ``steps`` is an array of neighbour steps, or ``steps(site)`` gives them (hcp: they
-    differ between the A and B layers). Returns ``{atom_index: site}``.
+    ``predict(sites)`` gives the positions of an ``(n, d)`` array of sites; an unassigned atom
+    within ``tol_A`` of a site's position is assigned to it. ``steps`` is an array of neighbour
+    steps, or ``steps(site)`` gives them (hcp: they differ between the A and B layers).
+    Returns ``{atom_index: site}``.
+
+    Breadth first, one generation of sites at a time: every site a generation tries is
+    predicted and looked up at once, then taken in the order a site-by-site search would take
+    them (an atom near two sites goes to the first), so the assignment is that search's.
     """
     tree = cKDTree(positions)
-    steps_of = steps if callable(steps) else (lambda _site, st=steps: st)
     start_site = np.zeros(3 if callable(steps) else steps.shape[1])
-    if not np.isfinite(predict(start_site)).all():
+    if not np.isfinite(predict(start_site[None])).all():
         raise DegenerateFit("the lattice's origin or vectors are not finite")
     assigned = {int(start): start_site}
-    taken_sites = {tuple(np.round(start_site * 2).astype(int))}
-    queue = deque([start_site])
-    while queue:
-        site = queue.popleft()
-        for st in steps_of(site):
-            nxt = site + st
-            key = tuple(np.round(nxt * 2).astype(int))
-            if key in taken_sites:
+    taken_sites = {tuple(np.round(start_site * 2).astype(int).tolist())}
+    frontier = start_site[None]
+    while len(frontier):
+        if callable(steps):
+            tried = np.concatenate([site + steps(site) for site in frontier])
+        else:
+            tried = (frontier[:, None, :] + steps[None]).reshape(-1, frontier.shape[1])
+        where = predict(tried)
+        if not np.isfinite(where).all():
+            raise DegenerateFit("the lattice's origin or vectors are not finite")
+        d, j = tree.query(where, distance_upper_bound=tol_A)
+        keys = np.round(tried * 2).astype(np.int64)
+        grown = []
+        for k in np.flatnonzero(np.isfinite(d)):
+            key, atom = tuple(keys[k].tolist()), int(j[k])
+            if key in taken_sites or atom in assigned:
                 continue
-            where = predict(nxt)
-            if not np.isfinite(where).all():
-                raise DegenerateFit("the lattice's origin or vectors are not finite")
-            d, j = tree.query(where, distance_upper_bound=tol_A)
-            if np.isfinite(d) and int(j) not in assigned:
-                assigned[int(j)] = nxt
-                taken_sites.add(key)
-                queue.append(nxt)
+            assigned[atom] = tried[k]
+            taken_sites.add(key)
+            grown.append(k)
+        frontier = tried[grown]
     return assigned
 
 
@@ -112,7 +119,11 @@ def fit_hexagonal_layer(
         a1, a2 = vecs(cs)
         o0 = origin
         assigned = _search_and_assign(
-            p, start, lambda s, o0=o0, a1=a1, a2=a2: o0 + s[0] * a1 + s[1] * a2, _HEX_STEPS, tol_A
+            p,
+            start,
+            lambda s, o0=o0, a1=a1, a2=a2: o0 + s[:, :1] * a1 + s[:, 1:2] * a2,
+            _HEX_STEPS,
+            tol_A,
         )
         idx = np.array(list(assigned))
         if len(idx) < 3:
@@ -186,15 +197,11 @@ def hcp_coordinates(sites, c_over_a: float) -> np.ndarray:
 
 
 def _hcp_predictor(origin, a: float, rotation, c_over_a: float):
-    """``site -> position`` of one hcp site (:func:`hcp_coordinates` without its array
-    overhead: the search calls it once per site tried)."""
+    """``sites -> positions`` of an ``(n, 3)`` array of hcp sites (:func:`hcp_coordinates`)."""
     r = a * np.asarray(rotation, float)
-    h, b = np.sqrt(3.0) / 2.0, 1.0 / (2.0 * np.sqrt(3.0))
 
-    def predict(site):
-        odd = int(round(site[2])) % 2
-        xyz = (site[0] + 0.5 * site[1] + 0.5 * odd, h * site[1] + b * odd, 0.5 * c_over_a * site[2])
-        return origin + r @ xyz
+    def predict(sites):
+        return origin + hcp_coordinates(sites, c_over_a) @ r.T
 
     return predict
 
@@ -306,7 +313,7 @@ def fit_cubic_lattice(
     for _ in range(max_iter):
         o0, a0, r0 = origin, a, rot
         assigned = _search_and_assign(
-            p, start, lambda s, o0=o0, a0=a0, r0=r0: o0 + a0 * (r0 @ s), steps, tol_A
+            p, start, lambda s, o0=o0, a0=a0, r0=r0: o0 + a0 * (s @ r0.T), steps, tol_A
         )
         idx = np.array(list(assigned))
         if len(idx) < 4:
