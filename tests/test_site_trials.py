@@ -444,3 +444,59 @@ def _traced_as_imaged(truth, monkeypatch):
     cand["intensity"], cand["is_atom"] = 1.0, True
     monkeypatch.setattr(_refine, "residual_trials", lambda *a, **k: (np.empty((0, 3)), {}))
     return model, cand, sim.data
+
+
+def test_the_first_shell_is_the_bond_where_the_nearest_distance_is_not():
+    """Known answer: an fcc crystal (bond a / sqrt(2)) with 0.15 A of position noise per axis
+    (a traced model's): each atom's nearest distance, the shortest of twelve noisy bonds, puts
+    the median over 5 % short; the first shell's median is within 2 % of the bond; an atom
+    traced twice (0.1 A apart) is no bond with ``min_distance``."""
+    from napari_aet.core.geometry import first_shell, median_nearest_distance
+
+    a = 3.92
+    fcc = build_structure("fcc", element="Pt", radius_A=14.0, lattice_constant_A=a, jitter_A=0.0)
+    pos = fcc.positions
+    noisy = pos + np.random.default_rng(5).normal(0, 0.15, pos.shape)
+    bond = a / np.sqrt(2)
+    assert median_nearest_distance(noisy) < 0.95 * bond
+    est, shell = first_shell(noisy)
+    assert est == pytest.approx(bond, rel=0.02)
+    assert np.all((shell > 0.8 * est) & (shell < 1.2 * est)) and len(shell) > 4 * len(pos)
+    twice = np.vstack([pos, pos[:40] + 0.1])
+    assert first_shell(twice, min_distance=0.5)[0] == pytest.approx(bond, rel=1e-6)
+    with pytest.raises(ValueError, match="on top of another"):
+        first_shell(np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0]]), min_distance=0.5)
+
+
+def test_a_faint_atom_the_packing_does_not_vouch_for_goes():
+    """``_sparse_faint_atoms`` on a noisy fcc particle (0.15 A per axis): an adatom in a
+    hollow of the surface (3 neighbours) fitted at 0.4 of the median atom goes, at 0.7 it
+    stays; every atom of the particle stays even at 0.4, the surface ones (7-9 neighbours)
+    included, though the median nearest distance of such a model, 5 % short, would count
+    some of them under 6; a model that misses most atoms (no dense packing: the neighbours
+    say nothing) loses none."""
+    from napari_aet.trace._packing import SPARSE_SITE_NEIGHBOURS, _sparse_faint_atoms
+
+    pos = build_structure("fcc", element="Pt", radius_A=12.0, seed=1).positions
+    tree = cKDTree(pos)
+    d = np.median(tree.query(pos, 2)[0][:, 1])
+    trial = site_trials(pos, min_neighbours=3)
+    adatom = trial[
+        np.flatnonzero(tree.query_ball_point(trial, 1.05 * d, return_length=True) == 3)[0]
+    ]
+    n_true = tree.query_ball_point(pos, 1.05 * d, return_length=True) - 1
+    inside = n_true > SPARSE_SITE_NEIGHBOURS  # the particle's atoms with over half a shell
+    assert inside.mean() > 0.95 and np.any(n_true[inside] < 10)  # facets among them
+    rng = np.random.default_rng(6)
+    noisy = np.vstack([pos, adatom]) + rng.normal(0, 0.15, (len(pos) + 1, 3))
+    faint = np.full(len(noisy), 0.4)
+    drop = _sparse_faint_atoms(noisy, faint, 0.6)
+    assert drop[-1] and not drop[:-1][inside].any()
+    bright = faint.copy()
+    bright[-1] = 0.7
+    assert not _sparse_faint_atoms(noisy, bright, 0.6)[-1]
+    short = cKDTree(noisy).query_ball_point(noisy, 1.2 * np.median(
+        cKDTree(noisy).query(noisy, 2)[0][:, 1]), return_length=True) - 1  # fmt: skip
+    assert np.any(short[:-1][inside] <= SPARSE_SITE_NEIGHBOURS)  # what the shorter bond does
+    sparse = noisy[np.random.default_rng(7).random(len(noisy)) > 0.6]  # most atoms missed
+    assert not _sparse_faint_atoms(sparse, np.full(len(sparse), 0.1), 0.6).any()

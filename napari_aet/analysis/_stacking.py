@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ..core.geometry import in_plane_basis
+from ..core.geometry import first_shell, in_plane_basis
 
 #: Two atoms closer than this are one atom traced twice, not a bond [A].
 _DUPLICATE_A = 0.5
@@ -53,28 +53,7 @@ def nearest_neighbour_distance(positions_A: np.ndarray) -> float:
     Atom pairs closer than 0.5 A (one atom traced twice) are ignored.
     """
     pos = _check_positions(positions_A)
-    tree = cKDTree(pos)
-    k = min(len(pos), 8)
-    d, _ = tree.query(pos, k=k)
-    d = np.where(d > _DUPLICATE_A, d, np.inf)[:, 1:]
-    nearest = d.min(axis=1)
-    nearest = nearest[np.isfinite(nearest)]
-    if not len(nearest):
-        raise ValueError("every atom sits on top of another one (< 0.5 A apart): no bonds")
-    est = float(np.median(nearest))
-    pairs = tree.query_pairs(1.6 * est, output_type="ndarray")
-    r = np.linalg.norm(pos[pairs[:, 0]] - pos[pairs[:, 1]], axis=1) if len(pairs) else nearest
-    r = r[r > _DUPLICATE_A]
-    for _ in range(30):
-        shell = r[(r > 0.8 * est) & (r < 1.2 * est)]
-        if not len(shell):
-            break
-        new = float(np.median(shell))
-        done = abs(new - est) < 1e-7 * est
-        est = new
-        if done:
-            break
-    shell = r[(r > 0.8 * est) & (r < 1.2 * est)]
+    est, shell = first_shell(pos, min_distance=_DUPLICATE_A)
     if len(shell) < 10:
         return est
     spread = 1.4826 * float(np.median(np.abs(shell - est)))

@@ -29,6 +29,44 @@ def median_nearest_distance(points, tree=None) -> float:
     return float(np.median(tree.query(points, k=2)[0][:, 1]))
 
 
+def first_shell(points, tree=None, *, min_distance: float = 0.0) -> tuple[float, np.ndarray]:
+    """The first shell of bonds of a packing: its median length and its pair distances.
+
+    Each point's nearest distance gives a first estimate, biased low by position noise (the
+    shortest of twelve noisy bonds: on a traced model 30 pm from the truth, 2.52 A against
+    a 2.73 A bond); the shell is then the pair distances within 0.8-1.2 times the estimate,
+    re-centred on their median until it settles, which noise leaves near the bond. Pairs
+    closer than ``min_distance`` (one atom traced twice) are no bonds. Returns
+    ``(median, distances of the shell)``; the estimate and no shell when there is none.
+    ``tree``: the points' KD-tree when the caller has one.
+    """
+    from scipy.spatial import cKDTree
+
+    pos = np.asarray(points, float).reshape(-1, 3)
+    tree = cKDTree(pos) if tree is None else tree
+    d = tree.query(pos, k=min(len(pos), 8))[0][:, 1:]
+    nearest = np.where(d > min_distance, d, np.inf).min(axis=1)
+    nearest = nearest[np.isfinite(nearest)]
+    if not len(nearest):
+        raise ValueError(
+            f"every atom sits on top of another one (< {min_distance:g} A apart): no bonds"
+        )
+    est = float(np.median(nearest))
+    pairs = tree.query_pairs(1.6 * est, output_type="ndarray")
+    r = np.linalg.norm(pos[pairs[:, 0]] - pos[pairs[:, 1]], axis=1) if len(pairs) else nearest
+    r = r[r > min_distance]
+    for _ in range(30):
+        shell = r[(r > 0.8 * est) & (r < 1.2 * est)]
+        if not len(shell):
+            break
+        new = float(np.median(shell))
+        done = abs(new - est) < 1e-7 * est
+        est = new
+        if done:
+            break
+    return est, r[(r > 0.8 * est) & (r < 1.2 * est)]
+
+
 def in_plane_basis(normal) -> tuple[np.ndarray, np.ndarray]:
     """Two unit vectors ``(e1, e2)`` spanning the plane normal to ``normal`` (``e2 = n x e1``).
 

@@ -48,6 +48,19 @@ TRIAL_MIN_NEIGHBOURS = 3
 #: on a faulted 256-px dumbbell); in the 5 sparse ones (amorphous particles, a 256-px one at
 #: a tenth of the counts) 104 of 178 were real.
 DENSE_MEDIAN_NEIGHBOURS = 6
+#: One element in a dense packing: an atom with at most this many neighbours within
+#: :data:`~._tracer.SITE_NEIGHBOUR_RADIUS` first-shell bonds in the final positions (under
+#: half a shell: an adatom, an atom on a step's edge, or one hanging beside a facet) stays only
+#: at the amplitude a trial joins at (:func:`_sparse_faint_atoms`): where the packing does not
+#: vouch for an atom, the images must show it as clearly as a new one. Bonds counted from the
+#: first shell (:func:`~napari_aet.core.geometry.first_shell`), not the median nearest
+#: distance, which a model's position noise shortens (2.52 against 2.85 A on a 256-px
+#: icosahedron at a third of the counts, whose real facet atoms then had too few
+#: neighbours). Final models of independent runs (docs/benchmarks.md, sixty-seventh
+#: session): a faulted 256-px dumbbell at a third of the counts had 9 false and 2 real such
+#: atoms under 0.6 of the median atom, the icosahedron 19 false and none real, seven other
+#: 128-px and 256-px finals none.
+SPARSE_SITE_NEIGHBOURS = 5
 #: Two kept atoms closer than this many nearest-neighbour distances are one (the fainter goes).
 DUPLICATE_SPACING = 0.6
 #: An atom that only an alloy crystal's lower drop bar keeps (under
@@ -78,6 +91,25 @@ def _squeezed_atoms(positions) -> np.ndarray:
     if _dense_packing_radius(pos) is None:
         return np.zeros(len(pos), bool)
     return off_lattice_of_close_pairs(pos)
+
+
+def _sparse_faint_atoms(positions, amplitudes, bar: float) -> np.ndarray:
+    """Which atoms of a dense packing (:func:`_dense_packing_radius`) have at most
+    :data:`SPARSE_SITE_NEIGHBOURS` others within :data:`~._tracer.SITE_NEIGHBOUR_RADIUS`
+    first-shell bonds and an amplitude (over the median atom's) under ``bar``; an atom
+    without an amplitude (NaN) stays."""
+    from scipy.spatial import cKDTree
+
+    from ..core.geometry import first_shell
+
+    pos = np.asarray(positions, float).reshape(-1, 3)
+    out = np.zeros(len(pos), bool)
+    if _dense_packing_radius(pos) is None:
+        return out
+    tree = cKDTree(pos)
+    bond, _ = first_shell(pos, tree)
+    n = tree.query_ball_point(pos, SITE_NEIGHBOUR_RADIUS * bond, return_length=True) - 1
+    return (n <= SPARSE_SITE_NEIGHBOURS) & (np.asarray(amplitudes, float) < bar)
 
 
 def _dense_packing_radius(points) -> float | None:

@@ -9,8 +9,12 @@ from ..core.elements import parse_elements
 from ..core.progress import check_cancel, prefixed
 from ..forward import MIN_MODEL_CORRELATION
 from ._faint_held_out import faint_positions_by_held_out
+from ._final_verdicts import (
+    _without_hanging_atoms,
+    _without_sparse_faint_atoms,
+    _without_squeezed_atoms,
+)
 from ._held_out import held_out_check, held_verdicts, marginal_fit, refused_record
-from ._packing import TRIAL_MIN_NEIGHBOURS, _hanging_trials, _squeezed_atoms
 from ._position_source import choose_position_source
 from ._post_fit import (
     _with_counts_correction,
@@ -19,7 +23,6 @@ from ._post_fit import (
     _with_tracer_share,
 )
 from ._trials import (
-    CLOSE_PAIR,
     SITE_MIN_NEIGHBOURS,
     _trial_candidates,
     off_lattice_of_close_pairs,
@@ -121,7 +124,9 @@ def refine_atom_positions(
         a dense packing in the final positions (fewer than 3 neighbours) goes at the end
         (``info["hanging_atoms"]``), and so does, of two atoms closer than 0.8
         nearest-neighbour distances, the one off its neighbours' lattice
-        (``info["squeezed_atoms"]``). The feature ``refine_added`` marks the added atoms.
+        (``info["squeezed_atoms"]``), and an atom with at most 5 neighbours that the images
+        show under :data:`ADD_AMPLITUDE` (``info["sparse_atoms"]``). The feature
+        ``refine_added`` marks the added atoms.
     element : str or sequence of str
         Several elements (an alloy): each atom's ``element`` is then its class of refined
         amplitude (:func:`classify_species`), and amplitudes are measured against the
@@ -484,51 +489,15 @@ def _site_passes(model, res, origin, info, images, angles_deg, kw, cancel):
 
 def _finish(model, info, source, origin, tracer_share, return_origin, hanging=False):
     """:func:`_refine_once`'s result: with the traced positions' share when ``tracer_share``,
-    without the atoms squeezed beside another and those that hang off a dense packing when
-    ``hanging`` (the verdicts ran, one element: :func:`_without_squeezed_atoms`,
-    :func:`_without_hanging_atoms`), and with where each of its atoms started
-    (``origin``) when ``return_origin``."""
+    without the atoms squeezed beside another, the faint ones the packing does not vouch for
+    and those that hang off a dense packing when ``hanging`` (the verdicts ran, one element:
+    :func:`_without_squeezed_atoms`, :func:`_without_sparse_faint_atoms`,
+    :func:`_without_hanging_atoms`), and with where each of its atoms started (``origin``)
+    when ``return_origin``."""
     if tracer_share:
         model, info = _with_tracer_share(model, info, source, origin)
     if hanging:
         model, info, origin = _without_squeezed_atoms(model, info, origin)
+        model, info, origin = _without_sparse_faint_atoms(model, info, origin)
         model, info, origin = _without_hanging_atoms(model, info, origin)
     return (model, info, origin) if return_origin else (model, info)
-
-
-def _without_squeezed_atoms(model, info, origin):
-    """``(model, info, origin)`` without the atoms that stand too close to another to be on
-    their neighbours' lattice (:func:`~._packing._squeezed_atoms`; ``info["squeezed_atoms"]``
-    counts them over the calls): the site passes' rule (:func:`_site_passes`) met by the
-    final positions, where the traced positions' share and the last site pass make new
-    pairs. On the final model of an independent 256-px Pt icosahedron (a third of the counts,
-    acquisition faults) 97 false atoms stood 1.7-2.4 A from a real one (60 added by the
-    passes, most 1-1.6 A off a missed atom's site); the rule took 68 false and 19 real atoms
-    (3.85 -> 3.25 % offline)."""
-    drop = _squeezed_atoms(model.positions)
-    before = (info.get("squeezed_atoms") or {}).get("n_removed", 0)
-    record = {"max_nearest_distances": CLOSE_PAIR, "n_removed": before + int(drop.sum())}
-    return _dropped(model, {**info, "squeezed_atoms": record}, origin, drop)
-
-
-def _dropped(model, info, origin, drop):
-    """``(model, info, origin)`` without the atoms ``drop`` (counted in ``n_removed``)."""
-    if drop.any():
-        info["n_removed"] = int(info.get("n_removed", 0)) + int(drop.sum())
-        model = model.subset(~drop)
-        if origin is not None and len(origin) == len(drop):
-            origin = np.asarray(origin)[~drop]
-    model.metadata["refinement"] = info
-    return model, info, origin
-
-
-def _without_hanging_atoms(model, info, origin):
-    """``(model, info, origin)`` without the atoms, traced or added, that hang off a dense
-    packing in the final positions (fewer than :data:`~._packing.TRIAL_MIN_NEIGHBOURS`
-    neighbours, peeled; :func:`~._packing._hanging_trials`; ``info["hanging_atoms"]``): the
-    rule the trials meet when they join, met by every atom at the end, when the positions are
-    final and the atoms beside a real one are in (before, a real atom whose neighbours the
-    tracer missed hangs for a while)."""
-    drop = _hanging_trials(model.positions, np.ones(model.n_atoms, bool), 0)
-    record = {"min_neighbours": TRIAL_MIN_NEIGHBOURS, "n_removed": int(drop.sum())}
-    return _dropped(model, {**info, "hanging_atoms": record}, origin, drop)
