@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.geometry import median_nearest_distance
+from ..core.geometry import first_shell, median_nearest_distance
 from ._tracer import SITE_NEIGHBOUR_RADIUS, held_by_the_lattice
 from ._trials import TRIAL_SPACING, off_lattice_of_close_pairs
 
@@ -58,8 +58,8 @@ DENSE_MEDIAN_NEIGHBOURS = 6
 #: icosahedron at a third of the counts, whose real facet atoms then had too few
 #: neighbours). Final models of independent runs (docs/benchmarks.md, sixty-seventh
 #: session): a faulted 256-px dumbbell at a third of the counts had 9 false and 2 real such
-#: atoms under 0.6 of the median atom, the icosahedron 19 false and none real, seven other
-#: 128-px and 256-px finals none.
+#: atoms under 0.6 of the median atom, the icosahedron 19 false and none real, six other
+#: 128-px and 256-px finals none; a Ta glass at a tenth lost 2 false atoms to it, no real one.
 SPARSE_SITE_NEIGHBOURS = 5
 #: Two kept atoms closer than this many nearest-neighbour distances are one (the fainter goes).
 DUPLICATE_SPACING = 0.6
@@ -99,8 +99,6 @@ def _sparse_faint_atoms(positions, amplitudes, bar: float) -> np.ndarray:
     first-shell bonds and an amplitude (over the median atom's) under ``bar``; an atom
     without an amplitude (NaN) stays."""
     from scipy.spatial import cKDTree
-
-    from ..core.geometry import first_shell
 
     pos = np.asarray(positions, float).reshape(-1, 3)
     out = np.zeros(len(pos), bool)
