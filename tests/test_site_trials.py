@@ -466,6 +466,8 @@ def test_the_first_shell_is_the_bond_where_the_nearest_distance_is_not():
     assert first_shell(twice, min_distance=0.5)[0] == pytest.approx(bond, rel=1e-6)
     with pytest.raises(ValueError, match="on top of another"):
         first_shell(np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0]]), min_distance=0.5)
+    with pytest.raises(ValueError, match="two or more"):
+        first_shell(pos[:1])
 
 
 def test_a_faint_atom_the_packing_does_not_vouch_for_goes():

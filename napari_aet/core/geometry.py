@@ -43,6 +43,8 @@ def first_shell(points, tree=None, *, min_distance: float = 0.0) -> tuple[float,
     from scipy.spatial import cKDTree
 
     pos = np.asarray(points, float).reshape(-1, 3)
+    if len(pos) < 2:
+        raise ValueError(f"{len(pos)} point(s): a bond needs two or more")
     tree = cKDTree(pos) if tree is None else tree
     d = tree.query(pos, k=min(len(pos), 8))[0][:, 1:]
     nearest = np.where(d > min_distance, d, np.inf).min(axis=1)
