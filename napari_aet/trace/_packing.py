@@ -101,26 +101,25 @@ def _sparse_faint_atoms(positions, amplitudes, bar: float) -> np.ndarray:
     from scipy.spatial import cKDTree
 
     pos = np.asarray(positions, float).reshape(-1, 3)
-    out = np.zeros(len(pos), bool)
-    if _dense_packing_radius(pos) is None:
-        return out
-    tree = cKDTree(pos)
+    tree = cKDTree(pos) if len(pos) else None
+    if _dense_packing_radius(pos, tree) is None:
+        return np.zeros(len(pos), bool)
     bond, _ = first_shell(pos, tree)
     n = tree.query_ball_point(pos, SITE_NEIGHBOUR_RADIUS * bond, return_length=True) - 1
     return (n <= SPARSE_SITE_NEIGHBOURS) & (np.asarray(amplitudes, float) < bar)
 
 
-def _dense_packing_radius(points) -> float | None:
+def _dense_packing_radius(points, tree=None) -> float | None:
     """The neighbour radius (:data:`~._tracer.SITE_NEIGHBOUR_RADIUS` median nearest-neighbour
     distances) of ``points`` when they are a dense packing (their median count of neighbours
     within it at least :data:`DENSE_MEDIAN_NEIGHBOURS`); None otherwise, or for fewer than
-    twice that many points."""
+    twice that many points. ``tree``: the points' KD-tree when the caller has one."""
     from scipy.spatial import cKDTree
 
     pts = np.asarray(points, float).reshape(-1, 3)
     if len(pts) < 2 * DENSE_MEDIAN_NEIGHBOURS:
         return None
-    tree = cKDTree(pts)
+    tree = cKDTree(pts) if tree is None else tree
     radius = SITE_NEIGHBOUR_RADIUS * median_nearest_distance(pts, tree)
     n = tree.query_ball_point(pts, radius, return_length=True) - 1
     return radius if np.median(n) >= DENSE_MEDIAN_NEIGHBOURS else None

@@ -265,7 +265,7 @@ def _refine_once(atoms, images, angles_deg, *, pixel_size_A, iterations, refine_
     the traced positions' share of the final ones (:data:`TRACER_SHARE`); ``final``: the
     model is the result (not a held-out test's), so the last site pass and the packing
     verdicts run (:func:`_last_site_pass`, :func:`_without_squeezed_atoms`,
-    :func:`_without_hanging_atoms`)."""
+    :func:`_without_sparse_faint_atoms`, :func:`_without_hanging_atoms`)."""
     judge = candidates is not None
     if judge_images is not None:
         judge_images = np.asarray(judge_images, np.float32)
