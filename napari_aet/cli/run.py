@@ -32,7 +32,7 @@ from ._common import (
     series_source,
     structure_option,
 )
-from .trace import counts_option, weighting_option
+from .trace import counts_option, restraints_option, weighting_option
 
 AL = AlignSettings()
 RE = ReconSettings()
@@ -116,6 +116,7 @@ def add_run(sub) -> None:
     )
     counts_option(p, "--refine-counts")
     weighting_option(p, "--refine-weighting")
+    restraints_option(p, "--no-refine-restraints")
     p.add_argument("--no-strain", action="store_true", help="analyze without the strain maps")
     element_option(
         p,
@@ -197,7 +198,9 @@ def settings_from_args(args) -> RunSettings:
         augment=augment,
         refine=None
         if args.no_refine_model
-        else PositionRefineSettings(counts=args.counts, weighting=args.weighting),
+        else PositionRefineSettings(
+            counts=args.counts, weighting=args.weighting, restraints=args.restraints
+        ),
         analyze=AnalyzeSettings(
             lattice_constant_A=args.lattice_constant,
             strain=not args.no_strain,

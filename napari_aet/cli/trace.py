@@ -135,6 +135,7 @@ def add_refine(sub) -> None:
         "image and keep the refinement only if it predicts the others better than the traced "
         "atoms; a glass's unless it predicts them clearly worse)",
     )
+    restraints_option(p, "--no-restraints")
     p.add_argument(
         "--no-angle-check",
         dest="check_angles",
@@ -174,6 +175,19 @@ def counts_option(p, flag: str) -> None:
     )
 
 
+def restraints_option(p, flag: str) -> None:
+    """The refine stage's ``flag`` that leaves the final positions unrestrained."""
+    p.add_argument(
+        flag,
+        dest="restraints",
+        action="store_false",
+        help="one element: do not fit the final positions once more with their bonds "
+        "restrained (default: at the prior bond-length spread, 20, 10 or 5 pm, that the "
+        "images held out of each half's fit predict best, or none when none predicts them "
+        "clearly better than the free fit)",
+    )
+
+
 def weighting_option(p, flag: str) -> None:
     """How the refine stage's fits weigh the pixels (``PositionRefineSettings.weighting``)."""
     p.add_argument(
@@ -202,6 +216,7 @@ def cmd_refine(args) -> int:
         counts=args.counts,
         weighting=args.weighting,
         held_out=args.held_out,
+        restraints=args.restraints,
         check_angles=args.check_angles,
         site_pass=args.site_pass,
         element=args.element,

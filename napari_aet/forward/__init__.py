@@ -23,6 +23,7 @@ from ._projection import (
     rotation_center_A,
     split_object_translation,
 )
+from ._restraints import BondRestraint, bond_restraint
 from ._trust import (
     MAX_ATOM_SIGMA_A,
     MIN_MODEL_CORRELATION,
@@ -36,8 +37,10 @@ __all__ = [
     "SPLAT_SIGMA_A",
     "TAIL_WIDTHS_A",
     "WEIGHTINGS",
+    "BondRestraint",
     "ModelRefinementResult",
     "atomic_number",
+    "bond_restraint",
     "held_out_comparison",
     "kirkland_parameters",
     "profile_cutoff_radius",

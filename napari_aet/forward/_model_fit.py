@@ -171,6 +171,7 @@ def refine_atomic_model(
     weighting: str = "uniform",
     per_image_width: bool = False,
     pixel_weights=None,
+    restraint=None,
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -241,6 +242,13 @@ def refine_atomic_model(
         angle blurs the columns too: the two trade. The alignment refits a round with it when
         the angles of a fit with one width ran to their bound again after a held round
         (:func:`napari_aet.align._model_rounds._round_fit`).
+    restraint : BondRestraint, optional
+        Bond-length restraints of the positions in the last stage
+        (:func:`napari_aet.forward.bond_restraint`): each bond's deviation from its target in
+        units of the restraint's ``sigma_A`` costs, squared, what one pixel's squared residual
+        of the noise's size does (the residual's mean square after the image model's
+        stages), a Bayesian prior on the images' own scale. The residual reported is the
+        images'.
     pixel_weights : array, optional
         Fixed weights of each pixel's squared residual (broadcast to the images; 0 leaves a
         pixel out: every atom still rendered, e.g. the fit of one slab's rows). The fit only:
@@ -421,6 +429,7 @@ def refine_atomic_model(
         fixed = torch.as_tensor(pixel_weights, dtype=f32, device=dev).expand_as(data)
     weights = fixed  # per-pixel (weighting="variance": mean 1, from the last stage on)
     weight_info: dict = {}
+    bonds = False  # bond-length restraints in the last stage's loss (``restraint``)
 
     def geometry_now():
         """The angle corrections (with the axis turn, when it moves) [deg] and offsets."""
@@ -454,10 +463,12 @@ def refine_atomic_model(
                 line_search_fn="strong_wolfe",
             )
 
-            def closure(opt=opt):
+            def closure(opt=opt, restrain=bonds and "pos" in names):
                 opt.zero_grad()
                 sq = (model() - target) ** 2
                 loss = (sq if weights is None else weights * sq).sum() / norm
+                if restrain:
+                    loss = loss + bond_penalty() / norm
                 loss.backward()
                 return loss
 
@@ -465,7 +476,7 @@ def refine_atomic_model(
                 check_cancel(cancel, "atomic-model refinement")
                 loss = opt.step(closure)
                 if log:
-                    if weights is not None:  # the residual reported stays unweighted
+                    if weights is not None or bonds:  # the residual reported: the images'
                         with torch.no_grad():
                             loss = ((model() - target) ** 2).sum() / norm
                     residual.append(float(np.sqrt(float(loss.detach()))))
@@ -483,6 +494,16 @@ def refine_atomic_model(
                         break
 
     run_stages(stages[:-1], data)
+    if restraint is not None and refine_positions and len(restraint.pairs):
+        # the restraints' prior on the images' scale: a bond sigma_A off its target costs
+        # what one pixel's noise variance does (the residual's, after the image model)
+        with torch.no_grad():
+            noise_var = float(((model() - data) ** 2).mean())
+
+        def bond_penalty():
+            return noise_var * restraint.penalty(unknowns()[0], torch)
+
+        bonds = True
     if weighting == "variance":
         with torch.no_grad():
             bias_now = bias0 + step["bias"] * u["bias"]

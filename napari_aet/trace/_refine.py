@@ -22,6 +22,7 @@ from ._post_fit import (
     _with_faint_positions_held,
     _with_tracer_share,
 )
+from ._restrained import with_restrained_positions
 from ._trials import (
     SITE_MIN_NEIGHBOURS,
     _trial_candidates,
@@ -79,6 +80,7 @@ def refine_atom_positions(
     denoiser=None,
     weighting: str = WEIGHTING,
     held_out: bool = True,
+    restraints: bool = True,
     device: str = "auto",
     progress=None,
     cancel=None,
@@ -192,6 +194,10 @@ def refine_atom_positions(
         (``info["held_verdicts"]``). ``info["held_out"]`` records the test. Not for several
         elements (the comparison images equal atoms) or fewer than ``2 * HELD_OUT_MIN_IMAGES``
         images (:mod:`~napari_aet.trace._held_out`).
+    restraints : bool
+        For one element, fit the refined atoms' final positions to the counts once more with
+        their bonds restrained, at the prior bond-length spread that the held-out images
+        choose, or not at all (:mod:`napari_aet.trace._restrained`; ``info["restraints"]``).
 
     Returns
     -------
@@ -230,6 +236,10 @@ def refine_atom_positions(
                 model, info, origin, atoms, images, angles_deg, judge_images, params,
                 refine_once=_refine_on_part,
             )  # fmt: skip
+        if restraints and "not_refined" not in info:
+            model, info = with_restrained_positions(
+                model, info, images, angles_deg, judge_images, params, origin
+            )
         if check is not None:
             info["held_out"] = check
             model.metadata["refinement"] = info
@@ -243,6 +253,10 @@ def refine_atom_positions(
             atoms, images, angles_deg, judge_images=judge_images, min_correlation=0.0,
             tracer_share=False, **params,
         )  # fmt: skip
+        if restraints and "not_refined" not in info:
+            model, info = with_restrained_positions(
+                model, info, images, angles_deg, judge_images, params
+            )
     elif candidates is not None:
         # the positions stay as traced; the counts may still say which atoms are there
         check_cancel(cancel, "refinement")

@@ -169,7 +169,7 @@ def run_refine(
         pixel_size_A=ts.pixel_size_A, iterations=s.iterations, refine_geometry=s.refine_geometry,
         candidates=cand, element=s.element, residual_pass=s.residual_pass, site_pass=s.site_pass,
         judge_images=judge, denoiser=denoiser, weighting=s.weighting, held_out=s.held_out,
-        device=s.device, cancel=cancel,
+        restraints=s.restraints, device=s.device, cancel=cancel,
     )  # fmt: skip
     refined, info = refine_atom_positions(model, ts.data, ts.angles_deg, progress=progress, **kw)
     angles = None

@@ -325,6 +325,11 @@ class PositionRefineSettings:
     # worse); else the counts judge the traced atoms. At a
     # tenth of the study's counts: an amorphous Pt particle 48 -> 11 %, a Pt glass 7.8 -> 5.9 %
     held_out: bool = True
+    # one element: fit the final positions once more with their bonds restrained, at the
+    # prior bond-length spread (20, 10 or 5 pm) that the images held out of each half's fit
+    # choose, or not at all (napari_aet.trace._restrained: a twinned Pt dumbbell at a third
+    # of the counts 23.4 -> 7.5 pm)
+    restraints: bool = True
     # measure the tilt angles once more with the refined atoms and, where established
     # corrections move the atoms at the particle's radius by more than 5 pm, refine again at
     # the corrected angles (napari_aet.trace._angle_check: a 10,862-atom particle whose

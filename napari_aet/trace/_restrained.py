@@ -1,0 +1,131 @@
+"""The refined atoms' final positions, fitted with their bonds restrained.
+
+After the verdicts, which atoms are there is settled; where each one is, fitted to the counts
+on its own, is not: at a third of the study's counts a twinned Pt dumbbell's atoms fitted one
+by one from the true positions came out 38 pm off, 61 of 2,400 more than 1 A. Restraining
+every first-shell bond to the median length of the bonds about it
+(:func:`napari_aet.forward.bond_restraint`) lets the neighbours say where an atom can be. How
+strongly is a prior bond-length spread, chosen by the data: each half of the images (every
+other tilt) is fitted without and with each spread of :data:`RESTRAINT_SIGMAS_PM`, and each
+fit predicts the other half (:func:`napari_aet.forward.held_out_comparison`); the spread that
+predicts the images it never saw best, by :data:`RESTRAINT_T` standard errors over the free fit
+in both directions, is used on all the images. A crystal takes the tightest; an amorphous
+particle, whose bond lengths spread, a loose one or none.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..core.atoms import AtomModel
+from ..core.progress import check_cancel, report
+from ..forward import bond_restraint, held_out_comparison, refine_atomic_model
+from ._faint_held_out import MIN_IMAGES
+
+#: The prior bond-length spreads tried [pm], loosest first. Independent 256-px series at a
+#: third of the study's counts (docs/benchmarks.md, sixty-eighth session), the final atoms
+#: refitted to the counts from their positions: a twinned Pt dumbbell (2,368 atoms) 38.7 pm
+#: free, 23.7 / 13.6 / 7.5 pm at 20 / 10 / 5 pm (23.4 pm for the positions before); a Pt
+#: icosahedron (8,217 atoms) 34.7 free, 14.0 and 11.4 pm at 10 and 5 (30.2 before). An
+#: amorphous Pt particle at a tenth of the counts (128 px): 35.6 pm free, 35.1 at 20, 37.5 at
+#: 10, 43.6 at 5, which the held-out images ranked alike (the 5 pm fit predicted them worse
+#: than the free one, t = -5.3 and -4.2).
+RESTRAINT_SIGMAS_PM = (20.0, 10.0, 5.0)
+#: A restrained fit must predict the held-out half better than the free fit by this many
+#: standard errors (paired over the images) in both directions to be used.
+RESTRAINT_T = 2.0
+#: Too few atoms carry too few bonds to judge a prior by.
+MIN_ATOMS = 20
+
+
+def restrained_positions(model: AtomModel, images, angles_deg, *, pixel_size_A: float,
+                         iterations: int, device: str = "auto", progress=None,
+                         cancel=None) -> tuple[np.ndarray | None, dict]:  # fmt: skip
+    """``(positions, record)``: the atoms of ``model`` fitted to ``images`` (the counts, as
+    aligned) with their bonds restrained at the prior spread the held-out images choose
+    (module docstring), and what was measured; ``positions`` is None where no spread
+    predicts the held-out images clearly better than the free fit (or the test cannot run:
+    ``record["why"]``), and the caller keeps its positions."""
+    t0 = time.perf_counter()
+    imgs = np.asarray(images, np.float32)
+    angles = np.asarray(angles_deg, np.float64)
+    record: dict = {"sigmas_pm": list(RESTRAINT_SIGMAS_PM), "t_bar": RESTRAINT_T}
+    if len(imgs) < 2 * MIN_IMAGES:
+        return None, {**record, "why": f"{len(imgs)} images (it needs {2 * MIN_IMAGES})"}
+    if model.n_atoms < MIN_ATOMS:
+        return None, {**record, "why": f"{model.n_atoms} atoms (it needs {MIN_ATOMS})"}
+    start = model.positions
+    restraints = {s: bond_restraint(start, s / 100.0) for s in RESTRAINT_SIGMAS_PM}
+    record["n_bonds"] = int(len(restraints[RESTRAINT_SIGMAS_PM[0]].pairs))
+    if not record["n_bonds"]:
+        return None, {**record, "why": "no bonds"}
+    order = np.argsort(angles, kind="stable")
+    halves = (np.sort(order[0::2]), np.sort(order[1::2]))
+    kw = dict(pixel_size_A=pixel_size_A, refine_angles=False, refine_offsets=False,
+              iterations=iterations, device=device, cancel=cancel)  # fmt: skip
+    n_steps, done = 2 * (1 + len(RESTRAINT_SIGMAS_PM)) + 1, 0
+    gain = {s: [] for s in RESTRAINT_SIGMAS_PM}
+    t = {s: [] for s in RESTRAINT_SIGMAS_PM}
+    for fit, held in (halves, halves[::-1]):
+        fits = {}
+        for s in (None, *RESTRAINT_SIGMAS_PM):
+            check_cancel(cancel, "restrained positions")
+            fits[s] = refine_atomic_model(
+                imgs[fit], angles[fit], start, restraint=restraints.get(s), **kw
+            )
+            done += 1
+            report(progress, done, n_steps, "restrained positions: held-out fits")
+        for s in RESTRAINT_SIGMAS_PM:
+            c = held_out_comparison(
+                imgs[held], angles[held], fits[None].positions_A, fits[s].positions_A,
+                pixel_size_A=pixel_size_A, sigma_A=fits[None].sigma_A,
+            )  # fmt: skip
+            gain[s].append(float(np.sum(c["gain"])))
+            t[s].append(None if c["t"] is None else float(c["t"]))
+    record["held_out_gain"] = {f"{s:g}": gain[s] for s in RESTRAINT_SIGMAS_PM}
+    record["held_out_t"] = {f"{s:g}": t[s] for s in RESTRAINT_SIGMAS_PM}
+    ok = [s for s in RESTRAINT_SIGMAS_PM if all(v is not None and v >= RESTRAINT_T for v in t[s])]
+    if not ok:
+        record["why"] = (
+            f"no bond-length spread predicted the held-out images better than the free fit by "
+            f"{RESTRAINT_T:g} standard errors in both halves: positions kept"
+        )
+        record["seconds"] = time.perf_counter() - t0
+        return None, record
+    best = max(ok, key=lambda s: sum(gain[s]))
+    record["sigma_pm"] = best
+    check_cancel(cancel, "restrained positions")
+    res = refine_atomic_model(imgs, angles, start, restraint=restraints[best], **kw)
+    report(progress, n_steps, n_steps, f"restrained positions: bonds at {best:g} pm")
+    moved = np.linalg.norm(res.positions_A - start, axis=1)
+    record["shift_rms_pm"] = 100.0 * float(np.sqrt(np.mean(moved**2)))
+    record["seconds"] = time.perf_counter() - t0
+    return np.asarray(res.positions_A, np.float64), record
+
+
+def with_restrained_positions(model, info, images, angles_deg, judge_images, params,
+                              origin=None) -> tuple[AtomModel, dict]:  # fmt: skip
+    """``(model, info)`` with one element's refined atoms at their restrained positions
+    (:func:`restrained_positions`, fitted to the counts when ``judge_images`` holds them);
+    ``info["restraints"]`` records the test and the spread used, or why none was."""
+    from ..core.elements import parse_elements
+    from ._post_fit import _moved
+
+    if len(parse_elements(params["element"])) != 1:
+        record = {"why": "several elements: their bonds differ (not restrained)"}
+        positions = None
+    else:
+        positions, record = restrained_positions(
+            model, images if judge_images is None else judge_images, angles_deg,
+            pixel_size_A=params["pixel_size_A"], iterations=params["iterations"],
+            device=params["device"], progress=params.get("progress"),
+            cancel=params.get("cancel"),
+        )  # fmt: skip
+    info = {**info, "restraints": record}
+    if positions is None:
+        model.metadata["refinement"] = info
+        return model, info
+    o = origin if origin is not None and len(origin) == model.n_atoms else None
+    return _moved(model, positions, info, o), info
