@@ -47,6 +47,20 @@ def test_each_bond_is_restrained_to_the_bonds_about_it():
         BondRestraint(r.pairs, r.lengths_A[:-1], 0.05)
 
 
+def test_a_bcc_lattice_is_restrained_by_its_first_shell_only():
+    """bcc's second shell (a, 1.155 first-shell bonds) stands inside the fcc cut of 1.2
+    bonds: only the 8 first-shell bonds of an inside atom are restrained, to ``sqrt 3 a / 2``."""
+    g = np.arange(6)
+    cells = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3).astype(float)
+    frac = np.vstack([cells, cells + 0.5])
+    pos = 2.87 * frac + np.random.default_rng(1).normal(0, 0.02, frac.shape)
+    r = bond_restraint(pos, 0.05)
+    deg = np.bincount(r.pairs.ravel(), minlength=len(pos))
+    core = np.all((frac > 0.9) & (frac < 4.1), axis=1)
+    assert np.all(deg[core] == 8)
+    assert np.median(r.lengths_A) == pytest.approx(np.sqrt(3) / 2 * 2.87, rel=0.003)
+
+
 def test_the_penalty_is_quadratic_near_the_target_and_capped_far_from_it():
     import torch
 

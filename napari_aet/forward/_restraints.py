@@ -18,8 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Bonds of the restraint: pairs closer than this many first-shell bond lengths
-#: (:func:`napari_aet.core.geometry.first_shell`).
+#: (:func:`napari_aet.core.geometry.first_shell`; a fitted model's bonds spread by 1-2 %) ...
 BOND_SHELL = 1.2
+#: ... or, where a second shell stands inside that (bcc's, at 1.155 bonds: at least this
+#: fraction as many pairs at 1.1-1.25 bonds as at 0.9-1.1), pairs closer than
+#: :data:`NEAR_SECOND_SHELL` bonds, between the two.
+SECOND_SHELL_FRACTION = 0.25
+NEAR_SECOND_SHELL = 1.075
 #: Each bond's target is the median length of the bonds whose midpoints lie within this many
 #: first-shell bonds of its own (about 300 bonds inside a crystal): a strain field that varies
 #: over a few bonds is kept, the noise of one bond's length is not.
@@ -69,7 +74,8 @@ class BondRestraint:
 
 def bond_restraint(positions_A, sigma_A: float, *, cap: float = CAP) -> BondRestraint:
     """The bond-length restraints of ``positions_A`` ``(n, 3)`` [A] at a prior spread
-    ``sigma_A`` [A]: every pair within :data:`BOND_SHELL` first-shell bonds, each restrained
+    ``sigma_A`` [A]: every pair within :data:`BOND_SHELL` first-shell bonds (or
+    :data:`NEAR_SECOND_SHELL`, where a second shell stands inside that), each restrained
     to the median length of the bonds within :data:`LOCAL_RADIUS` bonds of it. Raises
     ``ValueError`` for fewer than two atoms."""
     from scipy.spatial import cKDTree
@@ -79,10 +85,14 @@ def bond_restraint(positions_A, sigma_A: float, *, cap: float = CAP) -> BondRest
     pos = np.asarray(positions_A, float).reshape(-1, 3)
     tree = cKDTree(pos)
     b0, _ = first_shell(pos, tree)
-    pairs = tree.query_pairs(BOND_SHELL * b0, output_type="ndarray")
+    pairs = tree.query_pairs(1.25 * b0, output_type="ndarray")
+    length = np.linalg.norm(pos[pairs[:, 0]] - pos[pairs[:, 1]], axis=1) / b0
+    first = np.count_nonzero((length >= 0.9) & (length < 1.1))
+    second = np.count_nonzero(length >= 1.1)
+    shell = NEAR_SECOND_SHELL if second >= SECOND_SHELL_FRACTION * first else BOND_SHELL
+    pairs, length = pairs[length < shell], b0 * length[length < shell]
     if not len(pairs):
         return BondRestraint(np.empty((0, 2), int), np.empty(0), sigma_A, cap)
-    length = np.linalg.norm(pos[pairs[:, 0]] - pos[pairs[:, 1]], axis=1)
     mid = 0.5 * (pos[pairs[:, 0]] + pos[pairs[:, 1]])
     near = cKDTree(mid).query_ball_point(mid, LOCAL_RADIUS * b0)
     target = np.array([np.median(length[k]) for k in near])
