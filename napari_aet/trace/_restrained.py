@@ -50,7 +50,9 @@ def restrained_positions(model: AtomModel, images, angles_deg, *, pixel_size_A: 
     aligned) with their bonds restrained at the prior spread the held-out images choose
     (module docstring), and what was measured; ``positions`` is None where no spread
     predicts the held-out images clearly better than the free fit (or the test cannot run:
-    ``record["why"]``), and the caller keeps its positions."""
+    ``record["why"]``), and the caller keeps its positions. ``record["fit_error_pm"]``: the
+    restrained fit's error as its two halves' fits disagree (each has twice the variance of
+    the whole's: their difference four times)."""
     t0 = time.perf_counter()
     imgs = np.asarray(images, np.float32)
     angles = np.asarray(angles_deg, np.float64)
@@ -71,8 +73,10 @@ def restrained_positions(model: AtomModel, images, angles_deg, *, pixel_size_A: 
     n_steps, done = 2 * (1 + len(RESTRAINT_SIGMAS_PM)) + 1, 0
     gain = {s: [] for s in RESTRAINT_SIGMAS_PM}
     t = {s: [] for s in RESTRAINT_SIGMAS_PM}
+    half_fits = []
     for fit, held in (halves, halves[::-1]):
         fits = {}
+        half_fits.append(fits)
         for s in (None, *RESTRAINT_SIGMAS_PM):
             check_cancel(cancel, "restrained positions")
             fits[s] = refine_atomic_model(
@@ -103,20 +107,26 @@ def restrained_positions(model: AtomModel, images, angles_deg, *, pixel_size_A: 
     check_cancel(cancel, "restrained positions")
     res = refine_atomic_model(imgs, angles, start, restraint=restraints[best], **kw)
     report(progress, n_steps, n_steps, f"restrained positions: bonds at {best:g} pm")
-    moved = np.linalg.norm(res.positions_A - start, axis=1)
+    positions = np.asarray(res.positions_A, np.float64)
+    moved = np.linalg.norm(positions - start, axis=1)
     record["shift_rms_pm"] = 100.0 * float(np.sqrt(np.mean(moved**2)))
+    halves_apart = half_fits[0][best].positions_A - half_fits[1][best].positions_A
+    var_fit = float(np.mean(np.sum(halves_apart**2, axis=1))) / 4.0
+    record["fit_error_pm"] = 100.0 * np.sqrt(var_fit)
     record["seconds"] = time.perf_counter() - t0
-    return np.asarray(res.positions_A, np.float64), record
+    return positions, record
 
 
 def with_restrained_positions(model, info, images, angles_deg, judge_images, params,
                               origin=None) -> tuple[AtomModel, dict]:  # fmt: skip
     """``(model, info)`` with one element's refined atoms at their restrained positions
     (:func:`restrained_positions`, fitted to the counts when ``judge_images`` holds them);
-    ``info["restraints"]`` records the test and the spread used, or why none was."""
+    ``info["restraints"]`` records the test and the spread used, or why none was; with
+    ``origin`` (where each atom started) ``refine_shift_A`` is measured from it."""
     from ..core.elements import parse_elements
     from ._post_fit import _moved
 
+    o = origin if origin is not None and len(origin) == model.n_atoms else None
     if len(parse_elements(params["element"])) != 1:
         record = {"why": "several elements: their bonds differ (not restrained)"}
         positions = None
@@ -131,5 +141,4 @@ def with_restrained_positions(model, info, images, angles_deg, judge_images, par
     if positions is None:
         model.metadata["refinement"] = info
         return model, info
-    o = origin if origin is not None and len(origin) == model.n_atoms else None
     return _moved(model, positions, info, o), info
