@@ -108,6 +108,10 @@ def test_restrained_positions_are_closer_and_keep_a_real_strain(strained):
     free = refine_atomic_model(sim.data, ANGLES, start, **kw)
     held = refine_atomic_model(sim.data, ANGLES, start, restraint=bond_restraint(start, 0.05), **kw)
     e_free, e_held = _rms(free.positions_A, truth), _rms(held.positions_A, truth)
+    with pytest.raises(ValueError, match="build it from these positions"):
+        refine_atomic_model(
+            sim.data, ANGLES, start[:50], pixel_size_A=PX, restraint=bond_restraint(start, 0.05)
+        )
     assert e_held < 0.7 * e_free
     true_disp = truth - ideal
     found = held.positions_A - held.positions_A.mean(0) - (ideal - ideal.mean(0))
