@@ -58,6 +58,11 @@ def test_command_defaults_are_the_settings_defaults(tmp_path):
     run = run_settings(parse(["run", "t.h5", "--out", str(tmp_path)]))
     assert run == RunSettings.for_element("Pt")  # `napari-aet run` and run_pipeline agree
     assert run.align.rounds == AlignSettings().rounds and run.augment.weights == "auto"
+    assert run.refine.restraints  # the restrained final positions are the default ...
+    off = run_settings(parse(["run", "t.h5", "--out", str(tmp_path), "--no-refine-restraints"]))
+    assert not off.refine.restraints  # ... and a flag leaves them
+    refine = parse(["refine", "a.csv", "t.h5", "--out", str(tmp_path), "--no-restraints"])
+    assert not refine.restraints
     analyze = parse(["analyze", "a.csv", "--out", str(tmp_path)])
     assert analyze.strain == AnalyzeSettings().strain and analyze.element == "Pt"
     trace = parse(["trace", "t.h5", "--out", str(tmp_path)])

@@ -10,7 +10,9 @@ other tilt) is fitted without and with each spread of :data:`RESTRAINT_SIGMAS_PM
 fit predicts the other half (:func:`napari_aet.forward.held_out_comparison`); the spread that
 predicts the images it never saw best, by :data:`RESTRAINT_T` standard errors over the free fit
 in both directions, is used on all the images. A crystal takes the tightest; an amorphous
-particle, whose bond lengths spread, a loose one or none.
+particle, whose bond lengths spread, a loose one or none. The restrained positions replace the
+given ones only where they moved the atoms by more than their own error
+(:data:`MIN_SHIFT_OVER_ERROR`).
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ from ._faint_held_out import MIN_IMAGES
 #: refitted to the counts from their positions: a twinned Pt dumbbell (2,368 atoms) 38.7 pm
 #: free, 23.7 / 13.6 / 7.5 pm at 20 / 10 / 5 pm (23.4 pm for the positions before); a Pt
 #: icosahedron (8,217 atoms) 34.7 free, 14.0 and 11.4 pm at 10 and 5 (30.2 before). An
-#: amorphous Pt particle at a tenth of the counts (128 px): 35.6 pm free, 35.1 at 20, 37.5 at
-#: 10, 43.6 at 5, which the held-out images ranked alike (the 5 pm fit predicted them worse
-#: than the free one, t = -5.3 and -4.2).
+#: amorphous Pt particle at a tenth of the counts (128 px): 25.9 pm free, 24.9 at 20, 25.4 at
+#: 10, 28.4 at 5; the held-out images chose 20 (the 5 pm half fits predicted them no better
+#: than the free ones, t = -1.3 and -0.1).
 RESTRAINT_SIGMAS_PM = (20.0, 10.0, 5.0)
 #: A restrained fit must predict the held-out half better than the free fit by this many
 #: standard errors (paired over the images) in both directions to be used.
