@@ -130,3 +130,20 @@ def test_the_held_out_images_choose_the_restraint(strained):
     few, rec2 = restrained_positions(AtomModel(start[:10]), sim.data, ANGLES, pixel_size_A=PX,
                                      iterations=60)  # fmt: skip
     assert few is None and "atoms" in rec2["why"]
+
+
+def test_a_restrained_fit_the_images_refuse_leaves_the_positions():
+    """Images with no atom in them (the fit's linear start finds no positive correlation):
+    the stage's step records why and the refined positions stay, nothing raised."""
+    from napari_aet.trace._restrained import with_restrained_positions
+
+    pos = _fcc(3)
+    model = AtomModel(pos.copy())
+    params = dict(element="Pt", pixel_size_A=PX, iterations=10, device="cpu")
+    out, info = with_restrained_positions(
+        model, {}, np.zeros((12, 48, 48), np.float32), np.linspace(-60, 60, 12), None, params
+    )
+    assert "failed" in info["restraints"]["why"]
+    assert np.array_equal(out.positions, pos)
+    alloy, info2 = with_restrained_positions(model, {}, None, None, None, {"element": "Pt,Ni"})
+    assert "several elements" in info2["restraints"]["why"]

@@ -148,12 +148,15 @@ def with_restrained_positions(model, info, images, angles_deg, judge_images, par
         record = {"why": "several elements: their bonds differ (not restrained)"}
         positions = None
     else:
-        positions, record = restrained_positions(
-            model, images if judge_images is None else judge_images, angles_deg,
-            pixel_size_A=params["pixel_size_A"], iterations=params["iterations"],
-            device=params["device"], progress=params.get("progress"),
-            cancel=params.get("cancel"),
-        )  # fmt: skip
+        try:
+            positions, record = restrained_positions(
+                model, images if judge_images is None else judge_images, angles_deg,
+                pixel_size_A=params["pixel_size_A"], iterations=params["iterations"],
+                device=params["device"], progress=params.get("progress"),
+                cancel=params.get("cancel"),
+            )  # fmt: skip
+        except ValueError as err:  # a fit the images refuse: the refined positions stay
+            positions, record = None, {"why": f"a restrained fit failed ({err}): positions kept"}
     info = {**info, "restraints": record}
     if positions is None:
         model.metadata["refinement"] = info
