@@ -147,3 +147,16 @@ def test_a_restrained_fit_the_images_refuse_leaves_the_positions():
     assert np.array_equal(out.positions, pos)
     alloy, info2 = with_restrained_positions(model, {}, None, None, None, {"element": "Pt,Ni"})
     assert "several elements" in info2["restraints"]["why"]
+
+
+def test_the_run_log_says_what_the_restraint_did():
+    from napari_aet.workflows.atom_stages import _restraints_note
+
+    used = {"sigma_pm": 5.0, "held_out_t": {"5": [9.7, 7.8]}, "shift_rms_pm": 21.9,
+            "fit_error_pm": 4.5}  # fmt: skip
+    assert _restraints_note(used) == (
+        "final positions fitted with their bonds restrained at 5 pm (the held-out images' "
+        "choice, t >= 7.8): moved 21.9 pm RMS, error 4.5 pm"
+    )
+    kept = {**used, "why": "the restrained fit moved the atoms 4.0 pm (RMS), less than ..."}
+    assert _restraints_note(kept).startswith("final positions not restrained: the restrained")

@@ -217,6 +217,8 @@ def run_refine(
     held = info.get("held_out")
     if held:
         notes.append(_held_out_note(held))
+    if info.get("restraints"):
+        notes.append(_restraints_note(info["restraints"]))
     if "not_refined" in info:
         msg = f"positions kept as traced: {info['not_refined']}"
         notes.append(msg)
@@ -323,6 +325,18 @@ def _widened(check: dict) -> str:
     """How far the slabs' scatter widened the check's standard errors, when it did."""
     factor = (check.get("slabs") or {}).get("factor", 1.0)
     return f"; standard errors widened {factor:.1f}x by the slabs' scatter" if factor > 1 else ""
+
+
+def _restraints_note(r: dict) -> str:
+    """One line on the restrained final positions (:mod:`napari_aet.trace._restrained`)."""
+    if "why" in r:
+        return f"final positions not restrained: {r['why']}"
+    t = min(r["held_out_t"][f"{r['sigma_pm']:g}"])
+    return (
+        f"final positions fitted with their bonds restrained at {r['sigma_pm']:g} pm (the "
+        f"held-out images' choice, t >= {t:.1f}): moved {r['shift_rms_pm']:.1f} pm RMS, "
+        f"error {r['fit_error_pm']:.1f} pm"
+    )
 
 
 def _held_out_note(held: dict) -> str:
