@@ -72,6 +72,10 @@ def test_the_penalty_is_quadratic_near_the_target_and_capped_far_from_it():
     # 1 A long = 20 sigma: 9 log(1 + 400 / 9) = 34, where a square would cost 400
     assert r.penalty(far, torch).item() == pytest.approx(9 * np.log1p(400 / 9))
     assert r.penalty(far, torch).item() < 0.1 * 20.0**2
+    # two atoms on one spot: a finite penalty and gradient
+    same = torch.zeros((2, 3), dtype=torch.float64, requires_grad=True)
+    r.penalty(same, torch).backward()
+    assert torch.isfinite(same.grad).all()
 
 
 @pytest.fixture(scope="module")

@@ -271,9 +271,9 @@ def refine_atomic_model(
         raise ValueError("images and positions must be finite (no NaN or inf)")
     if pixel_size_A <= 0 or sigma_A <= 0:
         raise ValueError("pixel_size_A and sigma_A must be positive")
-    if restraint is not None and len(restraint.pairs) and restraint.pairs.max() >= len(pos0):
+    if restraint is not None and len(restraint.pairs) and np.max(restraint.pairs) >= len(pos0):
         raise ValueError(
-            f"the restraint's bonds index {int(restraint.pairs.max()) + 1} atoms but the model "
+            f"the restraint's bonds index {int(np.max(restraint.pairs)) + 1} atoms but the model "
             f"has {len(pos0)}: build it from these positions (forward.bond_restraint)"
         )
     n, rows, cols = img.shape

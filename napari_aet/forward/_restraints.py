@@ -67,7 +67,8 @@ class BondRestraint:
         b0 = torch.as_tensor(
             np.asarray(self.lengths_A), dtype=positions.dtype, device=positions.device
         )
-        length = (positions[idx[:, 0]] - positions[idx[:, 1]]).norm(dim=1)
+        # (a softened norm: two atoms on one spot would give a NaN gradient)
+        length = torch.sqrt(((positions[idx[:, 0]] - positions[idx[:, 1]]) ** 2).sum(1) + 1e-12)
         x = (length - b0) / self.sigma_A
         return (self.cap**2 * torch.log1p((x / self.cap) ** 2)).sum()
 
