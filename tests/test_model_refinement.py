@@ -478,7 +478,7 @@ def test_verdicts_on_the_counts_undo_what_a_denoiser_erased_or_painted(particle)
     counts: a 'denoised' series that lost three surface atoms and gained a plausible one (an
     adatom in a hollow of the surface; noise-free images of that wrong model) removes the
     three and keeps the painted one on its own, and with the counts as ``judge_images`` keeps
-    the three and removes the painted one, its positions still as good."""
+    the three and removes the painted one, its positions still good."""
     import pandas as pd
     from scipy.spatial import cKDTree
 
@@ -514,7 +514,10 @@ def test_verdicts_on_the_counts_undo_what_a_denoiser_erased_or_painted(particle)
     c = compare_atom_models(truth, judged.positions, radius_A=1.0)
     assert c.n_common == judged.n_atoms == len(truth)
     kept = np.delete(np.arange(len(truth)), erased)
-    assert np.sqrt(((judged.positions[kept] - truth[kept]) ** 2).sum(1).mean()) < 0.05
+    # (the final positions are fitted to the counts with their bonds restrained: 5 pm off
+    # here, where the noise-free 'denoised' images had placed them to 1 pm; 17 pm at the start)
+    assert np.sqrt(((judged.positions[kept] - truth[kept]) ** 2).sum(1).mean()) < 0.08
+    assert info["restraints"]["sigma_pm"] == 5.0
     with pytest.raises(ValueError, match="judge_images has shape"):
         refine_atom_positions(model, denoised, ANGLES, judge_images=counts[:, :64], **kw)
 
