@@ -434,7 +434,7 @@ def refine_atomic_model(
         fixed = torch.as_tensor(pixel_weights, dtype=f32, device=dev).expand_as(data)
     weights = fixed  # per-pixel (weighting="variance": mean 1, from the last stage on)
     weight_info: dict = {}
-    bonds = False  # bond-length restraints in the last stage's loss (``restraint``)
+    bond_penalty = None  # the last stage's bond-length restraints (``restraint``)
 
     def geometry_now():
         """The angle corrections (with the axis turn, when it moves) [deg] and offsets."""
@@ -468,7 +468,7 @@ def refine_atomic_model(
                 line_search_fn="strong_wolfe",
             )
 
-            def closure(opt=opt, restrain=bonds and "pos" in names):
+            def closure(opt=opt, restrain=bond_penalty is not None and "pos" in names):
                 opt.zero_grad()
                 sq = (model() - target) ** 2
                 loss = (sq if weights is None else weights * sq).sum() / norm
@@ -481,7 +481,7 @@ def refine_atomic_model(
                 check_cancel(cancel, "atomic-model refinement")
                 loss = opt.step(closure)
                 if log:
-                    if weights is not None or bonds:  # the residual reported: the images'
+                    if weights is not None or bond_penalty is not None:  # the images'
                         with torch.no_grad():
                             loss = ((model() - target) ** 2).sum() / norm
                     residual.append(float(np.sqrt(float(loss.detach()))))
@@ -504,11 +504,11 @@ def refine_atomic_model(
         # what one pixel's noise variance does (the residual's, after the image model)
         with torch.no_grad():
             noise_var = float(((model() - data) ** 2).mean())
+        bonds_of = restraint.penalty_of(torch, dev, f32)
 
         def bond_penalty():
-            return noise_var * restraint.penalty(unknowns()[0], torch)
+            return noise_var * bonds_of(unknowns()[0])
 
-        bonds = True
     if weighting == "variance":
         with torch.no_grad():
             bias_now = bias0 + step["bias"] * u["bias"]

@@ -63,14 +63,22 @@ class BondRestraint:
     def penalty(self, positions, torch):
         """``sum rho((|r_i - r_j| - b_ij) / sigma)`` over the bonds, ``rho(x) = c^2 log(1 +
         x^2 / c^2)`` (``~ x^2`` for small ``x``), for a torch tensor of positions [A]."""
-        idx = torch.as_tensor(np.asarray(self.pairs), dtype=torch.long, device=positions.device)
-        b0 = torch.as_tensor(
-            np.asarray(self.lengths_A), dtype=positions.dtype, device=positions.device
-        )
-        # (a softened norm: two atoms on one spot would give a NaN gradient)
-        length = torch.sqrt(((positions[idx[:, 0]] - positions[idx[:, 1]]) ** 2).sum(1) + 1e-12)
-        x = (length - b0) / self.sigma_A
-        return (self.cap**2 * torch.log1p((x / self.cap) ** 2)).sum()
+        return self.penalty_of(torch, positions.device, positions.dtype)(positions)
+
+    def penalty_of(self, torch, device, dtype):
+        """:meth:`penalty` as a function of the positions, the bonds moved to ``device`` once
+        (a fit evaluates it at every step)."""
+        idx = torch.as_tensor(np.asarray(self.pairs), dtype=torch.long, device=device)
+        b0 = torch.as_tensor(np.asarray(self.lengths_A), dtype=dtype, device=device)
+        sigma, cap = self.sigma_A, self.cap
+
+        def penalty(positions):
+            # (a softened norm: two atoms on one spot would give a NaN gradient)
+            d2 = ((positions[idx[:, 0]] - positions[idx[:, 1]]) ** 2).sum(1)
+            x = (torch.sqrt(d2 + 1e-12) - b0) / sigma
+            return (cap**2 * torch.log1p((x / cap) ** 2)).sum()
+
+        return penalty
 
 
 def bond_restraint(positions_A, sigma_A: float, *, cap: float = CAP) -> BondRestraint:

@@ -18,6 +18,7 @@ given ones only where they moved the atoms by more than their own error
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -73,7 +74,8 @@ def restrained_positions(model: AtomModel, images, angles_deg, *, pixel_size_A: 
     if model.n_atoms < MIN_ATOMS:
         return None, {**record, "why": f"{model.n_atoms} atoms (it needs {MIN_ATOMS})"}
     start = model.positions
-    restraints = {s: bond_restraint(start, s / 100.0) for s in RESTRAINT_SIGMAS_PM}
+    bonds = bond_restraint(start, RESTRAINT_SIGMAS_PM[0] / 100.0)  # the same bonds for each
+    restraints = {s: replace(bonds, sigma_A=s / 100.0) for s in RESTRAINT_SIGMAS_PM}
     record["n_bonds"] = int(len(restraints[RESTRAINT_SIGMAS_PM[0]].pairs))
     if not record["n_bonds"]:
         return None, {**record, "why": "no bonds"}
